@@ -1,0 +1,1 @@
+"""Configuration: schema, located YAML loading, and the starter files of `opsmedic init`."""

@@ -1,0 +1,79 @@
+"""The opsmedic.yaml schema: every section validated by pydantic with unknown keys refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from opsmedic.config.types import Duration, Secret
+
+
+class Strict(BaseModel):
+    """Base for config sections: unknown keys are errors (with close matches), not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class RetryPolicy(Strict):
+    max_attempts: int = Field(3, ge=1, le=20)
+    backoff: Duration = 1.0
+    max_backoff: Duration = 30.0
+
+
+class Concurrency(Strict):
+    total: int = Field(32, ge=1, description="runs executing at once, all actions together")
+    per_action: dict[str, int] = Field(default_factory=dict)
+
+
+class ActionDefaults(Strict):
+    timeout: Duration = 60.0
+    output_limit: int = Field(65536, ge=256, description="bytes of stdout/stderr kept per step")
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    concurrency: Concurrency = Field(default_factory=Concurrency)
+
+
+class SSHHost(Strict):
+    host: str
+    port: int = Field(22, ge=1, le=65535)
+    user: str
+    key_file: Path | None = None
+    password: Secret | None = None
+    known_hosts: Path | None = Field(
+        None, description="known_hosts file; host keys are always checked"
+    )
+    connect_timeout: Duration = 10.0
+
+
+class NotifyTarget(Strict):
+    urls: list[str] = Field(default_factory=list, description="Apprise URLs without secrets")
+    url_secrets: list[Secret] = Field(
+        default_factory=list, description="Apprise URLs that carry a token, read from env/file"
+    )
+
+
+class ProbeConfig(Strict):
+    name: str
+    type: str
+    interval: Duration = 30.0
+    timeout: Duration = 10.0
+    jitter: float = Field(0.1, ge=0, le=1, description="fraction of interval added at random")
+    labels: dict[str, str] = Field(default_factory=dict)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class LogConfig(Strict):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class Config(Strict):
+    store: str = "sqlite:///opsmedic.db"
+    rules_dir: Path = Path("rules")
+    dry_run: bool = False
+    actions: ActionDefaults = Field(default_factory=ActionDefaults)
+    ssh_hosts: dict[str, SSHHost] = Field(default_factory=dict)
+    notify: dict[str, NotifyTarget] = Field(default_factory=dict)
+    probes: list[ProbeConfig] = Field(default_factory=list)
+    log: LogConfig = Field(default_factory=LogConfig)
+    base_dir: Path = Field(Path("."), exclude=True, description="directory of the config file")

@@ -1,0 +1,65 @@
+"""Small value types shared by config and rules: durations and secrets."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, model_validator
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+
+
+def parse_duration(value: Any) -> float:
+    """'90s', '1h30m', '500ms', '2d' or a number of seconds → seconds (float, ≥ 0)."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration like 30s, 10m, 1h, got {value!r}")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError(f"a duration cannot be negative: {value!r}")
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip().replace(" ", "")
+        pos, total = 0, 0.0
+        for m in _DURATION.finditer(text):
+            if m.start() != pos:
+                break
+            total += float(m.group(1)) * _UNITS[m.group(2)]
+            pos = m.end()
+        if text and pos == len(text):
+            return total
+    raise ValueError(f"not a duration: {value!r} (use e.g. 500ms, 30s, 10m, 1h30m, 2d)")
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+
+class Secret(BaseModel):
+    """A secret taken from an environment variable or a file, never written in a rule file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    env: str | None = None
+    file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Secret:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of env: NAME or file: PATH")
+        return self
+
+    def reveal(self) -> str:
+        """The secret's value, read at the moment it is needed (so rotation needs no restart)."""
+        if self.env is not None:
+            try:
+                return os.environ[self.env]
+            except KeyError:
+                raise ValueError(f"environment variable {self.env} is not set") from None
+        assert self.file is not None
+        return self.file.read_text().strip()
+
+    def __repr__(self) -> str:
+        return f"Secret(env={self.env!r})" if self.env else f"Secret(file={str(self.file)!r})"

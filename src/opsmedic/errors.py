@@ -1,0 +1,67 @@
+"""The one error tree of opsmedic; the CLI catches OpsmedicError once and maps it to an exit code.
+
+    OpsmedicError
+    ├── ConfigError          config or rule file invalid (carries Problem items: file:line:col)
+    ├── PluginError          unknown plugin name, bad plugin registration
+    ├── StoreError           store unreachable, migration failed, id not found
+    ├── TemplateError        a template failed to render (sandbox violation, undefined value)
+    └── ActionError          raised inside an action; the engine turns it into a failed Outcome
+        └── RetryableError   a failure worth retrying with backoff (connection refused, 503 …)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One validation problem, located in a file; str() gives the one-line form users see."""
+
+    file: str
+    line: int
+    col: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.col}"
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+class OpsmedicError(Exception):
+    """Base of every error opsmedic raises on purpose."""
+
+    exit_code = 1
+
+
+class ConfigError(OpsmedicError):
+    """A config or rule file is invalid; `problems` holds every located problem found."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class PluginError(OpsmedicError):
+    """An unknown plugin name or a broken plugin registration."""
+
+    exit_code = 2
+
+
+class StoreError(OpsmedicError):
+    """The store cannot be reached or migrated, or a requested record does not exist."""
+
+
+class TemplateError(OpsmedicError):
+    """A parameter template failed to render."""
+
+
+class ActionError(OpsmedicError):
+    """An action failed; the engine records it as a failed Outcome, never crashes on it."""
+
+
+class RetryableError(ActionError):
+    """A transient action failure; the engine retries it with bounded exponential backoff."""

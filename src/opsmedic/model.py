@@ -1,0 +1,143 @@
+"""The vocabulary every part shares: Event, Outcome, Run, RunState (one screen, no behaviour)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+JSON = dict[str, Any]
+
+
+def new_id() -> str:
+    """A 20-hex-char id whose order follows creation time (ms) — sortable in any store."""
+    return f"{time.time_ns() // 1_000_000:012x}{secrets.token_hex(4)}"
+
+
+class Status(StrEnum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+class RunState(StrEnum):
+    PLANNED = "planned"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    SKIPPED = "skipped"
+    INTERRUPTED = "interrupted"
+
+    @property
+    def finished(self) -> bool:
+        return self not in (RunState.PLANNED, RunState.RUNNING)
+
+
+def fingerprint_of(source: str, kind: str, resource: str, host: str, labels: dict[str, str]) -> str:
+    """Identity of the observed thing (not of its value): same inputs, same 16-hex fingerprint."""
+    h = hashlib.blake2b(digest_size=8)
+    for part in (source, kind, resource, host):
+        h.update(part.encode())
+        h.update(b"\xff")
+    for k in sorted(labels):
+        h.update(f"{k}\xfe{labels[k]}\xff".encode())
+    return h.hexdigest()
+
+
+@dataclass(slots=True)
+class Event:
+    """Something observed by a probe or received from a monitoring tool."""
+
+    source: str
+    kind: str = ""
+    resource: str = ""
+    host: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    value: float | str | None = None
+    severity: str = "info"
+    status: Status = Status.FIRING
+    fingerprint: str = ""
+    time: float = 0.0
+    payload: JSON = field(default_factory=dict)
+    id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.fingerprint:
+            self.fingerprint = fingerprint_of(
+                self.source, self.kind, self.resource, self.host, self.labels
+            )
+        if not self.id:
+            self.id = new_id()
+        if not self.time:
+            self.time = time.time()
+
+    @property
+    def target(self) -> str:
+        """What a remediation acts on: the resource, else the host, else the fingerprint."""
+        return self.resource or self.host or self.fingerprint
+
+    def as_dict(self) -> JSON:
+        return {
+            "id": self.id,
+            "source": self.source,
+            "kind": self.kind,
+            "resource": self.resource,
+            "host": self.host,
+            "labels": dict(self.labels),
+            "value": self.value,
+            "severity": self.severity,
+            "status": str(self.status),
+            "fingerprint": self.fingerprint,
+            "time": self.time,
+            "payload": self.payload,
+        }
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What an action reports back; `output` is an excerpt (stdout/stderr, response body)."""
+
+    ok: bool
+    message: str = ""
+    details: JSON = field(default_factory=dict)
+    output: str = ""
+    duration_ms: float = 0.0
+
+
+@dataclass(slots=True)
+class StepRecord:
+    """One action step of a run, as recorded: rendered params, state, outcome, timings."""
+
+    action: str
+    params: JSON
+    state: RunState = RunState.PLANNED
+    message: str = ""
+    output: str = ""
+    details: JSON = field(default_factory=dict)
+    attempts: int = 0
+    started_at: float | None = None
+    duration_ms: float | None = None
+    on_failure: bool = False
+
+
+@dataclass(slots=True)
+class Run:
+    """One planned execution of one rule's actions for one event."""
+
+    rule: str
+    event_id: str
+    target: str
+    fingerprint: str
+    actions: list[str]
+    queue: str = "remediation"
+    dry_run: bool = False
+    state: RunState = RunState.PLANNED
+    message: str = ""
+    steps: list[StepRecord] = field(default_factory=list)
+    created_at: float = 0.0
+    started_at: float | None = None
+    finished_at: float | None = None
+    id: str = field(default_factory=new_id)

@@ -1,0 +1,127 @@
+"""Plugin contracts (actions, probes) and the registry built at start-up from built-ins + entry points."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, Generic, TypeVar
+
+import structlog
+from pydantic import BaseModel
+
+from opsmedic.clock import Clock
+from opsmedic.config.schema import Config
+from opsmedic.errors import PluginError
+from opsmedic.model import Outcome
+
+P = TypeVar("P", bound=BaseModel)
+
+
+@dataclass(slots=True)
+class ActionContext:
+    """What an action may use: the clock, a bound logger, dry-run, and the validated config."""
+
+    clock: Clock
+    log: Any  # structlog BoundLogger; Any because structlog's proxies are not one class
+    config: Config
+    dry_run: bool = False
+    run_id: str = ""
+    rule: str = ""
+    target: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ActionSpec(Generic[P]):
+    """An action: its parameter model and one async entry point that returns an Outcome.
+
+    `idempotent` actions may be re-run after a crash interrupted them; `destructive` ones are
+    flagged in `opsmedic check` and the docs.
+    """
+
+    name: str
+    params: type[P]
+    run: Callable[[P, ActionContext], Awaitable[Outcome]]
+    idempotent: bool = False
+    destructive: bool = False
+    summary: str = ""
+
+
+@dataclass(slots=True)
+class Observation:
+    """One probe reading: ok or not, the value, and what was observed."""
+
+    ok: bool
+    value: float | str | None
+    message: str = ""
+    resource: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ProbeContext:
+    """What a probe check may use."""
+
+    clock: Clock
+    log: Any
+    config: Config
+    timeout: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeSpec(Generic[P]):
+    """A probe: its parameter model and one async check yielding observations."""
+
+    name: str
+    params: type[P]
+    check: Callable[[P, ProbeContext], Awaitable[list[Observation]]]
+    summary: str = ""
+
+
+@dataclass(slots=True)
+class Registry:
+    """Name → spec for actions and probes; built once at start-up and passed in (no singletons)."""
+
+    actions: dict[str, ActionSpec[Any]] = field(default_factory=dict)
+    probes: dict[str, ProbeSpec[Any]] = field(default_factory=dict)
+
+    def action(self, name: str) -> ActionSpec[Any]:
+        try:
+            return self.actions[name]
+        except KeyError:
+            raise PluginError(unknown_name("action", name, self.actions)) from None
+
+    def probe(self, name: str) -> ProbeSpec[Any]:
+        try:
+            return self.probes[name]
+        except KeyError:
+            raise PluginError(unknown_name("probe", name, self.probes)) from None
+
+
+def unknown_name(kind: str, name: str, known: Any) -> str:
+    """'unknown action 'run_comand' (did you mean run_command?)' — shared by config and rules."""
+    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
+    hint = f" (did you mean {', '.join(close)}?)" if close else f" (known: {', '.join(sorted(known))})"
+    return f"unknown {kind} {name!r}{hint}"
+
+
+def build_registry(load_entry_points: bool = True) -> Registry:
+    """Built-in actions and probes, then third-party ones from entry-point groups."""
+    from opsmedic.actions import BUILTIN_ACTIONS
+    from opsmedic.probes import BUILTIN_PROBES
+
+    reg = Registry(
+        actions={spec.name: spec for spec in BUILTIN_ACTIONS},
+        probes={spec.name: spec for spec in BUILTIN_PROBES},
+    )
+    if load_entry_points:
+        for group, table in (("opsmedic.actions", reg.actions), ("opsmedic.probes", reg.probes)):
+            for ep in entry_points(group=group):
+                spec = ep.load()
+                if not isinstance(spec, ActionSpec | ProbeSpec):
+                    raise PluginError(f"entry point {ep.name!r} in {group} is not a spec")
+                table[spec.name] = spec
+    structlog.get_logger().debug("registry", actions=len(reg.actions), probes=len(reg.probes))
+    return reg
