@@ -1,12 +1,12 @@
 """The one error tree of opsmedic; the CLI catches OpsmedicError once and maps it to an exit code.
 
-    OpsmedicError
-    ├── ConfigError          config or rule file invalid (carries Problem items: file:line:col)
-    ├── PluginError          unknown plugin name, bad plugin registration
-    ├── StoreError           store unreachable, migration failed, id not found
-    ├── TemplateError        a template failed to render (sandbox violation, undefined value)
-    └── ActionError          raised inside an action; the engine turns it into a failed Outcome
-        └── RetryableError   a failure worth retrying with backoff (connection refused, 503 …)
+OpsmedicError
+├── ConfigError          config or rule file invalid (carries Problem items: file:line:col)
+├── PluginError          unknown plugin name, bad plugin registration
+├── StoreError           store unreachable, migration failed, id not found
+├── TemplateError        a template failed to render (sandbox violation, undefined value)
+└── ActionError          raised inside an action; the engine turns it into a failed Outcome
+    └── RetryableError   a failure worth retrying with backoff (connection refused, 503 …)
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}:{self.col}"
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        field = f" {self.field}:" if self.field else ""
+        return f"{where}:{field} {self.message}"
 
 
 class OpsmedicError(Exception):

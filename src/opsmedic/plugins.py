@@ -1,4 +1,4 @@
-"""Plugin contracts (actions, probes) and the registry built at start-up from built-ins + entry points."""
+"""Plugin contracts (actions, probes) and the registry of built-ins and entry points."""
 
 from __future__ import annotations
 
@@ -103,7 +103,8 @@ class Registry:
 def unknown_name(kind: str, name: str, known: Any) -> str:
     """'unknown action 'run_comand' (did you mean run_command?)' — shared by config and rules."""
     close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
-    hint = f" (did you mean {', '.join(close)}?)" if close else f" (known: {', '.join(sorted(known))})"
+    listed = ", ".join(close) if close else ""
+    hint = f" (did you mean {listed}?)" if close else f" (known: {', '.join(sorted(known))})"
     return f"unknown {kind} {name!r}{hint}"
 
 

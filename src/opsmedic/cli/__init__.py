@@ -1,0 +1,65 @@
+"""The `opsmedic` command: the only place that prints and exits; errors are caught here once."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from opsmedic.errors import ConfigError, OpsmedicError
+from opsmedic.logs import configure_logging
+
+app = typer.Typer(
+    name="opsmedic",
+    help="Rehearsed, bounded and audited remediation for on-call toil.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", "-c", help="opsmedic.yaml (default: $OPSMEDIC_CONFIG or ./opsmedic.yaml)"
+    ),
+]
+
+
+@app.callback()
+def _root(
+    log_level: Annotated[
+        str, typer.Option(help="debug, info, warning or error (logfmt lines on stderr)")
+    ] = "warning",
+) -> None:
+    if log_level not in ("debug", "info", "warning", "error"):
+        raise typer.BadParameter("use debug, info, warning or error", param_hint="--log-level")
+    configure_logging(log_level)
+
+
+def main() -> None:
+    """Entry point of the console script."""
+    from opsmedic.cli import demo, engine, history, setup  # noqa: F401  (registers commands)
+
+    try:
+        code = app(standalone_mode=False)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            err.print(Text.assemble(("error ", "red"), str(problem)))
+        sys.exit(exc.exit_code)
+    except OpsmedicError as exc:
+        err.print(Text.assemble(("error ", "red"), str(exc)))
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except (click.Abort, KeyboardInterrupt):
+        err.print("aborted")
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)

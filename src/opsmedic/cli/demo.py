@@ -1,0 +1,171 @@
+"""`opsmedic demo`: real remediations on this machine, in a temporary directory, then exit."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import yaml
+from rich.markup import escape
+from rich.rule import Rule as Heading
+
+from opsmedic.cli import app, out
+from opsmedic.cli.history import runs_table, styled
+from opsmedic.errors import OpsmedicError
+from opsmedic.logs import get_logger
+from opsmedic.model import Event, Run, RunState, Status
+from opsmedic.probes.runner import ProbeRunner
+from opsmedic.runtime import Runtime, build
+
+
+@dataclass(slots=True)
+class Stage:
+    """A temporary world for the scenes: its directory, config, rules and a free port."""
+
+    root: Path
+    port: int
+
+    @property
+    def state(self) -> Path:
+        return self.root / "state"
+
+
+Scene = Callable[[Stage, Runtime], Awaitable[None]]
+
+
+@app.command()
+def demo(
+    keep: Annotated[bool, typer.Option(help="keep the temporary directory to inspect")] = False,
+    timeout: Annotated[float, typer.Option(help="seconds each scene may take at most")] = 30.0,
+) -> None:
+    """Play the demo: real services fail, probes notice, rules remediate, history shows it."""
+    root = Path(tempfile.mkdtemp(prefix="opsmedic-demo-"))
+    stage = Stage(root, _free_port())
+    stage.state.mkdir()
+    config = _write_world(stage)
+    out.print(Heading("opsmedic demo"))
+    out.print(f"working in {root} (SQLite store, rules in {root / 'rules'})")
+    rt = build(config)
+    try:
+        for title, scene in SCENES:
+            out.print(Heading(title))
+            asyncio.run(asyncio.wait_for(scene(stage, rt), timeout))
+    except TimeoutError:
+        raise OpsmedicError(f"a demo scene did not finish within {timeout:g}s") from None
+    finally:
+        _stop_webapp(stage)
+    out.print(Heading("history (opsmedic runs)"))
+    assert rt.store is not None
+    out.print(runs_table(rt.store.list_runs(limit=20), "runs recorded in the store"))
+    if keep:
+        out.print(f"kept {root}; inspect a run with: opsmedic runs show ID -c {config}")
+    else:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _write_world(stage: Stage) -> Path:
+    rules = stage.root / "rules"
+    rules.mkdir()
+    webapp = [sys.executable, "-m", "opsmedic.demo.webapp", "restart",
+              "--state-dir", str(stage.state), "--port", str(stage.port)]  # fmt: skip
+    (rules / "webapp.yaml").write_text(yaml.safe_dump([{
+        "name": "restart-wedged-webapp",
+        "description": "the web app failed its health check for 1 s: restart it",
+        "when": {"source": "http", "kind": "webapp", "for": "1s"},
+        "do": [{"run_command": {"argv": webapp}, "timeout": "20s"}],
+        "throttle": {"once_within": "30s"},
+        "limit": {"max_runs": 3, "within": "10m"},
+    }], sort_keys=False))  # fmt: skip
+    config = stage.root / "opsmedic.yaml"
+    config.write_text(yaml.safe_dump({
+        "store": f"sqlite:///{stage.root / 'opsmedic.db'}",
+        "rules_dir": str(rules),
+        "probes": [{"name": "webapp", "type": "http", "interval": "0.3s", "timeout": "1s",
+                    "jitter": 0, "params": {"url": f"http://127.0.0.1:{stage.port}/health"}}],
+    }, sort_keys=False))  # fmt: skip
+    return config
+
+
+async def webapp_scene(stage: Stage, rt: Runtime) -> None:
+    """A web app wedges; the http probe notices; after 1 s the rule restarts it; it recovers."""
+    out.print(f"starting a small web app on 127.0.0.1:{stage.port}")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "opsmedic.demo.webapp", "restart", "--state-dir", str(stage.state),
+        "--port", str(stage.port), stdout=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    if await proc.wait() != 0:
+        raise OpsmedicError("the demo web app did not start")
+    finished: list[Run] = []
+    recovered = asyncio.Event()
+    last: dict[str, Status] = {}
+    t0 = time.monotonic()
+
+    def settle() -> None:
+        healthy = all(s is Status.RESOLVED for s in last.values())
+        if healthy and any(r.state is RunState.SUCCEEDED for r in finished):
+            recovered.set()
+
+    def on_run(run: Run) -> None:
+        finished.append(run)
+        settle()
+        out.print(f"  {time.monotonic() - t0:5.1f}s  run {run.id} {run.rule}: {styled(run.state)}"
+                  f" — {escape(run.message)}")  # fmt: skip
+
+    async def emit(events: list[Event]) -> object:
+        for e in events:
+            if last.get(e.fingerprint) != e.status:
+                last[e.fingerprint] = e.status
+                word = "[red]failing[/]" if e.status is Status.FIRING else "[green]healthy[/]"
+                out.print(f"  {time.monotonic() - t0:5.1f}s  probe {e.kind} {e.resource}: {word}"
+                          f" ({escape(str(e.payload.get('message', '')))})")  # fmt: skip
+                settle()
+        return await rt.engine.submit(events)
+
+    rt.engine.on_finished = on_run
+    await rt.engine.start()
+    probes = ProbeRunner(rt.config.probes, rt.registry, rt.config, rt.clock, emit, get_logger())
+    task = asyncio.create_task(probes.run())
+    try:
+        await asyncio.sleep(1.0)  # a few healthy readings first, so the change is visible
+        out.print(f"  {time.monotonic() - t0:5.1f}s  [bold]the web app wedges[/] (GET /break)")
+        await asyncio.to_thread(_get, f"http://127.0.0.1:{stage.port}/break")
+        await recovered.wait()
+        await rt.engine.drain()
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await rt.engine.close()
+    ok = [r for r in finished if r.state is RunState.SUCCEEDED]
+    out.print(f"  remediated: {len(ok)} restart(s); the web app answers 200 again")
+
+
+def _get(url: str) -> None:
+    with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - loopback demo URL
+        resp.read()
+
+
+def _stop_webapp(stage: Stage) -> None:
+    from opsmedic.demo.webapp import _running
+
+    proc = _running(stage.state)
+    if proc is not None:
+        proc.terminate()
+
+
+SCENES: list[tuple[str, Scene]] = [("scene 1: a web app wedges and is restarted", webapp_scene)]

@@ -1,0 +1,72 @@
+"""Load opsmedic.yaml: located YAML → OPSMEDIC_* environment overrides → validated Config."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from opsmedic.config.located import Located, load_yaml_file, validation_problems
+from opsmedic.config.schema import Config
+from opsmedic.errors import ConfigError, Problem
+
+ENV_PREFIX = "OPSMEDIC_"
+# Variables that steer the CLI rather than override a config field.
+_NOT_FIELDS = {"OPSMEDIC_CONFIG"}
+
+
+def load_config(
+    path: Path | None, environ: Mapping[str, str] | None = None
+) -> tuple[Config, Located]:
+    """The validated config (defaults when `path` is None) and its located source for errors."""
+    environ = os.environ if environ is None else environ
+    if path is None:
+        located = Located("<defaults>", {})
+        base = Path.cwd()
+    else:
+        located = load_yaml_file(path)
+        base = path.resolve().parent
+    data = located.data if located.data is not None else {}
+    if not isinstance(data, dict):
+        raise ConfigError([located.problem((), "the config must be a mapping of sections")])
+    data = dict(data)
+    problems = _apply_env(data, environ)
+    if problems:
+        raise ConfigError(problems)
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(validation_problems(exc, located, Config)) from None
+    config.base_dir = base
+    if not config.rules_dir.is_absolute():
+        config.rules_dir = base / config.rules_dir
+    return config, located
+
+
+def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> list[Problem]:
+    """OPSMEDIC_ACTIONS__TIMEOUT=5s sets data['actions']['timeout'] (the value read as YAML)."""
+    problems = []
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX) or name in _NOT_FIELDS:
+            continue
+        path = name[len(ENV_PREFIX) :].lower().split("__")
+        try:
+            value = yaml.safe_load(environ[name])
+        except yaml.YAMLError:
+            value = environ[name]
+        node = data
+        for part in path[:-1]:
+            child = node.get(part, {})
+            if not isinstance(child, dict):
+                problems.append(Problem(f"${name}", 1, 1, part, "is not a section"))
+                break
+            # copy, so the located source keeps what the file said
+            node[part] = child = dict(child)
+            node = child
+        else:
+            node[path[-1]] = value
+    return problems

@@ -1,0 +1,224 @@
+"""The decision loop: events in, batched and committed, runs planned, claimed and executed."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from opsmedic.clock import Clock
+from opsmedic.config.schema import Config
+from opsmedic.executor import Executor
+from opsmedic.journal import Journal
+from opsmedic.logs import get_logger
+from opsmedic.model import Event, Run, RunState
+from opsmedic.planner import Planner
+from opsmedic.plugins import Registry
+from opsmedic.rules.model import Rule
+from opsmedic.rules.ruleset import RuleSet
+from opsmedic.store.store import Store
+from opsmedic.templating import Templates
+
+_MAX_BATCH = 2000  # events planned and committed together at most
+
+
+@dataclass(slots=True)
+class Accepted:
+    """What a caller gets back once its event is durable: the ids to follow it by."""
+
+    event_id: str
+    run_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class _Submission:
+    events: list[Event]
+    done: asyncio.Future[list[Accepted]] | None
+
+
+class Engine:
+    """One engine per process: `submit` returns after the events and their runs are committed.
+
+    Batching is the trick that keeps durability cheap: while one batch commits, the next one
+    gathers, so under load hundreds of events share a transaction and when idle an event
+    commits alone. Runs execute as tasks, bounded by the global concurrency limit.
+    """
+
+    def __init__(
+        self, *, ruleset: RuleSet, registry: Registry, config: Config, store: Store | None,
+        clock: Clock, dry_run: bool = False, templates: Templates | None = None,
+    ) -> None:  # fmt: skip
+        self.log = get_logger(component="engine")
+        self.planner = Planner(ruleset, clock.now, dry_run=dry_run or config.dry_run)
+        self.journal = Journal(store, clock.now)
+        self.executor = Executor(registry, config, clock, get_logger(), templates)
+        self.store = store
+        self._clock = clock
+        self._inbox: list[_Submission] = []
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._slots = asyncio.Semaphore(config.actions.concurrency.total)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._busy = False
+        self.finished: dict[str, int] = {}
+        # Called with every run once it is final (executed, skipped or limited): CLI and demo.
+        self.on_finished: Callable[[Run], None] | None = None
+
+    async def start(self) -> list[Run]:
+        """Start the loop; returns runs a crash left `running`, now marked `interrupted`."""
+        self.journal.start()
+        interrupted: list[Run] = []
+        if self.store is not None:
+            now = self._clock.now()
+            interrupted = await self.journal.call(self.store.interrupt_running, now)
+            horizon = max((r.limit.within for r in self.planner.ruleset if r.limit), default=0.0)
+            if horizon:
+                self.planner.restore(await self.journal.call(self.store.recent_runs, now - horizon))
+            for run in interrupted:
+                self.log.warning("run.interrupted", run_id=run.id, rule=run.rule, target=run.target)
+        self._loop_task = asyncio.create_task(self._loop(), name="opsmedic-engine")
+        if interrupted:
+            await self._rerun_idempotent(interrupted)
+        return interrupted
+
+    def reload(self, ruleset: RuleSet) -> None:
+        self.planner.reload(ruleset)
+        self.log.info("rules.reloaded", rules=len(ruleset))
+
+    async def submit(self, events: list[Event]) -> list[Accepted]:
+        """Plan and commit `events`; returns once they and their planned runs are durable."""
+        fut: asyncio.Future[list[Accepted]] = asyncio.get_running_loop().create_future()
+        self._push(_Submission(events, fut))
+        return await fut
+
+    def _push(self, submission: _Submission) -> None:
+        self._inbox.append(submission)
+        self._idle.clear()
+        self._wake.set()
+
+    async def drain(self) -> None:
+        """Wait until every submitted event is planned and every run has finished."""
+        while not self._idle.is_set():
+            await self._idle.wait()
+
+    async def close(self) -> None:
+        await self.drain()
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            await asyncio.gather(self._loop_task, return_exceptions=True)
+        await self.journal.close()
+
+    async def _loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            self._busy = True
+            while self._inbox:
+                batch, size = [], 0
+                while self._inbox and size < _MAX_BATCH:
+                    batch.append(self._inbox.pop(0))
+                    size += len(batch[-1].events)
+                try:
+                    await self._process(batch)
+                except Exception as exc:  # the caller hears of it; the loop keeps serving
+                    self.log.exception("engine.batch_failed")
+                    for sub in batch:
+                        if sub.done is not None and not sub.done.done():
+                            sub.done.set_exception(exc)
+            self._busy = False
+            self._check_idle()
+
+    async def _process(self, batch: list[_Submission]) -> None:
+        events: list[Event] = []
+        to_run: list[tuple[Run, Rule, Event]] = []
+        recorded: list[Run] = []
+        escalations: list[Event] = []
+        replies: list[tuple[_Submission, list[Accepted]]] = []
+        for sub in batch:
+            accepted = []
+            for event in sub.events:
+                decision = self.planner.decide(event)
+                events.append(event)
+                to_run.extend((run, rule, event) for run, rule in decision.runs)
+                recorded.extend(decision.recorded)
+                escalations.extend(decision.escalations)
+                ids = [r.id for r, _ in decision.runs] + [r.id for r in decision.recorded]
+                accepted.append(Accepted(event.id, ids))
+            replies.append((sub, accepted))
+        try:
+            await self.journal.record(events, [r for r, _, _ in to_run] + recorded)
+        except BaseException:
+            for run, _, _ in to_run:
+                self.planner.done(run)
+            raise
+        for sub, accepted in replies:
+            if sub.done is not None and not sub.done.done():
+                sub.done.set_result(accepted)
+        for run in recorded:
+            self._count(run)
+            self.log.warning("run.limited", run_id=run.id, rule=run.rule, target=run.target,
+                             message=run.message)  # fmt: skip
+        if escalations:
+            self._push(_Submission(escalations, None))
+        for run, rule, event in to_run:
+            await self._spawn(run, rule, event)
+
+    async def _spawn(self, run: Run, rule: Rule, event: Event) -> None:
+        await self._slots.acquire()  # backpressure: planning waits for execution slots
+        self._idle.clear()
+        task = asyncio.create_task(self._execute(run, rule, event))
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    async def _execute(self, run: Run, rule: Rule, event: Event) -> None:
+        try:
+            if not await self.journal.claim(run.id):
+                self.log.info("run.not_claimed", run_id=run.id, rule=run.rule)
+                return
+            run.state, run.started_at = RunState.RUNNING, self._clock.now()
+            await self.executor.execute(run, rule, event)
+            await self.journal.finish(run)
+            self._count(run)
+            self.log.info("run.finished", run_id=run.id, rule=run.rule, target=run.target,
+                          outcome=str(run.state), message=run.message)  # fmt: skip
+        except Exception:
+            self.log.exception("run.crashed", run_id=run.id, rule=run.rule)
+        finally:
+            self.planner.done(run)
+            self._slots.release()
+
+    def _count(self, run: Run) -> None:
+        self.finished[str(run.state)] = self.finished.get(str(run.state), 0) + 1
+        if self.on_finished is not None:
+            self.on_finished(run)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._check_idle()
+
+    def _check_idle(self) -> None:
+        if not (self._inbox or self._tasks or self._busy or self._wake.is_set()):
+            self._idle.set()
+
+    async def _rerun_idempotent(self, interrupted: list[Run]) -> None:
+        """Re-plan interrupted runs whose every action says it is safe to repeat."""
+        assert self.store is not None
+        for old in interrupted:
+            rule = self.planner.ruleset.get(old.rule)
+            specs = [self.executor.registry.actions.get(a) for a in old.actions]
+            if rule is None or not all(s is not None and s.idempotent for s in specs):
+                continue
+            event: Event = await self.journal.call(self.store.get_event, old.event_id)
+            run = Run(rule=rule.name, event_id=event.id, target=old.target,
+                      fingerprint=old.fingerprint, actions=rule.actions, queue=rule.queue,
+                      dry_run=old.dry_run, created_at=self._clock.now(),
+                      message=f"re-run of interrupted run {old.id}")  # fmt: skip
+            await self.journal.record([], [run])
+            await self._spawn(run, rule, event)
+
+    def stats(self) -> dict[str, Any]:
+        return {"finished": dict(self.finished), **dataclasses.asdict(self.planner.stats)}

@@ -1,0 +1,138 @@
+"""Execute one run: render each step, run its action under timeout and retry, record outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import defaultdict
+from typing import Any
+
+from pydantic import ValidationError
+
+from opsmedic.clock import Clock
+from opsmedic.config.schema import Config
+from opsmedic.errors import ActionError, RetryableError, TemplateError
+from opsmedic.model import Event, Outcome, Run, RunState, StepRecord
+from opsmedic.plugins import ActionContext, Registry
+from opsmedic.rules.model import Rule, Step
+from opsmedic.templating import Templates
+
+_FAILED = (RunState.FAILED, RunState.TIMED_OUT)
+
+
+class Executor:
+    """Runs a rule's steps in order; an action's exception becomes a failed step, never a crash."""
+
+    def __init__(
+        self, registry: Registry, config: Config, clock: Clock, log: Any,
+        templates: Templates | None = None,
+    ) -> None:  # fmt: skip
+        self.registry = registry
+        self._config = config
+        self._clock = clock
+        self._log = log
+        self._templates = templates or Templates()
+        limits = config.actions.concurrency.per_action
+        self._per_action: defaultdict[str, asyncio.Semaphore] = defaultdict(
+            lambda: asyncio.Semaphore(1_000_000)
+        )
+        for name, n in limits.items():
+            self._per_action[name] = asyncio.Semaphore(n)
+
+    async def execute(self, run: Run, rule: Rule, event: Event) -> Run:
+        """Fill `run.steps`, `run.state` and `run.message`; the caller records the result."""
+        context = {"event": {**event.as_dict(), "target": event.target}, "rule": rule.name,
+                   "run_id": run.id}  # fmt: skip
+        state = RunState.SUCCEEDED
+        for step in rule.steps:
+            record = await self._step(step, run, context)
+            run.steps.append(record)
+            if record.state in _FAILED and not step.continue_on_failure:
+                state = record.state
+                break
+            if record.state in _FAILED:
+                state = RunState.FAILED
+        if state in _FAILED:
+            for step in rule.on_failure:
+                record = await self._step(step, run, context)
+                record.on_failure = True
+                run.steps.append(record)
+        if run.dry_run:
+            state = RunState.SKIPPED
+        run.state = state
+        run.finished_at = self._clock.now()
+        run.message = _summary(run)
+        return run
+
+    async def _step(self, step: Step, run: Run, context: dict[str, Any]) -> StepRecord:
+        spec = self.registry.action(step.action)
+        record = StepRecord(action=step.action, params={}, started_at=self._clock.now())
+        log = self._log.bind(run_id=run.id, rule=run.rule, action=step.action, target=run.target)
+        t0 = time.perf_counter()
+        try:
+            rendered = self._templates.render(step.raw, context)
+            record.params = rendered if isinstance(rendered, dict) else {"value": rendered}
+            params = spec.params.model_validate(rendered)
+        except (TemplateError, ValidationError) as exc:
+            record.state, record.message = RunState.FAILED, f"bad parameters: {_one_line(exc)}"
+        else:
+            if run.dry_run:
+                record.state, record.message = RunState.SKIPPED, "dry-run: not executed"
+            else:
+                await self._attempts(step, spec, params, run, record, log)
+        record.duration_ms = round((time.perf_counter() - t0) * 1000, 3)
+        log.info("action", outcome=str(record.state), duration_ms=record.duration_ms,
+                 attempts=record.attempts, message=record.message)  # fmt: skip
+        return record
+
+    async def _attempts(
+        self, step: Step, spec: Any, params: Any, run: Run, record: StepRecord, log: Any
+    ) -> None:
+        policy = self._config.actions.retry
+        attempts = step.max_attempts or policy.max_attempts
+        timeout = step.timeout or self._config.actions.timeout
+        ctx = ActionContext(clock=self._clock, log=log, config=self._config, dry_run=False,
+                            run_id=run.id, rule=run.rule, target=run.target)  # fmt: skip
+        for attempt in range(1, attempts + 1):
+            record.attempts = attempt
+            try:
+                # The timeout starts once the action may run, not while it queues for a slot.
+                async with self._per_action[step.action]:
+                    async with asyncio.timeout(timeout):
+                        outcome: Outcome = await spec.run(params, ctx)
+            except RetryableError as exc:
+                record.state, record.message = RunState.FAILED, f"retryable: {exc}"
+                if attempt < attempts:
+                    # Bounded exponential backoff with jitter, so retries of many runs spread out.
+                    delay = min(policy.backoff * 2 ** (attempt - 1), policy.max_backoff)
+                    await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311
+                continue
+            except TimeoutError:
+                record.state, record.message = RunState.TIMED_OUT, f"timed out after {timeout:g}s"
+            except ActionError as exc:
+                record.state, record.message = RunState.FAILED, _one_line(exc)
+            except Exception as exc:  # an action's bug is recorded, never a crash of the engine
+                log.exception("action.crashed")
+                record.state = RunState.FAILED
+                record.message = f"action crashed: {type(exc).__name__}: {_one_line(exc)}"
+            else:
+                record.state = RunState.SUCCEEDED if outcome.ok else RunState.FAILED
+                record.message, record.output = outcome.message, outcome.output
+                record.details = outcome.details
+            return
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().replace("\n", "; ")
+    return text[:500] or type(exc).__name__
+
+
+def _summary(run: Run) -> str:
+    main = [s for s in run.steps if not s.on_failure]
+    bad = next((s for s in main if s.state in _FAILED), None)
+    if run.dry_run:
+        return "dry-run: would run " + ", ".join(s.action for s in main)
+    if bad is not None:
+        return f"{bad.action}: {bad.message}"
+    return f"{len(main)} step(s) succeeded" + (f": {main[-1].message}" if main[-1].message else "")

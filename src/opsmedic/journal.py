@@ -1,0 +1,117 @@
+"""Group commit: the engine's store writes are batched onto one DB thread, in arrival order."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from opsmedic.model import Event, Run
+from opsmedic.store.store import Store
+
+
+@dataclass(slots=True)
+class _Batch:
+    events: list[Event] = field(default_factory=list)
+    runs: list[Run] = field(default_factory=list)
+    claims: list[str] = field(default_factory=list)
+    finished: list[Run] = field(default_factory=list)
+    waiters: list[asyncio.Future[set[str]]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.events or self.runs or self.claims or self.finished)
+
+
+class Journal:
+    """Collects writes while the previous batch commits, then commits them together.
+
+    One transaction per kind of write and batch: under load hundreds of events share a commit,
+    which is what makes a durable engine fast on SQLite; when idle a write commits at once.
+    Without a store (dry-run replay) every write succeeds immediately and touches nothing.
+    """
+
+    def __init__(self, store: Store | None, clock_now: Callable[[], float]) -> None:
+        self._store = store
+        self._now = clock_now
+        self._batch = _Batch()
+        self._wake = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opsmedic-db")
+        self._task: asyncio.Task[None] | None = None
+
+    async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run another store call on the DB thread (reads for the CLI, start-up recovery)."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._flush_loop(), name="opsmedic-journal")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        if self._batch:
+            await self._flush(self._batch)
+        self._executor.shutdown(wait=True)
+
+    def _enqueue(self) -> asyncio.Future[set[str]]:
+        fut: asyncio.Future[set[str]] = asyncio.get_running_loop().create_future()
+        self._batch.waiters.append(fut)
+        self._wake.set()
+        return fut
+
+    async def record(self, events: Sequence[Event], runs: Sequence[Run]) -> None:
+        """Events and their planned (or skipped) runs, durable when this returns."""
+        if self._store is None:
+            return
+        self._batch.events.extend(events)
+        self._batch.runs.extend(runs)
+        await self._enqueue()
+
+    async def claim(self, run_id: str) -> bool:
+        """planned → running with a conditional update; False if someone else claimed it."""
+        if self._store is None:
+            return True
+        self._batch.claims.append(run_id)
+        return run_id in await self._enqueue()
+
+    async def finish(self, run: Run) -> None:
+        if self._store is None:
+            return
+        self._batch.finished.append(run)
+        await self._enqueue()
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._batch = self._batch, _Batch()
+            await self._flush(batch)
+
+    async def _flush(self, batch: _Batch) -> None:
+        try:
+            claimed = await self.call(self._write, batch)
+        except BaseException as exc:
+            for fut in batch.waiters:
+                if not fut.done():
+                    fut.set_exception(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for fut in batch.waiters:
+            if not fut.done():
+                fut.set_result(claimed)
+
+    def _write(self, batch: _Batch) -> set[str]:
+        assert self._store is not None
+        # Order matters: a run is recorded before it is claimed, claimed before it finishes.
+        if batch.events or batch.runs:
+            self._store.record(batch.events, batch.runs)
+        claimed: set[str] = set()
+        if batch.claims:
+            claimed = set(self._store.claim(batch.claims, self._now()))
+        if batch.finished:
+            self._store.finish(batch.finished)
+        return claimed

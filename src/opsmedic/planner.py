@@ -1,0 +1,182 @@
+"""Decide which runs an event starts: match, then `for:`, in-flight lock, throttle and limit."""
+
+from __future__ import annotations
+
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from opsmedic.model import Event, Run, RunState, Status
+from opsmedic.rules.model import Rule, key_of
+from opsmedic.rules.ruleset import RuleSet
+
+_GC_EVERY = 10_000  # events between sweeps of expired throttle and limit state
+
+
+@dataclass(slots=True)
+class Decision:
+    """What one event leads to: runs to execute, runs only recorded, events to feed back."""
+
+    runs: list[tuple[Run, Rule]] = field(default_factory=list)
+    recorded: list[Run] = field(default_factory=list)
+    escalations: list[Event] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class PlannerStats:
+    events: int = 0
+    matched: int = 0
+    planned: int = 0
+    pending_for: int = 0
+    suppressed_in_flight: int = 0
+    suppressed_throttle: int = 0
+    limited: int = 0
+
+
+class Planner:
+    """The engine's decisions, kept apart from I/O so they are fast and easy to test.
+
+    Windows are measured on event time, so replaying last night's events decides exactly as
+    the live engine would have. All state here is in memory; limit windows are restored from
+    the store at start-up.
+    """
+
+    def __init__(self, ruleset: RuleSet, now: Callable[[], float], dry_run: bool = False) -> None:
+        self.ruleset = ruleset
+        self.dry_run = dry_run
+        self.stats = PlannerStats()
+        self._now = now
+        self._pending: dict[tuple[str, str], float] = {}
+        self._pending_by_fp: dict[str, set[str]] = defaultdict(set)
+        self._in_flight: set[tuple[str, str]] = set()
+        self._last_fired: dict[tuple[str, tuple[str, ...]], float] = {}
+        self._windows: dict[tuple[str, tuple[str, ...]], deque[float]] = {}
+        self._escalated: set[tuple[str, tuple[str, ...]]] = set()
+
+    def reload(self, ruleset: RuleSet) -> None:
+        """Swap rules; state of rules that still exist is kept, the rest dropped."""
+        self.ruleset = ruleset
+        names = {r.name for r in ruleset}
+        self._pending = {k: v for k, v in self._pending.items() if k[0] in names}
+        self._last_fired = {k: v for k, v in self._last_fired.items() if k[0] in names}
+        self._windows = {k: v for k, v in self._windows.items() if k[0] in names}
+
+    def restore(self, recent: list[tuple[str, str, float]]) -> None:
+        """Refill limit windows from runs the store recorded before a restart."""
+        for rule_name, target, created_at in sorted(recent, key=lambda r: r[2]):
+            rule = self.ruleset.get(rule_name)
+            if rule is not None and rule.limit is not None and rule.limit.per == ["target"]:
+                self._windows.setdefault((rule_name, (target,)), deque()).append(created_at)
+
+    def done(self, run: Run) -> None:
+        """Release the (rule, fingerprint) in-flight lock when a run finishes."""
+        self._in_flight.discard((run.rule, run.fingerprint))
+
+    def decide(self, event: Event) -> Decision:
+        decision = Decision()
+        matched = self.ruleset.match(event)
+        self._reset_pending(event, matched)
+        for rule in matched:
+            self.stats.matched += 1
+            self._decide_rule(rule, event, decision)
+        self.stats.events += 1
+        if self.stats.events % _GC_EVERY == 0:
+            self._gc(event.time)
+        return decision
+
+    def _reset_pending(self, event: Event, matched: list[Rule]) -> None:
+        """A `for:` must hold continuously: a non-matching event for the same alert resets it."""
+        waiting = self._pending_by_fp.get(event.fingerprint)
+        if not waiting:
+            return
+        still = {r.name for r in matched}
+        for name in [n for n in waiting if n not in still]:
+            waiting.discard(name)
+            self._pending.pop((name, event.fingerprint), None)
+        if not waiting:
+            del self._pending_by_fp[event.fingerprint]
+
+    def _decide_rule(self, rule: Rule, event: Event, decision: Decision) -> None:
+        if rule.for_s > 0:
+            since = self._pending.setdefault((rule.name, event.fingerprint), event.time)
+            self._pending_by_fp[event.fingerprint].add(rule.name)
+            if event.time - since < rule.for_s:
+                self.stats.pending_for += 1
+                return
+        lock = (rule.name, event.fingerprint)
+        if lock in self._in_flight:
+            # The same alert never runs the same rule twice at once.
+            self.stats.suppressed_in_flight += 1
+            return
+        if rule.throttle is not None:
+            tkey = (rule.name, key_of(event, rule.throttle.per))
+            last = self._last_fired.get(tkey)
+            if last is not None and event.time - last < rule.throttle.once_within:
+                self.stats.suppressed_throttle += 1
+                return
+        if rule.limit is not None and not self._within_limit(rule, event, decision):
+            return
+        if rule.throttle is not None:
+            self._last_fired[(rule.name, key_of(event, rule.throttle.per))] = event.time
+        self._in_flight.add(lock)
+        self.stats.planned += 1
+        decision.runs.append((self._run(rule, event), rule))
+
+    def _within_limit(self, rule: Rule, event: Event, decision: Decision) -> bool:
+        assert rule.limit is not None
+        key = (rule.name, key_of(event, rule.limit.per))
+        window = self._windows.setdefault(key, deque())
+        while window and window[0] <= event.time - rule.limit.within:
+            window.popleft()
+        if len(window) < rule.limit.max_runs:
+            window.append(event.time)
+            self._escalated.discard(key)
+            return True
+        self.stats.limited += 1
+        if key not in self._escalated:
+            # Escalate once per pause: a flapping alert must not become a notification storm.
+            self._escalated.add(key)
+            run = self._run(rule, event)
+            run.state = RunState.SKIPPED
+            run.finished_at = run.created_at
+            run.message = (
+                f"limit reached: {rule.limit.max_runs} runs within {rule.limit.within:g}s for "
+                f"{'/'.join(key[1])}; paused and escalated"
+            )
+            decision.recorded.append(run)
+            decision.escalations.append(self._escalation(rule, event, run))
+        return False
+
+    def _run(self, rule: Rule, event: Event) -> Run:
+        dry = self.dry_run if rule.dry_run is None else rule.dry_run or self.dry_run
+        return Run(
+            rule=rule.name, event_id=event.id, target=event.target, fingerprint=event.fingerprint,
+            actions=rule.actions, queue=rule.queue, dry_run=dry, created_at=self._now(),
+        )  # fmt: skip
+
+    @staticmethod
+    def _escalation(rule: Rule, event: Event, run: Run) -> Event:
+        return Event(
+            source="opsmedic", kind="escalation", resource=event.resource, host=event.host,
+            labels={"rule": rule.name, "reason": "limit", "target": event.target},
+            value=rule.limit.max_runs if rule.limit else None, severity="critical",
+            status=Status.FIRING, time=event.time,
+            payload={"message": run.message, "event_id": event.id, "run_id": run.id},
+        )  # fmt: skip
+
+    def _gc(self, now: float) -> None:
+        """Drop throttle and limit state whose window has passed, so memory stays bounded."""
+        rules = {r.name: r for r in self.ruleset}
+        self._last_fired = {
+            k: t for k, t in self._last_fired.items()
+            if (r := rules.get(k[0])) is not None and r.throttle is not None
+            and now - t < r.throttle.once_within
+        }  # fmt: skip
+        self._windows = {
+            k: w for k, w in self._windows.items() if w and now - w[-1] < _horizon(rules, k[0])
+        }
+
+
+def _horizon(rules: dict[str, Rule], name: str) -> float:
+    rule = rules.get(name)
+    return rule.limit.within if rule is not None and rule.limit is not None else 0.0

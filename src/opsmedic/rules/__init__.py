@@ -1,0 +1,1 @@
+"""Rules: the YAML rule model, the condition compiler, the indexed rule set and its loader."""

@@ -1,0 +1,254 @@
+"""Compile a rule's `when:` mapping once into fast checks that can also say which one failed."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from opsmedic.model import Event
+
+Getter = Callable[[Event], Any]
+Test = Callable[[Event], bool]
+
+EVENT_FIELDS = ("source", "kind", "resource", "host", "severity", "status", "fingerprint",
+                "value", "target", "id")  # fmt: skip
+COMBINATORS = ("all", "any", "not")
+OPERATORS = (
+    "eq", "ne", "gt", "ge", "lt", "le", "in", "not_in", "regex", "not_regex", "exists", "contains",
+)  # fmt: skip
+# Longest first, so '>=' is not read as '>' followed by '= 5'.
+_PREFIXES = (("=~", "regex"), ("!~", "not_regex"), (">=", "ge"), ("<=", "le"), ("==", "eq"),
+             ("!=", "ne"), (">", "gt"), ("<", "lt"))  # fmt: skip
+
+
+class ConditionError(ValueError):
+    """A `when:` problem at a path inside the rule, e.g. ('when', 'labels', 'x', 'regex')."""
+
+    def __init__(self, loc: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.loc = loc
+        self.message = message
+
+
+@dataclass(slots=True)
+class Check:
+    """One compiled condition: a test, how to describe it, and how to read the tested value."""
+
+    describe: str
+    test: Test
+    actual: Getter
+
+
+@dataclass(slots=True)
+class Condition:
+    """A conjunction of checks; `exact` holds field == string pairs the rule index can use."""
+
+    checks: list[Check]
+    exact: dict[str, str] = field(default_factory=dict)
+
+    def __call__(self, event: Event) -> bool:
+        # A plain loop: all() over a generator costs ~2x on this hot path.
+        for check in self.checks:  # noqa: SIM110
+            if not check.test(event):
+                return False
+        return True
+
+    def first_failure(self, event: Event) -> Check | None:
+        for check in self.checks:
+            if not check.test(event):
+                return check
+        return None
+
+
+def compile_when(when: dict[str, Any], loc: tuple[str | int, ...] = ("when",)) -> Condition:
+    """Compile a `when:` mapping (without its `for:`) into a Condition; raises ConditionError."""
+    checks: list[Check] = []
+    exact: dict[str, str] = {}
+    for key, spec in when.items():
+        here = (*loc, key)
+        if key in COMBINATORS:
+            checks.append(_combinator(key, spec, here))
+            continue
+        for check, name, value in _field_checks(str(key), spec, here):
+            checks.append(check)
+            if value is not None:
+                exact[name] = value
+    if not any(_mentions_status(when)):
+        # A resolved alert must never start a remediation unless the rule asks for it.
+        checks.append(Check("status == 'firing' (implicit)", _eq_test(_getter("status"), "firing"),
+                            _getter("status")))  # fmt: skip
+    return Condition(checks, exact)
+
+
+def _mentions_status(when: Any) -> list[bool]:
+    if isinstance(when, dict):
+        return [k == "status" or any(_mentions_status(v)) for k, v in when.items()]
+    if isinstance(when, list):
+        return [any(_mentions_status(v)) for v in when]
+    return []
+
+
+def _combinator(key: str, spec: Any, loc: tuple[str | int, ...]) -> Check:
+    if key == "not":
+        if not isinstance(spec, dict):
+            raise ConditionError(loc, "`not` takes one condition mapping")
+        inner = compile_when(spec, loc)
+        return Check(f"not {_describe(inner)}", lambda e: not inner(e), lambda e: None)
+    if not isinstance(spec, list) or not spec or not all(isinstance(s, dict) for s in spec):
+        raise ConditionError(loc, f"`{key}` takes a non-empty list of condition mappings")
+    parts = [compile_when(s, (*loc, i)) for i, s in enumerate(spec)]
+    if key == "all":
+        return Check(f"all of {_describe_many(parts)}", lambda e: all(p(e) for p in parts),
+                     lambda e: None)  # fmt: skip
+    return Check(f"any of {_describe_many(parts)}", lambda e: any(p(e) for p in parts),
+                 lambda e: None)  # fmt: skip
+
+
+def _describe(cond: Condition) -> str:
+    return " and ".join(c.describe for c in cond.checks if not c.describe.endswith("(implicit)"))
+
+
+def _describe_many(conds: list[Condition]) -> str:
+    return "[" + "; ".join(f"({_describe(c)})" for c in conds) + "]"
+
+
+def _field_checks(
+    key: str, spec: Any, loc: tuple[str | int, ...]
+) -> list[tuple[Check, str, str | None]]:
+    """(check, field, exact string or None) for one field; `labels: {team: x}` recurses."""
+    if key in ("labels", "payload") and isinstance(spec, dict) and not _is_operator_map(spec):
+        out = []
+        for sub, sub_spec in spec.items():
+            out.extend(_field_checks(f"{key}.{sub}", sub_spec, (*loc, sub)))
+        return out
+    getter = _getter(key, loc)
+    if isinstance(spec, dict):
+        if not spec:
+            raise ConditionError(loc, "empty operator mapping")
+        return [
+            (_operator(key, getter, op, arg, (*loc, op)), key, _exact(op, arg))
+            for op, arg in spec.items()
+        ]
+    if isinstance(spec, list):
+        return [(_operator(key, getter, "in", spec, loc), key, None)]
+    if isinstance(spec, str):
+        op, arg = _split_prefix(spec)
+        if op:
+            return [(_operator(key, getter, op, arg, loc), key, _exact(op, arg))]
+    return [(_operator(key, getter, "eq", spec, loc), key, _exact("eq", spec))]
+
+
+def _exact(op: str, arg: Any) -> str | None:
+    """The string an `eq` check needs, for the index; numbers are left out (5 == '5.0')."""
+    return arg if op == "eq" and isinstance(arg, str) and _number(arg) is None else None
+
+
+def _is_operator_map(spec: dict[str, Any]) -> bool:
+    return bool(spec) and all(k in OPERATORS for k in spec)
+
+
+def _split_prefix(text: str) -> tuple[str, str]:
+    stripped = text.lstrip()
+    for prefix, op in _PREFIXES:
+        if stripped.startswith(prefix):
+            return op, stripped[len(prefix) :].strip()
+    return "", text
+
+
+def _getter(key: str, loc: tuple[str | int, ...] = ()) -> Getter:
+    head, _, rest = key.partition(".")
+    if head == "labels" and rest:
+        return lambda e: e.labels.get(rest)
+    if head == "payload" and rest:
+        parts = rest.split(".")
+
+        def dig(e: Event) -> Any:
+            node: Any = e.payload
+            for p in parts:
+                if not isinstance(node, dict):
+                    return None
+                node = node.get(p)
+            return node
+
+        return dig
+    if key == "target":
+        return lambda e: e.target
+    if key in EVENT_FIELDS:
+        return lambda e: getattr(e, key)
+    known = [*EVENT_FIELDS, "labels.NAME", "payload.PATH", *COMBINATORS]
+    close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
+    hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(known)}"
+    raise ConditionError(loc, f"unknown event field {key!r} ({hint})")
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _eq_test(get: Getter, expected: Any) -> Test:
+    if isinstance(expected, bool):
+        text = str(expected).lower()
+        return lambda e: (v := get(e)) is expected or (isinstance(v, str) and v.lower() == text)
+    num = _number(expected)
+    text = str(expected)
+    if num is None:
+        return lambda e: get(e) == text
+    # '5', 5 and 5.0 are the same value whether the event or the rule wrote it as text.
+    return lambda e: (v := get(e)) == text or _number(v) == num
+
+
+def _operator(key: str, get: Getter, op: str, arg: Any, loc: tuple[str | int, ...]) -> Check:
+    desc = f"{key} {op} {arg!r}"
+    if op == "eq":
+        return Check(f"{key} == {arg!r}", _eq_test(get, arg), get)
+    if op == "ne":
+        eq = _eq_test(get, arg)
+        return Check(f"{key} != {arg!r}", lambda e: not eq(e), get)
+    if op in ("gt", "ge", "lt", "le"):
+        bound = _number(arg)
+        if bound is None:
+            raise ConditionError(loc, f"`{op}` needs a number, got {arg!r}")
+        cmp: Callable[[float], bool] = {
+            "gt": lambda n: n > bound, "ge": lambda n: n >= bound,
+            "lt": lambda n: n < bound, "le": lambda n: n <= bound,
+        }[op]  # fmt: skip
+        sym = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}[op]
+        return Check(f"{key} {sym} {arg}", lambda e: (n := _number(get(e))) is not None and cmp(n),
+                     get)  # fmt: skip
+    if op in ("in", "not_in"):
+        if not isinstance(arg, list) or not arg:
+            raise ConditionError(loc, f"`{op}` needs a non-empty list")
+        tests = [_eq_test(get, a) for a in arg]
+        if op == "in":
+            return Check(desc, lambda e: any(t(e) for t in tests), get)
+        return Check(desc, lambda e: not any(t(e) for t in tests), get)
+    if op in ("regex", "not_regex"):
+        try:
+            rx = re.compile(str(arg))
+        except re.error as exc:
+            raise ConditionError(loc, f"regex {arg!r} does not compile: {exc}") from None
+        if op == "regex":
+            return Check(f"{key} =~ {arg!r}", lambda e: (v := get(e)) is not None and
+                         rx.search(str(v)) is not None, get)  # fmt: skip
+        return Check(f"{key} !~ {arg!r}", lambda e: (v := get(e)) is None or
+                     rx.search(str(v)) is None, get)  # fmt: skip
+    if op == "exists":
+        if not isinstance(arg, bool):
+            raise ConditionError(loc, "`exists` takes true or false")
+        return Check(desc, lambda e: (get(e) not in (None, "")) is arg, get)
+    if op == "contains":
+        return Check(desc, lambda e: (v := get(e)) is not None and str(arg) in
+                     (v if isinstance(v, list | dict) else str(v)), get)  # fmt: skip
+    close = difflib.get_close_matches(op, OPERATORS, n=3, cutoff=0.5)
+    hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(OPERATORS)}"
+    raise ConditionError(loc, f"unknown operator {op!r} ({hint})")

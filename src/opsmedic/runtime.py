@@ -1,0 +1,139 @@
+"""Build and wire everything from a config: registry, rules, store, engine, probes, hot reload."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from opsmedic.clock import Clock, SystemClock
+from opsmedic.config.loader import load_config
+from opsmedic.config.located import Located
+from opsmedic.config.schema import Config
+from opsmedic.engine import Engine
+from opsmedic.errors import ConfigError, Problem
+from opsmedic.logs import get_logger
+from opsmedic.model import Event
+from opsmedic.plugins import Registry, build_registry, unknown_name
+from opsmedic.probes.runner import ProbeRunner, validate_probe_params
+from opsmedic.rules.loader import load_rules
+from opsmedic.rules.ruleset import RuleSet
+from opsmedic.store.store import Store
+
+DEFAULT_CONFIG = Path("opsmedic.yaml")
+
+
+def find_config(explicit: Path | None) -> Path | None:
+    """--config, else $OPSMEDIC_CONFIG, else ./opsmedic.yaml if present, else built-in defaults."""
+    if explicit is not None:
+        return explicit
+    if env := os.environ.get("OPSMEDIC_CONFIG"):
+        return Path(env)
+    return DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None
+
+
+def check_config(config: Config, located: Located, registry: Registry) -> list[Problem]:
+    """Checks that need the registry: probe types and their params, at file:line:col."""
+    problems = []
+    for i, probe in enumerate(config.probes):
+        loc = ("probes", i)
+        spec = registry.probes.get(probe.type)
+        if spec is None:
+            msg = unknown_name("probe type", probe.type, registry.probes)
+            problems.append(located.problem((*loc, "type"), msg))
+            continue
+        for field_path, message in validate_probe_params(spec, probe.params):
+            problems.append(located.problem((*loc, "params", *field_path.split(".")), message))
+    return problems
+
+
+@dataclass(slots=True)
+class Runtime:
+    """Everything a command needs, built once from the config."""
+
+    config: Config
+    config_path: Path | None
+    registry: Registry
+    ruleset: RuleSet
+    clock: Clock
+    store: Store | None
+    engine: Engine
+    rule_errors: list[Problem] = field(default_factory=list)
+
+
+def build(
+    config_path: Path | None,
+    *,
+    rules_path: Path | None = None,
+    dry_run: bool = False,
+    with_store: bool = True,
+    clock: Clock | None = None,
+    registry: Registry | None = None,
+) -> Runtime:
+    """Validate config and rules (raising ConfigError with every problem), open the store."""
+    config, located = load_config(config_path)
+    registry = registry or build_registry()
+    problems = check_config(config, located, registry)
+    if problems:
+        raise ConfigError(problems)
+    if rules_path is not None:
+        config.rules_dir = rules_path
+    ruleset = load_rules(config.rules_dir, registry)
+    store = None
+    if with_store:
+        store = Store(config.store)
+        store.migrate()
+    clock = clock or SystemClock()
+    engine = Engine(ruleset=ruleset, registry=registry, config=config, store=store, clock=clock,
+                    dry_run=dry_run)  # fmt: skip
+    return Runtime(config, config_path, registry, ruleset, clock, store, engine)
+
+
+async def watch_rules(
+    rt: Runtime, on_change: Callable[[RuleSet | None], None] | None = None
+) -> None:
+    """Reload rules when files change; a set that fails validation is rejected whole."""
+    from watchfiles import awatch  # imported here: only `opsmedic run` watches files
+
+    log = get_logger(component="rules")
+    async for _changes in awatch(rt.config.rules_dir, debounce=200, step=50):
+        try:
+            ruleset = load_rules(rt.config.rules_dir, rt.registry)
+        except ConfigError as exc:
+            rt.rule_errors = exc.problems
+            for problem in exc.problems:
+                log.error("rules.rejected", problem=str(problem))
+            log.error("rules.kept_last_good", rules=len(rt.ruleset))
+            if on_change:
+                on_change(None)
+            continue
+        rt.ruleset, rt.rule_errors = ruleset, []
+        rt.engine.reload(ruleset)
+        if on_change:
+            on_change(ruleset)
+
+
+async def run_forever(rt: Runtime, stop: asyncio.Event) -> None:
+    """`opsmedic run`: engine, probes and the rules watcher until `stop` is set."""
+    log = get_logger(component="runtime")
+    await rt.engine.start()
+
+    async def emit(events: list[Event]) -> object:
+        return await rt.engine.submit(events)
+
+    probes = ProbeRunner(rt.config.probes, rt.registry, rt.config, rt.clock, emit, log)
+    tasks = [asyncio.create_task(probes.run(), name="probes")]
+    if rt.config.rules_dir.is_dir():
+        tasks.append(asyncio.create_task(watch_rules(rt), name="rules-watch"))
+    log.info("started", rules=len(rt.ruleset), probes=len(rt.config.probes),
+             store=rt.store.url if rt.store else "none")  # fmt: skip
+    try:
+        await stop.wait()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await rt.engine.close()
+        log.info("stopped")

@@ -1,0 +1,1 @@
+"""Sources turn the world into Events: generic JSON events here; webhooks and pollers later."""

@@ -1,0 +1,87 @@
+"""Generic JSON events (the API body and `opsmedic replay` lines) validated into Events."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from opsmedic.errors import Problem
+from opsmedic.model import Event, Status
+
+
+class EventIn(BaseModel):
+    """One generic event; unknown top-level fields are kept in `payload`, never dropped."""
+
+    model_config = ConfigDict(extra="allow")
+
+    source: str = Field(min_length=1, max_length=200)
+    kind: str = Field("", max_length=200)
+    resource: str = Field("", max_length=1000)
+    host: str = Field("", max_length=255)
+    labels: dict[str, str] = Field(default_factory=dict)
+    value: float | str | None = None
+    severity: str = Field("info", max_length=50)
+    status: Status = Status.FIRING
+    fingerprint: str = Field("", max_length=255)
+    time: float | None = None
+    payload: dict[str, Any] = Field(default_factory=dict)
+    id: str = Field("", max_length=64, pattern=r"^[A-Za-z0-9_.:-]*$")
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels_as_text(cls, value: Any) -> Any:
+        # Labels are text, as in Prometheus; numbers and booleans arrive from JSON all the same.
+        if isinstance(value, dict):
+            return {k: v if isinstance(v, str) else json.dumps(v) for k, v in value.items()}
+        return value
+
+    @field_validator("time", mode="before")
+    @classmethod
+    def _time(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+            except ValueError:
+                raise ValueError(f"not a time: {value!r} (epoch seconds or ISO 8601)") from None
+        return value
+
+    def to_event(self) -> Event:
+        payload = dict(self.payload)
+        if self.model_extra:
+            payload.update(self.model_extra)
+        return Event(
+            source=self.source, kind=self.kind, resource=self.resource, host=self.host,
+            labels=self.labels, value=self.value, severity=self.severity, status=self.status,
+            fingerprint=self.fingerprint, time=self.time or 0.0, payload=payload, id=self.id,
+        )  # fmt: skip
+
+
+def parse_event(data: Any) -> Event:
+    """A validated Event from decoded JSON; raises ValueError with a one-line reason."""
+    if not isinstance(data, dict):
+        raise ValueError(f"an event is a JSON object, got {type(data).__name__}")
+    try:
+        return EventIn.model_validate(data).to_event()
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "event"
+        more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise ValueError(f"{where}: {first['msg']}{more}") from None
+
+
+def read_jsonl(path: Path) -> Iterator[Event | Problem]:
+    """Events from a JSON-lines file; a bad line yields a located Problem and reading goes on."""
+    with path.open("rb") as fh:
+        for n, raw in enumerate(fh, start=1):
+            line = raw.strip()
+            if not line or line.startswith(b"#"):
+                continue
+            try:
+                yield parse_event(json.loads(line))
+            except (ValueError, UnicodeDecodeError) as exc:
+                yield Problem(str(path), n, 1, "", f"skipped: {exc}")

@@ -1,0 +1,1 @@
+"""Starter files written by `opsmedic init`."""

@@ -1,0 +1,190 @@
+"""Sandboxed Jinja2 rendering of action parameters: event values go in as data, never as syntax."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable, Mapping
+from functools import partial
+from typing import Any
+
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, UndefinedError, nodes
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import missing
+
+from opsmedic.errors import TemplateError
+from opsmedic.model import Event
+
+# `{#` counts too: Jinja would strip a comment, so a string holding one is a template.
+_MARKERS = ("{{", "{%", "{#")
+
+
+class Rendered(str):
+    """Text produced by rendering a template: data, not a template to be checked again.
+
+    Parameter models that vet raw templates (run_command's `shell`) skip this class, so an
+    event value that happens to contain `{{` cannot make a rendered step fail validation.
+    """
+
+    __slots__ = ()
+
+
+class _MissingValue(UndefinedError):
+    """An undefined lookup that remembers on what object and which name it failed."""
+
+    def __init__(self, obj: Any, name: str | None, message: str | None = None) -> None:
+        super().__init__(message)
+        self.obj = obj
+        self.name = name
+
+
+class _Undefined(StrictUndefined):
+    """StrictUndefined whose error carries the looked-up object, to name its path in messages."""
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        hint: str | None = None,
+        obj: Any = missing,
+        name: str | None = None,
+        exc: type[UndefinedError] = UndefinedError,
+    ) -> None:
+        # The sandbox passes exc=SecurityError for unsafe attributes: keep that one as it is.
+        factory: Any = partial(_MissingValue, obj, name) if exc is UndefinedError else exc
+        super().__init__(hint, obj, name, factory)
+
+
+def template_context(event: Event, rule: str, run_id: str) -> dict[str, Any]:
+    """The variables a parameter template sees: `event` (with `target`), `rule`, `run_id`."""
+    event_vars = event.as_dict()
+    event_vars["target"] = event.target
+    return {"event": event_vars, "rule": rule, "run_id": run_id}
+
+
+def is_template(text: str) -> bool:
+    """True when the string holds Jinja syntax; anything else is used exactly as written."""
+    return any(marker in text for marker in _MARKERS)
+
+
+def new_environment() -> ImmutableSandboxedEnvironment:
+    """The one environment configuration: sandboxed, immutable, strict, no autoescape."""
+    env = ImmutableSandboxedEnvironment(
+        undefined=_Undefined, autoescape=False, keep_trailing_newline=True
+    )
+    env.filters["shquote"] = shlex.quote
+    return env
+
+
+def parse(source: str) -> nodes.Template:
+    """Parse a template without compiling it (used by validators that inspect its shape)."""
+    return new_environment().parse(source)
+
+
+class Templates:
+    """Renders raw parameters; compiled templates are cached by source string.
+
+    Sources come from rule files, never from events, so the cache is bounded by the rule set.
+    """
+
+    def __init__(self) -> None:
+        self._env = new_environment()
+        self._compiled: dict[str, Callable[[dict[str, Any]], Any]] = {}
+
+    def render(self, raw: Any, context: dict[str, Any], where: str = "") -> Any:
+        """Render every string in `raw` (dict keys excepted); `where` prefixes error paths.
+
+        A string that is exactly one `{{ expression }}` yields the expression's own value
+        (a number stays a number, a list a list); other templates yield text.
+        """
+        if isinstance(raw, str):
+            if not is_template(raw):
+                return raw
+            return self._render_one(raw, context, where)
+        if isinstance(raw, Mapping):
+            return {
+                key: self.render(value, context, f"{where}.{key}" if where else str(key))
+                for key, value in raw.items()
+            }
+        if isinstance(raw, list | tuple):
+            return [self.render(item, context, f"{where}[{i}]") for i, item in enumerate(raw)]
+        return raw
+
+    def _render_one(self, source: str, context: dict[str, Any], where: str) -> Any:
+        try:
+            fn = self._compiled.get(source)
+            if fn is None:
+                fn = self._compile(source)
+                self._compiled[source] = fn
+            value = fn(context)
+            _check_defined(value)
+        except _MissingValue as exc:
+            raise TemplateError(f"{where}: {_missing_message(exc, context)}") from None
+        except SecurityError as exc:
+            raise TemplateError(f"{where}: not allowed in a template: {exc}") from None
+        except TemplateSyntaxError as exc:
+            raise TemplateError(
+                f"{where}: template syntax error at line {exc.lineno}: {exc.message}"
+            ) from None
+        except UndefinedError as exc:
+            raise TemplateError(f"{where}: {exc}") from None
+        except Exception as exc:
+            raise TemplateError(f"{where}: {type(exc).__name__}: {exc}") from None
+        return Rendered(value) if isinstance(value, str) else value
+
+    def _compile(self, source: str) -> Callable[[dict[str, Any]], Any]:
+        expression = _single_expression(self._env, source)
+        if expression is not None:
+            compiled = self._env.compile_expression(expression, undefined_to_none=False)
+            return lambda context: compiled(**context)
+        template: Template = self._env.from_string(source)
+        return template.render
+
+
+def _single_expression(env: ImmutableSandboxedEnvironment, source: str) -> str | None:
+    """The inner expression of a source that is exactly `{{ expr }}`, else None."""
+    if not (source.startswith("{{") and source.endswith("}}")):
+        return None
+    body = env.parse(source).body
+    # `{{ a }}{{ b }}` also starts and ends with braces: the parse tree tells them apart.
+    if len(body) != 1 or not isinstance(body[0], nodes.Output) or len(body[0].nodes) != 1:
+        return None
+    if isinstance(body[0].nodes[0], nodes.TemplateData):
+        return None
+    return source[2:-2].strip("-")
+
+
+def _check_defined(value: Any) -> None:
+    """Raise for an undefined value, also inside a native list or dict (`{{ [event.x] }}`)."""
+    if isinstance(value, _Undefined):
+        str(value)  # raises the undefined error with its message
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _check_defined(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _check_defined(item)
+
+
+def _missing_message(exc: _MissingValue, context: dict[str, Any]) -> str:
+    """`'event.labels' has no attribute 'hots'` rather than Jinja's `'dict object' ...`."""
+    if exc.obj is missing:
+        return f"{exc.name!r} is undefined"
+    path = _path_of(exc.obj, context)
+    if path is None:
+        return str(exc)
+    return f"'{path}' has no attribute {exc.name!r}"
+
+
+def _path_of(target: Any, context: dict[str, Any], depth: int = 4) -> str | None:
+    """Where `target` sits in the context, found by identity (only on the error path)."""
+    frontier: list[tuple[str, Any]] = list(context.items())
+    for _ in range(depth):
+        following: list[tuple[str, Any]] = []
+        for path, value in frontier:
+            if value is target:
+                return path
+            if isinstance(value, Mapping):
+                following.extend((f"{path}.{key}", item) for key, item in value.items())
+        frontier = following
+    return None
