@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The project's test command: installs what the tests need, then runs lint, format check,
+# type check and pytest. Arguments go to pytest: `bash scripts/test.sh tests/unit -x`.
+set -euo pipefail
+
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$OPSMEDIC_ROOT"
+
+# Debian packages whose programs the tests start for real or call. A feature that needs
+# another real service adds its package here (and nowhere else).
+OS_PACKAGES=(
+  postgresql       # the PostgreSQL store (tests/services.py: postgres_url)
+  openssh-server   # sshd for remote actions (tests/services.py: sshd)
+  openssh-client   # ssh and ssh-keygen
+  python3-aiosmtpd # the SMTP server for notify (tests/services.py: smtp_server)
+  procps           # ps, pgrep: process probes and actions
+  iproute2         # ss, ip
+)
+
+timed() {
+  local start=$SECONDS
+  "$@"
+  echo "($1: $((SECONDS - start)) s)"
+}
+
+section "OS packages"
+timed ensure_apt_packages "${OS_PACKAGES[@]}"
+
+section "Python environment: $VENV"
+timed ensure_venv test
+
+# Every check runs even when an earlier one failed, so one run shows every problem.
+failed=()
+check() {
+  local name="$1"
+  shift
+  section "$name"
+  local start=$SECONDS
+  if "$@"; then
+    echo "($name: ok, $((SECONDS - start)) s)"
+  else
+    echo "($name: FAILED, $((SECONDS - start)) s)"
+    failed+=("$name")
+  fi
+}
+
+check "ruff check" "$VENV/bin/ruff" check .
+check "ruff format --check" "$VENV/bin/ruff" format --check .
+check "mypy" "$VENV/bin/mypy"
+check "pytest" "$VENV/bin/python" -m pytest "$@"
+
+section "summary"
+if [ "${#failed[@]}" -gt 0 ]; then
+  echo "FAILED: ${failed[*]}"
+  exit 1
+fi
+echo "all checks passed"
