@@ -7,10 +7,12 @@ import pytest
 # tests/ is a plain directory on sys.path unless someone makes it a package.
 if __package__:
     from .services import postgres_url, smtp_server, sshd
+    from .store_fixtures import store, store_url
 else:
     from services import postgres_url, smtp_server, sshd
+    from store_fixtures import store, store_url
 
-__all__ = ["postgres_url", "smtp_server", "sshd"]
+__all__ = ["postgres_url", "smtp_server", "sshd", "store", "store_url"]
 
 # A test that uses a service fixture carries that service's marker, so `-m "not sshd"` works.
 _MARKER_OF_FIXTURE = {"postgres_url": "postgres", "sshd": "sshd", "smtp_server": "smtp"}

@@ -1,0 +1,14 @@
+"""Built-in probes (http, command) and the runner that turns their readings into Events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opsmedic.plugins import ProbeSpec
+from opsmedic.probes.command import COMMAND_PROBE
+from opsmedic.probes.http import HTTP_PROBE
+from opsmedic.probes.runner import ProbeRunner, next_delay, validate_probe_params
+
+BUILTIN_PROBES: tuple[ProbeSpec[Any], ...] = (HTTP_PROBE, COMMAND_PROBE)
+
+__all__ = ["BUILTIN_PROBES", "ProbeRunner", "next_delay", "validate_probe_params"]
