@@ -17,26 +17,26 @@ class Strict(BaseModel):
 
 
 class RetryPolicy(Strict):
-    max_attempts: int = Field(3, ge=1, le=20)
+    max_attempts: int = Field(default=3, ge=1, le=20)
     backoff: Duration = 1.0
     max_backoff: Duration = 30.0
 
 
 class Concurrency(Strict):
-    total: int = Field(32, ge=1, description="runs executing at once, all actions together")
+    total: int = Field(default=32, ge=1, description="runs executing at once, all actions together")
     per_action: dict[str, int] = Field(default_factory=dict)
 
 
 class ActionDefaults(Strict):
     timeout: Duration = 60.0
-    output_limit: int = Field(65536, ge=256, description="bytes of stdout/stderr kept per step")
-    retry: RetryPolicy = Field(default_factory=RetryPolicy)
-    concurrency: Concurrency = Field(default_factory=Concurrency)
+    output_limit: int = Field(default=65536, ge=256, description="bytes of stdout/stderr kept per step")
+    retry: RetryPolicy = Field(default_factory=lambda: RetryPolicy())
+    concurrency: Concurrency = Field(default_factory=lambda: Concurrency())
 
 
 class SSHHost(Strict):
     host: str
-    port: int = Field(22, ge=1, le=65535)
+    port: int = Field(default=22, ge=1, le=65535)
     user: str
     key_file: Path | None = None
     password: Secret | None = None
@@ -56,8 +56,8 @@ class NotifyTarget(Strict):
 class ProbeConfig(Strict):
     name: str
     type: str
-    interval: Duration = 30.0
-    timeout: Duration = 10.0
+    interval: Duration = Field(default=30.0, gt=0)
+    timeout: Duration = Field(default=10.0, gt=0)
     jitter: float = Field(0.1, ge=0, le=1, description="fraction of interval added at random")
     labels: dict[str, str] = Field(default_factory=dict)
     params: dict[str, Any] = Field(default_factory=dict)
@@ -71,9 +71,9 @@ class Config(Strict):
     store: str = "sqlite:///opsmedic.db"
     rules_dir: Path = Path("rules")
     dry_run: bool = False
-    actions: ActionDefaults = Field(default_factory=ActionDefaults)
+    actions: ActionDefaults = Field(default_factory=lambda: ActionDefaults())
     ssh_hosts: dict[str, SSHHost] = Field(default_factory=dict)
     notify: dict[str, NotifyTarget] = Field(default_factory=dict)
     probes: list[ProbeConfig] = Field(default_factory=list)
-    log: LogConfig = Field(default_factory=LogConfig)
+    log: LogConfig = Field(default_factory=lambda: LogConfig())
     base_dir: Path = Field(Path("."), exclude=True, description="directory of the config file")

@@ -1,0 +1,282 @@
+"""The engine end to end on a real store (SQLite and PostgreSQL): plan, claim, run, record."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from opsmedic.clock import SystemClock
+from opsmedic.config.schema import Config
+from opsmedic.engine import Engine
+from opsmedic.errors import ActionError, RetryableError
+from opsmedic.model import Event, Outcome, Run, RunState
+from opsmedic.plugins import ActionContext, ActionSpec, Registry, build_registry
+from opsmedic.rules.loader import load_rules
+from opsmedic.store.store import Store
+
+
+class FlakyParams(BaseModel):
+    fail_times: int = 0
+    mode: str = "retryable"
+    sleep: float = 0.0
+
+
+CALLS: list[tuple[str, dict[str, Any]]] = []
+
+
+async def flaky(params: FlakyParams, ctx: ActionContext) -> Outcome:
+    """Fails `fail_times` times per run (retryable, fatal or by crashing), then succeeds."""
+    CALLS.append((ctx.run_id, params.model_dump()))
+    attempt = sum(1 for run_id, _ in CALLS if run_id == ctx.run_id)
+    if params.sleep:
+        await asyncio.sleep(params.sleep)
+    if attempt <= params.fail_times:
+        if params.mode == "retryable":
+            raise RetryableError("connection refused")
+        if params.mode == "crash":
+            raise ZeroDivisionError("bug in the action")
+        if params.mode == "fatal":
+            raise ActionError("permission denied")
+        return Outcome(ok=False, message="exit 1")
+    return Outcome(ok=True, message=f"ok after {attempt}", output="out")
+
+
+def registry() -> Registry:
+    reg = build_registry(load_entry_points=False)
+    reg.actions["flaky"] = ActionSpec("flaky", FlakyParams, flaky, idempotent=True)
+    return reg
+
+
+def config() -> Config:
+    cfg = Config()
+    cfg.actions.retry.backoff = 0.001
+    cfg.actions.retry.max_backoff = 0.002
+    cfg.actions.timeout = 5.0
+    return cfg
+
+
+@pytest.fixture
+async def make_engine(store: Store, tmp_path: Path) -> AsyncIterator[Any]:
+    engines: list[Engine] = []
+
+    async def make(rules: str, **kw: Any) -> Engine:
+        (tmp_path / "rules.yaml").write_text(rules)
+        reg = registry()
+        engine = Engine(ruleset=load_rules(tmp_path / "rules.yaml", reg), registry=reg,
+                        config=kw.pop("config", config()), store=store, clock=SystemClock(),
+                        **kw)  # fmt: skip
+        await engine.start()
+        engines.append(engine)
+        return engine
+
+    CALLS.clear()
+    yield make
+    for engine in engines:
+        await engine.close()
+
+
+def ev(**kw: Any) -> Event:
+    return Event(**{"source": "disk", "resource": "/var/log/app", **kw})
+
+
+async def test_an_event_is_committed_with_its_runs_before_submit_returns(
+    make_engine: Any, store: Store
+) -> None:
+    """The reply carries the event id and its run ids, and both are already in the store."""
+    engine = await make_engine("- {name: r, when: {source: disk}, do: [{flaky: {}}]}")
+    (accepted,) = await engine.submit([ev()])
+    assert store.get_event(accepted.event_id).source == "disk"
+    assert len(accepted.run_ids) == 1
+    assert store.get_run(accepted.run_ids[0]).rule == "r"
+    await engine.drain()
+    run = store.get_run(accepted.run_ids[0])
+    assert run.state is RunState.SUCCEEDED
+    assert run.steps[0].output == "out" and run.finished_at is not None
+
+
+async def test_retryable_failures_are_retried_with_backoff(make_engine: Any, store: Store) -> None:
+    engine = await make_engine(
+        "- {name: r, when: {source: disk}, do: [{flaky: {fail_times: 2}}]}"
+    )
+    (accepted,) = await engine.submit([ev()])
+    await engine.drain()
+    run = store.get_run(accepted.run_ids[0])
+    assert run.state is RunState.SUCCEEDED
+    assert run.steps[0].attempts == 3
+
+
+async def test_retries_are_bounded(make_engine: Any, store: Store) -> None:
+    engine = await make_engine(
+        "- {name: r, when: {source: disk}, do: [{flaky: {fail_times: 9}, max_attempts: 2}]}"
+    )
+    (accepted,) = await engine.submit([ev()])
+    await engine.drain()
+    run = store.get_run(accepted.run_ids[0])
+    assert (run.state, run.steps[0].attempts) == (RunState.FAILED, 2)
+    assert "connection refused" in run.message
+
+
+@pytest.mark.parametrize(
+    ("mode", "text"),
+    [("fatal", "permission denied"), ("crash", "action crashed: ZeroDivisionError"),
+     ("outcome", "exit 1")],
+)  # fmt: skip
+async def test_a_failed_step_stops_the_rest_and_runs_on_failure(
+    make_engine: Any, store: Store, mode: str, text: str
+) -> None:
+    """A failure (error, crash, or not-ok outcome) stops the run; on_failure steps then run."""
+    engine = await make_engine(f"""
+- name: r
+  when: {{source: disk}}
+  do:
+    - flaky: {{fail_times: 1, mode: {mode}}}
+    - noop: {{message: never}}
+  on_failure:
+    - noop: {{message: "failed on {{{{ event.resource }}}}"}}
+""")
+    (accepted,) = await engine.submit([ev()])
+    await engine.drain()
+    run = store.get_run(accepted.run_ids[0])
+    assert run.state is RunState.FAILED
+    assert text in run.message
+    assert [(s.action, s.on_failure) for s in run.steps] == [("flaky", False), ("noop", True)]
+    assert run.steps[1].params == {"message": "failed on /var/log/app"}
+    assert run.steps[0].attempts == 1  # not retryable: tried once
+
+
+async def test_continue_on_failure_goes_on_but_the_run_fails(make_engine: Any, store: Store) -> None:
+    engine = await make_engine("""
+- name: r
+  when: {source: disk}
+  do:
+    - {flaky: {fail_times: 1, mode: fatal}, continue_on_failure: true}
+    - noop: {}
+""")
+    (accepted,) = await engine.submit([ev()])
+    await engine.drain()
+    run = store.get_run(accepted.run_ids[0])
+    assert [s.state for s in run.steps] == [RunState.FAILED, RunState.SUCCEEDED]
+    assert run.state is RunState.FAILED
+
+
+async def test_a_step_over_its_timeout_is_timed_out(make_engine: Any, store: Store) -> None:
+    engine = await make_engine(
+        "- {name: r, when: {source: disk}, do: [{flaky: {sleep: 30}, timeout: 50ms}]}"
+    )
+    (accepted,) = await engine.submit([ev()])
+    await engine.drain()
+    run = store.get_run(accepted.run_ids[0])
+    assert run.state is RunState.TIMED_OUT
+    assert "timed out after 0.05s" in run.message
+
+
+async def test_a_template_error_fails_the_step_with_its_path(make_engine: Any, store: Store) -> None:
+    engine = await make_engine(
+        "- {name: r, when: {source: disk}, do: [{noop: {message: '{{ event.hots }}'}}]}"
+    )
+    (accepted,) = await engine.submit([ev()])
+    await engine.drain()
+    run = store.get_run(accepted.run_ids[0])
+    assert run.state is RunState.FAILED
+    assert "bad parameters" in run.message and "hots" in run.message
+
+
+async def test_dry_run_records_what_would_run_and_runs_nothing(
+    make_engine: Any, store: Store
+) -> None:
+    engine = await make_engine(
+        "- {name: r, when: {source: disk}, do: [{flaky: {}}]}", dry_run=True
+    )
+    (accepted,) = await engine.submit([ev()])
+    await engine.drain()
+    run = store.get_run(accepted.run_ids[0])
+    assert run.state is RunState.SKIPPED and run.dry_run
+    assert run.steps[0].message == "dry-run: not executed"
+    assert CALLS == []
+
+
+async def test_the_limit_escalation_event_can_fire_a_rule(make_engine: Any, store: Store) -> None:
+    """Hitting a limit records a skipped run and emits an event that a notify rule matches."""
+    engine = await make_engine("""
+- {name: fix, when: {source: disk}, do: [noop], limit: {max_runs: 1, within: 1h}}
+- {name: page, when: {source: opsmedic, kind: escalation}, do: [{noop: {message: "{{ event.payload.message }}"}}]}
+""")
+    await engine.submit([ev()])
+    await engine.drain()
+    await engine.submit([ev()])
+    await engine.drain()
+    runs = {r.rule: r for r in store.list_runs(limit=10) if r.state is not RunState.SUCCEEDED}
+    assert runs["fix"].state is RunState.SKIPPED
+    page = [r for r in store.list_runs(rule="page", limit=10)]
+    assert len(page) == 1 and page[0].state is RunState.SUCCEEDED
+    assert "limit reached" in page[0].steps[0].params["message"]
+
+
+async def test_runs_left_running_by_a_crash_are_interrupted_and_idempotent_ones_rerun(
+    store: Store, tmp_path: Path
+) -> None:
+    """At start-up: running → interrupted (reported), and an idempotent run is planned again."""
+    (tmp_path / "r.yaml").write_text("- {name: r, when: {source: disk}, do: [{flaky: {}}]}")
+    CALLS.clear()
+    reg = registry()
+    event = ev()
+    crashed = Run(rule="r", event_id=event.id, target=event.target, fingerprint=event.fingerprint,
+                  actions=["flaky"], state=RunState.PLANNED, created_at=event.time)  # fmt: skip
+    store.record([event], [crashed])
+    assert store.claim([crashed.id], event.time) == [crashed.id]
+    engine = Engine(ruleset=load_rules(tmp_path, reg), registry=reg, config=config(), store=store,
+                    clock=SystemClock())  # fmt: skip
+    interrupted = await engine.start()
+    await engine.drain()
+    await engine.close()
+    assert [r.id for r in interrupted] == [crashed.id]
+    assert store.get_run(crashed.id).state is RunState.INTERRUPTED
+    rerun = [r for r in store.list_runs(limit=10) if r.id != crashed.id]
+    assert len(rerun) == 1 and rerun[0].state is RunState.SUCCEEDED
+    assert rerun[0].event_id == event.id
+    assert [run_id for run_id, _ in CALLS] == [rerun[0].id]
+
+
+async def test_a_run_is_claimed_once(make_engine: Any, store: Store) -> None:
+    """If something else claimed the run first, the engine does not execute it."""
+    engine = await make_engine("- {name: r, when: {source: disk}, do: [{flaky: {}}]}")
+    original = engine.journal.claim
+
+    async def stolen(run_id: str) -> bool:
+        await asyncio.to_thread(store.claim, [run_id], 0.0)  # another worker wins the race
+        return await original(run_id)
+
+    engine.journal.claim = stolen  # type: ignore[method-assign]
+    await engine.submit([ev()])
+    await engine.drain()
+    assert CALLS == []
+
+
+async def test_global_concurrency_is_bounded(make_engine: Any, store: Store) -> None:
+    cfg = config()
+    cfg.actions.concurrency.total = 2
+    running = 0
+    peak = 0
+
+    async def counting(params: FlakyParams, ctx: ActionContext) -> Outcome:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.01)
+        running -= 1
+        return Outcome(ok=True)
+
+    engine = await make_engine("- {name: r, when: {source: disk}, do: [{flaky: {}}]}", config=cfg)
+    engine.executor.registry.actions["flaky"] = replace(
+        engine.executor.registry.actions["flaky"], run=counting
+    )
+    await engine.submit([ev(resource=f"/r{i}") for i in range(10)])
+    await engine.drain()
+    assert peak == 2
+    assert engine.finished == {"succeeded": 10}
