@@ -16,7 +16,7 @@ from opsmedic.errors import ActionError, RetryableError, TemplateError
 from opsmedic.model import Event, Outcome, Run, RunState, StepRecord
 from opsmedic.plugins import ActionContext, Registry
 from opsmedic.rules.model import Rule, Step
-from opsmedic.templating import Templates
+from opsmedic.templating import Templates, template_context
 
 _FAILED = (RunState.FAILED, RunState.TIMED_OUT)
 
@@ -42,8 +42,7 @@ class Executor:
 
     async def execute(self, run: Run, rule: Rule, event: Event) -> Run:
         """Fill `run.steps`, `run.state` and `run.message`; the caller records the result."""
-        context = {"event": {**event.as_dict(), "target": event.target}, "rule": rule.name,
-                   "run_id": run.id}  # fmt: skip
+        context = template_context(event, rule.name, run.id)
         state = RunState.SUCCEEDED
         for step in rule.steps:
             record = await self._step(step, run, context)
@@ -71,7 +70,7 @@ class Executor:
         log = self._log.bind(run_id=run.id, rule=run.rule, action=step.action, target=run.target)
         t0 = time.perf_counter()
         try:
-            rendered = self._templates.render(step.raw, context)
+            rendered = self._templates.render(step.raw, context, f"{step.path}: {step.action}")
             record.params = rendered if isinstance(rendered, dict) else {"value": rendered}
             params = spec.params.model_validate(rendered)
         except (TemplateError, ValidationError) as exc:

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
 from rich.text import Text
@@ -56,10 +55,13 @@ def main() -> None:
     except OpsmedicError as exc:
         err.print(Text.assemble(("error ", "red"), str(exc)))
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
-    except (click.Abort, KeyboardInterrupt):
+    except typer.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except typer.TyperException as exc:  # usage errors: typer's click prints them itself
+        exc.show()  # type: ignore[attr-defined]
+        sys.exit(getattr(exc, "exit_code", 2))
+    except KeyboardInterrupt:
         err.print("aborted")
         sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)

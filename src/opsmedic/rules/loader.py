@@ -14,6 +14,7 @@ from opsmedic.plugins import Registry, build_registry, unknown_name
 from opsmedic.rules.conditions import ConditionError, compile_when
 from opsmedic.rules.model import PER_FIELDS, STEP_OPTIONS, Rule, RuleSpec, Step
 from opsmedic.rules.ruleset import RuleSet
+from opsmedic.templating import is_template
 
 
 def rule_files(path: Path) -> list[Path]:
@@ -118,7 +119,9 @@ def _steps(
         action = names[0]
         if action not in registry.actions:
             problems.append(
-                located.problem((*here, action), unknown_name("action", action, registry.actions))
+                located.problem(
+                    (*here, action), unknown_name("action", action, registry.actions), at_key=True
+                )
             )
             continue
         raw = item[action] if item[action] is not None else {}
@@ -138,7 +141,8 @@ def _check_params(
     except ValidationError as exc:
         located_problems = validation_problems(exc, located, model, prefix=loc)
         for err, problem in zip(exc.errors(include_url=False), located_problems, strict=True):
-            if not _is_template(_dig(raw, tuple(err["loc"]))):
+            value = _dig(raw, tuple(err["loc"]))
+            if not (isinstance(value, str) and is_template(value)):
                 problems.append(problem)
 
 
@@ -150,10 +154,6 @@ def _dig(raw: Any, loc: Loc) -> Any:
         else:
             return None
     return raw
-
-
-def _is_template(value: Any) -> bool:
-    return isinstance(value, str) and ("{{" in value or "{%" in value)
 
 
 def _step_options(

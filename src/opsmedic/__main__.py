@@ -1,0 +1,5 @@
+"""`python -m opsmedic` runs the CLI."""
+
+from opsmedic.cli import main
+
+main()

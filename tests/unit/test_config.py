@@ -1,0 +1,113 @@
+"""opsmedic.yaml: defaults, environment overrides, secrets, and located errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from opsmedic.config.loader import load_config
+from opsmedic.config.types import Secret, parse_duration
+from opsmedic.errors import ConfigError
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "opsmedic.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_without_a_file() -> None:
+    config, _ = load_config(None, environ={})
+    assert config.store.startswith("sqlite:///")
+    assert config.actions.retry.max_attempts == 3
+    assert config.dry_run is False
+
+
+def test_rules_dir_is_relative_to_the_config_file(tmp_path: Path) -> None:
+    config, _ = load_config(write(tmp_path, "rules_dir: my-rules\n"), environ={})
+    assert config.rules_dir == tmp_path / "my-rules"
+
+
+def test_environment_variables_override_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "store: sqlite:///a.db\nactions: {timeout: 10s}\n")
+    config, _ = load_config(path, environ={
+        "OPSMEDIC_STORE": "postgresql://db/opsmedic", "OPSMEDIC_DRY_RUN": "true",
+        "OPSMEDIC_ACTIONS__TIMEOUT": "5s", "OPSMEDIC_ACTIONS__RETRY__MAX_ATTEMPTS": "7",
+        "OPSMEDIC_CONFIG": "ignored", "OTHER": "x",
+    })  # fmt: skip
+    assert config.store == "postgresql://db/opsmedic"
+    assert config.dry_run is True
+    assert config.actions.timeout == 5.0
+    assert config.actions.retry.max_attempts == 7
+
+
+def test_a_bad_environment_override_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="actions.timeout"):
+        load_config(write(tmp_path, "{}\n"), environ={"OPSMEDIC_ACTIONS__TIMEOUT": "soon"})
+    with pytest.raises(ConfigError, match=r"\$OPSMEDIC_STORE__X:1:1: store: is not a section"):
+        load_config(write(tmp_path, "store: sqlite:///x\n"), environ={"OPSMEDIC_STORE__X": "1"})
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "actions:\n  timout: 5s\n",
+            "opsmedic.yaml:2:3: actions.timout: unknown field 'timout' (did you mean timeout?)",
+        ),
+        (
+            "actions:\n  timeout: soon\n",
+            "opsmedic.yaml:2:12: actions.timeout: Value error, not a duration",
+        ),
+        (
+            "ssh_hosts:\n  web1: {host: h}\n",
+            "opsmedic.yaml:2:9: ssh_hosts.web1.user: required field is missing",
+        ),
+        (
+            "notify:\n  oncall:\n    url_secrets: [{env: A, file: /b}]\n",
+            "opsmedic.yaml:3:19: notify.oncall.url_secrets[0]: Value error, give exactly one of env",
+        ),
+        (
+            "probes:\n  - {name: a, type: http, interval: 0s}\n",
+            "opsmedic.yaml:2:37: probes[0].interval: Input should be greater than 0",
+        ),
+        ("store: a\nstore: b\n", "opsmedic.yaml:2:1: store: duplicate key 'store'"),
+        ("- a\n", "opsmedic.yaml:1:1: the config must be a mapping of sections"),
+        ("store: [\n", "invalid YAML"),
+    ],
+)
+def test_each_config_error_names_file_line_column_and_field(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text), environ={})
+    lines = [str(p) for p in info.value.problems]
+    assert any(expected in line for line in lines), lines
+
+
+def test_secrets_come_from_the_environment_or_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPSMEDIC_TEST_SECRET", "s3cret")
+    (tmp_path / "token").write_text("from-file\n")
+    assert Secret(env="OPSMEDIC_TEST_SECRET").reveal() == "s3cret"
+    assert Secret(file=tmp_path / "token").reveal() == "from-file"
+    assert "s3cret" not in repr(Secret(env="OPSMEDIC_TEST_SECRET"))
+    with pytest.raises(ValueError, match="NOT_SET_ANYWHERE is not set"):
+        Secret(env="NOT_SET_ANYWHERE").reveal()
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("30s", 30), ("10m", 600), ("1h30m", 5400), ("500ms", 0.5), ("2d", 172800), (5, 5),
+     ("1.5s", 1.5)],
+)  # fmt: skip
+def test_durations(text: object, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["soon", "10", "5x", "", "-1s", -1, True, "1h soon"])
+def test_bad_durations(bad: object) -> None:
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(bad)
