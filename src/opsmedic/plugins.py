@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
 
-import structlog
 from pydantic import BaseModel
 
 from opsmedic.clock import Clock
@@ -118,11 +117,20 @@ def build_registry(load_entry_points: bool = True) -> Registry:
         probes={spec.name: spec for spec in BUILTIN_PROBES},
     )
     if load_entry_points:
-        for group, table in (("opsmedic.actions", reg.actions), ("opsmedic.probes", reg.probes)):
-            for ep in entry_points(group=group):
-                spec = ep.load()
-                if not isinstance(spec, ActionSpec | ProbeSpec):
-                    raise PluginError(f"entry point {ep.name!r} in {group} is not a spec")
-                table[spec.name] = spec
-    structlog.get_logger().debug("registry", actions=len(reg.actions), probes=len(reg.probes))
+        for ep in entry_points(group="opsmedic.actions"):
+            reg.actions[ep.name] = _loaded(ep.load(), ActionSpec, ep.name)
+        for ep in entry_points(group="opsmedic.probes"):
+            reg.probes[ep.name] = _loaded(ep.load(), ProbeSpec, ep.name)
     return reg
+
+
+S = TypeVar("S", ActionSpec[Any], ProbeSpec[Any])
+
+
+def _loaded(obj: object, kind: type[S], name: str) -> S:
+    """A third-party spec, checked: a wrong object fails at start-up, not at the first event."""
+    if not isinstance(obj, kind):
+        raise PluginError(f"entry point {name!r} is not an {kind.__name__}: {obj!r}")
+    if obj.name != name:
+        raise PluginError(f"entry point {name!r} loads a spec named {obj.name!r}")
+    return obj

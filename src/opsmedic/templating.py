@@ -20,13 +20,21 @@ _MARKERS = ("{{", "{%", "{#")
 
 
 class Rendered(str):
-    """Text produced by rendering a template: data, not a template to be checked again.
+    """Text produced by rendering a template, carrying the template it came from.
 
-    Parameter models that vet raw templates (run_command's `shell`) skip this class, so an
-    event value that happens to contain `{{` cannot make a rendered step fail validation.
+    Parameter models that vet templates (run_command's `shell`) check `source`, not the
+    text: the text is data (an event value may hold `{{`), the source is what was written.
     """
 
-    __slots__ = ()
+    source: str
+
+    def __new__(cls, text: str, source: str) -> Rendered:
+        self = super().__new__(cls, text)
+        self.source = source
+        return self
+
+    def __getnewargs__(self) -> tuple[str, str]:  # type: ignore[override]  # copy and pickle
+        return str(self), self.source
 
 
 class _MissingValue(UndefinedError):
@@ -130,7 +138,7 @@ class Templates:
             raise TemplateError(f"{where}: {exc}") from None
         except Exception as exc:
             raise TemplateError(f"{where}: {type(exc).__name__}: {exc}") from None
-        return Rendered(value) if isinstance(value, str) else value
+        return Rendered(value, source) if isinstance(value, str) else value
 
     def _compile(self, source: str) -> Callable[[dict[str, Any]], Any]:
         expression = _single_expression(self._env, source)

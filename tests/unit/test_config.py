@@ -43,7 +43,7 @@ def test_environment_variables_override_the_file(tmp_path: Path) -> None:
 
 
 def test_a_bad_environment_override_is_named(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="actions.timeout"):
+    with pytest.raises(ConfigError, match=r"actions\.timeout"):
         load_config(write(tmp_path, "{}\n"), environ={"OPSMEDIC_ACTIONS__TIMEOUT": "soon"})
     with pytest.raises(ConfigError, match=r"\$OPSMEDIC_STORE__X:1:1: store: is not a section"):
         load_config(write(tmp_path, "store: sqlite:///x\n"), environ={"OPSMEDIC_STORE__X": "1"})

@@ -16,10 +16,8 @@ from opsmedic.errors import ConfigError, Problem
 
 Loc = tuple[str | int, ...]
 
-try:  # the C loader composes ~10x faster; fall back where libyaml is absent
-    _Loader: type[yaml.SafeLoader] = yaml.CSafeLoader  # type: ignore[assignment,misc]
-except AttributeError:  # pragma: no cover - depends on how PyYAML was built
-    _Loader = yaml.SafeLoader
+# The C loader composes ~10x faster; fall back where PyYAML was built without libyaml.
+_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(slots=True)
@@ -29,16 +27,20 @@ class Located:
     file: str
     data: Any
     marks: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+    key_marks: dict[Loc, tuple[int, int]] = field(default_factory=dict)
 
-    def where(self, loc: Loc) -> tuple[int, int]:
-        """Position of the deepest part of `loc` that exists in the document."""
+    def where(self, loc: Loc, at_key: bool = False) -> tuple[int, int]:
+        """Position of the deepest part of `loc` in the document: its value, or its key."""
+        if at_key and (pos := self.key_marks.get(tuple(loc))) is not None:
+            return pos
         for n in range(len(loc), -1, -1):
             if (pos := self.marks.get(tuple(loc[:n]))) is not None:
                 return pos
         return (1, 1)
 
-    def problem(self, loc: Loc, message: str, prefix: Loc = ()) -> Problem:
-        line, col = self.where(prefix + loc)
+    def problem(self, loc: Loc, message: str, prefix: Loc = (), at_key: bool = False) -> Problem:
+        """A Problem at `prefix + loc`; `at_key` points at the key (unknown names, duplicates)."""
+        line, col = self.where(prefix + loc, at_key)
         return Problem(self.file, line, col, dotted(prefix + loc), message)
 
 
@@ -88,6 +90,8 @@ def _build(node: yaml.Node, loc: Loc, out: Located, loader: yaml.SafeLoader) -> 
                 # PyYAML keeps the last duplicate silently; StackStorm users lost criteria to that
                 msg = f"duplicate key {key!r}"
                 raise ConfigError([_at(out.file, key_node, dotted((*loc, str(key))), msg)])
+            mark = key_node.start_mark
+            out.key_marks[(*loc, str(key))] = (mark.line + 1, mark.column + 1)
             result[key] = _build(value_node, (*loc, str(key)), out, loader)
         return result
     if isinstance(node, yaml.SequenceNode):
@@ -107,7 +111,8 @@ def validation_problems(
     for err in exc.errors(include_url=False):
         loc: Loc = tuple(err["loc"])
         message = err["msg"]
-        if err["type"] == "extra_forbidden":
+        unknown = err["type"] == "extra_forbidden"
+        if unknown:
             known = _field_names(model, loc[:-1])
             close = difflib.get_close_matches(str(loc[-1]), known, n=3, cutoff=0.6)
             message = f"unknown field {loc[-1]!r}" + (
@@ -115,7 +120,7 @@ def validation_problems(
             )
         elif err["type"] == "missing":
             message = "required field is missing"
-        problems.append(located.problem(loc, message, prefix))
+        problems.append(located.problem(loc, message, prefix, at_key=unknown))
     return problems
 
 

@@ -29,7 +29,7 @@ class Concurrency(Strict):
 
 class ActionDefaults(Strict):
     timeout: Duration = 60.0
-    output_limit: int = Field(default=65536, ge=256, description="bytes of stdout/stderr kept per step")
+    output_limit: int = Field(default=65536, ge=256, description="bytes kept per stream and step")
     retry: RetryPolicy = Field(default_factory=lambda: RetryPolicy())
     concurrency: Concurrency = Field(default_factory=lambda: Concurrency())
 

@@ -101,9 +101,7 @@ async def test_an_event_is_committed_with_its_runs_before_submit_returns(
 
 
 async def test_retryable_failures_are_retried_with_backoff(make_engine: Any, store: Store) -> None:
-    engine = await make_engine(
-        "- {name: r, when: {source: disk}, do: [{flaky: {fail_times: 2}}]}"
-    )
+    engine = await make_engine("- {name: r, when: {source: disk}, do: [{flaky: {fail_times: 2}}]}")
     (accepted,) = await engine.submit([ev()])
     await engine.drain()
     run = store.get_run(accepted.run_ids[0])
@@ -150,7 +148,9 @@ async def test_a_failed_step_stops_the_rest_and_runs_on_failure(
     assert run.steps[0].attempts == 1  # not retryable: tried once
 
 
-async def test_continue_on_failure_goes_on_but_the_run_fails(make_engine: Any, store: Store) -> None:
+async def test_continue_on_failure_goes_on_but_the_run_fails(
+    make_engine: Any, store: Store
+) -> None:
     engine = await make_engine("""
 - name: r
   when: {source: disk}
@@ -176,7 +176,9 @@ async def test_a_step_over_its_timeout_is_timed_out(make_engine: Any, store: Sto
     assert "timed out after 0.05s" in run.message
 
 
-async def test_a_template_error_fails_the_step_with_its_path(make_engine: Any, store: Store) -> None:
+async def test_a_template_error_fails_the_step_with_its_path(
+    make_engine: Any, store: Store
+) -> None:
     engine = await make_engine(
         "- {name: r, when: {source: disk}, do: [{noop: {message: '{{ event.hots }}'}}]}"
     )
@@ -190,9 +192,7 @@ async def test_a_template_error_fails_the_step_with_its_path(make_engine: Any, s
 async def test_dry_run_records_what_would_run_and_runs_nothing(
     make_engine: Any, store: Store
 ) -> None:
-    engine = await make_engine(
-        "- {name: r, when: {source: disk}, do: [{flaky: {}}]}", dry_run=True
-    )
+    engine = await make_engine("- {name: r, when: {source: disk}, do: [{flaky: {}}]}", dry_run=True)
     (accepted,) = await engine.submit([ev()])
     await engine.drain()
     run = store.get_run(accepted.run_ids[0])

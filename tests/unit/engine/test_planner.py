@@ -10,7 +10,6 @@ from opsmedic.plugins import build_registry
 from opsmedic.rules.loader import load_rules
 from opsmedic.rules.ruleset import RuleSet
 
-
 T0 = 1_700_000_000.0
 
 
@@ -65,7 +64,9 @@ def test_for_is_tracked_per_alert(tmp_path: Path) -> None:
 
 def test_throttle_fires_once_within_the_window_per_group(tmp_path: Path) -> None:
     """once_within 10m per host: one run per host per 10 minutes, the rest suppressed."""
-    rules = "- {name: r, when: {source: disk}, do: [noop], throttle: {once_within: 10m, per: [host]}}"
+    rules = (
+        "- {name: r, when: {source: disk}, do: [noop], throttle: {once_within: 10m, per: [host]}}"
+    )
     p = Planner(ruleset(tmp_path, rules), lambda: 0.0)
     assert planned(p, ev(0)) == 1
     assert planned(p, ev(1, resource="/other")) == 0  # same host

@@ -67,8 +67,13 @@ def test_it_names_the_first_failed_check_and_its_value() -> None:
 def test_it_collects_exact_fields_for_the_index() -> None:
     """Only plain string equality is indexable; numbers and operators are not."""
     cond = compile_when(
-        {"source": "disk", "kind": {"eq": "usage"}, "value": 5, "labels": {"team": "db"},
-         "host": "=~ web"}  # fmt: skip
+        {
+            "source": "disk",
+            "kind": {"eq": "usage"},
+            "value": 5,
+            "labels": {"team": "db"},
+            "host": "=~ web",
+        }
     )
     assert cond.exact == {"source": "disk", "kind": "usage", "labels.team": "db"}
 
