@@ -19,6 +19,10 @@ from opsmedic.rules.model import Rule, Step
 from opsmedic.templating import Templates, template_context
 
 _FAILED = (RunState.FAILED, RunState.TIMED_OUT)
+# Added to a step's timeout for the engine's own deadline: an action that enforces the
+# timeout itself (run_command kills its process group: TERM, 2 s, KILL) gets to finish and
+# report its output before the engine gives up on it. Short timeouts get a short grace.
+GRACE_S = 5.0
 
 
 class Executor:
@@ -91,14 +95,16 @@ class Executor:
         policy = self._config.actions.retry
         attempts = step.max_attempts or policy.max_attempts
         timeout = step.timeout or self._config.actions.timeout
+        grace = min(GRACE_S, timeout)
         ctx = ActionContext(clock=self._clock, log=log, config=self._config, dry_run=False,
-                            run_id=run.id, rule=run.rule, target=run.target)  # fmt: skip
+                            run_id=run.id, rule=run.rule, target=run.target,
+                            timeout=timeout)  # fmt: skip
         for attempt in range(1, attempts + 1):
             record.attempts = attempt
             try:
                 # The timeout starts once the action may run, not while it queues for a slot.
                 async with self._per_action[step.action]:
-                    async with asyncio.timeout(timeout):
+                    async with asyncio.timeout(timeout + grace):
                         outcome: Outcome = await spec.run(params, ctx)
             except RetryableError as exc:
                 record.state, record.message = RunState.FAILED, f"retryable: {exc}"
@@ -108,7 +114,8 @@ class Executor:
                     await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311
                 continue
             except TimeoutError:
-                record.state, record.message = RunState.TIMED_OUT, f"timed out after {timeout:g}s"
+                record.state = RunState.TIMED_OUT
+                record.message = f"timed out after {timeout:g}s (+{grace:g}s grace)"
             except ActionError as exc:
                 record.state, record.message = RunState.FAILED, _one_line(exc)
             except Exception as exc:  # an action's bug is recorded, never a crash of the engine
@@ -117,6 +124,8 @@ class Executor:
                 record.message = f"action crashed: {type(exc).__name__}: {_one_line(exc)}"
             else:
                 record.state = RunState.SUCCEEDED if outcome.ok else RunState.FAILED
+                if not outcome.ok and outcome.details.get("timed_out"):
+                    record.state = RunState.TIMED_OUT
                 record.message, record.output = outcome.message, outcome.output
                 record.details = outcome.details
             return

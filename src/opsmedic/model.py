@@ -39,11 +39,12 @@ class RunState(StrEnum):
 def fingerprint_of(source: str, kind: str, resource: str, host: str, labels: dict[str, str]) -> str:
     """Identity of the observed thing (not of its value): same inputs, same 16-hex fingerprint."""
     h = hashlib.blake2b(digest_size=8)
+    # surrogatepass: JSON may carry lone surrogates; they must not crash identity.
     for part in (source, kind, resource, host):
-        h.update(part.encode())
+        h.update(part.encode("utf-8", "surrogatepass"))
         h.update(b"\xff")
     for k in sorted(labels):
-        h.update(f"{k}\xfe{labels[k]}\xff".encode())
+        h.update(f"{k}\xfe{labels[k]}\xff".encode("utf-8", "surrogatepass"))
     return h.hexdigest()
 
 
@@ -76,7 +77,9 @@ class Event:
 
     @property
     def target(self) -> str:
-        """What a remediation acts on: the resource, else the host, else the fingerprint."""
+        """What a remediation acts on: host:resource, else either one, else the fingerprint."""
+        if self.host and self.resource:
+            return f"{self.host}:{self.resource}"
         return self.resource or self.host or self.fingerprint
 
     def as_dict(self) -> JSON:

@@ -29,6 +29,9 @@ class ActionContext:
     run_id: str = ""
     rule: str = ""
     target: str = ""
+    # The step's time budget (its `timeout:` or the config default); the engine enforces it
+    # with a grace margin, so an action that honours it can still clean up and report.
+    timeout: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)

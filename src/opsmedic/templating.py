@@ -63,6 +63,10 @@ class _Undefined(StrictUndefined):
         super().__init__(hint, obj, name, factory)
 
 
+class UnsafeTemplate(ValueError):
+    """A template that could splice event data in as syntax; refused when rules load."""
+
+
 def template_context(event: Event, rule: str, run_id: str) -> dict[str, Any]:
     """The variables a parameter template sees: `event` (with `target`), `rule`, `run_id`."""
     event_vars = event.as_dict()

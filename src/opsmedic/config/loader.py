@@ -44,6 +44,11 @@ def load_config(
     config.base_dir = base
     if not config.rules_dir.is_absolute():
         config.rules_dir = base / config.rules_dir
+    sqlite_path = config.store.removeprefix("sqlite:///")
+    relative = sqlite_path not in ("", ":memory:") and not sqlite_path.startswith("/")
+    if sqlite_path != config.store and relative:
+        # Like rules_dir: a relative SQLite path lives beside the config file, not the cwd.
+        config.store = f"sqlite:///{base / sqlite_path}"
     return config, located
 
 

@@ -129,10 +129,6 @@ class ProbeRunner:
             if cfg.name in seen:
                 problem(i, "name", f"duplicate probe name {cfg.name!r}")
             seen.add(cfg.name)
-            if cfg.interval <= 0:
-                problem(i, "interval", "must be greater than 0")
-            if cfg.timeout <= 0:
-                problem(i, "timeout", "must be greater than 0")
             try:
                 spec = registry.probe(cfg.type)
             except PluginError as exc:

@@ -14,7 +14,7 @@ from opsmedic.plugins import Registry, build_registry, unknown_name
 from opsmedic.rules.conditions import ConditionError, compile_when
 from opsmedic.rules.model import PER_FIELDS, STEP_OPTIONS, Rule, RuleSpec, Step
 from opsmedic.rules.ruleset import RuleSet
-from opsmedic.templating import is_template
+from opsmedic.templating import UnsafeTemplate, is_template
 
 
 def rule_files(path: Path) -> list[Path]:
@@ -141,8 +141,11 @@ def _check_params(
     except ValidationError as exc:
         located_problems = validation_problems(exc, located, model, prefix=loc)
         for err, problem in zip(exc.errors(include_url=False), located_problems, strict=True):
+            # A templated value is judged once rendered, except a verdict on the template
+            # itself (run_command's `shell` quoting check): that one stands now.
             value = _dig(raw, tuple(err["loc"]))
-            if not (isinstance(value, str) and is_template(value)):
+            deferred = not isinstance(err.get("ctx", {}).get("error"), UnsafeTemplate)
+            if not (deferred and isinstance(value, str) and is_template(value)):
                 problems.append(problem)
 
 

@@ -88,7 +88,7 @@ def test_limit_pauses_the_target_and_escalates_once(tmp_path: Path) -> None:
     assert "limit reached" in third.recorded[0].message
     (escalation,) = third.escalations
     assert (escalation.source, escalation.kind) == ("opsmedic", "escalation")
-    assert escalation.labels == {"rule": "r", "reason": "limit", "target": "/var/log"}
+    assert escalation.labels == {"rule": "r", "reason": "limit", "target": "h1:/var/log"}
     fourth = p.decide(ev(30))
     assert fourth.runs == fourth.recorded == fourth.escalations == []  # no storm
     assert planned(p, ev(30, resource="/other")) == 1  # other targets are not paused
@@ -128,7 +128,7 @@ def test_limit_windows_survive_a_restart(tmp_path: Path) -> None:
     """Runs recorded before a restart still count against the limit."""
     rules = "- {name: r, when: {source: disk}, do: [noop], limit: {max_runs: 1, within: 1h}}"
     p = Planner(ruleset(tmp_path, rules), lambda: 0.0)
-    p.restore([("r", "/var/log", T0 + 100.0)])
+    p.restore([("r", "h1:/var/log", T0 + 100.0)])
     assert planned(p, ev(200)) == 0
     assert planned(p, ev(100 + 3600)) == 1
 

@@ -291,14 +291,13 @@ def test_every_problem_is_reported_at_once() -> None:
     problems = problems_of(
         [
             {"name": "a", "type": "fake", "params": {"threshold": "many"}},
-            {"name": "a", "type": "fake", "interval": 0, "params": {"targt": "x"}},
+            {"name": "a", "type": "fake", "params": {"targt": "x"}},
         ]
     )
     fields = [f for f, _ in problems]
     assert fields == [
         "probes[0].params.threshold",
         "probes[1].name",
-        "probes[1].interval",
         "probes[1].params.targt",
     ]
     assert "did you mean target?" in dict(problems)["probes[1].params.targt"]

@@ -134,3 +134,19 @@ def test_it_reports_problems_from_every_file_and_loads_nothing(tmp_path: Path) -
 def test_a_missing_rules_path_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_rules(tmp_path / "nope", build_registry())
+
+
+def test_an_unsafe_shell_template_is_refused_when_rules_load(tmp_path: Path) -> None:
+    """An event value spliced into a shell script unquoted is a load-time error, not a run-time one."""
+    found = problems(
+        tmp_path,
+        "- name: a\n  when: {source: x}\n  do:\n    - run_command: {shell: 'rm {{ event.resource }}'}\n",
+    )
+    assert any("run_command.shell" in p and "shquote" in p for p in found), found
+    load_rules(
+        write(
+            tmp_path,
+            "- name: a\n  when: {source: x}\n  do:\n    - run_command: {shell: 'rm {{ event.resource | shquote }}'}\n",
+        ),
+        build_registry(),
+    )

@@ -1,0 +1,17 @@
+"""Built-in actions; the registry in plugins.py is built from BUILTIN_ACTIONS at start-up."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opsmedic.actions import http_request, noop, notify, run_command
+from opsmedic.plugins import ActionSpec
+
+BUILTIN_ACTIONS: tuple[ActionSpec[Any], ...] = (
+    noop.ACTION,
+    run_command.ACTION,
+    http_request.ACTION,
+    notify.ACTION,
+)
+
+__all__ = ["BUILTIN_ACTIONS"]

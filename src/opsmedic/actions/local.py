@@ -1,0 +1,116 @@
+"""Running one argv on this host in its own process group, bounded in time and output."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+from collections.abc import Mapping, Sequence
+
+from opsmedic.actions.output import Captured, OutputBuffer
+
+# Seconds between SIGTERM and SIGKILL for a timed-out command's process group.
+KILL_GRACE = 2.0
+# Seconds to wait for the pipes to close once the command itself has ended: a daemon it
+# started may hold them open forever, and the step must not wait for it.
+DRAIN_GRACE = 2.0
+
+
+class _Collector(asyncio.SubprocessProtocol):
+    """Feeds output into the buffers and tells apart "the process exited" and "pipes closed".
+
+    asyncio's Process.wait() waits for both at once, which would hang on a daemon that the
+    command left holding its stdout.
+    """
+
+    def __init__(self, captured: Captured) -> None:
+        loop = asyncio.get_running_loop()
+        self.exited: asyncio.Future[None] = loop.create_future()
+        self.drained: asyncio.Future[None] = loop.create_future()
+        self._buffers = {1: captured.stdout, 2: captured.stderr}
+        self._open = {1, 2}
+
+    def pipe_data_received(self, fd: int, data: bytes | str) -> None:
+        self._buffers[fd].feed(data if isinstance(data, bytes) else data.encode())
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        self._open.discard(fd)
+        if not self._open and not self.drained.done():
+            self.drained.set_result(None)
+
+    def process_exited(self) -> None:
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+
+async def run_local(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: str | None,
+    stdin: bytes | None,
+    time_limit: float,
+    output_limit: int,
+) -> Captured:
+    """Run `argv` without a shell; after `time_limit` kill its process group (TERM, then KILL).
+
+    The limit is handled here rather than by the caller's asyncio.timeout so that a timeout
+    still returns the captured output and the group gets its grace period.
+    Raises OSError when the program cannot be started (not found, not executable, bad cwd).
+    """
+    captured = Captured(stdout=OutputBuffer(output_limit), stderr=OutputBuffer(output_limit))
+    loop = asyncio.get_running_loop()
+    transport, collector = await loop.subprocess_exec(
+        lambda: _Collector(captured),
+        *argv,
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=cwd,
+        env=dict(env),
+        # A new session makes the command a group leader, so a timeout can kill the
+        # grandchildren it spawned too, not just the direct child.
+        start_new_session=True,
+    )
+    pgid = transport.get_pid()
+    try:
+        if stdin is not None:
+            pipe = transport.get_pipe_transport(0)
+            assert isinstance(pipe, asyncio.WriteTransport)
+            pipe.write(stdin)
+            pipe.close()  # flushes what is buffered, then closes: the command sees EOF
+        await asyncio.wait([collector.exited], timeout=time_limit)
+        if not collector.exited.done():
+            captured.timed_out = True
+            await _terminate_group(pgid, collector.exited)
+        await asyncio.wait([collector.drained], timeout=DRAIN_GRACE)
+        captured.incomplete = not collector.drained.done()
+    except asyncio.CancelledError:
+        # The engine's own deadline fired: no grace period, but never leave the group behind.
+        _signal_group(pgid, signal.SIGKILL)
+        await asyncio.wait([collector.exited], timeout=KILL_GRACE)
+        raise
+    finally:
+        # Closes our ends of pipes that a leftover descendant may still hold open.
+        transport.close()
+    code = transport.get_returncode()
+    if code is not None and code < 0:
+        captured.signal = signal.Signals(-code).name
+    else:
+        captured.exit_code = code
+    return captured
+
+
+async def _terminate_group(pgid: int, exited: asyncio.Future[None]) -> None:
+    _signal_group(pgid, signal.SIGTERM)
+    await asyncio.wait([exited], timeout=KILL_GRACE)
+    # Killed even when the leader obeyed SIGTERM: a child may have ignored it.
+    _signal_group(pgid, signal.SIGKILL)
+    await exited
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)

@@ -1,0 +1,265 @@
+"""The run_command action: an argv (or an opt-in shell script) run locally or over SSH."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+from typing import Any
+
+from jinja2 import TemplateSyntaxError, nodes
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from opsmedic.actions.local import run_local
+from opsmedic.actions.output import Captured
+from opsmedic.actions.ssh import run_remote
+from opsmedic.config.types import Duration
+from opsmedic.errors import ActionError, RetryableError
+from opsmedic.model import Outcome
+from opsmedic.plugins import ActionContext, ActionSpec, unknown_name
+from opsmedic.templating import Rendered, UnsafeTemplate, is_template, parse
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# What a local command inherits from the daemon. Not the rest: opsmedic's environment holds
+# the secrets that config reads through `env:`, and a remediation script has no need of them.
+_PASSED_ENV = ("PATH", "HOME", "LANG", "LANGUAGE", "TZ", "USER", "LOGNAME", "TMPDIR")
+_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Jinja blocks that could rewrite already-quoted text or pull in unchecked templates.
+_BLOCKS_REFUSED_IN_SHELL: dict[type[nodes.Node], str] = {
+    nodes.FilterBlock: "filter",
+    nodes.Macro: "macro",
+    nodes.CallBlock: "call",
+    nodes.Include: "include",
+    nodes.Import: "import",
+    nodes.FromImport: "from … import",
+    nodes.Extends: "extends",
+}
+
+
+class Params(BaseModel):
+    """Exactly one of `argv` (preferred) or `shell`; `host` names an entry of `ssh_hosts`."""
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+    argv: list[str] | None = Field(None, min_length=1)
+    shell: str | None = Field(
+        None, description="a /bin/sh script; event values only through `{{ x | shquote }}`"
+    )
+    host: str | None = None
+    cwd: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    timeout: Duration | None = None
+    ok_exit_codes: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    stdin: str | None = None
+
+    @field_validator("shell", mode="before")
+    @classmethod
+    def _shell_template(cls, value: Any) -> Any:
+        # Rendered text is checked through its template: the text itself is data and may
+        # hold `{{` from an event; a plain str is the template itself (or untemplated text).
+        if isinstance(value, Rendered):
+            check_shell_template(value.source)
+        elif isinstance(value, str):
+            check_shell_template(value)
+        return value
+
+    @field_validator("argv")
+    @classmethod
+    def _no_nul(cls, argv: list[str] | None) -> list[str] | None:
+        for i, word in enumerate(argv or ()):
+            if "\0" in word:
+                raise ValueError(f"argv[{i}] contains a NUL byte, which no program can receive")
+        return argv
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, env: dict[str, str]) -> dict[str, str]:
+        for key, value in env.items():
+            if not _IDENTIFIER.fullmatch(key):
+                raise ValueError(f"env name {key!r} is not a valid variable name")
+            if "\0" in value:
+                raise ValueError(f"env {key} contains a NUL byte")
+        return env
+
+    @field_validator("timeout")
+    @classmethod
+    def _positive(cls, timeout: float | None) -> float | None:
+        if timeout is not None and timeout <= 0:
+            raise ValueError("timeout must be more than 0")
+        return timeout
+
+    @model_validator(mode="after")
+    def _argv_or_shell(self) -> Params:
+        if (self.argv is None) == (self.shell is None):
+            raise ValueError("give exactly one of argv: [program, arg, ...] or shell: script")
+        return self
+
+    def command(self) -> list[str]:
+        """The argv to execute; a shell script becomes `/bin/sh -c script`."""
+        if self.argv is not None:
+            return list(self.argv)
+        assert self.shell is not None
+        return ["/bin/sh", "-c", self.shell]
+
+
+def check_shell_template(source: str) -> None:
+    """Refuse a shell template that could splice an event value in as shell syntax.
+
+    Every `{{ }}` must end in `| shquote` and stand outside quotes, backslashes, `$` and
+    here-documents, where a quoted word would not be one word any more.
+    """
+    if not is_template(source):
+        return
+    try:
+        tree = parse(source)
+    except TemplateSyntaxError as exc:
+        raise UnsafeTemplate(f"template syntax error at line {exc.lineno}: {exc.message}") from None
+    for block in tree.find_all(tuple(_BLOCKS_REFUSED_IN_SHELL)):
+        name = _BLOCKS_REFUSED_IN_SHELL[type(block)]
+        raise UnsafeTemplate(f"line {block.lineno}: {{% {name} %}} is not allowed in shell")
+    state = ""
+    for output in tree.find_all(nodes.Output):
+        for node in output.nodes:
+            if isinstance(node, nodes.TemplateData):
+                state = _after(node.data, state)
+                continue
+            if not (isinstance(node, nodes.Filter) and node.name == "shquote"):
+                raise UnsafeTemplate(
+                    f"line {node.lineno}: in shell every {{{{ … }}}} must end in '| shquote' "
+                    "(event values are data, never shell syntax); or use argv"
+                )
+            if state:
+                raise UnsafeTemplate(
+                    f"line {node.lineno}: {{{{ … | shquote }}}} must be a bare shell word: "
+                    f"not inside quotes or a here-document, not right after '\\' or '$' "
+                    f"(found {_STATES[state]})"
+                )
+
+
+_STATES = {
+    "'": "inside '…'",
+    '"': 'inside "…"',
+    "\\": "after '\\'",
+    "$": "after '$'",
+    "<<": "a here-document",
+}
+
+
+def _after(text: str, state: str) -> str:
+    """Shell quoting state after `text`, starting in `state` ('' = plain)."""
+    if state == "<<":
+        return state  # a here-document runs to a line we do not track: stay refused
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if state == "'":
+            state = "" if c == "'" else state
+        elif c == "\\":
+            if i + 1 == len(text):
+                return "\\"
+            i += 1
+        elif state == '"':
+            state = "" if c == '"' else state
+        elif c in "'\"":
+            state = c
+        elif text.startswith("<<", i):
+            return "<<"
+        i += 1
+    return "$" if not state and text.endswith("$") else state
+
+
+def command_env(params: Params, ctx: ActionContext, local: bool) -> dict[str, str]:
+    """The command's environment: a short pass-through list (local only), run facts, `env`."""
+    env: dict[str, str] = {}
+    if local:
+        env = {key: value for key, value in os.environ.items() if key in _PASSED_ENV}
+        env.update((key, value) for key, value in os.environ.items() if key.startswith("LC_"))
+        env.setdefault("PATH", _DEFAULT_PATH)
+    env.update(OPSMEDIC_RUN_ID=ctx.run_id, OPSMEDIC_RULE=ctx.rule, OPSMEDIC_TARGET=ctx.target)
+    env.update(params.env)
+    return env
+
+
+async def run(params: Params, ctx: ActionContext) -> Outcome:
+    argv = params.command()
+    timeout = params.timeout if params.timeout is not None else ctx.timeout
+    limit = ctx.config.actions.output_limit
+    details: dict[str, Any] = {"argv": argv, "host": params.host}
+    where = f" on {params.host}" if params.host else ""
+    if ctx.dry_run:
+        details["dry_run"] = True
+        return Outcome(
+            ok=True, message=f"dry-run: would run {shlex.join(argv)}{where}", details=details
+        )
+    stdin = params.stdin.encode() if params.stdin is not None else None
+    if params.host is None:
+        try:
+            captured = await run_local(
+                argv,
+                env=command_env(params, ctx, local=True),
+                # Relative to opsmedic.yaml's directory, as for probes: the daemon's own
+                # working directory is an accident of how it was started.
+                cwd=str(ctx.config.base_dir / params.cwd) if params.cwd is not None else None,
+                stdin=stdin,
+                time_limit=timeout,
+                output_limit=limit,
+            )
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            return Outcome(ok=False, message=f"cannot start {argv[0]}: {reason}", details=details)
+    else:
+        host = ctx.config.ssh_hosts.get(params.host)
+        if host is None:
+            known = ctx.config.ssh_hosts
+            why = (
+                unknown_name("ssh host", params.host, known) if known else "no ssh_hosts configured"
+            )
+            return Outcome(ok=False, message=why, details=details)
+        try:
+            captured = await run_remote(
+                host,
+                argv,
+                base_dir=ctx.config.base_dir,
+                env=command_env(params, ctx, local=False),
+                cwd=params.cwd,
+                stdin=stdin,
+                time_limit=timeout,
+                output_limit=limit,
+            )
+        except RetryableError:
+            raise
+        except ActionError as exc:  # HostRefused, or the connection lost mid-command
+            return Outcome(ok=False, message=str(exc), details=details)
+    return _outcome(captured, params, timeout, details)
+
+
+def _outcome(
+    captured: Captured, params: Params, timeout: float, details: dict[str, Any]
+) -> Outcome:
+    details.update(
+        exit_code=captured.exit_code,
+        signal=captured.signal,
+        timed_out=captured.timed_out,
+        stdout_bytes=captured.stdout.total,
+        stderr_bytes=captured.stderr.total,
+    )
+    if captured.incomplete:
+        details["output_incomplete"] = True
+    if captured.timed_out:
+        ok, message = False, f"timed out after {timeout:g}s; its process group was killed"
+    elif captured.signal is not None:
+        ok, message = False, f"killed by {captured.signal}"
+    else:
+        ok = captured.exit_code in params.ok_exit_codes
+        expected = "" if ok else f" (ok: {', '.join(map(str, params.ok_exit_codes))})"
+        message = f"exit {captured.exit_code}{expected}"
+    return Outcome(ok=ok, message=message, details=details, output=captured.labelled())
+
+
+ACTION = ActionSpec(
+    name="run_command",
+    params=Params,
+    run=run,
+    destructive=True,
+    summary="run a program (argv, or an opt-in shell script) locally or on an SSH host",
+)

@@ -1,0 +1,97 @@
+"""Database URLs and engines: normalise and mask URLs, tune connections, phrase errors."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from opsmedic.errors import StoreError
+from opsmedic.store.codec import dumps_json
+
+#: Execution option that marks a connection's transaction as one that will write.
+WRITE = "opsmedic_write"
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+PG_CONNECT_TIMEOUT_S = 10
+
+_USERINFO = re.compile(r"(://[^:/@]*:)[^@]*@")
+
+
+def mask(raw: str) -> str:
+    """The URL as users may see it: the password, if any, replaced by ***."""
+    return _USERINFO.sub(r"\1***@", raw)
+
+
+def shown(url: URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+def parse_url(raw: str) -> URL:
+    """Parse a store URL; `postgresql://` and `postgres://` get the psycopg 3 driver."""
+    try:
+        url = sa.make_url(raw)
+    except (sa.exc.ArgumentError, ValueError) as e:
+        raise StoreError(
+            f"store URL {mask(raw)!r} is not a database URL"
+            " (expected sqlite:///path.db or postgresql://user:password@host/db)"
+        ) from e
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
+    if url.drivername not in ("sqlite", "sqlite+pysqlite", "postgresql+psycopg"):
+        raise StoreError(
+            f"store URL {shown(url)!r}: unsupported database {url.drivername!r}"
+            " (use sqlite:///path.db or postgresql://user:password@host/db)"
+        )
+    return url
+
+
+def describe(url: URL, error: BaseException) -> str:
+    """One line naming the (masked) URL and the driver's own reason, never SQL or parameters."""
+    reason = error.orig if isinstance(error, sa.exc.StatementError) and error.orig else error
+    lines = [line.strip() for line in str(reason).splitlines() if line.strip()]
+    text = lines[0] if lines else type(reason).__name__
+    if url.password:
+        text = text.replace(str(url.password), "***")
+    return f"store {shown(url)}: {text}"
+
+
+def make_engine(url: URL) -> Engine:
+    """A pooled engine; SQLite connections get WAL and their pragmas, PostgreSQL a timeout."""
+    if url.get_backend_name() == "sqlite":
+        engine = sa.create_engine(url, json_serializer=dumps_json)
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    connect_args: dict[str, Any] = {}
+    if "connect_timeout" not in url.query:
+        # An unroutable host would otherwise stall start-up for minutes.
+        connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_S
+    return sa.create_engine(
+        url, json_serializer=dumps_json, pool_pre_ping=True, connect_args=connect_args
+    )
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    # sqlite3's legacy mode never BEGINs before DDL or SELECT; _sqlite_begin does it instead.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        # busy_timeout first, so that the switch to WAL waits for a busy database.
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # A writer takes the write lock up front (waiting up to busy_timeout) instead of failing
+    # with "database is locked" when it upgrades a read lock; readers never block writers.
+    write = conn.get_execution_options().get(WRITE, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")

@@ -1,0 +1,1 @@
+"""Alembic revisions of the store, one module per schema change, oldest first."""

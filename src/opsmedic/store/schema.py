@@ -1,0 +1,57 @@
+"""The store's tables as SQLAlchemy Core objects; migrations must produce exactly these."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+# Fixed constraint and index names, so that migrations can refer to them on every backend.
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# Epoch seconds: DOUBLE PRECISION on PostgreSQL, REAL (8 bytes) on SQLite.
+Time = sa.Double
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("source", sa.String, nullable=False),
+    sa.Column("kind", sa.String, nullable=False),
+    sa.Column("resource", sa.String, nullable=False),
+    sa.Column("host", sa.String, nullable=False),
+    sa.Column("labels", sa.JSON, nullable=False),
+    # JSON, so that float, str and None each come back as what they were.
+    sa.Column("value", sa.JSON, nullable=True),
+    sa.Column("severity", sa.String, nullable=False),
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("fingerprint", sa.String, nullable=False, index=True),
+    sa.Column("time", Time, nullable=False, index=True),
+    sa.Column("payload", sa.JSON, nullable=False),
+)
+
+runs = sa.Table(
+    "runs",
+    metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("rule", sa.String, nullable=False),
+    sa.Column("event_id", sa.String, sa.ForeignKey("events.id"), nullable=False, index=True),
+    sa.Column("target", sa.String, nullable=False),
+    sa.Column("fingerprint", sa.String, nullable=False),
+    sa.Column("actions", sa.JSON, nullable=False),
+    sa.Column("queue", sa.String, nullable=False),
+    sa.Column("dry_run", sa.Boolean, nullable=False),
+    sa.Column("state", sa.String, nullable=False, index=True),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("steps", sa.JSON, nullable=False),
+    sa.Column("created_at", Time, nullable=False, index=True),
+    sa.Column("started_at", Time, nullable=True),
+    sa.Column("finished_at", Time, nullable=True),
+    sa.Index(None, "rule", "created_at"),
+)

@@ -1,0 +1,282 @@
+"""The Store: the single source of truth for events and runs, on SQLite or PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from opsmedic.errors import StoreError
+from opsmedic.model import Event, Run, RunState
+from opsmedic.store import migrate as migrations
+from opsmedic.store.codec import event_from_row, event_row, run_from_row, run_row
+from opsmedic.store.database import WRITE, describe, make_engine, parse_url, shown
+from opsmedic.store.schema import events as event_table
+from opsmedic.store.schema import runs as run_table
+
+INTERRUPTED_MESSAGE = "interrupted: opsmedic stopped while this run was running"
+MIN_REF = 4  # shortest id prefix or suffix accepted by get_run / get_event
+CLAIM_CHUNK = 1000  # ids per statement, far below SQLite's and PostgreSQL's parameter limits
+PRUNE_BATCH = 5000  # rows deleted per transaction by prune()
+
+_UNFINISHED = (RunState.PLANNED.value, RunState.RUNNING.value)
+
+
+@dataclass(frozen=True, slots=True)
+class PruneResult:
+    """How many rows prune() deleted."""
+
+    events: int
+    runs: int
+
+
+class Store:
+    """Sync access to the store; the engine calls it from one thread and batches its work."""
+
+    def __init__(self, url: str) -> None:
+        self._url = parse_url(url)
+        self._engine = make_engine(self._url)
+
+    @property
+    def url(self) -> str:
+        """The normalised URL with its password masked: safe to print and log."""
+        return shown(self._url)
+
+    def migrate(self) -> None:
+        """Create or upgrade the schema to the newest revision; cheap when already there."""
+        database = self._url.database
+        if self._url.get_backend_name() == "sqlite" and database and database != ":memory:":
+            directory = Path(database).parent
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise StoreError(
+                    f"store {self.url}: cannot create {directory}: {e.strerror}"
+                ) from e
+        with self._transaction(write=True) as conn:
+            migrations.upgrade(conn)
+
+    def record(self, events: Sequence[Event], runs: Sequence[Run]) -> None:
+        """Insert events and the runs planned (or skipped) for them, in one transaction."""
+        if not events and not runs:
+            return
+        with self._transaction(write=True) as conn:
+            # Events first: runs reference them.
+            if events:
+                conn.execute(event_table.insert(), [event_row(e) for e in events])
+            if runs:
+                conn.execute(run_table.insert(), [run_row(r) for r in runs])
+
+    def claim(self, run_ids: Sequence[str], started_at: float) -> list[str]:
+        """Move planned runs to running; returns the ids this call won, in the order given."""
+        wanted = list(dict.fromkeys(run_ids))
+        if not wanted:
+            return []
+        won: set[str] = set()
+        with self._transaction(write=True) as conn:
+            for i in range(0, len(wanted), CLAIM_CHUNK):
+                stmt = (
+                    sa.update(run_table)
+                    .where(
+                        run_table.c.id.in_(wanted[i : i + CLAIM_CHUNK]),
+                        run_table.c.state == RunState.PLANNED.value,
+                    )
+                    .values(state=RunState.RUNNING.value, started_at=started_at)
+                    .returning(run_table.c.id)
+                )
+                won.update(conn.execute(stmt).scalars())
+        return [run_id for run_id in wanted if run_id in won]
+
+    def finish(self, runs: Sequence[Run]) -> None:
+        """Write the final state, message, steps and finish time of each run; a run that is
+        already finished in the store keeps what it has."""
+        if not runs:
+            return
+        unfinal = [r.id for r in runs if not r.state.finished]
+        if unfinal:
+            raise ValueError(f"finish() needs final states; not final: {', '.join(unfinal)}")
+        stmt = (
+            sa.update(run_table)
+            .where(
+                run_table.c.id == sa.bindparam("b_id"),
+                # Not IN (...): an expanding parameter cannot be used with executemany.
+                sa.or_(run_table.c.state == _UNFINISHED[0], run_table.c.state == _UNFINISHED[1]),
+            )
+            .values(
+                state=sa.bindparam("b_state"),
+                message=sa.bindparam("b_message"),
+                steps=sa.bindparam("b_steps", type_=run_table.c.steps.type),
+                finished_at=sa.bindparam("b_finished_at"),
+            )
+        )
+        params = []
+        for r in runs:
+            row = run_row(r)
+            params.append(
+                {
+                    "b_id": row["id"],
+                    "b_state": row["state"],
+                    "b_message": row["message"],
+                    "b_steps": row["steps"],
+                    "b_finished_at": row["finished_at"],
+                }
+            )
+        with self._transaction(write=True) as conn:
+            conn.execute(stmt, params)
+
+    def interrupt_running(self, now: float) -> list[Run]:
+        """Crash recovery at start-up: every run left running becomes interrupted."""
+        stmt = (
+            sa.update(run_table)
+            .where(run_table.c.state == RunState.RUNNING.value)
+            .values(state=RunState.INTERRUPTED.value, message=INTERRUPTED_MESSAGE, finished_at=now)
+            .returning(*run_table.c)
+        )
+        with self._transaction(write=True) as conn:
+            found = [run_from_row(row) for row in conn.execute(stmt).mappings()]
+        return sorted(found, key=lambda r: (r.created_at, r.id))
+
+    def get_run(self, ref: str) -> Run:
+        """The run whose id is `ref`, or starts or ends with it (at least 4 characters)."""
+        with self._transaction() as conn:
+            return run_from_row(self._find(conn, run_table, ref, "run"))
+
+    def list_runs(
+        self,
+        *,
+        rule: str | None = None,
+        since: float | None = None,
+        state: RunState | None = None,
+        limit: int = 100,
+    ) -> list[Run]:
+        """Runs, newest first."""
+        stmt = (
+            sa.select(run_table)
+            .order_by(run_table.c.created_at.desc(), run_table.c.id.desc())
+            .limit(limit)
+        )
+        if rule is not None:
+            stmt = stmt.where(run_table.c.rule == rule)
+        if since is not None:
+            stmt = stmt.where(run_table.c.created_at >= since)
+        if state is not None:
+            stmt = stmt.where(run_table.c.state == state.value)
+        with self._transaction() as conn:
+            return [run_from_row(row) for row in conn.execute(stmt).mappings()]
+
+    def get_event(self, ref: str) -> Event:
+        """The event whose id is `ref`, or starts or ends with it (at least 4 characters)."""
+        with self._transaction() as conn:
+            return event_from_row(self._find(conn, event_table, ref, "event"))
+
+    def list_events(
+        self, *, since: float | None = None, source: str | None = None, limit: int = 100
+    ) -> list[Event]:
+        """Events, newest first."""
+        stmt = (
+            sa.select(event_table)
+            .order_by(event_table.c.time.desc(), event_table.c.id.desc())
+            .limit(limit)
+        )
+        if since is not None:
+            stmt = stmt.where(event_table.c.time >= since)
+        if source is not None:
+            stmt = stmt.where(event_table.c.source == source)
+        with self._transaction() as conn:
+            return [event_from_row(row) for row in conn.execute(stmt).mappings()]
+
+    def recent_runs(self, since: float) -> list[tuple[str, str, float]]:
+        """(rule, target, created_at) of the runs created since `since` that were not
+        skipped, oldest first: what the engine needs to rebuild its limit windows."""
+        stmt = (
+            sa.select(run_table.c.rule, run_table.c.target, run_table.c.created_at)
+            .where(run_table.c.created_at >= since, run_table.c.state != RunState.SKIPPED.value)
+            .order_by(run_table.c.created_at, run_table.c.id)
+        )
+        with self._transaction() as conn:
+            return [(rule, target, at) for rule, target, at in conn.execute(stmt)]
+
+    def prune(self, older_than: float) -> PruneResult:
+        """Delete finished runs created before `older_than`, then the events before it that
+        no remaining run refers to; planned and running runs and their events always stay."""
+        old_runs = sa.select(run_table.c.id).where(
+            run_table.c.created_at < older_than, run_table.c.state.not_in(_UNFINISHED)
+        )
+        referenced = (
+            sa.select(run_table.c.id).where(run_table.c.event_id == event_table.c.id).exists()
+        )
+        old_events = sa.select(event_table.c.id).where(event_table.c.time < older_than, ~referenced)
+        runs = self._delete_in_batches(run_table, old_runs)
+        return PruneResult(events=self._delete_in_batches(event_table, old_events), runs=runs)
+
+    def counts(self) -> dict[str, int]:
+        """Row counts for status output."""
+        n_events = sa.select(sa.func.count()).select_from(event_table).scalar_subquery()
+        n_runs = sa.select(sa.func.count()).select_from(run_table).scalar_subquery()
+        with self._transaction() as conn:
+            row = conn.execute(sa.select(n_events, n_runs)).one()
+        return {"events": row[0], "runs": row[1]}
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._engine.dispose()
+
+    @contextmanager
+    def _transaction(self, *, write: bool = False) -> Iterator[Connection]:
+        """One transaction; any database failure surfaces as a one-line StoreError."""
+        try:
+            with self._engine.connect() as conn:
+                if write:
+                    conn.execution_options(**{WRITE: True})
+                with conn.begin():
+                    yield conn
+        except (sa.exc.SQLAlchemyError, UnicodeError) as e:
+            raise StoreError(describe(self._url, e)) from e
+
+    def _delete_in_batches(self, table: sa.Table, ids: sa.Select[str]) -> int:
+        """Delete the rows whose ids `ids` selects, one batch per transaction, so that the
+        engine's writes wait for one batch at most, never for a whole prune."""
+        total = 0
+        while True:
+            batch = sa.delete(table).where(table.c.id.in_(ids.limit(PRUNE_BATCH)))
+            with self._transaction(write=True) as conn:
+                deleted = conn.execute(batch).rowcount
+            total += deleted
+            if deleted < PRUNE_BATCH:
+                return total
+
+    def _find(self, conn: Connection, table: sa.Table, ref: str, noun: str) -> sa.RowMapping:
+        exact = conn.execute(sa.select(table).where(table.c.id == ref)).mappings().first()
+        if exact is not None:
+            return exact
+        if len(ref) < MIN_REF:
+            raise StoreError(f"no {noun} with id {ref!r} (give at least {MIN_REF} characters)")
+        # substr() rather than LIKE: exact and case-sensitive on both backends, no escaping.
+        n = len(ref)
+        id_ = table.c.id
+        stmt = (
+            sa.select(table)
+            .where(
+                sa.func.length(id_) >= n,
+                sa.or_(
+                    sa.func.substr(id_, 1, n) == ref,
+                    sa.func.substr(id_, sa.func.length(id_) - n + 1) == ref,
+                ),
+            )
+            .order_by(id_)
+            .limit(6)
+        )
+        found = conn.execute(stmt).mappings().all()
+        if not found:
+            raise StoreError(f"no {noun} id starts or ends with {ref!r}")
+        if len(found) > 1:
+            shown_ids = ", ".join(row["id"] for row in found[:5])
+            more = ", ..." if len(found) > 5 else ""
+            raise StoreError(
+                f"{ref!r} matches several {noun}s ({shown_ids}{more}); give more characters"
+            )
+        return found[0]

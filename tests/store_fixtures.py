@@ -1,0 +1,81 @@
+"""Store fixtures (a fresh migrated Store per test, on SQLite and on PostgreSQL) and factories."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
+
+from opsmedic.model import Event, Run
+from opsmedic.store import Store
+
+BACKENDS = [
+    pytest.param("sqlite", id="sqlite"),
+    # getfixturevalue() hides postgres_url from conftest's auto-marking, so mark it here.
+    pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+]
+
+
+def fresh_postgres_database(server_url: str) -> Iterator[str]:
+    """Create an empty database on the server, yield its URL, drop it (and its clients)."""
+    server = sa.make_url(server_url)
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    admin = sa.create_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        try:
+            yield server.set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """URL of an empty database of each backend, not yet migrated."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'opsmedic.db'}"
+    else:
+        yield from fresh_postgres_database(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    """A migrated Store on an empty database of each backend."""
+    s = Store(store_url)
+    s.migrate()
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+T0 = 1_700_000_000.0  # a fixed epoch for records, so that tests never read the clock
+
+
+def make_event(**fields: Any) -> Event:
+    """An event at T0 unless told otherwise."""
+    return Event(**{"source": "disk", "resource": "/var/log/app", "time": T0, **fields})
+
+
+def make_run(event: Event, **fields: Any) -> Run:
+    """A planned run for `event`, created at the event's time unless told otherwise."""
+    return Run(
+        **{
+            "rule": "archive-app-logs",
+            "event_id": event.id,
+            "target": event.target,
+            "fingerprint": event.fingerprint,
+            "actions": ["archive_logs"],
+            "created_at": event.time,
+            **fields,
+        }
+    )

@@ -1,0 +1,195 @@
+"""Store: URLs, connection set-up, migrations and the errors users see when the DB fails."""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+import threading
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+
+from opsmedic.errors import StoreError
+from opsmedic.store import Store
+from opsmedic.store.database import SQLITE_BUSY_TIMEOUT_MS, make_engine, parse_url
+from opsmedic.store.schema import metadata
+
+if __package__:
+    from ...store_fixtures import make_event, make_run
+else:
+    from store_fixtures import make_event, make_run
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+@pytest.mark.parametrize(
+    ("given", "shown"),
+    [
+        ("postgresql://ops:s3cret@db.internal/ops", "postgresql+psycopg://ops:***@db.internal/ops"),
+        (
+            "postgres://ops:s3cret@db.internal:6543/ops",
+            "postgresql+psycopg://ops:***@db.internal:6543/ops",
+        ),
+        ("postgresql+psycopg://ops@db.internal/ops", "postgresql+psycopg://ops@db.internal/ops"),
+        ("sqlite:///var/lib/opsmedic/opsmedic.db", "sqlite:///var/lib/opsmedic/opsmedic.db"),
+    ],
+)
+def test_url_is_normalised_and_masked_without_connecting(given: str, shown: str) -> None:
+    store = Store(given)  # db.internal does not resolve: nothing may connect yet
+    assert store.url == shown
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("not a url", "is not a database URL"),
+        ("", "is not a database URL"),
+        ("postgresql://ops:s3cret@db:notaport/opsmedic", "is not a database URL"),
+        ("mysql://ops:s3cret@db/opsmedic", "unsupported database 'mysql'"),
+        ("http://ops:s3cret@db/opsmedic", "unsupported database 'http'"),
+    ],
+)
+def test_a_bad_url_is_a_store_error_with_the_password_masked(url: str, reason: str) -> None:
+    with pytest.raises(StoreError, match=reason) as caught:
+        Store(url)
+    message = str(caught.value)
+    assert "s3cret" not in message
+    assert "\n" not in message
+    if "ops:" in url:
+        assert "ops:***@" in message
+
+
+def test_unreachable_postgres_is_a_one_line_store_error() -> None:
+    port = _closed_port()
+    store = Store(f"postgresql://ops:s3cret@127.0.0.1:{port}/opsmedic")
+    for attempt in (store.migrate, store.counts, lambda: store.record([make_event()], [])):
+        with pytest.raises(StoreError) as caught:
+            attempt()
+        message = str(caught.value)
+        assert message.startswith(f"store postgresql+psycopg://ops:***@127.0.0.1:{port}/opsmedic: ")
+        assert "s3cret" not in message
+        assert "\n" not in message
+    store.close()
+
+
+def test_an_unopenable_sqlite_file_is_a_store_error(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path}")  # a directory, not a file
+    with pytest.raises(StoreError, match=f"store sqlite:///{tmp_path}: unable to open"):
+        store.migrate()
+    store.close()
+
+
+def test_an_unmigrated_store_is_a_store_error_naming_the_url(store_url: str) -> None:
+    store = Store(store_url)
+    with pytest.raises(StoreError, match=r"^store .*(runs|events)") as caught:
+        store.list_runs()
+    assert "\n" not in str(caught.value)
+    store.close()
+
+
+def test_migrate_creates_the_sqlite_directory(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "nested" / "opsmedic.db"
+    store = Store(f"sqlite:///{path}")
+    store.migrate()
+    store.close()
+    assert path.is_file()
+
+
+def test_an_uncreatable_sqlite_directory_is_a_store_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    store = Store(f"sqlite:///{tmp_path}/file/opsmedic.db")
+    with pytest.raises(StoreError, match=f"store sqlite:///{tmp_path}/file/opsmedic.db: cannot"):
+        store.migrate()
+    store.close()
+
+
+def test_sqlite_runs_in_wal_mode_with_its_pragmas(tmp_path: Path) -> None:
+    path = tmp_path / "opsmedic.db"
+    store = Store(f"sqlite:///{path}")
+    store.migrate()
+    store.record([make_event()], [])
+    # The journal mode is a property of the file: a plain connection sees it too.
+    with closing(sqlite3.connect(path)) as plain:
+        assert plain.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert path.with_name("opsmedic.db-wal").exists()
+    store.close()
+
+    engine = make_engine(parse_url(f"sqlite:///{path}"))
+    with engine.connect() as conn:
+        pragma = {
+            name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+            for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
+        }
+    engine.dispose()
+    assert pragma == {
+        "journal_mode": "wal",
+        "synchronous": 1,  # NORMAL
+        "foreign_keys": 1,
+        "busy_timeout": SQLITE_BUSY_TIMEOUT_MS,
+    }
+
+
+def test_migrate_twice_is_fine(store: Store) -> None:
+    event = make_event()
+    store.record([event], [make_run(event)])
+    store.migrate()
+    assert store.counts() == {"events": 1, "runs": 1}
+
+
+def test_migrations_build_exactly_the_schema_the_code_uses(store: Store, store_url: str) -> None:
+    engine = make_engine(parse_url(store_url))
+    with engine.connect() as conn:
+        differences = compare_metadata(MigrationContext.configure(conn), metadata)
+    engine.dispose()
+    assert differences == []
+
+
+def test_two_stores_migrating_at_once_both_succeed(store_url: str) -> None:
+    stores = [Store(store_url), Store(store_url)]
+    errors: list[BaseException] = []
+    start = threading.Barrier(2)
+
+    def migrate(store: Store) -> None:
+        try:
+            start.wait()
+            store.migrate()
+        except BaseException as e:  # reported below, not lost in the thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=migrate, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    try:
+        assert errors == []
+        assert stores[1].counts() == {"events": 0, "runs": 0}
+    finally:
+        for s in stores:
+            s.close()
+
+
+def test_in_memory_sqlite_works_within_one_thread() -> None:
+    store = Store("sqlite://")
+    store.migrate()
+    store.record([make_event()], [])
+    assert store.counts() == {"events": 1, "runs": 0}
+    store.close()
+
+
+def test_store_error_keeps_the_driver_error_as_its_cause(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path}")
+    with pytest.raises(StoreError) as caught:
+        store.counts()
+    assert isinstance(caught.value.__cause__, sa.exc.OperationalError)
+    store.close()
