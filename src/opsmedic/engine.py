@@ -150,7 +150,9 @@ class Engine:
                 accepted.append(Accepted(event.id, ids))
             replies.append((sub, accepted))
         try:
-            await self.journal.record(events, [r for r, _, _ in to_run] + recorded)
+            claimed = await self.journal.record(
+                events, [r for r, _, _ in to_run] + recorded, claim=[r.id for r, _, _ in to_run]
+            )
         except BaseException:
             for run, _, _ in to_run:
                 self.planner.done(run)
@@ -165,7 +167,11 @@ class Engine:
         if escalations:
             self._push(_Submission(escalations, None))
         for run, rule, event in to_run:
-            await self._spawn(run, rule, event)
+            if run.id in claimed:
+                await self._spawn(run, rule, event)
+            else:
+                self.planner.done(run)
+                self.log.info("run.not_claimed", run_id=run.id, rule=run.rule)
 
     async def _spawn(self, run: Run, rule: Rule, event: Event) -> None:
         await self._slots.acquire()  # backpressure: planning waits for execution slots
@@ -176,9 +182,6 @@ class Engine:
 
     async def _execute(self, run: Run, rule: Rule, event: Event) -> None:
         try:
-            if not await self.journal.claim(run.id):
-                self.log.info("run.not_claimed", run_id=run.id, rule=run.rule)
-                return
             run.state, run.started_at = RunState.RUNNING, self._clock.now()
             await self.executor.execute(run, rule, event)
             await self.journal.finish(run)
@@ -217,8 +220,8 @@ class Engine:
                       fingerprint=old.fingerprint, actions=rule.actions, queue=rule.queue,
                       dry_run=old.dry_run, created_at=self._clock.now(),
                       message=f"re-run of interrupted run {old.id}")  # fmt: skip
-            await self.journal.record([], [run])
-            await self._spawn(run, rule, event)
+            if run.id in await self.journal.record([], [run], claim=[run.id]):
+                await self._spawn(run, rule, event)
 
     def stats(self) -> dict[str, Any]:
         return {"finished": dict(self.finished), **dataclasses.asdict(self.planner.stats)}

@@ -62,20 +62,18 @@ class Journal:
         self._wake.set()
         return fut
 
-    async def record(self, events: Sequence[Event], runs: Sequence[Run]) -> None:
-        """Events and their planned (or skipped) runs, durable when this returns."""
+    async def record(
+        self, events: Sequence[Event], runs: Sequence[Run], claim: Sequence[str] = ()
+    ) -> set[str]:
+        """Events and their runs, durable when this returns; the runs named in `claim` are
+        claimed (planned → running, a conditional update) in the same commit. Returns the
+        ids actually claimed: a run someone else claimed first is not among them."""
         if self._store is None:
-            return
+            return set(claim)
         self._batch.events.extend(events)
         self._batch.runs.extend(runs)
-        await self._enqueue()
-
-    async def claim(self, run_id: str) -> bool:
-        """planned → running with a conditional update; False if someone else claimed it."""
-        if self._store is None:
-            return True
-        self._batch.claims.append(run_id)
-        return run_id in await self._enqueue()
+        self._batch.claims.extend(claim)
+        return await self._enqueue() & set(claim)
 
     async def finish(self, run: Run) -> None:
         if self._store is None:
@@ -106,12 +104,8 @@ class Journal:
 
     def _write(self, batch: _Batch) -> set[str]:
         assert self._store is not None
-        # Order matters: a run is recorded before it is claimed, claimed before it finishes.
-        if batch.events or batch.runs:
-            self._store.record(batch.events, batch.runs)
-        claimed: set[str] = set()
-        if batch.claims:
-            claimed = set(self._store.claim(batch.claims, self._now()))
+        # Order matters: a run is recorded and claimed before it finishes.
+        claimed = set(self._store.record(batch.events, batch.runs, batch.claims, self._now()))
         if batch.finished:
             self._store.finish(batch.finished)
         return claimed

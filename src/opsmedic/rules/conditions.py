@@ -6,6 +6,7 @@ import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import Any
 
 from opsmedic.model import Event
@@ -15,6 +16,7 @@ Test = Callable[[Event], bool]
 
 EVENT_FIELDS = ("source", "kind", "resource", "host", "severity", "status", "fingerprint",
                 "value", "target", "id")  # fmt: skip
+INDEXED_FIELDS = ("source", "kind", "resource", "host", "severity", "fingerprint", "target")
 COMBINATORS = ("all", "any", "not")
 OPERATORS = (
     "eq", "ne", "gt", "ge", "lt", "le", "in", "not_in", "regex", "not_regex", "exists", "contains",
@@ -44,17 +46,22 @@ class Check:
 
 @dataclass(slots=True)
 class Condition:
-    """A conjunction of checks; `exact` holds field == string pairs the rule index can use."""
+    """A conjunction of checks.
+
+    `exact` holds the field == string pairs a hash index can decide; `rest` holds the checks
+    that are left once the index has matched those, so an indexed rule never tests them twice.
+    """
 
     checks: list[Check]
     exact: dict[str, str] = field(default_factory=dict)
+    rest: list[Check] = field(default_factory=list)
 
     def __call__(self, event: Event) -> bool:
-        # A plain loop: all() over a generator costs ~2x on this hot path.
-        for check in self.checks:  # noqa: SIM110
-            if not check.test(event):
-                return False
-        return True
+        return _all(self.checks, event)
+
+    def rest_holds(self, event: Event) -> bool:
+        """The condition, given that every `exact` pair already matched."""
+        return _all(self.rest, event)
 
     def first_failure(self, event: Event) -> Check | None:
         for check in self.checks:
@@ -63,24 +70,42 @@ class Condition:
         return None
 
 
+def _all(checks: list[Check], event: Event) -> bool:
+    # A plain loop: all() over a generator costs ~2x on this hot path.
+    for check in checks:  # noqa: SIM110
+        if not check.test(event):
+            return False
+    return True
+
+
 def compile_when(when: dict[str, Any], loc: tuple[str | int, ...] = ("when",)) -> Condition:
     """Compile a `when:` mapping (without its `for:`) into a Condition; raises ConditionError."""
     checks: list[Check] = []
+    rest: list[Check] = []
     exact: dict[str, str] = {}
     for key, spec in when.items():
         here = (*loc, key)
         if key in COMBINATORS:
             checks.append(_combinator(key, spec, here))
+            rest.append(checks[-1])
             continue
         for check, name, value in _field_checks(str(key), spec, here):
             checks.append(check)
-            if value is not None:
+            if value is not None and _indexable(name) and name not in exact:
                 exact[name] = value
+            else:
+                rest.append(check)
     if not any(_mentions_status(when)):
         # A resolved alert must never start a remediation unless the rule asks for it.
         checks.append(Check("status == 'firing' (implicit)", _eq_test(_getter("status"), "firing"),
                             _getter("status")))  # fmt: skip
-    return Condition(checks, exact)
+        rest.append(checks[-1])
+    return Condition(checks, exact, rest)
+
+
+def _indexable(name: str) -> bool:
+    """Fields whose event values are plain hashable text (status is an enum: left out)."""
+    return name in INDEXED_FIELDS or name.startswith("labels.")
 
 
 def _mentions_status(when: Any) -> list[bool]:
@@ -177,7 +202,7 @@ def _getter(key: str, loc: tuple[str | int, ...] = ()) -> Getter:
     if key == "target":
         return lambda e: e.target
     if key in EVENT_FIELDS:
-        return lambda e: getattr(e, key)
+        return attrgetter(key)
     known = [*EVENT_FIELDS, "labels.NAME", "payload.PATH", *COMBINATORS]
     close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
     hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(known)}"

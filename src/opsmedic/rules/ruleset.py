@@ -1,15 +1,50 @@
-"""The loaded rule set: an index on source, kind and exact labels so an event meets few rules."""
+"""The loaded rule set: exact-match fields hashed, so an event meets only rules it could fire."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterator
+from operator import attrgetter
 
 from opsmedic.model import Event
-from opsmedic.rules.conditions import Check
+from opsmedic.rules.conditions import Check, Getter
 from opsmedic.rules.model import Rule
 
-_CACHE_MAX = 4096  # distinct (source, kind) pairs remembered; cleared when exceeded
+_by_index = attrgetter("index")
+
+
+class _Group:
+    """Rules sharing one set of exact fields, hashed on those fields' values.
+
+    Rules usually pin a few fields (source, kind, a label or two): grouping them by *which*
+    fields they pin turns matching 100 rules into one dict lookup per distinct set.
+    """
+
+    __slots__ = ("key", "table")
+
+    def __init__(self, fields: tuple[str, ...]) -> None:
+        self.key = _key_function(fields)
+        self.table: dict[tuple[object, ...], list[Rule]] = {}
+
+    def lookup(self, event: Event) -> list[Rule] | None:
+        return self.table.get(self.key(event))
+
+
+def _key_function(fields: tuple[str, ...]) -> Getter:
+    """The tuple of `fields` read from an event; plain attributes in one C-level attrgetter."""
+    attrs = [f for f in fields if not f.startswith("labels.")]
+    labels = [f[7:] for f in fields if f.startswith("labels.")]
+    get_attrs: Getter
+    if len(attrs) > 1:
+        get_attrs = attrgetter(*attrs)  # returns the tuple itself
+    elif attrs:
+        single = attrgetter(attrs[0])
+        get_attrs = lambda e: (single(e),)  # noqa: E731 - a closure on a hot path
+    else:
+        get_attrs = lambda e: ()  # noqa: E731
+    if not labels:
+        return get_attrs
+    # Labels come after attributes, in the order RuleSet builds its table keys.
+    return lambda e: (*get_attrs(e), *[e.labels.get(n) for n in labels])
 
 
 class RuleSet:
@@ -19,19 +54,13 @@ class RuleSet:
         self.rules = rules
         self.files = files or []
         self._by_name = {r.name: r for r in rules}
-        self._buckets: dict[tuple[str | None, str | None], list[Rule]] = defaultdict(list)
-        self._by_label: dict[tuple[str, str], list[Rule]] = defaultdict(list)
+        groups: dict[tuple[str, ...], _Group] = {}
         for rule in rules:
             exact = rule.condition.exact
-            source, kind = exact.get("source"), exact.get("kind")
-            labels = [(k[7:], v) for k, v in exact.items() if k.startswith("labels.")]
-            if source is None and kind is None and labels:
-                # Index on one exact label only: the rule's full condition checks the rest.
-                self._by_label[labels[0]].append(rule)
-            else:
-                self._buckets[(source, kind)].append(rule)
-        self._label_names = sorted({name for name, _ in self._by_label})
-        self._cache: dict[tuple[str, str], list[Rule]] = {}
+            fields = tuple(sorted(exact, key=lambda f: (f.startswith("labels."), f)))
+            group = groups.get(fields) or groups.setdefault(fields, _Group(fields))
+            group.table.setdefault(tuple(exact[f] for f in fields), []).append(rule)
+        self._groups = list(groups.values())
 
     def __len__(self) -> int:
         return len(self.rules)
@@ -43,32 +72,20 @@ class RuleSet:
         return self._by_name.get(name)
 
     def candidates(self, event: Event) -> list[Rule]:
-        """Rules whose indexed fields agree with the event; each still needs its full check."""
-        key = (event.source, event.kind)
-        found = self._cache.get(key)
-        if found is None:
-            b = self._buckets
-            found = sorted(
-                [*b.get(key, ()), *b.get((key[0], None), ()), *b.get((None, key[1]), ()),
-                 *b.get((None, None), ())],
-                key=lambda r: r.index,
-            )  # fmt: skip
-            if len(self._cache) >= _CACHE_MAX:
-                self._cache.clear()
-            self._cache[key] = found
-        if self._label_names:
-            extra = [
-                rule
-                for name in self._label_names
-                if (value := event.labels.get(name)) is not None
-                for rule in self._by_label.get((name, value), ())
-            ]
-            if extra:
-                found = sorted([*found, *extra], key=lambda r: r.index)
+        """Rules whose exact fields all agree with the event, in file order."""
+        found: list[Rule] = []
+        hits = 0
+        for group in self._groups:
+            rules = group.lookup(event)
+            if rules:
+                found.extend(rules)
+                hits += 1
+        if hits > 1:
+            found.sort(key=_by_index)
         return found
 
     def match(self, event: Event) -> list[Rule]:
-        return [rule for rule in self.candidates(event) if rule.condition(event)]
+        return [rule for rule in self.candidates(event) if rule.condition.rest_holds(event)]
 
     def explain(self, event: Event) -> list[tuple[Rule, Check | None]]:
         """Every rule with the first check that failed for this event (None: it matches)."""

@@ -60,35 +60,52 @@ class Store:
         with self._transaction(write=True) as conn:
             migrations.upgrade(conn)
 
-    def record(self, events: Sequence[Event], runs: Sequence[Run]) -> None:
-        """Insert events and the runs planned (or skipped) for them, in one transaction."""
-        if not events and not runs:
-            return
+    def record(
+        self,
+        events: Sequence[Event],
+        runs: Sequence[Run],
+        claim: Sequence[str] = (),
+        started_at: float = 0.0,
+    ) -> list[str]:
+        """Insert events and the runs planned (or skipped) for them, in one transaction.
+
+        `claim` names planned runs to claim in the same transaction (the engine runs what it
+        just planned: one commit, not two, between an event and its action). Returns the
+        claimed ids, as `claim()` does.
+        """
+        if not events and not runs and not claim:
+            return []
         with self._transaction(write=True) as conn:
             # Events first: runs reference them.
             if events:
                 conn.execute(event_table.insert(), [event_row(e) for e in events])
             if runs:
                 conn.execute(run_table.insert(), [run_row(r) for r in runs])
+            return self._claim(conn, claim, started_at)
 
     def claim(self, run_ids: Sequence[str], started_at: float) -> list[str]:
         """Move planned runs to running; returns the ids this call won, in the order given."""
-        wanted = list(dict.fromkeys(run_ids))
-        if not wanted:
+        if not run_ids:
             return []
-        won: set[str] = set()
         with self._transaction(write=True) as conn:
-            for i in range(0, len(wanted), CLAIM_CHUNK):
-                stmt = (
-                    sa.update(run_table)
-                    .where(
-                        run_table.c.id.in_(wanted[i : i + CLAIM_CHUNK]),
-                        run_table.c.state == RunState.PLANNED.value,
-                    )
-                    .values(state=RunState.RUNNING.value, started_at=started_at)
-                    .returning(run_table.c.id)
+            return self._claim(conn, run_ids, started_at)
+
+    @staticmethod
+    def _claim(conn: sa.Connection, run_ids: Sequence[str], started_at: float) -> list[str]:
+        """The conditional update that makes a claim exclusive, on SQLite and PostgreSQL."""
+        wanted = list(dict.fromkeys(run_ids))
+        won: set[str] = set()
+        for i in range(0, len(wanted), CLAIM_CHUNK):
+            stmt = (
+                sa.update(run_table)
+                .where(
+                    run_table.c.id.in_(wanted[i : i + CLAIM_CHUNK]),
+                    run_table.c.state == RunState.PLANNED.value,
                 )
-                won.update(conn.execute(stmt).scalars())
+                .values(state=RunState.RUNNING.value, started_at=started_at)
+                .returning(run_table.c.id)
+            )
+            won.update(conn.execute(stmt).scalars())
         return [run_id for run_id in wanted if run_id in won]
 
     def finish(self, runs: Sequence[Run]) -> None:

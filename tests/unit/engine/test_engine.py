@@ -243,19 +243,17 @@ async def test_runs_left_running_by_a_crash_are_interrupted_and_idempotent_ones_
     assert [run_id for run_id, _ in CALLS] == [rerun[0].id]
 
 
-async def test_a_run_is_claimed_once(make_engine: Any, store: Store) -> None:
-    """If something else claimed the run first, the engine does not execute it."""
-    engine = await make_engine("- {name: r, when: {source: disk}, do: [{flaky: {}}]}")
-    original = engine.journal.claim
-
-    async def stolen(run_id: str) -> bool:
-        await asyncio.to_thread(store.claim, [run_id], 0.0)  # another worker wins the race
-        return await original(run_id)
-
-    engine.journal.claim = stolen  # type: ignore[method-assign]
-    await engine.submit([ev()])
+async def test_a_run_is_recorded_and_claimed_in_the_event_commit(
+    make_engine: Any, store: Store
+) -> None:
+    """One commit between an event and its action: the run is already `running` (or done)."""
+    engine = await make_engine("- {name: r, when: {source: disk}, do: [{flaky: {sleep: 0.2}}]}")
+    (accepted,) = await engine.submit([ev()])
+    run = store.get_run(accepted.run_ids[0])
+    assert run.state is RunState.RUNNING
+    assert run.started_at is not None
+    assert store.claim([run.id], 0.0) == []  # nobody else can claim it now
     await engine.drain()
-    assert CALLS == []
 
 
 async def test_global_concurrency_is_bounded(make_engine: Any, store: Store) -> None:
