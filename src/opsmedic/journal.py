@@ -104,8 +104,7 @@ class Journal:
 
     def _write(self, batch: _Batch) -> set[str]:
         assert self._store is not None
-        # Order matters: a run is recorded and claimed before it finishes.
-        claimed = set(self._store.record(batch.events, batch.runs, batch.claims, self._now()))
-        if batch.finished:
-            self._store.finish(batch.finished)
-        return claimed
+        # One transaction per batch; inside it a run is recorded, then claimed, then finished.
+        return set(
+            self._store.record(batch.events, batch.runs, batch.claims, self._now(), batch.finished)
+        )

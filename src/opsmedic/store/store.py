@@ -25,6 +25,31 @@ PRUNE_BATCH = 5000  # rows deleted per transaction by prune()
 
 _UNFINISHED = (RunState.PLANNED.value, RunState.RUNNING.value)
 
+# Built once: the hot-path statements then hit SQLAlchemy's compiled cache every time.
+_CLAIM = (
+    sa.update(run_table)
+    .where(
+        run_table.c.id.in_(sa.bindparam("ids", expanding=True)),
+        run_table.c.state == RunState.PLANNED.value,
+    )
+    .values(state=RunState.RUNNING.value, started_at=sa.bindparam("started_at"))
+    .returning(run_table.c.id)
+)
+_FINISH = (
+    sa.update(run_table)
+    .where(
+        run_table.c.id == sa.bindparam("b_id"),
+        # Not IN (...): an expanding parameter cannot be used with executemany.
+        sa.or_(run_table.c.state == _UNFINISHED[0], run_table.c.state == _UNFINISHED[1]),
+    )
+    .values(
+        state=sa.bindparam("b_state"),
+        message=sa.bindparam("b_message"),
+        steps=sa.bindparam("b_steps", type_=run_table.c.steps.type),
+        finished_at=sa.bindparam("b_finished_at"),
+    )
+)
+
 
 @dataclass(frozen=True, slots=True)
 class PruneResult:
@@ -32,6 +57,23 @@ class PruneResult:
 
     events: int
     runs: int
+
+
+def _check_final(runs: Sequence[Run]) -> None:
+    unfinal = [r.id for r in runs if not r.state.finished]
+    if unfinal:
+        raise ValueError(f"finish() needs final states; not final: {', '.join(unfinal)}")
+
+
+def _finish_params(run: Run) -> dict[str, object]:
+    row = run_row(run)
+    return {
+        "b_id": row["id"],
+        "b_state": row["state"],
+        "b_message": row["message"],
+        "b_steps": row["steps"],
+        "b_finished_at": row["finished_at"],
+    }
 
 
 class Store:
@@ -66,22 +108,27 @@ class Store:
         runs: Sequence[Run],
         claim: Sequence[str] = (),
         started_at: float = 0.0,
+        finished: Sequence[Run] = (),
     ) -> list[str]:
-        """Insert events and the runs planned (or skipped) for them, in one transaction.
+        """One transaction: insert events and their runs, claim runs, write finished runs.
 
         `claim` names planned runs to claim in the same transaction (the engine runs what it
-        just planned: one commit, not two, between an event and its action). Returns the
-        claimed ids, as `claim()` does.
+        just planned: one commit, not two, between an event and its action); `finished` runs
+        get their final state as `finish()` writes it. Returns the claimed ids.
         """
-        if not events and not runs and not claim:
+        if not (events or runs or claim or finished):
             return []
+        _check_final(finished)
         with self._transaction(write=True) as conn:
             # Events first: runs reference them.
             if events:
                 conn.execute(event_table.insert(), [event_row(e) for e in events])
             if runs:
                 conn.execute(run_table.insert(), [run_row(r) for r in runs])
-            return self._claim(conn, claim, started_at)
+            claimed = self._claim(conn, claim, started_at)
+            if finished:
+                conn.execute(_FINISH, [_finish_params(r) for r in finished])
+            return claimed
 
     def claim(self, run_ids: Sequence[str], started_at: float) -> list[str]:
         """Move planned runs to running; returns the ids this call won, in the order given."""
@@ -91,59 +138,20 @@ class Store:
             return self._claim(conn, run_ids, started_at)
 
     @staticmethod
-    def _claim(conn: sa.Connection, run_ids: Sequence[str], started_at: float) -> list[str]:
+    def _claim(conn: Connection, run_ids: Sequence[str], started_at: float) -> list[str]:
         """The conditional update that makes a claim exclusive, on SQLite and PostgreSQL."""
         wanted = list(dict.fromkeys(run_ids))
         won: set[str] = set()
         for i in range(0, len(wanted), CLAIM_CHUNK):
-            stmt = (
-                sa.update(run_table)
-                .where(
-                    run_table.c.id.in_(wanted[i : i + CLAIM_CHUNK]),
-                    run_table.c.state == RunState.PLANNED.value,
-                )
-                .values(state=RunState.RUNNING.value, started_at=started_at)
-                .returning(run_table.c.id)
-            )
-            won.update(conn.execute(stmt).scalars())
+            chunk = {"ids": wanted[i : i + CLAIM_CHUNK], "started_at": started_at}
+            won.update(conn.execute(_CLAIM, chunk).scalars())
         return [run_id for run_id in wanted if run_id in won]
 
     def finish(self, runs: Sequence[Run]) -> None:
         """Write the final state, message, steps and finish time of each run; a run that is
         already finished in the store keeps what it has."""
-        if not runs:
-            return
-        unfinal = [r.id for r in runs if not r.state.finished]
-        if unfinal:
-            raise ValueError(f"finish() needs final states; not final: {', '.join(unfinal)}")
-        stmt = (
-            sa.update(run_table)
-            .where(
-                run_table.c.id == sa.bindparam("b_id"),
-                # Not IN (...): an expanding parameter cannot be used with executemany.
-                sa.or_(run_table.c.state == _UNFINISHED[0], run_table.c.state == _UNFINISHED[1]),
-            )
-            .values(
-                state=sa.bindparam("b_state"),
-                message=sa.bindparam("b_message"),
-                steps=sa.bindparam("b_steps", type_=run_table.c.steps.type),
-                finished_at=sa.bindparam("b_finished_at"),
-            )
-        )
-        params = []
-        for r in runs:
-            row = run_row(r)
-            params.append(
-                {
-                    "b_id": row["id"],
-                    "b_state": row["state"],
-                    "b_message": row["message"],
-                    "b_steps": row["steps"],
-                    "b_finished_at": row["finished_at"],
-                }
-            )
-        with self._transaction(write=True) as conn:
-            conn.execute(stmt, params)
+        if runs:
+            self.record((), (), finished=runs)
 
     def interrupt_running(self, now: float) -> list[Run]:
         """Crash recovery at start-up: every run left running becomes interrupted."""
