@@ -8,8 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from opsmedic.logs import get_logger
 from opsmedic.model import Event, Run
 from opsmedic.store.store import Store
+
+CHECKPOINT_EVERY_S = 1.0
 
 
 @dataclass(slots=True)
@@ -38,23 +41,42 @@ class Journal:
         self._batch = _Batch()
         self._wake = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opsmedic-db")
-        self._task: asyncio.Task[None] | None = None
+        # Checkpoints get a thread of their own: they fsync, and writes must not wait on that.
+        self._checkpointer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opsmedic-ckpt")
+        self._writes = 0
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run another store call on the DB thread (reads for the CLI, start-up recovery)."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._flush_loop(), name="opsmedic-journal")
+        self._tasks = [asyncio.create_task(self._flush_loop(), name="opsmedic-journal")]
+        if self._store is not None:
+            self._tasks.append(asyncio.create_task(self._checkpoint_loop(), name="opsmedic-ckpt"))
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
         if self._batch:
             await self._flush(self._batch)
         self._executor.shutdown(wait=True)
+        self._checkpointer.shutdown(wait=True)
+
+    async def _checkpoint_loop(self) -> None:
+        assert self._store is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(CHECKPOINT_EVERY_S)
+            if self._writes:
+                self._writes = 0
+                try:
+                    await loop.run_in_executor(self._checkpointer, self._store.checkpoint)
+                except Exception as exc:  # the next one may succeed; writes go on regardless
+                    log = get_logger(component="journal")
+                    log.warning("store.checkpoint_failed", error=str(exc))
 
     def _enqueue(self) -> asyncio.Future[set[str]]:
         fut: asyncio.Future[set[str]] = asyncio.get_running_loop().create_future()
@@ -104,6 +126,7 @@ class Journal:
 
     def _write(self, batch: _Batch) -> set[str]:
         assert self._store is not None
+        self._writes += 1
         # One transaction per batch; inside it a run is recorded, then claimed, then finished.
         return set(
             self._store.record(batch.events, batch.runs, batch.claims, self._now(), batch.finished)

@@ -60,6 +60,9 @@ def describe(url: URL, error: BaseException) -> str:
     return f"store {shown(url)}: {text}"
 
 
+SQLITE_AUTOCHECKPOINT_PAGES = 20_000  # about 80 MiB of WAL
+
+
 def make_engine(url: URL) -> Engine:
     """A pooled engine; SQLite connections get WAL and their pragmas, PostgreSQL a timeout."""
     if url.get_backend_name() == "sqlite":
@@ -85,6 +88,10 @@ def _sqlite_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
+        # A checkpoint fsyncs the database: done on the committing thread it costs a write
+        # several milliseconds. The engine checkpoints in the background (Store.checkpoint);
+        # this high mark is only the safety net for processes that never do.
+        cursor.execute(f"PRAGMA wal_autocheckpoint = {SQLITE_AUTOCHECKPOINT_PAGES}")
         cursor.execute("PRAGMA foreign_keys = ON")
     finally:
         cursor.close()

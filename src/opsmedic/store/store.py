@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from sqlalchemy.engine import Connection
 from opsmedic.errors import StoreError
 from opsmedic.model import Event, Run, RunState
 from opsmedic.store import migrate as migrations
+from opsmedic.store import sqlite_writes
 from opsmedic.store.codec import event_from_row, event_row, run_from_row, run_row
 from opsmedic.store.database import WRITE, describe, make_engine, parse_url, shown
 from opsmedic.store.schema import events as event_table
@@ -82,6 +84,7 @@ class Store:
     def __init__(self, url: str) -> None:
         self._url = parse_url(url)
         self._engine = make_engine(self._url)
+        self._sqlite = self._url.get_backend_name() == "sqlite"
 
     @property
     def url(self) -> str:
@@ -119,6 +122,15 @@ class Store:
         if not (events or runs or claim or finished):
             return []
         _check_final(finished)
+        if self._sqlite:
+            with self._transaction(write=True) as conn:
+                cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+                try:
+                    return sqlite_writes.write(cursor, events, runs, claim, started_at, finished)
+                except sqlite3.Error as e:
+                    raise StoreError(describe(self._url, e)) from e
+                finally:
+                    cursor.close()
         with self._transaction(write=True) as conn:
             # Events first: runs reference them.
             if events:
@@ -152,6 +164,21 @@ class Store:
         already finished in the store keeps what it has."""
         if runs:
             self.record((), (), finished=runs)
+
+    def checkpoint(self) -> None:
+        """Copy SQLite's WAL into the database without blocking writers (PASSIVE); a no-op on
+        PostgreSQL. The engine calls it from a thread of its own, off the write path."""
+        if self._url.get_backend_name() != "sqlite":
+            return
+        try:
+            # Outside any transaction: a checkpoint cannot pass an open read snapshot.
+            raw = self._engine.raw_connection()
+            try:
+                raw.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)")
+            finally:
+                raw.close()
+        except sa.exc.SQLAlchemyError as e:
+            raise StoreError(describe(self._url, e)) from e
 
     def interrupt_running(self, now: float) -> list[Run]:
         """Crash recovery at start-up: every run left running becomes interrupted."""
