@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from pydantic import BaseModel
 
 from opsmedic.clock import SystemClock
 from opsmedic.config.schema import Config
 from opsmedic.engine import Engine
 from opsmedic.errors import ActionError, RetryableError
+from opsmedic.logs import configure_logging
 from opsmedic.model import Event, Outcome, Run, RunState
 from opsmedic.plugins import ActionContext, ActionSpec, Registry, build_registry
 from opsmedic.rules.loader import load_rules
@@ -278,3 +281,23 @@ async def test_global_concurrency_is_bounded(make_engine: Any, store: Store) -> 
     await engine.drain()
     assert peak == 2
     assert engine.finished == {"succeeded": 10}
+
+
+async def test_every_action_line_is_logfmt_with_what_ran_and_how_it_went(
+    make_engine: Any, store: Store
+) -> None:
+    """Logs alone answer what ran, against what, did it work, how long."""
+    stream = io.StringIO()
+    configure_logging("info", stream)
+    try:
+        engine = await make_engine("- {name: r, when: {source: disk}, do: [{flaky: {}}]}")
+        (accepted,) = await engine.submit([ev()])
+        await engine.drain()
+    finally:
+        structlog.reset_defaults()
+    (line,) = [x for x in stream.getvalue().splitlines() if "event=action " in x]
+    fields = dict(part.split("=", 1) for part in line.split(" ") if "=" in part)
+    assert fields["run_id"] == accepted.run_ids[0]
+    assert (fields["rule"], fields["action"], fields["target"]) == ("r", "flaky", "/var/log/app")
+    assert fields["outcome"] == "succeeded"
+    assert float(fields["duration_ms"]) >= 0
