@@ -52,6 +52,22 @@ def opsmedic_replay(
     return proc, store_counts(db)
 
 
+def opsmedic_memory(workdir: Path, events_path: Path, rules_dir: Path) -> dict[str, Any]:
+    """The same replay in process with no store: actions run, nothing is recorded, as
+    ansible-rulebook runs (it keeps no history). Times file reading to last run finished."""
+    from opsmedic.cli.engine import _replay
+    from opsmedic.runtime import build
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = workdir / "opsmedic.yaml"
+    config.write_text(f"rules_dir: {rules_dir}\n")
+    rt = build(config, with_store=False)
+    t0 = time.perf_counter()
+    bad = asyncio.run(_replay(rt, events_path))
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "bad": bad, "finished": rt.engine.stats()["finished"]}
+
+
 def store_counts(db: Path) -> dict[str, int | None]:
     """Rows in the store's events and runs tables; None where the table is not found."""
     counts: dict[str, int | None] = {"events": None, "runs": None, "runs_succeeded": None}

@@ -22,7 +22,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _engine_opsmedic import latency_figures, opsmedic_classify, opsmedic_latency, opsmedic_replay
+from _engine_opsmedic import (
+    latency_figures,
+    opsmedic_classify,
+    opsmedic_latency,
+    opsmedic_memory,
+    opsmedic_replay,
+)
 from _engine_workload import (
     HIT_RULE,
     SEED,
@@ -206,6 +212,12 @@ def _run_opsmedic(
     if counts["events"] != n or counts["runs"] != expected or counts["runs_succeeded"] != expected:
         _mismatch(res, f"opsmedic store holds {counts}, expected {n} events, {expected} runs")
 
+    log(f"opsmedic: in-memory replay of {n} events (no store, noop action, in process)")
+    mem = opsmedic_memory(work / "ops-memory", events_path, rules_dir)
+    res["opsmedic_memory_events_per_s"] = rounded(n / mem["seconds"])
+    if mem["finished"] != {"succeeded": expected}:
+        _mismatch(res, f"opsmedic in-memory replay finished {mem['finished']}, expected {expected}")
+
     log(f"opsmedic: latency run ({args.rate:.0f} events/s for {args.latency_s:.0f} s)")
     res.update(opsmedic_latency(work / "ops-latency", rules_dir, events, args.rate, args.latency_s))
     expected_lat = sum(is_hit(e) for e in events[: int(args.rate * args.latency_s)])
@@ -276,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
     ops_rate, peer_rate = result.get("opsmedic_events_per_s"), result.get("peer_events_per_s")
     result["ratio"] = round(ops_rate / peer_rate, 2) if ops_rate and peer_rate else None
+    mem_rate = result.get("opsmedic_memory_events_per_s")
+    result["ratio_memory"] = round(mem_rate / peer_rate, 2) if mem_rate and peer_rate else None
     result.update({
         "rules": len(rules), "hits": hits, "seed": args.seed, "latency_rate": args.rate,
         "checks_ok": not mismatches, "mismatches": mismatches,
