@@ -17,7 +17,9 @@ FIELDS = ["source", "kind", "resource", "host", "labels.env", "labels.team"]
 
 conditions = st.dictionaries(
     st.sampled_from([*FIELDS, "value", "status"]),
-    st.one_of(WORDS, st.sampled_from(["> 5", "<= 3", "=~ ^a", "!= b"]), st.lists(WORDS, min_size=1)),
+    st.one_of(
+        WORDS, st.sampled_from(["> 5", "<= 3", "=~ ^a", "!= b"]), st.lists(WORDS, min_size=1)
+    ),
     max_size=4,
 )
 events = st.builds(
