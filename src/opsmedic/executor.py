@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
-from collections import defaultdict
 from typing import Any
 
 from pydantic import ValidationError
@@ -19,6 +19,7 @@ from opsmedic.rules.model import Rule, Step
 from opsmedic.templating import Templates, template_context
 
 _FAILED = (RunState.FAILED, RunState.TIMED_OUT)
+_UNLIMITED = contextlib.nullcontext()  # actions without a per-action limit
 # Added to a step's timeout for the engine's own deadline: an action that enforces the
 # timeout itself (run_command kills its process group: TERM, 2 s, KILL) gets to finish and
 # report its output before the engine gives up on it. Short timeouts get a short grace.
@@ -37,12 +38,9 @@ class Executor:
         self._clock = clock
         self._log = log
         self._templates = templates or Templates()
-        limits = config.actions.concurrency.per_action
-        self._per_action: defaultdict[str, asyncio.Semaphore] = defaultdict(
-            lambda: asyncio.Semaphore(1_000_000)
-        )
-        for name, n in limits.items():
-            self._per_action[name] = asyncio.Semaphore(n)
+        self._per_action = {
+            name: asyncio.Semaphore(n) for name, n in config.actions.concurrency.per_action.items()
+        }
 
     async def execute(self, run: Run, rule: Rule, event: Event) -> Run:
         """Fill `run.steps`, `run.state` and `run.message`; the caller records the result."""
@@ -103,7 +101,7 @@ class Executor:
             record.attempts = attempt
             try:
                 # The timeout starts once the action may run, not while it queues for a slot.
-                async with self._per_action[step.action]:
+                async with self._per_action.get(step.action, _UNLIMITED):
                     async with asyncio.timeout(timeout + grace):
                         outcome: Outcome = await spec.run(params, ctx)
             except RetryableError as exc:

@@ -259,9 +259,13 @@ async def test_a_run_is_recorded_and_claimed_in_the_event_commit(
     await engine.drain()
 
 
-async def test_global_concurrency_is_bounded(make_engine: Any, store: Store) -> None:
+@pytest.mark.parametrize(("total", "per_action", "bound"), [(2, {}, 2), (10, {"flaky": 1}, 1)])
+async def test_concurrency_is_bounded_globally_and_per_action(
+    make_engine: Any, store: Store, total: int, per_action: dict[str, int], bound: int
+) -> None:
     cfg = config()
-    cfg.actions.concurrency.total = 2
+    cfg.actions.concurrency.total = total
+    cfg.actions.concurrency.per_action = per_action
     running = 0
     peak = 0
 
@@ -279,7 +283,7 @@ async def test_global_concurrency_is_bounded(make_engine: Any, store: Store) -> 
     )
     await engine.submit([ev(resource=f"/r{i}") for i in range(10)])
     await engine.drain()
-    assert peak == 2
+    assert peak == bound
     assert engine.finished == {"succeeded": 10}
 
 
