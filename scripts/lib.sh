@@ -48,10 +48,10 @@ ensure_apt_packages() {
 # given extras ("" for none). The install is skipped while pyproject.toml is unchanged since
 # the last one with the same extras, which keeps local reruns fast; a fresh clone has no .venv.
 ensure_venv() {
-  local extras="$1" python="${OPSMEDIC_PYTHON:-python3}" stamp digest
+  local extras="$1" python="${PYTHON_FOR_VENV:-python3}" stamp digest
   command -v "$python" >/dev/null 2>&1 || die "$python not found: opsmedic needs Python 3.11 or newer"
   "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
-    die "$("$python" -V 2>&1) is too old: opsmedic needs Python 3.11 or newer (set OPSMEDIC_PYTHON)"
+    die "$("$python" -V 2>&1) is too old: opsmedic needs Python 3.11 or newer (set PYTHON_FOR_VENV)"
   if ! "$VENV/bin/python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
     # Debian's own python3 ships without ensurepip; python3-venv brings it.
     if ! "$python" -c 'import ensurepip, venv' 2>/dev/null; then

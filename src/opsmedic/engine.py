@@ -212,8 +212,11 @@ class Engine:
         assert self.store is not None
         for old in interrupted:
             rule = self.planner.ruleset.get(old.rule)
-            specs = [self.executor.registry.actions.get(a) for a in old.actions]
-            if rule is None or not all(s is not None and s.idempotent for s in specs):
+            if rule is None or rule.actions != old.actions:
+                continue  # the rule changed since: what ran is not what would run now
+            names = old.actions + [s.action for s in rule.on_failure]
+            specs = [self.executor.registry.actions.get(a) for a in names]
+            if not all(s is not None and s.idempotent for s in specs):
                 continue
             event: Event = await self.journal.call(self.store.get_event, old.event_id)
             run = Run(rule=rule.name, event_id=event.id, target=old.target,

@@ -30,8 +30,9 @@ class _Batch:
 class Journal:
     """Collects writes while the previous batch commits, then commits them together.
 
-    One transaction per kind of write and batch: under load hundreds of events share a commit,
-    which is what makes a durable engine fast on SQLite; when idle a write commits at once.
+    One transaction per batch (events, runs, claims, finished runs): under load hundreds of
+    events share a commit, which is what makes a durable engine fast on SQLite; when idle a
+    write commits at once.
     Without a store (dry-run replay) every write succeeds immediately and touches nothing.
     """
 

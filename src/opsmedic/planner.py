@@ -36,9 +36,10 @@ class PlannerStats:
 class Planner:
     """The engine's decisions, kept apart from I/O so they are fast and easy to test.
 
-    Windows are measured on event time, so replaying last night's events decides exactly as
-    the live engine would have. All state here is in memory; limit windows are restored from
-    the store at start-up.
+    `for:`, throttle and limit windows are measured on event time, so a replay of last night's
+    events decides them as the live engine did. The in-flight lock is the exception: it
+    lasts as long as the action really runs, which a replay compresses. All state here is in
+    memory; limit windows (per target) are restored from the store at start-up.
     """
 
     def __init__(self, ruleset: RuleSet, now: Callable[[], float], dry_run: bool = False) -> None:

@@ -43,7 +43,8 @@ def test_environment_variables_override_the_file(tmp_path: Path) -> None:
 
 
 def test_a_bad_environment_override_is_named(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"actions\.timeout"):
+    """A bad value set by a variable is blamed on the variable, not on the file."""
+    with pytest.raises(ConfigError, match=r"^\$OPSMEDIC_ACTIONS__TIMEOUT:1:1: actions\.timeout"):
         load_config(write(tmp_path, "{}\n"), environ={"OPSMEDIC_ACTIONS__TIMEOUT": "soon"})
     with pytest.raises(ConfigError, match=r"\$OPSMEDIC_STORE__X:1:1: store: is not a section"):
         load_config(write(tmp_path, "store: sqlite:///x\n"), environ={"OPSMEDIC_STORE__X": "1"})
@@ -74,6 +75,9 @@ def test_a_bad_environment_override_is_named(tmp_path: Path) -> None:
         ),
         ("store: a\nstore: b\n", "opsmedic.yaml:2:1: store: duplicate key 'store'"),
         ("- a\n", "opsmedic.yaml:1:1: the config must be a mapping of sections"),
+        ("base_dir: /x\n", "opsmedic.yaml:1:1: base_dir: unknown field 'base_dir'"),
+        ("actions:\n  concurrency:\n    per_action: {run_command: 0}\n",
+         "opsmedic.yaml:3:31: actions.concurrency.per_action.run_command: Input should be greater than or equal to 1"),
         ("store: [\n", "invalid YAML"),
     ],
 )
@@ -92,6 +96,10 @@ def test_secrets_come_from_the_environment_or_a_file(
     monkeypatch.setenv("OPSMEDIC_TEST_SECRET", "s3cret")
     (tmp_path / "token").write_text("from-file\n")
     assert Secret(env="OPSMEDIC_TEST_SECRET").reveal() == "s3cret"
+    config, _ = load_config(
+        write(tmp_path, "notify:\n  oncall:\n    url_secrets: [{file: token}]\n"), environ={}
+    )
+    assert config.notify["oncall"].url_secrets[0].reveal() == "from-file"  # beside the config
     assert Secret(file=tmp_path / "token").reveal() == "from-file"
     assert "s3cret" not in repr(Secret(env="OPSMEDIC_TEST_SECRET"))
     with pytest.raises(ValueError, match="NOT_SET_ANYWHERE is not set"):

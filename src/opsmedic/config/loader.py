@@ -34,14 +34,19 @@ def load_config(
     if not isinstance(data, dict):
         raise ConfigError([located.problem((), "the config must be a mapping of sections")])
     data = dict(data)
-    problems = _apply_env(data, environ)
+    if "base_dir" in data:
+        raise ConfigError([located.problem(("base_dir",), "unknown field 'base_dir'", at_key=True)])
+    from_env: dict[tuple[str, ...], str] = {}
+    problems = _apply_env(data, environ, from_env)
     if problems:
         raise ConfigError(problems)
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(validation_problems(exc, located, Config)) from None
+        found = validation_problems(exc, located, Config)
+        raise ConfigError([_blame_env(p, from_env) for p in found]) from None
     config.base_dir = base
+    _resolve_secret_files(config, base)
     if not config.rules_dir.is_absolute():
         config.rules_dir = base / config.rules_dir
     sqlite_path = config.store.removeprefix("sqlite:///")
@@ -52,7 +57,27 @@ def load_config(
     return config, located
 
 
-def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> list[Problem]:
+def _blame_env(problem: Problem, from_env: dict[tuple[str, ...], str]) -> Problem:
+    """A problem in a value an environment variable set is reported against that variable."""
+    for loc, name in from_env.items():
+        dotted_loc = ".".join(loc)
+        if problem.field == dotted_loc or problem.field.startswith(dotted_loc + "."):
+            return Problem(f"${name}", 1, 1, problem.field, problem.message)
+    return problem
+
+
+def _resolve_secret_files(config: Config, base: Path) -> None:
+    """Secret files, like every other path in the config, are relative to the config file."""
+    secrets = [s for t in config.notify.values() for s in t.url_secrets]
+    secrets += [h.password for h in config.ssh_hosts.values() if h.password is not None]
+    for secret in secrets:
+        if secret.file is not None and not secret.file.is_absolute():
+            object.__setattr__(secret, "file", base / secret.file)  # frozen model
+
+
+def _apply_env(
+    data: dict[str, Any], environ: Mapping[str, str], from_env: dict[tuple[str, ...], str]
+) -> list[Problem]:
     """OPSMEDIC_ACTIONS__TIMEOUT=5s sets data['actions']['timeout'] (the value read as YAML)."""
     problems = []
     for name in sorted(environ):
@@ -74,4 +99,5 @@ def _apply_env(data: dict[str, Any], environ: Mapping[str, str]) -> list[Problem
             node = child
         else:
             node[path[-1]] = value
+            from_env[tuple(path)] = name
     return problems

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,7 +24,7 @@ class RetryPolicy(Strict):
 
 class Concurrency(Strict):
     total: int = Field(default=32, ge=1, description="runs executing at once, all actions together")
-    per_action: dict[str, int] = Field(default_factory=dict)
+    per_action: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
 
 
 class ActionDefaults(Strict):

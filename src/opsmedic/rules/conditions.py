@@ -78,8 +78,14 @@ def _all(checks: list[Check], event: Event) -> bool:
     return True
 
 
-def compile_when(when: dict[str, Any], loc: tuple[str | int, ...] = ("when",)) -> Condition:
-    """Compile a `when:` mapping (without its `for:`) into a Condition; raises ConditionError."""
+def compile_when(
+    when: dict[str, Any], loc: tuple[str | int, ...] = ("when",), nested: bool = False
+) -> Condition:
+    """Compile a `when:` mapping (without its `for:`) into a Condition; raises ConditionError.
+
+    Only the top level adds the implicit `status: firing`: inside all/any/not it would
+    change what the operator wrote (`not: {host: a}` must not mean "not firing").
+    """
     checks: list[Check] = []
     rest: list[Check] = []
     exact: dict[str, str] = {}
@@ -95,7 +101,7 @@ def compile_when(when: dict[str, Any], loc: tuple[str | int, ...] = ("when",)) -
                 exact[name] = value
             else:
                 rest.append(check)
-    if not any(_mentions_status(when)):
+    if not nested and not _mentions_status(when):
         # A resolved alert must never start a remediation unless the rule asks for it.
         checks.append(Check("status == 'firing' (implicit)", _eq_test(_getter("status"), "firing"),
                             _getter("status")))  # fmt: skip
@@ -108,23 +114,29 @@ def _indexable(name: str) -> bool:
     return name in INDEXED_FIELDS or name.startswith("labels.")
 
 
-def _mentions_status(when: Any) -> list[bool]:
-    if isinstance(when, dict):
-        return [k == "status" or any(_mentions_status(v)) for k, v in when.items()]
-    if isinstance(when, list):
-        return [any(_mentions_status(v)) for v in when]
-    return []
+def _mentions_status(when: dict[str, Any]) -> bool:
+    """Whether the rule speaks of the event's status, at the top or inside all/any/not
+    (a label or payload key called `status` is something else)."""
+    for key, spec in when.items():
+        if key == "status":
+            return True
+        if key == "not" and isinstance(spec, dict) and _mentions_status(spec):
+            return True
+        listed = spec if key in ("all", "any") and isinstance(spec, list) else []
+        if any(isinstance(s, dict) and _mentions_status(s) for s in listed):
+            return True
+    return False
 
 
 def _combinator(key: str, spec: Any, loc: tuple[str | int, ...]) -> Check:
     if key == "not":
         if not isinstance(spec, dict):
             raise ConditionError(loc, "`not` takes one condition mapping")
-        inner = compile_when(spec, loc)
+        inner = compile_when(spec, loc, nested=True)
         return Check(f"not {_describe(inner)}", lambda e: not inner(e), lambda e: None)
     if not isinstance(spec, list) or not spec or not all(isinstance(s, dict) for s in spec):
         raise ConditionError(loc, f"`{key}` takes a non-empty list of condition mappings")
-    parts = [compile_when(s, (*loc, i)) for i, s in enumerate(spec)]
+    parts = [compile_when(s, (*loc, i), nested=True) for i, s in enumerate(spec)]
     if key == "all":
         return Check(f"all of {_describe_many(parts)}", lambda e: all(p(e) for p in parts),
                      lambda e: None)  # fmt: skip

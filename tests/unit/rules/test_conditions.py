@@ -48,6 +48,11 @@ def ev(**kw: object) -> Event:
         ({"status": "resolved"}, ev(status=Status.RESOLVED), True),
         ({"status": ["firing", "resolved"]}, ev(status=Status.RESOLVED), True),
         ({"labels": {"on": True}}, ev(labels={"on": "true"}), True),
+        # all/any/not keep their meaning next to a status condition (no implicit status inside)
+        ({"status": "resolved", "not": {"host": "a"}}, ev(host="a", status=Status.RESOLVED), False),
+        ({"status": "resolved", "any": [{"kind": "usage"}]}, ev(status=Status.RESOLVED), True),
+        ({"any": [{"status": "resolved"}, {"kind": "x"}]}, ev(status=Status.RESOLVED), True),
+        ({"labels": {"status": "x"}}, ev(labels={"status": "x"}, status=Status.RESOLVED), False),
     ],
 )
 def test_it_evaluates_each_operator(when: dict[str, object], event: Event, expected: bool) -> None:
