@@ -92,7 +92,10 @@ class Executor:
     ) -> None:
         policy = self._config.actions.retry
         attempts = step.max_attempts or policy.max_attempts
-        timeout = step.timeout or self._config.actions.timeout
+        # An action's own `timeout` parameter (run_command's) sets the budget when the step
+        # has none, so `timeout: 2m` there is not cut at the 60 s default.
+        own = getattr(params, "timeout", None)
+        timeout = step.timeout or (own if isinstance(own, float) else self._config.actions.timeout)
         grace = min(GRACE_S, timeout)
         ctx = ActionContext(clock=self._clock, log=log, config=self._config, dry_run=False,
                             run_id=run.id, rule=run.rule, target=run.target,
