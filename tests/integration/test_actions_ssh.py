@@ -25,6 +25,7 @@ from opsmedic.errors import RetryableError
 from opsmedic.model import Event, Outcome
 from opsmedic.plugins import ActionContext
 from opsmedic.templating import Templates, template_context
+from processes import all_gone, pids_in
 from services import SSHServer, free_port
 
 PRINT_ARGV = "import json, sys; print(json.dumps(sys.argv[1:]))"
@@ -110,30 +111,6 @@ def new_key(path: Path) -> str:
     key = asyncssh.generate_private_key("ssh-ed25519")
     key.write_private_key(str(path))
     return bytes(key.export_public_key()).decode()
-
-
-def gone(pid: int) -> bool:
-    """The process no longer runs (a zombie waiting for a reaper counts as gone)."""
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
-def all_gone(pids: list[int], within: float = 10.0) -> bool:
-    """Whether every pid is gone, polled up to a deadline: a SIGKILLed process needs a moment
-    to finish exiting, and nothing else signals its end to a process that is not its parent."""
-    deadline = time.monotonic() + within
-    while not all(gone(pid) for pid in pids):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
-def pids_in(path: Path) -> list[int]:
-    assert path.exists(), "the command did not get to write its pids before the timeout"
-    return [int(word) for word in path.read_text().split()]
 
 
 async def test_it_runs_a_command_over_ssh(sshd: SSHServer) -> None:

@@ -8,12 +8,10 @@ import os
 import signal
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 import structlog
 from hypothesis import given, settings
@@ -25,6 +23,7 @@ from opsmedic.config.schema import Config
 from opsmedic.model import Event, Outcome
 from opsmedic.plugins import ActionContext
 from opsmedic.templating import Templates, template_context
+from processes import all_gone, pids_in
 
 MakeCtx = Callable[..., ActionContext]  # the make_ctx fixture of conftest.py
 
@@ -45,30 +44,6 @@ def stdout_of(outcome: Outcome) -> str:
     assert outcome.output.startswith("[stdout]\n"), outcome.output
     assert "[stderr]" not in outcome.output, outcome.output
     return outcome.output.removeprefix("[stdout]\n")
-
-
-def gone(pid: int) -> bool:
-    """The process no longer runs (a zombie waiting for a reaper counts as gone)."""
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
-def all_gone(pids: list[int], within: float = 10.0) -> bool:
-    """Whether every pid is gone, polled up to a deadline: a SIGKILLed process needs a moment
-    to finish exiting, and nothing else signals its end to a process that is not its parent."""
-    deadline = time.monotonic() + within
-    while not all(gone(pid) for pid in pids):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
-def pids_in(path: Path) -> list[int]:
-    assert path.exists(), "the command did not get to write its pids before the timeout"
-    return [int(word) for word in path.read_text().split()]
 
 
 # --- exit codes, output, environment ----------------------------------------------------------
