@@ -6,14 +6,16 @@ import logging
 import sys
 from typing import Any, TextIO
 
-import structlog
-
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
            "error": logging.ERROR}  # fmt: skip
 
 
 def configure_logging(level: str = "info", stream: TextIO | None = None) -> None:
     """logfmt lines (`ts=… level=info event=run.step run_id=… rule=…`) on stderr by default."""
+    # structlog is imported by the functions that use it, not at the top: with the rich
+    # modules it imports it costs ≈60 ms, and `opsmedic --help` never logs.
+    import structlog
+
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
@@ -31,4 +33,6 @@ def configure_logging(level: str = "info", stream: TextIO | None = None) -> None
 
 def get_logger(**bound: Any) -> Any:
     """A structlog logger with `bound` key/values on every line."""
+    import structlog
+
     return structlog.get_logger().bind(**bound)

@@ -76,8 +76,10 @@ def test_a_bad_environment_override_is_named(tmp_path: Path) -> None:
         ("store: a\nstore: b\n", "opsmedic.yaml:2:1: store: duplicate key 'store'"),
         ("- a\n", "opsmedic.yaml:1:1: the config must be a mapping of sections"),
         ("base_dir: /x\n", "opsmedic.yaml:1:1: base_dir: unknown field 'base_dir'"),
-        ("actions:\n  concurrency:\n    per_action: {run_command: 0}\n",
-         "opsmedic.yaml:3:31: actions.concurrency.per_action.run_command: Input should be greater than or equal to 1"),
+        (
+            "actions:\n  concurrency:\n    per_action: {run_command: 0}\n",
+            "opsmedic.yaml:3:31: actions.concurrency.per_action.run_command: Input should be greater than or equal to 1",
+        ),
         ("store: [\n", "invalid YAML"),
     ],
 )

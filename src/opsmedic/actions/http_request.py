@@ -7,7 +7,6 @@ import ssl
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from opsmedic.actions.output import OutputBuffer
@@ -72,6 +71,8 @@ class Params(BaseModel):
 
 
 async def run(params: Params, ctx: ActionContext) -> Outcome:
+    import httpx  # imported here: only a request that really goes out needs it
+
     shown = _without_userinfo(params.url)
     details: dict[str, Any] = {"method": params.method, "url": shown}
     what = f"{params.method} {shown}"

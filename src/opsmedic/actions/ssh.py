@@ -7,14 +7,15 @@ import contextlib
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
-
-import asyncssh
+from typing import TYPE_CHECKING, Any
 
 from opsmedic.actions.local import DRAIN_GRACE, KILL_GRACE
 from opsmedic.actions.output import Captured, OutputBuffer
 from opsmedic.config.schema import SSHHost
 from opsmedic.errors import ActionError, RetryableError
+
+if TYPE_CHECKING:
+    import asyncssh
 
 _CHUNK = 65536
 # The wrapper prints this first so a timeout can kill the remote process group: sshd makes
@@ -95,6 +96,10 @@ async def run_remote(
     Raises RetryableError while the command has not started (refused, unreachable, connect
     timeout) and HostRefused for a host key that does not verify or a failed login.
     """
+    # Imported here: asyncssh and the cryptography under it cost ≈130 ms and ≈18 MiB, and
+    # only a run_command with `host:` needs them.
+    import asyncssh
+
     options = connect_options(host, base_dir)
     where = f"{host.user}@{host.host}:{host.port}"
     try:
@@ -129,6 +134,8 @@ async def _supervise(
     output_limit: int,
     where: str,
 ) -> Captured:
+    import asyncssh
+
     captured = Captured(stdout=OutputBuffer(output_limit), stderr=OutputBuffer(output_limit))
     pid: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
     readers = [
@@ -235,6 +242,8 @@ async def _closed(proc: asyncssh.SSHClientProcess[bytes]) -> None:
 
 
 async def _signal_group(conn: asyncssh.SSHClientConnection, pgid: int, sig: str) -> None:
+    import asyncssh
+
     # A second session on the same connection; the group may already be gone, which is fine.
     # `-s SIG --` is the POSIX form: dash refuses `kill -SIG -- -pgid`.
     with contextlib.suppress(OSError, asyncssh.Error):

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import socket
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TypeAlias
 
 import typer
-import yaml
 from rich.markup import escape
 from rich.rule import Rule as Heading
 
@@ -24,8 +21,12 @@ from opsmedic.cli.history import runs_table, styled
 from opsmedic.errors import OpsmedicError
 from opsmedic.logs import get_logger
 from opsmedic.model import Event, Run, RunState, Status
-from opsmedic.probes.runner import ProbeRunner
-from opsmedic.runtime import Runtime, build
+
+if TYPE_CHECKING:
+    from opsmedic.runtime import Runtime
+
+# The runtime, the probes, asyncio, urllib and YAML are imported by the functions that use
+# them: every command module is imported for `opsmedic --help`, which must not pay for them.
 
 
 @dataclass(slots=True)
@@ -40,7 +41,7 @@ class Stage:
         return self.root / "state"
 
 
-Scene = Callable[[Stage, Runtime], Awaitable[None]]
+Scene: TypeAlias = "Callable[[Stage, Runtime], Awaitable[None]]"
 
 
 @app.command()
@@ -49,6 +50,10 @@ def demo(
     timeout: Annotated[float, typer.Option(help="seconds each scene may take at most")] = 30.0,
 ) -> None:
     """Play the demo: real services fail, probes notice, rules remediate, history shows it."""
+    import asyncio
+
+    from opsmedic.runtime import build
+
     root = Path(tempfile.mkdtemp(prefix="opsmedic-demo-"))
     stage = Stage(root, _free_port())
     stage.state.mkdir()
@@ -80,6 +85,8 @@ def _free_port() -> int:
 
 
 def _write_world(stage: Stage) -> Path:
+    import yaml
+
     rules = stage.root / "rules"
     rules.mkdir()
     webapp = [sys.executable, "-m", "opsmedic.demo.webapp", "restart",
@@ -104,6 +111,10 @@ def _write_world(stage: Stage) -> Path:
 
 async def webapp_scene(stage: Stage, rt: Runtime) -> None:
     """A web app wedges; the http probe notices; after 1 s the rule restarts it; it recovers."""
+    import asyncio
+
+    from opsmedic.probes.runner import ProbeRunner
+
     out.print(f"starting a small web app on 127.0.0.1:{stage.port}")
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "opsmedic.demo.webapp", "restart", "--state-dir", str(stage.state),
@@ -156,6 +167,8 @@ async def webapp_scene(stage: Stage, rt: Runtime) -> None:
 
 
 def _get(url: str) -> None:
+    import urllib.request
+
     with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - loopback demo URL
         resp.read()
 

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
-import asyncio
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
-from rich.table import Table
 
 from opsmedic.cli import ConfigOpt, app, err, out
 from opsmedic.errors import Problem
 from opsmedic.model import Event, Run
-from opsmedic.runtime import Runtime, build, find_config, run_forever
-from opsmedic.sources.events import read_jsonl
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from opsmedic.runtime import Runtime
+
+# The runtime (config, rules, engine, store) and asyncio are imported by the commands that
+# use them: every command module is imported for `opsmedic --help`, which must not pay for it.
 
 _CHUNK = 500  # events per submission: large enough to batch, small enough to stream
 
@@ -23,6 +27,10 @@ _CHUNK = 500  # events per submission: large enough to batch, small enough to st
 @app.command()
 def run(config: ConfigOpt = None) -> None:
     """Run the engine, the probes and the rules watcher until SIGINT or SIGTERM."""
+    import asyncio
+
+    from opsmedic.runtime import build, find_config, run_forever
+
     rt = build(find_config(config))
 
     async def main() -> None:
@@ -48,6 +56,10 @@ def replay(
 
     A bad line is reported with its line number and skipped; the rest is processed.
     """
+    import asyncio
+
+    from opsmedic.runtime import build, find_config
+
     if not events.is_file():
         raise typer.BadParameter(f"{events} is not a file", param_hint="EVENTS")
     rt = build(find_config(config), rules_path=rules, dry_run=dry_run, with_store=not dry_run)
@@ -68,6 +80,10 @@ def replay(
 
 
 async def _replay(rt: Runtime, path: Path) -> int:
+    import asyncio
+
+    from opsmedic.sources.events import read_jsonl
+
     await rt.engine.start()
     bad = 0
     chunk: list[Event] = []
@@ -92,6 +108,8 @@ async def _replay(rt: Runtime, path: Path) -> int:
 
 
 def _would_table(runs: list[Run]) -> Table:
+    from rich.table import Table
+
     table = Table(title="dry-run: what would have run")
     for column in ("rule", "target", "step", "parameters", "note"):
         table.add_column(column, overflow="fold")

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
-from rich.panel import Panel
-from rich.table import Table
 
 from opsmedic.cli import ConfigOpt, app, out
-from opsmedic.config.loader import load_config
-from opsmedic.config.types import parse_duration
 from opsmedic.errors import OpsmedicError
 from opsmedic.model import Run, RunState
-from opsmedic.runtime import find_config
-from opsmedic.store.store import Store
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from opsmedic.store.store import Store
+
+# Config, the store (SQLAlchemy) and rich's tables are imported by the commands that use
+# them: every command module is imported for `opsmedic --help`, which must not pay for them.
 
 runs_app = typer.Typer(help="Read the run history.", invoke_without_command=True)
 app.add_typer(runs_app, name="runs")
@@ -26,6 +28,10 @@ _STATE_STYLE = {"succeeded": "green", "failed": "red", "timed_out": "red", "skip
 
 
 def open_store(config: ConfigOpt) -> Store:
+    from opsmedic.config.loader import load_config
+    from opsmedic.runtime import find_config
+    from opsmedic.store.store import Store
+
     store = Store(load_config(find_config(config))[0].store)
     store.migrate()
     return store
@@ -38,6 +44,8 @@ def when(ts: float | None) -> str:
 
 
 def _seconds(text: str, option: str) -> float:
+    from opsmedic.config.types import parse_duration
+
     try:
         return parse_duration(text)
     except ValueError as exc:
@@ -49,6 +57,8 @@ def styled(state: RunState | str) -> str:
 
 
 def runs_table(runs: list[Run], title: str) -> Table:
+    from rich.table import Table
+
     table = Table(title=title)
     for column in ("id", "created (UTC)", "rule", "target", "actions", "state", "took", "message"):
         table.add_column(column, overflow="fold")
@@ -89,6 +99,8 @@ def show(
     config: ConfigOpt = None,
 ) -> None:
     """Everything about one run: event, steps, rendered parameters, outcome and output."""
+    from rich.panel import Panel
+
     store = open_store(config)
     run = store.get_run(run_id)
     event = store.get_event(run.event_id)

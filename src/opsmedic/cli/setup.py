@@ -8,16 +8,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-import yaml
-from rich.table import Table
 
 from opsmedic.cli import ConfigOpt, app, err, out
-from opsmedic.config.loader import load_config
 from opsmedic.errors import ConfigError, OpsmedicError, Problem
-from opsmedic.plugins import build_registry
-from opsmedic.rules.loader import load_rules
-from opsmedic.runtime import check_config, find_config
-from opsmedic.sources.events import parse_event
+
+# Config, rules, plugins (pydantic, Jinja2) and rich's tables are imported by the commands
+# that use them: every command module is imported for `opsmedic --help`.
 
 rules_app = typer.Typer(help="Work with rule files.", no_args_is_help=True)
 app.add_typer(rules_app, name="rules")
@@ -51,6 +47,11 @@ def check(
     ] = None,
 ) -> None:
     """Validate config and rules: exit 0 when valid, 2 with every problem at file:line:col."""
+    from opsmedic.config.loader import load_config
+    from opsmedic.plugins import build_registry
+    from opsmedic.rules.loader import load_rules
+    from opsmedic.runtime import check_config, find_config
+
     registry = build_registry()
     problems: list[Problem] = []
     rules_path = None
@@ -75,6 +76,8 @@ def check(
 
 def _is_rule_file(path: Path) -> bool:
     """A rule file holds a list; a config file holds a mapping."""
+    import yaml
+
     try:
         return isinstance(yaml.safe_load(path.read_text()), list)
     except (OSError, yaml.YAMLError, UnicodeDecodeError):
@@ -88,6 +91,14 @@ def rules_test(
     config: ConfigOpt = None,
 ) -> None:
     """Show which rules an event matches and, for each that does not, the first failed condition."""
+    from rich.table import Table
+
+    from opsmedic.config.loader import load_config
+    from opsmedic.plugins import build_registry
+    from opsmedic.rules.loader import load_rules
+    from opsmedic.runtime import find_config
+    from opsmedic.sources.events import parse_event
+
     rules_path = rules or load_config(find_config(config))[0].rules_dir
     ruleset = load_rules(rules_path, build_registry())
     try:

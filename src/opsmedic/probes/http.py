@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
 from pydantic import Field, field_validator
 
 from opsmedic.config.schema import Strict
 from opsmedic.config.types import Duration
 from opsmedic.plugins import Observation, ProbeContext, ProbeSpec
+
+if TYPE_CHECKING:
+    import httpx
 
 # Enough body for any health page or JSON status document; a probe must not buffer a
 # download just because someone pointed it at a large file.
@@ -35,6 +37,8 @@ class HttpParams(Strict):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
+        import httpx  # imported here, as in check_http: only configs with an http probe need it
+
         try:
             url = httpx.URL(value)
         except httpx.InvalidURL as exc:
@@ -69,6 +73,8 @@ class HttpParams(Strict):
 
 async def check_http(params: HttpParams, ctx: ProbeContext) -> list[Observation]:
     """Request the URL once; the value is the latency in ms up to the end of the (capped) body."""
+    import httpx
+
     # The runner owns the deadline (it cancels us); httpx's own limit sits just past it, a
     # backstop for callers without a runner that never races the runner's report.
     async with httpx.AsyncClient(

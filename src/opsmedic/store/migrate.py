@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from sqlalchemy.engine import Connection
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from sqlalchemy.engine import Connection
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -20,6 +22,10 @@ _PROCESS_LOCK = threading.Lock()
 
 def alembic_config(connection: Connection) -> Config:
     """An Alembic config (no alembic.ini needed) whose env.py works on `connection`."""
+    # Imported here, not at the top: Alembic (and Mako under it) costs ≈120 ms and ≈10 MiB,
+    # and importing the store must not pay it; only a migration does.
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     # Revision modules must be importable names (mypy checks them): v0002_add_incidents.py
@@ -33,4 +39,6 @@ def upgrade(connection: Connection) -> None:
     with _PROCESS_LOCK:
         if connection.dialect.name == "postgresql":
             connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+        from alembic import command
+
         command.upgrade(alembic_config(connection), "head")
