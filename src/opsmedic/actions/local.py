@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import subprocess
 from collections.abc import Mapping, Sequence
 
 from opsmedic.actions.output import Captured, OutputBuffer
+from opsmedic.process_group import kill_group, spawn_group
 
 # Seconds between SIGTERM and SIGKILL for a timed-out command's process group.
 KILL_GRACE = 2.0
@@ -62,17 +62,21 @@ async def run_local(
     """
     captured = Captured(stdout=OutputBuffer(output_limit), stderr=OutputBuffer(output_limit))
     loop = asyncio.get_running_loop()
-    transport, collector = await loop.subprocess_exec(
-        lambda: _Collector(captured),
-        *argv,
-        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        cwd=cwd,
-        env=dict(env),
-        # A new session makes the command a group leader, so a timeout can kill the
-        # grandchildren it spawned too, not just the direct child.
-        start_new_session=True,
+    transport, collector = await spawn_group(
+        loop.subprocess_exec(
+            lambda: _Collector(captured),
+            *argv,
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+            env=dict(env),
+            # A new session makes the command a group leader, so a timeout can kill the
+            # grandchildren it spawned too, not just the direct child.
+            start_new_session=True,
+        ),
+        lambda started: started[0].get_pid(),
+        _reap,
     )
     pgid = transport.get_pid()
     try:
@@ -103,6 +107,12 @@ async def run_local(
     return captured
 
 
+async def _reap(started: tuple[asyncio.SubprocessTransport, _Collector]) -> None:
+    transport, collector = started
+    await collector.exited
+    transport.close()
+
+
 async def _terminate_group(pgid: int, exited: asyncio.Future[None]) -> None:
     _signal_group(pgid, signal.SIGTERM)
     await asyncio.wait([exited], timeout=KILL_GRACE)
@@ -112,5 +122,5 @@ async def _terminate_group(pgid: int, exited: asyncio.Future[None]) -> None:
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
+    with contextlib.suppress(PermissionError):
+        kill_group(pgid, sig)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import os
 import re
@@ -15,6 +14,7 @@ from pydantic import Field, field_validator
 
 from opsmedic.config.schema import Strict
 from opsmedic.plugins import Observation, ProbeContext, ProbeSpec
+from opsmedic.process_group import kill_group, spawn_group
 
 STDOUT_LIMIT = 4096  # bytes of stdout kept: the value, not a log
 STDERR_LIMIT = 1024  # bytes of stderr kept for the event's details
@@ -58,7 +58,7 @@ async def check_command(params: CommandParams, ctx: ProbeContext) -> list[Observ
     cwd = ctx.config.base_dir / params.cwd if params.cwd is not None else None
     env = {**os.environ, **params.env} if params.env else None
     try:
-        proc = await asyncio.create_subprocess_exec(
+        start = asyncio.create_subprocess_exec(
             *params.argv,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
@@ -68,6 +68,7 @@ async def check_command(params: CommandParams, ctx: ProbeContext) -> list[Observ
             # Its own process group, so a timeout can kill whatever the command spawned too.
             start_new_session=True,
         )
+        proc = await spawn_group(start, lambda p: p.pid, lambda p: p.wait())
     except OSError as exc:
         return [
             Observation(
@@ -137,8 +138,7 @@ async def _read_capped(stream: asyncio.StreamReader, limit: int) -> tuple[bytes,
 
 async def _kill_group(proc: asyncio.subprocess.Process, ctx: ProbeContext) -> None:
     # The group may be gone already; the process may still need reaping below.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
+    kill_group(proc.pid, signal.SIGKILL)
     try:
         async with asyncio.timeout(REAP_TIMEOUT):
             await proc.wait()
