@@ -42,8 +42,12 @@ def find_config(explicit: Path | None) -> Path | None:
 def check_config(config: Config, located: Located, registry: Registry) -> list[Problem]:
     """Checks that need the registry: probe types and their params, at file:line:col."""
     problems = []
+    seen: set[str] = set()
     for i, probe in enumerate(config.probes):
         loc = ("probes", i)
+        if probe.name in seen:
+            problems.append(located.problem((*loc, "name"), f"duplicate probe name {probe.name!r}"))
+        seen.add(probe.name)
         spec = registry.probes.get(probe.type)
         if spec is None:
             msg = unknown_name("probe type", probe.type, registry.probes)
@@ -131,7 +135,8 @@ async def run_forever(rt: Runtime, stop: asyncio.Event) -> None:
     async def emit(events: list[Event]) -> object:
         return await rt.engine.submit(events)
 
-    probes = ProbeRunner(rt.config.probes, rt.registry, rt.config, rt.clock, emit, log)
+    probes = ProbeRunner(rt.config.probes, rt.registry, rt.config, rt.clock, emit, log,
+                         config_path=str(rt.config_path or "opsmedic.yaml"))  # fmt: skip
     tasks = [asyncio.create_task(probes.run(), name="probes")]
     if rt.config.rules_dir.is_dir():
         tasks.append(asyncio.create_task(watch_rules(rt), name="rules-watch"))

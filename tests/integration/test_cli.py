@@ -56,6 +56,16 @@ def test_check_exits_2_with_located_errors(project: Path) -> None:
     assert opsmedic("check", str(project / "rules" / "disk.yaml"), cwd=project).returncode == 0
 
 
+def test_check_refuses_duplicate_probe_names(project: Path) -> None:
+    (project / "opsmedic.yaml").write_text(
+        "probes:\n  - {name: a, type: command, params: {argv: ['true']}}\n"
+        "  - {name: a, type: command, params: {argv: ['true']}}\n"
+    )
+    result = opsmedic("check", cwd=project)
+    assert result.returncode == 2
+    assert "opsmedic.yaml:3:12: probes[1].name: duplicate probe name 'a'" in result.stderr
+
+
 def test_check_names_unknown_config_keys_with_close_matches(project: Path) -> None:
     (project / "opsmedic.yaml").write_text("dry_rn: true\n")
     result = opsmedic("check", cwd=project)
@@ -68,10 +78,16 @@ def test_check_names_unknown_config_keys_with_close_matches(project: Path) -> No
 def test_rules_test_explains_matches_and_misses(project: Path) -> None:
     event = {"source": "disk", "resource": "/var/log/app", "value": 70, "host": "web1"}
     (project / "event.json").write_text(json.dumps(event))
+    (project / "rules" / "rx.yaml").write_text(
+        "- {name: rx, when: {host: '=~ ^[a-z]+-[0-9]+$'}, do: [noop]}\n"
+        "- {name: ok, when: {status: resolved}, do: [noop]}\n"
+    )
     result = opsmedic("rules", "test", "event.json", cwd=project)
     assert result.returncode == 0, result.stderr
     assert "archive-app-logs" in result.stdout and "value > 85" in result.stdout
     assert "70" in result.stdout
+    assert "^[a-z]+-[0-9]+$" in result.stdout  # brackets are text, not console markup
+    assert "'firing'" in result.stdout and "Status." not in result.stdout
 
 
 def test_replay_skips_bad_lines_processes_the_rest_and_records_history(project: Path) -> None:
@@ -127,6 +143,7 @@ def test_prune_keeps_recent_history(project: Path) -> None:
     assert "pruned 0 events and 0 runs" in result.stdout
     bad = opsmedic("prune", "--older-than", "soon", cwd=project)
     assert bad.returncode == 2 and "not a duration" in bad.stderr
+    assert opsmedic("prune", "--older-than", "0s", cwd=project).returncode == 2
 
 
 def test_a_missing_events_file_is_a_usage_error(project: Path) -> None:

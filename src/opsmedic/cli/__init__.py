@@ -33,13 +33,19 @@ ConfigOpt = Annotated[
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     log_level: Annotated[
-        str, typer.Option(help="debug, info, warning or error (logfmt lines on stderr)")
-    ] = "warning",
+        str | None,
+        typer.Option(
+            help="debug, info, warning or error (logfmt lines on stderr); default warning, "
+            "and for `run` the config's log.level"
+        ),
+    ] = None,
 ) -> None:
-    if log_level not in ("debug", "info", "warning", "error"):
+    if log_level not in (None, "debug", "info", "warning", "error"):
         raise typer.BadParameter("use debug, info, warning or error", param_hint="--log-level")
-    configure_logging(log_level)
+    ctx.obj = {"log_level": log_level}
+    configure_logging(log_level or "warning")
 
 
 def main() -> None:

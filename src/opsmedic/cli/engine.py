@@ -25,13 +25,16 @@ _CHUNK = 500  # events per submission: large enough to batch, small enough to st
 
 
 @app.command()
-def run(config: ConfigOpt = None) -> None:
+def run(ctx: typer.Context, config: ConfigOpt = None) -> None:
     """Run the engine, the probes and the rules watcher until SIGINT or SIGTERM."""
     import asyncio
 
+    from opsmedic.logs import configure_logging
     from opsmedic.runtime import build, find_config, run_forever
 
     rt = build(find_config(config))
+    if ctx.obj["log_level"] is None:  # the service logs at its configured level
+        configure_logging(rt.config.log.level)
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -9,7 +9,6 @@ import typer
 from rich.markup import escape
 
 from opsmedic.cli import ConfigOpt, app, out
-from opsmedic.errors import OpsmedicError
 from opsmedic.model import Run, RunState
 
 if TYPE_CHECKING:
@@ -131,7 +130,7 @@ def prune(
     """Delete old events and runs; a run that has not finished is never deleted."""
     seconds = _seconds(older_than, "--older-than")
     if seconds <= 0:
-        raise OpsmedicError("--older-than must be more than 0")
+        raise typer.BadParameter("must be more than 0", param_hint="--older-than")
     store = open_store(config)
     result = store.prune(datetime.now(UTC).timestamp() - seconds)
     out.print(f"pruned {result.events} events and {result.runs} runs older than {older_than}")

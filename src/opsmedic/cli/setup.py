@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from opsmedic.cli import ConfigOpt, app, err, out
 from opsmedic.errors import ConfigError, OpsmedicError, Problem
+from opsmedic.files import write_atomic
 
 # Config, rules, plugins (pydantic, Jinja2) and rich's tables are imported by the commands
 # that use them: every command module is imported for `opsmedic --help`.
@@ -34,8 +37,7 @@ def init(
     if existing and not force:
         raise OpsmedicError(f"{existing[0]} exists; use --force to overwrite")
     for path, text in targets.items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
+        write_atomic(path, text)
         out.print(f"wrote {path}")
     out.print(f"next: opsmedic check {directory / 'opsmedic.yaml'}")
 
@@ -120,6 +122,14 @@ def rules_test(
                 table.add_row(rule.name, "[green]yes[/green]", extra, "")
             else:
                 table.add_row(
-                    rule.name, "[red]no[/red]", failed.describe, repr(failed.actual(event))
+                    rule.name,
+                    "[red]no[/red]",
+                    escape(failed.describe),
+                    escape(_shown(failed.actual(event))),
                 )
         out.print(table)
+
+
+def _shown(value: object) -> str:
+    """How an event value reads in a table: enums as their text, the rest as Python repr."""
+    return repr(str(value)) if isinstance(value, StrEnum) else repr(value)
