@@ -10,7 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from opsmedic.actions.output import OutputBuffer
-from opsmedic.config.types import Duration, Secret
+from opsmedic.config.types import PositiveDuration, Secret
 from opsmedic.errors import RetryableError
 from opsmedic.model import Outcome
 from opsmedic.plugins import ActionContext, ActionSpec
@@ -37,7 +37,7 @@ class Params(BaseModel):
     # `json` would shadow BaseModel.json, so the field has another name and the alias.
     json_body: Any = Field(None, alias="json")
     body: str | None = None
-    timeout: Duration | None = None
+    timeout: PositiveDuration | None = None
     ok_status: list[int] | None = Field(None, min_length=1, description="default: any 2xx")
     verify_tls: bool = True
 
@@ -55,13 +55,6 @@ class Params(BaseModel):
         if parts.password:
             raise ValueError("no password in the URL: use secret_headers (e.g. Authorization)")
         return url
-
-    @field_validator("timeout")
-    @classmethod
-    def _positive(cls, timeout: float | None) -> float | None:
-        if timeout is not None and timeout <= 0:
-            raise ValueError("timeout must be more than 0")
-        return timeout
 
     @model_validator(mode="after")
     def _one_body(self) -> Params:

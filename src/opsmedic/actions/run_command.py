@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from opsmedic.actions.local import run_local
 from opsmedic.actions.output import Captured
 from opsmedic.actions.ssh import run_remote
-from opsmedic.config.types import Duration
+from opsmedic.config.types import PositiveDuration
 from opsmedic.errors import ActionError, RetryableError
 from opsmedic.model import Outcome
 from opsmedic.plugins import ActionContext, ActionSpec, unknown_name
@@ -48,7 +48,7 @@ class Params(BaseModel):
     host: str | None = None
     cwd: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
-    timeout: Duration | None = None
+    timeout: PositiveDuration | None = None
     ok_exit_codes: list[int] = Field(default_factory=lambda: [0], min_length=1)
     stdin: str | None = None
 
@@ -80,13 +80,6 @@ class Params(BaseModel):
             if "\0" in value:
                 raise ValueError(f"env {key} contains a NUL byte")
         return env
-
-    @field_validator("timeout")
-    @classmethod
-    def _positive(cls, timeout: float | None) -> float | None:
-        if timeout is not None and timeout <= 0:
-            raise ValueError("timeout must be more than 0")
-        return timeout
 
     @model_validator(mode="after")
     def _argv_or_shell(self) -> Params:

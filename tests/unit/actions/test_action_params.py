@@ -66,7 +66,7 @@ def test_run_command_coerces_numbers_in_argv_and_parses_durations() -> None:
     params = run_command.Params.model_validate({"argv": ["kill", 1234], "timeout": "1m30s"})
     assert params.argv == ["kill", "1234"]
     assert params.timeout == 90.0
-    assert "more than 0" in _error(run_command.Params, {"argv": ["x"], "timeout": 0})
+    assert "greater than 0" in _error(run_command.Params, {"argv": ["x"], "timeout": 0})
 
 
 def test_run_command_refuses_what_no_process_can_receive() -> None:
