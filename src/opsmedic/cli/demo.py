@@ -71,7 +71,11 @@ def demo(
         _stop_webapp(stage)
     out.print(Heading("history (opsmedic runs)"))
     assert rt.store is not None
-    out.print(runs_table(rt.store.list_runs(limit=20), "runs recorded in the store"))
+    runs = rt.store.list_runs(limit=20)
+    out.print(runs_table(runs, "runs recorded in the store", narrow=True))
+    for run in runs:
+        for step in run.steps:
+            out.print(f"run …{run.id[-8:]} step {step.action}: {escape(step.output.strip())}")
     if keep:
         out.print(f"kept {root}; inspect a run with: opsmedic runs show ID -c {config}")
     else:

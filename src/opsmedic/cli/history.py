@@ -55,20 +55,27 @@ def styled(state: RunState | str) -> str:
     return f"[{_STATE_STYLE.get(str(state), 'white')}]{state}[/]"
 
 
-def runs_table(runs: list[Run], title: str) -> Table:
+def runs_table(runs: list[Run], title: str, *, narrow: bool = False) -> Table:
+    """Runs as a table; `narrow` (for 80 columns) keeps the id's tail, which `runs show`
+    accepts, and leaves out time, target and actions."""
     from rich.table import Table
 
     table = Table(title=title)
-    for column in ("id", "created (UTC)", "rule", "target", "actions", "state", "took", "message"):
-        table.add_column(column, overflow="fold")
+    columns = ["id", "created (UTC)", "rule", "target", "actions", "state", "took", "message"]
+    wide = ("created (UTC)", "target", "actions")
+    for column in columns:
+        if not (narrow and column in wide):
+            table.add_column(column, overflow="fold")
     for run in runs:
         took = (
-            f"{(run.finished_at - run.started_at):.2f}s"
-            if run.finished_at and run.started_at
-            else ""
+            f"{run.finished_at - run.started_at:.2f}s" if run.finished_at and run.started_at else ""
         )
-        table.add_row(run.id, when(run.created_at), run.rule, run.target, ",".join(run.actions),
-                      styled(run.state), took, escape(run.message[:120]))  # fmt: skip
+        cells = {
+            "id": run.id[-8:] if narrow else run.id, "created (UTC)": when(run.created_at),
+            "rule": run.rule, "target": run.target, "actions": ",".join(run.actions),
+            "state": styled(run.state), "took": took, "message": escape(run.message[:120]),
+        }  # fmt: skip
+        table.add_row(*(cells[c] for c in columns if not (narrow and c in wide)))
     return table
 
 
