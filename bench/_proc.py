@@ -40,17 +40,35 @@ class ProcResult:
         return self.stderr_path.read_text(errors="replace")
 
 
-def _tree_rss(proc: psutil.Process) -> int:
-    """RSS of a process and all its descendants, bytes; vanished processes count as 0."""
-    total = 0
+def _status_kib(pid: int, fields: tuple[str, ...]) -> dict[str, int]:
+    """Fields of /proc/PID/status in KiB (e.g. VmHWM, VmRSS); empty once the process is gone."""
+    found: dict[str, int] = {}
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                name, _, rest = line.partition(b":")
+                key = name.decode()
+                if key in fields:
+                    found[key] = int(rest.split()[0])
+    except (OSError, ValueError, IndexError):
+        return {}
+    return found
+
+
+def _tree_rss(proc: psutil.Process) -> tuple[int, int]:
+    """(sum of the current VmRSS of a process and all its descendants, the process's own
+    VmHWM), bytes, read from /proc; vanished processes count as 0."""
     try:
         members = [proc, *proc.children(recursive=True)]
     except psutil.Error:
-        return 0
+        members = [proc]
+    total = top_hwm = 0
     for p in members:
-        with contextlib.suppress(psutil.Error):
-            total += p.memory_info().rss
-    return total
+        kib = _status_kib(p.pid, ("VmRSS", "VmHWM"))
+        total += kib.get("VmRSS", 0) * 1024
+        if p is proc:
+            top_hwm = kib.get("VmHWM", 0) * 1024
+    return total, top_hwm
 
 
 def run_measured(
@@ -64,9 +82,13 @@ def run_measured(
 ) -> ProcResult:
     """Run `cmd` to completion (or kill its process group at `timeout_s`) and measure it.
 
-    Peak RSS is sampled every 50 ms over the whole process tree (`peak_rss_mib`); the kernel's
-    exact high-water mark of the top process comes from wait4 (`peak_rss_self_mib`). CPU time is
-    the top process's user+system time from wait4, which includes its waited-for children.
+    Peak RSS of the process tree (`peak_rss_mib`) is sampled every 50 ms from /proc: the
+    highest sum of the members' current VmRSS, never below the top process's own kernel
+    high-water mark (`VmHWM`, `peak_rss_self_mib`, exact between samples). `ru_maxrss` from
+    wait4 is not used: on Linux a child's inherits the peak of the process that forked it
+    (here the benchmark, holding every event), so it would report our size, not the child's.
+    CPU time is the top process's user+system time from wait4, which includes its waited-for
+    children.
     """
     with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
         started_at = time.time()
@@ -79,7 +101,8 @@ def run_measured(
             ps = psutil.Process(proc.pid)
         except psutil.Error:
             ps = None
-        peak = 0
+        peak = 0  # highest sampled sum of the tree's VmRSS
+        self_hwm = 0  # the top process's VmHWM, as of its last sample
         timed_out = False
         kill_at: float | None = None
         status = 0
@@ -89,7 +112,8 @@ def run_measured(
             if pid == proc.pid:
                 break
             if ps is not None:
-                peak = max(peak, _tree_rss(ps))
+                tree, top = _tree_rss(ps)
+                peak, self_hwm = max(peak, tree), max(self_hwm, top)
             now = time.perf_counter()
             if not timed_out and now - t0 > timeout_s:
                 timed_out, kill_at = True, now + KILL_GRACE_S
@@ -102,7 +126,7 @@ def run_measured(
         # wait4 reaped the child; tell Popen so it does not try (and warn) later.
         proc.returncode = os.waitstatus_to_exitcode(status)
     cpu = rusage.ru_utime + rusage.ru_stime if rusage else 0.0
-    self_peak = rusage.ru_maxrss / 1024 if rusage else 0.0  # Linux reports KiB
+    self_peak = self_hwm / 2**20
     return ProcResult(
         cmd=cmd,
         returncode=None if timed_out else proc.returncode,

@@ -13,6 +13,10 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+#: The newest revision in MIGRATIONS/versions; a test checks that it is Alembic's head. Bump it
+#: with every new revision: a store already there is then recognised without Alembic.
+HEAD_REVISION = "0001"
+_VERSION_TABLE = "alembic_version"  # Alembic's default; env.py does not change it
 
 # Several workers may start at once against one PostgreSQL; this lock makes them take turns.
 _PG_LOCK_KEY = 0x6F70736D65646963  # "opsmedic"
@@ -32,6 +36,28 @@ def alembic_config(connection: Connection) -> Config:
     config.set_main_option("file_template", "v%%(rev)s_%%(slug)s")
     config.attributes["connection"] = connection
     return config
+
+
+def at_head(connection: Connection) -> bool:
+    """True when the schema is at HEAD_REVISION: two small reads, no Alembic, no lock.
+
+    The table's existence is checked first (a query on a missing table would abort the
+    transaction on PostgreSQL). Anything else — no table, no row, an older or unknown
+    revision, several heads — is left to `upgrade`, which decides under the lock.
+    """
+    if connection.dialect.name == "sqlite":
+        exists = connection.execute(
+            sa.text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :name"),
+            {"name": _VERSION_TABLE},
+        ).first()
+    else:
+        exists = connection.execute(
+            sa.text("SELECT to_regclass(:name)"), {"name": _VERSION_TABLE}
+        ).scalar()
+    if not exists:
+        return False
+    versions = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalars()
+    return list(versions) == [HEAD_REVISION]
 
 
 def upgrade(connection: Connection) -> None:

@@ -15,6 +15,7 @@ from alembic.runtime.migration import MigrationContext
 
 from opsmedic.errors import StoreError
 from opsmedic.store import Store
+from opsmedic.store import migrate as migrations
 from opsmedic.store.database import SQLITE_BUSY_TIMEOUT_MS, make_engine, parse_url
 from opsmedic.store.schema import metadata
 
@@ -144,6 +145,56 @@ def test_migrate_twice_is_fine(store: Store) -> None:
     store.record([event], [make_run(event)])
     store.migrate()
     assert store.counts() == {"events": 1, "runs": 1}
+
+
+def test_head_revision_constant_is_alembics_head() -> None:
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory(str(migrations.MIGRATIONS))
+    assert script.get_heads() == [migrations.HEAD_REVISION]
+
+
+def test_migrate_at_the_head_skips_alembic(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_upgrade(_conn: object) -> None:
+        raise AssertionError("Alembic ran on a store already at its head")
+
+    monkeypatch.setattr(migrations, "upgrade", no_upgrade)
+    store.migrate()
+    store.migrate()
+    assert store.counts() == {"events": 0, "runs": 0}
+
+
+@pytest.mark.parametrize("version", [None, "0000"])
+def test_migrate_below_the_head_runs_alembic(
+    store: Store, store_url: str, monkeypatch: pytest.MonkeyPatch, version: str | None
+) -> None:
+    engine = make_engine(parse_url(store_url))
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM alembic_version"))
+        if version is not None:
+            conn.execute(sa.text("INSERT INTO alembic_version VALUES (:v)"), {"v": version})
+    engine.dispose()
+    upgrades: list[object] = []
+    monkeypatch.setattr(migrations, "upgrade", upgrades.append)
+    store.migrate()
+    assert len(upgrades) == 1
+
+
+def test_migrate_on_an_empty_database_runs_alembic(store_url: str) -> None:
+    store = Store(store_url)
+    engine = make_engine(parse_url(store_url))
+    try:
+        with engine.connect() as conn:
+            assert not migrations.at_head(conn)
+        store.migrate()
+        with engine.connect() as conn:
+            assert migrations.at_head(conn)
+            assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == (
+                migrations.HEAD_REVISION
+            )
+    finally:
+        engine.dispose()
+        store.close()
 
 
 def test_migrations_build_exactly_the_schema_the_code_uses(store: Store, store_url: str) -> None:
