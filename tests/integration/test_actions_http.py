@@ -12,15 +12,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-import structlog
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from action_context import make_action_context
 from opsmedic.actions import http_request
-from opsmedic.clock import SystemClock
-from opsmedic.config.schema import Config
 from opsmedic.errors import RetryableError
 from opsmedic.model import Outcome
 from opsmedic.plugins import ActionContext
@@ -130,15 +128,7 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     yield from _serve(context)
 
 
-def make_ctx(dry_run: bool = False, **config: Any) -> ActionContext:
-    return ActionContext(
-        clock=SystemClock(),
-        log=structlog.get_logger(),
-        config=Config.model_validate(config),
-        dry_run=dry_run,
-        run_id="run-1",
-        rule="rule-1",
-    )
+make_ctx = make_action_context
 
 
 async def call(ctx: ActionContext | None = None, **raw: Any) -> Outcome:

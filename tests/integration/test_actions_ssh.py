@@ -18,6 +18,7 @@ import psutil
 import pytest
 import structlog
 
+from injections import INJECTIONS
 from opsmedic.actions import run_command
 from opsmedic.clock import SystemClock
 from opsmedic.config.schema import Config
@@ -29,28 +30,6 @@ from processes import all_gone, pids_in
 from services import SSHServer, free_port
 
 PRINT_ARGV = "import json, sys; print(json.dumps(sys.argv[1:]))"
-
-INJECTIONS = [
-    "; touch {marker}",
-    "$(touch {marker})",
-    "`touch {marker}`",
-    "a' ; touch {marker} ; '",
-    'a" ; touch {marker} ; "',
-    "x\ntouch {marker}\n",
-    "&& touch {marker}",
-    "| touch {marker}",
-    "> {marker}",
-    "${{IFS}}touch${{IFS}}{marker}",
-    "--help",
-    "-rf",
-    "*",
-    "~",
-    "",
-    "  spaced  out  ",
-    "\\",
-    "'\"'\"'",
-    "é 日本 🚀 \t tab",
-]
 
 
 def make_ctx(sshd: SSHServer, **host: Any) -> ActionContext:

@@ -17,6 +17,7 @@ import structlog
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from injections import INJECTIONS
 from opsmedic.actions import local, run_command
 from opsmedic.clock import SystemClock
 from opsmedic.config.schema import Config
@@ -216,29 +217,6 @@ async def test_a_leftover_daemon_holding_the_pipes_does_not_block(
 
 
 # --- a value from an event never becomes shell syntax ----------------------------------------
-
-INJECTIONS = [
-    "; touch {marker}",
-    "$(touch {marker})",
-    "`touch {marker}`",
-    "a' ; touch {marker} ; '",
-    'a" ; touch {marker} ; "',
-    "x\ntouch {marker}\n",
-    "&& touch {marker}",
-    "| touch {marker}",
-    "> {marker}",
-    "${{IFS}}touch${{IFS}}{marker}",
-    "--help",
-    "-rf",
-    "--output={marker}",
-    "*",
-    "~",
-    "",
-    "  spaced  out  ",
-    "\\",
-    "'\"'\"'",
-    "é 日本 🚀 \t tab",
-]
 
 
 @pytest.fixture
