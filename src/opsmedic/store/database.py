@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import sqlite3
+import time
 from typing import Any
 
 import sqlalchemy as sa
@@ -86,7 +88,7 @@ def _sqlite_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
     try:
         # busy_timeout first, so that the switch to WAL waits for a busy database.
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _switch_to_wal(cursor)
         cursor.execute("PRAGMA synchronous = NORMAL")
         # A checkpoint fsyncs the database: done on the committing thread it costs a write
         # several milliseconds. The engine checkpoints in the background (Store.checkpoint);
@@ -95,6 +97,20 @@ def _sqlite_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
         cursor.execute("PRAGMA foreign_keys = ON")
     finally:
         cursor.close()
+
+
+def _switch_to_wal(cursor: Any) -> None:
+    """PRAGMA journal_mode = WAL, retried: switching modes does not wait on the busy timeout,
+    so a second process opening a new database at the same moment got 'database is locked'."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
 
 
 def _sqlite_begin(conn: Connection) -> None:
