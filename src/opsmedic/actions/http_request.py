@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from opsmedic.actions.output import OutputBuffer
-from opsmedic.config.types import PositiveDuration, Secret
+from opsmedic.config.types import HttpMethod, PositiveDuration, Secret
 from opsmedic.errors import RetryableError
 from opsmedic.model import Outcome
 from opsmedic.plugins import ActionContext, ActionSpec
 
-Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 # RFC 9110 §9.2.2: repeating these has the effect of sending once, so a request that may
 # have reached the server can still be retried. POST and PATCH cannot.
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
@@ -28,7 +27,7 @@ class Params(BaseModel):
 
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
-    method: Method = "GET"
+    method: HttpMethod = "GET"
     url: str
     headers: dict[str, str] = Field(default_factory=dict)
     secret_headers: dict[str, Secret] = Field(
@@ -40,11 +39,6 @@ class Params(BaseModel):
     timeout: PositiveDuration | None = None
     ok_status: list[int] | None = Field(None, min_length=1, description="default: any 2xx")
     verify_tls: bool = True
-
-    @field_validator("method", mode="before")
-    @classmethod
-    def _upper(cls, value: Any) -> Any:
-        return value.upper() if isinstance(value, str) else value
 
     @field_validator("url")
     @classmethod

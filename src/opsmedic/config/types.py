@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -35,6 +35,11 @@ def parse_duration(value: Any) -> float:
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+# An HTTP method, in any case as written ("get" is GET).
+HttpMethod = Annotated[
+    Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+    BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v),
+]
 # A time budget: zero would mean "give up before starting".
 PositiveDuration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
 

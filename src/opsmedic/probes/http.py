@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator
 
 from opsmedic.config.schema import Strict
-from opsmedic.config.types import Duration
+from opsmedic.config.types import Duration, HttpMethod
 from opsmedic.plugins import Observation, ProbeContext, ProbeSpec
 
 if TYPE_CHECKING:
@@ -22,12 +22,10 @@ if TYPE_CHECKING:
 BODY_LIMIT = 1024 * 1024
 EXCERPT = 512
 
-Method = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-
 
 class HttpParams(Strict):
     url: str = Field(description="http:// or https:// URL to request")
-    method: Method = "GET"
+    method: HttpMethod = "GET"
     expect_status: list[int] | None = Field(
         None, min_length=1, description="status codes that count as OK; omitted: any 2xx"
     )
@@ -49,11 +47,6 @@ class HttpParams(Strict):
         if url.scheme not in ("http", "https") or not url.host:
             raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
         return value
-
-    @field_validator("method", mode="before")
-    @classmethod
-    def _upper(cls, value: Any) -> Any:
-        return value.upper() if isinstance(value, str) else value
 
     @field_validator("expect_status")
     @classmethod
