@@ -45,10 +45,15 @@ class Executor:
     async def execute(self, run: Run, rule: Rule, event: Event) -> Run:
         """Fill `run.steps`, `run.state` and `run.message`; the caller records the result."""
         context = template_context(event, rule.name, run.id)
+        # Later steps see what earlier ones reported (a kill's victim, an archive's size), so a
+        # notify step can tell people exactly what was done: `{{ steps[0].details.pid }}`.
+        steps_seen: list[dict[str, Any]] = []
+        context["steps"] = steps_seen
         state = RunState.SUCCEEDED
         for step in rule.steps:
             record = await self._step(step, run, context)
             run.steps.append(record)
+            steps_seen.append(_step_vars(record))
             if record.state in _FAILED and not step.continue_on_failure:
                 state = record.state
                 break
@@ -127,9 +132,22 @@ class Executor:
                 record.state = RunState.SUCCEEDED if outcome.ok else RunState.FAILED
                 if not outcome.ok and outcome.details.get("timed_out"):
                     record.state = RunState.TIMED_OUT
+                # An action that found nothing to do (a pid already gone, a leashed kill)
+                # says so; it is not a failure, and not a success that changed anything.
+                if outcome.ok and outcome.details.get("skipped"):
+                    record.state = RunState.SKIPPED
                 record.message, record.output = outcome.message, outcome.output
                 record.details = outcome.details
             return
+
+
+def _step_vars(record: StepRecord) -> dict[str, Any]:
+    return {
+        "action": record.action,
+        "state": str(record.state),
+        "message": record.message,
+        "details": record.details,
+    }
 
 
 def _one_line(exc: BaseException) -> str:

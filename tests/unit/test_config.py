@@ -27,6 +27,7 @@ def test_defaults_without_a_file() -> None:
 def test_rules_dir_is_relative_to_the_config_file(tmp_path: Path) -> None:
     config, _ = load_config(write(tmp_path, "rules_dir: my-rules\n"), environ={})
     assert config.rules_dir == tmp_path / "my-rules"
+    assert config.state_dir == tmp_path / "state"  # the default, beside the config too
 
 
 def test_environment_variables_override_the_file(tmp_path: Path) -> None:

@@ -49,6 +49,8 @@ def load_config(
     _resolve_secret_files(config, base)
     if not config.rules_dir.is_absolute():
         config.rules_dir = base / config.rules_dir
+    if not config.state_dir.is_absolute():
+        config.state_dir = base / config.state_dir
     sqlite_path = config.store.removeprefix("sqlite:///")
     relative = sqlite_path not in ("", ":memory:") and not sqlite_path.startswith("/")
     if sqlite_path != config.store and relative:

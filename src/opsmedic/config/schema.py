@@ -70,6 +70,10 @@ class LogConfig(Strict):
 class Config(Strict):
     store: str = "sqlite:///opsmedic.db"
     rules_dir: Path = Path("rules")
+    state_dir: Path = Field(
+        Path("state"),
+        description="opsmedic's own working files (archive intents), beside the config",
+    )
     dry_run: bool = False
     actions: ActionDefaults = Field(default_factory=lambda: ActionDefaults())
     ssh_hosts: dict[str, SSHHost] = Field(default_factory=dict)

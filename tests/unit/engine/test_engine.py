@@ -50,9 +50,15 @@ async def flaky(params: FlakyParams, ctx: ActionContext) -> Outcome:
     return Outcome(ok=True, message=f"ok after {attempt}", output="out")
 
 
+async def leashed(params: FlakyParams, ctx: ActionContext) -> Outcome:
+    """Reports what it would have done and does nothing (like a leashed kill_process)."""
+    return Outcome(ok=True, message="would act", details={"pid": 4242, "skipped": "leashed"})
+
+
 def registry() -> Registry:
     reg = build_registry(load_entry_points=False)
     reg.actions["flaky"] = ActionSpec("flaky", FlakyParams, flaky, idempotent=True)
+    reg.actions["leashed"] = ActionSpec("leashed", FlakyParams, leashed)
     return reg
 
 
@@ -101,6 +107,25 @@ async def test_an_event_is_committed_with_its_runs_before_submit_returns(
     run = store.get_run(accepted.run_ids[0])
     assert run.state is RunState.SUCCEEDED
     assert run.steps[0].output == "out" and run.finished_at is not None
+
+
+async def test_later_steps_see_earlier_outcomes_and_a_skip_is_not_a_failure(
+    make_engine: Any, store: Store
+) -> None:
+    """A notify after a kill can name the victim: `steps[0].details` is the first outcome's."""
+    engine = await make_engine("""
+- name: r
+  when: {source: disk}
+  do:
+    - leashed: {}
+    - noop: {message: "pid {{ steps[0].details.pid }} was {{ steps[0].state }}"}
+""")
+    (accepted,) = await engine.submit([ev()])
+    await engine.drain()
+    run = store.get_run(accepted.run_ids[0])
+    assert [s.state for s in run.steps] == [RunState.SKIPPED, RunState.SUCCEEDED]
+    assert run.steps[1].message == "pid 4242 was skipped"
+    assert run.state is RunState.SUCCEEDED
 
 
 async def test_retryable_failures_are_retried_with_backoff(make_engine: Any, store: Store) -> None:
