@@ -15,6 +15,9 @@ OS_PACKAGES=(
   python3-aiosmtpd # the SMTP server for notify (tests/services.py: smtp_server)
   procps           # ps, pgrep: process probes and actions
   iproute2         # ss, ip
+  unzip            # unzip -t checks opsmedic's zip archives (tests/integration)
+  zstd             # zstd -t checks opsmedic's tar.zst archives
+  passwd           # useradd: the unprivileged users that own test CPU hogs
 )
 
 timed() {

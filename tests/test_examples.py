@@ -24,6 +24,7 @@ def test_example_config_and_rules_are_valid(example: Path) -> None:
 def test_the_examples_are_there() -> None:
     assert {p.name for p in EXAMPLES} >= {
         "01-restart-web-service", "02-remote-command-over-ssh", "03-replay-last-night",
+        "04-archive-logs-before-the-disk-fills", "05-stop-a-runaway-process",
     }  # fmt: skip
 
 
@@ -38,3 +39,49 @@ async def test_replaying_last_night_acts_once_on_the_host_that_stayed_full() -> 
         ("clean-tmp", "web1:/tmp", RunState.SKIPPED)
     ]
     assert would[0].steps[0].params == {"argv": ["systemd-tmpfiles", "--clean"]}
+
+
+def _example(name: str) -> Path:
+    return next(p for p in EXAMPLES if p.name == name)
+
+
+async def _dry_replay(example: Path, events: list[dict[str, object]], tmp_path: Path) -> list[Run]:
+    """Runs the example's rules would start for `events` (JSON lines), nothing executed."""
+    import json
+
+    path = tmp_path / "events.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+    rt = build(example / "opsmedic.yaml", with_store=False, dry_run=True)
+    would: list[Run] = []
+    rt.engine.on_finished = would.append
+    assert await _replay(rt, path) == 0
+    return would
+
+
+async def test_a_full_log_disk_is_archived_after_30s_and_a_human_told_after_5m(
+    tmp_path: Path,
+) -> None:
+    """/var/log/app above 85 % every 5 s for 6 minutes: one archive at 30 s, one notify at 5 m."""
+    disk = {"source": "disk", "kind": "app-logs", "resource": "/var/log/app", "host": "web1",
+            "value": 91.5}  # fmt: skip
+    events = [{**disk, "time": 1763769600 + t} for t in range(0, 361, 5)]
+    would = await _dry_replay(_example("04-archive-logs-before-the-disk-fills"), events, tmp_path)
+    assert [r.rule for r in would] == ["archive-app-logs", "disk-still-full"]
+    archive = would[0].steps[0].params
+    assert archive["to"] == "sftp://backup/archive/web1/"
+    assert archive["include"] == ["*.log.*", "*.log-*"]
+    assert would[1].steps[0].params["title"] == "/var/log/app on web1 is still 91.5 % full"
+
+
+async def test_a_runaway_process_is_reported_leashed_after_a_minute(tmp_path: Path) -> None:
+    """A hog above 90 % for 70 s: one kill_process planned, for exactly that pid and start."""
+    hog = {"source": "process", "kind": "cpu-hogs", "resource": "stress[4242]", "host": "web1",
+           "value": 99.0, "labels": {"pid": "4242", "start_time": "1763760000.25",
+           "user": "alice", "name": "stress"},
+           "payload": {"details": {"cmdline": ["stress", "--cpu", "1"]}}}  # fmt: skip
+    events = [{**hog, "time": 1763769600 + t} for t in range(0, 71, 10)]
+    would = await _dry_replay(_example("05-stop-a-runaway-process"), events, tmp_path)
+    assert [r.rule for r in would] == ["stop-runaway-process"]
+    kill = would[0].steps[0].params
+    assert kill == {"pid": "4242", "start_time": "1763760000.25", "grace": "10s"}
+    assert "enforce" not in kill  # leashed: it reports what it would kill

@@ -5,8 +5,11 @@ OpsmedicError
 ├── PluginError          unknown plugin name, bad plugin registration
 ├── StoreError           store unreachable, migration failed, id not found
 ├── TemplateError        a template failed to render (sandbox violation, undefined value)
+├── FileChanged          a file shrank while it was being archived (archive/members.py)
+├── VerifyError          an archive read back does not hold what was written (ditto)
 └── ActionError          raised inside an action; the engine turns it into a failed Outcome
-    └── RetryableError   a failure worth retrying with backoff (connection refused, 503 …)
+    ├── RetryableError   a failure worth retrying with backoff (connection refused, 503 …)
+    └── HostRefused      an SSH host answered but cannot be trusted or let us in
 """
 
 from __future__ import annotations

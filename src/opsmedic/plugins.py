@@ -70,16 +70,24 @@ class ProbeContext:
     log: Any
     config: Config
     timeout: float = 10.0
+    # Kept by the runner for this configured probe from one check to the next (the process
+    # probe's CPU samples); a probe owns its keys and must keep what it stores bounded.
+    state: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
 class ProbeSpec(Generic[P]):
-    """A probe: its parameter model and one async check yielding observations."""
+    """A probe: its parameter model and one async check yielding observations.
+
+    `default_interval` (seconds) is used when a probe's config sets no `interval`; without
+    it the runner's general default applies.
+    """
 
     name: str
     params: type[P]
     check: Callable[[P, ProbeContext], Awaitable[list[Observation]]]
     summary: str = ""
+    default_interval: float | None = None
 
 
 @dataclass(slots=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from opsmedic.actions import http_request, noop, notify, run_command
+from opsmedic.actions import archive_logs, http_request, kill_process, noop, notify, run_command
 from opsmedic.plugins import ActionSpec
 
 BUILTIN_ACTIONS: tuple[ActionSpec[Any], ...] = (
@@ -12,6 +12,8 @@ BUILTIN_ACTIONS: tuple[ActionSpec[Any], ...] = (
     run_command.ACTION,
     http_request.ACTION,
     notify.ACTION,
+    kill_process.ACTION,
+    archive_logs.ACTION,
 )
 
 __all__ = ["BUILTIN_ACTIONS"]

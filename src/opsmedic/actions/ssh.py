@@ -100,21 +100,8 @@ async def run_remote(
     # only a run_command with `host:` needs them.
     import asyncssh
 
-    options = connect_options(host, base_dir)
     where = f"{host.user}@{host.host}:{host.port}"
-    try:
-        conn = await asyncssh.connect(**options)
-    except asyncssh.HostKeyNotVerifiable as exc:
-        raise HostRefused(
-            f"host key of {where} is not trusted by {options['known_hosts']} ({exc.reason}); "
-            "the command was not run"
-        ) from None
-    except asyncssh.PermissionDenied:
-        raise HostRefused(f"authentication failed for {where}; the command was not run") from None
-    except (OSError, TimeoutError, asyncssh.ConnectionLost) as exc:
-        raise RetryableError(f"cannot connect to {where}: {exc or type(exc).__name__}") from None
-    except (asyncssh.Error, asyncssh.KeyImportError) as exc:
-        raise HostRefused(f"ssh to {where} failed: {exc}") from None
+    conn = await connect(host, base_dir, where, after="; the command was not run")
     async with conn:
         try:
             proc = await conn.create_process(
@@ -124,6 +111,35 @@ async def run_remote(
             raise RetryableError(f"{where} refused a session: {exc.reason}") from None
         captured = await _supervise(conn, proc, stdin, time_limit, output_limit, where)
     return captured
+
+
+async def connect(
+    host: SSHHost, base_dir: Path, where: str, after: str = ""
+) -> asyncssh.SSHClientConnection:
+    """A connection with the host key checked; every error starts with `where`.
+
+    RetryableError when the host cannot be reached (worth another try), HostRefused when it
+    answered but cannot be trusted or let us in; `after` ends those messages (what did not
+    happen because of it).
+    """
+    import asyncssh
+
+    try:
+        options = connect_options(host, base_dir)
+    except HostRefused as exc:
+        raise HostRefused(f"{where}: {exc}{after}") from None
+    try:
+        return await asyncssh.connect(**options)
+    except asyncssh.HostKeyNotVerifiable as exc:
+        raise HostRefused(
+            f"{where}: host key not trusted by {options['known_hosts']} ({exc.reason}){after}"
+        ) from None
+    except asyncssh.PermissionDenied:
+        raise HostRefused(f"{where}: authentication failed for user {host.user}{after}") from None
+    except (OSError, TimeoutError, asyncssh.ConnectionLost) as exc:
+        raise RetryableError(f"{where}: cannot connect: {exc or type(exc).__name__}") from None
+    except (asyncssh.Error, asyncssh.KeyImportError) as exc:
+        raise HostRefused(f"{where}: ssh failed: {exc}{after}") from None
 
 
 async def _supervise(

@@ -50,7 +50,7 @@ def _root(
 
 def main() -> None:
     """Entry point of the console script."""
-    from opsmedic.cli import demo, engine, history, setup  # noqa: F401  (registers commands)
+    from opsmedic.cli import archive, demo, engine, history, setup  # noqa: F401  (registers commands)
 
     try:
         code = app(standalone_mode=False)

@@ -6,39 +6,25 @@ import shutil
 import socket
 import sys
 import tempfile
-import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeAlias
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 
 import typer
 from rich.markup import escape
 from rich.rule import Rule as Heading
 
 from opsmedic.cli import app, out
-from opsmedic.cli.history import runs_table, styled
+from opsmedic.cli.demo_host import disk_scene, host_world, process_scene, stop_children
+from opsmedic.cli.demo_stage import Stage, watching
+from opsmedic.cli.history import runs_table
 from opsmedic.errors import OpsmedicError
-from opsmedic.logs import get_logger
-from opsmedic.model import Event, Run, RunState, Status
 
 if TYPE_CHECKING:
     from opsmedic.runtime import Runtime
 
 # The runtime, the probes, asyncio, urllib and YAML are imported by the functions that use
 # them: every command module is imported for `opsmedic --help`, which must not pay for them.
-
-
-@dataclass(slots=True)
-class Stage:
-    """A temporary world for the scenes: its directory, config, rules and a free port."""
-
-    root: Path
-    port: int
-
-    @property
-    def state(self) -> Path:
-        return self.root / "state"
 
 
 Scene: TypeAlias = "Callable[[Stage, Runtime], Awaitable[None]]"
@@ -62,24 +48,38 @@ def demo(
     out.print(f"working in {root} (SQLite store, rules in {root / 'rules'})")
     rt = build(config)
     try:
-        for title, scene in SCENES:
-            out.print(Heading(title))
-            asyncio.run(asyncio.wait_for(scene(stage, rt), timeout))
-    except TimeoutError:
-        raise OpsmedicError(f"a demo scene did not finish within {timeout:g}s") from None
+        asyncio.run(_play(stage, rt, timeout))
     finally:
         _stop_webapp(stage)
+        stop_children(stage)
     out.print(Heading("history (opsmedic runs)"))
     assert rt.store is not None
     runs = rt.store.list_runs(limit=20)
     out.print(runs_table(runs, "runs recorded in the store", narrow=True))
     for run in runs:
         for step in run.steps:
-            out.print(f"run …{run.id[-8:]} step {step.action}: {escape(step.output.strip())}")
+            text = step.output.strip() or step.message
+            out.print(f"run …{run.id[-8:]} step {step.action}: {escape(text)}")
     if keep:
         out.print(f"kept {root}; inspect a run with: opsmedic runs show ID -c {config}")
     else:
         shutil.rmtree(root, ignore_errors=True)
+
+
+async def _play(stage: Stage, rt: Runtime, scene_s: float) -> None:
+    """Every scene in turn on one running engine, each bounded by `scene_s` seconds."""
+    import asyncio
+
+    await rt.engine.start()
+    try:
+        for title, scene in SCENES:
+            out.print(Heading(title))
+            try:
+                await asyncio.wait_for(scene(stage, rt), scene_s)
+            except TimeoutError:
+                raise OpsmedicError(f"demo {title!r} did not finish within {scene_s:g}s") from None
+    finally:
+        await rt.engine.close()
 
 
 def _free_port() -> int:
@@ -103,12 +103,16 @@ def _write_world(stage: Stage) -> Path:
         "throttle": {"once_within": "30s"},
         "limit": {"max_runs": 3, "within": "10m"},
     }], sort_keys=False))  # fmt: skip
+    probes: list[dict[str, Any]] = [
+        {"name": "webapp", "type": "http", "interval": "0.3s", "timeout": "1s", "jitter": 0,
+         "params": {"url": f"http://127.0.0.1:{stage.port}/health"}},
+    ]  # fmt: skip
+    probes += host_world(stage, rules)
     config = stage.root / "opsmedic.yaml"
     config.write_text(yaml.safe_dump({
         "store": f"sqlite:///{stage.root / 'opsmedic.db'}",
         "rules_dir": str(rules),
-        "probes": [{"name": "webapp", "type": "http", "interval": "0.3s", "timeout": "1s",
-                    "jitter": 0, "params": {"url": f"http://127.0.0.1:{stage.port}/health"}}],
+        "probes": probes,
     }, sort_keys=False))  # fmt: skip
     return config
 
@@ -117,8 +121,6 @@ async def webapp_scene(stage: Stage, rt: Runtime) -> None:
     """A web app wedges; the http probe notices; after 1 s the rule restarts it; it recovers."""
     import asyncio
 
-    from opsmedic.probes.runner import ProbeRunner
-
     out.print(f"starting a small web app on 127.0.0.1:{stage.port}")
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "opsmedic.demo.webapp", "restart", "--state-dir", str(stage.state),
@@ -126,48 +128,14 @@ async def webapp_scene(stage: Stage, rt: Runtime) -> None:
     )  # fmt: skip
     if await proc.wait() != 0:
         raise OpsmedicError("the demo web app did not start")
-    finished: list[Run] = []
-    recovered = asyncio.Event()
-    last: dict[str, Status] = {}
-    t0 = time.monotonic()
-
-    def settle() -> None:
-        healthy = all(s is Status.RESOLVED for s in last.values())
-        if healthy and any(r.state is RunState.SUCCEEDED for r in finished):
-            recovered.set()
-
-    def on_run(run: Run) -> None:
-        finished.append(run)
-        settle()
-        out.print(f"  {time.monotonic() - t0:5.1f}s  run {run.id} {run.rule}: {styled(run.state)}"
-                  f" — {escape(run.message)}")  # fmt: skip
-
-    async def emit(events: list[Event]) -> object:
-        for e in events:
-            if last.get(e.fingerprint) != e.status:
-                last[e.fingerprint] = e.status
-                word = "[red]failing[/]" if e.status is Status.FIRING else "[green]healthy[/]"
-                out.print(f"  {time.monotonic() - t0:5.1f}s  probe {e.kind} {e.resource}: {word}"
-                          f" ({escape(str(e.payload.get('message', '')))})")  # fmt: skip
-                settle()
-        return await rt.engine.submit(events)
-
-    rt.engine.on_finished = on_run
-    await rt.engine.start()
-    probes = ProbeRunner(rt.config.probes, rt.registry, rt.config, rt.clock, emit, get_logger())
-    task = asyncio.create_task(probes.run())
-    try:
+    async with watching(rt, ["webapp"]) as watch:
         await asyncio.sleep(1.0)  # a few healthy readings first, so the change is visible
-        out.print(f"  {time.monotonic() - t0:5.1f}s  [bold]the web app wedges[/] (GET /break)")
+        watch.say("[bold]the web app wedges[/] (GET /break)")
         await asyncio.to_thread(_get, f"http://127.0.0.1:{stage.port}/break")
-        await recovered.wait()
-        await rt.engine.drain()
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await rt.engine.close()
-    ok = [r for r in finished if r.state is RunState.SUCCEEDED]
-    out.print(f"  remediated: {len(ok)} restart(s); the web app answers 200 again")
+        rule = "restart-wedged-webapp"
+        await watch.until(rule)
+    restarts = len(watch.succeeded(rule))
+    out.print(f"  remediated: {restarts} restart(s); the web app answers 200 again")
 
 
 def _get(url: str) -> None:
@@ -185,4 +153,8 @@ def _stop_webapp(stage: Stage) -> None:
         proc.terminate()
 
 
-SCENES: list[tuple[str, Scene]] = [("scene 1: a web app wedges and is restarted", webapp_scene)]
+SCENES: list[tuple[str, Scene]] = [
+    ("scene 1: a web app wedges and is restarted", webapp_scene),
+    ("scene 2: a log directory fills the disk and is archived", disk_scene),
+    ("scene 3: a runaway process is stopped", process_scene),
+]

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from opsmedic.config.types import Duration, Secret
+from opsmedic.config.types import Duration, PositiveDuration, Secret
 
 
 class Strict(BaseModel):
@@ -56,11 +56,48 @@ class NotifyTarget(Strict):
 class ProbeConfig(Strict):
     name: str
     type: str
-    interval: Duration = Field(default=30.0, gt=0)
+    interval: PositiveDuration | None = Field(
+        None, description="time between checks; omitted: the probe type's default, else 30s"
+    )
     timeout: Duration = Field(default=10.0, gt=0)
     jitter: float = Field(0.1, ge=0, le=1, description="fraction of interval added at random")
     labels: dict[str, str] = Field(default_factory=dict)
     params: dict[str, Any] = Field(default_factory=dict)
+
+
+# Whatever the config lists, these stay protected: killing one takes the host or our way in.
+ALWAYS_PROTECTED_NAMES = (
+    "init",
+    "systemd",
+    "systemd-journald",
+    "systemd-logind",
+    "systemd-udevd",
+    "dbus-daemon",
+    "dbus-broker",
+    "sshd",
+    "opsmedic",
+)
+
+
+class ProcessesConfig(Strict):
+    """What kill_process never touches, on top of pid 1, kernel threads, root and itself."""
+
+    protected_names: list[str] = Field(
+        default_factory=lambda: list(ALWAYS_PROTECTED_NAMES),
+        description="process names never killed; the built-in ones are always kept",
+    )
+    protected_users: list[str] = Field(
+        default_factory=list, description="user names whose processes are never killed"
+    )
+    min_uid: int = Field(
+        default=1000, ge=0, description="processes of users below this uid (system users) are kept"
+    )
+
+    @field_validator("protected_names")
+    @classmethod
+    def _keep_builtins(cls, names: list[str]) -> list[str]:
+        # Listing one's own names must not unprotect sshd by accident.
+        return [*ALWAYS_PROTECTED_NAMES, *(n for n in names if n not in ALWAYS_PROTECTED_NAMES)]
 
 
 class LogConfig(Strict):
@@ -79,5 +116,6 @@ class Config(Strict):
     ssh_hosts: dict[str, SSHHost] = Field(default_factory=dict)
     notify: dict[str, NotifyTarget] = Field(default_factory=dict)
     probes: list[ProbeConfig] = Field(default_factory=list)
+    processes: ProcessesConfig = Field(default_factory=lambda: ProcessesConfig())
     log: LogConfig = Field(default_factory=lambda: LogConfig())
     base_dir: Path = Field(Path("."), exclude=True, description="directory of the config file")

@@ -8,7 +8,7 @@ import random
 import shlex
 import socket
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
@@ -25,6 +25,8 @@ Emit = Callable[[list[Event]], Awaitable[object]]
 # Params keys that name the observed thing, in order of preference, for events whose probe
 # could not say (a crash or a timeout) — so they land on the same resource as healthy readings.
 _RESOURCE_KEYS = ("url", "host", "path", "target", "name")
+# Seconds between checks when neither the probe's config nor its type says.
+DEFAULT_INTERVAL = 30.0
 
 
 def validate_probe_params(spec: ProbeSpec[Any], params: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -77,6 +79,8 @@ class _Probe:
     params: BaseModel
     resource: str
     log: Any
+    interval: float
+    state: dict[str, Any] = field(default_factory=dict)
 
 
 class ProbeRunner:
@@ -113,6 +117,11 @@ class ProbeRunner:
         """The configured probe names, in config order."""
         return [p.config.name for p in self._probes]
 
+    @property
+    def intervals(self) -> dict[str, float]:
+        """Seconds between checks per probe name: the config's, else the type's default."""
+        return {p.config.name: p.interval for p in self._probes}
+
     def _build(
         self, configs: list[ProbeConfig], registry: Registry, config_path: str
     ) -> list[_Probe]:
@@ -141,7 +150,8 @@ class ProbeRunner:
                 continue
             params = spec.params.model_validate(cfg.params)
             log = self._log.bind(probe=cfg.name, probe_type=cfg.type)
-            probes.append(_Probe(cfg, spec, params, default_resource(cfg, params), log))
+            interval = cfg.interval or spec.default_interval or DEFAULT_INTERVAL
+            probes.append(_Probe(cfg, spec, params, default_resource(cfg, params), log, interval))
         if problems:
             raise ConfigError(problems)
         return probes
@@ -172,12 +182,14 @@ class ProbeRunner:
                 # The sink's trouble must not stop the probe; the next reading may get through.
                 probe.log.error("probe_emit_failed", error=_error_text(exc), exc_info=True)
             # Measured from the check's start so slow checks do not drift the schedule.
-            delay = next_delay(cfg.interval, cfg.jitter, self._rng)
+            delay = next_delay(probe.interval, cfg.jitter, self._rng)
             await asyncio.sleep(max(0.0, started + delay - loop.time()))
 
     async def _check(self, probe: _Probe) -> list[Event]:
         cfg = probe.config
-        ctx = ProbeContext(self._clock, probe.log, self._config, timeout=cfg.timeout)
+        ctx = ProbeContext(
+            self._clock, probe.log, self._config, timeout=cfg.timeout, state=probe.state
+        )
         started = self._clock.monotonic()
         deadline = asyncio.timeout(cfg.timeout)
         try:

@@ -311,5 +311,5 @@ def test_validate_probe_params_returns_paths_inside_params() -> None:
     assert "integer" in message
 
 
-def test_builtin_probes_are_http_and_command() -> None:
-    assert [s.name for s in BUILTIN_PROBES] == ["http", "command"]
+def test_the_builtin_probes() -> None:
+    assert [s.name for s in BUILTIN_PROBES] == ["http", "command", "disk", "process"]

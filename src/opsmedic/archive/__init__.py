@@ -1,0 +1,1 @@
+"""Log archiving: select files, write a verified archive somewhere safe, then delete originals."""

@@ -1,0 +1,212 @@
+"""Which files an archive run may take: include/exclude globs, never a symlink, never outside."""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from pathlib import Path
+
+from opsmedic.archive.openfiles import Holder
+
+# Names this module's pipeline gives archives (host-label-UTC[-run].ext[.part]): a log
+# directory that is also the destination must never feed its own archives back in.
+OUR_ARCHIVE = re.compile(r"-\d{8}T\d{6}Z-[0-9a-f]{8}\.(?:tar\.zst|tar\.gz|zip)(?:\.part)?$")
+# openfiles.scan_open, or a stand-in: (st_dev, st_ino) → the processes holding that file.
+OpenScanner = Callable[[set[tuple[int, int]]], Mapping[tuple[int, int], Sequence[Holder]]]
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """What proves a file is the one that was read: same inode, same size, same mtime."""
+
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> Identity:
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A file chosen for archiving: its real path, its name in the archive, its identity."""
+
+    path: Path
+    arcname: str
+    identity: Identity
+    mode: int
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    path: str
+    reason: str
+
+
+@dataclass(slots=True)
+class Selection:
+    """What a run would do: candidates (oldest first) and every file left alone, with why."""
+
+    candidates: list[Candidate] = field(default_factory=list)
+    skipped: list[Skip] = field(default_factory=list)
+    # Directories that cannot be read at all; the run fails on any of them.
+    problems: list[str] = field(default_factory=list)
+    matched: int = 0  # files an include named, before age, open-file and bound checks
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(c.identity.size for c in self.candidates)
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """The selection parameters, already validated by the action's Params."""
+
+    include: Sequence[str]
+    exclude: Sequence[str] = ()
+    recursive: bool = False
+    min_age: float = 300.0
+    skip_open_for_writing: bool = True
+    max_files: int = 10_000
+    max_bytes: int | None = None
+
+
+def select(
+    dirs: Sequence[Path],
+    rules: Rules,
+    now: float,
+    fresh: frozenset[Path] = frozenset(),
+    scan_open: OpenScanner | None = None,
+) -> Selection:
+    """Walk `dirs` (absolute) and choose files; blocking (lstat, /proc), so run in a thread.
+
+    `fresh` are files just rotated: they skip `min_age` but not the open-for-writing check.
+    `scan_open` maps (st_dev, st_ino) to the processes holding them (openfiles.scan_open).
+    """
+    sel = Selection()
+    found: list[Candidate] = []
+    seen: set[Path] = set()  # a directory listed twice, or inside another with recursive
+    for top in dirs:
+        real = _resolved_dir(top, sel.problems)
+        if real is None:
+            continue
+        for rel, path, st in _walk(real, top, rules.recursive, sel):
+            if path in seen or not _included(rel, rules):
+                continue
+            seen.add(path)
+            sel.matched += 1
+            why = _refusal(path, st, real)
+            if why is None and path not in fresh and now - st.st_mtime < rules.min_age:
+                why = f"modified {max(now - st.st_mtime, 0):.0f}s ago (min_age {rules.min_age:g}s)"
+            if why is not None:
+                sel.skipped.append(Skip(str(path), why))
+                continue
+            found.append(Candidate(path, str(path).lstrip("/"), Identity.of(st), st.st_mode))
+    if rules.skip_open_for_writing and found and scan_open is not None:
+        found = _not_open_for_writing(found, scan_open, sel.skipped)
+    found.sort(key=lambda c: (c.identity.mtime_ns, str(c.path)))
+    _bounded(found, rules, sel)
+    return sel
+
+
+def _resolved_dir(top: Path, problems: list[str]) -> Path | None:
+    """The directory's real path, or None with the reason added to `problems`."""
+    try:
+        real = Path(os.path.realpath(top, strict=True))
+        st = os.stat(real)
+    except FileNotFoundError:
+        problems.append(f"{top}: directory does not exist")
+        return None
+    except OSError as exc:
+        problems.append(f"{top}: {exc.strerror or exc}")
+        return None
+    if not stat.S_ISDIR(st.st_mode):
+        problems.append(f"{top}: not a directory")
+        return None
+    return real
+
+
+def _walk(
+    root: Path, top: Path, recursive: bool, sel: Selection
+) -> Iterator[tuple[str, Path, os.stat_result]]:
+    """(name relative to root, path, lstat) of every entry; symlinked dirs are never entered."""
+    pending = [root]
+    while pending:
+        here = pending.pop()
+        try:
+            with os.scandir(here) as entries:
+                listed = sorted(entries, key=lambda e: e.name)
+        except OSError as exc:
+            if here == root:
+                sel.problems.append(f"{top}: directory is not readable: {exc.strerror or exc}")
+            else:
+                sel.skipped.append(Skip(str(here), f"cannot list: {exc.strerror or exc}"))
+            continue
+        for entry in listed:
+            path = Path(entry.path)
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue  # gone since listing: nothing to archive
+            if recursive and stat.S_ISDIR(st.st_mode):
+                pending.append(path)
+                continue
+            yield str(path.relative_to(root)), path, st
+
+
+def _included(rel: str, rules: Rules) -> bool:
+    if OUR_ARCHIVE.search(rel):
+        return False
+    if not any(fnmatchcase(rel, pattern) for pattern in rules.include):
+        return False
+    return not any(fnmatchcase(rel, pattern) for pattern in rules.exclude)
+
+
+def _refusal(path: Path, st: os.stat_result, root: Path) -> str | None:
+    """Why a matching entry is not a file we may take, or None."""
+    if stat.S_ISLNK(st.st_mode):
+        return "symlink (never followed)"
+    if stat.S_ISDIR(st.st_mode):
+        return "directory (recursive is off)"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file"
+    # The walk never follows links, so this only fails if a parent was swapped meanwhile.
+    if not Path(os.path.realpath(path)).is_relative_to(root):
+        return f"resolves outside {root}"
+    if not os.access(path, os.R_OK):
+        return "not readable (permission denied)"
+    return None
+
+
+def _not_open_for_writing(
+    found: list[Candidate], scan_open: OpenScanner, skipped: list[Skip]
+) -> list[Candidate]:
+    holders = scan_open({(c.identity.dev, c.identity.ino) for c in found})
+    kept: list[Candidate] = []
+    for c in found:
+        writers = [h for h in holders.get((c.identity.dev, c.identity.ino), ()) if h.writing]
+        if writers:
+            who = ", ".join(f"pid {h.pid} ({h.command})" for h in writers)
+            skipped.append(Skip(str(c.path), f"open for writing by {who}"))
+        else:
+            kept.append(c)
+    return kept
+
+
+def _bounded(found: list[Candidate], rules: Rules, sel: Selection) -> None:
+    """Oldest first until `max_files` or `max_bytes`; the rest wait for the next run."""
+    total = 0
+    for c in found:
+        if len(sel.candidates) >= rules.max_files:
+            sel.skipped.append(Skip(str(c.path), f"over max_files ({rules.max_files}) this run"))
+        elif rules.max_bytes is not None and total + c.identity.size > rules.max_bytes:
+            sel.skipped.append(Skip(str(c.path), f"over max_bytes ({rules.max_bytes}) this run"))
+        else:
+            sel.candidates.append(c)
+            total += c.identity.size
