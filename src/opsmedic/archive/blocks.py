@@ -7,11 +7,12 @@ written from the caller's thread, sequentially: `out` is never sought.
 from __future__ import annotations
 
 import contextlib
-import zlib
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
+
+from zlib_ng import zlib_ng as zlib
 
 from opsmedic.archive.members import CHUNK
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import functools
 import struct
-import zlib
 from collections.abc import Iterator
 from typing import BinaryIO
+
+from zlib_ng import zlib_ng as zlib
 
 from opsmedic.archive.blocks import ParallelBlocks
 from opsmedic.archive.members import CHUNK, VerifyError

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import stat
 import struct
-import zlib
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
+
+from zlib_ng import zlib_ng as zlib
 
 from opsmedic.archive.deflate import inflate
 from opsmedic.archive.members import CHUNK, Entry, VerifyError

@@ -1,6 +1,6 @@
 """Zstandard as a run of independent 1 MiB frames: compressed and checked back on every core.
 
-One frame per MiB of tar stream costs no ratio (zstd -3 looks back 2 MiB at most anyway), and
+One frame per MiB of tar stream costs no ratio (zstd 1-3 look back 2 MiB at most anyway), and
 unlike one big frame it lets the verifier decompress on N threads while another hashes. Any
 zstd reader takes concatenated frames (`zstd -t`, `tar --zstd`). Each frame carries its
 content size and an XXH64 checksum; the reader walks the block headers itself (RFC 8878,
