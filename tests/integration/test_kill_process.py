@@ -6,7 +6,9 @@ import os
 import pwd
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -149,6 +151,30 @@ async def test_a_hog_that_ignores_sigterm_gets_sigkill_after_the_grace(hog: Hog)
     assert "SIGKILL after ignoring SIGTERM for 0.3s" in out.message
 
 
+async def test_a_process_that_becomes_protected_during_the_grace_gets_no_sigkill(
+    hog: Hog,
+) -> None:
+    """On SIGTERM it execs a program with a protected name (same pid, same pidfd): refused."""
+    # Not under pytest's tmp_path: its parents are root's 0700, out of the hog user's reach.
+    with tempfile.TemporaryDirectory(prefix="opsmedic-keeper-") as where:
+        keeper = Path(where) / "keeper"
+        keeper.write_text("#!/bin/sh\nwhile :; do :; done\n")
+        os.chmod(keeper, 0o755)
+        os.chmod(where, 0o755)
+        await _becomes_protected(hog, keeper)
+
+
+async def _becomes_protected(hog: Hog, keeper: Path) -> None:
+    proc = hog(f"trap 'exec {keeper}' TERM; " + HOG)
+    ctx = make_action_context(processes={"protected_names": ["keeper"]})
+    out = await kill(ctx, proc, enforce=True, grace="1s", cpu_percent=99.0)
+    assert not out.ok
+    assert out.details["protected_by"] == "name", out.message
+    assert "refused SIGKILL" in out.message
+    assert out.details["signals_sent"] == ["SIGTERM"]
+    assert proc.is_running() and proc.name() == "keeper"
+
+
 async def test_the_step_timeout_shortens_the_grace_so_sigkill_still_runs(hog: Hog) -> None:
     proc = hog(STUBBORN_HOG)
     ctx = make_action_context()
@@ -272,6 +298,7 @@ async def test_a_protected_user_is_refused(hog: Hog) -> None:
         ({"pid": 42}, "start_time", "Field required"),
         ({"pid": 0, "start_time": 1.0}, "pid", "greater than 0"),
         ({"pid": -1, "start_time": 1.0}, "pid", "greater than 0"),
+        ({"pid": 2**31, "start_time": 1.0}, "pid", "less than or equal to 4194304"),
         ({"pid": "12a", "start_time": 1.0}, "pid", "valid integer"),
         ({"pid": 42, "start_time": "yesterday"}, "start_time", "valid number"),
         ({"pid": 42, "start_time": 1.0, "grace": "soon"}, "grace", "not a duration"),

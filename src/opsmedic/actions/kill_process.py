@@ -11,7 +11,7 @@ from typing import Any
 import psutil
 from pydantic import BaseModel, ConfigDict, Field
 
-from opsmedic.actions.protection import Target, inspect, protected_by
+from opsmedic.actions.protection import Protection, Target, inspect, protected_by
 from opsmedic.config.types import Duration
 from opsmedic.model import Outcome
 from opsmedic.plugins import ActionContext, ActionSpec
@@ -31,7 +31,7 @@ class Params(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    pid: int = Field(gt=0)
+    pid: int = Field(gt=0, le=2**22, description="at most the kernel's pid_max limit")
     start_time: float = Field(
         gt=0, description="the process's start time, epoch seconds: with pid, its identity"
     )
@@ -98,6 +98,17 @@ async def _stop(fd: int, params: Params, ctx: ActionContext, deadline: float) ->
     return await _signal(fd, target, who, victim, params, ctx, deadline)
 
 
+async def _now_protected(fd: int, target: Target, ctx: ActionContext) -> Protection | None:
+    """The protection that applies to the process right now, or None (also when it is gone)."""
+    if _exited(fd):
+        return None
+    try:
+        now = await asyncio.to_thread(inspect, target.pid)
+    except psutil.Error:
+        return None  # gone: the signal below finds no one
+    return protected_by(now, ctx.config.processes)
+
+
 async def _signal(
     fd: int,
     target: Target,
@@ -113,6 +124,16 @@ async def _signal(
     kill_wait = min(KILL_WAIT, max(1.0, deadline - started - grace))
     victim.update(enforce=True, grace_s=grace, signals_sent=[])
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, kill_wait)):
+        # Looked at again before each signal: during the CPU sample or the grace the process
+        # may have exec'd a setuid-root or protected program under the same pidfd.
+        refusal = await _now_protected(fd, target, ctx)
+        if refusal is not None:
+            victim["protected_by"] = refusal.rule
+            return Outcome(
+                ok=False,
+                message=f"refused {sig.name} to pid {target.pid}: {refusal.reason} (now)",
+                details=victim,
+            )
         try:
             signal.pidfd_send_signal(fd, sig)
         except ProcessLookupError:

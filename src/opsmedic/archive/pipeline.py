@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import re
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -118,7 +119,9 @@ def write_archive(
         journal.save(intent)
     except BaseException as exc:
         _undo(dest, journal, intent)
-        if isinstance(exc, OSError | OpsmedicError) and not isinstance(exc, Cancelled):
+        # ValueError: a name the format cannot store (zip wants UTF-8); the run must fail
+        # with the reason, not crash and repeat.
+        if isinstance(exc, OSError | OpsmedicError | ValueError) and not isinstance(exc, Cancelled):
             raise ArchiveFailed(f"{intent.name}: {reason(exc)}; nothing deleted") from exc
         raise
     dest.commit(intent.name)
@@ -192,13 +195,16 @@ def _write_part(
 def _open_source(c: Candidate, dropped: list[Skip]) -> BinaryIO | None:
     """The selected file itself (same inode), or None with the reason it is left out."""
     try:
-        fd = os.open(c.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        # O_NONBLOCK: a FIFO swapped in at this name must not block the open forever.
+        fd = os.open(c.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as exc:
         dropped.append(Skip(str(c.path), f"cannot open since selection: {reason(exc)}"))
         return None
     st = os.fstat(fd)
     why = None
-    if (st.st_dev, st.st_ino) != (c.identity.dev, c.identity.ino):
+    if not stat.S_ISREG(st.st_mode):
+        why = "no longer a regular file"
+    elif (st.st_dev, st.st_ino) != (c.identity.dev, c.identity.ino):
         why = "replaced by another file since selection"
     elif st.st_size < c.identity.size:
         why = f"truncated since selection ({c.identity.size} → {st.st_size} bytes)"

@@ -426,3 +426,39 @@ async def test_one_archive_run_at_a_time_per_state_dir(journal: IntentJournal) -
                 pass
     async with journal.locked(time.monotonic()):
         pass
+
+
+# --- found in review: inputs that must fail cleanly, never hang or crash ---------------------
+
+
+def test_a_fifo_swapped_in_after_selection_is_left_out_without_blocking(
+    tmp_path: Path, journal: IntentJournal, dest: LocalDestination
+) -> None:
+    """Opening a FIFO for reading blocks until a writer comes; the archiver must not wait."""
+    digests = write_logs(tmp_path / "logs", {"a.log.1": 1000, "b.log.1": 1000})
+    files = candidates(tmp_path / "logs")
+    swapped = tmp_path / "logs" / "b.log.1"
+    swapped.unlink()
+    os.mkfifo(swapped)
+    written = write_archive(dest, journal, new_intent(dest, files), None, control())
+    assert [m.arcname.rsplit("/", 1)[-1] for m in written.members] == ["a.log.1"]
+    assert [s.reason for s in written.dropped] == ["no longer a regular file"]
+    assert swapped.exists()  # the FIFO itself is never deleted
+    del digests[swapped]
+
+
+def test_a_name_zip_cannot_store_fails_the_archive_and_deletes_nothing(
+    tmp_path: Path, journal: IntentJournal, dest: LocalDestination
+) -> None:
+    logs = tmp_path / "logs"
+    digests = write_logs(logs, {"a.log.1": 1000})
+    bad = os.path.join(os.fsencode(logs), b"b\xff.log.1")
+    with open(bad, "wb") as f:
+        f.write(b"not utf-8 named\n")
+    os.utime(bad, (time.time() - 3600, time.time() - 3600))  # past min_age, like the others
+    with pytest.raises(ArchiveFailed, match="UTF-8"):
+        write_archive(dest, journal, new_intent(dest, candidates(logs), "zip"), None, control())
+    assert_untouched(digests)
+    assert os.path.exists(bad)
+    assert left_in(dest.dir) == []
+    assert journal.pending() == ([], [])  # no intent left, none unreadable
