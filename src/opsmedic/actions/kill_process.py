@@ -79,12 +79,7 @@ async def _stop(fd: int, params: Params, ctx: ActionContext, deadline: float) ->
     victim = target.describe()
     protection = protected_by(target, ctx.config.processes)
     if protection is not None:
-        victim["protected_by"] = protection.rule
-        return Outcome(
-            ok=False,
-            message=f"refused to kill pid {target.pid} ({target.name}): {protection.reason}",
-            details=victim,
-        )
+        return _refused(victim, protection, f"refused to kill pid {target.pid} ({target.name})")
     cpu = params.cpu_percent
     if cpu is None:
         cpu = await _cpu_percent(target, ctx)
@@ -96,6 +91,11 @@ async def _stop(fd: int, params: Params, ctx: ActionContext, deadline: float) ->
         victim.update(skipped=why, enforce=params.enforce)
         return Outcome(ok=True, message=f"{why}: would kill {who}{hint}", details=victim)
     return await _signal(fd, target, who, victim, params, ctx, deadline)
+
+
+def _refused(victim: dict[str, Any], protection: Protection, what: str) -> Outcome:
+    victim["protected_by"] = protection.rule
+    return Outcome(ok=False, message=f"{what}: {protection.reason}", details=victim)
 
 
 async def _now_protected(fd: int, target: Target, ctx: ActionContext) -> Protection | None:
@@ -128,12 +128,7 @@ async def _signal(
         # may have exec'd a setuid-root or protected program under the same pidfd.
         refusal = await _now_protected(fd, target, ctx)
         if refusal is not None:
-            victim["protected_by"] = refusal.rule
-            return Outcome(
-                ok=False,
-                message=f"refused {sig.name} to pid {target.pid}: {refusal.reason} (now)",
-                details=victim,
-            )
+            return _refused(victim, refusal, f"refused {sig.name} to pid {target.pid} (now)")
         try:
             signal.pidfd_send_signal(fd, sig)
         except ProcessLookupError:
