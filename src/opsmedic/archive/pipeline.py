@@ -322,7 +322,7 @@ def reason(exc: BaseException) -> str:
 
 
 async def recover(config: Config, *, time_limit: float = 600.0) -> RecoveryReport:
-    """Finish or undo what killed archive runs left (for `opsmedic archive --recover`)."""
+    """Finish or undo what killed archive runs left, on its own (each run does so first)."""
     control = Control(time.monotonic() + time_limit)
     journal = IntentJournal(config.state_dir)
     async with journal.locked(control.deadline):
