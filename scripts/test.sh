@@ -18,6 +18,10 @@ OS_PACKAGES=(
   unzip            # unzip -t checks opsmedic's zip archives (tests/integration)
   zstd             # zstd -t checks opsmedic's tar.zst archives
   passwd           # useradd: the unprivileged users that own test CPU hogs
+  bind9            # named: primary and secondary DNS servers (tests/services_dns.py)
+  bind9-utils      # tsig-keygen, named-checkconf
+  bind9-dnsutils   # dig, nsupdate: the tests read records back with them
+  nginx            # the real TLS server for tls_cert (tests/services_tls.py)
 )
 
 timed() {

@@ -7,19 +7,41 @@ import pytest
 # tests/ is a plain directory on sys.path unless someone makes it a package.
 if __package__:
     from .services import postgres_url, smtp_server, sshd
+    from .services_dns import dns_pair, dns_pair_session
+    from .services_tls import tls_server
     from .store_fixtures import store, store_url
 else:
     from services import postgres_url, smtp_server, sshd
+    from services_dns import dns_pair, dns_pair_session
+    from services_tls import tls_server
     from store_fixtures import store, store_url
 
-__all__ = ["postgres_url", "smtp_server", "sshd", "store", "store_url"]
+__all__ = [
+    "dns_pair",
+    "dns_pair_session",
+    "postgres_url",
+    "smtp_server",
+    "sshd",
+    "store",
+    "store_url",
+    "tls_server",
+]
 
 # A test that uses a service fixture carries that service's marker, so `-m "not sshd"` works.
-_MARKER_OF_FIXTURE = {"postgres_url": "postgres", "sshd": "sshd", "smtp_server": "smtp"}
+_MARKER_OF_FIXTURE = {
+    "postgres_url": "postgres",
+    "sshd": "sshd",
+    "smtp_server": "smtp",
+    "dns_pair": "dns",
+    "dns_pair_session": "dns",
+    "tls_server": "tls",
+}
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "smtp: needs the SMTP server started by the test fixtures")
+    config.addinivalue_line("markers", "dns: needs the two BIND servers of tests/services_dns.py")
+    config.addinivalue_line("markers", "tls: needs the nginx TLS server of tests/services_tls.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -25,6 +25,7 @@ def test_the_examples_are_there() -> None:
     assert {p.name for p in EXAMPLES} >= {
         "01-restart-web-service", "02-remote-command-over-ssh", "03-replay-last-night",
         "04-archive-logs-before-the-disk-fills", "05-stop-a-runaway-process",
+        "06-dns-failover", "07-renew-an-expiring-certificate",
     }  # fmt: skip
 
 
@@ -85,3 +86,31 @@ async def test_a_runaway_process_is_reported_leashed_after_a_minute(tmp_path: Pa
     kill = would[0].steps[0].params
     assert kill == {"pid": "4242", "start_time": "1763760000.25", "grace": "10s"}
     assert "enforce" not in kill  # leashed: it reports what it would kill
+
+
+async def test_dns_fails_over_once_on_down_and_back_once_on_up(tmp_path: Path) -> None:
+    """Readings each second: only the two that change the state plan a run, one each way."""
+    dns = {"source": "dns", "kind": "primary-dns", "resource": "10.0.0.53", "host": "web1"}
+    states = ["up"] * 5 + ["down"] * 40 + ["up"] * 5
+    events = []
+    for t, state in enumerate(states):
+        label = {"state": state}
+        if t in (5, 45):  # went down, came back
+            label["transition"] = {5: "down", 45: "up"}[t]
+        status = "firing" if state == "down" else "resolved"
+        events.append({**dns, "time": 1763769600 + t, "status": status, "labels": label})
+    would = await _dry_replay(_example("06-dns-failover"), events, tmp_path)
+    assert [r.rule for r in would] == ["dns-failover", "dns-failback"]
+    switch = would[0].steps[0].params
+    assert switch["direction"] == "failover"
+    assert switch["resolv_conf"] == {"path": "/etc/resolv.conf", "primary": "10.0.0.53",
+                                     "secondary": "10.0.0.54"}  # fmt: skip
+
+
+async def test_a_critical_certificate_is_renewed_rechecked_and_reported(tmp_path: Path) -> None:
+    cert = {"source": "tls_cert", "kind": "shop-cert", "resource": "shop.example.com:443",
+            "host": "web1", "value": 9.5, "severity": "critical"}  # fmt: skip
+    events = [{**cert, "time": 1763769600 + t * 3600} for t in range(3)]
+    would = await _dry_replay(_example("07-renew-an-expiring-certificate"), events, tmp_path)
+    assert [r.rule for r in would] == ["renew-shop-cert"]  # throttled: once in 12 h
+    assert [s.action for s in would[0].steps] == ["run_command", "recheck", "notify"]

@@ -54,6 +54,7 @@ class Engine:
         self.planner = Planner(ruleset, clock.now, dry_run=dry_run or config.dry_run)
         self.journal = Journal(store, clock.now)
         self.executor = Executor(registry, config, clock, get_logger(), templates)
+        self.executor.announce = lambda events: self._push(_Submission(events, None))
         self.store = store
         self._clock = clock
         self._inbox: list[_Submission] = []

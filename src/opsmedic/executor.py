@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
@@ -41,6 +42,8 @@ class Executor:
         self._per_action = {
             name: asyncio.Semaphore(n) for name, n in config.actions.concurrency.per_action.items()
         }
+        # Where events an action announces go (the engine's inbox); None: they are dropped.
+        self.announce: Callable[[list[Event]], None] | None = None
 
     async def execute(self, run: Run, rule: Rule, event: Event) -> Run:
         """Fill `run.steps`, `run.state` and `run.message`; the caller records the result."""
@@ -104,7 +107,7 @@ class Executor:
         grace = min(GRACE_S, timeout)
         ctx = ActionContext(clock=self._clock, log=log, config=self._config, dry_run=False,
                             run_id=run.id, rule=run.rule, target=run.target,
-                            timeout=timeout)  # fmt: skip
+                            timeout=timeout, registry=self.registry)  # fmt: skip
         for attempt in range(1, attempts + 1):
             record.attempts = attempt
             try:
@@ -138,6 +141,8 @@ class Executor:
                     record.state = RunState.SKIPPED
                 record.message, record.output = outcome.message, outcome.output
                 record.details = outcome.details
+                if outcome.events and self.announce is not None:
+                    self.announce(outcome.events)
             return
 
 

@@ -7,12 +7,20 @@ import tempfile
 from pathlib import Path
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """After a crash `path` holds the old text or the new one, never a torn mix."""
+def write_atomic(path: Path, text: str, *, like: os.stat_result | None = None) -> None:
+    """After a crash `path` holds the old text or the new one, never a torn mix.
+
+    `like`: the replaced file's stat, whose mode and owner the new file takes (a system file
+    such as resolv.conf must stay world-readable and root's).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            if like is not None:
+                os.fchmod(fh.fileno(), like.st_mode & 0o7777)
+                if os.geteuid() == 0:
+                    os.fchown(fh.fileno(), like.st_uid, like.st_gid)
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())

@@ -115,6 +115,9 @@ class Outcome:
     details: JSON = field(default_factory=dict)
     output: str = ""
     duration_ms: float = 0.0
+    # Events the action announces (a DNS failover done): the engine submits them like any
+    # other, so rules, incidents and reports see the change itself, not only the run.
+    events: list[Event] = field(default_factory=list)
 
 
 @dataclass(slots=True)

@@ -32,6 +32,8 @@ class ActionContext:
     # The step's time budget (its `timeout:` or the config default); the engine enforces it
     # with a grace margin, so an action that honours it can still clean up and report.
     timeout: float = 60.0
+    # The plugins in use: an action that checks its own work runs a configured probe again.
+    registry: Registry | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +62,9 @@ class Observation:
     resource: str = ""
     labels: dict[str, str] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+    # The event's severity; None: "info" when ok, "critical" when not. A probe with grades
+    # (tls_cert: warning at 30 days, critical at 14) says which.
+    severity: str | None = None
 
 
 @dataclass(slots=True)
@@ -80,7 +85,7 @@ class ProbeSpec(Generic[P]):
     """A probe: its parameter model and one async check yielding observations.
 
     `default_interval` (seconds) is used when a probe's config sets no `interval`; without
-    it the runner's general default applies.
+    it the runner's general default applies. `default_jitter` likewise for `jitter`.
     """
 
     name: str
@@ -88,6 +93,7 @@ class ProbeSpec(Generic[P]):
     check: Callable[[P, ProbeContext], Awaitable[list[Observation]]]
     summary: str = ""
     default_interval: float | None = None
+    default_jitter: float = 0.1
 
 
 @dataclass(slots=True)

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from opsmedic.actions import archive_logs, http_request, kill_process, noop, notify, run_command
+from opsmedic.actions import (
+    archive_logs,
+    dns_failover,
+    http_request,
+    kill_process,
+    noop,
+    notify,
+    recheck,
+    run_command,
+)
 from opsmedic.plugins import ActionSpec
 
 BUILTIN_ACTIONS: tuple[ActionSpec[Any], ...] = (
@@ -14,6 +23,8 @@ BUILTIN_ACTIONS: tuple[ActionSpec[Any], ...] = (
     notify.ACTION,
     kill_process.ACTION,
     archive_logs.ACTION,
+    dns_failover.ACTION,
+    recheck.ACTION,
 )
 
 __all__ = ["BUILTIN_ACTIONS"]

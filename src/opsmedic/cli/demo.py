@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.rule import Rule as Heading
 
 from opsmedic.cli import app, out
+from opsmedic.cli.demo_dns import dns_scene, dns_world
 from opsmedic.cli.demo_host import disk_scene, host_world, process_scene, stop_children
 from opsmedic.cli.demo_stage import Stage, watching
 from opsmedic.cli.history import runs_table
@@ -108,6 +109,7 @@ def _write_world(stage: Stage) -> Path:
          "params": {"url": f"http://127.0.0.1:{stage.port}/health"}},
     ]  # fmt: skip
     probes += host_world(stage, rules)
+    probes += dns_world(stage, rules)
     config = stage.root / "opsmedic.yaml"
     config.write_text(yaml.safe_dump({
         "store": f"sqlite:///{stage.root / 'opsmedic.db'}",
@@ -157,4 +159,5 @@ SCENES: list[tuple[str, Scene]] = [
     ("scene 1: a web app wedges and is restarted", webapp_scene),
     ("scene 2: a log directory fills the disk and is archived", disk_scene),
     ("scene 3: a runaway process is stopped", process_scene),
+    ("scene 4: the primary DNS server dies; DNS fails over and back", dns_scene),
 ]

@@ -53,13 +53,13 @@ class Watch:
     def succeeded(self, rule: str) -> list[Run]:
         return [r for r in self.runs if r.rule == rule and r.state is RunState.SUCCEEDED]
 
-    async def until(self, rule: str) -> None:
-        """Wait until `rule` has a succeeded run and every probe reads ok again.
+    async def until(self, rule: str, *, healthy: bool = True) -> None:
+        """Wait until `rule` has a succeeded run and (if `healthy`) every probe reads ok again.
 
         A failed run of the rule ends the wait with an error: a demo that cannot remediate
         says why at once instead of waiting for its time limit.
         """
-        while not (self.healthy() and self.succeeded(rule)):
+        while not ((self.healthy() or not healthy) and self.succeeded(rule)):
             for run in self.runs:
                 if run.rule == rule and run.state in (RunState.FAILED, RunState.TIMED_OUT):
                     raise OpsmedicError(f"the demo's {rule} run {run.state}: {run.message}")

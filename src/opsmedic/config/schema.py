@@ -46,6 +46,15 @@ class SSHHost(Strict):
     connect_timeout: Duration = 10.0
 
 
+class TsigKey(Strict):
+    """A TSIG key for signed DNS updates, as `tsig-keygen -a hmac-sha256 NAME` makes one."""
+
+    algorithm: Literal["hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1"] = (
+        "hmac-sha256"
+    )
+    secret: Secret = Field(description="the key's base64 secret, from env: or file:")
+
+
 class NotifyTarget(Strict):
     urls: list[str] = Field(default_factory=list, description="Apprise URLs without secrets")
     url_secrets: list[Secret] = Field(
@@ -60,7 +69,9 @@ class ProbeConfig(Strict):
         None, description="time between checks; omitted: the probe type's default, else 30s"
     )
     timeout: Duration = Field(default=10.0, gt=0)
-    jitter: float = Field(0.1, ge=0, le=1, description="fraction of interval added at random")
+    jitter: float | None = Field(
+        None, ge=0, le=1, description="fraction of interval added at random; omitted: the type's"
+    )
     labels: dict[str, str] = Field(default_factory=dict)
     params: dict[str, Any] = Field(default_factory=dict)
 
@@ -114,6 +125,9 @@ class Config(Strict):
     dry_run: bool = False
     actions: ActionDefaults = Field(default_factory=lambda: ActionDefaults())
     ssh_hosts: dict[str, SSHHost] = Field(default_factory=dict)
+    tsig_keys: dict[str, TsigKey] = Field(
+        default_factory=dict, description="key name (as the DNS server knows it) → key"
+    )
     notify: dict[str, NotifyTarget] = Field(default_factory=dict)
     probes: list[ProbeConfig] = Field(default_factory=list)
     processes: ProcessesConfig = Field(default_factory=lambda: ProcessesConfig())

@@ -1,1 +1,1 @@
-"""The pieces `opsmedic demo` plays with: a small web app that can wedge itself."""
+"""The pieces `opsmedic demo` plays with: a web app that can wedge itself, a DNS server."""

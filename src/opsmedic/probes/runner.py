@@ -80,6 +80,7 @@ class _Probe:
     resource: str
     log: Any
     interval: float
+    jitter: float
     state: dict[str, Any] = field(default_factory=dict)
 
 
@@ -151,7 +152,9 @@ class ProbeRunner:
             params = spec.params.model_validate(cfg.params)
             log = self._log.bind(probe=cfg.name, probe_type=cfg.type)
             interval = cfg.interval or spec.default_interval or DEFAULT_INTERVAL
-            probes.append(_Probe(cfg, spec, params, default_resource(cfg, params), log, interval))
+            jitter = spec.default_jitter if cfg.jitter is None else cfg.jitter
+            resource = default_resource(cfg, params)
+            probes.append(_Probe(cfg, spec, params, resource, log, interval, jitter))
         if problems:
             raise ConfigError(problems)
         return probes
@@ -172,7 +175,6 @@ class ProbeRunner:
 
     async def _loop(self, probe: _Probe) -> None:
         loop = asyncio.get_running_loop()
-        cfg = probe.config
         while True:
             started = loop.time()
             events = await self._check(probe)
@@ -182,7 +184,7 @@ class ProbeRunner:
                 # The sink's trouble must not stop the probe; the next reading may get through.
                 probe.log.error("probe_emit_failed", error=_error_text(exc), exc_info=True)
             # Measured from the check's start so slow checks do not drift the schedule.
-            delay = next_delay(probe.interval, cfg.jitter, self._rng)
+            delay = next_delay(probe.interval, probe.jitter, self._rng)
             await asyncio.sleep(max(0.0, started + delay - loop.time()))
 
     async def _check(self, probe: _Probe) -> list[Event]:
@@ -229,7 +231,7 @@ class ProbeRunner:
             labels=labels,
             value=_value(obs.value),
             status=Status.RESOLVED if obs.ok else Status.FIRING,
-            severity="info" if obs.ok else "critical",
+            severity=obs.severity or ("info" if obs.ok else "critical"),
             fingerprint=self._fingerprint(cfg, resource),
             time=self._clock.now(),
             payload={"message": obs.message, "details": dict(obs.details)},

@@ -55,10 +55,19 @@ async def leashed(params: FlakyParams, ctx: ActionContext) -> Outcome:
     return Outcome(ok=True, message="would act", details={"pid": 4242, "skipped": "leashed"})
 
 
+async def announcing(params: FlakyParams, ctx: ActionContext) -> Outcome:
+    """Reports a change as an event (like dns_failover), for rules to react to."""
+    change = Event(
+        source="opsmedic", kind="switched", resource="resolver", payload={"by": ctx.rule}
+    )
+    return Outcome(ok=True, message="switched", events=[change])
+
+
 def registry() -> Registry:
     reg = build_registry(load_entry_points=False)
     reg.actions["flaky"] = ActionSpec("flaky", FlakyParams, flaky, idempotent=True)
     reg.actions["leashed"] = ActionSpec("leashed", FlakyParams, leashed)
+    reg.actions["announcing"] = ActionSpec("announcing", FlakyParams, announcing)
     return reg
 
 
@@ -244,6 +253,21 @@ async def test_the_limit_escalation_event_can_fire_a_rule(make_engine: Any, stor
     page = [r for r in store.list_runs(rule="page", limit=10)]
     assert len(page) == 1 and page[0].state is RunState.SUCCEEDED
     assert "limit reached" in page[0].steps[0].params["message"]
+
+
+async def test_events_an_action_announces_are_recorded_and_can_fire_rules(
+    make_engine: Any, store: Store
+) -> None:
+    engine = await make_engine("""
+- {name: switch, when: {source: disk}, do: [announcing]}
+- {name: tell, when: {source: opsmedic, kind: switched}, do: [{noop: {message: "by {{ event.payload.by }}"}}]}
+""")
+    await engine.submit([ev()])
+    await engine.drain()
+    (told,) = store.list_runs(rule="tell", limit=10)
+    assert told.state is RunState.SUCCEEDED
+    assert told.steps[0].message == "by switch"
+    assert store.get_event(told.event_id).resource == "resolver"
 
 
 async def test_runs_left_running_by_a_crash_are_interrupted_and_idempotent_ones_rerun(

@@ -323,5 +323,5 @@ def test_the_documented_examples_load(tmp_path: Path) -> None:
         runner = ProbeRunner(config.probes, registry, config, ManualClock(),
                              discard, structlog.get_logger())  # fmt: skip
         kinds.append(("config", len(runner.names)))
-    assert kinds == [("config", 1), ("config", 1), ("config", 1), ("rules", 1), ("rules", 1),
-                     ("config", 0)]  # fmt: skip
+    assert kinds == [("config", 1), ("config", 1), ("config", 1), ("config", 1), ("rules", 1),
+                     ("rules", 1), ("config", 0)]  # fmt: skip
