@@ -9,6 +9,7 @@ copy; the secondary is also the master of svc.test., which a TSIG key may update
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import re
@@ -248,6 +249,13 @@ def _tsig_key() -> tuple[str, str]:
 @pytest.fixture(scope="session")
 def dns_pair_session() -> Iterator[DnsPair]:
     """The two servers for the whole session; tests use `dns_pair`, which resets them."""
+    with running_pair() as pair:
+        yield pair
+
+
+@contextlib.contextmanager
+def running_pair() -> Iterator[DnsPair]:
+    """Two named on fresh loopback addresses until the block ends (tests and bench/)."""
     if os.geteuid() != 0:
         _fail("the BIND test servers need root (port 53, loopback addresses): run as root")
     ip = _program("ip", package="iproute2")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from typing import Any
 
 from pydantic import Field, model_validator
@@ -55,7 +56,7 @@ async def switch_outcome(
 
     A repeat is a skipped step; a change is logged and announced as an event.
     """
-    deadline = ctx.clock.monotonic() + ctx.timeout
+    deadline = time.monotonic() + ctx.timeout  # the Backend contract: real monotonic time
     details: dict[str, Any] = {"direction": str(direction), "backend": name,
                                "subject": backend.subject}  # fmt: skip
     try:
