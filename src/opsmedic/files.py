@@ -7,11 +7,16 @@ import tempfile
 from pathlib import Path
 
 
+class NotDurable(OSError):
+    """The new text is in place, but fsync of the directory failed: a crash may undo the rename."""
+
+
 def write_atomic(path: Path, text: str, *, like: os.stat_result | None = None) -> None:
     """After a crash `path` holds the old text or the new one, never a torn mix.
 
     `like`: the replaced file's stat, whose mode and owner the new file takes (a system file
     such as resolv.conf must stay world-readable and root's).
+    Raises NotDurable (an OSError) when only that last directory fsync failed.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
@@ -28,8 +33,12 @@ def write_atomic(path: Path, text: str, *, like: os.stat_result | None = None) -
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        # Callers that report what they changed must know the rename already happened.
+        raise NotDurable(exc.errno, exc.strerror) from exc

@@ -75,6 +75,8 @@ def write_world(tmp: Path, pair: DnsPair) -> tuple[Path, Path]:
         "store": f"sqlite:///{tmp / 'opsmedic.db'}",
         "rules_dir": "rules",
         "tsig_keys": {pair.key_name: {"secret": {"file": str(pair.key_file)}}},
+        # Retries long enough for a named to restart (test_a_failover_that_meets_…).
+        "actions": {"retry": {"max_attempts": 6, "backoff": "0.5s"}},
         "probes": [{"name": "primary-dns", "type": "dns", "interval": "0.2s", "timeout": "2s",
                     "params": {"server": p, "name": "health.example.test",
                                "expect": ["192.0.2.53"], "timeout": "0.3s", "fall": 2,
@@ -161,3 +163,19 @@ async def test_a_flapping_primary_fails_over_at_most_once_per_hold_down(
     if overs:  # once it stays up, it comes back: no switch is stuck
         await until(lambda: world.switches("dns-failback"), "the failback after the flapping")
         await until(lambda: world.record() == [world.pair.primary.address], "the record back")
+
+
+async def test_a_failover_that_meets_a_passing_failure_is_retried_not_lost(world: World) -> None:
+    """The rule runs once, on the transition: a refused update must be tried again."""
+    await until(lambda: world.runs("dns-failback"), "the state to be established")
+    await until(lambda: world.runs("dns-failback")[0].state.finished, "the first failback")
+    world.pair.secondary.stop()  # the server that takes the update
+    world.pair.primary.stop()
+    await until(lambda: world.runs("dns-failover"), "the failover to start")
+    # In a thread: the engine goes on (and is refused) while named starts.
+    await asyncio.to_thread(world.pair.secondary.start)
+    await until(lambda: world.runs("dns-failover")[0].state.finished, "the failover to finish")
+    (over,) = world.runs("dns-failover")
+    assert over.state is RunState.SUCCEEDED, over.message
+    assert over.steps[0].attempts >= 2
+    assert world.record() == [world.pair.secondary.address]

@@ -9,7 +9,7 @@ import socket
 import struct
 import subprocess
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -22,9 +22,14 @@ import dns.tsig
 import dns.update
 import pytest
 
+from action_context import make_action_context
+from opsmedic.actions.dns_failover import Params as ActionParams
+from opsmedic.actions.dns_failover import run
 from opsmedic.config.schema import Config
 from opsmedic.dns.rfc2136 import Rfc2136Backend, Rfc2136Params
 from opsmedic.dns.switch import Direction, Switched, SwitchFailed
+from opsmedic.errors import RetryableError
+from opsmedic.model import Outcome, Status
 from services_dns import DnsPair
 
 FAILOVER, FAILBACK = Direction.FAILOVER, Direction.FAILBACK
@@ -56,6 +61,13 @@ async def switch(b: Rfc2136Backend, direction: Direction, budget: float = 10.0) 
 async def failed(b: Rfc2136Backend, direction: Direction = FAILOVER, budget: float = 10.0) -> str:
     with pytest.raises(SwitchFailed) as caught:
         await switch(b, direction, budget)
+    return str(caught.value)
+
+
+async def retried(b: Rfc2136Backend, budget: float = 10.0) -> str:
+    """The message of a failure left for the engine to retry (a failover must not be lost)."""
+    with pytest.raises(RetryableError) as caught:
+        await switch(b, FAILOVER, budget)
     return str(caught.value)
 
 
@@ -238,7 +250,7 @@ async def test_a_zone_the_server_does_not_serve(dns_pair: DnsPair) -> None:
 
 async def test_a_stopped_server_refuses_the_connection(dns_pair: DnsPair) -> None:
     dns_pair.secondary.stop()
-    message = await failed(backend(dns_pair))
+    message = await retried(backend(dns_pair))
     assert message == (
         f"update: {dns_pair.secondary.address}:53 refused the connection (no DNS server on "
         "it); nothing changed"
@@ -249,7 +261,7 @@ async def test_a_silent_server_costs_no_more_than_the_deadline(dns_pair: DnsPair
     """The budget is min(timeout, deadline - now); a repeat after the silence is safe."""
     dns_pair.secondary.pause()
     b = backend(dns_pair, timeout="30s")
-    message = await failed(b, budget=0.5)
+    message = await retried(b, budget=0.5)
     assert message.startswith(
         f"update: no answer from {dns_pair.secondary.address}:53 within 0.5 s (if it arrived "
         "it was applied; a repeat is safe"
@@ -261,7 +273,7 @@ async def test_a_silent_server_costs_no_more_than_the_deadline(dns_pair: DnsPair
 
 
 async def test_no_time_left_sends_nothing(dns_pair: DnsPair) -> None:
-    message = await failed(backend(dns_pair), budget=-1.0)
+    message = await retried(backend(dns_pair), budget=-1.0)
     assert message == (
         f"update: out of time before asking {dns_pair.secondary.address}:53; nothing changed"
     )
@@ -271,7 +283,7 @@ async def test_a_hostname_is_resolved(dns_pair: DnsPair) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    message = await failed(backend(dns_pair, server=f"localhost:{port}"))
+    message = await retried(backend(dns_pair, server=f"localhost:{port}"))
     assert f"localhost:{port} refused the connection" in message
 
 
@@ -309,20 +321,109 @@ async def serve(reply: bytes) -> AsyncIterator[int]:
 
 
 @pytest.mark.parametrize(
-    ("reply", "expected"),
+    ("reply", "error", "expected"),
     [
-        (struct.pack("!H", 12) + b"\xff" * 12, "sent a bad answer"),
-        (b"", "talking to 127.0.0.1:{port} failed: connection closed"),
+        (struct.pack("!H", 12) + b"\xff" * 12, SwitchFailed, "sent a bad answer"),
+        (b"", RetryableError, "talking to 127.0.0.1:{port} failed: connection closed"),
     ],
     ids=["garbage", "hang-up"],
 )
 async def test_garbage_and_hang_ups_fail_cleanly(
-    dns_pair: DnsPair, reply: bytes, expected: str
+    dns_pair: DnsPair, reply: bytes, error: type[Exception], expected: str
 ) -> None:
     async with serve(reply) as port:
-        message = await failed(backend(dns_pair, server=f"127.0.0.1:{port}"))
+        with pytest.raises(error) as caught:
+            await switch(backend(dns_pair, server=f"127.0.0.1:{port}"), FAILOVER)
+        message = str(caught.value)
         assert expected.format(port=port) in message
         assert message.endswith("; nothing changed")
+
+
+@asynccontextmanager
+async def relay(pair: DnsPair, later: Callable[[], None] | None) -> AsyncIterator[int]:
+    """A TCP hop on 127.0.0.1 to the secondary, one connection per exchange.
+
+    The first exchange (the update) passes. Each later one (the read-back) first runs
+    `later` and then passes too; with `later` None it is hung up on instead.
+    """
+    exchanges = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal exchanges
+        exchanges += 1
+        try:
+            request = await read_framed(reader)
+            if exchanges > 1 and later is None:
+                return
+            if exchanges > 1 and later is not None:
+                await asyncio.to_thread(later)
+            up_reader, up_writer = await asyncio.open_connection(pair.secondary.address, 53)
+            up_writer.write(request)
+            writer.write(await read_framed(up_reader))
+            up_writer.close()
+            await writer.drain()
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    async with server:
+        yield server.sockets[0].getsockname()[1]
+
+
+async def read_framed(reader: asyncio.StreamReader) -> bytes:
+    """One DNS-over-TCP message with its two-byte length."""
+    size = await reader.readexactly(2)
+    return size + await reader.readexactly(struct.unpack("!H", size)[0])
+
+
+async def failover_via(pair: DnsPair, server: str) -> Outcome:
+    """The dns_failover action, as the engine runs it, updating on `server`."""
+    params = ActionParams.model_validate({"direction": "failover", "rfc2136": {
+        "server": server, "zone": pair.dynamic_zone, "name": "resolver",
+        "primary": pair.primary.address, "secondary": pair.secondary.address,
+        "tsig_key": pair.key_name}})  # fmt: skip
+    ctx = make_action_context(tsig_keys={pair.key_name: {"secret": {"file": str(pair.key_file)}}})
+    return await run(params, ctx)
+
+
+async def test_an_applied_update_whose_read_back_fails_is_a_change_with_a_warning(
+    dns_pair: DnsPair,
+) -> None:
+    """The switch is made: reporting it failed would say "nothing changed" and announce nothing."""
+    async with relay(dns_pair, later=None) as port:
+        outcome = await failover_via(dns_pair, f"127.0.0.1:{port}")
+    assert outcome.ok, outcome.message
+    warning = (
+        f"the update was applied, but reading it back failed: talking to 127.0.0.1:{port} "
+        "failed: connection closed"
+    )
+    assert outcome.details["warning"] == warning
+    assert outcome.message.endswith(f"on 127.0.0.1:{port}; warning: {warning}")
+    [announced] = outcome.events
+    assert (announced.kind, announced.status) == ("dns_failover", Status.FIRING)
+    assert resolver(dns_pair) == [dns_pair.secondary.address]
+
+
+async def test_an_applied_update_read_back_as_another_value_is_a_change_with_a_warning(
+    dns_pair: DnsPair,
+) -> None:
+    def another_operator() -> None:
+        set_record(dns_pair, RESOLVER, "A", "192.0.2.77")
+
+    async with relay(dns_pair, later=another_operator) as port:
+        outcome = await failover_via(dns_pair, f"127.0.0.1:{port}")
+    assert outcome.ok, outcome.message
+    assert outcome.details["warning"] == (
+        f"the update was applied, but 127.0.0.1:{port} now answers 192.0.2.77 for {RESOLVER} A"
+    )
+    assert len(outcome.events) == 1
+
+
+async def test_a_passing_failure_reaches_the_engine_as_retryable(dns_pair: DnsPair) -> None:
+    """Not a failed Outcome: the engine retries it with backoff, so the failover is not lost."""
+    dns_pair.secondary.stop()
+    with pytest.raises(RetryableError, match="refused the connection"):
+        await failover_via(dns_pair, dns_pair.secondary.address)
 
 
 def test_the_fixture_pause_silences_and_stop_closes(dns_pair: DnsPair) -> None:

@@ -43,7 +43,7 @@ def open_backend(params: Params, config: Config) -> tuple[str, Backend]:
 async def run(params: Params, ctx: ActionContext) -> Outcome:
     try:
         name, backend = open_backend(params, ctx.config)
-    except ValueError as exc:
+    except (ValueError, SwitchFailed) as exc:  # an unknown or unusable tsig_key, say
         return Outcome(ok=False, message=f"{params.direction} failed: {exc}")
     return await switch_outcome(name, backend, params.direction, ctx)
 
@@ -54,7 +54,8 @@ async def switch_outcome(
     """Switch once and report it the way every DNS backend does: the entry point for a
     provider's own action (Route 53, Cloudflare, …; see docs/dns.md#providers).
 
-    A repeat is a skipped step; a change is logged and announced as an event.
+    A repeat is a skipped step; a change is logged and announced as an event. A backend's
+    RetryableError is not caught: the engine retries it.
     """
     deadline = time.monotonic() + ctx.timeout  # the Backend contract: real monotonic time
     details: dict[str, Any] = {"direction": str(direction), "backend": name,

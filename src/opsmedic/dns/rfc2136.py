@@ -13,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 from opsmedic.config.schema import Config, Strict
 from opsmedic.config.types import PositiveDuration
 from opsmedic.dns.switch import Direction, Switched, SwitchFailed
+from opsmedic.errors import RetryableError
 
 # dnspython takes ~150 ms to import: only configs and runs that use this backend pay for it.
 if TYPE_CHECKING:
@@ -116,7 +117,11 @@ def _value(rdtype: str, text: str, what: str) -> str:
     return str(address)
 
 
-class _NoAnswer(SwitchFailed):
+class _Transient(SwitchFailed):
+    """An exchange cut short: a timeout or a connection that failed. A retry may succeed."""
+
+
+class _NoAnswer(_Transient):
     """The server said nothing in time: an update may or may not have arrived."""
 
 
@@ -152,19 +157,22 @@ class Rfc2136Backend:
             address = await self._address(deadline)
             response = await self._exchange(update, address, deadline)
         except _NoAnswer as exc:
-            raise SwitchFailed(f"update: {exc} (if it arrived it was applied; a repeat is safe "
-                               "as the update is conditional)") from None  # fmt: skip
+            # The engine retries a RetryableError with backoff: a failover is asked for once
+            # (on the probe's transition), so a passing glitch must not lose it.
+            raise RetryableError(f"update: {exc} (if it arrived it was applied; a repeat is "
+                                 "safe as the update is conditional)") from None  # fmt: skip
         except SwitchFailed as exc:
-            raise SwitchFailed(f"update: {exc}; nothing changed") from None
+            raise _retry_if_transient(exc, f"update: {exc}; nothing changed") from None
         rcode = response.rcode()
         details["rcode"] = dns.rcode.to_text(rcode)
         if rcode in (dns.rcode.NXRRSET, dns.rcode.YXRRSET):
             try:
                 current = await self._current(address, deadline)
             except SwitchFailed as exc:
-                raise SwitchFailed(
+                raise _retry_if_transient(
+                    exc,
                     f"{p.name} {p.type} is not {old} ({details['rcode']}), and "
-                    f"reading it failed: {exc}; nothing changed"
+                    f"reading it failed: {exc}; nothing changed",
                 ) from None
             details.update(current=_texts(current), took_ms=_ms_since(started))
             if current is not None and set(current) == {self._rdata(new)}:
@@ -174,16 +182,21 @@ class Rfc2136Backend:
         if rcode != dns.rcode.NOERROR:
             raise SwitchFailed(f"{p.server} refused the update: {self._refusal(rcode)}; "
                                "nothing changed")  # fmt: skip
+        # From here on the switch is made: whatever the read-back finds, it is reported (and
+        # announced) as a change, never as a failure that would say nothing changed.
+        done = f"{p.name} {p.type} {old} -> {new}"
         try:
             written = await self._current(address, deadline)
         except SwitchFailed as exc:
-            raise SwitchFailed(f"the update was applied, but reading it back: {exc}") from None
-        if written is None or set(written) != {self._rdata(new)}:
-            raise SwitchFailed(f"the update was applied, but {p.server} now answers "
-                               f"{_listing(written)} for {p.name} {p.type}")  # fmt: skip
-        details.update(ttl=written.ttl, took_ms=_ms_since(started))
-        return Switched(True, f"{p.name} {p.type} {old} -> {new} (TTL {written.ttl}) on "
-                        f"{p.server}", details)  # fmt: skip
+            warning = f"the update was applied, but reading it back failed: {exc}"
+        else:
+            if written is not None and set(written) == {self._rdata(new)}:
+                details.update(ttl=written.ttl, took_ms=_ms_since(started))
+                return Switched(True, f"{done} (TTL {written.ttl}) on {p.server}", details)
+            warning = (f"the update was applied, but {p.server} now answers "
+                       f"{_listing(written)} for {p.name} {p.type}")  # fmt: skip
+        details.update(warning=warning, took_ms=_ms_since(started))
+        return Switched(True, f"{done} on {p.server}; warning: {warning}", details)
 
     def _rdata(self, value: str) -> dns.rdata.Rdata:
         import dns.rdata
@@ -202,13 +215,13 @@ class Rfc2136Backend:
                 found = await loop.getaddrinfo(self._host, self._port, type=socket.SOCK_STREAM)
         except (OSError, TimeoutError) as exc:
             reason = "no answer in time" if isinstance(exc, TimeoutError) else exc.strerror
-            raise SwitchFailed(f"cannot resolve {self._host}: {reason}") from None
+            raise _Transient(f"cannot resolve {self._host}: {reason}") from None
         return str(found[0][4][0])
 
     def _budget(self, deadline: float) -> float:
         left = deadline - time.monotonic()
         if left <= 0:
-            raise SwitchFailed(f"out of time before asking {self._p.server}")
+            raise _Transient(f"out of time before asking {self._p.server}")
         return min(self._p.timeout, left)
 
     async def _exchange(
@@ -232,10 +245,10 @@ class Rfc2136Backend:
         except dns.tsig.PeerError as exc:  # BADTIME (clocks apart), BADTRUNC
             raise SwitchFailed(f"{server} rejected TSIG key {key}: {exc}") from None
         except ConnectionRefusedError:
-            raise SwitchFailed(f"{server} refused the connection (no DNS server on it)") from None
+            raise _Transient(f"{server} refused the connection (no DNS server on it)") from None
         except (OSError, EOFError) as exc:
             reason = getattr(exc, "strerror", None) or "connection closed"
-            raise SwitchFailed(f"talking to {server} failed: {reason}") from None
+            raise _Transient(f"talking to {server} failed: {reason}") from None
         except (dns.exception.DNSException, ValueError) as exc:
             raise SwitchFailed(f"{server} sent a bad answer: {exc}") from None
 
@@ -294,6 +307,11 @@ def _tsig_key(name: str | None, config: Config) -> dns.tsig.Key | None:
         raise SwitchFailed(
             f"TSIG key {name}: cannot use its secret: {reason}; nothing changed"
         ) from None
+
+
+def _retry_if_transient(cause: SwitchFailed, message: str) -> Exception:
+    """`message` as the error to raise: RetryableError when `cause` was a passing failure."""
+    return RetryableError(message) if isinstance(cause, _Transient) else SwitchFailed(message)
 
 
 def _texts(rrset: dns.rrset.RRset | None) -> list[str]:

@@ -31,6 +31,9 @@ class Backend(Protocol):
     `switch` must be idempotent (a repeat reports `changed=False`), must change nothing
     unless the current state is the one it expects (compare-and-swap), and must finish or
     give up by `deadline` (a `time.monotonic()` value), raising SwitchFailed with the reason.
+    A passing failure (a timeout, a refused connection) raises opsmedic.errors.RetryableError
+    instead, which the engine retries with backoff. Once the switch is made it is reported as
+    made (`changed=True`), with a `warning` in details and message if confirming it failed.
     """
 
     @property

@@ -20,12 +20,27 @@ class DnsParams(Strict):
     expect: list[str] | None = Field(
         None, min_length=1, description="the exact answer set; omitted: any answer is OK"
     )
-    timeout: Duration = Field(1.0, gt=0, description="per query (UDP, then TCP if truncated)")
+    timeout: Duration = Field(
+        1.0, gt=0, description="per query (UDP, then TCP if truncated); capped at 90% of the "
+        "probe's own timeout"
+    )  # fmt: skip
     fall: int = Field(2, ge=1, le=100, description="failures in a row before it is down")
     rise: int = Field(5, ge=1, le=100, description="successes in a row before it is up again")
     hold_down: Duration = Field(
         30.0, ge=0, description="time since going down before it may count as up again"
     )
+
+    @field_validator("name")
+    @classmethod
+    def _qname(cls, value: str) -> str:
+        import dns.exception
+        import dns.name
+
+        try:
+            dns.name.from_text(value)  # as dns.message.make_query will
+        except dns.exception.DNSException as exc:
+            raise ValueError(f"{value!r} is not a DNS name ({exc})") from None
+        return value
 
     @field_validator("type")
     @classmethod
@@ -60,10 +75,11 @@ def _rdata(rdtype: str, text: str) -> Any:
         raise ValueError(f"not a {rdtype} record: {text!r} ({exc})") from None
 
 
-async def _query(params: DnsParams) -> tuple[set[Any], str]:
+async def _query(params: DnsParams, budget: float) -> tuple[set[Any], str]:
     """The answer's records of the asked type (after CNAMEs) and how it came (udp or tcp).
 
-    Raises _Failed with the reason for a timeout, a refusal, an error rcode or garbage.
+    Raises _Failed with the reason for a timeout, a refusal, a hang-up, an error rcode or
+    garbage.
     """
     import dns.asyncquery
     import dns.exception
@@ -73,14 +89,16 @@ async def _query(params: DnsParams) -> tuple[set[Any], str]:
     query = dns.message.make_query(params.name, params.type)
     try:
         # dnspython's own timeout covers each of the two attempts; ours bounds them together.
-        async with asyncio.timeout(params.timeout):
+        async with asyncio.timeout(budget):
             response, used_tcp = await dns.asyncquery.udp_with_fallback(
-                query, params.server, timeout=params.timeout, port=params.port
+                query, params.server, timeout=budget, port=params.port
             )
     except TimeoutError:
-        raise _Failed(f"no answer within {params.timeout:g}s") from None
+        raise _Failed(f"no answer within {budget:g}s") from None
     except OSError as exc:
         raise _Failed(f"{exc.strerror or exc}") from None
+    except EOFError:  # the TCP retry after a truncated UDP answer was hung up on
+        raise _Failed("connection closed before an answer (TCP)") from None
     except dns.exception.DNSException as exc:
         raise _Failed(f"bad answer: {exc}") from None
     via = "tcp" if used_tcp else "udp"
@@ -107,8 +125,11 @@ async def check_dns(params: DnsParams, ctx: ProbeContext) -> list[Observation]:
                                "name": params.name, "type": params.type}  # fmt: skip
     problem = ""
     latency_ms: float | None = None
+    # Inside the runner's limit for the whole check: a slow server must be a failed check
+    # that counts toward `fall`, not a "probe timed out" reading that bypasses fall/rise.
+    budget = min(params.timeout, ctx.timeout * 0.9)
     try:
-        records, via = await _query(params)
+        records, via = await _query(params, budget)
         latency_ms = round((ctx.clock.monotonic() - started) * 1000, 3)
         details.update(via=via, answer=sorted(r.to_text() for r in records))
         if params.expect is not None and records != {_rdata(params.type, e) for e in params.expect}:
@@ -117,6 +138,9 @@ async def check_dns(params: DnsParams, ctx: ProbeContext) -> list[Observation]:
             problem = f"no {params.type} record for {params.name}"
     except _Failed as exc:
         problem = str(exc)
+    except Exception as exc:  # a library's surprise: still a reading that fall/rise count
+        ctx.log.warning("dns_check_error", server=params.server, exc_info=True)
+        problem = f"check failed: {type(exc).__name__}: {exc}"
     passed = not problem
     health = _Hysteresis.of(ctx.state, params).record(passed, ctx.clock.monotonic())
     details.update(health.details())

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import os
+import stat
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from opsmedic.dns.resolv_conf import ResolvConf, ResolvConfParams, nameservers
+from opsmedic.dns.resolv_conf import MARKER, ResolvConf, ResolvConfParams, nameservers
 from opsmedic.dns.switch import Direction, SwitchFailed
 
 ORIGINAL = """\
@@ -31,8 +34,6 @@ def backend(path: Path, **kw: str) -> ResolvConf:
 
 
 def switch(conf: ResolvConf, direction: Direction) -> tuple[bool, str]:
-    import asyncio
-
     done = asyncio.run(conf.switch(direction, time.monotonic() + 5))
     return done.changed, done.message
 
@@ -167,3 +168,195 @@ def test_bad_params_name_the_problem(values: dict[str, str], where: str) -> None
     full = {"path": "/etc/resolv.conf", "primary": "10.0.0.1", "secondary": "10.0.0.2", **values}
     with pytest.raises(ValidationError, match=where):
         ResolvConfParams.model_validate(full)
+
+
+def marked(resolv: Path, marker_line: str, body: str) -> str:
+    """Write a file whose first line is `marker_line`; return its text."""
+    text = f"{marker_line}\n{body}"
+    resolv.write_text(text)
+    return text
+
+
+@pytest.mark.parametrize(
+    ("marker_line", "why"),
+    [
+        (f"{MARKER} dead beef -- failback restores them", "'dead' is not an IP address"),
+        (f"{MARKER} -- failback restores them", "it lists no address"),
+        (f"{MARKER}  -- failback restores them", "it lists no address"),
+        (f"{MARKER} 10.0.0.1 10.0.0.2", "it does not end in '-- failback restores them'"),
+        (
+            f"{MARKER} 10.0.0.1%eth0 -- failback restores them",
+            "'10.0.0.1%eth0' is not an IP address",
+        ),
+    ],
+    ids=["hex-words", "empty", "empty-spaced", "no-end", "scoped-ipv4"],
+)
+@pytest.mark.parametrize("direction", [FAILBACK, FAILOVER])
+def test_an_unreadable_marker_is_refused_both_ways(
+    resolv: Path, marker_line: str, why: str, direction: Direction
+) -> None:
+    text = marked(resolv, marker_line, "nameserver 10.0.0.9\nnameserver 10.0.0.1\n")
+    with pytest.raises(SwitchFailed) as caught:
+        switch(backend(resolv), direction)
+    assert str(caught.value) == (
+        f"{resolv} line 1: the '{MARKER}' line is unreadable ({why}); fix or remove it by "
+        "hand; nothing changed"
+    )
+    assert resolv.read_text() == text
+
+
+def test_two_marker_lines_are_refused_rather_than_trusting_either(resolv: Path) -> None:
+    stale = f"{MARKER} 10.0.0.3 -- failback restores them"
+    fresh = f"{MARKER} 10.0.0.1 -- failback restores them"
+    text = marked(resolv, fresh, f"nameserver 10.0.0.9\n{stale}\nnameserver 10.0.0.1\n")
+    with pytest.raises(SwitchFailed, match=r"has 2 .* lines \(lines 1, 3\).*nothing changed"):
+        switch(backend(resolv), FAILBACK)
+    assert resolv.read_text() == text
+
+
+def test_a_marker_with_trailing_whitespace_still_fails_back(resolv: Path) -> None:
+    conf = backend(resolv)
+    switch(conf, FAILOVER)
+    first, rest = resolv.read_text().split("\n", 1)
+    resolv.write_text(f"{first} \t\n{rest}")  # an editor's doing
+    assert switch(conf, FAILBACK)[0]
+    assert resolv.read_text() == ORIGINAL
+
+
+@pytest.mark.parametrize(
+    ("text", "primary"),
+    [
+        ("nameserver fe80::1%eth0\nnameserver 10.0.0.2\n", "fe80::1%eth0"),
+        ("nameserver 10.0.0.1\nnameserver fe80::1%eth0   # link-local\n", "10.0.0.1"),
+    ],
+    ids=["scoped-primary", "scoped-other"],
+)
+def test_scoped_ipv6_nameservers_fail_over_once_and_back(
+    resolv: Path, text: str, primary: str
+) -> None:
+    resolv.write_text(text)
+    conf = backend(resolv, primary=primary)
+    assert switch(conf, FAILOVER)[0]
+    after = resolv.read_text()
+    assert switch(conf, FAILOVER)[0] is False  # recognised as failed over: no second marker
+    assert resolv.read_text() == after
+    assert after.count(MARKER) == 1
+    assert switch(conf, FAILBACK)[0]
+    assert resolv.read_text() == text
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda t: t.replace("nameserver 10.0.0.2   # the backup\n", ""),
+        lambda t: t.replace("nameserver 10.0.0.9\n", "nameserver 10.0.0.8\n"),
+        lambda t: t.replace("nameserver 10.0.0.9\n", ""),
+    ],
+    ids=["line-removed", "secondary-replaced", "secondary-removed"],
+)
+def test_failback_over_a_file_edited_since_the_failover_is_refused(
+    resolv: Path, edit: Callable[[str], str]
+) -> None:
+    conf = backend(resolv)
+    switch(conf, FAILOVER)
+    edited = edit(resolv.read_text())
+    resolv.write_text(edited)
+    with pytest.raises(SwitchFailed) as caught:
+        switch(conf, FAILBACK)
+    assert str(caught.value).startswith(f"{resolv} was edited since the failover: it lists ")
+    assert "not 10.0.0.9 10.0.0.1 10.0.0.2 10.0.0.3 as the failover left it; nothing changed" in (
+        str(caught.value)
+    )
+    assert resolv.read_text() == edited
+
+
+def test_a_nameserver_listed_twice_keeps_both_lines_and_comments(resolv: Path) -> None:
+    text = (
+        "nameserver 10.0.0.2   # first copy\n"
+        "nameserver 10.0.0.1\n"
+        "options rotate\n"
+        "nameserver 10.0.0.2   # second copy\n"
+    )
+    resolv.write_text(text)
+    conf = backend(resolv)
+    assert switch(conf, FAILOVER)[0]
+    lines = resolv.read_text().split("\n")
+    assert "nameserver 10.0.0.2   # first copy" in lines
+    assert "nameserver 10.0.0.2   # second copy" in lines
+    assert switch(conf, FAILBACK)[0]
+    assert resolv.read_text() == text
+
+
+def test_a_failover_that_would_change_nothing_writes_nothing(resolv: Path) -> None:
+    text = "search example.com\nnameserver 10.0.0.9\nnameserver 10.0.0.1\n"
+    resolv.write_text(text)
+    assert switch(backend(resolv), FAILOVER) == (False, f"{resolv} already lists 10.0.0.9 first")
+    assert resolv.read_text() == text  # no marker: there is nothing to fail back
+
+
+def test_line_ends_and_odd_characters_are_kept_byte_for_byte(resolv: Path) -> None:
+    original = (
+        "# made on Windows\r\n"
+        "search a.example\x0cb.example\r\n"
+        "nameserver 10.0.0.1\r\n"
+        "# odd \x1c\x1d\x1e \x85 \u2028 \u2029 kept\r\n"
+        "nameserver 10.0.0.2 # backup\r\n"
+        "options timeout:1"  # and no newline at the end
+    ).encode()
+    resolv.write_bytes(original)
+    conf = backend(resolv)
+    assert switch(conf, FAILOVER)[0]
+    after = resolv.read_bytes()
+    assert nameservers(after.decode().split("\n")) == ["10.0.0.9", "10.0.0.1", "10.0.0.2"]
+    for line in original.split(b"\n"):
+        assert line in after.split(b"\n")
+    assert switch(conf, FAILBACK)[0]
+    assert resolv.read_bytes() == original
+
+
+def test_a_failed_directory_fsync_reports_the_change_with_a_warning(
+    resolv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    done = asyncio.run(backend(resolv).switch(FAILOVER, time.monotonic() + 5))
+    assert done.changed  # the rename happened: clients already use the new order
+    warning = (
+        f"{resolv} was replaced, but syncing its directory failed (Input/output error): a "
+        "crash now may bring the old file back"
+    )
+    assert done.details["warning"] == warning
+    assert done.message.endswith(f"; warning: {warning}")
+    assert nameservers(resolv.read_text().split("\n"))[0] == "10.0.0.9"
+
+
+def test_ipv6_addresses_match_whatever_their_case(resolv: Path) -> None:
+    text = "nameserver 2001:DB8::1\nnameserver 2001:db8:0::2\n"
+    resolv.write_text(text)
+    conf = backend(resolv, primary="2001:db8::1", secondary="2001:DB8::2")
+    assert switch(conf, FAILBACK) == (False, f"{resolv} already lists 2001:db8::1 first")
+    assert switch(conf, FAILOVER)[0]
+    assert nameservers(resolv.read_text().split("\n")) == ["2001:db8:0::2", "2001:DB8::1"]
+    assert switch(conf, FAILBACK)[0]
+    assert resolv.read_text() == text
+
+
+def test_a_nameserver_that_is_no_address_blocks_a_failover(resolv: Path) -> None:
+    text = "nameserver 10.0.0.1\nnameserver ns2.example.com\n"
+    resolv.write_text(text)
+    with pytest.raises(
+        SwitchFailed, match=r"lists nameserver 'ns2\.example\.com', which is not an"
+    ):
+        switch(backend(resolv), FAILOVER)
+    assert resolv.read_text() == text
+
+
+def test_the_same_address_twice_is_refused() -> None:
+    with pytest.raises(ValidationError, match=r"primary and secondary are the same address"):
+        ResolvConfParams.model_validate({"primary": "2001:db8::1", "secondary": "2001:DB8:0::1"})

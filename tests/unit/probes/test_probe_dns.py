@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
+import dns.asyncquery
+import dns.flags
 import dns.message
 import dns.rcode
 import dns.rrset
@@ -20,7 +22,7 @@ from opsmedic.probes.dns import DnsParams, check_dns
 
 
 class Responder(asyncio.DatagramProtocol):
-    """Answers each query as `mode` says: ok, wrong, garbage, servfail or silent."""
+    """Answers each query as `mode` says: ok, wrong, garbage, servfail, truncated or silent."""
 
     def __init__(self) -> None:
         self.mode = "ok"
@@ -40,6 +42,8 @@ class Responder(asyncio.DatagramProtocol):
         reply = dns.message.make_response(query)
         if self.mode == "servfail":
             reply.set_rcode(dns.rcode.SERVFAIL)
+        elif self.mode == "truncated":
+            reply.flags |= dns.flags.TC  # "ask again over TCP"
         else:
             address = "192.0.2.1" if self.mode == "ok" else "192.0.2.99"
             reply.answer.append(dns.rrset.from_text(query.question[0].name, 30, "IN", "A", address))
@@ -62,13 +66,29 @@ def params(port: int, **kw: Any) -> DnsParams:
     return DnsParams.model_validate({**base, **kw})
 
 
+@pytest.fixture
+async def hang_up_over_tcp(responder: tuple[Responder, int]) -> AsyncIterator[int]:
+    """The responder's port, where TCP reads a query and closes without an answer."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        size = await reader.readexactly(2)
+        await reader.readexactly(int.from_bytes(size, "big"))
+        writer.close()
+
+    proto, port = responder
+    proto.mode = "truncated"
+    server = await asyncio.start_server(handle, "127.0.0.1", port)
+    async with server:
+        yield port
+
+
 class Prober:
     """Checks one probe config again and again with one state, like the runner does."""
 
-    def __init__(self, p: DnsParams) -> None:
+    def __init__(self, p: DnsParams, timeout: float = 5.0) -> None:
         self.params = p
         self.clock = ManualClock()
-        self.ctx = ProbeContext(self.clock, structlog.get_logger(), Config(), timeout=5.0)
+        self.ctx = ProbeContext(self.clock, structlog.get_logger(), Config(), timeout=timeout)
 
     async def check(self, advance: float = 1.0) -> Observation:
         self.clock.advance(advance)
@@ -178,6 +198,8 @@ async def test_flapping_in_pairs_fails_over_once_and_never_back_inside_hold_down
         ({"type": "AAAAA"}, "unknown record type"),
         ({"expect": ["not-an-address"]}, "not a A record"),
         ({"fall": 0}, "greater than or equal to 1"),
+        ({"name": "a..b"}, "'a..b' is not a DNS name"),
+        ({"name": "x" * 64 + ".test"}, "is not a DNS name .*label is > 63 octets"),
         ({"bogus": 1}, "Extra inputs"),
     ],
 )
@@ -185,3 +207,37 @@ def test_bad_params_name_the_problem(values: dict[str, Any], where: str) -> None
     base = {"server": "127.0.0.1", "name": "x.test"}
     with pytest.raises(ValidationError, match=where):
         DnsParams.model_validate({**base, **values})
+
+
+async def test_a_hang_up_on_the_tcp_retry_is_a_failed_check(hang_up_over_tcp: int) -> None:
+    obs = await Prober(params(hang_up_over_tcp)).check()
+    assert not obs.ok
+    assert obs.details["error"] == "connection closed before an answer (TCP)"
+    assert obs.details["failures_in_a_row"] == 1
+
+
+async def test_an_unexpected_error_is_a_failed_check_that_fall_counts(
+    responder: tuple[Responder, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def surprise(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a library's bug")
+
+    monkeypatch.setattr(dns.asyncquery, "udp_with_fallback", surprise)
+    _, port = responder
+    probe = Prober(params(port, fall=2))
+    first = await probe.check()
+    assert (first.ok, first.details["failures_in_a_row"]) == (False, 1)
+    assert first.details["error"] == "check failed: RuntimeError: a library's bug"
+    second = await probe.check()
+    assert second.labels["transition"] == "down"
+
+
+async def test_the_query_gives_up_inside_the_probes_own_timeout(
+    responder: tuple[Responder, int],
+) -> None:
+    """Else the runner's limit cuts in first: "probe timed out", and fall never counts it."""
+    proto, port = responder
+    proto.mode = "silent"
+    obs = await Prober(params(port, timeout=2.0), timeout=0.5).check()
+    assert obs.details["error"] == "no answer within 0.45s"
+    assert obs.details["failures_in_a_row"] == 1
