@@ -11,6 +11,7 @@ from typing import Any
 from opsmedic.clock import Clock
 from opsmedic.config.schema import Config
 from opsmedic.executor import Executor
+from opsmedic.incidents import Grouping, IncidentChanges, IncidentTracker
 from opsmedic.journal import Journal
 from opsmedic.logs import get_logger
 from opsmedic.model import Event, Run, RunState
@@ -56,6 +57,8 @@ class Engine:
         self.executor = Executor(registry, config, clock, get_logger(), templates)
         self.executor.announce = lambda events: self._push(_Submission(events, None))
         self.store = store
+        self.incidents = IncidentTracker(Grouping(config.incidents.group_by))
+        self._grouping = Grouping(config.incidents.group_by)
         self._clock = clock
         self._inbox: list[_Submission] = []
         self._wake = asyncio.Event()
@@ -76,6 +79,8 @@ class Engine:
         if self.store is not None:
             now = self._clock.now()
             interrupted = await self.journal.call(self.store.interrupt_running, now)
+            active = await self.journal.call(self.store.active_incidents)
+            self.incidents = IncidentTracker(self._grouping, active)
             horizon = max((r.limit.within for r in self.planner.ruleset if r.limit), default=0.0)
             if horizon:
                 self.planner.restore(await self.journal.call(self.store.recent_runs, now - horizon))
@@ -139,10 +144,16 @@ class Engine:
         recorded: list[Run] = []
         escalations: list[Event] = []
         replies: list[tuple[_Submission, list[Accepted]]] = []
+        changes = IncidentChanges()
         for sub in batch:
             accepted = []
             for event in sub.events:
+                self.incidents.observe(event, changes)
                 decision = self.planner.decide(event)
+                if event.incident_id:
+                    self.incidents.planned(
+                        event, [r for r, _ in decision.runs] + decision.recorded, changes
+                    )
                 events.append(event)
                 to_run.extend((run, rule, event) for run, rule in decision.runs)
                 recorded.extend(decision.recorded)
@@ -152,7 +163,10 @@ class Engine:
             replies.append((sub, accepted))
         try:
             claimed = await self.journal.record(
-                events, [r for r, _, _ in to_run] + recorded, claim=[r.id for r, _, _ in to_run]
+                events,
+                [r for r, _, _ in to_run] + recorded,
+                claim=[r.id for r, _, _ in to_run],
+                incidents=changes,
             )
         except BaseException:
             for run, _, _ in to_run:
@@ -184,8 +198,9 @@ class Engine:
     async def _execute(self, run: Run, rule: Rule, event: Event) -> None:
         try:
             run.state, run.started_at = RunState.RUNNING, self._clock.now()
+            self.journal.note(self.incidents.started(run))
             await self.executor.execute(run, rule, event)
-            await self.journal.finish(run)
+            await self.journal.finish(run, self.incidents.finished(run, self._clock.now()))
             self._count(run)
             self.log.info("run.finished", run_id=run.id, rule=run.rule, target=run.target,
                           outcome=str(run.state), message=run.message)  # fmt: skip
@@ -223,7 +238,8 @@ class Engine:
             run = Run(rule=rule.name, event_id=event.id, target=old.target,
                       fingerprint=old.fingerprint, actions=rule.actions, queue=rule.queue,
                       dry_run=old.dry_run, created_at=self._clock.now(),
-                      message=f"re-run of interrupted run {old.id}")  # fmt: skip
+                      message=f"re-run of interrupted run {old.id}",
+                      incident_id=old.incident_id)  # fmt: skip
             if run.id in await self.journal.record([], [run], claim=[run.id]):
                 await self._spawn(run, rule, event)
 

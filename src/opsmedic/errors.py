@@ -3,7 +3,8 @@
 OpsmedicError
 ├── ConfigError          config or rule file invalid (carries Problem items: file:line:col)
 ├── PluginError          unknown plugin name, bad plugin registration
-├── StoreError           store unreachable, migration failed, id not found
+├── StoreError           store unreachable, migration failed
+│   └── NotFoundError    no record with that id (or a short id matching several)
 ├── TemplateError        a template failed to render (sandbox violation, undefined value)
 ├── FileChanged          a file shrank while it was being archived (archive/members.py)
 ├── VerifyError          an archive read back does not hold what was written (ditto)
@@ -57,6 +58,10 @@ class PluginError(OpsmedicError):
 
 class StoreError(OpsmedicError):
     """The store cannot be reached or migrated, or a requested record does not exist."""
+
+
+class NotFoundError(StoreError):
+    """No record has the id asked for, or a short id matches several."""
 
 
 class TemplateError(OpsmedicError):

@@ -8,8 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from opsmedic.incidents import IncidentChanges
 from opsmedic.logs import get_logger
 from opsmedic.model import Event, Run
+from opsmedic.store.incident_rows import IncidentRows
 from opsmedic.store.store import Store
 
 CHECKPOINT_EVERY_S = 1.0
@@ -21,10 +23,11 @@ class _Batch:
     runs: list[Run] = field(default_factory=list)
     claims: list[str] = field(default_factory=list)
     finished: list[Run] = field(default_factory=list)
+    incidents: IncidentChanges = field(default_factory=IncidentChanges)
     waiters: list[asyncio.Future[set[str]]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.events or self.runs or self.claims or self.finished)
+        return bool(self.events or self.runs or self.claims or self.finished or self.incidents)
 
 
 class Journal:
@@ -86,23 +89,38 @@ class Journal:
         return fut
 
     async def record(
-        self, events: Sequence[Event], runs: Sequence[Run], claim: Sequence[str] = ()
+        self,
+        events: Sequence[Event],
+        runs: Sequence[Run],
+        claim: Sequence[str] = (),
+        incidents: IncidentChanges | None = None,
     ) -> set[str]:
-        """Events and their runs, durable when this returns; the runs named in `claim` are
-        claimed (planned → running, a conditional update) in the same commit. Returns the
-        ids actually claimed: a run someone else claimed first is not among them."""
+        """Events, their runs and the incident changes they made, durable when this returns;
+        the runs named in `claim` are claimed (planned → running, a conditional update) in
+        the same commit. Returns the ids actually claimed: a run someone else claimed first
+        is not among them."""
         if self._store is None:
             return set(claim)
         self._batch.events.extend(events)
         self._batch.runs.extend(runs)
         self._batch.claims.extend(claim)
+        if incidents:
+            self._batch.incidents.merge(incidents)
         return await self._enqueue() & set(claim)
 
-    async def finish(self, run: Run) -> None:
+    async def finish(self, run: Run, incidents: IncidentChanges | None = None) -> None:
         if self._store is None:
             return
         self._batch.finished.append(run)
+        if incidents:
+            self._batch.incidents.merge(incidents)
         await self._enqueue()
+
+    def note(self, incidents: IncidentChanges) -> None:
+        """Incident changes that need not be waited for (a run started): the next commit."""
+        if self._store is not None and incidents:
+            self._batch.incidents.merge(incidents)
+            self._wake.set()
 
     async def _flush_loop(self) -> None:
         while True:
@@ -112,8 +130,11 @@ class Journal:
             await self._flush(batch)
 
     async def _flush(self, batch: _Batch) -> None:
+        # Rows are built here, on the event loop, where the incidents are changed: the DB
+        # thread then writes a consistent snapshot.
+        rows = IncidentRows.of(batch.incidents) if batch.incidents else None
         try:
-            claimed = await self.call(self._write, batch)
+            claimed = await self.call(self._write, batch, rows)
         except BaseException as exc:
             for fut in batch.waiters:
                 if not fut.done():
@@ -125,10 +146,12 @@ class Journal:
             if not fut.done():
                 fut.set_result(claimed)
 
-    def _write(self, batch: _Batch) -> set[str]:
+    def _write(self, batch: _Batch, incidents: IncidentRows | None) -> set[str]:
         assert self._store is not None
         self._writes += 1
         # One transaction per batch; inside it a run is recorded, then claimed, then finished.
         return set(
-            self._store.record(batch.events, batch.runs, batch.claims, self._now(), batch.finished)
+            self._store.record(
+                batch.events, batch.runs, batch.claims, self._now(), batch.finished, incidents
+            )
         )

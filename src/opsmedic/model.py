@@ -1,4 +1,4 @@
-"""The vocabulary every part shares: Event, Outcome, Run, RunState (one screen, no behaviour)."""
+"""The vocabulary every part shares: Event, Outcome, Run, Incident (one screen, no behaviour)."""
 
 from __future__ import annotations
 
@@ -71,6 +71,8 @@ class Event:
     time: float = 0.0
     payload: JSON = field(default_factory=dict)
     id: str = ""
+    # Set by the engine when the event joins an incident (firing events that group).
+    incident_id: str = ""
 
     def __post_init__(self) -> None:
         if not self.fingerprint:
@@ -103,6 +105,7 @@ class Event:
             "fingerprint": self.fingerprint,
             "time": self.time,
             "payload": self.payload,
+            "incident_id": self.incident_id,
         }
 
 
@@ -154,3 +157,44 @@ class Run:
     started_at: float | None = None
     finished_at: float | None = None
     id: str = field(default_factory=new_id)
+    incident_id: str = ""
+
+
+class IncidentStatus(StrEnum):
+    OPEN = "open"
+    MITIGATED = "mitigated"
+    RESOLVED = "resolved"
+
+
+@dataclass(slots=True)
+class Incident:
+    """Events sharing a grouping key, from the first firing one until all of them resolve.
+
+    `alerts` maps each member fingerprint to its last status: the incident resolves when
+    every one of them has.
+    """
+
+    key: str
+    title: str
+    opened_at: float
+    source: str = ""
+    severity: str = "info"
+    status: IncidentStatus = IncidentStatus.OPEN
+    updated_at: float = 0.0
+    mitigated_at: float | None = None
+    resolved_at: float | None = None
+    events: int = 0
+    alerts: dict[str, str] = field(default_factory=dict)
+    id: str = field(default_factory=new_id)
+
+
+@dataclass(slots=True)
+class TimelineEntry:
+    """One line of an incident's story: what happened, when, and the event or run it names."""
+
+    incident_id: str
+    time: float
+    kind: str  # event_received, rule_matched, run_started, run_finished, notification_sent,
+    #            status_changed
+    message: str
+    ref: str = ""

@@ -8,7 +8,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from opsmedic.clock import Clock, SystemClock
 from opsmedic.config.loader import load_config
@@ -25,7 +25,9 @@ from opsmedic.rules.ruleset import RuleSet
 if TYPE_CHECKING:
     # Imported by build(), the one function that needs them: the engine and the store bring
     # SQLAlchemy (≈200 ms), which `opsmedic check` and `rules test` do without.
+    from opsmedic.api.server import ApiServer
     from opsmedic.engine import Engine
+    from opsmedic.metrics import Metrics
     from opsmedic.store.store import Store
 
 DEFAULT_CONFIG = Path("opsmedic.yaml")
@@ -128,10 +130,42 @@ async def watch_rules(
             on_change(ruleset)
 
 
-async def run_forever(rt: Runtime, stop: asyncio.Event) -> None:
-    """`opsmedic run`: engine, probes and the rules watcher until `stop` is set."""
+class StoreCursors:
+    """Pollers' cursors kept in the store, so a restart reads nothing twice."""
+
+    def __init__(self, store: Store, clock: Clock) -> None:
+        self._store, self._clock = store, clock
+
+    async def load_cursor(self, name: str) -> str | None:
+        found: str | None = await asyncio.to_thread(self._store.load_cursor, name)
+        return found
+
+    async def save_cursor(self, name: str, value: str) -> None:
+        await asyncio.to_thread(self._store.save_cursor, name, value, self._clock.now())
+
+
+@dataclass(slots=True)
+class Service:
+    """What `run_forever` started, for callers that need it (tests, the demo): the metrics
+    and, when the API is on, its bound address."""
+
+    metrics: Metrics
+    api_address: tuple[str, int] | None = None
+    started: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+async def run_forever(rt: Runtime, stop: asyncio.Event, service: Service | None = None) -> None:
+    """`opsmedic run`: engine, API, probes, pollers and the rules watcher until `stop` is set."""
+    from opsmedic.metrics import Metrics
+    from opsmedic.sources.poller import Poller
+
     log = get_logger(component="runtime")
+    service = service or Service(Metrics())
+    metrics = service.metrics
+    rt.engine.on_finished = metrics.finished
     await rt.engine.start()
+    api = await _start_api(rt, metrics, log)
+    service.api_address = api.address if api else None
     # Start-up objects (modules, rules, config) live as long as the process: frozen, the
     # collector's full passes stop re-scanning them, which keeps tail latency low.
     gc.collect()
@@ -140,18 +174,64 @@ async def run_forever(rt: Runtime, stop: asyncio.Event) -> None:
     async def emit(events: list[Event]) -> object:
         return await rt.engine.submit(events)
 
-    probes = ProbeRunner(rt.config.probes, rt.registry, rt.config, rt.clock, emit, log,
+    async def emit_probed(events: list[Event]) -> object:
+        metrics.probed(events)
+        return await emit(events)
+
+    async def emit_polled(events: list[Event]) -> object:
+        metrics.received(events)
+        return await emit(events)
+
+    def on_rules(ruleset: RuleSet | None) -> None:
+        if ruleset is None:
+            metrics.reload_errors.inc()
+
+    probes = ProbeRunner(rt.config.probes, rt.registry, rt.config, rt.clock, emit_probed, log,
                          config_path=str(rt.config_path or "opsmedic.yaml"))  # fmt: skip
     tasks = [asyncio.create_task(probes.run(), name="probes")]
+    if rt.store is not None:
+        cursors = StoreCursors(rt.store, rt.clock)
+        for poller in rt.config.pollers:
+            feed = Poller(poller, emit_polled, cursors, rt.clock, get_logger(component="poller"))
+            tasks.append(asyncio.create_task(feed.run(), name=f"poller-{poller.name}"))
     if rt.config.rules_dir.is_dir():
-        tasks.append(asyncio.create_task(watch_rules(rt), name="rules-watch"))
+        tasks.append(asyncio.create_task(watch_rules(rt, on_rules), name="rules-watch"))
     log.info("started", rules=len(rt.ruleset), probes=len(rt.config.probes),
-             store=rt.store.url if rt.store else "none")  # fmt: skip
+             pollers=len(rt.config.pollers), store=rt.store.url if rt.store else "none",
+             api=_url(service.api_address))  # fmt: skip
+    service.started.set()
     try:
         await stop.wait()
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        # The API stops after the sources, before the engine: requests in flight still get
+        # their events committed and their answer.
+        if api is not None:
+            await api.stop()
         await rt.engine.close()
         log.info("stopped")
+
+
+async def _start_api(rt: Runtime, metrics: Metrics, log: Any) -> ApiServer | None:
+    if not rt.config.api.enabled or rt.store is None:
+        return None
+    from opsmedic.api.app import create_app
+    from opsmedic.api.server import ApiServer
+
+    api = ApiServer(create_app(rt, metrics), rt.config.api.host, rt.config.api.port)
+    try:
+        await api.start()
+    except BaseException:
+        await rt.engine.close()
+        raise
+    log.info("api.listening", url=_url(api.address))
+    return api
+
+
+def _url(address: tuple[str, int] | None) -> str:
+    if address is None:
+        return "off"
+    host, port = address
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

@@ -74,6 +74,7 @@ def write_world(tmp: Path, pair: DnsPair) -> tuple[Path, Path]:
     config.write_text(yaml.safe_dump({
         "store": f"sqlite:///{tmp / 'opsmedic.db'}",
         "rules_dir": "rules",
+        "api": {"enabled": False},
         "tsig_keys": {pair.key_name: {"secret": {"file": str(pair.key_file)}}},
         # Retries long enough for a named to restart (test_a_failover_that_meets_…).
         "actions": {"retry": {"max_attempts": 6, "backoff": "0.5s"}},

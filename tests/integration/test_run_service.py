@@ -31,7 +31,7 @@ def write_config(tmp_path: Path, marker: Path) -> Path:
     }]))  # fmt: skip
     config = tmp_path / "opsmedic.yaml"
     config.write_text(yaml.safe_dump({
-        "store": f"sqlite:///{tmp_path / 'o.db'}", "rules_dir": "rules",
+        "store": f"sqlite:///{tmp_path / 'o.db'}", "rules_dir": "rules", "api": {"port": 0},
         "probes": [{"name": "tick", "type": "command", "interval": "0.2s",
                     "params": {"argv": ["true"]}}],
     }))  # fmt: skip

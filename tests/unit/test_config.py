@@ -109,6 +109,23 @@ def test_secrets_come_from_the_environment_or_a_file(
         Secret(env="NOT_SET_ANYWHERE").reveal()
 
 
+def test_every_relative_secret_file_is_read_beside_the_config(tmp_path: Path) -> None:
+    """Each section's secrets, found by walking the whole config, not by a list to keep."""
+    (tmp_path / "s").write_text("beside\n")
+    text = (
+        "tsig_keys: {k: {secret: {file: s}}}\n"
+        "webhooks: {pagerduty_signing_secrets: [{file: s}]}\n"
+        "annotate: {opsgenie: {api_key: {file: s}}}\n"
+        "pollers: [{name: p, url: 'http://127.0.0.1:9/x', map: {kind: k},\n"
+        "           secret_headers: {Authorization: {file: s}}}]\n"
+    )
+    config, _ = load_config(write(tmp_path, text), environ={})
+    assert config.annotate.opsgenie is not None
+    secrets = [config.tsig_keys["k"].secret, config.webhooks.pagerduty_signing_secrets[0],
+               config.annotate.opsgenie.api_key, config.pollers[0].secret_headers["Authorization"]]  # fmt: skip
+    assert [s.reveal() for s in secrets] == ["beside"] * 4
+
+
 @pytest.mark.parametrize(
     ("text", "seconds"),
     [("30s", 30), ("10m", 600), ("1h30m", 5400), ("500ms", 0.5), ("2d", 172800), (5, 5),

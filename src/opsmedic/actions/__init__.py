@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from opsmedic.actions import (
+    annotate,
     archive_logs,
     dns_failover,
     http_request,
@@ -25,6 +26,7 @@ BUILTIN_ACTIONS: tuple[ActionSpec[Any], ...] = (
     archive_logs.ACTION,
     dns_failover.ACTION,
     recheck.ACTION,
+    annotate.ACTION,
 )
 
 __all__ = ["BUILTIN_ACTIONS"]

@@ -8,7 +8,8 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from opsmedic.config.schema import Config, Strict
+from opsmedic.config.schema import Config
+from opsmedic.config.types import Strict
 from opsmedic.dns.resolv_conf import ResolvConf, ResolvConfParams
 from opsmedic.dns.rfc2136 import Rfc2136Backend, Rfc2136Params
 from opsmedic.dns.switch import Backend, Direction, SwitchFailed

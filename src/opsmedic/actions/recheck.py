@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
-from opsmedic.config.schema import Strict
+from opsmedic.config.types import Strict
 from opsmedic.errors import ConfigError
 from opsmedic.model import Event, Outcome, Status
 from opsmedic.plugins import ActionContext, ActionSpec, unknown_name

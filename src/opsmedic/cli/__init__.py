@@ -50,7 +50,7 @@ def _root(
 
 def main() -> None:
     """Entry point of the console script."""
-    from opsmedic.cli import archive, demo, engine, history, setup  # noqa: F401  (registers commands)
+    from opsmedic.cli import archive, demo, engine, history, incidents, setup  # noqa: F401
 
     try:
         code = app(standalone_mode=False)

@@ -42,7 +42,7 @@ def when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _seconds(text: str, option: str) -> float:
+def seconds(text: str, option: str) -> float:
     from opsmedic.config.types import parse_duration
 
     try:
@@ -92,7 +92,7 @@ def runs(
     if ctx.invoked_subcommand is not None:
         return
     store = open_store(config)
-    start = datetime.now(UTC).timestamp() - _seconds(since, "--since")
+    start = datetime.now(UTC).timestamp() - seconds(since, "--since")
     found = store.list_runs(rule=rule, since=start, state=state, limit=limit)
     out.print(runs_table(found, f"runs since {since}" + (f" for rule {rule}" if rule else "")))
     if not found:
@@ -135,9 +135,9 @@ def prune(
     config: ConfigOpt = None,
 ) -> None:
     """Delete old events and runs; a run that has not finished is never deleted."""
-    seconds = _seconds(older_than, "--older-than")
-    if seconds <= 0:
+    age = seconds(older_than, "--older-than")
+    if age <= 0:
         raise typer.BadParameter("must be more than 0", param_hint="--older-than")
     store = open_store(config)
-    result = store.prune(datetime.now(UTC).timestamp() - seconds)
+    result = store.prune(datetime.now(UTC).timestamp() - age)
     out.print(f"pruned {result.events} events and {result.runs} runs older than {older_than}")

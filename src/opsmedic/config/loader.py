@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from opsmedic.config.located import Located, load_yaml_file, validation_problems
 from opsmedic.config.schema import Config
+from opsmedic.config.types import Secret
 from opsmedic.errors import ConfigError, Problem
 
 ENV_PREFIX = "OPSMEDIC_"
@@ -68,13 +69,23 @@ def _blame_env(problem: Problem, from_env: dict[tuple[str, ...], str]) -> Proble
     return problem
 
 
-def _resolve_secret_files(config: Config, base: Path) -> None:
-    """Secret files, like every other path in the config, are relative to the config file."""
-    secrets = [s for t in config.notify.values() for s in t.url_secrets]
-    secrets += [h.password for h in config.ssh_hosts.values() if h.password is not None]
-    for secret in secrets:
-        if secret.file is not None and not secret.file.is_absolute():
-            object.__setattr__(secret, "file", base / secret.file)  # frozen model
+def _resolve_secret_files(node: object, base: Path) -> None:
+    """Secret files, like every other path in the config, are relative to the config file.
+
+    The whole config is walked, so a section added later cannot forget its secrets.
+    """
+    if isinstance(node, Secret):
+        if node.file is not None and not node.file.is_absolute():
+            object.__setattr__(node, "file", base / node.file)  # frozen model
+    elif isinstance(node, BaseModel):
+        for name in type(node).model_fields:
+            _resolve_secret_files(getattr(node, name), base)
+    elif isinstance(node, dict):
+        for value in node.values():
+            _resolve_secret_files(value, base)
+    elif isinstance(node, list | tuple):
+        for value in node:
+            _resolve_secret_files(value, base)
 
 
 def _apply_env(

@@ -5,15 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
-from opsmedic.config.types import Duration, PositiveDuration, Secret
-
-
-class Strict(BaseModel):
-    """Base for config sections: unknown keys are errors (with close matches), not ignored."""
-
-    model_config = ConfigDict(extra="forbid")
+from opsmedic.config.annotate import AnnotateConfig
+from opsmedic.config.poller import Pollers
+from opsmedic.config.types import Duration, PositiveDuration, Secret, Strict
 
 
 class RetryPolicy(Strict):
@@ -115,6 +111,52 @@ class LogConfig(Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
+class ApiConfig(Strict):
+    enabled: bool = Field(default=True, description="serve the HTTP API from `opsmedic run`")
+    host: str = Field(default="127.0.0.1", description="address to listen on; loopback by default")
+    port: int = Field(default=8787, ge=0, le=65535, description="0: any free port")
+    max_body: int = Field(
+        default=1024 * 1024, ge=1024, description="bytes; larger bodies get 413 before parsing"
+    )
+    allow_query_token: bool = Field(
+        default=False,
+        description="accept ?token=… from senders that cannot set headers (see docs/api.md)",
+    )
+
+
+_GROUP_FIELDS = ("source", "kind", "resource", "host", "severity", "...")
+
+
+class IncidentsConfig(Strict):
+    group_by: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="per source (or `default`): fields that make the grouping key, "
+        "like Alertmanager's group_by; `...` = one incident per alert",
+    )
+
+    @field_validator("group_by")
+    @classmethod
+    def _known_fields(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for source, fields in value.items():
+            if not fields:
+                raise ValueError(f"{source}: give at least one field")
+            for name in fields:
+                if name not in _GROUP_FIELDS and not (
+                    name.startswith("labels.") and len(name) > len("labels.")
+                ):
+                    known = ", ".join(_GROUP_FIELDS)
+                    raise ValueError(f"{source}: unknown field {name!r} (use labels.X, {known})")
+        return value
+
+
+class WebhooksConfig(Strict):
+    pagerduty_signing_secrets: list[Secret] = Field(
+        default_factory=list,
+        description="PagerDuty v3 webhook secrets; with any set, X-PagerDuty-Signature is "
+        "required and verified (several during a rotation)",
+    )
+
+
 class Config(Strict):
     store: str = "sqlite:///opsmedic.db"
     rules_dir: Path = Path("rules")
@@ -129,7 +171,12 @@ class Config(Strict):
         default_factory=dict, description="key name (as the DNS server knows it) → key"
     )
     notify: dict[str, NotifyTarget] = Field(default_factory=dict)
+    annotate: AnnotateConfig = Field(default_factory=lambda: AnnotateConfig())
     probes: list[ProbeConfig] = Field(default_factory=list)
+    pollers: Pollers = Field(default_factory=list, description="HTTP JSON feeds polled for events")
     processes: ProcessesConfig = Field(default_factory=lambda: ProcessesConfig())
     log: LogConfig = Field(default_factory=lambda: LogConfig())
+    api: ApiConfig = Field(default_factory=lambda: ApiConfig())
+    incidents: IncidentsConfig = Field(default_factory=lambda: IncidentsConfig())
+    webhooks: WebhooksConfig = Field(default_factory=lambda: WebhooksConfig())
     base_dir: Path = Field(Path("."), exclude=True, description="directory of the config file")

@@ -7,6 +7,7 @@ import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -52,8 +53,29 @@ def _ip_address(value: str) -> str:
         raise ValueError(f"expected an IP address, got {value!r}") from None
 
 
+def http_url(url: str) -> str:
+    """An http(s) URL with a host and a valid port, and no password (URLs get recorded)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"expected an http:// or https:// URL with a host, got {url!r}")
+    if parts.password:
+        raise ValueError("no password in the URL: use secret_headers (e.g. Authorization)")
+    try:
+        parts.port  # noqa: B018 - parsed on access: a bad port fails here, not at each use
+    except ValueError as exc:
+        raise ValueError(f"bad port in {url!r}: {exc}") from None
+    return url
+
+
+HttpUrlText = Annotated[str, AfterValidator(http_url)]
 # An IPv4 or IPv6 address, kept as text in its canonical form (`::1`, not `0:0::1`).
 IPAddressText = Annotated[str, AfterValidator(_ip_address)]
+
+
+class Strict(BaseModel):
+    """Base for config sections: unknown keys are errors (with close matches), not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class Secret(BaseModel):

@@ -13,8 +13,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from opsmedic.config.schema import Strict
-from opsmedic.config.types import IPAddressText
+from opsmedic.config.types import IPAddressText, Strict
 from opsmedic.dns.switch import Direction, Switched, SwitchFailed
 from opsmedic.files import NotDurable, write_atomic
 

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from opsmedic.config.schema import Config, Strict
-from opsmedic.config.types import PositiveDuration
+from opsmedic.config.schema import Config
+from opsmedic.config.types import PositiveDuration, Strict
 from opsmedic.dns.switch import Direction, Switched, SwitchFailed
 from opsmedic.errors import RetryableError
 

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from opsmedic.config.schema import Strict
+from opsmedic.config.types import Strict
 from opsmedic.plugins import Observation, ProbeContext, ProbeSpec
 from opsmedic.process_group import kill_group, spawn_group
 

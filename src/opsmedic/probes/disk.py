@@ -11,7 +11,7 @@ from typing import Any
 import psutil
 from pydantic import ByteSize, Field, field_validator
 
-from opsmedic.config.schema import Strict
+from opsmedic.config.types import Strict
 from opsmedic.plugins import Observation, ProbeContext, ProbeSpec
 
 # A disk crossing its threshold is seen within 5 s (plus jitter), so a rule without `for:`

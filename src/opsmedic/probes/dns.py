@@ -7,8 +7,7 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from opsmedic.config.schema import Strict
-from opsmedic.config.types import Duration, IPAddressText
+from opsmedic.config.types import Duration, IPAddressText, Strict
 from opsmedic.plugins import Observation, ProbeContext, ProbeSpec
 
 

@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator
 
-from opsmedic.config.schema import Strict
-from opsmedic.config.types import Duration, HttpMethod
+from opsmedic.config.types import Duration, HttpMethod, Strict
 from opsmedic.plugins import Observation, ProbeContext, ProbeSpec
 
 if TYPE_CHECKING:

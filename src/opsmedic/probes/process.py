@@ -12,8 +12,7 @@ import psutil
 from pydantic import ByteSize, Field, model_validator
 
 from opsmedic.clock import Clock
-from opsmedic.config.schema import Strict
-from opsmedic.config.types import PositiveDuration
+from opsmedic.config.types import PositiveDuration, Strict
 from opsmedic.plugins import Observation, ProbeContext, ProbeSpec
 
 # A few readings per window: enough for `for: 60s` to mean a minute, cheap at one pass each.

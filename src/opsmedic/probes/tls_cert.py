@@ -13,7 +13,7 @@ from typing import Literal
 from cryptography import x509
 from pydantic import Field, field_validator, model_validator
 
-from opsmedic.config.schema import Strict
+from opsmedic.config.types import Strict
 from opsmedic.plugins import Observation, ProbeContext, ProbeSpec
 from opsmedic.probes.x509_facts import (
     Diagnosis,

@@ -65,6 +65,7 @@ def event_row(e: Event) -> dict[str, Any]:
         "fingerprint": text(e.fingerprint),
         "time": e.time,
         "payload": e.payload,
+        "incident_id": e.incident_id or None,
     }
 
 
@@ -82,6 +83,7 @@ def event_from_row(row: RowMapping) -> Event:
         fingerprint=row["fingerprint"],
         time=row["time"],
         payload=row["payload"],
+        incident_id=row["incident_id"] or "",
     )
 
 
@@ -114,6 +116,7 @@ def run_row(r: Run) -> dict[str, Any]:
         "created_at": r.created_at,
         "started_at": r.started_at,
         "finished_at": r.finished_at,
+        "incident_id": r.incident_id or None,
     }
 
 
@@ -133,4 +136,5 @@ def run_from_row(row: RowMapping) -> Run:
         created_at=row["created_at"],
         started_at=row["started_at"],
         finished_at=row["finished_at"],
+        incident_id=row["incident_id"] or "",
     )

@@ -34,6 +34,7 @@ events = sa.Table(
     sa.Column("fingerprint", sa.String, nullable=False, index=True),
     sa.Column("time", Time, nullable=False, index=True),
     sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("incident_id", sa.String, nullable=True, index=True),
 )
 
 runs = sa.Table(
@@ -53,5 +54,68 @@ runs = sa.Table(
     sa.Column("created_at", Time, nullable=False, index=True),
     sa.Column("started_at", Time, nullable=True),
     sa.Column("finished_at", Time, nullable=True),
+    sa.Column("incident_id", sa.String, nullable=True, index=True),
     sa.Index(None, "rule", "created_at"),
+)
+
+# Incidents, their member alerts and their timeline are written by the engine in the same
+# transaction as the events that change them; no foreign keys, so pruning stays simple.
+incidents = sa.Table(
+    "incidents",
+    metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("key", sa.String, nullable=False, index=True),
+    sa.Column("title", sa.String, nullable=False),
+    sa.Column("source", sa.String, nullable=False),
+    sa.Column("severity", sa.String, nullable=False),
+    sa.Column("status", sa.String, nullable=False, index=True),
+    sa.Column("opened_at", Time, nullable=False, index=True),
+    sa.Column("updated_at", Time, nullable=False),
+    sa.Column("mitigated_at", Time, nullable=True),
+    sa.Column("resolved_at", Time, nullable=True),
+    sa.Column("events", sa.Integer, nullable=False),
+)
+
+incident_alerts = sa.Table(
+    "incident_alerts",
+    metadata,
+    sa.Column("incident_id", sa.String, primary_key=True),
+    sa.Column("fingerprint", sa.String, primary_key=True),
+    sa.Column("status", sa.String, nullable=False),
+    sa.Column("first_seen", Time, nullable=False),
+    sa.Column("last_seen", Time, nullable=False),
+    sa.Column("events", sa.Integer, nullable=False),
+)
+
+timeline = sa.Table(
+    "timeline",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.String, nullable=False, index=True),
+    sa.Column("time", Time, nullable=False),
+    sa.Column("kind", sa.String, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("ref", sa.String, nullable=False),
+)
+
+# API tokens: only a SHA-256 of the secret is kept (tokens are 256-bit random, so a slow
+# password hash would add nothing but latency to every request).
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("name", sa.String, nullable=False, unique=True),
+    sa.Column("hash", sa.String, nullable=False, unique=True),
+    sa.Column("scopes", sa.JSON, nullable=False),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("revoked_at", Time, nullable=True),
+)
+
+# Where each poller stopped reading its feed, so a restart reads nothing twice.
+cursors = sa.Table(
+    "cursors",
+    metadata,
+    sa.Column("name", sa.String, primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+    sa.Column("updated_at", Time, nullable=False),
 )

@@ -11,14 +11,17 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from opsmedic.errors import StoreError
-from opsmedic.model import Event, Run, RunState
+from opsmedic.errors import NotFoundError, StoreError
+from opsmedic.model import Event, Incident, IncidentStatus, Run, RunState, TimelineEntry
+from opsmedic.store import incident_rows, sqlite_writes, token_rows
 from opsmedic.store import migrate as migrations
-from opsmedic.store import sqlite_writes
 from opsmedic.store.codec import event_from_row, event_row, run_from_row, run_row
 from opsmedic.store.database import WRITE, describe, make_engine, parse_url, shown
+from opsmedic.store.incident_rows import AlertRow, IncidentRows
 from opsmedic.store.schema import events as event_table
+from opsmedic.store.schema import incidents as incident_table
 from opsmedic.store.schema import runs as run_table
+from opsmedic.store.token_rows import TokenRecord
 
 INTERRUPTED_MESSAGE = "interrupted: opsmedic stopped while this run was running"
 MIN_REF = 4  # shortest id prefix or suffix accepted by get_run / get_event
@@ -118,18 +121,20 @@ class Store:
         claim: Sequence[str] = (),
         started_at: float = 0.0,
         finished: Sequence[Run] = (),
+        incidents: IncidentRows | None = None,
     ) -> list[str]:
         """One transaction: insert events and their runs, claim runs, write finished runs.
 
         `claim` names planned runs to claim in the same transaction (the engine runs what it
         just planned: one commit, not two, between an event and its action); `finished` runs
-        get their final state as `finish()` writes it. Returns the claimed ids.
+        get their final state as `finish()` writes it; `incidents` are the incident changes
+        those events and runs made. Returns the claimed ids.
         """
-        if not (events or runs or claim or finished):
+        if not (events or runs or claim or finished or incidents):
             return []
         _check_final(finished)
         if self._sqlite:
-            return self._sqlite_write(events, runs, claim, started_at, finished)
+            return self._sqlite_write(events, runs, claim, started_at, finished, incidents)
         with self._transaction(write=True) as conn:
             # Events first: runs reference them.
             if events:
@@ -139,6 +144,8 @@ class Store:
             claimed = self._claim(conn, claim, started_at)
             if finished:
                 conn.execute(_FINISH, [_finish_params(r) for r in finished])
+            if incidents:
+                incidents.write(lambda sql, rows: conn.execute(sa.text(sql), rows))
             return claimed
 
     def _sqlite_write(
@@ -148,6 +155,7 @@ class Store:
         claim: Sequence[str],
         started_at: float,
         finished: Sequence[Run],
+        incidents: IncidentRows | None,
     ) -> list[str]:
         """The hot path on SQLite: a pooled sqlite3 connection and an explicit BEGIN IMMEDIATE,
         without SQLAlchemy's per-transaction machinery (half of a small commit's cost)."""
@@ -160,6 +168,8 @@ class Store:
             cursor.execute("BEGIN IMMEDIATE")
             try:
                 won = sqlite_writes.write(cursor, events, runs, claim, started_at, finished)
+                if incidents:
+                    incidents.write(cursor.executemany)
                 cursor.execute("COMMIT")
             except BaseException:
                 cursor.execute("ROLLBACK")
@@ -253,6 +263,12 @@ class Store:
         with self._transaction() as conn:
             return event_from_row(self._find(conn, event_table, ref, "event"))
 
+    def existing_event_ids(self, ids: Sequence[str]) -> set[str]:
+        """Those of `ids` that are stored already (client-chosen ids must stay unique)."""
+        stmt = sa.select(event_table.c.id).where(event_table.c.id.in_(list(ids)))
+        with self._transaction() as conn:
+            return set(conn.execute(stmt).scalars())
+
     def list_events(
         self, *, since: float | None = None, source: str | None = None, limit: int = 100
     ) -> list[Event]:
@@ -268,6 +284,56 @@ class Store:
             stmt = stmt.where(event_table.c.source == source)
         with self._transaction() as conn:
             return [event_from_row(row) for row in conn.execute(stmt).mappings()]
+
+    def active_incidents(self) -> list[Incident]:
+        """Open and mitigated incidents with their member alerts (the engine's start)."""
+        with self._transaction() as conn:
+            return incident_rows.load_active(conn)
+
+    def list_incidents(
+        self,
+        *,
+        status: IncidentStatus | None = None,
+        since: float | None = None,
+        limit: int = 100,
+    ) -> list[Incident]:
+        """Incidents, newest first."""
+        with self._transaction() as conn:
+            return incident_rows.list_incidents(conn, status=status, since=since, limit=limit)
+
+    def get_incident(self, ref: str) -> tuple[Incident, list[AlertRow], list[TimelineEntry]]:
+        """An incident (id, or its start or end) with its member alerts and timeline."""
+        with self._transaction() as conn:
+            return incident_rows.incident_detail(
+                conn, self._find(conn, incident_table, ref, "incident")
+            )
+
+    def add_token(self, record: TokenRecord, digest: str) -> None:
+        """Store a new token by the hash of its secret; a name in use is a ValueError."""
+        with self._transaction(write=True) as conn:
+            token_rows.insert_token(conn, record, digest)
+
+    def find_token(self, digest: str) -> TokenRecord | None:
+        """The active token whose secret hashes to `digest`."""
+        with self._transaction() as conn:
+            return token_rows.token_by_hash(conn, digest)
+
+    def revoke_token(self, name_or_id: str, now: float) -> TokenRecord:
+        with self._transaction(write=True) as conn:
+            return token_rows.revoke_token(conn, name_or_id, now)
+
+    def list_tokens(self) -> list[TokenRecord]:
+        with self._transaction() as conn:
+            return token_rows.list_tokens(conn)
+
+    def load_cursor(self, name: str) -> str | None:
+        """Where poller `name` stopped reading, if it ever read."""
+        with self._transaction() as conn:
+            return token_rows.load_cursor(conn, name)
+
+    def save_cursor(self, name: str, value: str, now: float) -> None:
+        with self._transaction(write=True) as conn:
+            token_rows.save_cursor(conn, name, value, now)
 
     def recent_runs(self, since: float) -> list[tuple[str, str, float]]:
         """(rule, target, created_at) of the runs created since `since` that were not
@@ -334,7 +400,7 @@ class Store:
         if exact is not None:
             return exact
         if len(ref) < MIN_REF:
-            raise StoreError(f"no {noun} with id {ref!r} (give at least {MIN_REF} characters)")
+            raise NotFoundError(f"no {noun} with id {ref!r} (give at least {MIN_REF} characters)")
         # substr() rather than LIKE: exact and case-sensitive on both backends, no escaping.
         n = len(ref)
         id_ = table.c.id
@@ -352,11 +418,11 @@ class Store:
         )
         found = conn.execute(stmt).mappings().all()
         if not found:
-            raise StoreError(f"no {noun} id starts or ends with {ref!r}")
+            raise NotFoundError(f"no {noun} id starts or ends with {ref!r}")
         if len(found) > 1:
             shown_ids = ", ".join(row["id"] for row in found[:5])
             more = ", ..." if len(found) > 5 else ""
-            raise StoreError(
+            raise NotFoundError(
                 f"{ref!r} matches several {noun}s ({shown_ids}{more}); give more characters"
             )
         return found[0]

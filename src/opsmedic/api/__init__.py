@@ -1,0 +1,1 @@
+"""The HTTP API served by `opsmedic run`: ingest, webhooks, reads, health and metrics."""

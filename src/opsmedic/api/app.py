@@ -1,0 +1,97 @@
+"""The FastAPI application: routers, health, metrics, and errors as JSON with a message."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+
+from opsmedic import __version__
+from opsmedic.api import ingest, operate, read
+from opsmedic.api.auth import Authenticator, require
+from opsmedic.api.fastpath import IngestFastPath
+from opsmedic.errors import StoreError
+from opsmedic.metrics import Metrics
+from opsmedic.tokens import Scope
+
+if TYPE_CHECKING:
+    from opsmedic.runtime import Runtime
+
+# Routes anyone may call: liveness and readiness for orchestrators, and the API's own
+# description (no data in it). Every other route needs a token; a test enforces this list.
+PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect",
+                          "/openapi.json"})  # fmt: skip
+
+
+def create_app(rt: Runtime, metrics: Metrics) -> IngestFastPath:
+    """The API of one running opsmedic (`rt` must have a store), ingest fast path in front."""
+    return IngestFastPath(_fastapi_app(rt, metrics))
+
+
+def _fastapi_app(rt: Runtime, metrics: Metrics) -> FastAPI:
+    if rt.store is None:
+        raise ValueError("the API needs a store")
+    app = FastAPI(title="opsmedic", version=__version__, redoc_url=None,
+                  description="Events and alert webhooks in; runs, incidents and rules out. "
+                  "Send `Authorization: Bearer <token>` (`opsmedic token create`).")  # fmt: skip
+    state = app.state
+    state.rt, state.metrics, state.store = rt, metrics, rt.store
+    state.engine, state.clock = rt.engine, rt.clock
+    state.max_body = rt.config.api.max_body
+    state.auth = Authenticator(rt.store, allow_query_token=rt.config.api.allow_query_token)
+    # Read once at start: a secret file that cannot be read is a start-up error, not a 500.
+    state.pagerduty_secrets = [
+        s.reveal().encode() for s in rt.config.webhooks.pagerduty_signing_secrets
+    ]
+    for router in (ingest.router, read.router, operate.operate, operate.admin):
+        app.include_router(router)
+    app.add_api_route("/healthz", _healthz, methods=["GET"], tags=["health"],
+                      summary="Alive: the process answers")  # fmt: skip
+    app.add_api_route("/readyz", _readyz, methods=["GET"], tags=["health"],
+                      summary="Ready: the store answers and rules are loaded")  # fmt: skip
+    app.add_api_route("/metrics", _metrics, methods=["GET"], tags=["health"],
+                      summary="Prometheus metrics (needs the read scope)",
+                      dependencies=[Depends(require(Scope.READ))])  # fmt: skip
+    app.add_exception_handler(RequestValidationError, _invalid)
+    app.add_exception_handler(StoreError, _store_down)
+    return app
+
+
+async def _healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+async def _readyz(request: Request) -> JSONResponse:
+    rt = request.app.state.rt
+    try:
+        await asyncio.to_thread(request.app.state.store.counts)
+    except StoreError as exc:
+        return JSONResponse({"status": "unavailable", "store": str(exc)}, status_code=503)
+    errors = [str(p) for p in rt.rule_errors]
+    return JSONResponse({"status": "ready", "rules": len(rt.ruleset), "rule_errors": errors})
+
+
+async def _metrics(request: Request) -> Response:
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+async def _invalid(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = [_problem(e) for e in exc.errors()]
+    return JSONResponse({"detail": "; ".join(problems)}, status_code=422)
+
+
+def _problem(error: Any) -> str:
+    where = ".".join(str(p) for p in error.get("loc", ()))
+    return f"{where}: {error.get('msg', 'invalid')}"
+
+
+async def _store_down(_request: Request, exc: Exception) -> JSONResponse:
+    # The one 5xx on purpose: the store is the source of truth, and without it nothing is
+    # accepted; 503 tells senders (Alertmanager, Datadog) to retry.
+    return JSONResponse({"detail": str(exc)}, status_code=503)

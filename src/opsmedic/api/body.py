@@ -1,0 +1,40 @@
+"""Request bodies read with a size limit (413 before parsing) and decoded as JSON (else 400)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import HTTPException, Request
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The raw body; larger than `limit` bytes → 413, by header or while streaming."""
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        if not declared.isdigit():
+            raise HTTPException(400, "Content-Length is not a number")
+        if int(declared) > limit:
+            raise HTTPException(413, f"body of {declared} bytes is over the limit of {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def decode_json(body: bytes) -> Any:
+    if not body.strip():
+        raise HTTPException(400, "empty body: expected JSON")
+    try:
+        return json.loads(body.decode("utf-8"))  # RFC 8259: JSON between systems is UTF-8
+    except UnicodeDecodeError:
+        raise HTTPException(400, "body is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise HTTPException(
+            400, f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except RecursionError:
+        raise HTTPException(400, "not JSON that can be read: nested too deeply") from None

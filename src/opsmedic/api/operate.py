@@ -1,0 +1,65 @@
+"""Routes that change the running service (operate) or its tokens (admin)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from pydantic import BaseModel, Field
+
+from opsmedic.api.auth import require
+from opsmedic.errors import ConfigError
+from opsmedic.rules.loader import load_rules
+from opsmedic.tokens import Scope, digest, mint
+
+operate = APIRouter(prefix="/api/v1", tags=["operate"],
+                    dependencies=[Depends(require(Scope.OPERATE))])  # fmt: skip
+admin = APIRouter(prefix="/api/v1", tags=["admin"], dependencies=[Depends(require(Scope.ADMIN))])
+
+
+@operate.post("/rules/reload", summary="Reload the rules now; an invalid set is rejected whole")
+async def reload_rules(request: Request) -> dict[str, Any]:
+    rt = request.app.state.rt
+    try:
+        ruleset = await asyncio.to_thread(load_rules, rt.config.rules_dir, rt.registry)
+    except ConfigError as exc:
+        rt.rule_errors = exc.problems
+        request.app.state.metrics.reload_errors.inc()
+        raise HTTPException(422, [str(p) for p in exc.problems]) from None
+    rt.ruleset, rt.rule_errors = ruleset, []
+    rt.engine.reload(ruleset)
+    return {"rules": len(ruleset)}
+
+
+class TokenIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    scopes: list[Scope] = Field(min_length=1)
+
+
+@admin.get("/tokens", summary="Tokens (names, scopes, dates; never the secrets)")
+async def list_tokens(request: Request) -> list[dict[str, Any]]:
+    found = await asyncio.to_thread(request.app.state.store.list_tokens)
+    return [dataclasses.asdict(t) for t in found]
+
+
+@admin.post("/tokens", status_code=201, summary="Create a token; its secret is shown only here")
+async def create_token(request: Request, body: TokenIn) -> dict[str, Any]:
+    record, secret = mint(body.name, body.scopes, request.app.state.clock.now())
+    try:
+        await asyncio.to_thread(request.app.state.store.add_token, record, digest(secret))
+    except ValueError as exc:
+        raise HTTPException(409, str(exc)) from None
+    return {**dataclasses.asdict(record), "token": secret}
+
+
+@admin.delete("/tokens/{name}", summary="Revoke a token by name or id (effective at once)")
+async def revoke_token(request: Request, name: str) -> dict[str, Any]:
+    store, now = request.app.state.store, request.app.state.clock.now()
+    try:
+        record = await asyncio.to_thread(store.revoke_token, name, now)
+    except ValueError as exc:
+        raise HTTPException(404, str(exc)) from None
+    request.app.state.auth.forget()
+    return {"revoked": record.name, "id": record.id}

@@ -1,0 +1,53 @@
+"""Serve the API with uvicorn inside opsmedic's own event loop and signal handling."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Generator
+
+import uvicorn
+from starlette.types import ASGIApp
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        # `opsmedic run` owns SIGINT/SIGTERM and stops the API itself, after the engine.
+        yield
+
+
+class ApiServer:
+    """Start, learn the bound port (port 0 picks a free one), stop."""
+
+    def __init__(self, app: ASGIApp, host: str, port: int) -> None:
+        # No proxy-header rewriting: opsmedic listens on loopback or behind a proxy that the
+        # operator configures; trusting X-Forwarded-For by default would let clients lie.
+        config = uvicorn.Config(
+            app, host=host, port=port, log_config=None, access_log=False, lifespan="off",
+            server_header=False, proxy_headers=False,
+        )  # fmt: skip
+        self._server = _Server(config)
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._server.serve(), name="opsmedic-api")
+        while not self._server.started:
+            if self._task.done():
+                with contextlib.suppress(SystemExit):  # uvicorn exits when it cannot bind
+                    await self._task
+                host, port = self._server.config.host, self._server.config.port
+                raise OSError(f"the API cannot listen on {host}:{port} (see the log above)")
+            await asyncio.sleep(0.01)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        sock = self._server.servers[0].sockets[0]
+        host, port = sock.getsockname()[:2]
+        return host, port
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        self._server.should_exit = True
+        await asyncio.gather(self._task, return_exceptions=True)

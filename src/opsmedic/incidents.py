@@ -1,0 +1,226 @@
+"""Incidents: group firing events by key, follow them to mitigated and resolved, keep a timeline."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from opsmedic.model import Event, Incident, IncidentStatus, Run, RunState, Status, TimelineEntry
+
+# Steps whose success tells people something: they appear on the timeline as notifications.
+NOTIFYING_ACTIONS = frozenset({"notify", "annotate"})
+ALL_LABELS = "..."  # Alertmanager's spelling of "group by every label": one incident per alert
+_SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2, "critical": 3}
+
+
+@dataclass(slots=True)
+class AlertDelta:
+    """What one batch changed for one member alert; `events` is added to the stored count."""
+
+    status: str
+    first_seen: float
+    last_seen: float
+    events: int = 0
+
+
+@dataclass(slots=True)
+class IncidentChanges:
+    """Incident rows to upsert, member alerts to merge, timeline lines to append: one batch."""
+
+    incidents: dict[str, Incident] = field(default_factory=dict)
+    alerts: dict[tuple[str, str], AlertDelta] = field(default_factory=dict)
+    timeline: list[TimelineEntry] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.incidents or self.alerts or self.timeline)
+
+    def merge(self, other: IncidentChanges) -> None:
+        self.incidents.update(other.incidents)
+        for key, delta in other.alerts.items():
+            mine = self.alerts.get(key)
+            if mine is None:
+                self.alerts[key] = delta
+            else:
+                mine.status, mine.last_seen = delta.status, max(mine.last_seen, delta.last_seen)
+                mine.first_seen = min(mine.first_seen, delta.first_seen)
+                mine.events += delta.events
+        self.timeline.extend(other.timeline)
+
+
+class Grouping:
+    """The grouping key of an event, like Alertmanager's `group_by`, configurable per source.
+
+    Without a setting for its source an event groups by alert name (`labels.alertname`, else
+    `kind`, else `source`) and service (`labels.service`, else `resource`).
+    """
+
+    def __init__(self, group_by: Mapping[str, list[str]]) -> None:
+        self._by_source = dict(group_by)
+
+    def key(self, event: Event) -> str:
+        fields = self._by_source.get(event.source) or self._by_source.get("default")
+        if fields is None:
+            return f"{_name(event)}/{_service(event)}"
+        if ALL_LABELS in fields:
+            return f"{event.source}:{event.fingerprint}"
+        return f"{event.source}:" + ",".join(f"{f}={field_value(event, f)}" for f in fields)
+
+
+def field_value(event: Event, path: str) -> str:
+    """The text of one grouping field: source, kind, resource, host, severity or labels.X."""
+    if path.startswith("labels."):
+        return event.labels.get(path[len("labels.") :], "")
+    return str(getattr(event, path))
+
+
+def _name(event: Event) -> str:
+    return event.labels.get("alertname") or event.kind or event.source
+
+
+def _service(event: Event) -> str:
+    return event.labels.get("service") or event.resource
+
+
+class IncidentTracker:
+    """The open and mitigated incidents, in memory; each call returns what to write.
+
+    The engine is the only writer: it calls `observe` for every event before planning, and
+    the returned changes are committed in the same transaction as the event itself.
+    """
+
+    def __init__(self, grouping: Grouping, active: Iterable[Incident] = ()) -> None:
+        self._grouping = grouping
+        self._active = {incident.key: incident for incident in active}
+        self._by_id = {incident.id: incident for incident in self._active.values()}
+
+    def __len__(self) -> int:
+        return len(self._active)
+
+    def observe(self, event: Event, changes: IncidentChanges) -> None:
+        """Attach `event` to its incident (opening one on a first firing event)."""
+        if event.source == "opsmedic" and event.kind == "escalation":
+            return  # about a rule's limit, not the world: it has no resolution to wait for
+        key = self._grouping.key(event)
+        incident = self._active.get(key)
+        firing = event.status is Status.FIRING
+        if incident is None:
+            if not firing:
+                return  # a resolution of something no open incident holds: nothing to follow
+            incident = self._open(key, event, changes)
+        before = incident.alerts.get(event.fingerprint)
+        event.incident_id = incident.id
+        incident.events += 1
+        incident.updated_at = max(incident.updated_at, event.time)
+        incident.alerts[event.fingerprint] = str(event.status)
+        changes.incidents[incident.id] = incident
+        delta = changes.alerts.setdefault(
+            (incident.id, event.fingerprint), AlertDelta(str(event.status), event.time, event.time)
+        )
+        delta.status, delta.events = str(event.status), delta.events + 1
+        delta.first_seen, delta.last_seen = (
+            min(delta.first_seen, event.time),
+            max(delta.last_seen, event.time),
+        )
+        if firing:
+            if _SEVERITY_RANK.get(event.severity, 0) > _SEVERITY_RANK.get(incident.severity, 0):
+                incident.severity = event.severity
+            if before != "firing":  # a repeat of a firing alert adds a count, not a line
+                what = "alert firing" if before is None else "alert firing again"
+                self._line(changes, incident, event.time, "event_received",
+                           f"{what}: {_describe(event)}", event.id)  # fmt: skip
+                if incident.status is IncidentStatus.MITIGATED:
+                    self._status(changes, incident, IncidentStatus.OPEN, event.time,
+                                 "reopened: an alert fired after the mitigation")  # fmt: skip
+        elif before == "firing":
+            self._line(changes, incident, event.time, "event_received",
+                       f"alert resolved: {_describe(event)}", event.id)  # fmt: skip
+            if all(status == "resolved" for status in incident.alerts.values()):
+                incident.resolved_at = event.time
+                self._status(changes, incident, IncidentStatus.RESOLVED, event.time,
+                             "resolved: every alert of the incident resolved")  # fmt: skip
+                del self._active[key]
+                del self._by_id[incident.id]
+
+    def planned(self, event: Event, runs: Iterable[Run], changes: IncidentChanges) -> None:
+        """The runs rules planned (or skipped) for `event`, which has joined an incident."""
+        for run in runs:
+            run.incident_id = event.incident_id
+            what = "skipped" if run.state is RunState.SKIPPED else "planned"
+            dry = " (dry-run)" if run.dry_run else ""
+            message = f"rule {run.rule} matched; run {what}{dry}: {', '.join(run.actions)}"
+            changes.timeline.append(
+                TimelineEntry(event.incident_id, run.created_at, "rule_matched", message, run.id)
+            )
+
+    def started(self, run: Run) -> IncidentChanges:
+        changes = IncidentChanges()
+        if run.incident_id:
+            changes.timeline.append(TimelineEntry(
+                run.incident_id, run.started_at or run.created_at, "run_started",
+                f"run of {run.rule} started", run.id,
+            ))  # fmt: skip
+        return changes
+
+    def finished(self, run: Run, now: float) -> IncidentChanges:
+        """A finished run: its notifications, its result, and mitigation when it succeeded."""
+        changes = IncidentChanges()
+        if not run.incident_id:
+            return changes
+        at = run.finished_at or now
+        for step in run.steps:
+            if step.action in NOTIFYING_ACTIONS and step.state is RunState.SUCCEEDED:
+                changes.timeline.append(TimelineEntry(
+                    run.incident_id, at, "notification_sent", f"{step.action}: {step.message}",
+                    run.id,
+                ))  # fmt: skip
+        changes.timeline.append(TimelineEntry(
+            run.incident_id, at, "run_finished", f"run of {run.rule} {run.state}: {run.message}",
+            run.id,
+        ))  # fmt: skip
+        incident = self._by_id.get(run.incident_id)
+        if (
+            incident is not None
+            and run.state is RunState.SUCCEEDED
+            and not run.dry_run
+            and incident.status is IncidentStatus.OPEN
+        ):
+            incident.mitigated_at = at
+            self._status(changes, incident, IncidentStatus.MITIGATED, at,
+                         f"mitigated: run of {run.rule} succeeded")  # fmt: skip
+        return changes
+
+    def _open(self, key: str, event: Event, changes: IncidentChanges) -> Incident:
+        name, service = _name(event), _service(event)
+        title = f"{name} on {service}" if name and service else name or service or key
+        incident = Incident(key=key, title=title, opened_at=event.time, source=event.source,
+                            severity=event.severity, updated_at=event.time)  # fmt: skip
+        self._active[key] = incident
+        self._by_id[incident.id] = incident
+        self._line(changes, incident, event.time, "status_changed",
+                   f"opened by {event.source}: {title}", event.id)  # fmt: skip
+        return incident
+
+    def _status(
+        self, changes: IncidentChanges, incident: Incident, status: IncidentStatus, at: float,
+        message: str,
+    ) -> None:  # fmt: skip
+        incident.status = status
+        incident.updated_at = max(incident.updated_at, at)
+        changes.incidents[incident.id] = incident
+        self._line(changes, incident, at, "status_changed", message)
+
+    @staticmethod
+    def _line(
+        changes: IncidentChanges, incident: Incident, at: float, kind: str, message: str,
+        ref: str = "",
+    ) -> None:  # fmt: skip
+        changes.timeline.append(TimelineEntry(incident.id, at, kind, message, ref))
+
+
+def _describe(event: Event) -> str:
+    parts = [event.source] + ([_name(event)] if _name(event) != event.source else [])
+    if service := _service(event):
+        parts.append(service)
+    if event.host:
+        parts.append(f"host {event.host}")
+    return " ".join(p for p in parts if p)

@@ -1,0 +1,57 @@
+"""Prometheus metrics of one opsmedic process, in a registry of its own (no global state)."""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+from opsmedic.model import Event, Run, Status
+
+# Remediations take from milliseconds (a noop) to minutes (an archive over SSH).
+_RUN_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0)
+
+
+class Metrics:
+    """What `/metrics` shows: events in, runs out, probe failures, rule-reload errors."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.events = Counter("opsmedic_events_received", "Events received, by source",
+                              ["source"], registry=r)  # fmt: skip
+        self.runs = Counter("opsmedic_runs", "Finished runs, by rule, action and outcome",
+                            ["rule", "action", "outcome"], registry=r)  # fmt: skip
+        self.run_seconds = Histogram("opsmedic_run_duration_seconds",
+                                     "Run duration from start to finish, by rule", ["rule"],
+                                     buckets=_RUN_BUCKETS, registry=r)  # fmt: skip
+        self.probe_failures = Counter("opsmedic_probe_failures",
+                                      "Probe checks that failed (firing), by probe", ["probe"],
+                                      registry=r)  # fmt: skip
+        self.reload_errors = Counter("opsmedic_rule_reload_errors",
+                                     "Rule reloads rejected because the new set was invalid",
+                                     registry=r)  # fmt: skip
+
+    def received(self, events: Iterable[Event]) -> None:
+        # Tallied first: one labelled increment per source, not per event (webhook batches).
+        for source, n in Tally(e.source for e in events).items():
+            self.events.labels(source).inc(n)
+
+    def probed(self, events: Iterable[Event]) -> None:
+        """Probe readings: counted as received, and as failures when firing."""
+        events = list(events)
+        self.received(events)
+        for event in events:
+            if event.status is Status.FIRING:
+                self.probe_failures.labels(event.kind or event.resource).inc()
+
+    def finished(self, run: Run) -> None:
+        # A run with several steps counts once per action: "which action fails how often".
+        for action in dict.fromkeys(run.actions) or [""]:
+            self.runs.labels(run.rule, action, str(run.state)).inc()
+        if run.started_at is not None and run.finished_at is not None:
+            self.run_seconds.labels(run.rule).observe(max(0.0, run.finished_at - run.started_at))
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,218 @@
+"""The HTTP API end to end: ingest committed before 202, reads, incidents, health and metrics."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+from api_service import Api, running_api
+from opsmedic.model import IncidentStatus
+from services import SMTPServer
+
+FIRING = {
+    "receiver": "opsmedic", "status": "firing",
+    "alerts": [{
+        "status": "firing",
+        "labels": {"alertname": "HighErrorRate", "service": "checkout", "severity": "page"},
+        "annotations": {"summary": "5xx ratio 12%"}, "startsAt": "2026-11-22T02:01:16Z",
+        "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "http://prometheus.local/graph?g0.expr=x",
+        "fingerprint": "6e890fd1d2e6636f",
+    }],
+    "groupLabels": {"alertname": "HighErrorRate", "service": "checkout"},
+    "commonLabels": {"alertname": "HighErrorRate", "service": "checkout", "severity": "page"},
+    "commonAnnotations": {"summary": "5xx ratio 12%"}, "externalURL": "http://vm:9093",
+    "version": "4", "groupKey": '{}:{alertname="HighErrorRate", service="checkout"}',
+    "truncatedAlerts": 0,
+}  # fmt: skip
+RULES = [{
+    "name": "restart-checkout",
+    "when": {"source": "alertmanager", "labels.alertname": "HighErrorRate"},
+    "do": [{"run_command": {"argv": ["true"]}},
+           {"notify": {"to": "log", "title": "restarted {{ event.labels.service }}"}}],
+    "throttle": {"once_within": "1h", "per": ["fingerprint"]},
+}]  # fmt: skip
+
+
+def resolved() -> dict[str, Any]:
+    body = copy.deepcopy(FIRING)
+    body["status"] = body["alerts"][0]["status"] = "resolved"
+    body["alerts"][0]["endsAt"] = "2026-11-22T02:09:16Z"
+    return body
+
+
+async def wait_runs(api: Api, n: int) -> None:
+    await api.rt.engine.drain()
+    assert len(api.store.list_runs()) == n
+
+
+async def test_an_alertmanager_incident_opens_is_mitigated_and_resolves(
+    tmp_path: Path, smtp_server: SMTPServer
+) -> None:
+    mail = (
+        f"mailto://{smtp_server.host}:{smtp_server.port}?from=o@example.com&to=oncall@example.com"
+    )
+    async with running_api(tmp_path, RULES, notify={"log": {"urls": [mail]}}) as api, \
+            api.client(api.tokens["ingest"]) as client:  # fmt: skip
+        reply = await client.post("/api/v1/webhooks/alertmanager", json=FIRING)
+        assert reply.status_code == 202, reply.text
+        body = reply.json()
+        (event,) = body["events"]
+        # Committed before the reply: the event and its planned run are in the store now.
+        assert api.store.get_event(event["id"]).fingerprint == "6e890fd1d2e6636f"
+        assert [api.store.get_run(r).rule for r in event["run_ids"]] == ["restart-checkout"]
+        await api.rt.engine.drain()
+        # Alertmanager re-sends the group: the same incident, no second run (throttle).
+        again = (await client.post("/api/v1/webhooks/alertmanager", json=FIRING)).json()
+        assert again["events"][0]["run_ids"] == []
+        assert again["events"][0]["incident_id"] == event["incident_id"]
+        await api.rt.engine.drain()
+        incident, alerts, _ = api.store.get_incident(event["incident_id"])
+        assert incident.status is IncidentStatus.MITIGATED
+        assert [(a.fingerprint, a.events) for a in alerts] == [("6e890fd1d2e6636f", 2)]
+        assert (
+            await client.post("/api/v1/webhooks/alertmanager", json=resolved())
+        ).status_code == 202
+        await api.rt.engine.drain()
+        incident, alerts, timeline = api.store.get_incident(event["incident_id"])
+        assert incident.status is IncidentStatus.RESOLVED and incident.resolved_at
+        kinds = [t.kind for t in timeline]
+        for kind in ("event_received", "rule_matched", "run_started", "notification_sent",
+                     "run_finished", "status_changed"):  # fmt: skip
+            assert kind in kinds, kinds
+        statuses = [t.message.split(":")[0] for t in timeline if t.kind == "status_changed"]
+        assert statuses == ["opened by alertmanager", "mitigated", "resolved"]
+        assert len(api.store.list_incidents()) == 1
+        # A new firing after the resolution is a new incident.
+        later = (await client.post("/api/v1/webhooks/alertmanager", json=FIRING)).json()
+        assert later["events"][0]["incident_id"] != event["incident_id"]
+
+
+async def test_generic_events_one_or_many_and_the_read_routes(tmp_path: Path) -> None:
+    rules = [{"name": "disk", "when": {"source": "disk"}, "do": ["noop"]}]
+    async with running_api(tmp_path, rules) as api:
+        async with api.client(api.tokens["ingest"]) as client:
+            one = await client.post("/api/v1/events", json={"source": "disk", "resource": "/var"})
+            many = await client.post("/api/v1/events", json=[
+                {"source": "disk", "resource": "/srv", "extra": {"kept": True}},
+                {"source": "other", "kind": "x"},
+            ])  # fmt: skip
+            wrapped = await client.post("/api/v1/events", json={"events": [{"source": "other"}]})
+        assert (one.status_code, many.status_code, wrapped.status_code) == (202, 202, 202)
+        assert one.json()["accepted"] == 1 and many.json()["accepted"] == 2
+        assert len(one.json()["events"][0]["run_ids"]) == 1
+        await api.rt.engine.drain()
+        async with api.client(api.tokens["read"]) as client:
+            events = (await client.get("/api/v1/events", params={"source": "disk"})).json()
+            assert {e["resource"] for e in events} == {"/var", "/srv"}
+            kept = next(e for e in events if e["resource"] == "/srv")
+            assert kept["payload"]["extra"] == {"kept": True}  # unknown fields are kept
+            runs = (await client.get("/api/v1/runs", params={"state": "succeeded"})).json()
+            assert len(runs) == 2 and {r["rule"] for r in runs} == {"disk"}
+            run = (await client.get(f"/api/v1/runs/{runs[0]['id'][-8:]}")).json()
+            assert run["steps"][0]["action"] == "noop"
+            assert (await client.get(f"/api/v1/events/{kept['id']}")).json()["id"] == kept["id"]
+            assert (await client.get("/api/v1/runs/ffffffff")).status_code == 404
+            incidents = (await client.get("/api/v1/incidents")).json()
+            assert {i["title"] for i in incidents} == {"disk on /var", "disk on /srv", "x", "other"}
+            detail = (await client.get(f"/api/v1/incidents/{incidents[0]['id']}")).json()
+            assert detail["timeline"] and detail["alerts"]
+            rules_now = (await client.get("/api/v1/rules")).json()
+            assert [r["name"] for r in rules_now["rules"]] == ["disk"]
+            assert rules_now["errors"] == []
+
+
+async def test_bad_bodies_get_a_4xx_with_the_place_and_nothing_is_stored(tmp_path: Path) -> None:
+    async with running_api(tmp_path, api={"max_body": 4096}) as api, \
+            api.client(api.tokens["ingest"]) as client:  # fmt: skip
+        cases = {
+            b"{not json": (400, "not JSON"),
+            b"": (400, "empty body"),
+            b"\xff\xfe": (400, "not UTF-8"),
+            b"42": (422, "body: expected an event object"),
+            json.dumps([{"source": "a"}, {"kind": "no source"}]).encode(): (422, "[1]"),
+            json.dumps({"events": [{"source": "a", "status": "maybe"}]}).encode(): (
+                422, "events[0]"),
+            json.dumps({"source": "a", "labels": ["x"]}).encode(): (422, "labels"),
+            b"[" + b"[" * 100_000 + b"]" * 100_000 + b"]": (413, "limit"),
+        }  # fmt: skip
+        for body, (status, words) in cases.items():
+            reply = await client.post("/api/v1/events", content=body,
+                                      headers={"Content-Type": "application/json"})  # fmt: skip
+            assert reply.status_code == status, (body[:40], reply.text)
+            assert words in reply.json()["detail"], reply.text
+        # A body sent in chunks without a Content-Length is cut off at the limit as well.
+
+        async def chunks() -> Any:
+            for _ in range(10):
+                yield b" " * 1000
+
+        reply = await client.post("/api/v1/events", content=chunks())
+        assert reply.status_code == 413
+        hook = await client.post("/api/v1/webhooks/alertmanager", json={"alerts": "nope"})
+        assert hook.status_code == 422 and "alerts" in hook.json()["detail"]
+        assert api.store.counts() == {"events": 0, "runs": 0}
+        # …and the service still works.
+        ok = await client.post("/api/v1/events", json={"source": "a"})
+        assert ok.status_code == 202
+
+
+async def test_client_chosen_ids_must_be_new(tmp_path: Path) -> None:
+    async with running_api(tmp_path) as api, api.client(api.tokens["ingest"]) as client:
+        first = await client.post("/api/v1/events", json={"source": "a", "id": "evt-1"})
+        assert first.status_code == 202 and first.json()["events"][0]["id"] == "evt-1"
+        again = await client.post("/api/v1/events", json={"source": "a", "id": "evt-1"})
+        assert again.status_code == 409 and "evt-1" in again.json()["detail"]
+        twice = await client.post("/api/v1/events", json=[{"source": "a", "id": "e2"}] * 2)
+        assert twice.status_code == 422
+        assert api.store.counts()["events"] == 1
+
+
+async def test_health_readiness_and_metrics(tmp_path: Path) -> None:
+    rules = [{"name": "n", "when": {"source": "disk"}, "do": ["noop"]}]
+    async with running_api(tmp_path, rules) as api:
+        async with api.client() as anon:
+            assert (await anon.get("/healthz")).json() == {"status": "ok"}
+            ready = (await anon.get("/readyz")).json()
+            assert ready["status"] == "ready" and ready["rules"] == 1
+            assert (await anon.get("/metrics")).status_code == 401
+            assert (await anon.get("/openapi.json")).json()["info"]["title"] == "opsmedic"
+        async with api.client(api.tokens["ingest"]) as client:
+            await client.post(
+                "/api/v1/events",
+                json=[{"source": "disk", "resource": "/a"}, {"source": "disk", "resource": "/b"}],
+            )
+        await api.rt.engine.drain()
+        async with api.client(api.tokens["read"]) as client:
+            text = (await client.get("/metrics")).text
+        assert 'opsmedic_events_received_total{source="disk"} 2.0' in text
+        assert 'opsmedic_runs_total{action="noop",outcome="succeeded",rule="n"} 2.0' in text
+        assert 'opsmedic_run_duration_seconds_count{rule="n"} 2.0' in text
+        assert "opsmedic_rule_reload_errors_total 0.0" in text
+
+
+async def test_reload_rejects_a_bad_set_whole_and_reports_it(tmp_path: Path) -> None:
+    rules = [{"name": "n", "when": {"source": "disk"}, "do": ["noop"]}]
+    async with running_api(tmp_path, rules) as api, api.client(api.tokens["operate"]) as client:
+        (tmp_path / "rules" / "bad.yaml").write_text("- {name: b, when: {source: x}, do: [nope]}\n")
+        reply = await client.post("/api/v1/rules/reload")
+        assert reply.status_code == 422 and "bad.yaml" in json.dumps(reply.json())
+        async with api.client(api.tokens["read"]) as reader:
+            now = (await reader.get("/api/v1/rules")).json()
+        assert [r["name"] for r in now["rules"]] == ["n"] and "bad.yaml" in now["errors"][0]
+        (tmp_path / "rules" / "bad.yaml").unlink()
+        assert (await client.post("/api/v1/rules/reload")).json() == {"rules": 1}
+    assert api.service.metrics.reload_errors._value.get() == 1
+
+
+async def test_store_down_is_503_not_500(tmp_path: Path) -> None:
+    async with running_api(tmp_path) as api, api.client(api.tokens["read"]) as client:
+        api.store.close()
+        (tmp_path / "opsmedic.db").unlink()
+        (tmp_path / "opsmedic.db").mkdir()  # a directory where the database was
+        reply = await client.get("/api/v1/events")
+        assert reply.status_code == 503 and "opsmedic.db" in reply.json()["detail"]
+        async with api.client() as anon:
+            assert (await anon.get("/readyz")).status_code == 503
+        (tmp_path / "opsmedic.db").rmdir()

@@ -1,0 +1,123 @@
+"""The incident tracker: grouping keys, opening, mitigation, reopening and resolution."""
+
+from __future__ import annotations
+
+from opsmedic.incidents import Grouping, IncidentChanges, IncidentTracker
+from opsmedic.model import Event, IncidentStatus, Run, RunState, Status, StepRecord
+
+
+def am(instance: str, status: Status = Status.FIRING, **labels: str) -> Event:
+    return Event(source="alertmanager", kind="HighErrorRate", status=status, time=100.0,
+                 labels={"alertname": "HighErrorRate", "service": "checkout",
+                         "instance": instance, **labels})  # fmt: skip
+
+
+def observe(tracker: IncidentTracker, *events: Event) -> IncidentChanges:
+    changes = IncidentChanges()
+    for event in events:
+        tracker.observe(event, changes)
+    return changes
+
+
+def finished_run(event: Event, state: RunState, *, dry_run: bool = False) -> Run:
+    run = Run(rule="fix", event_id=event.id, target=event.target, fingerprint=event.fingerprint,
+              actions=["run_command", "notify"], state=state, dry_run=dry_run,
+              incident_id=event.incident_id, finished_at=200.0)  # fmt: skip
+    run.steps = [StepRecord("run_command", {}, state=state),
+                 StepRecord("notify", {}, state=RunState.SUCCEEDED, message="sent")]  # fmt: skip
+    return run
+
+
+def test_default_key_is_alert_name_and_service() -> None:
+    grouping = Grouping({})
+    assert grouping.key(am("a")) == grouping.key(am("b")) == "HighErrorRate/checkout"
+    assert grouping.key(Event(source="disk", resource="/var")) == "disk//var"
+    assert (
+        grouping.key(Event(source="dns", kind="primary", resource="10.0.0.1")) == "primary/10.0.0.1"
+    )
+
+
+def test_group_by_per_source_like_alertmanager() -> None:
+    grouping = Grouping({"alertmanager": ["labels.alertname", "labels.instance"],
+                         "default": ["source"]})  # fmt: skip
+    assert grouping.key(am("a")) != grouping.key(am("b"))
+    assert grouping.key(am("a")) == "alertmanager:labels.alertname=HighErrorRate,labels.instance=a"
+    assert grouping.key(Event(source="disk", resource="/x")) == "disk:source=disk"
+    every = Grouping({"alertmanager": ["..."]})
+    assert every.key(am("a")) == f"alertmanager:{am('a').fingerprint}"
+
+
+def test_alerts_of_a_group_share_one_incident_that_resolves_when_all_resolve() -> None:
+    tracker = IncidentTracker(Grouping({}))
+    a, b = am("a"), am("b")
+    changes = observe(tracker, a, b, am("a"))  # the repeat of `a` adds a count, not a line
+    assert a.incident_id and a.incident_id == b.incident_id
+    (incident,) = changes.incidents.values()
+    assert incident.events == 3 and incident.status is IncidentStatus.OPEN
+    assert changes.alerts[(incident.id, a.fingerprint)].events == 2
+    assert [t.kind for t in changes.timeline] == ["status_changed", "event_received",
+                                                  "event_received"]  # fmt: skip
+    changes = observe(tracker, am("a", Status.RESOLVED))
+    assert incident.status is IncidentStatus.OPEN  # b still fires
+    changes = observe(tracker, am("b", Status.RESOLVED))
+    assert incident.status is IncidentStatus.RESOLVED and incident.resolved_at == 100.0
+    assert changes.timeline[-1].message.startswith("resolved")
+    assert len(tracker) == 0
+    again = am("a")
+    observe(tracker, again)
+    assert again.incident_id != a.incident_id  # a new firing after resolution: a new incident
+
+
+def test_a_successful_run_mitigates_and_a_new_firing_reopens() -> None:
+    tracker = IncidentTracker(Grouping({}))
+    a = am("a")
+    observe(tracker, a)
+    changes = tracker.finished(finished_run(a, RunState.FAILED), 200.0)
+    assert [t.kind for t in changes.timeline] == ["notification_sent", "run_finished"]
+    assert not changes.incidents  # a failed run mitigates nothing
+    changes = tracker.finished(finished_run(a, RunState.SUCCEEDED, dry_run=True), 200.0)
+    assert not changes.incidents  # nor does a dry run
+    changes = tracker.finished(finished_run(a, RunState.SUCCEEDED), 200.0)
+    (incident,) = changes.incidents.values()
+    assert incident.status is IncidentStatus.MITIGATED and incident.mitigated_at == 200.0
+    observe(tracker, am("a"))  # a repeat of the same firing alert: still mitigated
+    assert incident.status is IncidentStatus.MITIGATED
+    changes = observe(tracker, am("c"))  # another alert of the group fires: open again
+    assert incident.status is IncidentStatus.OPEN
+    assert changes.timeline[-1].message.startswith("reopened")
+
+
+def test_resolutions_without_an_incident_and_escalations_open_nothing() -> None:
+    tracker = IncidentTracker(Grouping({}))
+    ok = Event(source="disk", resource="/var", status=Status.RESOLVED)
+    escalation = Event(source="opsmedic", kind="escalation", resource="fix")
+    changes = observe(tracker, ok, escalation)
+    assert not changes and not ok.incident_id and not escalation.incident_id
+
+
+def test_severity_is_the_worst_seen_and_runs_join_the_incident() -> None:
+    tracker = IncidentTracker(Grouping({}))
+    a, b = am("a"), am("b")
+    a.severity, b.severity = "warning", "critical"
+    changes = observe(tracker, a, b, am("c"))
+    (incident,) = changes.incidents.values()
+    assert incident.severity == "critical"
+    run = Run(rule="fix", event_id=a.id, target="t", fingerprint=a.fingerprint, actions=["noop"],
+              created_at=100.0)  # fmt: skip
+    skipped = Run(rule="fix", event_id=a.id, target="t", fingerprint=a.fingerprint,
+                  actions=["noop"], state=RunState.SKIPPED, dry_run=True)  # fmt: skip
+    tracker.planned(a, [run, skipped], changes)
+    assert run.incident_id == skipped.incident_id == incident.id
+    assert changes.timeline[-2].message == "rule fix matched; run planned: noop"
+    assert changes.timeline[-1].message == "rule fix matched; run skipped (dry-run): noop"
+    assert [t.kind for t in tracker.started(run).timeline] == ["run_started"]
+
+
+def test_tracker_restarts_from_the_stored_active_incidents() -> None:
+    first = IncidentTracker(Grouping({}))
+    a = am("a")
+    (incident,) = observe(first, a).incidents.values()
+    restarted = IncidentTracker(Grouping({}), [incident])
+    b = am("b")
+    observe(restarted, b)
+    assert b.incident_id == a.incident_id

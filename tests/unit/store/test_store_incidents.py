@@ -1,0 +1,70 @@
+"""Incidents, tokens and cursors in the store, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+
+from opsmedic.errors import NotFoundError
+from opsmedic.incidents import Grouping, IncidentChanges, IncidentTracker
+from opsmedic.model import IncidentStatus, Status
+from opsmedic.store import Store
+from opsmedic.store.incident_rows import IncidentRows
+from opsmedic.tokens import Scope, digest, mint
+from store_fixtures import make_event, make_run
+
+
+def test_incident_changes_commit_with_their_events_and_merge_counts(store: Store) -> None:
+    tracker = IncidentTracker(Grouping({}))
+    a1, a2 = make_event(kind="full"), make_event(kind="full")
+    changes = IncidentChanges()
+    tracker.observe(a1, changes)
+    run = make_run(a1)
+    tracker.planned(a1, [run], changes)
+    store.record([a1], [run], incidents=IncidentRows.of(changes))
+    changes = IncidentChanges()
+    tracker.observe(a2, changes)  # a repeat: the alert's count grows in the store
+    store.record([a2], [], incidents=IncidentRows.of(changes))
+    incident, alerts, timeline = store.get_incident(a1.incident_id)
+    assert (incident.status, incident.events, incident.title) == (
+        IncidentStatus.OPEN,
+        2,
+        "full on /var/log/app",
+    )
+    assert [(a.fingerprint, a.events, a.status) for a in alerts] == [(a1.fingerprint, 2, "firing")]
+    assert [t.kind for t in timeline] == ["status_changed", "event_received", "rule_matched"]
+    assert store.get_event(a1.id).incident_id == incident.id
+    assert store.get_run(run.id).incident_id == incident.id
+    (active,) = store.active_incidents()
+    assert active.alerts == {a1.fingerprint: "firing"}
+    changes = IncidentChanges()
+    tracker.observe(make_event(kind="full", status=Status.RESOLVED), changes)
+    store.record([], [], incidents=IncidentRows.of(changes))
+    assert store.active_incidents() == []
+    (listed,) = store.list_incidents(status=IncidentStatus.RESOLVED)
+    assert listed.id == incident.id and store.list_incidents(status=IncidentStatus.OPEN) == []
+    assert store.get_incident(incident.id[-6:])[0].id == incident.id
+    with pytest.raises(NotFoundError):
+        store.get_incident("ffffffffffff")
+
+
+def test_tokens_are_kept_as_hashes_and_revocation_frees_the_name(store: Store) -> None:
+    record, secret = mint("alertmanager", [Scope.INGEST], 1.0)
+    store.add_token(record, digest(secret))
+    found = store.find_token(digest(secret))
+    assert found is not None and found.scopes == ("ingest",)
+    assert store.find_token(digest(secret + "x")) is None
+    with pytest.raises(ValueError, match="exists already"):
+        store.add_token(mint("alertmanager", [Scope.READ], 2.0)[0], digest("other"))
+    store.revoke_token("alertmanager", 3.0)
+    assert store.find_token(digest(secret)) is None
+    with pytest.raises(ValueError, match="no active token"):
+        store.revoke_token("alertmanager", 4.0)
+    store.add_token(mint("alertmanager", [Scope.READ], 5.0)[0], digest("again"))
+    assert [t.revoked_at for t in store.list_tokens()] == [3.0, None]
+
+
+def test_cursors_round_trip(store: Store) -> None:
+    assert store.load_cursor("feed") is None
+    store.save_cursor("feed", '{"v": 1}', 1.0)
+    store.save_cursor("feed", '{"v": 2}', 2.0)
+    assert store.load_cursor("feed") == '{"v": 2}'
