@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import yaml
 
+from opsmedic.model import new_id
 from opsmedic.runtime import Runtime, Service, build, run_forever
 from opsmedic.store.store import Store
 from opsmedic.tokens import Scope, digest, mint
@@ -65,7 +66,8 @@ async def running_api(
     assert service.api_address is not None
     host, port = service.api_address
     api = Api(rt, rt.store, f"http://{host}:{port}", service)
-    api.tokens = {s.value: api.token(s, name=f"test-{s.value}") for s in Scope}
+    # Fresh names on every start: a test may start the service twice on one store.
+    api.tokens = {s.value: api.token(s, name=f"test-{s.value}-{new_id()}") for s in Scope}
     try:
         yield api
     finally:

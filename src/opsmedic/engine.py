@@ -19,6 +19,7 @@ from opsmedic.planner import Planner
 from opsmedic.plugins import Registry
 from opsmedic.rules.model import Rule
 from opsmedic.rules.ruleset import RuleSet
+from opsmedic.store.incident_rows import IncidentRows
 from opsmedic.store.store import Store
 from opsmedic.templating import Templates
 
@@ -37,6 +38,18 @@ class Accepted:
 class _Submission:
     events: list[Event]
     done: asyncio.Future[list[Accepted]] | None
+
+
+@dataclass(slots=True)
+class _Planned:
+    """A batch after planning, before its commit."""
+
+    events: list[Event] = field(default_factory=list)
+    to_run: list[tuple[Run, Rule, Event]] = field(default_factory=list)
+    recorded: list[Run] = field(default_factory=list)
+    escalations: list[Event] = field(default_factory=list)
+    replies: list[tuple[_Submission, list[Accepted]]] = field(default_factory=list)
+    incidents: IncidentRows = field(default_factory=IncidentRows)
 
 
 class Engine:
@@ -79,11 +92,15 @@ class Engine:
         if self.store is not None:
             now = self._clock.now()
             interrupted = await self.journal.call(self.store.interrupt_running, now)
-            active = await self.journal.call(self.store.active_incidents)
-            self.incidents = IncidentTracker(self._grouping, active)
-            horizon = max((r.limit.within for r in self.planner.ruleset if r.limit), default=0.0)
+            await self._reload_incidents()
+            rules = list(self.planner.ruleset)
+            horizon = max((r.limit.within for r in rules if r.limit), default=0.0)
             if horizon:
                 self.planner.restore(await self.journal.call(self.store.recent_runs, now - horizon))
+            window = max((r.throttle.once_within for r in rules if r.throttle), default=0.0)
+            if window:
+                fired = await self.journal.call(self.store.recent_fired, now - window)
+                self.planner.restore_throttles(fired)
             for run in interrupted:
                 self.log.warning("run.interrupted", run_id=run.id, rule=run.rule, target=run.target)
         self._loop_task = asyncio.create_task(self._loop(), name="opsmedic-engine")
@@ -129,21 +146,19 @@ class Engine:
                     batch.append(self._inbox.pop(0))
                     size += len(batch[-1].events)
                 try:
-                    await self._process(batch)
-                except Exception as exc:  # the caller hears of it; the loop keeps serving
-                    self.log.exception("engine.batch_failed")
-                    for sub in batch:
-                        if sub.done is not None and not sub.done.done():
-                            sub.done.set_exception(exc)
+                    planned = self._plan(batch)
+                except Exception as exc:  # a bug in planning: its callers hear of it
+                    self._fail(batch, exc)
+                    continue
+                # Planning the next batch waits for this commit (measured: overlapping the
+                # two gained nothing here), so what is planned always rests on what is stored.
+                await self._commit(planned)
             self._busy = False
             self._check_idle()
 
-    async def _process(self, batch: list[_Submission]) -> None:
-        events: list[Event] = []
-        to_run: list[tuple[Run, Rule, Event]] = []
-        recorded: list[Run] = []
-        escalations: list[Event] = []
-        replies: list[tuple[_Submission, list[Accepted]]] = []
+    def _plan(self, batch: list[_Submission]) -> _Planned:
+        """Decide for every event of the batch: its incident, its runs, the replies."""
+        planned = _Planned()
         changes = IncidentChanges()
         for sub in batch:
             accepted = []
@@ -154,39 +169,67 @@ class Engine:
                     self.incidents.planned(
                         event, [r for r, _ in decision.runs] + decision.recorded, changes
                     )
-                events.append(event)
-                to_run.extend((run, rule, event) for run, rule in decision.runs)
-                recorded.extend(decision.recorded)
-                escalations.extend(decision.escalations)
+                planned.events.append(event)
+                planned.to_run.extend((run, rule, event) for run, rule in decision.runs)
+                planned.recorded.extend(decision.recorded)
+                planned.escalations.extend(decision.escalations)
                 ids = [r.id for r, _ in decision.runs] + [r.id for r in decision.recorded]
                 accepted.append(Accepted(event.id, ids))
-            replies.append((sub, accepted))
+            planned.replies.append((sub, accepted))
+        # Rows now, not at the commit: the next batch may change these incidents before then.
+        planned.incidents = IncidentRows.of(changes)
+        return planned
+
+    async def _commit(self, planned: _Planned) -> None:
+        """Commit a planned batch, answer its submitters, start the runs it claimed."""
+        to_run = planned.to_run
         try:
             claimed = await self.journal.record(
-                events,
-                [r for r, _, _ in to_run] + recorded,
+                planned.events,
+                [r for r, _, _ in to_run] + planned.recorded,
                 claim=[r.id for r, _, _ in to_run],
-                incidents=changes,
+                incidents=planned.incidents,
             )
-        except BaseException:
+        except Exception as exc:  # the callers hear of it; the engine keeps serving
             for run, _, _ in to_run:
                 self.planner.done(run)
-            raise
-        for sub, accepted in replies:
+            self._fail([sub for sub, _ in planned.replies], exc)
+            await self._reload_incidents()
+            return
+        for sub, accepted in planned.replies:
             if sub.done is not None and not sub.done.done():
                 sub.done.set_result(accepted)
-        for run in recorded:
+        for run in planned.recorded:
             self._count(run)
             self.log.warning("run.limited", run_id=run.id, rule=run.rule, target=run.target,
                              message=run.message)  # fmt: skip
-        if escalations:
-            self._push(_Submission(escalations, None))
+        if planned.escalations:
+            self._push(_Submission(planned.escalations, None))
         for run, rule, event in to_run:
             if run.id in claimed:
                 await self._spawn(run, rule, event)
             else:
                 self.planner.done(run)
                 self.log.info("run.not_claimed", run_id=run.id, rule=run.rule)
+
+    async def _reload_incidents(self) -> None:
+        """The tracker as the store has it: at start, and after a commit that failed (its
+        changes were made in memory and must not outlive it, or a retried alert is lost)."""
+        if self.store is None:
+            return
+        try:
+            active = await self.journal.call(self.store.active_incidents)
+        except Exception as exc:  # the store is down: the next commit fails and retries this
+            self.log.error("incidents.reload_failed", error=str(exc))
+            return
+        self.incidents = IncidentTracker(self._grouping, active)
+
+    def _fail(self, batch: list[_Submission], exc: Exception) -> None:
+        self.log.error("engine.batch_failed", error=f"{type(exc).__name__}: {exc}",
+                       exc_info=exc)  # fmt: skip
+        for sub in batch:
+            if sub.done is not None and not sub.done.done():
+                sub.done.set_exception(exc)
 
     async def _spawn(self, run: Run, rule: Rule, event: Event) -> None:
         await self._slots.acquire()  # backpressure: planning waits for execution slots
@@ -198,9 +241,10 @@ class Engine:
     async def _execute(self, run: Run, rule: Rule, event: Event) -> None:
         try:
             run.state, run.started_at = RunState.RUNNING, self._clock.now()
-            self.journal.note(self.incidents.started(run))
+            self.journal.note(IncidentRows.of(self.incidents.started(run)))
             await self.executor.execute(run, rule, event)
-            await self.journal.finish(run, self.incidents.finished(run, self._clock.now()))
+            ended = self.incidents.finished(run, self._clock.now())
+            await self.journal.finish(run, IncidentRows.of(ended))
             self._count(run)
             self.log.info("run.finished", run_id=run.id, rule=run.rule, target=run.target,
                           outcome=str(run.state), message=run.message)  # fmt: skip

@@ -34,18 +34,6 @@ class IncidentChanges:
     def __bool__(self) -> bool:
         return bool(self.incidents or self.alerts or self.timeline)
 
-    def merge(self, other: IncidentChanges) -> None:
-        self.incidents.update(other.incidents)
-        for key, delta in other.alerts.items():
-            mine = self.alerts.get(key)
-            if mine is None:
-                self.alerts[key] = delta
-            else:
-                mine.status, mine.last_seen = delta.status, max(mine.last_seen, delta.last_seen)
-                mine.first_seen = min(mine.first_seen, delta.first_seen)
-                mine.events += delta.events
-        self.timeline.extend(other.timeline)
-
 
 class Grouping:
     """The grouping key of an event, like Alertmanager's `group_by`, configurable per source.
@@ -92,6 +80,9 @@ class IncidentTracker:
         self._grouping = grouping
         self._active = {incident.key: incident for incident in active}
         self._by_id = {incident.id: incident for incident in self._active.values()}
+        # An alert stays with the incident it joined, even if its grouping key changes (a
+        # resolve that lacks the trigger's fields, a severity that drops on recovery).
+        self._by_fp = {fp: i for i in self._active.values() for fp in i.alerts}
 
     def __len__(self) -> int:
         return len(self._active)
@@ -100,27 +91,30 @@ class IncidentTracker:
         """Attach `event` to its incident (opening one on a first firing event)."""
         if event.source == "opsmedic" and event.kind == "escalation":
             return  # about a rule's limit, not the world: it has no resolution to wait for
-        key = self._grouping.key(event)
-        incident = self._active.get(key)
         firing = event.status is Status.FIRING
+        incident = self._by_fp.get(event.fingerprint)
         if incident is None:
-            if not firing:
-                return  # a resolution of something no open incident holds: nothing to follow
-            incident = self._open(key, event, changes)
+            key = self._grouping.key(event)
+            incident = self._active.get(key)
+            if incident is None:
+                if not firing:
+                    return  # a resolution no open incident holds: nothing to follow
+                incident = self._open(key, event, changes)
+            self._by_fp[event.fingerprint] = incident
+        status, at = event.status.value, event.time
         before = incident.alerts.get(event.fingerprint)
         event.incident_id = incident.id
         incident.events += 1
-        incident.updated_at = max(incident.updated_at, event.time)
-        incident.alerts[event.fingerprint] = str(event.status)
+        if at > incident.updated_at:
+            incident.updated_at = at
+        incident.alerts[event.fingerprint] = status
         changes.incidents[incident.id] = incident
-        delta = changes.alerts.setdefault(
-            (incident.id, event.fingerprint), AlertDelta(str(event.status), event.time, event.time)
-        )
-        delta.status, delta.events = str(event.status), delta.events + 1
-        delta.first_seen, delta.last_seen = (
-            min(delta.first_seen, event.time),
-            max(delta.last_seen, event.time),
-        )
+        delta = changes.alerts.get((incident.id, event.fingerprint))
+        if delta is None:
+            changes.alerts[(incident.id, event.fingerprint)] = AlertDelta(status, at, at, 1)
+        else:
+            delta.status, delta.events = status, delta.events + 1
+            delta.first_seen, delta.last_seen = min(delta.first_seen, at), max(delta.last_seen, at)
         if firing:
             if _SEVERITY_RANK.get(event.severity, 0) > _SEVERITY_RANK.get(incident.severity, 0):
                 incident.severity = event.severity
@@ -138,8 +132,10 @@ class IncidentTracker:
                 incident.resolved_at = event.time
                 self._status(changes, incident, IncidentStatus.RESOLVED, event.time,
                              "resolved: every alert of the incident resolved")  # fmt: skip
-                del self._active[key]
+                del self._active[incident.key]
                 del self._by_id[incident.id]
+                for fp in incident.alerts:
+                    del self._by_fp[fp]
 
     def planned(self, event: Event, runs: Iterable[Run], changes: IncidentChanges) -> None:
         """The runs rules planned (or skipped) for `event`, which has joined an incident."""

@@ -8,7 +8,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from opsmedic.incidents import IncidentChanges
 from opsmedic.logs import get_logger
 from opsmedic.model import Event, Run
 from opsmedic.store.incident_rows import IncidentRows
@@ -23,7 +22,7 @@ class _Batch:
     runs: list[Run] = field(default_factory=list)
     claims: list[str] = field(default_factory=list)
     finished: list[Run] = field(default_factory=list)
-    incidents: IncidentChanges = field(default_factory=IncidentChanges)
+    incidents: IncidentRows = field(default_factory=IncidentRows)
     waiters: list[asyncio.Future[set[str]]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
@@ -93,7 +92,7 @@ class Journal:
         events: Sequence[Event],
         runs: Sequence[Run],
         claim: Sequence[str] = (),
-        incidents: IncidentChanges | None = None,
+        incidents: IncidentRows | None = None,
     ) -> set[str]:
         """Events, their runs and the incident changes they made, durable when this returns;
         the runs named in `claim` are claimed (planned → running, a conditional update) in
@@ -105,21 +104,21 @@ class Journal:
         self._batch.runs.extend(runs)
         self._batch.claims.extend(claim)
         if incidents:
-            self._batch.incidents.merge(incidents)
+            self._batch.incidents.extend(incidents)
         return await self._enqueue() & set(claim)
 
-    async def finish(self, run: Run, incidents: IncidentChanges | None = None) -> None:
+    async def finish(self, run: Run, incidents: IncidentRows | None = None) -> None:
         if self._store is None:
             return
         self._batch.finished.append(run)
         if incidents:
-            self._batch.incidents.merge(incidents)
+            self._batch.incidents.extend(incidents)
         await self._enqueue()
 
-    def note(self, incidents: IncidentChanges) -> None:
-        """Incident changes that need not be waited for (a run started): the next commit."""
+    def note(self, incidents: IncidentRows) -> None:
+        """Incident rows that need not be waited for (a run started): the next commit."""
         if self._store is not None and incidents:
-            self._batch.incidents.merge(incidents)
+            self._batch.incidents.extend(incidents)
             self._wake.set()
 
     async def _flush_loop(self) -> None:
@@ -130,11 +129,8 @@ class Journal:
             await self._flush(batch)
 
     async def _flush(self, batch: _Batch) -> None:
-        # Rows are built here, on the event loop, where the incidents are changed: the DB
-        # thread then writes a consistent snapshot.
-        rows = IncidentRows.of(batch.incidents) if batch.incidents else None
         try:
-            claimed = await self.call(self._write, batch, rows)
+            claimed = await self.call(self._write, batch)
         except BaseException as exc:
             for fut in batch.waiters:
                 if not fut.done():
@@ -146,12 +142,12 @@ class Journal:
             if not fut.done():
                 fut.set_result(claimed)
 
-    def _write(self, batch: _Batch, incidents: IncidentRows | None) -> set[str]:
+    def _write(self, batch: _Batch) -> set[str]:
         assert self._store is not None
         self._writes += 1
         # One transaction per batch; inside it a run is recorded, then claimed, then finished.
         return set(
             self._store.record(
-                batch.events, batch.runs, batch.claims, self._now(), batch.finished, incidents
+                batch.events, batch.runs, batch.claims, self._now(), batch.finished, batch.incidents
             )
         )

@@ -69,6 +69,15 @@ class Planner:
             if rule is not None and rule.limit is not None and rule.limit.per == ["target"]:
                 self._windows.setdefault((rule_name, (target,)), deque()).append(created_at)
 
+    def restore_throttles(self, fired: list[tuple[str, Event]]) -> None:
+        """Refill throttles from the runs (and their events) recorded before a restart, so a
+        repeated alert does not run a rule again inside its window."""
+        for rule_name, event in fired:
+            rule = self.ruleset.get(rule_name)
+            if rule is not None and rule.throttle is not None:
+                key = (rule_name, key_of(event, rule.throttle.per))
+                self._last_fired[key] = max(self._last_fired.get(key, event.time), event.time)
+
     def done(self, run: Run) -> None:
         """Release the (rule, fingerprint) in-flight lock when a run finishes."""
         self._in_flight.discard((run.rule, run.fingerprint))

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from opsmedic.store.store import Store
 
 DEFAULT_CONFIG = Path("opsmedic.yaml")
+POLLER_GRACE_S = 5.0  # beyond a poll's own timeout, for its commit and cursor save
 
 
 def find_config(explicit: Path | None) -> Path | None:
@@ -189,11 +190,14 @@ async def run_forever(rt: Runtime, stop: asyncio.Event, service: Service | None 
     probes = ProbeRunner(rt.config.probes, rt.registry, rt.config, rt.clock, emit_probed, log,
                          config_path=str(rt.config_path or "opsmedic.yaml"))  # fmt: skip
     tasks = [asyncio.create_task(probes.run(), name="probes")]
+    pollers, pollers_stop = [], asyncio.Event()
     if rt.store is not None:
         cursors = StoreCursors(rt.store, rt.clock)
         for poller in rt.config.pollers:
             feed = Poller(poller, emit_polled, cursors, rt.clock, get_logger(component="poller"))
-            tasks.append(asyncio.create_task(feed.run(), name=f"poller-{poller.name}"))
+            pollers.append(
+                asyncio.create_task(feed.run(pollers_stop), name=f"poller-{poller.name}")
+            )
     if rt.config.rules_dir.is_dir():
         tasks.append(asyncio.create_task(watch_rules(rt, on_rules), name="rules-watch"))
     log.info("started", rules=len(rt.ruleset), probes=len(rt.config.probes),
@@ -205,7 +209,15 @@ async def run_forever(rt: Runtime, stop: asyncio.Event, service: Service | None 
     finally:
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # Pollers finish the poll they are in (emit, then save the cursor), bounded by the
+        # longest poll timeout; only one that overruns it is cancelled.
+        pollers_stop.set()
+        grace = max((p.timeout for p in rt.config.pollers), default=0.0) + POLLER_GRACE_S
+        if pollers:
+            _, late = await asyncio.wait(pollers, timeout=grace)
+            for task in late:
+                task.cancel()
+        await asyncio.gather(*tasks, *pollers, return_exceptions=True)
         # The API stops after the sources, before the engine: requests in flight still get
         # their events committed and their answer.
         if api is not None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import threading
 from collections.abc import Iterator
@@ -418,12 +417,36 @@ async def test_run_polls_at_once_and_keeps_going_after_failures(
     # A one-hour interval: the retries after the two failures come from the backoff, which
     # never exceeds the interval; the first poll happens at start, not after an hour.
     p = poller(config(feed.url, interval="1h", jitter=0), sink, MemoryCursors())
-    task = asyncio.create_task(p.run())
+    stop = asyncio.Event()
+    task = asyncio.create_task(p.run(stop))
     try:
         await asyncio.wait_for(sink.arrived.wait(), timeout=20)
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        stop.set()
+        await asyncio.wait_for(task, timeout=20)  # ends at once: the wait is on `stop`
     assert len(feed.behaviour.requests) == 3
     assert kinds(sink.events) == ["alert-1"]
+
+
+async def test_a_stop_during_a_poll_lets_it_commit_and_save_its_cursor(feed: Feed) -> None:
+    """Stopping between emit (committed) and the cursor save would read the items again at
+    the next start: `run` finishes the poll it is in before it returns."""
+    cursors, emitting, release = MemoryCursors(), asyncio.Event(), asyncio.Event()
+    sink = Sink()
+
+    async def slow_emit(events: list[Event]) -> None:
+        emitting.set()
+        await release.wait()  # the commit is still in progress when the stop comes
+        await sink(events)
+
+    feed.serve(alert(1))
+    p = Poller(
+        config(feed.url, interval="1h"), slow_emit, cursors, ManualClock(), structlog.get_logger()
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(p.run(stop))
+    await asyncio.wait_for(emitting.wait(), timeout=20)
+    stop.set()
+    release.set()
+    await asyncio.wait_for(task, timeout=20)
+    assert kinds(sink.events) == ["alert-1"] and "legacy-nms" in cursors.saved

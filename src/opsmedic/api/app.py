@@ -13,12 +13,16 @@ from opsmedic import __version__
 from opsmedic.api import ingest, operate, read
 from opsmedic.api.auth import Authenticator, require
 from opsmedic.api.fastpath import IngestFastPath
+from opsmedic.api.ingest import STORE_DOWN
 from opsmedic.errors import StoreError
+from opsmedic.logs import get_logger
 from opsmedic.metrics import Metrics
 from opsmedic.tokens import Scope
 
 if TYPE_CHECKING:
     from opsmedic.runtime import Runtime
+
+_log = get_logger(component="api")
 
 # Routes anyone may call: liveness and readiness for orchestrators, and the API's own
 # description (no data in it). Every other route needs a token; a test enforces this list.
@@ -65,13 +69,16 @@ async def _healthz() -> dict[str, str]:
 
 
 async def _readyz(request: Request) -> JSONResponse:
+    # Public, so it says what is wrong, not where: paths and rule texts are for the log and
+    # for /api/v1/rules (read scope).
     rt = request.app.state.rt
     try:
-        await asyncio.to_thread(request.app.state.store.counts)
+        await asyncio.to_thread(request.app.state.store.ping)
     except StoreError as exc:
-        return JSONResponse({"status": "unavailable", "store": str(exc)}, status_code=503)
-    errors = [str(p) for p in rt.rule_errors]
-    return JSONResponse({"status": "ready", "rules": len(rt.ruleset), "rule_errors": errors})
+        _log.error("api.store_unavailable", path="/readyz", error=str(exc))
+        return JSONResponse({"status": "unavailable", "store": "unreachable"}, status_code=503)
+    return JSONResponse({"status": "ready", "rules": len(rt.ruleset),
+                         "rule_errors": len(rt.rule_errors)})  # fmt: skip
 
 
 async def _metrics(request: Request) -> Response:
@@ -91,7 +98,8 @@ def _problem(error: Any) -> str:
     return f"{where}: {error.get('msg', 'invalid')}"
 
 
-async def _store_down(_request: Request, exc: Exception) -> JSONResponse:
+async def _store_down(request: Request, exc: Exception) -> JSONResponse:
     # The one 5xx on purpose: the store is the source of truth, and without it nothing is
     # accepted; 503 tells senders (Alertmanager, Datadog) to retry.
-    return JSONResponse({"detail": str(exc)}, status_code=503)
+    _log.error("api.store_unavailable", path=request.url.path, error=str(exc))
+    return JSONResponse({"detail": STORE_DOWN}, status_code=503)

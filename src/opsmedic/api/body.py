@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+import orjson
 from fastapi import HTTPException, Request
 
 
@@ -26,15 +26,16 @@ async def read_limited(request: Request, limit: int) -> bytes:
 
 
 def decode_json(body: bytes) -> Any:
+    """Strict JSON (RFC 8259: UTF-8, no NaN, no lone surrogates), parsed by orjson."""
     if not body.strip():
         raise HTTPException(400, "empty body: expected JSON")
     try:
-        return json.loads(body.decode("utf-8"))  # RFC 8259: JSON between systems is UTF-8
-    except UnicodeDecodeError:
-        raise HTTPException(400, "body is not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise HTTPException(400, "body is not UTF-8 text") from None
         raise HTTPException(
             400, f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from None
-    except RecursionError:
-        raise HTTPException(400, "not JSON that can be read: nested too deeply") from None

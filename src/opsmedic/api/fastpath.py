@@ -1,8 +1,9 @@
-"""The ingest fast path: POSTs to the ingest routes skip FastAPI's routing and middleware.
+"""The API's front door: body limits for every request, and the ingest fast path.
 
 Under webhook load most of a request's cost was FastAPI's and Starlette's layers, not the work
-(bench/ingest.py); these few routes are answered here by the very same `accept` the FastAPI
-routes call, and every other request (and the OpenAPI document) goes to FastAPI.
+(bench/ingest.py); the ingest routes are answered here by the very same `accept` the FastAPI
+routes call, and every other request (and the OpenAPI document) goes to FastAPI. FastAPI reads
+a body before it checks the token, so the size limit is enforced here, for everyone.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive, Scope, Send
 
-from opsmedic.api.ingest import EVENTS_PATH, WEBHOOK_PATHS, accept
+from opsmedic.api.ingest import EVENTS_PATH, STORE_DOWN, WEBHOOK_PATHS, accept
 from opsmedic.errors import StoreError
 from opsmedic.logs import get_logger
 
@@ -31,9 +33,16 @@ class IngestFastPath:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
-        if scope["type"] != "http" or scope["method"] != "POST" or path not in self._routes:
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
-            return
+        elif scope["method"] == "POST" and path in self._routes:
+            await self._ingest(scope, receive, send, path)
+        elif refusal := _body_refusal(scope, self.app.state.max_body):
+            await _send(send, *refusal)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _ingest(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
         scope["app"] = self.app  # what request.app.state is read from
         try:
             reply = await accept(Request(scope, receive), self._routes[path])
@@ -41,20 +50,36 @@ class IngestFastPath:
             await _send(send, exc.status_code, {"detail": exc.detail}, exc.headers)
         except StoreError as exc:
             # As in the FastAPI app: without the store nothing is accepted; 503 → retry later.
-            await _send(send, 503, {"detail": str(exc)})
+            self._log.error("api.store_unavailable", path=path, error=str(exc))
+            await _send(send, 503, {"detail": STORE_DOWN})
+        except ClientDisconnect:
+            return  # the sender gave up mid-body: nobody to answer, nothing was accepted
         except Exception:
             self._log.exception("api.ingest_failed", path=path)
             await _send(send, 500, {"detail": "internal error; see the opsmedic log"})
         else:
-            await _send_body(send, 202, reply.model_dump_json().encode())
+            await _send_body(send, 202, orjson.dumps(reply))
+
+
+def _body_refusal(scope: Scope, limit: int) -> tuple[int, dict[str, Any]] | None:
+    """Other routes take small JSON bodies, and must declare their length to send one."""
+    if scope["method"] in ("GET", "HEAD", "OPTIONS"):
+        return None
+    length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+    if length is None:
+        chunked = any(k == b"transfer-encoding" for k, _ in scope["headers"])
+        return (411, {"detail": "send a Content-Length with a body"}) if chunked else None
+    if not length.isdigit():
+        return 400, {"detail": "Content-Length is not a number"}
+    if int(length) > limit:
+        return 413, {"detail": f"body of {int(length)} bytes is over the limit of {limit}"}
+    return None
 
 
 async def _send(send: Send, status: int, body: dict[str, Any],
                 headers: Mapping[str, str] | None = None) -> None:  # fmt: skip
-    import json
-
     extra = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
-    await _send_body(send, status, json.dumps(body).encode(), extra)
+    await _send_body(send, status, orjson.dumps(body), extra)
 
 
 async def _send_body(send: Send, status: int, body: bytes,

@@ -22,6 +22,9 @@ Since = Annotated[float | None, Query(description="epoch seconds")]
 async def _store_call(request: Request, fn_name: str, *args: Any, **kwargs: Any) -> Any:
     # Reads run on worker threads: SQLite's WAL lets them go on while the engine writes.
     store = request.app.state.store
+    if any(isinstance(v, str) and "\x00" in v for v in (*args, *kwargs.values())):
+        # PostgreSQL cannot even compare text with NUL; no stored value holds one anyway.
+        raise HTTPException(422, "a NUL character cannot be in an id or a filter")
     try:
         return await asyncio.to_thread(getattr(store, fn_name), *args, **kwargs)
     except NotFoundError as exc:

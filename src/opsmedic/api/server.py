@@ -9,6 +9,8 @@ from collections.abc import Generator
 import uvicorn
 from starlette.types import ASGIApp
 
+SHUTDOWN_GRACE_S = 10  # seconds
+
 
 class _Server(uvicorn.Server):
     @contextlib.contextmanager
@@ -26,6 +28,8 @@ class ApiServer:
         config = uvicorn.Config(
             app, host=host, port=port, log_config=None, access_log=False, lifespan="off",
             server_header=False, proxy_headers=False,
+            # A client holding a request open (half a body) must not hold up a stop forever.
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
         )  # fmt: skip
         self._server = _Server(config)
         self._task: asyncio.Task[None] | None = None

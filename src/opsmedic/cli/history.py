@@ -39,7 +39,10 @@ def open_store(config: ConfigOpt) -> Store:
 def when(ts: float | None) -> str:
     if ts is None:
         return "-"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, ValueError, OSError):  # a time no calendar shows: say it as is
+        return f"{ts:g}"
 
 
 def seconds(text: str, option: str) -> float:

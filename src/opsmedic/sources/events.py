@@ -28,7 +28,8 @@ class EventIn(BaseModel):
     severity: str = Field("info", max_length=50)
     status: Status = Status.FIRING
     fingerprint: str = Field("", max_length=255)
-    time: float | None = None
+    # Epoch seconds up to the year 9999: later ones cannot be shown as dates anywhere.
+    time: float | None = Field(None, ge=0, le=253_402_300_799)
     payload: dict[str, Any] = Field(default_factory=dict)
     id: str = Field("", max_length=64, pattern=r"^[A-Za-z0-9_.:-]*$")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import json
@@ -250,17 +251,22 @@ class Poller:
         self._items = parse_path(config.items)
         self._cursor_field = parse_path(config.cursor.field) if config.cursor else None
 
-    async def run(self) -> None:
-        """Poll until cancelled: every interval (plus jitter), sooner while polls fail."""
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll until `stop` is set: every interval (plus jitter), sooner while polls fail.
+
+        A poll in progress is finished, not cancelled: cancelled between emit (committed)
+        and saving the cursor, the next start would read those items again.
+        """
         loop = asyncio.get_running_loop()
         failures = 0
-        while True:
+        while not stop.is_set():
             started = loop.time()
             result = await self.poll_once()
             failures = 0 if result.ok else failures + 1
             wait = retry_delay(self.config.interval, failures)
             delay = next_delay(wait, self.config.jitter, self._rng)
-            await asyncio.sleep(max(0.0, started + delay - loop.time()))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), max(0.0, started + delay - loop.time()))
 
     async def poll_once(self) -> PollResult:
         """Read the feed once, emit the new items' events, then save the cursor."""

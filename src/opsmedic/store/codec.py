@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any
 
+import orjson
 from sqlalchemy import RowMapping
 
 from opsmedic.model import Event, Run, RunState, Status, StepRecord
@@ -19,7 +20,20 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 def dumps_json(value: Any) -> str:
     """Compact JSON that PostgreSQL accepts too: ASCII escapes keep NUL and lone surrogates
-    exact, and NaN/Infinity (not JSON) become the strings "NaN", "Infinity", "-Infinity"."""
+    exact, and NaN/Infinity (not JSON) become the strings "NaN", "Infinity", "-Infinity".
+
+    orjson first (several times faster: event payloads are most of the store's CPU). It
+    refuses lone surrogates and writes NaN as null, so any output with a `null` in it, or a
+    refusal, is redone by the standard encoder: the stored JSON means exactly the same.
+    """
+    if value is None:
+        return "null"
+    try:
+        fast = orjson.dumps(value)
+    except (TypeError, orjson.JSONEncodeError):
+        fast = b"null"
+    if b"null" not in fast:
+        return fast.decode()
     try:
         return _ENCODER.encode(value)
     except ValueError:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -38,16 +38,23 @@ VALUES (:incident_id, :time, :kind, :message, :ref)
 """
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class IncidentRows:
-    """IncidentChanges as plain rows, built on the event loop before the DB thread writes."""
+    """IncidentChanges as plain rows: a snapshot taken on the event loop when the changes are
+    made (the incidents change on), written later by the DB thread in order."""
 
-    incidents: list[dict[str, Any]]
-    alerts: list[dict[str, Any]]
-    timeline: list[dict[str, Any]]
+    incidents: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    timeline: list[dict[str, Any]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.incidents or self.alerts or self.timeline)
+
+    def extend(self, later: IncidentRows) -> None:
+        """Append rows made later: upserts apply in order, alert counts add up."""
+        self.incidents += later.incidents
+        self.alerts += later.alerts
+        self.timeline += later.timeline
 
     @classmethod
     def of(cls, changes: IncidentChanges) -> IncidentRows:

@@ -263,12 +263,6 @@ class Store:
         with self._transaction() as conn:
             return event_from_row(self._find(conn, event_table, ref, "event"))
 
-    def existing_event_ids(self, ids: Sequence[str]) -> set[str]:
-        """Those of `ids` that are stored already (client-chosen ids must stay unique)."""
-        stmt = sa.select(event_table.c.id).where(event_table.c.id.in_(list(ids)))
-        with self._transaction() as conn:
-            return set(conn.execute(stmt).scalars())
-
     def list_events(
         self, *, since: float | None = None, source: str | None = None, limit: int = 100
     ) -> list[Event]:
@@ -346,6 +340,18 @@ class Store:
         with self._transaction() as conn:
             return [(rule, target, at) for rule, target, at in conn.execute(stmt)]
 
+    def recent_fired(self, since: float) -> list[tuple[str, Event]]:
+        """(rule, event) of the runs created since `since` that were not skipped, oldest
+        first: what the engine needs to rebuild its throttles after a restart."""
+        stmt = (
+            sa.select(run_table.c.rule, event_table)
+            .join(event_table, event_table.c.id == run_table.c.event_id)
+            .where(run_table.c.created_at >= since, run_table.c.state != RunState.SKIPPED.value)
+            .order_by(run_table.c.created_at, run_table.c.id)
+        )
+        with self._transaction() as conn:
+            return [(row["rule"], event_from_row(row)) for row in conn.execute(stmt).mappings()]
+
     def prune(self, older_than: float) -> PruneResult:
         """Delete finished runs created before `older_than`, then the events before it that
         no remaining run refers to; planned and running runs and their events always stay."""
@@ -358,6 +364,11 @@ class Store:
         old_events = sa.select(event_table.c.id).where(event_table.c.time < older_than, ~referenced)
         runs = self._delete_in_batches(run_table, old_runs)
         return PruneResult(events=self._delete_in_batches(event_table, old_events), runs=runs)
+
+    def ping(self) -> None:
+        """Raise StoreError unless the store answers a trivial query."""
+        with self._transaction() as conn:
+            conn.execute(sa.select(1))
 
     def counts(self) -> dict[str, int]:
         """Row counts for status output."""

@@ -121,3 +121,20 @@ def test_tracker_restarts_from_the_stored_active_incidents() -> None:
     b = am("b")
     observe(restarted, b)
     assert b.incident_id == a.incident_id
+
+
+def test_an_alert_stays_with_its_incident_when_its_key_changes() -> None:
+    """A PagerDuty v2 resolve carries no payload, so no service: its key differs from the
+    trigger's; and a severity that drops on recovery changes a `severity` key."""
+    tracker = IncidentTracker(Grouping({"datadog": ["kind", "severity"]}))
+    trigger = Event(source="pagerduty", kind="disk", resource="db1", fingerprint="pd:disk-db1")
+    (incident,) = observe(tracker, trigger).incidents.values()
+    resolve = Event(source="pagerduty", status=Status.RESOLVED, fingerprint="pd:disk-db1")
+    observe(tracker, resolve)
+    assert resolve.incident_id == incident.id and incident.status is IncidentStatus.RESOLVED
+    warn = Event(source="datadog", kind="cpu", severity="warning", fingerprint="dd:1")
+    (dd,) = observe(tracker, warn).incidents.values()
+    ok = Event(source="datadog", kind="cpu", severity="info", status=Status.RESOLVED,
+               fingerprint="dd:1")  # fmt: skip
+    observe(tracker, ok)
+    assert ok.incident_id == dd.id and dd.status is IncidentStatus.RESOLVED

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -96,7 +97,8 @@ def label_text(value: Any, where: str) -> str:
 
 
 def text_labels(obj: dict[str, Any], where: str) -> dict[str, str]:
-    return {k: label_text(v, child(where, k)) for k, v in obj.items()}
+    # Labels are nearly always text already: the path for an error is built only if needed.
+    return {k: v if isinstance(v, str) else label_text(v, child(where, k)) for k, v in obj.items()}
 
 
 def parse_tags(value: Any, where: str) -> dict[str, str]:
@@ -127,8 +129,12 @@ def iso_time(value: Any) -> float:
 
     Go's zero time (`0001-01-01T00:00:00Z`, Alertmanager's "no end yet") reads as 0 too.
     """
-    if not isinstance(value, str):
-        return 0.0
+    return _iso_seconds(value) if isinstance(value, str) else 0.0
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_seconds(value: str) -> float:
+    # Cached: the alerts of one group, and its re-sends, mostly share their times.
     try:
         parsed = datetime.fromisoformat(value)
         if parsed.tzinfo is None:

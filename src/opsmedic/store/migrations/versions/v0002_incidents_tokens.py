@@ -13,7 +13,6 @@ depends_on = None
 
 def upgrade() -> None:
     op.add_column("events", sa.Column("incident_id", sa.String(), nullable=True))
-    op.create_index("ix_events_incident_id", "events", ["incident_id"])
     op.add_column("runs", sa.Column("incident_id", sa.String(), nullable=True))
     op.create_index("ix_runs_incident_id", "runs", ["incident_id"])
     op.create_table(
@@ -81,5 +80,4 @@ def downgrade() -> None:
         op.drop_table(table)
     op.drop_index("ix_runs_incident_id", "runs")
     op.drop_column("runs", "incident_id")
-    op.drop_index("ix_events_incident_id", "events")
     op.drop_column("events", "incident_id")
