@@ -9,6 +9,7 @@ from opsmedic.model import Event, Incident, IncidentStatus, Run, RunState, Statu
 
 # Steps whose success tells people something: they appear on the timeline as notifications.
 NOTIFYING_ACTIONS = frozenset({"notify", "annotate"})
+SHOWN_ALERTS = 5  # alerts named on one timeline line; the rest are counted
 ALL_LABELS = "..."  # Alertmanager's spelling of "group by every label": one incident per alert
 _SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2, "critical": 3}
 
@@ -30,9 +31,22 @@ class IncidentChanges:
     incidents: dict[str, Incident] = field(default_factory=dict)
     alerts: dict[tuple[str, str], AlertDelta] = field(default_factory=dict)
     timeline: list[TimelineEntry] = field(default_factory=list)
+    # Alerts of one incident that fire (or resolve) in one batch share a timeline line, as an
+    # Alertmanager group does one notification: (incident, what) → the line and its alerts.
+    received: dict[tuple[str, str], tuple[TimelineEntry, list[str]]] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.incidents or self.alerts or self.timeline)
+
+    def lines(self) -> list[TimelineEntry]:
+        """The timeline, with the shared lines of received alerts written out."""
+        for entry, names in self.received.values():
+            shown = "; ".join(names[:SHOWN_ALERTS])
+            more = f"; and {len(names) - SHOWN_ALERTS} more" if len(names) > SHOWN_ALERTS else ""
+            noun = "alert" if len(names) == 1 else f"{len(names)} alerts"
+            entry.message = f"{noun} {entry.message}: {shown}{more}"
+        self.received.clear()
+        return self.timeline
 
 
 class Grouping:
@@ -119,15 +133,13 @@ class IncidentTracker:
             if _SEVERITY_RANK.get(event.severity, 0) > _SEVERITY_RANK.get(incident.severity, 0):
                 incident.severity = event.severity
             if before != "firing":  # a repeat of a firing alert adds a count, not a line
-                what = "alert firing" if before is None else "alert firing again"
-                self._line(changes, incident, event.time, "event_received",
-                           f"{what}: {_describe(event)}", event.id)  # fmt: skip
+                what = "firing" if before is None else "firing again"
+                _received(changes, incident, what, event)
                 if incident.status is IncidentStatus.MITIGATED:
                     self._status(changes, incident, IncidentStatus.OPEN, event.time,
                                  "reopened: an alert fired after the mitigation")  # fmt: skip
         elif before == "firing":
-            self._line(changes, incident, event.time, "event_received",
-                       f"alert resolved: {_describe(event)}", event.id)  # fmt: skip
+            _received(changes, incident, "resolved", event)
             if all(status == "resolved" for status in incident.alerts.values()):
                 incident.resolved_at = event.time
                 self._status(changes, incident, IncidentStatus.RESOLVED, event.time,
@@ -211,6 +223,17 @@ class IncidentTracker:
         ref: str = "",
     ) -> None:  # fmt: skip
         changes.timeline.append(TimelineEntry(incident.id, at, kind, message, ref))
+
+
+def _received(changes: IncidentChanges, incident: Incident, what: str, event: Event) -> None:
+    """Add `event` to this batch's line for its incident ("3 alerts firing: a; b; c"); the
+    text is written once, by `IncidentChanges.lines`, when the batch is done."""
+    found = changes.received.get((incident.id, what))
+    if found is None:
+        entry = TimelineEntry(incident.id, event.time, "event_received", what, event.id)
+        changes.timeline.append(entry)
+        found = changes.received[(incident.id, what)] = (entry, [])
+    found[1].append(_describe(event))
 
 
 def _describe(event: Event) -> str:

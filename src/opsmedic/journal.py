@@ -129,8 +129,16 @@ class Journal:
             await self._flush(batch)
 
     async def _flush(self, batch: _Batch) -> None:
+        assert self._store is not None
         try:
-            claimed = await self.call(self._write, batch)
+            if self._store.local:
+                # SQLite on this thread: a commit is CPU work of a few ms (WAL appends, no
+                # fsync; checkpoints, which fsync, have their own thread). On the DB thread
+                # the two threads fought for the GIL at every row and ingest was ~1.3x slower
+                # (bench/ingest.py); PostgreSQL waits on the network, so it keeps the thread.
+                claimed = self._write(batch)
+            else:
+                claimed = await self.call(self._write, batch)
         except BaseException as exc:
             for fut in batch.waiters:
                 if not fut.done():

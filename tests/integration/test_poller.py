@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -20,6 +21,7 @@ from opsmedic.config.poller import PollerConfig
 from opsmedic.model import Event, Status
 from opsmedic.sources import poller as poller_module
 from opsmedic.sources.poller import BODY_LIMIT, Poller, PollResult
+from opsmedic.store.store import Store
 
 TOKEN = "s3cret-token-4711"
 
@@ -450,3 +452,28 @@ async def test_a_stop_during_a_poll_lets_it_commit_and_save_its_cursor(feed: Fee
     release.set()
     await asyncio.wait_for(task, timeout=20)
     assert kinds(sink.events) == ["alert-1"] and "legacy-nms" in cursors.saved
+
+
+async def test_opsmedic_run_polls_its_feeds_and_keeps_the_cursor_in_the_store(
+    feed: Feed, tmp_path: Path
+) -> None:
+    """`opsmedic run` starts a poller per config entry; its cursor survives a restart."""
+    from api_service import running_api
+
+    poller_config = config(feed.url).model_dump(mode="json", exclude_defaults=True)
+    feed.serve(alert(1, "2026-12-02T10:00:00Z"))
+    async with running_api(tmp_path, pollers=[poller_config]) as api:
+        await stored(api.store, 1)
+    assert api.store.load_cursor("legacy-nms") is not None
+    feed.serve(alert(1, "2026-12-02T10:00:00Z"), alert(2, "2026-12-02T10:05:00Z"))
+    async with running_api(tmp_path, pollers=[poller_config]) as api:
+        await stored(api.store, 2)
+    assert kinds(api.store.list_events(source="legacy-nms")) == ["alert-2", "alert-1"]
+    assert api.service.metrics.events.labels("legacy-nms")._value.get() == 1
+
+
+async def stored(store: Store, n: int) -> None:
+    """Until the store holds `n` events from the feed (bounded)."""
+    async with asyncio.timeout(30):
+        while len(store.list_events(source="legacy-nms")) < n:  # noqa: ASYNC110 - the store is the signal
+            await asyncio.sleep(0.05)

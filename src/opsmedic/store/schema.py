@@ -86,6 +86,8 @@ incident_alerts = sa.Table(
     sa.Column("first_seen", Time, nullable=False),
     sa.Column("last_seen", Time, nullable=False),
     sa.Column("events", sa.Integer, nullable=False),
+    # On SQLite the rows live in the primary key's own tree: one insert, not two, per alert.
+    sqlite_with_rowid=False,
 )
 
 timeline = sa.Table(

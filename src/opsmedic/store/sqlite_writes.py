@@ -7,6 +7,7 @@ as the Core path (PostgreSQL keeps using Core, where the network dominates inste
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,15 +31,19 @@ class _Insert:
     """INSERT for every column of a table, with JSON columns serialised as Core would."""
 
     def __init__(self, table: sa.Table) -> None:
-        self.columns = [c.name for c in table.c]
-        self.json = {c.name for c in table.c if isinstance(c.type, sa.JSON)}
-        names = ", ".join(self.columns)
-        marks = ", ".join("?" * len(self.columns))
+        columns = [c.name for c in table.c]
+        self._values = operator.itemgetter(*columns)
+        self._json_at = [i for i, c in enumerate(table.c) if isinstance(c.type, sa.JSON)]
+        names = ", ".join(columns)
+        marks = ", ".join("?" * len(columns))
         # Only the schema's own names are spliced in; every value is a ? parameter.
         self.sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks})"  # noqa: S608
 
-    def params(self, row: dict[str, Any]) -> tuple[Any, ...]:
-        return tuple(dumps_json(row[c]) if c in self.json else row[c] for c in self.columns)
+    def params(self, row: dict[str, Any]) -> list[Any]:
+        values = list(self._values(row))
+        for i in self._json_at:
+            values[i] = dumps_json(values[i])
+        return values
 
 
 _EVENTS = _Insert(event_table)

@@ -90,6 +90,11 @@ class Store:
         self._sqlite = self._url.get_backend_name() == "sqlite"
 
     @property
+    def local(self) -> bool:
+        """SQLite: a write is local CPU and disk work, not a wait on a server."""
+        return self._sqlite
+
+    @property
     def url(self) -> str:
         """The normalised URL with its password masked: safe to print and log."""
         return shown(self._url)
@@ -145,7 +150,7 @@ class Store:
             if finished:
                 conn.execute(_FINISH, [_finish_params(r) for r in finished])
             if incidents:
-                incidents.write(lambda sql, rows: conn.execute(sa.text(sql), rows))
+                incidents.write(conn)
             return claimed
 
     def _sqlite_write(
@@ -169,7 +174,7 @@ class Store:
             try:
                 won = sqlite_writes.write(cursor, events, runs, claim, started_at, finished)
                 if incidents:
-                    incidents.write(cursor.executemany)
+                    incidents.write_sqlite(cursor)
                 cursor.execute("COMMIT")
             except BaseException:
                 cursor.execute("ROLLBACK")

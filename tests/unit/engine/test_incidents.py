@@ -55,8 +55,11 @@ def test_alerts_of_a_group_share_one_incident_that_resolves_when_all_resolve() -
     (incident,) = changes.incidents.values()
     assert incident.events == 3 and incident.status is IncidentStatus.OPEN
     assert changes.alerts[(incident.id, a.fingerprint)].events == 2
-    assert [t.kind for t in changes.timeline] == ["status_changed", "event_received",
-                                                  "event_received"]  # fmt: skip
+    # The alerts that fired in one batch share a line, as in one Alertmanager notification.
+    assert [t.kind for t in changes.timeline] == ["status_changed", "event_received"]
+    assert changes.lines()[1].message == (
+        "2 alerts firing: alertmanager HighErrorRate checkout; alertmanager HighErrorRate checkout"
+    )
     changes = observe(tracker, am("a", Status.RESOLVED))
     assert incident.status is IncidentStatus.OPEN  # b still fires
     changes = observe(tracker, am("b", Status.RESOLVED))
@@ -138,3 +141,14 @@ def test_an_alert_stays_with_its_incident_when_its_key_changes() -> None:
                fingerprint="dd:1")  # fmt: skip
     observe(tracker, ok)
     assert ok.incident_id == dd.id and dd.status is IncidentStatus.RESOLVED
+
+
+def test_a_big_group_is_one_line_naming_the_first_alerts() -> None:
+    tracker = IncidentTracker(Grouping({}))
+    changes = observe(tracker, *(am(f"web-{i}") for i in range(8)))
+    (line,) = [t for t in changes.lines() if t.kind == "event_received"]
+    assert line.message.startswith("8 alerts firing: ") and line.message.endswith("; and 3 more")
+    later = observe(tracker, am("web-0", Status.RESOLVED))
+    assert [t.message for t in later.lines()] == [
+        "alert resolved: alertmanager HighErrorRate checkout"
+    ]

@@ -42,6 +42,7 @@ def upgrade() -> None:
         sa.Column("last_seen", sa.Double(), nullable=False),
         sa.Column("events", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("incident_id", "fingerprint", name="pk_incident_alerts"),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "timeline",
