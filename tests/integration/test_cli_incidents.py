@@ -26,6 +26,10 @@ def test_token_create_list_revoke(project: Path) -> None:
     assert secret not in listed.stdout
     again = opsmedic("token", "create", "--name", "alertmanager", "--scope", "read", cwd=project)
     assert again.returncode != 0 and "exists already" in again.stderr
+    both = opsmedic("token", "create", "--name", "grafana", "--scope", "read,operate", cwd=project)
+    assert both.returncode == 0, both.stderr
+    found = store.find_token(digest(both.stdout.strip()))
+    assert found is not None and found.scopes == ("operate", "read")
     bad = opsmedic("token", "create", "--name", "x", "--scope", "root", cwd=project)
     assert bad.returncode != 0 and "ingest, read, operate or admin" in bad.stderr
     revoked = opsmedic("token", "revoke", "alertmanager", cwd=project)

@@ -87,14 +87,17 @@ def show(
 @token_app.command("create")
 def token_create(
     name: Annotated[str, typer.Option(help="who or what uses it, e.g. alertmanager")],
-    scope: Annotated[list[str], typer.Option(help="ingest, read, operate or admin (repeat)")],
+    scope: Annotated[
+        list[str], typer.Option(help="ingest, read, operate or admin (repeat, or a, b)")
+    ],
     config: ConfigOpt = None,
 ) -> None:
     """Create a token and print its secret once; only its hash is stored."""
     from opsmedic.tokens import Scope, digest, mint
 
     try:
-        scopes = [Scope(s) for s in scope]
+        # `--scope ingest --scope read` or `--scope ingest,read`
+        scopes = [Scope(w.strip()) for s in scope for w in s.split(",")]
     except ValueError:
         raise typer.BadParameter(
             "use ingest, read, operate or admin", param_hint="--scope"
