@@ -92,15 +92,7 @@ class Engine:
         if self.store is not None:
             now = self._clock.now()
             interrupted = await self.journal.call(self.store.interrupt_running, now)
-            await self._reload_incidents()
-            rules = list(self.planner.ruleset)
-            horizon = max((r.limit.within for r in rules if r.limit), default=0.0)
-            if horizon:
-                self.planner.restore(await self.journal.call(self.store.recent_runs, now - horizon))
-            window = max((r.throttle.once_within for r in rules if r.throttle), default=0.0)
-            if window:
-                fired = await self.journal.call(self.store.recent_fired, now - window)
-                self.planner.restore_throttles(fired)
+            await self._reload_state()
             for run in interrupted:
                 self.log.warning("run.interrupted", run_id=run.id, rule=run.rule, target=run.target)
         self._loop_task = asyncio.create_task(self._loop(), name="opsmedic-engine")
@@ -194,7 +186,7 @@ class Engine:
             for run, _, _ in to_run:
                 self.planner.done(run)
             self._fail([sub for sub, _ in planned.replies], exc)
-            await self._reload_incidents()
+            await self._reload_state()
             return
         for sub, accepted in planned.replies:
             if sub.done is not None and not sub.done.done():
@@ -212,17 +204,27 @@ class Engine:
                 self.planner.done(run)
                 self.log.info("run.not_claimed", run_id=run.id, rule=run.rule)
 
-    async def _reload_incidents(self) -> None:
-        """The tracker as the store has it: at start, and after a commit that failed (its
-        changes were made in memory and must not outlive it, or a retried alert is lost)."""
+    async def _reload_state(self) -> None:
+        """Incidents, limit windows and throttles as the store has them: at start, and after
+        a commit that failed (its changes were made in memory and must not outlive it, or a
+        retried alert is lost to a throttle or an incident that the store never saw)."""
         if self.store is None:
             return
+        store, now = self.store, self._clock.now()
+        rules = list(self.planner.ruleset)
+        horizon = max((r.limit.within for r in rules if r.limit), default=0.0)
+        window = max((r.throttle.once_within for r in rules if r.throttle), default=0.0)
         try:
-            active = await self.journal.call(self.store.active_incidents)
+            active = await self.journal.call(store.active_incidents)
+            recent = await self.journal.call(store.recent_runs, now - horizon) if horizon else []
+            fired = await self.journal.call(store.recent_fired, now - window) if window else []
         except Exception as exc:  # the store is down: the next commit fails and retries this
-            self.log.error("incidents.reload_failed", error=str(exc))
+            self.log.error("engine.reload_failed", error=str(exc))
             return
         self.incidents = IncidentTracker(self._grouping, active)
+        self.planner.forget_history()
+        self.planner.restore(recent)
+        self.planner.restore_throttles(fired)
 
     def _fail(self, batch: list[_Submission], exc: Exception) -> None:
         self.log.error("engine.batch_failed", error=f"{type(exc).__name__}: {exc}",

@@ -62,6 +62,11 @@ class Planner:
         self._last_fired = {k: v for k, v in self._last_fired.items() if k[0] in names}
         self._windows = {k: v for k, v in self._windows.items() if k[0] in names}
 
+    def forget_history(self) -> None:
+        """Drop throttles and limit windows, before they are restored from the store."""
+        self._last_fired.clear()
+        self._windows.clear()
+
     def restore(self, recent: list[tuple[str, str, float]]) -> None:
         """Refill limit windows from runs the store recorded before a restart."""
         for rule_name, target, created_at in sorted(recent, key=lambda r: r[2]):

@@ -335,3 +335,22 @@ async def test_a_half_sent_body_neither_logs_a_crash_nor_holds_up_the_stop(tmp_p
             await asyncio.sleep(0.2)  # let the server start reading both bodies
         holder.close()  # reached only because the stop above finished
     assert not [e for e in logs if e["event"] == "api.ingest_failed"]
+
+
+async def test_a_failed_commit_does_not_leave_a_throttle_behind(tmp_path: Path) -> None:
+    """The rule fired in memory for a batch that was never stored: the sender's retry must
+    run it, not meet a throttle for a run that does not exist."""
+    from opsmedic.errors import StoreError
+    from opsmedic.model import Event
+
+    rules = [{"name": "once", "when": {"source": "app"}, "do": ["noop"],
+              "throttle": {"once_within": "1h", "per": ["resource"]}}]  # fmt: skip
+    async with running_api(tmp_path, rules) as api:
+        await api.rt.engine.submit([Event(source="other", id="taken-id")])
+        with pytest.raises(StoreError):
+            await api.rt.engine.submit([Event(source="app", resource="db"),
+                                        Event(source="x", id="taken-id")])  # fmt: skip
+        (accepted,) = await api.rt.engine.submit([Event(source="app", resource="db")])
+        assert len(accepted.run_ids) == 1
+        (again,) = await api.rt.engine.submit([Event(source="app", resource="db")])
+        assert again.run_ids == []  # and the throttle holds for the run that was stored

@@ -26,6 +26,7 @@ from opsmedic.config.schema import Config
 TRIALS = 52  # run in pairs; half one archive per run, half one archive per file
 SIZES = (3 << 20, 3 << 20, 2 << 20, 2 << 20, 1 << 20, 500_000, 60_000, 1)
 # The archiver as a separate process, so that it can be killed at any instant.
+_REAPED_ELSEWHERE = 255
 ARCHIVER = """
 import asyncio, sys
 from opsmedic.actions.archive_logs import Params, archive
@@ -149,7 +150,12 @@ async def one_trial(trial: Trial, corpus: dict[str, bytes], kill_at: float) -> t
             proc.kill()
     await proc.communicate()
     ran = time.monotonic() - started
-    assert proc.returncode in (0, -signal.SIGKILL), f"the archiver failed: {proc.returncode}"
+    # 255 is what asyncio's child watcher reports when the status was reaped elsewhere (seen
+    # once in a full run, "Unknown child process pid"); the archiver itself fails with 1.
+    # What this test is about — no byte lost, whatever the exit — is checked below either way.
+    assert proc.returncode in (0, -signal.SIGKILL, _REAPED_ELSEWHERE), (
+        f"the archiver failed: {proc.returncode}"
+    )
     left = await asyncio.to_thread(check, trial, corpus, False)
     _, problems = await recover(trial.config)
     assert problems == []
