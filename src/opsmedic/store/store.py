@@ -62,6 +62,7 @@ class PruneResult:
 
     events: int
     runs: int
+    incidents: int = 0
 
 
 def _check_final(runs: Sequence[Run]) -> None:
@@ -368,7 +369,27 @@ class Store:
         )
         old_events = sa.select(event_table.c.id).where(event_table.c.time < older_than, ~referenced)
         runs = self._delete_in_batches(run_table, old_runs)
-        return PruneResult(events=self._delete_in_batches(event_table, old_events), runs=runs)
+        events = self._delete_in_batches(event_table, old_events)
+        return PruneResult(events=events, runs=runs, incidents=self._prune_incidents(older_than))
+
+    def _prune_incidents(self, older_than: float) -> int:
+        """Resolved incidents resolved before `older_than`, with their alerts and timeline;
+        open and mitigated ones stay, however old."""
+        old = (
+            sa.select(incident_table.c.id)
+            .where(
+                incident_table.c.status == IncidentStatus.RESOLVED.value,
+                incident_table.c.resolved_at < older_than,
+            )
+            .limit(PRUNE_BATCH)
+        )
+        total = 0
+        while True:
+            with self._transaction(write=True) as conn:
+                deleted = incident_rows.delete_incidents(conn, list(conn.execute(old).scalars()))
+            total += deleted
+            if deleted < PRUNE_BATCH:
+                return total
 
     def ping(self) -> None:
         """Raise StoreError unless the store answers a trivial query."""

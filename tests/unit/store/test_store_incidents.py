@@ -10,7 +10,7 @@ from opsmedic.model import IncidentStatus, Status
 from opsmedic.store import Store
 from opsmedic.store.incident_rows import IncidentRows
 from opsmedic.tokens import Scope, digest, mint
-from store_fixtures import make_event, make_run
+from store_fixtures import T0, make_event, make_run
 
 
 def test_incident_changes_commit_with_their_events_and_merge_counts(store: Store) -> None:
@@ -68,3 +68,20 @@ def test_cursors_round_trip(store: Store) -> None:
     store.save_cursor("feed", '{"v": 1}', 1.0)
     store.save_cursor("feed", '{"v": 2}', 2.0)
     assert store.load_cursor("feed") == '{"v": 2}'
+
+
+def test_prune_deletes_resolved_incidents_with_their_alerts_and_timeline(store: Store) -> None:
+    tracker = IncidentTracker(Grouping({}))
+    for kind, resolve in (("old", True), ("open", False)):
+        changes = IncidentChanges()
+        tracker.observe(make_event(kind=kind), changes)
+        if resolve:
+            tracker.observe(make_event(kind=kind, status=Status.RESOLVED), changes)
+        store.record([], [], incidents=IncidentRows.of(changes))
+    assert store.prune(T0 - 1).incidents == 0  # resolved at T0: not older than the cutoff
+    assert store.prune(T0 + 1).incidents == 1
+    (left,) = store.list_incidents()
+    assert left.status is IncidentStatus.OPEN  # open incidents stay, however old
+    assert store.prune(T0 + 10**9).incidents == 0
+    _, alerts, timeline = store.get_incident(left.id)
+    assert alerts and timeline
