@@ -70,8 +70,8 @@ class Engine:
         self.executor = Executor(registry, config, clock, get_logger(), templates)
         self.executor.announce = lambda events: self._push(_Submission(events, None))
         self.store = store
-        self.incidents = IncidentTracker(Grouping(config.incidents.group_by))
         self._grouping = Grouping(config.incidents.group_by)
+        self.incidents = IncidentTracker(self._grouping)
         self._clock = clock
         self._inbox: list[_Submission] = []
         self._wake = asyncio.Event()

@@ -1,4 +1,4 @@
-"""Group commit: the engine's store writes are batched onto one DB thread, in arrival order."""
+"""Group commit: the engine's store writes are batched into one transaction, in arrival order."""
 
 from __future__ import annotations
 
@@ -32,9 +32,9 @@ class _Batch:
 class Journal:
     """Collects writes while the previous batch commits, then commits them together.
 
-    One transaction per batch (events, runs, claims, finished runs): under load hundreds of
-    events share a commit, which is what makes a durable engine fast on SQLite; when idle a
-    write commits at once.
+    One transaction per batch (events, runs, claims, finished runs, incident rows): under load
+    hundreds of events share a commit, which is what makes a durable engine fast on SQLite;
+    when idle a write commits at once.
     Without a store (dry-run replay) every write succeeds immediately and touches nothing.
     """
 

@@ -354,3 +354,15 @@ async def test_a_failed_commit_does_not_leave_a_throttle_behind(tmp_path: Path) 
         assert len(accepted.run_ids) == 1
         (again,) = await api.rt.engine.submit([Event(source="app", resource="db")])
         assert again.run_ids == []  # and the throttle holds for the run that was stored
+
+
+async def test_an_address_in_use_stops_the_start_cleanly(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(OSError, match=f"cannot listen on 127.0.0.1:{port}"):
+            async with running_api(tmp_path, api={"port": port}):
+                pass

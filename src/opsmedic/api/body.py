@@ -9,13 +9,8 @@ from fastapi import HTTPException, Request
 
 
 async def read_limited(request: Request, limit: int) -> bytes:
-    """The raw body; larger than `limit` bytes → 413, by header or while streaming."""
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise HTTPException(400, "Content-Length is not a number")
-        if int(declared) > limit:
-            raise HTTPException(413, f"body of {declared} bytes is over the limit of {limit}")
+    """The raw body; over `limit` bytes → 413 while streaming (a declared Content-Length over
+    it was refused already at the front door, api/fastpath.py)."""
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)

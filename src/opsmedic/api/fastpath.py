@@ -32,13 +32,15 @@ class IngestFastPath:
         self._log = get_logger(component="api")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
         if scope["type"] != "http":
             await self.app(scope, receive, send)
-        elif scope["method"] == "POST" and path in self._routes:
-            await self._ingest(scope, receive, send, path)
-        elif refusal := _body_refusal(scope, self.app.state.max_body):
+            return
+        path = scope.get("path", "")
+        ingest = scope["method"] == "POST" and path in self._routes
+        if refusal := _body_refusal(scope, self.app.state.max_body, chunked_ok=ingest):
             await _send(send, *refusal)
+        elif ingest:
+            await self._ingest(scope, receive, send, path)
         else:
             await self.app(scope, receive, send)
 
@@ -61,14 +63,19 @@ class IngestFastPath:
             await _send_body(send, 202, orjson.dumps(reply))
 
 
-def _body_refusal(scope: Scope, limit: int) -> tuple[int, dict[str, Any]] | None:
-    """Other routes take small JSON bodies, and must declare their length to send one."""
+def _body_refusal(
+    scope: Scope, limit: int, *, chunked_ok: bool
+) -> tuple[int, dict[str, Any]] | None:
+    """A declared length over the limit, for every route; a chunked body only where it is
+    read with a running count (ingest): other routes must declare their length."""
     if scope["method"] in ("GET", "HEAD", "OPTIONS"):
         return None
     length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
     if length is None:
         chunked = any(k == b"transfer-encoding" for k, _ in scope["headers"])
-        return (411, {"detail": "send a Content-Length with a body"}) if chunked else None
+        if chunked and not chunked_ok:
+            return 411, {"detail": "send a Content-Length with a body"}
+        return None
     if not length.isdigit():
         return 400, {"detail": "Content-Length is not a number"}
     if int(length) > limit:

@@ -35,14 +35,18 @@ class ApiServer:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._server.serve(), name="opsmedic-api")
+        self._task = asyncio.create_task(self._serve(), name="opsmedic-api")
         while not self._server.started:
             if self._task.done():
-                with contextlib.suppress(SystemExit):  # uvicorn exits when it cannot bind
-                    await self._task
                 host, port = self._server.config.host, self._server.config.port
                 raise OSError(f"the API cannot listen on {host}:{port} (see the log above)")
             await asyncio.sleep(0.01)
+
+    async def _serve(self) -> None:
+        # uvicorn exits the process when it cannot bind (it logged why); a SystemExit from a
+        # task would leave the event loop itself, so it ends here and start() reports it.
+        with contextlib.suppress(SystemExit):
+            await self._server.serve()
 
     @property
     def address(self) -> tuple[str, int]:
