@@ -6,7 +6,7 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 section "Python environment: $VENV"
-ensure_venv ""
+ensure_venv run
 
 section "opsmedic demo"
 exec "$VENV/bin/opsmedic" demo "$@"

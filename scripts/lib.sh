@@ -44,11 +44,13 @@ ensure_apt_packages() {
   as_root "${apt[@]}" install -y --no-install-recommends "${missing[@]}"
 }
 
-# Creates .venv when it is missing or broken, then installs the project editable with the
-# given extras ("" for none). The install is skipped while pyproject.toml is unchanged since
-# the last one with the same extras, which keeps local reruns fast; a fresh clone has no .venv.
+# Creates .venv when it is missing or broken, then installs the locked dependencies
+# (requirements/LOCK.txt: "run" or "test", every version pinned with its hashes) and the
+# project itself, editable, on top. The install is skipped while the lock is unchanged since
+# the last one, which keeps local reruns fast; a fresh clone has no .venv.
 ensure_venv() {
-  local extras="$1" python="${PYTHON_FOR_VENV:-python3}" stamp digest
+  local lock="$OPSMEDIC_ROOT/requirements/$1.txt" python="${PYTHON_FOR_VENV:-python3}" stamp digest
+  [ -f "$lock" ] || die "no lock file $lock"
   command -v "$python" >/dev/null 2>&1 || die "$python not found: opsmedic needs Python 3.11 or newer"
   "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' ||
     die "$("$python" -V 2>&1) is too old: opsmedic needs Python 3.11 or newer (set PYTHON_FOR_VENV)"
@@ -60,13 +62,17 @@ ensure_venv() {
     echo "creating $VENV with $("$python" -V 2>&1)"
     "$python" -m venv --clear "$VENV"
   fi
-  stamp="$VENV/.opsmedic-installed-${extras:-base}"
-  digest="$(cat "$OPSMEDIC_ROOT/pyproject.toml" <("$VENV/bin/python" -V 2>&1) | sha256sum | cut -d' ' -f1)"
+  stamp="$VENV/.opsmedic-installed-$1"
+  digest="$(cat "$lock" "$OPSMEDIC_ROOT/pyproject.toml" <("$VENV/bin/python" -V 2>&1) | sha256sum | cut -d' ' -f1)"
   if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$digest" ]; then
-    echo "up to date: opsmedic${extras:+[$extras]} in $VENV"
+    echo "up to date: $1 lock in $VENV"
     return 0
   fi
-  rm -f "$stamp"
-  "$VENV/bin/python" -m pip install -q -e "$OPSMEDIC_ROOT${extras:+[$extras]}"
+  rm -f "$VENV"/.opsmedic-installed-*
+  # --require-hashes: a file that is not byte for byte the one locked is refused. The lock
+  # holds the build backend too, so the project installs without build isolation, and so
+  # without an unpinned download.
+  "$VENV/bin/python" -m pip install -q --require-hashes --no-deps -r "$lock"
+  "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$OPSMEDIC_ROOT"
   echo "$digest" >"$stamp"
 }
