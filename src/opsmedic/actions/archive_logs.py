@@ -59,6 +59,9 @@ class Params(BaseModel):
     recursive: bool = False
     min_age: Duration = Field(300.0, description="skip files modified more recently")
     skip_open_for_writing: bool = True
+    include_hardlinked: bool = Field(
+        False, description="also take files with several hard links (deleting frees no space)"
+    )
     format: Format = "tar.zst"
     per: Literal["run", "file"] = "run"
     level: int | None = None
@@ -156,6 +159,7 @@ async def archive(
     rules = Rules(
         params.include, params.exclude, params.recursive, params.min_age,
         params.skip_open_for_writing, params.max_files, params.max_bytes,
+        utf8_names=params.format == "zip", include_hardlinked=params.include_hardlinked,
     )  # fmt: skip
     if dry_run:
         report.selection = await in_thread(
