@@ -16,7 +16,7 @@ from opsmedic.errors import TemplateError
 from opsmedic.model import Event
 
 # `{#` counts too: Jinja would strip a comment, so a string holding one is a template.
-_MARKERS = ("{{", "{%", "{#")
+MARKERS = ("{{", "{%", "{#")
 
 
 class Rendered(str):
@@ -76,7 +76,7 @@ def template_context(event: Event, rule: str, run_id: str) -> dict[str, Any]:
 
 def is_template(text: str) -> bool:
     """True when the string holds Jinja syntax; anything else is used exactly as written."""
-    return any(marker in text for marker in _MARKERS)
+    return any(marker in text for marker in MARKERS)
 
 
 def new_environment() -> ImmutableSandboxedEnvironment:
@@ -142,7 +142,7 @@ class Templates:
             raise TemplateError(f"{where}: {exc}") from None
         except Exception as exc:
             raise TemplateError(f"{where}: {type(exc).__name__}: {exc}") from None
-        return Rendered(value, source) if isinstance(value, str) else value
+        return _marked(value, source)
 
     def _compile(self, source: str) -> Callable[[dict[str, Any]], Any]:
         expression = _single_expression(self._env, source)
@@ -164,6 +164,20 @@ def _single_expression(env: ImmutableSandboxedEnvironment, source: str) -> str |
     if isinstance(body[0].nodes[0], nodes.TemplateData):
         return None
     return source[2:-2].strip("-")
+
+
+def _marked(value: Any, source: str) -> Any:
+    """Every string in a rendered value as Rendered: `{{ payload.dirs }}`'s items came from
+    an event just as much as a whole rendered string, and validators must be able to tell."""
+    if isinstance(value, str):
+        return Rendered(value, source)
+    if isinstance(value, list):
+        return [_marked(item, source) for item in value]
+    if isinstance(value, tuple):
+        return tuple(_marked(item, source) for item in value)
+    if isinstance(value, dict):
+        return {key: _marked(item, source) for key, item in value.items()}
+    return value
 
 
 def _check_defined(value: Any) -> None:

@@ -137,6 +137,54 @@ async def test_a_symlink_to_a_file_elsewhere_is_neither_archived_nor_deleted(box
     ]
 
 
+@pytest.mark.parametrize("fmt", ["zip", "tar.gz"])
+async def test_a_name_that_is_not_utf8_never_stops_the_rest(box: Path, fmt: Format) -> None:
+    """zip skips it at selection, saying why, and archives and deletes the rest; tar keeps it."""
+    good = write(box / "logs" / "app.log.1", log_lines(10))
+    odd = write(box / "logs" / os.fsdecode(b"app\xff.log.1"), b"named in latin-1\n")
+    outcome = await run(box, format=fmt)
+    assert outcome.ok, outcome.message
+    assert not good.exists()
+    (archive,) = archives(box)
+    if fmt == "zip":
+        assert list(contents(archive)) == [str(good).lstrip("/")]
+        assert odd.exists()
+        (skip,) = outcome.details["files_skipped"]
+        assert skip["path"] == str(odd)
+        assert skip["reason"].startswith("name is not valid UTF-8, which zip cannot store")
+    else:
+        assert len(contents(archive)) == 2
+        assert not odd.exists()
+        assert outcome.details["files_skipped"] == []
+
+
+@pytest.mark.parametrize("include_hardlinked", [False, True])
+async def test_a_file_with_other_hard_links_is_skipped_unless_asked(
+    box: Path, include_hardlinked: bool
+) -> None:
+    """Deleting one name of several frees nothing: skipped with why, or taken on request."""
+    single = write(box / "logs" / "app.log.1", log_lines(10))
+    linked = write(box / "logs" / "app.log.2", log_lines(20))
+    other = box / "elsewhere" / "kept.log"
+    other.parent.mkdir()
+    os.link(linked, other)
+    data = other.read_bytes()
+    outcome = await run(box, include_hardlinked=include_hardlinked)
+    assert outcome.ok, outcome.message
+    (archive,) = archives(box)
+    assert not single.exists()
+    assert other.read_bytes() == data  # the other name always keeps the data
+    if include_hardlinked:
+        assert sorted(contents(archive)) == sorted(str(p).lstrip("/") for p in (single, linked))
+        assert not linked.exists()
+    else:
+        assert list(contents(archive)) == [str(single).lstrip("/")]
+        assert linked.exists()
+        (skip,) = outcome.details["files_skipped"]
+        assert skip["path"] == str(linked)
+        assert skip["reason"].startswith("2 hard links: another name keeps the data")
+
+
 async def test_database_binary_and_config_files_beside_the_logs_stay_put(box: Path) -> None:
     logs = box / "logs"
     others = [

@@ -129,13 +129,15 @@ def test_every_relative_secret_file_is_read_beside_the_config(tmp_path: Path) ->
 @pytest.mark.parametrize(
     ("text", "seconds"),
     [("30s", 30), ("10m", 600), ("1h30m", 5400), ("500ms", 0.5), ("2d", 172800), (5, 5),
-     ("1.5s", 1.5)],
+     ("1.5s", 1.5), ("10", 10), ("0", 0), (" 2.5 ", 2.5), (0, 0)],
 )  # fmt: skip
 def test_durations(text: object, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
 
-@pytest.mark.parametrize("bad", ["soon", "10", "5x", "", "-1s", -1, True, "1h soon"])
+@pytest.mark.parametrize(
+    "bad", ["soon", "5x", "", "-1s", -1, True, "1h soon", "-1", "nan", "inf", "1e3", "10 5", ".5"]
+)
 def test_bad_durations(bad: object) -> None:
     with pytest.raises(ValueError, match="duration"):
         parse_duration(bad)

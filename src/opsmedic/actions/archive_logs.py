@@ -39,6 +39,7 @@ from opsmedic.config.types import Duration
 from opsmedic.errors import OpsmedicError
 from opsmedic.logs import get_logger
 from opsmedic.model import Outcome
+from opsmedic.paths import TemplatedPath, TemplatedRelativePath
 from opsmedic.plugins import ActionContext, ActionSpec
 
 _LEVELS: dict[str, tuple[int, int]] = {"tar.zst": (1, 22), "tar.gz": (0, 9), "zip": (0, 9)}
@@ -50,16 +51,21 @@ class Params(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    dir: list[str] = Field(min_length=1, description="a directory, or a list of them")
-    include: list[str] = Field(min_length=1, description="globs on the name relative to dir")
-    exclude: list[str] = Field(default_factory=list)
+    dir: list[TemplatedPath] = Field(min_length=1, description="a directory, or a list of them")
+    include: list[TemplatedRelativePath] = Field(
+        min_length=1, description="globs on the name relative to dir"
+    )
+    exclude: list[TemplatedRelativePath] = Field(default_factory=list)
     recursive: bool = False
     min_age: Duration = Field(300.0, description="skip files modified more recently")
     skip_open_for_writing: bool = True
+    include_hardlinked: bool = Field(
+        False, description="also take files with several hard links (deleting frees no space)"
+    )
     format: Format = "tar.zst"
     per: Literal["run", "file"] = "run"
     level: int | None = None
-    to: str = Field(min_length=1, description="a local directory or sftp://host/path")
+    to: TemplatedPath = Field(min_length=1, description="a local directory or sftp://host/path")
     delete: bool = True
     max_files: int = Field(10_000, ge=1)
     max_bytes: int | None = Field(None, ge=1)
@@ -153,6 +159,7 @@ async def archive(
     rules = Rules(
         params.include, params.exclude, params.recursive, params.min_age,
         params.skip_open_for_writing, params.max_files, params.max_bytes,
+        utf8_names=params.format == "zip", include_hardlinked=params.include_hardlinked,
     )  # fmt: skip
     if dry_run:
         report.selection = await in_thread(

@@ -16,6 +16,7 @@ from opsmedic.actions.ssh import run_remote
 from opsmedic.config.types import PositiveDuration
 from opsmedic.errors import ActionError, RetryableError
 from opsmedic.model import Outcome
+from opsmedic.paths import TemplatedPath
 from opsmedic.plugins import ActionContext, ActionSpec, unknown_name
 from opsmedic.templating import Rendered, UnsafeTemplate, is_template, parse
 
@@ -46,7 +47,7 @@ class Params(BaseModel):
         None, description="a /bin/sh script; event values only through `{{ x | shquote }}`"
     )
     host: str | None = None
-    cwd: str | None = None
+    cwd: TemplatedPath | None = None
     env: dict[str, str] = Field(default_factory=dict)
     timeout: PositiveDuration | None = None
     ok_exit_codes: list[int] = Field(default_factory=lambda: [0], min_length=1)

@@ -10,13 +10,15 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from pydantic import BaseModel, Field
 
 from opsmedic.api.auth import require
+from opsmedic.api.strict import StrictJSONRoute
 from opsmedic.errors import ConfigError
 from opsmedic.rules.loader import load_rules
 from opsmedic.tokens import Scope, digest, mint
 
-operate = APIRouter(prefix="/api/v1", tags=["operate"],
+operate = APIRouter(prefix="/api/v1", tags=["operate"], route_class=StrictJSONRoute,
                     dependencies=[Depends(require(Scope.OPERATE))])  # fmt: skip
-admin = APIRouter(prefix="/api/v1", tags=["admin"], dependencies=[Depends(require(Scope.ADMIN))])
+admin = APIRouter(prefix="/api/v1", tags=["admin"], route_class=StrictJSONRoute,
+                  dependencies=[Depends(require(Scope.ADMIN))])  # fmt: skip
 
 
 @operate.post("/rules/reload", summary="Reload the rules now; an invalid set is rejected whole")

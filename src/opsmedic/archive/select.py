@@ -75,6 +75,9 @@ class Rules:
     skip_open_for_writing: bool = True
     max_files: int = 10_000
     max_bytes: int | None = None
+    # zip stores names as UTF-8 only; tar's PAX headers keep any bytes.
+    utf8_names: bool = False
+    include_hardlinked: bool = False
 
 
 def select(
@@ -101,7 +104,7 @@ def select(
                 continue
             seen.add(path)
             sel.matched += 1
-            why = _refusal(path, st, real)
+            why = _refusal(path, st, real) or _unfit(path, st, rules)
             if why is None and path not in fresh and now - st.st_mtime < rules.min_age:
                 why = f"modified {max(now - st.st_mtime, 0):.0f}s ago (min_age {rules.min_age:g}s)"
             if why is not None:
@@ -181,6 +184,24 @@ def _refusal(path: Path, st: os.stat_result, root: Path) -> str | None:
         return f"resolves outside {root}"
     if not os.access(path, os.R_OK):
         return "not readable (permission denied)"
+    return None
+
+
+def _unfit(path: Path, st: os.stat_result, rules: Rules) -> str | None:
+    """Why a file we may take is left alone under these rules, or None.
+
+    Each is one file's matter: skipped with its reason, so the rest still frees the disk.
+    """
+    if st.st_nlink > 1 and not rules.include_hardlinked:
+        return (
+            f"{st.st_nlink} hard links: another name keeps the data, so deleting this one frees "
+            "no space (include_hardlinked: true archives it anyway)"
+        )
+    if rules.utf8_names:
+        try:
+            str(path).encode()
+        except UnicodeEncodeError:
+            return "name is not valid UTF-8, which zip cannot store (tar.zst or tar.gz can)"
     return None
 
 

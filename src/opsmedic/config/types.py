@@ -13,6 +13,8 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+# A plain number of seconds; not float()'s syntax, which also takes "nan", "inf" and "1e3".
+_SECONDS = re.compile(r"\d+(?:\.\d+)?")
 
 
 def parse_duration(value: Any) -> float:
@@ -24,6 +26,8 @@ def parse_duration(value: Any) -> float:
             raise ValueError(f"a duration cannot be negative: {value!r}")
         return float(value)
     if isinstance(value, str):
+        if _SECONDS.fullmatch(value.strip()):  # as given on a command line: `--min-age 0`
+            return float(value)
         text = value.strip().replace(" ", "")
         pos, total = 0, 0.0
         for m in _DURATION.finditer(text):

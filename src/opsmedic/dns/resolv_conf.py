@@ -9,13 +9,14 @@ import re
 import stat
 from collections import deque
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from opsmedic.config.types import IPAddressText, Strict
 from opsmedic.dns.switch import Direction, Switched, SwitchFailed
 from opsmedic.files import NotDurable, write_atomic
+from opsmedic.paths import CONFINED
 
 # The line a failover leaves at the top of the file: it records the order to restore, so the
 # file itself says what happened and a restarted opsmedic can still fail back.
@@ -33,9 +34,9 @@ _Key = ipaddress.IPv4Address | ipaddress.IPv6Address | str
 
 
 class ResolvConfParams(Strict):
-    path: Path = Field(
+    path: Annotated[Path, CONFINED] = Field(
         Path("/etc/resolv.conf"),
-        description="absolute path of the file; written literally, never templated from an event",
+        description="absolute path of the file; a templated part stays under the fixed directory",
     )
     primary: IPAddressText = Field(description="the primary's address, as in the file")
     secondary: IPAddressText = Field(description="the secondary's address")

@@ -222,3 +222,27 @@ def test_a_directory_that_cannot_be_read_is_a_problem(tmp_path: Path) -> None:
     problems, count = json.loads(done.stdout)
     assert problems == [f"{closed}: directory is not readable: Permission denied"]
     assert count == 0
+
+
+def test_hard_linked_files_are_skipped_unless_included(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    make(logs / "one.log")
+    os.link(make(logs / "two.log"), tmp_path / "other-name")
+    sel = select([logs], Rules(["*.log"]), time.time())
+    assert chosen(sel) == ["one.log"]
+    assert reasons(sel)["two.log"].startswith("2 hard links")
+    both = select([logs], Rules(["*.log"], include_hardlinked=True), time.time())
+    assert chosen(both) == ["one.log", "two.log"]
+
+
+def test_names_that_are_not_utf8_are_skipped_only_when_utf8_is_needed(tmp_path: Path) -> None:
+    make(tmp_path / "good.log")
+    odd = os.path.join(os.fsencode(tmp_path), b"bad\xe9.log")
+    with open(odd, "wb"):
+        pass
+    os.utime(odd, (OLD, OLD))
+    sel = select([tmp_path], Rules(["*.log"], utf8_names=True), time.time())
+    assert chosen(sel) == ["good.log"]
+    (skip,) = sel.skipped
+    assert os.fsencode(skip.path) == odd and "not valid UTF-8" in skip.reason
+    assert len(select([tmp_path], Rules(["*.log"]), time.time()).candidates) == 2

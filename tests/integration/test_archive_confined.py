@@ -1,0 +1,86 @@
+"""An archive rule driven by hostile event values, end to end: nothing outside its directories."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+import structlog
+
+from opsmedic.clock import SystemClock
+from opsmedic.config.schema import Config
+from opsmedic.executor import Executor
+from opsmedic.model import Event, Run, RunState
+from opsmedic.plugins import build_registry
+from opsmedic.rules.loader import load_rules
+
+OLD = time.time() - 3600
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def _names(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
+
+
+@pytest.fixture
+def box(tmp_path: Path) -> Path:
+    """apps/web and victim/ with old logs, an empty archive root, a rule over apps/{{ app }}."""
+    for d in ("apps/web", "victim"):
+        for name in ("a.log", "b.log"):
+            path = tmp_path / d / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"{d}/{name}\n" * 100)
+            os.utime(path, (OLD, OLD))
+    (tmp_path / "archive").mkdir()
+    (tmp_path / "rules.yaml").write_text(
+        "- name: archive-app\n  when: {source: disk}\n  do:\n    - archive_logs:\n"
+        f"        dir: '{tmp_path}/apps/{{{{ event.labels.app }}}}'\n"
+        "        include: ['*.log']\n"
+        f"        to: '{tmp_path}/archive/{{{{ event.host }}}}/'\n"
+    )
+    return tmp_path
+
+
+async def _run(box: Path, event: Event) -> Run:
+    registry = build_registry(load_entry_points=False)
+    (rule,) = load_rules(box / "rules.yaml", registry)
+    config = Config.model_validate({"state_dir": str(box / "state")})
+    run = Run(rule=rule.name, event_id=event.id, target=event.target,
+              fingerprint=event.fingerprint, actions=["archive_logs"])  # fmt: skip
+    await Executor(registry, config, SystemClock(), structlog.get_logger()).execute(
+        run, rule, event
+    )
+    return run
+
+
+@pytest.mark.parametrize(
+    ("host", "app", "where"),
+    [("web-1", "../victim", "dir.0"), ("../escaped", "web", "to"), ("..", "..", "dir.0")],
+)
+async def test_a_hostile_label_fails_the_run_before_anything_is_touched(
+    box: Path, host: str, app: str, where: str
+) -> None:
+    """`../victim` as the app, `../escaped` as the host: failed, no file moved or written."""
+    before = _tree(box)
+    run = await _run(box, Event(source="disk", host=host, labels={"app": app}))
+    assert run.state is RunState.FAILED
+    (step,) = run.steps
+    assert step.message.startswith("bad parameters")
+    assert where in step.message and "'..' segment" in step.message
+    assert _tree(box) == before  # the victim's logs are all there; nothing was written anywhere
+    assert _names(box) == ["apps", "archive", "rules.yaml", "victim"]
+
+
+async def test_the_same_rule_archives_its_own_directory(box: Path) -> None:
+    """The control case: a plain label archives apps/web into archive/web-1, victim untouched."""
+    victim = _tree(box / "victim")
+    run = await _run(box, Event(source="disk", host="web-1", labels={"app": "web"}))
+    assert run.state is RunState.SUCCEEDED, run.message
+    assert _names(box / "apps/web") == []
+    assert len(_names(box / "archive/web-1")) == 1
+    assert _tree(box / "victim") == victim

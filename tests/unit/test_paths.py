@@ -1,0 +1,205 @@
+"""Tests of templated path parameters: a rendered path never leaves the rule's fixed directory."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from opsmedic.actions import archive_logs, run_command
+from opsmedic.dns.resolv_conf import ResolvConfParams
+from opsmedic.errors import ConfigError
+from opsmedic.model import Event
+from opsmedic.paths import confine, static_prefix
+from opsmedic.plugins import build_registry
+from opsmedic.rules.loader import load_rules
+from opsmedic.templating import Templates, template_context
+
+_HOSTILE = st.one_of(
+    st.sampled_from(
+        [
+            "..",
+            "../x",
+            "x/..",
+            "/abs",
+            "a/../../b",
+            "a\0b",
+            "\0",
+            "//",
+            "/",
+            "",
+            ".",
+            "./",
+            "a/./b",
+            "x/",
+            "~",
+            "~root",
+            "..\\..",
+            "%2e%2e",
+            "\u2024\u2024",
+            "\uff0e\uff0e",
+            "\u002e\u0307",
+            ".\u200b.",
+            "a\nb",
+            "web-1",
+        ]
+    ),
+    st.text(alphabet="./\0a\\~\u2024", max_size=30),
+    st.integers(200, 5000).map(lambda n: "a" * n),
+    st.integers(1, 500).map(lambda n: "../" * n),
+)
+_VALUES = st.lists(_HOSTILE, min_size=1, max_size=4).map("".join)
+
+# (template, the directory it must stay strictly inside; "" for one relative to its parent)
+_TEMPLATES = [
+    ("/var/log/apps/{{ v }}", "/var/log/apps"),
+    ("/var/log/apps/{{ v }}/current", "/var/log/apps"),
+    ("/srv/archive/{{ v }}/", "/srv/archive"),
+    ("/srv/archive/x{{ v }}-{{ v }}.d", "/srv/archive"),
+    ("/srv/{% if v %}{{ v }}{% endif %}/logs", "/srv"),
+    ("logs/{{ v }}", "logs"),
+]
+_RELATIVE = [("{{ v }}", ""), ("sub/{{ v }}.log", "sub")]
+
+
+def _inside(path: str, base: str) -> bool:
+    """Independent of the code under test: strictly below `base`, lexically."""
+    target = posixpath.normpath(path)
+    if not base:
+        return not target.startswith("/") and target != "." and target.split("/")[0] != ".."
+    return target.startswith(base + "/")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    value=_VALUES,
+    case=st.sampled_from([(*t, False) for t in _TEMPLATES] + [(*t, True) for t in _RELATIVE]),
+)
+def test_a_rendered_path_never_leaves_its_prefix(value: str, case: tuple[str, str, bool]) -> None:
+    """Whatever the value, confine() either refuses it or the path is inside the prefix."""
+    source, base, relative = case
+    rendered = Templates().render(source, {"v": value})
+    refused = ""
+    try:
+        confine(rendered, source, relative=relative)
+    except ValueError as exc:
+        refused = str(exc)
+    if refused:
+        assert refused.startswith("rendered path")
+    else:
+        assert "\0" not in rendered
+        assert _inside(rendered, base), rendered
+
+
+@pytest.mark.parametrize(
+    "value", ["web-1", "a.b", "..a", "a..", "\u2024\u2024", "\uff0e\uff0e", "a/b", "x" * 300]
+)
+def test_plain_names_are_accepted(value: str) -> None:
+    """Odd but harmless names (unicode dots are no `..` to the kernel) pass: the check is exact."""
+    confine(f"/var/log/apps/{value}", "/var/log/apps/{{ v }}")
+    confine(value, "{{ v }}", relative=True)
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("../victim", "a '..' segment"),
+        ("a/../../b", "a '..' segment"),
+        ("/etc", "an empty segment"),
+        ("", "an empty segment"),
+        (".", "a '.' segment"),
+        ("a//b", "an empty segment"),
+        ("a\0b", "holds a NUL byte"),
+    ],
+)
+def test_a_hostile_value_is_refused_saying_why(value: str, why: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(why)):
+        confine(f"/var/log/apps/{value}", "/var/log/apps/{{ v }}")
+
+
+def test_the_refusal_names_the_directory_written_in_the_rule() -> None:
+    with pytest.raises(ValueError, match="must stay inside '/var/log/apps/', the directory"):
+        confine("/var/log/apps/../victim", "/var/log/apps/{{ v }}")
+
+
+def test_whitespace_control_cannot_eat_into_the_prefix() -> None:
+    """The prefix is cut back to its last `/`, which `{{-` cannot strip."""
+    assert static_prefix("/var/log/ {{- v }}") == "/var/log/"
+    assert static_prefix("/srv/app-{{ v }}/x") == "/srv/"
+    assert static_prefix("{# note #}/etc/{{ v }}") == ""
+    assert static_prefix("/srv/static") == "/srv/"
+
+
+def _render(raw: dict[str, Any], **event: Any) -> Any:
+    context = template_context(Event(source="disk", **event), "r", "run-1")
+    return Templates().render(raw, context, "do[0]")
+
+
+def test_archive_params_refuse_an_escaping_dir_and_to_naming_them() -> None:
+    raw = {
+        "dir": "/var/log/apps/{{ event.labels.app }}",
+        "include": ["*.log"],
+        "to": "/srv/archive/{{ event.host }}/",
+    }
+    with pytest.raises(ValidationError) as info:
+        archive_logs.Params.model_validate(
+            _render(raw, host="../escaped", labels={"app": "../victim"})
+        )
+    where = {err["loc"] for err in info.value.errors()}
+    assert where == {("dir", 0), ("to",)}
+    ok = archive_logs.Params.model_validate(_render(raw, host="web-1", labels={"app": "shop"}))
+    assert ok.dir == ["/var/log/apps/shop"] and ok.to == "/srv/archive/web-1/"
+
+
+def test_an_sftp_destination_keeps_its_path_too() -> None:
+    raw = {"dir": "/l", "include": ["*"], "to": "sftp://backup/archive/{{ event.host }}/"}
+    with pytest.raises(ValidationError, match=r"'\.\.' segment"):
+        archive_logs.Params.model_validate(_render(raw, host=".."))
+
+
+def test_items_of_a_native_list_from_an_event_are_judged_too() -> None:
+    """`{{ event.payload.globs }}` yields a list: each item came from the event."""
+    raw = {"dir": "/l", "include": "{{ event.payload.globs }}", "to": "/a"}
+    with pytest.raises(ValidationError, match=r"include\.1"):
+        archive_logs.Params.model_validate(_render(raw, payload={"globs": ["*.log", "/etc/*"]}))
+    fine = _render(raw, payload={"globs": ["*.log", "sub/*.gz"]})
+    assert archive_logs.Params.model_validate(fine).include == ["*.log", "sub/*.gz"]
+
+
+def test_run_command_cwd_and_resolv_conf_path_are_confined() -> None:
+    cwd = {"argv": ["true"], "cwd": "/srv/apps/{{ event.labels.app }}"}
+    with pytest.raises(ValidationError, match="cwd"):
+        run_command.Params.model_validate(_render(cwd, labels={"app": ".."}))
+    conf = {"path": "/etc/resolv.d/{{ event.labels.app }}", "primary": "10.0.0.1",
+            "secondary": "10.0.0.2"}  # fmt: skip
+    with pytest.raises(ValidationError, match="path"):
+        ResolvConfParams.model_validate(_render(conf, labels={"app": "../shadow"}))
+    assert ResolvConfParams.model_validate(_render(conf, labels={"app": "a"})).path == Path(
+        "/etc/resolv.d/a"
+    )
+
+
+@pytest.mark.parametrize(
+    ("step", "message"),
+    [
+        ("archive_logs: {dir: '{{ event.labels.d }}', include: ['*'], to: /a}", "must start with"),
+        ("archive_logs: {dir: '/a/../{{ event.host }}', include: ['*'], to: /a}", "'..' segment"),
+        ("run_command: {argv: [ls], cwd: '{{ event.labels.d }}'}", "must start with"),
+    ],
+)
+def test_a_path_template_without_a_fixed_directory_is_refused_at_load(
+    tmp_path: Path, step: str, message: str
+) -> None:
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(f"- name: r\n  when: {{source: disk}}\n  do:\n    - {step}\n")
+    with pytest.raises(ConfigError) as info:
+        load_rules(rules, build_registry(load_entry_points=False))
+    (problem,) = info.value.problems
+    assert problem.line == 4
+    assert message in problem.message
