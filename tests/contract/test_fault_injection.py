@@ -1,0 +1,260 @@
+"""Fault injection: every webhook mapper and every action meets hostile values and either
+handles them safely or fails alone with a clear error (like apprise's harness for its plugins).
+
+An `ingest` token holder controls every string of an event, so these are the values an
+adversary sends: shell syntax, paths that climb, NUL, newlines, huge and deeply nested
+values, text that is not valid UTF-8 (a lone surrogate is what invalid bytes become once
+decoded with `surrogateescape`). A new mapper or action is covered by adding one line here.
+"""
+
+from __future__ import annotations
+
+import copy
+import http.server
+import json
+import os
+import threading
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from opsmedic.clock import SystemClock
+from opsmedic.config.schema import Config
+from opsmedic.engine import Engine
+from opsmedic.model import Event, RunState
+from opsmedic.plugins import build_registry
+from opsmedic.rules.loader import load_rules
+from opsmedic.sources.webhooks import PARSERS, WebhookError, parse_webhook
+from opsmedic.store import Store
+
+if __package__:
+    from ..injections import INJECTIONS
+    from ..unit.sources import webhook_payloads as samples
+else:  # pragma: no cover - tests/ on sys.path
+    from injections import INJECTIONS  # type: ignore[no-redef]
+    from unit.sources import webhook_payloads as samples  # type: ignore[no-redef]
+
+
+def _deep(depth: int) -> Any:
+    value: Any = "bottom"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+CLIMBING = ["..", "../victim", "../../victim", "a/../../victim", "/victim", "//", ".", "a//b"]
+STRANGE = ["\x00", "a\x00b", "\n", "line\r\nX-Evil: 1", "\ud800", "\udcff\udcfe", "x" * 100_000]
+# Values that replace a whole JSON leaf: other types, huge and deep containers.
+SHAPES: list[Any] = [None, 0, -1, 1e308, True, [], {}, _deep(300), list(range(10_000))]
+SHAPES.append({f"k{i}": i for i in range(10_000)})
+
+
+def hostile_strings(marker: Path) -> list[str]:
+    return [v.format(marker=marker) for v in INJECTIONS] + CLIMBING + STRANGE
+
+
+# ---- webhook mappers -------------------------------------------------------------------
+
+SAMPLES: dict[str, Any] = {
+    "alertmanager": samples.load(samples.ALERTMANAGER),
+    "grafana": samples.load(samples.GRAFANA),
+    "datadog": samples.load(samples.DATADOG),
+    "opsgenie": samples.load(samples.OPSGENIE),
+    "pagerduty": samples.load(samples.PAGERDUTY_V3_FULL),
+    "dynatrace": samples.render_dynatrace(samples.DYNATRACE_TEMPLATE),
+}
+
+
+def _leaves(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _leaves(item, (*path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _leaves(item, (*path, i))
+    else:
+        yield path
+
+
+def _replaced(body: Any, path: tuple[Any, ...], value: Any) -> Any:
+    body = copy.deepcopy(body)
+    parent = body
+    for key in path[:-1]:
+        parent = parent[key]
+    parent[path[-1]] = value
+    return body
+
+
+def test_every_mapper_has_a_sample() -> None:
+    assert set(SAMPLES) == set(PARSERS)
+
+
+@pytest.mark.parametrize("source", sorted(SAMPLES))
+def test_a_mapper_maps_or_names_the_place_for_any_hostile_leaf(source: str, tmp_path: Path) -> None:
+    """Each leaf of a real body replaced by each hostile value: Events, or a WebhookError."""
+    body = SAMPLES[source]
+    assert parse_webhook(source, body), "the sample itself must map"
+    values = [*hostile_strings(tmp_path / "marker"), *SHAPES]
+    tried = 0
+    for path in _leaves(body):
+        for value in values:
+            tried += 1
+            try:
+                events: list[Any] = parse_webhook(source, _replaced(body, path, value))
+            except WebhookError as exc:
+                events = [str(exc)]  # a WebhookError names the place: never empty
+            assert all(isinstance(e, Event) or e.strip() for e in events), (source, path)
+    assert tried > 100
+    assert not (tmp_path / "marker").exists()
+
+
+# ---- actions, through the engine --------------------------------------------------------
+
+
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    """Answers 200 to everything and keeps what it was sent (headers, path, body)."""
+
+    seen: ClassVar[list[tuple[str, dict[str, str], bytes]]] = []
+
+    def _answer(self) -> None:
+        size = int(self.headers.get("content-length") or 0)
+        self.seen.append((self.path, dict(self.headers), self.rfile.read(size)))
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    _Receiver.seen = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def _rules(sandbox: Path, url: str) -> str:
+    """One rule per action (kind = the action's name), each templating the hostile label."""
+    v = "{{ event.labels.v }}"
+    steps = {
+        "noop": {"message": v},
+        "run_command": {"argv": ["printf", "%s", v]},
+        "run_command_shell": {"shell": "printf %s {{ event.labels.v | shquote }}"},
+        "http_request": {
+            "method": "POST",
+            "url": url + "/hook/{{ event.labels.v | urlencode }}",
+            "headers": {"X-Alert": v},
+            "json": {"v": v},
+        },
+        "notify": {"urls": [url.replace("http://", "json://") + "/notify"], "title": v, "body": v},
+        "annotate": {"url": url + "/note", "note": "saw " + v},
+        "archive_logs": {
+            "dir": f"{sandbox}/logs/{v}",
+            "include": ["*.log.*"],
+            "min_age": "0s",
+            "to": f"{sandbox}/archive/{v}",
+        },
+        "kill_process": {"pid": v, "start_time": v},
+        "dns_failover": {
+            "direction": "failover",
+            "resolv_conf": {"path": f"{sandbox}/resolv/{v}", "primary": v, "secondary": v},
+        },
+        "recheck": {"probe": v},
+    }
+    rules = []
+    for kind, params in steps.items():
+        action = kind.removesuffix("_shell")
+        rules.append({"name": kind, "when": {"kind": kind}, "do": [{action: params}]})
+    return json.dumps(rules)  # JSON is YAML
+
+
+@pytest.fixture
+async def engine(tmp_path: Path, receiver: str, store: Store) -> AsyncIterator[Engine]:
+    sandbox = tmp_path / "sandbox"
+    for d in ("logs/app", "archive/app", "resolv"):
+        (sandbox / d).mkdir(parents=True)
+    (sandbox / "resolv" / "app").write_text("nameserver 127.0.0.1\nnameserver 127.0.0.2\n")
+    (tmp_path / "rules.yaml").write_text(_rules(sandbox, receiver))
+    registry = build_registry(load_entry_points=False)
+    config = Config()
+    config.actions.timeout = 10.0
+    config.actions.retry.backoff = 0.001
+    config.actions.retry.max_backoff = 0.002
+    config.state_dir = tmp_path / "state"
+    engine = Engine(ruleset=load_rules(tmp_path / "rules.yaml", registry), registry=registry,
+                    config=config, store=store, clock=SystemClock())  # fmt: skip
+    await engine.start()
+    yield engine
+    await engine.close()
+
+
+def _victim(tmp_path: Path) -> dict[str, bytes]:
+    """Logs an escaped path would reach: beside the sandbox, old enough to archive."""
+    victim = tmp_path / "victim"
+    victim.mkdir(exist_ok=True)
+    for name in ("a.log.1", "b.log.2"):
+        (victim / name).write_bytes(b"keep me\n" * 100)
+        os.utime(victim / name, (1, 1))
+    return _files(victim)
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def _dirs(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.is_dir())
+
+
+async def test_every_action_handles_hostile_event_values_or_fails_alone(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Every hostile value in one batch with a benign canary per action: every event is
+    committed, every run ends in a final state with a message, no injected command runs, no
+    file outside the rule's directories is touched, and the canaries still do their work."""
+    victim = _victim(tmp_path)
+    marker = tmp_path / "marker"
+    kinds = [rule["name"] for rule in json.loads((tmp_path / "rules.yaml").read_text())]
+    events = [
+        Event(source="fuzz", kind=kind, resource=f"r{i}", labels={"v": value})
+        for kind in kinds
+        for i, value in enumerate(hostile_strings(marker))
+    ]
+    canaries = [
+        Event(source="fuzz", kind=kind, resource="canary", labels={"v": "app"}) for kind in kinds
+    ]
+    accepted = await engine.submit(events + canaries)
+    await engine.drain()
+
+    assert len(accepted) == len(events) + len(canaries)
+    store = engine.store
+    for item in accepted:
+        for run_id in item.run_ids:
+            run = store.get_run(run_id)
+            assert run.state in {RunState.SUCCEEDED, RunState.FAILED, RunState.SKIPPED}, run
+            if run.state is RunState.FAILED:
+                assert run.message, run
+    assert not marker.exists(), "an event value ran as a command"
+    assert _files(tmp_path / "victim") == victim
+    assert _dirs(tmp_path) == [
+        "sandbox", "state", "victim",
+    ]  # fmt: skip
+    canary_states = {
+        store.get_run(item.run_ids[0]).rule: store.get_run(item.run_ids[0]).state
+        for item in accepted[len(events) :]
+    }
+    assert canary_states["noop"] is RunState.SUCCEEDED
+    assert canary_states["run_command"] is RunState.SUCCEEDED
+    assert canary_states["http_request"] is RunState.SUCCEEDED
+    assert not any("x-evil" in {k.lower() for k in h} for _, h, _ in _Receiver.seen)
