@@ -86,7 +86,6 @@ def test_a_missing_directory_fails_with_its_name(tmp_path: Path) -> None:
     assert "nope" in result.stdout
 
 
-
 def test_the_progress_bar_knows_its_total_once_files_are_selected(logs: Path) -> None:
     from rich.console import Console
 
