@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import io
 import os
-import subprocess
-import sys
 import tarfile
 import time
 from pathlib import Path
@@ -14,14 +12,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-OPSMEDIC = [sys.executable, "-m", "opsmedic"]
-
-
-def opsmedic(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPSMEDIC_")}
-    env["COLUMNS"] = "200"
-    return subprocess.run([*OPSMEDIC, *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=120, check=False)  # fmt: skip
+from cli_process import opsmedic
 
 
 @pytest.fixture

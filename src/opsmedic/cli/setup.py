@@ -49,31 +49,43 @@ def check(
     ] = None,
 ) -> None:
     """Validate config and rules: exit 0 when valid, 2 with every problem at file:line:col."""
-    from opsmedic.config.loader import load_config
+    from opsmedic.config.loader import read_config
+    from opsmedic.config.refs import config_names
     from opsmedic.plugins import build_registry
     from opsmedic.rules.loader import load_rules
     from opsmedic.runtime import check_config, find_config
 
     registry = build_registry()
     problems: list[Problem] = []
-    rules_path = None
-    if path is not None and (path.is_dir() or _is_rule_file(path)):
+    rules_only = path is not None and (path.is_dir() or _is_rule_file(path))
+    config_path = find_config(None) if rules_only else (path or find_config(None))
+    if rules_only and config_path is None:
+        names = None  # no config to hold notify targets, ssh hosts…: those are not checked
         rules_path = path
     else:
-        config_path = path or find_config(None)
-        config, located = load_config(config_path)
-        problems.extend(check_config(config, located, registry))
-        rules_path = config.rules_dir
-        if not problems:
+        # Every problem of the config is collected, then the rules are read anyway: one run
+        # of `check` shows all there is to fix.
+        read = read_config(config_path)
+        names = config_names(read.data)
+        config_problems = read.problems + check_config(read.data, read.located, registry)
+        rules_path = path if rules_only else read.rules_dir
+        if rules_only:
+            out.print(f"config {config_path}: read for the names rules refer to")
+        elif config_problems:
+            problems += config_problems
+        else:
             out.print(f"config {config_path or '(defaults)'}: ok")
+    assert rules_path is not None
     try:
-        ruleset = load_rules(rules_path, registry)
+        ruleset = load_rules(rules_path, registry, names)
     except ConfigError as exc:
         problems.extend(exc.problems)
     else:
         out.print(f"rules {rules_path}: {len(ruleset)} rules in {len(ruleset.files)} files: ok")
     if problems:
-        raise ConfigError(problems)
+        # File by file as they were read, each from top to bottom: the order of an editor.
+        files = {p.file: n for n, p in reversed(list(enumerate(problems)))}
+        raise ConfigError(sorted(problems, key=lambda p: (files[p.file], p.line, p.col)))
 
 
 def _is_rule_file(path: Path) -> bool:
