@@ -111,7 +111,10 @@ def _blame_env(problem: Problem, from_env: dict[tuple[str, ...], str]) -> Proble
     """A problem in a value an environment variable set is reported against that variable."""
     for loc, name in from_env.items():
         dotted_loc = ".".join(loc)
-        if problem.field == dotted_loc or problem.field.startswith(dotted_loc + "."):
+        # Inside the value the variable set, or on a section it created (OPSMEDIC_DRY_RUN__X
+        # turns `dry_run` into a mapping).
+        inside = problem.field.startswith(dotted_loc + ".")
+        if problem.field == dotted_loc or inside or dotted_loc.startswith(problem.field + "."):
             return Problem(f"${name}", 1, 1, problem.field, problem.message)
     return problem
 
