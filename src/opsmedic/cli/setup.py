@@ -50,32 +50,28 @@ def check(
 ) -> None:
     """Validate config and rules: exit 0 when valid, 2 with every problem at file:line:col."""
     from opsmedic.config.loader import read_config
-    from opsmedic.config.refs import config_names
+    from opsmedic.config.refs import ConfigNames
     from opsmedic.plugins import build_registry
     from opsmedic.rules.loader import load_rules
     from opsmedic.runtime import check_config, find_config
 
     registry = build_registry()
     problems: list[Problem] = []
-    rules_only = path is not None and (path.is_dir() or _is_rule_file(path))
-    config_path = find_config(None) if rules_only else (path or find_config(None))
-    if rules_only and config_path is None:
-        names = None  # no config to hold notify targets, ssh hosts…: those are not checked
-        rules_path = path
-    else:
-        # Every problem of the config is collected, then the rules are read anyway: one run
-        # of `check` shows all there is to fix.
+    names: ConfigNames | None = None  # None: no config to check the names rules use against
+    rules_path = path if path is not None and (path.is_dir() or _is_rule_file(path)) else None
+    config_path = find_config(None) if rules_path is not None else (path or find_config(None))
+    if rules_path is None or config_path is not None:
         read = read_config(config_path)
-        names = config_names(read.data)
-        config_problems = read.problems + check_config(read.data, read.located, registry)
-        rules_path = path if rules_only else read.rules_dir
-        if rules_only:
+        names = read.names
+        if rules_path is not None:
             out.print(f"config {config_path}: read for the names rules refer to")
-        elif config_problems:
-            problems += config_problems
         else:
-            out.print(f"config {config_path or '(defaults)'}: ok")
-    assert rules_path is not None
+            # Every problem of the config is collected, then the rules are read anyway: one
+            # run of `check` shows all there is to fix.
+            rules_path = read.rules_dir
+            problems += read.problems + check_config(read.data, read.located, registry)
+            if not problems:
+                out.print(f"config {config_path or '(defaults)'}: ok")
     try:
         ruleset = load_rules(rules_path, registry, names)
     except ConfigError as exc:

@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from opsmedic.config.located import Located, load_yaml_file, validation_problems
+from opsmedic.config.refs import ConfigNames, config_names
 from opsmedic.config.schema import Config
 from opsmedic.config.types import Secret
 from opsmedic.errors import ConfigError, Problem
@@ -34,6 +35,12 @@ class ConfigRead:
     base: Path
     config: Config | None = None
     problems: list[Problem] = field(default_factory=list)
+    parsed: bool = True  # False: the file could not be read as a mapping at all
+
+    @property
+    def names(self) -> ConfigNames | None:
+        """The names the config defines for rules to use; None when it could not be read."""
+        return config_names(self.data) if self.parsed else None
 
     @property
     def rules_dir(self) -> Path:
@@ -67,11 +74,12 @@ def read_config(path: Path | None, environ: Mapping[str, str] | None = None) -> 
         try:
             located = load_yaml_file(path)
         except ConfigError as exc:
-            return ConfigRead(Located(str(path), None), {}, base, problems=exc.problems)
+            return ConfigRead(Located(str(path), None), {}, base, None, exc.problems, False)
     read = ConfigRead(located, {}, base, problems=list(located.problems))
     data = located.data if located.data is not None else {}
     if not isinstance(data, dict):
         read.problems.append(located.problem((), "the config must be a mapping of sections"))
+        read.parsed = False
         return read
     read.data = data = dict(data)
     if "base_dir" in data:
