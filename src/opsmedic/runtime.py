@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from opsmedic.clock import Clock, SystemClock
 from opsmedic.config.loader import read_config
 from opsmedic.config.located import Located, unknown_name, validation_problems
@@ -49,8 +51,6 @@ def check_config(data: dict[str, Any], located: Located, registry: Registry) -> 
 
     They read the raw config, so they run even when another section failed validation.
     """
-    from pydantic import ValidationError
-
     problems = []
     seen: set[str] = set()
     probes = data.get("probes")
@@ -61,12 +61,16 @@ def check_config(data: dict[str, Any], located: Located, registry: Registry) -> 
         name, kind, params = probe.get("name"), probe.get("type"), probe.get("params", {})
         if isinstance(name, str) and name in seen:
             problems.append(located.problem((*loc, "name"), f"duplicate probe name {name!r}"))
-        seen.add(str(name))
+        if isinstance(name, str):
+            seen.add(name)
+        # A type or params of the wrong shape is the schema's error, reported with the rest.
         spec = registry.probes.get(kind) if isinstance(kind, str) else None
         if spec is None:
             if isinstance(kind, str):
                 msg = unknown_name("probe type", kind, registry.probes)
                 problems.append(located.problem((*loc, "type"), msg))
+            continue
+        if not isinstance(params, dict):
             continue
         try:
             spec.params.model_validate(params)
