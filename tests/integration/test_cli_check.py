@@ -96,3 +96,11 @@ def test_a_rules_directory_alone_is_checked_against_the_config_beside_it(project
     result = opsmedic("check", "rules", cwd=project)
     assert result.returncode == 0, result.stderr
     assert "rules rules: 1 rules in 1 files: ok" in result.stdout
+
+
+def test_a_config_file_that_is_not_there_is_one_problem(project: Path) -> None:
+    result = opsmedic("check", "nope.yaml", cwd=project)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error nope.yaml:1:1: cannot read: [Errno 2] No such file or directory: 'nope.yaml'"
+    ]

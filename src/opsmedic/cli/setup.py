@@ -66,18 +66,21 @@ def check(
         if rules_path is not None:
             out.print(f"config {config_path}: read for the names rules refer to")
         else:
-            # Every problem of the config is collected, then the rules are read anyway: one
-            # run of `check` shows all there is to fix.
-            rules_path = read.rules_dir
             problems += read.problems + check_config(read.data, read.located, registry)
             if not problems:
                 out.print(f"config {config_path or '(defaults)'}: ok")
-    try:
-        ruleset = load_rules(rules_path, registry, names)
-    except ConfigError as exc:
-        problems.extend(exc.problems)
-    else:
-        out.print(f"rules {rules_path}: {len(ruleset)} rules in {len(ruleset.files)} files: ok")
+            # The rules are read even when the config has problems, so one run of `check`
+            # shows all there is to fix; only a config file that is not there names none.
+            if config_path is None or config_path.exists():
+                rules_path = read.rules_dir
+    if rules_path is not None:
+        try:
+            ruleset = load_rules(rules_path, registry, names)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+        else:
+            count = f"{len(ruleset)} rules in {len(ruleset.files)} files"
+            out.print(f"rules {rules_path}: {count}: ok")
     if problems:
         # File by file as they were read, each from top to bottom: the order of an editor.
         files = {p.file: n for n, p in reversed(list(enumerate(problems)))}
