@@ -47,11 +47,10 @@ class Executor:
 
     async def execute(self, run: Run, rule: Rule, event: Event) -> Run:
         """Fill `run.steps`, `run.state` and `run.message`; the caller records the result."""
-        context = template_context(event, rule.name, run.id)
         # Later steps see what earlier ones reported (a kill's victim, an archive's size), so a
         # notify step can tell people exactly what was done: `{{ steps[0].details.pid }}`.
         steps_seen: list[dict[str, Any]] = []
-        context["steps"] = steps_seen
+        context = template_context(event, rule.name, run.id, steps_seen)
         state = RunState.SUCCEEDED
         for step in rule.steps:
             record = await self._step(step, run, context)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -11,6 +10,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 
 from opsmedic.clock import Clock
+from opsmedic.config.located import unknown_name
 from opsmedic.config.schema import Config
 from opsmedic.errors import PluginError
 from opsmedic.model import Outcome
@@ -114,14 +114,6 @@ class Registry:
             return self.probes[name]
         except KeyError:
             raise PluginError(unknown_name("probe", name, self.probes)) from None
-
-
-def unknown_name(kind: str, name: str, known: Any) -> str:
-    """'unknown action 'run_comand' (did you mean run_command?)' — shared by config and rules."""
-    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
-    listed = ", ".join(close) if close else ""
-    hint = f" (did you mean {listed}?)" if close else f" (known: {', '.join(sorted(known))})"
-    return f"unknown {kind} {name!r}{hint}"
 
 
 def build_registry(load_entry_points: bool = True) -> Registry:

@@ -10,15 +10,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import ValidationError
+
 from opsmedic.clock import Clock, SystemClock
-from opsmedic.config.loader import load_config
-from opsmedic.config.located import Located
+from opsmedic.config.loader import read_config
+from opsmedic.config.located import Located, unknown_name, validation_problems
+from opsmedic.config.refs import ConfigNames, config_names
 from opsmedic.config.schema import Config
 from opsmedic.errors import ConfigError, Problem
 from opsmedic.logs import get_logger
 from opsmedic.model import Event
-from opsmedic.plugins import Registry, build_registry, unknown_name
-from opsmedic.probes.runner import ProbeRunner, validate_probe_params
+from opsmedic.plugins import Registry, build_registry
+from opsmedic.probes.runner import ProbeRunner
 from opsmedic.rules.loader import load_rules
 from opsmedic.rules.ruleset import RuleSet
 
@@ -43,22 +46,36 @@ def find_config(explicit: Path | None) -> Path | None:
     return DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None
 
 
-def check_config(config: Config, located: Located, registry: Registry) -> list[Problem]:
-    """Checks that need the registry: probe types and their params, at file:line:col."""
+def check_config(data: dict[str, Any], located: Located, registry: Registry) -> list[Problem]:
+    """Checks that need the registry: probe types and their params, at file:line:col.
+
+    They read the raw config, so they run even when another section failed validation.
+    """
     problems = []
     seen: set[str] = set()
-    for i, probe in enumerate(config.probes):
+    probes = data.get("probes")
+    for i, probe in enumerate(probes if isinstance(probes, list) else []):
+        if not isinstance(probe, dict):
+            continue  # the schema's validation names this one
         loc = ("probes", i)
-        if probe.name in seen:
-            problems.append(located.problem((*loc, "name"), f"duplicate probe name {probe.name!r}"))
-        seen.add(probe.name)
-        spec = registry.probes.get(probe.type)
+        name, kind, params = probe.get("name"), probe.get("type"), probe.get("params", {})
+        if isinstance(name, str) and name in seen:
+            problems.append(located.problem((*loc, "name"), f"duplicate probe name {name!r}"))
+        if isinstance(name, str):
+            seen.add(name)
+        # A type or params of the wrong shape is the schema's error, reported with the rest.
+        spec = registry.probes.get(kind) if isinstance(kind, str) else None
         if spec is None:
-            msg = unknown_name("probe type", probe.type, registry.probes)
-            problems.append(located.problem((*loc, "type"), msg))
+            if isinstance(kind, str):
+                msg = unknown_name("probe type", kind, registry.probes)
+                problems.append(located.problem((*loc, "type"), msg))
             continue
-        for field_path, message in validate_probe_params(spec, probe.params):
-            problems.append(located.problem((*loc, "params", *field_path.split(".")), message))
+        if not isinstance(params, dict):
+            continue
+        try:
+            spec.params.model_validate(params)
+        except ValidationError as exc:
+            problems += validation_problems(exc, located, spec.params, (*loc, "params"))
     return problems
 
 
@@ -73,6 +90,8 @@ class Runtime:
     clock: Clock
     store: Store | None
     engine: Engine
+    # The names the config defines (notify targets, ssh hosts…) that rules may refer to.
+    config_names: ConfigNames = field(default_factory=dict)
     rule_errors: list[Problem] = field(default_factory=list)
 
 
@@ -89,14 +108,16 @@ def build(
     from opsmedic.engine import Engine
     from opsmedic.store.store import Store
 
-    config, located = load_config(config_path)
+    read = read_config(config_path)
     registry = registry or build_registry()
-    problems = check_config(config, located, registry)
-    if problems:
+    problems = read.problems + check_config(read.data, read.located, registry)
+    if problems or read.config is None:
         raise ConfigError(problems)
+    config = read.config
     if rules_path is not None:
         config.rules_dir = rules_path
-    ruleset = load_rules(config.rules_dir, registry)
+    names = config_names(read.data)
+    ruleset = load_rules(config.rules_dir, registry, names)
     store = None
     if with_store:
         store = Store(config.store)
@@ -104,7 +125,7 @@ def build(
     clock = clock or SystemClock()
     engine = Engine(ruleset=ruleset, registry=registry, config=config, store=store, clock=clock,
                     dry_run=dry_run)  # fmt: skip
-    return Runtime(config, config_path, registry, ruleset, clock, store, engine)
+    return Runtime(config, config_path, registry, ruleset, clock, store, engine, names)
 
 
 async def watch_rules(
@@ -116,7 +137,7 @@ async def watch_rules(
     log = get_logger(component="rules")
     async for _changes in awatch(rt.config.rules_dir, debounce=200, step=50):
         try:
-            ruleset = load_rules(rt.config.rules_dir, rt.registry)
+            ruleset = load_rules(rt.config.rules_dir, rt.registry, rt.config_names)
         except ConfigError as exc:
             rt.rule_errors = exc.problems
             for problem in exc.problems:

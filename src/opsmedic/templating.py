@@ -67,11 +67,19 @@ class UnsafeTemplate(ValueError):
     """A template that could splice event data in as syntax; refused when rules load."""
 
 
-def template_context(event: Event, rule: str, run_id: str) -> dict[str, Any]:
-    """The variables a parameter template sees: `event` (with `target`), `rule`, `run_id`."""
+def template_context(
+    event: Event, rule: str, run_id: str, steps: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """The variables a parameter template sees: `event` (with `target`), `rule`, `run_id`, and
+    `steps`, what the run's earlier steps reported (filled in as they finish)."""
     event_vars = event.as_dict()
     event_vars["target"] = event.target
-    return {"event": event_vars, "rule": rule, "run_id": run_id}
+    return {
+        "event": event_vars,
+        "rule": rule,
+        "run_id": run_id,
+        "steps": [] if steps is None else steps,
+    }
 
 
 def is_template(text: str) -> bool:
@@ -91,6 +99,41 @@ def new_environment() -> ImmutableSandboxedEnvironment:
 def parse(source: str) -> nodes.Template:
     """Parse a template without compiling it (used by validators that inspect its shape)."""
     return new_environment().parse(source)
+
+
+def unknown_names(source: str) -> list[tuple[str, str, list[str]]]:
+    """(kind, name, known names) for each variable or event field the template reads that no
+    event can supply; a syntax error raises TemplateError. Labels and payload are free-form,
+    so only `event.X` / `event['X']` and the top-level names are checked."""
+    env = new_environment()
+    try:
+        tree = env.parse(source)
+    except TemplateSyntaxError as exc:
+        raise TemplateError(f"template syntax error at line {exc.lineno}: {exc.message}") from None
+    context = template_context(Event(source=""), "", "")
+    # Names the template binds itself (`{% set %}`, loop variables, macro parameters).
+    bound = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
+    variables = sorted({*context, *env.globals, "loop"} | bound)
+    found: list[tuple[str, str, list[str]]] = []
+    for node in tree.find_all(nodes.Name):
+        if node.ctx == "load" and node.name not in variables:
+            found.append(("template variable", node.name, variables))
+    lookups: list[nodes.Getattr | nodes.Getitem] = [
+        *tree.find_all(nodes.Getattr),
+        *tree.find_all(nodes.Getitem),
+    ]
+    for lookup in lookups:
+        inner = lookup.node
+        if not (isinstance(inner, nodes.Name) and inner.name == "event" and "event" not in bound):
+            continue
+        name = lookup.attr if isinstance(lookup, nodes.Getattr) else _constant(lookup.arg)
+        if name is not None and name not in context["event"]:
+            found.append(("event field", f"event.{name}", [f"event.{k}" for k in context["event"]]))
+    return found
+
+
+def _constant(node: nodes.Node) -> str | None:
+    return node.value if isinstance(node, nodes.Const) and isinstance(node.value, str) else None
 
 
 class Templates:

@@ -283,10 +283,17 @@ async def test_store_down_is_503_not_500(tmp_path: Path) -> None:
 async def test_a_restart_keeps_incidents_and_throttles(tmp_path: Path) -> None:
     """After a restart the same alert joins its open incident and, inside the rule's
     throttle, runs nothing again."""
-    async with running_api(tmp_path, RULES) as api, api.client(api.tokens["ingest"]) as client:
+    notify = {"log": {}}  # the rule's notify target must exist for the rules to load
+    async with (
+        running_api(tmp_path, RULES, notify=notify) as api,
+        api.client(api.tokens["ingest"]) as client,
+    ):
         first = (await client.post("/api/v1/webhooks/alertmanager", json=FIRING)).json()
         assert len(first["events"][0]["run_ids"]) == 1
-    async with running_api(tmp_path, RULES) as api, api.client(api.tokens["ingest"]) as client:
+    async with (
+        running_api(tmp_path, RULES, notify=notify) as api,
+        api.client(api.tokens["ingest"]) as client,
+    ):
         again = (await client.post("/api/v1/webhooks/alertmanager", json=FIRING)).json()
         assert again["events"][0]["incident_id"] == first["events"][0]["incident_id"]
         assert again["events"][0]["run_ids"] == []

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 import os
-import subprocess
-import sys
 import tarfile
 import time
 from pathlib import Path
@@ -12,14 +12,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-OPSMEDIC = [sys.executable, "-m", "opsmedic"]
-
-
-def opsmedic(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPSMEDIC_")}
-    env["COLUMNS"] = "200"
-    return subprocess.run([*OPSMEDIC, *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=120, check=False)  # fmt: skip
+from cli_process import opsmedic
 
 
 @pytest.fixture
@@ -82,3 +75,26 @@ def test_a_missing_directory_fails_with_its_name(tmp_path: Path) -> None:
                       cwd=tmp_path)  # fmt: skip
     assert result.returncode == 1
     assert "nope" in result.stdout
+
+
+def test_the_progress_bar_knows_its_total_once_files_are_selected(logs: Path) -> None:
+    from rich.console import Console
+
+    from opsmedic.actions.archive_logs import Params, archive
+    from opsmedic.cli.archive import ArchiveBar
+    from opsmedic.config.loader import load_config
+
+    config, _ = load_config(logs.parent / "opsmedic.yaml", environ={})
+    params = Params.model_validate(
+        {"dir": str(logs), "include": ["*.log.*"], "to": str(logs.parent / "out")}
+    )
+    selected = sum((logs / f"app.log.{n}").stat().st_size for n in (1, 2, 3))
+    with ArchiveBar(Console(file=io.StringIO(), force_terminal=True, width=120)) as bar:
+        (task,) = bar.progress.tasks
+        assert task.total is None  # unknown until the files are selected
+        run = archive(params, config, "h", progress=bar.advance, on_total=bar.set_total)
+        report = asyncio.run(run)
+    assert report.error is None and len(report.archives) == 1
+    # Written once and read back once: the bar ends full, so its ETA ran over the right total.
+    assert task.total == 2 * selected
+    assert task.completed == task.total

@@ -141,3 +141,80 @@ def test_durations(text: object, seconds: float) -> None:
 def test_bad_durations(bad: object) -> None:
     with pytest.raises(ValueError, match="duration"):
         parse_duration(bad)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "log:\n  level: info\n   extra: 1\n",
+            "opsmedic.yaml:3:9: invalid YAML: mapping values are not allowed in this context"
+            " (check the indentation of line 3, or quote a value that holds ': ')",
+        ),
+        (
+            "actions:\n    timeout: 5s\n  output_limit: 1024\n",
+            "opsmedic.yaml:3:3: invalid YAML: did not find expected key"
+            " (check the indentation of line 3)",
+        ),
+        (
+            "probes:\n  - name: a\n - name: b\n",
+            "(check the indentation of line 3)",
+        ),
+        (
+            "log:\n\tlevel: info\n",
+            "opsmedic.yaml:2:1: invalid YAML: found character that cannot start any token"
+            " (line 2 is indented with a tab: YAML indents with spaces only)",
+        ),
+        (
+            "store: [\n",
+            "opsmedic.yaml:2:1: invalid YAML: did not find expected node content",
+        ),
+    ],
+)
+def test_yaml_syntax_errors_get_a_hint_where_one_helps(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text), environ={})
+    (problem,) = info.value.problems
+    assert expected in str(problem), problem
+    if "store" in text:  # a plain syntax error: no hint that would mislead
+        assert "(" not in str(problem).split("invalid YAML")[1]
+
+
+@pytest.mark.parametrize("word", ["yes", "no", "on", "off", "true", "False"])
+def test_an_unquoted_yaml_boolean_where_text_is_expected_says_quote_it(
+    tmp_path: Path, word: str
+) -> None:
+    text = f"probes:\n  - name: a\n    type: command\n    labels: {{flag: {word}}}\n"
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text), environ={})
+    (problem,) = info.value.problems
+    assert str(problem) == (
+        f"{tmp_path / 'opsmedic.yaml'}:4:20: probes[0].labels.flag: Input should be a valid"
+        f' string: YAML reads an unquoted {word} as a boolean, quote it ("{word}")'
+    )
+    config, _ = load_config(write(tmp_path, text.replace(word, f'"{word}"')), environ={})
+    assert config.probes[0].labels == {"flag": word}
+
+
+def test_every_problem_of_a_config_is_reported_in_one_load(tmp_path: Path) -> None:
+    """Duplicate keys, a removed field, an environment override and the schema: one pass."""
+    text = (
+        "store: a\nstore: b\n"  # duplicate (the first value is kept, so validation goes on)
+        "base_dir: /x\n"
+        "log: {level: inf}\n"
+        "notify:\n  oncall: {}\n  oncall: {}\n"
+        "actions: {timout: 5s}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text), environ={"OPSMEDIC_DRY_RUN__X": "1"})
+    found = sorted((p.file.rsplit("/", 1)[-1], p.line, p.field) for p in info.value.problems)
+    assert found == [
+        ("$OPSMEDIC_DRY_RUN__X", 1, "dry_run"),
+        ("opsmedic.yaml", 2, "store"),
+        ("opsmedic.yaml", 3, "base_dir"),
+        ("opsmedic.yaml", 4, "log.level"),
+        ("opsmedic.yaml", 7, "notify.oncall"),
+        ("opsmedic.yaml", 8, "actions.timout"),
+    ]

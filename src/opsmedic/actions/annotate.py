@@ -14,10 +14,12 @@ from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
 from opsmedic.actions.http_exchange import RETRY_STATUS, ExchangeFailed, Reply, exchange
 from opsmedic.config.annotate import AnnotateConfig, NoCredentialsUrl
+from opsmedic.config.located import unknown_name
+from opsmedic.config.refs import ConfigRef
 from opsmedic.config.types import Secret, Strict
 from opsmedic.errors import RetryableError
 from opsmedic.model import Outcome
-from opsmedic.plugins import ActionContext, ActionSpec, unknown_name
+from opsmedic.plugins import ActionContext, ActionSpec
 
 # Opsgenie's documented maximum for a note; PagerDuty documents none, so the same cap holds
 # there and for webhooks: a note is a summary, the full output stays on the run.
@@ -56,7 +58,9 @@ class Params(_Target):
     opsgenie: OpsgenieTarget | None = None
     pagerduty: PagerDutyTarget | None = None
     url: NoCredentialsUrl | None = Field(None, description="a receiver that needs no credentials")
-    webhook: str | None = Field(None, description="a receiver named in config annotate.webhooks")
+    webhook: Annotated[str | None, ConfigRef("annotate.webhooks")] = Field(
+        None, description="a receiver named in config annotate.webhooks"
+    )
     note: Annotated[str, AfterValidator(_not_blank)]
 
     @model_validator(mode="after")

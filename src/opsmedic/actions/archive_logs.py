@@ -142,14 +142,15 @@ async def archive(
     *,
     dry_run: bool = False,
     progress: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
     log: Any = None,
     time_limit: float | None = None,
     now: Callable[[], float] = time.time,
 ) -> ArchiveReport:
     """One archive run: recover, rotate, select, archive, delete, measure (or only plan).
 
-    `progress` receives byte counts: input read while writing, then again while verifying,
-    so a bar's total is twice the selected bytes.
+    `progress` receives byte counts: input read while writing, then again while verifying;
+    `on_total` gets their sum once the files are selected (twice the selected bytes).
     """
     started = time.monotonic()
     log = log or get_logger(action="archive_logs")
@@ -178,6 +179,8 @@ async def archive(
         report.durations_ms["select"] = _ms(started)
         if report.selection.problems or not report.selection.candidates:
             return report
+        if on_total is not None:
+            on_total(2 * sum(c.identity.size for c in report.selection.candidates))
         try:
             dest = await open_destination(params.to, config)
         except (OSError, OpsmedicError) as exc:

@@ -6,14 +6,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterator
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from opsmedic.config.located import unknown_name
+from opsmedic.config.refs import ConfigRef
 from opsmedic.errors import RetryableError
 from opsmedic.model import Outcome
-from opsmedic.plugins import ActionContext, ActionSpec, unknown_name
+from opsmedic.plugins import ActionContext, ActionSpec
 
 # Loggers that may print a URL while Apprise sends: Apprise's own, and urllib3 under the
 # requests that most Apprise services use (it logs request paths, where tokens often sit).
@@ -27,7 +29,7 @@ class Params(BaseModel):
 
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
-    to: list[str] = Field(default_factory=list)
+    to: Annotated[list[str], ConfigRef("notify")] = Field(default_factory=list)
     title: str = ""
     body: str = ""
     urls: list[str] = Field(default_factory=list)

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field
 
+from opsmedic.config.located import unknown_name
+from opsmedic.config.refs import ConfigRef
 from opsmedic.config.types import Strict
 from opsmedic.errors import ConfigError
 from opsmedic.model import Event, Outcome, Status
-from opsmedic.plugins import ActionContext, ActionSpec, unknown_name
+from opsmedic.plugins import ActionContext, ActionSpec
 
 
 class Params(Strict):
-    probe: str = Field(description="the name of a probe in the config's `probes:`")
+    probe: Annotated[str, ConfigRef("probes")] = Field(
+        description="the name of a probe in the config's `probes:`"
+    )
 
 
 async def run(params: Params, ctx: ActionContext) -> Outcome:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from typing import Any
+from typing import Annotated, Any
 
 from jinja2 import TemplateSyntaxError, nodes
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -13,11 +13,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from opsmedic.actions.local import run_local
 from opsmedic.actions.output import Captured
 from opsmedic.actions.ssh import run_remote
+from opsmedic.config.located import unknown_name
+from opsmedic.config.refs import ConfigRef
 from opsmedic.config.types import PositiveDuration
 from opsmedic.errors import ActionError, RetryableError
 from opsmedic.model import Outcome
 from opsmedic.paths import TemplatedPath
-from opsmedic.plugins import ActionContext, ActionSpec, unknown_name
+from opsmedic.plugins import ActionContext, ActionSpec
 from opsmedic.templating import Rendered, UnsafeTemplate, is_template, parse
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -46,7 +48,7 @@ class Params(BaseModel):
     shell: str | None = Field(
         None, description="a /bin/sh script; event values only through `{{ x | shquote }}`"
     )
-    host: str | None = None
+    host: Annotated[str | None, ConfigRef("ssh_hosts")] = None
     cwd: TemplatedPath | None = None
     env: dict[str, str] = Field(default_factory=dict)
     timeout: PositiveDuration | None = None

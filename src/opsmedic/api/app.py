@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 from opsmedic import __version__
 from opsmedic.api import ingest, operate, read
 from opsmedic.api.auth import Authenticator, require
+from opsmedic.api.docs import add_docs
 from opsmedic.api.fastpath import IngestFastPath
 from opsmedic.api.ingest import STORE_DOWN
 from opsmedic.errors import StoreError
@@ -38,7 +39,7 @@ def create_app(rt: Runtime, metrics: Metrics) -> IngestFastPath:
 def _fastapi_app(rt: Runtime, metrics: Metrics) -> FastAPI:
     if rt.store is None:
         raise ValueError("the API needs a store")
-    app = FastAPI(title="opsmedic", version=__version__, redoc_url=None,
+    app = FastAPI(title="opsmedic", version=__version__, redoc_url=None, docs_url=None,
                   description="Events and alert webhooks in; runs, incidents and rules out. "
                   "Send `Authorization: Bearer <token>` (`opsmedic token create`).")  # fmt: skip
     state = app.state
@@ -59,6 +60,7 @@ def _fastapi_app(rt: Runtime, metrics: Metrics) -> FastAPI:
     app.add_api_route("/metrics", _metrics, methods=["GET"], tags=["health"],
                       summary="Prometheus metrics (needs the read scope)",
                       dependencies=[Depends(require(Scope.READ))])  # fmt: skip
+    add_docs(app)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(StoreError, _store_down)
     return app

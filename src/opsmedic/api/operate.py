@@ -25,7 +25,9 @@ admin = APIRouter(prefix="/api/v1", tags=["admin"], route_class=StrictJSONRoute,
 async def reload_rules(request: Request) -> dict[str, Any]:
     rt = request.app.state.rt
     try:
-        ruleset = await asyncio.to_thread(load_rules, rt.config.rules_dir, rt.registry)
+        ruleset = await asyncio.to_thread(
+            load_rules, rt.config.rules_dir, rt.registry, rt.config_names
+        )
     except ConfigError as exc:
         rt.rule_errors = exc.problems
         request.app.state.metrics.reload_errors.inc()

@@ -13,6 +13,8 @@ from opsmedic.cli import ConfigOpt, app, out
 from opsmedic.errors import ConfigError, Problem
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from opsmedic.actions.archive_logs import ArchiveReport, Params
 
 # The archive machinery (zstandard, asyncssh, psutil) is imported inside the command:
@@ -65,7 +67,9 @@ def archive(
         report = asyncio.run(run_archive(params, loaded, host, dry_run=dry_run))
     else:
         report = _with_progress(
-            lambda progress: run_archive(params, loaded, host, progress=progress)
+            lambda bar: run_archive(
+                params, loaded, host, progress=bar.advance, on_total=bar.set_total
+            )
         )
     _print(report, params)
     if report.selection.problems or report.error is not None:
@@ -78,29 +82,46 @@ def _option(loc: tuple[object, ...]) -> str:
 
 
 def _with_progress(
-    begin: Callable[[Callable[[int], None]], Coroutine[Any, Any, ArchiveReport]],
+    begin: Callable[[ArchiveBar], Coroutine[Any, Any, ArchiveReport]],
 ) -> ArchiveReport:
     """Run with a bar over the bytes read: once writing, once verifying."""
     import asyncio
 
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
+    with ArchiveBar(out) as bar:
+        return asyncio.run(begin(bar))
 
-    with Progress(
-        "[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-        TransferSpeedColumn(), TimeRemainingColumn(), console=out, transient=True,
-    ) as bar:  # fmt: skip
-        task = bar.add_task("archiving (write + verify)", total=None)
 
-        def advance(n: int) -> None:
-            bar.advance(task, n)
+class ArchiveBar:
+    """A rich bar whose total is set once the files are selected, so it can show an ETA."""
 
-        return asyncio.run(begin(advance))
+    def __init__(self, console: Console) -> None:
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self.progress = Progress(
+            "[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+            TransferSpeedColumn(), TimeRemainingColumn(), console=console, transient=True,
+        )  # fmt: skip
+        # No total until selection ends: rich shows a pulsing bar and no ETA until then.
+        self.task = self.progress.add_task("archiving (write + verify)", total=None)
+
+    def __enter__(self) -> ArchiveBar:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def set_total(self, total: int) -> None:
+        self.progress.update(self.task, total=total)
+
+    def advance(self, n: int) -> None:
+        self.progress.advance(self.task, n)
 
 
 def _print(report: ArchiveReport, params: Params) -> None:

@@ -49,31 +49,42 @@ def check(
     ] = None,
 ) -> None:
     """Validate config and rules: exit 0 when valid, 2 with every problem at file:line:col."""
-    from opsmedic.config.loader import load_config
+    from opsmedic.config.loader import read_config
+    from opsmedic.config.refs import ConfigNames
     from opsmedic.plugins import build_registry
     from opsmedic.rules.loader import load_rules
     from opsmedic.runtime import check_config, find_config
 
     registry = build_registry()
     problems: list[Problem] = []
-    rules_path = None
-    if path is not None and (path.is_dir() or _is_rule_file(path)):
-        rules_path = path
-    else:
-        config_path = path or find_config(None)
-        config, located = load_config(config_path)
-        problems.extend(check_config(config, located, registry))
-        rules_path = config.rules_dir
-        if not problems:
-            out.print(f"config {config_path or '(defaults)'}: ok")
-    try:
-        ruleset = load_rules(rules_path, registry)
-    except ConfigError as exc:
-        problems.extend(exc.problems)
-    else:
-        out.print(f"rules {rules_path}: {len(ruleset)} rules in {len(ruleset.files)} files: ok")
+    names: ConfigNames | None = None  # None: no config to check the names rules use against
+    rules_path = path if path is not None and (path.is_dir() or _is_rule_file(path)) else None
+    config_path = find_config(None) if rules_path is not None else (path or find_config(None))
+    if rules_path is None or config_path is not None:
+        read = read_config(config_path)
+        names = read.names
+        if rules_path is not None:
+            out.print(f"config {config_path}: read for the names rules refer to")
+        else:
+            problems += read.problems + check_config(read.data, read.located, registry)
+            if not problems:
+                out.print(f"config {config_path or '(defaults)'}: ok")
+            # The rules are read even when the config has problems, so one run of `check`
+            # shows all there is to fix; only a config file that is not there names none.
+            if config_path is None or config_path.exists():
+                rules_path = read.rules_dir
+    if rules_path is not None:
+        try:
+            ruleset = load_rules(rules_path, registry, names)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+        else:
+            count = f"{len(ruleset)} rules in {len(ruleset.files)} files"
+            out.print(f"rules {rules_path}: {count}: ok")
     if problems:
-        raise ConfigError(problems)
+        # File by file as they were read, each from top to bottom: the order of an editor.
+        files = {p.file: n for n, p in reversed(list(enumerate(problems)))}
+        raise ConfigError(sorted(problems, key=lambda p: (files[p.file], p.line, p.col)))
 
 
 def _is_rule_file(path: Path) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from opsmedic.config.located import Located, load_yaml_file, validation_problems
+from opsmedic.config.refs import ConfigNames, config_names
 from opsmedic.config.schema import Config
 from opsmedic.config.types import Secret
 from opsmedic.errors import ConfigError, Problem
@@ -20,32 +22,86 @@ ENV_PREFIX = "OPSMEDIC_"
 _NOT_FIELDS = {"OPSMEDIC_CONFIG"}
 
 
+@dataclass(slots=True)
+class ConfigRead:
+    """Everything read from a config file, with every problem found in it.
+
+    `config` is None when a problem stops validation; `data` (the file's mapping with the
+    environment's overrides) still tells which names the config defines and where rules are.
+    """
+
+    located: Located
+    data: dict[str, Any]
+    base: Path
+    config: Config | None = None
+    problems: list[Problem] = field(default_factory=list)
+    parsed: bool = True  # False: the file could not be read as a mapping at all
+
+    @property
+    def names(self) -> ConfigNames | None:
+        """The names the config defines for rules to use; None when it could not be read."""
+        return config_names(self.data) if self.parsed else None
+
+    @property
+    def rules_dir(self) -> Path:
+        if self.config is not None:
+            return self.config.rules_dir
+        named = self.data.get("rules_dir")
+        return self.base / (named if isinstance(named, str) and named else "rules")
+
+
 def load_config(
     path: Path | None, environ: Mapping[str, str] | None = None
 ) -> tuple[Config, Located]:
     """The validated config (defaults when `path` is None) and its located source for errors."""
+    read = read_config(path, environ)
+    if read.problems or read.config is None:
+        raise ConfigError(read.problems)
+    return read.config, read.located
+
+
+def read_config(path: Path | None, environ: Mapping[str, str] | None = None) -> ConfigRead:
+    """Read and validate the config, collecting every problem rather than stopping at one.
+
+    A file that cannot be read or parsed is one problem; otherwise duplicate keys, the
+    environment's overrides and every field are all checked in the same pass.
+    """
     environ = os.environ if environ is None else environ
+    base = Path.cwd() if path is None else path.resolve().parent
     if path is None:
         located = Located("<defaults>", {})
-        base = Path.cwd()
     else:
-        located = load_yaml_file(path)
-        base = path.resolve().parent
+        try:
+            located = load_yaml_file(path)
+        except ConfigError as exc:
+            return ConfigRead(Located(str(path), None), {}, base, None, exc.problems, False)
+    read = ConfigRead(located, {}, base, problems=list(located.problems))
     data = located.data if located.data is not None else {}
     if not isinstance(data, dict):
-        raise ConfigError([located.problem((), "the config must be a mapping of sections")])
-    data = dict(data)
+        read.problems.append(located.problem((), "the config must be a mapping of sections"))
+        read.parsed = False
+        return read
+    read.data = data = dict(data)
     if "base_dir" in data:
-        raise ConfigError([located.problem(("base_dir",), "unknown field 'base_dir'", at_key=True)])
+        del data["base_dir"]
+        read.problems.append(
+            located.problem(("base_dir",), "unknown field 'base_dir'", at_key=True)
+        )
     from_env: dict[tuple[str, ...], str] = {}
-    problems = _apply_env(data, environ, from_env)
-    if problems:
-        raise ConfigError(problems)
+    read.problems += _apply_env(data, environ, from_env)
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
         found = validation_problems(exc, located, Config)
-        raise ConfigError([_blame_env(p, from_env) for p in found]) from None
+        read.problems += [_blame_env(p, from_env) for p in found]
+        return read
+    _place(config, base)
+    read.config = config
+    return read
+
+
+def _place(config: Config, base: Path) -> None:
+    """Paths in the config are relative to the config file, not to the working directory."""
     config.base_dir = base
     _resolve_secret_files(config, base)
     if not config.rules_dir.is_absolute():
@@ -57,14 +113,16 @@ def load_config(
     if sqlite_path != config.store and relative:
         # Like rules_dir: a relative SQLite path lives beside the config file, not the cwd.
         config.store = f"sqlite:///{base / sqlite_path}"
-    return config, located
 
 
 def _blame_env(problem: Problem, from_env: dict[tuple[str, ...], str]) -> Problem:
     """A problem in a value an environment variable set is reported against that variable."""
     for loc, name in from_env.items():
         dotted_loc = ".".join(loc)
-        if problem.field == dotted_loc or problem.field.startswith(dotted_loc + "."):
+        # Inside the value the variable set, or on a section it created (OPSMEDIC_DRY_RUN__X
+        # turns `dry_run` into a mapping).
+        inside = problem.field.startswith(dotted_loc + ".")
+        if problem.field == dotted_loc or inside or dotted_loc.startswith(problem.field + "."):
             return Problem(f"${name}", 1, 1, problem.field, problem.message)
     return problem
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -28,6 +29,10 @@ class Located:
     data: Any
     marks: dict[Loc, tuple[int, int]] = field(default_factory=dict)
     key_marks: dict[Loc, tuple[int, int]] = field(default_factory=dict)
+    # The text of each unquoted scalar YAML 1.1 reads as a boolean (`yes`, `off`…), for hints.
+    booleans: dict[Loc, str] = field(default_factory=dict)
+    # Problems found while reading (duplicate keys…): the loaders report them with their own.
+    problems: list[Problem] = field(default_factory=list)
 
     def where(self, loc: Loc, at_key: bool = False) -> tuple[int, int]:
         """Position of the deepest part of `loc` in the document: its value, or its key."""
@@ -52,15 +57,29 @@ def dotted(loc: Loc) -> str:
     return out
 
 
+def unknown_name(kind: str, name: str, known: Any) -> str:
+    """'unknown action 'run_comand' (did you mean run_command?)' — shared by config and rules."""
+    return f"unknown {kind} {name!r}{did_you_mean(name, known)}"
+
+
+def did_you_mean(name: str, known: Any) -> str:
+    """' (did you mean a, b?)' with the close matches, else ' (known: …)' with every name."""
+    close = difflib.get_close_matches(name, [str(k) for k in known], n=3, cutoff=0.6)
+    if close:
+        return f" (did you mean {', '.join(close)}?)"
+    return f" (known: {', '.join(sorted(str(k) for k in known)) or 'none'})"
+
+
 def load_yaml(text: str, file: str) -> Located:
-    """Parse one YAML document; syntax errors and duplicate keys raise a located ConfigError."""
+    """Parse one YAML document; a syntax error raises a located ConfigError (with a hint where
+    one helps); duplicate keys are collected in `problems` and the first value kept."""
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        msg = f"invalid YAML: {exc.problem or exc.context}"
+        msg = f"invalid YAML: {exc.problem or exc.context}{_syntax_hint(exc, text, line)}"
         raise ConfigError([Problem(file, line, col, "", msg)]) from None
     finally:
         loader.dispose()
@@ -85,18 +104,41 @@ def _build(node: yaml.Node, loc: Loc, out: Located, loader: yaml.SafeLoader) -> 
         for key_node, value_node in node.value:
             key = loader.construct_object(key_node, deep=True)
             if not isinstance(key, str | int | float | bool):
-                raise ConfigError([_at(out.file, key_node, dotted(loc), "keys must be scalars")])
+                out.problems.append(_at(out.file, key_node, dotted(loc), "keys must be scalars"))
+                continue
             if key in result:
                 # PyYAML keeps the last duplicate silently; StackStorm users lost criteria to that
                 msg = f"duplicate key {key!r}"
-                raise ConfigError([_at(out.file, key_node, dotted((*loc, str(key))), msg)])
+                out.problems.append(_at(out.file, key_node, dotted((*loc, str(key))), msg))
+                continue
             mark = key_node.start_mark
             out.key_marks[(*loc, str(key))] = (mark.line + 1, mark.column + 1)
             result[key] = _build(value_node, (*loc, str(key)), out, loader)
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, (*loc, i), out, loader) for i, item in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
+    value = loader.construct_object(node, deep=True)
+    if isinstance(value, bool) and isinstance(node, yaml.ScalarNode) and not node.style:
+        out.booleans[loc] = node.value
+    return value
+
+
+# Parser errors that mean a line is indented more or less than its neighbours.
+_INDENTATION = ("did not find expected key", "did not find expected '-'", "expected <block end>",
+                "mapping values are not allowed")  # fmt: skip
+
+
+def _syntax_hint(exc: yaml.MarkedYAMLError, text: str, line: int) -> str:
+    problem = exc.problem or ""
+    lines = text.splitlines()
+    source = lines[line - 1] if 0 < line <= len(lines) else ""
+    if "\t" in source[: len(source) - len(source.lstrip())]:
+        return f" (line {line} is indented with a tab: YAML indents with spaces only)"
+    if problem.startswith("mapping values are not allowed"):
+        return f" (check the indentation of line {line}, or quote a value that holds ': ')"
+    if problem.startswith(_INDENTATION):
+        return f" (check the indentation of line {line})"
+    return ""
 
 
 def _at(file: str, node: yaml.Node, field_name: str, message: str) -> Problem:
@@ -113,13 +155,15 @@ def validation_problems(
         message = err["msg"]
         unknown = err["type"] == "extra_forbidden"
         if unknown:
-            known = _field_names(model, loc[:-1])
-            close = difflib.get_close_matches(str(loc[-1]), known, n=3, cutoff=0.6)
-            message = f"unknown field {loc[-1]!r}" + (
-                f" (did you mean {', '.join(close)}?)" if close else f" (known: {', '.join(known)})"
-            )
+            message = unknown_name("field", str(loc[-1]), _field_names(model, loc[:-1]))
         elif err["type"] == "missing":
             message = "required field is missing"
+        elif err["type"] in ("literal_error", "enum") and isinstance(err["input"], str):
+            # pydantic lists the allowed values as 'a', 'b' or 'c' in the message
+            allowed = re.findall(r"'([^']*)'", str(err.get("ctx", {}).get("expected", "")))
+            message = f"{message}{did_you_mean(err['input'], allowed)}" if allowed else message
+        elif err["type"] == "string_type" and (text := located.booleans.get(prefix + loc)):
+            message = f'{message}: YAML reads an unquoted {text} as a boolean, quote it ("{text}")'
         problems.append(located.problem(loc, message, prefix, at_key=unknown))
     return problems
 
@@ -128,7 +172,7 @@ def _field_names(model: Any, loc: Loc) -> list[str]:
     """Field names of the model reached by walking `loc` through nested models, dicts, lists."""
     tp: Any = model
     for part in loc:
-        tp = _unwrap(tp)
+        tp = unwrap(tp)
         if isinstance(tp, type) and issubclass(tp, BaseModel):
             fld = tp.model_fields.get(str(part))
             if fld is None:
@@ -137,13 +181,13 @@ def _field_names(model: Any, loc: Loc) -> list[str]:
         else:
             args = typing.get_args(tp)
             tp = args[-1] if args else None
-    tp = _unwrap(tp)
+    tp = unwrap(tp)
     if isinstance(tp, type) and issubclass(tp, BaseModel):
         return sorted(tp.model_fields)
     return []
 
 
-def _unwrap(tp: Any) -> Any:
+def unwrap(tp: Any) -> Any:
     """Optional[X] / X | None → X, so the walk can continue through optional sections."""
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(tp) if a is not type(None)]

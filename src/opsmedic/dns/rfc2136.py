@@ -6,10 +6,11 @@ import asyncio
 import ipaddress
 import socket
 import time
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from opsmedic.config.refs import ConfigRef
 from opsmedic.config.schema import Config
 from opsmedic.config.types import PositiveDuration, Strict
 from opsmedic.dns.switch import Direction, Switched, SwitchFailed
@@ -35,7 +36,9 @@ class Rfc2136Params(Strict):
     primary: str = Field(description="the value pointing at the primary: an address, or a name")
     secondary: str = Field(description="the value pointing at the secondary")
     ttl: int = Field(30, ge=0, le=86400, description="the TTL written with the new value")
-    tsig_key: str | None = Field(None, description="a key of tsig_keys; omitted: unsigned")
+    tsig_key: Annotated[str | None, ConfigRef("tsig_keys")] = Field(
+        None, description="a key of tsig_keys; omitted: unsigned"
+    )
     timeout: PositiveDuration = Field(5.0, description="per DNS exchange")
 
     @field_validator("server")

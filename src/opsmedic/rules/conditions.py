@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
-from opsmedic.model import Event
+from opsmedic.config.located import unknown_name
+from opsmedic.model import Event, Status
 
 Getter = Callable[[Event], Any]
 Test = Callable[[Event], bool]
 
 EVENT_FIELDS = ("source", "kind", "resource", "host", "severity", "status", "fingerprint",
                 "value", "target", "id")  # fmt: skip
+STATUSES = tuple(s.value for s in Status)
 INDEXED_FIELDS = ("source", "kind", "resource", "host", "severity", "fingerprint", "target")
 COMBINATORS = ("all", "any", "not")
 OPERATORS = (
@@ -79,9 +80,13 @@ def _all(checks: list[Check], event: Event) -> bool:
 
 
 def compile_when(
-    when: dict[str, Any], loc: tuple[str | int, ...] = ("when",), nested: bool = False
+    when: dict[str, Any],
+    loc: tuple[str | int, ...] = ("when",),
+    nested: bool = False,
+    errors: list[ConditionError] | None = None,
 ) -> Condition:
-    """Compile a `when:` mapping (without its `for:`) into a Condition; raises ConditionError.
+    """Compile a `when:` mapping (without its `for:`) into a Condition; raises ConditionError,
+    or, given `errors`, collects one per top-level key there and compiles the rest.
 
     Only the top level adds the implicit `status: firing`: inside all/any/not it would
     change what the operator wrote (`not: {host: a}` must not mean "not firing").
@@ -90,12 +95,14 @@ def compile_when(
     rest: list[Check] = []
     exact: dict[str, str] = {}
     for key, spec in when.items():
-        here = (*loc, key)
-        if key in COMBINATORS:
-            checks.append(_combinator(key, spec, here))
-            rest.append(checks[-1])
+        try:
+            compiled = _key_checks(str(key), spec, (*loc, key))
+        except ConditionError as exc:
+            if errors is None:
+                raise
+            errors.append(exc)
             continue
-        for check, name, value in _field_checks(str(key), spec, here):
+        for check, name, value in compiled:
             checks.append(check)
             if value is not None and _indexable(name) and name not in exact:
                 exact[name] = value
@@ -107,6 +114,15 @@ def compile_when(
                             _getter("status")))  # fmt: skip
         rest.append(checks[-1])
     return Condition(checks, exact, rest)
+
+
+def _key_checks(
+    key: str, spec: Any, loc: tuple[str | int, ...]
+) -> list[tuple[Check, str, str | None]]:
+    """The checks of one key of a `when:` mapping (a combinator is one check, never indexed)."""
+    if key in COMBINATORS:
+        return [(_combinator(key, spec, loc), key, None)]
+    return _field_checks(key, spec, loc)
 
 
 def _indexable(name: str) -> bool:
@@ -216,9 +232,7 @@ def _getter(key: str, loc: tuple[str | int, ...] = ()) -> Getter:
     if key in EVENT_FIELDS:
         return attrgetter(key)
     known = [*EVENT_FIELDS, "labels.NAME", "payload.PATH", *COMBINATORS]
-    close = difflib.get_close_matches(key, known, n=3, cutoff=0.6)
-    hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(known)}"
-    raise ConditionError(loc, f"unknown event field {key!r} ({hint})")
+    raise ConditionError(loc, unknown_name("event field", key, known))
 
 
 def _number(value: Any) -> float | None:
@@ -246,6 +260,11 @@ def _eq_test(get: Getter, expected: Any) -> Test:
 
 def _operator(key: str, get: Getter, op: str, arg: Any, loc: tuple[str | int, ...]) -> Check:
     desc = f"{key} {op} {arg!r}"
+    if key == "status" and op in ("eq", "ne", "in", "not_in"):
+        # An event's status is one of a closed set: `fireing` would silently never match.
+        for value in arg if isinstance(arg, list) else [arg]:
+            if str(value) not in STATUSES:
+                raise ConditionError(loc, unknown_name("status", str(value), STATUSES))
     if op == "eq":
         return Check(f"{key} == {arg!r}", _eq_test(get, arg), get)
     if op == "ne":
@@ -286,6 +305,4 @@ def _operator(key: str, get: Getter, op: str, arg: Any, loc: tuple[str | int, ..
     if op == "contains":
         return Check(desc, lambda e: (v := get(e)) is not None and str(arg) in
                      (v if isinstance(v, list | dict) else str(v)), get)  # fmt: skip
-    close = difflib.get_close_matches(op, OPERATORS, n=3, cutoff=0.5)
-    hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(OPERATORS)}"
-    raise ConditionError(loc, f"unknown operator {op!r} ({hint})")
+    raise ConditionError(loc, unknown_name("operator", op, OPERATORS))

@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from opsmedic.config.located import Loc, Located, load_yaml_file, validation_problems
+from opsmedic.config.located import Loc, Located, load_yaml_file, unknown_name, validation_problems
+from opsmedic.config.refs import ConfigNames
 from opsmedic.config.types import parse_duration
 from opsmedic.errors import ConfigError, Problem
-from opsmedic.plugins import Registry, build_registry, unknown_name
+from opsmedic.plugins import Registry, build_registry
 from opsmedic.rules.conditions import ConditionError, compile_when
 from opsmedic.rules.model import PER_FIELDS, STEP_OPTIONS, Rule, RuleSpec, Step
+from opsmedic.rules.params import param_problems
 from opsmedic.rules.ruleset import RuleSet
-from opsmedic.templating import UnsafeTemplate, is_template
 
 
 def rule_files(path: Path) -> list[Path]:
@@ -24,8 +26,14 @@ def rule_files(path: Path) -> list[Path]:
     return [path]
 
 
-def load_rules(path: Path, registry: Registry | None = None) -> RuleSet:
-    """A RuleSet from every file under `path`; any problem anywhere raises one ConfigError."""
+def load_rules(
+    path: Path, registry: Registry | None = None, names: ConfigNames | None = None
+) -> RuleSet:
+    """A RuleSet from every file under `path`; any problem anywhere raises one ConfigError.
+
+    With `names` (the config's notify targets, ssh hosts, probes…), parameters that name a
+    config entry are checked against them; without, they are judged when the step runs.
+    """
     registry = registry or build_registry()
     if not path.exists():
         raise ConfigError([Problem(str(path), 1, 1, "", "rules path does not exist")])
@@ -39,6 +47,7 @@ def load_rules(path: Path, registry: Registry | None = None) -> RuleSet:
         except ConfigError as exc:
             problems.extend(exc.problems)
             continue
+        problems.extend(located.problems)
         data = located.data
         if data is None:
             continue
@@ -46,7 +55,7 @@ def load_rules(path: Path, registry: Registry | None = None) -> RuleSet:
             problems.append(located.problem((), "a rule file holds a list of rules (- name: ...)"))
             continue
         for i, item in enumerate(data):
-            rule = _load_rule(item, i, located, registry, problems, len(rules))
+            rule = _load_rule(item, i, located, _Checks(registry, names, problems), len(rules))
             if rule is None:
                 continue
             if rule.name in seen:
@@ -61,28 +70,40 @@ def load_rules(path: Path, registry: Registry | None = None) -> RuleSet:
     return RuleSet(rules, [str(f) for f in files])
 
 
-def _load_rule(
-    item: Any, i: int, located: Located, registry: Registry, problems: list[Problem], index: int
-) -> Rule | None:
+@dataclass(slots=True)
+class _Checks:
+    """What every rule of a load is checked against, and where its problems go."""
+
+    registry: Registry
+    names: ConfigNames | None
+    problems: list[Problem]
+
+
+def _load_rule(item: Any, i: int, located: Located, checks: _Checks, index: int) -> Rule | None:
+    problems = checks.problems
     before = len(problems)
     try:
-        spec = RuleSpec.model_validate(item)
+        spec: RuleSpec | None = RuleSpec.model_validate(item)
     except ValidationError as exc:
         problems.extend(validation_problems(exc, located, RuleSpec, prefix=(i,)))
-        return None
-    when = dict(spec.when)
+        spec = None
+    # `when`, `do` and `on_failure` are checked from the raw rule even when another field is
+    # wrong, so one run of `check` shows every problem of the rule.
+    raw = item if isinstance(item, dict) else {}
+    when = dict(raw["when"]) if isinstance(raw.get("when"), dict) else {}
     for_s = 0.0
     if "for" in when:
         try:
             for_s = parse_duration(when.pop("for"))
         except ValueError as exc:
             problems.append(located.problem((i, "when", "for"), str(exc)))
-    try:
-        condition = compile_when(when, (i, "when"))
-    except ConditionError as exc:
-        problems.append(located.problem(exc.loc, exc.message))
-    steps = _steps(spec.do, (i, "do"), located, registry, problems)
-    on_failure = _steps(spec.on_failure, (i, "on_failure"), located, registry, problems)
+    errors: list[ConditionError] = []
+    condition = compile_when(when, (i, "when"), errors=errors)
+    problems.extend(located.problem(e.loc, e.message) for e in errors)
+    steps = _steps(_listed(raw, "do"), (i, "do"), located, checks)
+    on_failure = _steps(_listed(raw, "on_failure"), (i, "on_failure"), located, checks)
+    if spec is None:
+        return None
     for section in ("throttle", "limit"):
         sub = getattr(spec, section)
         for j, name in enumerate(sub.per if sub else []):
@@ -99,10 +120,14 @@ def _load_rule(
     )  # fmt: skip
 
 
-def _steps(
-    items: list[Any], loc: Loc, located: Located, registry: Registry, problems: list[Problem]
-) -> list[Step]:
+def _listed(raw: dict[str, Any], key: str) -> list[Any]:
+    value = raw.get(key)
+    return value if isinstance(value, list) else []
+
+
+def _steps(items: list[Any], loc: Loc, located: Located, checks: _Checks) -> list[Step]:
     steps = []
+    problems, actions = checks.problems, checks.registry.actions
     for j, item in enumerate(items):
         here = (*loc, j)
         if isinstance(item, str):
@@ -117,46 +142,21 @@ def _steps(
             problems.append(located.problem(here, f"a step names exactly one action, got {names}"))
             continue
         action = names[0]
-        if action not in registry.actions:
+        if action not in actions:
             problems.append(
                 located.problem(
-                    (*here, action), unknown_name("action", action, registry.actions), at_key=True
+                    (*here, action), unknown_name("action", action, actions), at_key=True
                 )
             )
             continue
         raw = item[action] if item[action] is not None else {}
-        _check_params(registry.actions[action].params, raw, (*here, action), located, problems)
+        problems.extend(
+            param_problems(actions[action].params, raw, (*here, action), located, checks.names)
+        )
         step = Step(action=action, raw=raw, path=f"{located.file}:{located.where(here)[0]}")
         _step_options(step, item, here, located, problems)
         steps.append(step)
     return steps
-
-
-def _check_params(
-    model: Any, raw: Any, loc: Loc, located: Located, problems: list[Problem]
-) -> None:
-    """Validate raw params now; a `{{ … }}` value of another type is judged once rendered."""
-    try:
-        model.model_validate(raw)
-    except ValidationError as exc:
-        located_problems = validation_problems(exc, located, model, prefix=loc)
-        for err, problem in zip(exc.errors(include_url=False), located_problems, strict=True):
-            # A templated value is judged once rendered, except a verdict on the template
-            # itself (run_command's `shell` quoting check): that one stands now.
-            value = _dig(raw, tuple(err["loc"]))
-            deferred = not isinstance(err.get("ctx", {}).get("error"), UnsafeTemplate)
-            if not (deferred and isinstance(value, str) and is_template(value)):
-                problems.append(problem)
-
-
-def _dig(raw: Any, loc: Loc) -> Any:
-    for part in loc:
-        in_dict = isinstance(raw, dict) and part in raw
-        if in_dict or (isinstance(raw, list) and isinstance(part, int) and part < len(raw)):
-            raw = raw[part]
-        else:
-            return None
-    return raw
 
 
 def _step_options(

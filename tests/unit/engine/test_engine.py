@@ -216,8 +216,10 @@ async def test_a_step_over_its_timeout_is_timed_out(make_engine: Any, store: Sto
 async def test_a_template_error_fails_the_step_with_its_path(
     make_engine: Any, store: Store
 ) -> None:
+    # Labels are free-form, so a missing one is only found when the step renders
+    # (a misspelt event field, `event.hots`, is refused when the rules load).
     engine = await make_engine(
-        "- {name: r, when: {source: disk}, do: [{noop: {message: '{{ event.hots }}'}}]}"
+        "- {name: r, when: {source: disk}, do: [{noop: {message: '{{ event.labels.hots }}'}}]}"
     )
     (accepted,) = await engine.submit([ev()])
     await engine.drain()

@@ -15,12 +15,20 @@ from opsmedic.rules.ruleset import RuleSet
 WORDS = st.sampled_from(["a", "b", "c"])
 FIELDS = ["source", "kind", "resource", "host", "labels.env", "labels.team"]
 
-conditions = st.dictionaries(
-    st.sampled_from([*FIELDS, "value", "status"]),
-    st.one_of(
-        WORDS, st.sampled_from(["> 5", "<= 3", "=~ ^a", "!= b"]), st.lists(WORDS, min_size=1)
+STATUSES = st.sampled_from([s.value for s in Status])
+conditions = st.builds(
+    lambda fields, status: {**fields, **status},
+    st.dictionaries(
+        st.sampled_from([*FIELDS, "value"]),
+        st.one_of(
+            WORDS, st.sampled_from(["> 5", "<= 3", "=~ ^a", "!= b"]), st.lists(WORDS, min_size=1)
+        ),
+        max_size=4,
     ),
-    max_size=4,
+    # A status condition names a real status (others are refused when rules load).
+    st.dictionaries(
+        st.just("status"), st.one_of(STATUSES, st.lists(STATUSES, min_size=1)), max_size=1
+    ),
 )
 events = st.builds(
     Event,

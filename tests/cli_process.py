@@ -1,0 +1,17 @@
+"""Test helper: run the `opsmedic` command as an operator would, without OPSMEDIC_* leaking in."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+OPSMEDIC = [sys.executable, "-m", "opsmedic"]
+
+
+def opsmedic(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPSMEDIC_")}
+    env["COLUMNS"] = "200"  # rich wraps at the terminal's width; tests match whole lines
+    return subprocess.run([*OPSMEDIC, *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=120, check=False)  # fmt: skip

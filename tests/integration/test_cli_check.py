@@ -1,0 +1,106 @@
+"""`opsmedic check` as an operator runs it: every problem of every file in one run, exit 2."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from cli_process import opsmedic
+
+OPSMEDIC = [sys.executable, "-m", "opsmedic"]
+
+CONFIG = """\
+store: sqlite:///opsmedic.db
+log:
+  level: inf
+actions:
+  timout: 5s
+notify:
+  oncall: {urls: ["mailto://oncall@example.com"]}
+probes:
+  - {name: web, type: htp, params: {url: "http://127.0.0.1:1/"}}
+"""
+RULES = """\
+- name: page-on-down
+  when: {source: http, status: fireing}
+  do:
+    - notify: {to: oncal, title: "{{ event.hots }} is down"}
+- name: restart
+  when: {source: http}
+  do:
+    - run_comand: {argv: [systemctl, restart, web]}
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "opsmedic.yaml").write_text(CONFIG)
+    (tmp_path / "rules" / "web.yaml").write_text(RULES)
+    return tmp_path
+
+
+def test_three_config_errors_and_three_rule_errors_in_one_run(project: Path) -> None:
+    result = opsmedic("check", cwd=project)
+    assert result.returncode == 2, result.stdout
+    lines = [line.removeprefix("error ") for line in result.stderr.strip().splitlines()]
+    rules = str(project / "rules" / "web.yaml")
+    assert lines == [
+        "opsmedic.yaml:3:10: log.level: Input should be 'debug', 'info', 'warning' or 'error'"
+        " (did you mean info?)",
+        "opsmedic.yaml:5:3: actions.timout: unknown field 'timout' (did you mean timeout?)",
+        "opsmedic.yaml:9:23: probes[0].type: unknown probe type 'htp' (did you mean http?)",
+        f"{rules}:2:32: [0].when.status: unknown status 'fireing' (did you mean firing?)",
+        f"{rules}:4:20: [0].do[0].notify.to: unknown notify target 'oncal' (did you mean oncall?)",
+        f"{rules}:4:34: [0].do[0].notify.title: unknown event field 'event.hots'"
+        " (did you mean event.host, event.time, event.id?)",
+        f"{rules}:8:7: [1].do[0].run_comand: unknown action 'run_comand'"
+        " (did you mean run_command?)",
+    ]
+
+
+def test_a_config_that_does_not_parse_still_lets_the_rules_be_checked(project: Path) -> None:
+    (project / "opsmedic.yaml").write_text("log:\n  level: info\n   format: json\n")
+    result = opsmedic("check", cwd=project)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert "opsmedic.yaml:3:10: invalid YAML" in lines[0]
+    assert "(check the indentation of line 3" in lines[0]
+    # The config's names are unknown, so the rule's `to: oncal` waits for the next run;
+    # everything else about the rules is reported now.
+    assert not any("notify target" in x for x in lines)
+    assert any("unknown status 'fireing'" in x for x in lines)
+    assert any("unknown event field 'event.hots'" in x for x in lines)
+    (project / "opsmedic.yaml").write_text("")  # an empty config: no notify targets at all
+    lines = opsmedic("check", cwd=project).stderr.strip().splitlines()
+    assert any(
+        "unknown notify target 'oncal': the config has no notify entries" in x for x in lines
+    )
+
+
+def test_a_rules_directory_alone_is_checked_against_the_config_beside_it(project: Path) -> None:
+    (project / "opsmedic.yaml").write_text(
+        "notify:\n  oncall: {urls: ['mailto://oncall@example.com']}\n"
+    )
+    (project / "rules" / "web.yaml").write_text(
+        "- name: page\n  when: {source: http}\n  do:\n    - notify: {to: [oncall, ops], title: t}\n"
+    )
+    result = opsmedic("check", "rules", cwd=project)
+    assert result.returncode == 2
+    assert "web.yaml:4:29: [0].do[0].notify.to[1]: unknown notify target 'ops'" in result.stderr
+    (project / "rules" / "web.yaml").write_text(
+        "- name: page\n  when: {source: http}\n  do:\n    - notify: {to: oncall, title: t}\n"
+    )
+    result = opsmedic("check", "rules", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert "rules rules: 1 rules in 1 files: ok" in result.stdout
+
+
+def test_a_config_file_that_is_not_there_is_one_problem(project: Path) -> None:
+    result = opsmedic("check", "nope.yaml", cwd=project)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error nope.yaml:1:1: cannot read: [Errno 2] No such file or directory: 'nope.yaml'"
+    ]
