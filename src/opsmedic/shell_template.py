@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from jinja2 import TemplateSyntaxError, nodes
 
-from opsmedic.templating import UnsafeTemplate, is_template, new_environment
+from opsmedic.templating import UnsafeTemplate, is_template, new_environment, parse
 
 # Shell constructs whose quoting rules `shlex` does not model (nested quotes in `$(…)` and
 # `${…}` inside "…", backtick re-parsing, here-document bodies, arithmetic, `$'…'` escapes,
@@ -60,10 +60,9 @@ def check_shell_template(source: str) -> None:
     `shell:` template `source` provably lands as one whole shell word."""
     if not is_template(source):
         return
-    env = new_environment()
     try:
-        tree = env.parse(source)
-        starts = _tag_starts(source, env.lexer.tokeniter(source, None))
+        tree = parse(source)
+        starts = _tag_starts(source, new_environment().lexer.tokeniter(source, None))
     except TemplateSyntaxError as exc:
         raise UnsafeTemplate(f"template syntax error at line {exc.lineno}: {exc.message}") from None
     text, slots = _with_sentinels(source, tree, starts)
@@ -99,7 +98,8 @@ def _tag_starts(
     for _, kind, value in tokens:
         # Every token's text sits in the source in order; only whitespace that `-` strips
         # lies between them, so searching forward finds each one where it is.
-        cursor = source.find(value, cursor)
+        # (Jinja turns "\r\n" into "\n" in text: such a token is not found, and stays put.)
+        cursor = max(source.find(value, cursor), cursor)
         if kind in starts:
             line_start = source.rfind("\n", 0, cursor) + 1
             starts[kind].append((source.count("\n", 0, cursor) + 1, cursor - line_start + 1))

@@ -96,6 +96,11 @@ def shell_word(value: Any) -> str:
     return "'" + str(value).replace("'", "'\\''") + "'"
 
 
+def parse(source: str) -> nodes.Template:
+    """Parse a template without compiling it (used by validators that inspect its shape)."""
+    return new_environment().parse(source)
+
+
 class Templates:
     """Renders raw parameters; compiled templates are cached by source string.
 
