@@ -14,6 +14,9 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from opsmedic.actions import run_command
+from opsmedic.errors import ConfigError
+from opsmedic.plugins import build_registry
+from opsmedic.rules.loader import load_rules
 from opsmedic.templating import Templates
 
 SHELLS = [shell for shell in ("dash", "bash") if shutil.which(shell)]
@@ -80,6 +83,21 @@ def test_the_two_reported_templates_were_injections_and_are_refused(
     rendering them anyway, which also shows this harness can fail); both are now refused."""
     assert _runs_a_payload(template, payload)
     assert not _accepts(template)
+
+
+def test_the_rules_loader_refuses_it_naming_file_line_and_column(tmp_path: Path) -> None:
+    """The whole rule file is refused at load; the problem names the file, the line and
+    column of the `shell:` value, and the line and column inside the template."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "- name: a\n  when: {source: x}\n  do:\n    - run_command:\n        shell: |\n"
+        "          echo ok\n          echo ok # alert {{ event.labels.v | shquote }}\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_rules(rules, build_registry())
+    (problem,) = [str(p) for p in info.value.problems]
+    assert problem.startswith(f"{rules}:5:16: [0].do[0].run_command.shell:"), problem
+    assert "line 2, col 17: {{ … | shquote }} must be a whole shell word" in problem
 
 
 @pytest.mark.parametrize(
