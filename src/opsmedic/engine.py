@@ -20,7 +20,7 @@ from opsmedic.plugins import Registry
 from opsmedic.rules.model import Rule
 from opsmedic.rules.ruleset import RuleSet
 from opsmedic.store.incident_rows import IncidentRows
-from opsmedic.store.store import Store
+from opsmedic.store.store import Recovery, Store
 from opsmedic.templating import Templates
 
 _MAX_BATCH = 2000  # events planned and committed together at most
@@ -47,7 +47,6 @@ class _Planned:
     events: list[Event] = field(default_factory=list)
     to_run: list[tuple[Run, Rule, Event]] = field(default_factory=list)
     recorded: list[Run] = field(default_factory=list)
-    escalations: list[Event] = field(default_factory=list)
     replies: list[tuple[_Submission, list[Accepted]]] = field(default_factory=list)
     incidents: IncidentRows = field(default_factory=IncidentRows)
 
@@ -88,17 +87,21 @@ class Engine:
     async def start(self) -> list[Run]:
         """Start the loop; returns runs a crash left `running`, now marked `interrupted`."""
         self.journal.start()
-        interrupted: list[Run] = []
+        recovery = Recovery([], [])
         if self.store is not None:
             now = self._clock.now()
-            interrupted = await self.journal.call(self.store.interrupt_running, now)
+            recovery = await self.journal.call(self.store.interrupt_running, now, self._rerun_of)
             await self._reload_state()
-            for run in interrupted:
+            for run in recovery.interrupted:
                 self.log.warning("run.interrupted", run_id=run.id, rule=run.rule, target=run.target)
         self._loop_task = asyncio.create_task(self._loop(), name="opsmedic-engine")
-        if interrupted:
-            await self._rerun_idempotent(interrupted)
-        return interrupted
+        for run in recovery.reruns:
+            assert self.store is not None
+            event: Event = await self.journal.call(self.store.get_event, run.event_id)
+            rule = self.planner.ruleset.get(run.rule)
+            assert rule is not None  # _rerun_of only re-runs rules of the current set
+            await self._spawn(run, rule, event)
+        return recovery.interrupted
 
     def reload(self, ruleset: RuleSet) -> None:
         self.planner.reload(ruleset)
@@ -153,24 +156,29 @@ class Engine:
         planned = _Planned()
         changes = IncidentChanges()
         for sub in batch:
-            accepted = []
-            for event in sub.events:
-                self.incidents.observe(event, changes)
-                decision = self.planner.decide(event)
-                if event.incident_id:
-                    self.incidents.planned(
-                        event, [r for r, _ in decision.runs] + decision.recorded, changes
-                    )
-                planned.events.append(event)
-                planned.to_run.extend((run, rule, event) for run, rule in decision.runs)
-                planned.recorded.extend(decision.recorded)
-                planned.escalations.extend(decision.escalations)
-                ids = [r.id for r, _ in decision.runs] + [r.id for r in decision.recorded]
-                accepted.append(Accepted(event.id, ids))
+            accepted = [self._plan_event(event, planned, changes) for event in sub.events]
             planned.replies.append((sub, accepted))
         # Rows now, not at the commit: the next batch may change these incidents before then.
         planned.incidents = IncidentRows.of(changes)
         return planned
+
+    def _plan_event(self, event: Event, planned: _Planned, changes: IncidentChanges) -> Accepted:
+        self.incidents.observe(event, changes)
+        decision = self.planner.decide(event)
+        if event.incident_id:
+            self.incidents.planned(
+                event, [r for r, _ in decision.runs] + decision.recorded, changes
+            )
+        planned.events.append(event)
+        planned.to_run.extend((run, rule, event) for run, rule in decision.runs)
+        planned.recorded.extend(decision.recorded)
+        # An escalation is committed with the run that records its limit: a crash keeps both
+        # or neither, and a restart rebuilds "escalated once per pause" from these events.
+        # Bounded: a limited escalation rule escalates once per pause too.
+        for escalation in decision.escalations:
+            self._plan_event(escalation, planned, changes)
+        ids = [r.id for r, _ in decision.runs] + [r.id for r in decision.recorded]
+        return Accepted(event.id, ids)
 
     async def _commit(self, planned: _Planned) -> None:
         """Commit a planned batch, answer its submitters, start the runs it claimed."""
@@ -195,8 +203,6 @@ class Engine:
             self._count(run)
             self.log.warning("run.limited", run_id=run.id, rule=run.rule, target=run.target,
                              message=run.message)  # fmt: skip
-        if planned.escalations:
-            self._push(_Submission(planned.escalations, None))
         for run, rule, event in to_run:
             if run.id in claimed:
                 await self._spawn(run, rule, event)
@@ -218,6 +224,7 @@ class Engine:
             active = await self.journal.call(store.active_incidents)
             recent = await self.journal.call(store.recent_runs, now - horizon) if horizon else []
             fired = await self.journal.call(store.recent_fired, now - window) if window else []
+            paused = await self.journal.call(store.escalations, now - horizon) if horizon else []
         except Exception as exc:  # the store is down: the next commit fails and retries this
             self.log.error("engine.reload_failed", error=str(exc))
             return
@@ -225,6 +232,7 @@ class Engine:
         self.planner.forget_history()
         self.planner.restore(recent)
         self.planner.restore_throttles(fired)
+        self.planner.restore_escalations(paused)
 
     def _fail(self, batch: list[_Submission], exc: Exception) -> None:
         self.log.error("engine.batch_failed", error=f"{type(exc).__name__}: {exc}",
@@ -269,25 +277,21 @@ class Engine:
         if not (self._inbox or self._tasks or self._busy or self._wake.is_set()):
             self._idle.set()
 
-    async def _rerun_idempotent(self, interrupted: list[Run]) -> None:
-        """Re-plan interrupted runs whose every action says it is safe to repeat."""
-        assert self.store is not None
-        for old in interrupted:
-            rule = self.planner.ruleset.get(old.rule)
-            if rule is None or rule.actions != old.actions:
-                continue  # the rule changed since: what ran is not what would run now
-            names = old.actions + [s.action for s in rule.on_failure]
-            specs = [self.executor.registry.actions.get(a) for a in names]
-            if not all(s is not None and s.idempotent for s in specs):
-                continue
-            event: Event = await self.journal.call(self.store.get_event, old.event_id)
-            run = Run(rule=rule.name, event_id=event.id, target=old.target,
-                      fingerprint=old.fingerprint, actions=rule.actions, queue=rule.queue,
-                      dry_run=old.dry_run, created_at=self._clock.now(),
-                      message=f"re-run of interrupted run {old.id}",
-                      incident_id=old.incident_id)  # fmt: skip
-            if run.id in await self.journal.record([], [run], claim=[run.id]):
-                await self._spawn(run, rule, event)
+    def _rerun_of(self, old: Run) -> Run | None:
+        """The re-run of an interrupted run, if every action it runs says it is safe to repeat
+        (called inside the recovery transaction: no I/O here)."""
+        rule = self.planner.ruleset.get(old.rule)
+        if rule is None or rule.actions != old.actions:
+            return None  # the rule changed since: what ran is not what would run now
+        names = old.actions + [s.action for s in rule.on_failure]
+        specs = [self.executor.registry.actions.get(a) for a in names]
+        if not all(s is not None and s.idempotent for s in specs):
+            return None
+        return Run(rule=rule.name, event_id=old.event_id, target=old.target,
+                   fingerprint=old.fingerprint, actions=rule.actions, queue=rule.queue,
+                   dry_run=old.dry_run, created_at=self._clock.now(),
+                   message=f"re-run of interrupted run {old.id}",
+                   incident_id=old.incident_id, rerun_of=old.id)  # fmt: skip
 
     def stats(self) -> dict[str, Any]:
         return {"finished": dict(self.finished), **dataclasses.asdict(self.planner.stats)}

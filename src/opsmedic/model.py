@@ -158,6 +158,7 @@ class Run:
     finished_at: float | None = None
     id: str = field(default_factory=new_id)
     incident_id: str = ""
+    rerun_of: str = ""  # the interrupted run this one re-runs after a crash
 
 
 class IncidentStatus(StrEnum):

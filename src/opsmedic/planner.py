@@ -63,9 +63,10 @@ class Planner:
         self._windows = {k: v for k, v in self._windows.items() if k[0] in names}
 
     def forget_history(self) -> None:
-        """Drop throttles and limit windows, before they are restored from the store."""
+        """Drop throttles, limit windows and pauses, before they are restored from the store."""
         self._last_fired.clear()
         self._windows.clear()
+        self._escalated.clear()
 
     def restore(self, recent: list[tuple[str, str, float]]) -> None:
         """Refill limit windows from runs the store recorded before a restart."""
@@ -82,6 +83,17 @@ class Planner:
             if rule is not None and rule.throttle is not None:
                 key = (rule_name, key_of(event, rule.throttle.per))
                 self._last_fired[key] = max(self._last_fired.get(key, event.time), event.time)
+
+    def restore_escalations(self, escalations: list[Event]) -> None:
+        """Mark the limit pauses already escalated before a restart (after `restore`): those
+        whose escalation came after the last run their window counts, so that the next
+        event refused in the same pause escalates nothing."""
+        for event in escalations:
+            name, target = event.labels.get("rule", ""), event.labels.get("target", "")
+            key = (name, (target,))
+            window = self._windows.get(key)
+            if window and window[-1] <= event.time:
+                self._escalated.add(key)
 
     def done(self, run: Run) -> None:
         """Release the (rule, fingerprint) in-flight lock when a run finishes."""

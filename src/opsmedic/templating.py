@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
@@ -92,8 +91,17 @@ def new_environment() -> ImmutableSandboxedEnvironment:
     env = ImmutableSandboxedEnvironment(
         undefined=_Undefined, autoescape=False, keep_trailing_newline=True
     )
-    env.filters["shquote"] = shlex.quote
+    env.filters["shquote"] = shell_word
     return env
+
+
+def shell_word(value: Any) -> str:
+    """`value` as one single-quoted POSIX shell word (the `shquote` filter).
+
+    Always quoted, unlike `shlex.quote`: a bare `if`, `x=1` or `~` would be a reserved word,
+    an assignment or a tilde expansion where a shell expects a command.
+    """
+    return "'" + str(value).replace("'", "'\\''") + "'"
 
 
 def parse(source: str) -> nodes.Template:

@@ -105,9 +105,12 @@ def test_it_keeps_event_text_verbatim_without_autoescape(context: dict[str, Any]
 
 
 def test_it_provides_the_shquote_filter(context: dict[str, Any]) -> None:
-    """`shquote` makes one safe shell word of any value."""
-    rendered = Templates().render("rm -- {{ event.labels.tricky | shquote }}", context)
-    assert rendered == "rm -- 'a'\"'\"'b; $(touch /tmp/x)'"
+    """`shquote` makes one single-quoted shell word of any value, even a plain one (a bare
+    `if` or `x=1` would be a reserved word or an assignment at a command's start)."""
+    t = Templates()
+    rendered = t.render("rm -- {{ event.labels.tricky | shquote }}", context)
+    assert rendered == "rm -- 'a'\\''b; $(touch /tmp/x)'"
+    assert t.render("{{ 'if' | shquote }} {{ 'x=1' | shquote }}", context) == "'if' 'x=1'"
 
 
 def test_it_names_the_parameter_path_of_an_undefined_attribute(context: dict[str, Any]) -> None:

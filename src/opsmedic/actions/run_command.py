@@ -7,7 +7,6 @@ import re
 import shlex
 from typing import Annotated, Any
 
-from jinja2 import TemplateSyntaxError, nodes
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from opsmedic.actions.local import run_local
@@ -20,23 +19,14 @@ from opsmedic.errors import ActionError, RetryableError
 from opsmedic.model import Outcome
 from opsmedic.paths import TemplatedPath
 from opsmedic.plugins import ActionContext, ActionSpec
-from opsmedic.templating import Rendered, UnsafeTemplate, is_template, parse
+from opsmedic.shell_template import check_shell_template
+from opsmedic.templating import Rendered
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # What a local command inherits from the daemon. Not the rest: opsmedic's environment holds
 # the secrets that config reads through `env:`, and a remediation script has no need of them.
 _PASSED_ENV = ("PATH", "HOME", "LANG", "LANGUAGE", "TZ", "USER", "LOGNAME", "TMPDIR")
 _DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-# Jinja blocks that could rewrite already-quoted text or pull in unchecked templates.
-_BLOCKS_REFUSED_IN_SHELL: dict[type[nodes.Node], str] = {
-    nodes.FilterBlock: "filter",
-    nodes.Macro: "macro",
-    nodes.CallBlock: "call",
-    nodes.Include: "include",
-    nodes.Import: "import",
-    nodes.FromImport: "from … import",
-    nodes.Extends: "extends",
-}
 
 
 class Params(BaseModel):
@@ -46,7 +36,7 @@ class Params(BaseModel):
 
     argv: list[str] | None = Field(None, min_length=1)
     shell: str | None = Field(
-        None, description="a /bin/sh script; event values only through `{{ x | shquote }}`"
+        None, description="a /bin/sh script; event values via `env:` or `{{ x | shquote }}` words"
     )
     host: Annotated[str | None, ConfigRef("ssh_hosts")] = None
     cwd: TemplatedPath | None = None
@@ -96,72 +86,6 @@ class Params(BaseModel):
             return list(self.argv)
         assert self.shell is not None
         return ["/bin/sh", "-c", self.shell]
-
-
-def check_shell_template(source: str) -> None:
-    """Refuse a shell template that could splice an event value in as shell syntax.
-
-    Every `{{ }}` must end in `| shquote` and stand outside quotes, backslashes, `$` and
-    here-documents, where a quoted word would not be one word any more.
-    """
-    if not is_template(source):
-        return
-    try:
-        tree = parse(source)
-    except TemplateSyntaxError as exc:
-        raise UnsafeTemplate(f"template syntax error at line {exc.lineno}: {exc.message}") from None
-    for block in tree.find_all(tuple(_BLOCKS_REFUSED_IN_SHELL)):
-        name = _BLOCKS_REFUSED_IN_SHELL[type(block)]
-        raise UnsafeTemplate(f"line {block.lineno}: {{% {name} %}} is not allowed in shell")
-    state = ""
-    for output in tree.find_all(nodes.Output):
-        for node in output.nodes:
-            if isinstance(node, nodes.TemplateData):
-                state = _after(node.data, state)
-                continue
-            if not (isinstance(node, nodes.Filter) and node.name == "shquote"):
-                raise UnsafeTemplate(
-                    f"line {node.lineno}: in shell every {{{{ … }}}} must end in '| shquote' "
-                    "(event values are data, never shell syntax); or use argv"
-                )
-            if state:
-                raise UnsafeTemplate(
-                    f"line {node.lineno}: {{{{ … | shquote }}}} must be a bare shell word: "
-                    f"not inside quotes or a here-document, not right after '\\' or '$' "
-                    f"(found {_STATES[state]})"
-                )
-
-
-_STATES = {
-    "'": "inside '…'",
-    '"': 'inside "…"',
-    "\\": "after '\\'",
-    "$": "after '$'",
-    "<<": "a here-document",
-}
-
-
-def _after(text: str, state: str) -> str:
-    """Shell quoting state after `text`, starting in `state` ('' = plain)."""
-    if state == "<<":
-        return state  # a here-document runs to a line we do not track: stay refused
-    i = 0
-    while i < len(text):
-        c = text[i]
-        if state == "'":
-            state = "" if c == "'" else state
-        elif c == "\\":
-            if i + 1 == len(text):
-                return "\\"
-            i += 1
-        elif state == '"':
-            state = "" if c == '"' else state
-        elif c in "'\"":
-            state = c
-        elif text.startswith("<<", i):
-            return "<<"
-        i += 1
-    return "$" if not state and text.endswith("$") else state
 
 
 def command_env(params: Params, ctx: ActionContext, local: bool) -> dict[str, str]:

@@ -131,6 +131,7 @@ def run_row(r: Run) -> dict[str, Any]:
         "started_at": r.started_at,
         "finished_at": r.finished_at,
         "incident_id": r.incident_id or None,
+        "rerun_of": r.rerun_of or None,
     }
 
 
@@ -151,4 +152,5 @@ def run_from_row(row: RowMapping) -> Run:
         started_at=row["started_at"],
         finished_at=row["finished_at"],
         incident_id=row["incident_id"] or "",
+        rerun_of=row["rerun_of"] or "",
     )

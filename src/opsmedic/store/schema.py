@@ -58,6 +58,8 @@ runs = sa.Table(
     sa.Column("started_at", Time, nullable=True),
     sa.Column("finished_at", Time, nullable=True),
     sa.Column("incident_id", sa.String, nullable=True, index=True),
+    # The interrupted run this one re-runs; unique: recovery re-runs a run at most once.
+    sa.Column("rerun_of", sa.String, nullable=True, index=True, unique=True),
     sa.Index(None, "rule", "created_at"),
 )
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +54,14 @@ _FINISH = (
         finished_at=sa.bindparam("b_finished_at"),
     )
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """What start-up recovery did: the runs marked interrupted, the re-runs it claimed."""
+
+    interrupted: list[Run]
+    reruns: list[Run]
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,8 +232,17 @@ class Store:
         except sa.exc.SQLAlchemyError as e:
             raise StoreError(describe(self._url, e)) from e
 
-    def interrupt_running(self, now: float) -> list[Run]:
-        """Crash recovery at start-up: every run left running becomes interrupted."""
+    def interrupt_running(
+        self, now: float, rerun: Callable[[Run], Run | None] | None = None
+    ) -> Recovery:
+        """Crash recovery at start-up, as one transaction: every run left running becomes
+        interrupted, and the re-run that `rerun` plans for one (None: none) is inserted
+        already claimed (running, started `now`).
+
+        One transaction, because a crash between marking and re-running (two commits) left
+        runs `interrupted` that no later start looked at again: now a crash leaves both or
+        neither, and a re-run that a crash stops in its turn is itself interrupted and re-run.
+        """
         stmt = (
             sa.update(run_table)
             .where(run_table.c.state == RunState.RUNNING.value)
@@ -234,7 +251,13 @@ class Store:
         )
         with self._transaction(write=True) as conn:
             found = [run_from_row(row) for row in conn.execute(stmt).mappings()]
-        return sorted(found, key=lambda r: (r.created_at, r.id))
+            found.sort(key=lambda r: (r.created_at, r.id))
+            reruns = [run for run in map(rerun, found) if run is not None] if rerun else []
+            for run in reruns:
+                run.state, run.started_at = RunState.RUNNING, now
+            if reruns:
+                conn.execute(run_table.insert(), [run_row(r) for r in reruns])
+        return Recovery(found, reruns)
 
     def get_run(self, ref: str) -> Run:
         """The run whose id is `ref`, or starts or ends with it (at least 4 characters)."""
@@ -357,6 +380,21 @@ class Store:
         )
         with self._transaction() as conn:
             return [(row["rule"], event_from_row(row)) for row in conn.execute(stmt).mappings()]
+
+    def escalations(self, since: float) -> list[Event]:
+        """The limit escalations the engine emitted since `since`, oldest first: what it needs
+        to escalate only once per limit pause across a restart."""
+        stmt = (
+            sa.select(event_table)
+            .where(
+                event_table.c.time >= since,
+                event_table.c.source == "opsmedic",
+                event_table.c.kind == "escalation",
+            )
+            .order_by(event_table.c.time, event_table.c.id)
+        )
+        with self._transaction() as conn:
+            return [event_from_row(row) for row in conn.execute(stmt).mappings()]
 
     def prune(self, older_than: float) -> PruneResult:
         """Delete finished runs created before `older_than`, then the events before it that

@@ -257,6 +257,32 @@ async def test_the_limit_escalation_event_can_fire_a_rule(make_engine: Any, stor
     assert "limit reached" in page[0].steps[0].params["message"]
 
 
+async def test_a_restart_inside_a_limit_pause_does_not_escalate_again(
+    make_engine: Any, store: Store
+) -> None:
+    """The escalation is committed with the skipped run that records the limit (both are in
+    the store when submit returns), and a new engine on the same store rebuilds the pause
+    from it: the next refused event escalates nothing."""
+    rules = """
+- {name: fix, when: {source: disk}, do: [noop], limit: {max_runs: 1, within: 1h}}
+- {name: page, when: {source: opsmedic, kind: escalation}, do: [noop]}
+"""
+    engine = await make_engine(rules)
+    await engine.submit([ev()])
+    await engine.drain()  # else the in-flight lock, not the limit, holds the next one back
+    (limited,) = await engine.submit([ev()])
+    escalations = store.list_events(source="opsmedic")
+    assert [e.payload["run_id"] for e in escalations] == limited.run_ids
+    await engine.drain()
+    await engine.close()
+    restarted = await make_engine(rules)
+    (again,) = await restarted.submit([ev()])
+    await restarted.drain()
+    assert again.run_ids == []
+    assert len(store.list_events(source="opsmedic")) == 1
+    assert len(store.list_runs(rule="page", limit=10)) == 1
+
+
 async def test_events_an_action_announces_are_recorded_and_can_fire_rules(
     make_engine: Any, store: Store
 ) -> None:
@@ -294,6 +320,7 @@ async def test_runs_left_running_by_a_crash_are_interrupted_and_idempotent_ones_
     rerun = [r for r in store.list_runs(limit=10) if r.id != crashed.id]
     assert len(rerun) == 1 and rerun[0].state is RunState.SUCCEEDED
     assert rerun[0].event_id == event.id
+    assert rerun[0].rerun_of == crashed.id
     assert [run_id for run_id, _ in CALLS] == [rerun[0].id]
 
 

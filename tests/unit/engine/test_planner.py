@@ -95,6 +95,27 @@ def test_limit_pauses_the_target_and_escalates_once(tmp_path: Path) -> None:
     assert planned(p, ev(3601)) == 1  # the window slid past the first run
 
 
+def test_a_pause_escalated_before_a_restart_is_not_escalated_again(tmp_path: Path) -> None:
+    """Restored from the store: an escalation after the window's last run means the pause
+    was escalated; one from before that run belongs to an earlier pause and does not count."""
+    rules = "- {name: r, when: {source: disk}, do: [noop], limit: {max_runs: 2, within: 1h}}"
+    first = Planner(ruleset(tmp_path, rules), lambda: 0.0)
+    planned(first, ev(0))
+    planned(first, ev(10))
+    (escalation,) = first.decide(ev(20)).escalations
+
+    restarted = Planner(first.ruleset, lambda: 0.0)
+    restarted.restore([("r", "h1:/var/log", T0), ("r", "h1:/var/log", T0 + 10)])
+    restarted.restore_escalations([escalation])
+    again = restarted.decide(ev(30))
+    assert again.runs == again.recorded == again.escalations == []
+
+    earlier = Planner(first.ruleset, lambda: 0.0)
+    earlier.restore([("r", "h1:/var/log", T0), ("r", "h1:/var/log", T0 + 25)])
+    earlier.restore_escalations([escalation])  # from before the run at 25: an older pause
+    assert len(earlier.decide(ev(30)).escalations) == 1
+
+
 def test_the_same_alert_never_runs_the_same_rule_twice_at_once(tmp_path: Path) -> None:
     """While a run is in flight for (rule, fingerprint), repeats are suppressed."""
     p = Planner(ruleset(tmp_path, "- {name: r, when: {source: disk}, do: [noop]}"), lambda: 0.0)

@@ -7,10 +7,11 @@ from dataclasses import replace
 
 import pytest
 
+from opsmedic.errors import StoreError
 from opsmedic.model import Run, RunState, StepRecord
 from opsmedic.store import PruneResult, Store
 from opsmedic.store import store as store_module
-from opsmedic.store.store import CLAIM_CHUNK, INTERRUPTED_MESSAGE
+from opsmedic.store.store import CLAIM_CHUNK, INTERRUPTED_MESSAGE, Recovery
 
 if __package__:
     from ...store_fixtures import T0, make_event, make_run
@@ -142,7 +143,7 @@ def test_interrupt_running_marks_and_returns_only_running_runs(store: Store) -> 
     store.claim([running_a.id, running_b.id, done.id], T0)
     store.finish([_finished(done, RunState.SUCCEEDED, "ok", T0 + 1)])
 
-    interrupted = store.interrupt_running(T0 + 10)
+    interrupted = store.interrupt_running(T0 + 10).interrupted
 
     assert sorted(r.id for r in interrupted) == sorted([running_a.id, running_b.id])
     for r in interrupted:
@@ -151,7 +152,37 @@ def test_interrupt_running_marks_and_returns_only_running_runs(store: Store) -> 
         assert store.get_run(r.id) == r
     assert store.get_run(planned.id).state is RunState.PLANNED
     assert store.get_run(done.id).state is RunState.SUCCEEDED
-    assert store.interrupt_running(T0 + 20) == []
+    assert store.interrupt_running(T0 + 20) == Recovery([], [])
+
+
+def test_interrupted_runs_and_their_reruns_are_one_transaction(store: Store) -> None:
+    """Re-runs are inserted already claimed with the marking; if planning one fails, the
+    marking is undone too, so the next start finds the runs still running and tries again."""
+    a, b = _planned(store, 2)
+    store.claim([a.id, b.id], T0)
+
+    def broken(old: Run) -> Run | None:
+        raise RuntimeError("crash mid-recovery")
+
+    with pytest.raises(RuntimeError):
+        store.interrupt_running(T0 + 5, broken)
+    assert {store.get_run(r.id).state for r in (a, b)} == {RunState.RUNNING}
+
+    def again_a(old: Run) -> Run | None:
+        return replace(old, id=f"re-{old.id}", rerun_of=old.id) if old.id == a.id else None
+
+    recovery = store.interrupt_running(T0 + 10, again_a)
+    assert sorted(r.id for r in recovery.interrupted) == sorted([a.id, b.id])
+    (rerun,) = recovery.reruns
+    stored = store.get_run(rerun.id)
+    assert (stored.state, stored.started_at, stored.rerun_of) == (RunState.RUNNING, T0 + 10, a.id)
+    # The re-run is claimed: no other worker can claim it, and the next start interrupts it.
+    assert store.claim([rerun.id], T0 + 11) == []
+    assert [r.id for r in store.interrupt_running(T0 + 20).interrupted] == [rerun.id]
+    # The store itself refuses a second re-run of the same run.
+    with pytest.raises(StoreError):
+        store.record([], [replace(rerun, id="another", state=RunState.PLANNED)])
+    assert store.get_run(a.id).state is RunState.INTERRUPTED
 
 
 def test_prune_never_deletes_unfinished_runs_or_their_events(store: Store) -> None:
