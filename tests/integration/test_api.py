@@ -264,7 +264,8 @@ async def test_reload_rejects_a_bad_set_whole_and_reports_it(tmp_path: Path) -> 
         assert [r["name"] for r in now["rules"]] == ["n"] and "bad.yaml" in now["errors"][0]
         (tmp_path / "rules" / "bad.yaml").unlink()
         assert (await client.post("/api/v1/rules/reload")).json() == {"rules": 1}
-    assert api.service.metrics.reload_errors._value.get() == 1
+    # The rules watcher may see bad.yaml too and reject it on its own: one or two rejections.
+    assert api.service.metrics.reload_errors._value.get() in (1, 2)
 
 
 async def test_store_down_is_503_not_500(tmp_path: Path) -> None:
