@@ -111,7 +111,10 @@ async def test_failover_when_the_primary_dies_and_failback_after_rise_and_hold_d
 ) -> None:
     primary, secondary = world.pair.primary.address, world.pair.secondary.address
     # Established up at start: the failback rule runs once and finds nothing to do.
-    await until(lambda: world.runs("dns-failback"), "the state to be established")
+    await until(
+        lambda: [r for r in world.runs("dns-failback") if r.state.finished],
+        "the state to be established",
+    )
     (first,) = world.runs("dns-failback")
     assert [s.state for s in first.steps] == [RunState.SKIPPED, RunState.SKIPPED]
     assert world.record() == [primary]
