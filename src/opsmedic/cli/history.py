@@ -11,9 +11,18 @@ import typer
 from rich.text import Text
 
 from opsmedic.cli import ConfigOpt, app, out
-from opsmedic.cli.output import Cell, JsonOpt, plain, print_json, print_table, shorten, tsv_line
+from opsmedic.cli.output import (
+    Cell,
+    JsonOpt,
+    json_line,
+    plain,
+    print_json,
+    print_table,
+    shorten,
+    tsv_line,
+)
 from opsmedic.errors import StoreError
-from opsmedic.model import Run, RunState
+from opsmedic.model import Run, RunState, StepRecord
 
 if TYPE_CHECKING:
     from opsmedic.store.store import Store
@@ -26,6 +35,7 @@ app.add_typer(runs_app, name="runs")
 
 _STATE_STYLE = {"succeeded": "green", "failed": "red", "timed_out": "red", "skipped": "yellow",
                 "interrupted": "magenta", "running": "cyan", "planned": "cyan"}  # fmt: skip
+NARROW_BELOW = 120  # terminal columns under which the run list leaves out time and target
 MAX_EXPORT = 10_000_000  # --limit's ceiling: an export of a whole store is a use, not a bug
 
 
@@ -90,9 +100,11 @@ def decided_by(run: Run) -> str:
 
 
 def print_runs(runs: list[Run], title: str, *, narrow: bool = False) -> None:
-    """Runs as a table; `narrow` (for 80 columns) keeps the id's tail, which `runs show`
-    accepts, and leaves out time and target."""
+    """Runs as a table. At a terminal under 120 columns (or when `narrow`) it keeps the id's
+    tail, which `runs show` accepts, and leaves time and target to `show`: eight columns in
+    80 would fold every cell into a tower of four-letter pieces."""
     columns = ["id", "created (UTC)", "rule", "target", "step", "state", "took", "message"]
+    narrow = narrow or out.width < NARROW_BELOW
     wide = ("created (UTC)", "target") if narrow and not plain() else ()
     rows: list[list[Cell]] = []
     for run in runs:
@@ -147,7 +159,7 @@ def show(
         return
     event = store.get_event(run.event_id)
     print_fields(f"run {run.id}", [
-        ("rule", run.rule), ("state", state_cell(run.state)), ("queue", run.queue),
+        ("id", run.id), ("rule", run.rule), ("state", state_cell(run.state)), ("queue", run.queue),
         ("dry_run", "yes" if run.dry_run else "no"), ("target", run.target),
         ("created", when(run.created_at)), ("started", when(run.started_at)),
         ("finished", when(run.finished_at)), ("message", run.message),
@@ -155,29 +167,41 @@ def show(
                   f"value={event.value!r} labels={event.labels}"),
     ])  # fmt: skip
     decided = deciding_step(run)
-    rows = [
-        [str(n), step.action, "on_failure" if step.on_failure else "main",
-         "yes" if n - 1 == decided else "", state_cell(step.state), str(step.attempts),
-         f"{step.duration_ms or 0:.1f} ms", str(step.params), step.message, step.output]
-        for n, step in enumerate(run.steps, start=1)
-    ]  # fmt: skip
-    columns = ["step", "action", "part", "decided", "state", "attempts", "took", "params",
-               "message", "output"]  # fmt: skip
-    print_table("steps", columns, rows, empty="no steps")
+    if not plain():  # at a terminal a step is a panel: ten columns would not fit in 80
+        for n, step in enumerate(run.steps, start=1):
+            values = _step_values(step, decided=n - 1 == decided)
+            print_fields(f"step {n}: {step.action}" + (" (on_failure)" if step.on_failure else ""),
+                         list(zip(_STEP_FIELDS, values, strict=True)))  # fmt: skip
+        return
+    rows = [[str(n), step.action, *_step_values(step, n - 1 == decided)]
+            for n, step in enumerate(run.steps, start=1)]  # fmt: skip
+    print_table("steps", ["step", "action", *_STEP_FIELDS], rows)
 
 
-def print_fields(title: str, fields: list[tuple[str, str | Text]]) -> None:
+_STEP_FIELDS = ("part", "decided", "state", "attempts", "took", "params", "message", "output")
+
+
+def _step_values(step: StepRecord, decided: bool) -> list[Cell]:
+    return ["on_failure" if step.on_failure else "main", "yes" if decided else "",
+            state_cell(step.state), str(step.attempts), f"{step.duration_ms or 0:.1f} ms",
+            str(step.params), step.message, step.output]  # fmt: skip
+
+
+def print_fields(title: str, fields: list[tuple[str, Cell]]) -> None:
     """One record: `field<TAB>value` lines in a pipe, a panel of aligned lines at a terminal."""
     if plain():
         sys.stdout.write("".join(tsv_line(f) + "\n" for f in [("field", "value"), *fields]))
         sys.stdout.write("\n")  # a blank line before the next section
         return
     from rich.panel import Panel
+    from rich.table import Table
 
-    width = max(len(name) for name, _ in fields)
-    body = Text("\n").join(Text.assemble((name.ljust(width + 2), "bold"), value)
-                           for name, value in fields)  # fmt: skip
-    out.print(Panel(body, title=title))
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")  # a long value wraps inside the panel, never cut off
+    for name, value in fields:
+        grid.add_row(name, value if isinstance(value, Text) else Text(value))
+    out.print(Panel(grid, title=title))
 
 
 @app.command()
@@ -194,7 +218,6 @@ def events(
     config: ConfigOpt = None,
 ) -> None:
     """List stored events, newest first, or export them for `opsmedic replay`."""
-    from opsmedic.store.codec import dumps_json
     from opsmedic.store.public import event_json
 
     if as_json and jsonl:
@@ -204,7 +227,7 @@ def events(
     if jsonl:
         # Oldest first: replay feeds events in file order, and `for:` and throttles need time
         # to run forwards.
-        sys.stdout.write("".join(dumps_json(event_json(e)) + "\n" for e in reversed(found)))
+        sys.stdout.write("".join(json_line(event_json(e)) + "\n" for e in reversed(found)))
         if len(found) == limit:
             typer.echo(f"exported the newest {limit} events: older ones may exist (--limit)",
                        err=True)  # fmt: skip

@@ -67,7 +67,7 @@ def show(
         print_json(incident_detail_json(incident, alerts, timeline))
         return
     print_fields(f"incident {incident.id}", [
-        ("title", incident.title), ("status", _status(incident.status)),
+        ("id", incident.id), ("title", incident.title), ("status", _status(incident.status)),
         ("severity", incident.severity), ("events", str(incident.events)), ("key", incident.key),
         ("opened", when(incident.opened_at)), ("mitigated", when(incident.mitigated_at)),
         ("resolved", when(incident.resolved_at)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Sequence
 from typing import Annotated, Any
@@ -22,10 +23,14 @@ MESSAGE_WIDTH = 120  # a message longer than this ends in "…" in a table; `sho
 
 
 def print_json(data: Any) -> None:
-    """One JSON document on one line (ASCII-escaped, so any byte a value holds stays exact)."""
-    from opsmedic.store.codec import dumps_json
+    """One JSON document on one line."""
+    sys.stdout.write(json_line(data) + "\n")
 
-    sys.stdout.write(dumps_json(data) + "\n")
+
+def json_line(data: Any) -> str:
+    """Compact JSON in ASCII: non-ASCII text (U+2028 too, which some tools take for a line
+    break) is escaped, so a line is always one line and any value a store holds stays exact."""
+    return json.dumps(data, ensure_ascii=True, separators=(",", ":"))
 
 
 def plain() -> bool:
