@@ -116,7 +116,8 @@ async def test_cli_json_is_the_api_json(tmp_path: Path, store_url: str) -> None:
             detail = cli_json(config, "incidents", "show", i["id"])
             assert detail == await get(f"/api/v1/incidents/{i['id']}")
             assert detail["timeline"] and detail["alerts"]
-        assert cli_json(config, "token", "list") == await get("/api/v1/tokens")
+        tokens = cli_json(config, "token", "list")
+        assert tokens and tokens == await get("/api/v1/tokens")
 
     # The step that decided: the first failed one, never an on_failure step after it.
     stops, goes_on, good = by_rule["stops-at-first"], by_rule["goes-on"], by_rule["all-good"]
@@ -139,6 +140,12 @@ async def test_cli_json_is_the_api_json(tmp_path: Path, store_url: str) -> None:
     assert set(events[0]) == {"id", "source", "kind", "resource", "host", "labels", "value",
                               "severity", "status", "fingerprint", "time", "payload",
                               "incident_id"}  # fmt: skip
+    assert set(incidents[0]) == {"id", "key", "title", "source", "severity", "status",
+                                 "opened_at", "updated_at", "mitigated_at", "resolved_at",
+                                 "events"}  # fmt: skip
+    assert set(detail) == {*incidents[0], "alerts", "timeline"}
+    assert set(detail["timeline"][0]) == {"time", "kind", "message", "ref"}
+    assert set(tokens[0]) == {"id", "name", "scopes", "created_at", "revoked_at"}
 
 
 def test_listings_in_a_pipe_are_tab_separated_whole_and_escaped(project: Path) -> None:
