@@ -104,9 +104,10 @@ def test_replay_skips_bad_lines_processes_the_rest_and_records_history(project: 
     assert "events.jsonl:3:1: skipped: source: Field required" in result.stderr
     assert "replayed 3 events" in result.stdout and "2 succeeded" in result.stdout
     runs = opsmedic("runs", "--rule", "archive-app-logs", cwd=project)
-    listed = [line for line in runs.stdout.splitlines() if "archive-app-logs │" in line]
+    header, *rows = [line.split("\t") for line in runs.stdout.splitlines()]  # a pipe: TSV
+    listed = [row for row in rows if row[header.index("rule")] == "archive-app-logs"]
     assert runs.returncode == 0 and len(listed) == 2
-    run_id = listed[0].split()[1]
+    run_id = listed[0][header.index("id")]
     shown = opsmedic("runs", "show", run_id[-8:], cwd=project)
     assert shown.returncode == 0, shown.stderr
     assert "archiving /var/log/app on web" in shown.stdout

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -13,6 +12,7 @@ from opsmedic.api.auth import require
 from opsmedic.api.strict import StrictJSONRoute
 from opsmedic.errors import ConfigError
 from opsmedic.rules.loader import load_rules
+from opsmedic.store.public import token_json
 from opsmedic.tokens import Scope, digest, mint
 
 operate = APIRouter(prefix="/api/v1", tags=["operate"], route_class=StrictJSONRoute,
@@ -45,7 +45,7 @@ class TokenIn(BaseModel):
 @admin.get("/tokens", summary="Tokens (names, scopes, dates; never the secrets)")
 async def list_tokens(request: Request) -> list[dict[str, Any]]:
     found = await asyncio.to_thread(request.app.state.store.list_tokens)
-    return [dataclasses.asdict(t) for t in found]
+    return [token_json(t) for t in found]
 
 
 @admin.post("/tokens", status_code=201, summary="Create a token; its secret is shown only here")
@@ -55,7 +55,7 @@ async def create_token(request: Request, body: TokenIn) -> dict[str, Any]:
         await asyncio.to_thread(request.app.state.store.add_token, record, digest(secret))
     except ValueError as exc:
         raise HTTPException(409, str(exc)) from None
-    return {**dataclasses.asdict(record), "token": secret}
+    return {**token_json(record), "token": secret}
 
 
 @admin.delete("/tokens/{name}", summary="Revoke a token by name or id (effective at once)")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -11,7 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from opsmedic.api.auth import require
 from opsmedic.errors import NotFoundError
 from opsmedic.model import IncidentStatus, RunState
-from opsmedic.store.codec import run_row
+from opsmedic.store.public import event_json, incident_detail_json, incident_json, run_json
 from opsmedic.tokens import Scope
 
 router = APIRouter(prefix="/api/v1", tags=["read"], dependencies=[Depends(require(Scope.READ))])
@@ -33,17 +32,20 @@ async def _store_call(request: Request, fn_name: str, *args: Any, **kwargs: Any)
 
 @router.get("/events", summary="Events, newest first")
 async def list_events(
-    request: Request, limit: Limit = 100, since: Since = None, source: str | None = None
+    request: Request,
+    limit: Limit = 100,
+    since: Since = None,
+    source: str | None = None,
+    kind: str | None = None,
 ) -> list[dict[str, Any]]:
-    found = await _store_call(request, "list_events", since=since, source=source, limit=limit)
-    return [e.as_dict() for e in found]
+    found = await _store_call(request, "list_events", since=since, source=source, kind=kind,
+                              limit=limit)  # fmt: skip
+    return [event_json(e) for e in found]
 
 
 @router.get("/events/{ref}", summary="One event by id (or its first or last characters)")
 async def get_event(request: Request, ref: str) -> dict[str, Any]:
-    event = await _store_call(request, "get_event", ref)
-    result: dict[str, Any] = event.as_dict()
-    return result
+    return event_json(await _store_call(request, "get_event", ref))
 
 
 @router.get("/runs", summary="Runs, newest first")
@@ -56,12 +58,12 @@ async def list_runs(
 ) -> list[dict[str, Any]]:
     found = await _store_call(request, "list_runs", rule=rule, since=since, state=state,
                               limit=limit)  # fmt: skip
-    return [run_row(r) for r in found]
+    return [run_json(r) for r in found]
 
 
 @router.get("/runs/{ref}", summary="One run with its steps")
 async def get_run(request: Request, ref: str) -> dict[str, Any]:
-    return run_row(await _store_call(request, "get_run", ref))
+    return run_json(await _store_call(request, "get_run", ref))
 
 
 @router.get("/incidents", summary="Incidents, newest first")
@@ -69,25 +71,12 @@ async def list_incidents(
     request: Request, limit: Limit = 100, since: Since = None, status: IncidentStatus | None = None
 ) -> list[dict[str, Any]]:
     found = await _store_call(request, "list_incidents", status=status, since=since, limit=limit)
-    return [_incident(i) for i in found]
+    return [incident_json(i) for i in found]
 
 
 @router.get("/incidents/{ref}", summary="One incident with its alerts and timeline")
 async def get_incident(request: Request, ref: str) -> dict[str, Any]:
-    incident, alerts, timeline = await _store_call(request, "get_incident", ref)
-    return {
-        **_incident(incident),
-        "alerts": [dataclasses.asdict(a) for a in alerts],
-        "timeline": [
-            {k: v for k, v in dataclasses.asdict(t).items() if k != "incident_id"} for t in timeline
-        ],
-    }
-
-
-def _incident(incident: Any) -> dict[str, Any]:
-    data = dataclasses.asdict(incident)
-    data.pop("alerts")
-    return data
+    return incident_detail_json(*await _store_call(request, "get_incident", ref))
 
 
 @router.get("/rules", summary="The rules in force and the problems of the last reload")

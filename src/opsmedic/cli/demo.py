@@ -18,7 +18,7 @@ from opsmedic.cli import app, out
 from opsmedic.cli.demo_dns import dns_scene, dns_world
 from opsmedic.cli.demo_host import disk_scene, host_world, process_scene, stop_children
 from opsmedic.cli.demo_stage import Stage, watching
-from opsmedic.cli.history import runs_table
+from opsmedic.cli.history import print_runs
 from opsmedic.errors import OpsmedicError
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ def demo(
     out.print(Heading("history (opsmedic runs)"))
     assert rt.store is not None
     runs = rt.store.list_runs(limit=20)
-    out.print(runs_table(runs, "runs recorded in the store", narrow=True))
+    print_runs(runs, "runs recorded in the store", narrow=True)
     for run in runs:
         for step in run.steps:
             text = step.output.strip() or step.message

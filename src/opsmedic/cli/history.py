@@ -1,19 +1,30 @@
-"""`opsmedic runs`, `opsmedic runs show ID` and `opsmedic prune`: reading and trimming history."""
+"""`opsmedic runs`, `runs show ID`, `opsmedic events` and `opsmedic prune`: reading and
+trimming history."""
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.markup import escape
+from rich.text import Text
 
 from opsmedic.cli import ConfigOpt, app, out
-from opsmedic.model import Run, RunState
+from opsmedic.cli.output import (
+    Cell,
+    JsonOpt,
+    json_line,
+    plain,
+    print_json,
+    print_table,
+    shorten,
+    tsv_line,
+)
+from opsmedic.errors import StoreError
+from opsmedic.model import Run, RunState, StepRecord
 
 if TYPE_CHECKING:
-    from rich.table import Table
-
     from opsmedic.store.store import Store
 
 # Config, the store (SQLAlchemy) and rich's tables are imported by the commands that use
@@ -24,15 +35,28 @@ app.add_typer(runs_app, name="runs")
 
 _STATE_STYLE = {"succeeded": "green", "failed": "red", "timed_out": "red", "skipped": "yellow",
                 "interrupted": "magenta", "running": "cyan", "planned": "cyan"}  # fmt: skip
+NARROW_BELOW = 120  # terminal columns under which the run list leaves out time and target
+MAX_EXPORT = 10_000_000  # --limit's ceiling: an export of a whole store is a use, not a bug
 
 
-def open_store(config: ConfigOpt) -> Store:
+def open_store(config: ConfigOpt, *, create: bool = False) -> Store:
+    """The config's store, migrated. Only commands that write pass `create`: a read where
+    there is no store says so instead of leaving an empty database behind."""
     from opsmedic.config.loader import load_config
-    from opsmedic.runtime import find_config
+    from opsmedic.runtime import DEFAULT_CONFIG, find_config
     from opsmedic.store.store import Store
 
-    store = Store(load_config(find_config(config))[0].store)
-    store.migrate()
+    path = find_config(config)
+    store = Store(load_config(path)[0].store)
+    try:
+        store.migrate(create=create)
+    except StoreError as exc:
+        if path is not None:
+            raise
+        raise StoreError(
+            f"nothing to read: no {DEFAULT_CONFIG} in {DEFAULT_CONFIG.resolve().parent}, and "
+            f"{exc}; run `opsmedic init` to start one, or pass --config"
+        ) from None
     return store
 
 
@@ -54,32 +78,46 @@ def seconds(text: str, option: str) -> float:
         raise typer.BadParameter(str(exc), param_hint=option) from None
 
 
+def since_epoch(text: str) -> float:
+    """--since as an epoch time: now minus the duration."""
+    return datetime.now(UTC).timestamp() - seconds(text, "--since")
+
+
 def styled(state: RunState | str) -> str:
     return f"[{_STATE_STYLE.get(str(state), 'white')}]{state}[/]"
 
 
-def runs_table(runs: list[Run], title: str, *, narrow: bool = False) -> Table:
-    """Runs as a table; `narrow` (for 80 columns) keeps the id's tail, which `runs show`
-    accepts, and leaves out time, target and actions."""
-    from rich.table import Table
+def state_cell(state: RunState | str) -> Text:
+    return Text(str(state), style=_STATE_STYLE.get(str(state), "white"))
 
-    table = Table(title=title)
-    columns = ["id", "created (UTC)", "rule", "target", "actions", "state", "took", "message"]
-    wide = ("created (UTC)", "target", "actions")
-    for column in columns:
-        if not (narrow and column in wide):
-            table.add_column(column, overflow="fold")
+
+def decided_by(run: Run) -> str:
+    """The step that decided the outcome as `N action` (1-based), or "-" before any step."""
+    from opsmedic.store.public import deciding_step
+
+    index = deciding_step(run)
+    return "-" if index is None else f"{index + 1} {run.steps[index].action}"
+
+
+def print_runs(runs: list[Run], title: str, *, narrow: bool = False) -> None:
+    """Runs as a table. At a terminal under 120 columns (or when `narrow`) it keeps the id's
+    tail, which `runs show` accepts, and leaves time and target to `show`: eight columns in
+    80 would fold every cell into a tower of four-letter pieces."""
+    columns = ["id", "created (UTC)", "rule", "target", "step", "state", "took", "message"]
+    narrow = narrow or out.width < NARROW_BELOW
+    wide = ("created (UTC)", "target") if narrow and not plain() else ()
+    rows: list[list[Cell]] = []
     for run in runs:
         took = (
             f"{run.finished_at - run.started_at:.2f}s" if run.finished_at and run.started_at else ""
         )
-        cells = {
-            "id": run.id[-8:] if narrow else run.id, "created (UTC)": when(run.created_at),
-            "rule": run.rule, "target": run.target, "actions": ",".join(run.actions),
-            "state": styled(run.state), "took": took, "message": escape(run.message[:120]),
+        cells: dict[str, Cell] = {
+            "id": run.id[-8:] if wide else run.id, "created (UTC)": when(run.created_at),
+            "rule": run.rule, "target": run.target, "step": decided_by(run),
+            "state": state_cell(run.state), "took": took, "message": shorten(run.message),
         }  # fmt: skip
-        table.add_row(*(cells[c] for c in columns if not (narrow and c in wide)))
-    return table
+        rows.append([cells[c] for c in columns if c not in wide])
+    print_table(title, [c for c in columns if c not in wide], rows, empty="no runs")
 
 
 @runs_app.callback()
@@ -89,47 +127,120 @@ def runs(
     since: Annotated[str, typer.Option(help="how far back, e.g. 30m, 24h, 7d")] = "24h",
     state: Annotated[RunState | None, typer.Option(help="only runs in this state")] = None,
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    as_json: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
-    """List recent runs, newest first."""
+    """List recent runs, newest first; STEP is the step that decided the outcome."""
+    from opsmedic.store.public import run_json
+
     if ctx.invoked_subcommand is not None:
         return
-    store = open_store(config)
-    start = datetime.now(UTC).timestamp() - seconds(since, "--since")
-    found = store.list_runs(rule=rule, since=start, state=state, limit=limit)
-    out.print(runs_table(found, f"runs since {since}" + (f" for rule {rule}" if rule else "")))
-    if not found:
-        out.print("no runs")
+    start = since_epoch(since)
+    found = open_store(config).list_runs(rule=rule, since=start, state=state, limit=limit)
+    if as_json:
+        print_json([run_json(r) for r in found])
+        return
+    print_runs(found, f"runs since {since}" + (f" for rule {rule}" if rule else ""))
 
 
 @runs_app.command("show")
 def show(
     run_id: Annotated[str, typer.Argument(help="a run id or a unique part of it (≥ 4 chars)")],
+    as_json: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
     """Everything about one run: event, steps, rendered parameters, outcome and output."""
-    from rich.panel import Panel
+    from opsmedic.store.public import deciding_step, run_json
 
     store = open_store(config)
     run = store.get_run(run_id)
+    if as_json:
+        print_json(run_json(run))
+        return
     event = store.get_event(run.event_id)
-    head = (
-        f"rule [bold]{run.rule}[/]   state {styled(run.state)}   queue {run.queue}"
-        f"{'   dry-run' if run.dry_run else ''}\ntarget {run.target}\n"
-        f"created {when(run.created_at)}  started {when(run.started_at)}  "
-        f"finished {when(run.finished_at)}\nmessage {escape(run.message)}\n"
-        f"event {event.id}: {event.source}/{event.kind} {event.status} value={event.value!r} "
-        f"labels={escape(str(event.labels))}"
-    )
-    out.print(Panel(head, title=f"run {run.id}"))
-    for n, step in enumerate(run.steps, start=1):
-        label = " (on_failure)" if step.on_failure else ""
-        body = (f"state {styled(step.state)}  attempts {step.attempts}  "
-                f"took {step.duration_ms or 0:.1f} ms\nparams {escape(str(step.params))}\n"
-                f"message {escape(step.message)}")  # fmt: skip
-        if step.output:
-            body += f"\n[dim]{escape(step.output)}[/dim]"
-        out.print(Panel(body, title=f"step {n}: {step.action}{label}"))
+    print_fields(f"run {run.id}", [
+        ("id", run.id), ("rule", run.rule), ("state", state_cell(run.state)), ("queue", run.queue),
+        ("dry_run", "yes" if run.dry_run else "no"), ("target", run.target),
+        ("created", when(run.created_at)), ("started", when(run.started_at)),
+        ("finished", when(run.finished_at)), ("message", run.message),
+        ("event", f"{event.id}: {event.source}/{event.kind} {event.status} "
+                  f"value={event.value!r} labels={event.labels}"),
+    ])  # fmt: skip
+    decided = deciding_step(run)
+    if not plain():  # at a terminal a step is a panel: ten columns would not fit in 80
+        for n, step in enumerate(run.steps, start=1):
+            values = _step_values(step, decided=n - 1 == decided)
+            print_fields(f"step {n}: {step.action}" + (" (on_failure)" if step.on_failure else ""),
+                         list(zip(_STEP_FIELDS, values, strict=True)))  # fmt: skip
+        return
+    rows = [[str(n), step.action, *_step_values(step, n - 1 == decided)]
+            for n, step in enumerate(run.steps, start=1)]  # fmt: skip
+    print_table("steps", ["step", "action", *_STEP_FIELDS], rows)
+
+
+_STEP_FIELDS = ("part", "decided", "state", "attempts", "took", "params", "message", "output")
+
+
+def _step_values(step: StepRecord, decided: bool) -> list[Cell]:
+    return ["on_failure" if step.on_failure else "main", "yes" if decided else "",
+            state_cell(step.state), str(step.attempts), f"{step.duration_ms or 0:.1f} ms",
+            str(step.params), step.message, step.output]  # fmt: skip
+
+
+def print_fields(title: str, fields: list[tuple[str, Cell]]) -> None:
+    """One record: `field<TAB>value` lines in a pipe, a panel of aligned lines at a terminal."""
+    if plain():
+        sys.stdout.write("".join(tsv_line(f) + "\n" for f in [("field", "value"), *fields]))
+        sys.stdout.write("\n")  # a blank line before the next section
+        return
+    from rich.panel import Panel
+    from rich.table import Table
+
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")  # a long value wraps inside the panel, never cut off
+    for name, value in fields:
+        grid.add_row(name, value if isinstance(value, Text) else Text(value))
+    out.print(Panel(grid, title=title))
+
+
+@app.command()
+def events(
+    source: Annotated[str | None, typer.Option(help="only events from this source")] = None,
+    kind: Annotated[str | None, typer.Option(help="only events of this kind")] = None,
+    since: Annotated[str, typer.Option(help="how far back, e.g. 30m, 24h, 7d")] = "24h",
+    limit: Annotated[int, typer.Option(min=1, max=MAX_EXPORT)] = 100,
+    as_json: JsonOpt = False,
+    jsonl: Annotated[
+        bool,
+        typer.Option("--jsonl", help="one event per line, oldest first: what `replay` reads"),
+    ] = False,
+    config: ConfigOpt = None,
+) -> None:
+    """List stored events, newest first, or export them for `opsmedic replay`."""
+    from opsmedic.store.public import event_json
+
+    if as_json and jsonl:
+        raise typer.BadParameter("use one of --json and --jsonl", param_hint="--jsonl")
+    start = since_epoch(since)
+    found = open_store(config).list_events(since=start, source=source, kind=kind, limit=limit)
+    if jsonl:
+        # Oldest first: replay feeds events in file order, and `for:` and throttles need time
+        # to run forwards.
+        sys.stdout.write("".join(json_line(event_json(e)) + "\n" for e in reversed(found)))
+        if len(found) == limit:
+            typer.echo(f"exported the newest {limit} events: older ones may exist (--limit)",
+                       err=True)  # fmt: skip
+        return
+    if as_json:
+        print_json([event_json(e) for e in found])
+        return
+    columns = ["id", "time (UTC)", "source", "kind", "target", "status", "severity", "value",
+               "incident"]  # fmt: skip
+    rows = [[e.id, when(e.time), e.source, e.kind, e.target, str(e.status), e.severity,
+             "" if e.value is None else str(e.value), e.incident_id]
+            for e in found]  # fmt: skip
+    print_table(f"events since {since}", columns, rows, empty="no events")
 
 
 @app.command()

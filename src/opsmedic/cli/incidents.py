@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
-from rich.markup import escape
+from rich.text import Text
 
 from opsmedic.cli import ConfigOpt, app, out
-from opsmedic.cli.history import open_store, seconds, when
+from opsmedic.cli.history import open_store, print_fields, since_epoch, when
+from opsmedic.cli.output import Cell, JsonOpt, plain, print_json, print_table
 from opsmedic.model import IncidentStatus
 
 incidents_app = typer.Typer(help="Read incidents and their timelines.", invoke_without_command=True)
@@ -20,8 +22,8 @@ app.add_typer(token_app, name="token")
 _STATUS_STYLE = {"open": "red", "mitigated": "yellow", "resolved": "green"}
 
 
-def _status(status: IncidentStatus) -> str:
-    return f"[{_STATUS_STYLE[status.value]}]{status}[/]"
+def _status(status: IncidentStatus) -> Text:
+    return Text(str(status), style=_STATUS_STYLE[status.value])
 
 
 @incidents_app.callback()
@@ -30,58 +32,53 @@ def incidents(
     status: Annotated[IncidentStatus | None, typer.Option(help="only this status")] = None,
     since: Annotated[str, typer.Option(help="opened within, e.g. 24h, 7d")] = "7d",
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    as_json: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
     """List incidents, newest first."""
-    from rich.table import Table
+    from opsmedic.store.public import incident_json
 
     if ctx.invoked_subcommand is not None:
         return
-    store = open_store(config)
-    start = datetime.now(UTC).timestamp() - seconds(since, "--since")
-    found = store.list_incidents(status=status, since=start, limit=limit)
-    table = Table(title=f"incidents opened in the last {since}")
-    for column in ("id", "opened (UTC)", "status", "severity", "title", "events", "source"):
-        table.add_column(column, overflow="fold")
-    for i in found:
-        table.add_row(i.id, when(i.opened_at), _status(i.status), i.severity, escape(i.title),
-                      str(i.events), i.source)  # fmt: skip
-    out.print(table)
-    if not found:
-        out.print("no incidents")
+    start = since_epoch(since)
+    found = open_store(config).list_incidents(status=status, since=start, limit=limit)
+    if as_json:
+        print_json([incident_json(i) for i in found])
+        return
+    columns = ["id", "opened (UTC)", "status", "severity", "title", "events", "source"]
+    rows: list[list[Cell]] = [
+        [i.id, when(i.opened_at), _status(i.status), i.severity, i.title, str(i.events), i.source]
+        for i in found
+    ]
+    print_table(f"incidents opened in the last {since}", columns, rows, empty="no incidents")
 
 
 @incidents_app.command("show")
 def show(
     incident_id: Annotated[str, typer.Argument(help="an incident id or a unique part (≥ 4)")],
+    as_json: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
     """One incident: status, member alerts, and its timeline in order."""
-    from rich.panel import Panel
-    from rich.table import Table
+    from opsmedic.store.public import incident_detail_json
 
-    store = open_store(config)
-    incident, alerts, timeline = store.get_incident(incident_id)
-    head = (
-        f"[bold]{escape(incident.title)}[/]   {_status(incident.status)}   "
-        f"severity {incident.severity}   events {incident.events}\n"
-        f"key {escape(incident.key)}\nopened {when(incident.opened_at)}  "
-        f"mitigated {when(incident.mitigated_at)}  resolved {when(incident.resolved_at)}"
-    )
-    out.print(Panel(head, title=f"incident {incident.id}"))
-    members = Table(title="alerts")
-    for column in ("fingerprint", "status", "first seen", "last seen", "events"):
-        members.add_column(column)
-    for a in alerts:
-        members.add_row(a.fingerprint, a.status, when(a.first_seen), when(a.last_seen),
-                        str(a.events))  # fmt: skip
-    out.print(members)
-    lines = Table(title="timeline")
-    for column in ("time (UTC)", "what", "message", "ref"):
-        lines.add_column(column, overflow="fold")
-    for t in timeline:
-        lines.add_row(when(t.time), t.kind, escape(t.message), t.ref)
-    out.print(lines)
+    incident, alerts, timeline = open_store(config).get_incident(incident_id)
+    if as_json:
+        print_json(incident_detail_json(incident, alerts, timeline))
+        return
+    print_fields(f"incident {incident.id}", [
+        ("id", incident.id), ("title", incident.title), ("status", _status(incident.status)),
+        ("severity", incident.severity), ("events", str(incident.events)), ("key", incident.key),
+        ("opened", when(incident.opened_at)), ("mitigated", when(incident.mitigated_at)),
+        ("resolved", when(incident.resolved_at)),
+    ])  # fmt: skip
+    print_table("alerts", ["fingerprint", "status", "first seen", "last seen", "events"],
+                [[a.fingerprint, a.status, when(a.first_seen), when(a.last_seen), str(a.events)]
+                 for a in alerts])  # fmt: skip
+    if plain():
+        sys.stdout.write("\n")  # a blank line between sections
+    print_table("timeline", ["time (UTC)", "what", "message", "ref"],
+                [[when(t.time), t.kind, t.message, t.ref] for t in timeline])  # fmt: skip
 
 
 @token_app.command("create")
@@ -102,7 +99,7 @@ def token_create(
         raise typer.BadParameter(
             "use ingest, read, operate or admin", param_hint="--scope"
         ) from None
-    store = open_store(config)
+    store = open_store(config, create=True)
     try:
         record, secret = mint(name, scopes, datetime.now(UTC).timestamp())
         store.add_token(record, digest(secret))
@@ -128,14 +125,14 @@ def token_revoke(
 
 
 @token_app.command("list")
-def token_list(config: ConfigOpt = None) -> None:
+def token_list(as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
     """Tokens with their scopes; never their secrets."""
-    from rich.table import Table
+    from opsmedic.store.public import token_json
 
-    table = Table(title="tokens")
-    for column in ("id", "name", "scopes", "created (UTC)", "revoked (UTC)"):
-        table.add_column(column)
-    for t in open_store(config).list_tokens():
-        table.add_row(t.id, escape(t.name), ",".join(t.scopes), when(t.created_at),
-                      when(t.revoked_at))  # fmt: skip
-    out.print(table)
+    found = open_store(config).list_tokens()
+    if as_json:
+        print_json([token_json(t) for t in found])
+        return
+    print_table("tokens", ["id", "name", "scopes", "created (UTC)", "revoked (UTC)"],
+                [[t.id, t.name, ",".join(t.scopes), when(t.created_at), when(t.revoked_at)]
+                 for t in found], empty="no tokens")  # fmt: skip

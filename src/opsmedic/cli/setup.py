@@ -6,14 +6,19 @@ import json
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
+from rich.text import Text
 
 from opsmedic.cli import ConfigOpt, app, err, out
+from opsmedic.cli.output import Cell, JsonOpt, print_json, print_table
 from opsmedic.errors import ConfigError, OpsmedicError, Problem
 from opsmedic.files import write_atomic
+
+if TYPE_CHECKING:
+    from opsmedic.rules.ruleset import RuleSet
 
 # Config, rules, plugins (pydantic, Jinja2) and rich's tables are imported by the commands
 # that use them: every command module is imported for `opsmedic --help`.
@@ -101,16 +106,14 @@ def _is_rule_file(path: Path) -> bool:
 def rules_test(
     event_file: Annotated[Path, typer.Argument(help="a JSON file with one event or a list")],
     rules: Annotated[Path | None, typer.Option(help="rules path (default: from config)")] = None,
+    as_json: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
     """Show which rules an event matches and, for each that does not, the first failed condition."""
-    from rich.table import Table
-
     from opsmedic.config.loader import load_config
     from opsmedic.plugins import build_registry
     from opsmedic.rules.loader import load_rules
     from opsmedic.runtime import find_config
-    from opsmedic.sources.events import parse_event
 
     rules_path = rules or load_config(find_config(config))[0].rules_dir
     ruleset = load_rules(rules_path, build_registry())
@@ -118,29 +121,58 @@ def rules_test(
         data: Any = json.loads(event_file.read_text())
     except (OSError, ValueError) as exc:
         raise OpsmedicError(f"{event_file}: cannot read JSON: {exc}") from None
-    for n, item in enumerate(data if isinstance(data, list) else [data], start=1):
-        try:
-            event = parse_event(item)
-        except ValueError as exc:
-            err.print(f"{event_file}: event {n}: {exc}")
-            continue
-        table = Table(title=f"event {n}: {event.source}/{event.kind} {event.target}")
-        for column in ("rule", "match", "why not (first failed condition)", "actual value"):
-            table.add_column(column)
-        for rule, failed in ruleset.explain(event):
-            if failed is None:
-                extra = f"then waits for: {rule.for_s:g}s" if rule.for_s else ""
-                table.add_row(rule.name, "[green]yes[/green]", extra, "")
-            else:
-                table.add_row(
-                    rule.name,
-                    "[red]no[/red]",
-                    escape(failed.describe),
-                    escape(_shown(failed.actual(event))),
-                )
-        out.print(table)
+    results = [_explain(ruleset, item) for item in (data if isinstance(data, list) else [data])]
+    for n, result in enumerate(results, start=1):
+        if "error" in result:
+            err.print(escape(f"{event_file}: event {n}: {result['error']}"))
+    if as_json:
+        print_json(results)
+        return
+    rows: list[list[Cell]] = [
+        [f"{n}: {r['event']['source']}/{r['event']['kind']} {r['target']}", m["rule"],
+         Text("yes", "green") if m["match"] else Text("no", "red"),
+         _why_not(m), "" if m["match"] else _shown(m["actual"])]
+        for n, r in enumerate(results, start=1) if "error" not in r for m in r["rules"]
+    ]  # fmt: skip
+    columns = ["event", "rule", "match", "why not (first failed condition)", "actual value"]
+    print_table(f"rules test: {event_file}", columns, rows)
+
+
+def _explain(ruleset: RuleSet, item: Any) -> dict[str, Any]:
+    """One event's verdicts as plain data: the `rules test --json` shape (docs/cli.md)."""
+    from opsmedic.sources.events import parse_event
+    from opsmedic.store.public import event_json
+
+    try:
+        event = parse_event(item)
+    except ValueError as exc:
+        return {"error": str(exc)}
+    verdicts = []
+    for rule, failed in ruleset.explain(event):
+        verdicts.append({
+            "rule": rule.name, "match": failed is None,
+            "waits_for_s": (rule.for_s or None) if failed is None else None,
+            "failed_condition": None if failed is None else failed.describe,
+            "actual": None if failed is None else _plain_value(failed.actual(event)),
+        })  # fmt: skip
+    return {"event": event_json(event), "target": event.target, "rules": verdicts}
+
+
+def _why_not(verdict: dict[str, Any]) -> str:
+    if not verdict["match"]:
+        return str(verdict["failed_condition"])
+    return f"then waits for: {verdict['waits_for_s']:g}s" if verdict["waits_for_s"] else ""
+
+
+def _plain_value(value: object) -> object:
+    """An event value as JSON can carry it: enums as their text, odd objects as their repr."""
+    if isinstance(value, StrEnum):
+        return str(value)
+    if value is None or isinstance(value, str | int | float | bool | list | dict):
+        return value
+    return repr(value)
 
 
 def _shown(value: object) -> str:
-    """How an event value reads in a table: enums as their text, the rest as Python repr."""
-    return repr(str(value)) if isinstance(value, StrEnum) else repr(value)
+    """How an event value reads in a table: as Python repr (enums arrive as their text)."""
+    return repr(value)

@@ -32,6 +32,9 @@ class EventIn(BaseModel):
     time: float | None = Field(None, ge=0, le=253_402_300_799)
     payload: dict[str, Any] = Field(default_factory=dict)
     id: str = Field("", max_length=64, pattern=r"^[A-Za-z0-9_.:-]*$")
+    # Read and dropped: the engine groups events into incidents itself. Known here so that an
+    # event exported by `opsmedic events --jsonl` reads back as it was, payload unchanged.
+    incident_id: str | None = Field(None, max_length=64)
 
     @field_validator("labels", mode="before")
     @classmethod

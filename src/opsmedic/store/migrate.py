@@ -45,6 +45,14 @@ def at_head(connection: Connection) -> bool:
     transaction on PostgreSQL). Anything else — no table, no row, an older or unknown
     revision, several heads — is left to `upgrade`, which decides under the lock.
     """
+    if not has_schema(connection):
+        return False
+    versions = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalars()
+    return list(versions) == [HEAD_REVISION]
+
+
+def has_schema(connection: Connection) -> bool:
+    """True when Alembic's version table exists: some revision of opsmedic's schema is there."""
     if connection.dialect.name == "sqlite":
         exists = connection.execute(
             sa.text("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = :name"),
@@ -54,10 +62,7 @@ def at_head(connection: Connection) -> bool:
         exists = connection.execute(
             sa.text("SELECT to_regclass(:name)"), {"name": _VERSION_TABLE}
         ).scalar()
-    if not exists:
-        return False
-    versions = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalars()
-    return list(versions) == [HEAD_REVISION]
+    return bool(exists)
 
 
 def upgrade(connection: Connection) -> None:

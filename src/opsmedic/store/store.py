@@ -108,10 +108,22 @@ class Store:
         """The normalised URL with its password masked: safe to print and log."""
         return shown(self._url)
 
-    def migrate(self) -> None:
-        """Create or upgrade the schema to the newest revision; cheap when already there."""
-        database = self._url.database
-        if self._url.get_backend_name() == "sqlite" and database and database != ":memory:":
+    def migrate(self, *, create: bool = True) -> None:
+        """Create or upgrade the schema to the newest revision; cheap when already there.
+
+        With `create=False` (the CLI's read commands) a store that does not exist yet, or
+        holds no opsmedic schema, is a StoreError: reading must not leave an empty one behind.
+        """
+        database = self._url.database or ""
+        on_disk = self._url.get_backend_name() == "sqlite" and database not in ("", ":memory:")
+        if not create:
+            # Checked before any connection: connecting to SQLite creates the file.
+            if on_disk and not Path(database).exists():
+                raise StoreError(f"store {self.url}: no database at {database}")
+            with self._transaction() as conn:
+                if not migrations.has_schema(conn):
+                    raise StoreError(f"store {self.url}: holds no opsmedic tables yet")
+        if on_disk:
             directory = Path(database).parent
             try:
                 directory.mkdir(parents=True, exist_ok=True)
@@ -293,7 +305,12 @@ class Store:
             return event_from_row(self._find(conn, event_table, ref, "event"))
 
     def list_events(
-        self, *, since: float | None = None, source: str | None = None, limit: int = 100
+        self,
+        *,
+        since: float | None = None,
+        source: str | None = None,
+        kind: str | None = None,
+        limit: int = 100,
     ) -> list[Event]:
         """Events, newest first."""
         stmt = (
@@ -305,6 +322,8 @@ class Store:
             stmt = stmt.where(event_table.c.time >= since)
         if source is not None:
             stmt = stmt.where(event_table.c.source == source)
+        if kind is not None:
+            stmt = stmt.where(event_table.c.kind == kind)
         with self._transaction() as conn:
             return [event_from_row(row) for row in conn.execute(stmt).mappings()]
 

@@ -98,6 +98,23 @@ def test_an_unmigrated_store_is_a_store_error_naming_the_url(store_url: str) -> 
     store.close()
 
 
+def test_migrate_without_create_refuses_a_missing_store_and_makes_none(store_url: str) -> None:
+    store = Store(store_url)
+    try:
+        with pytest.raises(
+            StoreError, match=r"no database at|holds no opsmedic tables yet"
+        ) as first:
+            store.migrate(create=False)
+        with pytest.raises(StoreError) as second:
+            store.migrate(create=False)
+        assert str(second.value) == str(first.value)  # the first refusal left nothing behind
+        store.migrate()
+        store.migrate(create=False)  # an existing store opens
+        assert store.counts()["events"] == 0
+    finally:
+        store.close()
+
+
 def test_migrate_creates_the_sqlite_directory(tmp_path: Path) -> None:
     path = tmp_path / "state" / "nested" / "opsmedic.db"
     store = Store(f"sqlite:///{path}")

@@ -216,6 +216,13 @@ def test_list_events_newest_first_with_filters(store: Store) -> None:
     assert store.list_events(since=T0 + 4, source="disk") == [events[5]]
 
 
+def test_list_events_by_kind(store: Store) -> None:
+    events = [make_event(kind=kind, time=T0 + i) for i, kind in enumerate("abab")]
+    store.record(events, [])
+    assert store.list_events(kind="a") == [events[2], events[0]]
+    assert store.list_events(kind="a", source="http") == []
+
+
 def test_recent_runs_are_the_unskipped_runs_since_oldest_first(store: Store) -> None:
     event = make_event()
     store.record(

@@ -1,0 +1,75 @@
+"""How listings print: rich tables at a terminal, tab-separated lines in a pipe, JSON on ask."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+import typer
+from rich.text import Text
+
+from opsmedic.cli import out
+
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="print JSON (the shape of docs/api.md) instead of a table")
+]
+Cell = str | Text
+# Tabs and line breaks inside a value would split a field or a row: escaped as \t, \n, \r
+# (and the backslash itself as \\), so every row stays one line that `cut -f` can take apart.
+_TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+MESSAGE_WIDTH = 120  # a message longer than this ends in "…" in a table; `show` has it whole
+
+
+def print_json(data: Any) -> None:
+    """One JSON document on one line."""
+    sys.stdout.write(json_line(data) + "\n")
+
+
+def json_line(data: Any) -> str:
+    """Compact JSON in ASCII: non-ASCII text (U+2028 too, which some tools take for a line
+    break) is escaped, so a line is always one line and any value a store holds stays exact."""
+    return json.dumps(data, ensure_ascii=True, separators=(",", ":"))
+
+
+def plain() -> bool:
+    """True when stdout is not a terminal: print for programs, not for eyes."""
+    return not out.is_terminal
+
+
+def shorten(message: str) -> str:
+    """A message as a table cell: whole in a pipe, cut with a visible "…" at a terminal."""
+    if plain() or len(message) <= MESSAGE_WIDTH:
+        return message
+    return message[: MESSAGE_WIDTH - 1] + "…"
+
+
+def tsv_line(cells: Sequence[Cell]) -> str:
+    return "\t".join(_text(c).translate(_TSV_ESCAPES) for c in cells)
+
+
+def print_table(
+    title: str, columns: Sequence[str], rows: Sequence[Sequence[Cell]], *, empty: str = ""
+) -> None:
+    """Rows as tab-separated lines (header first) in a pipe; at a terminal as a rich table
+    whose cells fold rather than lose text, then `empty` when there are no rows."""
+    if plain():
+        sys.stdout.write("".join(tsv_line(r) + "\n" for r in (columns, *rows)))
+        return
+    from rich.table import Table
+
+    shown = Table(title=title)
+    for column in columns:
+        # fold: a value wider than its column breaks across lines; nothing is ever cut off.
+        shown.add_column(column, overflow="fold")
+    for row in rows:
+        # Text, not str: a value is never read as rich markup ("[red]" in a message stays).
+        shown.add_row(*(c if isinstance(c, Text) else Text(c) for c in row))
+    out.print(shown)
+    if empty and not rows:
+        out.print(empty)
+
+
+def _text(cell: Cell) -> str:
+    return cell.plain if isinstance(cell, Text) else cell
