@@ -17,7 +17,8 @@ app = typer.Typer(
     name="opsmedic",
     help="Rehearsed, bounded and audited remediation for on-call toil.",
     no_args_is_help=True,
-    add_completion=False,
+    # --install-completion / --show-completion: typer's, for bash, zsh, fish and PowerShell.
+    add_completion=True,
     pretty_exceptions_enable=False,
 )
 out = Console(highlight=False, soft_wrap=True)
@@ -31,6 +32,15 @@ ConfigOpt = Annotated[
 ]
 
 
+def _print_version(value: bool) -> None:
+    """--version: the installed distribution's version, read from its metadata."""
+    if value:
+        from importlib.metadata import version
+
+        out.print(f"opsmedic {version('opsmedic')}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     ctx: typer.Context,
@@ -41,6 +51,12 @@ def _root(
             "and for `run` the config's log.level"
         ),
     ] = None,
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="print the version and exit"
+        ),
+    ] = False,
 ) -> None:
     if log_level not in (None, "debug", "info", "warning", "error"):
         raise typer.BadParameter("use debug, info, warning or error", param_hint="--log-level")
