@@ -66,7 +66,7 @@ def _root(
 
 def main() -> None:
     """Entry point of the console script."""
-    from opsmedic.cli import archive, demo, engine, history, incidents, setup  # noqa: F401
+    from opsmedic.cli import archive, demo, deploy, engine, history, incidents, setup  # noqa: F401
 
     try:
         code = app(standalone_mode=False)

@@ -47,6 +47,10 @@ def check(
     path: Annotated[
         Path | None, typer.Argument(help="a config file, a rules directory or one rule file")
     ] = None,
+    unit: Annotated[
+        Path | None,
+        typer.Option(help="a systemd unit: report remediations it would forbid (docs/deploy.md)"),
+    ] = None,
 ) -> None:
     """Validate config and rules: exit 0 when valid, 2 with every problem at file:line:col."""
     from opsmedic.config.loader import load_config
@@ -72,6 +76,14 @@ def check(
         problems.extend(exc.problems)
     else:
         out.print(f"rules {rules_path}: {len(ruleset)} rules in {len(ruleset.files)} files: ok")
+        if unit is not None:
+            from opsmedic.deploy.unit_check import unit_problems
+
+            unit_config = find_config(None) if path in (None, rules_path) else path
+            found = unit_problems(load_config(unit_config)[0], str(unit_config), ruleset, unit)
+            problems.extend(found)
+            if not found:
+                out.print(f"unit {unit}: allows every remediation: ok")
     if problems:
         raise ConfigError(problems)
 
