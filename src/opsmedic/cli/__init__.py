@@ -20,6 +20,9 @@ app = typer.Typer(
     # --install-completion / --show-completion: typer's, for bash, zsh, fish and PowerShell.
     add_completion=True,
     pretty_exceptions_enable=False,
+    # Plain help: typer's rich help imports rich's markdown and traceback renderers, 60 ms of
+    # CPU that put `opsmedic --help` past its 0.3 s budget on a busy 2-core machine (bench/idle.py).
+    rich_markup_mode=None,
 )
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -35,9 +38,9 @@ ConfigOpt = Annotated[
 def _print_version(value: bool) -> None:
     """--version: the installed distribution's version, read from its metadata."""
     if value:
-        from importlib.metadata import version
+        from opsmedic.entry import installed_version
 
-        out.print(f"opsmedic {version('opsmedic')}")
+        out.print(f"opsmedic {installed_version()}")
         raise typer.Exit()
 
 
