@@ -83,3 +83,25 @@ def test_a_bad_or_missing_config_exits_2_with_the_place(
     assert result.returncode == 2
     assert expected in result.stderr
     assert result.stdout == "" and "Traceback" not in result.stderr
+
+
+def test_paths_with_spaces_and_percent_signs_are_escaped_for_systemd(tmp_path: Path) -> None:
+    site = tmp_path / "my site 100%"
+    (site / "rules").mkdir(parents=True)
+    (site / "rules" / "a.yaml").write_text(
+        '- {name: a, when: {source: disk}, do: [{archive_logs: {dir: "/var/log/my app", '
+        'include: ["*.gz"], to: "/srv/archive 50%"}}]}\n'
+    )
+    (site / "opsmedic.yaml").write_text("rules_dir: rules\napi: {enabled: false}\n")
+    result = opsmedic("systemd-unit", "-c", str(site / "opsmedic.yaml"), "--exec", "/bin/true",
+                      cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert 'ReadWritePaths="-/var/log/my app"' in result.stdout
+    assert 'ReadWritePaths="-/srv/archive 50%%"' in result.stdout
+    unit = tmp_path / "opsmedic.service"
+    unit.write_text(result.stdout)
+    verify = subprocess.run(["systemd-analyze", "verify", "--man=no", str(unit)],
+                            capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert (verify.returncode, verify.stdout + verify.stderr) == (0, "")
+    check = opsmedic("check", str(site / "opsmedic.yaml"), "--unit", str(unit), cwd=tmp_path)
+    assert check.returncode == 0, check.stderr

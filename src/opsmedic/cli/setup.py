@@ -80,7 +80,8 @@ def check(
             from opsmedic.deploy.unit_check import unit_problems
 
             unit_config = find_config(None) if path in (None, rules_path) else path
-            found = unit_problems(load_config(unit_config)[0], str(unit_config), ruleset, unit)
+            config_name = str(unit_config or "(defaults)")
+            found = unit_problems(load_config(unit_config)[0], config_name, ruleset, unit)
             problems.extend(found)
             if not found:
                 out.print(f"unit {unit}: allows every remediation: ok")

@@ -71,7 +71,7 @@ def systemd_unit(
         "",
         "[Service]",
         "Type=exec",
-        f"ExecStart={exec_start} run -c {config_path}",
+        f"ExecStart={_word(exec_start, dollar=True)} run -c {_word(str(config_path), dollar=True)}",
         "# SIGHUP reloads the rules (a set with any problem is refused, the last good one stays).",
         "ExecReload=/bin/kill -HUP $MAINPID",
         "Restart=on-failure",
@@ -91,9 +91,11 @@ def systemd_unit(
         lines.extend(f"# {why}" for why in dict.fromkeys(g.why for g in entries))
         if directive == "ReadWritePaths":
             # `-`: a directory not made yet must not stop the whole service from starting.
-            lines.extend(f"{directive}=-{p}" for p in _outermost(g.value for g in entries))
-        elif directive == "LoadCredential":
-            lines.extend(f"{directive}={v}" for v in dict.fromkeys(g.value for g in entries))
+            lines.extend(
+                f"{directive}={_word(f'-{p}')}" for p in _outermost(g.value for g in entries)
+            )
+        elif directive in ("LoadCredential", "EnvironmentFile"):
+            lines.extend(f"{directive}={_word(v)}" for v in dict.fromkeys(g.value for g in entries))
         else:
             lines.append(f"{directive}={' '.join(sorted(set(g.value for g in entries)))}")
     lines.extend(f"# WARNING {w}" for w in warnings)
@@ -146,6 +148,17 @@ def _grants(needs: list[Need], config_path: Path) -> tuple[list[Grant], list[str
         why = f"rules act in {', '.join(inside)}" if inside else f"no rule acts in {roots[0]}"
         grants.append(Grant(directive, relaxed if inside else kept, why))
     return grants, warnings
+
+
+def _word(text: str, dollar: bool = False) -> str:
+    """One word of a unit setting: `%` is a specifier (and `$` a variable in ExecStart=), so
+    both are doubled; a word with spaces or quotes is quoted, as systemd unquotes it."""
+    text = text.replace("\\", "\\\\").replace("%", "%%")
+    if dollar:
+        text = text.replace("$", "$$")
+    if any(c.isspace() or c in "\"'" for c in text):
+        text = '"' + text.replace('"', '\\"') + '"'
+    return text
 
 
 def _outermost(paths: Iterable[str]) -> list[str]:

@@ -4,6 +4,7 @@ network it cuts, a privilege it stops a program from gaining. For `opsmedic chec
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -74,7 +75,12 @@ class UnitGrants:
         return values[-1].lower() if values else default
 
     def words(self, key: str) -> list[str]:
-        return [word for value in self.settings.get(key, []) for word in value.split()]
+        """The words of a list setting, unquoted and with `%%` read as `%`, as systemd does."""
+        try:
+            split = [shlex.split(value) for value in self.settings.get(key, [])]
+        except ValueError:  # an unbalanced quote: systemd would refuse it; read it plainly
+            split = [value.split() for value in self.settings.get(key, [])]
+        return [word.replace("%%", "%") for words in split for word in words]
 
     @property
     def as_root(self) -> bool:
