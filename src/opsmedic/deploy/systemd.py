@@ -162,13 +162,10 @@ def _word(text: str, dollar: bool = False) -> str:
 
 
 def _outermost(paths: Iterable[str]) -> list[str]:
-    """Each path once, leaving out those inside another: one bind mount covers them."""
-    unique = sorted({PurePosixPath(p) for p in paths}, key=lambda p: len(p.parts))
-    kept: list[PurePosixPath] = []
-    for path in unique:
-        if not any(path.is_relative_to(k) for k in kept):
-            kept.append(path)
-    return [str(p) for p in kept]
+    """Each path once, in the order written, leaving out those inside another: one bind
+    mount covers them."""
+    unique = list(dict.fromkeys(PurePosixPath(p) for p in paths))
+    return [str(p) for p in unique if not any(p != q and p.is_relative_to(q) for q in unique)]
 
 
 def _by_directive(grants: list[Grant]) -> dict[str, list[Grant]]:

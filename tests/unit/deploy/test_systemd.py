@@ -89,9 +89,7 @@ def test_archive_dirs_and_destination_become_read_write_paths(tmp_path: Path) ->
     unit = unit_for(world(tmp_path, ARCHIVE, "api: {enabled: false}\nstate_dir: /srv/state\n"))
     # /var/log/app/old is inside /var/log/app: one bind mount covers both. A templated
     # directory grants its fixed leading part. The intents journal lives in state_dir.
-    assert directive(unit, "ReadWritePaths") == [
-        "-/srv", "-/backup/logs", "-/var/log/app"
-    ]  # fmt: skip
+    assert directive(unit, "ReadWritePaths") == ["-/var/log/app", "-/srv", "-/backup/logs"]
     assert unit.warnings == []
 
 
