@@ -130,7 +130,7 @@ def _grants(needs: list[Need], config_path: Path) -> tuple[list[Grant], list[str
                 "NoNewPrivileges=yes: use a polkit rule or an ssh_hosts entry"
             )
     # Empty: no capability at all, not systemd's default of every one.
-    grants.append(Grant("CapabilityBoundingSet", " ".join(caps), "capabilities: only those above"))
+    grants.append(Grant("CapabilityBoundingSet", " ".join(caps), "no capability but those above"))
     net = [n for n in needs if n.kind is Kind.NETWORK]
     if net:
         why = "IPv4/IPv6 for " + ", ".join(dict.fromkeys(n.why for n in net))
