@@ -171,7 +171,7 @@ def _step_needs(step: Step, at: _At, config: Config) -> Iterator[Need]:
             path = PurePosixPath(str(resolv.get("path", "/etc/resolv.conf")))
             # Replaced atomically: a temporary file in its directory, renamed over it, given
             # the original's owner (root's /etc needs DAC override, keeping root as owner CHOWN).
-            yield at.need(Kind.WRITE, str(path.parent), f"resolv_conf {path}")
+            yield from _write(at, config, str(path.parent), f"resolv_conf {path}")
             yield at.need(Kind.CAPABILITY, "CAP_DAC_OVERRIDE", f"resolv_conf {path}")
             yield at.need(Kind.CAPABILITY, "CAP_CHOWN", f"resolv_conf {path}")
         if raw.get("rfc2136") is not None:
