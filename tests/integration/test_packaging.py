@@ -56,7 +56,7 @@ def test_the_wheel_carries_the_package_data(dist: dict[str, Path]) -> None:
     names = set(zipfile.ZipFile(dist["wheel"]).namelist())
     assert [n for n in PACKAGE_DATA if n not in names] == []
     assert (
-        "opsmedic = opsmedic.cli:main"
+        "opsmedic = opsmedic.entry:main"
         in zipfile.ZipFile(dist["wheel"])
         .read(f"opsmedic-{VERSION}.dist-info/entry_points.txt")
         .decode()
