@@ -1,4 +1,5 @@
-"""Benchmark: `opsmedic run` idle — start-up to the first probe, RSS and CPU — against Monit.
+"""Benchmark: `opsmedic run` idle — start-up to the first probe, RSS and CPU — against Monit;
+and how fast the command answers `--version` and `--help` (goal: 0.3 s each).
 
 Both watch the same five things every 5 s: three `command` probes running `true` and two
 `http` probes against a local stdlib HTTP server that this script starts. opsmedic has a
@@ -6,7 +7,11 @@ SQLite store and a few rules (none fires while all is healthy); Monit runs in th
 with its own control, pid, state and id files. Progress goes to stderr; the last line of stdout
 is one JSON object with the figures and the ratio.
 
+`--version` and `--help` are timed as whole processes (interpreter start to exit), the
+median of `--cli-runs` runs each, before the idle run.
+
     .venv/bin/python bench/idle.py [--seconds 60] [--warmup 5] [--skip-peer] [--keep]
+                                   [--cli-runs 11] [--cli-only]
 """
 
 from __future__ import annotations
@@ -16,9 +21,11 @@ import contextlib
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,6 +48,7 @@ N_COMMAND = 3
 N_HTTP = 2
 MIB = 2**20
 STOP_GRACE_S = 10.0  # SIGTERM, then SIGKILL after this long
+CLI_GOAL_S = 0.3  # `opsmedic --version` and `--help`, each (issue 11)
 
 
 # --- the watched service ---------------------------------------------------------------------
@@ -234,9 +242,7 @@ def _first_event(db: Path) -> tuple[float, int, int] | None:
 
 def run_opsmedic(args: argparse.Namespace, work: Path, port: int, hits: Hits) -> dict[str, Any]:
     config = opsmedic_world(work, port, args.interval)
-    exe = REPO / ".venv" / "bin" / "opsmedic"
-    cmd = [str(exe) if exe.exists() else "opsmedic", "--log-level", "info", "run",
-           "-c", str(config)]  # fmt: skip
+    cmd = [opsmedic_exe(), "--log-level", "info", "run", "-c", str(config)]
     db = work / "opsmedic.db"
     log(f"opsmedic: {' '.join(cmd)}")
     started_at = time.time()
@@ -276,6 +282,33 @@ def run_opsmedic(args: argparse.Namespace, work: Path, port: int, hits: Hits) ->
         "opsmedic_http_checks": len(web),
         "opsmedic_exit_code": code,
     }
+
+
+def opsmedic_exe() -> str:
+    exe = REPO / ".venv" / "bin" / "opsmedic"
+    return str(exe) if exe.exists() else "opsmedic"
+
+
+def run_cli_start(args: argparse.Namespace) -> dict[str, Any]:
+    """Median wall time of `opsmedic --version` and `opsmedic --help`, each a whole process,
+    and its CPU time (user + system), which a busy machine stretches less than wall time."""
+    res: dict[str, Any] = {"cli_runs": args.cli_runs, "cli_goal_s": CLI_GOAL_S}
+    for name, flag in (("version", "--version"), ("help", "--help")):
+        wall, cpu = [], []
+        for _ in range(args.cli_runs):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            t0 = time.perf_counter()
+            subprocess.run([opsmedic_exe(), flag], stdout=subprocess.DEVNULL, check=True,
+                           timeout=60, env={**os.environ, "COLUMNS": "100"})  # fmt: skip
+            wall.append(time.perf_counter() - t0)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+        res[f"{name}_s"] = rounded(statistics.median(wall), 3)
+        res[f"{name}_max_s"] = rounded(max(wall), 3)
+        res[f"{name}_cpu_s"] = rounded(statistics.median(cpu), 3)
+        log(f"opsmedic {flag}: median {res[f'{name}_s']:.3f} s (CPU {res[f'{name}_cpu_s']:.3f} s),"
+            f" max {max(wall):.3f} s ({args.cli_runs} runs)")  # fmt: skip
+    return res
 
 
 # --- Monit -----------------------------------------------------------------------------------
@@ -383,6 +416,10 @@ def main() -> int:
                         help="seconds to wait for the first probe (default 60)")  # fmt: skip
     parser.add_argument("--skip-peer", action="store_true", help="measure opsmedic only")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--cli-runs", type=int, default=11,
+                        help="runs of --version, --help; median counts (default 11)")  # fmt: skip
+    parser.add_argument("--cli-only", action="store_true",
+                        help="time --version and --help only, no idle run")  # fmt: skip
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="opsmedic-idle-"))
@@ -395,13 +432,16 @@ def main() -> int:
     ok = True
     hits = Hits()
     try:
-        with health_server(hits) as port:
-            log(f"work directory {work}; health server on 127.0.0.1:{port}")
-            (work / "opsmedic").mkdir()
-            res.update(run_opsmedic(args, work / "opsmedic", port, hits))
-            if not args.skip_peer:
-                (work / "monit").mkdir()
-                res.update(run_monit(args, work / "monit", port, hits))
+        res.update(run_cli_start(args))
+        res["cli_start_ok"] = max(res["version_s"], res["help_s"]) <= CLI_GOAL_S
+        if not args.cli_only:
+            with health_server(hits) as port:
+                log(f"work directory {work}; health server on 127.0.0.1:{port}")
+                (work / "opsmedic").mkdir()
+                res.update(run_opsmedic(args, work / "opsmedic", port, hits))
+                if not args.skip_peer:
+                    (work / "monit").mkdir()
+                    res.update(run_monit(args, work / "monit", port, hits))
     except (RuntimeError, OSError, subprocess.SubprocessError, psutil.Error) as exc:
         log(f"FAILED {exc}")
         res["error"] = str(exc)

@@ -1,5 +1,5 @@
-"""`python -m opsmedic` runs the CLI."""
+"""`python -m opsmedic` runs the CLI, through the same front door as the console script."""
 
-from opsmedic.cli import main
+from opsmedic.entry import main
 
 main()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import os
+import signal
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,28 +130,34 @@ def build(
     return Runtime(config, config_path, registry, ruleset, clock, store, engine, names)
 
 
+def reload_rules(rt: Runtime, on_change: Callable[[RuleSet | None], None] | None = None) -> None:
+    """Load the rules again and hand them to the engine; a set that fails validation is
+    rejected whole and the last good one stays. Called on file changes and on SIGHUP."""
+    log = get_logger(component="rules")
+    try:
+        ruleset = load_rules(rt.config.rules_dir, rt.registry, rt.config_names)
+    except ConfigError as exc:
+        rt.rule_errors = exc.problems
+        for problem in exc.problems:
+            log.error("rules.rejected", problem=str(problem))
+        log.error("rules.kept_last_good", rules=len(rt.ruleset))
+        if on_change:
+            on_change(None)
+        return
+    rt.ruleset, rt.rule_errors = ruleset, []
+    rt.engine.reload(ruleset)
+    if on_change:
+        on_change(ruleset)
+
+
 async def watch_rules(
     rt: Runtime, on_change: Callable[[RuleSet | None], None] | None = None
 ) -> None:
-    """Reload rules when files change; a set that fails validation is rejected whole."""
+    """Reload rules when files in the rules directory change."""
     from watchfiles import awatch  # imported here: only `opsmedic run` watches files
 
-    log = get_logger(component="rules")
     async for _changes in awatch(rt.config.rules_dir, debounce=200, step=50):
-        try:
-            ruleset = load_rules(rt.config.rules_dir, rt.registry, rt.config_names)
-        except ConfigError as exc:
-            rt.rule_errors = exc.problems
-            for problem in exc.problems:
-                log.error("rules.rejected", problem=str(problem))
-            log.error("rules.kept_last_good", rules=len(rt.ruleset))
-            if on_change:
-                on_change(None)
-            continue
-        rt.ruleset, rt.rule_errors = ruleset, []
-        rt.engine.reload(ruleset)
-        if on_change:
-            on_change(ruleset)
+        reload_rules(rt, on_change)
 
 
 class StoreCursors:
@@ -215,6 +223,12 @@ async def run_forever(rt: Runtime, stop: asyncio.Event, service: Service | None 
             )
     if rt.config.rules_dir.is_dir():
         tasks.append(asyncio.create_task(watch_rules(rt, on_rules), name="rules-watch"))
+    # SIGHUP reloads too (systemd's ExecReload): for a single rules file, which is not
+    # watched, and for whoever prefers to say when.
+    loop = asyncio.get_running_loop()
+    hup = threading.current_thread() is threading.main_thread()  # signals need the main thread
+    if hup:
+        loop.add_signal_handler(signal.SIGHUP, reload_rules, rt, on_rules)
     api: ApiServer | None = None
     try:
         # After the probes: importing FastAPI and binding take ~0.3 s, which the first
@@ -231,6 +245,8 @@ async def run_forever(rt: Runtime, stop: asyncio.Event, service: Service | None 
         service.started.set()
         await stop.wait()
     finally:
+        if hup:
+            loop.remove_signal_handler(signal.SIGHUP)
         for task in tasks:
             task.cancel()
         # Pollers finish the poll they are in (emit, then save the cursor), bounded by the

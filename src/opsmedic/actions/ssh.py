@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from opsmedic.actions.local import DRAIN_GRACE, KILL_GRACE
 from opsmedic.actions.output import Captured, OutputBuffer
 from opsmedic.config.schema import SSHHost
+from opsmedic.config.types import credential_path
 from opsmedic.errors import ActionError, RetryableError
 
 if TYPE_CHECKING:
@@ -65,6 +66,7 @@ def connect_options(host: SSHHost, base_dir: Path) -> dict[str, Any]:
     }
     key_file = _resolve(host.key_file, base_dir)
     if key_file is not None:
+        key_file = credential_path(key_file)
         if not key_file.is_file():
             raise HostRefused(f"key_file {key_file} for {host.host} not found")
         options["client_keys"] = [str(key_file)]

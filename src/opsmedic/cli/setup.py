@@ -52,6 +52,10 @@ def check(
     path: Annotated[
         Path | None, typer.Argument(help="a config file, a rules directory or one rule file")
     ] = None,
+    unit: Annotated[
+        Path | None,
+        typer.Option(help="a systemd unit: report remediations it would forbid (docs/deploy.md)"),
+    ] = None,
 ) -> None:
     """Validate config and rules: exit 0 when valid, 2 with every problem at file:line:col."""
     from opsmedic.config.loader import read_config
@@ -86,10 +90,29 @@ def check(
         else:
             count = f"{len(ruleset)} rules in {len(ruleset.files)} files"
             out.print(f"rules {rules_path}: {count}: ok")
+            if unit is not None and not problems:  # a unit is judged against a valid config
+                problems += _unit_problems(unit, path, rules_path, ruleset)
     if problems:
         # File by file as they were read, each from top to bottom: the order of an editor.
         files = {p.file: n for n, p in reversed(list(enumerate(problems)))}
         raise ConfigError(sorted(problems, key=lambda p: (files[p.file], p.line, p.col)))
+
+
+def _unit_problems(
+    unit: Path, path: Path | None, rules_path: Path, ruleset: RuleSet
+) -> list[Problem]:
+    """What the systemd unit would forbid of the remediations these rules ask for."""
+    from opsmedic.config.loader import load_config
+    from opsmedic.deploy.unit_check import unit_problems
+    from opsmedic.runtime import find_config
+
+    unit_config = find_config(None) if path in (None, rules_path) else path
+    found = unit_problems(
+        load_config(unit_config)[0], str(unit_config or "(defaults)"), ruleset, unit
+    )
+    if not found:
+        out.print(f"unit {unit}: allows every remediation: ok")
+    return found
 
 
 def _is_rule_file(path: Path) -> bool:

@@ -82,6 +82,22 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def credential_name(path: Path) -> str:
+    """The name a secret file gets as a systemd credential (`LoadCredential=NAME:PATH`): its
+    absolute path with `/` as `_`, so two files never share a name and either side derives it."""
+    return str(path).strip("/").replace("/", "_")
+
+
+def credential_path(path: Path) -> Path:
+    """Where to read the secret file `path`: its copy in $CREDENTIALS_DIRECTORY when systemd
+    passed it (the service user need not be able to read the original), else the file."""
+    if directory := os.environ.get("CREDENTIALS_DIRECTORY"):
+        passed = Path(directory) / credential_name(path)
+        if passed.is_file():
+            return passed
+    return path
+
+
 class Secret(BaseModel):
     """A secret taken from an environment variable or a file, never written in a rule file."""
 
@@ -104,7 +120,7 @@ class Secret(BaseModel):
             except KeyError:
                 raise ValueError(f"environment variable {self.env} is not set") from None
         assert self.file is not None
-        return self.file.read_text().strip()
+        return credential_path(self.file).read_text().strip()
 
     def __repr__(self) -> str:
         return f"Secret(env={self.env!r})" if self.env else f"Secret(file={str(self.file)!r})"

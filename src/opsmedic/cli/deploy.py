@@ -1,0 +1,52 @@
+"""`opsmedic systemd-unit`: the hardened unit a configuration needs, printed for the operator."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from opsmedic.cli import ConfigOpt, app, err, out
+
+
+@app.command("systemd-unit")
+def systemd_unit(
+    config: ConfigOpt = None,
+    exec_path: Annotated[
+        Path | None,
+        typer.Option("--exec", help="the opsmedic program in ExecStart (default: this one)"),
+    ] = None,
+    user: Annotated[str, typer.Option(help="the service's own user (and group)")] = "opsmedic",
+) -> None:
+    """Print a hardened systemd unit for `opsmedic run`, its grants derived from the config."""
+    from opsmedic.config.loader import load_config
+    from opsmedic.deploy.systemd import systemd_unit as derive_unit
+    from opsmedic.plugins import build_registry
+    from opsmedic.rules.loader import load_rules
+    from opsmedic.runtime import find_config
+
+    config_path = find_config(config)
+    if config_path is None:
+        raise typer.BadParameter(
+            "no opsmedic.yaml here: name the config the unit runs", param_hint="--config"
+        )
+    loaded, _ = load_config(config_path)
+    ruleset = load_rules(loaded.rules_dir, build_registry())
+    program = exec_path or _this_program()
+    unit = derive_unit(loaded, config_path.resolve(), ruleset, str(program), user)
+    out.print(escape(unit.text), end="")
+    for warning in unit.warnings:
+        err.print(f"warning {escape(warning)}")
+
+
+def _this_program() -> Path:
+    """The absolute path of the opsmedic being run, for ExecStart."""
+    argv0 = Path(sys.argv[0])
+    if argv0.name == "opsmedic" and argv0.exists():
+        return argv0.resolve()
+    found = shutil.which("opsmedic")
+    return Path(found).resolve() if found else Path(sys.prefix) / "bin" / "opsmedic"

@@ -1,0 +1,238 @@
+"""The systemd unit derived from a config and its rules, and what a given unit would forbid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from opsmedic.config.loader import load_config
+from opsmedic.config.types import Secret, credential_name
+from opsmedic.deploy.systemd import Unit, systemd_unit
+from opsmedic.deploy.unit_check import UnitGrants, unit_problems
+from opsmedic.errors import Problem
+from opsmedic.rules.loader import load_rules
+
+KILL = """\
+- name: stop-hog
+  when: {source: process}
+  do:
+    - kill_process: {pid: "{{ event.labels.pid }}", start_time: "{{ event.labels.start }}"%s}
+"""
+ARCHIVE = """\
+- name: archive
+  when: {source: disk}
+  do:
+    - archive_logs:
+        dir: [/var/log/app, /var/log/app/old, "/srv/{{ event.labels.app }}/logs"]
+        include: ["*.gz"]
+        to: /backup/logs
+"""
+
+
+def world(tmp_path: Path, rules: str, config: str = "api: {enabled: false}\n") -> Path:
+    (tmp_path / "rules").mkdir(exist_ok=True)
+    (tmp_path / "rules" / "r.yaml").write_text(rules)
+    path = tmp_path / "opsmedic.yaml"
+    # The store and the intents in the state directory, which needs no grant of its own.
+    state = "" if "state_dir" in config else "state_dir: /var/lib/opsmedic/state\n"
+    path.write_text(f"store: sqlite:////var/lib/opsmedic/o.db\n{state}{config}")
+    return path
+
+
+def unit_for(path: Path) -> Unit:
+    config, _ = load_config(path, environ={})
+    return systemd_unit(config, path, load_rules(config.rules_dir), "/usr/bin/opsmedic")
+
+
+def directive(unit: Unit, name: str) -> list[str]:
+    prefix = f"{name}="
+    return [line[len(prefix) :] for line in unit.text.splitlines() if line.startswith(prefix)]
+
+
+def problems(path: Path, unit_text: str) -> list[Problem]:
+    config, _ = load_config(path, environ={})
+    unit = path.parent / "hand.service"
+    unit.write_text(unit_text)
+    return unit_problems(config, str(path), load_rules(config.rules_dir), unit)
+
+
+def test_the_fixed_hardening_is_there(tmp_path: Path) -> None:
+    unit = unit_for(world(tmp_path, "- {name: n, when: {source: x}, do: [noop]}\n"))
+    for line in ("NoNewPrivileges=yes", "ProtectSystem=strict", "Restart=on-failure",
+                 "StateDirectory=opsmedic", "User=opsmedic", "ExecReload=/bin/kill -HUP $MAINPID",
+                 f"ExecStart=/usr/bin/opsmedic run -c {tmp_path / 'opsmedic.yaml'}"):  # fmt: skip
+        assert line in unit.text.splitlines()
+    # The store is in the state directory: nothing else to write, no capability, no network.
+    assert directive(unit, "ReadWritePaths") == []
+    assert directive(unit, "CapabilityBoundingSet") == [""]
+    assert directive(unit, "AmbientCapabilities") == []
+    assert directive(unit, "PrivateNetwork") == ["yes"]
+    assert directive(unit, "RestrictAddressFamilies") == ["AF_UNIX"]
+
+
+def test_an_enforced_kill_rule_gets_cap_kill(tmp_path: Path) -> None:
+    unit = unit_for(world(tmp_path, KILL % ", enforce: true"))
+    assert directive(unit, "AmbientCapabilities") == ["CAP_KILL"]
+    assert directive(unit, "CapabilityBoundingSet") == ["CAP_KILL"]
+    assert "# stop-hog: do[0].kill_process enforce: true" in unit.text
+
+
+def test_a_leashed_kill_rule_gets_no_capability(tmp_path: Path) -> None:
+    for leash in ("", ", enforce: false"):
+        unit = unit_for(world(tmp_path, KILL % leash))
+        assert directive(unit, "AmbientCapabilities") == []
+        assert directive(unit, "CapabilityBoundingSet") == [""]
+
+
+def test_archive_dirs_and_destination_become_read_write_paths(tmp_path: Path) -> None:
+    unit = unit_for(world(tmp_path, ARCHIVE, "api: {enabled: false}\nstate_dir: /srv/state\n"))
+    # /var/log/app/old is inside /var/log/app: one bind mount covers both. A templated
+    # directory grants its fixed leading part. The intents journal lives in state_dir.
+    assert directive(unit, "ReadWritePaths") == ["-/var/log/app", "-/srv", "-/backup/logs"]
+    assert unit.warnings == []
+
+
+def test_a_resolv_conf_rewrite_gets_its_directory_and_the_capabilities_to_keep_root_owner(
+    tmp_path: Path,
+) -> None:
+    rules = """\
+- name: failover
+  when: {source: dns}
+  do:
+    - dns_failover:
+        direction: failover
+        resolv_conf: {path: /etc/resolv.conf, primary: 10.0.0.53, secondary: 10.0.0.54}
+"""
+    unit = unit_for(world(tmp_path, rules))
+    assert directive(unit, "ReadWritePaths") == ["-/etc"]
+    assert directive(unit, "AmbientCapabilities") == ["CAP_CHOWN CAP_DAC_OVERRIDE"]
+
+
+def test_secret_files_are_passed_as_credentials_and_env_secrets_by_environment_file(
+    tmp_path: Path,
+) -> None:
+    config = """\
+api: {enabled: false}
+ssh_hosts:
+  backup: {host: 10.0.0.5, user: archive, key_file: keys/id_ed25519}
+tsig_keys:
+  k1: {secret: {file: /etc/opsmedic/tsig.key}}
+webhooks:
+  pagerduty_signing_secrets: [{env: PD_SECRET}]
+"""
+    unit = unit_for(world(tmp_path, "- {name: n, when: {source: x}, do: [noop]}\n", config))
+    key = tmp_path / "keys" / "id_ed25519"
+    assert directive(unit, "LoadCredential") == [
+        f"{credential_name(key)}:{key}",
+        "etc_opsmedic_tsig.key:/etc/opsmedic/tsig.key",
+    ]
+    assert directive(unit, "EnvironmentFile") == [f"-{tmp_path / 'opsmedic.env'}"]
+    assert "# $PD_SECRET: webhooks.pagerduty_signing_secrets[0]" in unit.text
+
+
+def test_paths_in_tmp_or_home_relax_private_tmp_and_protect_home(tmp_path: Path) -> None:
+    rules = ARCHIVE.replace("[/var/log/app, /var/log/app/old, \"/srv/{{ event.labels.app }}/logs\"]",
+                            "[/tmp/app, /home/app/logs]")  # fmt: skip
+    unit = unit_for(world(tmp_path, rules))
+    assert directive(unit, "PrivateTmp") == ["no"]
+    assert directive(unit, "ProtectHome") == ["read-only"]
+
+
+def test_a_directory_templated_from_the_root_is_a_warning_not_a_grant(tmp_path: Path) -> None:
+    rules = ARCHIVE.replace("[/var/log/app, /var/log/app/old, \"/srv/{{ event.labels.app }}/logs\"]",
+                            '"/{{ event.resource }}"')  # fmt: skip
+    unit = unit_for(world(tmp_path, rules))
+    assert directive(unit, "ReadWritePaths") == ["-/backup/logs"]
+    assert len(unit.warnings) == 1 and "may write anywhere" in unit.warnings[0]
+
+
+def test_the_generated_unit_forbids_nothing_it_was_derived_for(tmp_path: Path) -> None:
+    path = world(tmp_path, ARCHIVE + KILL % ", enforce: true")
+    assert problems(path, unit_for(path).text) == []
+
+
+HAND_WRITTEN = """\
+[Service]
+ExecStart=/usr/bin/opsmedic run
+User=opsmedic
+StateDirectory=opsmedic
+ProtectSystem=strict
+ReadWritePaths=/var/log/app /backup
+RestrictAddressFamilies=AF_UNIX
+"""
+
+
+def test_a_hand_written_unit_reports_what_it_forbids_at_the_rule(tmp_path: Path) -> None:
+    path = world(tmp_path, ARCHIVE + KILL % ", enforce: true")
+    found = problems(path, HAND_WRITTEN)
+    messages = [f"{p.file}:{p.line} {p.field}: {p.message}" for p in found]
+    rules = tmp_path / "rules" / "r.yaml"
+    assert len(found) == 2, messages
+    assert messages[0].startswith(f"{rules}:4 archive: do[0].archive_logs: dir")
+    assert "writes in /srv, but ProtectSystem=strict keeps it read-only" in messages[0]
+    assert messages[1].startswith(f"{rules}:11 stop-hog: do[0].kill_process: enforce")
+    assert "needs CAP_KILL, which the unit does not grant" in messages[1]
+
+
+def test_a_unit_without_network_forbids_notify_and_nnp_forbids_sudo(tmp_path: Path) -> None:
+    rules = """\
+- name: restart
+  when: {source: http}
+  do:
+    - run_command: {argv: [sudo, systemctl, restart, shop]}
+    - notify: {to: oncall, title: restarted}
+"""
+    path = world(
+        tmp_path, rules, "api: {enabled: false}\nnotify: {oncall: {urls: ['json://127.0.0.1']}}\n"
+    )
+    found = [p.message for p in problems(path, HAND_WRITTEN)]
+    assert len(found) == 2, found
+    assert "runs sudo, which cannot gain privileges" in found[0]
+    assert "needs IPv4/IPv6, which the unit forbids" in found[1]
+
+
+@pytest.mark.parametrize(
+    ("unit", "cap_kill", "writable_etc", "inet", "nnp"),
+    [
+        ("[Service]\n", True, True, True, False),  # root, unconfined
+        ("[Service]\nUser=app\nSystemCallFilter=@system-service\n", False, True, True, True),
+        ("[Service]\nCapabilityBoundingSet=~CAP_KILL\nProtectSystem=full\n", False, False, True, False),
+        ("[Service]\nUser=app\nAmbientCapabilities=CAP_KILL\nPrivateNetwork=yes\n", True, True, False, False),
+        ("[Service]\nRestrictAddressFamilies=~AF_INET AF_INET6\nReadWritePaths=/x\nReadWritePaths=\n"
+         "ProtectSystem=strict\n", True, False, False, False),
+    ],
+)  # fmt: skip
+def test_unit_grants_read_systemd_semantics(
+    unit: str, cap_kill: bool, writable_etc: bool, inet: bool, nnp: bool
+) -> None:
+    from pathlib import PurePosixPath
+
+    grants = UnitGrants.parse(unit)
+    assert grants.has_capability("CAP_KILL") is cap_kill
+    assert (grants.writable(PurePosixPath("/etc")) is None) is writable_etc
+    assert grants.inet is inet
+    assert grants.no_new_privileges is nnp
+
+
+def test_an_unreadable_unit_is_one_problem(tmp_path: Path) -> None:
+    path = world(tmp_path, KILL % "")
+    config, _ = load_config(path, environ={})
+    found = unit_problems(config, str(path), load_rules(config.rules_dir), tmp_path / "nope")
+    assert [p.message.split(":")[0] for p in found] == ["cannot read the unit"]
+
+
+def test_a_secret_file_is_read_from_the_credentials_directory_when_systemd_passed_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = tmp_path / "etc" / "token"
+    original.parent.mkdir()
+    original.write_text("from-the-file\n")
+    secret = Secret(file=original)
+    assert secret.reveal() == "from-the-file"
+    credentials = tmp_path / "credentials"
+    credentials.mkdir()
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+    assert secret.reveal() == "from-the-file"  # not passed: the file itself
+    (credentials / credential_name(original)).write_text("from-systemd\n")
+    assert secret.reveal() == "from-systemd"
