@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from opsmedic.config.schema import Config
 from opsmedic.config.types import Secret
+from opsmedic.paths import static_prefix
 from opsmedic.rules.model import Rule, Step
 from opsmedic.rules.ruleset import RuleSet
 from opsmedic.templating import is_template
@@ -199,8 +200,7 @@ def _write(at: _At, config: Config, path: str, what: str) -> Iterator[Need]:
     """A directory the step writes in; for a templated one, its fixed leading directories."""
     fixed = path
     if is_template(path):
-        head = min(i for m in ("{{", "{%", "{#") if (i := path.find(m)) >= 0)
-        fixed = path[:head].rpartition("/")[0] or "/"
+        fixed = static_prefix(path).removesuffix("/") or "/"
         what = f"{what} {path!r} (templated: its fixed part)"
     resolved = Path(fixed).expanduser()
     if not resolved.is_absolute():
