@@ -35,7 +35,7 @@ async def test_replaying_last_night_acts_once_on_the_host_that_stayed_full() -> 
     rt = build(example / "opsmedic.yaml", with_store=False, dry_run=True)
     would: list[Run] = []
     rt.engine.on_finished = would.append
-    assert await _replay(rt, example / "events.jsonl") == 0
+    assert (await _replay(rt, example / "events.jsonl")).bad == []
     assert [(r.rule, r.target, r.state) for r in would] == [
         ("clean-tmp", "web1:/tmp", RunState.SKIPPED)
     ]
@@ -55,7 +55,7 @@ async def _dry_replay(example: Path, events: list[dict[str, object]], tmp_path: 
     rt = build(example / "opsmedic.yaml", with_store=False, dry_run=True)
     would: list[Run] = []
     rt.engine.on_finished = would.append
-    assert await _replay(rt, path) == 0
+    assert (await _replay(rt, path)).bad == []
     return would
 
 

@@ -38,6 +38,10 @@ class Accepted:
 class _Submission:
     events: list[Event]
     done: asyncio.Future[list[Accepted]] | None
+    # A batch cut in event order (`Engine.in_event_order`) leaves a submission half planned:
+    # the next batch starts at `start`, and the reply waits for the last event.
+    start: int = 0
+    accepted: list[Accepted] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -50,6 +54,7 @@ class _Planned:
     escalations: list[Event] = field(default_factory=list)
     replies: list[tuple[_Submission, list[Accepted]]] = field(default_factory=list)
     incidents: IncidentRows = field(default_factory=IncidentRows)
+    cut: bool = False  # planning stopped at an event whose alert has a run in flight
 
 
 class Engine:
@@ -82,6 +87,10 @@ class Engine:
         self._loop_task: asyncio.Task[None] | None = None
         self._busy = False
         self.finished: dict[str, int] = {}
+        # Replay sets this: an event whose alert still has a run of a rule it matches in flight
+        # waits for the runs in flight to finish, as they would have by its time live (runs
+        # take no event time), instead of being suppressed because a file is read faster.
+        self.in_event_order = False
         # Called with every run once it is final (executed, skipped or limited): CLI and demo.
         self.on_finished: Callable[[Run], None] | None = None
 
@@ -111,7 +120,10 @@ class Engine:
         return await fut
 
     def _push(self, submission: _Submission) -> None:
-        self._inbox.append(submission)
+        if self.in_event_order and submission.done is None:
+            self._inbox.insert(0, submission)  # escalations happen at their event's time
+        else:
+            self._inbox.append(submission)
         self._idle.clear()
         self._wake.set()
 
@@ -136,7 +148,7 @@ class Engine:
                 batch, size = [], 0
                 while self._inbox and size < _MAX_BATCH:
                     batch.append(self._inbox.pop(0))
-                    size += len(batch[-1].events)
+                    size += len(batch[-1].events) - batch[-1].start
                 try:
                     planned = self._plan(batch)
                 except Exception as exc:  # a bug in planning: its callers hear of it
@@ -145,6 +157,8 @@ class Engine:
                 # Planning the next batch waits for this commit (measured: overlapping the
                 # two gained nothing here), so what is planned always rests on what is stored.
                 await self._commit(planned)
+                while planned.cut and self._tasks:
+                    await asyncio.wait(set(self._tasks))
             self._busy = False
             self._check_idle()
 
@@ -152,9 +166,13 @@ class Engine:
         """Decide for every event of the batch: its incident, its runs, the replies."""
         planned = _Planned()
         changes = IncidentChanges()
-        for sub in batch:
-            accepted = []
-            for event in sub.events:
+        for n, sub in enumerate(batch):
+            for i in range(sub.start, len(sub.events)):
+                event = sub.events[i]
+                if self.in_event_order and planned.events and self.planner.in_flight_for(event):
+                    sub.start, planned.cut = i, True
+                    self._inbox[:0] = batch[n:]  # planned after the runs in flight finish
+                    break
                 self.incidents.observe(event, changes)
                 decision = self.planner.decide(event)
                 if event.incident_id:
@@ -166,8 +184,10 @@ class Engine:
                 planned.recorded.extend(decision.recorded)
                 planned.escalations.extend(decision.escalations)
                 ids = [r.id for r, _ in decision.runs] + [r.id for r in decision.recorded]
-                accepted.append(Accepted(event.id, ids))
-            planned.replies.append((sub, accepted))
+                sub.accepted.append(Accepted(event.id, ids))
+            if planned.cut:
+                break
+            planned.replies.append((sub, sub.accepted))
         # Rows now, not at the commit: the next batch may change these incidents before then.
         planned.incidents = IncidentRows.of(changes)
         return planned
