@@ -54,7 +54,8 @@ class _Planned:
     escalations: list[Event] = field(default_factory=list)
     replies: list[tuple[_Submission, list[Accepted]]] = field(default_factory=list)
     incidents: IncidentRows = field(default_factory=IncidentRows)
-    cut: bool = False  # planning stopped at an event whose alert has a run in flight
+    # The submission planning stopped in, at an event whose alert has a run in flight.
+    partial: _Submission | None = None
 
 
 class Engine:
@@ -157,7 +158,7 @@ class Engine:
                 # Planning the next batch waits for this commit (measured: overlapping the
                 # two gained nothing here), so what is planned always rests on what is stored.
                 await self._commit(planned)
-                while planned.cut and self._tasks:
+                while planned.partial is not None and self._tasks:
                     await asyncio.wait(set(self._tasks))
             self._busy = False
             self._check_idle()
@@ -170,7 +171,7 @@ class Engine:
             for i in range(sub.start, len(sub.events)):
                 event = sub.events[i]
                 if self.in_event_order and planned.events and self.planner.in_flight_for(event):
-                    sub.start, planned.cut = i, True
+                    sub.start, planned.partial = i, sub
                     self._inbox[:0] = batch[n:]  # planned after the runs in flight finish
                     break
                 self.incidents.observe(event, changes)
@@ -185,7 +186,7 @@ class Engine:
                 planned.escalations.extend(decision.escalations)
                 ids = [r.id for r, _ in decision.runs] + [r.id for r in decision.recorded]
                 sub.accepted.append(Accepted(event.id, ids))
-            if planned.cut:
+            if planned.partial is not None:
                 break
             planned.replies.append((sub, sub.accepted))
         # Rows now, not at the commit: the next batch may change these incidents before then.
@@ -205,7 +206,11 @@ class Engine:
         except Exception as exc:  # the callers hear of it; the engine keeps serving
             for run, _, _ in to_run:
                 self.planner.done(run)
-            self._fail([sub for sub, _ in planned.replies], exc)
+            failed = [sub for sub, _ in planned.replies]
+            if planned.partial is not None:  # its first events are lost with this batch
+                self._inbox = [s for s in self._inbox if s is not planned.partial]
+                failed.append(planned.partial)
+            self._fail(failed, exc)
             await self._reload_state()
             return
         for sub, accepted in planned.replies:
