@@ -88,10 +88,7 @@ class Engine:
         self._loop_task: asyncio.Task[None] | None = None
         self._busy = False
         self.finished: dict[str, int] = {}
-        # Replay sets this: an event whose alert still has a run of a rule it matches in flight
-        # waits for the runs in flight to finish, as they would have by its time live (runs
-        # take no event time), instead of being suppressed because a file is read faster.
-        self.in_event_order = False
+        self._in_event_order = False
         # Called with every run once it is final (executed, skipped or limited): CLI and demo.
         self.on_finished: Callable[[Run], None] | None = None
 
@@ -110,6 +107,18 @@ class Engine:
             await self._rerun_idempotent(interrupted)
         return interrupted
 
+    @property
+    def in_event_order(self) -> bool:
+        """Replay sets this: an event whose alert still has a run of a rule it matches in
+        flight waits for the runs in flight to finish, as they would have by its time live
+        (runs take no event time), instead of being suppressed because a file is read faster;
+        incidents follow the same timeline (IncidentTracker)."""
+        return self._in_event_order
+
+    @in_event_order.setter
+    def in_event_order(self, on: bool) -> None:
+        self._in_event_order = self.incidents.in_event_order = on
+
     def reload(self, ruleset: RuleSet) -> None:
         self.planner.reload(ruleset)
         self.log.info("rules.reloaded", rules=len(ruleset))
@@ -121,7 +130,7 @@ class Engine:
         return await fut
 
     def _push(self, submission: _Submission) -> None:
-        if self.in_event_order and submission.done is None:
+        if self._in_event_order and submission.done is None:
             self._inbox.insert(0, submission)  # escalations happen at their event's time
         else:
             self._inbox.append(submission)
@@ -170,7 +179,7 @@ class Engine:
         for n, sub in enumerate(batch):
             for i in range(sub.start, len(sub.events)):
                 event = sub.events[i]
-                if self.in_event_order and planned.events and self.planner.in_flight_for(event):
+                if self._in_event_order and planned.events and self.planner.in_flight_for(event):
                     sub.start, planned.partial = i, sub
                     self._inbox[:0] = batch[n:]  # planned after the runs in flight finish
                     break
@@ -246,7 +255,7 @@ class Engine:
         except Exception as exc:  # the store is down: the next commit fails and retries this
             self.log.error("engine.reload_failed", error=str(exc))
             return
-        self.incidents = IncidentTracker(self._grouping, active)
+        self.incidents = IncidentTracker(self._grouping, active, self._in_event_order)
         self.planner.forget_history()
         self.planner.restore(recent)
         self.planner.restore_throttles(fired)

@@ -75,6 +75,12 @@ def decisions(store: Store) -> list[tuple[Any, ...]]:
     )  # fmt: skip
 
 
+def incidents(store: Store) -> list[tuple[str, str]]:
+    """Each incident's grouping key and status (mitigated by a successful run, reopened by an
+    alert firing after it, resolved when all its alerts resolved)."""
+    return sorted((i.key, str(i.status)) for i in store.list_incidents(limit=10_000))
+
+
 async def live(tmp: Path, events: list[dict[str, Any]]) -> tuple[Any, ...]:
     """`opsmedic run` fed over HTTP, its clock moved to each event's time; each event is
     posted once the runs of the one before have finished (minutes apart, as live)."""
@@ -85,7 +91,7 @@ async def live(tmp: Path, events: list[dict[str, Any]]) -> tuple[Any, ...]:
             reply = await c.post("/api/v1/events", json=event)
             assert reply.status_code == 202, reply.text
             await api.rt.engine.drain()
-        return decisions(api.store), api.rt.engine.stats()
+        return decisions(api.store), api.rt.engine.stats(), incidents(api.store)
 
 
 def replay_files(tmp: Path, events: list[dict[str, Any]]) -> tuple[Path, Path]:
@@ -105,7 +111,7 @@ async def replayed(config: Path, path: Path) -> tuple[Any, ...]:
     rt = build(config)
     assert rt.store is not None
     assert (await _replay(rt, path)).bad == []
-    return decisions(rt.store), rt.engine.stats()
+    return decisions(rt.store), rt.engine.stats(), incidents(rt.store)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -117,6 +123,7 @@ def test_replay_and_run_reach_the_same_decisions(drawn: list[dict[str, Any]]) ->
         got = asyncio.run(replayed(*replay_files(Path(tmp) / "replay", events)))
     assert got[0] == was[0]  # runs: per rule and event, states, steps, limits
     assert got[1] == was[1]  # counts: matched, planned, throttled, waiting for `for:`, limited
+    assert got[2] == was[2]  # incidents and their status
 
 
 def test_the_streams_cover_every_decision() -> None:
