@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import yaml
 
+from opsmedic.clock import Clock
 from opsmedic.model import new_id
 from opsmedic.runtime import Runtime, Service, build, run_forever
 from opsmedic.store.store import Store
@@ -50,12 +51,12 @@ def write_config(tmp: Path, rules: list[dict[str, Any]], **extra: Any) -> Path:
 
 @asynccontextmanager
 async def running_api(
-    tmp: Path, rules: list[dict[str, Any]] | None = None, **extra: Any
+    tmp: Path, rules: list[dict[str, Any]] | None = None, clock: Clock | None = None, **extra: Any
 ) -> AsyncIterator[Api]:
-    """opsmedic run, in this event loop, until the block ends."""
+    """opsmedic run, in this event loop, until the block ends; `clock` for one a test moves."""
     from opsmedic.metrics import Metrics
 
-    rt = build(write_config(tmp, rules or [], **extra))
+    rt = build(write_config(tmp, rules or [], **extra), clock=clock)
     assert rt.store is not None
     stop, service = asyncio.Event(), Service(Metrics())
     task = asyncio.create_task(run_forever(rt, stop, service))

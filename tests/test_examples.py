@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import re
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,9 +15,8 @@ from opsmedic.cli.engine import _replay
 from opsmedic.model import Run, RunState
 from opsmedic.runtime import build
 
-EXAMPLES = sorted(
-    p.parent for p in (Path(__file__).parent.parent / "examples").glob("*/opsmedic.yaml")
-)
+ROOT = Path(__file__).parent.parent
+EXAMPLES = sorted(p.parent for p in (ROOT / "examples").glob("*/opsmedic.yaml"))
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[p.name for p in EXAMPLES])
@@ -29,44 +33,79 @@ def test_the_examples_are_there() -> None:
     }  # fmt: skip
 
 
-async def test_replaying_last_night_acts_once_on_the_host_that_stayed_full() -> None:
-    """web1 stays above 90 % for 20 minutes: one clean-up; web2 flaps and never holds 5 min."""
-    example = next(p for p in EXAMPLES if p.name == "03-replay-last-night")
-    rt = build(example / "opsmedic.yaml", with_store=False, dry_run=True)
-    would: list[Run] = []
-    rt.engine.on_finished = would.append
-    assert await _replay(rt, example / "events.jsonl") == 0
-    assert [(r.rule, r.target, r.state) for r in would] == [
-        ("clean-tmp", "web1:/tmp", RunState.SKIPPED)
-    ]
-    assert would[0].steps[0].params == {"argv": ["systemd-tmpfiles", "--clean"]}
+README = EXAMPLES[0].parent / "README.md"
+
+
+def documented_replay(example: Path) -> tuple[str, str]:
+    """The replay command and the summary line the example's README section documents."""
+    sections = re.split(r"^## ", README.read_text(), flags=re.M)
+    section = next(s for s in sections if s.startswith(example.name + "\n"))
+    command = re.search(r"^opsmedic replay .+$", section, flags=re.M)
+    summary = re.search(r"^```\n(replayed .+)\n```$", section, flags=re.M)
+    assert command and summary, f"README section {example.name}: no replay command or summary"
+    return command[0], summary[1]
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_each_documented_replay_prints_its_documented_summary(example: Path) -> None:
+    command, summary = documented_replay(example)
+    args = shlex.split(command)[1:]
+    assert "--dry-run" in args  # the examples' actions would touch this machine
+    events = Path(next(a for a in args if a.endswith(".jsonl")))
+    assert events.parent.name == example.name and (ROOT / events).is_file()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPSMEDIC_")}
+    result = subprocess.run([sys.executable, "-m", "opsmedic", *args], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.rstrip().splitlines()[-1] == summary
 
 
 def _example(name: str) -> Path:
     return next(p for p in EXAMPLES if p.name == name)
 
 
-async def _dry_replay(example: Path, events: list[dict[str, object]], tmp_path: Path) -> list[Run]:
-    """Runs the example's rules would start for `events` (JSON lines), nothing executed."""
-    import json
-
-    path = tmp_path / "events.jsonl"
-    path.write_text("".join(json.dumps(e) + "\n" for e in events))
+async def _dry_replay(example: Path) -> list[Run]:
+    """Runs the example's rules would start for its events file, nothing executed."""
     rt = build(example / "opsmedic.yaml", with_store=False, dry_run=True)
     would: list[Run] = []
     rt.engine.on_finished = would.append
-    assert await _replay(rt, path) == 0
+    assert (await _replay(rt, example / "events.jsonl")).bad == []
     return would
 
 
-async def test_a_full_log_disk_is_archived_after_30s_and_a_human_told_after_5m(
-    tmp_path: Path,
-) -> None:
+async def test_replaying_last_night_acts_once_on_the_host_that_stayed_full() -> None:
+    """web1 stays above 90 % for 20 minutes: one clean-up; web2 flaps and never holds 5 min."""
+    would = await _dry_replay(_example("03-replay-last-night"))
+    assert [(r.rule, r.target, r.state) for r in would] == [
+        ("clean-tmp", "web1:/tmp", RunState.SKIPPED)
+    ]
+    assert would[0].steps[0].params == {"argv": ["systemd-tmpfiles", "--clean"]}
+
+
+async def test_a_failing_shop_is_restarted_three_times_then_a_human_paged() -> None:
+    would = await _dry_replay(_example("01-restart-web-service"))
+    assert [r.rule for r in would] == ["restart-shop"] * 4 + ["page-on-escalation"]
+    assert would[3].message.startswith("limit reached: 3 runs within 3600s")
+    assert would[4].steps[0].params["title"] == (
+        "opsmedic stopped acting on web1:http://127.0.0.1:8080/health"
+    )
+
+
+async def test_a_stuck_worker_from_alertmanager_is_restarted_by_name_only() -> None:
+    example = _example("02-remote-command-over-ssh")
+    rt = build(example / "opsmedic.yaml", with_store=False, dry_run=True)
+    would: list[Run] = []
+    rt.engine.on_finished = would.append
+    read = await _replay(rt, example / "alerts.jsonl", "alertmanager")
+    assert [p.line for p in read.bad] == [8]
+    argv = [r.steps[0].params["argv"] for r in would if r.steps]
+    assert argv == [["sudo", "systemctl", "restart", "worker@orders-1.service"]] * 2
+    assert "limit reached" in would[-1].message
+
+
+async def test_a_full_log_disk_is_archived_after_30s_and_a_human_told_after_5m() -> None:
     """/var/log/app above 85 % every 5 s for 6 minutes: one archive at 30 s, one notify at 5 m."""
-    disk = {"source": "disk", "kind": "app-logs", "resource": "/var/log/app", "host": "web1",
-            "value": 91.5}  # fmt: skip
-    events = [{**disk, "time": 1763769600 + t} for t in range(0, 361, 5)]
-    would = await _dry_replay(_example("04-archive-logs-before-the-disk-fills"), events, tmp_path)
+    would = await _dry_replay(_example("04-archive-logs-before-the-disk-fills"))
     assert [r.rule for r in would] == ["archive-app-logs", "disk-still-full"]
     archive = would[0].steps[0].params
     assert archive["to"] == "sftp://backup/archive/web1/"
@@ -74,32 +113,18 @@ async def test_a_full_log_disk_is_archived_after_30s_and_a_human_told_after_5m(
     assert would[1].steps[0].params["title"] == "/var/log/app on web1 is still 91.5 % full"
 
 
-async def test_a_runaway_process_is_reported_leashed_after_a_minute(tmp_path: Path) -> None:
+async def test_a_runaway_process_is_reported_leashed_after_a_minute() -> None:
     """A hog above 90 % for 70 s: one kill_process planned, for exactly that pid and start."""
-    hog = {"source": "process", "kind": "cpu-hogs", "resource": "stress[4242]", "host": "web1",
-           "value": 99.0, "labels": {"pid": "4242", "start_time": "1763760000.25",
-           "user": "alice", "name": "stress"},
-           "payload": {"details": {"cmdline": ["stress", "--cpu", "1"]}}}  # fmt: skip
-    events = [{**hog, "time": 1763769600 + t} for t in range(0, 71, 10)]
-    would = await _dry_replay(_example("05-stop-a-runaway-process"), events, tmp_path)
+    would = await _dry_replay(_example("05-stop-a-runaway-process"))
     assert [r.rule for r in would] == ["stop-runaway-process"]
     kill = would[0].steps[0].params
     assert kill == {"pid": "4242", "start_time": "1763760000.25", "grace": "10s"}
     assert "enforce" not in kill  # leashed: it reports what it would kill
 
 
-async def test_dns_fails_over_once_on_down_and_back_once_on_up(tmp_path: Path) -> None:
+async def test_dns_fails_over_once_on_down_and_back_once_on_up() -> None:
     """Readings each second: only the two that change the state plan a run, one each way."""
-    dns = {"source": "dns", "kind": "primary-dns", "resource": "10.0.0.53", "host": "web1"}
-    states = ["up"] * 5 + ["down"] * 40 + ["up"] * 5
-    events = []
-    for t, state in enumerate(states):
-        label = {"state": state}
-        if t in (5, 45):  # went down, came back
-            label["transition"] = {5: "down", 45: "up"}[t]
-        status = "firing" if state == "down" else "resolved"
-        events.append({**dns, "time": 1763769600 + t, "status": status, "labels": label})
-    would = await _dry_replay(_example("06-dns-failover"), events, tmp_path)
+    would = await _dry_replay(_example("06-dns-failover"))
     assert [r.rule for r in would] == ["dns-failover", "dns-failback"]
     switch = would[0].steps[0].params
     assert switch["direction"] == "failover"
@@ -107,10 +132,7 @@ async def test_dns_fails_over_once_on_down_and_back_once_on_up(tmp_path: Path) -
                                      "secondary": "10.0.0.54"}  # fmt: skip
 
 
-async def test_a_critical_certificate_is_renewed_rechecked_and_reported(tmp_path: Path) -> None:
-    cert = {"source": "tls_cert", "kind": "shop-cert", "resource": "shop.example.com:443",
-            "host": "web1", "value": 9.5, "severity": "critical"}  # fmt: skip
-    events = [{**cert, "time": 1763769600 + t * 3600} for t in range(3)]
-    would = await _dry_replay(_example("07-renew-an-expiring-certificate"), events, tmp_path)
-    assert [r.rule for r in would] == ["renew-shop-cert"]  # throttled: once in 12 h
-    assert [s.action for s in would[0].steps] == ["run_command", "recheck", "notify"]
+async def test_a_critical_certificate_is_renewed_rechecked_and_reported() -> None:
+    would = await _dry_replay(_example("07-renew-an-expiring-certificate"))
+    assert [r.rule for r in would] == ["warn-shop-cert"] * 2 + ["renew-shop-cert"] * 3
+    assert [s.action for s in would[2].steps] == ["run_command", "recheck", "notify"]

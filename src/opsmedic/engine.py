@@ -38,6 +38,10 @@ class Accepted:
 class _Submission:
     events: list[Event]
     done: asyncio.Future[list[Accepted]] | None
+    # A batch cut in event order (`Engine.in_event_order`) leaves a submission half planned:
+    # the next batch starts at `start`, and the reply waits for the last event.
+    start: int = 0
+    accepted: list[Accepted] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -49,6 +53,8 @@ class _Planned:
     recorded: list[Run] = field(default_factory=list)
     replies: list[tuple[_Submission, list[Accepted]]] = field(default_factory=list)
     incidents: IncidentRows = field(default_factory=IncidentRows)
+    # The submission planning stopped in, at an event whose alert has a run in flight.
+    partial: _Submission | None = None
 
 
 class Engine:
@@ -81,6 +87,7 @@ class Engine:
         self._loop_task: asyncio.Task[None] | None = None
         self._busy = False
         self.finished: dict[str, int] = {}
+        self._in_event_order = False
         # Called with every run once it is final (executed, skipped or limited): CLI and demo.
         self.on_finished: Callable[[Run], None] | None = None
 
@@ -103,6 +110,18 @@ class Engine:
             await self._spawn(run, rule, event)
         return recovery.interrupted
 
+    @property
+    def in_event_order(self) -> bool:
+        """Replay sets this: an event whose alert still has a run of a rule it matches in
+        flight waits for the runs in flight to finish, as they would have by its time live
+        (runs take no event time), instead of being suppressed because a file is read faster;
+        incidents follow the same timeline (IncidentTracker)."""
+        return self._in_event_order
+
+    @in_event_order.setter
+    def in_event_order(self, on: bool) -> None:
+        self._in_event_order = self.incidents.in_event_order = on
+
     def reload(self, ruleset: RuleSet) -> None:
         self.planner.reload(ruleset)
         self.log.info("rules.reloaded", rules=len(ruleset))
@@ -114,7 +133,10 @@ class Engine:
         return await fut
 
     def _push(self, submission: _Submission) -> None:
-        self._inbox.append(submission)
+        if self._in_event_order and submission.done is None:
+            self._inbox.insert(0, submission)  # announced at their run's event time
+        else:
+            self._inbox.append(submission)
         self._idle.clear()
         self._wake.set()
 
@@ -139,7 +161,7 @@ class Engine:
                 batch, size = [], 0
                 while self._inbox and size < _MAX_BATCH:
                     batch.append(self._inbox.pop(0))
-                    size += len(batch[-1].events)
+                    size += len(batch[-1].events) - batch[-1].start
                 try:
                     planned = self._plan(batch)
                 except Exception as exc:  # a bug in planning: its callers hear of it
@@ -148,6 +170,8 @@ class Engine:
                 # Planning the next batch waits for this commit (measured: overlapping the
                 # two gained nothing here), so what is planned always rests on what is stored.
                 await self._commit(planned)
+                while planned.partial is not None and self._tasks:
+                    await asyncio.wait(set(self._tasks))
             self._busy = False
             self._check_idle()
 
@@ -155,9 +179,17 @@ class Engine:
         """Decide for every event of the batch: its incident, its runs, the replies."""
         planned = _Planned()
         changes = IncidentChanges()
-        for sub in batch:
-            accepted = [self._plan_event(event, planned, changes) for event in sub.events]
-            planned.replies.append((sub, accepted))
+        for n, sub in enumerate(batch):
+            for i in range(sub.start, len(sub.events)):
+                event = sub.events[i]
+                if self._in_event_order and planned.events and self.planner.in_flight_for(event):
+                    sub.start, planned.partial = i, sub
+                    self._inbox[:0] = batch[n:]  # planned after the runs in flight finish
+                    break
+                sub.accepted.append(self._plan_event(event, planned, changes))
+            if planned.partial is not None:
+                break
+            planned.replies.append((sub, sub.accepted))
         # Rows now, not at the commit: the next batch may change these incidents before then.
         planned.incidents = IncidentRows.of(changes)
         return planned
@@ -193,7 +225,11 @@ class Engine:
         except Exception as exc:  # the callers hear of it; the engine keeps serving
             for run, _, _ in to_run:
                 self.planner.done(run)
-            self._fail([sub for sub, _ in planned.replies], exc)
+            failed = [sub for sub, _ in planned.replies]
+            if planned.partial is not None:  # its first events are lost with this batch
+                self._inbox = [s for s in self._inbox if s is not planned.partial]
+                failed.append(planned.partial)
+            self._fail(failed, exc)
             await self._reload_state()
             return
         for sub, accepted in planned.replies:
@@ -228,7 +264,7 @@ class Engine:
         except Exception as exc:  # the store is down: the next commit fails and retries this
             self.log.error("engine.reload_failed", error=str(exc))
             return
-        self.incidents = IncidentTracker(self._grouping, active)
+        self.incidents = IncidentTracker(self._grouping, active, self._in_event_order)
         self.planner.forget_history()
         self.planner.restore(recent)
         self.planner.restore_throttles(fired)

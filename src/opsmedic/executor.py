@@ -44,6 +44,9 @@ class Executor:
         }
         # Where events an action announces go (the engine's inbox); None: they are dropped.
         self.announce: Callable[[list[Event]], None] | None = None
+        # A dry run cannot know outcomes and assumes success; `replay --dry-run
+        # --assume-failed` sets this to show each run's on_failure steps instead.
+        self.assume_failed = False
 
     async def execute(self, run: Run, rule: Rule, event: Event) -> Run:
         """Fill `run.steps`, `run.state` and `run.message`; the caller records the result."""
@@ -61,7 +64,7 @@ class Executor:
                 break
             if record.state in _FAILED:
                 state = RunState.FAILED
-        if state in _FAILED:
+        if state in _FAILED or (run.dry_run and self.assume_failed):
             for step in rule.on_failure:
                 record = await self._step(step, run, context)
                 record.on_failure = True

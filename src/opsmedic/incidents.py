@@ -90,13 +90,22 @@ class IncidentTracker:
     the returned changes are committed in the same transaction as the event itself.
     """
 
-    def __init__(self, grouping: Grouping, active: Iterable[Incident] = ()) -> None:
+    def __init__(
+        self, grouping: Grouping, active: Iterable[Incident] = (), in_event_order: bool = False
+    ) -> None:
         self._grouping = grouping
         self._active = {incident.key: incident for incident in active}
         self._by_id = {incident.id: incident for incident in self._active.values()}
         # An alert stays with the incident it joined, even if its grouping key changes (a
         # resolve that lacks the trigger's fields, a severity that drops on recovery).
         self._by_fp = {fp: i for i in self._active.values() for fp in i.alerts}
+        # A replay (`Engine.in_event_order`) observes later events before earlier runs finish,
+        # where live each run had finished first. Observations are counted, so a run's
+        # mitigation is followed by the reopening a later firing alert caused live.
+        self.in_event_order = in_event_order
+        self._observed = 0
+        self._fired: dict[str, int] = {}  # incident id: observation of its last (re)firing
+        self._run_seen: dict[str, int] = {}  # run id: observation of its event
 
     def __len__(self) -> int:
         return len(self._active)
@@ -106,6 +115,7 @@ class IncidentTracker:
         if event.source == "opsmedic" and event.kind == "escalation":
             return  # about a rule's limit, not the world: it has no resolution to wait for
         firing = event.status is Status.FIRING
+        self._observed += 1
         incident = self._by_fp.get(event.fingerprint)
         if incident is None:
             key = self._grouping.key(event)
@@ -135,6 +145,8 @@ class IncidentTracker:
             if before != "firing":  # a repeat of a firing alert adds a count, not a line
                 what = "firing" if before is None else "firing again"
                 _received(changes, incident, what, event)
+                if self.in_event_order:
+                    self._fired[incident.id] = self._observed
                 if incident.status is IncidentStatus.MITIGATED:
                     self._status(changes, incident, IncidentStatus.OPEN, event.time,
                                  "reopened: an alert fired after the mitigation")  # fmt: skip
@@ -146,6 +158,7 @@ class IncidentTracker:
                              "resolved: every alert of the incident resolved")  # fmt: skip
                 del self._active[incident.key]
                 del self._by_id[incident.id]
+                self._fired.pop(incident.id, None)
                 for fp in incident.alerts:
                     del self._by_fp[fp]
 
@@ -153,6 +166,8 @@ class IncidentTracker:
         """The runs rules planned (or skipped) for `event`, which has joined an incident."""
         for run in runs:
             run.incident_id = event.incident_id
+            if self.in_event_order and run.state is RunState.PLANNED:
+                self._run_seen[run.id] = self._observed
             what = "skipped" if run.state is RunState.SKIPPED else "planned"
             dry = " (dry-run)" if run.dry_run else ""
             message = f"rule {run.rule} matched; run {what}{dry}: {', '.join(run.actions)}"
@@ -172,6 +187,7 @@ class IncidentTracker:
     def finished(self, run: Run, now: float) -> IncidentChanges:
         """A finished run: its notifications, its result, and mitigation when it succeeded."""
         changes = IncidentChanges()
+        seen = self._run_seen.pop(run.id, None)
         if not run.incident_id:
             return changes
         at = run.finished_at or now
@@ -195,6 +211,9 @@ class IncidentTracker:
             incident.mitigated_at = at
             self._status(changes, incident, IncidentStatus.MITIGATED, at,
                          f"mitigated: run of {run.rule} succeeded")  # fmt: skip
+            if seen is not None and self._fired.get(incident.id, 0) > seen:
+                self._status(changes, incident, IncidentStatus.OPEN, at,
+                             "reopened: an alert fired after the mitigation")  # fmt: skip
         return changes
 
     def _open(self, key: str, event: Event, changes: IncidentChanges) -> Incident:

@@ -38,8 +38,9 @@ class Planner:
 
     `for:`, throttle and limit windows are measured on event time, so a replay of last night's
     events decides them as the live engine did. The in-flight lock is the exception: it
-    lasts as long as the action really runs, which a replay compresses. All state here is in
-    memory; limit windows (per target) are restored from the store at start-up.
+    lasts as long as the action really runs, so a replay asks `in_flight_for` before each
+    event and lets earlier runs finish first (engine.py). All state here is in memory;
+    limit windows (per target) are restored from the store at start-up.
     """
 
     def __init__(self, ruleset: RuleSet, now: Callable[[], float], dry_run: bool = False) -> None:
@@ -50,6 +51,9 @@ class Planner:
         self._pending: dict[tuple[str, str], float] = {}
         self._pending_by_fp: dict[str, set[str]] = defaultdict(set)
         self._in_flight: set[tuple[str, str]] = set()
+        # Fingerprints with a run in flight, counted: `in_flight_for` skips the rule match
+        # for every other event (a replay asks before each one).
+        self._flying: dict[str, int] = {}
         self._last_fired: dict[tuple[str, tuple[str, ...]], float] = {}
         self._windows: dict[tuple[str, tuple[str, ...]], deque[float]] = {}
         self._escalated: set[tuple[str, tuple[str, ...]]] = set()
@@ -97,7 +101,21 @@ class Planner:
 
     def done(self, run: Run) -> None:
         """Release the (rule, fingerprint) in-flight lock when a run finishes."""
-        self._in_flight.discard((run.rule, run.fingerprint))
+        lock = (run.rule, run.fingerprint)
+        if lock in self._in_flight:
+            self._in_flight.discard(lock)
+            left = self._flying[run.fingerprint] - 1
+            if left:
+                self._flying[run.fingerprint] = left
+            else:
+                del self._flying[run.fingerprint]
+
+    def in_flight_for(self, event: Event) -> bool:
+        """Whether a rule `event` matches still has a run in flight for the event's alert."""
+        if event.fingerprint not in self._flying:
+            return False
+        fp = event.fingerprint
+        return any((r.name, fp) in self._in_flight for r in self.ruleset.match(event))
 
     def decide(self, event: Event) -> Decision:
         decision = Decision()
@@ -146,6 +164,7 @@ class Planner:
         if rule.throttle is not None:
             self._last_fired[(rule.name, key_of(event, rule.throttle.per))] = event.time
         self._in_flight.add(lock)
+        self._flying[event.fingerprint] = self._flying.get(event.fingerprint, 0) + 1
         self.stats.planned += 1
         decision.runs.append((self._run(rule, event), rule))
 

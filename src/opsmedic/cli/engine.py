@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import signal
+from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -46,16 +49,45 @@ def run(ctx: typer.Context, config: ConfigOpt = None) -> None:
     asyncio.run(main())
 
 
+class Format(StrEnum):
+    """What `replay --format` reads: opsmedic's own events, or one webhook body per line of a
+    tool the API receives (sources/webhooks PARSERS; literal so `--help` imports no mapper)."""
+
+    OPSMEDIC = "opsmedic"
+    ALERTMANAGER = "alertmanager"
+    GRAFANA = "grafana"
+    DATADOG = "datadog"
+    OPSGENIE = "opsgenie"
+    PAGERDUTY = "pagerduty"
+    DYNATRACE = "dynatrace"
+
+
 @app.command()
 def replay(
-    events: Annotated[Path, typer.Argument(help="a JSON-lines file, one event per line")],
+    events: Annotated[
+        Path, typer.Argument(help="a JSON-lines file: one event (or webhook body) per line")
+    ],
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="print what would run; run nothing, store nothing")
+    ] = False,
+    assume_failed: Annotated[
+        bool,
+        typer.Option(
+            "--assume-failed",
+            help="with --dry-run: assume every run fails, show its on_failure steps",
+        ),
+    ] = False,
+    fmt: Annotated[
+        Format,
+        typer.Option("--format", help="opsmedic events, or raw webhook bodies of that tool"),
+    ] = Format.OPSMEDIC,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print the summary and runs as JSON")
     ] = False,
     rules: Annotated[Path | None, typer.Option(help="rules path (default: from config)")] = None,
     config: ConfigOpt = None,
 ) -> None:
-    """Feed events through rules and actions; exit when every run has finished.
+    """Feed events through rules and actions in time order; exit when every run has finished.
 
     A bad line is reported with its line number and skipped; the rest is processed.
     """
@@ -65,38 +97,84 @@ def replay(
 
     if not events.is_file():
         raise typer.BadParameter(f"{events} is not a file", param_hint="EVENTS")
+    if assume_failed and not dry_run:
+        raise typer.BadParameter("only with --dry-run (a real replay knows its outcomes)",
+                                 param_hint="--assume-failed")  # fmt: skip
     rt = build(find_config(config), rules_path=rules, dry_run=dry_run, with_store=not dry_run)
-    would: list[Run] = []
+    rt.engine.executor.assume_failed = assume_failed
+    runs: list[Run] = []
+    if dry_run or as_json:  # kept only when shown: a long replay's memory stays flat
+        rt.engine.on_finished = runs.append
+    summary = _summary(rt, events, asyncio.run(_replay(rt, events, fmt)), dry_run, assume_failed)
+    if as_json:
+        from opsmedic.store.codec import run_row
+
+        typer.echo(json.dumps({**summary, "runs": [run_row(r) for r in runs]}))
+        return
     if dry_run:
-        rt.engine.on_finished = would.append
-    bad = asyncio.run(_replay(rt, events))
+        out.print(_would_table(runs))
+    out.print(escape(_summary_line(summary)))
+
+
+def _summary(
+    rt: Runtime, path: Path, read: Replayed, dry_run: bool, assume_failed: bool
+) -> dict[str, Any]:
+    """The replay's figures: `--json` prints them as they are, the summary line from them."""
     stats = rt.engine.stats()
-    if dry_run:
-        out.print(_would_table(would))
-    summary = ", ".join(f"{n} {state}" for state, n in sorted(stats["finished"].items())) or "none"
-    out.print(
-        f"replayed {stats['events']} events from {events} ({bad} bad lines skipped): "
-        f"runs {summary}; suppressed: {stats['suppressed_throttle']} by throttle, "
-        f"{stats['suppressed_in_flight']} in flight, {stats['pending_for']} waiting for `for:`, "
-        f"{stats['limited']} over limit"
+    assumed = ("failed" if assume_failed else "succeeded") if dry_run else None
+    return {
+        "file": str(path), "events": read.events, "dry_run": dry_run, "assumed": assumed,
+        "bad_lines": [{"line": p.line, "reason": p.message.removeprefix("skipped: ")}
+                      for p in read.bad],
+        "finished": dict(sorted(stats["finished"].items())),
+        "suppressed": {"throttle": stats["suppressed_throttle"],
+                       "in_flight": stats["suppressed_in_flight"],
+                       "for": stats["pending_for"], "limit": stats["limited"]},
+    }  # fmt: skip
+
+
+def _summary_line(s: dict[str, Any]) -> str:
+    runs = ", ".join(f"{n} {state}" for state, n in s["finished"].items()) or "none"
+    sup = s["suppressed"]
+    line = (
+        f"replayed {s['events']} events from {s['file']} ({len(s['bad_lines'])} bad lines "
+        f"skipped): runs {runs}; suppressed: {sup['throttle']} by throttle, {sup['in_flight']} "
+        f"in flight, {sup['for']} waiting for `for:`, {sup['limit']} over limit"
     )
+    if s["assumed"] is not None:  # a dry run cannot know outcomes: say which one it assumed
+        line += f"; dry-run: every run assumed to have {s['assumed']}"
+    return line
 
 
-async def _replay(rt: Runtime, path: Path) -> int:
+@dataclass(slots=True)
+class Replayed:
+    """What a replay read: its events (escalations it caused not counted), its bad lines."""
+
+    events: int = 0
+    bad: list[Problem] = field(default_factory=list)
+
+
+async def _replay(rt: Runtime, path: Path, fmt: str = Format.OPSMEDIC) -> Replayed:
+    """Submit the file's events in order; bad lines are reported on stderr and skipped."""
     import asyncio
 
-    from opsmedic.sources.events import read_jsonl
+    from opsmedic.sources.events import read_jsonl, read_webhook_lines
 
+    # Each event is planned once the runs of earlier events for its alert have finished, as
+    # they would have live by its time: replay and `run` decide the same (docs/cli.md#replay).
+    rt.engine.in_event_order = True
     await rt.engine.start()
-    bad = 0
+    read = Replayed()
     chunk: list[Event] = []
     pending: list[asyncio.Task[object]] = []
-    for item in read_jsonl(path):
+    items = read_jsonl(path) if fmt == Format.OPSMEDIC else read_webhook_lines(path, fmt)
+    for item in items:
         if isinstance(item, Problem):
-            bad += 1
+            read.bad.append(item)
             err.print(escape(str(item)))
             continue
         chunk.append(item)
+        read.events += 1
         if len(chunk) >= _CHUNK:
             pending.append(asyncio.create_task(rt.engine.submit(chunk)))
             chunk = []
@@ -107,7 +185,7 @@ async def _replay(rt: Runtime, path: Path) -> int:
         pending.append(asyncio.create_task(rt.engine.submit(chunk)))
     await asyncio.gather(*pending)
     await rt.engine.close()
-    return bad
+    return read
 
 
 def _would_table(runs: list[Run]) -> Table:

@@ -1,4 +1,4 @@
-"""Generic JSON events (the API body and `opsmedic replay` lines) validated into Events."""
+"""Events from JSON: generic events (API bodies, replay lines), replay files of webhook bodies."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from opsmedic.errors import Problem
 from opsmedic.model import Event, Status
+from opsmedic.sources.webhooks import PARSERS, WebhookError
 
 
 class EventIn(BaseModel):
@@ -90,12 +92,33 @@ def _one_line(exc: ValidationError) -> str:
 
 def read_jsonl(path: Path) -> Iterator[Event | Problem]:
     """Events from a JSON-lines file; a bad line yields a located Problem and reading goes on."""
+    for n, line in _lines(path):
+        try:
+            yield parse_event_json(line)
+        except ValueError as exc:
+            yield Problem(str(path), n, 1, "", f"skipped: {exc}")
+
+
+def read_webhook_lines(path: Path, source: str) -> Iterator[Event | Problem]:
+    """Events from a file of raw webhook bodies of `source` (one JSON body per line), mapped
+    by the parsers the API uses; a bad line yields a located Problem and reading goes on."""
+    parser = PARSERS[source]
+    for n, line in _lines(path):
+        try:
+            # orjson, as the API decodes: strict JSON (no NaN, UTF-8 only), the same verdicts.
+            events = parser(orjson.loads(line))
+        except orjson.JSONDecodeError as exc:
+            yield Problem(str(path), n, 1, "", f"skipped: not JSON: {exc.msg}")
+        except WebhookError as exc:
+            yield Problem(str(path), n, 1, "", f"skipped: {source} body: {exc}")
+        else:
+            yield from events
+
+
+def _lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """Numbered lines of a file, without blank lines and `#` comments."""
     with path.open("rb") as fh:
         for n, raw in enumerate(fh, start=1):
             line = raw.strip()
-            if not line or line.startswith(b"#"):
-                continue
-            try:
-                yield parse_event_json(line)
-            except ValueError as exc:
-                yield Problem(str(path), n, 1, "", f"skipped: {exc}")
+            if line and not line.startswith(b"#"):
+                yield n, line

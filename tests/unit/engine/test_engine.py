@@ -383,3 +383,37 @@ async def test_every_action_line_is_logfmt_with_what_ran_and_how_it_went(
     assert (fields["rule"], fields["action"], fields["target"]) == ("r", "flaky", "/var/log/app")
     assert fields["outcome"] == "succeeded"
     assert float(fields["duration_ms"]) >= 0
+
+
+@pytest.mark.parametrize("in_event_order", [False, True])
+async def test_in_event_order_a_repeat_waits_for_the_run_instead_of_being_dropped(
+    make_engine: Any, store: Store, in_event_order: bool
+) -> None:
+    """One submission, three events of one alert: live order drops the repeats while the
+    first run is in flight; event order (replay) lets each run finish, then plans the next,
+    and the one reply still lists every event with its runs."""
+    engine = await make_engine("- {name: r, when: {source: disk}, do: [{flaky: {}}]}")
+    engine.in_event_order = in_event_order
+    accepted = await engine.submit([ev(time=1.0e9 + t) for t in range(3)])
+    await engine.drain()
+    assert [len(a.run_ids) for a in accepted] == ([1, 1, 1] if in_event_order else [1, 0, 0])
+    assert engine.planner.stats.suppressed_in_flight == (0 if in_event_order else 2)
+    assert len(store.list_runs()) == sum(len(a.run_ids) for a in accepted)
+
+
+async def test_in_event_order_a_failed_commit_fails_the_submission_it_cut(
+    make_engine: Any, store: Store
+) -> None:
+    """The batch cut before the repeat fails to commit: the submission hears of it, and the
+    events after the cut are not planned on top of what was lost."""
+    from opsmedic.errors import StoreError
+
+    engine = await make_engine("- {name: r, when: {source: disk}, do: [{flaky: {}}]}")
+    engine.in_event_order = True
+    await engine.submit([ev(source="other", id="fixed-id-1")])
+    clash = ev(source="other", id="fixed-id-1")  # a duplicate key fails the commit
+    with pytest.raises(StoreError):
+        await engine.submit([ev(time=1.0e9), clash, ev(time=1.0e9 + 1)])
+    await engine.drain()
+    assert store.list_runs() == []
+    assert engine.planner.stats.events == 3  # the first one, then the failed batch's two

@@ -152,3 +152,28 @@ def test_a_big_group_is_one_line_naming_the_first_alerts() -> None:
     assert [t.message for t in later.lines()] == [
         "alert resolved: alertmanager HighErrorRate checkout"
     ]
+
+
+def test_in_event_order_a_run_finishing_late_still_lets_a_later_alert_reopen() -> None:
+    """A replay observes b firing before a's run finishes; live the run finished first and b
+    reopened the mitigated incident. In event order the tracker ends where live ended: open.
+    An alert that fired before the run's event does not reopen it."""
+    for in_event_order, status in ((False, IncidentStatus.MITIGATED), (True, IncidentStatus.OPEN)):
+        tracker = IncidentTracker(Grouping({}), in_event_order=in_event_order)
+        a, b = am("a"), am("b")
+        observe(tracker, a)
+        run = finished_run(a, RunState.SUCCEEDED)
+        run.state = RunState.PLANNED
+        tracker.planned(a, [run], IncidentChanges())
+        observe(tracker, b)
+        run.state = RunState.SUCCEEDED
+        changes = tracker.finished(run, 200.0)
+        assert changes.incidents[a.incident_id].status is status
+    tracker = IncidentTracker(Grouping({}), in_event_order=True)
+    a, b = am("a"), am("b")
+    observe(tracker, b, a)
+    run = finished_run(a, RunState.PLANNED)
+    tracker.planned(a, [run], IncidentChanges())
+    run.state = RunState.SUCCEEDED
+    changes = tracker.finished(run, 200.0)
+    assert changes.incidents[a.incident_id].status is IncidentStatus.MITIGATED

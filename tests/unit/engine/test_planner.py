@@ -127,6 +127,24 @@ def test_the_same_alert_never_runs_the_same_rule_twice_at_once(tmp_path: Path) -
     assert len(p.decide(ev(2)).runs) == 1
 
 
+def test_in_flight_for_names_an_event_whose_rule_has_a_run_running(tmp_path: Path) -> None:
+    """What replay asks before each event: only a matching rule's run for the same alert
+    counts, and only until it is done (rules it does not match, other alerts: no)."""
+    rules = (
+        "- {name: r, when: {value: '> 85'}, do: [noop]}\n- {name: s, when: {host: h2}, do: [noop]}"
+    )
+    p = Planner(ruleset(tmp_path, rules), lambda: 0.0)
+    assert not p.in_flight_for(ev(0))
+    ((run, _),) = p.decide(ev(0)).runs
+    assert p.in_flight_for(ev(1))
+    assert not p.in_flight_for(ev(1, value=50))  # same alert, the rule does not match
+    assert not p.in_flight_for(ev(1, resource="/other"))  # another alert
+    p.done(run)
+    p.done(run)  # a second done (a run not claimed, then finished) changes nothing
+    assert not p.in_flight_for(ev(2))
+    assert planned(p, ev(2)) == 1
+
+
 def test_dry_run_is_global_or_per_rule(tmp_path: Path) -> None:
     """A rule's dry_run: true is dry even when the engine is live; global dry-run wins."""
     rules = ("- {name: a, when: {source: disk}, do: [noop]}\n"
