@@ -10,15 +10,17 @@ from typing import Any
 
 from opsmedic.clock import Clock
 from opsmedic.config.schema import Config
+from opsmedic.errors import StoreRefused
 from opsmedic.executor import Executor
 from opsmedic.incidents import Grouping, IncidentChanges, IncidentTracker
-from opsmedic.journal import Journal
+from opsmedic.journal import Journal, isolable
 from opsmedic.logs import get_logger
 from opsmedic.model import Event, Run, RunState
 from opsmedic.planner import Planner
 from opsmedic.plugins import Registry
 from opsmedic.rules.model import Rule
 from opsmedic.rules.ruleset import RuleSet
+from opsmedic.store.codec import EncodedEvent, encode_event
 from opsmedic.store.incident_rows import IncidentRows
 from opsmedic.store.store import Store
 from opsmedic.templating import Templates
@@ -36,15 +38,18 @@ class Accepted:
 
 @dataclass(slots=True)
 class _Submission:
-    events: list[Event]
+    events: list[EncodedEvent]
     done: asyncio.Future[list[Accepted]] | None
+    # Planned and committed in a batch of its own: it shared a commit that failed, and one
+    # sender's data must not fail another's request a second time.
+    alone: bool = False
 
 
 @dataclass(slots=True)
 class _Planned:
     """A batch after planning, before its commit."""
 
-    events: list[Event] = field(default_factory=list)
+    events: list[EncodedEvent] = field(default_factory=list)
     to_run: list[tuple[Run, Rule, Event]] = field(default_factory=list)
     recorded: list[Run] = field(default_factory=list)
     escalations: list[Event] = field(default_factory=list)
@@ -68,7 +73,7 @@ class Engine:
         self.planner = Planner(ruleset, clock.now, dry_run=dry_run or config.dry_run)
         self.journal = Journal(store, clock.now)
         self.executor = Executor(registry, config, clock, get_logger(), templates)
-        self.executor.announce = lambda events: self._push(_Submission(events, None))
+        self.executor.announce = self._announce
         self.store = store
         self._grouping = Grouping(config.incidents.group_by)
         self.incidents = IncidentTracker(self._grouping)
@@ -105,10 +110,26 @@ class Engine:
         self.log.info("rules.reloaded", rules=len(ruleset))
 
     async def submit(self, events: list[Event]) -> list[Accepted]:
-        """Plan and commit `events`; returns once they and their planned runs are durable."""
+        """Plan and commit `events`; returns once they and their planned runs are durable.
+
+        Raises StoreRefused, before anything is queued, for an event whose JSON columns
+        cannot be encoded, or after its own commit when the database refused its data."""
+        encoded = []
+        for i, event in enumerate(events):
+            try:
+                encoded.append(encode_event(event))
+            except StoreRefused as exc:
+                raise StoreRefused(f"event {i}: {exc}") from exc
         fut: asyncio.Future[list[Accepted]] = asyncio.get_running_loop().create_future()
-        self._push(_Submission(events, fut))
+        self._push(_Submission(encoded, fut))
         return await fut
+
+    def _announce(self, events: list[Event]) -> None:
+        """Events the engine and its actions make (escalations, action reports): nobody waits."""
+        try:
+            self._push(_Submission([encode_event(e) for e in events], None))
+        except StoreRefused as exc:  # our own events: a bug to log, never a stop
+            self.log.error("engine.event_unencodable", error=str(exc))
 
     def _push(self, submission: _Submission) -> None:
         self._inbox.append(submission)
@@ -133,10 +154,13 @@ class Engine:
             self._wake.clear()
             self._busy = True
             while self._inbox:
-                batch, size = [], 0
-                while self._inbox and size < _MAX_BATCH:
+                batch: list[_Submission] = []
+                size = 0
+                while self._inbox and size < _MAX_BATCH and not (batch and self._inbox[0].alone):
                     batch.append(self._inbox.pop(0))
                     size += len(batch[-1].events)
+                    if batch[-1].alone:
+                        break
                 try:
                     planned = self._plan(batch)
                 except Exception as exc:  # a bug in planning: its callers hear of it
@@ -154,14 +178,15 @@ class Engine:
         changes = IncidentChanges()
         for sub in batch:
             accepted = []
-            for event in sub.events:
+            for encoded in sub.events:
+                event = encoded.event
                 self.incidents.observe(event, changes)
                 decision = self.planner.decide(event)
                 if event.incident_id:
                     self.incidents.planned(
                         event, [r for r, _ in decision.runs] + decision.recorded, changes
                     )
-                planned.events.append(event)
+                planned.events.append(encoded)
                 planned.to_run.extend((run, rule, event) for run, rule in decision.runs)
                 planned.recorded.extend(decision.recorded)
                 planned.escalations.extend(decision.escalations)
@@ -185,8 +210,19 @@ class Engine:
         except Exception as exc:  # the callers hear of it; the engine keeps serving
             for run, _, _ in to_run:
                 self.planner.done(run)
-            self._fail([sub for sub, _ in planned.replies], exc)
             await self._reload_state()
+            subs = [sub for sub, _ in planned.replies]
+            if len(subs) > 1 and isolable(exc):
+                # Perhaps one submission's data: plan and commit each again on its own
+                # (next, in order), on the state the store has, so only that one fails.
+                self.log.warning("engine.batch_retried_alone", submissions=len(subs),
+                                 error=f"{type(exc).__name__}: {exc}")  # fmt: skip
+                for sub in subs:
+                    for encoded in sub.events:
+                        encoded.event.incident_id = ""
+                self._inbox[:0] = [_Submission(s.events, s.done, alone=True) for s in subs]
+            else:
+                self._fail(subs, exc)
             return
         for sub, accepted in planned.replies:
             if sub.done is not None and not sub.done.done():
@@ -196,7 +232,7 @@ class Engine:
             self.log.warning("run.limited", run_id=run.id, rule=run.rule, target=run.target,
                              message=run.message)  # fmt: skip
         if planned.escalations:
-            self._push(_Submission(planned.escalations, None))
+            self._announce(planned.escalations)
         for run, rule, event in to_run:
             if run.id in claimed:
                 await self._spawn(run, rule, event)
