@@ -12,7 +12,7 @@ from opsmedic.clock import Clock
 from opsmedic.config.schema import Config
 from opsmedic.errors import StoreRefused
 from opsmedic.executor import Executor
-from opsmedic.incidents import Grouping, IncidentChanges, IncidentTracker
+from opsmedic.incidents import Grouping, IncidentChanges, IncidentTracker, Reopening
 from opsmedic.journal import Journal, isolable
 from opsmedic.logs import get_logger
 from opsmedic.model import Event, Run, RunState
@@ -76,7 +76,10 @@ class Engine:
         self.executor.announce = self._announce
         self.store = store
         self._grouping = Grouping(config.incidents.group_by)
-        self.incidents = IncidentTracker(self._grouping)
+        flapping = config.incidents.flapping
+        self._reopening = Reopening(config.incidents.reopen_within, flapping.flaps,
+                                    flapping.within)  # fmt: skip
+        self.incidents = IncidentTracker(self._grouping, reopening=self._reopening)
         self._clock = clock
         self._inbox: list[_Submission] = []
         self._wake = asyncio.Event()
@@ -251,13 +254,15 @@ class Engine:
         horizon = max((r.limit.within for r in rules if r.limit), default=0.0)
         window = max((r.throttle.once_within for r in rules if r.throttle), default=0.0)
         try:
-            active = await self.journal.call(store.active_incidents)
+            # With those resolved within the reopen window: an alert firing again reopens them.
+            since = now - self._reopening.within if self._reopening.within > 0 else None
+            active = await self.journal.call(store.active_incidents, since)
             recent = await self.journal.call(store.recent_runs, now - horizon) if horizon else []
             fired = await self.journal.call(store.recent_fired, now - window) if window else []
         except Exception as exc:  # the store is down: the next commit fails and retries this
             self.log.error("engine.reload_failed", error=str(exc))
             return
-        self.incidents = IncidentTracker(self._grouping, active)
+        self.incidents = IncidentTracker(self._grouping, active, self._reopening)
         self.planner.forget_history()
         self.planner.restore(recent)
         self.planner.restore_throttles(fired)

@@ -146,6 +146,13 @@ class IncidentsConfig(Strict):
         description="per source (or `default`): fields that make the grouping key, "
         "like Alertmanager's group_by; `...` = one incident per alert",
     )
+    reopen_within: Duration = Field(
+        default=1800.0,
+        ge=0,
+        description="an alert firing again within this time after its incident resolved "
+        "reopens that incident (a flap) instead of opening another; 0: never",
+    )
+    flapping: FlappingConfig = Field(default_factory=lambda: FlappingConfig())
 
     @field_validator("group_by")
     @classmethod
@@ -160,6 +167,13 @@ class IncidentsConfig(Strict):
                     known = ", ".join(_GROUP_FIELDS)
                     raise ValueError(f"{source}: unknown field {name!r} (use labels.X, {known})")
         return value
+
+
+class FlappingConfig(Strict):
+    """When an incident is flapping: `flaps` reopenings within `within` (in event time)."""
+
+    flaps: int = Field(default=3, ge=1, description="reopenings that make an incident flapping")
+    within: PositiveDuration = Field(default=3600.0, description="the window they fall in")
 
 
 class WebhooksConfig(Strict):

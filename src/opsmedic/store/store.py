@@ -285,10 +285,11 @@ class Store:
         with self._transaction() as conn:
             return [event_from_row(row) for row in conn.execute(stmt).mappings()]
 
-    def active_incidents(self) -> list[Incident]:
-        """Open and mitigated incidents with their member alerts (the engine's start)."""
+    def active_incidents(self, resolved_since: float | None = None) -> list[Incident]:
+        """Open and mitigated incidents with their member alerts (the engine's start); with
+        `resolved_since`, also the incidents resolved since then."""
         with self._transaction() as conn:
-            return incident_rows.load_active(conn)
+            return incident_rows.load_active(conn, resolved_since)
 
     def list_incidents(
         self,
