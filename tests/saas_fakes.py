@@ -1,4 +1,4 @@
-"""Fake Opsgenie and PagerDuty REST APIs (and a plain webhook receiver) on 127.0.0.1.
+"""Fake Opsgenie, PagerDuty and Dynatrace REST APIs (and a plain webhook receiver) on 127.0.0.1.
 
 They stand in for SaaS that the tests cannot reach, so they speak the documented wire
 formats: the same paths, the same authentication headers checked the same way, the same
@@ -16,6 +16,13 @@ body shapes validated, and the documented replies and error bodies (401, 404, 40
   `Accept: application/vnd.pagerduty+json;version=2`, body `{"note": {"content": …}}` →
   201 `{"note": {id, user, channel, content, created_at}}`. Errors are
   `{"error": {message, code, errors?}}`; 429 carries the `ratelimit-*` headers.
+- Dynatrace Problems API v2, "POST a comment"
+  (https://docs.dynatrace.com/docs/dynatrace-api/environment-api/problems-v2/comments/post-comment):
+  `POST /api/v2/problems/{problemId}/comments`, `Authorization: Api-Token TOKEN` (a token with
+  the problems.write scope), body `{"message": …, "context"?: …}` (CommentRequestDtoImpl;
+  `message` required) → 201 with the Comment `{id, createdAtTimestamp, authorName, content,
+  context}`. Errors are the ErrorEnvelope `{"error": {code, message,
+  constraintViolations?: [{path, message, parameterLocation, location}]}}`.
 """
 
 from __future__ import annotations
@@ -219,6 +226,67 @@ def _pagerduty_note_content(request: Received) -> str | None:
     note = body.get("note") if isinstance(body, dict) else None
     content = note.get("content") if isinstance(note, dict) else None
     return content if isinstance(content, str) and content else None
+
+
+@dataclass
+class FakeDynatrace(FakeService):
+    token: str = field(default_factory=lambda: "dt0c01." + uuid.uuid4().hex.upper())
+    problems: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+    def add_problem(self, problem_id: str) -> list[dict[str, Any]]:
+        """A known problem; the list returned fills with the comments posted on it."""
+        return self.problems.setdefault(problem_id, [])
+
+    def error(self, status: int, message: str, **more: Any) -> Any:
+        return {"error": {"code": status, "message": message, **more}}
+
+    def handle(self, request: Received) -> Answer:
+        parts = request.path.split("/")
+        if (request.method != "POST" or len(parts) != 6
+                or parts[1:4] != ["api", "v2", "problems"] or parts[5] != "comments"):  # fmt: skip
+            return 404, {}, self.error(404, "Not Found")
+        if request.headers.get("authorization") != f"Api-Token {self.token}":
+            return 401, {}, self.error(401, "Missing authorization parameter.")
+        violations = _dynatrace_violations(request)
+        if violations:
+            return (
+                400,
+                {},
+                self.error(400, "Constraints violated.", constraintViolations=violations),
+            )
+        problem_id = unquote(parts[4])
+        comments = self.problems.get(problem_id)
+        if comments is None:
+            return 404, {}, self.error(404, f"The problem {problem_id} could not be found.")
+        body = request.json()
+        comment = {"id": str(uuid.uuid4().int)[:19], "createdAtTimestamp": 1764669600000,
+                   "authorName": "opsmedic-token", "content": body["message"],
+                   "context": body.get("context")}  # fmt: skip
+        comments.append(comment)
+        return 201, {}, comment
+
+
+def _dynatrace_violations(request: Received) -> list[dict[str, Any]]:
+    def violation(path: str, message: str) -> dict[str, Any]:
+        return {"path": path, "message": message, "parameterLocation": "PAYLOAD_BODY",
+                "location": None}  # fmt: skip
+
+    if not request.headers.get("content-type", "").startswith("application/json"):
+        return [violation("body", "Content-Type must be application/json")]
+    try:
+        body = request.json()
+    except ValueError:
+        return [violation("body", "could not be parsed as JSON")]
+    if not isinstance(body, dict):
+        return [violation("body", "must be a JSON object")]
+    found = []
+    message = body.get("message")
+    if not isinstance(message, str) or not message.strip():
+        found.append(violation("message", "must not be blank"))
+    context = body.get("context")
+    if context is not None and not isinstance(context, str):
+        found.append(violation("context", "must be a string"))
+    return found
 
 
 @dataclass

@@ -10,15 +10,17 @@ from typing import Any
 
 from opsmedic.clock import Clock
 from opsmedic.config.schema import Config
+from opsmedic.errors import StoreRefused
 from opsmedic.executor import Executor
-from opsmedic.incidents import Grouping, IncidentChanges, IncidentTracker
-from opsmedic.journal import Journal
+from opsmedic.incidents import Grouping, IncidentChanges, IncidentTracker, Reopening
+from opsmedic.journal import Journal, isolable
 from opsmedic.logs import get_logger
 from opsmedic.model import Event, Run, RunState
 from opsmedic.planner import Planner
 from opsmedic.plugins import Registry
 from opsmedic.rules.model import Rule
 from opsmedic.rules.ruleset import RuleSet
+from opsmedic.store.codec import EncodedEvent, encode_event
 from opsmedic.store.incident_rows import IncidentRows
 from opsmedic.store.store import Recovery, Store
 from opsmedic.templating import Templates
@@ -36,25 +38,31 @@ class Accepted:
 
 @dataclass(slots=True)
 class _Submission:
-    events: list[Event]
+    events: list[EncodedEvent]
     done: asyncio.Future[list[Accepted]] | None
     # A batch cut in event order (`Engine.in_event_order`) leaves a submission half planned:
     # the next batch starts at `start`, and the reply waits for the last event.
     start: int = 0
     accepted: list[Accepted] = field(default_factory=list)
+    # Planned and committed in a batch of its own: it shared a commit that failed, and one
+    # sender's data must not fail another's request a second time.
+    alone: bool = False
 
 
 @dataclass(slots=True)
 class _Planned:
     """A batch after planning, before its commit."""
 
-    events: list[Event] = field(default_factory=list)
+    events: list[EncodedEvent] = field(default_factory=list)
     to_run: list[tuple[Run, Rule, Event]] = field(default_factory=list)
     recorded: list[Run] = field(default_factory=list)
     replies: list[tuple[_Submission, list[Accepted]]] = field(default_factory=list)
     incidents: IncidentRows = field(default_factory=IncidentRows)
     # The submission planning stopped in, at an event whose alert has a run in flight.
     partial: _Submission | None = None
+    # Each submission this batch planned, with its `start` and replies before: a failed
+    # commit puts them back as they were.
+    begun: list[tuple[_Submission, int, int]] = field(default_factory=list)
 
 
 class Engine:
@@ -73,10 +81,13 @@ class Engine:
         self.planner = Planner(ruleset, clock.now, dry_run=dry_run or config.dry_run)
         self.journal = Journal(store, clock.now)
         self.executor = Executor(registry, config, clock, get_logger(), templates)
-        self.executor.announce = lambda events: self._push(_Submission(events, None))
+        self.executor.announce = self._announce
         self.store = store
         self._grouping = Grouping(config.incidents.group_by)
-        self.incidents = IncidentTracker(self._grouping)
+        flapping = config.incidents.flapping
+        self._reopening = Reopening(config.incidents.reopen_within, flapping.flaps,
+                                    flapping.within)  # fmt: skip
+        self.incidents = IncidentTracker(self._grouping, reopening=self._reopening)
         self._clock = clock
         self._inbox: list[_Submission] = []
         self._wake = asyncio.Event()
@@ -127,10 +138,26 @@ class Engine:
         self.log.info("rules.reloaded", rules=len(ruleset))
 
     async def submit(self, events: list[Event]) -> list[Accepted]:
-        """Plan and commit `events`; returns once they and their planned runs are durable."""
+        """Plan and commit `events`; returns once they and their planned runs are durable.
+
+        Raises StoreRefused, before anything is queued, for an event whose JSON columns
+        cannot be encoded, or after its own commit when the database refused its data."""
+        encoded = []
+        for i, event in enumerate(events):
+            try:
+                encoded.append(encode_event(event))
+            except StoreRefused as exc:
+                raise StoreRefused(f"event {i}: {exc}") from exc
         fut: asyncio.Future[list[Accepted]] = asyncio.get_running_loop().create_future()
-        self._push(_Submission(events, fut))
+        self._push(_Submission(encoded, fut))
         return await fut
+
+    def _announce(self, events: list[Event]) -> None:
+        """Events the engine and its actions make (escalations, action reports): nobody waits."""
+        try:
+            self._push(_Submission([encode_event(e) for e in events], None))
+        except StoreRefused as exc:  # our own events: a bug to log, never a stop
+            self.log.error("engine.event_unencodable", error=str(exc))
 
     def _push(self, submission: _Submission) -> None:
         if self._in_event_order and submission.done is None:
@@ -158,10 +185,13 @@ class Engine:
             self._wake.clear()
             self._busy = True
             while self._inbox:
-                batch, size = [], 0
-                while self._inbox and size < _MAX_BATCH:
+                batch: list[_Submission] = []
+                size = 0
+                while self._inbox and size < _MAX_BATCH and not (batch and self._inbox[0].alone):
                     batch.append(self._inbox.pop(0))
                     size += len(batch[-1].events) - batch[-1].start
+                    if batch[-1].alone:
+                        break
                 try:
                     planned = self._plan(batch)
                 except Exception as exc:  # a bug in planning: its callers hear of it
@@ -180,13 +210,18 @@ class Engine:
         planned = _Planned()
         changes = IncidentChanges()
         for n, sub in enumerate(batch):
+            planned.begun.append((sub, sub.start, len(sub.accepted)))
             for i in range(sub.start, len(sub.events)):
-                event = sub.events[i]
-                if self._in_event_order and planned.events and self.planner.in_flight_for(event):
+                encoded = sub.events[i]
+                if (
+                    self._in_event_order
+                    and planned.events
+                    and self.planner.in_flight_for(encoded.event)
+                ):
                     sub.start, planned.partial = i, sub
                     self._inbox[:0] = batch[n:]  # planned after the runs in flight finish
                     break
-                sub.accepted.append(self._plan_event(event, planned, changes))
+                sub.accepted.append(self._plan_event(encoded, planned, changes))
             if planned.partial is not None:
                 break
             planned.replies.append((sub, sub.accepted))
@@ -194,21 +229,24 @@ class Engine:
         planned.incidents = IncidentRows.of(changes)
         return planned
 
-    def _plan_event(self, event: Event, planned: _Planned, changes: IncidentChanges) -> Accepted:
+    def _plan_event(
+        self, encoded: EncodedEvent, planned: _Planned, changes: IncidentChanges
+    ) -> Accepted:
+        event = encoded.event
         self.incidents.observe(event, changes)
         decision = self.planner.decide(event)
         if event.incident_id:
             self.incidents.planned(
                 event, [r for r, _ in decision.runs] + decision.recorded, changes
             )
-        planned.events.append(event)
+        planned.events.append(encoded)
         planned.to_run.extend((run, rule, event) for run, rule in decision.runs)
         planned.recorded.extend(decision.recorded)
         # An escalation is committed with the run that records its limit: a crash keeps both
         # or neither, and a restart rebuilds "escalated once per pause" from these events.
         # Bounded: a limited escalation rule escalates once per pause too.
         for escalation in decision.escalations:
-            self._plan_event(escalation, planned, changes)
+            self._plan_event(encode_event(escalation), planned, changes)
         ids = [r.id for r, _ in decision.runs] + [r.id for r in decision.recorded]
         return Accepted(event.id, ids)
 
@@ -225,12 +263,40 @@ class Engine:
         except Exception as exc:  # the callers hear of it; the engine keeps serving
             for run, _, _ in to_run:
                 self.planner.done(run)
-            failed = [sub for sub, _ in planned.replies]
-            if planned.partial is not None:  # its first events are lost with this batch
-                self._inbox = [s for s in self._inbox if s is not planned.partial]
-                failed.append(planned.partial)
-            self._fail(failed, exc)
             await self._reload_state()
+            subs = [sub for sub, _ in planned.replies]
+            if planned.partial is not None:
+                subs.append(planned.partial)
+            if len(subs) > 1 and isolable(exc):
+                # Perhaps one submission's data: plan and commit each again on its own
+                # (next, in order), on the state the store has, so only that one fails.
+                self.log.warning("engine.batch_retried_alone", submissions=len(subs),
+                                 error=f"{type(exc).__name__}: {exc}")  # fmt: skip
+                for sub, start, replied in planned.begun:  # as before this batch was planned
+                    sub.start, sub.alone = start, True
+                    del sub.accepted[replied:]
+                    for encoded in sub.events[start:]:
+                        encoded.event.incident_id = ""
+                # The partial submission is at the front of the inbox already (see _plan).
+                self._inbox[:0] = [sub for sub, _ in planned.replies]
+            else:
+                if planned.partial is not None:  # its first events are lost with this batch
+                    self._inbox = [s for s in self._inbox if s is not planned.partial]
+                self._fail(subs, exc)
+            return
+            await self._reload_state()
+            subs = [sub for sub, _ in planned.replies]
+            if len(subs) > 1 and isolable(exc):
+                # Perhaps one submission's data: plan and commit each again on its own
+                # (next, in order), on the state the store has, so only that one fails.
+                self.log.warning("engine.batch_retried_alone", submissions=len(subs),
+                                 error=f"{type(exc).__name__}: {exc}")  # fmt: skip
+                for sub in subs:
+                    for encoded in sub.events:
+                        encoded.event.incident_id = ""
+                self._inbox[:0] = [_Submission(s.events, s.done, alone=True) for s in subs]
+            else:
+                self._fail(subs, exc)
             return
         for sub, accepted in planned.replies:
             if sub.done is not None and not sub.done.done():
@@ -257,14 +323,18 @@ class Engine:
         horizon = max((r.limit.within for r in rules if r.limit), default=0.0)
         window = max((r.throttle.once_within for r in rules if r.throttle), default=0.0)
         try:
-            active = await self.journal.call(store.active_incidents)
+            # With those resolved within the reopen window: an alert firing again reopens them.
+            since = now - self._reopening.within if self._reopening.within > 0 else None
+            active = await self.journal.call(store.active_incidents, since)
             recent = await self.journal.call(store.recent_runs, now - horizon) if horizon else []
             fired = await self.journal.call(store.recent_fired, now - window) if window else []
             paused = await self.journal.call(store.escalations, now - horizon) if horizon else []
         except Exception as exc:  # the store is down: the next commit fails and retries this
             self.log.error("engine.reload_failed", error=str(exc))
             return
-        self.incidents = IncidentTracker(self._grouping, active, self._in_event_order)
+        self.incidents = IncidentTracker(
+            self._grouping, active, reopening=self._reopening, in_event_order=self._in_event_order
+        )
         self.planner.forget_history()
         self.planner.restore(recent)
         self.planner.restore_throttles(fired)

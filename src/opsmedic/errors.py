@@ -4,7 +4,8 @@ OpsmedicError
 ├── ConfigError          config or rule file invalid (carries Problem items: file:line:col)
 ├── PluginError          unknown plugin name, bad plugin registration
 ├── StoreError           store unreachable, migration failed
-│   └── NotFoundError    no record with that id (or a short id matching several)
+│   ├── NotFoundError    no record with that id (or a short id matching several)
+│   └── StoreRefused     one request's data cannot be encoded or is refused by the database
 ├── TemplateError        a template failed to render (sandbox violation, undefined value)
 ├── FileChanged          a file shrank while it was being archived (archive/members.py)
 ├── VerifyError          an archive read back does not hold what was written (ditto)
@@ -62,6 +63,12 @@ class StoreError(OpsmedicError):
 
 class NotFoundError(StoreError):
     """No record has the id asked for, or a short id matches several."""
+
+
+class StoreRefused(StoreError):
+    """The data, not the store, is at fault: a value that cannot be encoded as JSON, or one
+    the database refuses (an integrity or data error). The request that brought it fails
+    alone (422); the store is fine for everyone else."""
 
 
 class TemplateError(OpsmedicError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -83,18 +84,32 @@ def _service(event: Event) -> str:
     return event.labels.get("service") or event.resource
 
 
+@dataclass(frozen=True, slots=True)
+class Reopening:
+    """When a resolved incident comes back instead of a new one opening, and when its coming
+    back so often makes it flapping (config `incidents`; times are event times, seconds)."""
+
+    within: float = 1800.0  # its alert fires again at most this long after it resolved
+    flaps: int = 3  # this many reopenings …
+    flap_window: float = 3600.0  # … within this long: flapping
+
+
 class IncidentTracker:
-    """The open and mitigated incidents, in memory; each call returns what to write.
+    """The open and mitigated incidents, and those recently resolved, in memory; each call
+    returns what to write.
 
     The engine is the only writer: it calls `observe` for every event before planning, and
     the returned changes are committed in the same transaction as the event itself.
     """
 
     def __init__(
-        self, grouping: Grouping, active: Iterable[Incident] = (), in_event_order: bool = False
-    ) -> None:
+        self, grouping: Grouping, known: Iterable[Incident] = (),
+        reopening: Reopening = Reopening(), in_event_order: bool = False,
+    ) -> None:  # fmt: skip
         self._grouping = grouping
-        self._active = {incident.key: incident for incident in active}
+        self._reopening = reopening
+        incidents = list(known)
+        self._active = {i.key: i for i in incidents if i.status is not IncidentStatus.RESOLVED}
         self._by_id = {incident.id: incident for incident in self._active.values()}
         # An alert stays with the incident it joined, even if its grouping key changes (a
         # resolve that lacks the trigger's fields, a severity that drops on recovery).
@@ -106,6 +121,14 @@ class IncidentTracker:
         self._observed = 0
         self._fired: dict[str, int] = {}  # incident id: observation of its last (re)firing
         self._run_seen: dict[str, int] = {}  # run id: observation of its event
+        # Resolved incidents by member alert, in the order they resolved, for a flap to find.
+        self._resolved: dict[str, Incident] = {}
+        for incident in sorted(incidents, key=lambda i: i.resolved_at or 0.0):
+            if incident.status is IncidentStatus.RESOLVED:
+                self._remember(incident)
+        # Reopening times per incident within the flap window (not stored: after a restart
+        # the rate starts afresh; the count and the flag are stored).
+        self._flap_times: dict[str, deque[float]] = {}
 
     def __len__(self) -> int:
         return len(self._active)
@@ -123,7 +146,7 @@ class IncidentTracker:
             if incident is None:
                 if not firing:
                     return  # a resolution no open incident holds: nothing to follow
-                incident = self._open(key, event, changes)
+                incident = self._reopen(event, changes) or self._open(key, event, changes)
             self._by_fp[event.fingerprint] = incident
         status, at = event.status.value, event.time
         before = incident.alerts.get(event.fingerprint)
@@ -142,16 +165,20 @@ class IncidentTracker:
         if firing:
             if _SEVERITY_RANK.get(event.severity, 0) > _SEVERITY_RANK.get(incident.severity, 0):
                 incident.severity = event.severity
-            if before != "firing":  # a repeat of a firing alert adds a count, not a line
-                what = "firing" if before is None else "firing again"
-                _received(changes, incident, what, event)
+            # A repeat of a firing alert adds a count, not a line; so does each flip of a
+            # flapping incident, which one line said (the on-call reads the count).
+            if before != "firing":
+                if not incident.flapping:
+                    what = "firing" if before is None else "firing again"
+                    _received(changes, incident, what, event)
                 if self.in_event_order:
                     self._fired[incident.id] = self._observed
                 if incident.status is IncidentStatus.MITIGATED:
                     self._status(changes, incident, IncidentStatus.OPEN, event.time,
                                  "reopened: an alert fired after the mitigation")  # fmt: skip
         elif before == "firing":
-            _received(changes, incident, "resolved", event)
+            if not incident.flapping:
+                _received(changes, incident, "resolved", event)
             if all(status == "resolved" for status in incident.alerts.values()):
                 incident.resolved_at = event.time
                 self._status(changes, incident, IncidentStatus.RESOLVED, event.time,
@@ -161,6 +188,55 @@ class IncidentTracker:
                 self._fired.pop(incident.id, None)
                 for fp in incident.alerts:
                     del self._by_fp[fp]
+                self._remember(incident)
+
+    def _remember(self, incident: Incident) -> None:
+        """Keep a resolved incident for its alerts to reopen, and forget those resolved
+        longer ago than the reopen window (in the order they resolved)."""
+        if self._reopening.within <= 0 or incident.resolved_at is None:
+            return
+        for fp in incident.alerts:
+            self._resolved.pop(fp, None)  # to the end: the order is the order of resolving
+            self._resolved[fp] = incident
+        horizon = incident.resolved_at - self._reopening.within
+        while self._resolved:
+            fp, oldest = next(iter(self._resolved.items()))
+            if oldest.resolved_at is not None and oldest.resolved_at >= horizon:
+                break
+            del self._resolved[fp]
+            self._flap_times.pop(oldest.id, None)
+
+    def _reopen(self, event: Event, changes: IncidentChanges) -> Incident | None:
+        """The resolved incident this firing alert belonged to, open again, if it resolved
+        at most `within` before (in event time) and its key is free; a flap is counted."""
+        incident = self._resolved.get(event.fingerprint)
+        if incident is None or incident.resolved_at is None or incident.key in self._active:
+            return None
+        gap = event.time - incident.resolved_at
+        if gap > self._reopening.within:
+            return None
+        for fp in incident.alerts:
+            self._resolved.pop(fp, None)
+            self._by_fp[fp] = incident
+        self._active[incident.key] = incident
+        self._by_id[incident.id] = incident
+        incident.resolved_at = None
+        incident.flaps += 1
+        times = self._flap_times.setdefault(incident.id, deque())
+        times.append(event.time)
+        while times and times[0] < event.time - self._reopening.flap_window:
+            times.popleft()
+        # The line is written unless the incident is flapping already (see _status).
+        self._status(changes, incident, IncidentStatus.OPEN, event.time,
+                     f"reopened: {_describe(event)} fired again {max(gap, 0.0):g} s after it "
+                     f"resolved (flap {incident.flaps})")  # fmt: skip
+        if not incident.flapping and len(times) >= self._reopening.flaps:
+            incident.flapping = True
+            self._line(changes, incident, event.time, "status_changed",
+                       f"flapping: {len(times)} reopenings within "
+                       f"{self._reopening.flap_window:g} s; from now on its alerts' firing and "
+                       f"resolving are counted (flaps, events), not listed")  # fmt: skip
+        return incident
 
     def planned(self, event: Event, runs: Iterable[Run], changes: IncidentChanges) -> None:
         """The runs rules planned (or skipped) for `event`, which has joined an incident."""
@@ -234,7 +310,8 @@ class IncidentTracker:
         incident.status = status
         incident.updated_at = max(incident.updated_at, at)
         changes.incidents[incident.id] = incident
-        self._line(changes, incident, at, "status_changed", message)
+        if not incident.flapping:  # a flapping incident's every flip is not a line
+            self._line(changes, incident, at, "status_changed", message)
 
     @staticmethod
     def _line(

@@ -1,4 +1,5 @@
-"""Group commit: the engine's store writes are batched into one transaction, in arrival order."""
+"""Group commit: the engine's store writes are batched into one transaction, in arrival order;
+a batch that fails is retried part by part, so that one caller's bad data fails that caller."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from opsmedic.errors import StoreError, StoreRefused
 from opsmedic.logs import get_logger
 from opsmedic.model import Event, Run
+from opsmedic.store.codec import EncodedEvent
 from opsmedic.store.incident_rows import IncidentRows
 from opsmedic.store.store import Store
 
@@ -18,15 +21,36 @@ CHECKPOINT_EVERY_S = 1.0
 
 @dataclass(slots=True)
 class _Batch:
-    events: list[Event] = field(default_factory=list)
+    """The writes of one call (a part), or of every part of a commit merged in order."""
+
+    events: list[Event | EncodedEvent] = field(default_factory=list)
     runs: list[Run] = field(default_factory=list)
     claims: list[str] = field(default_factory=list)
     finished: list[Run] = field(default_factory=list)
     incidents: IncidentRows = field(default_factory=IncidentRows)
-    waiters: list[asyncio.Future[set[str]]] = field(default_factory=list)
+    waiter: asyncio.Future[set[str]] | None = None
 
-    def __bool__(self) -> bool:
-        return bool(self.events or self.runs or self.claims or self.finished or self.incidents)
+    def add(self, part: _Batch) -> None:
+        self.events += part.events
+        self.runs += part.runs
+        self.claims += part.claims
+        self.finished += part.finished
+        self.incidents.extend(part.incidents)
+
+    def settle(self, claimed: set[str] | BaseException) -> None:
+        if self.waiter is None or self.waiter.done():
+            return
+        if isinstance(claimed, BaseException):
+            err = claimed if isinstance(claimed, Exception) else RuntimeError(str(claimed))
+            self.waiter.set_exception(err)
+        else:
+            self.waiter.set_result(claimed)
+
+
+def isolable(exc: Exception) -> bool:
+    """Whether one part of a failed commit may be at fault: anything but an unreachable store
+    (which fails every part alike; retrying each alone would wait out a timeout per part)."""
+    return isinstance(exc, StoreRefused) or not isinstance(exc, StoreError)
 
 
 class Journal:
@@ -41,7 +65,8 @@ class Journal:
     def __init__(self, store: Store | None, clock_now: Callable[[], float]) -> None:
         self._store = store
         self._now = clock_now
-        self._batch = _Batch()
+        self._parts: list[_Batch] = []
+        self._log = get_logger(component="journal")
         self._wake = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opsmedic-db")
         # Checkpoints get a thread of their own: they fsync, and writes must not wait on that.
@@ -63,8 +88,8 @@ class Journal:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        if self._batch:
-            await self._flush(self._batch)
+        if self._parts:
+            await self._flush(self._parts)
         self._executor.shutdown(wait=True)
         self._checkpointer.shutdown(wait=True)
 
@@ -78,18 +103,17 @@ class Journal:
                 try:
                     await loop.run_in_executor(self._checkpointer, self._store.checkpoint)
                 except Exception as exc:  # the next one may succeed; writes go on regardless
-                    log = get_logger(component="journal")
-                    log.warning("store.checkpoint_failed", error=str(exc))
+                    self._log.warning("store.checkpoint_failed", error=str(exc))
 
-    def _enqueue(self) -> asyncio.Future[set[str]]:
-        fut: asyncio.Future[set[str]] = asyncio.get_running_loop().create_future()
-        self._batch.waiters.append(fut)
+    def _enqueue(self, part: _Batch) -> asyncio.Future[set[str]]:
+        part.waiter = asyncio.get_running_loop().create_future()
+        self._parts.append(part)
         self._wake.set()
-        return fut
+        return part.waiter
 
     async def record(
         self,
-        events: Sequence[Event],
+        events: Sequence[Event | EncodedEvent],
         runs: Sequence[Run],
         claim: Sequence[str] = (),
         incidents: IncidentRows | None = None,
@@ -97,58 +121,74 @@ class Journal:
         """Events, their runs and the incident changes they made, durable when this returns;
         the runs named in `claim` are claimed (planned → running, a conditional update) in
         the same commit. Returns the ids actually claimed: a run someone else claimed first
-        is not among them."""
+        is not among them. Raises what the commit raised; StoreRefused when this call's own
+        data failed it (committed alone, after the shared commit failed)."""
         if self._store is None:
             return set(claim)
-        self._batch.events.extend(events)
-        self._batch.runs.extend(runs)
-        self._batch.claims.extend(claim)
-        if incidents:
-            self._batch.incidents.extend(incidents)
-        return await self._enqueue() & set(claim)
+        part = _Batch(list(events), list(runs), list(claim), incidents=incidents or IncidentRows())
+        return await self._enqueue(part) & set(claim)
 
     async def finish(self, run: Run, incidents: IncidentRows | None = None) -> None:
         if self._store is None:
             return
-        self._batch.finished.append(run)
-        if incidents:
-            self._batch.incidents.extend(incidents)
-        await self._enqueue()
+        await self._enqueue(_Batch(finished=[run], incidents=incidents or IncidentRows()))
 
     def note(self, incidents: IncidentRows) -> None:
         """Incident rows that need not be waited for (a run started): the next commit."""
         if self._store is not None and incidents:
-            self._batch.incidents.extend(incidents)
+            self._parts.append(_Batch(incidents=incidents))
             self._wake.set()
 
     async def _flush_loop(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            batch, self._batch = self._batch, _Batch()
-            await self._flush(batch)
+            parts, self._parts = self._parts, []
+            await self._flush(parts)
 
-    async def _flush(self, batch: _Batch) -> None:
-        assert self._store is not None
+    async def _flush(self, parts: list[_Batch]) -> None:
+        """Commit the parts together; if that fails for a reason one part may have caused,
+        commit each alone, in order, so that only the parts at fault fail."""
+        merged = parts[0] if len(parts) == 1 else _Batch()
+        if len(parts) > 1:
+            for part in parts:
+                merged.add(part)
         try:
-            if self._store.local:
-                # SQLite on this thread: a commit is CPU work of a few ms (WAL appends, no
-                # fsync; checkpoints, which fsync, have their own thread). On the DB thread
-                # the two threads fought for the GIL at every row and ingest was ~1.3x slower
-                # (bench/ingest.py); PostgreSQL waits on the network, so it keeps the thread.
-                claimed = self._write(batch)
-            else:
-                claimed = await self.call(self._write, batch)
-        except BaseException as exc:
-            for fut in batch.waiters:
-                if not fut.done():
-                    fut.set_exception(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
-            if not isinstance(exc, Exception):
-                raise
-            return
-        for fut in batch.waiters:
-            if not fut.done():
-                fut.set_result(claimed)
+            try:
+                result: set[str] | Exception = await self._commit(merged)
+            except Exception as exc:
+                result = exc
+            if isinstance(result, Exception) and len(parts) > 1 and isolable(result):
+                self._log.warning("journal.batch_retried_by_part", parts=len(parts),
+                                  error=f"{type(result).__name__}: {result}")  # fmt: skip
+                for part in parts:
+                    try:
+                        part.settle(await self._commit(part))
+                    except Exception as exc:
+                        self._failed_alone(part, exc)
+                return
+            for part in parts:
+                part.settle(result)
+        except BaseException as exc:  # cancelled mid-commit (close): nobody may wait forever
+            for part in parts:
+                part.settle(exc)
+            raise
+
+    def _failed_alone(self, part: _Batch, exc: Exception) -> None:
+        if part.waiter is None:  # nobody to tell (note): the log is where it shows
+            self._log.error("journal.part_failed", error=f"{type(exc).__name__}: {exc}")
+        part.settle(exc)
+
+    async def _commit(self, batch: _Batch) -> set[str]:
+        assert self._store is not None
+        if self._store.local:
+            # SQLite on this thread: a commit is CPU work of a few ms (WAL appends, no
+            # fsync; checkpoints, which fsync, have their own thread). On the DB thread
+            # the two threads fought for the GIL at every row and ingest was ~1.3x slower
+            # (bench/ingest.py); PostgreSQL waits on the network, so it keeps the thread.
+            return self._write(batch)
+        claimed: set[str] = await self.call(self._write, batch)
+        return claimed
 
     def _write(self, batch: _Batch) -> set[str]:
         assert self._store is not None

@@ -186,6 +186,10 @@ class Incident:
     resolved_at: float | None = None
     events: int = 0
     alerts: dict[str, str] = field(default_factory=dict)
+    # Times it was reopened by an alert firing again soon after it resolved; `flapping` once
+    # that happened often enough (config incidents.flapping).
+    flaps: int = 0
+    flapping: bool = False
     id: str = field(default_factory=new_id)
 
 

@@ -1,4 +1,5 @@
-"""annotate against fake Opsgenie and PagerDuty APIs and a webhook receiver, over real HTTP."""
+"""annotate against fake Opsgenie, PagerDuty and Dynatrace APIs and a webhook receiver, over
+real HTTP."""
 
 from __future__ import annotations
 
@@ -15,14 +16,17 @@ from opsmedic.clock import SystemClock
 from opsmedic.config.schema import Config
 from opsmedic.engine import Engine
 from opsmedic.errors import RetryableError
-from opsmedic.model import Event, Outcome, RunState
+from opsmedic.model import Event, Outcome, Run, RunState
 from opsmedic.plugins import ActionContext, build_registry
 from opsmedic.rules.loader import load_rules
+from opsmedic.sources.webhooks import parse_webhook
 from opsmedic.store import Store
-from saas_fakes import FakeOpsgenie, FakePagerDuty, FakeWebhook, serving
+from saas_fakes import FakeDynatrace, FakeOpsgenie, FakePagerDuty, FakeWebhook, serving
 from services import free_port
 
 OG_ENV, PD_ENV, HOOK_ENV = "OPSMEDIC_TEST_OG_KEY", "OPSMEDIC_TEST_PD_TOKEN", "OPSMEDIC_TEST_HOOK"
+DT_ENV = "OPSMEDIC_TEST_DT_TOKEN"
+PID = "-5281474176838153521_1706790000000V2"  # a problem id as Dynatrace's {PID} gives it
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +44,13 @@ def pagerduty() -> Iterator[FakePagerDuty]:
 
 
 @pytest.fixture(scope="module")
+def dynatrace() -> Iterator[FakeDynatrace]:
+    with serving(FakeDynatrace()) as fake:
+        fake.add_problem(PID)
+        yield fake
+
+
+@pytest.fixture(scope="module")
 def webhook() -> Iterator[FakeWebhook]:
     with serving(FakeWebhook(token="hook-t0ken")) as fake:
         yield fake
@@ -49,6 +60,7 @@ def webhook() -> Iterator[FakeWebhook]:
 def annotate_config(
     opsgenie: FakeOpsgenie,
     pagerduty: FakePagerDuty,
+    dynatrace: FakeDynatrace,
     webhook: FakeWebhook,
     monkeypatch: pytest.MonkeyPatch,
 ) -> dict[str, Any]:
@@ -56,6 +68,7 @@ def annotate_config(
     monkeypatch.setenv(OG_ENV, opsgenie.api_key)
     monkeypatch.setenv(PD_ENV, pagerduty.token)
     monkeypatch.setenv(HOOK_ENV, "Bearer hook-t0ken")
+    monkeypatch.setenv(DT_ENV, dynatrace.token)
     return {
         "opsgenie": {"api_url": opsgenie.url, "api_key": {"env": OG_ENV}},
         "pagerduty": {
@@ -63,6 +76,7 @@ def annotate_config(
             "token": {"env": PD_ENV},
             "from_email": "oncall@example.com",
         },
+        "dynatrace": {"api_url": dynatrace.url, "token": {"env": DT_ENV}},
         "webhooks": {
             "tracker": {
                 "url": webhook.url + "/notes",
@@ -119,6 +133,50 @@ async def test_a_pagerduty_note_is_posted_on_the_incident(
     assert outcome.details["remote_id"] == note["id"]
     assert outcome.details["status"] == 201
     assert pagerduty.requests[-1].path == "/incidents/Q2LGK8PLB8Z9TF/notes"
+
+
+async def test_a_dynatrace_comment_is_posted_on_the_problem(
+    ctx: ActionContext, dynatrace: FakeDynatrace
+) -> None:
+    """Problems API v2: Api-Token auth, {"message", "context"}; 201 gives the comment's id."""
+    outcome = await call(ctx, dynatrace={"problem": PID}, note="restarted checkout")
+    assert outcome.ok, outcome.message
+    assert outcome.message == f"note posted to dynatrace problem {PID!r}: 201 Created"
+    sent = dynatrace.requests[-1]
+    assert sent.path == f"/api/v2/problems/{PID}/comments"
+    assert sent.headers["authorization"] == f"Api-Token {dynatrace.token}"
+    assert sent.json() == {"message": "restarted checkout", "context": "opsmedic"}
+    comment = dynatrace.problems[PID][-1]
+    assert comment["content"] == "restarted checkout"
+    assert outcome.details["remote_id"] == comment["id"]
+    assert (outcome.details["destination"], outcome.details["problem"]) == ("dynatrace", PID)
+    assert dynatrace.token not in repr(outcome)
+
+
+async def test_dynatrace_refusals_fail_with_its_reason(
+    annotate_config: dict[str, Any], dynatrace: FakeDynatrace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unknown problem (404) and a wrong token (401), in Dynatrace's ErrorEnvelope."""
+    ctx = make_action_context(annotate=annotate_config)
+    outcome = await call(ctx, dynatrace={"problem": "-1_1V2"}, note="x")
+    assert not outcome.ok
+    assert outcome.message.endswith("404 Not Found: The problem -1_1V2 could not be found.")
+    monkeypatch.setenv(DT_ENV, "dt0c01.WRONG")
+    outcome = await call(make_action_context(annotate=annotate_config),
+                         dynatrace={"problem": PID}, note="x")  # fmt: skip
+    assert not outcome.ok
+    assert outcome.message.endswith("401 Unauthorized: Missing authorization parameter.")
+    assert "dt0c01.WRONG" not in repr(outcome)
+
+
+async def test_a_dynatrace_problem_id_stays_one_path_segment(
+    ctx: ActionContext, dynatrace: FakeDynatrace
+) -> None:
+    comments = dynatrace.add_problem("../../v1/x")
+    outcome = await call(ctx, dynatrace={"problem": "../../v1/x"}, note="contained")
+    assert outcome.ok, outcome.message
+    assert dynatrace.requests[-1].path == "/api/v2/problems/..%2F..%2Fv1%2Fx/comments"
+    assert [c["content"] for c in comments] == ["contained"]
 
 
 async def test_a_plain_url_gets_the_note_with_the_run_it_came_from(
@@ -311,6 +369,10 @@ async def test_a_destination_missing_from_config_fails_clearly() -> None:
     assert outcome.message == (
         "annotate.pagerduty is not configured (token, from_email) in opsmedic.yaml"
     )
+    outcome = await call(make_action_context(), dynatrace={"problem": PID}, note="x")
+    assert (
+        outcome.message == "annotate.dynatrace is not configured (api_url, token) in opsmedic.yaml"
+    )
 
 
 async def test_keys_never_reach_the_logs(
@@ -328,21 +390,22 @@ async def test_keys_never_reach_the_logs(
     assert pagerduty.token not in caplog.text
 
 
-async def test_a_rule_posts_its_first_steps_message_next_to_the_alert(
-    tmp_path: Path, annotate_config: dict[str, Any], opsgenie: FakeOpsgenie
-) -> None:
-    """End to end: an Opsgenie event, a run_command step, then annotate with its message."""
-    (tmp_path / "rules.yaml").write_text(
-        """
+RESTART_AND_ANNOTATE = """
 - name: restart-checkout
-  when: {source: opsgenie}
+  when: {source: SOURCE}
   do:
     - run_command: {argv: [echo, restarted]}
     - annotate:
-        opsgenie: {alert: "{{ event.payload.alert.alertId }}"}
+        DESTINATION
         note: "opsmedic {{ rule }}: {{ steps[0].message }} (run {{ run_id }})"
 """
-    )
+
+
+async def run_rule(tmp_path: Path, annotate_config: dict[str, Any], source: str,
+                   destination: str, event: Event) -> Run:  # fmt: skip
+    """The rule above for `source`, annotating `destination`, run by an engine on `event`."""
+    rules = RESTART_AND_ANNOTATE.replace("SOURCE", source).replace("DESTINATION", destination)
+    (tmp_path / "rules.yaml").write_text(rules)
     registry = build_registry(load_entry_points=False)
     config = Config.model_validate({"annotate": annotate_config})
     store = Store(f"sqlite:///{tmp_path / 'opsmedic.db'}")
@@ -351,15 +414,42 @@ async def test_a_rule_posts_its_first_steps_message_next_to_the_alert(
                     config=config, store=store, clock=SystemClock())  # fmt: skip
     await engine.start()
     try:
-        payload = {"action": "Create", "alert": {"alertId": "7ec3b1d2-0c4f-4e5a"}}
-        (accepted,) = await engine.submit([Event(source="opsgenie", payload=payload)])
+        (accepted,) = await engine.submit([event])
         await engine.drain()
-        run = store.get_run(accepted.run_ids[0])
+        return store.get_run(accepted.run_ids[0])
     finally:
         await engine.close()
         store.close()
+
+
+async def test_a_rule_posts_its_first_steps_message_next_to_the_alert(
+    tmp_path: Path, annotate_config: dict[str, Any], opsgenie: FakeOpsgenie
+) -> None:
+    """End to end: an Opsgenie event, a run_command step, then annotate with its message."""
+    payload = {"action": "Create", "alert": {"alertId": "7ec3b1d2-0c4f-4e5a"}}
+    run = await run_rule(tmp_path, annotate_config, "opsgenie",
+                         'opsgenie: {alert: "{{ event.payload.alert.alertId }}"}',
+                         Event(source="opsgenie", payload=payload))  # fmt: skip
     assert run.state is RunState.SUCCEEDED, run.message
     assert notes_of(opsgenie, "checkout-5xx")[-1] == (
         f"opsmedic restart-checkout: exit 0 (run {run.id})"
     )
     assert run.steps[1].details["remote_id"]
+
+
+async def test_a_rule_posts_status_back_to_the_dynatrace_problem(
+    tmp_path: Path, annotate_config: dict[str, Any], dynatrace: FakeDynatrace
+) -> None:
+    """End to end from Dynatrace's documented custom-integration payload: the problem's
+    {PID} comes in with the webhook, and the run's outcome goes back as a comment on it."""
+    body = {"PID": PID, "ProblemID": "P-2401123", "ProblemTitle": "Response time degradation",
+            "ImpactedEntities": [{"type": "SERVICE", "name": "checkout",
+                                  "entity": "SERVICE-F5D7459A6CD9842B"}],
+            "Problem URL": "https://abc123.live.dynatrace.com/#problems", "State": "OPEN"}  # fmt: skip
+    (event,) = parse_webhook("dynatrace", body)
+    run = await run_rule(tmp_path, annotate_config, "dynatrace",
+                         'dynatrace: {problem: "{{ event.payload.PID }}"}', event)  # fmt: skip
+    assert run.state is RunState.SUCCEEDED, run.message
+    assert dynatrace.problems[PID][-1]["content"] == (
+        f"opsmedic restart-checkout: exit 0 (run {run.id})"
+    )

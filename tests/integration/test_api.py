@@ -88,8 +88,18 @@ async def test_an_alertmanager_incident_opens_is_mitigated_and_resolves(
         statuses = [t.message.split(":")[0] for t in timeline if t.kind == "status_changed"]
         assert statuses == ["opened by alertmanager", "mitigated", "resolved"]
         assert len(api.store.list_incidents()) == 1
-        # A new firing after the resolution is a new incident.
-        later = (await client.post("/api/v1/webhooks/alertmanager", json=FIRING)).json()
+        # Firing again soon after the resolution is a flap: the same incident, reopened.
+        soon = (await client.post("/api/v1/webhooks/alertmanager", json=FIRING)).json()
+        assert soon["events"][0]["incident_id"] == event["incident_id"]
+        await api.rt.engine.drain()
+        assert api.store.get_incident(event["incident_id"])[0].flaps == 1
+        assert (
+            await client.post("/api/v1/webhooks/alertmanager", json=resolved())
+        ).status_code == 202
+        # Firing again past the reopen window (30 minutes in event time) is a new incident.
+        body = copy.deepcopy(FIRING)
+        body["alerts"][0]["startsAt"] = "2026-11-22T03:12:00Z"  # an hour after endsAt
+        later = (await client.post("/api/v1/webhooks/alertmanager", json=body)).json()
         assert later["events"][0]["incident_id"] != event["incident_id"]
 
 

@@ -1,4 +1,5 @@
-"""Action `annotate`: post a note next to the alert (Opsgenie alert, PagerDuty incident, a URL)."""
+"""Action `annotate`: post a note next to the alert (Opsgenie alert, PagerDuty incident,
+Dynatrace problem, a URL)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import email.utils
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import quote
 
 from pydantic import AfterValidator, ConfigDict, Field, model_validator
@@ -26,6 +27,7 @@ from opsmedic.plugins import ActionContext, ActionSpec
 NOTE_LIMIT = 25_000
 _MASK = "***"
 _PAGERDUTY_ACCEPT = "application/vnd.pagerduty+json;version=2"
+A = TypeVar("A")  # an account section of the config
 
 
 def _not_blank(value: str) -> str:
@@ -52,11 +54,16 @@ class PagerDutyTarget(_Target):
     incident: Identifier
 
 
+class DynatraceTarget(_Target):
+    problem: Identifier = Field(description="the problem's id: `{{ event.payload.PID }}`")
+
+
 class Params(_Target):
     """Exactly one destination, and the note; accounts and keys come from config `annotate`."""
 
     opsgenie: OpsgenieTarget | None = None
     pagerduty: PagerDutyTarget | None = None
+    dynatrace: DynatraceTarget | None = None
     url: NoCredentialsUrl | None = Field(None, description="a receiver that needs no credentials")
     webhook: Annotated[str | None, ConfigRef("annotate.webhooks")] = Field(
         None, description="a receiver named in config annotate.webhooks"
@@ -65,9 +72,9 @@ class Params(_Target):
 
     @model_validator(mode="after")
     def _one_destination(self) -> Params:
-        given = [self.opsgenie, self.pagerduty, self.url, self.webhook]
+        given = [self.opsgenie, self.pagerduty, self.dynatrace, self.url, self.webhook]
         if sum(d is not None for d in given) != 1:
-            raise ValueError("give exactly one of opsgenie, pagerduty, url and webhook")
+            raise ValueError("give exactly one of opsgenie, pagerduty, dynatrace, url and webhook")
         return self
 
 
@@ -123,6 +130,8 @@ def _plan(params: Params, note: str, ctx: ActionContext) -> _Post:
         return _opsgenie(params.opsgenie, note, config)
     if params.pagerduty is not None:
         return _pagerduty(params.pagerduty, note, config)
+    if params.dynatrace is not None:
+        return _dynatrace(params.dynatrace, note, config)
     body = {"source": "opsmedic", "run_id": ctx.run_id, "rule": ctx.rule,
             "target": ctx.target, "note": note}  # fmt: skip
     if params.url is not None:
@@ -140,10 +149,14 @@ def _plan(params: Params, note: str, ctx: ActionContext) -> _Post:
     return _Post(where, hook.url, body, details, _field("id"), secret_headers=secrets)
 
 
-def _opsgenie(target: OpsgenieTarget, note: str, config: AnnotateConfig) -> _Post:
-    account = config.opsgenie
+def _configured(account: A | None, name: str, needs: str) -> A:
     if account is None:
-        raise _Unusable("annotate.opsgenie is not configured (api_key) in opsmedic.yaml")
+        raise _Unusable(f"annotate.{name} is not configured ({needs}) in opsmedic.yaml")
+    return account
+
+
+def _opsgenie(target: OpsgenieTarget, note: str, config: AnnotateConfig) -> _Post:
+    account = _configured(config.opsgenie, "opsgenie", "api_key")
     path = f"/v2/alerts/{path_segment(target.alert)}/notes"
     return _Post(
         where=f"opsgenie alert {target.alert!r}",
@@ -163,9 +176,7 @@ def _opsgenie(target: OpsgenieTarget, note: str, config: AnnotateConfig) -> _Pos
 
 
 def _pagerduty(target: PagerDutyTarget, note: str, config: AnnotateConfig) -> _Post:
-    account = config.pagerduty
-    if account is None:
-        raise _Unusable("annotate.pagerduty is not configured (token, from_email) in opsmedic.yaml")
+    account = _configured(config.pagerduty, "pagerduty", "token, from_email")
     return _Post(
         where=f"pagerduty incident {target.incident!r}",
         url=f"{account.api_url}/incidents/{path_segment(target.incident)}/notes",
@@ -176,6 +187,19 @@ def _pagerduty(target: PagerDutyTarget, note: str, config: AnnotateConfig) -> _P
             "Authorization": ("Token token=", account.token, "annotate.pagerduty.token")
         },
         remote_id=_pagerduty_note_id,
+    )
+
+
+def _dynatrace(target: DynatraceTarget, note: str, config: AnnotateConfig) -> _Post:
+    """Problems API v2, "POST a comment": {message, context} → 201 with the comment."""
+    account = _configured(config.dynatrace, "dynatrace", "api_url, token")
+    return _Post(
+        where=f"dynatrace problem {target.problem!r}",
+        url=f"{account.api_url}/api/v2/problems/{path_segment(target.problem)}/comments",
+        body={"message": note, "context": account.context},
+        details={"destination": "dynatrace", "problem": target.problem},
+        secret_headers={"Authorization": ("Api-Token ", account.token, "annotate.dynatrace.token")},
+        remote_id=_field("id"),
     )
 
 
@@ -275,13 +299,18 @@ def _pagerduty_note_id(reply: Any) -> Any:
 
 
 def _remote_reason(answer: Any) -> str:
-    """The error text of Opsgenie (`message`) or PagerDuty (`error.message`, `error.errors`)."""
+    """The error text of Opsgenie (`message`), PagerDuty (`error.message`, `error.errors`) or
+    Dynatrace (`error.message`, `error.constraintViolations[].message`)."""
     if not isinstance(answer, dict):
         return ""
     error = answer.get("error")
     if isinstance(error, dict):
         more = error.get("errors")
+        violations = error.get("constraintViolations")
         parts = [error.get("message"), *(more if isinstance(more, list) else [])]
+        if isinstance(violations, list):
+            parts += [f"{v.get('path')}: {v.get('message')}" for v in violations
+                      if isinstance(v, dict)]  # fmt: skip
         return "; ".join(str(p) for p in parts if p)[:500]
     message = answer.get("message")
     return str(message)[:500] if message else ""
@@ -298,5 +327,6 @@ ACTION: ActionSpec[Params] = ActionSpec(
     name="annotate",
     params=Params,
     run=run,
-    summary="post a note on the alert: an Opsgenie alert, a PagerDuty incident or a URL",
+    summary="post a note on the alert: an Opsgenie alert, a PagerDuty incident, a Dynatrace "
+    "problem or a URL",
 )

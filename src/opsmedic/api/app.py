@@ -45,7 +45,7 @@ def _fastapi_app(rt: Runtime, metrics: Metrics) -> FastAPI:
     state = app.state
     state.rt, state.metrics, state.store = rt, metrics, rt.store
     state.engine, state.clock = rt.engine, rt.clock
-    state.max_body = rt.config.api.max_body
+    state.max_body, state.json_limits = rt.config.api.max_body, rt.config.api.limits
     state.auth = Authenticator(rt.store, allow_query_token=rt.config.api.allow_query_token)
     # Read once at start: a secret file that cannot be read is a start-up error, not a 500.
     state.pagerduty_secrets = [

@@ -9,6 +9,7 @@ from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel
 
 from opsmedic.api.body import decode_json, read_limited
+from opsmedic.errors import StoreRefused
 from opsmedic.model import Event
 from opsmedic.sources.events import EventIn, parse_event
 from opsmedic.sources.webhooks import PARSERS, WebhookError, parse_webhook
@@ -80,7 +81,7 @@ async def accept(request: Request, source: str | None) -> Reply:
     if source == "pagerduty":
         _check_pagerduty_signature(request, raw)
     try:
-        events = parse_webhook(source, decode_json(raw))
+        events = parse_webhook(source, decode_json(raw, request.app.state.json_limits))
     except WebhookError as exc:
         raise HTTPException(422, str(exc)) from None
     latest = time.time() + MAX_FUTURE_S
@@ -91,7 +92,7 @@ async def accept(request: Request, source: str | None) -> Reply:
 
 
 async def _generic(request: Request, raw: bytes) -> Reply:
-    data = decode_json(raw)
+    data = decode_json(raw, request.app.state.json_limits)
     items = data.get("events") if isinstance(data, dict) and "events" in data else data
     where = "events" if items is not data else ""
     if isinstance(items, dict):
@@ -153,7 +154,10 @@ def _check_pagerduty_signature(request: Request, raw: bytes) -> None:
 async def _submit(request: Request, events: list[Event]) -> Reply:
     if len(events) > MAX_EVENTS:
         raise HTTPException(413, f"{len(events)} events in one request; at most {MAX_EVENTS}")
-    accepted = await request.app.state.engine.submit(events) if events else []
+    try:
+        accepted = await request.app.state.engine.submit(events) if events else []
+    except StoreRefused as exc:  # this request's data, not the store: it fails alone
+        raise HTTPException(422, f"{exc}; nothing was accepted") from None
     request.app.state.metrics.received(events)  # counted once committed, not before
     # Plain dicts in the shape of IngestReply: built once per request on the hot path, where
     # validating models we just made would cost more than the rest of the reply.

@@ -1,4 +1,5 @@
-"""The `annotate` config section: the Opsgenie, PagerDuty and webhook accounts notes go to."""
+"""The `annotate` config section: the Opsgenie, PagerDuty, Dynatrace and webhook accounts notes
+go to."""
 
 from __future__ import annotations
 
@@ -49,6 +50,19 @@ class PagerDutyAccount(Strict):
     )
 
 
+class DynatraceAccount(Strict):
+    """Problems API v2 access for comments on a problem: the environment's URL and a token."""
+
+    api_url: ApiBaseUrl = Field(
+        description="the environment: https://ENV.live.dynatrace.com, or an ActiveGate's "
+        "https://HOST:9999/e/ENV (the API path is appended)"
+    )
+    token: Secret = Field(description="an access token with the problems.write scope")
+    context: str = Field(
+        "opsmedic", min_length=1, max_length=100, description="the comment's context"
+    )
+
+
 class WebhookTarget(Strict):
     """A generic receiver of notes, named in config because its headers carry a token."""
 
@@ -63,6 +77,7 @@ class AnnotateConfig(Strict):
 
     opsgenie: OpsgenieAccount | None = None
     pagerduty: PagerDutyAccount | None = None
+    dynatrace: DynatraceAccount | None = None
     webhooks: dict[str, WebhookTarget] = Field(
         default_factory=dict, description="name → receiver, for `annotate: {webhook: NAME}`"
     )

@@ -111,6 +111,16 @@ class LogConfig(Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
+class JsonLimits(Strict):
+    """Bounds on a decoded ingest body beyond its size: a small body can still be a deep or a
+    wide one that costs the encoder, the planner or the store far more than its bytes."""
+
+    max_depth: int = Field(default=64, ge=2, le=1024, description="objects and arrays nested")
+    max_keys: int = Field(default=1000, ge=1, description="keys in one object")
+    max_string: int = Field(default=65536, ge=64, description="characters in one string or key")
+    max_nodes: int = Field(default=250_000, ge=100, description="JSON values in the body")
+
+
 class ApiConfig(Strict):
     enabled: bool = Field(default=True, description="serve the HTTP API from `opsmedic run`")
     host: str = Field(default="127.0.0.1", description="address to listen on; loopback by default")
@@ -121,6 +131,9 @@ class ApiConfig(Strict):
     allow_query_token: bool = Field(
         default=False,
         description="accept ?token=… from senders that cannot set headers (see docs/api.md)",
+    )
+    limits: JsonLimits = Field(
+        default_factory=lambda: JsonLimits(), description="bounds on a decoded ingest body"
     )
 
 
@@ -133,6 +146,13 @@ class IncidentsConfig(Strict):
         description="per source (or `default`): fields that make the grouping key, "
         "like Alertmanager's group_by; `...` = one incident per alert",
     )
+    reopen_within: Duration = Field(
+        default=1800.0,
+        ge=0,
+        description="an alert firing again within this time after its incident resolved "
+        "reopens that incident (a flap) instead of opening another; 0: never",
+    )
+    flapping: FlappingConfig = Field(default_factory=lambda: FlappingConfig())
 
     @field_validator("group_by")
     @classmethod
@@ -147,6 +167,13 @@ class IncidentsConfig(Strict):
                     known = ", ".join(_GROUP_FIELDS)
                     raise ValueError(f"{source}: unknown field {name!r} (use labels.X, {known})")
         return value
+
+
+class FlappingConfig(Strict):
+    """When an incident is flapping: `flaps` reopenings within `within` (in event time)."""
+
+    flaps: int = Field(default=3, ge=1, description="reopenings that make an incident flapping")
+    within: PositiveDuration = Field(default=3600.0, description="the window they fall in")
 
 
 class WebhooksConfig(Strict):

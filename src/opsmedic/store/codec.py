@@ -5,17 +5,48 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 import orjson
 from sqlalchemy import RowMapping
 
+from opsmedic.errors import StoreRefused
 from opsmedic.model import Event, Run, RunState, Status, StepRecord
 
 _STEP_FIELDS = tuple(f.name for f in fields(StepRecord))
 # One encoder, built once: json.dumps() with options builds a new one per call (hot path).
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
+class Encoded(str):
+    """JSON text encoded before the commit (see EncodedEvent): written as it is."""
+
+    __slots__ = ()
+
+
+@dataclass(slots=True)
+class EncodedEvent:
+    """An event with its JSON columns encoded when it was submitted, so that a value that
+    cannot be encoded fails that submission alone, never the commit it would have shared."""
+
+    event: Event
+    labels: Encoded
+    value: Encoded
+    payload: Encoded
+
+
+def encode_event(e: Event) -> EncodedEvent:
+    """Raises StoreRefused naming the field when a JSON column cannot be encoded."""
+    columns = {"labels": e.labels, "value": e.value, "payload": e.payload}
+    encoded = {}
+    for name, value in columns.items():
+        try:
+            encoded[name] = Encoded(dumps_json(value))
+        except (ValueError, TypeError, RecursionError) as exc:
+            # RecursionError: the standard encoder recurses per level (orjson stops at 255).
+            raise StoreRefused(f"{name}: cannot be stored as JSON ({type(exc).__name__})") from exc
+    return EncodedEvent(e, **encoded)
 
 
 def dumps_json(value: Any) -> str:
@@ -28,6 +59,8 @@ def dumps_json(value: Any) -> str:
     """
     if value is None:
         return "null"
+    if isinstance(value, Encoded):
+        return str(value)  # a plain str: drivers bind exact types
     try:
         fast = orjson.dumps(value)
     except (TypeError, orjson.JSONEncodeError):
@@ -65,7 +98,11 @@ def text(value: str) -> str:
     return value
 
 
-def event_row(e: Event) -> dict[str, Any]:
+def event_row(item: Event | EncodedEvent) -> dict[str, Any]:
+    if isinstance(item, EncodedEvent):
+        return {**event_row(item.event), "labels": item.labels, "value": item.value,
+                "payload": item.payload}  # fmt: skip
+    e = item
     return {
         "id": text(e.id),
         "source": text(e.source),

@@ -12,7 +12,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from opsmedic.errors import StoreError
+from opsmedic.errors import StoreError, StoreRefused
 from opsmedic.store.codec import dumps_json
 
 #: Execution option that marks a connection's transaction as one that will write.
@@ -60,6 +60,21 @@ def describe(url: URL, error: BaseException) -> str:
     if url.password:
         text = text.replace(str(url.password), "***")
     return f"store {shown(url)}: {text}"
+
+
+# What the DB-API calls the data's fault, not the database's: a constraint or a value the
+# column cannot hold. Retrying the same data cannot succeed, and other data is not affected.
+_DATA_FAULTS = (sa.exc.IntegrityError, sa.exc.DataError, sqlite3.IntegrityError,
+                sqlite3.DataError, UnicodeError)  # fmt: skip
+REFUSED = "the store refused this request's data (a constraint or a value it cannot hold)"
+
+
+def store_error(url: URL, error: BaseException) -> StoreError:
+    """StoreRefused when the data is at fault (the details stay in its cause, for the log),
+    else a StoreError with `describe`'s line."""
+    if isinstance(error, _DATA_FAULTS):
+        return StoreRefused(REFUSED)
+    return StoreError(describe(url, error))
 
 
 SQLITE_AUTOCHECKPOINT_PAGES = 20_000  # about 80 MiB of WAL

@@ -18,14 +18,16 @@ from opsmedic.store.schema import incident_alerts, incidents, timeline
 # same statements: with ? marks and tuples on the SQLite fast path (binding by position is
 # about a quarter cheaper per row), with :names through SQLAlchemy on PostgreSQL.
 _INCIDENT_COLUMNS = ("id", "key", "title", "source", "severity", "status", "opened_at",
-                     "updated_at", "mitigated_at", "resolved_at", "events")  # fmt: skip
+                     "updated_at", "mitigated_at", "resolved_at", "events", "flaps",
+                     "flapping")  # fmt: skip
 _ALERT_COLUMNS = ("incident_id", "fingerprint", "status", "first_seen", "last_seen", "events")
 _TIMELINE_COLUMNS = ("incident_id", "time", "kind", "message", "ref")
 _UPSERT_INCIDENT = """
 INSERT INTO incidents ({columns}) VALUES ({marks})
 ON CONFLICT (id) DO UPDATE SET severity = excluded.severity, status = excluded.status,
     updated_at = excluded.updated_at, mitigated_at = excluded.mitigated_at,
-    resolved_at = excluded.resolved_at, events = excluded.events
+    resolved_at = excluded.resolved_at, events = excluded.events, flaps = excluded.flaps,
+    flapping = excluded.flapping
 """
 _MERGE_ALERT = """
 INSERT INTO incident_alerts ({columns}) VALUES ({marks})
@@ -84,6 +86,8 @@ class IncidentRows:
                     i.mitigated_at,
                     i.resolved_at,
                     i.events,
+                    i.flaps,
+                    i.flapping,
                 )
                 for i in changes.incidents.values()
             ],
@@ -116,15 +120,17 @@ def incident_from_row(row: sa.RowMapping, alerts: dict[str, str] | None = None) 
         severity=row["severity"], status=IncidentStatus(row["status"]),
         opened_at=row["opened_at"], updated_at=row["updated_at"],
         mitigated_at=row["mitigated_at"], resolved_at=row["resolved_at"], events=row["events"],
-        alerts=alerts or {},
+        alerts=alerts or {}, flaps=row["flaps"], flapping=bool(row["flapping"]),
     )  # fmt: skip
 
 
-def load_active(conn: Connection) -> list[Incident]:
-    """Open and mitigated incidents with their member alerts: the tracker's state at start."""
-    rows = conn.execute(
-        sa.select(incidents).where(incidents.c.status != IncidentStatus.RESOLVED.value)
-    ).mappings()
+def load_active(conn: Connection, resolved_since: float | None = None) -> list[Incident]:
+    """Open and mitigated incidents with their member alerts: the tracker's state at start;
+    with `resolved_since`, also those resolved since then (which an alert may reopen)."""
+    active = incidents.c.status != IncidentStatus.RESOLVED.value
+    if resolved_since is not None:
+        active = active | (incidents.c.resolved_at >= resolved_since)
+    rows = conn.execute(sa.select(incidents).where(active)).mappings()
     found = {row["id"]: incident_from_row(row) for row in rows}
     if found:
         members = conn.execute(

@@ -79,6 +79,8 @@ incidents = sa.Table(
     sa.Column("mitigated_at", Time, nullable=True),
     sa.Column("resolved_at", Time, nullable=True),
     sa.Column("events", sa.Integer, nullable=False),
+    sa.Column("flaps", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("flapping", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 
 incident_alerts = sa.Table(

@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from opsmedic.model import Event, Run, RunState
-from opsmedic.store.codec import dumps_json, event_row, run_row
+from opsmedic.store.codec import EncodedEvent, dumps_json, event_row, run_row
 from opsmedic.store.schema import events as event_table
 from opsmedic.store.schema import runs as run_table
 
@@ -52,7 +52,7 @@ _RUNS = _Insert(run_table)
 
 def write(
     cursor: Any,
-    events: Sequence[Event],
+    events: Sequence[Event | EncodedEvent],
     runs: Sequence[Run],
     claim: Sequence[str],
     started_at: float,

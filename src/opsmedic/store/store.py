@@ -15,8 +15,8 @@ from opsmedic.errors import NotFoundError, StoreError
 from opsmedic.model import Event, Incident, IncidentStatus, Run, RunState, TimelineEntry
 from opsmedic.store import incident_rows, sqlite_writes, token_rows
 from opsmedic.store import migrate as migrations
-from opsmedic.store.codec import event_from_row, event_row, run_from_row, run_row
-from opsmedic.store.database import WRITE, describe, make_engine, parse_url, shown
+from opsmedic.store.codec import EncodedEvent, event_from_row, event_row, run_from_row, run_row
+from opsmedic.store.database import WRITE, describe, make_engine, parse_url, shown, store_error
 from opsmedic.store.incident_rows import AlertRow, IncidentRows
 from opsmedic.store.schema import events as event_table
 from opsmedic.store.schema import incidents as incident_table
@@ -142,7 +142,7 @@ class Store:
 
     def record(
         self,
-        events: Sequence[Event],
+        events: Sequence[Event | EncodedEvent],
         runs: Sequence[Run],
         claim: Sequence[str] = (),
         started_at: float = 0.0,
@@ -176,7 +176,7 @@ class Store:
 
     def _sqlite_write(
         self,
-        events: Sequence[Event],
+        events: Sequence[Event | EncodedEvent],
         runs: Sequence[Run],
         claim: Sequence[str],
         started_at: float,
@@ -202,7 +202,7 @@ class Store:
                 raise
             return won
         except (sqlite3.Error, UnicodeError) as e:
-            raise StoreError(describe(self._url, e)) from e
+            raise store_error(self._url, e) from e
         finally:
             raw.close()  # back to the pool
 
@@ -327,10 +327,11 @@ class Store:
         with self._transaction() as conn:
             return [event_from_row(row) for row in conn.execute(stmt).mappings()]
 
-    def active_incidents(self) -> list[Incident]:
-        """Open and mitigated incidents with their member alerts (the engine's start)."""
+    def active_incidents(self, resolved_since: float | None = None) -> list[Incident]:
+        """Open and mitigated incidents with their member alerts (the engine's start); with
+        `resolved_since`, also the incidents resolved since then."""
         with self._transaction() as conn:
-            return incident_rows.load_active(conn)
+            return incident_rows.load_active(conn, resolved_since)
 
     def list_incidents(
         self,
@@ -475,7 +476,7 @@ class Store:
                 with conn.begin():
                     yield conn
         except (sa.exc.SQLAlchemyError, UnicodeError) as e:
-            raise StoreError(describe(self._url, e)) from e
+            raise store_error(self._url, e) from e
 
     def _delete_in_batches(self, table: sa.Table, ids: sa.Select[str]) -> int:
         """Delete the rows whose ids `ids` selects, one batch per transaction, so that the

@@ -45,6 +45,8 @@ def test_it_accepts_each_destination_and_reads_numbers_as_text() -> None:
     assert (params.opsgenie.alert, params.opsgenie.identifier_type) == ("42", "id")
     pd = annotate.Params.model_validate({"pagerduty": {"incident": "PX1"}, "note": "n"})
     assert pd.pagerduty is not None and pd.pagerduty.incident == "PX1"
+    dt = annotate.Params.model_validate({"dynatrace": {"problem": "-52_17V2"}, "note": "n"})
+    assert dt.dynatrace is not None and dt.dynatrace.problem == "-52_17V2"
     assert annotate.Params.model_validate({"url": "https://h.example/x", "note": "n"}).url
     assert annotate.Params.model_validate({"webhook": "tracker", "note": "n"}).webhook
 
@@ -52,11 +54,13 @@ def test_it_accepts_each_destination_and_reads_numbers_as_text() -> None:
 @pytest.mark.parametrize(
     ("raw", "why"),
     [
-        ({"note": "n"}, "exactly one of opsgenie, pagerduty, url and webhook"),
+        ({"note": "n"}, "exactly one of opsgenie, pagerduty, dynatrace, url and webhook"),
         ({"opsgenie": {"alert": "a"}, "url": "https://h.example/", "note": "n"},
          "exactly one of opsgenie"),
         ({"opsgenie": {"alert": ""}, "note": "n"}, "opsgenie.alert\n  Value error, is empty"),
         ({"pagerduty": {"incident": "  "}, "note": "n"}, "pagerduty.incident\n  Value error"),
+        ({"dynatrace": {"problem": ""}, "note": "n"}, "dynatrace.problem\n  Value error, is empty"),
+        ({"dynatrace": {"problem": "p", "token": "t"}, "note": "n"}, "Extra inputs"),
         ({"opsgenie": {"alert": "x" * 513}, "note": "n"}, "at most 512 characters"),
         ({"opsgenie": {"alert": "a", "identifier_type": "name"}, "note": "n"},
          "identifier_type"),
@@ -81,8 +85,11 @@ def test_the_config_section_validates_and_normalises() -> None:
             "pagerduty": {"token": {"file": "/run/pd"}, "from_email": "oncall@example.com"},
             "webhooks": {"t": {"url": "https://h.example/n", "secret_headers": {
                 "Authorization": {"env": "HOOK"}}}},
+            "dynatrace": {"api_url": "https://ag.example:9999/e/abc123/", "token": {"env": "DT"}},
         }
     )  # fmt: skip
+    assert config.dynatrace is not None
+    assert config.dynatrace.api_url == "https://ag.example:9999/e/abc123"
     assert config.opsgenie is not None and config.pagerduty is not None
     assert config.opsgenie.api_url == "https://api.eu.opsgenie.com"
     assert config.pagerduty.api_url == "https://api.pagerduty.com"
@@ -98,6 +105,8 @@ def test_the_config_section_validates_and_normalises() -> None:
         ({"opsgenie": {"api_key": {"env": "K"}, "api_url": "https://u@x/"}}, "no user"),
         ({"opsgenie": {"api_key": {"env": "K"}, "user": "u" * 101}}, "at most 100"),
         ({"pagerduty": {"token": {"env": "T"}}}, "from_email\n  Field required"),
+        ({"dynatrace": {"token": {"env": "T"}}}, "dynatrace.api_url\n  Field required"),
+        ({"dynatrace": {"api_url": "https://x.live.dynatrace.com", "token": "dt0c01.x"}}, "token"),
         ({"pagerduty": {"token": {"env": "T"}, "from_email": "oncall"}}, "from_email"),
         ({"webhooks": {"t": {"url": "hooks.example/x"}}}, "http:// or https://"),
         ({"opsgenei": {}}, "Extra inputs"),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from opsmedic.incidents import Grouping, IncidentChanges, IncidentTracker
+from opsmedic.incidents import Grouping, IncidentChanges, IncidentTracker, Reopening
 from opsmedic.model import Event, IncidentStatus, Run, RunState, Status, StepRecord
 
 
@@ -67,8 +67,9 @@ def test_alerts_of_a_group_share_one_incident_that_resolves_when_all_resolve() -
     assert changes.timeline[-1].message.startswith("resolved")
     assert len(tracker) == 0
     again = am("a")
+    again.time = 100.0 + 1800.5  # past the 30-minute reopen window (in event time)
     observe(tracker, again)
-    assert again.incident_id != a.incident_id  # a new firing after resolution: a new incident
+    assert again.incident_id != a.incident_id  # a new firing long after: a new incident
 
 
 def test_a_successful_run_mitigates_and_a_new_firing_reopens() -> None:
@@ -177,3 +178,88 @@ def test_in_event_order_a_run_finishing_late_still_lets_a_later_alert_reopen() -
     run.state = RunState.SUCCEEDED
     changes = tracker.finished(run, 200.0)
     assert changes.incidents[a.incident_id].status is IncidentStatus.MITIGATED
+
+
+def flips(n: int, start: float = 1000.0, step: float = 0.05) -> list[Event]:
+    """`n` alternations of one alert, firing then resolved, `step` s apart in event time."""
+    events = []
+    for i in range(n):
+        status = Status.FIRING if i % 2 == 0 else Status.RESOLVED
+        event = am("a", status)
+        event.time = start + i * step
+        events.append(event)
+    return events
+
+
+def test_a_thousand_flips_in_a_minute_are_one_flapping_incident() -> None:
+    tracker = IncidentTracker(Grouping({}))
+    events = flips(1000)  # 500 firing, 500 resolved, within 50 s of event time
+    changes = observe(tracker, *events)
+    assert {e.incident_id for e in events} == {events[0].incident_id}
+    (incident,) = changes.incidents.values()
+    assert (incident.flaps, incident.flapping, incident.events) == (499, True, 1000)
+    assert incident.status is IncidentStatus.RESOLVED  # the last flip resolved it
+    lines = [t.message for t in changes.lines()]
+    # One story, not a thousand lines: opened, three flaps, the third makes it flapping.
+    assert len(lines) == 11, lines
+    assert [m for m in lines if m.startswith("reopened")] == [
+        "reopened: alertmanager HighErrorRate checkout fired again 0.05 s after it resolved "
+        f"(flap {n})"
+        for n in (1, 2, 3)
+    ]
+    assert lines[-1].startswith("flapping: 3 reopenings within 3600 s;")
+
+
+def test_firing_after_the_reopen_window_opens_a_new_incident() -> None:
+    tracker = IncidentTracker(Grouping({}), reopening=Reopening(within=60.0))
+    first, resolved = flips(2)
+    observe(tracker, first, resolved)
+    soon, later = am("a"), am("a")
+    soon.time = resolved.time + 60.0
+    observe(tracker, soon)  # at the window's edge: still a flap
+    assert soon.incident_id == first.incident_id
+    gone = am("a", Status.RESOLVED)
+    gone.time = soon.time + 1
+    observe(tracker, gone)
+    later.time = gone.time + 60.5
+    (opened,) = observe(tracker, later).incidents.values()
+    assert later.incident_id != first.incident_id
+    assert (opened.flaps, opened.flapping) == (0, False)
+
+
+def test_flaps_spread_wider_than_the_flap_window_are_not_flapping() -> None:
+    tracker = IncidentTracker(Grouping({}), reopening=Reopening(flaps=3, flap_window=10.0))
+    events = flips(20, step=4.0)  # a reopening every 8 s: at most 2 within 10 s
+    (incident,) = observe(tracker, *events).incidents.values()
+    assert (incident.flaps, incident.flapping) == (9, False)
+
+
+def test_no_reopening_when_the_window_is_zero() -> None:
+    tracker = IncidentTracker(Grouping({}), reopening=Reopening(within=0.0))
+    first, resolved, again = flips(3)
+    observe(tracker, first, resolved, again)
+    assert again.incident_id != first.incident_id
+
+
+def test_a_restarted_tracker_reopens_a_stored_resolved_incident() -> None:
+    first, resolved, again = flips(3)
+    (incident,) = observe(IncidentTracker(Grouping({})), first, resolved).incidents.values()
+    restarted = IncidentTracker(Grouping({}), [incident])
+    assert len(restarted) == 0  # resolved: not active
+    (reopened,) = observe(restarted, again).incidents.values()
+    assert again.incident_id == first.incident_id
+    assert (reopened.status, reopened.flaps, reopened.resolved_at) == (IncidentStatus.OPEN, 1, None)
+
+
+def test_a_new_incident_of_the_same_key_is_joined_not_the_resolved_one() -> None:
+    """The key is taken by an incident opened meanwhile: the alert joins that one."""
+    tracker = IncidentTracker(Grouping({}))
+    first, resolved = flips(2)
+    observe(tracker, first, resolved)
+    other = am("b")
+    other.time = resolved.time + 1
+    observe(tracker, other)
+    again = am("a")
+    again.time = resolved.time + 2
+    observe(tracker, again)
+    assert again.incident_id == other.incident_id != first.incident_id

@@ -50,6 +50,62 @@ def test_resolved_keeps_the_fingerprint() -> None:
     assert done.fingerprint == opened.fingerprint
 
 
+# Dynatrace's own example of a custom integration payload, placeholders as documented
+# (https://docs.dynatrace.com/docs/analyze-explore-automate/notifications-and-alerting/
+# problem-notifications/webhook-integration): {ProblemDetailsJSON} is the problem's details
+# as JSON (the Problems API v1 shape, with `severityLevel`), unquoted like {ImpactedEntities}.
+DOCUMENTED_EXAMPLE = r"""
+{"ImpactedEntities": {ImpactedEntities},"ImpactedEntity": "{ImpactedEntity}","PID": "{PID}",
+ "ProblemDetailsHTML": "{ProblemDetailsHTML}","ProblemDetailsJSON": {ProblemDetailsJSON},
+ "ProblemID": "{ProblemID}","ProblemImpact": "{ProblemImpact}","ProblemTitle": "{ProblemTitle}",
+ "Problem URL": "https://example.com","State": "{State}","Tags": "{Tags}"}
+"""
+DETAILS = {
+    "id": "-5281474176838153521_1706790000000V2", "startTime": 1706790000000, "endTime": -1,
+    "displayName": "P-2401123", "impactLevel": "SERVICE", "status": "OPEN",
+    "severityLevel": "AVAILABILITY", "commentCount": 0, "tagsOfAffectedEntities": [],
+    "hasRootCause": False,
+}  # fmt: skip
+EXAMPLE_VALUES = {"ImpactedEntity": "checkout", "ProblemDetailsHTML": "<p>down</p>",
+                  "ProblemDetailsJSON": json.dumps(DETAILS)}  # fmt: skip
+
+
+def test_without_problem_severity_the_details_severity_level_is_read() -> None:
+    (event,) = parse(render_dynatrace(DOCUMENTED_EXAMPLE, **EXAMPLE_VALUES))
+    assert event.severity == "critical"  # AVAILABILITY
+    assert event.labels["severity"] == "AVAILABILITY"
+    body = render_dynatrace(DOCUMENTED_EXAMPLE, **EXAMPLE_VALUES)
+    body["ProblemDetails"] = body.pop("ProblemDetailsJSON")  # a template may name it so
+    assert parse(body)[0].severity == "critical"
+    body["ProblemSeverity"] = "PERFORMANCE"  # present: it wins
+    assert parse(body)[0].severity == "warning"
+
+
+def unfilled(template: str, *names: str, **values: str) -> Any:
+    """The template rendered with `names` left as Dynatrace leaves an unknown placeholder."""
+    left = {n: "{" + n + "}" for n in names}
+    return render_dynatrace(template, **{**EXAMPLE_VALUES, **values, **left})
+
+
+def test_an_unfilled_placeholder_is_missing_never_an_identity() -> None:
+    a, b = (parse(unfilled(recommended_template(), "PID", "Tags", "ProblemSeverity",
+                           "ProblemImpact", ProblemTitle=t))[0] for t in ("One", "Two"))  # fmt: skip
+    # "{PID}" would have made every such problem one alert; ProblemID is the identity now.
+    assert a.fingerprint == b.fingerprint == "dynatrace:P-2401123"
+    assert "{Tags}" not in a.labels and "impact" not in a.labels and "severity" not in a.labels
+    assert a.severity == "info"
+    (none,) = parse(unfilled(recommended_template(), "PID", "ProblemID"))
+    assert not none.fingerprint.startswith("dynatrace:")  # computed, not "dynatrace:{PID}"
+    quoted = DOCUMENTED_EXAMPLE.replace("{ProblemDetailsJSON}", '"{ProblemDetailsJSON}"')
+    (details,) = parse(unfilled(quoted, "ProblemDetailsJSON"))
+    assert details.severity == "info"
+
+
+def test_an_unfilled_state_is_refused_as_missing() -> None:
+    with pytest.raises(WebhookError, match=r"^State: missing$"):
+        parse(unfilled(recommended_template(), "State"))
+
+
 @pytest.mark.parametrize(
     ("state", "status"),
     [("OPEN", Status.FIRING), ("open", Status.FIRING), ("RESOLVED", Status.RESOLVED),

@@ -30,6 +30,21 @@ def test_it_maps_the_documented_create() -> None:
     assert event.payload["integrationType"] == "Webhook"
 
 
+@pytest.mark.parametrize(
+    ("priority", "severity"),
+    [(1, "critical"), (2, "error"), (3, "warning"), (4, "info"), (5, "info"),
+     ("1", "critical"), ("P1", "critical"), ("p2", "error"), (6, "info"), (0, "info"),
+     (1.5, "info"), (None, "info")],
+)  # fmt: skip
+def test_a_numeric_priority_means_the_same_as_p1_to_p5(priority: Any, severity: str) -> None:
+    """The documented Create body (REFERENCE, Opsgenie's webhook integration docs: `priority`
+    "P1" … "P5"), with the priority as the bare number some senders use."""
+    body = load(OPSGENIE)
+    body["alert"]["priority"] = priority
+    (event,) = parse(body)
+    assert event.severity == severity
+
+
 def test_close_resolves_the_same_alert_at_its_update_time() -> None:
     (created,) = parse(load(OPSGENIE))
     (done,) = parse(closed())

@@ -85,3 +85,28 @@ def test_prune_deletes_resolved_incidents_with_their_alerts_and_timeline(store: 
     assert store.prune(T0 + 10**9).incidents == 0
     _, alerts, timeline = store.get_incident(left.id)
     assert alerts and timeline
+
+
+def test_flaps_are_stored_and_a_recently_resolved_incident_is_loaded_to_reopen(
+    store: Store,
+) -> None:
+    tracker = IncidentTracker(Grouping({}))
+    events = []
+    for i in range(8):  # four firings, three reopenings: flapping (3 within the hour)
+        status = Status.FIRING if i % 2 == 0 else Status.RESOLVED
+        events.append(make_event(kind="full", status=status, time=T0 + i))
+    for event in events:
+        changes = IncidentChanges()
+        tracker.observe(event, changes)
+        store.record([event], [], incidents=IncidentRows.of(changes))
+    incident, _, timeline = store.get_incident(events[0].incident_id)
+    assert (incident.flaps, incident.flapping, incident.status) == (
+        3,
+        True,
+        IncidentStatus.RESOLVED,
+    )
+    assert timeline[-1].message.startswith("flapping: 3 reopenings")
+    assert store.active_incidents() == []
+    (recent,) = store.active_incidents(resolved_since=T0)
+    assert recent.id == incident.id and recent.alerts == {events[0].fingerprint: "resolved"}
+    assert store.active_incidents(resolved_since=T0 + 8) == []

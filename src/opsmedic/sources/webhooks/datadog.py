@@ -8,13 +8,16 @@ from typing import Any
 from opsmedic.model import Event, Status
 from opsmedic.sources.webhooks.shape import (
     WebhookError,
+    as_list,
     as_object,
+    child,
     epoch_time,
     host_of,
     opt_text,
     parse_tags,
     resource_of,
     severity_of,
+    type_name,
 )
 
 # $ALERT_TRANSITION words, also the bracketed prefix of $EVENT_TITLE:
@@ -22,7 +25,7 @@ from opsmedic.sources.webhooks.shape import (
 _TRANSITION = re.compile(r"(?:re-)?(?:triggered|recovered|warn|no data)\b|renotify\b", re.I)
 _PRIORITY = re.compile(r"p[1-5]", re.I)
 _BRACKETED = re.compile(r"\s*\[([^\]]*)\]")
-_IDENTITY = ("title", "alert_title", "alert_id", "alert_cycle_key")
+_IDENTITY = ("title", "alert_title", "alert_id", "monitor_id", "alert_cycle_key")
 _TEXT_FIELDS = (*_IDENTITY, "alert_transition", "alert_type", "alert_priority", "alert_scope",
                 "hostname", "date", "last_updated")  # fmt: skip
 
@@ -46,7 +49,9 @@ def parse(data: Any) -> list[Event]:
             severity=_severity(text["alert_priority"], text["alert_type"], transition),
             status=_status(transition, text["alert_type"]),
             fingerprint=_fingerprint(
-                text["alert_cycle_key"], text["alert_id"], text["alert_scope"]
+                text["alert_id"] or text["monitor_id"],
+                _scope(text["alert_scope"], body.get("scopes")),
+                text["alert_cycle_key"],
             ),
             time=epoch_time(text["date"] or text["last_updated"], 1e3),
             payload=body,
@@ -87,10 +92,28 @@ def _transition_severity(transition: str) -> str:
     return "warning" if "warn" in lowered or "no data" in lowered else "error"
 
 
-def _fingerprint(cycle_key: str, alert_id: str, scope: str) -> str:
-    """$ALERT_CYCLE_KEY links a trigger to its recovery; else the monitor and its group."""
+def _fingerprint(monitor: str, scope: str, cycle_key: str) -> str:
+    """The monitor and its group (scope) identify the alert, never the title: Datadog shortens
+    a recovery's title, and the same alert must meet its trigger, and fire again after a
+    recovery as the same alert (a flap, not a new incident). $ALERT_CYCLE_KEY (one
+    trigger-to-recovery cycle) serves when the body names no monitor; with neither, as in
+    Datadog's default payload, the event's own fingerprint is computed (docs/webhooks.md)."""
+    if monitor:
+        return f"datadog:{monitor}/{scope}" if scope else f"datadog:{monitor}"
     if cycle_key:
         return f"datadog:{cycle_key}"
-    if alert_id:
-        return f"datadog:{alert_id}/{scope}" if scope else f"datadog:{alert_id}"
     return ""
+
+
+def _scope(alert_scope: str, scopes: Any) -> str:
+    """$ALERT_SCOPE ("az:us-east-1a, role:db"), or a list of scope tags (`scopes`), as one
+    text that does not depend on order or spacing."""
+    tags = alert_scope.split(",")
+    if scopes is not None and not alert_scope:
+        items = [scopes] if isinstance(scopes, str) else as_list(scopes, "scopes")
+        tags = []
+        for i, item in enumerate(items):
+            if not isinstance(item, str):
+                raise WebhookError(child("scopes", i), f"expected text, got {type_name(item)}")
+            tags += item.split(",")
+    return ",".join(sorted({t.strip() for t in tags if t.strip()}))

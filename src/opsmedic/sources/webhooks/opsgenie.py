@@ -41,7 +41,7 @@ def parse(data: Any) -> list[Event]:
             resource=opt_text(alert, "entity", "alert") or resource_of(labels),
             host=host_of(labels),
             labels=labels,
-            severity=severity_of(opt_text(alert, "priority", "alert")),
+            severity=severity_of(_priority(opt_text(alert, "priority", "alert"))),
             status=status,
             fingerprint=f"opsgenie:{key}" if key else "",
             # createdAt (ms) dates the Create; the Close is the last update (updatedAt, ns).
@@ -51,3 +51,9 @@ def parse(data: Any) -> list[Event]:
             payload=body,
         )
     ]
+
+
+def _priority(text: str) -> str:
+    """P1…P5 as Opsgenie documents them; some senders (integrations, API clients) send the
+    bare number 1…5, which means the same."""
+    return f"P{text}" if text in ("1", "2", "3", "4", "5") else text
