@@ -63,3 +63,24 @@ def test_incidents_list_and_show(project: Path) -> None:
     assert opsmedic("incidents", "--status", "open", cwd=project).stdout.count("checkout") == 0
     unknown = opsmedic("incidents", "show", "ffffffff", cwd=project)
     assert unknown.returncode == 1 and "no incident" in unknown.stderr
+
+
+def test_a_flapping_incident_says_so_in_one_line(project: Path) -> None:
+    """Four firings of one alert, each soon after it resolved: one incident, three flaps,
+    marked flapping (defaults: reopen within 30m, flapping at 3 flaps within 1h)."""
+    base = {"source": "alertmanager", "kind": "DiskFull", "fingerprint": "f",
+            "labels": {"alertname": "DiskFull", "service": "db"}}  # fmt: skip
+    lines = [
+        {**base, "status": status, "time": 1_800_000_000 + 60 * i}
+        for i, status in enumerate(["firing", "resolved"] * 4)
+    ]
+    events = project / "events.jsonl"
+    events.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert opsmedic("replay", str(events), cwd=project).returncode == 0
+    listed = opsmedic("incidents", "--since", "100000d", cwd=project)
+    assert listed.returncode == 0, listed.stderr
+    (row,) = [line for line in listed.stdout.splitlines() if "DiskFull" in line]
+    assert "resolved (flapping, 3 flaps)" in row
+    (incident,) = Store(f"sqlite:///{project / 'opsmedic.db'}").list_incidents()
+    shown = opsmedic("incidents", "show", incident.id, cwd=project)
+    assert "(flapping, 3 flaps)" in shown.stdout

@@ -12,7 +12,7 @@ from rich.text import Text
 from opsmedic.cli import ConfigOpt, app, out
 from opsmedic.cli.history import open_store, print_fields, since_epoch, when
 from opsmedic.cli.output import Cell, JsonOpt, plain, print_json, print_table
-from opsmedic.model import IncidentStatus
+from opsmedic.model import Incident, IncidentStatus
 
 incidents_app = typer.Typer(help="Read incidents and their timelines.", invoke_without_command=True)
 app.add_typer(incidents_app, name="incidents")
@@ -22,8 +22,14 @@ app.add_typer(token_app, name="token")
 _STATUS_STYLE = {"open": "red", "mitigated": "yellow", "resolved": "green"}
 
 
-def _status(status: IncidentStatus) -> Text:
-    return Text(str(status), style=_STATUS_STYLE[status.value])
+def _status(incident: Incident) -> Text:
+    """Its status, and that it flaps: the on-call reads one line, not hundreds."""
+    text = Text(str(incident.status), style=_STATUS_STYLE[incident.status.value])
+    if incident.flapping:
+        text.append(f" (flapping, {incident.flaps} flaps)", style="magenta")
+    elif incident.flaps:
+        text.append(f" ({incident.flaps} flaps)")
+    return text
 
 
 @incidents_app.callback()
@@ -47,7 +53,7 @@ def incidents(
         return
     columns = ["id", "opened (UTC)", "status", "severity", "title", "events", "source"]
     rows: list[list[Cell]] = [
-        [i.id, when(i.opened_at), _status(i.status), i.severity, i.title, str(i.events), i.source]
+        [i.id, when(i.opened_at), _status(i), i.severity, i.title, str(i.events), i.source]
         for i in found
     ]
     print_table(f"incidents opened in the last {since}", columns, rows, empty="no incidents")
@@ -67,7 +73,7 @@ def show(
         print_json(incident_detail_json(incident, alerts, timeline))
         return
     print_fields(f"incident {incident.id}", [
-        ("id", incident.id), ("title", incident.title), ("status", _status(incident.status)),
+        ("id", incident.id), ("title", incident.title), ("status", _status(incident)),
         ("severity", incident.severity), ("events", str(incident.events)), ("key", incident.key),
         ("opened", when(incident.opened_at)), ("mitigated", when(incident.mitigated_at)),
         ("resolved", when(incident.resolved_at)),
