@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from opsmedic.config.loader import load_config
+from opsmedic.store.migrate import HEAD_REVISION
 
 REPO = Path(__file__).parents[2]
 BIN = Path(sys.executable).parent
@@ -100,7 +101,8 @@ def test_pipx_installs_it_into_a_clean_venv_and_it_works(
     run([str(installed), "replay", "-c", str(config), str(events)], env=env, cwd=tmp_path)
     db = load_config(config, environ={})[0].store.removeprefix("sqlite:///")
     with sqlite3.connect(db) as con:
-        assert con.execute("SELECT version_num FROM alembic_version").fetchone() == ("0003",)
+        version = con.execute("SELECT version_num FROM alembic_version").fetchone()
+        assert version == (HEAD_REVISION,)
         assert con.execute("SELECT count(*) FROM events").fetchone() == (1,)
 
 
