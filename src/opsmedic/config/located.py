@@ -62,6 +62,11 @@ def unknown_name(kind: str, name: str, known: Any) -> str:
     return f"unknown {kind} {name!r}{did_you_mean(name, known)}"
 
 
+def boolean_hint(text: str) -> str:
+    """The hint for an unquoted `yes`/`off`… where text was meant: shared by config and rules."""
+    return f'YAML reads an unquoted {text} as a boolean, quote it ("{text}")'
+
+
 def did_you_mean(name: str, known: Any) -> str:
     """' (did you mean a, b?)' with the close matches, else ' (known: …)' with every name."""
     close = difflib.get_close_matches(name, [str(k) for k in known], n=3, cutoff=0.6)
@@ -163,7 +168,7 @@ def validation_problems(
             allowed = re.findall(r"'([^']*)'", str(err.get("ctx", {}).get("expected", "")))
             message = f"{message}{did_you_mean(err['input'], allowed)}" if allowed else message
         elif err["type"] == "string_type" and (text := located.booleans.get(prefix + loc)):
-            message = f'{message}: YAML reads an unquoted {text} as a boolean, quote it ("{text}")'
+            message = f"{message}: {boolean_hint(text)}"
         problems.append(located.problem(loc, message, prefix, at_key=unknown))
     return problems
 

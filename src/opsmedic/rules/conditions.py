@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import Any
 
-from opsmedic.config.located import unknown_name
+from opsmedic.config.located import boolean_hint, unknown_name
 from opsmedic.model import Event, Status
 
 Getter = Callable[[Event], Any]
 Test = Callable[[Event], bool]
+Loc = tuple[str | int, ...]
+# Where the rule file holds an unquoted YAML boolean, and its text (`yes`, `off`…).
+Booleans = Mapping[Loc, str]
 
 EVENT_FIELDS = ("source", "kind", "resource", "host", "severity", "status", "fingerprint",
                 "value", "target", "id")  # fmt: skip
 STATUSES = tuple(s.value for s in Status)
 INDEXED_FIELDS = ("source", "kind", "resource", "host", "severity", "fingerprint", "target")
+# Event fields that always hold text (labels.* too): a boolean can never equal one of them.
+TEXT_FIELDS = (*INDEXED_FIELDS, "status", "id")
 COMBINATORS = ("all", "any", "not")
 OPERATORS = (
     "eq", "ne", "gt", "ge", "lt", "le", "in", "not_in", "regex", "not_regex", "exists", "contains",
@@ -84,9 +89,11 @@ def compile_when(
     loc: tuple[str | int, ...] = ("when",),
     nested: bool = False,
     errors: list[ConditionError] | None = None,
+    booleans: Booleans | None = None,
 ) -> Condition:
     """Compile a `when:` mapping (without its `for:`) into a Condition; raises ConditionError,
     or, given `errors`, collects one per top-level key there and compiles the rest.
+    `booleans` (the file's unquoted YAML booleans by place) lets `kind: yes` be refused.
 
     Only the top level adds the implicit `status: firing`: inside all/any/not it would
     change what the operator wrote (`not: {host: a}` must not mean "not firing").
@@ -96,7 +103,7 @@ def compile_when(
     exact: dict[str, str] = {}
     for key, spec in when.items():
         try:
-            compiled = _key_checks(str(key), spec, (*loc, key))
+            compiled = _key_checks(str(key), spec, (*loc, key), booleans or {})
         except ConditionError as exc:
             if errors is None:
                 raise
@@ -117,12 +124,12 @@ def compile_when(
 
 
 def _key_checks(
-    key: str, spec: Any, loc: tuple[str | int, ...]
+    key: str, spec: Any, loc: tuple[str | int, ...], booleans: Booleans
 ) -> list[tuple[Check, str, str | None]]:
     """The checks of one key of a `when:` mapping (a combinator is one check, never indexed)."""
     if key in COMBINATORS:
-        return [(_combinator(key, spec, loc), key, None)]
-    return _field_checks(key, spec, loc)
+        return [(_combinator(key, spec, loc, booleans), key, None)]
+    return _field_checks(key, spec, loc, booleans)
 
 
 def _indexable(name: str) -> bool:
@@ -144,15 +151,15 @@ def _mentions_status(when: dict[str, Any]) -> bool:
     return False
 
 
-def _combinator(key: str, spec: Any, loc: tuple[str | int, ...]) -> Check:
+def _combinator(key: str, spec: Any, loc: tuple[str | int, ...], booleans: Booleans) -> Check:
     if key == "not":
         if not isinstance(spec, dict):
             raise ConditionError(loc, "`not` takes one condition mapping")
-        inner = compile_when(spec, loc, nested=True)
+        inner = compile_when(spec, loc, nested=True, booleans=booleans)
         return Check(f"not {_describe(inner)}", lambda e: not inner(e), lambda e: None)
     if not isinstance(spec, list) or not spec or not all(isinstance(s, dict) for s in spec):
         raise ConditionError(loc, f"`{key}` takes a non-empty list of condition mappings")
-    parts = [compile_when(s, (*loc, i), nested=True) for i, s in enumerate(spec)]
+    parts = [compile_when(s, (*loc, i), nested=True, booleans=booleans) for i, s in enumerate(spec)]
     if key == "all":
         return Check(f"all of {_describe_many(parts)}", lambda e: all(p(e) for p in parts),
                      lambda e: None)  # fmt: skip
@@ -169,15 +176,17 @@ def _describe_many(conds: list[Condition]) -> str:
 
 
 def _field_checks(
-    key: str, spec: Any, loc: tuple[str | int, ...]
+    key: str, spec: Any, loc: tuple[str | int, ...], booleans: Booleans
 ) -> list[tuple[Check, str, str | None]]:
     """(check, field, exact string or None) for one field; `labels: {team: x}` recurses."""
     if key in ("labels", "payload") and isinstance(spec, dict) and not _is_operator_map(spec):
         out = []
         for sub, sub_spec in spec.items():
-            out.extend(_field_checks(f"{key}.{sub}", sub_spec, (*loc, sub)))
+            out.extend(_field_checks(f"{key}.{sub}", sub_spec, (*loc, sub), booleans))
         return out
     getter = _getter(key, loc)
+    if key in TEXT_FIELDS or key.startswith("labels."):
+        _refuse_booleans(key, spec, loc, booleans)
     if isinstance(spec, dict):
         if not spec:
             raise ConditionError(loc, "empty operator mapping")
@@ -192,6 +201,23 @@ def _field_checks(
         if op:
             return [(_operator(key, getter, op, arg, loc), key, _exact(op, arg))]
     return [(_operator(key, getter, "eq", spec, loc), key, _exact("eq", spec))]
+
+
+def _refuse_booleans(key: str, spec: Any, loc: Loc, booleans: Booleans) -> None:
+    """A text field compared with an unquoted `yes`/`off`… can never match: YAML 1.1 made it
+    True/False. An unquoted `true`/`false` is left alone: a boolean is compared by its
+    lowercase name, which is exactly what was written (`labels: {canary: true}` works)."""
+    if isinstance(spec, dict):
+        for op, arg in spec.items():
+            if op in OPERATORS and op != "exists":  # an unknown operator is its own error
+                _refuse_booleans(key, arg, (*loc, op), booleans)
+    elif isinstance(spec, list):
+        for i, item in enumerate(spec):
+            _refuse_booleans(key, item, (*loc, i), booleans)
+    elif isinstance(spec, bool):
+        text = booleans.get(tuple(p if isinstance(p, int) else str(p) for p in loc))
+        if text is not None and text.lower() not in ("true", "false"):
+            raise ConditionError(loc, f"{key} is text: {boolean_hint(text)}")
 
 
 def _exact(op: str, arg: Any) -> str | None:

@@ -98,7 +98,7 @@ def _load_rule(item: Any, i: int, located: Located, checks: _Checks, index: int)
         except ValueError as exc:
             problems.append(located.problem((i, "when", "for"), str(exc)))
     errors: list[ConditionError] = []
-    condition = compile_when(when, (i, "when"), errors=errors)
+    condition = compile_when(when, (i, "when"), errors=errors, booleans=located.booleans)
     problems.extend(located.problem(e.loc, e.message) for e in errors)
     steps = _steps(_listed(raw, "do"), (i, "do"), located, checks)
     on_failure = _steps(_listed(raw, "on_failure"), (i, "on_failure"), located, checks)

@@ -110,6 +110,31 @@ def test_a_status_that_does_not_exist_is_refused(tmp_path: Path, when: str, expe
     assert any(p.endswith(expected) for p in found), found
 
 
+@pytest.mark.parametrize(
+    ("when", "expected"),
+    [
+        ("{kind: yes}", '2:16: [0].when.kind: kind is text: YAML reads an unquoted yes as a '
+                        'boolean, quote it ("yes")'),
+        ("{labels: {env: on}}", "[0].when.labels.env: labels.env is text: YAML reads an "
+                                "unquoted on as a boolean"),
+        ("{host: [a, No]}", "[0].when.host[1]: host is text: YAML reads an unquoted No"),
+        ("{any: [{source: {ne: off}}]}", "[0].when.any[0].source.ne: source is text"),
+        ("{status: yes}", "[0].when.status: status is text: YAML reads an unquoted yes"),
+    ],
+)  # fmt: skip
+def test_a_text_field_compared_with_an_unquoted_yaml_boolean_is_refused(
+    tmp_path: Path, when: str, expected: str
+) -> None:
+    found = problems(tmp_path, "    - noop\n", when)
+    assert any(expected in p for p in found), found
+
+
+def test_quoted_words_and_unquoted_true_compare_as_text(tmp_path: Path) -> None:
+    """`true` is compared by the name written; `exists` and payload take real booleans."""
+    loads(tmp_path, "    - noop\n", "{kind: 'yes', labels: {canary: true, env: {exists: yes}}, "
+                                     "payload.flag: on}")  # fmt: skip
+
+
 def test_enum_fields_of_a_rule_and_of_an_action_suggest_the_close_value(tmp_path: Path) -> None:
     path = tmp_path / "r.yaml"
     path.write_text("- name: a\n  when: {source: x}\n  do:\n"
