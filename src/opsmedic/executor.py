@@ -17,7 +17,7 @@ from opsmedic.errors import ActionError, RetryableError, TemplateError
 from opsmedic.model import Event, Outcome, Run, RunState, StepRecord
 from opsmedic.plugins import ActionContext, Registry
 from opsmedic.rules.model import Rule, Step
-from opsmedic.templating import Templates, template_context
+from opsmedic.templating import StepVars, Templates, template_context
 
 _FAILED = (RunState.FAILED, RunState.TIMED_OUT)
 _UNLIMITED = contextlib.nullcontext()  # actions without a per-action limit
@@ -52,7 +52,7 @@ class Executor:
         """Fill `run.steps`, `run.state` and `run.message`; the caller records the result."""
         # Later steps see what earlier ones reported (a kill's victim, an archive's size), so a
         # notify step can tell people exactly what was done: `{{ steps[0].details.pid }}`.
-        steps_seen: list[dict[str, Any]] = []
+        steps_seen: list[StepVars] = []
         context = template_context(event, rule.name, run.id, steps_seen)
         state = RunState.SUCCEEDED
         for step in rule.steps:
@@ -148,7 +148,7 @@ class Executor:
             return
 
 
-def _step_vars(record: StepRecord) -> dict[str, Any]:
+def _step_vars(record: StepRecord) -> StepVars:
     return {
         "action": record.action,
         "state": str(record.state),

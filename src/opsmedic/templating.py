@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import Any, TypedDict
 
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError, UndefinedError, nodes
 from jinja2.exceptions import SecurityError
@@ -66,8 +67,17 @@ class UnsafeTemplate(ValueError):
     """A template that could splice event data in as syntax; refused when rules load."""
 
 
+class StepVars(TypedDict):
+    """What a template sees of one finished step in `steps` (the executor fills it in)."""
+
+    action: str
+    state: str
+    message: str
+    details: dict[str, Any]
+
+
 def template_context(
-    event: Event, rule: str, run_id: str, steps: list[dict[str, Any]] | None = None
+    event: Event, rule: str, run_id: str, steps: list[StepVars] | None = None
 ) -> dict[str, Any]:
     """The variables a parameter template sees: `event` (with `target`), `rule`, `run_id`, and
     `steps`, what the run's earlier steps reported (filled in as they finish)."""
@@ -110,9 +120,10 @@ def parse(source: str) -> nodes.Template:
 
 
 def unknown_names(source: str) -> list[tuple[str, str, list[str]]]:
-    """(kind, name, known names) for each variable or event field the template reads that no
-    event can supply; a syntax error raises TemplateError. Labels and payload are free-form,
-    so only `event.X` / `event['X']` and the top-level names are checked."""
+    """(kind, name, known names) for each name the template reads that no run can supply:
+    a variable, an event or step field, an attribute of a text value (`rule.nam`), a filter
+    or a test; a syntax error raises TemplateError. Labels, payload and a step's details are
+    free-form, so what lies under them is left to the step's rendering."""
     env = new_environment()
     try:
         tree = env.parse(source)
@@ -131,13 +142,94 @@ def unknown_names(source: str) -> list[tuple[str, str, list[str]]]:
         *tree.find_all(nodes.Getitem),
     ]
     for lookup in lookups:
-        inner = lookup.node
-        if not (isinstance(inner, nodes.Name) and inner.name == "event" and "event" not in bound):
-            continue
-        name = lookup.attr if isinstance(lookup, nodes.Getattr) else _constant(lookup.arg)
-        if name is not None and name not in context["event"]:
-            found.append(("event field", f"event.{name}", [f"event.{k}" for k in context["event"]]))
+        if (problem := _lookup_problem(lookup, bound)) is not None:
+            found.append(problem)
+    # Jinja only looks a filter or a test up when it compiles or runs the template.
+    for flt in tree.find_all(nodes.Filter):
+        if flt.name not in env.filters:
+            found.append(("filter", flt.name, sorted(env.filters)))
+    for test in tree.find_all(nodes.Test):
+        if test.name not in env.tests:
+            found.append(("test", test.name, sorted(env.tests)))
     return found
+
+
+@dataclass(frozen=True, slots=True)
+class _Fields:
+    """A mapping of the context whose keys are known: an event, a step."""
+
+    kind: str  # how a problem names one of its keys: "event field"
+    fields: Mapping[str, Any]  # key → shape: _Fields, _Items, str (text) or None (free-form)
+
+
+@dataclass(frozen=True, slots=True)
+class _Items:
+    """A list of the context (`steps`) and the shape of its items."""
+
+    item: Any
+
+
+def _event_fields() -> dict[str, Any]:
+    """Each event field a template reads: text fields as text, the others free-form."""
+    event = template_context(Event(source=""), "", "")["event"]
+    return {name: str if isinstance(value, str) else None for name, value in event.items()}
+
+
+_STEP = _Fields("step field", {**{k: str for k in StepVars.__annotations__}, "details": None})
+_SHAPES: dict[str, Any] = {
+    "event": _Fields("event field", _event_fields()),
+    "rule": str,
+    "run_id": str,
+    "steps": _Items(_STEP),
+}
+
+
+def _lookup_problem(
+    lookup: nodes.Getattr | nodes.Getitem, bound: set[str]
+) -> tuple[str, str, list[str]] | None:
+    """The problem of one `x.name` / `x['name']` whose `x` has a known shape, else None."""
+    parent = _resolve(lookup.node, bound)
+    if parent is None:
+        return None
+    shape, path = parent
+    name = lookup.attr if isinstance(lookup, nodes.Getattr) else _constant(lookup.arg)
+    if isinstance(shape, _Fields) and name is not None and name not in shape.fields:
+        return (shape.kind, f"{path}.{name}", [f"{path}.{k}" for k in shape.fields])
+    # A string's own methods (`rule.upper()`) work; any other name on text is undefined.
+    if shape is not str or name is None:
+        return None
+    if isinstance(lookup, nodes.Getitem) or not _is_text_method(name):
+        return ("text attribute", f"{path}.{name}", [path])
+    return None
+
+
+def _resolve(node: nodes.Node, bound: set[str]) -> tuple[Any, str] | None:
+    """The shape and written path of an expression over the context, None when unknown."""
+    if isinstance(node, nodes.Name):
+        known = node.ctx == "load" and node.name not in bound and node.name in _SHAPES
+        return (_SHAPES[node.name], node.name) if known else None
+    if isinstance(node, nodes.Filter) and node.name in ("first", "last") and node.node:
+        parent = _resolve(node.node, bound)
+        if parent is not None and isinstance(parent[0], _Items):
+            return parent[0].item, f"({parent[1]} | {node.name})"
+        return None
+    if not isinstance(node, nodes.Getattr | nodes.Getitem):
+        return None
+    parent = _resolve(node.node, bound)
+    if parent is None:
+        return None
+    shape, path = parent
+    name = node.attr if isinstance(node, nodes.Getattr) else _constant(node.arg)
+    if isinstance(shape, _Fields) and name is not None and name in shape.fields:
+        return shape.fields[name], f"{path}.{name}"
+    if isinstance(shape, _Items) and isinstance(node, nodes.Getitem) and name is None:
+        index = node.arg.value if isinstance(node.arg, nodes.Const) else "…"
+        return shape.item, f"{path}[{index}]"
+    return None
+
+
+def _is_text_method(name: str) -> bool:
+    return not name.startswith("_") and callable(getattr(str, name, None))
 
 
 def _constant(node: nodes.Node) -> str | None:

@@ -157,6 +157,25 @@ def test_enum_fields_of_a_rule_and_of_an_action_suggest_the_close_value(tmp_path
         ),
         ("{{ evnt.host }}", "unknown template variable 'evnt' (did you mean event?)"),
         ("{{ event.host ", "template syntax error at line 1: unexpected end of template"),
+        (
+            "{{ steps[0].mesage }}",
+            "unknown step field 'steps[0].mesage' (did you mean steps[0].message",
+        ),
+        (
+            "{{ (steps | last)['stat'] }}",
+            "unknown step field '(steps | last).stat' (did you mean (steps | last).state",
+        ),
+        ("{{ rule.nam }}", "unknown text attribute 'rule.nam' (did you mean rule?)"),
+        (
+            "{{ event.host.name }}",
+            "unknown text attribute 'event.host.name' (did you mean event.host?)",
+        ),
+        ("{{ event.host | bogusfilter }}", "unknown filter 'bogusfilter' (known: abs, "),
+        ("{{ event.host | shqoute }}", "unknown filter 'shqoute' (did you mean shquote?)"),
+        (
+            "{% if event.value is nmber %}x{% endif %}",
+            "unknown test 'nmber' (did you mean number?)",
+        ),
     ],
 )
 def test_template_names_are_checked_against_the_event(
@@ -171,7 +190,10 @@ def test_free_form_and_bound_names_in_templates_load(tmp_path: Path) -> None:
     loads(tmp_path, "    - noop: {message: \"{{ event.labels.anything }} {{ event.payload.x.y }}"
                     " {{ event.target | shquote }} {{ rule }} {{ run_id }}\"}\n"
                     "    - noop: {message: \"{% for k in event.labels %}{{ k }}{{ loop.index }}"
-                    "{% endfor %}{% set n = 1 %}{{ n }} {{ steps[0].message }}\"}\n")  # fmt: skip
+                    "{% endfor %}{% set n = 1 %}{{ n }} {{ steps[0].message }}\"}\n"
+                    "    - noop: {message: \"{{ rule.upper() }} {{ steps[-1].details.pid.x }}"
+                    " {{ (steps | first).state }} {% for s in steps %}{{ s.anything }}"
+                    "{% endfor %} {{ event.value is number }}\"}\n")  # fmt: skip
 
 
 def test_every_problem_of_a_rule_is_reported_even_when_one_field_is_wrong(tmp_path: Path) -> None:
