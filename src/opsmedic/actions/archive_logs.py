@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -34,6 +34,7 @@ from opsmedic.archive.pipeline import (
 from opsmedic.archive.rotate import RotateParams, rotate
 from opsmedic.archive.select import Candidate, Rules, Selection, Skip, select
 from opsmedic.archive.space import free_by_device, freed
+from opsmedic.config.refs import ConfigRef
 from opsmedic.config.schema import Config
 from opsmedic.config.types import Duration
 from opsmedic.errors import OpsmedicError
@@ -65,7 +66,9 @@ class Params(BaseModel):
     format: Format = "tar.zst"
     per: Literal["run", "file"] = "run"
     level: int | None = None
-    to: TemplatedPath = Field(min_length=1, description="a local directory or sftp://host/path")
+    to: Annotated[TemplatedPath, ConfigRef("ssh_hosts", scheme="sftp")] = Field(
+        min_length=1, description="a local directory or sftp://host/path"
+    )
     delete: bool = True
     max_files: int = Field(10_000, ge=1)
     max_bytes: int | None = Field(None, ge=1)

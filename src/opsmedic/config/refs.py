@@ -15,13 +15,20 @@ SECTIONS = {
 }
 
 ConfigNames = dict[str, list[str]]
+# Beside the names: the `host` of each ssh_hosts entry, which an sftp:// URL may name too.
+SSH_HOST_ADDRESSES = "ssh_hosts.host"
 
 
 @dataclass(frozen=True, slots=True)
 class ConfigRef:
-    """Annotated metadata: `to: Annotated[list[str], ConfigRef("notify")]`."""
+    """Annotated metadata: `to: Annotated[list[str], ConfigRef("notify")]`.
+
+    With `scheme` the value is a URL or a local path: only a `scheme://` URL refers to an
+    entry, through its host part (`ConfigRef("ssh_hosts", scheme="sftp")`).
+    """
 
     section: str
+    scheme: str | None = None
 
     def __post_init__(self) -> None:
         if self.section not in SECTIONS:
@@ -46,4 +53,9 @@ def config_names(data: Any) -> ConfigNames:
             names[section] = [str(p["name"]) for p in items if isinstance(p, dict) and "name" in p]
         else:
             names[section] = [str(k) for k in node] if isinstance(node, dict) else []
+    hosts = data.get("ssh_hosts")
+    entries = hosts.values() if isinstance(hosts, dict) else []
+    names[SSH_HOST_ADDRESSES] = [
+        str(h["host"]).lower() for h in entries if isinstance(h, dict) and "host" in h
+    ]
     return names

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ValidationError
 
 from opsmedic.config.located import Loc, Located, unknown_name, unwrap, validation_problems
-from opsmedic.config.refs import ConfigNames, ConfigRef
+from opsmedic.config.refs import SSH_HOST_ADDRESSES, ConfigNames, ConfigRef
 from opsmedic.errors import Problem, TemplateError
 from opsmedic.templating import UnsafeTemplate, is_template, unknown_names
 
@@ -80,11 +81,47 @@ def _reference_problems(
         value, here = raw[key], (*loc, key)
         ref = next((m for m in fld.metadata if isinstance(m, ConfigRef)), None)
         nested = unwrap(fld.annotation)
-        if ref is not None:
+        if ref is not None and ref.scheme is not None:
+            problems += _unknown_url_host(ref, value, here, located, names)
+        elif ref is not None:
             problems += _unknown(ref, value, here, located, names[ref.section])
         elif isinstance(nested, type) and issubclass(nested, BaseModel):
             problems += _reference_problems(nested, value, here, located, names)
     return problems
+
+
+def _unknown_url_host(
+    ref: ConfigRef, value: Any, loc: Loc, located: Located, names: ConfigNames
+) -> list[Problem]:
+    """A `scheme://HOST/…` whose HOST is neither an entry's name nor an entry's `host`.
+
+    How a destination resolves (by name; by host, user and port; one entry or several) is
+    the machinery's to judge when it connects; this only reports a host nothing can match.
+    """
+    host = _url_host(value, ref.scheme or "")
+    known = names[ref.section]
+    if host is None or host in {k.lower() for k in known} | set(names.get(SSH_HOST_ADDRESSES, [])):
+        return []
+    message = (
+        f"{unknown_name(ref.kind, host, known)}: neither a name nor the host of an "
+        f"{ref.section} entry"
+        if known
+        else f"unknown {ref.kind} {host!r}: the config has no {ref.section} entries"
+    )
+    return [located.problem(loc, message)]
+
+
+def _url_host(value: Any, scheme: str) -> str | None:
+    """The host of a `scheme://` URL written out, None for a local path, a templated host or
+    a URL too broken to have one (the step's own validation reports that)."""
+    if not (isinstance(value, str) and value.startswith(f"{scheme}://")):
+        return None
+    if is_template(value[len(scheme) + 3 :].partition("/")[0]):
+        return None
+    try:
+        return urlsplit(value).hostname
+    except ValueError:
+        return None
 
 
 def _unknown(

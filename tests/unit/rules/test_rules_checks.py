@@ -37,7 +37,8 @@ def loads(tmp_path: Path, steps: str, when: str = "{source: x}") -> None:
 
 def test_config_names_are_read_from_every_section_that_holds_entries() -> None:
     assert NAMES == {"notify": ["oncall"], "ssh_hosts": ["web1"], "probes": ["web", "api"],
-                     "tsig_keys": ["ddns"], "annotate.webhooks": ["status-page"]}  # fmt: skip
+                     "tsig_keys": ["ddns"], "annotate.webhooks": ["status-page"],
+                     "ssh_hosts.host": ["10.0.0.5"]}  # fmt: skip
     assert config_names("not a mapping") == {section: [] for section in NAMES}
     with pytest.raises(ValueError, match="no config section 'notfy'"):
         ConfigRef("notfy")
@@ -72,6 +73,16 @@ def test_config_names_are_read_from_every_section_that_holds_entries() -> None:
             " zone: z., name: www, primary: 10.0.0.1, secondary: 10.0.0.2, tsig_key: dds}\n",
             "[0].do[0].dns_failover.rfc2136.tsig_key: unknown TSIG key 'dds' (did you mean ddns?)",
         ),
+        (
+            "    - archive_logs: {dir: /var/log/x, include: [a], to: 'sftp://bkp/x'}\n",
+            "4:57: [0].do[0].archive_logs.to: unknown ssh host 'bkp' (known: web1): neither a "
+            "name nor the host of an ssh_hosts entry",
+        ),
+        (
+            "    - archive_logs: {dir: /var/log/x, include: [a], to: 'sftp://u@web2:22/{{ event.host }}'}\n",
+            "[0].do[0].archive_logs.to: unknown ssh host 'web2' (did you mean web1?)"
+            ": neither a name nor the host of an ssh_hosts entry",
+        ),
     ],
 )
 def test_a_name_the_config_does_not_define_is_located_with_close_matches(
@@ -84,7 +95,11 @@ def test_a_name_the_config_does_not_define_is_located_with_close_matches(
 def test_names_that_exist_or_are_templated_load(tmp_path: Path) -> None:
     loads(tmp_path, "    - notify: {to: [oncall], title: t}\n"
                     "    - run_command: {argv: [uptime], host: '{{ event.host }}'}\n"
-                    "    - recheck: {probe: api}\n")  # fmt: skip
+                    "    - recheck: {probe: api}\n"
+                    "    - archive_logs: {dir: /var/log/x, include: [a], to: 'sftp://web1/~/a'}\n"
+                    "    - archive_logs: {dir: /var/log/x, include: [a], to: 'sftp://u@10.0.0.5:22/a'}\n"
+                    "    - archive_logs: {dir: /var/log/x, include: [a], to: 'sftp://{{ event.host }}/a'}\n"
+                    "    - archive_logs: {dir: /var/log/x, include: [a], to: /srv/archive}\n")  # fmt: skip
 
 
 def test_without_a_config_names_are_left_to_run_time(tmp_path: Path) -> None:
