@@ -49,11 +49,12 @@ def find_config(explicit: Path | None) -> Path | None:
 
 
 def check_config(data: dict[str, Any], located: Located, registry: Registry) -> list[Problem]:
-    """Checks that need the registry: probe types and their params, at file:line:col.
+    """Checks that need the registry: probe types and their params, the action names of
+    `actions.concurrency.per_action`, at file:line:col.
 
     They read the raw config, so they run even when another section failed validation.
     """
-    problems = []
+    problems = _per_action_problems(data, located, registry)
     seen: set[str] = set()
     probes = data.get("probes")
     for i, probe in enumerate(probes if isinstance(probes, list) else []):
@@ -79,6 +80,24 @@ def check_config(data: dict[str, Any], located: Located, registry: Registry) -> 
         except ValidationError as exc:
             problems += validation_problems(exc, located, spec.params, (*loc, "params"))
     return problems
+
+
+def _per_action_problems(
+    data: dict[str, Any], located: Located, registry: Registry
+) -> list[Problem]:
+    """A per-action limit on a name no action has would limit nothing, silently."""
+    loc = ("actions", "concurrency", "per_action")
+    node: Any = data
+    for part in loc:
+        node = node.get(part) if isinstance(node, dict) else None
+    names = (
+        [name for name in node if name not in registry.actions] if isinstance(node, dict) else []
+    )
+    return [
+        located.problem((*loc, str(name)), unknown_name("action", str(name), registry.actions),
+                        at_key=True)
+        for name in names
+    ]  # fmt: skip
 
 
 @dataclass(slots=True)

@@ -104,3 +104,30 @@ def test_a_config_file_that_is_not_there_is_one_problem(project: Path) -> None:
     assert result.stderr.strip().splitlines() == [
         "error nope.yaml:1:1: cannot read: [Errno 2] No such file or directory: 'nope.yaml'"
     ]
+
+
+def test_names_and_urls_that_can_match_nothing_are_reported(project: Path) -> None:
+    """A per-action limit on no action, a store no backend opens, an sftp host no entry has."""
+    (project / "opsmedic.yaml").write_text(
+        "store: foo://bar\n"
+        "actions:\n  concurrency:\n    per_action: {run_comand: 8, notify: 2}\n"
+        "ssh_hosts:\n  backup: {host: storage.internal, user: bkp}\n"
+    )
+    (project / "rules" / "web.yaml").write_text(
+        "- name: archive\n  when: {source: disk}\n  do:\n"
+        "    - archive_logs: {dir: /var/log/a, include: ['*.gz'], to: 'sftp://bkp/x'}\n"
+        "    - archive_logs: {dir: /var/log/a, include: ['*.gz'], to: 'sftp://backup/x'}\n"
+        "    - archive_logs: {dir: /var/log/a, include: ['*.gz'], to: 'sftp://storage.internal/x'}\n"
+    )
+    result = opsmedic("check", cwd=project)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    lines = [line.removeprefix("error ") for line in result.stderr.strip().splitlines()]
+    rules = str(project / "rules" / "web.yaml")
+    assert lines == [
+        "opsmedic.yaml:1:8: store: Value error, unsupported store scheme 'foo' (supported:"
+        " sqlite, sqlite+pysqlite, postgresql, postgres, postgresql+psycopg)",
+        "opsmedic.yaml:4:18: actions.concurrency.per_action.run_comand: unknown action"
+        " 'run_comand' (did you mean run_command?)",
+        f"{rules}:4:62: [0].do[0].archive_logs.to: unknown ssh host 'bkp' (did you mean backup?)"
+        ": neither a name nor the host of an ssh_hosts entry",
+    ]

@@ -59,6 +59,12 @@ def test_a_bad_environment_override_is_named(tmp_path: Path) -> None:
             "opsmedic.yaml:2:3: actions.timout: unknown field 'timout' (did you mean timeout?)",
         ),
         (
+            "store: foo://bar\n",
+            "opsmedic.yaml:1:8: store: Value error, unsupported store scheme 'foo' (supported: "
+            "sqlite, sqlite+pysqlite, postgresql, postgres, postgresql+psycopg)",
+        ),
+        ("store: opsmedic.db\n", "opsmedic.yaml:1:8: store: Value error, not a database URL"),
+        (
             "actions:\n  timeout: soon\n",
             "opsmedic.yaml:2:12: actions.timeout: Value error, not a duration",
         ),
@@ -201,7 +207,7 @@ def test_an_unquoted_yaml_boolean_where_text_is_expected_says_quote_it(
 def test_every_problem_of_a_config_is_reported_in_one_load(tmp_path: Path) -> None:
     """Duplicate keys, a removed field, an environment override and the schema: one pass."""
     text = (
-        "store: a\nstore: b\n"  # duplicate (the first value is kept, so validation goes on)
+        "store: sqlite:///a.db\nstore: sqlite:///b.db\n"  # duplicate (the first value is kept, so validation goes on)
         "base_dir: /x\n"
         "log: {level: inf}\n"
         "notify:\n  oncall: {}\n  oncall: {}\n"

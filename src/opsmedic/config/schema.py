@@ -184,6 +184,10 @@ class WebhooksConfig(Strict):
     )
 
 
+# The schemes of the store URLs the store opens (`postgres`/`postgresql` get psycopg 3).
+STORE_SCHEMES = ("sqlite", "sqlite+pysqlite", "postgresql", "postgres", "postgresql+psycopg")
+
+
 class Config(Strict):
     store: str = "sqlite:///opsmedic.db"
     rules_dir: Path = Path("rules")
@@ -207,3 +211,17 @@ class Config(Strict):
     incidents: IncidentsConfig = Field(default_factory=lambda: IncidentsConfig())
     webhooks: WebhooksConfig = Field(default_factory=lambda: WebhooksConfig())
     base_dir: Path = Field(Path("."), exclude=True, description="directory of the config file")
+
+    @field_validator("store")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        # Judged here, where `check` sees it at the store line, not first when the store opens;
+        # only the scheme is read, so no password can reach the message.
+        scheme, sep, _ = value.partition("://")
+        if not sep:
+            raise ValueError("not a database URL (use sqlite:///path.db or postgresql://…)")
+        if scheme not in STORE_SCHEMES:
+            raise ValueError(
+                f"unsupported store scheme {scheme!r} (supported: {', '.join(STORE_SCHEMES)})"
+            )
+        return value

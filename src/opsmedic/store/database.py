@@ -12,6 +12,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from opsmedic.config.schema import STORE_SCHEMES
 from opsmedic.errors import StoreError, StoreRefused
 from opsmedic.store.codec import dumps_json
 
@@ -42,13 +43,13 @@ def parse_url(raw: str) -> URL:
             f"store URL {mask(raw)!r} is not a database URL"
             " (expected sqlite:///path.db or postgresql://user:password@host/db)"
         ) from e
-    if url.drivername in ("postgresql", "postgres"):
-        url = url.set(drivername="postgresql+psycopg")
-    if url.drivername not in ("sqlite", "sqlite+pysqlite", "postgresql+psycopg"):
+    if url.drivername not in STORE_SCHEMES:
         raise StoreError(
             f"store URL {shown(url)!r}: unsupported database {url.drivername!r}"
             " (use sqlite:///path.db or postgresql://user:password@host/db)"
         )
+    if url.drivername in ("postgresql", "postgres"):
+        url = url.set(drivername="postgresql+psycopg")
     return url
 
 
