@@ -56,18 +56,29 @@ def load_rules(
             continue
         for i, item in enumerate(data):
             rule = _load_rule(item, i, located, _Checks(registry, names, problems), len(rules))
-            if rule is None:
-                continue
-            if rule.name in seen:
+            # Judged on the name as written, so a rule with other problems still claims its
+            # name: otherwise fixing those would reveal the duplicate only in the next round.
+            name = _written_name(item)
+            if name is not None and name in seen:
                 problems.append(
-                    located.problem((i, "name"), f"duplicate rule name, first in {seen[rule.name]}")
+                    located.problem((i, "name"), f"duplicate rule name, first in {seen[name]}")
                 )
                 continue
-            seen[rule.name] = f"{located.file}:{rule.line}"
-            rules.append(rule)
+            if name is not None:
+                seen[name] = f"{located.file}:{located.where((i,))[0]}"
+            if rule is not None:
+                rules.append(rule)
     if problems:
         raise ConfigError(problems)
     return RuleSet(rules, [str(f) for f in files])
+
+
+def _written_name(item: Any) -> str | None:
+    """The name of a rule that is loaded or refused, None for a disabled or nameless one."""
+    if not isinstance(item, dict) or item.get("enabled") is False:
+        return None
+    name = item.get("name")
+    return name if isinstance(name, str) else None
 
 
 @dataclass(slots=True)

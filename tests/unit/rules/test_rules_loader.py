@@ -113,6 +113,19 @@ def test_it_locates_each_bad_input(tmp_path: Path, text: str, expected: str) -> 
     assert any(p.endswith(expected) or expected in p for p in found), found
 
 
+def test_a_duplicate_name_is_reported_even_when_either_rule_has_other_problems(
+    tmp_path: Path,
+) -> None:
+    """One round of `check` shows the duplicate beside the other problems, not after them."""
+    found = problems(tmp_path, "- name: a\n  when: {sorce: x}\n  do: [noop]\n"
+                               "- name: a\n  when: {source: y}\n  do: [nope]\n"
+                               "- name: a\n  when: {source: z}\n  do: [noop]\n  enabled: false\n")  # fmt: skip
+    assert any(p.endswith("r.yaml:4:9: [1].name: duplicate rule name, first in "
+                          f"{tmp_path / 'r.yaml'}:1") for p in found), found  # fmt: skip
+    assert any("[0].when.sorce" in p for p in found) and any("[1].do[0].nope" in p for p in found)
+    assert not any("[2].name" in p for p in found), found  # a disabled copy is no rival
+
+
 def test_a_templated_value_is_judged_after_rendering(tmp_path: Path) -> None:
     """`timeout: "{{ … }}"` is not an error at load time; a literal wrong type is."""
     load_rules(write(tmp_path, GOOD), build_registry())
