@@ -90,6 +90,16 @@ def test_rules_test_explains_matches_and_misses(project: Path) -> None:
     assert "'firing'" in result.stdout and "Status." not in result.stdout
 
 
+def test_rules_test_on_events_that_are_not_objects_is_a_located_error(project: Path) -> None:
+    (project / "event.json").write_text("[\n  1,\n  2\n]\n")
+    result = opsmedic("rules", "test", "event.json", cwd=project)
+    assert result.returncode == 2 and result.stdout == "", result.stdout  # no empty table
+    assert result.stderr.splitlines() == [
+        "error event.json:2:3: event 1: an event is a JSON object, got int",
+        "error event.json:3:3: event 2: an event is a JSON object, got int",
+    ]
+
+
 def test_replay_skips_bad_lines_processes_the_rest_and_records_history(project: Path) -> None:
     events = project / "events.jsonl"
     good = {"source": "disk", "resource": "/var/log/app", "value": 91, "host": "web1",

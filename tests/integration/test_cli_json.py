@@ -244,10 +244,10 @@ def test_rules_test_json_and_pipe(project: Path) -> None:
               {"kind": "no source"}]  # fmt: skip
     (project / "events.json").write_text(json.dumps(events))
     result = opsmedic("rules", "test", "events.json", "--json", cwd=project)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 2, result.stderr  # an invalid event is an error; the rest shown
     first, second = json.loads(result.stdout)
     assert second == {"error": "source: Field required"}
-    assert "event 2: source: Field required" in result.stderr
+    assert "error events.json:1:79: event 2: source: Field required" in result.stderr
     assert first["target"] == "web1:/var/log/app" and first["event"]["value"] == 99
     verdicts = {v["rule"]: v for v in first["rules"]}
     assert verdicts["archive-app-logs"] == {"rule": "archive-app-logs", "match": True,

@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.text import Text
 
-from opsmedic.cli import ConfigOpt, app, err, out
+from opsmedic.cli import ConfigOpt, app, out
 from opsmedic.cli.output import Cell, JsonOpt, print_json, print_table
 from opsmedic.errors import ConfigError, OpsmedicError, Problem
 from opsmedic.files import write_atomic
@@ -141,16 +140,43 @@ def rules_test(
     rules_path = rules or load_config(find_config(config))[0].rules_dir
     ruleset = load_rules(rules_path, build_registry())
     try:
-        data: Any = json.loads(event_file.read_text())
+        text = event_file.read_text()
+        data: Any = json.loads(text)
     except (OSError, ValueError) as exc:
         raise OpsmedicError(f"{event_file}: cannot read JSON: {exc}") from None
-    results = [_explain(ruleset, item) for item in (data if isinstance(data, list) else [data])]
-    for n, result in enumerate(results, start=1):
-        if "error" in result:
-            err.print(escape(f"{event_file}: event {n}: {result['error']}"))
+    listed = isinstance(data, list)
+    results = [_explain(ruleset, item) for item in (data if listed else [data])]
+    problems = _event_problems(results, text, str(event_file), listed)
     if as_json:
         print_json(results)
-        return
+    elif len(problems) < len(results):  # no empty table when no event was valid
+        _print_verdicts(results, event_file)
+    if problems:
+        raise ConfigError(problems)
+
+
+def _event_problems(
+    results: list[dict[str, Any]], text: str, file: str, listed: bool
+) -> list[Problem]:
+    """Each invalid event as an error at the file:line:col where it begins."""
+    from opsmedic.config.located import Located, load_yaml
+
+    if not any("error" in result for result in results):
+        return []
+    try:
+        # JSON is YAML's flow style: the YAML reader gives each value's place.
+        located = load_yaml(text, file)
+    except ConfigError:
+        located = Located(file, None)  # JSON that YAML does not read: the file's start
+    problems = []
+    for n, result in enumerate(results, start=1):
+        if "error" in result:
+            line, col = located.where((n - 1,) if listed else ())
+            problems.append(Problem(file, line, col, "", f"event {n}: {result['error']}"))
+    return problems
+
+
+def _print_verdicts(results: list[dict[str, Any]], event_file: Path) -> None:
     rows: list[list[Cell]] = [
         [f"{n}: {r['event']['source']}/{r['event']['kind']} {r['target']}", m["rule"],
          Text("yes", "green") if m["match"] else Text("no", "red"),

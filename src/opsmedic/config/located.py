@@ -188,7 +188,8 @@ def _field_names(model: Any, loc: Loc) -> list[str]:
             tp = args[-1] if args else None
     tp = unwrap(tp)
     if isinstance(tp, type) and issubclass(tp, BaseModel):
-        return sorted(tp.model_fields)
+        # An excluded field (Config.base_dir) is set by opsmedic, and refused in a file.
+        return sorted(name for name, fld in tp.model_fields.items() if not fld.exclude)
     return []
 
 
