@@ -49,8 +49,7 @@ def find_config(explicit: Path | None) -> Path | None:
 
 
 def check_config(data: dict[str, Any], located: Located, registry: Registry) -> list[Problem]:
-    """Checks that need the registry: probe types and their params, the action names of
-    `actions.concurrency.per_action`, at file:line:col.
+    """Checks that need the registry: probe types and params, per_action names; located.
 
     They read the raw config, so they run even when another section failed validation.
     """

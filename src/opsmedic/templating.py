@@ -120,10 +120,9 @@ def parse(source: str) -> nodes.Template:
 
 
 def unknown_names(source: str) -> list[tuple[str, str, list[str]]]:
-    """(kind, name, known names) for each name the template reads that no run can supply:
-    a variable, an event or step field, an attribute of a text value (`rule.nam`), a filter
-    or a test; a syntax error raises TemplateError. Labels, payload and a step's details are
-    free-form, so what lies under them is left to the step's rendering."""
+    """(kind, name, known names) of each name read that no run supplies; TemplateError on syntax."""
+    # Checked: variables, event and step fields, attributes of text (`rule.nam`), filters
+    # and tests. Labels, payload and a step's details are free-form: left to the rendering.
     env = new_environment()
     try:
         tree = env.parse(source)

@@ -21,13 +21,11 @@ SSH_HOST_ADDRESSES = "ssh_hosts.host"
 
 @dataclass(frozen=True, slots=True)
 class ConfigRef:
-    """Annotated metadata: `to: Annotated[list[str], ConfigRef("notify")]`.
-
-    With `scheme` the value is a URL or a local path: only a `scheme://` URL refers to an
-    entry, through its host part (`ConfigRef("ssh_hosts", scheme="sftp")`).
-    """
+    """Annotated metadata: `to: Annotated[list[str], ConfigRef("notify")]`."""
 
     section: str
+    # Set for a value that is a URL or a local path: only a `scheme://` URL refers to an
+    # entry, through its host part (`ConfigRef("ssh_hosts", scheme="sftp")`).
     scheme: str | None = None
 
     def __post_init__(self) -> None:

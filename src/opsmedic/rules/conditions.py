@@ -89,11 +89,10 @@ def compile_when(
     loc: tuple[str | int, ...] = ("when",),
     nested: bool = False,
     errors: list[ConditionError] | None = None,
-    booleans: Booleans | None = None,
+    booleans: Booleans | None = None,  # the file's unquoted YAML booleans: refuses `kind: yes`
 ) -> Condition:
     """Compile a `when:` mapping (without its `for:`) into a Condition; raises ConditionError,
     or, given `errors`, collects one per top-level key there and compiles the rest.
-    `booleans` (the file's unquoted YAML booleans by place) lets `kind: yes` be refused.
 
     Only the top level adds the implicit `status: firing`: inside all/any/not it would
     change what the operator wrote (`not: {host: a}` must not mean "not firing").
@@ -204,9 +203,10 @@ def _field_checks(
 
 
 def _refuse_booleans(key: str, spec: Any, loc: Loc, booleans: Booleans) -> None:
-    """A text field compared with an unquoted `yes`/`off`… can never match: YAML 1.1 made it
-    True/False. An unquoted `true`/`false` is left alone: a boolean is compared by its
-    lowercase name, which is exactly what was written (`labels: {canary: true}` works)."""
+    """Raise where a text field is compared with an unquoted `yes`/`no`/`on`/`off`."""
+    # YAML 1.1 made those True/False, which no text equals. An unquoted `true`/`false` is
+    # left alone: a boolean is compared by its lowercase name, which is what was written
+    # (`labels: {canary: true}` matches the label "true").
     if isinstance(spec, dict):
         for op, arg in spec.items():
             if op in OPERATORS and op != "exists":  # an unknown operator is its own error

@@ -93,11 +93,9 @@ def _reference_problems(
 def _unknown_url_host(
     ref: ConfigRef, value: Any, loc: Loc, located: Located, names: ConfigNames
 ) -> list[Problem]:
-    """A `scheme://HOST/…` whose HOST is neither an entry's name nor an entry's `host`.
-
-    How a destination resolves (by name; by host, user and port; one entry or several) is
-    the machinery's to judge when it connects; this only reports a host nothing can match.
-    """
+    """A `scheme://HOST/…` whose HOST is neither an entry's name nor an entry's `host`."""
+    # Which entry a destination resolves to (by name; by host, user and port; one or
+    # several) is judged when it connects; this only reports a host nothing can match.
     host = _url_host(value, ref.scheme or "")
     known = names[ref.section]
     if host is None or host in {k.lower() for k in known} | set(names.get(SSH_HOST_ADDRESSES, [])):
@@ -112,8 +110,8 @@ def _unknown_url_host(
 
 
 def _url_host(value: Any, scheme: str) -> str | None:
-    """The host of a `scheme://` URL written out, None for a local path, a templated host or
-    a URL too broken to have one (the step's own validation reports that)."""
+    """The host of a written-out `scheme://` URL; None for a path, a templated host, no host."""
+    # A URL too broken to have a host is the step's own validation's to report.
     if not (isinstance(value, str) and value.startswith(f"{scheme}://")):
         return None
     if is_template(value[len(scheme) + 3 :].partition("/")[0]):
