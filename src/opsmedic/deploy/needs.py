@@ -4,6 +4,7 @@ network, secrets, programs that gain privileges. Pure: read from the config and 
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -22,6 +23,8 @@ from opsmedic.templating import is_template
 # Programs that only work by gaining privileges (setuid, polkit agents): NoNewPrivileges
 # stops them, so a rule that runs one locally cannot work under the hardened unit.
 ELEVATING_PROGRAMS = frozenset({"sudo", "su", "doas", "pkexec", "runuser"})
+# Shell words after which the next word is a command (a newline too: see _shell_commands).
+_COMMAND_SEPARATORS = frozenset({";", "&&", "||", "|", "&", "(", "|&"})
 # Probe types and actions that open network connections.
 NETWORK_PROBES = frozenset({"http", "dns", "tls_cert"})
 NETWORK_ACTIONS = frozenset({"notify", "annotate", "http_request"})
@@ -182,6 +185,8 @@ def _step_needs(step: Step, at: _At, config: Config) -> Iterator[Need]:
             yield at.need(Kind.NETWORK, "inet", f"host {raw['host']} (ssh)")
         elif program := _elevating(raw.get("argv")):
             yield at.need(Kind.ELEVATE, program, "argv")
+        elif program := _elevating_shell(raw.get("shell")):
+            yield at.need(Kind.ELEVATE, program, "shell")
     elif step.action in NETWORK_ACTIONS:
         yield at.need(Kind.NETWORK, "inet", "")
     for header, value in (raw.get("secret_headers") or {}).items():
@@ -213,3 +218,33 @@ def _elevating(argv: Any) -> str | None:
     if isinstance(argv, list) and argv and PurePosixPath(str(argv[0])).name in ELEVATING_PROGRAMS:
         return str(argv[0])
     return None
+
+
+def _elevating_shell(script: Any) -> str | None:
+    """The first program in command position of a shell script that only works by gaining
+    privileges, else None; a script shlex cannot split is left to the shell to refuse."""
+    if not isinstance(script, str):
+        return None
+    for command in _shell_commands(script):
+        if PurePosixPath(command).name in ELEVATING_PROGRAMS:
+            return command
+    return None
+
+
+def _shell_commands(script: str) -> Iterator[str]:
+    """The words in command position: the first, and each after a separator or newline,
+    past any leading VAR=value assignments."""
+    for line in script.splitlines():
+        lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        try:
+            words = list(lexer)
+        except ValueError:  # an unbalanced quote (perhaps spanning lines): no reliable reading
+            continue
+        at_start = True
+        for word in words:
+            if word in _COMMAND_SEPARATORS:
+                at_start = True
+            elif at_start and not ("=" in word and word.split("=")[0].isidentifier()):
+                at_start = False
+                yield word

@@ -236,3 +236,28 @@ def test_a_secret_file_is_read_from_the_credentials_directory_when_systemd_passe
     assert secret.reveal() == "from-the-file"  # not passed: the file itself
     (credentials / credential_name(original)).write_text("from-systemd\n")
     assert secret.reveal() == "from-systemd"
+
+
+@pytest.mark.parametrize(
+    ("script", "program"),
+    [
+        ("sudo systemctl restart shop", "sudo"),
+        ("systemctl is-active shop || /usr/bin/sudo -n systemctl restart shop", "/usr/bin/sudo"),
+        ("sync; doas reboot", "doas"),
+        ("echo restart | su -c sh", "su"),
+        ("date\nLANG=C pkexec systemctl restart shop", "pkexec"),
+        ("grep -r sudo /etc/sudoers.d; echo '&& sudo'", None),  # arguments, not commands
+    ],
+)
+def test_an_elevating_program_in_a_shell_script_is_found_in_command_position(
+    tmp_path: Path, script: str, program: str | None
+) -> None:
+    path = world(tmp_path, "- name: restart\n  when: {source: http}\n  do:\n    - run_command:\n"
+                 f"        shell: |-\n          {script.replace(chr(10), chr(10) + ' ' * 10)}\n")  # fmt: skip
+    found = [p.message for p in problems(path, HAND_WRITTEN)]
+    warnings = unit_for(path).warnings
+    if program is None:
+        assert found == [] and warnings == []
+    else:
+        assert len(found) == 1 and f"shell: runs {program}, which cannot gain" in found[0], found
+        assert len(warnings) == 1 and f"runs {program}" in warnings[0]
