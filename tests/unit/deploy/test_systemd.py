@@ -261,3 +261,16 @@ def test_an_elevating_program_in_a_shell_script_is_found_in_command_position(
     else:
         assert len(found) == 1 and f"shell: runs {program}, which cannot gain" in found[0], found
         assert len(warnings) == 1 and f"runs {program}" in warnings[0]
+
+
+def test_the_stop_timeout_covers_the_longest_step_timeout_and_is_bounded(tmp_path: Path) -> None:
+    step = "- name: slow\n  when: {source: x}\n  do:\n    - noop: {}\n      timeout: %s\n"
+    config = "api: {enabled: false}\nactions: {timeout: 5m}\n"
+    assert directive(unit_for(world(tmp_path, step % "1m", config)), "TimeoutStopSec") == ["330s"]
+    unit = unit_for(world(tmp_path, step % "20m", config))
+    assert directive(unit, "TimeoutStopSec") == ["1230s"]
+    assert f"# the longest step timeout: slow ({tmp_path / 'rules' / 'r.yaml'}:4) 1200s" in unit.text
+    assert unit.warnings == []
+    unit = unit_for(world(tmp_path, step % "2h", config))
+    assert directive(unit, "TimeoutStopSec") == ["3600s"]
+    assert len(unit.warnings) == 1 and "outlasts TimeoutStopSec=3600s" in unit.warnings[0]
