@@ -269,7 +269,9 @@ def test_the_stop_timeout_covers_the_longest_step_timeout_and_is_bounded(tmp_pat
     assert directive(unit_for(world(tmp_path, step % "1m", config)), "TimeoutStopSec") == ["330s"]
     unit = unit_for(world(tmp_path, step % "20m", config))
     assert directive(unit, "TimeoutStopSec") == ["1230s"]
-    assert f"# the longest step timeout: slow ({tmp_path / 'rules' / 'r.yaml'}:4) 1200s" in unit.text
+    assert (
+        f"# the longest step timeout: slow ({tmp_path / 'rules' / 'r.yaml'}:4) 1200s" in unit.text
+    )
     assert unit.warnings == []
     unit = unit_for(world(tmp_path, step % "2h", config))
     assert directive(unit, "TimeoutStopSec") == ["3600s"]
