@@ -51,10 +51,10 @@ def systemd_unit(
         raise typer.BadParameter(
             "no opsmedic.yaml here: name the config the unit runs", param_hint="--config"
         )
-    loaded, _ = load_config(config_path)
+    loaded, located = load_config(config_path)
     ruleset = load_rules(loaded.rules_dir, build_registry())
     program = exec_path or _this_program()
-    unit = derive_unit(loaded, config_path.resolve(), ruleset, str(program), user)
+    unit = derive_unit(loaded, config_path.resolve(), ruleset, str(program), user, located)
     out.print(escape(unit.text), end="")
     for warning in unit.warnings:
         err.print(f"warning {escape(warning)}")

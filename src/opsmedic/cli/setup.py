@@ -107,9 +107,8 @@ def _unit_problems(
     from opsmedic.runtime import find_config
 
     unit_config = find_config(None) if path in (None, rules_path) else path
-    found = unit_problems(
-        load_config(unit_config)[0], str(unit_config or "(defaults)"), ruleset, unit
-    )
+    config, located = load_config(unit_config)
+    found = unit_problems(config, str(unit_config or "(defaults)"), ruleset, unit, located)
     if not found:
         out.print(f"unit {unit}: allows every remediation: ok")
     return found

@@ -5,7 +5,7 @@ network, secrets, programs that gain privileges. Pure: read from the config and 
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from opsmedic.config.located import Loc, Located, dotted
 from opsmedic.config.schema import Config
 from opsmedic.config.types import Secret
 from opsmedic.paths import static_prefix
@@ -49,11 +50,21 @@ class Need:
     file: str
     line: int = 1
     field: str = ""
+    col: int = 1
 
 
-def derive(config: Config, config_file: str, ruleset: RuleSet) -> list[Need]:
-    """Every need of the config and of every rule step, in the order they are written."""
-    needs = list(_config_needs(config, config_file))
+def derive(
+    config: Config, config_file: str, ruleset: RuleSet, located: Located | None = None
+) -> list[Need]:
+    """Every need of the config and of every rule step, in the order they are written; with
+    the config's `located` source, each config need at the line of its key."""
+    where = located.where if located is not None else (lambda loc, at_key=False: (1, 1))
+
+    def at_config(kind: Kind, value: str, why: str, loc: Loc) -> Need:
+        line, col = where(loc, True)
+        return Need(kind, value, why, config_file, line, dotted(loc), col)
+
+    needs = list(_config_needs(config, at_config))
     archives = False
     for rule in ruleset:
         for i, step in enumerate([*rule.steps, *rule.on_failure]):
@@ -64,72 +75,56 @@ def derive(config: Config, config_file: str, ruleset: RuleSet) -> list[Need]:
             archives = archives or step.action == "archive_logs"
     if archives:  # the intent journal that makes a killed archive recoverable
         needs.append(
-            Need(
-                Kind.WRITE,
-                str(config.state_dir),
-                "state_dir (archive intents)",
-                config_file,
-                field="state_dir",
+            at_config(
+                Kind.WRITE, str(config.state_dir), "state_dir (archive intents)", ("state_dir",)
             )
         )
     return needs
 
 
-def _config_needs(config: Config, file: str) -> Iterator[Need]:
+def _config_needs(config: Config, at: Callable[[Kind, str, str, Loc], Need]) -> Iterator[Need]:
+    """The config's own needs, each made by `at` with the place of its key."""
     db = config.store.removeprefix("sqlite:///")
     if db == config.store:
-        yield Need(Kind.NETWORK, "inet", "the store", file, field="store")
+        yield at(Kind.NETWORK, "inet", "the store", ("store",))
     elif db not in ("", ":memory:"):
         # SQLite writes its journal and WAL beside the database: the directory, not the file.
-        yield Need(Kind.WRITE, str(Path(db).parent), "the SQLite store", file, field="store")
+        yield at(Kind.WRITE, str(Path(db).parent), "the SQLite store", ("store",))
     if config.api.enabled:
-        yield Need(
-            Kind.NETWORK,
-            "inet",
-            f"the API on {config.api.host}:{config.api.port}",
-            file,
-            field="api",
-        )
-    for probe in config.probes:
+        why = f"the API on {config.api.host}:{config.api.port}"
+        yield at(Kind.NETWORK, "inet", why, ("api",))
+    for i, probe in enumerate(config.probes):
         if probe.type in NETWORK_PROBES:
-            yield Need(Kind.NETWORK, "inet", f"probe {probe.name}", file, field="probes")
+            yield at(Kind.NETWORK, "inet", f"probe {probe.name}", ("probes", i))
         if program := _elevating(probe.params.get("argv") if probe.type == "command" else None):
-            yield Need(Kind.ELEVATE, program, f"probe {probe.name}", file, field="probes")
-    for poller in config.pollers:
-        yield Need(Kind.NETWORK, "inet", f"poller {poller.name}", file, field="pollers")
+            yield at(Kind.ELEVATE, program, f"probe {probe.name}", ("probes", i))
+    for i, poller in enumerate(config.pollers):
+        yield at(Kind.NETWORK, "inet", f"poller {poller.name}", ("pollers", i))
     for name, host in config.ssh_hosts.items():
         if host.key_file is not None:
             key = host.key_file if host.key_file.is_absolute() else config.base_dir / host.key_file
-            yield Need(
-                Kind.CREDENTIAL,
-                str(key),
-                f"ssh_hosts.{name}.key_file",
-                file,
-                field=f"ssh_hosts.{name}",
-            )
-    for where, secret in _secrets(config, ""):
-        yield _secret_need(secret, where, file, where)
+            why = f"ssh_hosts.{name}.key_file"
+            yield at(Kind.CREDENTIAL, str(key), why, ("ssh_hosts", name, "key_file"))
+    for loc, secret in _secrets(config, ()):
+        if secret.env is not None:
+            yield at(Kind.ENVIRONMENT, secret.env, dotted(loc), loc)
+        else:
+            yield at(Kind.CREDENTIAL, str(secret.file), dotted(loc), loc)
 
 
-def _secrets(node: object, where: str) -> Iterator[tuple[str, Secret]]:
-    """Every Secret in the config with its dotted place (the same walk the loader makes)."""
+def _secrets(node: object, loc: Loc) -> Iterator[tuple[Loc, Secret]]:
+    """Every Secret in the config with its place (the same walk the loader makes)."""
     if isinstance(node, Secret):
-        yield where, node
+        yield loc, node
     elif isinstance(node, BaseModel):
         for name in type(node).model_fields:
-            yield from _secrets(getattr(node, name), f"{where}.{name}".lstrip("."))
+            yield from _secrets(getattr(node, name), (*loc, name))
     elif isinstance(node, dict):
         for key, value in node.items():
-            yield from _secrets(value, f"{where}.{key}")
+            yield from _secrets(value, (*loc, str(key)))
     elif isinstance(node, list | tuple):
         for i, value in enumerate(node):
-            yield from _secrets(value, f"{where}[{i}]")
-
-
-def _secret_need(secret: Secret, why: str, file: str, field: str, line: int = 1) -> Need:
-    if secret.env is not None:
-        return Need(Kind.ENVIRONMENT, secret.env, why, file, line, field)
-    return Need(Kind.CREDENTIAL, str(secret.file), why, file, line, field)
+            yield from _secrets(value, (*loc, i))
 
 
 @dataclass(frozen=True, slots=True)

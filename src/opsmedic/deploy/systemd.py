@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from opsmedic.config.located import Located
 from opsmedic.config.schema import Config
 from opsmedic.config.types import credential_name
 from opsmedic.deploy.needs import Kind, Need, derive
@@ -20,6 +21,11 @@ STOP_MARGIN_S = 30  # beyond the longest step timeout: runs in flight finish and
 # A stop that waits longer holds up a host's shutdown or a restart for too long; a step that
 # may run longer is killed at stop (and its run recorded interrupted at the next start).
 MAX_STOP_S = 3600
+# Why a write in `/` itself gets no grant; said alike by the unit and by `check --unit`.
+ANYWHERE = (
+    "no unit can grant /: ReadWritePaths=/ undoes ProtectSystem=; "
+    "name a fixed directory in the rule or setting"
+)
 
 # Hardening that holds for every configuration; grants come after, derived.
 _FIXED = """\
@@ -59,10 +65,16 @@ class Unit:
 
 
 def systemd_unit(
-    config: Config, config_path: Path, ruleset: RuleSet, exec_start: str, user: str = "opsmedic"
+    config: Config,
+    config_path: Path,
+    ruleset: RuleSet,
+    exec_start: str,
+    user: str = "opsmedic",
+    located: Located | None = None,
 ) -> Unit:
-    """The unit for `opsmedic run -c config_path`, with the grants its rules need."""
-    needs = derive(config, str(config_path), ruleset)
+    """The unit for `opsmedic run -c config_path`, with the grants its rules need (each
+    config grant's comment at its key's line when the config's `located` source is given)."""
+    needs = derive(config, str(config_path), ruleset, located)
     grants, warnings = _grants(needs, config_path)
     stop_s, stop_why = _stop_timeout(config, ruleset)
     if stop_s > MAX_STOP_S:
@@ -130,7 +142,7 @@ def _grants(needs: list[Need], config_path: Path) -> tuple[list[Grant], list[str
         if n.kind is Kind.WRITE:
             path = PurePosixPath(n.value)
             if path == PurePosixPath("/"):
-                warnings.append(f"{why} may write anywhere: name fixed directories to grant")
+                warnings.append(f"{why} writes in /: {ANYWHERE}")
             elif not path.is_relative_to(STATE):
                 grants.append(Grant("ReadWritePaths", str(path), why))
         elif n.kind is Kind.CAPABILITY:

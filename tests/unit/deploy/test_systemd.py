@@ -51,10 +51,10 @@ def directive(unit: Unit, name: str) -> list[str]:
 
 
 def problems(path: Path, unit_text: str) -> list[Problem]:
-    config, _ = load_config(path, environ={})
+    config, located = load_config(path, environ={})
     unit = path.parent / "hand.service"
     unit.write_text(unit_text)
-    return unit_problems(config, str(path), load_rules(config.rules_dir), unit)
+    return unit_problems(config, str(path), load_rules(config.rules_dir), unit, located)
 
 
 def test_the_fixed_hardening_is_there(tmp_path: Path) -> None:
@@ -139,12 +139,50 @@ def test_paths_in_tmp_or_home_relax_private_tmp_and_protect_home(tmp_path: Path)
     assert directive(unit, "ProtectHome") == ["read-only"]
 
 
-def test_a_directory_templated_from_the_root_is_a_warning_not_a_grant(tmp_path: Path) -> None:
+def test_a_write_in_the_root_is_refused_alike_by_the_unit_and_by_check(tmp_path: Path) -> None:
+    # A template from `/` is refused when rules load (tests/unit/test_paths.py); `/` written
+    # out (here a store at the root) is what remains: a warning, never ReadWritePaths=/.
+    path = world(tmp_path, ARCHIVE, "api: {enabled: false}\nstate_dir: /srv/state\n")
+    path.write_text(path.read_text().replace("sqlite:////var/lib/opsmedic/o.db", "sqlite:////o.db"))
+    unit = unit_for(path)
+    assert "-/" not in directive(unit, "ReadWritePaths")
+    assert len(unit.warnings) == 1, unit.warnings
+    assert "the SQLite store" in unit.warnings[0]
+    assert "no unit can grant /: ReadWritePaths=/ undoes ProtectSystem=" in unit.warnings[0]
+    (found,) = problems(path, unit.text)
+    assert (found.line, found.field) == (1, "store")
+    assert "no unit can grant /: ReadWritePaths=/ undoes ProtectSystem=" in found.message
+    assert "add ReadWritePaths" not in found.message
+
+
+def test_config_needs_are_reported_at_their_key(tmp_path: Path) -> None:
+    path = world(tmp_path, KILL % "", "api: {enabled: true}\n")
+    text = path.read_text().replace("/var/lib/opsmedic/o.db", "/srv/db/o.db")
+    path.write_text("# the store, further down\n\n" + text)
+    found = problems(path, HAND_WRITTEN.replace("ReadWritePaths=/var/log/app /backup\n", ""))
+    where = {p.field: (p.file, p.line, p.col) for p in found}
+    assert where["store"] == (str(path), 3, 1)
+    assert where["api"] == (str(path), 5, 1)
+    config, located = load_config(path, environ={})
+    unit = systemd_unit(config, path, load_rules(config.rules_dir), "/x", located=located)
+    assert f"# the SQLite store ({path}:3)" in unit.text
+
+
+@pytest.mark.parametrize(
+    ("setting", "fix"),
+    [
+        ("PrivateTmp=yes", "(set PrivateTmp=no, or have the rule act outside /tmp)"),
+        ("ProtectHome=yes", "(set ProtectHome=read-only and add ReadWritePaths=/home/app/logs)"),
+    ],
+)
+def test_a_path_hidden_by_private_tmp_or_protect_home_gets_the_fix_that_works(
+    tmp_path: Path, setting: str, fix: str
+) -> None:
     rules = ARCHIVE.replace("[/var/log/app, /var/log/app/old, \"/srv/{{ event.labels.app }}/logs\"]",
-                            '"/{{ event.resource }}"')  # fmt: skip
-    unit = unit_for(world(tmp_path, rules))
-    assert directive(unit, "ReadWritePaths") == ["-/backup/logs"]
-    assert len(unit.warnings) == 1 and "may write anywhere" in unit.warnings[0]
+                            "[/tmp/app, /home/app/logs]")  # fmt: skip
+    unit = "[Service]\nUser=opsmedic\nReadWritePaths=/backup\n" + setting + "\n"
+    (found,) = problems(world(tmp_path, rules), unit)
+    assert found.message.endswith(f"{fix} under {tmp_path / 'hand.service'}"), found.message
 
 
 def test_the_generated_unit_forbids_nothing_it_was_derived_for(tmp_path: Path) -> None:
