@@ -168,11 +168,18 @@ def _step_needs(step: Step, at: _At, config: Config) -> Iterator[Need]:
     elif step.action == "dns_failover":
         if isinstance(resolv := raw.get("resolv_conf"), dict):
             path = PurePosixPath(str(resolv.get("path", "/etc/resolv.conf")))
-            # Replaced atomically: a temporary file in its directory, renamed over it, given
-            # the original's owner (root's /etc needs DAC override, keeping root as owner CHOWN).
-            yield from _write(at, config, str(path.parent), f"resolv_conf {path}")
-            yield at.need(Kind.CAPABILITY, "CAP_DAC_OVERRIDE", f"resolv_conf {path}")
-            yield at.need(Kind.CAPABILITY, "CAP_CHOWN", f"resolv_conf {path}")
+            # Replaced atomically: a temporary file created beside it, renamed over it. So the
+            # directory, not the file: a rename onto a file bind-mounted alone (ReadWritePaths=
+            # of the file) fails with EBUSY, and from a temporary file elsewhere with EXDEV.
+            # Creating that file in root's 0755 /etc as User=opsmedic takes DAC override. No
+            # CAP_CHOWN: files.write_atomic gives back the owner only when running as root,
+            # so the new file is the service user's (its mode kept).
+            yield from _write(at, config, str(path.parent), f"resolv_conf {path} (atomic rename)")
+            yield at.need(
+                Kind.CAPABILITY,
+                "CAP_DAC_OVERRIDE",
+                f"resolv_conf {path} (a new file in its directory)",
+            )
         if raw.get("rfc2136") is not None:
             yield at.need(Kind.NETWORK, "inet", "rfc2136")
     elif step.action == "run_command":

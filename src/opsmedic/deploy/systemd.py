@@ -75,7 +75,16 @@ def systemd_unit(
     """The unit for `opsmedic run -c config_path`, with the grants its rules need (each
     config grant's comment at its key's line when the config's `located` source is given)."""
     needs = derive(config, str(config_path), ruleset, located)
-    grants, warnings = _grants(needs, config_path)
+    own = _own_files(config, config_path)
+    moved = _moved(config, needs, own)
+    needs = [n for n in needs if not (n.kind is Kind.WRITE and n.field in moved)]
+    grants, warnings = _grants(needs, config_path, own)
+    for setting, (env, value, why) in moved.items():
+        grants.insert(0, Grant("Environment", f"{env}={value}", why))
+        warnings.append(
+            f"{why}: the unit sets {env}={value} (in StateDirectory=, no grant needed); move "
+            f"what is there now, or set {setting}: outside the config's and the rules' directories"
+        )
     stop_s, stop_why = _stop_timeout(config, ruleset)
     if stop_s > MAX_STOP_S:
         warnings.append(f"{stop_why} outlasts TimeoutStopSec={MAX_STOP_S}s: a stop kills it")
@@ -114,7 +123,7 @@ def systemd_unit(
             lines.extend(
                 f"{directive}={_word(f'-{p}')}" for p in _outermost(g.value for g in entries)
             )
-        elif directive in ("LoadCredential", "EnvironmentFile"):
+        elif directive in ("LoadCredential", "EnvironmentFile", "Environment"):
             lines.extend(f"{directive}={_word(v)}" for v in dict.fromkeys(g.value for g in entries))
         else:
             lines.append(f"{directive}={' '.join(sorted(set(g.value for g in entries)))}")
@@ -133,7 +142,41 @@ def _stop_timeout(config: Config, ruleset: RuleSet) -> tuple[int, str]:
     return math.ceil(longest) + STOP_MARGIN_S, f"{why} {math.ceil(longest)}s"
 
 
-def _grants(needs: list[Need], config_path: Path) -> tuple[list[Grant], list[str]]:
+def _own_files(config: Config, config_path: Path) -> list[PurePosixPath]:
+    """The directories of the service's own config and rules, which it must not rewrite."""
+    return [PurePosixPath(config_path.parent), PurePosixPath(config.rules_dir)]
+
+
+def _touches(path: PurePosixPath, own: list[PurePosixPath]) -> PurePosixPath | None:
+    """The own directory a grant of `path` would make writable (it, or one inside it)."""
+    config_dir, rules_dir = own
+    if config_dir.is_relative_to(path) or rules_dir.is_relative_to(path):
+        return config_dir if config_dir.is_relative_to(path) else rules_dir
+    return rules_dir if path.is_relative_to(rules_dir) else None
+
+
+def _moved(
+    config: Config, needs: list[Need], own: list[PurePosixPath]
+) -> dict[str, tuple[str, str, str]]:
+    """The settings whose files would need a grant of the config's or the rules' directory
+    (a starter store beside its config): setting → (variable, value in the state
+    directory, why). The service gets them through OPSMEDIC_* instead of that grant."""
+    moved: dict[str, tuple[str, str, str]] = {}
+    for n in needs:
+        if n.kind is not Kind.WRITE or (touched := _touches(PurePosixPath(n.value), own)) is None:
+            continue
+        why = f"{n.why} ({n.file}:{n.line}) is in {touched}"
+        if n.field == "store":
+            name = PurePosixPath(config.store.removeprefix("sqlite:///")).name
+            moved["store"] = ("OPSMEDIC_STORE", f"sqlite:///{STATE / name}", why)
+        elif n.field == "state_dir":
+            moved["state_dir"] = ("OPSMEDIC_STATE_DIR", str(STATE / "state"), why)
+    return moved
+
+
+def _grants(
+    needs: list[Need], config_path: Path, own: list[PurePosixPath]
+) -> tuple[list[Grant], list[str]]:
     grants: list[Grant] = []
     warnings: list[str] = []
     caps = sorted({n.value for n in needs if n.kind is Kind.CAPABILITY})
@@ -145,6 +188,12 @@ def _grants(needs: list[Need], config_path: Path) -> tuple[list[Grant], list[str
                 warnings.append(f"{why} writes in /: {ANYWHERE}")
             elif not path.is_relative_to(STATE):
                 grants.append(Grant("ReadWritePaths", str(path), why))
+                if touched := _touches(path, own):
+                    # Only a rule gets here: it really acts there, so the grant must stay.
+                    warnings.append(
+                        f"{why} writes in {path}: the service may then rewrite its own config "
+                        f"and rules in {touched}"
+                    )
         elif n.kind is Kind.CAPABILITY:
             grants.append(Grant("AmbientCapabilities", n.value, why))
         elif n.kind is Kind.CREDENTIAL:
@@ -159,6 +208,13 @@ def _grants(needs: list[Need], config_path: Path) -> tuple[list[Grant], list[str
                 f"{why} runs {n.value}, which cannot gain privileges under "
                 "NoNewPrivileges=yes: use a polkit rule or an ssh_hosts entry"
             )
+    if "CAP_DAC_OVERRIDE" in caps:
+        paths = ", ".join(_outermost(g.value for g in grants if g.directive == "ReadWritePaths"))
+        warnings.append(
+            f"CAP_DAC_OVERRIDE lets the service write every file in what it may write "
+            f"({paths}), whoever owns it: in /etc that is passwd, shadow and sudoers, as "
+            "much as root there (docs/deploy.md: resolv.conf)"
+        )
     # Empty: no capability at all, not systemd's default of every one.
     grants.append(Grant("CapabilityBoundingSet", " ".join(caps), "no capability but those above"))
     net = [n for n in needs if n.kind is Kind.NETWORK]

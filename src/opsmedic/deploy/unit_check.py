@@ -83,6 +83,11 @@ class UnitGrants:
             split = [value.split() for value in self.settings.get(key, [])]
         return [word.replace("%%", "%") for words in split for word in words]
 
+    def environment(self) -> dict[str, str]:
+        """The variables Environment= sets (a later assignment wins, as in systemd)."""
+        pairs = (word.partition("=") for word in self.words("Environment"))
+        return {name: value for name, eq, value in pairs if eq}
+
     @property
     def as_root(self) -> bool:
         return self.last("User", "root") in ("root", "0") and self.last("DynamicUser") not in _YES
@@ -94,7 +99,7 @@ class UnitGrants:
             # ReadWritePaths= inside the private /tmp would still be the private one.
             return (
                 "PrivateTmp=yes gives the service its own /tmp, not the host's",
-                f"set PrivateTmp=no, or have the rule act outside {tmp}",
+                f"set PrivateTmp=no, or move it out of {tmp}",
             )
         granted = [PurePosixPath(w.lstrip("-+")) for w in self.words("ReadWritePaths")]
         granted += [

@@ -93,9 +93,7 @@ def test_archive_dirs_and_destination_become_read_write_paths(tmp_path: Path) ->
     assert unit.warnings == []
 
 
-def test_a_resolv_conf_rewrite_gets_its_directory_and_the_capabilities_to_keep_root_owner(
-    tmp_path: Path,
-) -> None:
+def test_a_resolv_conf_rewrite_gets_its_directory_and_dac_override_only(tmp_path: Path) -> None:
     rules = """\
 - name: failover
   when: {source: dns}
@@ -105,8 +103,39 @@ def test_a_resolv_conf_rewrite_gets_its_directory_and_the_capabilities_to_keep_r
         resolv_conf: {path: /etc/resolv.conf, primary: 10.0.0.53, secondary: 10.0.0.54}
 """
     unit = unit_for(world(tmp_path, rules))
+    # The directory: the file is replaced by a rename from a new file beside it.
     assert directive(unit, "ReadWritePaths") == ["-/etc"]
-    assert directive(unit, "AmbientCapabilities") == ["CAP_CHOWN CAP_DAC_OVERRIDE"]
+    # No CAP_CHOWN: as User=opsmedic the new file is never given back to root.
+    assert directive(unit, "AmbientCapabilities") == ["CAP_DAC_OVERRIDE"]
+    assert directive(unit, "CapabilityBoundingSet") == ["CAP_DAC_OVERRIDE"]
+    (warning,) = unit.warnings
+    assert (
+        "CAP_DAC_OVERRIDE lets the service write every file in what it may write (/etc)" in warning
+    )
+
+
+def test_the_store_beside_the_config_moves_to_the_state_directory_not_a_grant(
+    tmp_path: Path,
+) -> None:
+    path = world(tmp_path, KILL % "")
+    path.write_text(path.read_text().replace("sqlite:////var/lib/opsmedic/o.db", "sqlite:///o.db"))
+    unit = unit_for(path)
+    assert directive(unit, "ReadWritePaths") == []  # not the config's or the rules' directory
+    assert directive(unit, "Environment") == ["OPSMEDIC_STORE=sqlite:////var/lib/opsmedic/o.db"]
+    (warning,) = unit.warnings
+    assert f"the SQLite store ({path}:1) is in {tmp_path}: the unit sets OPSMEDIC_STORE=" in warning
+    # check --unit judges the config as the service runs it: with the unit's Environment=.
+    assert UnitGrants.parse(unit.text).environment() == {
+        "OPSMEDIC_STORE": "sqlite:////var/lib/opsmedic/o.db"
+    }
+
+
+def test_a_rule_writing_in_the_rules_directory_is_granted_with_a_warning(tmp_path: Path) -> None:
+    rules = ARCHIVE.replace("to: /backup/logs", f"to: {tmp_path / 'rules' / 'old'}")
+    unit = unit_for(world(tmp_path, rules))
+    assert f"-{tmp_path / 'rules' / 'old'}" in directive(unit, "ReadWritePaths")
+    (warning,) = unit.warnings
+    assert f"may then rewrite its own config and rules in {tmp_path / 'rules'}" in warning
 
 
 def test_secret_files_are_passed_as_credentials_and_env_secrets_by_environment_file(
@@ -141,16 +170,17 @@ def test_paths_in_tmp_or_home_relax_private_tmp_and_protect_home(tmp_path: Path)
 
 def test_a_write_in_the_root_is_refused_alike_by_the_unit_and_by_check(tmp_path: Path) -> None:
     # A template from `/` is refused when rules load (tests/unit/test_paths.py); `/` written
-    # out (here a store at the root) is what remains: a warning, never ReadWritePaths=/.
-    path = world(tmp_path, ARCHIVE, "api: {enabled: false}\nstate_dir: /srv/state\n")
-    path.write_text(path.read_text().replace("sqlite:////var/lib/opsmedic/o.db", "sqlite:////o.db"))
+    # out is what remains: a warning, never ReadWritePaths=/.
+    rules = ARCHIVE.replace("[/var/log/app, /var/log/app/old, \"/srv/{{ event.labels.app }}/logs\"]",
+                            "/")  # fmt: skip
+    path = world(tmp_path, rules)
     unit = unit_for(path)
-    assert "-/" not in directive(unit, "ReadWritePaths")
-    assert len(unit.warnings) == 1, unit.warnings
-    assert "the SQLite store" in unit.warnings[0]
-    assert "no unit can grant /: ReadWritePaths=/ undoes ProtectSystem=" in unit.warnings[0]
+    assert directive(unit, "ReadWritePaths") == ["-/backup/logs"]
+    (warning,) = unit.warnings
+    assert "archive: do[0].archive_logs dir" in warning
+    assert "no unit can grant /: ReadWritePaths=/ undoes ProtectSystem=" in warning
     (found,) = problems(path, unit.text)
-    assert (found.line, found.field) == (1, "store")
+    assert (found.line, found.field) == (4, "archive: do[0].archive_logs")
     assert "no unit can grant /: ReadWritePaths=/ undoes ProtectSystem=" in found.message
     assert "add ReadWritePaths" not in found.message
 
@@ -171,7 +201,7 @@ def test_config_needs_are_reported_at_their_key(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("setting", "fix"),
     [
-        ("PrivateTmp=yes", "(set PrivateTmp=no, or have the rule act outside /tmp)"),
+        ("PrivateTmp=yes", "(set PrivateTmp=no, or move it out of /tmp)"),
         ("ProtectHome=yes", "(set ProtectHome=read-only and add ReadWritePaths=/home/app/logs)"),
     ],
 )
