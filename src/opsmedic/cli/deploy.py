@@ -54,7 +54,7 @@ def systemd_unit(
     loaded, located = load_config(config_path)
     ruleset = load_rules(loaded.rules_dir, build_registry())
     program = exec_path or _this_program()
-    unit = derive_unit(loaded, config_path.resolve(), ruleset, str(program), user, located)
+    unit = derive_unit(loaded, located, ruleset, str(program), user)
     out.print(escape(unit.text), end="")
     for warning in unit.warnings:
         err.print(f"warning {escape(warning)}")

@@ -65,16 +65,12 @@ class Unit:
 
 
 def systemd_unit(
-    config: Config,
-    config_path: Path,
-    ruleset: RuleSet,
-    exec_start: str,
-    user: str = "opsmedic",
-    located: Located | None = None,
+    config: Config, source: Located, ruleset: RuleSet, exec_start: str, user: str = "opsmedic"
 ) -> Unit:
-    """The unit for `opsmedic run -c config_path`, with the grants its rules need (each
-    config grant's comment at its key's line when the config's `located` source is given)."""
-    needs = derive(config, str(config_path), ruleset, located)
+    """The unit for `opsmedic run -c FILE` (the config's `source`, read from FILE), with the
+    grants its rules need, each config grant's comment at its key's line."""
+    config_path = Path(source.file).resolve()  # ExecStart= runs in the state directory
+    needs = derive(config, str(config_path), ruleset, source)
     own = _own_files(config, config_path)
     moved = _moved(config, needs, own)
     needs = [n for n in needs if not (n.kind is Kind.WRITE and n.field in moved)]

@@ -41,8 +41,8 @@ def world(tmp_path: Path, rules: str, config: str = "api: {enabled: false}\n") -
 
 
 def unit_for(path: Path) -> Unit:
-    config, _ = load_config(path, environ={})
-    return systemd_unit(config, path, load_rules(config.rules_dir), "/usr/bin/opsmedic")
+    config, located = load_config(path, environ={})
+    return systemd_unit(config, located, load_rules(config.rules_dir), "/usr/bin/opsmedic")
 
 
 def directive(unit: Unit, name: str) -> list[str]:
@@ -193,9 +193,7 @@ def test_config_needs_are_reported_at_their_key(tmp_path: Path) -> None:
     where = {p.field: (p.file, p.line, p.col) for p in found}
     assert where["store"] == (str(path), 3, 1)
     assert where["api"] == (str(path), 5, 1)
-    config, located = load_config(path, environ={})
-    unit = systemd_unit(config, path, load_rules(config.rules_dir), "/x", located=located)
-    assert f"# the SQLite store ({path}:3)" in unit.text
+    assert f"# the SQLite store ({path}:3)" in unit_for(path).text
 
 
 @pytest.mark.parametrize(
