@@ -174,7 +174,13 @@ def _step_needs(step: Step, at: _At, config: Config) -> Iterator[Need]:
             # Creating that file in root's 0755 /etc as User=opsmedic takes DAC override. No
             # CAP_CHOWN: files.write_atomic gives back the owner only when running as root,
             # so the new file is the service user's (its mode kept).
-            yield from _write(at, config, str(path.parent), f"resolv_conf {path} (atomic rename)")
+            yield from _write(
+                at,
+                config,
+                str(path.parent),
+                f"resolv_conf {path} (renamed over from a new file beside it: "
+                "the directory, as a file bind-mounted alone cannot be renamed over)",
+            )
             yield at.need(
                 Kind.CAPABILITY,
                 "CAP_DAC_OVERRIDE",
