@@ -24,9 +24,11 @@ def check_source(source: str, *, relative: bool = False) -> None:
     `dir`), so it may start with a template; it must then not be absolute.
     """
     prefix = static_prefix(source)
-    if not prefix and not relative:
+    # `/` alone confines nothing: the rendered value could name any directory on the host,
+    # and no sandbox can grant "anywhere" (ReadWritePaths=/ undoes ProtectSystem=).
+    if prefix in ("", "/") and not relative:
         raise UnsafeTemplate(
-            "a templated path must start with a directory written in the rule, "
+            "a templated path must start with a directory written in the rule (not / alone), "
             "e.g. /var/log/apps/{{ event.labels.app }}"
         )
     if ".." in prefix.split("/"):

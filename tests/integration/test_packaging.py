@@ -3,6 +3,7 @@ where `opsmedic` works (init, check, a migrated store); the Containerfile passes
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sqlite3
@@ -125,3 +126,39 @@ def test_the_containerfile_environment_is_a_valid_config_override(tmp_path: Path
     assert config.store == "sqlite:////var/lib/opsmedic/opsmedic.db"
     assert config.state_dir == Path("/var/lib/opsmedic/state")
     assert environ["OPSMEDIC_CONFIG"] == "/etc/opsmedic/opsmedic.yaml"
+
+
+def test_the_containerfile_healthcheck_asks_the_port_the_environment_sets(tmp_path: Path) -> None:
+    """It reads OPSMEDIC_API__PORT at run time (8787 when unset)."""
+    import http.server
+    import threading
+
+    text = (REPO / "Containerfile").read_text().replace("\\\n", " ")
+    check = next(line for line in text.splitlines() if line.startswith("HEALTHCHECK"))
+    argv = json.loads(check.split(" CMD ", 1)[1])
+    assert "or 8787" in argv[-1]
+    (tmp_path / "python").symlink_to(sys.executable)  # the image's `python`
+
+    class Healthz(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200 if self.path == "/healthz" else 404)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            """Quiet: the test reads exit codes, not the log."""
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Healthz)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+
+    def healthcheck(port_env: int) -> int:
+        env = {"PATH": f"{tmp_path}:/usr/bin:/bin", "OPSMEDIC_API__PORT": str(port_env)}
+        return subprocess.run(argv, env=env, capture_output=True,
+                              timeout=30, check=False).returncode  # fmt: skip
+
+    try:
+        assert healthcheck(port) == 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert healthcheck(port) != 0  # nothing listens there any more

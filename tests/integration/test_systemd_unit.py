@@ -105,3 +105,38 @@ def test_paths_with_spaces_and_percent_signs_are_escaped_for_systemd(tmp_path: P
     assert (verify.returncode, verify.stdout + verify.stderr) == (0, "")
     check = opsmedic("check", str(site / "opsmedic.yaml"), "--unit", str(unit), cwd=tmp_path)
     assert check.returncode == 0, check.stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "said"),
+    [
+        ("--exec", "relative/opsmedic", "give the absolute path of the opsmedic program"),
+        ("--user", "bad user", "'bad user' is not a user name systemd accepts"),
+        ("--user", "9lives", "is not a user name systemd accepts"),
+        ("--user", "x" * 32, "is not a user name systemd accepts"),
+    ],
+)
+def test_a_bad_exec_or_user_exits_2_with_the_option(
+    option: str, value: str, said: str, tmp_path: Path
+) -> None:
+    result = opsmedic("systemd-unit", "-c", str(EXAMPLES[0] / "opsmedic.yaml"), option, value,
+                      cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 2, result.stdout
+    assert option in result.stderr and said in " ".join(result.stderr.split())
+    assert result.stdout == "" and "Traceback" not in result.stderr
+
+
+def test_the_init_starter_gets_no_write_to_its_own_config_and_says_so(tmp_path: Path) -> None:
+    assert opsmedic("init", str(tmp_path / "etc"), cwd=tmp_path).returncode == 0
+    config = tmp_path / "etc" / "opsmedic.yaml"
+    result = opsmedic("systemd-unit", "-c", str(config), "--exec", "/bin/true", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f"ReadWritePaths=-{tmp_path / 'etc'}" not in result.stdout
+    assert "Environment=OPSMEDIC_STORE=sqlite:////var/lib/opsmedic/opsmedic.db" in result.stdout
+    assert f"warning the SQLite store ({config}:9) is in {tmp_path / 'etc'}" in " ".join(
+        result.stderr.split()
+    )
+    unit = tmp_path / "opsmedic.service"
+    unit.write_text(result.stdout)
+    check = opsmedic("check", str(config), "--unit", str(unit), cwd=tmp_path)
+    assert check.returncode == 0, check.stderr

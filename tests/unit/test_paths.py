@@ -191,6 +191,9 @@ def test_run_command_cwd_and_resolv_conf_path_are_confined() -> None:
         ("archive_logs: {dir: '{{ event.labels.d }}', include: ['*'], to: /a}", "must start with"),
         ("archive_logs: {dir: '/a/../{{ event.host }}', include: ['*'], to: /a}", "'..' segment"),
         ("run_command: {argv: [ls], cwd: '{{ event.labels.d }}'}", "must start with"),
+        # `/` alone is no fixed directory: the rendered path could be anywhere.
+        ("archive_logs: {dir: '/{{ event.resource }}', include: ['*'], to: /a}", "not / alone"),
+        ("archive_logs: {dir: /a, include: ['*'], to: '/{{ event.host }}/'}", "not / alone"),
     ],
 )
 def test_a_path_template_without_a_fixed_directory_is_refused_at_load(

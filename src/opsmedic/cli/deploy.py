@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -11,6 +12,10 @@ import typer
 from rich.markup import escape
 
 from opsmedic.cli import ConfigOpt, app, err, out
+
+# systemd's strict user and group names (systemd.exec(5) User=): what every tool accepts; a
+# numeric id is also allowed. Anything else systemd refuses or warns about at start.
+_USER_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,30}|[0-9]{1,10}")
 
 
 @app.command("systemd-unit")
@@ -29,15 +34,27 @@ def systemd_unit(
     from opsmedic.rules.loader import load_rules
     from opsmedic.runtime import find_config
 
+    if exec_path is not None and not exec_path.is_absolute():
+        # systemd refuses an ExecStart= program given by a relative path.
+        raise typer.BadParameter(
+            f"give the absolute path of the opsmedic program, got {str(exec_path)!r}",
+            param_hint="--exec",
+        )
+    if not _USER_RE.fullmatch(user) or (user.isdigit() and int(user) >= 2**32 - 1):
+        raise typer.BadParameter(
+            f"{user!r} is not a user name systemd accepts: a letter or '_', then letters, "
+            "digits, '_' or '-', at most 31 in all (or a numeric id)",
+            param_hint="--user",
+        )
     config_path = find_config(config)
     if config_path is None:
         raise typer.BadParameter(
             "no opsmedic.yaml here: name the config the unit runs", param_hint="--config"
         )
-    loaded, _ = load_config(config_path)
+    loaded, located = load_config(config_path)
     ruleset = load_rules(loaded.rules_dir, build_registry())
     program = exec_path or _this_program()
-    unit = derive_unit(loaded, config_path.resolve(), ruleset, str(program), user)
+    unit = derive_unit(loaded, located, ruleset, str(program), user)
     out.print(escape(unit.text), end="")
     for warning in unit.warnings:
         err.print(f"warning {escape(warning)}")

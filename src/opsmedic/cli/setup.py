@@ -101,14 +101,21 @@ def _unit_problems(
     unit: Path, path: Path | None, rules_path: Path, ruleset: RuleSet
 ) -> list[Problem]:
     """What the systemd unit would forbid of the remediations these rules ask for."""
+    import os
+
     from opsmedic.config.loader import load_config
-    from opsmedic.deploy.unit_check import unit_problems
+    from opsmedic.deploy.unit_check import UnitGrants, unit_problems
     from opsmedic.runtime import find_config
 
     unit_config = find_config(None) if path in (None, rules_path) else path
-    found = unit_problems(
-        load_config(unit_config)[0], str(unit_config or "(defaults)"), ruleset, unit
-    )
+    try:
+        # The service sees the unit's Environment= (a store moved out of the config's
+        # directory by OPSMEDIC_STORE=…): judge the config it will run with.
+        environ = {**os.environ, **UnitGrants.parse(unit.read_text()).environment()}
+    except (OSError, UnicodeDecodeError):
+        environ = dict(os.environ)  # unit_problems reports the unreadable unit
+    config, located = load_config(unit_config, environ)
+    found = unit_problems(config, str(unit_config or "(defaults)"), ruleset, unit, located)
     if not found:
         out.print(f"unit {unit}: allows every remediation: ok")
     return found

@@ -4,7 +4,8 @@ network, secrets, programs that gain privileges. Pure: read from the config and 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import shlex
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
@@ -12,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from opsmedic.config.located import Loc, Located, dotted
 from opsmedic.config.schema import Config
 from opsmedic.config.types import Secret
 from opsmedic.paths import static_prefix
@@ -22,6 +24,8 @@ from opsmedic.templating import is_template
 # Programs that only work by gaining privileges (setuid, polkit agents): NoNewPrivileges
 # stops them, so a rule that runs one locally cannot work under the hardened unit.
 ELEVATING_PROGRAMS = frozenset({"sudo", "su", "doas", "pkexec", "runuser"})
+# Shell words after which the next word is a command (a newline too: see _shell_commands).
+_COMMAND_SEPARATORS = frozenset({";", "&&", "||", "|", "&", "(", "|&"})
 # Probe types and actions that open network connections.
 NETWORK_PROBES = frozenset({"http", "dns", "tls_cert"})
 NETWORK_ACTIONS = frozenset({"notify", "annotate", "http_request"})
@@ -46,11 +50,21 @@ class Need:
     file: str
     line: int = 1
     field: str = ""
+    col: int = 1
 
 
-def derive(config: Config, config_file: str, ruleset: RuleSet) -> list[Need]:
-    """Every need of the config and of every rule step, in the order they are written."""
-    needs = list(_config_needs(config, config_file))
+def derive(
+    config: Config, config_file: str, ruleset: RuleSet, located: Located | None = None
+) -> list[Need]:
+    """Every need of the config and of every rule step, in the order they are written; with
+    the config's `located` source, each config need at the line of its key."""
+    where = located.where if located is not None else (lambda loc, at_key=False: (1, 1))
+
+    def at_config(kind: Kind, value: str, why: str, loc: Loc) -> Need:
+        line, col = where(loc, True)
+        return Need(kind, value, why, config_file, line, dotted(loc), col)
+
+    needs = list(_config_needs(config, at_config))
     archives = False
     for rule in ruleset:
         for i, step in enumerate([*rule.steps, *rule.on_failure]):
@@ -61,72 +75,56 @@ def derive(config: Config, config_file: str, ruleset: RuleSet) -> list[Need]:
             archives = archives or step.action == "archive_logs"
     if archives:  # the intent journal that makes a killed archive recoverable
         needs.append(
-            Need(
-                Kind.WRITE,
-                str(config.state_dir),
-                "state_dir (archive intents)",
-                config_file,
-                field="state_dir",
+            at_config(
+                Kind.WRITE, str(config.state_dir), "state_dir (archive intents)", ("state_dir",)
             )
         )
     return needs
 
 
-def _config_needs(config: Config, file: str) -> Iterator[Need]:
+def _config_needs(config: Config, at: Callable[[Kind, str, str, Loc], Need]) -> Iterator[Need]:
+    """The config's own needs, each made by `at` with the place of its key."""
     db = config.store.removeprefix("sqlite:///")
     if db == config.store:
-        yield Need(Kind.NETWORK, "inet", "the store", file, field="store")
+        yield at(Kind.NETWORK, "inet", "the store", ("store",))
     elif db not in ("", ":memory:"):
         # SQLite writes its journal and WAL beside the database: the directory, not the file.
-        yield Need(Kind.WRITE, str(Path(db).parent), "the SQLite store", file, field="store")
+        yield at(Kind.WRITE, str(Path(db).parent), "the SQLite store", ("store",))
     if config.api.enabled:
-        yield Need(
-            Kind.NETWORK,
-            "inet",
-            f"the API on {config.api.host}:{config.api.port}",
-            file,
-            field="api",
-        )
-    for probe in config.probes:
+        why = f"the API on {config.api.host}:{config.api.port}"
+        yield at(Kind.NETWORK, "inet", why, ("api",))
+    for i, probe in enumerate(config.probes):
         if probe.type in NETWORK_PROBES:
-            yield Need(Kind.NETWORK, "inet", f"probe {probe.name}", file, field="probes")
+            yield at(Kind.NETWORK, "inet", f"probe {probe.name}", ("probes", i))
         if program := _elevating(probe.params.get("argv") if probe.type == "command" else None):
-            yield Need(Kind.ELEVATE, program, f"probe {probe.name}", file, field="probes")
-    for poller in config.pollers:
-        yield Need(Kind.NETWORK, "inet", f"poller {poller.name}", file, field="pollers")
+            yield at(Kind.ELEVATE, program, f"probe {probe.name}", ("probes", i))
+    for i, poller in enumerate(config.pollers):
+        yield at(Kind.NETWORK, "inet", f"poller {poller.name}", ("pollers", i))
     for name, host in config.ssh_hosts.items():
         if host.key_file is not None:
             key = host.key_file if host.key_file.is_absolute() else config.base_dir / host.key_file
-            yield Need(
-                Kind.CREDENTIAL,
-                str(key),
-                f"ssh_hosts.{name}.key_file",
-                file,
-                field=f"ssh_hosts.{name}",
-            )
-    for where, secret in _secrets(config, ""):
-        yield _secret_need(secret, where, file, where)
+            why = f"ssh_hosts.{name}.key_file"
+            yield at(Kind.CREDENTIAL, str(key), why, ("ssh_hosts", name, "key_file"))
+    for loc, secret in _secrets(config, ()):
+        if secret.env is not None:
+            yield at(Kind.ENVIRONMENT, secret.env, dotted(loc), loc)
+        else:
+            yield at(Kind.CREDENTIAL, str(secret.file), dotted(loc), loc)
 
 
-def _secrets(node: object, where: str) -> Iterator[tuple[str, Secret]]:
-    """Every Secret in the config with its dotted place (the same walk the loader makes)."""
+def _secrets(node: object, loc: Loc) -> Iterator[tuple[Loc, Secret]]:
+    """Every Secret in the config with its place (the same walk the loader makes)."""
     if isinstance(node, Secret):
-        yield where, node
+        yield loc, node
     elif isinstance(node, BaseModel):
         for name in type(node).model_fields:
-            yield from _secrets(getattr(node, name), f"{where}.{name}".lstrip("."))
+            yield from _secrets(getattr(node, name), (*loc, name))
     elif isinstance(node, dict):
         for key, value in node.items():
-            yield from _secrets(value, f"{where}.{key}")
+            yield from _secrets(value, (*loc, str(key)))
     elif isinstance(node, list | tuple):
         for i, value in enumerate(node):
-            yield from _secrets(value, f"{where}[{i}]")
-
-
-def _secret_need(secret: Secret, why: str, file: str, field: str, line: int = 1) -> Need:
-    if secret.env is not None:
-        return Need(Kind.ENVIRONMENT, secret.env, why, file, line, field)
-    return Need(Kind.CREDENTIAL, str(secret.file), why, file, line, field)
+            yield from _secrets(value, (*loc, i))
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,11 +168,24 @@ def _step_needs(step: Step, at: _At, config: Config) -> Iterator[Need]:
     elif step.action == "dns_failover":
         if isinstance(resolv := raw.get("resolv_conf"), dict):
             path = PurePosixPath(str(resolv.get("path", "/etc/resolv.conf")))
-            # Replaced atomically: a temporary file in its directory, renamed over it, given
-            # the original's owner (root's /etc needs DAC override, keeping root as owner CHOWN).
-            yield from _write(at, config, str(path.parent), f"resolv_conf {path}")
-            yield at.need(Kind.CAPABILITY, "CAP_DAC_OVERRIDE", f"resolv_conf {path}")
-            yield at.need(Kind.CAPABILITY, "CAP_CHOWN", f"resolv_conf {path}")
+            # Replaced atomically: a temporary file created beside it, renamed over it. So the
+            # directory, not the file: a rename onto a file bind-mounted alone (ReadWritePaths=
+            # of the file) fails with EBUSY, and from a temporary file elsewhere with EXDEV.
+            # Creating that file in root's 0755 /etc as User=opsmedic takes DAC override. No
+            # CAP_CHOWN: files.write_atomic gives back the owner only when running as root,
+            # so the new file is the service user's (its mode kept).
+            yield from _write(
+                at,
+                config,
+                str(path.parent),
+                f"resolv_conf {path} (renamed over from a new file beside it: "
+                "the directory, as a file bind-mounted alone cannot be renamed over)",
+            )
+            yield at.need(
+                Kind.CAPABILITY,
+                "CAP_DAC_OVERRIDE",
+                f"resolv_conf {path} (a new file in its directory)",
+            )
         if raw.get("rfc2136") is not None:
             yield at.need(Kind.NETWORK, "inet", "rfc2136")
     elif step.action == "run_command":
@@ -182,6 +193,8 @@ def _step_needs(step: Step, at: _At, config: Config) -> Iterator[Need]:
             yield at.need(Kind.NETWORK, "inet", f"host {raw['host']} (ssh)")
         elif program := _elevating(raw.get("argv")):
             yield at.need(Kind.ELEVATE, program, "argv")
+        elif program := _elevating_shell(raw.get("shell")):
+            yield at.need(Kind.ELEVATE, program, "shell")
     elif step.action in NETWORK_ACTIONS:
         yield at.need(Kind.NETWORK, "inet", "")
     for header, value in (raw.get("secret_headers") or {}).items():
@@ -213,3 +226,33 @@ def _elevating(argv: Any) -> str | None:
     if isinstance(argv, list) and argv and PurePosixPath(str(argv[0])).name in ELEVATING_PROGRAMS:
         return str(argv[0])
     return None
+
+
+def _elevating_shell(script: Any) -> str | None:
+    """The first program in command position of a shell script that only works by gaining
+    privileges, else None; a script shlex cannot split is left to the shell to refuse."""
+    if not isinstance(script, str):
+        return None
+    for command in _shell_commands(script):
+        if PurePosixPath(command).name in ELEVATING_PROGRAMS:
+            return command
+    return None
+
+
+def _shell_commands(script: str) -> Iterator[str]:
+    """The words in command position: the first, and each after a separator or newline,
+    past any leading VAR=value assignments."""
+    for line in script.splitlines():
+        lexer = shlex.shlex(line, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        try:
+            words = list(lexer)
+        except ValueError:  # an unbalanced quote (perhaps spanning lines): no reliable reading
+            continue
+        at_start = True
+        for word in words:
+            if word in _COMMAND_SEPARATORS:
+                at_start = True
+            elif at_start and not ("=" in word and word.split("=")[0].isidentifier()):
+                at_start = False
+                yield word

@@ -8,9 +8,10 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from opsmedic.config.located import Located
 from opsmedic.config.schema import Config
 from opsmedic.deploy.needs import Kind, Need, derive
-from opsmedic.deploy.systemd import HOMES, TMPS
+from opsmedic.deploy.systemd import ANYWHERE, HOMES, TMPS
 from opsmedic.errors import Problem
 from opsmedic.rules.ruleset import RuleSet
 
@@ -82,14 +83,24 @@ class UnitGrants:
             split = [value.split() for value in self.settings.get(key, [])]
         return [word.replace("%%", "%") for words in split for word in words]
 
+    def environment(self) -> dict[str, str]:
+        """The variables Environment= sets (a later assignment wins, as in systemd)."""
+        pairs = (word.partition("=") for word in self.words("Environment"))
+        return {name: value for name, eq, value in pairs if eq}
+
     @property
     def as_root(self) -> bool:
         return self.last("User", "root") in ("root", "0") and self.last("DynamicUser") not in _YES
 
-    def writable(self, path: PurePosixPath) -> str | None:
-        """None when the service may write in `path`, else why it may not."""
-        if self.last("PrivateTmp") in _YES and any(path.is_relative_to(t) for t in TMPS):
-            return "PrivateTmp=yes gives the service its own /tmp, not the host's"
+    def writable(self, path: PurePosixPath) -> tuple[str, str] | None:
+        """None when the service may write in `path`, else why it may not and the fix."""
+        grant = f"add ReadWritePaths={path}"
+        if self.last("PrivateTmp") in _YES and (tmp := _inside(path, TMPS)):
+            # ReadWritePaths= inside the private /tmp would still be the private one.
+            return (
+                "PrivateTmp=yes gives the service its own /tmp, not the host's",
+                f"set PrivateTmp=no, or move it out of {tmp}",
+            )
         granted = [PurePosixPath(w.lstrip("-+")) for w in self.words("ReadWritePaths")]
         granted += [
             PurePosixPath(base) / name for key, base in _MANAGED.items() for name in self.words(key)
@@ -97,11 +108,13 @@ class UnitGrants:
         if any(path.is_relative_to(g) for g in granted):
             return None
         home = self.last("ProtectHome", "no")
-        if home not in ("no", "false", "off", "0") and any(path.is_relative_to(h) for h in HOMES):
-            return f"ProtectHome={home} hides or protects it"
+        if home not in ("no", "false", "off", "0") and _inside(path, HOMES):
+            # Only the read-only level lets ReadWritePaths= open a directory back up.
+            fix = grant if home == "read-only" else f"set ProtectHome=read-only and {grant}"
+            return f"ProtectHome={home} hides or protects it", fix
         system = self.last("ProtectSystem", "no")
-        if system == "strict" or any(path.is_relative_to(p) for p in _READ_ONLY.get(system, ())):
-            return f"ProtectSystem={system} keeps it read-only"
+        if system == "strict" or _inside(path, _READ_ONLY.get(system, ())):
+            return f"ProtectSystem={system} keeps it read-only", grant
         return None
 
     def has_capability(self, cap: str) -> bool:
@@ -133,14 +146,23 @@ class UnitGrants:
         )
 
 
+def _inside(path: PurePosixPath, roots: tuple[str, ...]) -> str | None:
+    """The first of `roots` that holds `path`, else None."""
+    return next((root for root in roots if path.is_relative_to(root)), None)
+
+
 def forbidden(needs: list[Need], unit: UnitGrants) -> list[tuple[Need, str]]:
     """The needs the unit does not grant, each with what is missing."""
     found = []
     for need in needs:
         message = None
         if need.kind is Kind.WRITE:
-            if (why := unit.writable(PurePosixPath(need.value))) is not None:
-                message = f"writes in {need.value}, but {why} (add ReadWritePaths={need.value})"
+            path = PurePosixPath(need.value)
+            if (denied := unit.writable(path)) is not None:
+                why, fix = denied
+                if path == PurePosixPath("/"):  # the generated unit refuses it alike
+                    fix = ANYWHERE
+                message = f"writes in {need.value}, but {why} ({fix})"
         elif need.kind is Kind.CAPABILITY and not unit.has_capability(need.value):
             message = (
                 f"needs {need.value}, which the unit does not grant (add "
@@ -160,16 +182,22 @@ def forbidden(needs: list[Need], unit: UnitGrants) -> list[tuple[Need, str]]:
     return found
 
 
-def unit_problems(config: Config, config_file: str, ruleset: RuleSet, unit: Path) -> list[Problem]:
+def unit_problems(
+    config: Config,
+    config_file: str,
+    ruleset: RuleSet,
+    unit: Path,
+    located: Located | None = None,
+) -> list[Problem]:
     """The hook for `opsmedic check --unit FILE`: each remediation the unit would forbid, at
-    the place in the config or rules that asks for it."""
+    the place in the config (its key, from `located`) or the rules that asks for it."""
     try:
         grants = UnitGrants.parse(unit.read_text())
     except (OSError, UnicodeDecodeError) as exc:
         return [Problem(str(unit), 1, 1, "", f"cannot read the unit: {exc}")]
     problems = []
-    for need, message in forbidden(derive(config, config_file, ruleset), grants):
+    for need, message in forbidden(derive(config, config_file, ruleset, located), grants):
         what = need.why.removeprefix(need.field).lstrip()  # the field names the rule already
         text = f"{what}: {message}" if what else message
-        problems.append(Problem(need.file, need.line, 1, need.field, f"{text} under {unit}"))
+        problems.append(Problem(need.file, need.line, need.col, need.field, f"{text} under {unit}"))
     return problems

@@ -41,8 +41,8 @@ def world(tmp_path: Path, rules: str, config: str = "api: {enabled: false}\n") -
 
 
 def unit_for(path: Path) -> Unit:
-    config, _ = load_config(path, environ={})
-    return systemd_unit(config, path, load_rules(config.rules_dir), "/usr/bin/opsmedic")
+    config, located = load_config(path, environ={})
+    return systemd_unit(config, located, load_rules(config.rules_dir), "/usr/bin/opsmedic")
 
 
 def directive(unit: Unit, name: str) -> list[str]:
@@ -51,10 +51,10 @@ def directive(unit: Unit, name: str) -> list[str]:
 
 
 def problems(path: Path, unit_text: str) -> list[Problem]:
-    config, _ = load_config(path, environ={})
+    config, located = load_config(path, environ={})
     unit = path.parent / "hand.service"
     unit.write_text(unit_text)
-    return unit_problems(config, str(path), load_rules(config.rules_dir), unit)
+    return unit_problems(config, str(path), load_rules(config.rules_dir), unit, located)
 
 
 def test_the_fixed_hardening_is_there(tmp_path: Path) -> None:
@@ -93,9 +93,7 @@ def test_archive_dirs_and_destination_become_read_write_paths(tmp_path: Path) ->
     assert unit.warnings == []
 
 
-def test_a_resolv_conf_rewrite_gets_its_directory_and_the_capabilities_to_keep_root_owner(
-    tmp_path: Path,
-) -> None:
+def test_a_resolv_conf_rewrite_gets_its_directory_and_dac_override_only(tmp_path: Path) -> None:
     rules = """\
 - name: failover
   when: {source: dns}
@@ -105,8 +103,39 @@ def test_a_resolv_conf_rewrite_gets_its_directory_and_the_capabilities_to_keep_r
         resolv_conf: {path: /etc/resolv.conf, primary: 10.0.0.53, secondary: 10.0.0.54}
 """
     unit = unit_for(world(tmp_path, rules))
+    # The directory: the file is replaced by a rename from a new file beside it.
     assert directive(unit, "ReadWritePaths") == ["-/etc"]
-    assert directive(unit, "AmbientCapabilities") == ["CAP_CHOWN CAP_DAC_OVERRIDE"]
+    # No CAP_CHOWN: as User=opsmedic the new file is never given back to root.
+    assert directive(unit, "AmbientCapabilities") == ["CAP_DAC_OVERRIDE"]
+    assert directive(unit, "CapabilityBoundingSet") == ["CAP_DAC_OVERRIDE"]
+    (warning,) = unit.warnings
+    assert (
+        "CAP_DAC_OVERRIDE lets the service write every file in what it may write (/etc)" in warning
+    )
+
+
+def test_the_store_beside_the_config_moves_to_the_state_directory_not_a_grant(
+    tmp_path: Path,
+) -> None:
+    path = world(tmp_path, KILL % "")
+    path.write_text(path.read_text().replace("sqlite:////var/lib/opsmedic/o.db", "sqlite:///o.db"))
+    unit = unit_for(path)
+    assert directive(unit, "ReadWritePaths") == []  # not the config's or the rules' directory
+    assert directive(unit, "Environment") == ["OPSMEDIC_STORE=sqlite:////var/lib/opsmedic/o.db"]
+    (warning,) = unit.warnings
+    assert f"the SQLite store ({path}:1) is in {tmp_path}: the unit sets OPSMEDIC_STORE=" in warning
+    # check --unit judges the config as the service runs it: with the unit's Environment=.
+    assert UnitGrants.parse(unit.text).environment() == {
+        "OPSMEDIC_STORE": "sqlite:////var/lib/opsmedic/o.db"
+    }
+
+
+def test_a_rule_writing_in_the_rules_directory_is_granted_with_a_warning(tmp_path: Path) -> None:
+    rules = ARCHIVE.replace("to: /backup/logs", f"to: {tmp_path / 'rules' / 'old'}")
+    unit = unit_for(world(tmp_path, rules))
+    assert f"-{tmp_path / 'rules' / 'old'}" in directive(unit, "ReadWritePaths")
+    (warning,) = unit.warnings
+    assert f"may then rewrite its own config and rules in {tmp_path / 'rules'}" in warning
 
 
 def test_secret_files_are_passed_as_credentials_and_env_secrets_by_environment_file(
@@ -139,12 +168,49 @@ def test_paths_in_tmp_or_home_relax_private_tmp_and_protect_home(tmp_path: Path)
     assert directive(unit, "ProtectHome") == ["read-only"]
 
 
-def test_a_directory_templated_from_the_root_is_a_warning_not_a_grant(tmp_path: Path) -> None:
+def test_a_write_in_the_root_is_refused_alike_by_the_unit_and_by_check(tmp_path: Path) -> None:
+    # A template from `/` is refused when rules load (tests/unit/test_paths.py); `/` written
+    # out is what remains: a warning, never ReadWritePaths=/.
     rules = ARCHIVE.replace("[/var/log/app, /var/log/app/old, \"/srv/{{ event.labels.app }}/logs\"]",
-                            '"/{{ event.resource }}"')  # fmt: skip
-    unit = unit_for(world(tmp_path, rules))
+                            "/")  # fmt: skip
+    path = world(tmp_path, rules)
+    unit = unit_for(path)
     assert directive(unit, "ReadWritePaths") == ["-/backup/logs"]
-    assert len(unit.warnings) == 1 and "may write anywhere" in unit.warnings[0]
+    (warning,) = unit.warnings
+    assert "archive: do[0].archive_logs dir" in warning
+    assert "no unit can grant /: ReadWritePaths=/ undoes ProtectSystem=" in warning
+    (found,) = problems(path, unit.text)
+    assert (found.line, found.field) == (4, "archive: do[0].archive_logs")
+    assert "no unit can grant /: ReadWritePaths=/ undoes ProtectSystem=" in found.message
+    assert "add ReadWritePaths" not in found.message
+
+
+def test_config_needs_are_reported_at_their_key(tmp_path: Path) -> None:
+    path = world(tmp_path, KILL % "", "api: {enabled: true}\n")
+    text = path.read_text().replace("/var/lib/opsmedic/o.db", "/srv/db/o.db")
+    path.write_text("# the store, further down\n\n" + text)
+    found = problems(path, HAND_WRITTEN.replace("ReadWritePaths=/var/log/app /backup\n", ""))
+    where = {p.field: (p.file, p.line, p.col) for p in found}
+    assert where["store"] == (str(path), 3, 1)
+    assert where["api"] == (str(path), 5, 1)
+    assert f"# the SQLite store ({path}:3)" in unit_for(path).text
+
+
+@pytest.mark.parametrize(
+    ("setting", "fix"),
+    [
+        ("PrivateTmp=yes", "(set PrivateTmp=no, or move it out of /tmp)"),
+        ("ProtectHome=yes", "(set ProtectHome=read-only and add ReadWritePaths=/home/app/logs)"),
+    ],
+)
+def test_a_path_hidden_by_private_tmp_or_protect_home_gets_the_fix_that_works(
+    tmp_path: Path, setting: str, fix: str
+) -> None:
+    rules = ARCHIVE.replace("[/var/log/app, /var/log/app/old, \"/srv/{{ event.labels.app }}/logs\"]",
+                            "[/tmp/app, /home/app/logs]")  # fmt: skip
+    unit = "[Service]\nUser=opsmedic\nReadWritePaths=/backup\n" + setting + "\n"
+    (found,) = problems(world(tmp_path, rules), unit)
+    assert found.message.endswith(f"{fix} under {tmp_path / 'hand.service'}"), found.message
 
 
 def test_the_generated_unit_forbids_nothing_it_was_derived_for(tmp_path: Path) -> None:
@@ -236,3 +302,43 @@ def test_a_secret_file_is_read_from_the_credentials_directory_when_systemd_passe
     assert secret.reveal() == "from-the-file"  # not passed: the file itself
     (credentials / credential_name(original)).write_text("from-systemd\n")
     assert secret.reveal() == "from-systemd"
+
+
+@pytest.mark.parametrize(
+    ("script", "program"),
+    [
+        ("sudo systemctl restart shop", "sudo"),
+        ("systemctl is-active shop || /usr/bin/sudo -n systemctl restart shop", "/usr/bin/sudo"),
+        ("sync; doas reboot", "doas"),
+        ("echo restart | su -c sh", "su"),
+        ("date\nLANG=C pkexec systemctl restart shop", "pkexec"),
+        ("grep -r sudo /etc/sudoers.d; echo '&& sudo'", None),  # arguments, not commands
+    ],
+)
+def test_an_elevating_program_in_a_shell_script_is_found_in_command_position(
+    tmp_path: Path, script: str, program: str | None
+) -> None:
+    path = world(tmp_path, "- name: restart\n  when: {source: http}\n  do:\n    - run_command:\n"
+                 f"        shell: |-\n          {script.replace(chr(10), chr(10) + ' ' * 10)}\n")  # fmt: skip
+    found = [p.message for p in problems(path, HAND_WRITTEN)]
+    warnings = unit_for(path).warnings
+    if program is None:
+        assert found == [] and warnings == []
+    else:
+        assert len(found) == 1 and f"shell: runs {program}, which cannot gain" in found[0], found
+        assert len(warnings) == 1 and f"runs {program}" in warnings[0]
+
+
+def test_the_stop_timeout_covers_the_longest_step_timeout_and_is_bounded(tmp_path: Path) -> None:
+    step = "- name: slow\n  when: {source: x}\n  do:\n    - noop: {}\n      timeout: %s\n"
+    config = "api: {enabled: false}\nactions: {timeout: 5m}\n"
+    assert directive(unit_for(world(tmp_path, step % "1m", config)), "TimeoutStopSec") == ["330s"]
+    unit = unit_for(world(tmp_path, step % "20m", config))
+    assert directive(unit, "TimeoutStopSec") == ["1230s"]
+    assert (
+        f"# the longest step timeout: slow ({tmp_path / 'rules' / 'r.yaml'}:4) 1200s" in unit.text
+    )
+    assert unit.warnings == []
+    unit = unit_for(world(tmp_path, step % "2h", config))
+    assert directive(unit, "TimeoutStopSec") == ["3600s"]
+    assert len(unit.warnings) == 1 and "outlasts TimeoutStopSec=3600s" in unit.warnings[0]
