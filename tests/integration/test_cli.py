@@ -120,8 +120,15 @@ def test_replay_dry_run_prints_what_would_run_and_touches_nothing(project: Path)
     (project / "events.jsonl").write_text(json.dumps(line) + "\n")
     result = opsmedic("replay", "--dry-run", "events.jsonl", cwd=project)
     assert result.returncode == 0, result.stderr
-    assert "what would have run" in result.stdout
-    assert "archiving /var/log/app on h" in result.stdout
+    # In a pipe: tab-separated rows under a header, a blank line, then the summary line.
+    table, summary = result.stdout.split("\n\n")
+    header, *rows = [line.split("\t") for line in table.splitlines()]
+    assert header == ["rule", "target", "step", "parameters", "note"]
+    would = {row[0]: row for row in rows}["archive-app-logs"]
+    assert would[1:3] == ["h:/var/log/app", "run_command"]
+    assert "archiving /var/log/app on h" in would[3]
+    assert not any(box in result.stdout for box in "┏┃│└")
+    assert summary.startswith("replayed 1 events from events.jsonl")
     assert not (project / "opsmedic.db").exists()
 
 

@@ -153,4 +153,18 @@ def test_json_summary_with_runs_in_the_api_shape(tmp_path: Path, dry: bool) -> N
     assert summary["suppressed"] == {"throttle": 0, "in_flight": 0, "for": 0, "limit": 1}
     states = [r["state"] for r in summary["runs"]]
     assert states == (["skipped"] * 4 if dry else ["failed", "failed", "skipped", "succeeded"])
-    assert set(summary["runs"][0]) >= {"id", "rule", "event_id", "target", "state", "steps"}
+    # The public shape of a run (docs/api.md), deciding_step included: what `runs show --json`
+    # (and the API) gives for the same run once it is stored.
+    public = {"id", "rule", "event_id", "target", "fingerprint", "actions", "queue", "dry_run",
+              "state", "message", "steps", "created_at", "started_at", "finished_at",
+              "incident_id", "deciding_step", "rerun_of"}  # fmt: skip
+    assert all(set(run) == public for run in summary["runs"])
+    assert summary["runs"][0]["deciding_step"] == 0
+    if not dry:
+        for run in summary["runs"]:
+            shown = opsmedic("runs", "show", run["id"], "--json", cwd=tmp_path)
+            assert shown.returncode == 0, shown.stderr
+            stored = json.loads(shown.stdout)
+            assert set(stored) == set(run)
+            assert [stored[k] for k in ("state", "deciding_step", "steps")] == [
+                run[k] for k in ("state", "deciding_step", "steps")]  # fmt: skip

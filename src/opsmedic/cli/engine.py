@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import signal
+import sys
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -13,12 +13,11 @@ import typer
 from rich.markup import escape
 
 from opsmedic.cli import ConfigOpt, app, err, out
+from opsmedic.cli.output import Cell, plain, print_json, print_table
 from opsmedic.errors import Problem
 from opsmedic.model import Event, Run
 
 if TYPE_CHECKING:
-    from rich.table import Table
-
     from opsmedic.runtime import Runtime
 
 # The runtime (config, rules, engine, store) and asyncio are imported by the commands that
@@ -107,12 +106,13 @@ def replay(
         rt.engine.on_finished = runs.append
     summary = _summary(rt, events, asyncio.run(_replay(rt, events, fmt)), dry_run, assume_failed)
     if as_json:
-        from opsmedic.store.codec import run_row
+        from opsmedic.store.public import run_json
 
-        typer.echo(json.dumps({**summary, "runs": [run_row(r) for r in runs]}))
+        # The public shape of a run, as `runs --json` and the API give it (docs/api.md).
+        print_json({**summary, "runs": [run_json(r) for r in runs]})
         return
     if dry_run:
-        out.print(_would_table(runs))
+        _print_would_run(runs)
     out.print(escape(_summary_line(summary)))
 
 
@@ -188,16 +188,16 @@ async def _replay(rt: Runtime, path: Path, fmt: str = Format.OPSMEDIC) -> Replay
     return read
 
 
-def _would_table(runs: list[Run]) -> Table:
-    from rich.table import Table
-
-    table = Table(title="dry-run: what would have run")
-    for column in ("rule", "target", "step", "parameters", "note"):
-        table.add_column(column, overflow="fold")
+def _print_would_run(runs: list[Run]) -> None:
+    """What a dry run would have run, one row per step: the CLI's shared table, so a pipe
+    gets tab-separated lines as from every other listing."""
+    rows: list[list[Cell]] = []
     for run in runs:
         if not run.steps:
-            table.add_row(run.rule, run.target, "-", "", escape(run.message))
+            rows.append([run.rule, run.target, "-", "", run.message])
         for step in run.steps:
-            table.add_row(run.rule, run.target, step.action, escape(str(step.params)),
-                          escape(step.message))  # fmt: skip
-    return table
+            rows.append([run.rule, run.target, step.action, str(step.params), step.message])
+    print_table("dry-run: what would have run", ["rule", "target", "step", "parameters", "note"],
+                rows)  # fmt: skip
+    if plain():
+        sys.stdout.write("\n")  # a blank line ends the rows before the summary line
