@@ -231,6 +231,8 @@ def test_events_filters_and_bad_options(project: Path) -> None:
     assert [e["host"] for e in cli_json(config, "events", "--limit", "1")] == ["2"]
     capped = opsmedic("events", "--jsonl", "--limit", "2", cwd=project)
     assert len(capped.stdout.splitlines()) == 2 and "--limit" in capped.stderr
+    exact = opsmedic("events", "--jsonl", "--limit", "3", cwd=project)  # all there is
+    assert len(exact.stdout.splitlines()) == 3 and exact.stderr == ""
     both = opsmedic("events", "--json", "--jsonl", cwd=project)
     assert both.returncode == 2 and "use one of --json and --jsonl" in both.stderr
     bad = opsmedic("events", "--since", "lately", cwd=project)

@@ -63,6 +63,38 @@ def test_replay_runs_what_live_runs_once_earlier_runs_finished(tmp_path: Path) -
     assert [s.on_failure for s in runs[0].steps] == [False, True]  # on_failure ran
 
 
+def test_an_export_replays_into_a_fresh_store_to_the_same_runs(tmp_path: Path) -> None:
+    """`events --jsonl` leaves out the escalation the engine derived: replayed, the export
+    gives the same runs (one escalation, not two); `--all` keeps it for whoever wants it."""
+    project(tmp_path, FLAKY)
+    write_events(tmp_path / "events.jsonl", failing(5, 70))
+    assert opsmedic("replay", "events.jsonl", cwd=tmp_path).returncode == 0
+    export = opsmedic("events", "--jsonl", "--since", "100000d", cwd=tmp_path)
+    assert export.returncode == 0 and export.stderr == "", export.stderr
+    assert [json.loads(x)["source"] for x in export.stdout.splitlines()] == ["app"] * 5
+    (tmp_path / "export.jsonl").write_text(export.stdout)
+    fresh = {"OPSMEDIC_STORE": f"sqlite:///{tmp_path / 'fresh.db'}"}
+    again = opsmedic("replay", "export.jsonl", cwd=tmp_path, env=fresh)
+    assert again.returncode == 0, again.stderr
+    assert "replayed 5 events from export.jsonl (0 bad lines skipped): runs 2 failed, " \
+           "1 skipped, 1 succeeded;" in again.stdout  # fmt: skip
+
+    def decisions(db: str) -> list[tuple[str, str, str]]:
+        runs = Store(f"sqlite:///{tmp_path / db}").list_runs()
+        return sorted((r.rule, str(r.state), r.message) for r in runs)
+
+    assert decisions("fresh.db") == decisions("opsmedic.db")
+    assert len([r for r in decisions("fresh.db") if r[0] == "page"]) == 1  # one escalation
+    everything = opsmedic("events", "--jsonl", "--all", "--since", "100000d", cwd=tmp_path)
+    kinds = [json.loads(x)["kind"] for x in everything.stdout.splitlines()]
+    assert kinds.count("escalation") == 1 and len(kinds) == 6
+    named = opsmedic("events", "--jsonl", "--source", "opsmedic", "--since", "100000d",
+                     cwd=tmp_path)  # fmt: skip
+    assert [json.loads(x)["kind"] for x in named.stdout.splitlines()] == ["escalation"]
+    alone = opsmedic("events", "--all", cwd=tmp_path)
+    assert alone.returncode == 2 and "only with --jsonl" in alone.stderr
+
+
 def test_a_throttle_still_holds_back_events_inside_its_window(tmp_path: Path) -> None:
     project(tmp_path, FLAKY)
     write_events(tmp_path / "events.jsonl", failing(4, 20))  # 0, 20, 40, 60 s

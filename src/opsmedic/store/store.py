@@ -311,8 +311,9 @@ class Store:
         source: str | None = None,
         kind: str | None = None,
         limit: int = 100,
+        not_source: str | None = None,
     ) -> list[Event]:
-        """Events, newest first."""
+        """Events, newest first; `not_source` leaves out the events of that source."""
         stmt = (
             sa.select(event_table)
             .order_by(event_table.c.time.desc(), event_table.c.id.desc())
@@ -324,6 +325,8 @@ class Store:
             stmt = stmt.where(event_table.c.source == source)
         if kind is not None:
             stmt = stmt.where(event_table.c.kind == kind)
+        if not_source is not None:
+            stmt = stmt.where(event_table.c.source != not_source)
         with self._transaction() as conn:
             return [event_from_row(row) for row in conn.execute(stmt).mappings()]
 
