@@ -276,14 +276,31 @@ def test_reads_without_config_or_store_fail_and_create_nothing(tmp_path: Path) -
         assert list(tmp_path.iterdir()) == [], args
 
 
+TOKEN_CREATE = ["token", "create", "--name", "ci", "--scope", "read"]
+
+
 def test_reads_with_a_config_but_no_store_yet_create_nothing(project: Path) -> None:
-    for args in READS:
+    (project / "opsmedic.db").unlink()  # `init` made one: gone, as on a copied config
+    for args in [*READS, TOKEN_CREATE]:
         result = opsmedic(*args, cwd=project)
         assert result.returncode == 1 and "no database at" in result.stderr, args
+        assert "Traceback" not in result.stderr
         assert not list(project.glob("*.db*")), args
-    made = opsmedic("token", "create", "--name", "ci", "--scope", "read", cwd=project)
-    assert made.returncode == 0 and (project / "opsmedic.db").exists()  # a write creates it
-    assert opsmedic("runs", cwd=project).returncode == 0
+
+
+def test_token_create_needs_a_store_that_init_creates(tmp_path: Path) -> None:
+    """Only `run`, `init`, `replay` and `demo` create a store; `token create` writes into one."""
+    refused = opsmedic(*TOKEN_CREATE, cwd=tmp_path)
+    assert refused.returncode == 1 and refused.stdout == ""  # no secret for a token not kept
+    assert "no opsmedic.yaml in" in refused.stderr and "opsmedic init" in refused.stderr
+    assert list(tmp_path.iterdir()) == []
+    init = opsmedic("init", cwd=tmp_path)
+    assert init.returncode == 0, init.stderr
+    assert (tmp_path / "opsmedic.db").exists() and "ready" in init.stdout
+    assert opsmedic("runs", cwd=tmp_path).returncode == 0  # a read finds it too
+    made = opsmedic(*TOKEN_CREATE, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert [t["name"] for t in cli_json(tmp_path / "opsmedic.yaml", "token", "list")] == ["ci"]
 
 
 def test_reads_on_an_empty_postgres_database_create_no_tables(

@@ -40,9 +40,9 @@ MAX_EXPORT = 10_000_000  # --limit's ceiling: an export of a whole store is a us
 OWN_SOURCE = "opsmedic"  # the source of the events the engine and its actions derive
 
 
-def open_store(config: ConfigOpt, *, create: bool = False) -> Store:
-    """The config's store, migrated. Only commands that write pass `create`: a read where
-    there is no store says so instead of leaving an empty database behind."""
+def open_store(config: ConfigOpt) -> Store:
+    """The config's store, migrated; where there is none it says so instead of leaving an
+    empty database behind (only `run`, `init`, `replay` and `demo` create one)."""
     from opsmedic.config.loader import load_config
     from opsmedic.runtime import DEFAULT_CONFIG, find_config
     from opsmedic.store.store import Store
@@ -50,7 +50,7 @@ def open_store(config: ConfigOpt, *, create: bool = False) -> Store:
     path = find_config(config)
     store = Store(load_config(path)[0].store)
     try:
-        store.migrate(create=create)
+        store.migrate(create=False)
     except StoreError as exc:
         if path is not None:
             raise

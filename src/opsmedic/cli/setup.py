@@ -32,19 +32,35 @@ def init(
     directory: Annotated[Path, typer.Argument(help="where to write the starter files")] = Path("."),
     force: Annotated[bool, typer.Option(help="overwrite existing files")] = False,
 ) -> None:
-    """Write a commented starter opsmedic.yaml and a rules directory."""
+    """Write a commented starter opsmedic.yaml and a rules directory, and create its store."""
+    from opsmedic.config.loader import load_config
+    from opsmedic.store.store import Store
+
     starter = resources.files("opsmedic.starter")
+    config_path = directory / "opsmedic.yaml"
     targets = {
-        directory / "opsmedic.yaml": starter.joinpath("opsmedic.yaml").read_text(),
+        config_path: starter.joinpath("opsmedic.yaml").read_text(),
         directory / "rules" / "example.yaml": starter.joinpath("rules.yaml").read_text(),
     }
     existing = [p for p in targets if p.exists()]
     if existing and not force:
         raise OpsmedicError(f"{existing[0]} exists; use --force to overwrite")
     for path, text in targets.items():
-        write_atomic(path, text)
+        try:
+            write_atomic(path, text)
+        except OSError as exc:  # a directory that cannot be made or written (/proc, read-only)
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise OpsmedicError(f"cannot write {path}: {exc.strerror or exc}{where}") from None
         out.print(f"wrote {path}")
-    out.print(f"next: opsmedic check {directory / 'opsmedic.yaml'}")
+    # The store too: read commands and `token create` never create one, so `init` then
+    # `token create` must find it.
+    store = Store(load_config(config_path)[0].store)
+    try:
+        store.migrate(create=True)
+    finally:
+        store.close()
+    out.print(f"store {store.url}: ready")
+    out.print(f"next: opsmedic check {config_path}")
 
 
 @app.command()
