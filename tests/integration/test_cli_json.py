@@ -262,6 +262,21 @@ def test_rules_test_json_and_pipe(project: Path) -> None:
     assert len(piped) == len(first["rules"])
 
 
+def test_rules_test_on_deeply_nested_json_is_an_error_line(project: Path) -> None:
+    """100k `[`: past the decoder's nesting limit; 1000 levels in a payload: decoded, but too
+    deep for the JSON printer. Each an `error` line and exit 1, never a traceback."""
+    (project / "deep.json").write_text("[" * 100_000)
+    nested = '{"source": "x", "payload": ' + '{"a": ' * 1000 + "1" + "}" * 1001
+    (project / "deep-payload.json").write_text(nested)
+    for name, args, says in [
+        ("deep.json", [], "deep.json: cannot read JSON: depth limit exceeded"),
+        ("deep-payload.json", ["--json"], "nested too deeply (about 1000 levels) to print"),
+    ]:  # fmt: skip
+        result = opsmedic("rules", "test", name, *args, cwd=project)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.startswith("error ") and says in result.stderr, result.stderr
+
+
 READS = [["runs"], ["runs", "show", "abcd"], ["incidents"], ["incidents", "show", "abcd"],
          ["events"], ["events", "--jsonl"], ["token", "list"], ["token", "revoke", "x"],
          ["prune", "--older-than", "1d"]]  # fmt: skip

@@ -95,6 +95,38 @@ def test_an_export_replays_into_a_fresh_store_to_the_same_runs(tmp_path: Path) -
     assert alone.returncode == 2 and "only with --jsonl" in alone.stderr
 
 
+def test_an_export_replayed_into_its_own_store_skips_the_stored_events(tmp_path: Path) -> None:
+    """Each line whose event id is already stored is skipped and named; nothing is refused."""
+    project(tmp_path, FLAKY)
+    write_events(tmp_path / "events.jsonl", failing(3, 70))
+    assert opsmedic("replay", "events.jsonl", cwd=tmp_path).returncode == 0
+    store = Store(f"sqlite:///{tmp_path / 'opsmedic.db'}")
+    before = sorted((r.id, str(r.state)) for r in store.list_runs())
+    export = opsmedic("events", "--jsonl", "--since", "100000d", cwd=tmp_path).stdout
+    (tmp_path / "export.jsonl").write_text(export + json.dumps(failing(1, 0)[0]) + "\n")
+    ids = [json.loads(x)["id"] for x in export.splitlines()]
+    again = opsmedic("replay", "export.jsonl", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "Traceback" not in again.stderr and "batch_failed" not in again.stderr
+    for n, event_id in enumerate(ids, start=1):
+        assert f"export.jsonl:{n}:1: skipped: event {event_id} is already in the store (" in (
+            again.stderr
+        )
+    assert "replayed 1 events from export.jsonl (3 bad lines skipped)" in again.stdout
+    assert sorted((r.id, str(r.state)) for r in store.list_runs())[: len(before)] == before
+
+
+def test_a_store_refusal_is_one_error_line_without_a_traceback(tmp_path: Path) -> None:
+    """Two lines with one id: the store refuses their batch; exit 1, one line each, no trace."""
+    project(tmp_path, FLAKY)
+    line = {**failing(1, 0)[0], "id": "01a24ec5694e732aa6000099"}
+    write_events(tmp_path / "events.jsonl", [line, line])
+    result = opsmedic("replay", "events.jsonl", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "engine.batch_failed" in result.stderr and "StoreRefused" in result.stderr
+    assert "error the store refused" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_a_throttle_still_holds_back_events_inside_its_window(tmp_path: Path) -> None:
     project(tmp_path, FLAKY)
     write_events(tmp_path / "events.jsonl", failing(4, 20))  # 0, 20, 40, 60 s

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
@@ -149,6 +148,8 @@ def rules_test(
     config: ConfigOpt = None,
 ) -> None:
     """Show which rules an event matches and, for each that does not, the first failed condition."""
+    import orjson
+
     from opsmedic.config.loader import load_config
     from opsmedic.plugins import build_registry
     from opsmedic.rules.loader import load_rules
@@ -157,8 +158,12 @@ def rules_test(
     rules_path = rules or load_config(find_config(config))[0].rules_dir
     ruleset = load_rules(rules_path, build_registry())
     try:
-        data: Any = json.loads(event_file.read_text())
-    except (OSError, ValueError) as exc:
+        # orjson, as the API and replay decode: its nesting limit (1024) makes a file of 100k
+        # `[` a decode error, where the json module's recursion would end in a traceback.
+        data: Any = orjson.loads(event_file.read_bytes())
+    except OSError as exc:
+        raise OpsmedicError(f"{event_file}: cannot read: {exc.strerror or exc}") from None
+    except orjson.JSONDecodeError as exc:
         raise OpsmedicError(f"{event_file}: cannot read JSON: {exc}") from None
     results = [_explain(ruleset, item) for item in (data if isinstance(data, list) else [data])]
     for n, result in enumerate(results, start=1):

@@ -304,6 +304,12 @@ class Store:
         with self._transaction() as conn:
             return event_from_row(self._find(conn, event_table, ref, "event"))
 
+    def stored_event_ids(self, ids: Sequence[str]) -> set[str]:
+        """Which of `ids` the store already holds (replay skips those, naming their lines)."""
+        stmt = sa.select(event_table.c.id).where(event_table.c.id.in_(list(ids)))
+        with self._transaction() as conn:
+            return set(conn.execute(stmt).scalars())
+
     def list_events(
         self,
         *,
