@@ -341,8 +341,11 @@ class Engine:
         self.planner.restore_escalations(paused)
 
     def _fail(self, batch: list[_Submission], exc: Exception) -> None:
+        # A refusal is the data's fault and its one line says why (a duplicate event id, a
+        # value the database cannot hold); a traceback is kept for what is not understood.
+        trace = None if isinstance(exc, StoreRefused) else exc
         self.log.error("engine.batch_failed", error=f"{type(exc).__name__}: {exc}",
-                       exc_info=exc)  # fmt: skip
+                       exc_info=trace)  # fmt: skip
         for sub in batch:
             if sub.done is not None and not sub.done.done():
                 sub.done.set_exception(exc)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from opsmedic.store.store import Store
+
 OPSMEDIC = [sys.executable, "-m", "opsmedic"]
 
 
@@ -42,6 +44,13 @@ def test_init_writes_a_valid_starter_and_refuses_to_overwrite(project: Path) -> 
     again = opsmedic("init", str(project), cwd=project)
     assert again.returncode == 1
     assert "exists; use --force" in again.stderr
+
+
+@pytest.mark.parametrize("where", ["/proc/x", "/proc/version/x"])
+def test_init_where_nothing_can_be_written_is_a_clear_error(tmp_path: Path, where: str) -> None:
+    result = opsmedic("init", where, cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"error cannot write {where}/opsmedic.yaml: "), result.stderr
 
 
 def test_check_exits_2_with_located_errors(project: Path) -> None:
@@ -128,11 +137,19 @@ def test_replay_skips_bad_lines_processes_the_rest_and_records_history(project: 
 def test_replay_dry_run_prints_what_would_run_and_touches_nothing(project: Path) -> None:
     line = {"source": "disk", "resource": "/var/log/app", "value": 99, "host": "h"}
     (project / "events.jsonl").write_text(json.dumps(line) + "\n")
+    before = (project / "opsmedic.db").read_bytes()  # the store `init` made
     result = opsmedic("replay", "--dry-run", "events.jsonl", cwd=project)
     assert result.returncode == 0, result.stderr
-    assert "what would have run" in result.stdout
-    assert "archiving /var/log/app on h" in result.stdout
-    assert not (project / "opsmedic.db").exists()
+    # In a pipe: tab-separated rows under a header, a blank line, then the summary line.
+    table, summary = result.stdout.split("\n\n")
+    header, *rows = [line.split("\t") for line in table.splitlines()]
+    assert header == ["rule", "target", "step", "parameters", "note"]
+    would = {row[0]: row for row in rows}["archive-app-logs"]
+    assert would[1:3] == ["h:/var/log/app", "run_command"]
+    assert "archiving /var/log/app on h" in would[3]
+    assert not any(box in result.stdout for box in "┏┃│└")
+    assert summary.startswith("replayed 1 events from events.jsonl")
+    assert (project / "opsmedic.db").read_bytes() == before
 
 
 def test_environment_overrides_the_store(project: Path) -> None:
@@ -142,7 +159,8 @@ def test_environment_overrides_the_store(project: Path) -> None:
     result = opsmedic("replay", "events.jsonl", cwd=project,
                       env={"OPSMEDIC_STORE": f"sqlite:///{other}"})  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert other.exists() and not (project / "opsmedic.db").exists()
+    assert other.exists() and len(Store(f"sqlite:///{other}").list_events()) == 1
+    assert Store(f"sqlite:///{project / 'opsmedic.db'}").list_events() == []
 
 
 def test_prune_keeps_recent_history(project: Path) -> None:

@@ -73,3 +73,21 @@ def test_shell_completion_script_and_completions() -> None:
     assert run(str(SCRIPT), env=words).stdout.split() == ["systemd-unit"]
     words.update(COMP_WORDS="opsmedic check --un", COMP_CWORD="2")
     assert run(str(SCRIPT), env=words).stdout.split() == ["--unit"]
+
+
+def test_asyncssh_deprecation_warnings_stay_off_stderr(tmp_path: Path) -> None:
+    """An SFTP destination imports asyncssh; cryptography's DSA warnings about it are not
+    shown, even with PYTHONWARNINGS=default (so the entry point's filter hides them)."""
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "a.log").write_text("x\n")
+    result = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "opsmedic", "archive", str(tmp_path / "logs"),
+         "--to", "sftp://nohost/x", "--include", "*.log", "--min-age", "0"],
+        cwd=tmp_path, env={k: v for k, v in os.environ.items() if not k.startswith("OPSMEDIC_")}
+        | {"PYTHONWARNINGS": "default"}, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()}
+    assert "asyncssh" in imported, result.stderr  # the run did reach the SSH code
+    assert result.returncode == 1 and "no ssh_hosts entry is 'nohost'" in result.stdout
+    assert "DSA is deprecated" not in result.stderr
+    assert "Warning" not in result.stderr.replace("import time", "")

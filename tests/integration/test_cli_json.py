@@ -231,6 +231,8 @@ def test_events_filters_and_bad_options(project: Path) -> None:
     assert [e["host"] for e in cli_json(config, "events", "--limit", "1")] == ["2"]
     capped = opsmedic("events", "--jsonl", "--limit", "2", cwd=project)
     assert len(capped.stdout.splitlines()) == 2 and "--limit" in capped.stderr
+    exact = opsmedic("events", "--jsonl", "--limit", "3", cwd=project)  # all there is
+    assert len(exact.stdout.splitlines()) == 3 and exact.stderr == ""
     both = opsmedic("events", "--json", "--jsonl", cwd=project)
     assert both.returncode == 2 and "use one of --json and --jsonl" in both.stderr
     bad = opsmedic("events", "--since", "lately", cwd=project)
@@ -260,6 +262,21 @@ def test_rules_test_json_and_pipe(project: Path) -> None:
     assert len(piped) == len(first["rules"])
 
 
+def test_rules_test_on_deeply_nested_json_is_an_error_line(project: Path) -> None:
+    """100k `[`: past the decoder's nesting limit; 1000 levels in a payload: decoded, but too
+    deep for the JSON printer. Each an `error` line and exit 1, never a traceback."""
+    (project / "deep.json").write_text("[" * 100_000)
+    nested = '{"source": "x", "payload": ' + '{"a": ' * 1000 + "1" + "}" * 1001
+    (project / "deep-payload.json").write_text(nested)
+    for name, args, says in [
+        ("deep.json", [], "deep.json: cannot read JSON: depth limit exceeded"),
+        ("deep-payload.json", ["--json"], "nested too deeply (about 1000 levels) to print"),
+    ]:  # fmt: skip
+        result = opsmedic("rules", "test", name, *args, cwd=project)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.startswith("error ") and says in result.stderr, result.stderr
+
+
 READS = [["runs"], ["runs", "show", "abcd"], ["incidents"], ["incidents", "show", "abcd"],
          ["events"], ["events", "--jsonl"], ["token", "list"], ["token", "revoke", "x"],
          ["prune", "--older-than", "1d"]]  # fmt: skip
@@ -274,14 +291,31 @@ def test_reads_without_config_or_store_fail_and_create_nothing(tmp_path: Path) -
         assert list(tmp_path.iterdir()) == [], args
 
 
+TOKEN_CREATE = ["token", "create", "--name", "ci", "--scope", "read"]
+
+
 def test_reads_with_a_config_but_no_store_yet_create_nothing(project: Path) -> None:
-    for args in READS:
+    (project / "opsmedic.db").unlink()  # `init` made one: gone, as on a copied config
+    for args in [*READS, TOKEN_CREATE]:
         result = opsmedic(*args, cwd=project)
         assert result.returncode == 1 and "no database at" in result.stderr, args
+        assert "Traceback" not in result.stderr
         assert not list(project.glob("*.db*")), args
-    made = opsmedic("token", "create", "--name", "ci", "--scope", "read", cwd=project)
-    assert made.returncode == 0 and (project / "opsmedic.db").exists()  # a write creates it
-    assert opsmedic("runs", cwd=project).returncode == 0
+
+
+def test_token_create_needs_a_store_that_init_creates(tmp_path: Path) -> None:
+    """Only `run`, `init`, `replay` and `demo` create a store; `token create` writes into one."""
+    refused = opsmedic(*TOKEN_CREATE, cwd=tmp_path)
+    assert refused.returncode == 1 and refused.stdout == ""  # no secret for a token not kept
+    assert "no opsmedic.yaml in" in refused.stderr and "opsmedic init" in refused.stderr
+    assert list(tmp_path.iterdir()) == []
+    init = opsmedic("init", cwd=tmp_path)
+    assert init.returncode == 0, init.stderr
+    assert (tmp_path / "opsmedic.db").exists() and "ready" in init.stdout
+    assert opsmedic("runs", cwd=tmp_path).returncode == 0  # a read finds it too
+    made = opsmedic(*TOKEN_CREATE, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert [t["name"] for t in cli_json(tmp_path / "opsmedic.yaml", "token", "list")] == ["ci"]
 
 
 def test_reads_on_an_empty_postgres_database_create_no_tables(

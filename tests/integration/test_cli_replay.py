@@ -63,6 +63,70 @@ def test_replay_runs_what_live_runs_once_earlier_runs_finished(tmp_path: Path) -
     assert [s.on_failure for s in runs[0].steps] == [False, True]  # on_failure ran
 
 
+def test_an_export_replays_into_a_fresh_store_to_the_same_runs(tmp_path: Path) -> None:
+    """`events --jsonl` leaves out the escalation the engine derived: replayed, the export
+    gives the same runs (one escalation, not two); `--all` keeps it for whoever wants it."""
+    project(tmp_path, FLAKY)
+    write_events(tmp_path / "events.jsonl", failing(5, 70))
+    assert opsmedic("replay", "events.jsonl", cwd=tmp_path).returncode == 0
+    export = opsmedic("events", "--jsonl", "--since", "100000d", cwd=tmp_path)
+    assert export.returncode == 0 and export.stderr == "", export.stderr
+    assert [json.loads(x)["source"] for x in export.stdout.splitlines()] == ["app"] * 5
+    (tmp_path / "export.jsonl").write_text(export.stdout)
+    fresh = {"OPSMEDIC_STORE": f"sqlite:///{tmp_path / 'fresh.db'}"}
+    again = opsmedic("replay", "export.jsonl", cwd=tmp_path, env=fresh)
+    assert again.returncode == 0, again.stderr
+    assert "replayed 5 events from export.jsonl (0 bad lines skipped): runs 2 failed, " \
+           "1 skipped, 1 succeeded;" in again.stdout  # fmt: skip
+
+    def decisions(db: str) -> list[tuple[str, str, str]]:
+        runs = Store(f"sqlite:///{tmp_path / db}").list_runs()
+        return sorted((r.rule, str(r.state), r.message) for r in runs)
+
+    assert decisions("fresh.db") == decisions("opsmedic.db")
+    assert len([r for r in decisions("fresh.db") if r[0] == "page"]) == 1  # one escalation
+    everything = opsmedic("events", "--jsonl", "--all", "--since", "100000d", cwd=tmp_path)
+    kinds = [json.loads(x)["kind"] for x in everything.stdout.splitlines()]
+    assert kinds.count("escalation") == 1 and len(kinds) == 6
+    named = opsmedic("events", "--jsonl", "--source", "opsmedic", "--since", "100000d",
+                     cwd=tmp_path)  # fmt: skip
+    assert [json.loads(x)["kind"] for x in named.stdout.splitlines()] == ["escalation"]
+    alone = opsmedic("events", "--all", cwd=tmp_path)
+    assert alone.returncode == 2 and "only with --jsonl" in alone.stderr
+
+
+def test_an_export_replayed_into_its_own_store_skips_the_stored_events(tmp_path: Path) -> None:
+    """Each line whose event id is already stored is skipped and named; nothing is refused."""
+    project(tmp_path, FLAKY)
+    write_events(tmp_path / "events.jsonl", failing(3, 70))
+    assert opsmedic("replay", "events.jsonl", cwd=tmp_path).returncode == 0
+    store = Store(f"sqlite:///{tmp_path / 'opsmedic.db'}")
+    before = sorted((r.id, str(r.state)) for r in store.list_runs())
+    export = opsmedic("events", "--jsonl", "--since", "100000d", cwd=tmp_path).stdout
+    (tmp_path / "export.jsonl").write_text(export + json.dumps(failing(1, 0)[0]) + "\n")
+    ids = [json.loads(x)["id"] for x in export.splitlines()]
+    again = opsmedic("replay", "export.jsonl", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "Traceback" not in again.stderr and "batch_failed" not in again.stderr
+    for n, event_id in enumerate(ids, start=1):
+        assert f"export.jsonl:{n}:1: skipped: event {event_id} is already in the store (" in (
+            again.stderr
+        )
+    assert "replayed 1 events from export.jsonl (3 bad lines skipped)" in again.stdout
+    assert sorted((r.id, str(r.state)) for r in store.list_runs())[: len(before)] == before
+
+
+def test_a_store_refusal_is_one_error_line_without_a_traceback(tmp_path: Path) -> None:
+    """Two lines with one id: the store refuses their batch; exit 1, one line each, no trace."""
+    project(tmp_path, FLAKY)
+    line = {**failing(1, 0)[0], "id": "01a24ec5694e732aa6000099"}
+    write_events(tmp_path / "events.jsonl", [line, line])
+    result = opsmedic("replay", "events.jsonl", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "engine.batch_failed" in result.stderr and "StoreRefused" in result.stderr
+    assert "error the store refused" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_a_throttle_still_holds_back_events_inside_its_window(tmp_path: Path) -> None:
     project(tmp_path, FLAKY)
     write_events(tmp_path / "events.jsonl", failing(4, 20))  # 0, 20, 40, 60 s
@@ -153,4 +217,18 @@ def test_json_summary_with_runs_in_the_api_shape(tmp_path: Path, dry: bool) -> N
     assert summary["suppressed"] == {"throttle": 0, "in_flight": 0, "for": 0, "limit": 1}
     states = [r["state"] for r in summary["runs"]]
     assert states == (["skipped"] * 4 if dry else ["failed", "failed", "skipped", "succeeded"])
-    assert set(summary["runs"][0]) >= {"id", "rule", "event_id", "target", "state", "steps"}
+    # The public shape of a run (docs/api.md), deciding_step included: what `runs show --json`
+    # (and the API) gives for the same run once it is stored.
+    public = {"id", "rule", "event_id", "target", "fingerprint", "actions", "queue", "dry_run",
+              "state", "message", "steps", "created_at", "started_at", "finished_at",
+              "incident_id", "deciding_step", "rerun_of"}  # fmt: skip
+    assert all(set(run) == public for run in summary["runs"])
+    assert summary["runs"][0]["deciding_step"] == 0
+    if not dry:
+        for run in summary["runs"]:
+            shown = opsmedic("runs", "show", run["id"], "--json", cwd=tmp_path)
+            assert shown.returncode == 0, shown.stderr
+            stored = json.loads(shown.stdout)
+            assert set(stored) == set(run)
+            assert [stored[k] for k in ("state", "deciding_step", "steps")] == [
+                run[k] for k in ("state", "deciding_step", "steps")]  # fmt: skip

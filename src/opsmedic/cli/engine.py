@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import signal
+import sys
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -13,18 +13,19 @@ import typer
 from rich.markup import escape
 
 from opsmedic.cli import ConfigOpt, app, err, out
+from opsmedic.cli.output import Cell, plain, print_json, print_table
 from opsmedic.errors import Problem
 from opsmedic.model import Event, Run
 
 if TYPE_CHECKING:
-    from rich.table import Table
-
     from opsmedic.runtime import Runtime
+    from opsmedic.sources.events import Numbered
 
 # The runtime (config, rules, engine, store) and asyncio are imported by the commands that
 # use them: every command module is imported for `opsmedic --help`, which must not pay for it.
 
 _CHUNK = 500  # events per submission: large enough to batch, small enough to stream
+_ELSEWHERE = "replay an export into another store, or with --dry-run"
 
 
 @app.command()
@@ -107,12 +108,13 @@ def replay(
         rt.engine.on_finished = runs.append
     summary = _summary(rt, events, asyncio.run(_replay(rt, events, fmt)), dry_run, assume_failed)
     if as_json:
-        from opsmedic.store.codec import run_row
+        from opsmedic.store.public import run_json
 
-        typer.echo(json.dumps({**summary, "runs": [run_row(r) for r in runs]}))
+        # The public shape of a run, as `runs --json` and the API give it (docs/api.md).
+        print_json({**summary, "runs": [run_json(r) for r in runs]})
         return
     if dry_run:
-        out.print(_would_table(runs))
+        _print_would_run(runs)
     out.print(escape(_summary_line(summary)))
 
 
@@ -165,39 +167,65 @@ async def _replay(rt: Runtime, path: Path, fmt: str = Format.OPSMEDIC) -> Replay
     rt.engine.in_event_order = True
     await rt.engine.start()
     read = Replayed()
-    chunk: list[Event] = []
+    chunk: list[Numbered] = []
     pending: list[asyncio.Task[object]] = []
     items = read_jsonl(path) if fmt == Format.OPSMEDIC else read_webhook_lines(path, fmt)
     for item in items:
         if isinstance(item, Problem):
-            read.bad.append(item)
-            err.print(escape(str(item)))
+            _skip(read, item)
             continue
         chunk.append(item)
-        read.events += 1
         if len(chunk) >= _CHUNK:
-            pending.append(asyncio.create_task(rt.engine.submit(chunk)))
+            if fresh := await _not_stored(rt, path, chunk, read):
+                pending.append(asyncio.create_task(rt.engine.submit(fresh)))
             chunk = []
             # Let the engine work while the file is read; keep a bounded number in flight.
             if len(pending) >= 8:
                 await pending.pop(0)
-    if chunk:
-        pending.append(asyncio.create_task(rt.engine.submit(chunk)))
+    if chunk and (fresh := await _not_stored(rt, path, chunk, read)):
+        pending.append(asyncio.create_task(rt.engine.submit(fresh)))
     await asyncio.gather(*pending)
     await rt.engine.close()
     return read
 
 
-def _would_table(runs: list[Run]) -> Table:
-    from rich.table import Table
+def _skip(read: Replayed, problem: Problem) -> None:
+    read.bad.append(problem)
+    err.print(escape(str(problem)))
 
-    table = Table(title="dry-run: what would have run")
-    for column in ("rule", "target", "step", "parameters", "note"):
-        table.add_column(column, overflow="fold")
+
+async def _not_stored(
+    rt: Runtime, path: Path, chunk: list[Numbered], read: Replayed
+) -> list[Event]:
+    """The chunk's events but those whose id the store already holds, each skipped with its
+    line named: an export replayed into the store it came from. Fed in, one such event
+    would make the store refuse its whole batch (the ids are the events' primary keys)."""
+    import asyncio
+
+    stored: set[str] = set()
+    if rt.store is not None:  # a dry run stores nothing, so nothing can clash
+        stored = await asyncio.to_thread(rt.store.stored_event_ids, [e.id for _, e in chunk])
+    fresh: list[Event] = []
+    for n, event in chunk:
+        if event.id not in stored:
+            fresh.append(event)
+            continue
+        why = f"skipped: event {event.id} is already in the store ({_ELSEWHERE})"
+        _skip(read, Problem(str(path), n, 1, "", why))
+    read.events += len(fresh)
+    return fresh
+
+
+def _print_would_run(runs: list[Run]) -> None:
+    """What a dry run would have run, one row per step: the CLI's shared table, so a pipe
+    gets tab-separated lines as from every other listing."""
+    rows: list[list[Cell]] = []
     for run in runs:
         if not run.steps:
-            table.add_row(run.rule, run.target, "-", "", escape(run.message))
+            rows.append([run.rule, run.target, "-", "", run.message])
         for step in run.steps:
-            table.add_row(run.rule, run.target, step.action, escape(str(step.params)),
-                          escape(step.message))  # fmt: skip
-    return table
+            rows.append([run.rule, run.target, step.action, str(step.params), step.message])
+    print_table("dry-run: what would have run", ["rule", "target", "step", "parameters", "note"],
+                rows)  # fmt: skip
+    if plain():
+        sys.stdout.write("\n")  # a blank line ends the rows before the summary line

@@ -37,11 +37,12 @@ _STATE_STYLE = {"succeeded": "green", "failed": "red", "timed_out": "red", "skip
                 "interrupted": "magenta", "running": "cyan", "planned": "cyan"}  # fmt: skip
 NARROW_BELOW = 120  # terminal columns under which the run list leaves out time and target
 MAX_EXPORT = 10_000_000  # --limit's ceiling: an export of a whole store is a use, not a bug
+OWN_SOURCE = "opsmedic"  # the source of the events the engine and its actions derive
 
 
-def open_store(config: ConfigOpt, *, create: bool = False) -> Store:
-    """The config's store, migrated. Only commands that write pass `create`: a read where
-    there is no store says so instead of leaving an empty database behind."""
+def open_store(config: ConfigOpt) -> Store:
+    """The config's store, migrated; where there is none it says so instead of leaving an
+    empty database behind (only `run`, `init`, `replay` and `demo` create one)."""
     from opsmedic.config.loader import load_config
     from opsmedic.runtime import DEFAULT_CONFIG, find_config
     from opsmedic.store.store import Store
@@ -49,7 +50,7 @@ def open_store(config: ConfigOpt, *, create: bool = False) -> Store:
     path = find_config(config)
     store = Store(load_config(path)[0].store)
     try:
-        store.migrate(create=create)
+        store.migrate(create=False)
     except StoreError as exc:
         if path is not None:
             raise
@@ -215,6 +216,13 @@ def events(
         bool,
         typer.Option("--jsonl", help="one event per line, oldest first: what `replay` reads"),
     ] = False,
+    everything: Annotated[
+        bool,
+        typer.Option(
+            "--all",
+            help="with --jsonl: also export opsmedic's own events (escalations, announcements)",
+        ),
+    ] = False,
     config: ConfigOpt = None,
 ) -> None:
     """List stored events, newest first, or export them for `opsmedic replay`."""
@@ -222,14 +230,26 @@ def events(
 
     if as_json and jsonl:
         raise typer.BadParameter("use one of --json and --jsonl", param_hint="--jsonl")
+    if everything and not jsonl:
+        raise typer.BadParameter("only with --jsonl (listings show every event)",
+                                 param_hint="--all")  # fmt: skip
     start = since_epoch(since)
-    found = open_store(config).list_events(since=start, source=source, kind=kind, limit=limit)
+    # The export leaves out what the engine itself derived (source `opsmedic`: escalations,
+    # actions' announcements): replay derives them again, and fed in as well they would count
+    # twice (two escalations for one limit). Asking for that source by name still gets it.
+    own = None if everything or not jsonl or source is not None else OWN_SOURCE
+    # One more than asked: a full page alone does not prove that older events exist.
+    found = open_store(config).list_events(
+        since=start, source=source, kind=kind, limit=limit + 1, not_source=own
+    )
+    more = len(found) > limit
+    found = found[:limit]
     if jsonl:
         # Oldest first: replay feeds events in file order, and `for:` and throttles need time
         # to run forwards.
         sys.stdout.write("".join(json_line(event_json(e)) + "\n" for e in reversed(found)))
-        if len(found) == limit:
-            typer.echo(f"exported the newest {limit} events: older ones may exist (--limit)",
+        if more:
+            typer.echo(f"exported the newest {limit} events: older ones exist (--limit)",
                        err=True)  # fmt: skip
         return
     if as_json:

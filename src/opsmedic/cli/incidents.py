@@ -105,7 +105,7 @@ def token_create(
         raise typer.BadParameter(
             "use ingest, read, operate or admin", param_hint="--scope"
         ) from None
-    store = open_store(config, create=True)
+    store = open_store(config)  # a store comes from `init`, `run` or `demo`, not from here
     try:
         record, secret = mint(name, scopes, datetime.now(UTC).timestamp())
         store.add_token(record, digest(secret))

@@ -11,6 +11,7 @@ import typer
 from rich.text import Text
 
 from opsmedic.cli import out
+from opsmedic.errors import OpsmedicError
 
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="print JSON (the shape of docs/api.md) instead of a table")
@@ -30,7 +31,14 @@ def print_json(data: Any) -> None:
 def json_line(data: Any) -> str:
     """Compact JSON in ASCII: non-ASCII text (U+2028 too, which some tools take for a line
     break) is escaped, so a line is always one line and any value a store holds stays exact."""
-    return json.dumps(data, ensure_ascii=True, separators=(",", ":"))
+    try:
+        return json.dumps(data, ensure_ascii=True, separators=(",", ":"))
+    except RecursionError:
+        # orjson decodes up to 1024 levels (API, replay, rules test); Python's encoder stops
+        # near its recursion limit (1000 frames), so a payload between the two lands here.
+        raise OpsmedicError(
+            "a value is nested too deeply (about 1000 levels) to print as JSON"
+        ) from None
 
 
 def plain() -> bool:

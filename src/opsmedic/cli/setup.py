@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from enum import StrEnum
 from importlib import resources
 from pathlib import Path
@@ -31,19 +30,35 @@ def init(
     directory: Annotated[Path, typer.Argument(help="where to write the starter files")] = Path("."),
     force: Annotated[bool, typer.Option(help="overwrite existing files")] = False,
 ) -> None:
-    """Write a commented starter opsmedic.yaml and a rules directory."""
+    """Write a commented starter opsmedic.yaml and a rules directory, and create its store."""
+    from opsmedic.config.loader import load_config
+    from opsmedic.store.store import Store
+
     starter = resources.files("opsmedic.starter")
+    config_path = directory / "opsmedic.yaml"
     targets = {
-        directory / "opsmedic.yaml": starter.joinpath("opsmedic.yaml").read_text(),
+        config_path: starter.joinpath("opsmedic.yaml").read_text(),
         directory / "rules" / "example.yaml": starter.joinpath("rules.yaml").read_text(),
     }
     existing = [p for p in targets if p.exists()]
     if existing and not force:
         raise OpsmedicError(f"{existing[0]} exists; use --force to overwrite")
     for path, text in targets.items():
-        write_atomic(path, text)
+        try:
+            write_atomic(path, text)
+        except OSError as exc:  # a directory that cannot be made or written (/proc, read-only)
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise OpsmedicError(f"cannot write {path}: {exc.strerror or exc}{where}") from None
         out.print(f"wrote {path}")
-    out.print(f"next: opsmedic check {directory / 'opsmedic.yaml'}")
+    # The store too: read commands and `token create` never create one, so `init` then
+    # `token create` must find it.
+    store = Store(load_config(config_path)[0].store)
+    try:
+        store.migrate(create=True)
+    finally:
+        store.close()
+    out.print(f"store {store.url}: ready")
+    out.print(f"next: opsmedic check {config_path}")
 
 
 @app.command()
@@ -139,6 +154,8 @@ def rules_test(
     config: ConfigOpt = None,
 ) -> None:
     """Show which rules an event matches and, for each that does not, the first failed condition."""
+    import orjson
+
     from opsmedic.config.loader import load_config
     from opsmedic.plugins import build_registry
     from opsmedic.rules.loader import load_rules
@@ -147,10 +164,15 @@ def rules_test(
     rules_path = rules or load_config(find_config(config))[0].rules_dir
     ruleset = load_rules(rules_path, build_registry())
     try:
-        text = event_file.read_text()
-        data: Any = json.loads(text)
-    except (OSError, ValueError) as exc:
+        # orjson, as the API and replay decode: its nesting limit (1024) makes a file of 100k
+        # `[` a decode error, where the json module's recursion would end in a traceback.
+        raw = event_file.read_bytes()
+        data: Any = orjson.loads(raw)
+    except OSError as exc:
+        raise OpsmedicError(f"{event_file}: cannot read: {exc.strerror or exc}") from None
+    except orjson.JSONDecodeError as exc:
         raise OpsmedicError(f"{event_file}: cannot read JSON: {exc}") from None
+    text = raw.decode()  # orjson accepted it: valid UTF-8
     listed = isinstance(data, list)
     results = [_explain(ruleset, item) for item in (data if listed else [data])]
     problems = _event_problems(results, text, str(event_file), listed)

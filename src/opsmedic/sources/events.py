@@ -90,16 +90,20 @@ def _one_line(exc: ValidationError) -> str:
     return f"{where}: {first['msg']}{more}"
 
 
-def read_jsonl(path: Path) -> Iterator[Event | Problem]:
+# An event with the number of the line it came from, so a later check can name the line too.
+Numbered = tuple[int, Event]
+
+
+def read_jsonl(path: Path) -> Iterator[Numbered | Problem]:
     """Events from a JSON-lines file; a bad line yields a located Problem and reading goes on."""
     for n, line in _lines(path):
         try:
-            yield parse_event_json(line)
+            yield n, parse_event_json(line)
         except ValueError as exc:
             yield Problem(str(path), n, 1, "", f"skipped: {exc}")
 
 
-def read_webhook_lines(path: Path, source: str) -> Iterator[Event | Problem]:
+def read_webhook_lines(path: Path, source: str) -> Iterator[Numbered | Problem]:
     """Events from a file of raw webhook bodies of `source` (one JSON body per line), mapped
     by the parsers the API uses; a bad line yields a located Problem and reading goes on."""
     parser = PARSERS[source]
@@ -112,7 +116,7 @@ def read_webhook_lines(path: Path, source: str) -> Iterator[Event | Problem]:
         except WebhookError as exc:
             yield Problem(str(path), n, 1, "", f"skipped: {source} body: {exc}")
         else:
-            yield from events
+            yield from ((n, event) for event in events)
 
 
 def _lines(path: Path) -> Iterator[tuple[int, bytes]]:

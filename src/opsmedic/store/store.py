@@ -304,6 +304,12 @@ class Store:
         with self._transaction() as conn:
             return event_from_row(self._find(conn, event_table, ref, "event"))
 
+    def stored_event_ids(self, ids: Sequence[str]) -> set[str]:
+        """Which of `ids` the store already holds (replay skips those, naming their lines)."""
+        stmt = sa.select(event_table.c.id).where(event_table.c.id.in_(list(ids)))
+        with self._transaction() as conn:
+            return set(conn.execute(stmt).scalars())
+
     def list_events(
         self,
         *,
@@ -311,8 +317,9 @@ class Store:
         source: str | None = None,
         kind: str | None = None,
         limit: int = 100,
+        not_source: str | None = None,
     ) -> list[Event]:
-        """Events, newest first."""
+        """Events, newest first; `not_source` leaves out the events of that source."""
         stmt = (
             sa.select(event_table)
             .order_by(event_table.c.time.desc(), event_table.c.id.desc())
@@ -324,6 +331,8 @@ class Store:
             stmt = stmt.where(event_table.c.source == source)
         if kind is not None:
             stmt = stmt.where(event_table.c.kind == kind)
+        if not_source is not None:
+            stmt = stmt.where(event_table.c.source != not_source)
         with self._transaction() as conn:
             return [event_from_row(row) for row in conn.execute(stmt).mappings()]
 

@@ -48,7 +48,9 @@ def test_a_body_per_line_maps_as_the_api_maps_it(source: str, tmp_path: Path) ->
     expected = PARSERS[source](BODIES[source])
     assert expected, "the sample body maps to at least one event"
     problems = [i for i in items if isinstance(i, Problem)]
-    events = [i for i in items if not isinstance(i, Problem)]
+    numbered = [i for i in items if not isinstance(i, Problem)]
+    assert [n for n, _ in numbered] == [2] * len(expected) + [6] * len(expected)
+    events = [e for _, e in numbered]
     assert [(p.line, p.message.split(":")[0]) for p in problems] == [(4, "skipped"), (5, "skipped")]
     assert problems[0].message.startswith("skipped: not JSON:")
     assert problems[1].message.startswith(f"skipped: {source} body: ")
