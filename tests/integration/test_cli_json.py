@@ -296,15 +296,20 @@ TOKEN_CREATE = ["token", "create", "--name", "ci", "--scope", "read"]
 
 def test_reads_with_a_config_but_no_store_yet_create_nothing(project: Path) -> None:
     (project / "opsmedic.db").unlink()  # `init` made one: gone, as on a copied config
-    for args in [*READS, TOKEN_CREATE]:
+    for args in READS:
         result = opsmedic(*args, cwd=project)
         assert result.returncode == 1 and "no database at" in result.stderr, args
         assert "Traceback" not in result.stderr
         assert not list(project.glob("*.db*")), args
+    # A write into the store an opsmedic.yaml names creates it: a config written by hand
+    # needs no `run` before its first token.
+    made = opsmedic(*TOKEN_CREATE, cwd=project)
+    assert made.returncode == 0 and made.stdout.startswith("om_"), made.stderr
+    assert (project / "opsmedic.db").exists()
 
 
 def test_token_create_needs_a_store_that_init_creates(tmp_path: Path) -> None:
-    """Only `run`, `init`, `replay` and `demo` create a store; `token create` writes into one."""
+    """Without a config `token create` leaves no stray database; `init` makes both."""
     refused = opsmedic(*TOKEN_CREATE, cwd=tmp_path)
     assert refused.returncode == 1 and refused.stdout == ""  # no secret for a token not kept
     assert "no opsmedic.yaml in" in refused.stderr and "opsmedic init" in refused.stderr

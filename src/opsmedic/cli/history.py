@@ -40,9 +40,10 @@ MAX_EXPORT = 10_000_000  # --limit's ceiling: an export of a whole store is a us
 OWN_SOURCE = "opsmedic"  # the source of the events the engine and its actions derive
 
 
-def open_store(config: ConfigOpt) -> Store:
+def open_store(config: ConfigOpt, *, create: bool = False) -> Store:
     """The config's store, migrated; where there is none it says so instead of leaving an
-    empty database behind (only `run`, `init`, `replay` and `demo` create one)."""
+    empty database behind (only `run`, `init`, `replay` and `demo` create one, and with
+    `create` a command that writes, where an opsmedic.yaml names the store)."""
     from opsmedic.config.loader import load_config
     from opsmedic.runtime import DEFAULT_CONFIG, find_config
     from opsmedic.store.store import Store
@@ -50,7 +51,7 @@ def open_store(config: ConfigOpt) -> Store:
     path = find_config(config)
     store = Store(load_config(path)[0].store)
     try:
-        store.migrate(create=False)
+        store.migrate(create=create and path is not None)
     except StoreError as exc:
         if path is not None:
             raise

@@ -105,7 +105,8 @@ def token_create(
         raise typer.BadParameter(
             "use ingest, read, operate or admin", param_hint="--scope"
         ) from None
-    store = open_store(config)  # a store comes from `init`, `run` or `demo`, not from here
+    # A config names the store to create; without one, no stray database in the cwd.
+    store = open_store(config, create=True)
     try:
         record, secret = mint(name, scopes, datetime.now(UTC).timestamp())
         store.add_token(record, digest(secret))
