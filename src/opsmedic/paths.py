@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from functools import partial
 from typing import Annotated, Any
+from urllib.parse import unquote
 
 from pydantic import BeforeValidator
 
 from opsmedic.templating import MARKERS, Rendered, UnsafeTemplate, is_template
+
+SFTP = "sftp://"
 
 
 def static_prefix(source: str) -> str:
@@ -33,6 +36,14 @@ def check_source(source: str, *, relative: bool = False) -> None:
         )
     if ".." in prefix.split("/"):
         raise UnsafeTemplate(f"the fixed part {prefix!r} of a templated path has a '..' segment")
+    # A remote `/` alone confines no more than a local one. (A templated host is allowed:
+    # it can only name an entry of ssh_hosts, and its path is then judged like any other.)
+    host, slash, path = prefix.removeprefix(SFTP).partition("/")
+    if prefix.startswith(SFTP) and host and slash and not path:
+        raise UnsafeTemplate(
+            "a templated sftp:// path must write a directory on its host before the first "
+            "template (not / alone), e.g. sftp://backup/archive/{{ event.host }}/"
+        )
 
 
 def confine(rendered: str, source: str, *, relative: bool = False) -> None:
@@ -49,6 +60,12 @@ def confine(rendered: str, source: str, *, relative: bool = False) -> None:
     if not rendered.startswith(prefix):
         raise ValueError(f"rendered path {rendered!r} does not start with {where}")
     rest = rendered[len(prefix) :]
+    if prefix.startswith(SFTP):
+        # The sftp destination percent-decodes its path: judge what it will use, else `%2e`
+        # or `%2F%2F` from an event passes here and becomes `.` or `//` there.
+        rest = unquote(rest)
+        if "\0" in rest:
+            raise ValueError(f"rendered path {rendered!r} holds a NUL byte (percent-encoded)")
     # One trailing `/` is how a rule says "a directory" (`to: /srv/archive/{{ host }}/`).
     segments = (rest[:-1] if rest.endswith("/") else rest).split("/")
     # `.` and an empty segment would collapse the templated directory into the prefix,

@@ -13,13 +13,14 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from opsmedic.actions import archive_logs, run_command
+from opsmedic.archive.sftp import parse_sftp_url
 from opsmedic.dns.resolv_conf import ResolvConfParams
 from opsmedic.errors import ConfigError
 from opsmedic.model import Event
-from opsmedic.paths import confine, static_prefix
+from opsmedic.paths import check_source, confine, static_prefix
 from opsmedic.plugins import build_registry
 from opsmedic.rules.loader import load_rules
-from opsmedic.templating import Templates, template_context
+from opsmedic.templating import Templates, UnsafeTemplate, template_context
 
 _HOSTILE = st.one_of(
     st.sampled_from(
@@ -161,6 +162,28 @@ def test_an_sftp_destination_keeps_its_path_too() -> None:
     raw = {"dir": "/l", "include": ["*"], "to": "sftp://backup/archive/{{ event.host }}/"}
     with pytest.raises(ValidationError, match=r"'\.\.' segment"):
         archive_logs.Params.model_validate(_render(raw, host=".."))
+
+
+@pytest.mark.parametrize(
+    ("host", "why"),
+    [("%2e", "a '.' segment"), ("%2E%2e", "a '..' segment"), ("%2F%2Fetc", "an empty segment"),
+     ("a%2F%2e%2e%2F..%2Fb", "a '..' segment"), ("x%00", "NUL byte"), ("%2f", "an empty segment")],
+)  # fmt: skip
+def test_an_sftp_path_is_judged_as_the_destination_decodes_it(host: str, why: str) -> None:
+    """The sftp destination percent-decodes its path, so `%2e` is `.` and `%2F%2F` is `//`."""
+    raw = {"dir": "/l", "include": ["*"], "to": "sftp://backup/archive/{{ event.host }}/"}
+    with pytest.raises(ValidationError, match=re.escape(why)):
+        archive_logs.Params.model_validate(_render(raw, host=host))
+    fine = archive_logs.Params.model_validate(_render(raw, host="web%2D1"))
+    assert parse_sftp_url(fine.to).path == "/archive/web-1"
+
+
+def test_an_sftp_path_template_needs_a_directory_on_its_host() -> None:
+    """`sftp://HOST/{{ x }}` could name any remote directory, as `/{{ x }}` any local one."""
+    with pytest.raises(UnsafeTemplate, match="not / alone"):
+        check_source("sftp://backup/{{ event.host }}/")
+    check_source("sftp://backup/~/{{ event.host }}/")
+    check_source("sftp://{{ event.host }}/archive")  # only an ssh_hosts entry: judged as a path
 
 
 def test_items_of_a_native_list_from_an_event_are_judged_too() -> None:
