@@ -84,3 +84,34 @@ async def test_the_same_rule_archives_its_own_directory(box: Path) -> None:
     assert _names(box / "apps/web") == []
     assert len(_names(box / "archive/web-1")) == 1
     assert _tree(box / "victim") == victim
+
+
+@pytest.mark.parametrize(
+    ("host", "app", "where"),
+    [("web-1", "link", "dir.0"), ("web-1", "link/sub", "dir.0"), ("lnk", "web", "to"),
+     ("lnk/deeper", "web", "to")],
+)  # fmt: skip
+async def test_a_label_naming_a_symlink_fails_the_run_before_anything_is_touched(
+    box: Path, host: str, app: str, where: str
+) -> None:
+    """apps/link -> ../victim and archive/lnk -> ../elsewhere exist: an event cannot go through."""
+    (box / "apps/link").symlink_to("../victim")
+    (box / "victim/sub").mkdir()
+    (box / "elsewhere").mkdir()
+    (box / "archive/lnk").symlink_to("../elsewhere")
+    before = _tree(box)
+    run = await _run(box, Event(source="disk", host=host, labels={"app": app}))
+    assert run.state is RunState.FAILED
+    (step,) = run.steps
+    assert step.message.startswith("bad parameters")
+    assert where in step.message and "is a symlink" in step.message, step.message
+    assert _tree(box) == before  # victim's logs kept, apps/web's too; elsewhere/ still empty
+    assert _names(box / "elsewhere") == []
+
+
+async def test_a_label_naming_a_file_where_a_directory_goes_fails_the_run(box: Path) -> None:
+    before = _tree(box)
+    run = await _run(box, Event(source="disk", host="web-1", labels={"app": "web/a.log"}))
+    assert run.state is RunState.FAILED
+    assert "is not a directory" in run.steps[0].message
+    assert _tree(box) == before
