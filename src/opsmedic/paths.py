@@ -88,11 +88,9 @@ def confine(rendered: str, source: str, *, relative: bool = False) -> None:
 def confine_on_disk(
     full: Path, rendered: str, source: str, *, leaf: Leaf, relative: bool = False
 ) -> None:
-    """Raise ValueError if a component of `full` after the fixed prefix is a symlink or misfits.
-
-    `full` is `rendered` as the action will use it (expanded, joined to its base). Nothing is
-    followed: each component that exists is looked at with lstat; one that does not ends it.
-    """
+    """Raise ValueError if a component of `full` after the fixed prefix is a symlink or misfits."""
+    # `full` is `rendered` as the action will use it (expanded, joined to its base). Nothing
+    # is followed: each component that exists is looked at with lstat; a missing one ends it.
     segments = rendered[len(static_prefix(source)) :].rstrip("/").split("/")
     # The components the event chose are the last len(segments) of `full`; those before are
     # the rule's own (its directory may well be reached through a link the operator made).

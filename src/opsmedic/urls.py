@@ -18,10 +18,8 @@ _DECODINGS = 4  # a server that decodes twice sees `%252e` as `.`; a few rounds 
 
 
 def static_head(source: str) -> str:
-    """What a URL template fixes: its text up to the first marker.
-
-    Trailing whitespace is left out: `{{-` strips it, so the rendered URL need not hold it.
-    """
+    """What a URL template fixes: its text up to the first marker, less trailing spaces."""
+    # Trailing whitespace is left out: `{{-` strips it, so the rendered URL need not hold it.
     first = min((i for m in MARKERS if (i := source.find(m)) >= 0), default=len(source))
     return source[:first].rstrip()
 
@@ -36,12 +34,10 @@ def check_url_source(source: str) -> None:
 
 
 def confine_url(rendered: str, source: str) -> None:
-    """Raise ValueError unless `rendered` (from template `source`) keeps what the rule wrote.
-
-    The scheme, host, port and path written before the first template stay; the rendered
-    rest cannot climb the path (`..`, `.`, raw or percent-encoded), start a query or a
-    fragment the rule did not start, or hold a control character.
-    """
+    """Raise ValueError unless `rendered` (from template `source`) keeps what the rule wrote."""
+    # The scheme, host, port and path written before the first template stay; the rendered
+    # rest cannot climb the path (`..`, `.`, raw or percent-encoded), start a query or a
+    # fragment the rule did not start, or hold a control character.
     check_url_source(source)
     head = static_head(source)
     if not rendered.startswith(head):

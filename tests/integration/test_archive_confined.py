@@ -7,14 +7,9 @@ import time
 from pathlib import Path
 
 import pytest
-import structlog
 
-from opsmedic.clock import SystemClock
-from opsmedic.config.schema import Config
-from opsmedic.executor import Executor
+from action_context import execute_rule
 from opsmedic.model import Event, Run, RunState
-from opsmedic.plugins import build_registry
-from opsmedic.rules.loader import load_rules
 
 OLD = time.time() - 3600
 
@@ -47,15 +42,7 @@ def box(tmp_path: Path) -> Path:
 
 
 async def _run(box: Path, event: Event) -> Run:
-    registry = build_registry(load_entry_points=False)
-    (rule,) = load_rules(box / "rules.yaml", registry)
-    config = Config.model_validate({"state_dir": str(box / "state")})
-    run = Run(rule=rule.name, event_id=event.id, target=event.target,
-              fingerprint=event.fingerprint, actions=["archive_logs"])  # fmt: skip
-    await Executor(registry, config, SystemClock(), structlog.get_logger()).execute(
-        run, rule, event
-    )
-    return run
+    return await execute_rule(box / "rules.yaml", event, box / "state")
 
 
 @pytest.mark.parametrize(

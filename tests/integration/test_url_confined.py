@@ -2,45 +2,20 @@
 
 from __future__ import annotations
 
-import http.server
-import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
 
 import pytest
-import structlog
 
-from opsmedic.clock import SystemClock
-from opsmedic.config.schema import Config
-from opsmedic.executor import Executor
+from action_context import execute_rule
+from http_receiver import Receiver, receiving
 from opsmedic.model import Event, Run, RunState
-from opsmedic.plugins import build_registry
-from opsmedic.rules.loader import load_rules
-
-
-class _Receiver(http.server.BaseHTTPRequestHandler):
-    seen: ClassVar[list[str]] = []
-
-    def do_GET(self) -> None:
-        self.seen.append(self.path)
-        self.send_response(200)
-        self.send_header("content-length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
 
 
 @pytest.fixture
 def server() -> Iterator[str]:
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    _Receiver.seen = []
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    with receiving() as url:
+        yield url
 
 
 async def _run(tmp_path: Path, server: str, item: str) -> Run:
@@ -48,16 +23,8 @@ async def _run(tmp_path: Path, server: str, item: str) -> Run:
         "- name: fetch\n  when: {source: x}\n  do:\n"
         f"    - http_request: {{url: '{server}/api/v1/items/{{{{ event.labels.id }}}}'}}\n"
     )
-    registry = build_registry(load_entry_points=False)
-    (rule,) = load_rules(tmp_path / "rules.yaml", registry)
-    config = Config.model_validate({"state_dir": str(tmp_path / "state")})
-    event = Event(source="x", labels={"id": item})
-    run = Run(rule=rule.name, event_id=event.id, target=event.target,
-              fingerprint=event.fingerprint, actions=["http_request"])  # fmt: skip
-    await Executor(registry, config, SystemClock(), structlog.get_logger()).execute(
-        run, rule, event
-    )
-    return run
+    return await execute_rule(tmp_path / "rules.yaml", Event(source="x", labels={"id": item}),
+                              tmp_path / "state")  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -72,10 +39,10 @@ async def test_a_hostile_id_fails_the_run_before_any_request(
     assert run.state is RunState.FAILED
     (step,) = run.steps
     assert step.message.startswith("bad parameters") and "url" in step.message
-    assert _Receiver.seen == []
+    assert Receiver.seen == []
 
 
 async def test_the_same_rule_fetches_its_item(tmp_path: Path, server: str) -> None:
     run = await _run(tmp_path, server, "42")
     assert run.state is RunState.SUCCEEDED, run.message
-    assert _Receiver.seen == ["/api/v1/items/42"]
+    assert [path for path, _, _ in Receiver.seen] == ["/api/v1/items/42"]

@@ -15,12 +15,10 @@ from pydantic import ValidationError
 from opsmedic.actions import archive_logs, run_command
 from opsmedic.archive.sftp import parse_sftp_url
 from opsmedic.dns.resolv_conf import ResolvConfParams
-from opsmedic.errors import ConfigError
 from opsmedic.model import Event
 from opsmedic.paths import check_source, confine, static_prefix, validation_context
-from opsmedic.plugins import build_registry
-from opsmedic.rules.loader import load_rules
 from opsmedic.templating import Templates, UnsafeTemplate, template_context
+from rule_steps import load_problem
 
 _HOSTILE = st.one_of(
     st.sampled_from(
@@ -222,11 +220,7 @@ def test_run_command_cwd_and_resolv_conf_path_are_confined() -> None:
 def test_a_path_template_without_a_fixed_directory_is_refused_at_load(
     tmp_path: Path, step: str, message: str
 ) -> None:
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(f"- name: r\n  when: {{source: disk}}\n  do:\n    - {step}\n")
-    with pytest.raises(ConfigError) as info:
-        load_rules(rules, build_registry(load_entry_points=False))
-    (problem,) = info.value.problems
+    problem = load_problem(tmp_path, step)
     assert problem.line == 4
     assert message in problem.message
 
