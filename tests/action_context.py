@@ -1,14 +1,19 @@
-"""An ActionContext for calling an action directly in a test, over a Config built from kwargs."""
+"""An ActionContext for calling an action directly in a test, over a Config built from kwargs;
+or a one-rule file run through the real Executor."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import structlog
 
 from opsmedic.clock import SystemClock
 from opsmedic.config.schema import Config
-from opsmedic.plugins import ActionContext
+from opsmedic.executor import Executor
+from opsmedic.model import Event, Run
+from opsmedic.plugins import ActionContext, build_registry
+from opsmedic.rules.loader import load_rules
 
 
 def make_action_context(dry_run: bool = False, **config: Any) -> ActionContext:
@@ -21,3 +26,16 @@ def make_action_context(dry_run: bool = False, **config: Any) -> ActionContext:
         rule="rule-1",
         target="web-1",
     )
+
+
+async def execute_rule(rules: Path, event: Event, state_dir: Path) -> Run:
+    """Run the one rule in `rules` for `event` through the Executor, as the engine would."""
+    registry = build_registry(load_entry_points=False)
+    (rule,) = load_rules(rules, registry)
+    config = Config.model_validate({"state_dir": str(state_dir)})
+    run = Run(rule=rule.name, event_id=event.id, target=event.target,
+              fingerprint=event.fingerprint, actions=rule.actions)  # fmt: skip
+    await Executor(registry, config, SystemClock(), structlog.get_logger()).execute(
+        run, rule, event
+    )
+    return run

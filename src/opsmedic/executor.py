@@ -15,6 +15,7 @@ from opsmedic.clock import Clock
 from opsmedic.config.schema import Config
 from opsmedic.errors import ActionError, RetryableError, TemplateError
 from opsmedic.model import Event, Outcome, Run, RunState, StepRecord
+from opsmedic.paths import validation_context
 from opsmedic.plugins import ActionContext, Registry
 from opsmedic.rules.model import Rule, Step
 from opsmedic.templating import StepVars, Templates, template_context
@@ -84,7 +85,10 @@ class Executor:
         try:
             rendered = self._templates.render(step.raw, context, f"{step.path}: {step.action}")
             record.params = rendered if isinstance(rendered, dict) else {"value": rendered}
-            params = spec.params.model_validate(rendered)
+            # The config's directory: a rendered path is checked on disk where it will be used.
+            params = spec.params.model_validate(
+                rendered, context=validation_context(self._config.base_dir)
+            )
         except (TemplateError, ValidationError) as exc:
             record.state, record.message = RunState.FAILED, f"bad parameters: {_one_line(exc)}"
         else:

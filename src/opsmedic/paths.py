@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import re
+import stat
 from functools import partial
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import unquote
 
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, ValidationInfo
 
 from opsmedic.templating import MARKERS, Rendered, UnsafeTemplate, is_template
+
+SFTP = "sftp://"
+# What the last component must be when it exists: a directory, a regular file, anything.
+Leaf = Literal["dir", "file", "any"]
+_GLOB = re.compile(r"[*?\[]")  # fnmatch's special characters
+_BASE_DIR = "base_dir"
 
 
 def static_prefix(source: str) -> str:
@@ -33,6 +44,14 @@ def check_source(source: str, *, relative: bool = False) -> None:
         )
     if ".." in prefix.split("/"):
         raise UnsafeTemplate(f"the fixed part {prefix!r} of a templated path has a '..' segment")
+    # A remote `/` alone confines no more than a local one. (A templated host is allowed:
+    # it can only name an entry of ssh_hosts, and its path is then judged like any other.)
+    host, slash, path = prefix.removeprefix(SFTP).partition("/")
+    if prefix.startswith(SFTP) and host and slash and not path:
+        raise UnsafeTemplate(
+            "a templated sftp:// path must write a directory on its host before the first "
+            "template (not / alone), e.g. sftp://backup/archive/{{ event.host }}/"
+        )
 
 
 def confine(rendered: str, source: str, *, relative: bool = False) -> None:
@@ -49,6 +68,12 @@ def confine(rendered: str, source: str, *, relative: bool = False) -> None:
     if not rendered.startswith(prefix):
         raise ValueError(f"rendered path {rendered!r} does not start with {where}")
     rest = rendered[len(prefix) :]
+    if prefix.startswith(SFTP):
+        # The sftp destination percent-decodes its path: judge what it will use, else `%2e`
+        # or `%2F%2F` from an event passes here and becomes `.` or `//` there.
+        rest = unquote(rest)
+        if "\0" in rest:
+            raise ValueError(f"rendered path {rendered!r} holds a NUL byte (percent-encoded)")
     # One trailing `/` is how a rule says "a directory" (`to: /srv/archive/{{ host }}/`).
     segments = (rest[:-1] if rest.endswith("/") else rest).split("/")
     # `.` and an empty segment would collapse the templated directory into the prefix,
@@ -60,17 +85,85 @@ def confine(rendered: str, source: str, *, relative: bool = False) -> None:
             )
 
 
-def _checked(value: Any, *, relative: bool) -> Any:
-    """Rendered text is judged against its template; a template itself (at load) on its own."""
+def confine_on_disk(
+    full: Path, rendered: str, source: str, *, leaf: Leaf, relative: bool = False
+) -> None:
+    """Raise ValueError if a component of `full` after the fixed prefix is a symlink or misfits."""
+    # `full` is `rendered` as the action will use it (expanded, joined to its base). Nothing
+    # is followed: each component that exists is looked at with lstat; a missing one ends it.
+    segments = rendered[len(static_prefix(source)) :].rstrip("/").split("/")
+    # The components the event chose are the last len(segments) of `full`; those before are
+    # the rule's own (its directory may well be reached through a link the operator made).
+    parts = full.parts
+    here = Path(*parts[: len(parts) - len(segments)])
+    for i, segment in enumerate(segments):
+        if relative and _GLOB.search(segment):
+            return  # a pattern from here on: the selection's walk never enters a link
+        here /= segment
+        last = i == len(segments) - 1
+        try:
+            st = os.lstat(here)
+        except FileNotFoundError:
+            return  # nothing below exists either; the action creates it or reports it
+        except OSError as exc:
+            raise ValueError(f"rendered path {rendered!r}: cannot check {str(here)!r}: "
+                             f"{exc.strerror}") from None  # fmt: skip
+        if stat.S_ISLNK(st.st_mode):
+            raise ValueError(
+                f"rendered path {rendered!r}: {str(here)!r} is a symlink, and a templated "
+                "path is never followed through one"
+            )
+        wanted = "directory" if not last or leaf == "dir" else "regular file"
+        fits = stat.S_ISDIR(st.st_mode) if wanted == "directory" else stat.S_ISREG(st.st_mode)
+        if not fits and (not last or leaf != "any"):
+            raise ValueError(f"rendered path {rendered!r}: {str(here)!r} is not a {wanted}")
+
+
+def validation_context(base_dir: Path) -> dict[str, Any]:
+    """What model_validate needs to check rendered paths on disk: the config's directory."""
+    return {_BASE_DIR: base_dir}
+
+
+def _base(info: ValidationInfo, rendered: str) -> Path:
+    """The directory a relative path starts from (opsmedic.yaml's), as the actions join it."""
+    context = info.context if isinstance(info.context, dict) else {}
+    base = context.get(_BASE_DIR)
+    if base is None and not Path(rendered).expanduser().is_absolute():
+        # Checking the process's cwd instead would check the wrong tree, silently.
+        raise ValueError(f"rendered path {rendered!r}: no config directory to check it in")
+    return Path(base or "/")
+
+
+def _checked(value: Any, info: ValidationInfo, *, leaf: Leaf) -> Any:
+    """Rendered text is judged against its template, then on disk; a template (at load) alone."""
     if isinstance(value, Rendered) and is_template(value.source):
-        confine(value, value.source, relative=relative)
+        confine(value, value.source)
+        # A remote path (sftp://, or run_command's cwd on an ssh host) is not on this disk.
+        remote = value.startswith(SFTP) or (info.data or {}).get("host") is not None
+        if not remote:
+            full = _base(info, value) / Path(value).expanduser()
+            confine_on_disk(full, value, value.source, leaf=leaf)
     elif isinstance(value, str) and is_template(value):
-        check_source(value, relative=relative)
+        check_source(value)
     return value
 
 
-# On a parameter that names a file or directory: a templated value stays under its prefix.
-CONFINED = BeforeValidator(partial(_checked, relative=False))
+def _checked_relative(value: Any, info: ValidationInfo) -> Any:
+    """A glob inside each of `dir`: judged like a path, on disk below each directory."""
+    if isinstance(value, Rendered) and is_template(value.source):
+        confine(value, value.source, relative=True)
+        for top in (info.data or {}).get("dir", []):
+            full = _base(info, top) / Path(top).expanduser() / value
+            confine_on_disk(full, value, value.source, leaf="any", relative=True)
+    elif isinstance(value, str) and is_template(value):
+        check_source(value, relative=True)
+    return value
+
+
+# On a parameter that names a directory (a file, for FILE_CONFINED): a templated value stays
+# under its prefix, and no component the event chose is a symlink.
+CONFINED = BeforeValidator(partial(_checked, leaf="dir"))
+FILE_CONFINED = BeforeValidator(partial(_checked, leaf="file"))
 TemplatedPath = Annotated[str, CONFINED]
-# Likewise, for a path taken inside another directory (an archive glob): no prefix needed.
-TemplatedRelativePath = Annotated[str, BeforeValidator(partial(_checked, relative=True))]
+# Likewise, for a glob taken inside `dir` (an archive include): no prefix needed.
+TemplatedRelativePath = Annotated[str, BeforeValidator(_checked_relative)]

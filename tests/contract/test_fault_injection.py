@@ -10,13 +10,11 @@ decoded with `surrogateescape`). A new mapper or action is covered by adding one
 from __future__ import annotations
 
 import copy
-import http.server
 import json
 import os
-import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 
@@ -30,9 +28,11 @@ from opsmedic.sources.webhooks import PARSERS, WebhookError, parse_webhook
 from opsmedic.store import Store
 
 if __package__:
+    from ..http_receiver import Receiver, receiving
     from ..injections import INJECTIONS
     from ..unit.sources import webhook_payloads as samples
 else:  # pragma: no cover - tests/ on sys.path
+    from http_receiver import Receiver, receiving  # type: ignore[no-redef]
     from injections import INJECTIONS  # type: ignore[no-redef]
     from unit.sources import webhook_payloads as samples  # type: ignore[no-redef]
 
@@ -113,35 +113,10 @@ def test_a_mapper_maps_or_names_the_place_for_any_hostile_leaf(source: str, tmp_
 # ---- actions, through the engine --------------------------------------------------------
 
 
-class _Receiver(http.server.BaseHTTPRequestHandler):
-    """Answers 200 to everything and keeps what it was sent (headers, path, body)."""
-
-    seen: ClassVar[list[tuple[str, dict[str, str], bytes]]] = []
-
-    def _answer(self) -> None:
-        size = int(self.headers.get("content-length") or 0)
-        self.seen.append((self.path, dict(self.headers), self.rfile.read(size)))
-        self.send_response(200)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", "2")
-        self.end_headers()
-        self.wfile.write(b"{}")
-
-    do_GET = do_POST = _answer
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def receiver() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    _Receiver.seen = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with receiving() as url:
+        yield url
 
 
 def _rules(sandbox: Path, url: str) -> str:
@@ -257,4 +232,4 @@ async def test_every_action_handles_hostile_event_values_or_fails_alone(
     assert canary_states["noop"] is RunState.SUCCEEDED
     assert canary_states["run_command"] is RunState.SUCCEEDED
     assert canary_states["http_request"] is RunState.SUCCEEDED
-    assert not any("x-evil" in {k.lower() for k in h} for _, h, _ in _Receiver.seen)
+    assert not any("x-evil" in {k.lower() for k in h} for _, h, _ in Receiver.seen)

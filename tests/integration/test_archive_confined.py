@@ -7,14 +7,9 @@ import time
 from pathlib import Path
 
 import pytest
-import structlog
 
-from opsmedic.clock import SystemClock
-from opsmedic.config.schema import Config
-from opsmedic.executor import Executor
+from action_context import execute_rule
 from opsmedic.model import Event, Run, RunState
-from opsmedic.plugins import build_registry
-from opsmedic.rules.loader import load_rules
 
 OLD = time.time() - 3600
 
@@ -47,15 +42,7 @@ def box(tmp_path: Path) -> Path:
 
 
 async def _run(box: Path, event: Event) -> Run:
-    registry = build_registry(load_entry_points=False)
-    (rule,) = load_rules(box / "rules.yaml", registry)
-    config = Config.model_validate({"state_dir": str(box / "state")})
-    run = Run(rule=rule.name, event_id=event.id, target=event.target,
-              fingerprint=event.fingerprint, actions=["archive_logs"])  # fmt: skip
-    await Executor(registry, config, SystemClock(), structlog.get_logger()).execute(
-        run, rule, event
-    )
-    return run
+    return await execute_rule(box / "rules.yaml", event, box / "state")
 
 
 @pytest.mark.parametrize(
@@ -84,3 +71,34 @@ async def test_the_same_rule_archives_its_own_directory(box: Path) -> None:
     assert _names(box / "apps/web") == []
     assert len(_names(box / "archive/web-1")) == 1
     assert _tree(box / "victim") == victim
+
+
+@pytest.mark.parametrize(
+    ("host", "app", "where"),
+    [("web-1", "link", "dir.0"), ("web-1", "link/sub", "dir.0"), ("lnk", "web", "to"),
+     ("lnk/deeper", "web", "to")],
+)  # fmt: skip
+async def test_a_label_naming_a_symlink_fails_the_run_before_anything_is_touched(
+    box: Path, host: str, app: str, where: str
+) -> None:
+    """apps/link -> ../victim and archive/lnk -> ../elsewhere exist: an event cannot go through."""
+    (box / "apps/link").symlink_to("../victim")
+    (box / "victim/sub").mkdir()
+    (box / "elsewhere").mkdir()
+    (box / "archive/lnk").symlink_to("../elsewhere")
+    before = _tree(box)
+    run = await _run(box, Event(source="disk", host=host, labels={"app": app}))
+    assert run.state is RunState.FAILED
+    (step,) = run.steps
+    assert step.message.startswith("bad parameters")
+    assert where in step.message and "is a symlink" in step.message, step.message
+    assert _tree(box) == before  # victim's logs kept, apps/web's too; elsewhere/ still empty
+    assert _names(box / "elsewhere") == []
+
+
+async def test_a_label_naming_a_file_where_a_directory_goes_fails_the_run(box: Path) -> None:
+    before = _tree(box)
+    run = await _run(box, Event(source="disk", host="web-1", labels={"app": "web/a.log"}))
+    assert run.state is RunState.FAILED
+    assert "is not a directory" in run.steps[0].message
+    assert _tree(box) == before

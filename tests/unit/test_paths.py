@@ -13,13 +13,12 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from opsmedic.actions import archive_logs, run_command
+from opsmedic.archive.sftp import parse_sftp_url
 from opsmedic.dns.resolv_conf import ResolvConfParams
-from opsmedic.errors import ConfigError
 from opsmedic.model import Event
-from opsmedic.paths import confine, static_prefix
-from opsmedic.plugins import build_registry
-from opsmedic.rules.loader import load_rules
-from opsmedic.templating import Templates, template_context
+from opsmedic.paths import check_source, confine, static_prefix, validation_context
+from opsmedic.templating import Templates, UnsafeTemplate, template_context
+from rule_steps import load_problem
 
 _HOSTILE = st.one_of(
     st.sampled_from(
@@ -163,6 +162,28 @@ def test_an_sftp_destination_keeps_its_path_too() -> None:
         archive_logs.Params.model_validate(_render(raw, host=".."))
 
 
+@pytest.mark.parametrize(
+    ("host", "why"),
+    [("%2e", "a '.' segment"), ("%2E%2e", "a '..' segment"), ("%2F%2Fetc", "an empty segment"),
+     ("a%2F%2e%2e%2F..%2Fb", "a '..' segment"), ("x%00", "NUL byte"), ("%2f", "an empty segment")],
+)  # fmt: skip
+def test_an_sftp_path_is_judged_as_the_destination_decodes_it(host: str, why: str) -> None:
+    """The sftp destination percent-decodes its path, so `%2e` is `.` and `%2F%2F` is `//`."""
+    raw = {"dir": "/l", "include": ["*"], "to": "sftp://backup/archive/{{ event.host }}/"}
+    with pytest.raises(ValidationError, match=re.escape(why)):
+        archive_logs.Params.model_validate(_render(raw, host=host))
+    fine = archive_logs.Params.model_validate(_render(raw, host="web%2D1"))
+    assert parse_sftp_url(fine.to).path == "/archive/web-1"
+
+
+def test_an_sftp_path_template_needs_a_directory_on_its_host() -> None:
+    """`sftp://HOST/{{ x }}` could name any remote directory, as `/{{ x }}` any local one."""
+    with pytest.raises(UnsafeTemplate, match="not / alone"):
+        check_source("sftp://backup/{{ event.host }}/")
+    check_source("sftp://backup/~/{{ event.host }}/")
+    check_source("sftp://{{ event.host }}/archive")  # only an ssh_hosts entry: judged as a path
+
+
 def test_items_of_a_native_list_from_an_event_are_judged_too() -> None:
     """`{{ event.payload.globs }}` yields a list: each item came from the event."""
     raw = {"dir": "/l", "include": "{{ event.payload.globs }}", "to": "/a"}
@@ -199,10 +220,67 @@ def test_run_command_cwd_and_resolv_conf_path_are_confined() -> None:
 def test_a_path_template_without_a_fixed_directory_is_refused_at_load(
     tmp_path: Path, step: str, message: str
 ) -> None:
-    rules = tmp_path / "rules.yaml"
-    rules.write_text(f"- name: r\n  when: {{source: disk}}\n  do:\n    - {step}\n")
-    with pytest.raises(ConfigError) as info:
-        load_rules(rules, build_registry(load_entry_points=False))
-    (problem,) = info.value.problems
+    problem = load_problem(tmp_path, step)
     assert problem.line == 4
     assert message in problem.message
+
+
+def _validate(model: Any, raw: dict[str, Any], base: Path, **event: Any) -> Any:
+    return model.model_validate(_render(raw, **event), context=validation_context(base))
+
+
+def test_no_confined_parameter_goes_through_a_symlink(tmp_path: Path) -> None:
+    """run_command's cwd, resolv.conf's path and archive globs: a link the event names refuses."""
+    for d in ("srv/app", "etc/resolv.d", "logs/sub", "victim"):
+        (tmp_path / d).mkdir(parents=True)
+    (tmp_path / "etc/resolv.d/app").write_text("nameserver 10.0.0.1\n")
+    for link in ("srv/lnk", "etc/resolv.d/lnk", "logs/lnk"):
+        (tmp_path / link).symlink_to(tmp_path / "victim")
+    (tmp_path / "victim/resolv").write_text("nameserver 10.0.0.1\n")
+    cwd = {"argv": ["true"], "cwd": "srv/{{ event.labels.app }}"}
+    conf = {"path": f"{tmp_path}/etc/resolv.d/{{{{ event.labels.app }}}}",
+            "primary": "10.0.0.1", "secondary": "10.0.0.2"}  # fmt: skip
+    globs = {"dir": f"{tmp_path}/logs", "include": ["{{ event.labels.app }}/*.log"],
+             "exclude": ["{{ event.labels.app }}"], "to": f"{tmp_path}/a"}  # fmt: skip
+    cases: list[tuple[Any, dict[str, Any], str]] = [(run_command.Params, cwd, "cwd"), (ResolvConfParams, conf, "path"),
+             (archive_logs.Params, globs, "include.0")]  # fmt: skip
+    for model, raw, where in cases:
+        for app in ("lnk", "lnk/resolv"):
+            with pytest.raises(ValidationError, match="is a symlink") as info:
+                _validate(model, raw, tmp_path, labels={"app": app})
+            assert where in {".".join(map(str, e["loc"])) for e in info.value.errors()}
+    assert _validate(run_command.Params, cwd, tmp_path, labels={"app": "app"}).cwd == "srv/app"
+    assert _validate(ResolvConfParams, conf, tmp_path, labels={"app": "app"}).path.name == "app"
+    assert _validate(archive_logs.Params, globs, tmp_path, labels={"app": "sub"}).include
+
+
+def test_a_missing_component_ends_the_walk_and_a_wrong_kind_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "srv").mkdir()
+    (tmp_path / "srv/file").write_text("")
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/dir").mkdir()
+    cwd = {"argv": ["true"], "cwd": "srv/{{ event.labels.app }}"}
+    assert _validate(run_command.Params, cwd, tmp_path, labels={"app": "new/deeper"}).cwd
+    with pytest.raises(ValidationError, match="is not a directory"):
+        _validate(run_command.Params, cwd, tmp_path, labels={"app": "file"})
+    conf = {"path": f"{tmp_path}/etc/{{{{ event.labels.app }}}}",
+            "primary": "10.0.0.1", "secondary": "10.0.0.2"}  # fmt: skip
+    with pytest.raises(ValidationError, match="is not a regular file"):
+        _validate(ResolvConfParams, conf, tmp_path, labels={"app": "dir"})
+
+
+def test_remote_paths_are_not_looked_for_on_this_disk(tmp_path: Path) -> None:
+    """cwd on an ssh host and an sftp:// destination name another machine's files."""
+    (tmp_path / "srv").mkdir()
+    (tmp_path / "srv/lnk").symlink_to(tmp_path)
+    cwd = {"argv": ["true"], "host": "web1", "cwd": f"{tmp_path}/srv/{{{{ event.host }}}}"}
+    assert _validate(run_command.Params, cwd, tmp_path, host="lnk").cwd.endswith("/srv/lnk")
+    to = {"dir": "/l", "include": ["*"], "to": "sftp://b/srv/{{ event.host }}"}
+    assert _validate(archive_logs.Params, to, tmp_path, host="lnk").to == "sftp://b/srv/lnk"
+
+
+def test_a_relative_rendered_path_needs_the_config_directory() -> None:
+    """Checked against the process's cwd instead, it would be checked in the wrong tree."""
+    cwd = {"argv": ["true"], "cwd": "srv/{{ event.labels.app }}"}
+    with pytest.raises(ValidationError, match="no config directory"):
+        run_command.Params.model_validate(_render(cwd, labels={"app": "a"}))

@@ -21,6 +21,7 @@ from opsmedic.config.types import Secret, Strict
 from opsmedic.errors import RetryableError
 from opsmedic.model import Outcome
 from opsmedic.plugins import ActionContext, ActionSpec
+from opsmedic.urls import URL_CONFINED
 
 # Opsgenie's documented maximum for a note; PagerDuty documents none, so the same cap holds
 # there and for webhooks: a note is a summary, the full output stays on the run.
@@ -64,7 +65,9 @@ class Params(_Target):
     opsgenie: OpsgenieTarget | None = None
     pagerduty: PagerDutyTarget | None = None
     dynatrace: DynatraceTarget | None = None
-    url: NoCredentialsUrl | None = Field(None, description="a receiver that needs no credentials")
+    url: Annotated[NoCredentialsUrl, URL_CONFINED] | None = Field(
+        None, description="a receiver that needs no credentials"
+    )
     webhook: Annotated[str | None, ConfigRef("annotate.webhooks")] = Field(
         None, description="a receiver named in config annotate.webhooks"
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -12,6 +12,7 @@ from opsmedic.config.types import HttpMethod, HttpUrlText, PositiveDuration, Sec
 from opsmedic.errors import RetryableError
 from opsmedic.model import Outcome
 from opsmedic.plugins import ActionContext, ActionSpec
+from opsmedic.urls import URL_CONFINED
 
 
 class Params(BaseModel):
@@ -20,7 +21,7 @@ class Params(BaseModel):
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
     method: HttpMethod = "GET"
-    url: HttpUrlText
+    url: Annotated[HttpUrlText, URL_CONFINED]
     headers: dict[str, str] = Field(default_factory=dict)
     secret_headers: dict[str, Secret] = Field(
         default_factory=dict, description="headers carrying a token, e.g. Authorization"

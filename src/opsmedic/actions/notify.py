@@ -16,6 +16,7 @@ from opsmedic.config.refs import ConfigRef
 from opsmedic.errors import RetryableError
 from opsmedic.model import Outcome
 from opsmedic.plugins import ActionContext, ActionSpec
+from opsmedic.urls import TemplatedUrl
 
 # Loggers that may print a URL while Apprise sends: Apprise's own, and urllib3 under the
 # requests that most Apprise services use (it logs request paths, where tokens often sit).
@@ -32,7 +33,7 @@ class Params(BaseModel):
     to: Annotated[list[str], ConfigRef("notify")] = Field(default_factory=list)
     title: str = ""
     body: str = ""
-    urls: list[str] = Field(default_factory=list)
+    urls: list[TemplatedUrl] = Field(default_factory=list)
     type: Literal["info", "success", "warning", "failure"] = "info"
 
     @field_validator("to", mode="before")

@@ -16,7 +16,7 @@ from pydantic import Field, field_validator, model_validator
 from opsmedic.config.types import IPAddressText, Strict
 from opsmedic.dns.switch import Direction, Switched, SwitchFailed
 from opsmedic.files import NotDurable, write_atomic
-from opsmedic.paths import CONFINED
+from opsmedic.paths import FILE_CONFINED
 
 # The line a failover leaves at the top of the file: it records the order to restore, so the
 # file itself says what happened and a restarted opsmedic can still fail back.
@@ -34,7 +34,7 @@ _Key = ipaddress.IPv4Address | ipaddress.IPv6Address | str
 
 
 class ResolvConfParams(Strict):
-    path: Annotated[Path, CONFINED] = Field(
+    path: Annotated[Path, FILE_CONFINED] = Field(
         Path("/etc/resolv.conf"),
         description="absolute path of the file; a templated part stays under the fixed directory",
     )

@@ -33,8 +33,8 @@ def test_it_maps_the_documented_create() -> None:
 @pytest.mark.parametrize(
     ("priority", "severity"),
     [(1, "critical"), (2, "error"), (3, "warning"), (4, "info"), (5, "info"),
-     ("1", "critical"), ("P1", "critical"), ("p2", "error"), (6, "info"), (0, "info"),
-     (1.5, "info"), (None, "info")],
+     (1.0, "critical"), (3.0, "warning"), ("1", "critical"), ("P1", "critical"),
+     ("p2", "error"), (None, "info")],
 )  # fmt: skip
 def test_a_numeric_priority_means_the_same_as_p1_to_p5(priority: Any, severity: str) -> None:
     """The documented Create body (REFERENCE, Opsgenie's webhook integration docs: `priority`
@@ -43,6 +43,15 @@ def test_a_numeric_priority_means_the_same_as_p1_to_p5(priority: Any, severity: 
     body["alert"]["priority"] = priority
     (event,) = parse(body)
     assert event.severity == severity
+
+
+@pytest.mark.parametrize("priority", [0, 6, 7, -3, 1.5, 3.01, 10**50])
+def test_a_number_outside_p1_to_p5_is_refused_naming_the_place(priority: Any) -> None:
+    """Opsgenie documents only P1-P5: `7` is a broken body, not a quiet `info`."""
+    body = load(OPSGENIE)
+    body["alert"]["priority"] = priority
+    with pytest.raises(WebhookError, match=r"alert\.priority.*1-5"):
+        parse(body)
 
 
 def test_close_resolves_the_same_alert_at_its_update_time() -> None:

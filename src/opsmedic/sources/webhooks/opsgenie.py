@@ -6,6 +6,7 @@ from typing import Any
 
 from opsmedic.model import Event, Status
 from opsmedic.sources.webhooks.shape import (
+    WebhookError,
     as_object,
     epoch_time,
     host_of,
@@ -41,7 +42,7 @@ def parse(data: Any) -> list[Event]:
             resource=opt_text(alert, "entity", "alert") or resource_of(labels),
             host=host_of(labels),
             labels=labels,
-            severity=severity_of(_priority(opt_text(alert, "priority", "alert"))),
+            severity=severity_of(_priority(alert)),
             status=status,
             fingerprint=f"opsgenie:{key}" if key else "",
             # createdAt (ms) dates the Create; the Close is the last update (updatedAt, ns).
@@ -53,7 +54,14 @@ def parse(data: Any) -> list[Event]:
     ]
 
 
-def _priority(text: str) -> str:
-    """P1…P5 as Opsgenie documents them; some senders (integrations, API clients) send the
-    bare number 1…5, which means the same."""
+def _priority(alert: dict[str, Any]) -> str:
+    """P1…P5 as Opsgenie documents them, also when sent as the bare number 1…5 (or 3.0)."""
+    value = alert.get("priority")
+    # Some senders (integrations, API clients, encoders that write 3.0) send a number.
+    # Opsgenie has no priority outside P1-P5, so another number is a broken body, not "info".
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if value not in (1, 2, 3, 4, 5):  # 3.0 == 3; the text of a huge int cannot be made
+            raise WebhookError("alert.priority", "a number other than Opsgenie's 1-5 (P1-P5)")
+        return f"P{int(value)}"
+    text = opt_text(alert, "priority", "alert")
     return f"P{text}" if text in ("1", "2", "3", "4", "5") else text
