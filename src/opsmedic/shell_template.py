@@ -96,14 +96,15 @@ _BUILTINS = {
 # Builtins that treat their arguments as data (printf: after a literal format): the only
 # builtins a value may be an argument of; any other command name is an external program.
 _DATA_BUILTINS = {"echo", "printf", "true", "false", ":", "cd"}
-# Builtins that change how later text is parsed, run text as code, or take a name or an
-# arithmetic expression (bash evaluates `x[$(…)]` in both): refused anywhere in a script
-# that holds a value, where an argument of theirs could come from one (or from "$1").
+# Builtins that change how later text is parsed or what a name runs (hash -p), run text as
+# code, or take a name or an arithmetic expression (bash evaluates `x[$(…)]` in both):
+# refused anywhere in a script that holds a value, where an argument of theirs could come
+# from one (or from "$1").
 _NEVER = {
     "alias", "unalias", "shopt", "enable", "source", ".", "eval", "exec", "trap", "command",
     "builtin", "fc", "bind", "compgen", "complete", "compopt", "jobs", "let", "declare",
     "typeset", "local", "export", "readonly", "unset", "read", "mapfile", "readarray",
-    "getopts", "wait", "test", "[",
+    "getopts", "wait", "test", "[", "hash",
 }  # fmt: skip
 # `set` may only switch these options (the others change parsing or evaluate prompts).
 _SET_OPTIONS = re.compile(r"[-+][eu]+|[-+]o|errexit|nounset|pipefail")
@@ -232,6 +233,7 @@ class _Command:
 
     name: _Word | None = None
     args: list[_Word] = field(default_factory=list)
+    assignments: list[_Word] = field(default_factory=list)
     redirects: list[tuple[str, _Word]] = field(default_factory=list)
 
 
@@ -266,8 +268,10 @@ def _commands(words: list[_Word]) -> Iterator[_Command]:
             if command.name.raw == "for" and len(command.args) == 2 and word.raw == "do":
                 yield command
                 command = _Command()
-        elif word.raw in _OPENING or _ASSIGNMENT.match(word.raw):
+        elif word.raw in _OPENING:
             continue
+        elif _ASSIGNMENT.match(word.raw):
+            command.assignments.append(word)
         else:
             command.name = word
     yield command
@@ -282,6 +286,16 @@ def _judge(command: _Command, sentinels: dict[str, _Slot]) -> None:
             raise UnsafeTemplate(
                 f"line {slot.line}, col {slot.col}: a value may only be the file of a <, > "
                 f"or >> redirection, not of {operator!r} (bash reads that word again as code)"
+            )
+    assigned = [w.raw.partition("=")[0] for w in command.assignments]
+    if command.name and command.name.raw == "for" and command.args:
+        assigned.append(command.args[0].raw)
+    for variable in assigned:
+        if variable.startswith("BASH"):
+            raise UnsafeTemplate(
+                f"a shell template with {{{{ … | shquote }}}} values cannot assign {variable}: "
+                "bash's BASH_* variables define aliases (BASH_ALIASES), pick the program a "
+                "name runs (BASH_CMDS) or change how the script is read"
             )
     name = command.name
     if name is None:

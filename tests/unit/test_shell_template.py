@@ -197,6 +197,13 @@ SUBSCRIPT = "x[$(touch pwned)]"
         (f"sleep 1 & jobs -x {VALUE} pwned", "touch", "`jobs`"),
         (f"echo hi >&{VALUE}", "x$(touch pwned)", "not of '>&'"),
         (f"echo hi >& {VALUE}", "x$(touch pwned)", "not of '>&'"),
+        (
+            "BASH_ALIASES='echo \"'\n0 {{ event.labels.v | shquote }} # \"",
+            "x$(touch pwned)",
+            "cannot assign BASH_ALIASES",
+        ),
+        ("BASH_CMDS=/bin/sh\n0 -c {{ event.labels.v | shquote }}", "touch pwned", "BASH_CMDS"),
+        ("hash -p /bin/sh ls\nls -c {{ event.labels.v | shquote }}", "touch pwned", "`hash`"),
     ],
 )
 def test_what_reads_later_text_or_its_arguments_as_code_is_refused(
@@ -236,6 +243,8 @@ def test_what_reads_later_text_or_its_arguments_as_code_is_refused(
         (f"function f {{ echo {VALUE}; }}", "`function`"),
         (f"coproc echo {VALUE}", "`coproc`"),
         (f"for x do eval x; done; echo {VALUE}", "`eval`"),
+        (f"for BASH_ALIASES in x; do :; done; echo {VALUE}", "BASH_ALIASES"),
+        (f"BASH_COMPAT=31 echo {VALUE}", "BASH_COMPAT"),
         (f'"echo" {VALUE}', "'\"echo\"' is not a plain word"),
         (f"e\\cho {VALUE}", "is not a plain word"),
         (f"$cmd {VALUE}", "'$cmd' is not a plain word"),
@@ -282,7 +291,7 @@ def test_whole_word_values_are_accepted_and_never_run(template: str) -> None:
 # Command names: data builtins, an external program, reserved words, and the builtins and
 # aliases that read later text or their arguments as code, names or arithmetic.
 _SAFE_COMMANDS = st.sampled_from(
-    ["echo", "printf '%s\\n'", "true", ":", "x=1;", "! true", "{", "cat", "e", "ls --"]
+    ["echo", "printf '%s\\n'", "true", ":", "x=1;", "! true", "{", "cat", "e", "ls --", "0"]
 )
 _RISKY_COMMANDS = st.sampled_from([
     "shopt -s expand_aliases;", "alias e='echo \"';", "alias e='echo \"'\n", "a=alias; $a e='echo \"'\n",
@@ -322,7 +331,7 @@ _SIMPLE_LINES = st.lists(
 # An alias that opens a quote, for a later `e` to leave a value in, closed by a tail.
 _PRELUDES = st.sampled_from([
     "alias e='echo \"'\n", "shopt -s expand_aliases; alias e='echo \"'\n",
-    "a=alias; $a e='echo \"'\n", "eval \"alias e='echo \\\"'\"\n",
+    "a=alias; $a e='echo \"'\n", "eval \"alias e='echo \\\"'\"\n", "BASH_ALIASES='echo \"'\n",
 ])  # fmt: skip
 _TAILS = st.sampled_from(["", '# "', "x"])
 # Every script holds at least one value, somewhere among its lines.
