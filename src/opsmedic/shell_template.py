@@ -62,7 +62,8 @@ _OPERATORS = sorted(
 # as shell text when it is not a number (`>&'$(…)'` runs it).
 _VALUE_REDIRECTS = {"<", ">", ">>"}
 # Characters of a plain word: one that means itself, with nothing to expand or quote.
-_PLAIN = re.compile(r"[A-Za-z0-9_./:%@+,-]+")
+# (Not `%`: bash reads `%1` as a job to resume.)
+_PLAIN = re.compile(r"[A-Za-z0-9_./:@+,-]+")
 _ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\+?=")
 # Reserved words after which the next word is again a command's name.
 _OPENING = {
@@ -107,7 +108,7 @@ _NEVER = {
     "getopts", "wait", "test", "[", "hash",
 }  # fmt: skip
 # `set` may only switch these options (the others change parsing or evaluate prompts).
-_SET_OPTIONS = re.compile(r"[-+][eu]+|[-+]o|errexit|nounset|pipefail")
+_SET_OPTIONS = re.compile(r"[-+][eu]*o?|errexit|nounset|pipefail")
 
 
 @dataclass(frozen=True, slots=True)
