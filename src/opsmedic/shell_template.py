@@ -170,16 +170,18 @@ class _Word:
 
 
 def _read(text: str) -> list[_Word]:
-    """Split `text` into words and operators as dash and bash do, comments dropped (only for
-    the subset left after the refusals: no substitutions, here-documents, continuations)."""
+    """Split `text` into words and operators as dash and bash do, dropping comments."""
+    # Only for the subset left after the refusals: no substitutions, here-documents,
+    # continuations; in it a shell's reading is this short.
     words: list[_Word] = []
     i = 0
     while i < len(text):
         char = text[i]
         if char in " \t":
             i += 1
-        elif char == "#":  # a comment only where a word would start
-            i = text.find("\n", i) if "\n" in text[i:] else len(text)
+        elif char == "#":  # a comment only where a word would start; up to the newline
+            newline = text.find("\n", i)
+            i = len(text) if newline < 0 else newline
         elif char in _OPERATOR_CHARS or char == "\n":
             operator = next(op for op in _OPERATORS if text.startswith(op, i))
             words.append(_Word(operator, operator, i, operator=True))
@@ -229,8 +231,7 @@ def _word(text: str, start: int) -> _Word:
 
 @dataclass(slots=True)
 class _Command:
-    """One simple command: its name (None if only assignments and redirections), its
-    arguments, and the words that are files of redirections (with their operators)."""
+    """One simple command: name (None if there is none), arguments, assignments, redirections."""
 
     name: _Word | None = None
     args: list[_Word] = field(default_factory=list)
@@ -239,8 +240,9 @@ class _Command:
 
 
 def _commands(words: list[_Word]) -> Iterator[_Command]:
-    """The simple commands of the script, each name where dash and bash see a command's name
-    (reserved words that open a command are stepped over; those that hide one are refused)."""
+    """The simple commands of the script, each named where dash and bash see its name."""
+    # Reserved words that open a command are stepped over; those after which bash reads a
+    # name where this sees an argument (function, coproc, time, select) are refused later.
     command = _Command()
     i = 0
     while i < len(words):
@@ -279,8 +281,9 @@ def _commands(words: list[_Word]) -> Iterator[_Command]:
 
 
 def _judge(command: _Command, sentinels: dict[str, _Slot]) -> None:
-    """Refuse the command if it could evaluate any of its words, or holds a value otherwise
-    than as an argument of an external program or a data builtin, or as a plain file."""
+    """Refuse `command` unless it evaluates none of its words and holds values only as data."""
+    # Data: an argument of an external program or a data builtin, or a plain redirection's
+    # file.
     for operator, target in command.redirects:
         if target.raw in sentinels and operator.lstrip("0123456789") not in _VALUE_REDIRECTS:
             slot = sentinels[target.raw]
@@ -426,8 +429,8 @@ def _shlex_tokens(text: str) -> list[str]:
 
 
 def _agree_with_shlex(text: str, words: list[_Word]) -> None:
-    """Refuse a script that `shlex` splits otherwise than `_read` (a second, independent
-    reading: where the two differ, neither is trusted)."""
+    """Refuse a script that `shlex` splits otherwise than `_read`."""
+    # A second, independent reading: where the two differ, neither is trusted.
     ours: list[str] = []
     previous: _Word | None = None
     for word in words:
