@@ -20,9 +20,17 @@ from opsmedic.model import Outcome
 from opsmedic.paths import TemplatedPath
 from opsmedic.plugins import ActionContext, ActionSpec
 from opsmedic.shell_template import check_shell_template
-from opsmedic.templating import Rendered
+from opsmedic.templating import Rendered, is_template
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Variables a shell, the dynamic loader or an interpreter reads as code, or as where to find
+# code: an event must not choose them. BASH_ENV and ENV name a file the shell runs first; PS4
+# is expanded (command substitutions too) under `set -x`; IFS re-splits every word.
+_CODE_ENV = re.compile(
+    r"BASH_ENV|ENV|PS[0-4]|PROMPT_COMMAND|SHELLOPTS|BASHOPTS|IFS|PATH|CDPATH|GLOBIGNORE|FPATH"
+    r"|BASH_\w*|LD_\w*|PYTHON\w*|PERL5?LIB|PERL5OPT|RUBYOPT|RUBYLIB|NODE_OPTIONS|GIT_\w*"
+    r"|LESSOPEN|LESSCLOSE|PAGER|EDITOR|VISUAL"
+)
 # What a local command inherits from the daemon. Not the rest: opsmedic's environment holds
 # the secrets that config reads through `env:`, and a remediation script has no need of them.
 _PASSED_ENV = ("PATH", "HOME", "LANG", "LANGUAGE", "TZ", "USER", "LOGNAME", "TMPDIR")
@@ -72,6 +80,13 @@ class Params(BaseModel):
                 raise ValueError(f"env name {key!r} is not a valid variable name")
             if "\0" in value:
                 raise ValueError(f"env {key} contains a NUL byte")
+            templated = is_template(value.source if isinstance(value, Rendered) else value)
+            if templated and _CODE_ENV.fullmatch(key):
+                raise ValueError(
+                    f"env {key} is read as code or as where code is found (by a shell, the "
+                    "loader or an interpreter): its value cannot come from an event; pass the "
+                    "value under a name of your own"
+                )
         return env
 
     @model_validator(mode="after")

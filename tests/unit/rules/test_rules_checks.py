@@ -221,3 +221,15 @@ def test_every_problem_of_a_rule_is_reported_even_when_one_field_is_wrong(tmp_pa
     fields = sorted(p.split(": ")[1] for p in found)
     assert fields == ["[0].do[0].notify.to", "[0].do[1].run_comand", "[0].queue",
                       "[0].when.kind.regex", "[0].when.sorce", "[0].when.status"], found  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["BASH_ENV", "ENV", "PS4", "IFS", "PATH", "LD_PRELOAD",
+                                  "BASH_FUNC_X", "PYTHONSTARTUP", "GIT_SSH_COMMAND"])  # fmt: skip
+def test_an_event_never_chooses_a_variable_read_as_code(tmp_path: Path, name: str) -> None:
+    """`env: {BASH_ENV: …}` names a file bash runs before the script; PS4 is expanded under
+    `set -x`: a value from an event there would run as code whatever the script quotes."""
+    step = '    - run_command: {argv: ["true"], env: {%s: %s}}\n'
+    (found,) = problems(tmp_path, step % (name, "'{{ event.host }}'"))
+    assert f"env {name} is read as code" in found and "cannot come from an event" in found
+    loads(tmp_path, step % (name, "/fixed"))
+    loads(tmp_path, step % ("APP_HOST", "'{{ event.host }}'"))
