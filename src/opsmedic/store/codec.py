@@ -12,7 +12,7 @@ import orjson
 from sqlalchemy import RowMapping
 
 from opsmedic.errors import StoreRefused
-from opsmedic.model import Event, Run, RunState, Status, StepRecord
+from opsmedic.model import FIELD_MAX, INDEXED_FIELDS, Event, Run, RunState, Status, StepRecord
 
 _STEP_FIELDS = tuple(f.name for f in fields(StepRecord))
 # One encoder, built once: json.dumps() with options builds a new one per call (hot path).
@@ -37,7 +37,13 @@ class EncodedEvent:
 
 
 def encode_event(e: Event) -> EncodedEvent:
-    """Raises StoreRefused naming the field when a JSON column cannot be encoded."""
+    """Raises StoreRefused naming the field when a JSON column cannot be encoded, or when an
+    indexed field is longer than FIELD_MAX allows (PostgreSQL could not index it, and the
+    commit it shared with other submissions would fail)."""
+    for name in INDEXED_FIELDS:
+        length, most = len(getattr(e, name)), FIELD_MAX[name]
+        if length > most:
+            raise StoreRefused(f"{name}: {length} characters; at most {most}")
     columns = {"labels": e.labels, "value": e.value, "payload": e.payload}
     encoded = {}
     for name, value in columns.items():
