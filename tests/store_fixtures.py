@@ -82,7 +82,12 @@ def make_run(event: Event, **fields: Any) -> Run:
 
 
 def refuse_resource(url: str, resource: str) -> None:
-    """Make the database itself refuse any event whose resource is `resource`, as a CHECK
+    """Make the database itself refuse any event whose resource is `resource`."""
+    refuse_value(url, "events", "resource", resource)
+
+
+def refuse_value(url: str, table: str, column: str, value: str) -> None:
+    """Make the database itself refuse a row of `table` whose `column` is `value`, as a CHECK
     constraint would (SQLite: RAISE(ABORT) is a constraint error; PostgreSQL: check_violation):
     an item that encodes fine and fails only when committed."""
     engine = sa.create_engine(url, poolclass=NullPool)
@@ -90,19 +95,19 @@ def refuse_resource(url: str, resource: str) -> None:
         with engine.begin() as conn:
             if engine.dialect.name == "sqlite":
                 conn.exec_driver_sql(
-                    "CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.resource = "
-                    f"'{resource}' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+                    f"CREATE TRIGGER refuse BEFORE INSERT ON {table} WHEN NEW.{column} = "
+                    f"'{value}' BEGIN SELECT RAISE(ABORT, 'refused'); END"
                 )
             else:
                 conn.exec_driver_sql(f"""
                     CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN
-                      IF NEW.resource = '{resource}' THEN
+                      IF NEW.{column} = '{value}' THEN
                         RAISE EXCEPTION 'refused' USING ERRCODE = 'check_violation';
                       END IF;
                       RETURN NEW;
                     END $$ LANGUAGE plpgsql""")
                 conn.exec_driver_sql(
-                    "CREATE TRIGGER refuse BEFORE INSERT ON events FOR EACH ROW "
+                    f"CREATE TRIGGER refuse BEFORE INSERT ON {table} FOR EACH ROW "
                     "EXECUTE FUNCTION refuse()"
                 )
     finally:

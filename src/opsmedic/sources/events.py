@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from opsmedic.config.types import PlainText
 from opsmedic.errors import Problem
 from opsmedic.model import FIELD_MAX, Event, Status
 from opsmedic.sources.webhooks import PARSERS, WebhookError
@@ -21,15 +22,17 @@ class EventIn(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    source: str = Field(min_length=1, max_length=FIELD_MAX["source"])
+    # Identifiers are one line of printable text (PlainText); kind, resource and labels are
+    # free text (an alert's title, a path): stored with NUL made U+FFFD (store/codec.py).
+    source: PlainText = Field(min_length=1, max_length=FIELD_MAX["source"])
     kind: str = Field("", max_length=FIELD_MAX["kind"])
     resource: str = Field("", max_length=FIELD_MAX["resource"])
-    host: str = Field("", max_length=FIELD_MAX["host"])
+    host: PlainText = Field("", max_length=FIELD_MAX["host"])
     labels: dict[str, str] = Field(default_factory=dict)
     value: float | str | None = None
-    severity: str = Field("info", max_length=FIELD_MAX["severity"])
+    severity: PlainText = Field("info", max_length=FIELD_MAX["severity"])
     status: Status = Status.FIRING
-    fingerprint: str = Field("", max_length=FIELD_MAX["fingerprint"])
+    fingerprint: PlainText = Field("", max_length=FIELD_MAX["fingerprint"])
     # Epoch seconds up to the year 9999: later ones cannot be shown as dates anywhere.
     time: float | None = Field(None, ge=0, le=253_402_300_799)
     payload: dict[str, Any] = Field(default_factory=dict)
