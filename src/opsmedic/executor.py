@@ -151,9 +151,9 @@ class Executor:
 
 
 def _as_valid_utf8(record: StepRecord) -> None:
-    """The one place where what an action reported from the world (file names, command
-    output, response bodies) is recorded: made valid UTF-8 (store/codec.py valid_utf8), so
-    that the stored run is one every reader can serve."""
+    """Make a step's record valid UTF-8 (store/codec.py valid_utf8), in place."""
+    # The one place where what an action reported from the world (file names, command
+    # output, response bodies) is recorded, so the stored run is one every reader can serve.
     record.message, record.output = valid_utf8(record.message), valid_utf8(record.output)
     try:
         record.params, record.details = valid_utf8(record.params), valid_utf8(record.details)

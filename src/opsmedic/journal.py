@@ -59,8 +59,7 @@ def isolable(exc: Exception) -> bool:
 
 
 def _bare(run: Run) -> Run:
-    """The run's end without anything its actions wrote (which the store refused): its
-    state and times, and each step's action, state and timings."""
+    """The run's end without what its actions wrote: state, times, each step's action and state."""
     steps = [StepRecord(action=s.action, params={}, state=s.state, message="not recorded",
                         attempts=s.attempts, started_at=s.started_at, duration_ms=s.duration_ms,
                         on_failure=s.on_failure) for s in run.steps]  # fmt: skip
@@ -144,10 +143,10 @@ class Journal:
         return await self._enqueue(part) & set(claim)
 
     async def finish(self, run: Run, incidents: IncidentRows | None = None) -> None:
-        """The run's final state (and the incident rows its end changed), durable when this
-        returns. Retried while the store is unavailable (a short outage must not leave the
-        run `running` until the next start); raises if it stays so: the next start marks
-        the run interrupted, as after a crash."""
+        """The run's final state and the incident rows its end changed, durable on return."""
+        # Retried while the store is unavailable: a short outage must not leave the run
+        # `running` until the next start. If it stays so this raises, and the next start
+        # marks the run interrupted, as after a crash.
         if self._store is None:
             return
         for delay in (*FINISH_RETRY_S, None):
@@ -161,8 +160,9 @@ class Journal:
                 await asyncio.sleep(delay)
 
     async def _record_finish(self, run: Run, incidents: IncidentRows) -> None:
-        """Record the run's end; when its own data is refused (it failed alone: a commit it
-        shared was retried part by part), again with less of it, so the result is kept."""
+        """Record the run's end; when the store refuses its data, again with less of it."""
+        # A refusal here is this run's own data: a commit it shared with others was retried
+        # part by part (_flush). Its result is kept: without its incident rows, then bare.
         tries = [_Batch(finished=[run], incidents=incidents)]
         if incidents:
             tries.append(_Batch(finished=[run]))  # the run's result before the incident's

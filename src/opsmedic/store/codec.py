@@ -37,9 +37,9 @@ class EncodedEvent:
 
 
 def encode_event(e: Event) -> EncodedEvent:
-    """Raises StoreRefused naming the field when a JSON column cannot be encoded, or when an
-    indexed field is longer than FIELD_MAX allows (PostgreSQL could not index it, and the
-    commit it shared with other submissions would fail)."""
+    """Raises StoreRefused naming the field when a JSON column cannot be encoded or is too long."""
+    # An indexed field past FIELD_MAX could not be indexed by PostgreSQL, and would fail the
+    # commit this event shares with other submissions.
     for name in INDEXED_FIELDS:
         length, most = len(getattr(e, name)), FIELD_MAX[name]
         if length > most:
@@ -105,9 +105,9 @@ def text(value: str) -> str:
 
 
 def valid_utf8(value: Any) -> Any:
-    """`value` with every string in it, dict keys too, valid UTF-8: a lone surrogate, the
-    undecodable byte of a file name as surrogateescape keeps it, becomes its escape (`\\xff`;
-    others `\\ud800`), so that every reader (orjson in the API, `--json`) can serve it."""
+    """`value` with every string in it (dict keys too) valid UTF-8: lone surrogates escaped."""
+    # A lone surrogate, the undecodable byte of a file name as surrogateescape keeps it,
+    # becomes `\xff` (others `\ud800`): orjson in the API and `--json` refuse surrogates.
     if isinstance(value, str):
         return _escape_surrogates(value)
     if isinstance(value, dict):
