@@ -270,6 +270,7 @@ _DATA = [sqlite3.DataError("string or blob too big"), sqlite3.IntegrityError("UN
          psycopg.errors.CharacterNotInRepertoire("invalid byte sequence"),
          psycopg.errors.CheckViolation("refused"), psycopg.errors.NumericValueOutOfRange("x"),
          psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes"),
+         psycopg.errors.UntranslatableCharacter("\\u0000 cannot be converted to text."),
          OverflowError("Python int too large to convert to SQLite INTEGER")]  # fmt: skip
 _SERVER = [psycopg.OperationalError("connection refused"), psycopg.errors.AdminShutdown("x"),
            psycopg.errors.DiskFull("x"), psycopg.errors.SerializationFailure("x"),
