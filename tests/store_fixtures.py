@@ -82,27 +82,33 @@ def make_run(event: Event, **fields: Any) -> Run:
 
 
 def refuse_resource(url: str, resource: str) -> None:
-    """Make the database itself refuse any event whose resource is `resource`, as a CHECK
-    constraint would (SQLite: RAISE(ABORT) is a constraint error; PostgreSQL: check_violation):
-    an item that encodes fine and fails only when committed."""
+    """Make the database itself refuse any event whose resource is `resource`."""
+    refuse_value(url, "events", "resource", resource)
+
+
+def refuse_value(url: str, table: str, column: str, value: str, on: str = "INSERT") -> None:
+    """Make the database itself refuse a row of `table` whose `column` is LIKE `value`, when
+    inserted (or `on="UPDATE"`), as a CHECK constraint would (SQLite: RAISE(ABORT) is a
+    constraint error; PostgreSQL: check_violation): an item that encodes fine and fails only
+    when committed."""
     engine = sa.create_engine(url, poolclass=NullPool)
     try:
         with engine.begin() as conn:
             if engine.dialect.name == "sqlite":
                 conn.exec_driver_sql(
-                    "CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.resource = "
-                    f"'{resource}' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+                    f"CREATE TRIGGER refuse BEFORE {on} ON {table} WHEN NEW.{column} LIKE "
+                    f"'{value}' BEGIN SELECT RAISE(ABORT, 'refused'); END"
                 )
             else:
                 conn.exec_driver_sql(f"""
                     CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN
-                      IF NEW.resource = '{resource}' THEN
+                      IF NEW.{column} LIKE '{value.replace("%", "%%")}' THEN
                         RAISE EXCEPTION 'refused' USING ERRCODE = 'check_violation';
                       END IF;
                       RETURN NEW;
                     END $$ LANGUAGE plpgsql""")
                 conn.exec_driver_sql(
-                    "CREATE TRIGGER refuse BEFORE INSERT ON events FOR EACH ROW "
+                    f"CREATE TRIGGER refuse BEFORE {on} ON {table} FOR EACH ROW "
                     "EXECUTE FUNCTION refuse()"
                 )
     finally:

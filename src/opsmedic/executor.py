@@ -18,6 +18,7 @@ from opsmedic.model import Event, Outcome, Run, RunState, StepRecord
 from opsmedic.paths import validation_context
 from opsmedic.plugins import ActionContext, Registry
 from opsmedic.rules.model import Rule, Step
+from opsmedic.store.codec import valid_utf8
 from opsmedic.templating import StepVars, Templates, template_context
 
 _FAILED = (RunState.FAILED, RunState.TIMED_OUT)
@@ -97,6 +98,7 @@ class Executor:
             else:
                 await self._attempts(step, spec, params, run, record, log)
         record.duration_ms = round((time.perf_counter() - t0) * 1000, 3)
+        _as_valid_utf8(record)
         log.info("action", outcome=str(record.state), duration_ms=record.duration_ms,
                  attempts=record.attempts, message=record.message)  # fmt: skip
         return record
@@ -150,6 +152,18 @@ class Executor:
                 if outcome.events and self.announce is not None:
                     self.announce(outcome.events)
             return
+
+
+def _as_valid_utf8(record: StepRecord) -> None:
+    """Make a step's record valid UTF-8 (store/codec.py valid_utf8), in place."""
+    # The one place where what an action reported from the world (file names, command
+    # output, response bodies) is recorded, so the stored run is one every reader can serve.
+    record.message, record.output = valid_utf8(record.message), valid_utf8(record.output)
+    try:
+        record.params, record.details = valid_utf8(record.params), valid_utf8(record.details)
+    except RecursionError:  # nested past Python's stack: it could not be stored either
+        record.details = {"unrecorded": "details nested too deeply to record"}
+        record.params = valid_utf8({k: str(v)[:200] for k, v in record.params.items()})
 
 
 def _step_vars(record: StepRecord) -> StepVars:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -13,6 +14,12 @@ NOTIFYING_ACTIONS = frozenset({"notify", "annotate"})
 SHOWN_ALERTS = 5  # alerts named on one timeline line; the rest are counted
 ALL_LABELS = "..."  # Alertmanager's spelling of "group by every label": one incident per alert
 _SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2, "critical": 3}
+# A grouping key is a key of an index (incidents.key); one built from long labels (an alert
+# name of 30,000 characters) could not be indexed by PostgreSQL (about 2,700 bytes at most)
+# and failed its commit. Past this many characters the key is its head and a hash of it all,
+# so that the alert is still grouped, deterministically, instead of refused.
+KEY_MAX = 200
+_KEY_DIGEST = 16  # bytes: 32 hex characters
 
 
 @dataclass(slots=True)
@@ -61,12 +68,23 @@ class Grouping:
         self._by_source = dict(group_by)
 
     def key(self, event: Event) -> str:
+        return bounded_key(self._key(event))
+
+    def _key(self, event: Event) -> str:
         fields = self._by_source.get(event.source) or self._by_source.get("default")
         if fields is None:
             return f"{_name(event)}/{_service(event)}"
         if ALL_LABELS in fields:
             return f"{event.source}:{event.fingerprint}"
         return f"{event.source}:" + ",".join(f"{f}={field_value(event, f)}" for f in fields)
+
+
+def bounded_key(key: str) -> str:
+    """`key` itself up to KEY_MAX characters, else its head and a hash of the whole."""
+    if len(key) <= KEY_MAX:
+        return key
+    digest = hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=_KEY_DIGEST)
+    return f"{key[: KEY_MAX - 2 * _KEY_DIGEST - 1]}#{digest.hexdigest()}"
 
 
 def field_value(event: Event, path: str) -> str:

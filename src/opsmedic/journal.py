@@ -4,6 +4,7 @@ a batch that fails is retried part by part, so that one caller's bad data fails 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -11,12 +12,16 @@ from typing import Any
 
 from opsmedic.errors import StoreError, StoreRefused
 from opsmedic.logs import get_logger
-from opsmedic.model import Event, Run
+from opsmedic.model import Event, Run, StepRecord
 from opsmedic.store.codec import EncodedEvent
 from opsmedic.store.incident_rows import IncidentRows
 from opsmedic.store.store import Store
 
 CHECKPOINT_EVERY_S = 1.0
+# Waits between attempts to record a run's end while the store is unavailable: about seven
+# seconds in all, enough for a PostgreSQL fail-over or restart, short enough not to hold an
+# execution slot for long.
+FINISH_RETRY_S = (1.0, 2.0, 4.0)
 
 
 @dataclass(slots=True)
@@ -51,6 +56,15 @@ def isolable(exc: Exception) -> bool:
     """Whether one part of a failed commit may be at fault: anything but an unreachable store
     (which fails every part alike; retrying each alone would wait out a timeout per part)."""
     return isinstance(exc, StoreRefused) or not isinstance(exc, StoreError)
+
+
+def _bare(run: Run) -> Run:
+    """The run's end without what its actions wrote: state, times, each step's action and state."""
+    steps = [StepRecord(action=s.action, params={}, state=s.state, message="not recorded",
+                        attempts=s.attempts, started_at=s.started_at, duration_ms=s.duration_ms,
+                        on_failure=s.on_failure) for s in run.steps]  # fmt: skip
+    message = f"{run.state}; its details could not be stored (see the log)"
+    return dataclasses.replace(run, steps=steps, message=message)
 
 
 class Journal:
@@ -129,9 +143,39 @@ class Journal:
         return await self._enqueue(part) & set(claim)
 
     async def finish(self, run: Run, incidents: IncidentRows | None = None) -> None:
+        """The run's final state and the incident rows its end changed, durable on return."""
+        # Retried while the store is unavailable: a short outage must not leave the run
+        # `running` until the next start. If it stays so this raises, and the next start
+        # marks the run interrupted, as after a crash.
         if self._store is None:
             return
-        await self._enqueue(_Batch(finished=[run], incidents=incidents or IncidentRows()))
+        for delay in (*FINISH_RETRY_S, None):
+            try:
+                await self._record_finish(run, incidents or IncidentRows())
+                return
+            except Exception as exc:
+                if isolable(exc) or delay is None:
+                    raise
+                self._log.warning("journal.finish_retried", run_id=run.id, error=str(exc))
+                await asyncio.sleep(delay)
+
+    async def _record_finish(self, run: Run, incidents: IncidentRows) -> None:
+        """Record the run's end; when the store refuses its data, again with less of it."""
+        # A refusal here is this run's own data: a commit it shared with others was retried
+        # part by part (_flush). Its result is kept: without its incident rows, then bare.
+        tries = [_Batch(finished=[run], incidents=incidents)]
+        if incidents:
+            tries.append(_Batch(finished=[run]))  # the run's result before the incident's
+        tries.append(_Batch(finished=[_bare(run)]))
+        for batch in tries:
+            try:
+                await self._enqueue(batch)
+                return
+            except Exception as exc:
+                if not isolable(exc) or batch is tries[-1]:
+                    raise
+                self._log.error("journal.finish_refused", run_id=run.id,
+                                error=f"{type(exc).__name__}: {exc}")  # fmt: skip
 
     def note(self, incidents: IncidentRows) -> None:
         """Incident rows that need not be waited for (a run started): the next commit."""

@@ -43,6 +43,18 @@ class RunState(StrEnum):
         return self not in (RunState.PLANNED, RunState.RUNNING)
 
 
+# The longest text of an Event's identity fields, in characters, as the generic event API
+# takes them (sources/events.py). Two are keys of an index, for every source (webhooks,
+# pollers, probes too): the id and the fingerprint. PostgreSQL refuses an index entry past
+# about 2,700 bytes (a third of a page), and 255 characters are at most 1,020 bytes of UTF-8;
+# a longer one is refused, naming the field, before it is queued (store/codec.py). The others
+# reach an index only through an incident's grouping key, which is hashed past a length
+# (incidents.py), so a real alert with a long title is never refused for it.
+FIELD_MAX = {"source": 200, "kind": 200, "resource": 1000, "host": 255, "severity": 50,
+             "fingerprint": 255, "id": 64}  # fmt: skip
+INDEXED_FIELDS = ("id", "fingerprint")
+
+
 def fingerprint_of(source: str, kind: str, resource: str, host: str, labels: dict[str, str]) -> str:
     """Identity of the observed thing (not of its value): same inputs, same 16-hex fingerprint."""
     h = hashlib.blake2b(digest_size=8)

@@ -4,6 +4,7 @@ and every valid request is committed (202) and acted on, on SQLite and PostgreSQ
 from __future__ import annotations
 
 import asyncio
+import random
 from pathlib import Path
 from typing import Any
 
@@ -86,5 +87,78 @@ async def test_poisoned_requests_fail_alone_among_several_senders(
         # And the service goes on serving everyone, the attacker included.
         after = await attacker.post("/api/v1/events", json={"source": "app", "resource": "x"})
         assert (after.status_code, after.json()["accepted"]) == (202, 1)
+        for c in [*clients, attacker]:
+            await c.aclose()
+
+
+def _random_text(n: int, seed: int) -> str:
+    # Random CJK characters (three bytes each) do not compress: PostgreSQL cannot squeeze them
+    # under its index limit.
+    rng = random.Random(seed)
+    return "".join(chr(rng.randrange(0x4E00, 0x9FFF)) for _ in range(n))
+
+
+def _alertmanager(fingerprint: str, alertname: str) -> dict[str, Any]:
+    alert = {
+        "status": "firing",
+        "labels": {"alertname": alertname, "instance": "h1"},
+        "annotations": {},
+        "startsAt": "2024-01-01T00:00:00Z",
+        "fingerprint": fingerprint,
+    }
+    return {"version": "4", "status": "firing", "receiver": "opsmedic", "alerts": [alert]}
+
+
+async def test_values_too_long_to_index_fail_no_one_else(tmp_path: Path, store_url: str) -> None:
+    """Alert names and fingerprints too long for an index entry (PostgreSQL: 54000, "index row
+    requires 30016 bytes"), sent concurrently with valid events from several senders: the long
+    alert name is grouped under a hashed key and accepted; the long fingerprint is a 422 that
+    names it; every valid request is 202 and acted on."""
+    rules = [{"name": "act", "when": {"source": "app"}, "do": [{"noop": {}}]},
+             {"name": "am", "when": {"source": "alertmanager"}, "do": [{"noop": {}}]}]  # fmt: skip
+    async with running_api(tmp_path, rules, store=store_url) as api:
+        clients = [api.client(api.token(Scope.INGEST, name=f"sender{i}")) for i in range(2)]
+        attacker = api.client(api.token(Scope.INGEST, name="attacker"))
+
+        async def valid(n: int) -> tuple[httpx.Response, str]:
+            body = {"source": "app", "resource": f"svc{n}"}
+            return await clients[n % 2].post("/api/v1/events", json=body), f"svc{n}"
+
+        long_names = [
+            attacker.post("/api/v1/events",
+                          json={"source": "t", "labels": {"alertname": _random_text(30_000, i)}})
+            for i in range(10)
+        ] + [attacker.post("/api/v1/webhooks/alertmanager",
+                           json=_alertmanager(f"ab12{i}", _random_text(30_000, 100 + i)))
+             for i in range(3)]  # fmt: skip
+        long_fps = [
+            attacker.post("/api/v1/webhooks/alertmanager",
+                          json=_alertmanager(_random_text(60_000, 200 + i), "Fine"))
+            for i in range(5)
+        ]  # fmt: skip
+        jobs: list[Any] = [valid(n) for n in range(60)]
+        jobs[10:10] = long_names
+        jobs[40:40] = long_fps
+        replies = await asyncio.gather(*jobs)
+        for reply in replies[10 : 10 + len(long_names)]:
+            assert reply.status_code == 202, reply.text
+        fps = replies[40 : 40 + len(long_fps)]
+        for reply in fps:
+            assert reply.status_code == 422, reply.text
+            assert "fingerprint: 60000 characters; at most 255" in reply.json()["detail"]
+        sent = {}
+        for reply, resource in [r for r in replies if isinstance(r, tuple)]:
+            assert reply.status_code == 202, reply.text
+            (event,) = reply.json()["events"]
+            assert len(event["run_ids"]) == 1
+            sent[event["run_ids"][0]] = resource
+        await api.rt.engine.drain()
+        assert len(sent) == 60
+        for run_id, resource in sent.items():
+            run = api.store.get_run(run_id)
+            assert (run.state, run.target) == (RunState.SUCCEEDED, resource)
+        # The ten long alert names opened incidents under keys an index can hold.
+        keys = {i.key for i in api.store.list_incidents(limit=1000)}
+        assert len([k for k in keys if len(k) <= 200 and "#" in k]) == 13
         for c in [*clients, attacker]:
             await c.aclose()

@@ -15,7 +15,7 @@ from opsmedic.api.auth import Authenticator, require
 from opsmedic.api.docs import add_docs
 from opsmedic.api.fastpath import IngestFastPath
 from opsmedic.api.ingest import STORE_DOWN
-from opsmedic.errors import StoreError
+from opsmedic.errors import StoreError, StoreRefused
 from opsmedic.logs import get_logger
 from opsmedic.metrics import Metrics
 from opsmedic.tokens import Scope
@@ -63,6 +63,7 @@ def _fastapi_app(rt: Runtime, metrics: Metrics) -> FastAPI:
     add_docs(app)
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(StoreError, _store_down)
+    app.add_exception_handler(StoreRefused, _refused)  # the more specific: it wins
     return app
 
 
@@ -98,6 +99,15 @@ async def _invalid(_request: Request, exc: Exception) -> JSONResponse:
 def _problem(error: Any) -> str:
     where = ".".join(str(p) for p in error.get("loc", ()))
     return f"{where}: {error.get('msg', 'invalid')}"
+
+
+async def _refused(request: Request, exc: Exception) -> JSONResponse:
+    # A StoreRefused is the request's own data, not the store: a 503 would tell the sender
+    # to retry what can never pass. Any route: those that store a body's text without a
+    # model that bounds it first still answer 422, never "unavailable".
+    _log.warning("api.store_refused", path=request.url.path, error=str(exc),
+                 cause=repr(exc.__cause__))  # fmt: skip
+    return JSONResponse({"detail": f"{exc}; nothing was stored"}, status_code=422)
 
 
 async def _store_down(request: Request, exc: Exception) -> JSONResponse:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from opsmedic.api.auth import require
 from opsmedic.api.strict import StrictJSONRoute
+from opsmedic.config.types import PlainText
 from opsmedic.errors import ConfigError
 from opsmedic.rules.loader import load_rules
 from opsmedic.store.public import token_json
@@ -38,7 +39,7 @@ async def reload_rules(request: Request) -> dict[str, Any]:
 
 
 class TokenIn(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: PlainText = Field(min_length=1, max_length=200)
     scopes: list[Scope] = Field(min_length=1)
 
 

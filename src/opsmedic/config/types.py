@@ -1,4 +1,4 @@
-"""Small value types shared by config and rules: durations and secrets."""
+"""Small value types shared by config, rules and API bodies: durations, secrets, plain text."""
 
 from __future__ import annotations
 
@@ -74,6 +74,23 @@ def http_url(url: str) -> str:
 HttpUrlText = Annotated[str, AfterValidator(http_url)]
 # An IPv4 or IPv6 address, kept as text in its canonical form (`::1`, not `0:0::1`).
 IPAddressText = Annotated[str, AfterValidator(_ip_address)]
+
+
+# C0 and C1 controls (NUL among them, which PostgreSQL's text refuses), DEL, and the lone
+# surrogates that JSON's \u escapes can spell but UTF-8 cannot hold.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def plain_text(value: str) -> str:
+    """`value` unchanged if it holds no control character or lone surrogate; else ValueError."""
+    found = _UNPRINTABLE.search(value)
+    if found:
+        raise ValueError(f"control character {found.group()!r} at position {found.start()}")
+    return value
+
+
+# Names and identifiers that a request stores and people read back: one line of printable text.
+PlainText = Annotated[str, AfterValidator(plain_text)]
 
 
 class Strict(BaseModel):

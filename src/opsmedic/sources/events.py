@@ -11,8 +11,9 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from opsmedic.config.types import PlainText
 from opsmedic.errors import Problem
-from opsmedic.model import Event, Status
+from opsmedic.model import FIELD_MAX, Event, Status
 from opsmedic.sources.webhooks import PARSERS, WebhookError
 
 
@@ -21,19 +22,21 @@ class EventIn(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    source: str = Field(min_length=1, max_length=200)
-    kind: str = Field("", max_length=200)
-    resource: str = Field("", max_length=1000)
-    host: str = Field("", max_length=255)
+    # Identifiers are one line of printable text (PlainText); kind, resource and labels are
+    # free text (an alert's title, a path): stored with NUL made U+FFFD (store/codec.py).
+    source: PlainText = Field(min_length=1, max_length=FIELD_MAX["source"])
+    kind: str = Field("", max_length=FIELD_MAX["kind"])
+    resource: str = Field("", max_length=FIELD_MAX["resource"])
+    host: PlainText = Field("", max_length=FIELD_MAX["host"])
     labels: dict[str, str] = Field(default_factory=dict)
     value: float | str | None = None
-    severity: str = Field("info", max_length=50)
+    severity: PlainText = Field("info", max_length=FIELD_MAX["severity"])
     status: Status = Status.FIRING
-    fingerprint: str = Field("", max_length=255)
+    fingerprint: PlainText = Field("", max_length=FIELD_MAX["fingerprint"])
     # Epoch seconds up to the year 9999: later ones cannot be shown as dates anywhere.
     time: float | None = Field(None, ge=0, le=253_402_300_799)
     payload: dict[str, Any] = Field(default_factory=dict)
-    id: str = Field("", max_length=64, pattern=r"^[A-Za-z0-9_.:-]*$")
+    id: str = Field("", max_length=FIELD_MAX["id"], pattern=r"^[A-Za-z0-9_.:-]*$")
     # Read and dropped: the engine groups events into incidents itself. Known here so that an
     # event exported by `opsmedic events --jsonl` reads back as it was, payload unchanged.
     incident_id: str | None = Field(None, max_length=64)

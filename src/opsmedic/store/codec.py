@@ -12,7 +12,7 @@ import orjson
 from sqlalchemy import RowMapping
 
 from opsmedic.errors import StoreRefused
-from opsmedic.model import Event, Run, RunState, Status, StepRecord
+from opsmedic.model import FIELD_MAX, INDEXED_FIELDS, Event, Run, RunState, Status, StepRecord
 
 _STEP_FIELDS = tuple(f.name for f in fields(StepRecord))
 # One encoder, built once: json.dumps() with options builds a new one per call (hot path).
@@ -37,7 +37,13 @@ class EncodedEvent:
 
 
 def encode_event(e: Event) -> EncodedEvent:
-    """Raises StoreRefused naming the field when a JSON column cannot be encoded."""
+    """Raises StoreRefused naming the field when a JSON column cannot be encoded or is too long."""
+    # An indexed field past FIELD_MAX could not be indexed by PostgreSQL, and would fail the
+    # commit this event shares with other submissions.
+    for name in INDEXED_FIELDS:
+        length, most = len(getattr(e, name)), FIELD_MAX[name]
+        if length > most:
+            raise StoreRefused(f"{name}: {length} characters; at most {most}")
     columns = {"labels": e.labels, "value": e.value, "payload": e.payload}
     encoded = {}
     for name, value in columns.items():
@@ -96,6 +102,37 @@ def text(value: str) -> str:
         except UnicodeEncodeError:
             value = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value)
     return value
+
+
+def valid_utf8(value: Any) -> Any:
+    """`value` with every string in it (dict keys too) valid UTF-8: lone surrogates escaped."""
+    # A lone surrogate, the undecodable byte of a file name as surrogateescape keeps it,
+    # becomes `\xff` (others `\ud800`): orjson in the API and `--json` refuse surrogates.
+    if isinstance(value, str):
+        return _escape_surrogates(value)
+    if isinstance(value, dict):
+        return {_escape_surrogates(str(k)): valid_utf8(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [valid_utf8(v) for v in value]
+    return value
+
+
+def _escape_surrogates(value: str) -> str:
+    if value.isascii():
+        return value
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return "".join(_SURROGATE_ESCAPES.get(c, c) for c in value)
+    return value
+
+
+# Bytes 0x80-0xff that surrogateescape decoded as U+DC80-U+DCFF read back as the byte they
+# were (`bad\xff.log`, as `ls -b` shows it); any other lone surrogate as its code point.
+_SURROGATE_ESCAPES = {
+    chr(c): f"\\x{c - 0xDC00:02x}" if 0xDC80 <= c <= 0xDCFF else f"\\u{c:04x}"
+    for c in range(0xD800, 0xE000)
+}
 
 
 def event_row(item: Event | EncodedEvent) -> dict[str, Any]:
@@ -162,7 +199,8 @@ def run_row(r: Run) -> dict[str, Any]:
         "queue": text(r.queue),
         "dry_run": r.dry_run,
         "state": str(r.state),
-        "message": text(r.message),
+        # A run's text is the world's (file names, output): a lone surrogate keeps its byte.
+        "message": text(_escape_surrogates(r.message)),
         "steps": [step_dict(s) for s in r.steps],
         "created_at": r.created_at,
         "started_at": r.started_at,
@@ -183,8 +221,10 @@ def run_from_row(row: RowMapping) -> Run:
         queue=row["queue"],
         dry_run=row["dry_run"],
         state=RunState(row["state"]),
-        message=row["message"],
-        steps=[step_from_dict(d) for d in row["steps"]],
+        # Rows written before outcomes were made valid UTF-8 (executor.py) may hold
+        # surrogates; made readable here, so that no reader fails on an old run.
+        message=_escape_surrogates(row["message"]),
+        steps=[step_from_dict(valid_utf8(d)) for d in row["steps"]],
         created_at=row["created_at"],
         started_at=row["started_at"],
         finished_at=row["finished_at"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import sys
 import time
 from typing import Any
 
@@ -64,16 +65,38 @@ def describe(url: URL, error: BaseException) -> str:
 
 
 # What the DB-API calls the data's fault, not the database's: a constraint or a value the
-# column cannot hold. Retrying the same data cannot succeed, and other data is not affected.
+# column cannot hold (sqlite3 says "string or blob too big" with a DataError; the drivers raise
+# UnicodeError, OverflowError or ValueError for a value they cannot bind, such as psycopg's
+# NUL in text). Retrying the same data cannot succeed, and other data is not affected.
 _DATA_FAULTS = (sa.exc.IntegrityError, sa.exc.DataError, sqlite3.IntegrityError,
-                sqlite3.DataError, UnicodeError)  # fmt: skip
+                sqlite3.DataError, UnicodeError, OverflowError, ValueError)  # fmt: skip
+# PostgreSQL's SQLSTATE classes that are about the statement's data, whatever exception class
+# the driver maps them to: 22 data exception, 23 integrity constraint violation, 54 program
+# limit exceeded (54000: an index row too big for a page, raised as an OperationalError).
+# Not the server's classes: 08 connection, 53 insufficient resources, 57 operator
+# intervention, 40 serialization (a retry may pass), XX internal: those fail every request.
+_DATA_SQLSTATE_CLASSES = frozenset({"22", "23", "54"})
 REFUSED = "the store refused this request's data (a constraint or a value it cannot hold)"
+
+
+def data_fault(error: BaseException) -> bool:
+    """Whether `error` is about the data of the statement, not the connection or the server."""
+    reason = error.orig if isinstance(error, sa.exc.DBAPIError) and error.orig else error
+    if isinstance(error, _DATA_FAULTS) or isinstance(reason, _DATA_FAULTS):
+        return True
+    # The driver's own DB-API classes, for errors it raises before the server sees a thing
+    # (NUL in text); not imported here: if psycopg is not loaded, the error is not its.
+    pg = sys.modules.get("psycopg")
+    if pg is not None and isinstance(reason, pg.DataError | pg.IntegrityError):
+        return True
+    sqlstate = getattr(reason, "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate[:2] in _DATA_SQLSTATE_CLASSES
 
 
 def store_error(url: URL, error: BaseException) -> StoreError:
     """StoreRefused when the data is at fault (the details stay in its cause, for the log),
     else a StoreError with `describe`'s line."""
-    if isinstance(error, _DATA_FAULTS):
+    if data_fault(error):
         return StoreRefused(REFUSED)
     return StoreError(describe(url, error))
 

@@ -201,7 +201,7 @@ class Store:
                 cursor.execute("ROLLBACK")
                 raise
             return won
-        except (sqlite3.Error, UnicodeError) as e:
+        except (sqlite3.Error, UnicodeError, OverflowError) as e:
             raise store_error(self._url, e) from e
         finally:
             raw.close()  # back to the pool
@@ -484,7 +484,7 @@ class Store:
                     conn.execution_options(**{WRITE: True})
                 with conn.begin():
                     yield conn
-        except (sa.exc.SQLAlchemyError, UnicodeError) as e:
+        except (sa.exc.SQLAlchemyError, UnicodeError, OverflowError) as e:
             raise store_error(self._url, e) from e
 
     def _delete_in_batches(self, table: sa.Table, ids: sa.Select[str]) -> int:

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import sqlite3
 import threading
 from contextlib import closing
 from pathlib import Path
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from opsmedic.errors import StoreError
+from opsmedic.errors import StoreError, StoreRefused
 from opsmedic.store import Store
 from opsmedic.store import migrate as migrations
-from opsmedic.store.database import SQLITE_BUSY_TIMEOUT_MS, make_engine, parse_url
+from opsmedic.store.database import SQLITE_BUSY_TIMEOUT_MS, make_engine, parse_url, store_error
 from opsmedic.store.schema import metadata
 
 if __package__:
@@ -261,3 +263,45 @@ def test_store_error_keeps_the_driver_error_as_its_cause(tmp_path: Path) -> None
         store.counts()
     assert isinstance(caught.value.__cause__, sa.exc.OperationalError)
     store.close()
+
+
+_DATA = [sqlite3.DataError("string or blob too big"), sqlite3.IntegrityError("UNIQUE failed"),
+         psycopg.errors.ProgramLimitExceeded("index row requires 30016 bytes"),
+         psycopg.errors.CharacterNotInRepertoire("invalid byte sequence"),
+         psycopg.errors.CheckViolation("refused"), psycopg.errors.NumericValueOutOfRange("x"),
+         psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes"),
+         psycopg.errors.UntranslatableCharacter("\\u0000 cannot be converted to text."),
+         OverflowError("Python int too large to convert to SQLite INTEGER")]  # fmt: skip
+_SERVER = [psycopg.OperationalError("connection refused"), psycopg.errors.AdminShutdown("x"),
+           psycopg.errors.DiskFull("x"), psycopg.errors.SerializationFailure("x"),
+           psycopg.errors.UndefinedTable("x"), sqlite3.OperationalError("database is locked")]  # fmt: skip
+
+
+@pytest.mark.parametrize(("error", "refused"), [(e, True) for e in _DATA] +
+                         [(e, False) for e in _SERVER], ids=repr)  # fmt: skip
+def test_errors_about_the_data_are_refusals_and_the_rest_a_store_error(
+    error: Exception, refused: bool
+) -> None:
+    """Classified by what it is about (the SQLSTATE class: 22, 23, 54 are the data's), not by
+    the exception class a driver maps it to: ProgramLimitExceeded is an OperationalError."""
+    wrapped = sa.exc.OperationalError("INSERT ...", {}, error)  # as SQLAlchemy raises it
+    url = parse_url("postgresql://u@h/db")
+    for raised in (error, wrapped):
+        assert isinstance(store_error(url, raised), StoreRefused) is refused
+
+
+def test_a_value_postgresql_cannot_index_is_refused_not_an_unreachable_store(
+    store: Store,
+) -> None:
+    """An id past PostgreSQL's index entry limit (54000 on PostgreSQL) fails as that data's
+    fault, so that the batch it shared is retried part by part; SQLite stores it."""
+    # Random CJK characters: three bytes each that no compression shrinks below the limit.
+    rng = random.Random(1)
+    long_id = "".join(chr(rng.randrange(0x4E00, 0x9FFF)) for _ in range(10_000))
+    event = make_event(id=long_id)
+    if store.local:
+        store.record([event], [])
+        return
+    with pytest.raises(StoreRefused):
+        store.record([event], [])
+    store.record([make_event()], [])  # and the store serves the next write

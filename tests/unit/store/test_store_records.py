@@ -88,7 +88,8 @@ def test_text_columns_replace_nul_and_lone_surrogates_json_keeps_them(store: Sto
     assert got.resource == "a\ufffdb\ufffdc"
     assert got.labels == {odd: odd}
     assert got.payload == {"raw": odd}
-    assert store.list_runs()[0].message == "a\ufffdb\ufffdc"
+    # A run's message is the world's text: the surrogate is kept as its escape (valid_utf8).
+    assert store.list_runs()[0].message == "a\ufffdb\\ud800c"
 
 
 def test_non_finite_numbers_are_stored_as_their_json_names(store: Store) -> None:

@@ -225,3 +225,22 @@ def test_claim_of_more_ids_than_one_statement_takes(store: Store) -> None:
     runs = _planned(store, CLAIM_CHUNK + 5)
     ids = [r.id for r in runs]
     assert store.claim([*ids, "unknown"], T0) == ids
+
+
+def test_a_run_stored_with_lone_surrogates_reads_back_as_valid_utf8(store: Store) -> None:
+    """Rows written before outcomes were made valid UTF-8 still read as text every reader can
+    serve: an undecodable byte as `\\xff`, any other lone surrogate as `\\ud800`."""
+    event = make_event()
+    odd = b"bad\xff.log".decode("utf-8", "surrogateescape")
+    step = StepRecord(action="archive_logs", params={"dir": odd}, state=RunState.SUCCEEDED,
+                      message=f"skipped {odd}", output="\ud800",
+                      details={"files_skipped": [{"path": odd}], odd: 1})  # fmt: skip
+    run = make_run(event, state=RunState.SUCCEEDED, message=odd, steps=[step], finished_at=T0)
+    store.record([event], [run])
+    (back,) = store.list_runs()
+    assert back.message == "bad\\xff.log"
+    (s,) = back.steps
+    assert s.params == {"dir": "bad\\xff.log"} and s.message == "skipped bad\\xff.log"
+    assert s.output == "\\ud800"
+    assert s.details == {"files_skipped": [{"path": "bad\\xff.log"}], "bad\\xff.log": 1}
+    assert store.get_run(run.id).steps == back.steps
