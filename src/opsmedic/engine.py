@@ -284,20 +284,6 @@ class Engine:
                     self._inbox = [s for s in self._inbox if s is not planned.partial]
                 self._fail(subs, exc)
             return
-            await self._reload_state()
-            subs = [sub for sub, _ in planned.replies]
-            if len(subs) > 1 and isolable(exc):
-                # Perhaps one submission's data: plan and commit each again on its own
-                # (next, in order), on the state the store has, so only that one fails.
-                self.log.warning("engine.batch_retried_alone", submissions=len(subs),
-                                 error=f"{type(exc).__name__}: {exc}")  # fmt: skip
-                for sub in subs:
-                    for encoded in sub.events:
-                        encoded.event.incident_id = ""
-                self._inbox[:0] = [_Submission(s.events, s.done, alone=True) for s in subs]
-            else:
-                self._fail(subs, exc)
-            return
         for sub, accepted in planned.replies:
             if sub.done is not None and not sub.done.done():
                 sub.done.set_result(accepted)
