@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from opsmedic.clock import SystemClock
@@ -26,6 +27,7 @@ from opsmedic.plugins import build_registry
 from opsmedic.rules.loader import load_rules
 from opsmedic.sources.webhooks import PARSERS, WebhookError, parse_webhook
 from opsmedic.store import Store
+from opsmedic.store.public import event_json, run_json
 
 if __package__:
     from ..http_receiver import Receiver, receiving
@@ -138,12 +140,17 @@ def _rules(sandbox: Path, url: str) -> str:
             "dir": f"{sandbox}/logs/{v}",
             "include": ["*.log.*"],
             "min_age": "0s",
+            "format": "zip",  # the format that cannot hold every file name
             "to": f"{sandbox}/archive/{v}",
         },
         "kill_process": {"pid": v, "start_time": v},
         "dns_failover": {
             "direction": "failover",
-            "resolv_conf": {"path": f"{sandbox}/resolv/{v}", "primary": v, "secondary": v},
+            "resolv_conf": {
+                "path": f"{sandbox}/resolv/{v}",
+                "primary": "127.0.0.1",
+                "secondary": "127.0.0.2",
+            },
         },
         "recheck": {"probe": v},
     }
@@ -160,6 +167,7 @@ async def engine(tmp_path: Path, receiver: str, store: Store) -> AsyncIterator[E
     for d in ("logs/app", "archive/app", "resolv"):
         (sandbox / d).mkdir(parents=True)
     (sandbox / "resolv" / "app").write_text("nameserver 127.0.0.1\nnameserver 127.0.0.2\n")
+    _odd_logs(sandbox / "logs" / "app")
     (tmp_path / "rules.yaml").write_text(_rules(sandbox, receiver))
     registry = build_registry(load_entry_points=False)
     config = Config()
@@ -172,6 +180,16 @@ async def engine(tmp_path: Path, receiver: str, store: Store) -> AsyncIterator[E
     await engine.start()
     yield engine
     await engine.close()
+
+
+def _odd_logs(logs: Path) -> None:
+    """The canary's logs: names a hostile world writes (not UTF-8, a newline), a hard link."""
+    for name in (b"plain.log.1", b"bad\xff.log.1", b"new\nline.log.1", b"linked.log.1"):
+        path = os.path.join(os.fsencode(logs), name)
+        with open(path, "wb") as f:
+            f.write(b"old line\n" * 50)
+        os.utime(path, (1, 1))
+    os.link(logs / "linked.log.1", logs.parent / "linked-elsewhere")
 
 
 def _victim(tmp_path: Path) -> dict[str, bytes]:
@@ -225,11 +243,21 @@ async def test_every_action_handles_hostile_event_values_or_fails_alone(
     assert _dirs(tmp_path) == [
         "sandbox", "state", "victim",
     ]  # fmt: skip
+    # Every event and run reads back as strict JSON, as the API and `runs --json` serve it: text from
+    # the world (file names, output) never makes a run unreadable.
+    for item in accepted:
+        orjson.dumps(event_json(store.get_event(item.event_id)))
+        for run_id in item.run_ids:
+            orjson.dumps(run_json(store.get_run(run_id)))
     canary_states = {
         store.get_run(item.run_ids[0]).rule: store.get_run(item.run_ids[0]).state
         for item in accepted[len(events) :]
     }
-    assert canary_states["noop"] is RunState.SUCCEEDED
-    assert canary_states["run_command"] is RunState.SUCCEEDED
-    assert canary_states["http_request"] is RunState.SUCCEEDED
+    for rule in ("noop", "run_command", "run_command_shell", "http_request", "notify",
+                 "annotate", "archive_logs", "dns_failover"):  # fmt: skip
+        assert canary_states[rule] is RunState.SUCCEEDED, rule
+    logs = tmp_path / "sandbox" / "logs" / "app"
+    # Archived and deleted: the plain names; kept, each with its reason: the zip-unsafe name
+    # and the hard-linked file (its other name keeps the data).
+    assert sorted(os.listdir(os.fsencode(logs))) == [b"bad\xff.log.1", b"linked.log.1"]
     assert not any("x-evil" in {k.lower() for k in h} for _, h, _ in Receiver.seen)

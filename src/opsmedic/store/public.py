@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from opsmedic.model import Event, Incident, Run, RunState, TimelineEntry
-from opsmedic.store.codec import run_row
+from opsmedic.store.codec import run_row, valid_utf8
 from opsmedic.store.incident_rows import AlertRow
 from opsmedic.store.token_rows import TokenRecord
 
@@ -20,7 +20,9 @@ _FAILED = (RunState.FAILED, RunState.TIMED_OUT)
 
 def event_json(event: Event) -> JSON:
     # "" means "no incident" inside the engine; the public shape says so with null, as runs do.
-    return {**event.as_dict(), "incident_id": event.incident_id or None}
+    # Labels and payload are kept exactly as sent (a lone surrogate included, JSON's escapes
+    # can spell one); what is served is valid UTF-8 that every strict decoder reads.
+    return valid_utf8({**event.as_dict(), "incident_id": event.incident_id or None})  # type: ignore[no-any-return]
 
 
 def deciding_step(run: Run) -> int | None:
