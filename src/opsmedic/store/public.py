@@ -22,7 +22,12 @@ def event_json(event: Event) -> JSON:
     # "" means "no incident" inside the engine; the public shape says so with null, as runs do.
     # Labels and payload are kept exactly as sent (a lone surrogate included, JSON's escapes
     # can spell one); what is served is valid UTF-8 that every strict decoder reads.
-    return valid_utf8({**event.as_dict(), "incident_id": event.incident_id or None})  # type: ignore[no-any-return]
+    data = {**event.as_dict(), "incident_id": event.incident_id or None}
+    try:
+        served: JSON = valid_utf8(data)
+    except RecursionError:  # deeper than any JSON encoder writes: the caller's encoder says so
+        return data
+    return served
 
 
 def deciding_step(run: Run) -> int | None:
