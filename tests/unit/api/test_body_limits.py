@@ -11,7 +11,7 @@ from fastapi import HTTPException
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from opsmedic.api.body import decode_json
+from opsmedic.api.body import decode_json, within_by_size
 from opsmedic.config.schema import JsonLimits
 
 SMALL = JsonLimits(max_depth=4, max_keys=3, max_string=64, max_nodes=100)
@@ -86,3 +86,23 @@ def test_the_defaults_refuse_the_thousand_level_body_of_the_report() -> None:
             b'{"source": "app", "payload": ' + b"[" * 1000 + b"]" * 1000 + b"}", JsonLimits()
         )
     assert decode_json(b"[" * 64 + b"]" * 64, JsonLimits()) is not None
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values)
+def test_the_size_shortcut_never_passes_a_body_over_a_limit(value: Any) -> None:
+    """`within_by_size` may only skip the walk for a body the walk would accept."""
+    depth, keys, longest, nodes = measure(value)
+    if within_by_size(orjson.dumps(value), SMALL):
+        assert depth <= SMALL.max_depth and keys <= SMALL.max_keys
+        assert longest <= SMALL.max_string and nodes <= SMALL.max_nodes
+
+
+def test_an_alertmanager_group_of_ten_passes_by_its_size_alone() -> None:
+    alert = {"status": "firing", "labels": {"alertname": "HighErrorRate", "service": "checkout",
+             "instance": "web-1:9100"}, "annotations": {"summary": "5xx ratio 12%"},
+             "startsAt": "2026-11-22T02:01:16Z", "fingerprint": "6e890fd1d2e6636f"}  # fmt: skip
+    body = orjson.dumps({"receiver": "opsmedic", "status": "firing", "alerts": [alert] * 10,
+                         "groupLabels": {}, "commonLabels": {}, "version": "4"})  # fmt: skip
+    assert within_by_size(body, JsonLimits())
+    assert not within_by_size(body, JsonLimits(max_depth=2))
