@@ -56,7 +56,7 @@ def opsmedic_replay(
 def opsmedic_memory(workdir: Path, events_path: Path, rules_dir: Path) -> dict[str, Any]:
     """The same replay in process with no store: actions run, nothing is recorded, as
     ansible-rulebook runs (it keeps no history). Times file reading to last run finished."""
-    from opsmedic.cli.engine import _replay
+    from opsmedic.cli.replay import _replay
     from opsmedic.runtime import build
 
     workdir.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ import structlog
 
 from opsmedic.clock import SystemClock
 from opsmedic.config.schema import Config
-from opsmedic.executor import Executor
+from opsmedic.engine.executor import Executor
 from opsmedic.model import Event, Run
 from opsmedic.plugins import ActionContext, build_registry
 from opsmedic.rules.loader import load_rules

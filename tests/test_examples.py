@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from opsmedic.cli.engine import _replay
+from opsmedic.cli.replay import _replay
 from opsmedic.model import Run, RunState
 from opsmedic.runtime import build
 

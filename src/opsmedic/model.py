@@ -6,6 +6,7 @@ import hashlib
 import itertools
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -49,7 +50,7 @@ class RunState(StrEnum):
 # about 2,700 bytes (a third of a page), and 255 characters are at most 1,020 bytes of UTF-8;
 # a longer one is refused, naming the field, before it is queued (store/codec.py). The others
 # reach an index only through an incident's grouping key, which is hashed past a length
-# (incidents.py), so a real alert with a long title is never refused for it.
+# (engine/incidents.py), so a real alert with a long title is never refused for it.
 FIELD_MAX = {"source": 200, "kind": 200, "resource": 1000, "host": 255, "severity": 50,
              "fingerprint": 255, "id": 64}  # fmt: skip
 INDEXED_FIELDS = ("id", "fingerprint")
@@ -215,3 +216,72 @@ class TimelineEntry:
     #            status_changed
     message: str
     ref: str = ""
+
+
+@dataclass(slots=True)
+class Observation:
+    """One probe reading: ok or not, the value, and what was observed."""
+
+    ok: bool
+    value: float | str | None
+    message: str = ""
+    resource: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+    # The event's severity; None: "info" when ok, "critical" when not. A probe with grades
+    # (tls_cert: warning at 30 days, critical at 14) says which.
+    severity: str | None = None
+
+
+# What a source hands its events to (the engine's submit, wrapped); probes and pollers use it.
+Emit = Callable[[list[Event]], Awaitable[object]]
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    """A token as stored: never the secret, only its hash."""
+
+    id: str
+    name: str
+    scopes: tuple[str, ...]
+    created_at: float
+    revoked_at: float | None
+
+
+# Alerts named on one timeline line of an incident; the rest are counted.
+SHOWN_ALERTS = 5
+
+
+@dataclass(slots=True)
+class AlertDelta:
+    """What one batch changed for one member alert; `events` is added to the stored count."""
+
+    status: str
+    first_seen: float
+    last_seen: float
+    events: int = 0
+
+
+@dataclass(slots=True)
+class IncidentChanges:
+    """Incident rows to upsert, member alerts to merge, timeline lines to append: one batch."""
+
+    incidents: dict[str, Incident] = field(default_factory=dict)
+    alerts: dict[tuple[str, str], AlertDelta] = field(default_factory=dict)
+    timeline: list[TimelineEntry] = field(default_factory=list)
+    # Alerts of one incident that fire (or resolve) in one batch share a timeline line, as an
+    # Alertmanager group does one notification: (incident, what) → the line and its alerts.
+    received: dict[tuple[str, str], tuple[TimelineEntry, list[str]]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.incidents or self.alerts or self.timeline)
+
+    def lines(self) -> list[TimelineEntry]:
+        """The timeline, with the shared lines of received alerts written out."""
+        for entry, names in self.received.values():
+            shown = "; ".join(names[:SHOWN_ALERTS])
+            more = f"; and {len(names) - SHOWN_ALERTS} more" if len(names) > SHOWN_ALERTS else ""
+            noun = "alert" if len(names) == 1 else f"{len(names)} alerts"
+            entry.message = f"{noun} {entry.message}: {shown}{more}"
+        self.received.clear()
+        return self.timeline

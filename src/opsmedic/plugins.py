@@ -13,7 +13,7 @@ from opsmedic.clock import Clock
 from opsmedic.config.located import unknown_name
 from opsmedic.config.schema import Config
 from opsmedic.errors import PluginError
-from opsmedic.model import Outcome
+from opsmedic.model import Observation, Outcome
 
 P = TypeVar("P", bound=BaseModel)
 
@@ -50,21 +50,6 @@ class ActionSpec(Generic[P]):
     idempotent: bool = False
     destructive: bool = False
     summary: str = ""
-
-
-@dataclass(slots=True)
-class Observation:
-    """One probe reading: ok or not, the value, and what was observed."""
-
-    ok: bool
-    value: float | str | None
-    message: str = ""
-    resource: str = ""
-    labels: dict[str, str] = field(default_factory=dict)
-    details: dict[str, Any] = field(default_factory=dict)
-    # The event's severity; None: "info" when ok, "critical" when not. A probe with grades
-    # (tls_cert: warning at 30 days, critical at 14) says which.
-    severity: str | None = None
 
 
 @dataclass(slots=True)

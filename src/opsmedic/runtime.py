@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     # Imported by build(), the one function that needs them: the engine and the store bring
     # SQLAlchemy (≈200 ms), which `opsmedic check` and `rules test` do without.
     from opsmedic.api.server import ApiServer
-    from opsmedic.engine import Engine
+    from opsmedic.engine.loop import Engine
     from opsmedic.metrics import Metrics
     from opsmedic.store.store import Store
 
@@ -125,7 +125,7 @@ def build(
     registry: Registry | None = None,
 ) -> Runtime:
     """Validate config and rules (raising ConfigError with every problem), open the store."""
-    from opsmedic.engine import Engine
+    from opsmedic.engine.loop import Engine
     from opsmedic.store.store import Store
 
     read = read_config(config_path)

@@ -6,8 +6,7 @@ import hashlib
 import secrets
 from enum import StrEnum
 
-from opsmedic.model import new_id
-from opsmedic.store.token_rows import TokenRecord
+from opsmedic.model import TokenRecord, new_id
 
 PREFIX = "om_"  # recognisable in a leaked-secret scan, like GitHub's ghp_
 

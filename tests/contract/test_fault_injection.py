@@ -21,7 +21,7 @@ import pytest
 
 from opsmedic.clock import SystemClock
 from opsmedic.config.schema import Config
-from opsmedic.engine import Engine
+from opsmedic.engine.loop import Engine
 from opsmedic.model import Event, RunState
 from opsmedic.plugins import build_registry
 from opsmedic.rules.loader import load_rules

@@ -14,7 +14,7 @@ from action_context import make_action_context
 from opsmedic.actions import annotate
 from opsmedic.clock import SystemClock
 from opsmedic.config.schema import Config
-from opsmedic.engine import Engine
+from opsmedic.engine.loop import Engine
 from opsmedic.errors import RetryableError
 from opsmedic.model import Event, Outcome, Run, RunState
 from opsmedic.plugins import ActionContext, build_registry

@@ -29,7 +29,7 @@ PACKAGE_DATA = [
     "opsmedic/store/migrations/env.py",
     "opsmedic/store/migrations/script.py.mako",
     "opsmedic/store/migrations/versions/v0001_initial.py",
-    "opsmedic/demo/webapp.py",
+    "opsmedic/cli/demo/webapp.py",
     "opsmedic/py.typed",
     f"opsmedic-{VERSION}.dist-info/licenses/LICENSE",
 ]

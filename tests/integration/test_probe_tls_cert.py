@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives import serialization
 
 from opsmedic.clock import ManualClock
 from opsmedic.config.schema import Config
-from opsmedic.model import Event, Status
-from opsmedic.plugins import Observation, ProbeContext, Registry
+from opsmedic.model import Event, Observation, Status
+from opsmedic.plugins import ProbeContext, Registry
 from opsmedic.probes import BUILTIN_PROBES, ProbeRunner
 from opsmedic.probes.tls_cert import TlsCertParams, check_tls_cert
 from services import free_port

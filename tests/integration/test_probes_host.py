@@ -12,7 +12,8 @@ import structlog
 
 from opsmedic.clock import SystemClock
 from opsmedic.config.schema import Config
-from opsmedic.plugins import Observation, ProbeContext
+from opsmedic.model import Observation
+from opsmedic.plugins import ProbeContext
 from opsmedic.probes.disk import DiskParams, check_disk
 from opsmedic.probes.process import ProcessParams, check_processes
 

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api_service import running_api
-from opsmedic.cli.engine import _replay
+from opsmedic.cli.replay import _replay
 from opsmedic.clock import ManualClock
 from opsmedic.runtime import build
 from opsmedic.store.store import Store

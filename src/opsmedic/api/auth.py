@@ -8,8 +8,8 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import HTTPException, Request
 
+from opsmedic.model import TokenRecord
 from opsmedic.store.store import Store
-from opsmedic.store.token_rows import TokenRecord
 from opsmedic.tokens import Scope, allows, digest
 
 CACHE_SECONDS = 5.0  # a token revoked from the CLI stops working within this time

@@ -69,7 +69,17 @@ def _root(
 
 def main() -> None:
     """Entry point of the console script."""
-    from opsmedic.cli import archive, demo, deploy, engine, history, incidents, setup  # noqa: F401
+    from opsmedic.cli import (  # noqa: F401
+        archive,
+        demo,
+        deploy,
+        history,
+        incidents,
+        replay,
+        service,
+        setup,
+        tokens,
+    )
 
     try:
         code = app(standalone_mode=False)

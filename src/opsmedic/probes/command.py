@@ -13,7 +13,8 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from opsmedic.config.types import Strict
-from opsmedic.plugins import Observation, ProbeContext, ProbeSpec
+from opsmedic.model import Observation
+from opsmedic.plugins import ProbeContext, ProbeSpec
 from opsmedic.process_group import kill_group, spawn_group
 
 STDOUT_LIMIT = 4096  # bytes of stdout kept: the value, not a log

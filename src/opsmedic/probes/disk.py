@@ -12,7 +12,8 @@ import psutil
 from pydantic import ByteSize, Field, field_validator
 
 from opsmedic.config.types import Strict
-from opsmedic.plugins import Observation, ProbeContext, ProbeSpec
+from opsmedic.model import Observation
+from opsmedic.plugins import ProbeContext, ProbeSpec
 
 # A disk crossing its threshold is seen within 5 s (plus jitter), so a rule without `for:`
 # has its archive started within 10 s.

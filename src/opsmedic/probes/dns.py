@@ -8,7 +8,8 @@ from typing import Any
 from pydantic import Field, field_validator, model_validator
 
 from opsmedic.config.types import Duration, IPAddressText, Strict
-from opsmedic.plugins import Observation, ProbeContext, ProbeSpec
+from opsmedic.model import Observation
+from opsmedic.plugins import ProbeContext, ProbeSpec
 
 
 class DnsParams(Strict):

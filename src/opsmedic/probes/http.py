@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, field_validator
 
 from opsmedic.config.types import Duration, HttpMethod, Strict
-from opsmedic.plugins import Observation, ProbeContext, ProbeSpec
+from opsmedic.model import Observation
+from opsmedic.plugins import ProbeContext, ProbeSpec
 
 if TYPE_CHECKING:
     import ssl

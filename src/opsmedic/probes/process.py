@@ -13,7 +13,8 @@ from pydantic import ByteSize, Field, model_validator
 
 from opsmedic.clock import Clock
 from opsmedic.config.types import PositiveDuration, Strict
-from opsmedic.plugins import Observation, ProbeContext, ProbeSpec
+from opsmedic.model import Observation
+from opsmedic.plugins import ProbeContext, ProbeSpec
 
 # A few readings per window: enough for `for: 60s` to mean a minute, cheap at one pass each.
 DEFAULT_INTERVAL = 10.0

@@ -17,8 +17,8 @@ from pydantic import BaseModel, ValidationError
 from opsmedic.clock import Clock
 from opsmedic.config.schema import Config, ProbeConfig
 from opsmedic.errors import ConfigError, PluginError, Problem
-from opsmedic.model import Event, Status, fingerprint_of
-from opsmedic.plugins import Observation, ProbeContext, ProbeSpec, Registry
+from opsmedic.model import Event, Observation, Status, fingerprint_of
+from opsmedic.plugins import ProbeContext, ProbeSpec, Registry
 
 Emit = Callable[[list[Event]], Awaitable[object]]
 

@@ -14,7 +14,8 @@ from cryptography import x509
 from pydantic import Field, field_validator, model_validator
 
 from opsmedic.config.types import Strict
-from opsmedic.plugins import Observation, ProbeContext, ProbeSpec
+from opsmedic.model import Observation
+from opsmedic.plugins import ProbeContext, ProbeSpec
 from opsmedic.probes.x509_facts import (
     Diagnosis,
     Trust,

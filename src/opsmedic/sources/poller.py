@@ -18,9 +18,9 @@ from pydantic import ValidationError
 
 from opsmedic.clock import Clock
 from opsmedic.config.poller import CursorConfig, PathParts, PollerConfig, parse_path
-from opsmedic.model import Event
+from opsmedic.model import Emit, Event
 from opsmedic.probes.http import _ssl_context
-from opsmedic.probes.runner import Emit, next_delay
+from opsmedic.probes.runner import next_delay
 from opsmedic.sources.events import EventIn
 
 # A feed is a page of alerts, not a download; a body this large means a wrong URL or a

@@ -221,7 +221,7 @@ def run_from_row(row: RowMapping) -> Run:
         queue=row["queue"],
         dry_run=row["dry_run"],
         state=RunState(row["state"]),
-        # Rows written before outcomes were made valid UTF-8 (executor.py) may hold
+        # Rows written before outcomes were made valid UTF-8 (engine/executor.py) may hold
         # surrogates; made readable here, so that no reader fails on an old run.
         message=_escape_surrogates(row["message"]),
         steps=[step_from_dict(valid_utf8(d)) for d in row["steps"]],

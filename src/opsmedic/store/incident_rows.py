@@ -9,8 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from opsmedic.incidents import IncidentChanges
-from opsmedic.model import Incident, IncidentStatus, TimelineEntry
+from opsmedic.model import Incident, IncidentChanges, IncidentStatus, TimelineEntry
 from opsmedic.store.codec import text
 from opsmedic.store.schema import incident_alerts, incidents, timeline
 

@@ -9,10 +9,9 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from opsmedic.model import Event, Incident, Run, RunState, TimelineEntry
+from opsmedic.model import Event, Incident, Run, RunState, TimelineEntry, TokenRecord
 from opsmedic.store.codec import run_row, valid_utf8
 from opsmedic.store.incident_rows import AlertRow
-from opsmedic.store.token_rows import TokenRecord
 
 JSON = dict[str, Any]
 _FAILED = (RunState.FAILED, RunState.TIMED_OUT)

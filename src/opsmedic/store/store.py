@@ -12,7 +12,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from opsmedic.errors import NotFoundError, StoreError
-from opsmedic.model import Event, Incident, IncidentStatus, Run, RunState, TimelineEntry
+from opsmedic.model import (
+    Event,
+    Incident,
+    IncidentStatus,
+    Run,
+    RunState,
+    TimelineEntry,
+    TokenRecord,
+)
 from opsmedic.store import incident_rows, sqlite_writes, token_rows
 from opsmedic.store import migrate as migrations
 from opsmedic.store.codec import EncodedEvent, event_from_row, event_row, run_from_row, run_row
@@ -21,7 +29,6 @@ from opsmedic.store.incident_rows import AlertRow, IncidentRows
 from opsmedic.store.schema import events as event_table
 from opsmedic.store.schema import incidents as incident_table
 from opsmedic.store.schema import runs as run_table
-from opsmedic.store.token_rows import TokenRecord
 
 INTERRUPTED_MESSAGE = "interrupted: opsmedic stopped while this run was running"
 MIN_REF = 4  # shortest id prefix or suffix accepted by get_run / get_event

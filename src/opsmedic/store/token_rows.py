@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from opsmedic.model import TokenRecord
 from opsmedic.store.schema import cursors, tokens
-
-
-@dataclass(frozen=True, slots=True)
-class TokenRecord:
-    """A token as stored: never the secret, only its hash."""
-
-    id: str
-    name: str
-    scopes: tuple[str, ...]
-    created_at: float
-    revoked_at: float | None
 
 
 def _record(row: sa.RowMapping) -> TokenRecord:

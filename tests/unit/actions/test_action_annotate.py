@@ -17,8 +17,8 @@ from opsmedic.actions.output import OutputBuffer
 from opsmedic.clock import SystemClock
 from opsmedic.config.annotate import AnnotateConfig
 from opsmedic.config.schema import Config
+from opsmedic.engine.executor import Executor
 from opsmedic.errors import ConfigError
-from opsmedic.executor import Executor
 from opsmedic.model import Event, Run, RunState
 from opsmedic.plugins import build_registry
 from opsmedic.rules.loader import load_rules

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from opsmedic.clock import SystemClock
 from opsmedic.config.schema import Config
-from opsmedic.engine import Engine
+from opsmedic.engine.loop import Engine
 from opsmedic.errors import ActionError, RetryableError
 from opsmedic.logs import configure_logging
 from opsmedic.model import Event, Outcome, Run, RunState

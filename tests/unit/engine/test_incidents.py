@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from opsmedic.incidents import Grouping, IncidentChanges, IncidentTracker, Reopening
-from opsmedic.model import Event, IncidentStatus, Run, RunState, Status, StepRecord
+from opsmedic.engine.incidents import Grouping, IncidentTracker, Reopening
+from opsmedic.model import Event, IncidentChanges, IncidentStatus, Run, RunState, Status, StepRecord
 
 
 def am(instance: str, status: Status = Status.FIRING, **labels: str) -> Event:

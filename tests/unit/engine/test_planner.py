@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from opsmedic.engine.planner import Planner
 from opsmedic.model import Event, RunState, Status
-from opsmedic.planner import Planner
 from opsmedic.plugins import build_registry
 from opsmedic.rules.loader import load_rules
 from opsmedic.rules.ruleset import RuleSet

@@ -13,8 +13,8 @@ import structlog
 
 from opsmedic.clock import ManualClock
 from opsmedic.config.schema import Config, ProbeConfig
-from opsmedic.model import Event
-from opsmedic.plugins import Observation, ProbeContext, Registry
+from opsmedic.model import Event, Observation
+from opsmedic.plugins import ProbeContext, Registry
 from opsmedic.probes import BUILTIN_PROBES, ProbeRunner, disk, validate_probe_params
 from opsmedic.probes.disk import DISK_PROBE, DiskParams, Usage, check_disk
 

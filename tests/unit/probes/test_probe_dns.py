@@ -17,7 +17,8 @@ from pydantic import ValidationError
 
 from opsmedic.clock import ManualClock
 from opsmedic.config.schema import Config
-from opsmedic.plugins import Observation, ProbeContext
+from opsmedic.model import Observation
+from opsmedic.plugins import ProbeContext
 from opsmedic.probes.dns import DnsParams, check_dns
 
 

@@ -22,8 +22,8 @@ import yaml
 
 from opsmedic.clock import ManualClock, SystemClock
 from opsmedic.config.schema import Config, ProbeConfig
-from opsmedic.model import Event
-from opsmedic.plugins import Observation, ProbeContext, ProbeSpec, Registry, build_registry
+from opsmedic.model import Event, Observation
+from opsmedic.plugins import ProbeContext, ProbeSpec, Registry, build_registry
 from opsmedic.probes import BUILTIN_PROBES, ProbeRunner, validate_probe_params
 from opsmedic.probes.process import PROCESS_PROBE, ProcessParams, check_processes, cpu_rate
 from opsmedic.rules.loader import load_rules

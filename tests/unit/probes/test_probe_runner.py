@@ -16,8 +16,8 @@ from structlog.testing import capture_logs
 from opsmedic.clock import ManualClock
 from opsmedic.config.schema import Config, ProbeConfig
 from opsmedic.errors import ConfigError
-from opsmedic.model import Event, Status
-from opsmedic.plugins import Observation, ProbeContext, ProbeSpec, Registry
+from opsmedic.model import Event, Observation, Status
+from opsmedic.plugins import ProbeContext, ProbeSpec, Registry
 from opsmedic.probes import BUILTIN_PROBES, ProbeRunner, next_delay, validate_probe_params
 
 

@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives import serialization
 
 from opsmedic.clock import ManualClock
 from opsmedic.config.schema import Config
-from opsmedic.model import Event
-from opsmedic.plugins import Observation, ProbeContext, build_registry
+from opsmedic.model import Event, Observation
+from opsmedic.plugins import ProbeContext, build_registry
 from opsmedic.probes.runner import ProbeRunner, validate_probe_params
 from opsmedic.probes.tls_cert import TLS_CERT_PROBE, TlsCertParams, check_tls_cert
 from opsmedic.probes.x509_facts import name_matches

@@ -17,7 +17,7 @@ from webhook_payloads import (
     render_dynatrace,
 )
 
-from opsmedic.cli.engine import Format
+from opsmedic.cli.replay import Format
 from opsmedic.errors import Problem
 from opsmedic.sources.events import read_webhook_lines
 from opsmedic.sources.webhooks import PARSERS

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from webhook_payloads import DATADOG, load, render_datadog
 
-from opsmedic.incidents import Grouping, IncidentChanges, IncidentTracker
-from opsmedic.model import IncidentStatus, Status
+from opsmedic.engine.incidents import Grouping, IncidentTracker
+from opsmedic.model import IncidentChanges, IncidentStatus, Status
 from opsmedic.sources.webhooks import WebhookError
 from opsmedic.sources.webhooks.datadog import parse
 from opsmedic.sources.webhooks.shape import parse_tags

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from opsmedic.engine.incidents import Grouping, IncidentTracker
 from opsmedic.errors import NotFoundError
-from opsmedic.incidents import Grouping, IncidentChanges, IncidentTracker
-from opsmedic.model import IncidentStatus, Status
+from opsmedic.model import IncidentChanges, IncidentStatus, Status
 from opsmedic.store import Store
 from opsmedic.store.incident_rows import IncidentRows
 from opsmedic.tokens import Scope, digest, mint

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opsmedic.cli import out
-from opsmedic.cli.demo_stage import Stage, watching
+from opsmedic.cli.demo.stage import Stage, watching
 from opsmedic.errors import OpsmedicError
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ def _start_server(address: str, port: int) -> subprocess.Popen[bytes]:
     import dns.message
     import dns.query
 
-    proc = subprocess.Popen([sys.executable, "-m", "opsmedic.demo.dns_server",
+    proc = subprocess.Popen([sys.executable, "-m", "opsmedic.cli.demo.dns_server",
                              "--address", address, "--port", str(port)])  # fmt: skip
     query = dns.message.make_query("health.demo.test", "A")
     for _ in range(100):

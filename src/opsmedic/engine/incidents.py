@@ -5,13 +5,22 @@ from __future__ import annotations
 import hashlib
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from opsmedic.model import Event, Incident, IncidentStatus, Run, RunState, Status, TimelineEntry
+from opsmedic.model import (
+    AlertDelta,
+    Event,
+    Incident,
+    IncidentChanges,
+    IncidentStatus,
+    Run,
+    RunState,
+    Status,
+    TimelineEntry,
+)
 
 # Steps whose success tells people something: they appear on the timeline as notifications.
 NOTIFYING_ACTIONS = frozenset({"notify", "annotate"})
-SHOWN_ALERTS = 5  # alerts named on one timeline line; the rest are counted
 ALL_LABELS = "..."  # Alertmanager's spelling of "group by every label": one incident per alert
 _SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2, "critical": 3}
 # A grouping key is a key of an index (incidents.key); one built from long labels (an alert
@@ -20,41 +29,6 @@ _SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2, "critical": 3}
 # so that the alert is still grouped, deterministically, instead of refused.
 KEY_MAX = 200
 _KEY_DIGEST = 16  # bytes: 32 hex characters
-
-
-@dataclass(slots=True)
-class AlertDelta:
-    """What one batch changed for one member alert; `events` is added to the stored count."""
-
-    status: str
-    first_seen: float
-    last_seen: float
-    events: int = 0
-
-
-@dataclass(slots=True)
-class IncidentChanges:
-    """Incident rows to upsert, member alerts to merge, timeline lines to append: one batch."""
-
-    incidents: dict[str, Incident] = field(default_factory=dict)
-    alerts: dict[tuple[str, str], AlertDelta] = field(default_factory=dict)
-    timeline: list[TimelineEntry] = field(default_factory=list)
-    # Alerts of one incident that fire (or resolve) in one batch share a timeline line, as an
-    # Alertmanager group does one notification: (incident, what) → the line and its alerts.
-    received: dict[tuple[str, str], tuple[TimelineEntry, list[str]]] = field(default_factory=dict)
-
-    def __bool__(self) -> bool:
-        return bool(self.incidents or self.alerts or self.timeline)
-
-    def lines(self) -> list[TimelineEntry]:
-        """The timeline, with the shared lines of received alerts written out."""
-        for entry, names in self.received.values():
-            shown = "; ".join(names[:SHOWN_ALERTS])
-            more = f"; and {len(names) - SHOWN_ALERTS} more" if len(names) > SHOWN_ALERTS else ""
-            noun = "alert" if len(names) == 1 else f"{len(names)} alerts"
-            entry.message = f"{noun} {entry.message}: {shown}{more}"
-        self.received.clear()
-        return self.timeline
 
 
 class Grouping:

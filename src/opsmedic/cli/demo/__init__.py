@@ -18,6 +18,6 @@ def demo(
     timeout: Annotated[float, typer.Option(help="seconds each scene may take at most")] = 30.0,
 ) -> None:
     """Play the demo: real services fail, probes notice, rules remediate, history shows it."""
-    from opsmedic.cli.demo_play import play
+    from opsmedic.cli.demo.play import play
 
     play(keep, timeout)

@@ -1,7 +1,7 @@
 """A tiny web app for the demo: healthy until told to wedge; `restart` replaces it safely.
 
-python -m opsmedic.demo.webapp serve   --state-dir D --port P
-python -m opsmedic.demo.webapp restart --state-dir D --port P
+python -m opsmedic.cli.demo.webapp serve   --state-dir D --port P
+python -m opsmedic.cli.demo.webapp restart --state-dir D --port P
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psutil
 
-MARKER = "opsmedic.demo.webapp"
+MARKER = "opsmedic.cli.demo.webapp"
 
 
 class _Handler(BaseHTTPRequestHandler):

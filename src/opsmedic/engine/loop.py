@@ -10,13 +10,13 @@ from typing import Any
 
 from opsmedic.clock import Clock
 from opsmedic.config.schema import Config
+from opsmedic.engine.executor import Executor
+from opsmedic.engine.incidents import Grouping, IncidentTracker, Reopening
+from opsmedic.engine.journal import Journal, isolable
+from opsmedic.engine.planner import Planner
 from opsmedic.errors import StoreRefused
-from opsmedic.executor import Executor
-from opsmedic.incidents import Grouping, IncidentChanges, IncidentTracker, Reopening
-from opsmedic.journal import Journal, isolable
 from opsmedic.logs import get_logger
-from opsmedic.model import Event, Run, RunState
-from opsmedic.planner import Planner
+from opsmedic.model import Event, IncidentChanges, Run, RunState
 from opsmedic.plugins import Registry
 from opsmedic.rules.model import Rule
 from opsmedic.rules.ruleset import RuleSet

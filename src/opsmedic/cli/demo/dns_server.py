@@ -1,6 +1,6 @@
 """A tiny DNS server for the demo: answers every A question with 192.0.2.53, over UDP.
 
-python -m opsmedic.demo.dns_server --address 127.0.83.1 --port 5353
+python -m opsmedic.cli.demo.dns_server --address 127.0.83.1 --port 5353
 """
 
 from __future__ import annotations

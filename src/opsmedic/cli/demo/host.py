@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opsmedic.cli import out
-from opsmedic.cli.demo_stage import Stage, watching
+from opsmedic.cli.demo.stage import Stage, watching
 from opsmedic.errors import OpsmedicError
 
 if TYPE_CHECKING:

@@ -1,8 +1,7 @@
-"""`opsmedic run` (the service) and `opsmedic replay` (events from a file, then exit)."""
+"""`opsmedic replay`: events from a file through the rules and the engine, then exit."""
 
 from __future__ import annotations
 
-import signal
 import sys
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -26,28 +25,6 @@ if TYPE_CHECKING:
 
 _CHUNK = 500  # events per submission: large enough to batch, small enough to stream
 _ELSEWHERE = "replay an export into another store, or with --dry-run"
-
-
-@app.command()
-def run(ctx: typer.Context, config: ConfigOpt = None) -> None:
-    """Run the engine, the probes and the rules watcher until SIGINT or SIGTERM."""
-    import asyncio
-
-    from opsmedic.logs import configure_logging
-    from opsmedic.runtime import build, find_config, run_forever
-
-    rt = build(find_config(config))
-    if ctx.obj["log_level"] is None:  # the service logs at its configured level
-        configure_logging(rt.config.log.level)
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await run_forever(rt, stop)
-
-    asyncio.run(main())
 
 
 class Format(StrEnum):

@@ -14,9 +14,9 @@ from rich.markup import escape
 from rich.rule import Rule as Heading
 
 from opsmedic.cli import out
-from opsmedic.cli.demo_dns import dns_scene, dns_world
-from opsmedic.cli.demo_host import disk_scene, host_world, process_scene, stop_children
-from opsmedic.cli.demo_stage import Stage, watching
+from opsmedic.cli.demo.dns import dns_scene, dns_world
+from opsmedic.cli.demo.host import disk_scene, host_world, process_scene, stop_children
+from opsmedic.cli.demo.stage import Stage, watching
 from opsmedic.cli.history import print_runs
 from opsmedic.errors import OpsmedicError
 
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from opsmedic.runtime import Runtime
 
 # The runtime, the probes, asyncio, urllib and YAML are imported by the functions that use
-# them; this module itself only when the demo plays (cli/demo.py).
+# them; this module itself only when the demo plays (cli/demo/__init__.py).
 
 
 Scene: TypeAlias = "Callable[[Stage, Runtime], Awaitable[None]]"
@@ -89,7 +89,7 @@ def _write_world(stage: Stage) -> Path:
 
     rules = stage.root / "rules"
     rules.mkdir()
-    webapp = [sys.executable, "-m", "opsmedic.demo.webapp", "restart",
+    webapp = [sys.executable, "-m", "opsmedic.cli.demo.webapp", "restart",
               "--state-dir", str(stage.state), "--port", str(stage.port)]  # fmt: skip
     (rules / "webapp.yaml").write_text(yaml.safe_dump([{
         "name": "restart-wedged-webapp",
@@ -120,8 +120,9 @@ async def webapp_scene(stage: Stage, rt: Runtime) -> None:
 
     out.print(f"starting a small web app on 127.0.0.1:{stage.port}")
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "opsmedic.demo.webapp", "restart", "--state-dir", str(stage.state),
-        "--port", str(stage.port), stdout=asyncio.subprocess.DEVNULL,
+        sys.executable, "-m", "opsmedic.cli.demo.webapp", "restart",
+        "--state-dir", str(stage.state), "--port", str(stage.port),
+        stdout=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     if await proc.wait() != 0:
         raise OpsmedicError("the demo web app did not start")
@@ -143,7 +144,7 @@ def _get(url: str) -> None:
 
 
 def _stop_webapp(stage: Stage) -> None:
-    from opsmedic.demo.webapp import _running
+    from opsmedic.cli.demo.webapp import _running
 
     proc = _running(stage.state)
     if proc is not None:
