@@ -256,11 +256,13 @@ async def run_forever(rt: Runtime, stop: asyncio.Event, service: Service | None 
     # watched, and for whoever prefers to say when.
     loop = asyncio.get_running_loop()
     hup = threading.current_thread() is threading.main_thread()  # signals need the main thread
+
+    def on_hup() -> None:
+        # A handler cannot await: the reload is a task, stopped with the others.
+        tasks.append(asyncio.create_task(_reload(rt, on_rules), name="rules-reload"))
+
     if hup:
-        loop.add_signal_handler(
-            signal.SIGHUP,
-            lambda: tasks.append(asyncio.create_task(_reload(rt, on_rules), name="rules-reload")),
-        )
+        loop.add_signal_handler(signal.SIGHUP, on_hup)
     api: ApiServer | None = None
     try:
         # After the probes: importing FastAPI and binding take ~0.3 s, which the first
