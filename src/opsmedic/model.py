@@ -218,6 +218,18 @@ class TimelineEntry:
     ref: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class IncidentAlert:
+    """One member alert of an incident: its last status, when it was first and last seen, and
+    how many of its events the incident counted."""
+
+    fingerprint: str
+    status: str
+    first_seen: float
+    last_seen: float
+    events: int
+
+
 @dataclass(slots=True)
 class Observation:
     """One probe reading: ok or not, the value, and what was observed."""

@@ -30,6 +30,7 @@ from opsmedic.rules.ruleset import RuleSet
 if TYPE_CHECKING:
     # Imported by build(), the one function that needs them: the engine and the store bring
     # SQLAlchemy (≈200 ms), which `opsmedic check` and `rules test` do without.
+    from opsmedic.api.fastpath import IngestFastPath
     from opsmedic.api.server import ApiServer
     from opsmedic.engine.loop import Engine
     from opsmedic.metrics import Metrics
@@ -113,6 +114,29 @@ class Runtime:
     # The names the config defines (notify targets, ssh hosts…) that rules may refer to.
     config_names: ConfigNames = field(default_factory=dict)
     rule_errors: list[Problem] = field(default_factory=list)
+    # One reload at a time: a slower earlier load must not replace the rules of a later one.
+    _reloading: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+
+    async def reload_rules(self) -> tuple[RuleSet, list[Problem]]:
+        """Load the rules again and hand them to the engine: (the rules in force, this
+        reload's problems). A set that fails validation is rejected whole and the last good
+        one stays. The file watcher, SIGHUP and `POST /api/v1/rules/reload` all call this."""
+        log = get_logger(component="rules")
+        async with self._reloading:
+            try:
+                # On a worker thread: reading and validating files must not stall the loop.
+                ruleset = await asyncio.to_thread(
+                    load_rules, self.config.rules_dir, self.registry, self.config_names
+                )
+            except ConfigError as exc:
+                self.rule_errors = exc.problems
+                for problem in exc.problems:
+                    log.error("rules.rejected", problem=str(problem))
+                log.error("rules.kept_last_good", rules=len(self.ruleset))
+                return self.ruleset, exc.problems
+            self.ruleset, self.rule_errors = ruleset, []
+            self.engine.reload(ruleset)
+            return ruleset, []
 
 
 def build(
@@ -148,26 +172,6 @@ def build(
     return Runtime(config, config_path, registry, ruleset, clock, store, engine, names)
 
 
-def reload_rules(rt: Runtime, on_change: Callable[[RuleSet | None], None] | None = None) -> None:
-    """Load the rules again and hand them to the engine; a set that fails validation is
-    rejected whole and the last good one stays. Called on file changes and on SIGHUP."""
-    log = get_logger(component="rules")
-    try:
-        ruleset = load_rules(rt.config.rules_dir, rt.registry, rt.config_names)
-    except ConfigError as exc:
-        rt.rule_errors = exc.problems
-        for problem in exc.problems:
-            log.error("rules.rejected", problem=str(problem))
-        log.error("rules.kept_last_good", rules=len(rt.ruleset))
-        if on_change:
-            on_change(None)
-        return
-    rt.ruleset, rt.rule_errors = ruleset, []
-    rt.engine.reload(ruleset)
-    if on_change:
-        on_change(ruleset)
-
-
 async def watch_rules(
     rt: Runtime, on_change: Callable[[RuleSet | None], None] | None = None
 ) -> None:
@@ -175,7 +179,14 @@ async def watch_rules(
     from watchfiles import awatch  # imported here: only `opsmedic run` watches files
 
     async for _changes in awatch(rt.config.rules_dir, debounce=200, step=50):
-        reload_rules(rt, on_change)
+        await _reload(rt, on_change)
+
+
+async def _reload(rt: Runtime, on_change: Callable[[RuleSet | None], None] | None) -> None:
+    """Reload, then tell `on_change` the new rules (None: the reload was rejected)."""
+    ruleset, problems = await rt.reload_rules()
+    if on_change:
+        on_change(None if problems else ruleset)
 
 
 class StoreCursors:
@@ -245,8 +256,13 @@ async def run_forever(rt: Runtime, stop: asyncio.Event, service: Service | None 
     # watched, and for whoever prefers to say when.
     loop = asyncio.get_running_loop()
     hup = threading.current_thread() is threading.main_thread()  # signals need the main thread
+
+    def on_hup() -> None:
+        # A handler cannot await: the reload is a task, stopped with the others.
+        tasks.append(asyncio.create_task(_reload(rt, on_rules), name="rules-reload"))
+
     if hup:
-        loop.add_signal_handler(signal.SIGHUP, reload_rules, rt, on_rules)
+        loop.add_signal_handler(signal.SIGHUP, on_hup)
     api: ApiServer | None = None
     try:
         # After the probes: importing FastAPI and binding take ~0.3 s, which the first
@@ -287,13 +303,22 @@ async def run_forever(rt: Runtime, stop: asyncio.Event, service: Service | None 
 async def _start_api(rt: Runtime, metrics: Metrics, log: Any) -> ApiServer | None:
     if not rt.config.api.enabled or rt.store is None:
         return None
-    from opsmedic.api.app import create_app
     from opsmedic.api.server import ApiServer
 
-    api = ApiServer(create_app(rt, metrics), rt.config.api.host, rt.config.api.port)
+    api = ApiServer(api_app(rt, metrics), rt.config.api.host, rt.config.api.port)
     await api.start()  # a failure stops what run_forever started, in its finally
     log.info("api.listening", url=_url(api.address))
     return api
+
+
+def api_app(rt: Runtime, metrics: Metrics) -> IngestFastPath:
+    """The API of `rt` (which must have a store), given the parts of it that the API uses."""
+    from opsmedic.api.app import create_app
+
+    if rt.store is None:
+        raise ValueError("the API needs a store")
+    return create_app(engine=rt.engine, store=rt.store, clock=rt.clock, settings=rt.config.api,
+                      metrics=metrics, rules=rt, webhooks=rt.config.webhooks)  # fmt: skip
 
 
 def _url(address: tuple[str, int] | None) -> str:

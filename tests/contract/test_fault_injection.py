@@ -27,7 +27,7 @@ from opsmedic.plugins import build_registry
 from opsmedic.rules.loader import load_rules
 from opsmedic.sources.webhooks import PARSERS, WebhookError, parse_webhook
 from opsmedic.store import Store
-from opsmedic.store.public import event_json, run_json
+from opsmedic.views import EventView, RunView
 
 if __package__:
     from ..http_receiver import Receiver, receiving
@@ -246,9 +246,9 @@ async def test_every_action_handles_hostile_event_values_or_fails_alone(
     # Every event and run reads back as strict JSON, as the API and `runs --json` serve it: text from
     # the world (file names, output) never makes a run unreadable.
     for item in accepted:
-        orjson.dumps(event_json(store.get_event(item.event_id)))
+        orjson.dumps(EventView.of(store.get_event(item.event_id)).model_dump())
         for run_id in item.run_ids:
-            orjson.dumps(run_json(store.get_run(run_id)))
+            orjson.dumps(RunView.of(store.get_run(run_id)).model_dump())
     canary_states = {
         store.get_run(item.run_ids[0]).rule: store.get_run(item.run_ids[0]).state
         for item in accepted[len(events) :]

@@ -8,8 +8,9 @@ import json
 from pathlib import Path
 
 from api_service import running_api
-from opsmedic.api.app import PUBLIC_PATHS, create_app
+from opsmedic.api.app import PUBLIC_PATHS
 from opsmedic.metrics import Metrics
+from opsmedic.runtime import api_app
 from opsmedic.tokens import Scope
 
 SCOPE_OF_TAG = {"ingest": Scope.INGEST, "read": Scope.READ, "operate": Scope.OPERATE,
@@ -20,7 +21,7 @@ async def test_every_route_refuses_missing_wrong_and_unscoped_tokens(tmp_path: P
     async with running_api(tmp_path) as api:
         # Every route in the OpenAPI document: no route of ours is left out of it (the docs
         # pages themselves are, and are public).
-        spec = create_app(api.rt, Metrics()).app.openapi()
+        spec = api_app(api.rt, Metrics()).app.openapi()
         routes = [
             (method.upper(), path.replace("{ref}", "x").replace("{name}", "x"), op["tags"][0])
             for path, methods in spec["paths"].items()

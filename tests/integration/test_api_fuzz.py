@@ -13,9 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api_service import write_config
-from opsmedic.api.app import create_app
 from opsmedic.metrics import Metrics
-from opsmedic.runtime import build
+from opsmedic.runtime import api_app, build
 from opsmedic.sources.webhooks import PARSERS
 from opsmedic.tokens import Scope, digest, mint
 
@@ -48,7 +47,7 @@ def test_malformed_bodies_get_4xx_and_store_nothing(tmp_path: Path) -> None:
     rt.store.add_token(record, digest(secret))
     loop = asyncio.new_event_loop()
     loop.run_until_complete(rt.engine.start())
-    app = create_app(rt, Metrics())
+    app = api_app(rt, Metrics())
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t",
                                headers={"Authorization": f"Bearer {secret}"})  # fmt: skip
     seen: dict[int, int] = {}
@@ -87,7 +86,7 @@ def test_unknown_fields_are_kept_not_rejected(tmp_path: Path) -> None:
     async def post(body: dict[str, Any]) -> httpx.Response:
         await rt.engine.start()
         try:
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(rt, Metrics())),
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=api_app(rt, Metrics())),
                                          base_url="http://t",
                                          headers={"Authorization": f"Bearer {secret}"}) as c:  # fmt: skip
                 return await c.post("/api/v1/webhooks/alertmanager", json=body)

@@ -9,10 +9,10 @@ from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
 from api_service import running_api
-from opsmedic.api.app import create_app
 from opsmedic.api.ingest import EVENTS_PATH, WEBHOOK_PATHS
 from opsmedic.api.strict import StrictJSONRoute
 from opsmedic.metrics import Metrics
+from opsmedic.runtime import api_app
 
 # A lenient parser (Python's json, Starlette's request.json()) takes each of these.
 NOT_JSON = [
@@ -75,7 +75,7 @@ def _api_routes(routes: list[BaseRoute]) -> list[APIRoute]:
 async def test_every_route_with_a_body_model_is_a_strict_json_route(tmp_path: Path) -> None:
     """A route added later with a body model cannot slip back to the lenient decoder."""
     async with running_api(tmp_path) as api:
-        routes = _api_routes(create_app(api.rt, Metrics()).app.routes)
+        routes = _api_routes(api_app(api.rt, Metrics()).app.routes)
     assert len(routes) > 10  # ingest, webhooks, reads, operate, admin, health
     with_body = [r for r in routes if r.body_field is not None]
     assert [r.path for r in with_body] == ["/api/v1/tokens"]

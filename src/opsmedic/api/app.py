@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -15,13 +15,15 @@ from opsmedic.api.auth import Authenticator, require
 from opsmedic.api.docs import add_docs
 from opsmedic.api.fastpath import IngestFastPath
 from opsmedic.api.ingest import STORE_DOWN
+from opsmedic.api.live_rules import LiveRules
+from opsmedic.clock import Clock
+from opsmedic.config.schema import ApiConfig, WebhooksConfig
+from opsmedic.engine.loop import Engine
 from opsmedic.errors import StoreError, StoreRefused
 from opsmedic.logs import get_logger
 from opsmedic.metrics import Metrics
+from opsmedic.store.store import Store
 from opsmedic.tokens import Scope
-
-if TYPE_CHECKING:
-    from opsmedic.runtime import Runtime
 
 _log = get_logger(component="api")
 
@@ -31,26 +33,27 @@ PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/docs", "/docs/oauth2-redirect
                           "/openapi.json"})  # fmt: skip
 
 
-def create_app(rt: Runtime, metrics: Metrics) -> IngestFastPath:
-    """The API of one running opsmedic (`rt` must have a store), ingest fast path in front."""
-    return IngestFastPath(_fastapi_app(rt, metrics))
-
-
-def _fastapi_app(rt: Runtime, metrics: Metrics) -> FastAPI:
-    if rt.store is None:
-        raise ValueError("the API needs a store")
+def create_app(
+    *,
+    engine: Engine,
+    store: Store,
+    clock: Clock,
+    settings: ApiConfig,
+    metrics: Metrics,
+    rules: LiveRules,
+    webhooks: WebhooksConfig,
+) -> IngestFastPath:
+    """The API of one running opsmedic, ingest fast path in front."""
     app = FastAPI(title="opsmedic", version=__version__, redoc_url=None, docs_url=None,
                   description="Events and alert webhooks in; runs, incidents and rules out. "
                   "Send `Authorization: Bearer <token>` (`opsmedic token create`).")  # fmt: skip
     state = app.state
-    state.rt, state.metrics, state.store = rt, metrics, rt.store
-    state.engine, state.clock = rt.engine, rt.clock
-    state.max_body, state.json_limits = rt.config.api.max_body, rt.config.api.limits
-    state.auth = Authenticator(rt.store, allow_query_token=rt.config.api.allow_query_token)
+    state.rules, state.metrics, state.store = rules, metrics, store
+    state.engine, state.clock = engine, clock
+    state.max_body, state.json_limits = settings.max_body, settings.limits
+    state.auth = Authenticator(store, allow_query_token=settings.allow_query_token)
     # Read once at start: a secret file that cannot be read is a start-up error, not a 500.
-    state.pagerduty_secrets = [
-        s.reveal().encode() for s in rt.config.webhooks.pagerduty_signing_secrets
-    ]
+    state.pagerduty_secrets = [s.reveal().encode() for s in webhooks.pagerduty_signing_secrets]
     for router in (ingest.router, read.router, operate.operate, operate.admin):
         app.include_router(router)
     app.add_api_route("/healthz", _healthz, methods=["GET"], tags=["health"],
@@ -64,7 +67,7 @@ def _fastapi_app(rt: Runtime, metrics: Metrics) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(StoreError, _store_down)
     app.add_exception_handler(StoreRefused, _refused)  # the more specific: it wins
-    return app
+    return IngestFastPath(app)
 
 
 async def _healthz() -> dict[str, str]:
@@ -74,14 +77,14 @@ async def _healthz() -> dict[str, str]:
 async def _readyz(request: Request) -> JSONResponse:
     # Public, so it says what is wrong, not where: paths and rule texts are for the log and
     # for /api/v1/rules (read scope).
-    rt = request.app.state.rt
+    rules: LiveRules = request.app.state.rules
     try:
         await asyncio.to_thread(request.app.state.store.ping)
     except StoreError as exc:
         _log.error("api.store_unavailable", path="/readyz", error=str(exc))
         return JSONResponse({"status": "unavailable", "store": "unreachable"}, status_code=503)
-    return JSONResponse({"status": "ready", "rules": len(rt.ruleset),
-                         "rule_errors": len(rt.rule_errors)})  # fmt: skip
+    return JSONResponse({"status": "ready", "rules": len(rules.ruleset),
+                         "rule_errors": len(rules.rule_errors)})  # fmt: skip
 
 
 async def _metrics(request: Request) -> Response:

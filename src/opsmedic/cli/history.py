@@ -95,7 +95,7 @@ def state_cell(state: RunState | str) -> Text:
 
 def decided_by(run: Run) -> str:
     """The step that decided the outcome as `N action` (1-based), or "-" before any step."""
-    from opsmedic.store.public import deciding_step
+    from opsmedic.views import deciding_step
 
     index = deciding_step(run)
     return "-" if index is None else f"{index + 1} {run.steps[index].action}"
@@ -133,14 +133,14 @@ def runs(
     config: ConfigOpt = None,
 ) -> None:
     """List recent runs, newest first; STEP is the step that decided the outcome."""
-    from opsmedic.store.public import run_json
+    from opsmedic.views import RunView
 
     if ctx.invoked_subcommand is not None:
         return
     start = since_epoch(since)
     found = open_store(config).list_runs(rule=rule, since=start, state=state, limit=limit)
     if as_json:
-        print_json([run_json(r) for r in found])
+        print_json([RunView.of(r).model_dump() for r in found])
         return
     print_runs(found, f"runs since {since}" + (f" for rule {rule}" if rule else ""))
 
@@ -152,12 +152,12 @@ def show(
     config: ConfigOpt = None,
 ) -> None:
     """Everything about one run: event, steps, rendered parameters, outcome and output."""
-    from opsmedic.store.public import deciding_step, run_json
+    from opsmedic.views import RunView, deciding_step
 
     store = open_store(config)
     run = store.get_run(run_id)
     if as_json:
-        print_json(run_json(run))
+        print_json(RunView.of(run).model_dump())
         return
     event = store.get_event(run.event_id)
     print_fields(f"run {run.id}", [
@@ -227,7 +227,7 @@ def events(
     config: ConfigOpt = None,
 ) -> None:
     """List stored events, newest first, or export them for `opsmedic replay`."""
-    from opsmedic.store.public import event_json
+    from opsmedic.views import EventView
 
     if as_json and jsonl:
         raise typer.BadParameter("use one of --json and --jsonl", param_hint="--jsonl")
@@ -248,13 +248,15 @@ def events(
     if jsonl:
         # Oldest first: replay feeds events in file order, and `for:` and throttles need time
         # to run forwards.
-        sys.stdout.write("".join(json_line(event_json(e)) + "\n" for e in reversed(found)))
+        sys.stdout.write(
+            "".join(json_line(EventView.of(e).model_dump()) + "\n" for e in reversed(found))
+        )
         if more:
             typer.echo(f"exported the newest {limit} events: older ones exist (--limit)",
                        err=True)  # fmt: skip
         return
     if as_json:
-        print_json([event_json(e) for e in found])
+        print_json([EventView.of(e).model_dump() for e in found])
         return
     columns = ["id", "time (UTC)", "source", "kind", "target", "status", "severity", "value",
                "incident"]  # fmt: skip

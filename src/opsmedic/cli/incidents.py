@@ -39,14 +39,14 @@ def incidents(
     config: ConfigOpt = None,
 ) -> None:
     """List incidents, newest first."""
-    from opsmedic.store.public import incident_json
+    from opsmedic.views import IncidentView
 
     if ctx.invoked_subcommand is not None:
         return
     start = since_epoch(since)
     found = open_store(config).list_incidents(status=status, since=start, limit=limit)
     if as_json:
-        print_json([incident_json(i) for i in found])
+        print_json([IncidentView.model_validate(i).model_dump() for i in found])
         return
     columns = ["id", "opened (UTC)", "status", "severity", "title", "events", "source"]
     rows: list[list[Cell]] = [
@@ -63,11 +63,11 @@ def show(
     config: ConfigOpt = None,
 ) -> None:
     """One incident: status, member alerts, and its timeline in order."""
-    from opsmedic.store.public import incident_detail_json
+    from opsmedic.views import IncidentDetailView
 
     incident, alerts, timeline = open_store(config).get_incident(incident_id)
     if as_json:
-        print_json(incident_detail_json(incident, alerts, timeline))
+        print_json(IncidentDetailView.of(incident, alerts, timeline).model_dump())
         return
     print_fields(f"incident {incident.id}", [
         ("id", incident.id), ("title", incident.title), ("status", _status(incident)),

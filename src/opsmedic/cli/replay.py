@@ -85,10 +85,10 @@ def replay(
         rt.engine.on_finished = runs.append
     summary = _summary(rt, events, asyncio.run(_replay(rt, events, fmt)), dry_run, assume_failed)
     if as_json:
-        from opsmedic.store.public import run_json
+        from opsmedic.views import RunView
 
         # The public shape of a run, as `runs --json` and the API give it (docs/api.md).
-        print_json({**summary, "runs": [run_json(r) for r in runs]})
+        print_json({**summary, "runs": [RunView.of(r).model_dump() for r in runs]})
         return
     if dry_run:
         _print_would_run(runs)

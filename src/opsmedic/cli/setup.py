@@ -219,7 +219,7 @@ def _print_verdicts(results: list[dict[str, Any]], event_file: Path) -> None:
 def _explain(ruleset: RuleSet, item: Any) -> dict[str, Any]:
     """One event's verdicts as plain data: the `rules test --json` shape (docs/cli.md)."""
     from opsmedic.sources.events import parse_event
-    from opsmedic.store.public import event_json
+    from opsmedic.views import EventView
 
     try:
         event = parse_event(item)
@@ -233,7 +233,7 @@ def _explain(ruleset: RuleSet, item: Any) -> dict[str, Any]:
             "failed_condition": None if failed is None else failed.describe,
             "actual": None if failed is None else _plain_value(failed.actual(event)),
         })  # fmt: skip
-    return {"event": event_json(event), "target": event.target, "rules": verdicts}
+    return {"event": EventView.of(event).model_dump(), "target": event.target, "rules": verdicts}
 
 
 def _why_not(verdict: dict[str, Any]) -> str:

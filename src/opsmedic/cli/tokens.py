@@ -62,11 +62,11 @@ def token_revoke(
 @token_app.command("list")
 def token_list(as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
     """Tokens with their scopes; never their secrets."""
-    from opsmedic.store.public import token_json
+    from opsmedic.views import TokenView
 
     found = open_store(config).list_tokens()
     if as_json:
-        print_json([token_json(t) for t in found])
+        print_json([TokenView.model_validate(t).model_dump() for t in found])
         return
     print_table("tokens", ["id", "name", "scopes", "created (UTC)", "revoked (UTC)"],
                 [[t.id, t.name, ",".join(t.scopes), when(t.created_at), when(t.revoked_at)]

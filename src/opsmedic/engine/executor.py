@@ -18,8 +18,8 @@ from opsmedic.model import Event, Outcome, Run, RunState, StepRecord
 from opsmedic.paths import validation_context
 from opsmedic.plugins import ActionContext, Registry
 from opsmedic.rules.model import Rule, Step
-from opsmedic.store.codec import valid_utf8
 from opsmedic.templating import StepVars, Templates, template_context
+from opsmedic.utf8 import valid_utf8
 
 _FAILED = (RunState.FAILED, RunState.TIMED_OUT)
 _UNLIMITED = contextlib.nullcontext()  # actions without a per-action limit
@@ -155,7 +155,7 @@ class Executor:
 
 
 def _as_valid_utf8(record: StepRecord) -> None:
-    """Make a step's record valid UTF-8 (store/codec.py valid_utf8), in place."""
+    """Make a step's record valid UTF-8 (utf8.py valid_utf8), in place."""
     # The one place where what an action reported from the world (file names, command
     # output, response bodies) is recorded, so the stored run is one every reader can serve.
     record.message, record.output = valid_utf8(record.message), valid_utf8(record.output)

@@ -13,6 +13,7 @@ from sqlalchemy import RowMapping
 
 from opsmedic.errors import StoreRefused
 from opsmedic.model import FIELD_MAX, INDEXED_FIELDS, Event, Run, RunState, Status, StepRecord
+from opsmedic.utf8 import escape_surrogates, text, valid_utf8
 
 _STEP_FIELDS = tuple(f.name for f in fields(StepRecord))
 # One encoder, built once: json.dumps() with options builds a new one per call (hot path).
@@ -91,50 +92,6 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def text(value: str) -> str:
-    """A string a text column can hold on every backend: NUL bytes (refused by PostgreSQL)
-    and lone surrogates (not encodable as UTF-8) become U+FFFD."""
-    if "\x00" in value:
-        value = value.replace("\x00", "\ufffd")
-    if not value.isascii():
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            value = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value)
-    return value
-
-
-def valid_utf8(value: Any) -> Any:
-    """`value` with every string in it (dict keys too) valid UTF-8: lone surrogates escaped."""
-    # A lone surrogate, the undecodable byte of a file name as surrogateescape keeps it,
-    # becomes `\xff` (others `\ud800`): orjson in the API and `--json` refuse surrogates.
-    if isinstance(value, str):
-        return _escape_surrogates(value)
-    if isinstance(value, dict):
-        return {_escape_surrogates(str(k)): valid_utf8(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [valid_utf8(v) for v in value]
-    return value
-
-
-def _escape_surrogates(value: str) -> str:
-    if value.isascii():
-        return value
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        return "".join(_SURROGATE_ESCAPES.get(c, c) for c in value)
-    return value
-
-
-# Bytes 0x80-0xff that surrogateescape decoded as U+DC80-U+DCFF read back as the byte they
-# were (`bad\xff.log`, as `ls -b` shows it); any other lone surrogate as its code point.
-_SURROGATE_ESCAPES = {
-    chr(c): f"\\x{c - 0xDC00:02x}" if 0xDC80 <= c <= 0xDCFF else f"\\u{c:04x}"
-    for c in range(0xD800, 0xE000)
-}
-
-
 def event_row(item: Event | EncodedEvent) -> dict[str, Any]:
     if isinstance(item, EncodedEvent):
         return {**event_row(item.event), "labels": item.labels, "value": item.value,
@@ -200,7 +157,7 @@ def run_row(r: Run) -> dict[str, Any]:
         "dry_run": r.dry_run,
         "state": str(r.state),
         # A run's text is the world's (file names, output): a lone surrogate keeps its byte.
-        "message": text(_escape_surrogates(r.message)),
+        "message": text(escape_surrogates(r.message)),
         "steps": [step_dict(s) for s in r.steps],
         "created_at": r.created_at,
         "started_at": r.started_at,
@@ -223,7 +180,7 @@ def run_from_row(row: RowMapping) -> Run:
         state=RunState(row["state"]),
         # Rows written before outcomes were made valid UTF-8 (engine/executor.py) may hold
         # surrogates; made readable here, so that no reader fails on an old run.
-        message=_escape_surrogates(row["message"]),
+        message=escape_surrogates(row["message"]),
         steps=[step_from_dict(valid_utf8(d)) for d in row["steps"]],
         created_at=row["created_at"],
         started_at=row["started_at"],

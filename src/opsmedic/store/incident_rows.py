@@ -9,9 +9,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from opsmedic.model import Incident, IncidentChanges, IncidentStatus, TimelineEntry
-from opsmedic.store.codec import text
+from opsmedic.model import Incident, IncidentAlert, IncidentChanges, IncidentStatus, TimelineEntry
 from opsmedic.store.schema import incident_alerts, incidents, timeline
+from opsmedic.utf8 import text
 
 # ON CONFLICT … DO UPDATE is spelled alike by SQLite (≥ 3.24) and PostgreSQL, so both run the
 # same statements: with ? marks and tuples on the SQLite fast path (binding by position is
@@ -154,23 +154,12 @@ def list_incidents(
     return [incident_from_row(row) for row in conn.execute(stmt.limit(limit)).mappings()]
 
 
-@dataclass(frozen=True, slots=True)
-class AlertRow:
-    """One member alert of an incident as stored."""
-
-    fingerprint: str
-    status: str
-    first_seen: float
-    last_seen: float
-    events: int
-
-
 def incident_detail(
     conn: Connection, row: sa.RowMapping
-) -> tuple[Incident, list[AlertRow], list[TimelineEntry]]:
+) -> tuple[Incident, list[IncidentAlert], list[TimelineEntry]]:
     """An incident with its member alerts and its timeline in order."""
     alerts = [
-        AlertRow(r["fingerprint"], r["status"], r["first_seen"], r["last_seen"], r["events"])
+        IncidentAlert(r["fingerprint"], r["status"], r["first_seen"], r["last_seen"], r["events"])
         for r in conn.execute(
             sa.select(incident_alerts)
             .where(incident_alerts.c.incident_id == row["id"])

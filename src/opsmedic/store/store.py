@@ -15,6 +15,7 @@ from opsmedic.errors import NotFoundError, StoreError
 from opsmedic.model import (
     Event,
     Incident,
+    IncidentAlert,
     IncidentStatus,
     Run,
     RunState,
@@ -25,7 +26,7 @@ from opsmedic.store import incident_rows, sqlite_writes, token_rows
 from opsmedic.store import migrate as migrations
 from opsmedic.store.codec import EncodedEvent, event_from_row, event_row, run_from_row, run_row
 from opsmedic.store.database import WRITE, describe, make_engine, parse_url, shown, store_error
-from opsmedic.store.incident_rows import AlertRow, IncidentRows
+from opsmedic.store.incident_rows import IncidentRows
 from opsmedic.store.schema import events as event_table
 from opsmedic.store.schema import incidents as incident_table
 from opsmedic.store.schema import runs as run_table
@@ -360,7 +361,7 @@ class Store:
         with self._transaction() as conn:
             return incident_rows.list_incidents(conn, status=status, since=since, limit=limit)
 
-    def get_incident(self, ref: str) -> tuple[Incident, list[AlertRow], list[TimelineEntry]]:
+    def get_incident(self, ref: str) -> tuple[Incident, list[IncidentAlert], list[TimelineEntry]]:
         """An incident (id, or its start or end) with its member alerts and timeline."""
         with self._transaction() as conn:
             return incident_rows.incident_detail(

@@ -1,0 +1,50 @@
+"""Text that every JSON encoder, strict decoder and database accepts: valid UTF-8, no NUL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def text(value: str) -> str:
+    """A string a text column can hold on every backend: NUL bytes (refused by PostgreSQL)
+    and lone surrogates (not encodable as UTF-8) become U+FFFD."""
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            value = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value)
+    return value
+
+
+def valid_utf8(value: Any) -> Any:
+    """`value` with every string in it (dict keys too) valid UTF-8: lone surrogates escaped."""
+    # A lone surrogate, the undecodable byte of a file name as surrogateescape keeps it,
+    # becomes `\xff` (others `\ud800`): orjson in the API and `--json` refuse surrogates.
+    if isinstance(value, str):
+        return escape_surrogates(value)
+    if isinstance(value, dict):
+        return {escape_surrogates(str(k)): valid_utf8(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [valid_utf8(v) for v in value]
+    return value
+
+
+def escape_surrogates(value: str) -> str:
+    """`value` as valid UTF-8: each lone surrogate written out as its escape."""
+    if value.isascii():
+        return value
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return "".join(_SURROGATE_ESCAPES.get(c, c) for c in value)
+    return value
+
+
+# Bytes 0x80-0xff that surrogateescape decoded as U+DC80-U+DCFF read back as the byte they
+# were (`bad\xff.log`, as `ls -b` shows it); any other lone surrogate as its code point.
+_SURROGATE_ESCAPES = {
+    chr(c): f"\\x{c - 0xDC00:02x}" if 0xDC80 <= c <= 0xDCFF else f"\\u{c:04x}"
+    for c in range(0xD800, 0xE000)
+}

@@ -1,0 +1,228 @@
+"""The public JSON of events, runs, incidents, tokens and rules: one set of models for the API
+(its replies and /openapi.json) and the CLI's `--json`.
+
+docs/api.md documents these shapes; later changes may add fields, never rename or drop one.
+Field order is the order of the keys served.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, WithJsonSchema
+
+from opsmedic.model import (
+    Event,
+    Incident,
+    IncidentAlert,
+    IncidentStatus,
+    Run,
+    RunState,
+    Status,
+    TimelineEntry,
+    TokenRecord,
+)
+from opsmedic.utf8 import escape_surrogates, text, valid_utf8
+
+# A JSON number served as it was read: a `float` field would turn a stored 5 into 5.0.
+Number = Annotated[int | float, WithJsonSchema({"type": "number"})]
+_FAILED = (RunState.FAILED, RunState.TIMED_OUT)
+
+
+class View(BaseModel):
+    """A public shape, built from the domain object of the same name (its attributes)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class EventView(View):
+    id: str
+    source: str
+    kind: str
+    resource: str
+    host: str
+    labels: dict[str, str]
+    value: Any
+    severity: str
+    status: Status
+    fingerprint: str
+    time: Number
+    payload: dict[str, Any]
+    # "" means "no incident" inside the engine; the public shape says so with null, as runs do.
+    incident_id: str | None
+
+    @classmethod
+    def of(cls, event: Event) -> EventView:
+        # Labels and payload are kept exactly as sent (a lone surrogate included, JSON's
+        # escapes can spell one); what is served is valid UTF-8 that every strict decoder reads.
+        data = {**event.as_dict(), "incident_id": event.incident_id or None}
+        # Deeper than any JSON encoder writes: handed on as is, the caller's encoder says so.
+        with contextlib.suppress(RecursionError):
+            data = valid_utf8(data)
+        return cls.model_validate(data)
+
+
+class StepView(View):
+    action: str
+    params: dict[str, Any]
+    state: RunState
+    message: str
+    output: str
+    details: dict[str, Any]
+    attempts: int
+    started_at: Number | None
+    duration_ms: Number | None
+    on_failure: bool
+
+
+class RunView(View):
+    id: str
+    rule: str
+    event_id: str
+    target: str
+    fingerprint: str
+    actions: list[str]
+    queue: str
+    dry_run: bool
+    state: RunState
+    message: str
+    steps: list[StepView]
+    created_at: Number
+    started_at: Number | None
+    finished_at: Number | None
+    incident_id: str | None
+    rerun_of: str | None
+    # The index in `steps` of the step that decided the outcome (see deciding_step).
+    deciding_step: int | None
+
+    @classmethod
+    def of(cls, run: Run) -> RunView:
+        # The text a run holds is the world's (targets, file names, output): served as the
+        # store writes it, NUL as U+FFFD and a lone surrogate of the message as its byte.
+        return cls(
+            id=text(run.id),
+            rule=text(run.rule),
+            event_id=text(run.event_id),
+            target=text(run.target),
+            fingerprint=text(run.fingerprint),
+            actions=run.actions,
+            queue=text(run.queue),
+            dry_run=run.dry_run,
+            state=run.state,
+            message=text(escape_surrogates(run.message)),
+            steps=[StepView.model_validate(step) for step in run.steps],
+            created_at=run.created_at,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            incident_id=run.incident_id or None,
+            rerun_of=run.rerun_of or None,
+            deciding_step=deciding_step(run),
+        )
+
+
+def deciding_step(run: Run) -> int | None:
+    """The index in `run.steps` of the step that decided the outcome: the first failed main
+    step, else the last main step (on_failure steps only react, they never decide)."""
+    main = [i for i, step in enumerate(run.steps) if not step.on_failure]
+    failed = next((i for i in main if run.steps[i].state in _FAILED), None)
+    if failed is not None:
+        return failed
+    return main[-1] if main else None
+
+
+class IncidentView(View):
+    """An incident in a listing: its member alerts are counted in `events`, not listed."""
+
+    key: str
+    title: str
+    opened_at: Number
+    source: str
+    severity: str
+    status: IncidentStatus
+    updated_at: Number
+    mitigated_at: Number | None
+    resolved_at: Number | None
+    events: int
+    flaps: int
+    flapping: bool
+    id: str
+
+
+class AlertView(View):
+    fingerprint: str
+    status: str
+    first_seen: Number
+    last_seen: Number
+    events: int
+
+
+class TimelineView(View):
+    time: Number
+    kind: str
+    message: str
+    ref: str
+
+
+class IncidentDetailView(IncidentView):
+    """An incident with its member alerts (and their times) and its timeline in order."""
+
+    alerts: list[AlertView]
+    timeline: list[TimelineView]
+
+    @classmethod
+    def of(
+        cls,
+        incident: Incident,
+        alerts: Sequence[IncidentAlert],
+        timeline: Sequence[TimelineEntry],
+    ) -> IncidentDetailView:
+        summary = dict(IncidentView.model_validate(incident))
+        return cls.model_validate({**summary, "alerts": alerts, "timeline": timeline})
+
+
+class TokenView(View):
+    id: str
+    name: str
+    scopes: list[str]
+    created_at: Number
+    revoked_at: Number | None
+
+
+class NewTokenView(TokenView):
+    """A token just created, with its secret: shown this once, never stored."""
+
+    token: str
+
+    @classmethod
+    def of(cls, record: TokenRecord, secret: str) -> NewTokenView:
+        return cls.model_validate({**dict(TokenView.model_validate(record)), "token": secret})
+
+
+class RevokedView(View):
+    revoked: str
+    id: str
+
+
+class RuleView(View):
+    name: str
+    description: str
+    file: str
+    line: int
+    actions: list[str]
+    queue: str
+    dry_run: bool | None
+
+
+class RulesView(View):
+    """The rules in force and the problems of the last reload (empty when it was accepted)."""
+
+    rules: list[RuleView]
+    errors: list[str]
+
+
+class ReloadedView(View):
+    """How many rules are in force after a reload."""
+
+    rules: int
