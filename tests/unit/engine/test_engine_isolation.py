@@ -10,9 +10,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from opsmedic.engine import journal as journal_module
 from opsmedic.clock import SystemClock
 from opsmedic.config.schema import Config
+from opsmedic.engine import journal as journal_module
 from opsmedic.engine.journal import Journal
 from opsmedic.engine.loop import Accepted, Engine
 from opsmedic.errors import NotFoundError, StoreError, StoreRefused
