@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from opsmedic.actions.output import OutputBuffer
 from opsmedic.clock import Clock
 from opsmedic.errors import RetryableError
+from opsmedic.transport.output import OutputBuffer
 
 # RFC 9110 §9.2.2: repeating these has the effect of sending once, so a request that may
 # have reached the server can still be retried. POST and PATCH cannot.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from opsmedic.actions.output import Captured, OutputBuffer, excerpt
+from opsmedic.transport.output import Captured, OutputBuffer, excerpt
 
 
 def test_it_keeps_everything_under_the_limit() -> None:
