@@ -1,4 +1,4 @@
-"""Running one argv on a configured SSH host with asyncssh; host keys are always checked."""
+"""SSH with asyncssh: connections whose host keys are always checked, and one argv run remotely."""
 
 from __future__ import annotations
 
