@@ -1,7 +1,8 @@
-"""Clocks: the engine and probes take one, so tests can move time instead of sleeping."""
+"""Clocks passed in (tests move time instead of sleeping) and the jittered delay between checks."""
 
 from __future__ import annotations
 
+import random
 import time
 from typing import Protocol
 
@@ -40,3 +41,12 @@ class ManualClock:
     def advance(self, seconds: float) -> None:
         self._now += seconds
         self._mono += seconds
+
+
+def next_delay(interval: float, jitter: float, rng: random.Random) -> float:
+    """Seconds from one check's or poll's start to the next: interval plus U[0, jitter * interval].
+
+    Jitter spreads probes and pollers that share an interval so they do not hit targets in
+    lockstep.
+    """
+    return interval + rng.uniform(0.0, jitter * interval)

@@ -16,7 +16,6 @@ from typing import Any
 import asyncssh
 import pytest
 
-from opsmedic.actions.ssh import HostRefused
 from opsmedic.archive.sftp import (
     READ_CHUNK,
     SFTPDestination,
@@ -25,6 +24,7 @@ from opsmedic.archive.sftp import (
 )
 from opsmedic.config.schema import Config
 from opsmedic.errors import ActionError, RetryableError
+from opsmedic.transport.ssh import HostRefused
 from services import SSHServer, free_port
 
 

@@ -8,9 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from opsmedic.actions.output import OutputBuffer
 from opsmedic.clock import Clock
 from opsmedic.errors import RetryableError
+from opsmedic.transport.http import http_client
+from opsmedic.transport.output import OutputBuffer
 
 # RFC 9110 §9.2.2: repeating these has the effect of sending once, so a request that may
 # have reached the server can still be retried. POST and PATCH cannot.
@@ -69,7 +70,7 @@ async def exchange(
         # httpx's timeout bounds each phase; the outer one bounds the whole exchange.
         async with (
             asyncio.timeout(time_limit),
-            httpx.AsyncClient(timeout=time_limit, verify=verify_tls) as client,
+            http_client(verify_tls=verify_tls, timeout=time_limit) as client,
         ):
             request = client.build_request(
                 method, url, headers=dict(headers or {}), json=json_body, content=content

@@ -9,9 +9,6 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from opsmedic.actions.local import run_local
-from opsmedic.actions.output import Captured
-from opsmedic.actions.ssh import run_remote
 from opsmedic.config.located import unknown_name
 from opsmedic.config.refs import ConfigRef
 from opsmedic.config.types import PositiveDuration
@@ -21,6 +18,9 @@ from opsmedic.paths import TemplatedPath
 from opsmedic.plugins import ActionContext, ActionSpec
 from opsmedic.shell_template import check_shell_template
 from opsmedic.templating import Rendered, is_template
+from opsmedic.transport.output import Captured
+from opsmedic.transport.process import run_local
+from opsmedic.transport.ssh import run_remote
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Variables a shell, the dynamic loader or an interpreter reads as code, or as where to find
@@ -137,7 +137,7 @@ async def run(params: Params, ctx: ActionContext) -> Outcome:
                 cwd=str(ctx.config.base_dir / params.cwd) if params.cwd is not None else None,
                 stdin=stdin,
                 time_limit=timeout,
-                output_limit=limit,
+                captured=Captured.bounded(limit),
             )
         except OSError as exc:
             reason = exc.strerror or str(exc)

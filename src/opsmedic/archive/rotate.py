@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from opsmedic.archive.local import fsync_dir
 from opsmedic.archive.openfiles import scan_open
 from opsmedic.config.types import PositiveDuration
-from opsmedic.process_group import kill_group
+from opsmedic.transport.process import kill_group
 
 _COPY_CHUNK = 1 << 20
 _OUTPUT_TAIL = 300  # characters of a failed reopen command's output kept in its message

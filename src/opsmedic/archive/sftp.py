@@ -16,9 +16,9 @@ from urllib.parse import unquote, urlsplit
 
 import asyncssh
 
-from opsmedic.actions.ssh import connect
 from opsmedic.config.schema import Config, SSHHost
 from opsmedic.errors import ActionError
+from opsmedic.transport.ssh import connect
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer, WriteableBuffer

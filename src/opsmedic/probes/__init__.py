@@ -10,7 +10,7 @@ from opsmedic.probes.disk import DISK_PROBE
 from opsmedic.probes.dns import DNS_PROBE
 from opsmedic.probes.http import HTTP_PROBE
 from opsmedic.probes.process import PROCESS_PROBE
-from opsmedic.probes.runner import ProbeRunner, next_delay, validate_probe_params
+from opsmedic.probes.runner import ProbeRunner, validate_probe_params
 from opsmedic.probes.tls_cert import TLS_CERT_PROBE
 
 BUILTIN_PROBES: tuple[ProbeSpec[Any], ...] = (
@@ -22,4 +22,4 @@ BUILTIN_PROBES: tuple[ProbeSpec[Any], ...] = (
     TLS_CERT_PROBE,
 )
 
-__all__ = ["BUILTIN_PROBES", "ProbeRunner", "next_delay", "validate_probe_params"]
+__all__ = ["BUILTIN_PROBES", "ProbeRunner", "validate_probe_params"]

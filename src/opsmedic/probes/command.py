@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 import os
 import re
@@ -15,13 +14,11 @@ from pydantic import Field, field_validator
 from opsmedic.config.types import Strict
 from opsmedic.model import Observation
 from opsmedic.plugins import ProbeContext, ProbeSpec
-from opsmedic.process_group import kill_group, spawn_group
+from opsmedic.transport.output import Captured, OutputBuffer
+from opsmedic.transport.process import run_local
 
 STDOUT_LIMIT = 4096  # bytes of stdout kept: the value, not a log
 STDERR_LIMIT = 1024  # bytes of stderr kept for the event's details
-# After SIGKILL a process is gone at once unless the kernel holds it (D state); do not let
-# such a process hold the probe's schedule hostage.
-REAP_TIMEOUT = 5.0
 
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 
@@ -57,19 +54,23 @@ def parse_stdout(raw: bytes, truncated: bool) -> float | str:
 async def check_command(params: CommandParams, ctx: ProbeContext) -> list[Observation]:
     """Run argv once; the value is its stdout (number or text) or its exit code."""
     cwd = ctx.config.base_dir / params.cwd if params.cwd is not None else None
-    env = {**os.environ, **params.env} if params.env else None
+    # Only the start of each stream is kept: stdout is the value, stderr the reason. The rest
+    # is read and dropped, so a chatty command neither fills memory nor blocks on a full pipe.
+    captured = Captured(
+        stdout=OutputBuffer(STDOUT_LIMIT, keep_tail=False),
+        stderr=OutputBuffer(STDERR_LIMIT, keep_tail=False),
+    )
     try:
-        start = asyncio.create_subprocess_exec(
-            *params.argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            cwd=cwd,
-            env=env,
-            # Its own process group, so a timeout can kill whatever the command spawned too.
-            start_new_session=True,
+        # No time limit of its own: the runner's timeout cancels the check, and a cancelled
+        # run kills the command's whole process group.
+        await run_local(
+            params.argv,
+            env={**os.environ, **params.env},
+            cwd=str(cwd) if cwd is not None else None,
+            stdin=None,
+            time_limit=None,
+            captured=captured,
         )
-        proc = await spawn_group(start, lambda p: p.pid, lambda p: p.wait())
     except OSError as exc:
         return [
             Observation(
@@ -80,27 +81,12 @@ async def check_command(params: CommandParams, ctx: ProbeContext) -> list[Observ
                 details={"argv": params.argv, "error": str(exc)},
             )
         ]
-    finished = False
-    try:
-        assert proc.stdout is not None
-        assert proc.stderr is not None
-        (out, out_cut), (err, _), code = await asyncio.gather(
-            _read_capped(proc.stdout, STDOUT_LIMIT),
-            _read_capped(proc.stderr, STDERR_LIMIT),
-            proc.wait(),
-        )
-        finished = True
-    finally:
-        # Cancelled (the runner's timeout) or failed mid-read: the command, or a child of
-        # it still holding our pipes, is left over — kill the whole group.
-        if not finished:
-            await _kill_group(proc, ctx)
-    return [_observation(params, code, out, out_cut, err)]
+    return [_observation(params, captured)]
 
 
-def _observation(
-    params: CommandParams, code: int, out: bytes, out_cut: bool, err: bytes
-) -> Observation:
+def _observation(params: CommandParams, captured: Captured) -> Observation:
+    code = _returncode(captured)
+    out, out_cut, err = captured.stdout.kept(), captured.stdout.cut > 0, captured.stderr.kept()
     ok = code in params.ok_exit_codes
     stderr = err.decode("utf-8", errors="replace").strip()
     value: float | str = float(code) if params.value == "exit_code" else parse_stdout(out, out_cut)
@@ -112,7 +98,7 @@ def _observation(
     if out_cut:
         details["stdout_truncated"] = True
 
-    how = f"killed by {_signal_name(-code)}" if code < 0 else f"exit {code}"
+    how = f"killed by {captured.signal}" if captured.signal else f"exit {code}"
     if ok:
         message = how
     else:
@@ -125,33 +111,12 @@ def _observation(
     )
 
 
-async def _read_capped(stream: asyncio.StreamReader, limit: int) -> tuple[bytes, bool]:
-    # Keep the first `limit` bytes and drain the rest: a chatty command must neither fill
-    # our memory nor block on a full pipe.
-    kept = bytearray()
-    truncated = False
-    while chunk := await stream.read(65536):
-        room = limit - len(kept)
-        kept += chunk[:room]
-        truncated = truncated or len(chunk) > room
-    return bytes(kept), truncated
-
-
-async def _kill_group(proc: asyncio.subprocess.Process, ctx: ProbeContext) -> None:
-    # The group may be gone already; the process may still need reaping below.
-    kill_group(proc.pid, signal.SIGKILL)
-    try:
-        async with asyncio.timeout(REAP_TIMEOUT):
-            await proc.wait()
-    except TimeoutError:
-        ctx.log.error("probe_command_unreaped", pid=proc.pid)
-
-
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
+def _returncode(captured: Captured) -> int:
+    """The exit code, or minus the number of the signal that killed the command."""
+    if captured.signal is not None:
+        return -signal.Signals[captured.signal].value
+    assert captured.exit_code is not None  # no time limit, so the command ran to its end
+    return captured.exit_code
 
 
 COMMAND_PROBE: ProbeSpec[CommandParams] = ProbeSpec(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -11,10 +10,9 @@ from pydantic import Field, field_validator
 from opsmedic.config.types import Duration, HttpMethod, Strict
 from opsmedic.model import Observation
 from opsmedic.plugins import ProbeContext, ProbeSpec
+from opsmedic.transport.http import http_client
 
 if TYPE_CHECKING:
-    import ssl
-
     import httpx
 
 # Enough body for any health page or JSON status document; a probe must not buffer a
@@ -73,8 +71,8 @@ async def check_http(params: HttpParams, ctx: ProbeContext) -> list[Observation]
 
     # The runner owns the deadline (it cancels us); httpx's own limit sits just past it, a
     # backstop for callers without a runner that never races the runner's report.
-    async with httpx.AsyncClient(
-        verify=_ssl_context(params.verify_tls),
+    async with http_client(
+        verify_tls=params.verify_tls,
         follow_redirects=params.follow_redirects,
         timeout=ctx.timeout + 1.0,
     ) as client:
@@ -117,21 +115,6 @@ async def check_http(params: HttpParams, ctx: ProbeContext) -> list[Observation]
             details=details,
         )
     ]
-
-
-@functools.cache
-def _ssl_context(verify: bool) -> ssl.SSLContext:
-    """One TLS context per verify setting, shared by every check of every http probe.
-
-    A client given `verify=True` builds a fresh context and loads certifi's CA bundle into it:
-    ≈32 ms of CPU per check, even for http:// URLs, about half of an idle `opsmedic run`'s
-    CPU. A context holds no per-connection state, so sharing one is safe. Built as httpx
-    would (certifi, or SSL_CERT_FILE / SSL_CERT_DIR), once per process: a CA bundle changed
-    on disk is read at the next start.
-    """
-    import httpx
-
-    return httpx.create_ssl_context(verify=verify)
 
 
 async def _read_capped(resp: httpx.Response) -> bytes:

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from opsmedic.clock import Clock
+from opsmedic.clock import Clock, next_delay
 from opsmedic.config.schema import Config, ProbeConfig
 from opsmedic.errors import ConfigError, PluginError, Problem
 from opsmedic.model import Event, Observation, Status, fingerprint_of
@@ -50,14 +50,6 @@ def _describe(err: Any, model: type[BaseModel]) -> tuple[str, str]:
         return loc, f"unknown key{hint}; known: {', '.join(model.model_fields)}"
     msg = str(err["msg"]).removeprefix("Value error, ")
     return loc, msg
-
-
-def next_delay(interval: float, jitter: float, rng: random.Random) -> float:
-    """Seconds from one check's start to the next: interval plus U[0, jitter * interval].
-
-    Jitter spreads probes that share an interval so they do not hit targets in lockstep.
-    """
-    return interval + rng.uniform(0.0, jitter * interval)
 
 
 def default_resource(config: ProbeConfig, params: BaseModel) -> str:

@@ -16,12 +16,11 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from opsmedic.clock import Clock
+from opsmedic.clock import Clock, next_delay
 from opsmedic.config.poller import CursorConfig, PathParts, PollerConfig, parse_path
 from opsmedic.model import Emit, Event
-from opsmedic.probes.http import _ssl_context
-from opsmedic.probes.runner import next_delay
 from opsmedic.sources.events import EventIn
+from opsmedic.transport.http import http_client
 
 # A feed is a page of alerts, not a download; a body this large means a wrong URL or a
 # feed without paging, and buffering more would only cost memory.
@@ -388,9 +387,7 @@ class Poller:
             async with (
                 asyncio.timeout(cfg.timeout),
                 # httpx's own limit sits past ours: a backstop, never the one that reports.
-                httpx.AsyncClient(
-                    verify=_ssl_context(cfg.verify_tls), timeout=cfg.timeout + 1.0
-                ) as client,
+                http_client(verify_tls=cfg.verify_tls, timeout=cfg.timeout + 1.0) as client,
                 client.stream("GET", url, headers=headers) as response,
             ):
                 if not 200 <= response.status_code <= 299:

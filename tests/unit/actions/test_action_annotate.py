@@ -13,7 +13,6 @@ from pydantic import ValidationError
 
 from opsmedic.actions import annotate
 from opsmedic.actions.http_exchange import Reply
-from opsmedic.actions.output import OutputBuffer
 from opsmedic.clock import SystemClock
 from opsmedic.config.annotate import AnnotateConfig
 from opsmedic.config.schema import Config
@@ -22,6 +21,7 @@ from opsmedic.errors import ConfigError
 from opsmedic.model import Event, Run, RunState
 from opsmedic.plugins import build_registry
 from opsmedic.rules.loader import load_rules
+from opsmedic.transport.output import OutputBuffer
 
 
 def _error(model: Any, raw: dict[str, Any]) -> str:

@@ -18,12 +18,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from injections import INJECTIONS
-from opsmedic.actions import local, run_command
+from opsmedic.actions import run_command
 from opsmedic.clock import SystemClock
 from opsmedic.config.schema import Config
 from opsmedic.model import Event, Outcome
 from opsmedic.plugins import ActionContext
 from opsmedic.templating import Templates, template_context
+from opsmedic.transport import process
 from processes import all_gone, pids_in
 
 MakeCtx = Callable[..., ActionContext]  # the make_ctx fixture of conftest.py
@@ -202,7 +203,7 @@ async def test_a_leftover_daemon_holding_the_pipes_does_not_block(
     make_ctx: MakeCtx, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A command that exits leaving a child on its stdout returns; output is marked short."""
-    monkeypatch.setattr(local, "DRAIN_GRACE", 0.2)
+    monkeypatch.setattr(process, "DRAIN_GRACE", 0.2)
     pidfile = tmp_path / "pid"
     outcome = await run(
         make_ctx(), argv=["sh", "-c", f"echo started; sleep 100 & echo $! > {pidfile}"]

@@ -18,7 +18,7 @@ from opsmedic.config.schema import Config, ProbeConfig
 from opsmedic.errors import ConfigError
 from opsmedic.model import Event, Observation, Status
 from opsmedic.plugins import ProbeContext, ProbeSpec, Registry
-from opsmedic.probes import BUILTIN_PROBES, ProbeRunner, next_delay, validate_probe_params
+from opsmedic.probes import BUILTIN_PROBES, ProbeRunner, validate_probe_params
 
 
 class TargetParams(BaseModel):
@@ -239,27 +239,6 @@ async def test_run_returns_when_no_probe_is_configured() -> None:
     r = ProbeRunner([], Registry(), Config(), ManualClock(), emit, structlog.get_logger())
     await asyncio.wait_for(r.run(), timeout=5)
     assert await r.run_once() == []
-
-
-def test_next_delay_stays_within_jitter_bounds() -> None:
-    rng = random.Random(1234)
-    delays = [next_delay(30.0, 0.2, rng) for _ in range(2000)]
-    assert all(30.0 <= d <= 36.0 for d in delays)
-    # The jitter is actually used, across most of its range.
-    assert min(delays) < 30.5
-    assert max(delays) > 35.5
-
-
-def test_next_delay_without_jitter_is_the_interval() -> None:
-    rng = random.Random(1)
-    assert {next_delay(10.0, 0.0, rng) for _ in range(10)} == {10.0}
-
-
-def test_next_delay_is_reproducible_with_a_seeded_rng() -> None:
-    first = [next_delay(5.0, 1.0, random.Random(7)) for _ in range(3)]
-    second = [next_delay(5.0, 1.0, random.Random(7)) for _ in range(3)]
-    assert first == second
-    assert all(5.0 <= d <= 10.0 for d in first)
 
 
 def problems_of(configs: list[dict[str, Any]]) -> list[tuple[str, str]]:

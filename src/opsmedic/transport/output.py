@@ -9,14 +9,16 @@ class OutputBuffer:
     """Keeps the first and last `limit // 2` bytes of a stream and counts everything.
 
     Memory stays bounded however much a command prints; the head usually holds the cause
-    of an error and the tail the final state, so those are the parts worth keeping.
+    of an error and the tail the final state, so those are the parts worth keeping. A value
+    read from the output (a probe's reading) wants its start only: `keep_tail=False` keeps
+    the first `limit` bytes.
     """
 
     __slots__ = ("_head", "_head_limit", "_tail", "_tail_limit", "total")
 
-    def __init__(self, limit: int) -> None:
-        self._head_limit = limit - limit // 2
-        self._tail_limit = limit // 2
+    def __init__(self, limit: int, *, keep_tail: bool = True) -> None:
+        self._tail_limit = limit // 2 if keep_tail else 0
+        self._head_limit = limit - self._tail_limit
         self._head = bytearray()
         self._tail = bytearray()
         self.total = 0
@@ -37,11 +39,15 @@ class OutputBuffer:
         """How many bytes from the middle were dropped."""
         return self.total - len(self._head) - len(self._tail)
 
+    def kept(self) -> bytes:
+        """The kept bytes, head then tail, with no marker where the middle was cut."""
+        return bytes(self._head + self._tail)
+
     def text(self) -> str:
         """The kept bytes decoded leniently, with a marker where the middle was cut."""
         head = self._head.decode(errors="replace")
         if not self.cut:
-            return (self._head + self._tail).decode(errors="replace")
+            return self.kept().decode(errors="replace")
         return f"{head}…[{self.cut} bytes cut]…{self._tail.decode(errors='replace')}"
 
 
@@ -63,6 +69,11 @@ class Captured:
     timed_out: bool = False
     # True when descendants kept the pipes open after the command ended: output may be short.
     incomplete: bool = False
+
+    @classmethod
+    def bounded(cls, limit: int) -> Captured:
+        """Empty capture keeping head and tail, up to `limit` bytes per stream."""
+        return cls(stdout=OutputBuffer(limit), stderr=OutputBuffer(limit))
 
     def labelled(self) -> str:
         """stdout and stderr, each under a label, empty streams left out."""

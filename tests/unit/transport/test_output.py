@@ -1,8 +1,8 @@
-"""Tests of the bounded output capture shared by run_command and http_request."""
+"""Tests of the bounded output capture shared by run_command, the command probe and http_request."""
 
 from __future__ import annotations
 
-from opsmedic.actions.output import Captured, OutputBuffer, excerpt
+from opsmedic.transport.output import Captured, OutputBuffer, excerpt
 
 
 def test_it_keeps_everything_under_the_limit() -> None:
@@ -28,6 +28,22 @@ def test_it_keeps_head_and_tail_and_says_how_much_was_cut() -> None:
 def test_it_cuts_one_large_chunk_like_many_small_ones() -> None:
     """A single feed splits across head and tail the same way."""
     assert excerpt(b"x" * 5 + b"-" * 1000 + b"y" * 5, 10) == "xxxxx…[1000 bytes cut]…yyyyy"
+
+
+def test_without_tail_it_keeps_the_first_limit_bytes() -> None:
+    """A value read from the output keeps its start whole; the rest is only counted."""
+    buffer = OutputBuffer(8, keep_tail=False)
+    for chunk in (b"12345", b"67890", b"abc"):
+        buffer.feed(chunk)
+    assert buffer.kept() == b"12345678"
+    assert (buffer.total, buffer.cut) == (13, 5)
+
+
+def test_kept_bytes_join_head_and_tail_without_a_marker() -> None:
+    buffer = OutputBuffer(4)
+    buffer.feed(b"abcdef")
+    assert buffer.kept() == b"abef"
+    assert buffer.text() == "ab…[2 bytes cut]…ef"
 
 
 def test_it_decodes_invalid_utf8_leniently() -> None:

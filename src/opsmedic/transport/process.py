@@ -1,21 +1,26 @@
-"""Running one argv on this host in its own process group, bounded in time and output."""
+"""Local processes: one argv run in its own process group, bounded in time and output."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import TypeVar
 
-from opsmedic.actions.output import Captured, OutputBuffer
-from opsmedic.process_group import kill_group, spawn_group
+from opsmedic.transport.output import Captured
 
 # Seconds between SIGTERM and SIGKILL for a timed-out command's process group.
 KILL_GRACE = 2.0
 # Seconds to wait for the pipes to close once the command itself has ended: a daemon it
 # started may hold them open forever, and the step must not wait for it.
 DRAIN_GRACE = 2.0
+# Seconds to wait for a killed leader to be reaped after a cancelled spawn.
+REAP_TIMEOUT_S = 5.0
+
+T = TypeVar("T")
 
 
 class _Collector(asyncio.SubprocessProtocol):
@@ -51,16 +56,18 @@ async def run_local(
     env: Mapping[str, str],
     cwd: str | None,
     stdin: bytes | None,
-    time_limit: float,
-    output_limit: int,
+    time_limit: float | None,
+    captured: Captured,
 ) -> Captured:
-    """Run `argv` without a shell; after `time_limit` kill its process group (TERM, then KILL).
+    """Run `argv` without a shell into `captured`, returned filled; kill its group at `time_limit`.
 
     The limit is handled here rather than by the caller's asyncio.timeout so that a timeout
-    still returns the captured output and the group gets its grace period.
+    still returns the captured output and the group gets its grace period (TERM, then KILL).
+    With `time_limit` None the caller bounds the run by cancelling it (the group is then
+    killed at once), and the output is read to its end however long descendants hold the
+    pipes: nothing here would otherwise stop the wait, so no drain grace is needed.
     Raises OSError when the program cannot be started (not found, not executable, bad cwd).
     """
-    captured = Captured(stdout=OutputBuffer(output_limit), stderr=OutputBuffer(output_limit))
     loop = asyncio.get_running_loop()
     transport, collector = await spawn_group(
         loop.subprocess_exec(
@@ -89,7 +96,8 @@ async def run_local(
         if not collector.exited.done():
             captured.timed_out = True
             await _terminate_group(pgid, collector.exited)
-        await asyncio.wait([collector.drained], timeout=DRAIN_GRACE)
+        drain_grace = DRAIN_GRACE if time_limit is not None else None
+        await asyncio.wait([collector.drained], timeout=drain_grace)
         captured.incomplete = not collector.drained.done()
     except asyncio.CancelledError:
         # The engine's own deadline fired: no grace period, but never leave the group behind.
@@ -124,3 +132,33 @@ async def _terminate_group(pgid: int, exited: asyncio.Future[None]) -> None:
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(PermissionError):
         kill_group(pgid, sig)
+
+
+async def spawn_group(
+    start: Awaitable[T],
+    leader_pid: Callable[[T], int],
+    reap: Callable[[T], Awaitable[object]],
+) -> T:
+    """Await `start` (which spawns a session leader) without losing the group to a cancel.
+
+    asyncio's subprocess creation forks first and then awaits its pipes: a cancellation in
+    between closes the transport, which kills the direct child only, and its children live
+    on. Shielded, the spawn completes; on cancellation the whole group is then killed and
+    the leader reaped (`reap`), before the cancellation goes on.
+    """
+    task = asyncio.ensure_future(start)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            started = await task
+            kill_group(leader_pid(started), signal.SIGKILL)
+            async with asyncio.timeout(REAP_TIMEOUT_S):
+                await reap(started)
+        raise
+
+
+def kill_group(pgid: int, sig: signal.Signals) -> None:
+    """Signal a process group that may already be gone."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, sig)

@@ -1,4 +1,4 @@
-"""Running one argv on a configured SSH host with asyncssh; host keys are always checked."""
+"""SSH with asyncssh: connections whose host keys are always checked, and one argv run remotely."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from opsmedic.actions.local import DRAIN_GRACE, KILL_GRACE
-from opsmedic.actions.output import Captured, OutputBuffer
 from opsmedic.config.schema import SSHHost
 from opsmedic.config.types import credential_path
 from opsmedic.errors import ActionError, RetryableError
+from opsmedic.transport.output import Captured, OutputBuffer
+from opsmedic.transport.process import DRAIN_GRACE, KILL_GRACE
 
 if TYPE_CHECKING:
     import asyncssh
@@ -154,7 +154,7 @@ async def _supervise(
 ) -> Captured:
     import asyncssh
 
-    captured = Captured(stdout=OutputBuffer(output_limit), stderr=OutputBuffer(output_limit))
+    captured = Captured.bounded(output_limit)
     pid: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
     readers = [
         asyncio.create_task(_pump_stdout(proc.stdout, captured.stdout, pid)),

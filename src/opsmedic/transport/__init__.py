@@ -1,0 +1,1 @@
+"""Shared plumbing for plugins and machinery: local processes, SSH, one HTTP client factory."""
