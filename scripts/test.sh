@@ -56,6 +56,7 @@ check() {
 check "ruff check" "$VENV/bin/ruff" check .
 check "ruff format --check" "$VENV/bin/ruff" format --check .
 check "mypy" "$VENV/bin/mypy"
+check "lint-imports" "$VENV/bin/lint-imports" --no-logo # the import direction (pyproject.toml)
 check "pytest" "$VENV/bin/python" -m pytest "$@"
 
 section "summary"
