@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 
 from opsmedic import __version__
 from opsmedic.api import ingest, operate, read
@@ -47,11 +49,14 @@ def _fastapi_app(rt: Runtime, metrics: Metrics) -> FastAPI:
     state.engine, state.clock = rt.engine, rt.clock
     state.max_body, state.json_limits = rt.config.api.max_body, rt.config.api.limits
     state.auth = Authenticator(rt.store, allow_query_token=rt.config.api.allow_query_token)
-    # Read once at start: a secret file that cannot be read is a start-up error, not a 500.
-    state.pagerduty_secrets = [
-        s.reveal().encode() for s in rt.config.webhooks.pagerduty_signing_secrets
-    ]
-    for router in (ingest.router, read.router, operate.operate, operate.admin):
+    # Each webhook with its settings, read once at start: a secret file that cannot be read
+    # is a start-up error, not a 500.
+    state.webhooks = {
+        name: (spec, _read_once(rt.settings[spec.settings.key]) if spec.settings else None)
+        for name, spec in rt.registry.webhooks.items()
+    }
+    webhooks = ingest.webhook_router(rt.registry.webhooks.values())
+    for router in (ingest.router, webhooks, read.router, operate.operate, operate.admin):
         app.include_router(router)
     app.add_api_route("/healthz", _healthz, methods=["GET"], tags=["health"],
                       summary="Alive: the process answers")  # fmt: skip
@@ -65,6 +70,15 @@ def _fastapi_app(rt: Runtime, metrics: Metrics) -> FastAPI:
     app.add_exception_handler(StoreError, _store_down)
     app.add_exception_handler(StoreRefused, _refused)  # the more specific: it wins
     return app
+
+
+def _read_once(settings: BaseModel) -> BaseModel:
+    """`settings` with its cached properties computed (PagerDuty's signing keys): what they
+    read is read now, once."""
+    for name, attr in vars(type(settings)).items():
+        if isinstance(attr, cached_property):
+            getattr(settings, name)
+    return settings
 
 
 async def _healthz() -> dict[str, str]:

@@ -10,15 +10,15 @@ from pathlib import Path
 import orjson
 import pytest
 
-from opsmedic.engine import journal as journal_module
 from opsmedic.clock import SystemClock
 from opsmedic.config.schema import Config
+from opsmedic.engine import journal as journal_module
 from opsmedic.engine.journal import Journal
 from opsmedic.engine.loop import Accepted, Engine
 from opsmedic.errors import NotFoundError, StoreError, StoreRefused
 from opsmedic.model import Event, RunState
-from opsmedic.plugins import build_registry
 from opsmedic.rules.loader import load_rules
+from opsmedic.runtime import build_registry
 from opsmedic.store.store import Store
 
 if __package__:
