@@ -201,8 +201,9 @@ class Config(Strict):
     log: LogConfig = Field(default_factory=lambda: LogConfig())
     api: ApiConfig = Field(default_factory=lambda: ApiConfig())
     incidents: IncidentsConfig = Field(default_factory=lambda: IncidentsConfig())
-    # The PagerDuty webhook's section: claimed here so the key is known, validated by the
-    # plugin's own model (sources/webhooks/pagerduty.py Settings, runtime.webhook_settings).
+    # The PagerDuty webhook's section: only claimed here, so the key is known to every reader
+    # of the config; its own model validates it (sources/webhooks/pagerduty.py Settings, in
+    # runtime.webhook_settings) until plugin sections are claimed generically.
     webhooks: dict[str, Any] = Field(default_factory=dict)
     base_dir: Path = Field(Path("."), exclude=True, description="directory of the config file")
 
