@@ -19,8 +19,9 @@ def opsmedic_classify(rules_dir: Path, events: list[dict[str, Any]]) -> dict[str
     """In-process classification only: load_rules + RuleSet.match over every event."""
     from opsmedic.model import Event
     from opsmedic.rules.loader import load_rules
+    from opsmedic.runtime import build_registry
 
-    ruleset = load_rules(rules_dir)
+    ruleset = load_rules(rules_dir, build_registry())
     objs = [Event(**e) for e in events]  # built outside the timed loop
     matched: dict[str, int] = {}
     t0 = time.perf_counter()
@@ -120,8 +121,8 @@ async def _latency(
     config: Path, events: list[dict[str, Any]], rate: float, seconds: float
 ) -> dict[str, Any]:
     from opsmedic.model import Event, Outcome, Run
-    from opsmedic.plugins import ActionContext, build_registry
-    from opsmedic.runtime import build
+    from opsmedic.plugins import ActionContext
+    from opsmedic.runtime import build, build_registry
 
     registry = build_registry()
     noop = registry.actions["noop"]

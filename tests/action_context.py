@@ -12,8 +12,9 @@ from opsmedic.clock import SystemClock
 from opsmedic.config.schema import Config
 from opsmedic.engine.executor import Executor
 from opsmedic.model import Event, Run
-from opsmedic.plugins import ActionContext, build_registry
+from opsmedic.plugins import ActionContext
 from opsmedic.rules.loader import load_rules
+from opsmedic.runtime import build_registry
 
 
 def make_action_context(dry_run: bool = False, **config: Any) -> ActionContext:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from opsmedic.errors import ConfigError, Problem
-from opsmedic.plugins import build_registry
 from opsmedic.rules.loader import load_rules
+from opsmedic.runtime import build_registry
 
 
 def load_problem(tmp_path: Path, step: str) -> Problem:

@@ -3,6 +3,7 @@
 OpsmedicError
 ├── ConfigError          config or rule file invalid (carries Problem items: file:line:col)
 ├── PluginError          unknown plugin name, bad plugin registration
+├── WebhookRefused       a webhook request failed its source's check (a signature): 401
 ├── StoreError           store unreachable, migration failed
 │   ├── NotFoundError    no record with that id (or a short id matching several)
 │   └── StoreRefused     one request's data cannot be encoded or is refused by the database
@@ -55,6 +56,11 @@ class PluginError(OpsmedicError):
     """An unknown plugin name or a broken plugin registration."""
 
     exit_code = 2
+
+
+class WebhookRefused(OpsmedicError):
+    """A webhook request its source's `verify` refuses (a missing or wrong signature); the API
+    answers 401 with the message."""
 
 
 class StoreError(OpsmedicError):

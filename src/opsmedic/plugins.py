@@ -1,10 +1,9 @@
-"""Plugin contracts (actions, probes) and the registry of built-ins and entry points."""
+"""Plugin contracts (actions, probes, webhook sources) and the registry they are looked up in."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
@@ -13,9 +12,18 @@ from opsmedic.clock import Clock
 from opsmedic.config.located import unknown_name
 from opsmedic.config.schema import Config
 from opsmedic.errors import PluginError
-from opsmedic.model import Observation, Outcome
+from opsmedic.model import Event, Observation, Outcome
 
 P = TypeVar("P", bound=BaseModel)
+S = TypeVar("S", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class SettingsSpec(Generic[S]):
+    """A plugin's section of opsmedic.yaml: its top-level key (unchanged for users) and model."""
+
+    key: str
+    model: type[S]
 
 
 @dataclass(slots=True)
@@ -81,12 +89,26 @@ class ProbeSpec(Generic[P]):
     default_jitter: float = 0.1
 
 
+@dataclass(frozen=True, slots=True)
+class WebhookSpec(Generic[S]):
+    """A monitoring tool's alert webhook: its name (the URL's last part), a pure parser,
+    and an optional check of the request (a signature) with its settings."""
+
+    name: str
+    parse: Callable[[Any], list[Event]]
+    verify: Callable[[bytes, Mapping[str, str], S], None] | None = None  # raises WebhookRefused
+    settings: SettingsSpec[S] | None = None
+    summary: str = ""
+
+
 @dataclass(slots=True)
 class Registry:
-    """Name → spec for actions and probes; built once at start-up and passed in (no singletons)."""
+    """Name → spec for actions, probes and webhooks; built once at start-up by the runtime and
+    passed in (no singletons)."""
 
     actions: dict[str, ActionSpec[Any]] = field(default_factory=dict)
     probes: dict[str, ProbeSpec[Any]] = field(default_factory=dict)
+    webhooks: dict[str, WebhookSpec[Any]] = field(default_factory=dict)
 
     def action(self, name: str) -> ActionSpec[Any]:
         try:
@@ -100,31 +122,8 @@ class Registry:
         except KeyError:
             raise PluginError(unknown_name("probe", name, self.probes)) from None
 
-
-def build_registry(load_entry_points: bool = True) -> Registry:
-    """Built-in actions and probes, then third-party ones from entry-point groups."""
-    from opsmedic.actions import BUILTIN_ACTIONS
-    from opsmedic.probes import BUILTIN_PROBES
-
-    reg = Registry(
-        actions={spec.name: spec for spec in BUILTIN_ACTIONS},
-        probes={spec.name: spec for spec in BUILTIN_PROBES},
-    )
-    if load_entry_points:
-        for ep in entry_points(group="opsmedic.actions"):
-            reg.actions[ep.name] = _loaded(ep.load(), ActionSpec, ep.name)
-        for ep in entry_points(group="opsmedic.probes"):
-            reg.probes[ep.name] = _loaded(ep.load(), ProbeSpec, ep.name)
-    return reg
-
-
-S = TypeVar("S", ActionSpec[Any], ProbeSpec[Any])
-
-
-def _loaded(obj: object, kind: type[S], name: str) -> S:
-    """A third-party spec, checked: a wrong object fails at start-up, not at the first event."""
-    if not isinstance(obj, kind):
-        raise PluginError(f"entry point {name!r} is not an {kind.__name__}: {obj!r}")
-    if obj.name != name:
-        raise PluginError(f"entry point {name!r} loads a spec named {obj.name!r}")
-    return obj
+    def webhook(self, name: str) -> WebhookSpec[Any]:
+        try:
+            return self.webhooks[name]
+        except KeyError:
+            raise PluginError(unknown_name("webhook", name, self.webhooks)) from None

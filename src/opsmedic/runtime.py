@@ -7,25 +7,29 @@ import gc
 import os
 import signal
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from opsmedic.actions import BUILTIN_ACTIONS
 from opsmedic.clock import Clock, SystemClock
-from opsmedic.config.loader import read_config
+from opsmedic.config.loader import read_config, resolve_secret_files
 from opsmedic.config.located import Located, unknown_name, validation_problems
 from opsmedic.config.refs import ConfigNames, config_names
 from opsmedic.config.schema import Config
-from opsmedic.errors import ConfigError, Problem
+from opsmedic.errors import ConfigError, PluginError, Problem
 from opsmedic.logs import get_logger
 from opsmedic.model import Event
-from opsmedic.plugins import Registry, build_registry
+from opsmedic.plugins import ActionSpec, ProbeSpec, Registry, WebhookSpec
+from opsmedic.probes import BUILTIN_PROBES
 from opsmedic.probes.runner import ProbeRunner
 from opsmedic.rules.loader import load_rules
 from opsmedic.rules.ruleset import RuleSet
+from opsmedic.sources.webhooks import BUILTIN_WEBHOOKS
 
 if TYPE_CHECKING:
     # Imported by build(), the one function that needs them: the engine and the store bring
@@ -49,12 +53,83 @@ def find_config(explicit: Path | None) -> Path | None:
     return DEFAULT_CONFIG if DEFAULT_CONFIG.exists() else None
 
 
+def build_registry(load_entry_points: bool = True) -> Registry:
+    """Built-in actions, probes and webhooks, then third-party ones from entry-point groups."""
+    reg = Registry(
+        actions={spec.name: spec for spec in BUILTIN_ACTIONS},
+        probes={spec.name: spec for spec in BUILTIN_PROBES},
+        webhooks={spec.name: spec for spec in BUILTIN_WEBHOOKS},
+    )
+    if load_entry_points:
+        for ep in entry_points(group="opsmedic.actions"):
+            reg.actions[ep.name] = _loaded(ep.load(), ActionSpec, ep.name)
+        for ep in entry_points(group="opsmedic.probes"):
+            reg.probes[ep.name] = _loaded(ep.load(), ProbeSpec, ep.name)
+        for ep in entry_points(group="opsmedic.sources"):
+            reg.webhooks[ep.name] = _loaded(ep.load(), WebhookSpec, ep.name)
+    return reg
+
+
+Spec = TypeVar("Spec", ActionSpec[Any], ProbeSpec[Any], WebhookSpec[Any])
+
+
+def _loaded(obj: object, kind: type[Spec], name: str) -> Spec:
+    """A third-party spec, checked: a wrong object fails at start-up, not at the first event."""
+    if not isinstance(obj, kind):
+        raise PluginError(f"entry point {name!r} is not an {kind.__name__}: {obj!r}")
+    if obj.name != name:
+        raise PluginError(f"entry point {name!r} loads a spec named {obj.name!r}")
+    return obj
+
+
+def webhook_settings(
+    data: dict[str, Any], located: Located, registry: Registry
+) -> tuple[dict[str, BaseModel], list[Problem]]:
+    """The webhooks' sections of the raw config (PagerDuty's `webhooks:`), each validated by
+    its own model, keyed by section; secret files are not yet placed beside the config."""
+    found: dict[str, BaseModel] = {}
+    problems: list[Problem] = []
+    for spec in registry.webhooks.values():
+        if spec.settings is None or spec.settings.key in found:
+            continue  # several webhooks may share one section
+        key, model = spec.settings.key, spec.settings.model
+        section = data.get(key, {})
+        if not isinstance(section, dict):
+            continue  # the schema's validation names this one
+        try:
+            found[key] = model.model_validate(section)
+        except ValidationError as exc:
+            problems += validation_problems(exc, located, model, (key,))
+    return found, problems
+
+
+def load_with_settings(
+    path: Path | None, registry: Registry, environ: Mapping[str, str] | None = None
+) -> tuple[Config, Located, dict[str, BaseModel]]:
+    """load_config, and the webhooks' sections validated by their models; ConfigError with
+    every problem of both."""
+    read = read_config(path, environ)
+    settings, problems = webhook_settings(read.data, read.located, registry)
+    if read.problems or problems or read.config is None:
+        raise ConfigError(read.problems + problems)
+    return read.config, read.located, _placed(settings, read.base)
+
+
+def _placed(settings: dict[str, BaseModel], base: Path) -> dict[str, BaseModel]:
+    """Secret files in plugin sections too are relative to the config file."""
+    for section in settings.values():
+        resolve_secret_files(section, base)
+    return settings
+
+
 def check_config(data: dict[str, Any], located: Located, registry: Registry) -> list[Problem]:
-    """Checks that need the registry: probe types and params, per_action names; located.
+    """Checks that need the registry: probe types and params, per_action names, the webhooks'
+    sections; located.
 
     They read the raw config, so they run even when another section failed validation.
     """
     problems = _per_action_problems(data, located, registry)
+    problems += webhook_settings(data, located, registry)[1]
     seen: set[str] = set()
     probes = data.get("probes")
     for i, probe in enumerate(probes if isinstance(probes, list) else []):
@@ -113,6 +188,8 @@ class Runtime:
     engine: Engine
     # The names the config defines (notify targets, ssh hosts…) that rules may refer to.
     config_names: ConfigNames = field(default_factory=dict)
+    # The plugins' validated config sections, by key (the PagerDuty webhook's `webhooks`).
+    settings: dict[str, BaseModel] = field(default_factory=dict)
     rule_errors: list[Problem] = field(default_factory=list)
     # One reload at a time: a slower earlier load must not replace the rules of a later one.
     _reloading: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
@@ -158,6 +235,7 @@ def build(
     if problems or read.config is None:
         raise ConfigError(problems)
     config = read.config
+    settings = _placed(webhook_settings(read.data, read.located, registry)[0], read.base)
     if rules_path is not None:
         config.rules_dir = rules_path
     names = config_names(read.data)
@@ -169,7 +247,9 @@ def build(
     clock = clock or SystemClock()
     engine = Engine(ruleset=ruleset, registry=registry, config=config, store=store, clock=clock,
                     dry_run=dry_run)  # fmt: skip
-    return Runtime(config, config_path, registry, ruleset, clock, store, engine, names)
+    return Runtime(
+        config, config_path, registry, ruleset, clock, store, engine, names, settings=settings
+    )
 
 
 async def watch_rules(
@@ -317,8 +397,12 @@ def api_app(rt: Runtime, metrics: Metrics) -> IngestFastPath:
 
     if rt.store is None:
         raise ValueError("the API needs a store")
+    webhooks = {
+        name: (spec, rt.settings[spec.settings.key] if spec.settings else None)
+        for name, spec in rt.registry.webhooks.items()
+    }
     return create_app(engine=rt.engine, store=rt.store, clock=rt.clock, settings=rt.config.api,
-                      metrics=metrics, rules=rt, webhooks=rt.config.webhooks)  # fmt: skip
+                      metrics=metrics, rules=rt, webhooks=webhooks)  # fmt: skip
 
 
 def _url(address: tuple[str, int] | None) -> str:

@@ -23,9 +23,9 @@ from opsmedic.clock import SystemClock
 from opsmedic.config.schema import Config
 from opsmedic.engine.loop import Engine
 from opsmedic.model import Event, RunState
-from opsmedic.plugins import build_registry
 from opsmedic.rules.loader import load_rules
-from opsmedic.sources.webhooks import PARSERS, WebhookError, parse_webhook
+from opsmedic.runtime import build_registry
+from opsmedic.sources.webhooks import BUILTIN_WEBHOOKS, WebhookError
 from opsmedic.store import Store
 from opsmedic.views import EventView, RunView
 
@@ -59,6 +59,7 @@ def hostile_strings(marker: Path) -> list[str]:
 
 # ---- webhook mappers -------------------------------------------------------------------
 
+WEBHOOKS = {spec.name: spec for spec in BUILTIN_WEBHOOKS}
 SAMPLES: dict[str, Any] = {
     "alertmanager": samples.load(samples.ALERTMANAGER),
     "grafana": samples.load(samples.GRAFANA),
@@ -90,21 +91,21 @@ def _replaced(body: Any, path: tuple[Any, ...], value: Any) -> Any:
 
 
 def test_every_mapper_has_a_sample() -> None:
-    assert set(SAMPLES) == set(PARSERS)
+    assert set(SAMPLES) == set(WEBHOOKS)
 
 
 @pytest.mark.parametrize("source", sorted(SAMPLES))
 def test_a_mapper_maps_or_names_the_place_for_any_hostile_leaf(source: str, tmp_path: Path) -> None:
     """Each leaf of a real body replaced by each hostile value: Events, or a WebhookError."""
     body = SAMPLES[source]
-    assert parse_webhook(source, body), "the sample itself must map"
+    assert WEBHOOKS[source].parse(body), "the sample itself must map"
     values = [*hostile_strings(tmp_path / "marker"), *SHAPES]
     tried = 0
     for path in _leaves(body):
         for value in values:
             tried += 1
             try:
-                events: list[Any] = parse_webhook(source, _replaced(body, path, value))
+                events: list[Any] = WEBHOOKS[source].parse(_replaced(body, path, value))
             except WebhookError as exc:
                 events = [str(exc)]  # a WebhookError names the place: never empty
             assert all(isinstance(e, Event) or e.strip() for e in events), (source, path)

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from opsmedic.plugins import ActionSpec, ProbeSpec, build_registry
+from opsmedic.plugins import ActionSpec, ProbeSpec
+from opsmedic.runtime import build_registry
 
 REGISTRY = build_registry(load_entry_points=False)
 DOCS = Path(__file__).parent.parent.parent / "docs"

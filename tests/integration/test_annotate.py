@@ -17,9 +17,10 @@ from opsmedic.config.schema import Config
 from opsmedic.engine.loop import Engine
 from opsmedic.errors import RetryableError
 from opsmedic.model import Event, Outcome, Run, RunState
-from opsmedic.plugins import ActionContext, build_registry
+from opsmedic.plugins import ActionContext
 from opsmedic.rules.loader import load_rules
-from opsmedic.sources.webhooks import parse_webhook
+from opsmedic.runtime import build_registry
+from opsmedic.sources.webhooks import dynatrace as dynatrace_webhook
 from opsmedic.store import Store
 from saas_fakes import FakeDynatrace, FakeOpsgenie, FakePagerDuty, FakeWebhook, serving
 from services import free_port
@@ -446,7 +447,7 @@ async def test_a_rule_posts_status_back_to_the_dynatrace_problem(
             "ImpactedEntities": [{"type": "SERVICE", "name": "checkout",
                                   "entity": "SERVICE-F5D7459A6CD9842B"}],
             "Problem URL": "https://abc123.live.dynatrace.com/#problems", "State": "OPEN"}  # fmt: skip
-    (event,) = parse_webhook("dynatrace", body)
+    (event,) = dynatrace_webhook.parse(body)
     run = await run_rule(tmp_path, annotate_config, "dynatrace",
                          'dynatrace: {problem: "{{ event.payload.PID }}"}', event)  # fmt: skip
     assert run.state is RunState.SUCCEEDED, run.message

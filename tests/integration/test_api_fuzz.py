@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 from api_service import write_config
 from opsmedic.metrics import Metrics
 from opsmedic.runtime import api_app, build
-from opsmedic.sources.webhooks import PARSERS
+from opsmedic.sources.webhooks import BUILTIN_WEBHOOKS
 from opsmedic.tokens import Scope, digest, mint
 
-ENDPOINTS = ["/api/v1/events", *(f"/api/v1/webhooks/{s}" for s in PARSERS)]
+ENDPOINTS = ["/api/v1/events", *(f"/api/v1/webhooks/{s.name}" for s in BUILTIN_WEBHOOKS)]
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
     lambda inner: (

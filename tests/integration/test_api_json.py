@@ -9,7 +9,7 @@ from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
 from api_service import running_api
-from opsmedic.api.ingest import EVENTS_PATH, WEBHOOK_PATHS
+from opsmedic.api.ingest import EVENTS_PATH, WEBHOOKS_PREFIX
 from opsmedic.api.strict import StrictJSONRoute
 from opsmedic.metrics import Metrics
 from opsmedic.runtime import api_app
@@ -26,7 +26,8 @@ NOT_JSON = [
 async def test_every_json_route_refuses_nan_and_infinity_alike(tmp_path: Path) -> None:
     """The same answer on ingest, every webhook and the admin routes; nothing stored."""
     async with running_api(tmp_path) as api:
-        routes = [(EVENTS_PATH, "ingest"), *((p, "ingest") for p in WEBHOOK_PATHS)]
+        webhooks = [(WEBHOOKS_PREFIX + name, "ingest") for name in api.rt.registry.webhooks]
+        routes = [(EVENTS_PATH, "ingest"), *webhooks]
         routes.append(("/api/v1/tokens", "admin"))
         tokens_before = api.store.list_tokens()
         for path, scope in routes:

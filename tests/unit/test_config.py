@@ -9,6 +9,8 @@ import pytest
 from opsmedic.config.loader import load_config
 from opsmedic.config.types import Secret, parse_duration
 from opsmedic.errors import ConfigError
+from opsmedic.runtime import build_registry, load_with_settings
+from opsmedic.sources.webhooks import pagerduty
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -131,9 +133,11 @@ def test_every_relative_secret_file_is_read_beside_the_config(tmp_path: Path) ->
         "pollers: [{name: p, url: 'http://127.0.0.1:9/x', map: {kind: k},\n"
         "           secret_headers: {Authorization: {file: s}}}]\n"
     )
-    config, _ = load_config(write(tmp_path, text), environ={})
-    assert config.annotate.opsgenie is not None
-    secrets = [config.tsig_keys["k"].secret, config.webhooks.pagerduty_signing_secrets[0],
+    registry = build_registry(load_entry_points=False)
+    config, _, settings = load_with_settings(write(tmp_path, text), registry, environ={})
+    webhooks = settings["webhooks"]
+    assert config.annotate.opsgenie is not None and isinstance(webhooks, pagerduty.Settings)
+    secrets = [config.tsig_keys["k"].secret, webhooks.pagerduty_signing_secrets[0],
                config.annotate.opsgenie.api_key, config.pollers[0].secret_headers["Authorization"]]  # fmt: skip
     assert [s.reveal() for s in secrets] == ["beside"] * 4
 

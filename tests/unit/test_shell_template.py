@@ -15,8 +15,8 @@ from pydantic import ValidationError
 
 from opsmedic.actions import run_command
 from opsmedic.errors import ConfigError
-from opsmedic.plugins import build_registry
 from opsmedic.rules.loader import load_rules
+from opsmedic.runtime import build_registry
 from opsmedic.templating import Templates
 
 # bash also as /bin/sh is where it is bash (RHEL, Fedora): in POSIX mode it expands aliases.

@@ -10,10 +10,17 @@ from typing import Any
 import yaml
 
 from opsmedic.config.schema import Config
+from opsmedic.runtime import build_registry
 
 DOCS = Path(__file__).parents[2] / "docs" / "configuration.md"
 # The one key the starter sets on purpose: a probe for the starter rule to act on.
 STARTER_ADDS = {"probes"}
+# The sections plugins validate with their own models (the PagerDuty webhook's `webhooks`).
+SECTIONS = {
+    spec.settings.key: spec.settings.model
+    for spec in build_registry(load_entry_points=False).webhooks.values()
+    if spec.settings is not None
+}
 
 
 def keys() -> set[str]:
@@ -21,8 +28,12 @@ def keys() -> set[str]:
 
 
 def differences(data: dict[str, Any]) -> set[str]:
-    """Top-level keys whose value, once validated, is not the schema's default."""
+    """Top-level keys whose value, once validated (a plugin's section by its own model), is
+    not the default."""
     given, default = Config.model_validate(data).model_dump(), Config().model_dump()
+    for key, model in SECTIONS.items():
+        given[key] = model.model_validate(data.get(key, {})).model_dump()
+        default[key] = model().model_dump()
     return {key for key in keys() if given[key] != default[key]}
 
 

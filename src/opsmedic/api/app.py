@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
+from functools import cached_property
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 
 from opsmedic import __version__
 from opsmedic.api import ingest, operate, read
@@ -17,11 +20,12 @@ from opsmedic.api.fastpath import IngestFastPath
 from opsmedic.api.ingest import STORE_DOWN
 from opsmedic.api.live_rules import LiveRules
 from opsmedic.clock import Clock
-from opsmedic.config.schema import ApiConfig, WebhooksConfig
+from opsmedic.config.schema import ApiConfig
 from opsmedic.engine.loop import Engine
 from opsmedic.errors import StoreError, StoreRefused
 from opsmedic.logs import get_logger
 from opsmedic.metrics import Metrics
+from opsmedic.plugins import WebhookSpec
 from opsmedic.store.store import Store
 from opsmedic.tokens import Scope
 
@@ -41,9 +45,10 @@ def create_app(
     settings: ApiConfig,
     metrics: Metrics,
     rules: LiveRules,
-    webhooks: WebhooksConfig,
+    webhooks: Mapping[str, tuple[WebhookSpec[Any], BaseModel | None]],
 ) -> IngestFastPath:
-    """The API of one running opsmedic, ingest fast path in front."""
+    """The API of one running opsmedic, ingest fast path in front; `webhooks`: each webhook
+    source by name with its validated settings (None for a source without any)."""
     app = FastAPI(title="opsmedic", version=__version__, redoc_url=None, docs_url=None,
                   description="Events and alert webhooks in; runs, incidents and rules out. "
                   "Send `Authorization: Bearer <token>` (`opsmedic token create`).")  # fmt: skip
@@ -52,9 +57,14 @@ def create_app(
     state.engine, state.clock = engine, clock
     state.max_body, state.json_limits = settings.max_body, settings.limits
     state.auth = Authenticator(store, allow_query_token=settings.allow_query_token)
-    # Read once at start: a secret file that cannot be read is a start-up error, not a 500.
-    state.pagerduty_secrets = [s.reveal().encode() for s in webhooks.pagerduty_signing_secrets]
-    for router in (ingest.router, read.router, operate.operate, operate.admin):
+    # Each webhook with its settings, read once at start: a secret file that cannot be read
+    # is a start-up error, not a 500.
+    state.webhooks = {
+        name: (spec, _read_once(given) if given is not None else None)
+        for name, (spec, given) in webhooks.items()
+    }
+    webhook_routes = ingest.webhook_router(spec for spec, _ in webhooks.values())
+    for router in (ingest.router, webhook_routes, read.router, operate.operate, operate.admin):
         app.include_router(router)
     app.add_api_route("/healthz", _healthz, methods=["GET"], tags=["health"],
                       summary="Alive: the process answers")  # fmt: skip
@@ -68,6 +78,15 @@ def create_app(
     app.add_exception_handler(StoreError, _store_down)
     app.add_exception_handler(StoreRefused, _refused)  # the more specific: it wins
     return IngestFastPath(app)
+
+
+def _read_once(settings: BaseModel) -> BaseModel:
+    """`settings` with its cached properties computed (PagerDuty's signing keys): what they
+    read is read now, once."""
+    for name, attr in vars(type(settings)).items():
+        if isinstance(attr, cached_property):
+            getattr(settings, name)
+    return settings
 
 
 async def _healthz() -> dict[str, str]:

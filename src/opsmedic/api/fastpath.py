@@ -16,7 +16,7 @@ from fastapi import FastAPI, HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.types import Receive, Scope, Send
 
-from opsmedic.api.ingest import EVENTS_PATH, STORE_DOWN, WEBHOOK_PATHS, accept
+from opsmedic.api.ingest import EVENTS_PATH, STORE_DOWN, WEBHOOKS_PREFIX, accept
 from opsmedic.errors import StoreError
 from opsmedic.logs import get_logger
 
@@ -28,7 +28,8 @@ class IngestFastPath:
 
     def __init__(self, app: FastAPI) -> None:
         self.app = app
-        self._routes: dict[str, str | None] = {EVENTS_PATH: None, **WEBHOOK_PATHS}
+        self._routes: dict[str, str | None] = {EVENTS_PATH: None}
+        self._routes.update((WEBHOOKS_PREFIX + name, name) for name in app.state.webhooks)
         self._log = get_logger(component="api")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

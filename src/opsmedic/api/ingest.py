@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel
 
 from opsmedic.api.body import decode_json, read_limited
-from opsmedic.errors import StoreRefused
+from opsmedic.errors import StoreRefused, WebhookRefused
 from opsmedic.model import Event
+from opsmedic.plugins import WebhookSpec
 from opsmedic.sources.events import EventIn, parse_event
-from opsmedic.sources.webhooks import PARSERS, WebhookError, parse_webhook
-from opsmedic.sources.webhooks.signature import verify_pagerduty_signature
+from opsmedic.sources.webhooks import WebhookError
 from opsmedic.tokens import Scope
 
 MAX_EVENTS = 10_000  # per request: a bigger batch is a client bug or an attack
@@ -25,7 +26,7 @@ STORE_DOWN = "the store is unavailable; nothing was accepted, retry later"
 # path (api/fastpath.py) calls it without FastAPI's dependency machinery.
 router = APIRouter(prefix="/api/v1", tags=["ingest"])
 EVENTS_PATH = "/api/v1/events"
-WEBHOOK_PATHS = {f"/api/v1/webhooks/{source}": source for source in PARSERS}
+WEBHOOKS_PREFIX = "/api/v1/webhooks/"
 
 
 class AcceptedEvent(BaseModel):
@@ -72,16 +73,21 @@ async def post_events(request: Request) -> Reply:
 async def accept(request: Request, source: str | None) -> Reply:
     """Check the token, read and map the body, commit the events: the one ingest path.
 
-    `source` names a webhook format; None is the generic event API. Raises HTTPException.
+    `source` names a webhook (a key of app.state.webhooks); None is the generic event API.
+    Raises HTTPException.
     """
     await request.app.state.auth.check(request, Scope.INGEST)
     raw = await read_limited(request, request.app.state.max_body)
     if source is None:
         return await _generic(request, raw)
-    if source == "pagerduty":
-        _check_pagerduty_signature(request, raw)
+    spec, settings = request.app.state.webhooks[source]
+    if spec.verify is not None:
+        try:
+            spec.verify(raw, request.headers, settings)
+        except WebhookRefused as exc:
+            raise HTTPException(401, str(exc)) from None
     try:
-        events = parse_webhook(source, decode_json(raw, request.app.state.json_limits))
+        events = spec.parse(decode_json(raw, request.app.state.json_limits))
     except WebhookError as exc:
         raise HTTPException(422, str(exc)) from None
     latest = time.time() + MAX_FUTURE_S
@@ -126,29 +132,24 @@ def _event(data: Any, where: str) -> Event:
     return event
 
 
-def _webhook_route(source: str) -> None:
+def webhook_router(webhooks: Iterable[WebhookSpec[Any]]) -> APIRouter:
+    """One route per webhook, at WEBHOOKS_PREFIX + its name; a name without one is a 404."""
+    webhook_routes = APIRouter(tags=["ingest"])
+    for spec in webhooks:
+        webhook_routes.add_api_route(
+            WEBHOOKS_PREFIX + spec.name, _receiver(spec.name), methods=["POST"], status_code=202,
+            response_model=IngestReply, name=f"webhook_{spec.name}",
+            summary=f"Receive {spec.name}'s webhook (see docs/webhooks.md)",
+            openapi_extra=_one_of_many({"type": "object"}),
+        )  # fmt: skip
+    return webhook_routes
+
+
+def _receiver(source: str) -> Callable[[Request], Awaitable[Reply]]:
     async def receive(request: Request) -> Reply:
         return await accept(request, source)
 
-    router.add_api_route(
-        f"/webhooks/{source}", receive, methods=["POST"], status_code=202,
-        response_model=IngestReply, name=f"webhook_{source}",
-        summary=f"Receive {source}'s webhook (see docs/webhooks.md)",
-        openapi_extra=_one_of_many({"type": "object"}),
-    )  # fmt: skip
-
-
-for _source in PARSERS:
-    _webhook_route(_source)
-
-
-def _check_pagerduty_signature(request: Request, raw: bytes) -> None:
-    secrets = request.app.state.pagerduty_secrets
-    if not secrets:
-        return
-    header = request.headers.get("x-pagerduty-signature")
-    if not verify_pagerduty_signature(raw, header, secrets):
-        raise HTTPException(401, "X-PagerDuty-Signature is missing or does not match")
+    return receive
 
 
 async def _submit(request: Request, events: list[Event]) -> Reply:

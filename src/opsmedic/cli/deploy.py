@@ -28,11 +28,9 @@ def systemd_unit(
     user: Annotated[str, typer.Option(help="the service's own user (and group)")] = "opsmedic",
 ) -> None:
     """Print a hardened systemd unit for `opsmedic run`, its grants derived from the config."""
-    from opsmedic.config.loader import load_config
     from opsmedic.deploy.systemd import systemd_unit as derive_unit
-    from opsmedic.plugins import build_registry
     from opsmedic.rules.loader import load_rules
-    from opsmedic.runtime import find_config
+    from opsmedic.runtime import build_registry, find_config, load_with_settings
 
     if exec_path is not None and not exec_path.is_absolute():
         # systemd refuses an ExecStart= program given by a relative path.
@@ -51,10 +49,11 @@ def systemd_unit(
         raise typer.BadParameter(
             "no opsmedic.yaml here: name the config the unit runs", param_hint="--config"
         )
-    loaded, located = load_config(config_path)
-    ruleset = load_rules(loaded.rules_dir, build_registry())
+    registry = build_registry()
+    loaded, located, settings = load_with_settings(config_path, registry)
+    ruleset = load_rules(loaded.rules_dir, registry)
     program = exec_path or _this_program()
-    unit = derive_unit(loaded, located, ruleset, str(program), user)
+    unit = derive_unit(loaded, located, ruleset, str(program), user, settings=settings)
     out.print(escape(unit.text), end="")
     for warning in unit.warnings:
         err.print(f"warning {escape(warning)}")

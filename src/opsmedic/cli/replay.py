@@ -29,7 +29,8 @@ _ELSEWHERE = "replay an export into another store, or with --dry-run"
 
 class Format(StrEnum):
     """What `replay --format` reads: opsmedic's own events, or one webhook body per line of a
-    tool the API receives (sources/webhooks PARSERS; literal so `--help` imports no mapper)."""
+    tool the API receives (the built-in webhooks, sources/webhooks BUILTIN_WEBHOOKS; literal
+    so `--help` imports no mapper)."""
 
     OPSMEDIC = "opsmedic"
     ALERTMANAGER = "alertmanager"
@@ -146,7 +147,10 @@ async def _replay(rt: Runtime, path: Path, fmt: str = Format.OPSMEDIC) -> Replay
     read = Replayed()
     chunk: list[Numbered] = []
     pending: list[asyncio.Task[object]] = []
-    items = read_jsonl(path) if fmt == Format.OPSMEDIC else read_webhook_lines(path, fmt)
+    if fmt == Format.OPSMEDIC:
+        items = read_jsonl(path)
+    else:
+        items = read_webhook_lines(path, rt.registry.webhook(fmt))
     for item in items:
         if isinstance(item, Problem):
             _skip(read, item)

@@ -16,6 +16,7 @@ from opsmedic.errors import ConfigError, OpsmedicError, Problem
 from opsmedic.files import write_atomic
 
 if TYPE_CHECKING:
+    from opsmedic.plugins import Registry
     from opsmedic.rules.ruleset import RuleSet
 
 # Config, rules, plugins (pydantic, Jinja2) and rich's tables are imported by the commands
@@ -74,9 +75,8 @@ def check(
     """Validate config and rules: exit 0 when valid, 2 with every problem at file:line:col."""
     from opsmedic.config.loader import read_config
     from opsmedic.config.refs import ConfigNames
-    from opsmedic.plugins import build_registry
     from opsmedic.rules.loader import load_rules
-    from opsmedic.runtime import check_config, find_config
+    from opsmedic.runtime import build_registry, check_config, find_config
 
     registry = build_registry()
     problems: list[Problem] = []
@@ -105,7 +105,7 @@ def check(
             count = f"{len(ruleset)} rules in {len(ruleset.files)} files"
             out.print(f"rules {rules_path}: {count}: ok")
             if unit is not None and not problems:  # a unit is judged against a valid config
-                problems += _unit_problems(unit, path, rules_path, ruleset)
+                problems += _unit_problems(unit, path, rules_path, ruleset, registry)
     if problems:
         # File by file as they were read, each from top to bottom: the order of an editor.
         files = {p.file: n for n, p in reversed(list(enumerate(problems)))}
@@ -113,14 +113,13 @@ def check(
 
 
 def _unit_problems(
-    unit: Path, path: Path | None, rules_path: Path, ruleset: RuleSet
+    unit: Path, path: Path | None, rules_path: Path, ruleset: RuleSet, registry: Registry
 ) -> list[Problem]:
     """What the systemd unit would forbid of the remediations these rules ask for."""
     import os
 
-    from opsmedic.config.loader import load_config
     from opsmedic.deploy.unit_check import UnitGrants, unit_problems
-    from opsmedic.runtime import find_config
+    from opsmedic.runtime import find_config, load_with_settings
 
     unit_config = find_config(None) if path in (None, rules_path) else path
     try:
@@ -129,8 +128,10 @@ def _unit_problems(
         environ = {**os.environ, **UnitGrants.parse(unit.read_text()).environment()}
     except (OSError, UnicodeDecodeError):
         environ = dict(os.environ)  # unit_problems reports the unreadable unit
-    config, located = load_config(unit_config, environ)
-    found = unit_problems(config, str(unit_config or "(defaults)"), ruleset, unit, located)
+    config, located, settings = load_with_settings(unit_config, registry, environ)
+    found = unit_problems(
+        config, str(unit_config or "(defaults)"), ruleset, unit, located, settings=settings
+    )
     if not found:
         out.print(f"unit {unit}: allows every remediation: ok")
     return found
@@ -157,9 +158,8 @@ def rules_test(
     import orjson
 
     from opsmedic.config.loader import load_config
-    from opsmedic.plugins import build_registry
     from opsmedic.rules.loader import load_rules
-    from opsmedic.runtime import find_config
+    from opsmedic.runtime import build_registry, find_config
 
     rules_path = rules or load_config(find_config(config))[0].rules_dir
     ruleset = load_rules(rules_path, build_registry())

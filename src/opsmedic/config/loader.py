@@ -103,7 +103,7 @@ def read_config(path: Path | None, environ: Mapping[str, str] | None = None) -> 
 def _place(config: Config, base: Path) -> None:
     """Paths in the config are relative to the config file, not to the working directory."""
     config.base_dir = base
-    _resolve_secret_files(config, base)
+    resolve_secret_files(config, base)
     if not config.rules_dir.is_absolute():
         config.rules_dir = base / config.rules_dir
     if not config.state_dir.is_absolute():
@@ -127,7 +127,7 @@ def _blame_env(problem: Problem, from_env: dict[tuple[str, ...], str]) -> Proble
     return problem
 
 
-def _resolve_secret_files(node: object, base: Path) -> None:
+def resolve_secret_files(node: object, base: Path) -> None:
     """Secret files, like every other path in the config, are relative to the config file.
 
     The whole config is walked, so a section added later cannot forget its secrets.
@@ -137,13 +137,13 @@ def _resolve_secret_files(node: object, base: Path) -> None:
             object.__setattr__(node, "file", base / node.file)  # frozen model
     elif isinstance(node, BaseModel):
         for name in type(node).model_fields:
-            _resolve_secret_files(getattr(node, name), base)
+            resolve_secret_files(getattr(node, name), base)
     elif isinstance(node, dict):
         for value in node.values():
-            _resolve_secret_files(value, base)
+            resolve_secret_files(value, base)
     elif isinstance(node, list | tuple):
         for value in node:
-            _resolve_secret_files(value, base)
+            resolve_secret_files(value, base)
 
 
 def _apply_env(

@@ -176,14 +176,6 @@ class FlappingConfig(Strict):
     within: PositiveDuration = Field(default=3600.0, description="the window they fall in")
 
 
-class WebhooksConfig(Strict):
-    pagerduty_signing_secrets: list[Secret] = Field(
-        default_factory=list,
-        description="PagerDuty v3 webhook secrets; with any set, X-PagerDuty-Signature is "
-        "required and verified (several during a rotation)",
-    )
-
-
 # The schemes of the store URLs the store opens (`postgres`/`postgresql` get psycopg 3).
 STORE_SCHEMES = ("sqlite", "sqlite+pysqlite", "postgresql", "postgres", "postgresql+psycopg")
 
@@ -209,7 +201,10 @@ class Config(Strict):
     log: LogConfig = Field(default_factory=lambda: LogConfig())
     api: ApiConfig = Field(default_factory=lambda: ApiConfig())
     incidents: IncidentsConfig = Field(default_factory=lambda: IncidentsConfig())
-    webhooks: WebhooksConfig = Field(default_factory=lambda: WebhooksConfig())
+    # The PagerDuty webhook's section: only claimed here, so the key is known to every reader
+    # of the config; its own model validates it (sources/webhooks/pagerduty.py Settings, in
+    # runtime.webhook_settings) until plugin sections are claimed generically.
+    webhooks: dict[str, Any] = Field(default_factory=dict)
     base_dir: Path = Field(Path("."), exclude=True, description="directory of the config file")
 
     @field_validator("store")

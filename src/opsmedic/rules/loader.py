@@ -12,7 +12,7 @@ from opsmedic.config.located import Loc, Located, load_yaml_file, unknown_name, 
 from opsmedic.config.refs import ConfigNames
 from opsmedic.config.types import parse_duration
 from opsmedic.errors import ConfigError, Problem
-from opsmedic.plugins import Registry, build_registry
+from opsmedic.plugins import Registry
 from opsmedic.rules.conditions import ConditionError, compile_when
 from opsmedic.rules.model import PER_FIELDS, STEP_OPTIONS, Rule, RuleSpec, Step
 from opsmedic.rules.params import param_problems
@@ -26,15 +26,12 @@ def rule_files(path: Path) -> list[Path]:
     return [path]
 
 
-def load_rules(
-    path: Path, registry: Registry | None = None, names: ConfigNames | None = None
-) -> RuleSet:
+def load_rules(path: Path, registry: Registry, names: ConfigNames | None = None) -> RuleSet:
     """A RuleSet from every file under `path`; any problem anywhere raises one ConfigError.
 
     With `names` (the config's notify targets, ssh hosts, probes…), parameters that name a
     config entry are checked against them; without, they are judged when the step runs.
     """
-    registry = registry or build_registry()
     if not path.exists():
         raise ConfigError([Problem(str(path), 1, 1, "", "rules path does not exist")])
     rules: list[Rule] = []

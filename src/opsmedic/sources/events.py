@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from opsmedic.config.types import PlainText
 from opsmedic.errors import Problem
 from opsmedic.model import FIELD_MAX, Event, Status
-from opsmedic.sources.webhooks import PARSERS, WebhookError
+from opsmedic.plugins import WebhookSpec
+from opsmedic.sources.webhooks import WebhookError
 
 
 class EventIn(BaseModel):
@@ -106,14 +107,15 @@ def read_jsonl(path: Path) -> Iterator[Numbered | Problem]:
             yield Problem(str(path), n, 1, "", f"skipped: {exc}")
 
 
-def read_webhook_lines(path: Path, source: str) -> Iterator[Numbered | Problem]:
-    """Events from a file of raw webhook bodies of `source` (one JSON body per line), mapped
-    by the parsers the API uses; a bad line yields a located Problem and reading goes on."""
-    parser = PARSERS[source]
+def read_webhook_lines(path: Path, webhook: WebhookSpec[Any]) -> Iterator[Numbered | Problem]:
+    """Events from a file of raw webhook bodies (one JSON body per line), mapped by the
+    webhook's parser as the API maps them; a bad line yields a located Problem and reading
+    goes on."""
+    source = webhook.name
     for n, line in _lines(path):
         try:
             # orjson, as the API decodes: strict JSON (no NaN, UTF-8 only), the same verdicts.
-            events = parser(orjson.loads(line))
+            events = webhook.parse(orjson.loads(line))
         except orjson.JSONDecodeError as exc:
             yield Problem(str(path), n, 1, "", f"skipped: not JSON: {exc.msg}")
         except WebhookError as exc:

@@ -19,8 +19,8 @@ from opsmedic.config.schema import Config
 from opsmedic.engine.executor import Executor
 from opsmedic.errors import ConfigError
 from opsmedic.model import Event, Run, RunState
-from opsmedic.plugins import build_registry
 from opsmedic.rules.loader import load_rules
+from opsmedic.runtime import build_registry
 from opsmedic.transport.output import OutputBuffer
 
 

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from opsmedic.actions import BUILTIN_ACTIONS, http_request, noop, notify, run_command
 from opsmedic.actions.notify import Redactor
 from opsmedic.model import Event
-from opsmedic.plugins import build_registry
+from opsmedic.runtime import build_registry
 from opsmedic.templating import Templates, template_context
 
 

@@ -7,7 +7,8 @@ from typing import Any
 
 from action_context import make_action_context
 from opsmedic.actions.recheck import Params, run
-from opsmedic.plugins import ActionContext, build_registry
+from opsmedic.plugins import ActionContext
+from opsmedic.runtime import build_registry
 
 
 def context(flag: Path, **config: Any) -> ActionContext:

@@ -12,6 +12,9 @@ from opsmedic.deploy.systemd import Unit, systemd_unit
 from opsmedic.deploy.unit_check import UnitGrants, unit_problems
 from opsmedic.errors import Problem
 from opsmedic.rules.loader import load_rules
+from opsmedic.runtime import build_registry, load_with_settings
+
+REGISTRY = build_registry()
 
 KILL = """\
 - name: stop-hog
@@ -41,8 +44,9 @@ def world(tmp_path: Path, rules: str, config: str = "api: {enabled: false}\n") -
 
 
 def unit_for(path: Path) -> Unit:
-    config, located = load_config(path, environ={})
-    return systemd_unit(config, located, load_rules(config.rules_dir), "/usr/bin/opsmedic")
+    config, located, settings = load_with_settings(path, REGISTRY, environ={})
+    ruleset = load_rules(config.rules_dir, REGISTRY)
+    return systemd_unit(config, located, ruleset, "/usr/bin/opsmedic", settings=settings)
 
 
 def directive(unit: Unit, name: str) -> list[str]:
@@ -51,10 +55,11 @@ def directive(unit: Unit, name: str) -> list[str]:
 
 
 def problems(path: Path, unit_text: str) -> list[Problem]:
-    config, located = load_config(path, environ={})
+    config, located, settings = load_with_settings(path, REGISTRY, environ={})
     unit = path.parent / "hand.service"
     unit.write_text(unit_text)
-    return unit_problems(config, str(path), load_rules(config.rules_dir), unit, located)
+    ruleset = load_rules(config.rules_dir, REGISTRY)
+    return unit_problems(config, str(path), ruleset, unit, located, settings=settings)
 
 
 def test_the_fixed_hardening_is_there(tmp_path: Path) -> None:
@@ -284,7 +289,8 @@ def test_unit_grants_read_systemd_semantics(
 def test_an_unreadable_unit_is_one_problem(tmp_path: Path) -> None:
     path = world(tmp_path, KILL % "")
     config, _ = load_config(path, environ={})
-    found = unit_problems(config, str(path), load_rules(config.rules_dir), tmp_path / "nope")
+    ruleset = load_rules(config.rules_dir, REGISTRY)
+    found = unit_problems(config, str(path), ruleset, tmp_path / "nope", settings={})
     assert [p.message.split(":")[0] for p in found] == ["cannot read the unit"]
 
 

@@ -19,8 +19,9 @@ from opsmedic.engine.loop import Engine
 from opsmedic.errors import ActionError, RetryableError
 from opsmedic.logs import configure_logging
 from opsmedic.model import Event, Outcome, Run, RunState
-from opsmedic.plugins import ActionContext, ActionSpec, Registry, build_registry
+from opsmedic.plugins import ActionContext, ActionSpec, Registry
 from opsmedic.rules.loader import load_rules
+from opsmedic.runtime import build_registry
 from opsmedic.store.store import Store
 
 

@@ -17,8 +17,8 @@ from opsmedic.engine.journal import Journal
 from opsmedic.engine.loop import Accepted, Engine
 from opsmedic.errors import NotFoundError, StoreError, StoreRefused
 from opsmedic.model import Event, RunState
-from opsmedic.plugins import build_registry
 from opsmedic.rules.loader import load_rules
+from opsmedic.runtime import build_registry
 from opsmedic.store.store import Store
 
 if __package__:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from opsmedic.engine.planner import Planner
 from opsmedic.model import Event, RunState, Status
-from opsmedic.plugins import build_registry
 from opsmedic.rules.loader import load_rules
 from opsmedic.rules.ruleset import RuleSet
+from opsmedic.runtime import build_registry
 
 T0 = 1_700_000_000.0
 

@@ -23,10 +23,11 @@ import yaml
 from opsmedic.clock import ManualClock, SystemClock
 from opsmedic.config.schema import Config, ProbeConfig
 from opsmedic.model import Event, Observation
-from opsmedic.plugins import ProbeContext, ProbeSpec, Registry, build_registry
+from opsmedic.plugins import ProbeContext, ProbeSpec, Registry
 from opsmedic.probes import BUILTIN_PROBES, ProbeRunner, validate_probe_params
 from opsmedic.probes.process import PROCESS_PROBE, ProcessParams, check_processes, cpu_rate
 from opsmedic.rules.loader import load_rules
+from opsmedic.runtime import build_registry
 from processes import all_gone
 
 # The shell waits for its sleep (the trailing `:` keeps it from exec'ing sleep), so the

@@ -17,11 +17,12 @@ from cryptography.hazmat.primitives import serialization
 from opsmedic.clock import ManualClock
 from opsmedic.config.schema import Config
 from opsmedic.model import Event, Observation
-from opsmedic.plugins import ProbeContext, build_registry
+from opsmedic.plugins import ProbeContext
 from opsmedic.probes.runner import ProbeRunner, validate_probe_params
 from opsmedic.probes.tls_cert import TLS_CERT_PROBE, TlsCertParams, check_tls_cert
 from opsmedic.probes.x509_facts import name_matches
 from opsmedic.rules.loader import load_rules
+from opsmedic.runtime import build_registry
 from services_tls import Issued, issue
 
 START = datetime(2030, 1, 1, tzinfo=UTC)

@@ -8,8 +8,8 @@ import pytest
 
 from opsmedic.config.refs import ConfigRef, config_names
 from opsmedic.errors import ConfigError
-from opsmedic.plugins import build_registry
 from opsmedic.rules.loader import load_rules
+from opsmedic.runtime import build_registry
 
 CONFIG = {
     "notify": {"oncall": {"urls": ["mailto://a@example.com"]}},

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from opsmedic.errors import ConfigError
-from opsmedic.plugins import build_registry
 from opsmedic.rules.loader import load_rules
+from opsmedic.runtime import build_registry
 
 GOOD = """\
 - name: archive-app-logs

@@ -20,7 +20,9 @@ from webhook_payloads import (
 from opsmedic.cli.replay import Format
 from opsmedic.errors import Problem
 from opsmedic.sources.events import read_webhook_lines
-from opsmedic.sources.webhooks import PARSERS
+from opsmedic.sources.webhooks import BUILTIN_WEBHOOKS
+
+WEBHOOKS = {spec.name: spec for spec in BUILTIN_WEBHOOKS}
 
 BODIES: dict[str, Any] = {
     "alertmanager": load(ALERTMANAGER),
@@ -33,8 +35,8 @@ BODIES: dict[str, Any] = {
 
 
 def test_replay_reads_every_format_the_api_receives() -> None:
-    assert set(BODIES) == set(PARSERS)
-    assert [f.value for f in Format] == ["opsmedic", *PARSERS]
+    assert set(BODIES) == set(WEBHOOKS)
+    assert [f.value for f in Format] == ["opsmedic", *WEBHOOKS]
 
 
 @pytest.mark.parametrize("source", sorted(BODIES))
@@ -44,8 +46,8 @@ def test_a_body_per_line_maps_as_the_api_maps_it(source: str, tmp_path: Path) ->
     path = tmp_path / "bodies.jsonl"
     body = json.dumps(BODIES[source])
     path.write_text(f'# {source}, as posted\n{body}\n\n{{"half": \n[1, 2]\n{body}\n')
-    items = list(read_webhook_lines(path, source))
-    expected = PARSERS[source](BODIES[source])
+    items = list(read_webhook_lines(path, WEBHOOKS[source]))
+    expected = WEBHOOKS[source].parse(BODIES[source])
     assert expected, "the sample body maps to at least one event"
     problems = [i for i in items if isinstance(i, Problem)]
     numbered = [i for i in items if not isinstance(i, Problem)]

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from webhook_payloads import ALERTMANAGER, load, resolved
 
 from opsmedic.model import Status
-from opsmedic.sources.webhooks import WebhookError, parse_webhook
+from opsmedic.sources.webhooks import WebhookError
 from opsmedic.sources.webhooks.alertmanager import fingerprint, parse
 
 
@@ -184,5 +184,5 @@ def test_resource_and_host_come_from_labels(
 )  # fmt: skip
 def test_bad_shapes_name_where(body: Any, message: str) -> None:
     with pytest.raises(WebhookError) as caught:
-        parse_webhook("alertmanager", body)
+        parse(body)
     assert str(caught.value) == message

@@ -12,8 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from webhook_payloads import VALID
 
+from opsmedic.errors import PluginError
 from opsmedic.model import Event, Status
-from opsmedic.sources.webhooks import PARSERS, WebhookError, parse_webhook
+from opsmedic.runtime import build_registry
+from opsmedic.sources.webhooks import WebhookError
+
+REGISTRY = build_registry(load_entry_points=False)
 
 SOURCES = ["alertmanager", "grafana", "datadog", "opsgenie", "pagerduty", "dynatrace"]
 
@@ -78,7 +82,7 @@ def check(source: str, body: Any) -> None:
     error: WebhookError | None = None
     events: list[Event] = []
     try:
-        events = parse_webhook(source, body)
+        events = REGISTRY.webhook(source).parse(body)
     except WebhookError as exc:
         error = exc
     if error is not None:
@@ -101,29 +105,29 @@ def check(source: str, body: Any) -> None:
 
 
 def test_the_registry_holds_the_six_tools() -> None:
-    assert sorted(PARSERS) == sorted(SOURCES)
+    assert sorted(REGISTRY.webhooks) == sorted(SOURCES)
 
 
 @pytest.mark.parametrize("source", SOURCES)
 def test_each_documented_body_gives_events_of_its_source(source: str) -> None:
     for body in VALID[source]:
-        events = parse_webhook(source, copy.deepcopy(body))
+        events = REGISTRY.webhook(source).parse(copy.deepcopy(body))
         assert events
         check(source, body)
 
 
+KNOWN = "(known: alertmanager, datadog, dynatrace, grafana, opsgenie, pagerduty)"
+
+
 @pytest.mark.parametrize(
     ("source", "message"),
-    [("prometheus", "source: unknown 'prometheus'; known: alertmanager, grafana, datadog, "
-                    "opsgenie, pagerduty, dynatrace"),
-     ("pagerdutty", "source: unknown 'pagerdutty'; did you mean 'pagerduty'? known: "
-                    "alertmanager, grafana, datadog, opsgenie, pagerduty, dynatrace"),
-     ("", "source: unknown ''; known: alertmanager, grafana, datadog, opsgenie, pagerduty, "
-          "dynatrace")],
+    [("prometheus", f"unknown webhook 'prometheus' {KNOWN}"),
+     ("pagerdutty", "unknown webhook 'pagerdutty' (did you mean pagerduty?)"),
+     ("", f"unknown webhook '' {KNOWN}")],
 )  # fmt: skip
-def test_an_unknown_source_is_a_webhook_error(source: str, message: str) -> None:
-    with pytest.raises(WebhookError) as caught:
-        parse_webhook(source, {})
+def test_an_unknown_source_names_the_close_matches(source: str, message: str) -> None:
+    with pytest.raises(PluginError) as caught:
+        REGISTRY.webhook(source)
     assert str(caught.value) == message
 
 

@@ -5,38 +5,26 @@ holds: one per alert of an Alertmanager or Grafana group, one for the other tool
 a notification that changes nothing about the problem (an acknowledgement, a note). A body
 it cannot map raises WebhookError naming the place (`alerts[3].labels: expected an object,
 got list`); no other exception escapes. Unknown fields are kept in each Event's payload.
+Each module exports its WebhookSpec as `WEBHOOK`; the runtime registers BUILTIN_WEBHOOKS.
 docs/webhooks.md shows how to point each tool here and how its fields become Event fields.
 """
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Callable
 from typing import Any
 
-from opsmedic.model import Event
+from opsmedic.plugins import WebhookSpec
 from opsmedic.sources.webhooks import alertmanager, datadog, dynatrace, grafana, opsgenie, pagerduty
 from opsmedic.sources.webhooks.shape import WebhookError
 
-__all__ = ["PARSERS", "Parser", "WebhookError", "parse_webhook"]
+__all__ = ["BUILTIN_WEBHOOKS", "WebhookError"]
 
-Parser = Callable[[Any], list[Event]]
-
-PARSERS: dict[str, Parser] = {
-    "alertmanager": alertmanager.parse,
-    "grafana": grafana.parse,
-    "datadog": datadog.parse,
-    "opsgenie": opsgenie.parse,
-    "pagerduty": pagerduty.parse,
-    "dynatrace": dynatrace.parse,
-}
-
-
-def parse_webhook(source: str, data: Any) -> list[Event]:
-    """The Events of one webhook body from `source`; an unknown source is a WebhookError too."""
-    parser = PARSERS.get(source)
-    if parser is None:
-        close = difflib.get_close_matches(source, PARSERS, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        raise WebhookError("source", f"unknown {source!r}; {hint}known: {', '.join(PARSERS)}")
-    return parser(data)
+# The order of the API's routes and of `replay --format`'s choices.
+BUILTIN_WEBHOOKS: tuple[WebhookSpec[Any], ...] = (
+    alertmanager.WEBHOOK,
+    grafana.WEBHOOK,
+    datadog.WEBHOOK,
+    opsgenie.WEBHOOK,
+    pagerduty.WEBHOOK,
+    dynatrace.WEBHOOK,
+)

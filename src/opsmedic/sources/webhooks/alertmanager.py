@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from opsmedic.model import Event, Status
+from opsmedic.plugins import WebhookSpec
 from opsmedic.sources.webhooks.shape import (
     as_list,
     as_object,
@@ -94,3 +95,8 @@ def parse_group(
             )
         )
     return events
+
+
+WEBHOOK: WebhookSpec[Any] = WebhookSpec(
+    "alertmanager", parse, summary="Prometheus Alertmanager: one event per alert"
+)

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from opsmedic.model import Event, Status
+from opsmedic.plugins import WebhookSpec
 from opsmedic.sources.webhooks.shape import (
     WebhookError,
     as_list,
@@ -117,3 +118,6 @@ def _scope(alert_scope: str, scopes: Any) -> str:
                 raise WebhookError(child("scopes", i), f"expected text, got {type_name(item)}")
             tags += item.split(",")
     return ",".join(sorted({t.strip() for t in tags if t.strip()}))
+
+
+WEBHOOK: WebhookSpec[Any] = WebhookSpec("datadog", parse, summary="Datadog's webhook integration")

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from opsmedic.model import Event, Status
+from opsmedic.plugins import WebhookSpec
 from opsmedic.sources.webhooks.shape import (
     WebhookError,
     as_object,
@@ -101,3 +102,8 @@ def _entities(value: Any) -> dict[str, list[str]]:
         if kind and name:
             found.setdefault(kind, []).append(name)
     return found
+
+
+WEBHOOK: WebhookSpec[Any] = WebhookSpec(
+    "dynatrace", parse, summary="Dynatrace's problem notifications"
+)

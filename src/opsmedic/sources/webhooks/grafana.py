@@ -6,6 +6,7 @@ import math
 from typing import Any
 
 from opsmedic.model import Event, Status
+from opsmedic.plugins import WebhookSpec
 from opsmedic.sources.webhooks import alertmanager
 from opsmedic.sources.webhooks.shape import (
     as_list,
@@ -73,3 +74,6 @@ def _legacy(body: dict[str, Any]) -> Event:
         else alertmanager.fingerprint({**labels, "alertname": name}),
         payload=body,
     )
+
+
+WEBHOOK: WebhookSpec[Any] = WebhookSpec("grafana", parse, summary="Grafana's webhook contact point")

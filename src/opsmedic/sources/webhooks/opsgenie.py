@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from opsmedic.model import Event, Status
+from opsmedic.plugins import WebhookSpec
 from opsmedic.sources.webhooks.shape import (
     WebhookError,
     as_object,
@@ -65,3 +66,6 @@ def _priority(alert: dict[str, Any]) -> str:
         return f"P{int(value)}"
     text = opt_text(alert, "priority", "alert")
     return f"P{text}" if text in ("1", "2", "3", "4", "5") else text
+
+
+WEBHOOK: WebhookSpec[Any] = WebhookSpec("opsgenie", parse, summary="Opsgenie's outgoing webhook")

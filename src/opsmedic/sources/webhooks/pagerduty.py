@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from functools import cached_property
 from typing import Any
 
+from pydantic import Field
+
+from opsmedic.config.types import Secret, Strict
+from opsmedic.errors import WebhookRefused
 from opsmedic.model import Event, Status
+from opsmedic.plugins import SettingsSpec, WebhookSpec
 from opsmedic.sources.webhooks.shape import (
     WebhookError,
     as_object,
@@ -20,6 +27,7 @@ from opsmedic.sources.webhooks.shape import (
     status_from,
     text_labels,
 )
+from opsmedic.sources.webhooks.signature import verify_pagerduty_signature
 
 # Only the types that open or close the problem; acknowledged, annotated, escalated… change
 # who works on it, not whether it exists (and annotated would echo opsmedic's own notes).
@@ -103,3 +111,35 @@ def _v2(body: dict[str, Any]) -> list[Event]:
             payload={k: v for k, v in body.items() if k != "routing_key"},
         )
     ]
+
+
+class Settings(Strict):
+    """The `webhooks:` section of opsmedic.yaml: PagerDuty's signing secrets."""
+
+    pagerduty_signing_secrets: list[Secret] = Field(
+        default_factory=list,
+        description="PagerDuty v3 webhook secrets; with any set, X-PagerDuty-Signature is "
+        "required and verified (several during a rotation)",
+    )
+
+    @cached_property
+    def signing_keys(self) -> list[bytes]:
+        """The secrets as HMAC keys, read once: the API computes this at start (see
+        api/app.py), so a secret file that cannot be read stops the start, not a request."""
+        return [secret.reveal().encode() for secret in self.pagerduty_signing_secrets]
+
+
+def verify(body: bytes, headers: Mapping[str, str], settings: Settings) -> None:
+    """With signing secrets configured, a request must carry a signature of its raw body."""
+    keys = settings.signing_keys
+    if keys and not verify_pagerduty_signature(body, headers.get("x-pagerduty-signature"), keys):
+        raise WebhookRefused("X-PagerDuty-Signature is missing or does not match")
+
+
+WEBHOOK = WebhookSpec(
+    "pagerduty",
+    parse,
+    verify=verify,
+    settings=SettingsSpec("webhooks", Settings),
+    summary="PagerDuty webhooks v3 and Events API v2 bodies, signatures verified",
+)
