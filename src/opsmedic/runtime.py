@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel
 
 from opsmedic.clock import Clock, SystemClock
 from opsmedic.config.loader import read_config
@@ -23,7 +23,7 @@ from opsmedic.errors import ConfigError, Problem
 from opsmedic.logs import get_logger
 from opsmedic.model import Event
 from opsmedic.plugins import Registry, build_registry
-from opsmedic.probes.runner import ProbeRunner
+from opsmedic.probes.runner import ProbeRunner, probe_once, probe_problems
 from opsmedic.rules.loader import load_rules
 from opsmedic.rules.ruleset import RuleSet
 
@@ -54,30 +54,13 @@ def check_config(data: dict[str, Any], located: Located, registry: Registry) -> 
     They read the raw config, so they run even when another section failed validation.
     """
     problems = _per_action_problems(data, located, registry)
-    seen: set[str] = set()
     probes = data.get("probes")
-    for i, probe in enumerate(probes if isinstance(probes, list) else []):
-        if not isinstance(probe, dict):
-            continue  # the schema's validation names this one
-        loc = ("probes", i)
-        name, kind, params = probe.get("name"), probe.get("type"), probe.get("params", {})
-        if isinstance(name, str) and name in seen:
-            problems.append(located.problem((*loc, "name"), f"duplicate probe name {name!r}"))
-        if isinstance(name, str):
-            seen.add(name)
-        # A type or params of the wrong shape is the schema's error, reported with the rest.
-        spec = registry.probes.get(kind) if isinstance(kind, str) else None
-        if spec is None:
-            if isinstance(kind, str):
-                msg = unknown_name("probe type", kind, registry.probes)
-                problems.append(located.problem((*loc, "type"), msg))
-            continue
-        if not isinstance(params, dict):
-            continue
-        try:
-            spec.params.model_validate(params)
-        except ValidationError as exc:
-            problems += validation_problems(exc, located, spec.params, (*loc, "params"))
+    for found in probe_problems(probes if isinstance(probes, list) else [], registry.probes):
+        loc = ("probes", found.index, found.field)
+        if found.error is not None and found.spec is not None:
+            problems += validation_problems(found.error, located, found.spec.params, loc)
+        else:
+            problems.append(located.problem(loc, found.message))
     return problems
 
 
@@ -106,6 +89,8 @@ class Runtime:
     config: Config
     config_path: Path | None
     registry: Registry
+    # The plugins' own config sections, validated, by top-level key (see SettingsSpec).
+    settings: dict[str, BaseModel]
     ruleset: RuleSet
     clock: Clock
     store: Store | None
@@ -128,8 +113,8 @@ def build(
     from opsmedic.engine.loop import Engine
     from opsmedic.store.store import Store
 
-    read = read_config(config_path)
     registry = registry or build_registry()
+    read = read_config(config_path, registry.settings())
     problems = read.problems + check_config(read.data, read.located, registry)
     if problems or read.config is None:
         raise ConfigError(problems)
@@ -143,9 +128,12 @@ def build(
         store = Store(config.store)
         store.migrate()
     clock = clock or SystemClock()
-    engine = Engine(ruleset=ruleset, registry=registry, config=config, store=store, clock=clock,
-                    dry_run=dry_run)  # fmt: skip
-    return Runtime(config, config_path, registry, ruleset, clock, store, engine, names)
+    settings = read.settings
+    recheck = probe_once(config.probes, registry, config.base_dir, clock,
+                         get_logger(component="probes"), settings=settings)  # fmt: skip
+    engine = Engine(ruleset=ruleset, registry=registry, config=config, settings=settings,
+                    probe_once=recheck, store=store, clock=clock, dry_run=dry_run)  # fmt: skip
+    return Runtime(config, config_path, registry, settings, ruleset, clock, store, engine, names)
 
 
 def reload_rules(rt: Runtime, on_change: Callable[[RuleSet | None], None] | None = None) -> None:
@@ -228,7 +216,8 @@ async def run_forever(rt: Runtime, stop: asyncio.Event, service: Service | None 
         if ruleset is None:
             metrics.reload_errors.inc()
 
-    probes = ProbeRunner(rt.config.probes, rt.registry, rt.config, rt.clock, emit_probed, log,
+    probes = ProbeRunner(rt.config.probes, rt.registry, rt.config.base_dir, rt.clock,
+                         emit_probed, log, settings=rt.settings,
                          config_path=str(rt.config_path or "opsmedic.yaml"))  # fmt: skip
     tasks = [asyncio.create_task(probes.run(), name="probes")]
     pollers, pollers_stop = [], asyncio.Event()

@@ -13,6 +13,9 @@ import pytest
 import zstandard
 
 from cli_process import opsmedic
+from opsmedic.plugins import build_registry
+
+SECTIONS = build_registry(load_entry_points=False).settings()
 
 
 @pytest.fixture
@@ -84,7 +87,7 @@ def test_the_progress_bar_knows_its_total_once_files_are_selected(logs: Path) ->
     from opsmedic.cli.archive import ArchiveBar
     from opsmedic.config.loader import load_config
 
-    config, _ = load_config(logs.parent / "opsmedic.yaml", environ={})
+    config, _ = load_config(logs.parent / "opsmedic.yaml", SECTIONS, environ={})
     params = Params.model_validate(
         {"dir": str(logs), "include": ["*.log.*"], "to": str(logs.parent / "out")}
     )

@@ -11,7 +11,6 @@ import pytest
 import structlog
 
 from opsmedic.clock import SystemClock
-from opsmedic.config.schema import Config
 from opsmedic.model import Observation
 from opsmedic.plugins import ProbeContext
 from opsmedic.probes.disk import DiskParams, check_disk
@@ -39,7 +38,7 @@ def tmpfs(tmp_path: Path) -> Iterator[Path]:
 
 
 def context() -> ProbeContext:
-    return ProbeContext(SystemClock(), structlog.get_logger(), Config())
+    return ProbeContext(SystemClock(), structlog.get_logger())
 
 
 async def disk(path: Path, **params: Any) -> Observation:

@@ -28,8 +28,9 @@ def systemd_unit(
     user: Annotated[str, typer.Option(help="the service's own user (and group)")] = "opsmedic",
 ) -> None:
     """Print a hardened systemd unit for `opsmedic run`, its grants derived from the config."""
-    from opsmedic.config.loader import load_config
+    from opsmedic.config.loader import read_config
     from opsmedic.deploy.systemd import systemd_unit as derive_unit
+    from opsmedic.errors import ConfigError
     from opsmedic.plugins import build_registry
     from opsmedic.rules.loader import load_rules
     from opsmedic.runtime import find_config
@@ -51,10 +52,14 @@ def systemd_unit(
         raise typer.BadParameter(
             "no opsmedic.yaml here: name the config the unit runs", param_hint="--config"
         )
-    loaded, located = load_config(config_path)
-    ruleset = load_rules(loaded.rules_dir, build_registry())
+    registry = build_registry()
+    read = read_config(config_path, registry.settings())
+    if read.problems or read.config is None:
+        raise ConfigError(read.problems)
+    loaded, located = read.config, read.located
+    ruleset = load_rules(loaded.rules_dir, registry)
     program = exec_path or _this_program()
-    unit = derive_unit(loaded, located, ruleset, str(program), user)
+    unit = derive_unit(loaded, located, ruleset, str(program), user, settings=read.settings)
     out.print(escape(unit.text), end="")
     for warning in unit.warnings:
         err.print(f"warning {escape(warning)}")

@@ -5,13 +5,13 @@ network, secrets, programs that gain privileges. Pure: read from the config and 
 from __future__ import annotations
 
 import shlex
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, RootModel
 
 from opsmedic.config.located import Loc, Located, dotted
 from opsmedic.config.schema import Config
@@ -54,17 +54,23 @@ class Need:
 
 
 def derive(
-    config: Config, config_file: str, ruleset: RuleSet, located: Located | None = None
+    config: Config,
+    config_file: str,
+    ruleset: RuleSet,
+    located: Located | None = None,
+    *,
+    settings: Mapping[str, BaseModel],
 ) -> list[Need]:
-    """Every need of the config and of every rule step, in the order they are written; with
-    the config's `located` source, each config need at the line of its key."""
+    """Every need of the config (with the plugins' sections, `settings`) and of every rule
+    step, in the order they are written; with the config's `located` source, each config need
+    at the line of its key."""
     where = located.where if located is not None else (lambda loc, at_key=False: (1, 1))
 
     def at_config(kind: Kind, value: str, why: str, loc: Loc) -> Need:
         line, col = where(loc, True)
         return Need(kind, value, why, config_file, line, dotted(loc), col)
 
-    needs = list(_config_needs(config, at_config))
+    needs = list(_config_needs(config, settings, at_config))
     archives = False
     for rule in ruleset:
         for i, step in enumerate([*rule.steps, *rule.on_failure]):
@@ -82,7 +88,9 @@ def derive(
     return needs
 
 
-def _config_needs(config: Config, at: Callable[[Kind, str, str, Loc], Need]) -> Iterator[Need]:
+def _config_needs(
+    config: Config, settings: Mapping[str, BaseModel], at: Callable[[Kind, str, str, Loc], Need]
+) -> Iterator[Need]:
     """The config's own needs, each made by `at` with the place of its key."""
     db = config.store.removeprefix("sqlite:///")
     if db == config.store:
@@ -105,7 +113,7 @@ def _config_needs(config: Config, at: Callable[[Kind, str, str, Loc], Need]) -> 
             key = host.key_file if host.key_file.is_absolute() else config.base_dir / host.key_file
             why = f"ssh_hosts.{name}.key_file"
             yield at(Kind.CREDENTIAL, str(key), why, ("ssh_hosts", name, "key_file"))
-    for loc, secret in _secrets(config, ()):
+    for loc, secret in [*_secrets(config, ()), *_secrets(dict(settings), ())]:
         if secret.env is not None:
             yield at(Kind.ENVIRONMENT, secret.env, dotted(loc), loc)
         else:
@@ -116,6 +124,8 @@ def _secrets(node: object, loc: Loc) -> Iterator[tuple[Loc, Secret]]:
     """Every Secret in the config with its place (the same walk the loader makes)."""
     if isinstance(node, Secret):
         yield loc, node
+    elif isinstance(node, RootModel):  # a name → entry section: its names are the YAML keys
+        yield from _secrets(node.root, loc)
     elif isinstance(node, BaseModel):
         for name in type(node).model_fields:
             yield from _secrets(getattr(node, name), (*loc, name))

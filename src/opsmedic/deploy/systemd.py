@@ -4,9 +4,11 @@ the remediations a given unit would forbid. Pure: config and rules in, text and 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+
+from pydantic import BaseModel
 
 from opsmedic.config.located import Located
 from opsmedic.config.schema import Config
@@ -65,12 +67,19 @@ class Unit:
 
 
 def systemd_unit(
-    config: Config, source: Located, ruleset: RuleSet, exec_start: str, user: str = "opsmedic"
+    config: Config,
+    source: Located,
+    ruleset: RuleSet,
+    exec_start: str,
+    user: str = "opsmedic",
+    *,
+    settings: Mapping[str, BaseModel],
 ) -> Unit:
-    """The unit for `opsmedic run -c FILE` (the config's `source`, read from FILE), with the
-    grants its rules need, each config grant's comment at its key's line."""
+    """The unit for `opsmedic run -c FILE` (the config's `source`, read from FILE, with the
+    plugins' sections `settings`), with the grants its rules need, each config grant's comment
+    at its key's line."""
     config_path = Path(source.file).resolve()  # ExecStart= runs in the state directory
-    needs = derive(config, str(config_path), ruleset, source)
+    needs = derive(config, str(config_path), ruleset, source, settings=settings)
     own = _own_files(config, config_path)
     moved = _moved(config, needs, own)
     needs = [n for n in needs if not (n.kind is Kind.WRITE and n.field in moved)]

@@ -5,8 +5,11 @@ network it cuts, a privilege it stops a program from gaining. For `opsmedic chec
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+
+from pydantic import BaseModel
 
 from opsmedic.config.located import Located
 from opsmedic.config.schema import Config
@@ -188,6 +191,8 @@ def unit_problems(
     ruleset: RuleSet,
     unit: Path,
     located: Located | None = None,
+    *,
+    settings: Mapping[str, BaseModel],
 ) -> list[Problem]:
     """The hook for `opsmedic check --unit FILE`: each remediation the unit would forbid, at
     the place in the config (its key, from `located`) or the rules that asks for it."""
@@ -196,7 +201,8 @@ def unit_problems(
     except (OSError, UnicodeDecodeError) as exc:
         return [Problem(str(unit), 1, 1, "", f"cannot read the unit: {exc}")]
     problems = []
-    for need, message in forbidden(derive(config, config_file, ruleset, located), grants):
+    needs = derive(config, config_file, ruleset, located, settings=settings)
+    for need, message in forbidden(needs, grants):
         what = need.why.removeprefix(need.field).lstrip()  # the field names the rule already
         text = f"{what}: {message}" if what else message
         problems.append(Problem(need.file, need.line, need.col, need.field, f"{text} under {unit}"))

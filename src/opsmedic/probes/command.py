@@ -56,7 +56,7 @@ def parse_stdout(raw: bytes, truncated: bool) -> float | str:
 
 async def check_command(params: CommandParams, ctx: ProbeContext) -> list[Observation]:
     """Run argv once; the value is its stdout (number or text) or its exit code."""
-    cwd = ctx.config.base_dir / params.cwd if params.cwd is not None else None
+    cwd = ctx.base_dir / params.cwd if params.cwd is not None else None
     env = {**os.environ, **params.env} if params.env else None
     try:
         start = asyncio.create_subprocess_exec(

@@ -100,7 +100,7 @@ async def check_tls_cert(params: TlsCertParams, ctx: ProbeContext) -> list[Obser
     of one probe share a fingerprint; only the files of a directory get one each.
     """
     now = datetime.fromtimestamp(ctx.clock.now(), UTC)
-    base = ctx.config.base_dir
+    base = ctx.base_dir
     try:
         trust = trust_store(base / params.ca_file if params.ca_file else None)
     except TrustStoreError as exc:

@@ -6,12 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from opsmedic.config.loader import load_config
+from opsmedic.config.loader import load_config, read_config
 from opsmedic.config.types import Secret, credential_name
 from opsmedic.deploy.systemd import Unit, systemd_unit
 from opsmedic.deploy.unit_check import UnitGrants, unit_problems
 from opsmedic.errors import Problem
+from opsmedic.plugins import build_registry
 from opsmedic.rules.loader import load_rules
+
+SECTIONS = build_registry(load_entry_points=False).settings()
 
 KILL = """\
 - name: stop-hog
@@ -41,8 +44,10 @@ def world(tmp_path: Path, rules: str, config: str = "api: {enabled: false}\n") -
 
 
 def unit_for(path: Path) -> Unit:
-    config, located = load_config(path, environ={})
-    return systemd_unit(config, located, load_rules(config.rules_dir), "/usr/bin/opsmedic")
+    read = read_config(path, SECTIONS, environ={})
+    assert read.config is not None, read.problems
+    return systemd_unit(read.config, read.located, load_rules(read.config.rules_dir),
+                        "/usr/bin/opsmedic", settings=read.settings)  # fmt: skip
 
 
 def directive(unit: Unit, name: str) -> list[str]:
@@ -51,10 +56,12 @@ def directive(unit: Unit, name: str) -> list[str]:
 
 
 def problems(path: Path, unit_text: str) -> list[Problem]:
-    config, located = load_config(path, environ={})
+    read = read_config(path, SECTIONS, environ={})
+    assert read.config is not None, read.problems
     unit = path.parent / "hand.service"
     unit.write_text(unit_text)
-    return unit_problems(config, str(path), load_rules(config.rules_dir), unit, located)
+    return unit_problems(read.config, str(path), load_rules(read.config.rules_dir), unit,
+                         read.located, settings=read.settings)  # fmt: skip
 
 
 def test_the_fixed_hardening_is_there(tmp_path: Path) -> None:
@@ -283,8 +290,9 @@ def test_unit_grants_read_systemd_semantics(
 
 def test_an_unreadable_unit_is_one_problem(tmp_path: Path) -> None:
     path = world(tmp_path, KILL % "")
-    config, _ = load_config(path, environ={})
-    found = unit_problems(config, str(path), load_rules(config.rules_dir), tmp_path / "nope")
+    config, _ = load_config(path, SECTIONS, environ={})
+    found = unit_problems(config, str(path), load_rules(config.rules_dir), tmp_path / "nope",
+                          settings={})  # fmt: skip
     assert [p.message.split(":")[0] for p in found] == ["cannot read the unit"]
 
 

@@ -20,7 +20,7 @@ from opsmedic.probes.disk import DISK_PROBE, DiskParams, Usage, check_disk
 
 
 def context(timeout: float = 10.0) -> ProbeContext:
-    return ProbeContext(ManualClock(), structlog.get_logger(), Config(), timeout=timeout)
+    return ProbeContext(ManualClock(), structlog.get_logger(), timeout=timeout)
 
 
 async def check(ctx: ProbeContext | None = None, **params: Any) -> list[Observation]:
@@ -183,10 +183,11 @@ def runner(*configs: dict[str, Any]) -> ProbeRunner:
     return ProbeRunner(
         [ProbeConfig.model_validate(c) for c in configs],
         Registry(probes={s.name: s for s in BUILTIN_PROBES}),
-        Config(),
+        Config().base_dir,
         ManualClock(),
         discard,
         structlog.get_logger(),
+        settings={},
     )
 
 

@@ -59,9 +59,7 @@ def _write(path: Path, *certs: Issued) -> Path:
 
 
 async def _check(base: Path, **params: Any) -> list[Observation]:
-    ctx = ProbeContext(
-        ManualClock(START.timestamp()), structlog.get_logger(), Config(base_dir=base)
-    )
+    ctx = ProbeContext(ManualClock(START.timestamp()), structlog.get_logger(), base_dir=base)
     return await check_tls_cert(TlsCertParams.model_validate(params), ctx)
 
 
@@ -350,7 +348,13 @@ def test_the_documented_examples_load(tmp_path: Path) -> None:
     registry = build_registry(load_entry_points=False)
     config = Config.model_validate(yaml.safe_load(probes))
     runner = ProbeRunner(
-        config.probes, registry, config, ManualClock(), discard, structlog.get_logger()
+        config.probes,
+        registry,
+        config.base_dir,
+        ManualClock(),
+        discard,
+        structlog.get_logger(),
+        settings={},
     )
     (tmp_path / "certs.yaml").write_text(rules)
 
