@@ -17,7 +17,8 @@ from opsmedic.config.schema import Config
 from opsmedic.model import Event, Observation, Status
 from opsmedic.plugins import ProbeContext, Registry
 from opsmedic.probes import BUILTIN_PROBES, ProbeRunner
-from opsmedic.probes.tls_cert import TlsCertParams, check_tls_cert
+from opsmedic.probes.tls_cert import Params as TlsCertParams
+from opsmedic.probes.tls_cert import check as check_tls_cert
 from services import free_port
 from services_tls import TLSServer
 

@@ -18,7 +18,8 @@ from opsmedic.config.schema import Config, ProbeConfig
 from opsmedic.model import Event, Status
 from opsmedic.plugins import ProbeContext, Registry
 from opsmedic.probes import BUILTIN_PROBES, ProbeRunner
-from opsmedic.probes.command import CommandParams, check_command
+from opsmedic.probes.command import Params as CommandParams
+from opsmedic.probes.command import check as check_command
 
 PY = sys.executable
 

@@ -13,8 +13,10 @@ import structlog
 from opsmedic.clock import SystemClock
 from opsmedic.model import Observation
 from opsmedic.plugins import ProbeContext
-from opsmedic.probes.disk import DiskParams, check_disk
-from opsmedic.probes.process import ProcessParams, check_processes
+from opsmedic.probes.disk import Params as DiskParams
+from opsmedic.probes.disk import check as check_disk
+from opsmedic.probes.process import Params as ProcessParams
+from opsmedic.probes.process import check as check_processes
 
 MiB = 1024 * 1024
 

@@ -26,7 +26,7 @@ REAP_TIMEOUT = 5.0
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 
 
-class CommandParams(Strict):
+class Params(Strict):
     argv: list[str] = Field(min_length=1, description="program and arguments; never a shell")
     ok_exit_codes: list[int] = Field(default_factory=lambda: [0], min_length=1)
     value: Literal["stdout", "exit_code"] = "stdout"
@@ -54,7 +54,7 @@ def parse_stdout(raw: bytes, truncated: bool) -> float | str:
     return text
 
 
-async def check_command(params: CommandParams, ctx: ProbeContext) -> list[Observation]:
+async def check(params: Params, ctx: ProbeContext) -> list[Observation]:
     """Run argv once; the value is its stdout (number or text) or its exit code."""
     cwd = ctx.base_dir / params.cwd if params.cwd is not None else None
     env = {**os.environ, **params.env} if params.env else None
@@ -98,9 +98,7 @@ async def check_command(params: CommandParams, ctx: ProbeContext) -> list[Observ
     return [_observation(params, code, out, out_cut, err)]
 
 
-def _observation(
-    params: CommandParams, code: int, out: bytes, out_cut: bool, err: bytes
-) -> Observation:
+def _observation(params: Params, code: int, out: bytes, out_cut: bool, err: bytes) -> Observation:
     ok = code in params.ok_exit_codes
     stderr = err.decode("utf-8", errors="replace").strip()
     value: float | str = float(code) if params.value == "exit_code" else parse_stdout(out, out_cut)
@@ -154,9 +152,9 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-COMMAND_PROBE: ProbeSpec[CommandParams] = ProbeSpec(
+PROBE: ProbeSpec[Params] = ProbeSpec(
     name="command",
-    params=CommandParams,
-    check=check_command,
+    params=Params,
+    check=check,
     summary="run a program (argument list, no shell); OK on an expected exit code",
 )

@@ -16,7 +16,10 @@ from opsmedic.config.schema import Config, ProbeConfig
 from opsmedic.model import Event, Observation
 from opsmedic.plugins import ProbeContext, Registry
 from opsmedic.probes import BUILTIN_PROBES, ProbeRunner, disk, validate_probe_params
-from opsmedic.probes.disk import DISK_PROBE, DiskParams, Usage, check_disk
+from opsmedic.probes.disk import PROBE as DISK_PROBE
+from opsmedic.probes.disk import Params as DiskParams
+from opsmedic.probes.disk import Usage
+from opsmedic.probes.disk import check as check_disk
 
 
 def context(timeout: float = 10.0) -> ProbeContext:

@@ -18,7 +18,8 @@ from pydantic import ValidationError
 from opsmedic.clock import ManualClock
 from opsmedic.model import Observation
 from opsmedic.plugins import ProbeContext
-from opsmedic.probes.dns import DnsParams, check_dns
+from opsmedic.probes.dns import Params as DnsParams
+from opsmedic.probes.dns import check as check_dns
 
 
 class Responder(asyncio.DatagramProtocol):

@@ -26,7 +26,10 @@ from opsmedic.config.schema import Config, ProbeConfig
 from opsmedic.model import Event, Observation
 from opsmedic.plugins import ProbeContext, ProbeSpec, Registry, build_registry
 from opsmedic.probes import BUILTIN_PROBES, ProbeRunner, validate_probe_params
-from opsmedic.probes.process import PROCESS_PROBE, ProcessParams, check_processes, cpu_rate
+from opsmedic.probes.process import PROBE as PROCESS_PROBE
+from opsmedic.probes.process import Params as ProcessParams
+from opsmedic.probes.process import check as check_processes
+from opsmedic.probes.process import cpu_rate
 from opsmedic.rules.loader import load_rules
 from processes import all_gone
 

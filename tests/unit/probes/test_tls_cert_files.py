@@ -19,7 +19,9 @@ from opsmedic.config.schema import Config
 from opsmedic.model import Event, Observation
 from opsmedic.plugins import ProbeContext, build_registry
 from opsmedic.probes.runner import ProbeRunner, validate_probe_params
-from opsmedic.probes.tls_cert import TLS_CERT_PROBE, TlsCertParams, check_tls_cert
+from opsmedic.probes.tls_cert import PROBE as TLS_CERT_PROBE
+from opsmedic.probes.tls_cert import Params as TlsCertParams
+from opsmedic.probes.tls_cert import check as check_tls_cert
 from opsmedic.probes.x509_facts import name_matches
 from opsmedic.rules.loader import load_rules
 from services_tls import Issued, issue
