@@ -38,7 +38,7 @@ def validate_probe_params(spec: ProbeSpec[Any], params: Mapping[str, Any]) -> li
     try:
         spec.params.model_validate(dict(params))
     except ValidationError as exc:
-        return [_describe(err, spec.params) for err in exc.errors()]
+        return _described(exc, spec)
     return []
 
 
@@ -85,6 +85,7 @@ def probe_problems(
 
 
 def _described(error: ValidationError | None, spec: ProbeSpec[Any] | None) -> list[tuple[str, str]]:
+    """The runner's wording of params a probe's model refused: (path inside params, message)."""
     if error is None or spec is None:
         return []
     return [_describe(err, spec.params) for err in error.errors()]
