@@ -39,6 +39,7 @@ def make_action_context(action: str, dry_run: bool = False, **config: Any) -> Ac
         run_id="run-1",
         rule="rule-1",
         target="web-1",
+        default_timeout=own.actions.timeout,
         base_dir=own.base_dir,
         state_dir=own.state_dir,
         output_limit=own.actions.output_limit,

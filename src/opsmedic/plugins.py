@@ -54,6 +54,9 @@ class ActionContext:
     # The step's time budget (its `timeout:` or the config default); the engine enforces it
     # with a grace margin, so an action that honours it can still clean up and report.
     timeout: float = 60.0
+    # The config's `actions.timeout`: what an action's own `timeout` parameter defaults to
+    # (http_request's bound on one exchange), whatever the step's budget.
+    default_timeout: float = 60.0
     # The config file's directory: relative paths in rules (cwd, dir, key files) resolve here.
     base_dir: Path = field(default_factory=Path)
     # opsmedic's own working files (archive intents).

@@ -59,7 +59,7 @@ async def run(params: Params, ctx: ActionContext) -> Outcome:
             params.url,
             what=what,
             clock=ctx.clock,
-            time_limit=params.timeout if params.timeout is not None else ctx.timeout,
+            time_limit=params.timeout if params.timeout is not None else ctx.default_timeout,
             output_limit=ctx.output_limit,
             headers=headers,
             json_body=params.json_body,

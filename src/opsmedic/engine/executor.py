@@ -123,7 +123,8 @@ class Executor:
         config = self._config
         ctx = ActionContext(
             clock=self._clock, log=log, dry_run=False, run_id=run.id, rule=run.rule,
-            target=run.target, timeout=timeout, base_dir=config.base_dir,
+            target=run.target, timeout=timeout, default_timeout=config.actions.timeout,
+            base_dir=config.base_dir,
             state_dir=config.state_dir, output_limit=config.actions.output_limit,
             ssh_hosts=config.ssh_hosts, probe_once=self._probe_once,
             settings=spec.settings.pick(self._settings) if spec.settings else None,
