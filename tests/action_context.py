@@ -1,4 +1,4 @@
-"""An ActionContext for calling an action directly in a test, over a Config built from kwargs;
+"""An ActionContext for calling an action directly in a test, over a config built from kwargs;
 or a one-rule file run through the real Executor."""
 
 from __future__ import annotations
@@ -9,23 +9,43 @@ from typing import Any
 import structlog
 
 from opsmedic.clock import SystemClock
+from opsmedic.config.located import Located
 from opsmedic.config.schema import Config
+from opsmedic.config.sections import plugin_sections
 from opsmedic.engine.executor import Executor
+from opsmedic.errors import ConfigError
 from opsmedic.model import Event, Run
 from opsmedic.plugins import ActionContext
+from opsmedic.probes.runner import probe_once
 from opsmedic.rules.loader import load_rules
 from opsmedic.runtime import build_registry
 
 
-def make_action_context(dry_run: bool = False, **config: Any) -> ActionContext:
+def make_action_context(action: str, dry_run: bool = False, **config: Any) -> ActionContext:
+    """The context the engine gives `action`, from a config of `config`'s sections (its own
+    section, like `notify=`, among them)."""
+    registry = build_registry(load_entry_points=False)
+    specs = registry.settings()
+    settings, problems = plugin_sections(config, Located("<test>", config), specs)
+    if problems:
+        raise ConfigError(problems)
+    own = Config.model_validate({k: v for k, v in config.items() if k not in settings})
+    spec = registry.action(action).settings
+    clock, log = SystemClock(), structlog.get_logger()
     return ActionContext(
-        clock=SystemClock(),
-        log=structlog.get_logger(),
-        config=Config.model_validate(config),
+        clock=clock,
+        log=log,
+        settings=spec.pick(settings) if spec else None,
         dry_run=dry_run,
         run_id="run-1",
         rule="rule-1",
         target="web-1",
+        default_timeout=own.actions.timeout,
+        base_dir=own.base_dir,
+        state_dir=own.state_dir,
+        output_limit=own.actions.output_limit,
+        ssh_hosts=own.ssh_hosts,
+        probe_once=probe_once(own.probes, registry, own.base_dir, clock, log, settings=settings),
     )
 
 
@@ -36,7 +56,7 @@ async def execute_rule(rules: Path, event: Event, state_dir: Path) -> Run:
     config = Config.model_validate({"state_dir": str(state_dir)})
     run = Run(rule=rule.name, event_id=event.id, target=event.target,
               fingerprint=event.fingerprint, actions=rule.actions)  # fmt: skip
-    await Executor(registry, config, SystemClock(), structlog.get_logger()).execute(
-        run, rule, event
-    )
+    executor = Executor(registry, config, SystemClock(), structlog.get_logger(), settings={},
+                        probe_once=None)  # fmt: skip
+    await executor.execute(run, rule, event)
     return run

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
 
 from opsmedic.clock import Clock
 from opsmedic.config.located import unknown_name
-from opsmedic.config.schema import Config
+from opsmedic.config.schema import SSHHost
 from opsmedic.errors import PluginError
 from opsmedic.model import Event, Observation, Outcome
 
 P = TypeVar("P", bound=BaseModel)
 S = TypeVar("S", bound=BaseModel)
+# Runs a configured probe once by name and returns its events (not emitted); raises
+# PluginError for a name the config has no probe of, ConfigError for a misconfigured one.
+ProbeOnce = Callable[[str], Awaitable[list[Event]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,14 +29,23 @@ class SettingsSpec(Generic[S]):
     key: str
     model: type[S]
 
+    def pick(self, sections: Mapping[str, BaseModel]) -> S:
+        """This section's instance among the loaded ones; where the config was loaded without
+        it, the model's defaults, as for a section the file leaves out."""
+        found = sections.get(self.key)
+        return self.model.model_validate({}) if found is None else self.model.model_validate(found)
+
 
 @dataclass(slots=True)
 class ActionContext:
-    """What an action may use: the clock, a bound logger, dry-run, and the validated config."""
+    """What an action may use: the clock, a bound logger, dry-run, its own validated settings,
+    and the few shared config values actions need (none gets the whole config or registry)."""
 
     clock: Clock
     log: Any  # structlog BoundLogger; Any because structlog's proxies are not one class
-    config: Config
+    # The action's section of the config, validated by its SettingsSpec's model; None when it
+    # declares none.
+    settings: Any = None
     dry_run: bool = False
     run_id: str = ""
     rule: str = ""
@@ -40,8 +53,20 @@ class ActionContext:
     # The step's time budget (its `timeout:` or the config default); the engine enforces it
     # with a grace margin, so an action that honours it can still clean up and report.
     timeout: float = 60.0
-    # The plugins in use: an action that checks its own work runs a configured probe again.
-    registry: Registry | None = None
+    # The config's `actions.timeout`: what an action's own `timeout` parameter defaults to
+    # (http_request's bound on one exchange), whatever the step's budget.
+    default_timeout: float = 60.0
+    # The config file's directory: relative paths in rules (cwd, dir, key files) resolve here.
+    base_dir: Path = field(default_factory=Path)
+    # opsmedic's own working files (archive intents).
+    state_dir: Path = field(default_factory=lambda: Path("state"))
+    # Bytes kept per stream of a command's or a response's output (actions.output_limit).
+    output_limit: int = 65536
+    # `ssh_hosts:`, shared by run_command's `host:` and archive_logs' sftp:// destinations.
+    ssh_hosts: Mapping[str, SSHHost] = field(default_factory=dict)
+    # Runs a configured probe once by name, for an action that checks its own work (recheck);
+    # None where no probes are wired.
+    probe_once: ProbeOnce | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,15 +83,19 @@ class ActionSpec(Generic[P]):
     idempotent: bool = False
     destructive: bool = False
     summary: str = ""
+    settings: SettingsSpec[Any] | None = None
 
 
 @dataclass(slots=True)
 class ProbeContext:
-    """What a probe check may use."""
+    """What a probe check may use: its own validated settings and the config's directory."""
 
     clock: Clock
     log: Any
-    config: Config
+    # The probe's section of the config (see SettingsSpec); None when it declares none.
+    settings: Any = None
+    # The config file's directory: relative paths in probe params resolve here.
+    base_dir: Path = field(default_factory=Path)
     timeout: float = 10.0
     # Kept by the runner for this configured probe from one check to the next (the process
     # probe's CPU samples); a probe owns its keys and must keep what it stores bounded.
@@ -87,6 +116,7 @@ class ProbeSpec(Generic[P]):
     summary: str = ""
     default_interval: float | None = None
     default_jitter: float = 0.1
+    settings: SettingsSpec[Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,3 +157,18 @@ class Registry:
             return self.webhooks[name]
         except KeyError:
             raise PluginError(unknown_name("webhook", name, self.webhooks)) from None
+
+    def settings(self) -> list[SettingsSpec[Any]]:
+        """The config sections the plugins declare, one per key (plugins may share one)."""
+        by_key: dict[str, SettingsSpec[Any]] = {}
+        declared = [(a.name, a.settings) for a in self.actions.values()]
+        declared += [(p.name, p.settings) for p in self.probes.values()]
+        declared += [(w.name, w.settings) for w in self.webhooks.values()]
+        for name, spec in declared:
+            if spec is None:
+                continue
+            known = by_key.setdefault(spec.key, spec)
+            if known.model is not spec.model:
+                # One section read two ways would validate for one plugin and not the other.
+                raise PluginError(f"{name!r} reads section {spec.key!r} with another model")
+        return list(by_key.values())

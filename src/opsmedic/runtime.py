@@ -7,17 +7,17 @@ import gc
 import os
 import signal
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from opsmedic.actions import BUILTIN_ACTIONS
 from opsmedic.clock import Clock, SystemClock
-from opsmedic.config.loader import read_config, resolve_secret_files
+from opsmedic.config.loader import read_config
 from opsmedic.config.located import Located, unknown_name, validation_problems
 from opsmedic.config.refs import ConfigNames, config_names
 from opsmedic.config.schema import Config
@@ -26,7 +26,7 @@ from opsmedic.logs import get_logger
 from opsmedic.model import Event
 from opsmedic.plugins import ActionSpec, ProbeSpec, Registry, WebhookSpec
 from opsmedic.probes import BUILTIN_PROBES
-from opsmedic.probes.runner import ProbeRunner
+from opsmedic.probes.runner import ProbeRunner, probe_once, probe_problems
 from opsmedic.rules.loader import load_rules
 from opsmedic.rules.ruleset import RuleSet
 from opsmedic.sources.webhooks import BUILTIN_WEBHOOKS
@@ -82,78 +82,19 @@ def _loaded(obj: object, kind: type[Spec], name: str) -> Spec:
     return obj
 
 
-def webhook_settings(
-    data: dict[str, Any], located: Located, registry: Registry
-) -> tuple[dict[str, BaseModel], list[Problem]]:
-    """The webhooks' sections of the raw config (PagerDuty's `webhooks:`), each validated by
-    its own model, keyed by section; secret files are not yet placed beside the config."""
-    found: dict[str, BaseModel] = {}
-    problems: list[Problem] = []
-    for spec in registry.webhooks.values():
-        if spec.settings is None or spec.settings.key in found:
-            continue  # several webhooks may share one section
-        key, model = spec.settings.key, spec.settings.model
-        section = data.get(key, {})
-        if not isinstance(section, dict):
-            continue  # the schema's validation names this one
-        try:
-            found[key] = model.model_validate(section)
-        except ValidationError as exc:
-            problems += validation_problems(exc, located, model, (key,))
-    return found, problems
-
-
-def load_with_settings(
-    path: Path | None, registry: Registry, environ: Mapping[str, str] | None = None
-) -> tuple[Config, Located, dict[str, BaseModel]]:
-    """load_config, and the webhooks' sections validated by their models; ConfigError with
-    every problem of both."""
-    read = read_config(path, environ)
-    settings, problems = webhook_settings(read.data, read.located, registry)
-    if read.problems or problems or read.config is None:
-        raise ConfigError(read.problems + problems)
-    return read.config, read.located, _placed(settings, read.base)
-
-
-def _placed(settings: dict[str, BaseModel], base: Path) -> dict[str, BaseModel]:
-    """Secret files in plugin sections too are relative to the config file."""
-    for section in settings.values():
-        resolve_secret_files(section, base)
-    return settings
-
-
 def check_config(data: dict[str, Any], located: Located, registry: Registry) -> list[Problem]:
-    """Checks that need the registry: probe types and params, per_action names, the webhooks'
-    sections; located.
+    """Checks that need the registry: probe types and params, per_action names; located.
 
     They read the raw config, so they run even when another section failed validation.
     """
     problems = _per_action_problems(data, located, registry)
-    problems += webhook_settings(data, located, registry)[1]
-    seen: set[str] = set()
     probes = data.get("probes")
-    for i, probe in enumerate(probes if isinstance(probes, list) else []):
-        if not isinstance(probe, dict):
-            continue  # the schema's validation names this one
-        loc = ("probes", i)
-        name, kind, params = probe.get("name"), probe.get("type"), probe.get("params", {})
-        if isinstance(name, str) and name in seen:
-            problems.append(located.problem((*loc, "name"), f"duplicate probe name {name!r}"))
-        if isinstance(name, str):
-            seen.add(name)
-        # A type or params of the wrong shape is the schema's error, reported with the rest.
-        spec = registry.probes.get(kind) if isinstance(kind, str) else None
-        if spec is None:
-            if isinstance(kind, str):
-                msg = unknown_name("probe type", kind, registry.probes)
-                problems.append(located.problem((*loc, "type"), msg))
-            continue
-        if not isinstance(params, dict):
-            continue
-        try:
-            spec.params.model_validate(params)
-        except ValidationError as exc:
-            problems += validation_problems(exc, located, spec.params, (*loc, "params"))
+    for found in probe_problems(probes if isinstance(probes, list) else [], registry.probes):
+        loc = ("probes", found.index, found.field)
+        if found.error is not None and found.spec is not None:
+            problems += validation_problems(found.error, located, found.spec.params, loc)
+        else:
+            problems.append(located.problem(loc, found.message))
     return problems
 
 
@@ -182,14 +123,14 @@ class Runtime:
     config: Config
     config_path: Path | None
     registry: Registry
+    # The plugins' own config sections, validated, by top-level key (see SettingsSpec).
+    settings: dict[str, BaseModel]
     ruleset: RuleSet
     clock: Clock
     store: Store | None
     engine: Engine
     # The names the config defines (notify targets, ssh hosts…) that rules may refer to.
     config_names: ConfigNames = field(default_factory=dict)
-    # The plugins' validated config sections, by key (the PagerDuty webhook's `webhooks`).
-    settings: dict[str, BaseModel] = field(default_factory=dict)
     rule_errors: list[Problem] = field(default_factory=list)
     # One reload at a time: a slower earlier load must not replace the rules of a later one.
     _reloading: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
@@ -229,13 +170,13 @@ def build(
     from opsmedic.engine.loop import Engine
     from opsmedic.store.store import Store
 
-    read = read_config(config_path)
     registry = registry or build_registry()
+    read = read_config(config_path, registry.settings())
     problems = read.problems + check_config(read.data, read.located, registry)
     if problems or read.config is None:
         raise ConfigError(problems)
     config = read.config
-    settings = _placed(webhook_settings(read.data, read.located, registry)[0], read.base)
+    settings = read.settings
     if rules_path is not None:
         config.rules_dir = rules_path
     names = config_names(read.data)
@@ -245,11 +186,11 @@ def build(
         store = Store(config.store)
         store.migrate()
     clock = clock or SystemClock()
-    engine = Engine(ruleset=ruleset, registry=registry, config=config, store=store, clock=clock,
-                    dry_run=dry_run)  # fmt: skip
-    return Runtime(
-        config, config_path, registry, ruleset, clock, store, engine, names, settings=settings
-    )
+    recheck = probe_once(config.probes, registry, config.base_dir, clock,
+                         get_logger(component="probes"), settings=settings)  # fmt: skip
+    engine = Engine(ruleset=ruleset, registry=registry, config=config, settings=settings,
+                    probe_once=recheck, store=store, clock=clock, dry_run=dry_run)  # fmt: skip
+    return Runtime(config, config_path, registry, settings, ruleset, clock, store, engine, names)
 
 
 async def watch_rules(
@@ -319,7 +260,8 @@ async def run_forever(rt: Runtime, stop: asyncio.Event, service: Service | None 
         if ruleset is None:
             metrics.reload_errors.inc()
 
-    probes = ProbeRunner(rt.config.probes, rt.registry, rt.config, rt.clock, emit_probed, log,
+    probes = ProbeRunner(rt.config.probes, rt.registry, rt.config.base_dir, rt.clock,
+                         emit_probed, log, settings=rt.settings,
                          config_path=str(rt.config_path or "opsmedic.yaml"))  # fmt: skip
     tasks = [asyncio.create_task(probes.run(), name="probes")]
     pollers, pollers_stop = [], asyncio.Event()

@@ -176,7 +176,7 @@ async def engine(tmp_path: Path, receiver: str, store: Store) -> AsyncIterator[E
     config.actions.retry.backoff = 0.001
     config.actions.retry.max_backoff = 0.002
     config.state_dir = tmp_path / "state"
-    engine = Engine(ruleset=load_rules(tmp_path / "rules.yaml", registry), registry=registry,
+    engine = Engine(settings={}, probe_once=None, ruleset=load_rules(tmp_path / "rules.yaml", registry), registry=registry,
                     config=config, store=store, clock=SystemClock())  # fmt: skip
     await engine.start()
     yield engine

@@ -8,6 +8,7 @@ import ssl
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -128,7 +129,7 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     yield from _serve(context)
 
 
-make_ctx = make_action_context
+make_ctx = partial(make_action_context, "http_request")
 
 
 async def call(ctx: ActionContext | None = None, **raw: Any) -> Outcome:

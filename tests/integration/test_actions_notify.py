@@ -12,7 +12,6 @@ import structlog
 
 from opsmedic.actions import notify
 from opsmedic.clock import SystemClock
-from opsmedic.config.schema import Config
 from opsmedic.errors import RetryableError
 from opsmedic.model import Outcome
 from opsmedic.plugins import ActionContext
@@ -33,7 +32,7 @@ def make_ctx(targets: dict[str, Any], dry_run: bool = False) -> ActionContext:
     return ActionContext(
         clock=SystemClock(),
         log=structlog.get_logger(),
-        config=Config.model_validate({"notify": targets}),
+        settings=notify.NotifyTargets.model_validate(targets),
         dry_run=dry_run,
         run_id="run-1",
         rule="rule-1",

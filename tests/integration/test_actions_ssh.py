@@ -46,7 +46,7 @@ def make_ctx(sshd: SSHServer, **host: Any) -> ActionContext:
     return ActionContext(
         clock=SystemClock(),
         log=structlog.get_logger(),
-        config=config,
+        ssh_hosts=config.ssh_hosts,
         run_id="run-1",
         rule="rule-1",
         target="web-1",
@@ -242,7 +242,7 @@ async def test_connection_refused_is_retryable(sshd: SSHServer) -> None:
 async def test_a_relative_key_path_is_read_from_the_config_directory(sshd: SSHServer) -> None:
     """key_file and known_hosts are relative to the config file's directory (base_dir)."""
     ctx = make_ctx(sshd, key_file=sshd.key_file.name, known_hosts=sshd.known_hosts.name)
-    ctx.config.base_dir = sshd.key_file.parent
+    ctx.base_dir = sshd.key_file.parent
     outcome = await run(ctx, argv=["true"])
     assert outcome.ok, outcome.message
 

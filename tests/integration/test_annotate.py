@@ -12,6 +12,7 @@ import pytest
 
 from action_context import make_action_context
 from opsmedic.actions import annotate
+from opsmedic.actions.annotate_accounts import AnnotateConfig
 from opsmedic.clock import SystemClock
 from opsmedic.config.schema import Config
 from opsmedic.engine.loop import Engine
@@ -89,7 +90,7 @@ def annotate_config(
 
 @pytest.fixture
 def ctx(annotate_config: dict[str, Any]) -> ActionContext:
-    return make_action_context(annotate=annotate_config)
+    return make_action_context("annotate", annotate=annotate_config)
 
 
 async def call(ctx: ActionContext, **raw: Any) -> Outcome:
@@ -158,12 +159,12 @@ async def test_dynatrace_refusals_fail_with_its_reason(
     annotate_config: dict[str, Any], dynatrace: FakeDynatrace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An unknown problem (404) and a wrong token (401), in Dynatrace's ErrorEnvelope."""
-    ctx = make_action_context(annotate=annotate_config)
+    ctx = make_action_context("annotate", annotate=annotate_config)
     outcome = await call(ctx, dynatrace={"problem": "-1_1V2"}, note="x")
     assert not outcome.ok
     assert outcome.message.endswith("404 Not Found: The problem -1_1V2 could not be found.")
     monkeypatch.setenv(DT_ENV, "dt0c01.WRONG")
-    outcome = await call(make_action_context(annotate=annotate_config),
+    outcome = await call(make_action_context("annotate", annotate=annotate_config),
                          dynatrace={"problem": PID}, note="x")  # fmt: skip
     assert not outcome.ok
     assert outcome.message.endswith("401 Unauthorized: Missing authorization parameter.")
@@ -217,7 +218,7 @@ async def test_a_wrong_key_fails_with_the_reason_and_no_key(
 ) -> None:
     """401 is a failed step (not retried) that says why; neither key appears anywhere."""
     monkeypatch.setenv(OG_ENV, "wrong-k3y-value")
-    outcome = await call(make_action_context(annotate=annotate_config),
+    outcome = await call(make_action_context("annotate", annotate=annotate_config),
                          opsgenie={"alert": "checkout-5xx", "identifier_type": "alias"},
                          note="x")  # fmt: skip
     assert not outcome.ok
@@ -233,13 +234,13 @@ async def test_a_wrong_pagerduty_token_and_an_unknown_user_fail_with_the_reason(
     annotate_config: dict[str, Any], pagerduty: FakePagerDuty, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(PD_ENV, "not-the-t0ken")
-    outcome = await call(make_action_context(annotate=annotate_config),
+    outcome = await call(make_action_context("annotate", annotate=annotate_config),
                          pagerduty={"incident": "Q2LGK8PLB8Z9TF"}, note="x")  # fmt: skip
     assert not outcome.ok
     assert outcome.message.endswith("401 Unauthorized: Authentication failed")
     monkeypatch.setenv(PD_ENV, pagerduty.token)
     annotate_config["pagerduty"]["from_email"] = "stranger@example.com"
-    outcome = await call(make_action_context(annotate=annotate_config),
+    outcome = await call(make_action_context("annotate", annotate=annotate_config),
                          pagerduty={"incident": "Q2LGK8PLB8Z9TF"}, note="x")  # fmt: skip
     assert not outcome.ok
     assert "400 Bad Request: Invalid Input Provided; You must specify the email" in outcome.message
@@ -295,14 +296,14 @@ async def test_a_429_asking_longer_than_the_step_budget_fails_at_once(
 async def test_nothing_listening_is_retryable(annotate_config: dict[str, Any]) -> None:
     annotate_config["opsgenie"]["api_url"] = f"http://127.0.0.1:{free_port()}"
     with pytest.raises(RetryableError, match="cannot connect"):
-        await call(make_action_context(annotate=annotate_config),
+        await call(make_action_context("annotate", annotate=annotate_config),
                    opsgenie={"alert": "42"}, note="x")  # fmt: skip
 
 
 async def test_dry_run_posts_nothing_and_shows_the_note(
     annotate_config: dict[str, Any], opsgenie: FakeOpsgenie, pagerduty: FakePagerDuty
 ) -> None:
-    ctx = make_action_context(dry_run=True, annotate=annotate_config)
+    ctx = make_action_context("annotate", dry_run=True, annotate=annotate_config)
     before = len(opsgenie.requests), len(pagerduty.requests)
     outcome = await call(ctx, opsgenie={"alert": "checkout-5xx", "identifier_type": "alias"},
                          note="would be posted")  # fmt: skip
@@ -357,7 +358,7 @@ async def test_an_unset_key_fails_naming_the_config_entry_and_sends_nothing(
 ) -> None:
     monkeypatch.delenv(OG_ENV)
     before = len(opsgenie.requests)
-    outcome = await call(make_action_context(annotate=annotate_config),
+    outcome = await call(make_action_context("annotate", annotate=annotate_config),
                          opsgenie={"alert": "42"}, note="x")  # fmt: skip
     assert not outcome.ok
     assert outcome.message == f"annotate.opsgenie.api_key: environment variable {OG_ENV} is not set"
@@ -365,12 +366,12 @@ async def test_an_unset_key_fails_naming_the_config_entry_and_sends_nothing(
 
 
 async def test_a_destination_missing_from_config_fails_clearly() -> None:
-    outcome = await call(make_action_context(), pagerduty={"incident": "P1"}, note="x")
+    outcome = await call(make_action_context("annotate"), pagerduty={"incident": "P1"}, note="x")
     assert not outcome.ok
     assert outcome.message == (
         "annotate.pagerduty is not configured (token, from_email) in opsmedic.yaml"
     )
-    outcome = await call(make_action_context(), dynatrace={"problem": PID}, note="x")
+    outcome = await call(make_action_context("annotate"), dynatrace={"problem": PID}, note="x")
     assert (
         outcome.message == "annotate.dynatrace is not configured (api_url, token) in opsmedic.yaml"
     )
@@ -408,11 +409,12 @@ async def run_rule(tmp_path: Path, annotate_config: dict[str, Any], source: str,
     rules = RESTART_AND_ANNOTATE.replace("SOURCE", source).replace("DESTINATION", destination)
     (tmp_path / "rules.yaml").write_text(rules)
     registry = build_registry(load_entry_points=False)
-    config = Config.model_validate({"annotate": annotate_config})
+    settings = {"annotate": AnnotateConfig.model_validate(annotate_config)}
     store = Store(f"sqlite:///{tmp_path / 'opsmedic.db'}")
     store.migrate()
     engine = Engine(ruleset=load_rules(tmp_path / "rules.yaml", registry), registry=registry,
-                    config=config, store=store, clock=SystemClock())  # fmt: skip
+                    config=Config(), settings=settings, probe_once=None, store=store,
+                    clock=SystemClock())  # fmt: skip
     await engine.start()
     try:
         (accepted,) = await engine.submit([event])

@@ -44,7 +44,9 @@ def box(tmp_path: Path) -> Path:
 
 
 def ctx_for(box: Path, dry_run: bool = False, **config: Any) -> ActionContext:
-    return make_action_context(dry_run=dry_run, state_dir=str(box / "state"), **config)
+    return make_action_context(
+        "archive_logs", dry_run=dry_run, state_dir=str(box / "state"), **config
+    )
 
 
 async def run(box: Path, ctx: ActionContext | None = None, **raw: Any) -> Outcome:

@@ -160,7 +160,8 @@ async def one_trial(trial: Trial, corpus: dict[str, bytes], kill_at: float) -> t
     _, problems = await recover(trial.config)
     assert problems == []
     await asyncio.to_thread(check, trial, corpus, True)
-    report = await archive(trial.params, trial.config, "crash")
+    report = await archive(trial.params, trial.config, "crash",
+                           time_limit=trial.config.actions.timeout)  # fmt: skip
     assert report.error is None, report.error
     assert os.listdir(trial.logs) == []
     archived = await asyncio.to_thread(committed_members, trial)

@@ -13,6 +13,9 @@ import pytest
 import zstandard
 
 from cli_process import opsmedic
+from opsmedic.runtime import build_registry
+
+SECTIONS = build_registry(load_entry_points=False).settings()
 
 
 @pytest.fixture
@@ -84,7 +87,7 @@ def test_the_progress_bar_knows_its_total_once_files_are_selected(logs: Path) ->
     from opsmedic.cli.archive import ArchiveBar
     from opsmedic.config.loader import load_config
 
-    config, _ = load_config(logs.parent / "opsmedic.yaml", environ={})
+    config, _ = load_config(logs.parent / "opsmedic.yaml", SECTIONS, environ={})
     params = Params.model_validate(
         {"dir": str(logs), "include": ["*.log.*"], "to": str(logs.parent / "out")}
     )
@@ -92,7 +95,8 @@ def test_the_progress_bar_knows_its_total_once_files_are_selected(logs: Path) ->
     with ArchiveBar(Console(file=io.StringIO(), force_terminal=True, width=120)) as bar:
         (task,) = bar.progress.tasks
         assert task.total is None  # unknown until the files are selected
-        run = archive(params, config, "h", progress=bar.advance, on_total=bar.set_total)
+        run = archive(params, config, "h", time_limit=config.actions.timeout,
+                      progress=bar.advance, on_total=bar.set_total)  # fmt: skip
         report = asyncio.run(run)
     assert report.error is None and len(report.archives) == 1
     # Written once and read back once: the bar ends full, so its ETA ran over the right total.

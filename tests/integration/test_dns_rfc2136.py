@@ -25,8 +25,7 @@ import pytest
 from action_context import make_action_context
 from opsmedic.actions.dns_failover import Params as ActionParams
 from opsmedic.actions.dns_failover import run
-from opsmedic.config.schema import Config
-from opsmedic.dns.rfc2136 import Rfc2136Backend, Rfc2136Params
+from opsmedic.dns.rfc2136 import Rfc2136Backend, Rfc2136Params, TsigKeys
 from opsmedic.dns.switch import Direction, Switched, SwitchFailed
 from opsmedic.errors import RetryableError
 from opsmedic.model import Outcome, Status
@@ -36,12 +35,12 @@ FAILOVER, FAILBACK = Direction.FAILOVER, Direction.FAILBACK
 RESOLVER = "resolver.svc.test."
 
 
-def config_for(pair: DnsPair, secret_file: Path | None = None, key_name: str = "") -> Config:
+def config_for(pair: DnsPair, secret_file: Path | None = None, key_name: str = "") -> TsigKeys:
     secret = {"file": str(secret_file or pair.key_file)}
-    return Config.model_validate({"tsig_keys": {key_name or pair.key_name: {"secret": secret}}})
+    return TsigKeys.model_validate({key_name or pair.key_name: {"secret": secret}})
 
 
-def backend(pair: DnsPair, config: Config | None = None, **params: Any) -> Rfc2136Backend:
+def backend(pair: DnsPair, config: TsigKeys | None = None, **params: Any) -> Rfc2136Backend:
     values = {
         "server": pair.secondary.address,
         "zone": pair.dynamic_zone,
@@ -382,7 +381,9 @@ async def failover_via(pair: DnsPair, server: str) -> Outcome:
         "server": server, "zone": pair.dynamic_zone, "name": "resolver",
         "primary": pair.primary.address, "secondary": pair.secondary.address,
         "tsig_key": pair.key_name}})  # fmt: skip
-    ctx = make_action_context(tsig_keys={pair.key_name: {"secret": {"file": str(pair.key_file)}}})
+    ctx = make_action_context(
+        "dns_failover", tsig_keys={pair.key_name: {"secret": {"file": str(pair.key_file)}}}
+    )
     return await run(params, ctx)
 
 

@@ -19,6 +19,7 @@ from structlog.testing import capture_logs
 
 from action_context import make_action_context
 from opsmedic.actions import kill_process
+from opsmedic.actions.protection import ProcessesConfig
 from opsmedic.clock import SystemClock
 from opsmedic.config.schema import Config, ProbeConfig
 from opsmedic.model import Event, Outcome
@@ -96,7 +97,7 @@ def alive(proc: psutil.Process) -> bool:
 
 async def test_leashed_by_default_reports_and_kills_nothing(hog: Hog) -> None:
     proc = hog()
-    out = await kill(make_action_context(), proc)
+    out = await kill(make_action_context("kill_process"), proc)
     assert out.ok and out.details["skipped"] == "leashed"
     assert out.message.startswith(f"leashed: would kill pid {proc.pid} ({HOG_USER}, /bin/sh -c ")
     assert "% CPU) — set enforce: true to act" in out.message
@@ -106,7 +107,7 @@ async def test_leashed_by_default_reports_and_kills_nothing(hog: Hog) -> None:
 
 async def test_dry_run_kills_nothing_even_enforced(hog: Hog) -> None:
     proc = hog()
-    out = await kill(make_action_context(dry_run=True), proc, enforce=True)
+    out = await kill(make_action_context("kill_process", dry_run=True), proc, enforce=True)
     assert out.ok and out.details["skipped"] == "dry-run"
     assert out.message.startswith(f"dry-run: would kill pid {proc.pid}")
     assert alive(proc)
@@ -117,7 +118,7 @@ async def test_enforced_sigterm_stops_it_and_the_outcome_records_the_victim(
 ) -> None:
     proc = hog()
     with capture_logs() as logs:
-        out = await kill(make_action_context(), proc, enforce=True, grace="10s")
+        out = await kill(make_action_context("kill_process"), proc, enforce=True, grace="10s")
     assert out.ok, out.message
     [signalled] = [line for line in logs if line["event"] == "process.signalled"]
     assert (signalled["pid"], signalled["signal"], signalled["user"]) == (
@@ -139,7 +140,9 @@ async def test_enforced_sigterm_stops_it_and_the_outcome_records_the_victim(
 
 async def test_a_hog_that_ignores_sigterm_gets_sigkill_after_the_grace(hog: Hog) -> None:
     proc = hog(STUBBORN_HOG)
-    out = await kill(make_action_context(), proc, enforce=True, grace="300ms", cpu_percent=97.5)
+    out = await kill(
+        make_action_context("kill_process"), proc, enforce=True, grace="300ms", cpu_percent=97.5
+    )
     assert out.ok, out.message
     assert all_gone([proc.pid])
     assert (out.details["signal"], out.details["signals_sent"]) == (
@@ -166,7 +169,7 @@ async def test_a_process_that_becomes_protected_during_the_grace_gets_no_sigkill
 
 async def _becomes_protected(hog: Hog, keeper: Path) -> None:
     proc = hog(f"trap 'exec {keeper}' TERM; " + HOG)
-    ctx = make_action_context(processes={"protected_names": ["keeper"]})
+    ctx = make_action_context("kill_process", processes={"protected_names": ["keeper"]})
     out = await kill(ctx, proc, enforce=True, grace="1s", cpu_percent=99.0)
     assert not out.ok
     assert out.details["protected_by"] == "name", out.message
@@ -177,7 +180,7 @@ async def _becomes_protected(hog: Hog, keeper: Path) -> None:
 
 async def test_the_step_timeout_shortens_the_grace_so_sigkill_still_runs(hog: Hog) -> None:
     proc = hog(STUBBORN_HOG)
-    ctx = make_action_context()
+    ctx = make_action_context("kill_process")
     ctx.timeout = 2.0  # less than the grace plus the time SIGKILL is given
     out = await kill(ctx, proc, enforce=True, grace="10s")
     assert out.ok, out.message
@@ -194,7 +197,9 @@ async def test_a_reused_pid_is_never_hit(hog: Hog) -> None:
     proc = hog()
     for earlier in (proc.create_time() - 1.0, proc.create_time() - 0.01):
         raw = {"pid": proc.pid, "start_time": earlier, "enforce": True, "grace": 0}
-        out = await kill_process.run(kill_process.Params(**raw), make_action_context())
+        out = await kill_process.run(
+            kill_process.Params(**raw), make_action_context("kill_process")
+        )
         assert out.ok and out.details["pid_reused"] is True
         assert out.details["skipped"].startswith(f"pid {proc.pid} is now another process")
         assert alive(proc)
@@ -206,7 +211,7 @@ async def test_the_start_time_may_be_written_any_way_that_keeps_its_value(hog: H
     for written in (repr(start), f"{start:.2f}", f"{start:.6f}", start + 1e-6):
         raw = {"pid": str(proc.pid), "start_time": written, "cpu_percent": 99}
         params = kill_process.Params.model_validate(raw)
-        out = await kill_process.run(params, make_action_context())
+        out = await kill_process.run(params, make_action_context("kill_process"))
         assert out.details["skipped"] == "leashed", written  # recognised: only the leash held
 
 
@@ -222,7 +227,7 @@ def exited() -> tuple[int, float]:
 async def test_a_pid_that_is_gone_is_skipped(exited: tuple[int, float]) -> None:
     pid, started = exited
     params = kill_process.Params(pid=pid, start_time=started, enforce=True)
-    out = await kill_process.run(params, make_action_context())
+    out = await kill_process.run(params, make_action_context("kill_process"))
     assert out.ok and out.details["skipped"] == f"pid {pid} is not running"
     assert out.message == f"pid {pid} is not running"
 
@@ -231,7 +236,7 @@ async def test_a_pid_that_is_gone_is_skipped(exited: tuple[int, float]) -> None:
 
 
 async def refused(target: psutil.Process | int, rule: str, **config: Any) -> Outcome:
-    out = await kill(make_action_context(**config), target, enforce=True, grace=0)
+    out = await kill(make_action_context("kill_process", **config), target, enforce=True, grace=0)
     assert not out.ok, out.message
     assert out.details["protected_by"] == rule, out.message
     assert out.message.startswith("refused to kill pid ")
@@ -278,7 +283,9 @@ async def test_a_protected_name_is_refused_and_the_builtin_names_stay(hog: Hog) 
     out = await refused(proc, "name", **config)
     assert "its name 'sh' is in processes.protected_names" in out.message
     assert alive(proc)
-    assert {"sh", "sshd", "systemd"} <= set(Config.model_validate(config).processes.protected_names)
+    assert {"sh", "sshd", "systemd"} <= set(
+        ProcessesConfig.model_validate(config["processes"]).protected_names
+    )
 
 
 async def test_a_protected_user_is_refused(hog: Hog) -> None:
@@ -334,8 +341,8 @@ async def test_probe_sees_the_hog_the_rule_kills_it_and_the_probe_resolves(hog: 
         {"name": "hogs", "type": "process",
          "params": {"users": [HOG_USER], "max_cpu_percent": 5, "window": "1s"}}
     )  # fmt: skip
-    runner = ProbeRunner([cfg], Registry(probes={s.name: s for s in BUILTIN_PROBES}), Config(),
-                         SystemClock(), discard, structlog.get_logger())  # fmt: skip
+    runner = ProbeRunner([cfg], Registry(probes={s.name: s for s in BUILTIN_PROBES}), Config().base_dir,
+                         SystemClock(), discard, structlog.get_logger(), settings={})  # fmt: skip
     [event] = await runner.run_once()
     assert (event.status, event.resource) == ("firing", f"sh[{proc.pid}]")
     # The step a kill rule writes, rendered from the event as the engine renders it.
@@ -348,7 +355,7 @@ async def test_probe_sees_the_hog_the_rule_kills_it_and_the_probe_resolves(hog: 
     }
     rendered = Templates().render(step, template_context(event, "kill-hogs", "run-1"))
     out = await kill_process.run(
-        kill_process.Params.model_validate(rendered), make_action_context()
+        kill_process.Params.model_validate(rendered), make_action_context("kill_process")
     )
     assert out.ok and out.details["signal"] == "SIGTERM", out.message
     assert gone(proc.pid)
@@ -367,7 +374,7 @@ async def test_a_signal_the_kernel_refuses_fails_the_step(
 
     monkeypatch.setattr(kill_process.signal, "pidfd_send_signal", refuse)
     proc = hog()
-    out = await kill(make_action_context(), proc, enforce=True, cpu_percent=99)
+    out = await kill(make_action_context("kill_process"), proc, enforce=True, cpu_percent=99)
     assert not out.ok
     assert out.message == f"not allowed to send SIGTERM to pid {proc.pid}: Operation not permitted"
     assert out.details["pid"] == proc.pid
@@ -387,7 +394,8 @@ def test_bad_processes_config_names_the_key(
     processes: dict[str, Any], field: str, fragment: str
 ) -> None:
     with pytest.raises(ValidationError) as caught:
-        Config.model_validate({"processes": processes})
-    errors = {".".join(map(str, e["loc"])): e["msg"] for e in caught.value.errors()}
+        ProcessesConfig.model_validate(processes)
+    # The section's own errors, named from the top of the config.
+    errors = {".".join(map(str, ("processes", *e["loc"]))): e["msg"] for e in caught.value.errors()}
     assert field in errors, errors
     assert fragment in errors[field]

@@ -17,7 +17,10 @@ from pathlib import Path
 import pytest
 
 from opsmedic.config.loader import load_config
+from opsmedic.runtime import build_registry
 from opsmedic.store.migrate import HEAD_REVISION
+
+SECTIONS = build_registry(load_entry_points=False).settings()
 
 REPO = Path(__file__).parents[2]
 BIN = Path(sys.executable).parent
@@ -100,7 +103,7 @@ def test_pipx_installs_it_into_a_clean_venv_and_it_works(
     events = tmp_path / "events.jsonl"
     events.write_text('{"source": "pkg", "kind": "test", "host": "h1"}\n')
     run([str(installed), "replay", "-c", str(config), str(events)], env=env, cwd=tmp_path)
-    db = load_config(config, environ={})[0].store.removeprefix("sqlite:///")
+    db = load_config(config, SECTIONS, environ={})[0].store.removeprefix("sqlite:///")
     with sqlite3.connect(db) as con:
         version = con.execute("SELECT version_num FROM alembic_version").fetchone()
         assert version == (HEAD_REVISION,)
@@ -121,7 +124,7 @@ def test_the_containerfile_environment_is_a_valid_config_override(tmp_path: Path
     environ = dict(re.findall(r"(OPSMEDIC_\w+)=(\S+)", env_line))
     config_file = tmp_path / "opsmedic.yaml"
     config_file.write_text("rules_dir: rules\n")
-    config, _ = load_config(config_file, environ=environ)
+    config, _ = load_config(config_file, SECTIONS, environ=environ)
     assert config.api.host == "0.0.0.0" and config.api.port == 8787
     assert config.store == "sqlite:////var/lib/opsmedic/opsmedic.db"
     assert config.state_dir == Path("/var/lib/opsmedic/state")

@@ -17,7 +17,8 @@ from opsmedic.config.schema import Config
 from opsmedic.model import Event, Observation, Status
 from opsmedic.plugins import ProbeContext, Registry
 from opsmedic.probes import BUILTIN_PROBES, ProbeRunner
-from opsmedic.probes.tls_cert import TlsCertParams, check_tls_cert
+from opsmedic.probes.tls_cert import Params as TlsCertParams
+from opsmedic.probes.tls_cert import check as check_tls_cert
 from services import free_port
 from services_tls import TLSServer
 
@@ -27,7 +28,7 @@ Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]
 def _context(server: TLSServer, timeout: float = 10.0) -> ProbeContext:
     # The clock stands at the instant the certificates were made: day counts come out exact.
     clock = ManualClock(server.issued_at.timestamp())
-    return ProbeContext(clock, structlog.get_logger(), Config(), timeout=timeout)
+    return ProbeContext(clock, structlog.get_logger(), timeout=timeout)
 
 
 async def _probe(server: TLSServer, case: str, server_name: str, **params: Any) -> Observation:
@@ -290,10 +291,11 @@ async def _run_configured(server: TLSServer, probes: list[dict[str, Any]]) -> li
     runner = ProbeRunner(
         config.probes,
         Registry(probes={s.name: s for s in BUILTIN_PROBES}),
-        config,
+        config.base_dir,
         ManualClock(server.issued_at.timestamp()),
         emit,
         structlog.get_logger(),
+        settings={},
         host="watcher",
     )
     return await runner.run_once()

@@ -18,7 +18,8 @@ from opsmedic.config.schema import Config, ProbeConfig
 from opsmedic.model import Event, Status
 from opsmedic.plugins import ProbeContext, Registry
 from opsmedic.probes import BUILTIN_PROBES, ProbeRunner
-from opsmedic.probes.command import CommandParams, check_command
+from opsmedic.probes.command import Params as CommandParams
+from opsmedic.probes.command import check as check_command
 
 PY = sys.executable
 
@@ -33,10 +34,11 @@ async def probe(
     runner = ProbeRunner(
         [cfg],
         Registry(probes={s.name: s for s in BUILTIN_PROBES}),
-        config or Config(),
+        (config or Config()).base_dir,
         ManualClock(),
         emit,
         structlog.get_logger(),
+        settings={},
     )
     [event] = await runner.run_once()
     return event
@@ -132,7 +134,7 @@ async def test_cancelled_check_kills_the_whole_process_group(tmp_path: Path) -> 
     # The shell's background child keeps our stdout pipe open: only a group kill ends it.
     script = 'sleep 300 & echo $! > "$1"; wait'
     params = CommandParams(argv=["sh", "-c", script, "sh", str(fifo)])
-    ctx = ProbeContext(clock=ManualClock(), log=structlog.get_logger(), config=Config())
+    ctx = ProbeContext(clock=ManualClock(), log=structlog.get_logger())
     check = asyncio.create_task(check_command(params, ctx))
     pid = int(await asyncio.wait_for(read_line(fifo), timeout=10))
     check.cancel()

@@ -11,11 +11,12 @@ import pytest
 import structlog
 
 from opsmedic.clock import SystemClock
-from opsmedic.config.schema import Config
 from opsmedic.model import Observation
 from opsmedic.plugins import ProbeContext
-from opsmedic.probes.disk import DiskParams, check_disk
-from opsmedic.probes.process import ProcessParams, check_processes
+from opsmedic.probes.disk import Params as DiskParams
+from opsmedic.probes.disk import check as check_disk
+from opsmedic.probes.process import Params as ProcessParams
+from opsmedic.probes.process import check as check_processes
 
 MiB = 1024 * 1024
 
@@ -39,7 +40,7 @@ def tmpfs(tmp_path: Path) -> Iterator[Path]:
 
 
 def context() -> ProbeContext:
-    return ProbeContext(SystemClock(), structlog.get_logger(), Config())
+    return ProbeContext(SystemClock(), structlog.get_logger())
 
 
 async def disk(path: Path, **params: Any) -> Observation:

@@ -126,10 +126,11 @@ async def probe(params: dict[str, Any], probe_timeout: float = 5.0, name: str = 
     runner = ProbeRunner(
         [cfg],
         Registry(probes={s.name: s for s in BUILTIN_PROBES}),
-        Config(),
+        Config().base_dir,
         SystemClock(),
         emit,
         structlog.get_logger(),
+        settings={},
     )
     [event] = await runner.run_once()
     return event

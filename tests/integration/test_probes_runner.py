@@ -71,10 +71,11 @@ async def test_every_probe_runs_on_its_own_schedule(health_url: str) -> None:
     runner = ProbeRunner(
         configs,
         Registry(probes={s.name: s for s in BUILTIN_PROBES}),
-        Config(),
+        Config().base_dir,
         SystemClock(),
         emit,
         structlog.get_logger(),
+        settings={},
     )
     assert runner.names == ["web", "backlog"]
     task = asyncio.create_task(runner.run())

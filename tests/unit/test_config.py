@@ -6,11 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from opsmedic.config.loader import load_config
+from opsmedic.actions.annotate_accounts import AnnotateConfig
+from opsmedic.actions.notify import NotifyTargets
+from opsmedic.config.loader import load_config, read_config
 from opsmedic.config.types import Secret, parse_duration
+from opsmedic.dns.rfc2136 import TsigKeys
 from opsmedic.errors import ConfigError
-from opsmedic.runtime import build_registry, load_with_settings
+from opsmedic.runtime import build_registry
 from opsmedic.sources.webhooks import pagerduty
+
+SECTIONS = build_registry(load_entry_points=False).settings()
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -20,21 +25,21 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_defaults_without_a_file() -> None:
-    config, _ = load_config(None, environ={})
+    config, _ = load_config(None, SECTIONS, environ={})
     assert config.store.startswith("sqlite:///")
     assert config.actions.retry.max_attempts == 3
     assert config.dry_run is False
 
 
 def test_rules_dir_is_relative_to_the_config_file(tmp_path: Path) -> None:
-    config, _ = load_config(write(tmp_path, "rules_dir: my-rules\n"), environ={})
+    config, _ = load_config(write(tmp_path, "rules_dir: my-rules\n"), SECTIONS, environ={})
     assert config.rules_dir == tmp_path / "my-rules"
     assert config.state_dir == tmp_path / "state"  # the default, beside the config too
 
 
 def test_environment_variables_override_the_file(tmp_path: Path) -> None:
     path = write(tmp_path, "store: sqlite:///a.db\nactions: {timeout: 10s}\n")
-    config, _ = load_config(path, environ={
+    config, _ = load_config(path, SECTIONS, environ={
         "OPSMEDIC_STORE": "postgresql://db/opsmedic", "OPSMEDIC_DRY_RUN": "true",
         "OPSMEDIC_ACTIONS__TIMEOUT": "5s", "OPSMEDIC_ACTIONS__RETRY__MAX_ATTEMPTS": "7",
         "OPSMEDIC_CONFIG": "ignored", "OTHER": "x",
@@ -48,9 +53,13 @@ def test_environment_variables_override_the_file(tmp_path: Path) -> None:
 def test_a_bad_environment_override_is_named(tmp_path: Path) -> None:
     """A bad value set by a variable is blamed on the variable, not on the file."""
     with pytest.raises(ConfigError, match=r"^\$OPSMEDIC_ACTIONS__TIMEOUT:1:1: actions\.timeout"):
-        load_config(write(tmp_path, "{}\n"), environ={"OPSMEDIC_ACTIONS__TIMEOUT": "soon"})
+        load_config(
+            write(tmp_path, "{}\n"), SECTIONS, environ={"OPSMEDIC_ACTIONS__TIMEOUT": "soon"}
+        )
     with pytest.raises(ConfigError, match=r"\$OPSMEDIC_STORE__X:1:1: store: is not a section"):
-        load_config(write(tmp_path, "store: sqlite:///x\n"), environ={"OPSMEDIC_STORE__X": "1"})
+        load_config(
+            write(tmp_path, "store: sqlite:///x\n"), SECTIONS, environ={"OPSMEDIC_STORE__X": "1"}
+        )
 
 
 @pytest.mark.parametrize(
@@ -102,7 +111,7 @@ def test_each_config_error_names_file_line_column_and_field(
     tmp_path: Path, text: str, expected: str
 ) -> None:
     with pytest.raises(ConfigError) as info:
-        load_config(write(tmp_path, text), environ={})
+        load_config(write(tmp_path, text), SECTIONS, environ={})
     lines = [str(p) for p in info.value.problems]
     assert any(expected in line for line in lines), lines
 
@@ -113,10 +122,14 @@ def test_secrets_come_from_the_environment_or_a_file(
     monkeypatch.setenv("OPSMEDIC_TEST_SECRET", "s3cret")
     (tmp_path / "token").write_text("from-file\n")
     assert Secret(env="OPSMEDIC_TEST_SECRET").reveal() == "s3cret"
-    config, _ = load_config(
-        write(tmp_path, "notify:\n  oncall:\n    url_secrets: [{file: token}]\n"), environ={}
+    read = read_config(
+        write(tmp_path, "notify:\n  oncall:\n    url_secrets: [{file: token}]\n"),
+        SECTIONS,
+        environ={},
     )
-    assert config.notify["oncall"].url_secrets[0].reveal() == "from-file"  # beside the config
+    notify = read.settings["notify"]
+    assert isinstance(notify, NotifyTargets)
+    assert notify.root["oncall"].url_secrets[0].reveal() == "from-file"  # beside the config
     assert Secret(file=tmp_path / "token").reveal() == "from-file"
     assert "s3cret" not in repr(Secret(env="OPSMEDIC_TEST_SECRET"))
     with pytest.raises(ValueError, match="NOT_SET_ANYWHERE is not set"):
@@ -133,12 +146,14 @@ def test_every_relative_secret_file_is_read_beside_the_config(tmp_path: Path) ->
         "pollers: [{name: p, url: 'http://127.0.0.1:9/x', map: {kind: k},\n"
         "           secret_headers: {Authorization: {file: s}}}]\n"
     )
-    registry = build_registry(load_entry_points=False)
-    config, _, settings = load_with_settings(write(tmp_path, text), registry, environ={})
-    webhooks = settings["webhooks"]
-    assert config.annotate.opsgenie is not None and isinstance(webhooks, pagerduty.Settings)
-    secrets = [config.tsig_keys["k"].secret, webhooks.pagerduty_signing_secrets[0],
-               config.annotate.opsgenie.api_key, config.pollers[0].secret_headers["Authorization"]]  # fmt: skip
+    read = read_config(write(tmp_path, text), SECTIONS, environ={})
+    config, annotate, tsig_keys = read.config, read.settings["annotate"], read.settings["tsig_keys"]
+    webhooks = read.settings["webhooks"]
+    assert isinstance(webhooks, pagerduty.Settings)
+    assert config is not None and isinstance(annotate, AnnotateConfig)
+    assert isinstance(tsig_keys, TsigKeys) and annotate.opsgenie is not None
+    secrets = [tsig_keys.root["k"].secret, webhooks.pagerduty_signing_secrets[0],
+               annotate.opsgenie.api_key, config.pollers[0].secret_headers["Authorization"]]  # fmt: skip
     assert [s.reveal() for s in secrets] == ["beside"] * 4
 
 
@@ -191,7 +206,7 @@ def test_yaml_syntax_errors_get_a_hint_where_one_helps(
     tmp_path: Path, text: str, expected: str
 ) -> None:
     with pytest.raises(ConfigError) as info:
-        load_config(write(tmp_path, text), environ={})
+        load_config(write(tmp_path, text), SECTIONS, environ={})
     (problem,) = info.value.problems
     assert expected in str(problem), problem
     if "store" in text:  # a plain syntax error: no hint that would mislead
@@ -204,13 +219,13 @@ def test_an_unquoted_yaml_boolean_where_text_is_expected_says_quote_it(
 ) -> None:
     text = f"probes:\n  - name: a\n    type: command\n    labels: {{flag: {word}}}\n"
     with pytest.raises(ConfigError) as info:
-        load_config(write(tmp_path, text), environ={})
+        load_config(write(tmp_path, text), SECTIONS, environ={})
     (problem,) = info.value.problems
     assert str(problem) == (
         f"{tmp_path / 'opsmedic.yaml'}:4:20: probes[0].labels.flag: Input should be a valid"
         f' string: YAML reads an unquoted {word} as a boolean, quote it ("{word}")'
     )
-    config, _ = load_config(write(tmp_path, text.replace(word, f'"{word}"')), environ={})
+    config, _ = load_config(write(tmp_path, text.replace(word, f'"{word}"')), SECTIONS, environ={})
     assert config.probes[0].labels == {"flag": word}
 
 
@@ -224,7 +239,7 @@ def test_every_problem_of_a_config_is_reported_in_one_load(tmp_path: Path) -> No
         "actions: {timout: 5s}\n"
     )
     with pytest.raises(ConfigError) as info:
-        load_config(write(tmp_path, text), environ={"OPSMEDIC_DRY_RUN__X": "1"})
+        load_config(write(tmp_path, text), SECTIONS, environ={"OPSMEDIC_DRY_RUN__X": "1"})
     found = sorted((p.file.rsplit("/", 1)[-1], p.line, p.field) for p in info.value.problems)
     assert found == [
         ("$OPSMEDIC_DRY_RUN__X", 1, "dry_run"),

@@ -12,28 +12,25 @@ import yaml
 from opsmedic.config.schema import Config
 from opsmedic.runtime import build_registry
 
+# The plugins' own sections (notify, annotate…), top-level keys beside Config's.
+SECTIONS = {spec.key: spec.model for spec in build_registry(load_entry_points=False).settings()}
 DOCS = Path(__file__).parents[2] / "docs" / "configuration.md"
 # The one key the starter sets on purpose: a probe for the starter rule to act on.
 STARTER_ADDS = {"probes"}
-# The sections plugins validate with their own models (the PagerDuty webhook's `webhooks`).
-SECTIONS = {
-    spec.settings.key: spec.settings.model
-    for spec in build_registry(load_entry_points=False).webhooks.values()
-    if spec.settings is not None
-}
 
 
 def keys() -> set[str]:
-    return set(Config.model_fields) - {"base_dir"}  # set by the loader, not a config key
+    # base_dir is set by the loader, not a config key
+    return set(Config.model_fields) - {"base_dir"} | set(SECTIONS)
 
 
 def differences(data: dict[str, Any]) -> set[str]:
-    """Top-level keys whose value, once validated (a plugin's section by its own model), is
-    not the default."""
-    given, default = Config.model_validate(data).model_dump(), Config().model_dump()
+    """Top-level keys whose value, once validated, is not the schema's default."""
+    own = {key: value for key, value in data.items() if key not in SECTIONS}
+    given, default = Config.model_validate(own).model_dump(), Config().model_dump()
     for key, model in SECTIONS.items():
         given[key] = model.model_validate(data.get(key, {})).model_dump()
-        default[key] = model().model_dump()
+        default[key] = model.model_validate({}).model_dump()
     return {key for key in keys() if given[key] != default[key]}
 
 

@@ -13,14 +13,14 @@ from urllib.parse import quote
 
 from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
+from opsmedic.actions.annotate_accounts import AnnotateConfig, NoCredentialsUrl
 from opsmedic.actions.http_exchange import RETRY_STATUS, ExchangeFailed, Reply, exchange
-from opsmedic.config.annotate import AnnotateConfig, NoCredentialsUrl
 from opsmedic.config.located import unknown_name
 from opsmedic.config.refs import ConfigRef
 from opsmedic.config.types import Secret, Strict
 from opsmedic.errors import RetryableError
 from opsmedic.model import Outcome
-from opsmedic.plugins import ActionContext, ActionSpec
+from opsmedic.plugins import ActionContext, ActionSpec, SettingsSpec
 from opsmedic.urls import URL_CONFINED
 
 # Opsgenie's documented maximum for a note; PagerDuty documents none, so the same cap holds
@@ -128,7 +128,7 @@ async def run(params: Params, ctx: ActionContext) -> Outcome:
 
 
 def _plan(params: Params, note: str, ctx: ActionContext) -> _Post:
-    config: AnnotateConfig = ctx.config.annotate
+    config: AnnotateConfig = ctx.settings
     if params.opsgenie is not None:
         return _opsgenie(params.opsgenie, note, config)
     if params.pagerduty is not None:
@@ -212,7 +212,7 @@ async def _send(post: _Post, headers: dict[str, str], ctx: ActionContext) -> Out
     try:
         reply = await exchange("POST", post.url, what=what, clock=ctx.clock,
                                time_limit=ctx.timeout, headers=headers, json_body=post.body,
-                               output_limit=ctx.config.actions.output_limit)  # fmt: skip
+                               output_limit=ctx.output_limit)  # fmt: skip
     except ExchangeFailed as exc:
         if exc.maybe_applied:  # a second note is better than none, but not silently
             post.details["maybe_applied"] = True
@@ -332,4 +332,5 @@ ACTION: ActionSpec[Params] = ActionSpec(
     run=run,
     summary="post a note on the alert: an Opsgenie alert, a PagerDuty incident, a Dynatrace "
     "problem or a URL",
+    settings=SettingsSpec("annotate", AnnotateConfig),
 )

@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from opsmedic.archive.destination import Destination, open_destination
+from opsmedic.archive.destination import Destination, Places, open_destination
 from opsmedic.archive.formats import Format
 from opsmedic.archive.intents import Intent, IntentJournal
 from opsmedic.archive.openfiles import scan_open
@@ -35,7 +35,6 @@ from opsmedic.archive.rotate import RotateParams, rotate
 from opsmedic.archive.select import Candidate, Rules, Selection, Skip, select
 from opsmedic.archive.space import free_by_device, freed
 from opsmedic.config.refs import ConfigRef
-from opsmedic.config.schema import Config
 from opsmedic.config.types import Duration
 from opsmedic.errors import OpsmedicError
 from opsmedic.logs import get_logger
@@ -140,14 +139,14 @@ class ArchiveReport:
 
 async def archive(
     params: Params,
-    config: Config,
+    places: Places,
     host: str,
     *,
+    time_limit: float,
     dry_run: bool = False,
     progress: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
     log: Any = None,
-    time_limit: float | None = None,
     now: Callable[[], float] = time.time,
 ) -> ArchiveReport:
     """One archive run: recover, rotate, select, archive, delete, measure (or only plan).
@@ -157,8 +156,8 @@ async def archive(
     """
     started = time.monotonic()
     log = log or get_logger(action="archive_logs")
-    control = Control(started + (time_limit or config.actions.timeout), progress=progress)
-    dirs = _dirs(params, config)
+    control = Control(started + time_limit, progress=progress)
+    dirs = _dirs(params, places)
     report = ArchiveReport(params.to, [str(d) for d in dirs], dry_run)
     rules = Rules(
         params.include, params.exclude, params.recursive, params.min_age,
@@ -172,9 +171,9 @@ async def archive(
         if params.rotate is not None:
             report.warnings.append("a dry-run does not rotate: the live logs are not in this plan")
         return report
-    journal = IntentJournal(config.state_dir)
+    journal = IntentJournal(places.state_dir)
     async with journal.locked(control.deadline):
-        report.recovered, report.warnings = await recover_pending(journal, config, control)
+        report.recovered, report.warnings = await recover_pending(journal, places, control)
         for r in report.recovered:
             log.info("archive.recovered", archive=r.name, outcome=r.action, message=r.message)
         fresh = await _rotate(params, dirs, now(), report, control)
@@ -185,7 +184,7 @@ async def archive(
         if on_total is not None:
             on_total(2 * sum(c.identity.size for c in report.selection.candidates))
         try:
-            dest = await open_destination(params.to, config)
+            dest = await open_destination(params.to, places)
         except (OSError, OpsmedicError) as exc:
             report.error = f"destination {params.to}: {reason(exc)}"
             return report
@@ -279,9 +278,9 @@ async def _rotate(
     return frozenset(rotated)
 
 
-def _dirs(params: Params, config: Config) -> list[Path]:
+def _dirs(params: Params, places: Places) -> list[Path]:
     """Relative to opsmedic.yaml's directory, as every path a rule names."""
-    return [config.base_dir / Path(d).expanduser() for d in params.dir]
+    return [places.base_dir / Path(d).expanduser() for d in params.dir]
 
 
 def _ms(since: float) -> float:
@@ -292,7 +291,7 @@ async def run(params: Params, ctx: ActionContext) -> Outcome:
     try:
         report = await archive(
             params,
-            ctx.config,
+            ctx,
             socket.gethostname(),
             dry_run=ctx.dry_run,
             log=ctx.log,

@@ -8,13 +8,12 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from opsmedic.config.schema import Config
 from opsmedic.config.types import Strict
 from opsmedic.dns.resolv_conf import ResolvConf, ResolvConfParams
-from opsmedic.dns.rfc2136 import Rfc2136Backend, Rfc2136Params
+from opsmedic.dns.rfc2136 import Rfc2136Backend, Rfc2136Params, TsigKeys
 from opsmedic.dns.switch import Backend, Direction, SwitchFailed
 from opsmedic.model import Event, Outcome, Status
-from opsmedic.plugins import ActionContext, ActionSpec
+from opsmedic.plugins import ActionContext, ActionSpec, SettingsSpec
 
 BACKENDS = ("resolv_conf", "rfc2136")
 
@@ -33,17 +32,17 @@ class Params(Strict):
         return self
 
 
-def open_backend(params: Params, config: Config) -> tuple[str, Backend]:
+def open_backend(params: Params, tsig_keys: TsigKeys) -> tuple[str, Backend]:
     """The backend the params name, with its name."""
     if params.resolv_conf is not None:
         return "resolv_conf", ResolvConf(params.resolv_conf)
     assert params.rfc2136 is not None
-    return "rfc2136", Rfc2136Backend(params.rfc2136, config)
+    return "rfc2136", Rfc2136Backend(params.rfc2136, tsig_keys)
 
 
 async def run(params: Params, ctx: ActionContext) -> Outcome:
     try:
-        name, backend = open_backend(params, ctx.config)
+        name, backend = open_backend(params, ctx.settings)
     except (ValueError, SwitchFailed) as exc:  # an unknown or unusable tsig_key, say
         return Outcome(ok=False, message=f"{params.direction} failed: {exc}")
     return await switch_outcome(name, backend, params.direction, ctx)
@@ -106,4 +105,5 @@ ACTION: ActionSpec[Params] = ActionSpec(
     # A repeat finds it already done (compare-and-swap), so re-running after a crash is safe.
     idempotent=True,
     summary="point clients at the secondary DNS server (resolv.conf or RFC 2136), or back",
+    settings=SettingsSpec("tsig_keys", TsigKeys),
 )

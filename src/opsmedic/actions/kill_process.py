@@ -11,10 +11,16 @@ from typing import Any
 import psutil
 from pydantic import BaseModel, ConfigDict, Field
 
-from opsmedic.actions.protection import Protection, Target, inspect, protected_by
+from opsmedic.actions.protection import (
+    ProcessesConfig,
+    Protection,
+    Target,
+    inspect,
+    protected_by,
+)
 from opsmedic.config.types import Duration
 from opsmedic.model import Outcome
-from opsmedic.plugins import ActionContext, ActionSpec
+from opsmedic.plugins import ActionContext, ActionSpec, SettingsSpec
 
 # Start times are counted in clock ticks since boot: two values closer than half a tick are
 # one start written two ways (a float printed and parsed), never two processes.
@@ -77,7 +83,7 @@ async def _stop(fd: int, params: Params, ctx: ActionContext, deadline: float) ->
             reused=True,
         )
     victim = target.describe()
-    protection = protected_by(target, ctx.config.processes)
+    protection = protected_by(target, ctx.settings)
     if protection is not None:
         return _refused(victim, protection, f"refused to kill pid {target.pid} ({target.name})")
     cpu = params.cpu_percent
@@ -106,7 +112,7 @@ async def _now_protected(fd: int, target: Target, ctx: ActionContext) -> Protect
         now = await asyncio.to_thread(inspect, target.pid)
     except psutil.Error:
         return None  # gone: the signal below finds no one
-    return protected_by(now, ctx.config.processes)
+    return protected_by(now, ctx.settings)
 
 
 async def _signal(
@@ -235,4 +241,5 @@ ACTION = ActionSpec(
     destructive=True,
     summary="stop one process named by pid and start time: SIGTERM, grace, SIGKILL; leashed "
     "unless enforce: true",
+    settings=SettingsSpec("processes", ProcessesConfig),
 )

@@ -9,13 +9,14 @@ from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator, model_validator
 
 from opsmedic.config.located import unknown_name
 from opsmedic.config.refs import ConfigRef
+from opsmedic.config.types import Secret, Strict
 from opsmedic.errors import RetryableError
 from opsmedic.model import Outcome
-from opsmedic.plugins import ActionContext, ActionSpec
+from opsmedic.plugins import ActionContext, ActionSpec, SettingsSpec
 from opsmedic.urls import TemplatedUrl
 
 # Loggers that may print a URL while Apprise sends: Apprise's own, and urllib3 under the
@@ -23,6 +24,19 @@ from opsmedic.urls import TemplatedUrl
 _LOGGERS = ("apprise", "urllib3.connectionpool")
 _MASK = "***"
 _SHORTEST_MASKED = 4  # shorter URL parts (ports, "yes") say nothing and are everywhere
+
+
+class NotifyTarget(Strict):
+    urls: list[str] = Field(default_factory=list, description="Apprise URLs without secrets")
+    url_secrets: list[Secret] = Field(
+        default_factory=list, description="Apprise URLs that carry a token, read from env/file"
+    )
+
+
+class NotifyTargets(RootModel[dict[str, NotifyTarget]]):
+    """The config's `notify:` section: target name → its URLs."""
+
+    root: dict[str, NotifyTarget] = Field(default_factory=dict)
 
 
 class Params(BaseModel):
@@ -120,17 +134,15 @@ def _scheme(url: str) -> str:
 
 
 async def run(params: Params, ctx: ActionContext) -> Outcome:
-    unknown = [name for name in params.to if name not in ctx.config.notify]
+    known: dict[str, NotifyTarget] = ctx.settings.root
+    unknown = [name for name in params.to if name not in known]
     if unknown:
-        known = ctx.config.notify
         why = [unknown_name("notify target", n, known) for n in unknown] if known else []
         message = "; ".join(why) or "no notify targets configured"
         return Outcome(ok=False, message=message, details={"targets": params.to})
-    targets = [ctx.config.notify[name] for name in params.to]
+    targets = [known[name] for name in params.to]
     public = [url for target in targets for url in target.urls] + params.urls
-    hidden = [
-        (name, secret) for name in params.to for secret in ctx.config.notify[name].url_secrets
-    ]
+    hidden = [(name, secret) for name in params.to for secret in known[name].url_secrets]
     details: dict[str, Any] = {"targets": params.to, "urls": len(public) + len(hidden)}
     if ctx.dry_run:
         details["dry_run"] = True
@@ -196,4 +208,5 @@ ACTION = ActionSpec(
     params=Params,
     run=run,
     summary="send a title and body to notify targets (Apprise URLs: mail, chat, pager, …)",
+    settings=SettingsSpec("notify", NotifyTargets),
 )

@@ -9,10 +9,46 @@ from dataclasses import dataclass
 from typing import Any
 
 import psutil
+from pydantic import Field, field_validator
 
-from opsmedic.config.schema import ProcessesConfig
+from opsmedic.config.types import Strict
 
 PF_KTHREAD = 0x00200000  # include/linux/sched.h: the task is a kernel thread
+
+# Whatever the config lists, these stay protected: killing one takes the host or our way in.
+ALWAYS_PROTECTED_NAMES = (
+    "init",
+    "systemd",
+    "systemd-journald",
+    "systemd-logind",
+    "systemd-udevd",
+    "dbus-daemon",
+    "dbus-broker",
+    "sshd",
+    "opsmedic",
+)
+
+
+class ProcessesConfig(Strict):
+    """The config's `processes:` section (kill_process's settings): what kill_process never
+    touches, on top of pid 1, kernel threads, root and itself."""
+
+    protected_names: list[str] = Field(
+        default_factory=lambda: list(ALWAYS_PROTECTED_NAMES),
+        description="process names never killed; the built-in ones are always kept",
+    )
+    protected_users: list[str] = Field(
+        default_factory=list, description="user names whose processes are never killed"
+    )
+    min_uid: int = Field(
+        default=1000, ge=0, description="processes of users below this uid (system users) are kept"
+    )
+
+    @field_validator("protected_names")
+    @classmethod
+    def _keep_builtins(cls, names: list[str]) -> list[str]:
+        # Listing one's own names must not unprotect sshd by accident.
+        return [*ALWAYS_PROTECTED_NAMES, *(n for n in names if n not in ALWAYS_PROTECTED_NAMES)]
 
 
 @dataclass(frozen=True, slots=True)

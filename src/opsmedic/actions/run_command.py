@@ -118,7 +118,7 @@ def command_env(params: Params, ctx: ActionContext, local: bool) -> dict[str, st
 async def run(params: Params, ctx: ActionContext) -> Outcome:
     argv = params.command()
     timeout = params.timeout if params.timeout is not None else ctx.timeout
-    limit = ctx.config.actions.output_limit
+    limit = ctx.output_limit
     details: dict[str, Any] = {"argv": argv, "host": params.host}
     where = f" on {params.host}" if params.host else ""
     if ctx.dry_run:
@@ -134,7 +134,7 @@ async def run(params: Params, ctx: ActionContext) -> Outcome:
                 env=command_env(params, ctx, local=True),
                 # Relative to opsmedic.yaml's directory, as for probes: the daemon's own
                 # working directory is an accident of how it was started.
-                cwd=str(ctx.config.base_dir / params.cwd) if params.cwd is not None else None,
+                cwd=str(ctx.base_dir / params.cwd) if params.cwd is not None else None,
                 stdin=stdin,
                 time_limit=timeout,
                 captured=Captured.bounded(limit),
@@ -143,9 +143,9 @@ async def run(params: Params, ctx: ActionContext) -> Outcome:
             reason = exc.strerror or str(exc)
             return Outcome(ok=False, message=f"cannot start {argv[0]}: {reason}", details=details)
     else:
-        host = ctx.config.ssh_hosts.get(params.host)
+        host = ctx.ssh_hosts.get(params.host)
         if host is None:
-            known = ctx.config.ssh_hosts
+            known = ctx.ssh_hosts
             why = (
                 unknown_name("ssh host", params.host, known) if known else "no ssh_hosts configured"
             )
@@ -154,7 +154,7 @@ async def run(params: Params, ctx: ActionContext) -> Outcome:
             captured = await run_remote(
                 host,
                 argv,
-                base_dir=ctx.config.base_dir,
+                base_dir=ctx.base_dir,
                 env=command_env(params, ctx, local=False),
                 cwd=params.cwd,
                 stdin=stdin,

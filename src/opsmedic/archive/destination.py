@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from opsmedic.archive.local import LocalDestination
-from opsmedic.config.schema import Config
+from opsmedic.config.schema import SSHHost
 from opsmedic.errors import ActionError
+
+
+class Places(Protocol):
+    """Where an archive run's paths resolve: the Config, or the archive_logs action's context."""
+
+    @property
+    def base_dir(self) -> Path: ...  # the config's directory: relative paths live beside it
+
+    @property
+    def state_dir(self) -> Path: ...  # where the intent journal is kept
+
+    @property
+    def ssh_hosts(self) -> Mapping[str, SSHHost]: ...  # the hosts sftp:// URLs may name
 
 
 class Destination(Protocol):
@@ -49,16 +63,16 @@ class Destination(Protocol):
         ...
 
 
-async def open_destination(to: str, config: Config) -> Destination:
+async def open_destination(to: str, places: Places) -> Destination:
     """The destination a rule names: `sftp://…`, or a local directory (relative to the config)."""
     if to.startswith("sftp://"):
         # Imported here: asyncssh costs a noticeable start-up, and local archiving needs none.
         from opsmedic.archive.sftp import open_sftp_destination
 
-        return await open_sftp_destination(to, config, asyncio.get_running_loop())
+        return await open_sftp_destination(to, places, asyncio.get_running_loop())
     if "://" in to:
         raise ActionError(f"destination {to!r}: only a local directory or sftp:// is supported")
-    return await asyncio.to_thread(_local, config.base_dir, to)
+    return await asyncio.to_thread(_local, places.base_dir, to)
 
 
 def _local(base_dir: Path, to: str) -> LocalDestination:

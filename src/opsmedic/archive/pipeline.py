@@ -15,7 +15,7 @@ from itertools import groupby
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar, cast
 
-from opsmedic.archive.destination import Destination, open_destination
+from opsmedic.archive.destination import Destination, Places, open_destination
 from opsmedic.archive.formats import (
     EXTENSIONS,
     FileChanged,
@@ -27,7 +27,6 @@ from opsmedic.archive.formats import (
 )
 from opsmedic.archive.intents import Intent, IntentJournal
 from opsmedic.archive.select import Candidate, Identity, Skip
-from opsmedic.config.schema import Config
 from opsmedic.errors import ActionError, OpsmedicError
 
 T = TypeVar("T")
@@ -321,23 +320,23 @@ def reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-async def recover(config: Config, *, time_limit: float = 600.0) -> RecoveryReport:
+async def recover(places: Places, *, time_limit: float = 600.0) -> RecoveryReport:
     """Finish or undo what killed archive runs left, on its own (each run does so first)."""
     control = Control(time.monotonic() + time_limit)
-    journal = IntentJournal(config.state_dir)
+    journal = IntentJournal(places.state_dir)
     async with journal.locked(control.deadline):
-        return await recover_pending(journal, config, control)
+        return await recover_pending(journal, places, control)
 
 
 async def recover_pending(
-    journal: IntentJournal, config: Config, control: Control
+    journal: IntentJournal, places: Places, control: Control
 ) -> RecoveryReport:
     """Each pending intent finished or undone; problems (intent kept) listed, never raised."""
     intents, problems = await in_thread(control, journal.pending)
     done: list[Recovered] = []
     for to in sorted({i.to for i in intents}):
         try:
-            dest = await open_destination(to, config)
+            dest = await open_destination(to, places)
         except (OSError, OpsmedicError) as exc:
             problems.append(f"recovery: destination {to}: {reason(exc)}; its intents are kept")
             continue

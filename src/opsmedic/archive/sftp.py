@@ -16,7 +16,8 @@ from urllib.parse import unquote, urlsplit
 
 import asyncssh
 
-from opsmedic.config.schema import Config, SSHHost
+from opsmedic.archive.destination import Places
+from opsmedic.config.schema import SSHHost
 from opsmedic.errors import ActionError
 from opsmedic.transport.ssh import connect
 
@@ -100,19 +101,19 @@ def resolve_host(url: SFTPURL, hosts: Mapping[str, SSHHost]) -> tuple[str, SSHHo
 
 
 async def open_sftp_destination(
-    url: str, config: Config, loop: asyncio.AbstractEventLoop
+    url: str, places: Places, loop: asyncio.AbstractEventLoop
 ) -> SFTPDestination:
     """Connect, check the host key, create the remote directory; blocking use goes via `loop`."""
     try:
         parsed = parse_sftp_url(url)
-        _, host = resolve_host(parsed, config.ssh_hosts)
+        _, host = resolve_host(parsed, places.ssh_hosts)
     except ValueError as exc:
         raise ActionError(f"destination {url}: {exc}") from None
     shown = parsed.path if parsed.path.startswith("/") else f"/~/{parsed.path}"
     shown = shown.removesuffix("/.")
     where = f"[{host.host}]" if ":" in host.host else host.host
     label = f"sftp://{host.user}@{where}:{host.port}{shown}"
-    conn = await connect(host, config.base_dir, label)
+    conn = await connect(host, places.base_dir, label)
     try:
         try:
             sftp = await conn.start_sftp_client()

@@ -48,9 +48,9 @@ def archive(
     from opsmedic.actions.archive_logs import Params
     from opsmedic.actions.archive_logs import archive as run_archive
     from opsmedic.config.loader import load_config
-    from opsmedic.runtime import find_config
+    from opsmedic.runtime import build_registry, find_config
 
-    loaded, _ = load_config(find_config(config))
+    loaded, _ = load_config(find_config(config), build_registry().settings())
     raw = {
         "dir": [str(d.absolute()) for d in dirs], "to": to, "include": include,
         "exclude": exclude or [], "format": fmt, "per": per, "level": level,
@@ -64,11 +64,18 @@ def archive(
         raise ConfigError(problems) from None
     host = socket.gethostname()
     if dry_run or quiet:
-        report = asyncio.run(run_archive(params, loaded, host, dry_run=dry_run))
+        report = asyncio.run(
+            run_archive(params, loaded, host, time_limit=loaded.actions.timeout, dry_run=dry_run)
+        )
     else:
         report = _with_progress(
             lambda bar: run_archive(
-                params, loaded, host, progress=bar.advance, on_total=bar.set_total
+                params,
+                loaded,
+                host,
+                time_limit=loaded.actions.timeout,
+                progress=bar.advance,
+                on_total=bar.set_total,
             )
         )
     _print(report, params)

@@ -28,9 +28,11 @@ def systemd_unit(
     user: Annotated[str, typer.Option(help="the service's own user (and group)")] = "opsmedic",
 ) -> None:
     """Print a hardened systemd unit for `opsmedic run`, its grants derived from the config."""
+    from opsmedic.config.loader import read_config
     from opsmedic.deploy.systemd import systemd_unit as derive_unit
+    from opsmedic.errors import ConfigError
     from opsmedic.rules.loader import load_rules
-    from opsmedic.runtime import build_registry, find_config, load_with_settings
+    from opsmedic.runtime import build_registry, find_config
 
     if exec_path is not None and not exec_path.is_absolute():
         # systemd refuses an ExecStart= program given by a relative path.
@@ -50,10 +52,13 @@ def systemd_unit(
             "no opsmedic.yaml here: name the config the unit runs", param_hint="--config"
         )
     registry = build_registry()
-    loaded, located, settings = load_with_settings(config_path, registry)
+    read = read_config(config_path, registry.settings())
+    if read.problems or read.config is None:
+        raise ConfigError(read.problems)
+    loaded, located = read.config, read.located
     ruleset = load_rules(loaded.rules_dir, registry)
     program = exec_path or _this_program()
-    unit = derive_unit(loaded, located, ruleset, str(program), user, settings=settings)
+    unit = derive_unit(loaded, located, ruleset, str(program), user, settings=read.settings)
     out.print(escape(unit.text), end="")
     for warning in unit.warnings:
         err.print(f"warning {escape(warning)}")

@@ -33,6 +33,7 @@ def init(
 ) -> None:
     """Write a commented starter opsmedic.yaml and a rules directory, and create its store."""
     from opsmedic.config.loader import load_config
+    from opsmedic.runtime import build_registry
     from opsmedic.store.store import Store
 
     starter = resources.files("opsmedic.starter")
@@ -53,7 +54,7 @@ def init(
         out.print(f"wrote {path}")
     # The store too: read commands and `token create` never create one, so `init` then
     # `token create` must find it.
-    store = Store(load_config(config_path)[0].store)
+    store = Store(load_config(config_path, build_registry().settings())[0].store)
     try:
         store.migrate(create=True)
     finally:
@@ -84,7 +85,7 @@ def check(
     rules_path = path if path is not None and (path.is_dir() or _is_rule_file(path)) else None
     config_path = find_config(None) if rules_path is not None else (path or find_config(None))
     if rules_path is None or config_path is not None:
-        read = read_config(config_path)
+        read = read_config(config_path, registry.settings())
         names = read.names
         if rules_path is not None:
             out.print(f"config {config_path}: read for the names rules refer to")
@@ -118,8 +119,9 @@ def _unit_problems(
     """What the systemd unit would forbid of the remediations these rules ask for."""
     import os
 
+    from opsmedic.config.loader import read_config
     from opsmedic.deploy.unit_check import UnitGrants, unit_problems
-    from opsmedic.runtime import find_config, load_with_settings
+    from opsmedic.runtime import find_config
 
     unit_config = find_config(None) if path in (None, rules_path) else path
     try:
@@ -128,10 +130,11 @@ def _unit_problems(
         environ = {**os.environ, **UnitGrants.parse(unit.read_text()).environment()}
     except (OSError, UnicodeDecodeError):
         environ = dict(os.environ)  # unit_problems reports the unreadable unit
-    config, located, settings = load_with_settings(unit_config, registry, environ)
-    found = unit_problems(
-        config, str(unit_config or "(defaults)"), ruleset, unit, located, settings=settings
-    )
+    read = read_config(unit_config, registry.settings(), environ)
+    if read.problems or read.config is None:
+        raise ConfigError(read.problems)
+    found = unit_problems(read.config, str(unit_config or "(defaults)"), ruleset, unit,
+                          read.located, settings=read.settings)  # fmt: skip
     if not found:
         out.print(f"unit {unit}: allows every remediation: ok")
     return found
@@ -161,8 +164,9 @@ def rules_test(
     from opsmedic.rules.loader import load_rules
     from opsmedic.runtime import build_registry, find_config
 
-    rules_path = rules or load_config(find_config(config))[0].rules_dir
-    ruleset = load_rules(rules_path, build_registry())
+    registry = build_registry()
+    rules_path = rules or load_config(find_config(config), registry.settings())[0].rules_dir
+    ruleset = load_rules(rules_path, registry)
     try:
         # orjson, as the API and replay decode: its nesting limit (1024) makes a file of 100k
         # `[` a decode error, where the json module's recursion would end in a traceback.

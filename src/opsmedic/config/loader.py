@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,9 +11,10 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from opsmedic.config.located import Located, load_yaml_file, validation_problems
+from opsmedic.config.located import Located, load_yaml_file, unknown_name, validation_problems
 from opsmedic.config.refs import ConfigNames, config_names
 from opsmedic.config.schema import Config
+from opsmedic.config.sections import Section, plugin_sections
 from opsmedic.config.types import Secret
 from opsmedic.errors import ConfigError, Problem
 
@@ -28,6 +29,7 @@ class ConfigRead:
 
     `config` is None when a problem stops validation; `data` (the file's mapping with the
     environment's overrides) still tells which names the config defines and where rules are.
+    `settings` holds the plugins' sections that validated, keyed by their top-level key.
     """
 
     located: Located
@@ -36,6 +38,7 @@ class ConfigRead:
     config: Config | None = None
     problems: list[Problem] = field(default_factory=list)
     parsed: bool = True  # False: the file could not be read as a mapping at all
+    settings: dict[str, BaseModel] = field(default_factory=dict)
 
     @property
     def names(self) -> ConfigNames | None:
@@ -51,20 +54,24 @@ class ConfigRead:
 
 
 def load_config(
-    path: Path | None, environ: Mapping[str, str] | None = None
+    path: Path | None, sections: Sequence[Section], environ: Mapping[str, str] | None = None
 ) -> tuple[Config, Located]:
-    """The validated config (defaults when `path` is None) and its located source for errors."""
-    read = read_config(path, environ)
+    """The validated config (defaults when `path` is None) and its located source for errors;
+    `sections` are the plugins' own (Registry.settings()), checked with the rest."""
+    read = read_config(path, sections, environ)
     if read.problems or read.config is None:
         raise ConfigError(read.problems)
     return read.config, read.located
 
 
-def read_config(path: Path | None, environ: Mapping[str, str] | None = None) -> ConfigRead:
+def read_config(
+    path: Path | None, sections: Sequence[Section], environ: Mapping[str, str] | None = None
+) -> ConfigRead:
     """Read and validate the config, collecting every problem rather than stopping at one.
 
     A file that cannot be read or parsed is one problem; otherwise duplicate keys, the
-    environment's overrides and every field are all checked in the same pass.
+    environment's overrides, every field and every plugin's section (`sections`) are all
+    checked in the same pass.
     """
     environ = os.environ if environ is None else environ
     base = Path.cwd() if path is None else path.resolve().parent
@@ -89,15 +96,34 @@ def read_config(path: Path | None, environ: Mapping[str, str] | None = None) -> 
         )
     from_env: dict[tuple[str, ...], str] = {}
     read.problems += _apply_env(data, environ, from_env)
+    read.settings, in_sections = plugin_sections(data, located, sections)
+    resolve_secret_files(read.settings, base)
+    own, unknown = _own_sections(data, located, {s.key for s in sections})
     try:
-        config = Config.model_validate(data)
+        config = Config.model_validate(own)
     except ValidationError as exc:
         found = validation_problems(exc, located, Config)
-        read.problems += [_blame_env(p, from_env) for p in found]
+        read.problems += [_blame_env(p, from_env) for p in found + in_sections + unknown]
         return read
+    read.problems += [_blame_env(p, from_env) for p in in_sections + unknown]
     _place(config, base)
     read.config = config
     return read
+
+
+def _own_sections(
+    data: dict[str, Any], located: Located, claimed: set[str]
+) -> tuple[dict[str, Any], list[Problem]]:
+    """Config's part of `data`, and a problem for each top-level key that nobody claims."""
+    fields = [name for name, fld in Config.model_fields.items() if not fld.exclude]
+    known = [*fields, *claimed]
+    unknown = [key for key in data if key not in fields and key not in claimed]
+    problems = [
+        located.problem((str(key),), unknown_name("field", str(key), known), at_key=True)
+        for key in unknown
+    ]
+    own = {key: value for key, value in data.items() if key in fields}
+    return own, problems
 
 
 def _place(config: Config, base: Path) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, RootModel, ValidationError
 
 from opsmedic.errors import ConfigError, Problem
 
@@ -178,6 +178,9 @@ def _field_names(model: Any, loc: Loc) -> list[str]:
     tp: Any = model
     for part in loc:
         tp = unwrap(tp)
+        if isinstance(tp, type) and issubclass(tp, RootModel):
+            # A name → entry section: its keys are the dict's, below pydantic's `root`.
+            tp = unwrap(tp.model_fields["root"].annotation)
         if isinstance(tp, type) and issubclass(tp, BaseModel):
             fld = tp.model_fields.get(str(part))
             if fld is None:

@@ -1,4 +1,5 @@
-"""The opsmedic.yaml schema: every section validated by pydantic with unknown keys refused."""
+"""The opsmedic.yaml schema: the shared sections, validated by pydantic with unknown keys
+refused; each plugin's own section (notify, annotate…) is declared by the plugin."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
-from opsmedic.config.annotate import AnnotateConfig
 from opsmedic.config.poller import Pollers
 from opsmedic.config.types import Duration, PositiveDuration, Secret, Strict
 
@@ -42,22 +42,6 @@ class SSHHost(Strict):
     connect_timeout: Duration = 10.0
 
 
-class TsigKey(Strict):
-    """A TSIG key for signed DNS updates, as `tsig-keygen -a hmac-sha256 NAME` makes one."""
-
-    algorithm: Literal["hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1"] = (
-        "hmac-sha256"
-    )
-    secret: Secret = Field(description="the key's base64 secret, from env: or file:")
-
-
-class NotifyTarget(Strict):
-    urls: list[str] = Field(default_factory=list, description="Apprise URLs without secrets")
-    url_secrets: list[Secret] = Field(
-        default_factory=list, description="Apprise URLs that carry a token, read from env/file"
-    )
-
-
 class ProbeConfig(Strict):
     name: str
     type: str
@@ -70,41 +54,6 @@ class ProbeConfig(Strict):
     )
     labels: dict[str, str] = Field(default_factory=dict)
     params: dict[str, Any] = Field(default_factory=dict)
-
-
-# Whatever the config lists, these stay protected: killing one takes the host or our way in.
-ALWAYS_PROTECTED_NAMES = (
-    "init",
-    "systemd",
-    "systemd-journald",
-    "systemd-logind",
-    "systemd-udevd",
-    "dbus-daemon",
-    "dbus-broker",
-    "sshd",
-    "opsmedic",
-)
-
-
-class ProcessesConfig(Strict):
-    """What kill_process never touches, on top of pid 1, kernel threads, root and itself."""
-
-    protected_names: list[str] = Field(
-        default_factory=lambda: list(ALWAYS_PROTECTED_NAMES),
-        description="process names never killed; the built-in ones are always kept",
-    )
-    protected_users: list[str] = Field(
-        default_factory=list, description="user names whose processes are never killed"
-    )
-    min_uid: int = Field(
-        default=1000, ge=0, description="processes of users below this uid (system users) are kept"
-    )
-
-    @field_validator("protected_names")
-    @classmethod
-    def _keep_builtins(cls, names: list[str]) -> list[str]:
-        # Listing one's own names must not unprotect sshd by accident.
-        return [*ALWAYS_PROTECTED_NAMES, *(n for n in names if n not in ALWAYS_PROTECTED_NAMES)]
 
 
 class LogConfig(Strict):
@@ -190,21 +139,11 @@ class Config(Strict):
     dry_run: bool = False
     actions: ActionDefaults = Field(default_factory=lambda: ActionDefaults())
     ssh_hosts: dict[str, SSHHost] = Field(default_factory=dict)
-    tsig_keys: dict[str, TsigKey] = Field(
-        default_factory=dict, description="key name (as the DNS server knows it) → key"
-    )
-    notify: dict[str, NotifyTarget] = Field(default_factory=dict)
-    annotate: AnnotateConfig = Field(default_factory=lambda: AnnotateConfig())
     probes: list[ProbeConfig] = Field(default_factory=list)
     pollers: Pollers = Field(default_factory=list, description="HTTP JSON feeds polled for events")
-    processes: ProcessesConfig = Field(default_factory=lambda: ProcessesConfig())
     log: LogConfig = Field(default_factory=lambda: LogConfig())
     api: ApiConfig = Field(default_factory=lambda: ApiConfig())
     incidents: IncidentsConfig = Field(default_factory=lambda: IncidentsConfig())
-    # The PagerDuty webhook's section: only claimed here, so the key is known to every reader
-    # of the config; its own model validates it (sources/webhooks/pagerduty.py Settings, in
-    # runtime.webhook_settings) until plugin sections are claimed generically.
-    webhooks: dict[str, Any] = Field(default_factory=dict)
     base_dir: Path = Field(Path("."), exclude=True, description="directory of the config file")
 
     @field_validator("store")

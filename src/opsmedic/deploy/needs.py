@@ -4,7 +4,6 @@ network, secrets, programs that gain privileges. Pure: read from the config and 
 
 from __future__ import annotations
 
-import itertools
 import shlex
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ from enum import StrEnum
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, RootModel
 
 from opsmedic.config.located import Loc, Located, dotted
 from opsmedic.config.schema import Config
@@ -62,9 +61,9 @@ def derive(
     *,
     settings: Mapping[str, BaseModel],
 ) -> list[Need]:
-    """Every need of the config (`settings`: its plugin sections, by key) and of every rule
-    step, in the order they are written; with the config's `located` source, each config
-    need at the line of its key."""
+    """Every need of the config (with the plugins' sections, `settings`) and of every rule
+    step, in the order they are written; with the config's `located` source, each config need
+    at the line of its key."""
     where = located.where if located is not None else (lambda loc, at_key=False: (1, 1))
 
     def at_config(kind: Kind, value: str, why: str, loc: Loc) -> Need:
@@ -114,8 +113,7 @@ def _config_needs(
             key = host.key_file if host.key_file.is_absolute() else config.base_dir / host.key_file
             why = f"ssh_hosts.{name}.key_file"
             yield at(Kind.CREDENTIAL, str(key), why, ("ssh_hosts", name, "key_file"))
-    sections = [_secrets(section, (key,)) for key, section in settings.items()]
-    for loc, secret in itertools.chain(_secrets(config, ()), *sections):
+    for loc, secret in [*_secrets(config, ()), *_secrets(dict(settings), ())]:
         if secret.env is not None:
             yield at(Kind.ENVIRONMENT, secret.env, dotted(loc), loc)
         else:
@@ -126,6 +124,8 @@ def _secrets(node: object, loc: Loc) -> Iterator[tuple[Loc, Secret]]:
     """Every Secret in the config with its place (the same walk the loader makes)."""
     if isinstance(node, Secret):
         yield loc, node
+    elif isinstance(node, RootModel):  # a name → entry section: its names are the YAML keys
+        yield from _secrets(node.root, loc)
     elif isinstance(node, BaseModel):
         for name in type(node).model_fields:
             yield from _secrets(getattr(node, name), (*loc, name))

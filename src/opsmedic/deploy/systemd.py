@@ -75,9 +75,9 @@ def systemd_unit(
     *,
     settings: Mapping[str, BaseModel],
 ) -> Unit:
-    """The unit for `opsmedic run -c FILE` (the config's `source`, read from FILE, and its
-    plugin `settings`), with the grants its rules need, each config grant's comment at its
-    key's line."""
+    """The unit for `opsmedic run -c FILE` (the config's `source`, read from FILE, with the
+    plugins' sections `settings`), with the grants its rules need, each config grant's comment
+    at its key's line."""
     config_path = Path(source.file).resolve()  # ExecStart= runs in the state directory
     needs = derive(config, str(config_path), ruleset, source, settings=settings)
     own = _own_files(config, config_path)

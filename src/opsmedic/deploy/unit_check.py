@@ -201,9 +201,8 @@ def unit_problems(
     except (OSError, UnicodeDecodeError) as exc:
         return [Problem(str(unit), 1, 1, "", f"cannot read the unit: {exc}")]
     problems = []
-    for need, message in forbidden(
-        derive(config, config_file, ruleset, located, settings=settings), grants
-    ):
+    needs = derive(config, config_file, ruleset, located, settings=settings)
+    for need, message in forbidden(needs, grants):
         what = need.why.removeprefix(need.field).lstrip()  # the field names the rule already
         text = f"{what}: {message}" if what else message
         problems.append(Problem(need.file, need.line, need.col, need.field, f"{text} under {unit}"))

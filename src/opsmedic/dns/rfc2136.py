@@ -8,11 +8,10 @@ import socket
 import time
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, RootModel, field_validator, model_validator
 
 from opsmedic.config.refs import ConfigRef
-from opsmedic.config.schema import Config
-from opsmedic.config.types import PositiveDuration, Strict
+from opsmedic.config.types import PositiveDuration, Secret, Strict
 from opsmedic.dns.switch import Direction, Switched, SwitchFailed
 from opsmedic.errors import RetryableError
 
@@ -26,6 +25,22 @@ if TYPE_CHECKING:
     import dns.tsig
 
 DNS_PORT = 53
+
+
+class TsigKey(Strict):
+    """A TSIG key for signed DNS updates, as `tsig-keygen -a hmac-sha256 NAME` makes one."""
+
+    algorithm: Literal["hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1"] = (
+        "hmac-sha256"
+    )
+    secret: Secret = Field(description="the key's base64 secret, from env: or file:")
+
+
+class TsigKeys(RootModel[dict[str, TsigKey]]):
+    """The config's `tsig_keys:` section (dns_failover's settings): key name, as the DNS
+    server knows it → key."""
+
+    root: dict[str, TsigKey] = Field(default_factory=dict)
 
 
 class Rfc2136Params(Strict):
@@ -131,10 +146,10 @@ class _NoAnswer(_Transient):
 class Rfc2136Backend:
     """One record on one authoritative server, switched between two values by RFC 2136."""
 
-    def __init__(self, params: Rfc2136Params, config: Config) -> None:
+    def __init__(self, params: Rfc2136Params, tsig_keys: TsigKeys) -> None:
         self._p = params
         self._host, self._port = split_server(params.server)
-        self._key = _tsig_key(params.tsig_key, config)
+        self._key = _tsig_key(params.tsig_key, tsig_keys.root)
 
     @property
     def subject(self) -> str:
@@ -290,14 +305,14 @@ class Rfc2136Backend:
         return f"{text} ({why})" if why else text
 
 
-def _tsig_key(name: str | None, config: Config) -> dns.tsig.Key | None:
+def _tsig_key(name: str | None, keys: dict[str, TsigKey]) -> dns.tsig.Key | None:
     import dns.tsig
 
     if name is None:
         return None
-    key = config.tsig_keys.get(name)
+    key = keys.get(name)
     if key is None:
-        known = ", ".join(sorted(config.tsig_keys)) or "none"
+        known = ", ".join(sorted(keys)) or "none"
         raise SwitchFailed(f"tsig_key {name!r} is not one of the config's tsig_keys (known: "
                            f"{known}); nothing changed")  # fmt: skip
     try:

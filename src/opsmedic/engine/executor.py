@@ -6,17 +6,17 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from opsmedic.clock import Clock
 from opsmedic.config.schema import Config
 from opsmedic.errors import ActionError, RetryableError, TemplateError
 from opsmedic.model import Event, Outcome, Run, RunState, StepRecord
 from opsmedic.paths import validation_context
-from opsmedic.plugins import ActionContext, Registry
+from opsmedic.plugins import ActionContext, ProbeOnce, Registry
 from opsmedic.rules.model import Rule, Step
 from opsmedic.templating import StepVars, Templates, template_context
 from opsmedic.utf8 import valid_utf8
@@ -30,14 +30,21 @@ GRACE_S = 5.0
 
 
 class Executor:
-    """Runs a rule's steps in order; an action's exception becomes a failed step, never a crash."""
+    """Runs a rule's steps in order; an action's exception becomes a failed step, never a crash.
+
+    Each action's context gets its own section of `settings` (the plugins' validated config
+    sections by key) and `probe_once` (run a configured probe once by name; None: no probes).
+    """
 
     def __init__(
-        self, registry: Registry, config: Config, clock: Clock, log: Any,
+        self, registry: Registry, config: Config, clock: Clock, log: Any, *,
+        settings: Mapping[str, BaseModel], probe_once: ProbeOnce | None,
         templates: Templates | None = None,
     ) -> None:  # fmt: skip
         self.registry = registry
         self._config = config
+        self._settings = settings
+        self._probe_once = probe_once
         self._clock = clock
         self._log = log
         self._templates = templates or Templates()
@@ -113,9 +120,15 @@ class Executor:
         own = getattr(params, "timeout", None)
         timeout = step.timeout or (own if isinstance(own, float) else self._config.actions.timeout)
         grace = min(GRACE_S, timeout)
-        ctx = ActionContext(clock=self._clock, log=log, config=self._config, dry_run=False,
-                            run_id=run.id, rule=run.rule, target=run.target,
-                            timeout=timeout, registry=self.registry)  # fmt: skip
+        config = self._config
+        ctx = ActionContext(
+            clock=self._clock, log=log, dry_run=False, run_id=run.id, rule=run.rule,
+            target=run.target, timeout=timeout, default_timeout=config.actions.timeout,
+            base_dir=config.base_dir,
+            state_dir=config.state_dir, output_limit=config.actions.output_limit,
+            ssh_hosts=config.ssh_hosts, probe_once=self._probe_once,
+            settings=spec.settings.pick(self._settings) if spec.settings else None,
+        )  # fmt: skip
         for attempt in range(1, attempts + 1):
             record.attempts = attempt
             try:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from pydantic import BaseModel
 
 from opsmedic.clock import Clock
 from opsmedic.config.schema import Config
@@ -17,7 +19,7 @@ from opsmedic.engine.planner import Planner
 from opsmedic.errors import StoreRefused
 from opsmedic.logs import get_logger
 from opsmedic.model import Event, IncidentChanges, Run, RunState
-from opsmedic.plugins import Registry
+from opsmedic.plugins import ProbeOnce, Registry
 from opsmedic.rules.model import Rule
 from opsmedic.rules.ruleset import RuleSet
 from opsmedic.store.codec import EncodedEvent, encode_event
@@ -74,13 +76,15 @@ class Engine:
     """
 
     def __init__(
-        self, *, ruleset: RuleSet, registry: Registry, config: Config, store: Store | None,
+        self, *, ruleset: RuleSet, registry: Registry, config: Config,
+        settings: Mapping[str, BaseModel], probe_once: ProbeOnce | None, store: Store | None,
         clock: Clock, dry_run: bool = False, templates: Templates | None = None,
     ) -> None:  # fmt: skip
         self.log = get_logger(component="engine")
         self.planner = Planner(ruleset, clock.now, dry_run=dry_run or config.dry_run)
         self.journal = Journal(store, clock.now)
-        self.executor = Executor(registry, config, clock, get_logger(), templates)
+        self.executor = Executor(registry, config, clock, get_logger(), settings=settings,
+                                 probe_once=probe_once, templates=templates)  # fmt: skip
         self.executor.announce = self._announce
         self.store = store
         self._grouping = Grouping(config.incidents.group_by)

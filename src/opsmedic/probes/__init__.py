@@ -5,21 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from opsmedic.plugins import ProbeSpec
-from opsmedic.probes.command import COMMAND_PROBE
-from opsmedic.probes.disk import DISK_PROBE
-from opsmedic.probes.dns import DNS_PROBE
-from opsmedic.probes.http import HTTP_PROBE
-from opsmedic.probes.process import PROCESS_PROBE
+from opsmedic.probes import command, disk, dns, http, process, tls_cert
 from opsmedic.probes.runner import ProbeRunner, validate_probe_params
-from opsmedic.probes.tls_cert import TLS_CERT_PROBE
 
+# Each probe module exports its spec as PROBE, its params model as Params, its entry point
+# as `check` (each action module: ACTION, Params, `run`).
 BUILTIN_PROBES: tuple[ProbeSpec[Any], ...] = (
-    HTTP_PROBE,
-    COMMAND_PROBE,
-    DISK_PROBE,
-    PROCESS_PROBE,
-    DNS_PROBE,
-    TLS_CERT_PROBE,
+    http.PROBE,
+    command.PROBE,
+    disk.PROBE,
+    process.PROBE,
+    dns.PROBE,
+    tls_cert.PROBE,
 )
 
 __all__ = ["BUILTIN_PROBES", "ProbeRunner", "validate_probe_params"]

@@ -23,7 +23,7 @@ STDERR_LIMIT = 1024  # bytes of stderr kept for the event's details
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 
 
-class CommandParams(Strict):
+class Params(Strict):
     argv: list[str] = Field(min_length=1, description="program and arguments; never a shell")
     ok_exit_codes: list[int] = Field(default_factory=lambda: [0], min_length=1)
     value: Literal["stdout", "exit_code"] = "stdout"
@@ -51,9 +51,9 @@ def parse_stdout(raw: bytes, truncated: bool) -> float | str:
     return text
 
 
-async def check_command(params: CommandParams, ctx: ProbeContext) -> list[Observation]:
+async def check(params: Params, ctx: ProbeContext) -> list[Observation]:
     """Run argv once; the value is its stdout (number or text) or its exit code."""
-    cwd = ctx.config.base_dir / params.cwd if params.cwd is not None else None
+    cwd = ctx.base_dir / params.cwd if params.cwd is not None else None
     # Only the start of each stream is kept: stdout is the value, stderr the reason. The rest
     # is read and dropped, so a chatty command neither fills memory nor blocks on a full pipe.
     captured = Captured(
@@ -84,7 +84,7 @@ async def check_command(params: CommandParams, ctx: ProbeContext) -> list[Observ
     return [_observation(params, captured)]
 
 
-def _observation(params: CommandParams, captured: Captured) -> Observation:
+def _observation(params: Params, captured: Captured) -> Observation:
     code = _returncode(captured)
     out, out_cut, err = captured.stdout.kept(), captured.stdout.cut > 0, captured.stderr.kept()
     ok = code in params.ok_exit_codes
@@ -119,9 +119,9 @@ def _returncode(captured: Captured) -> int:
     return captured.exit_code
 
 
-COMMAND_PROBE: ProbeSpec[CommandParams] = ProbeSpec(
+PROBE: ProbeSpec[Params] = ProbeSpec(
     name="command",
-    params=CommandParams,
-    check=check_command,
+    params=Params,
+    check=check,
     summary="run a program (argument list, no shell); OK on an expected exit code",
 )

@@ -23,7 +23,7 @@ DEFAULT_INTERVAL = 5.0
 _ANSWER_SHARE = 0.8
 
 
-class DiskParams(Strict):
+class Params(Strict):
     paths: list[str] = Field(min_length=1, description="paths whose filesystems are checked")
     max_used_percent: float = Field(85.0, gt=0, le=100, description="used %, as df counts it")
     min_free_bytes: ByteSize | None = Field(
@@ -83,7 +83,7 @@ def devices() -> dict[str, tuple[str, str]]:
     return {p.mountpoint: (p.device, p.fstype) for p in psutil.disk_partitions(all=True)}
 
 
-def observe(params: DiskParams, path: str, usage: Usage, mounts: dict[str, Any]) -> Observation:
+def observe(params: Params, path: str, usage: Usage, mounts: dict[str, Any]) -> Observation:
     """The observation for one path: firing when any threshold is crossed."""
     over: list[str] = []
     if usage.used_percent > params.max_used_percent:
@@ -130,7 +130,7 @@ def failed(path: str, exc: OSError) -> Observation:
     )
 
 
-async def check_disk(params: DiskParams, ctx: ProbeContext) -> list[Observation]:
+async def check(params: Params, ctx: ProbeContext) -> list[Observation]:
     """One observation per configured path, in the configured order."""
     loop = asyncio.get_running_loop()
     # statvfs on a hung network mount blocks in the kernel for as long as the server is
@@ -171,10 +171,10 @@ def _no_answer(path: str, waited: float) -> Observation:
     )
 
 
-DISK_PROBE: ProbeSpec[DiskParams] = ProbeSpec(
+PROBE: ProbeSpec[Params] = ProbeSpec(
     name="disk",
-    params=DiskParams,
-    check=check_disk,
+    params=Params,
+    check=check,
     summary="used %, free bytes and inodes used % of each path's filesystem",
     default_interval=DEFAULT_INTERVAL,
 )

@@ -12,7 +12,7 @@ from opsmedic.model import Observation
 from opsmedic.plugins import ProbeContext, ProbeSpec
 
 
-class DnsParams(Strict):
+class Params(Strict):
     server: IPAddressText = Field(description="the DNS server's IP address")
     port: int = Field(53, ge=1, le=65535)
     name: str = Field(description="the name to ask for, e.g. health.example.com")
@@ -53,7 +53,7 @@ class DnsParams(Strict):
             raise ValueError(f"unknown record type {value!r}") from None
 
     @model_validator(mode="after")
-    def _records(self) -> DnsParams:
+    def _records(self) -> Params:
         for text in self.expect or ():
             _rdata(self.type, text)  # raises ValueError naming the bad record
         return self
@@ -75,7 +75,7 @@ def _rdata(rdtype: str, text: str) -> Any:
         raise ValueError(f"not a {rdtype} record: {text!r} ({exc})") from None
 
 
-async def _query(params: DnsParams, budget: float) -> tuple[set[Any], str]:
+async def _query(params: Params, budget: float) -> tuple[set[Any], str]:
     """The answer's records of the asked type (after CNAMEs) and how it came (udp or tcp).
 
     Raises _Failed with the reason for a timeout, a refusal, a hang-up, an error rcode or
@@ -118,7 +118,7 @@ class _Failed(Exception):
     """One check failed; the message says how."""
 
 
-async def check_dns(params: DnsParams, ctx: ProbeContext) -> list[Observation]:
+async def check(params: Params, ctx: ProbeContext) -> list[Observation]:
     """One query; the reading is debounced: `fall` failures make it down, `rise` + hold-down up."""
     started = ctx.clock.monotonic()
     details: dict[str, Any] = {"server": params.server, "port": params.port,
@@ -174,14 +174,14 @@ class _Hysteresis:
     failover per hold-down. The reading that changes the state carries `transition`.
     """
 
-    def __init__(self, store: dict[str, Any], params: DnsParams) -> None:
+    def __init__(self, store: dict[str, Any], params: Params) -> None:
         self._s = store
         self._p = params
         self._now = 0.0
         self.transition = ""
 
     @classmethod
-    def of(cls, store: dict[str, Any], params: DnsParams) -> _Hysteresis:
+    def of(cls, store: dict[str, Any], params: Params) -> _Hysteresis:
         store.setdefault("state", "unknown")
         store.setdefault("fails", 0)
         store.setdefault("passes", 0)
@@ -224,10 +224,10 @@ class _Hysteresis:
                 "hold_down_left_s": round(max(0.0, self._hold_left()), 3)}  # fmt: skip
 
 
-DNS_PROBE: ProbeSpec[DnsParams] = ProbeSpec(
+PROBE: ProbeSpec[Params] = ProbeSpec(
     name="dns",
-    params=DnsParams,
-    check=check_dns,
+    params=Params,
+    check=check,
     summary="query a DNS server; down after `fall` failures, up after `rise` and a hold-down",
     default_interval=1.0,
     # No jitter: one tiny query per second loads nothing, and jitter would only add to the

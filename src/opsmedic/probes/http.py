@@ -21,7 +21,7 @@ BODY_LIMIT = 1024 * 1024
 EXCERPT = 512
 
 
-class HttpParams(Strict):
+class Params(Strict):
     url: str = Field(description="http:// or https:// URL to request")
     method: HttpMethod = "GET"
     expect_status: list[int] | None = Field(
@@ -36,7 +36,7 @@ class HttpParams(Strict):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        import httpx  # imported here, as in check_http: only configs with an http probe need it
+        import httpx  # imported here, as in check: only configs with an http probe need it
 
         try:
             url = httpx.URL(value)
@@ -65,7 +65,7 @@ class HttpParams(Strict):
         return value
 
 
-async def check_http(params: HttpParams, ctx: ProbeContext) -> list[Observation]:
+async def check(params: Params, ctx: ProbeContext) -> list[Observation]:
     """Request the URL once; the value is the latency in ms up to the end of the (capped) body."""
     import httpx
 
@@ -132,7 +132,7 @@ def _status_ok(code: int, expected: list[int] | None) -> bool:
     return code in expected if expected else 200 <= code <= 299
 
 
-def _unreachable(params: HttpParams, exc: httpx.HTTPError) -> Observation:
+def _unreachable(params: Params, exc: httpx.HTTPError) -> Observation:
     # No response at all (refused, DNS, TLS, reset): the service is down from where we stand —
     # a failing reading, not a broken probe.
     reason = str(exc) or type(exc).__name__
@@ -146,9 +146,9 @@ def _unreachable(params: HttpParams, exc: httpx.HTTPError) -> Observation:
     )
 
 
-HTTP_PROBE: ProbeSpec[HttpParams] = ProbeSpec(
+PROBE: ProbeSpec[Params] = ProbeSpec(
     name="http",
-    params=HttpParams,
-    check=check_http,
+    params=Params,
+    check=check,
     summary="request a URL; OK on expected status, matching body and latency under a bound",
 )

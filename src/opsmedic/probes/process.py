@@ -31,7 +31,7 @@ Key = tuple[int, float]
 Samples = deque[tuple[float, float]]  # (monotonic time, CPU seconds used so far)
 
 
-class ProcessParams(Strict):
+class Params(Strict):
     max_cpu_percent: float | None = Field(
         90.0,
         gt=0,
@@ -48,7 +48,7 @@ class ProcessParams(Strict):
     )
 
     @model_validator(mode="after")
-    def _a_threshold(self) -> ProcessParams:
+    def _a_threshold(self) -> Params:
         if self.max_cpu_percent is None and self.max_rss_bytes is None:
             raise ValueError("give max_cpu_percent, max_rss_bytes or both")
         return self
@@ -97,7 +97,7 @@ def cpu_rate(samples: Samples, t: float, cpu_s: float, window: float) -> tuple[f
     return max(0.0, 100.0 * (cpu_s - cpu0) / span), span
 
 
-def read_processes(params: ProcessParams, clock: Clock) -> tuple[float, list[Reading]]:
+def read_processes(params: Params, clock: Clock) -> tuple[float, list[Reading]]:
     """One pass over the process table: the wanted processes and the pass's monotonic time."""
     allowed = _uids(params.users) if params.users else None
     readings = []
@@ -151,7 +151,7 @@ def _cmdline(proc: psutil.Process) -> list[str]:
         return []
 
 
-async def check_processes(params: ProcessParams, ctx: ProbeContext) -> list[Observation]:
+async def check(params: Params, ctx: ProbeContext) -> list[Observation]:
     """Firing observations for processes over a threshold; resolved ones when they are not."""
     memory: Memory = ctx.state.setdefault("memory", Memory())
     if not memory.started:
@@ -195,7 +195,7 @@ async def check_processes(params: ProcessParams, ctx: ProbeContext) -> list[Obse
     return observations
 
 
-def _over(params: ProcessParams, cpu: float | None, rss: int) -> list[str]:
+def _over(params: Params, cpu: float | None, rss: int) -> list[str]:
     over = []
     if params.max_cpu_percent is not None and cpu is not None and cpu > params.max_cpu_percent:
         over.append("cpu")
@@ -212,9 +212,7 @@ def _size(n: int) -> str:
     return ByteSize(n).human_readable(separator=" ")
 
 
-def _firing(
-    params: ProcessParams, hog: Hog, cmdline: list[str], cores: int, wall: float
-) -> Observation:
+def _firing(params: Params, hog: Hog, cmdline: list[str], cores: int, wall: float) -> Observation:
     r = hog.reading
     pid, started = r.key
     user = _user_name(r.uid)
@@ -283,10 +281,10 @@ def _resolved(
     )
 
 
-PROCESS_PROBE: ProbeSpec[ProcessParams] = ProbeSpec(
+PROBE: ProbeSpec[Params] = ProbeSpec(
     name="process",
-    params=ProcessParams,
-    check=check_processes,
+    params=Params,
+    check=check,
     summary="processes over a CPU % (sliding window) or RSS threshold, one event each",
     default_interval=DEFAULT_INTERVAL,
 )

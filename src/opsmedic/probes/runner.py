@@ -7,20 +7,19 @@ import difflib
 import random
 import shlex
 import socket
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from opsmedic.clock import Clock, next_delay
-from opsmedic.config.schema import Config, ProbeConfig
+from opsmedic.config.located import unknown_name
+from opsmedic.config.schema import ProbeConfig
 from opsmedic.errors import ConfigError, PluginError, Problem
-from opsmedic.model import Event, Observation, Status, fingerprint_of
-from opsmedic.plugins import ProbeContext, ProbeSpec, Registry
-
-Emit = Callable[[list[Event]], Awaitable[object]]
+from opsmedic.model import Emit, Event, Observation, Status, fingerprint_of
+from opsmedic.plugins import ProbeContext, ProbeOnce, ProbeSpec, Registry
 
 # Params keys that name the observed thing, in order of preference, for events whose probe
 # could not say (a crash or a timeout) — so they land on the same resource as healthy readings.
@@ -37,8 +36,57 @@ def validate_probe_params(spec: ProbeSpec[Any], params: Mapping[str, Any]) -> li
     try:
         spec.params.model_validate(dict(params))
     except ValidationError as exc:
-        return [_describe(err, spec.params) for err in exc.errors()]
+        return _described(exc, spec)
     return []
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeProblem:
+    """One problem of the configured probe `probes[index]`: a `name` or `type` with its
+    message, or `params` its type's model refused (`error`, for the caller to word)."""
+
+    index: int
+    field: str
+    message: str = ""
+    error: ValidationError | None = None
+    spec: ProbeSpec[Any] | None = None
+
+
+def probe_problems(
+    entries: list[Any], probes: Mapping[str, ProbeSpec[Any]]
+) -> Iterator[ProbeProblem]:
+    """The one check of configured probes (`opsmedic check` and the runner): duplicate names,
+    unknown types, params their type refuses. `entries` are raw: a name, type or params of the
+    wrong shape is the schema's to report, and skipped here."""
+    seen: set[str] = set()
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict):
+            continue
+        name, kind, params = entry.get("name"), entry.get("type"), entry.get("params", {})
+        # Probe names are event kinds that rules match on; two probes with one name would
+        # merge their readings into one fingerprint.
+        if isinstance(name, str) and name in seen:
+            yield ProbeProblem(i, "name", f"duplicate probe name {name!r}")
+        if isinstance(name, str):
+            seen.add(name)
+        spec = probes.get(kind) if isinstance(kind, str) else None
+        if spec is None:
+            if isinstance(kind, str):
+                yield ProbeProblem(i, "type", unknown_name("probe type", kind, probes))
+            continue
+        if not isinstance(params, dict):
+            continue
+        try:
+            spec.params.model_validate(params)
+        except ValidationError as exc:
+            yield ProbeProblem(i, "params", error=exc, spec=spec)
+
+
+def _described(error: ValidationError | None, spec: ProbeSpec[Any] | None) -> list[tuple[str, str]]:
+    """The runner's wording of params a probe's model refused: (path inside params, message)."""
+    if error is None or spec is None:
+        return []
+    return [_describe(err, spec.params) for err in error.errors()]
 
 
 def _describe(err: Any, model: type[BaseModel]) -> tuple[str, str]:
@@ -73,6 +121,7 @@ class _Probe:
     log: Any
     interval: float
     jitter: float
+    settings: BaseModel | None
     state: dict[str, Any] = field(default_factory=dict)
 
 
@@ -88,16 +137,19 @@ class ProbeRunner:
         self,
         configs: list[ProbeConfig],
         registry: Registry,
-        config: Config,
+        base_dir: Path,
         clock: Clock,
         emit: Emit,
         log: Any,
         *,
+        settings: Mapping[str, BaseModel],
         config_path: str = "opsmedic.yaml",
         host: str | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        self._config = config
+        # The config's directory and the plugins' sections, for each check's ProbeContext.
+        self._base_dir = base_dir
+        self._settings = settings
         self._clock = clock
         self._emit = emit
         self._log = log
@@ -119,36 +171,26 @@ class ProbeRunner:
         self, configs: list[ProbeConfig], registry: Registry, config_path: str
     ) -> list[_Probe]:
         problems: list[Problem] = []
+        entries = [{"name": c.name, "type": c.type, "params": c.params} for c in configs]
+        for found in probe_problems(entries, registry.probes):
+            where = f"probes[{found.index}].{found.field}"
+            if found.error is None:
+                problems.append(Problem(config_path, 0, 0, where, found.message))
+            for loc, message in _described(found.error, found.spec):
+                problems.append(Problem(config_path, 0, 0, f"{where}.{loc}" if loc else where,
+                                        message))  # fmt: skip
+        if problems:
+            raise ConfigError(problems)
         probes: list[_Probe] = []
-        seen: set[str] = set()
-
-        def problem(i: int, field: str, message: str) -> None:
-            problems.append(Problem(config_path, 0, 0, f"probes[{i}].{field}", message))
-
-        for i, cfg in enumerate(configs):
-            # Probe names are event kinds that rules match on; two probes with one name
-            # would merge their readings into one fingerprint.
-            if cfg.name in seen:
-                problem(i, "name", f"duplicate probe name {cfg.name!r}")
-            seen.add(cfg.name)
-            try:
-                spec = registry.probe(cfg.type)
-            except PluginError as exc:
-                problem(i, "type", str(exc))
-                continue
-            errors = validate_probe_params(spec, cfg.params)
-            for loc, message in errors:
-                problem(i, f"params.{loc}" if loc else "params", message)
-            if errors:
-                continue
+        for cfg in configs:
+            spec = registry.probe(cfg.type)
             params = spec.params.model_validate(cfg.params)
             log = self._log.bind(probe=cfg.name, probe_type=cfg.type)
             interval = cfg.interval or spec.default_interval or DEFAULT_INTERVAL
             jitter = spec.default_jitter if cfg.jitter is None else cfg.jitter
             resource = default_resource(cfg, params)
-            probes.append(_Probe(cfg, spec, params, resource, log, interval, jitter))
-        if problems:
-            raise ConfigError(problems)
+            settings = spec.settings.pick(self._settings) if spec.settings else None
+            probes.append(_Probe(cfg, spec, params, resource, log, interval, jitter, settings))
         return probes
 
     async def run(self) -> None:
@@ -181,9 +223,8 @@ class ProbeRunner:
 
     async def _check(self, probe: _Probe) -> list[Event]:
         cfg = probe.config
-        ctx = ProbeContext(
-            self._clock, probe.log, self._config, timeout=cfg.timeout, state=probe.state
-        )
+        ctx = ProbeContext(self._clock, probe.log, probe.settings, self._base_dir,
+                           timeout=cfg.timeout, state=probe.state)  # fmt: skip
         started = self._clock.monotonic()
         deadline = asyncio.timeout(cfg.timeout)
         try:
@@ -238,6 +279,31 @@ class ProbeRunner:
         # a timeout and the 200 that follows are the same thing observed, so firing and
         # resolved events pair up for `for:`, incidents and resolution.
         return fingerprint_of(cfg.type, cfg.name, resource, self._host, cfg.labels)
+
+
+def probe_once(
+    configs: list[ProbeConfig],
+    registry: Registry,
+    base_dir: Path,
+    clock: Clock,
+    log: Any,
+    *,
+    settings: Mapping[str, BaseModel],
+) -> ProbeOnce:
+    """A ProbeOnce over the configured probes, for an action that checks its own work."""
+
+    async def check(name: str) -> list[Event]:
+        chosen = [c for c in configs if c.name == name]
+        if not chosen:
+            raise PluginError(unknown_name("probe", name, [c.name for c in configs]))
+        runner = ProbeRunner(chosen, registry, base_dir, clock, _ignore, log, settings=settings)
+        return await runner.run_once()
+
+    return check
+
+
+async def _ignore(events: list[Event]) -> None:
+    return None
 
 
 def _value(value: object) -> float | str | None:

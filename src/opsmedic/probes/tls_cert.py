@@ -35,7 +35,7 @@ _Severity = Literal["critical", "warning"]
 _NOT_TLS = frozenset({"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"})
 
 
-class TlsCertParams(Strict):
+class Params(Strict):
     host: str | None = Field(None, description="server to connect to: a DNS name or IP address")
     port: int = Field(443, ge=1, le=65535)
     server_name: str | None = Field(None, description="SNI name to send; omitted: host")
@@ -70,7 +70,7 @@ class TlsCertParams(Strict):
         return text.lower()
 
     @model_validator(mode="after")
-    def _one_target(self) -> TlsCertParams:
+    def _one_target(self) -> Params:
         if (self.host is None) == (self.path is None):
             raise ValueError("give exactly one of host (a TLS server) or path (PEM files)")
         if self.path is not None:
@@ -93,14 +93,14 @@ class _Failed(Exception):
         self.kind = kind
 
 
-async def check_tls_cert(params: TlsCertParams, ctx: ProbeContext) -> list[Observation]:
+async def check(params: Params, ctx: ProbeContext) -> list[Observation]:
     """One observation per server, or per certificate file; the value is the fewest days left.
 
     The resource is left to the runner (host, or path) so that readings, timeouts and crashes
     of one probe share a fingerprint; only the files of a directory get one each.
     """
     now = datetime.fromtimestamp(ctx.clock.now(), UTC)
-    base = ctx.config.base_dir
+    base = ctx.base_dir
     try:
         trust = trust_store(base / params.ca_file if params.ca_file else None)
     except TrustStoreError as exc:
@@ -112,7 +112,7 @@ async def check_tls_cert(params: TlsCertParams, ctx: ProbeContext) -> list[Obser
 
 
 async def _check_host(
-    params: TlsCertParams, host: str, budget: float, trust: Trust, now: datetime
+    params: Params, host: str, budget: float, trust: Trust, now: datetime
 ) -> Observation:
     sni = params.server_name or host
     endpoint = f"[{host}]:{params.port}" if ":" in host else f"{host}:{params.port}"
@@ -181,7 +181,7 @@ def _client_context() -> ssl.SSLContext:
 
 
 def _check_path(
-    base: Path, path: Path, params: TlsCertParams, trust: Trust, now: datetime
+    base: Path, path: Path, params: Params, trust: Trust, now: datetime
 ) -> list[Observation]:
     full = base / path
     if not full.is_dir():
@@ -198,7 +198,7 @@ def _check_path(
 
 
 def _check_file(
-    file: Path, resource: str, params: TlsCertParams, trust: Trust, now: datetime
+    file: Path, resource: str, params: Params, trust: Trust, now: datetime
 ) -> Observation:
     try:
         presented = load_pem_chain(file.read_bytes())
@@ -216,7 +216,7 @@ def _judge(
     name: str | None,
     trust: Trust,
     now: datetime,
-    params: TlsCertParams,
+    params: Params,
     label: str,
 ) -> Observation:
     """Grade one presented chain: the problems found, the severity, the fewest days left."""
@@ -257,7 +257,7 @@ def _judge(
 
 
 def _grade(
-    found: Diagnosis, soonest: x509.Certificate, now: datetime, params: TlsCertParams, label: str
+    found: Diagnosis, soonest: x509.Certificate, now: datetime, params: Params, label: str
 ) -> tuple[_Severity | None, str]:
     """The severity and the line an on-call human reads: dates first, then any other fault."""
     leaf = found.leaf
@@ -308,10 +308,10 @@ def _failure(resource: str, message: str, kind: str) -> Observation:
     )
 
 
-TLS_CERT_PROBE: ProbeSpec[TlsCertParams] = ProbeSpec(
+PROBE: ProbeSpec[Params] = ProbeSpec(
     name="tls_cert",
-    params=TlsCertParams,
-    check=check_tls_cert,
+    params=Params,
+    check=check,
     summary="days until a TLS certificate (server or PEM files) expires; chain, name, dates",
     # Certificates change on deploys and renewals, not by the second; a handshake every five
     # minutes finds a bad deploy soon enough, and `recheck` confirms a renewal at once.

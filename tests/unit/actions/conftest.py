@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import pytest
 
@@ -14,5 +15,5 @@ MakeCtx = Callable[..., ActionContext]
 
 @pytest.fixture
 def make_ctx() -> MakeCtx:
-    """make_ctx(dry_run=False, **config) → an ActionContext over Config(**config)."""
-    return make_action_context
+    """make_ctx(dry_run=False, **config) → run_command's ActionContext over that config."""
+    return partial(make_action_context, "run_command")

@@ -12,9 +12,9 @@ import structlog
 from pydantic import ValidationError
 
 from opsmedic.actions import annotate
+from opsmedic.actions.annotate_accounts import AnnotateConfig
 from opsmedic.actions.http_exchange import Reply
 from opsmedic.clock import SystemClock
-from opsmedic.config.annotate import AnnotateConfig
 from opsmedic.config.schema import Config
 from opsmedic.engine.executor import Executor
 from opsmedic.errors import ConfigError
@@ -93,7 +93,7 @@ def test_the_config_section_validates_and_normalises() -> None:
     assert config.opsgenie is not None and config.pagerduty is not None
     assert config.opsgenie.api_url == "https://api.eu.opsgenie.com"
     assert config.pagerduty.api_url == "https://api.pagerduty.com"
-    assert Config().annotate.opsgenie is None
+    assert AnnotateConfig().opsgenie is None
 
 
 @pytest.mark.parametrize(
@@ -146,7 +146,8 @@ async def test_an_id_that_renders_empty_fails_the_step_naming_the_parameter(
     event = Event(source="opsgenie", payload={"alert": {"alertId": ""}})
     run = Run(rule="r", event_id=event.id, target=event.target, fingerprint=event.fingerprint,
               actions=["annotate"])  # fmt: skip
-    executor = Executor(registry, Config(), SystemClock(), structlog.get_logger())
+    executor = Executor(registry, Config(), SystemClock(), structlog.get_logger(), settings={},
+                        probe_once=None)  # fmt: skip
     await executor.execute(run, rule, event)
     (step,) = run.steps
     assert step.state is RunState.FAILED

@@ -8,16 +8,13 @@ from typing import Any
 from action_context import make_action_context
 from opsmedic.actions.recheck import Params, run
 from opsmedic.plugins import ActionContext
-from opsmedic.runtime import build_registry
 
 
 def context(flag: Path, **config: Any) -> ActionContext:
     """A config whose probe `cert` is ok exactly when `flag` exists."""
     probe = {"name": "cert", "type": "command", "timeout": 5,
              "params": {"argv": ["test", "-e", str(flag)]}}  # fmt: skip
-    ctx = make_action_context(probes=[probe], **config)
-    ctx.registry = build_registry(load_entry_points=False)
-    return ctx
+    return make_action_context("recheck", probes=[probe], **config)
 
 
 async def test_ok_when_the_probe_reads_ok_now(tmp_path: Path) -> None:

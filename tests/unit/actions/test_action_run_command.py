@@ -20,7 +20,6 @@ from hypothesis import strategies as st
 from injections import INJECTIONS
 from opsmedic.actions import run_command
 from opsmedic.clock import SystemClock
-from opsmedic.config.schema import Config
 from opsmedic.model import Event, Outcome
 from opsmedic.plugins import ActionContext
 from opsmedic.templating import Templates, template_context
@@ -295,9 +294,7 @@ _ARGV_TEXT = st.text(
 @given(label=_ARGV_TEXT)
 def test_any_text_label_arrives_as_one_argument(label: str) -> None:
     """Property: whatever text a label holds, the program receives exactly it, as one argument."""
-    ctx = ActionContext(
-        clock=SystemClock(), log=structlog.get_logger(), config=Config(), run_id="r", rule="r"
-    )
+    ctx = ActionContext(clock=SystemClock(), log=structlog.get_logger(), run_id="r", rule="r")
     event = Event(source="test", labels={"any": label})
     raw = {"argv": [sys.executable, "-c", PRINT_ARGV, "{{ event.labels.any }}"]}
     outcome = asyncio.run(run_rendered(ctx, event, raw))

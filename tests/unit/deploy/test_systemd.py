@@ -6,15 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from opsmedic.config.loader import load_config
+from opsmedic.config.loader import load_config, read_config
 from opsmedic.config.types import Secret, credential_name
 from opsmedic.deploy.systemd import Unit, systemd_unit
 from opsmedic.deploy.unit_check import UnitGrants, unit_problems
 from opsmedic.errors import Problem
 from opsmedic.rules.loader import load_rules
-from opsmedic.runtime import build_registry, load_with_settings
+from opsmedic.runtime import build_registry
 
 REGISTRY = build_registry()
+
+SECTIONS = build_registry(load_entry_points=False).settings()
 
 KILL = """\
 - name: stop-hog
@@ -44,9 +46,10 @@ def world(tmp_path: Path, rules: str, config: str = "api: {enabled: false}\n") -
 
 
 def unit_for(path: Path) -> Unit:
-    config, located, settings = load_with_settings(path, REGISTRY, environ={})
-    ruleset = load_rules(config.rules_dir, REGISTRY)
-    return systemd_unit(config, located, ruleset, "/usr/bin/opsmedic", settings=settings)
+    read = read_config(path, SECTIONS, environ={})
+    assert read.config is not None, read.problems
+    return systemd_unit(read.config, read.located, load_rules(read.config.rules_dir, REGISTRY),
+                        "/usr/bin/opsmedic", settings=read.settings)  # fmt: skip
 
 
 def directive(unit: Unit, name: str) -> list[str]:
@@ -55,11 +58,12 @@ def directive(unit: Unit, name: str) -> list[str]:
 
 
 def problems(path: Path, unit_text: str) -> list[Problem]:
-    config, located, settings = load_with_settings(path, REGISTRY, environ={})
+    read = read_config(path, SECTIONS, environ={})
+    assert read.config is not None, read.problems
     unit = path.parent / "hand.service"
     unit.write_text(unit_text)
-    ruleset = load_rules(config.rules_dir, REGISTRY)
-    return unit_problems(config, str(path), ruleset, unit, located, settings=settings)
+    return unit_problems(read.config, str(path), load_rules(read.config.rules_dir, REGISTRY), unit,
+                         read.located, settings=read.settings)  # fmt: skip
 
 
 def test_the_fixed_hardening_is_there(tmp_path: Path) -> None:
@@ -288,9 +292,9 @@ def test_unit_grants_read_systemd_semantics(
 
 def test_an_unreadable_unit_is_one_problem(tmp_path: Path) -> None:
     path = world(tmp_path, KILL % "")
-    config, _ = load_config(path, environ={})
-    ruleset = load_rules(config.rules_dir, REGISTRY)
-    found = unit_problems(config, str(path), ruleset, tmp_path / "nope", settings={})
+    config, _ = load_config(path, SECTIONS, environ={})
+    found = unit_problems(config, str(path), load_rules(config.rules_dir, REGISTRY), tmp_path / "nope",
+                          settings={})  # fmt: skip
     assert [p.message.split(":")[0] for p in found] == ["cannot read the unit"]
 
 

@@ -22,7 +22,7 @@ def params(**record: Any) -> Params:
 
 
 async def test_an_unknown_tsig_key_is_a_failed_outcome_not_a_crash() -> None:
-    ctx = make_action_context(tsig_keys={"known.": {"secret": {"env": "UNUSED"}}})
+    ctx = make_action_context("dns_failover", tsig_keys={"known.": {"secret": {"env": "UNUSED"}}})
     outcome = await run(params(tsig_key="typo."), ctx)
     assert not outcome.ok
     assert outcome.message == (
@@ -32,7 +32,9 @@ async def test_an_unknown_tsig_key_is_a_failed_outcome_not_a_crash() -> None:
 
 
 async def test_an_unreadable_tsig_secret_is_a_failed_outcome(tmp_path: Path) -> None:
-    ctx = make_action_context(tsig_keys={"k.": {"secret": {"file": str(tmp_path / "gone")}}})
+    ctx = make_action_context(
+        "dns_failover", tsig_keys={"k.": {"secret": {"file": str(tmp_path / "gone")}}}
+    )
     outcome = await run(params(tsig_key="k."), ctx)
     assert not outcome.ok
     assert outcome.message == (

@@ -8,8 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from opsmedic.actions.dns_failover import Params as ActionParams
-from opsmedic.config.schema import Config
-from opsmedic.dns.rfc2136 import Rfc2136Backend, Rfc2136Params, split_server
+from opsmedic.dns.rfc2136 import Rfc2136Backend, Rfc2136Params, TsigKeys, split_server
 
 BASE = {
     "server": "192.0.2.53",
@@ -151,5 +150,5 @@ def test_the_action_locates_an_error_under_rfc2136() -> None:
 
 
 def test_the_subject_names_record_type_and_server() -> None:
-    b = Rfc2136Backend(parse(server="[2001:db8::53]:5353"), Config.model_validate({}))
+    b = Rfc2136Backend(parse(server="[2001:db8::53]:5353"), TsigKeys())
     assert b.subject == "resolver.svc.example.com. A @ [2001:db8::53]:5353"

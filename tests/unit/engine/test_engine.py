@@ -87,7 +87,7 @@ async def make_engine(store: Store, tmp_path: Path) -> AsyncIterator[Any]:
     async def make(rules: str, **kw: Any) -> Engine:
         (tmp_path / "rules.yaml").write_text(rules)
         reg = registry()
-        engine = Engine(ruleset=load_rules(tmp_path / "rules.yaml", reg), registry=reg,
+        engine = Engine(settings={}, probe_once=None, ruleset=load_rules(tmp_path / "rules.yaml", reg), registry=reg,
                         config=kw.pop("config", config()), store=store, clock=SystemClock(),
                         **kw)  # fmt: skip
         await engine.start()
@@ -311,7 +311,7 @@ async def test_runs_left_running_by_a_crash_are_interrupted_and_idempotent_ones_
                   actions=["flaky"], state=RunState.PLANNED, created_at=event.time)  # fmt: skip
     store.record([event], [crashed])
     assert store.claim([crashed.id], event.time) == [crashed.id]
-    engine = Engine(ruleset=load_rules(tmp_path, reg), registry=reg, config=config(), store=store,
+    engine = Engine(settings={}, probe_once=None, ruleset=load_rules(tmp_path, reg), registry=reg, config=config(), store=store,
                     clock=SystemClock())  # fmt: skip
     interrupted = await engine.start()
     await engine.drain()

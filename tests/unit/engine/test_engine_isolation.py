@@ -35,7 +35,7 @@ async def engine(store: Store, store_url: str, tmp_path: Path) -> AsyncIterator[
     refuse_resource(store_url, "poison")
     (tmp_path / "rules.yaml").write_text("- {name: r, when: {source: app}, do: [{noop: {}}]}")
     reg = build_registry(load_entry_points=False)
-    eng = Engine(ruleset=load_rules(tmp_path / "rules.yaml", reg), registry=reg, config=Config(),
+    eng = Engine(settings={}, probe_once=None, ruleset=load_rules(tmp_path / "rules.yaml", reg), registry=reg, config=Config(),
                  store=store, clock=SystemClock())  # fmt: skip
     await eng.start()
     try:
@@ -119,7 +119,7 @@ async def test_a_run_whose_result_is_refused_is_still_finished_and_no_other_is_l
     rule = "- {name: r, when: {source: app}, do: [{noop: {message: '{{ event.resource }}'}}]}"
     (tmp_path / "rules.yaml").write_text(rule)
     reg = build_registry(load_entry_points=False)
-    engine = Engine(ruleset=load_rules(tmp_path / "rules.yaml", reg), registry=reg,
+    engine = Engine(settings={}, probe_once=None, ruleset=load_rules(tmp_path / "rules.yaml", reg), registry=reg,
                     config=Config(), store=store, clock=SystemClock())  # fmt: skip
     await engine.start()
     try:

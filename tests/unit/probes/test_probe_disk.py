@@ -16,11 +16,14 @@ from opsmedic.config.schema import Config, ProbeConfig
 from opsmedic.model import Event, Observation
 from opsmedic.plugins import ProbeContext, Registry
 from opsmedic.probes import BUILTIN_PROBES, ProbeRunner, disk, validate_probe_params
-from opsmedic.probes.disk import DISK_PROBE, DiskParams, Usage, check_disk
+from opsmedic.probes.disk import PROBE as DISK_PROBE
+from opsmedic.probes.disk import Params as DiskParams
+from opsmedic.probes.disk import Usage
+from opsmedic.probes.disk import check as check_disk
 
 
 def context(timeout: float = 10.0) -> ProbeContext:
-    return ProbeContext(ManualClock(), structlog.get_logger(), Config(), timeout=timeout)
+    return ProbeContext(ManualClock(), structlog.get_logger(), timeout=timeout)
 
 
 async def check(ctx: ProbeContext | None = None, **params: Any) -> list[Observation]:
@@ -183,10 +186,11 @@ def runner(*configs: dict[str, Any]) -> ProbeRunner:
     return ProbeRunner(
         [ProbeConfig.model_validate(c) for c in configs],
         Registry(probes={s.name: s for s in BUILTIN_PROBES}),
-        Config(),
+        Config().base_dir,
         ManualClock(),
         discard,
         structlog.get_logger(),
+        settings={},
     )
 
 

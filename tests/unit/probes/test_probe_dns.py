@@ -16,10 +16,10 @@ import structlog
 from pydantic import ValidationError
 
 from opsmedic.clock import ManualClock
-from opsmedic.config.schema import Config
 from opsmedic.model import Observation
 from opsmedic.plugins import ProbeContext
-from opsmedic.probes.dns import DnsParams, check_dns
+from opsmedic.probes.dns import Params as DnsParams
+from opsmedic.probes.dns import check as check_dns
 
 
 class Responder(asyncio.DatagramProtocol):
@@ -89,7 +89,7 @@ class Prober:
     def __init__(self, p: DnsParams, timeout: float = 5.0) -> None:
         self.params = p
         self.clock = ManualClock()
-        self.ctx = ProbeContext(self.clock, structlog.get_logger(), Config(), timeout=timeout)
+        self.ctx = ProbeContext(self.clock, structlog.get_logger(), timeout=timeout)
 
     async def check(self, advance: float = 1.0) -> Observation:
         self.clock.advance(advance)

@@ -28,9 +28,10 @@ def test_documented_example_config_is_valid() -> None:
     runner = ProbeRunner(
         config.probes,
         Registry(probes={s.name: s for s in BUILTIN_PROBES}),
-        config,
+        config.base_dir,
         ManualClock(),
         emit,
         structlog.get_logger(),
+        settings={},
     )
     assert runner.names == ["web", "api-latency", "queue-depth"]

@@ -7,8 +7,11 @@ from typing import Any
 import pytest
 
 from opsmedic.probes import validate_probe_params
-from opsmedic.probes.command import COMMAND_PROBE, CommandParams, parse_stdout
-from opsmedic.probes.http import HTTP_PROBE, HttpParams
+from opsmedic.probes.command import PROBE as COMMAND_PROBE
+from opsmedic.probes.command import Params as CommandParams
+from opsmedic.probes.command import parse_stdout
+from opsmedic.probes.http import PROBE as HTTP_PROBE
+from opsmedic.probes.http import Params as HttpParams
 
 
 def http_problems(params: dict[str, Any]) -> dict[str, str]:

@@ -21,11 +21,15 @@ import structlog
 import yaml
 
 from opsmedic.clock import ManualClock, SystemClock
+from opsmedic.config.loader import load_config
 from opsmedic.config.schema import Config, ProbeConfig
 from opsmedic.model import Event, Observation
 from opsmedic.plugins import ProbeContext, ProbeSpec, Registry
 from opsmedic.probes import BUILTIN_PROBES, ProbeRunner, validate_probe_params
-from opsmedic.probes.process import PROCESS_PROBE, ProcessParams, check_processes, cpu_rate
+from opsmedic.probes.process import PROBE as PROCESS_PROBE
+from opsmedic.probes.process import Params as ProcessParams
+from opsmedic.probes.process import check as check_processes
+from opsmedic.probes.process import cpu_rate
 from opsmedic.rules.loader import load_rules
 from opsmedic.runtime import build_registry
 from processes import all_gone
@@ -69,7 +73,7 @@ def spawn(tmp_path: Path, program: str) -> Iterator[Spawn]:
 
 
 def context() -> ProbeContext:
-    return ProbeContext(SystemClock(), structlog.get_logger(), Config())
+    return ProbeContext(SystemClock(), structlog.get_logger())
 
 
 async def discard(events: list[Event]) -> None:
@@ -265,10 +269,11 @@ async def test_the_runner_keeps_each_probes_state_between_checks() -> None:
     r = ProbeRunner(
         [ProbeConfig(name=n, type="counting") for n in ("a", "b")],
         Registry(probes={"counting": spec}),
-        Config(),
+        Config().base_dir,
         ManualClock(),
         discard,
         structlog.get_logger(),
+        settings={},
     )
     await r.run_once()
     await r.run_once()
@@ -283,8 +288,8 @@ async def test_process_readings_become_events_through_the_runner(
     cfg = ProbeConfig.model_validate(
         {"name": "hogs", "type": "process", "params": {"names": [program], "max_rss_bytes": 1}}
     )
-    r = ProbeRunner([cfg], Registry(probes={s.name: s for s in BUILTIN_PROBES}), Config(),
-                    SystemClock(), discard, structlog.get_logger())  # fmt: skip
+    r = ProbeRunner([cfg], Registry(probes={s.name: s for s in BUILTIN_PROBES}), Config().base_dir,
+                    SystemClock(), discard, structlog.get_logger(), settings={})  # fmt: skip
     assert r.intervals == {"hogs": 10.0}
     [event] = await r.run_once()
     assert (event.source, event.kind, event.resource, event.status) == (
@@ -320,9 +325,11 @@ def test_the_documented_examples_load(tmp_path: Path) -> None:
             path.write_text(yaml.safe_dump(example))
             kinds.append(("rules", len(load_rules(path, registry))))
             continue
-        config = Config.model_validate(example)
-        runner = ProbeRunner(config.probes, registry, config, ManualClock(),
-                             discard, structlog.get_logger())  # fmt: skip
+        path = tmp_path / f"config-{i}.yaml"
+        path.write_text(yaml.safe_dump(example))
+        config, _ = load_config(path, registry.settings(), environ={})
+        runner = ProbeRunner(config.probes, registry, config.base_dir, ManualClock(),
+                             discard, structlog.get_logger(), settings={})  # fmt: skip
         kinds.append(("config", len(runner.names)))
     assert kinds == [("config", 1), ("config", 1), ("config", 1), ("config", 1), ("rules", 1),
                      ("rules", 1), ("config", 0)]  # fmt: skip

@@ -69,10 +69,11 @@ def runner(
     return ProbeRunner(
         [cfg],
         Registry(probes={"fake": spec(check)}),
-        Config(),
+        Config().base_dir,
         clock or ManualClock(),
         emit or discard,
         structlog.get_logger(),
+        settings={},
         host="testhost",
         rng=rng,
     )
@@ -236,7 +237,9 @@ async def test_run_returns_when_no_probe_is_configured() -> None:
     async def emit(events: list[Event]) -> None:
         return None
 
-    r = ProbeRunner([], Registry(), Config(), ManualClock(), emit, structlog.get_logger())
+    r = ProbeRunner(
+        [], Registry(), Config().base_dir, ManualClock(), emit, structlog.get_logger(), settings={}
+    )
     await asyncio.wait_for(r.run(), timeout=5)
     assert await r.run_once() == []
 
@@ -250,10 +253,11 @@ def problems_of(configs: list[dict[str, Any]]) -> list[tuple[str, str]]:
         ProbeRunner(
             [ProbeConfig.model_validate(c) for c in configs],
             registry,
-            Config(),
+            Config().base_dir,
             ManualClock(),
             emit,
             structlog.get_logger(),
+            settings={},
             config_path="ops.yaml",
         )
     assert all(p.file == "ops.yaml" for p in info.value.problems)

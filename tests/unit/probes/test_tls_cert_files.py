@@ -19,7 +19,9 @@ from opsmedic.config.schema import Config
 from opsmedic.model import Event, Observation
 from opsmedic.plugins import ProbeContext
 from opsmedic.probes.runner import ProbeRunner, validate_probe_params
-from opsmedic.probes.tls_cert import TLS_CERT_PROBE, TlsCertParams, check_tls_cert
+from opsmedic.probes.tls_cert import PROBE as TLS_CERT_PROBE
+from opsmedic.probes.tls_cert import Params as TlsCertParams
+from opsmedic.probes.tls_cert import check as check_tls_cert
 from opsmedic.probes.x509_facts import name_matches
 from opsmedic.rules.loader import load_rules
 from opsmedic.runtime import build_registry
@@ -60,9 +62,7 @@ def _write(path: Path, *certs: Issued) -> Path:
 
 
 async def _check(base: Path, **params: Any) -> list[Observation]:
-    ctx = ProbeContext(
-        ManualClock(START.timestamp()), structlog.get_logger(), Config(base_dir=base)
-    )
+    ctx = ProbeContext(ManualClock(START.timestamp()), structlog.get_logger(), base_dir=base)
     return await check_tls_cert(TlsCertParams.model_validate(params), ctx)
 
 
@@ -351,7 +351,13 @@ def test_the_documented_examples_load(tmp_path: Path) -> None:
     registry = build_registry(load_entry_points=False)
     config = Config.model_validate(yaml.safe_load(probes))
     runner = ProbeRunner(
-        config.probes, registry, config, ManualClock(), discard, structlog.get_logger()
+        config.probes,
+        registry,
+        config.base_dir,
+        ManualClock(),
+        discard,
+        structlog.get_logger(),
+        settings={},
     )
     (tmp_path / "certs.yaml").write_text(rules)
 

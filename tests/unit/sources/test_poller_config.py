@@ -11,6 +11,9 @@ from opsmedic.config.loader import load_config
 from opsmedic.config.poller import PollerConfig, parse_path
 from opsmedic.errors import ConfigError
 from opsmedic.model import Status
+from opsmedic.runtime import build_registry
+
+SECTIONS = build_registry(load_entry_points=False).settings()
 
 GOOD = """\
 pollers:
@@ -32,7 +35,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_a_full_poller_section_loads(tmp_path: Path) -> None:
-    config, _ = load_config(write(tmp_path, GOOD), environ={})
+    config, _ = load_config(write(tmp_path, GOOD), SECTIONS, environ={})
     [poller] = config.pollers
     assert poller.name == "legacy-nms"
     assert poller.interval == 60.0
@@ -46,7 +49,7 @@ def test_a_full_poller_section_loads(tmp_path: Path) -> None:
 
 
 def test_no_pollers_by_default() -> None:
-    config, _ = load_config(None, environ={})
+    config, _ = load_config(None, SECTIONS, environ={})
     assert config.pollers == []
 
 
@@ -99,7 +102,7 @@ BAD = [
 def test_each_bad_setting_is_named(tmp_path: Path, extra: str, expected: str) -> None:
     text = "pollers:\n  - name: nms\n    url: http://127.0.0.1/feed\n" + extra
     with pytest.raises(ConfigError) as info:
-        load_config(write(tmp_path, text), environ={})
+        load_config(write(tmp_path, text), SECTIONS, environ={})
     lines = [str(p) for p in info.value.problems]
     assert any(expected in line for line in lines), lines
     assert all(re.search(r"opsmedic\.yaml:\d+:\d+: pollers", line) for line in lines), lines
@@ -117,7 +120,7 @@ def test_each_bad_setting_is_named(tmp_path: Path, extra: str, expected: str) ->
 def test_bad_urls_are_refused(tmp_path: Path, url: str, expected: str) -> None:
     text = f"pollers:\n  - {{name: nms, url: '{url}', map: {{kind: k}}}}\n"
     with pytest.raises(ConfigError, match=expected) as info:
-        load_config(write(tmp_path, text), environ={})
+        load_config(write(tmp_path, text), SECTIONS, environ={})
     assert "pollers[0].url" in str(info.value.problems[0])
 
 
@@ -125,7 +128,7 @@ def test_bad_urls_are_refused(tmp_path: Path, url: str, expected: str) -> None:
 def test_bad_names_are_refused(tmp_path: Path, name: str) -> None:
     text = f"pollers:\n  - {{name: '{name}', url: 'http://h/x', map: {{kind: k}}}}\n"
     with pytest.raises(ConfigError) as info:
-        load_config(write(tmp_path, text), environ={})
+        load_config(write(tmp_path, text), SECTIONS, environ={})
     assert "pollers[0].name" in str(info.value.problems[0])
 
 
@@ -133,5 +136,5 @@ def test_two_pollers_with_one_name_are_refused(tmp_path: Path) -> None:
     """They would share one saved cursor and skip each other's items."""
     one = "  - {name: nms, url: 'http://h/x', map: {kind: k}}\n"
     with pytest.raises(ConfigError, match="duplicate poller name 'nms'") as info:
-        load_config(write(tmp_path, "pollers:\n" + one + one), environ={})
+        load_config(write(tmp_path, "pollers:\n" + one + one), SECTIONS, environ={})
     assert "pollers" in str(info.value.problems[0])

@@ -91,7 +91,8 @@ async def watching(rt: Runtime, probes: list[str]) -> AsyncIterator[Watch]:
 
     rt.engine.on_finished = on_run
     configs = [p for p in rt.config.probes if p.name in probes]
-    runner = ProbeRunner(configs, rt.registry, rt.config, rt.clock, emit, get_logger())
+    runner = ProbeRunner(configs, rt.registry, rt.config.base_dir, rt.clock, emit, get_logger(),
+                         settings=rt.settings)  # fmt: skip
     task = asyncio.create_task(runner.run())
     try:
         yield watch

@@ -1,5 +1,5 @@
-"""The `annotate` config section: the Opsgenie, PagerDuty, Dynatrace and webhook accounts notes
-go to."""
+"""The annotate action's settings, the `annotate:` config section: the Opsgenie, PagerDuty,
+Dynatrace and webhook accounts notes go to."""
 
 from __future__ import annotations
 
