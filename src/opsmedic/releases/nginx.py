@@ -10,6 +10,7 @@ the weights are read back from `nginx -T`, the configuration the reloaded master
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import os
 import re
@@ -241,7 +242,7 @@ class NginxRouter:
         while loop.time() < deadline:
             await asyncio.sleep(POLL_S)
             try:
-                if {child.pid for child in master.children()} - before:
+                if _reloaded(master, before):
                     return
             except psutil.Error as exc:
                 raise ReloadFailed(
@@ -251,6 +252,23 @@ class NginxRouter:
             f"upstream {upstream}: nginx started no new workers within {self.settings.timeout_s} s "
             "of the reload (it refused the configuration at runtime; see its error log)"
         )
+
+
+def _reloaded(master: psutil.Process, before: set[int]) -> bool:
+    """New workers run and the old ones stopped accepting (gone, or "shutting down").
+
+    The master starts the new workers before it tells the old ones to quit: until they do,
+    an old worker still accepts connections and routes them by the old weights.
+    """
+    children = master.children()
+    if not {child.pid for child in children} - before:
+        return False
+    for child in children:
+        if child.pid in before:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                if "shutting down" not in " ".join(child.cmdline()):
+                    return False
+    return True
 
 
 def _message(captured: Captured) -> str:
