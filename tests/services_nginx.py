@@ -60,7 +60,7 @@ class Backend:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: object) -> None:
                 pass  # the access log under test is nginx's
 
         self.server = ThreadingHTTPServer((HOST, port), Handler)
@@ -122,7 +122,17 @@ def canary_rig(tmp_path: Path) -> Iterator[CanaryRig]:
     )
     with (tmp_path / "stdout.log").open("wb") as out:
         proc = subprocess.Popen(
-            [nginx, "-p", str(tmp_path), "-c", str(conf), "-e", str(error_log), "-g", "daemon off;"],
+            [
+                nginx,
+                "-p",
+                str(tmp_path),
+                "-c",
+                str(conf),
+                "-e",
+                str(error_log),
+                "-g",
+                "daemon off;",
+            ],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,

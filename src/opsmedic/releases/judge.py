@@ -138,8 +138,9 @@ def classify(metric: Metric, settings: JudgeSettings) -> MetricResult:
         )
     if sorted(canary) == sorted(stable) or len(set(canary) | set(stable)) == 1:
         return result("Pass", "canary and stable samples are identical")
+    limit = settings.max_samples
     p_value, shift, lower, upper = mann_whitney(
-        _thin(canary, settings.max_samples), _thin(stable, settings.max_samples), settings.confidence
+        _thin(canary, limit), _thin(stable, limit), settings.confidence
     )
     numbers = {"p_value": p_value, "shift": shift, "lower": lower, "upper": upper}
     band = settings.tolerance * abs(shift)

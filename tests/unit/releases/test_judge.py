@@ -137,7 +137,7 @@ def test_bad_metrics_are_refused() -> None:
         judge([Metric("a", [], []), Metric("a", [], [])])
     with pytest.raises(ValueError, match="metric a: weight and min_samples must be positive"):
         judge([Metric("a", [], [], weight=0)])
-    with pytest.raises(ValueError, match="errors 3 not in 0..requests 2"):
+    with pytest.raises(ValueError, match=r"errors 3 not in 0\.\.requests 2"):
         ErrorCounts(2, 3)
 
 
@@ -148,9 +148,7 @@ def test_long_samples_are_thinned_not_refused() -> None:
     assert (result.classification, result.canary_count) == ("High", 5000)
 
 
-samples = st.lists(
-    st.floats(min_value=0, max_value=10, allow_nan=False), min_size=20, max_size=60
-)
+samples = st.lists(st.floats(min_value=0, max_value=10, allow_nan=False), min_size=20, max_size=60)
 
 
 @settings(max_examples=60, deadline=None)
