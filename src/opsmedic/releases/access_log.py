@@ -168,7 +168,8 @@ class LogFollower:
     It starts at the file's current end (what was logged before is not this release's
     traffic). A rotated file (new inode at the path) is read to its end for as long as the
     new one is still empty, since nginx writes to the old one until it reopens its logs;
-    a file that shrank (copytruncate) is read again from its start.
+    a file that shrank (copytruncate) is read again from its start (a truncation the writer
+    has already outgrown by the next read cannot be seen: copytruncate loses lines anyway).
     """
 
     def __init__(self, path: Path) -> None:
@@ -191,8 +192,12 @@ class LogFollower:
         if self._fd is None:
             self._open(at_end=False)  # created since: everything in it is new
         if self._fd is not None:
+            if os.fstat(self._fd).st_size < os.lseek(self._fd, 0, os.SEEK_CUR):
+                # Truncated in place (copytruncate): what is in it now was written since.
+                os.lseek(self._fd, 0, os.SEEK_SET)
+                self._pending = b""
             data += self._drain(self._fd)
-            self._check_rotation()
+            data += self._check_rotation()
         return self._lines(data)
 
     def _open(self, *, at_end: bool) -> None:
@@ -209,26 +214,26 @@ class LogFollower:
             chunks.append(chunk)
         return b"".join(chunks)
 
-    def _check_rotation(self) -> None:
+    def _check_rotation(self) -> bytes:
+        """Switch to a new file at the path; the old file's last bytes once it is done."""
         assert self._fd is not None
         try:
             now = os.stat(self.path)
         except FileNotFoundError:
-            return  # moved away, not yet recreated: keep reading the old file
+            return b""  # moved away, not yet recreated: keep reading the old file
         mine = os.fstat(self._fd)
         if (now.st_dev, now.st_ino) != (mine.st_dev, mine.st_ino):
             if self._old is not None:
                 os.close(self._old)
             self._old, self._fd = self._fd, None
             self._open(at_end=False)
-        elif now.st_size < os.lseek(self._fd, 0, os.SEEK_CUR):
-            os.lseek(self._fd, 0, os.SEEK_SET)  # truncated in place
-            self._pending = b""
-        if self._old is not None and self._fd is not None and os.fstat(self._fd).st_size > 0:
-            # nginx writes to the new file now; what is left in the old one is read last.
-            self._pending += self._drain(self._old)
-            os.close(self._old)
-            self._old = None
+        if self._old is None or self._fd is None or os.fstat(self._fd).st_size == 0:
+            return b""
+        # nginx writes to the new file now; what is left in the old one comes before it.
+        rest = self._drain(self._old)
+        os.close(self._old)
+        self._old = None
+        return rest
 
     def _lines(self, data: bytes) -> list[str]:
         *complete, self._pending = (self._pending + data).split(b"\n")
