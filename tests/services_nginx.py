@@ -66,7 +66,7 @@ class Backend:
         self.server = ThreadingHTTPServer((HOST, port), Handler)
         self.server.daemon_threads = True
         self.address = f"{HOST}:{port}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
