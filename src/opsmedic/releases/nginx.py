@@ -167,9 +167,12 @@ class NginxRouter:
         wanted = check_weights(upstream, weights)
         owned = self._owned(upstream)
         async with self._lock:
-            old = owned.path.read_text(encoding="utf-8") if owned.path.exists() else None
-            like = owned.path.stat() if old is not None else None
-            write_atomic(owned.path, render(upstream, wanted, owned.sticky), like=like)
+            try:
+                old = owned.path.read_text(encoding="utf-8") if owned.path.exists() else None
+                like = owned.path.stat() if old is not None else None
+                write_atomic(owned.path, render(upstream, wanted, owned.sticky), like=like)
+            except OSError as exc:  # write_atomic leaves the old file, or no file, in place
+                raise RouterError(f"upstream {upstream}: cannot write {owned.path}: {exc}") from exc
             try:
                 tested = await self._nginx("-t")
                 if tested.exit_code != 0:

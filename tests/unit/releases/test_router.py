@@ -8,7 +8,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from opsmedic.releases.nginx import Sticky, parse_upstream, render, route_variable
+from opsmedic.releases.nginx import (
+    NginxRouter,
+    NginxSettings,
+    Sticky,
+    UpstreamFile,
+    parse_upstream,
+    render,
+    route_variable,
+)
 from opsmedic.releases.router import RouterError, WeightsRefused, check_weights
 
 A, B = "127.0.0.1:8001", "127.0.0.1:8002"
@@ -95,3 +103,17 @@ def test_the_docs_show_the_file_the_router_writes() -> None:
     assert f"```nginx\n{plain}```" in doc
     sticky = render("app", {A: 2, B: 1}, Sticky("cookie", "user"))
     assert "split_clients" + sticky.split("\nsplit_clients", 1)[1] in doc
+
+
+async def test_an_unwritable_include_file_is_a_router_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    settings = NginxSettings(
+        prefix=tmp_path,
+        conf=tmp_path / "nginx.conf",
+        pid_file=tmp_path / "nginx.pid",
+        upstreams={"app": UpstreamFile(tmp_path / "file" / "app.conf")},  # under a file
+    )
+    with pytest.raises(RouterError, match=r"upstream app: cannot write .*file/app\.conf"):
+        await NginxRouter(settings).set_weights("app", {A: 1})
+    with pytest.raises(RouterError, match=r"upstream other is not managed by this router \(app\)"):
+        await NginxRouter(settings).set_weights("other", {A: 1})
