@@ -225,10 +225,10 @@ def early_abort(
         return AbortDecision(
             False, f"{canary.errors} errors in {canary.requests} canary requests: too few to tell"
         )
-    excess = canary.errors / canary.requests - (
-        stable.errors / stable.requests if stable.requests else 0.0
-    )
-    if stable.requests == 0 or excess < settings.min_excess:
+    if stable.requests == 0:
+        return AbortDecision(False, "no stable requests in the same span to compare with")
+    excess = canary.errors / canary.requests - stable.errors / stable.requests
+    if excess < settings.min_excess:
         return AbortDecision(False, f"canary error ratio exceeds stable's by {excess:.3f}")
     from scipy import stats
 
