@@ -241,7 +241,9 @@ def _server_block(site: Site, port: int, workdir: Path) -> str:
     )
 
 
-def _nginx_conf(workdir: Path, servers: list[str]) -> str:
+def _nginx_conf(
+    workdir: Path, servers: list[str], *, logging: Sequence[str] = ("access_log off;",)
+) -> str:
     temp = workdir / "temp"
     temp.mkdir()
     # Debian's build points these at /var/lib/nginx; a test server keeps to its own directory.
@@ -256,7 +258,7 @@ def _nginx_conf(workdir: Path, servers: list[str]) -> str:
         f"pid {workdir / 'nginx.pid'};",
         "events { worker_connections 64; }",
         "http {",
-        "access_log off;",
+        *logging,
         "ssl_protocols TLSv1.2 TLSv1.3;",
         *temp_paths,
         *servers,

@@ -15,7 +15,7 @@ from opsmedic.entry import installed_version
 
 SCRIPT = Path(sys.executable).parent / "opsmedic"
 # What the service and the store bring; none of it is needed to answer --version or --help.
-HEAVY = ("fastapi", "sqlalchemy", "pydantic", "uvicorn", "asyncssh", "jinja2", "asyncio")
+HEAVY = ("fastapi", "sqlalchemy", "pydantic", "uvicorn", "asyncssh", "jinja2", "asyncio", "scipy")
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -1,0 +1,1 @@
+"""The release guard's machinery: traffic routers, real-traffic measurements, the judge."""
