@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
-from opsmedic.actions import BUILTIN_ACTIONS
 from opsmedic.clock import Clock, SystemClock
 from opsmedic.config.loader import read_config
 from opsmedic.config.located import Located, unknown_name, validation_problems
@@ -24,20 +23,17 @@ from opsmedic.config.schema import Config
 from opsmedic.errors import ConfigError, PluginError, Problem
 from opsmedic.logs import get_logger
 from opsmedic.model import Event
-from opsmedic.plugins import ActionSpec, ProbeSpec, Registry, WebhookSpec
-from opsmedic.probes import BUILTIN_PROBES
-from opsmedic.probes.runner import ProbeRunner, probe_once, probe_problems
-from opsmedic.rules.loader import load_rules
-from opsmedic.rules.ruleset import RuleSet
-from opsmedic.sources.webhooks import BUILTIN_WEBHOOKS
+from opsmedic.plugins import ActionSpec, ProbeSpec, Registry, SettingsSpec, WebhookSpec
 
 if TYPE_CHECKING:
-    # Imported by build(), the one function that needs them: the engine and the store bring
-    # SQLAlchemy (≈200 ms), which `opsmedic check` and `rules test` do without.
+    # Imported by the functions that need them: the engine and the store bring SQLAlchemy
+    # (≈200 ms), which `opsmedic check` and `rules test` do without, and the plugins, rules
+    # and probes (≈0.1 s of models) are not needed by the commands that only read the store.
     from opsmedic.api.fastpath import IngestFastPath
     from opsmedic.api.server import ApiServer
     from opsmedic.engine.loop import Engine
     from opsmedic.metrics import Metrics
+    from opsmedic.rules.ruleset import RuleSet
     from opsmedic.store.store import Store
 
 DEFAULT_CONFIG = Path("opsmedic.yaml")
@@ -55,19 +51,64 @@ def find_config(explicit: Path | None) -> Path | None:
 
 def build_registry(load_entry_points: bool = True) -> Registry:
     """Built-in actions, probes and webhooks, then third-party ones from entry-point groups."""
+    from opsmedic.actions import (
+        annotate,
+        archive_logs,
+        dns_failover,
+        http_request,
+        kill_process,
+        noop,
+        notify,
+        recheck,
+        run_command,
+    )
+    from opsmedic.probes import BUILTIN_PROBES
+    from opsmedic.sources.webhooks import BUILTIN_WEBHOOKS
+
+    actions = (noop, run_command, http_request, notify, kill_process, archive_logs, dns_failover,
+               recheck, annotate)  # fmt: skip
     reg = Registry(
-        actions={spec.name: spec for spec in BUILTIN_ACTIONS},
+        actions={module.ACTION.name: module.ACTION for module in actions},
         probes={spec.name: spec for spec in BUILTIN_PROBES},
         webhooks={spec.name: spec for spec in BUILTIN_WEBHOOKS},
     )
     if load_entry_points:
-        for ep in entry_points(group="opsmedic.actions"):
-            reg.actions[ep.name] = _loaded(ep.load(), ActionSpec, ep.name)
-        for ep in entry_points(group="opsmedic.probes"):
-            reg.probes[ep.name] = _loaded(ep.load(), ProbeSpec, ep.name)
-        for ep in entry_points(group="opsmedic.sources"):
-            reg.webhooks[ep.name] = _loaded(ep.load(), WebhookSpec, ep.name)
+        _add_entry_points(reg)
     return reg
+
+
+def _add_entry_points(reg: Registry) -> None:
+    """Third-party actions, probes and webhooks from their entry-point groups."""
+    for ep in entry_points(group="opsmedic.actions"):
+        reg.actions[ep.name] = _loaded(ep.load(), ActionSpec, ep.name)
+    for ep in entry_points(group="opsmedic.probes"):
+        reg.probes[ep.name] = _loaded(ep.load(), ProbeSpec, ep.name)
+    for ep in entry_points(group="opsmedic.sources"):
+        reg.webhooks[ep.name] = _loaded(ep.load(), WebhookSpec, ep.name)
+
+
+def plugin_sections(load_entry_points: bool = True) -> list[SettingsSpec[Any]]:
+    """The plugins' config sections, as `build_registry().settings()` has them, for commands
+    that read the config but run no plugin (`runs`, `incidents`, `token`…): the built-ins'
+    come from their small settings modules, so those commands do not build every plugin's
+    models (about 0.1 s); a test keeps the two lists equal."""
+    from opsmedic.actions import annotate_accounts, notify_targets, protection
+    from opsmedic.dns import rfc2136
+    from opsmedic.sources.webhooks import pagerduty
+
+    sections: list[SettingsSpec[Any]] = [
+        notify_targets.SETTINGS,
+        annotate_accounts.SETTINGS,
+        protection.SETTINGS,
+        rfc2136.SETTINGS,
+        pagerduty.SETTINGS,
+    ]
+    if load_entry_points:
+        third = Registry()
+        _add_entry_points(third)
+        known = {spec.key for spec in sections}
+        sections += [spec for spec in third.settings() if spec.key not in known]
+    return sections
 
 
 Spec = TypeVar("Spec", ActionSpec[Any], ProbeSpec[Any], WebhookSpec[Any])
@@ -87,6 +128,8 @@ def check_config(data: dict[str, Any], located: Located, registry: Registry) -> 
 
     They read the raw config, so they run even when another section failed validation.
     """
+    from opsmedic.probes.runner import probe_problems
+
     problems = _per_action_problems(data, located, registry)
     probes = data.get("probes")
     for found in probe_problems(probes if isinstance(probes, list) else [], registry.probes):
@@ -139,6 +182,8 @@ class Runtime:
         """Load the rules again and hand them to the engine: (the rules in force, this
         reload's problems). A set that fails validation is rejected whole and the last good
         one stays. The file watcher, SIGHUP and `POST /api/v1/rules/reload` all call this."""
+        from opsmedic.rules.loader import load_rules
+
         log = get_logger(component="rules")
         async with self._reloading:
             try:
@@ -168,6 +213,8 @@ def build(
 ) -> Runtime:
     """Validate config and rules (raising ConfigError with every problem), open the store."""
     from opsmedic.engine.loop import Engine
+    from opsmedic.probes.runner import probe_once
+    from opsmedic.rules.loader import load_rules
     from opsmedic.store.store import Store
 
     registry = registry or build_registry()
@@ -237,6 +284,7 @@ class Service:
 async def run_forever(rt: Runtime, stop: asyncio.Event, service: Service | None = None) -> None:
     """`opsmedic run`: engine, API, probes, pollers and the rules watcher until `stop` is set."""
     from opsmedic.metrics import Metrics
+    from opsmedic.probes.runner import ProbeRunner
     from opsmedic.sources.poller import Poller
 
     log = get_logger(component="runtime")

@@ -13,7 +13,7 @@ from opsmedic.config.types import HttpUrlText, Secret, Strict
 from opsmedic.errors import ConfigError
 from opsmedic.model import Event, Outcome, Run, RunState
 from opsmedic.plugins import ActionContext, ActionSpec, ProbeSpec, SettingsSpec
-from opsmedic.runtime import build, build_registry
+from opsmedic.runtime import build, build_registry, plugin_sections
 
 REGISTRY = build_registry(load_entry_points=False)
 DOCS = Path(__file__).parent.parent.parent / "docs"
@@ -129,3 +129,10 @@ def test_a_bad_value_in_a_third_party_section_is_an_error_at_its_place(tmp_path:
     assert str(problem).endswith(
         "opsmedic.yaml:1:1: pagr: unknown field 'pagr' (did you mean pager?)"
     )
+
+
+def test_the_read_commands_see_every_section_the_registry_declares() -> None:
+    """plugin_sections() lists the built-ins' sections without building every plugin; it must
+    be the registry's list, or a read command would refuse a section `run` accepts."""
+    declared = {(spec.key, spec.model) for spec in REGISTRY.settings()}
+    assert {(spec.key, spec.model) for spec in plugin_sections(load_entry_points=False)} == declared

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from opsmedic.actions.annotate_accounts import AnnotateConfig
-from opsmedic.actions.notify import NotifyTargets
+from opsmedic.actions.notify_targets import NotifyTargets
 from opsmedic.config.loader import load_config, read_config
 from opsmedic.config.types import Secret, parse_duration
 from opsmedic.dns.rfc2136 import TsigKeys

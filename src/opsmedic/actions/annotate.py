@@ -13,6 +13,7 @@ from urllib.parse import quote
 
 from pydantic import AfterValidator, ConfigDict, Field, model_validator
 
+from opsmedic.actions import annotate_accounts
 from opsmedic.actions.annotate_accounts import AnnotateConfig, NoCredentialsUrl
 from opsmedic.actions.http_exchange import RETRY_STATUS, ExchangeFailed, Reply, exchange
 from opsmedic.config.located import unknown_name
@@ -20,7 +21,7 @@ from opsmedic.config.refs import ConfigRef
 from opsmedic.config.types import Secret, Strict
 from opsmedic.errors import RetryableError
 from opsmedic.model import Outcome
-from opsmedic.plugins import ActionContext, ActionSpec, SettingsSpec
+from opsmedic.plugins import ActionContext, ActionSpec
 from opsmedic.urls import URL_CONFINED
 
 # Opsgenie's documented maximum for a note; PagerDuty documents none, so the same cap holds
@@ -332,5 +333,5 @@ ACTION: ActionSpec[Params] = ActionSpec(
     run=run,
     summary="post a note on the alert: an Opsgenie alert, a PagerDuty incident, a Dynatrace "
     "problem or a URL",
-    settings=SettingsSpec("annotate", AnnotateConfig),
+    settings=annotate_accounts.SETTINGS,
 )

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, Field
 
 from opsmedic.config.types import HttpUrlText, Secret, Strict
+from opsmedic.plugins import SettingsSpec
 
 
 def _no_credentials(url: str) -> str:
@@ -81,3 +82,6 @@ class AnnotateConfig(Strict):
     webhooks: dict[str, WebhookTarget] = Field(
         default_factory=dict, description="name → receiver, for `annotate: {webhook: NAME}`"
     )
+
+
+SETTINGS = SettingsSpec("annotate", AnnotateConfig)

@@ -9,11 +9,12 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from opsmedic.config.types import Strict
+from opsmedic.dns import rfc2136
 from opsmedic.dns.resolv_conf import ResolvConf, ResolvConfParams
 from opsmedic.dns.rfc2136 import Rfc2136Backend, Rfc2136Params, TsigKeys
 from opsmedic.dns.switch import Backend, Direction, SwitchFailed
 from opsmedic.model import Event, Outcome, Status
-from opsmedic.plugins import ActionContext, ActionSpec, SettingsSpec
+from opsmedic.plugins import ActionContext, ActionSpec
 
 BACKENDS = ("resolv_conf", "rfc2136")
 
@@ -105,5 +106,5 @@ ACTION: ActionSpec[Params] = ActionSpec(
     # A repeat finds it already done (compare-and-swap), so re-running after a crash is safe.
     idempotent=True,
     summary="point clients at the secondary DNS server (resolv.conf or RFC 2136), or back",
-    settings=SettingsSpec("tsig_keys", TsigKeys),
+    settings=rfc2136.SETTINGS,
 )

@@ -11,8 +11,8 @@ from typing import Any
 import psutil
 from pydantic import BaseModel, ConfigDict, Field
 
+from opsmedic.actions import protection
 from opsmedic.actions.protection import (
-    ProcessesConfig,
     Protection,
     Target,
     inspect,
@@ -20,7 +20,7 @@ from opsmedic.actions.protection import (
 )
 from opsmedic.config.types import Duration
 from opsmedic.model import Outcome
-from opsmedic.plugins import ActionContext, ActionSpec, SettingsSpec
+from opsmedic.plugins import ActionContext, ActionSpec
 
 # Start times are counted in clock ticks since boot: two values closer than half a tick are
 # one start written two ways (a float printed and parsed), never two processes.
@@ -241,5 +241,5 @@ ACTION = ActionSpec(
     destructive=True,
     summary="stop one process named by pid and start time: SIGTERM, grace, SIGKILL; leashed "
     "unless enforce: true",
-    settings=SettingsSpec("processes", ProcessesConfig),
+    settings=protection.SETTINGS,
 )

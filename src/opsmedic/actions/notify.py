@@ -9,14 +9,14 @@ from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from opsmedic.actions.notify_targets import SETTINGS, NotifyTarget
 from opsmedic.config.located import unknown_name
 from opsmedic.config.refs import ConfigRef
-from opsmedic.config.types import Secret, Strict
 from opsmedic.errors import RetryableError
 from opsmedic.model import Outcome
-from opsmedic.plugins import ActionContext, ActionSpec, SettingsSpec
+from opsmedic.plugins import ActionContext, ActionSpec
 from opsmedic.urls import TemplatedUrl
 
 # Loggers that may print a URL while Apprise sends: Apprise's own, and urllib3 under the
@@ -24,19 +24,6 @@ from opsmedic.urls import TemplatedUrl
 _LOGGERS = ("apprise", "urllib3.connectionpool")
 _MASK = "***"
 _SHORTEST_MASKED = 4  # shorter URL parts (ports, "yes") say nothing and are everywhere
-
-
-class NotifyTarget(Strict):
-    urls: list[str] = Field(default_factory=list, description="Apprise URLs without secrets")
-    url_secrets: list[Secret] = Field(
-        default_factory=list, description="Apprise URLs that carry a token, read from env/file"
-    )
-
-
-class NotifyTargets(RootModel[dict[str, NotifyTarget]]):
-    """The config's `notify:` section: target name → its URLs."""
-
-    root: dict[str, NotifyTarget] = Field(default_factory=dict)
 
 
 class Params(BaseModel):
@@ -208,5 +195,5 @@ ACTION = ActionSpec(
     params=Params,
     run=run,
     summary="send a title and body to notify targets (Apprise URLs: mail, chat, pager, …)",
-    settings=SettingsSpec("notify", NotifyTargets),
+    settings=SETTINGS,
 )

@@ -12,6 +12,7 @@ import psutil
 from pydantic import Field, field_validator
 
 from opsmedic.config.types import Strict
+from opsmedic.plugins import SettingsSpec
 
 PF_KTHREAD = 0x00200000  # include/linux/sched.h: the task is a kernel thread
 
@@ -49,6 +50,10 @@ class ProcessesConfig(Strict):
     def _keep_builtins(cls, names: list[str]) -> list[str]:
         # Listing one's own names must not unprotect sshd by accident.
         return [*ALWAYS_PROTECTED_NAMES, *(n for n in names if n not in ALWAYS_PROTECTED_NAMES)]
+
+
+# kill_process's section of opsmedic.yaml (`processes:`).
+SETTINGS = SettingsSpec("processes", ProcessesConfig)
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,9 +48,9 @@ def archive(
     from opsmedic.actions.archive_logs import Params
     from opsmedic.actions.archive_logs import archive as run_archive
     from opsmedic.config.loader import load_config
-    from opsmedic.runtime import build_registry, find_config
+    from opsmedic.runtime import find_config, plugin_sections
 
-    loaded, _ = load_config(find_config(config), build_registry().settings())
+    loaded, _ = load_config(find_config(config), plugin_sections())
     raw = {
         "dir": [str(d.absolute()) for d in dirs], "to": to, "include": include,
         "exclude": exclude or [], "format": fmt, "per": per, "level": level,

@@ -45,12 +45,12 @@ def open_store(config: ConfigOpt, *, create: bool = False) -> Store:
     empty database behind (only `run`, `init`, `replay` and `demo` create one, and with
     `create` a command that writes, where an opsmedic.yaml names the store)."""
     from opsmedic.config.loader import load_config
-    from opsmedic.runtime import DEFAULT_CONFIG, build_registry, find_config
+    from opsmedic.runtime import DEFAULT_CONFIG, find_config, plugin_sections
     from opsmedic.store.store import Store
 
     path = find_config(config)
     # The plugins' sections are validated with the rest: a config `run` accepts, read accepts.
-    store = Store(load_config(path, build_registry().settings())[0].store)
+    store = Store(load_config(path, plugin_sections())[0].store)
     try:
         store.migrate(create=create and path is not None)
     except StoreError as exc:

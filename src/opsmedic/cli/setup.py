@@ -33,7 +33,7 @@ def init(
 ) -> None:
     """Write a commented starter opsmedic.yaml and a rules directory, and create its store."""
     from opsmedic.config.loader import load_config
-    from opsmedic.runtime import build_registry
+    from opsmedic.runtime import plugin_sections
     from opsmedic.store.store import Store
 
     starter = resources.files("opsmedic.starter")
@@ -54,7 +54,7 @@ def init(
         out.print(f"wrote {path}")
     # The store too: read commands and `token create` never create one, so `init` then
     # `token create` must find it.
-    store = Store(load_config(config_path, build_registry().settings())[0].store)
+    store = Store(load_config(config_path, plugin_sections())[0].store)
     try:
         store.migrate(create=True)
     finally:

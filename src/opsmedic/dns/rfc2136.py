@@ -14,6 +14,7 @@ from opsmedic.config.refs import ConfigRef
 from opsmedic.config.types import PositiveDuration, Secret, Strict
 from opsmedic.dns.switch import Direction, Switched, SwitchFailed
 from opsmedic.errors import RetryableError
+from opsmedic.plugins import SettingsSpec
 
 # dnspython takes ~150 ms to import: only configs and runs that use this backend pay for it.
 if TYPE_CHECKING:
@@ -41,6 +42,10 @@ class TsigKeys(RootModel[dict[str, TsigKey]]):
     server knows it → key."""
 
     root: dict[str, TsigKey] = Field(default_factory=dict)
+
+
+# dns_failover's section of opsmedic.yaml (`tsig_keys:`).
+SETTINGS = SettingsSpec("tsig_keys", TsigKeys)
 
 
 class Rfc2136Params(Strict):

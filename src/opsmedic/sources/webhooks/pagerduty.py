@@ -129,6 +129,10 @@ class Settings(Strict):
         return [secret.reveal().encode() for secret in self.pagerduty_signing_secrets]
 
 
+# The `webhooks:` section of opsmedic.yaml.
+SETTINGS = SettingsSpec("webhooks", Settings)
+
+
 def verify(body: bytes, headers: Mapping[str, str], settings: Settings) -> None:
     """With signing secrets configured, a request must carry a signature of its raw body."""
     keys = settings.signing_keys
@@ -140,6 +144,6 @@ WEBHOOK = WebhookSpec(
     "pagerduty",
     parse,
     verify=verify,
-    settings=SettingsSpec("webhooks", Settings),
+    settings=SETTINGS,
     summary="PagerDuty webhooks v3 and Events API v2 bodies, signatures verified",
 )
