@@ -58,12 +58,12 @@ def opsmedic_memory(workdir: Path, events_path: Path, rules_dir: Path) -> dict[s
     """The same replay in process with no store: actions run, nothing is recorded, as
     ansible-rulebook runs (it keeps no history). Times file reading to last run finished."""
     from opsmedic.cli.replay import _replay
-    from opsmedic.runtime import build
+    from opsmedic.runtime import build, build_registry
 
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "opsmedic.yaml"
     config.write_text(f"rules_dir: {rules_dir}\n")
-    rt = build(config, with_store=False)
+    rt = build(config, with_store=False, registry=build_registry())
     t0 = time.perf_counter()
     read = asyncio.run(_replay(rt, events_path))
     seconds = time.perf_counter() - t0

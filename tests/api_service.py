@@ -14,7 +14,7 @@ import yaml
 
 from opsmedic.clock import Clock
 from opsmedic.model import new_id
-from opsmedic.runtime import Runtime, Service, build, run_forever
+from opsmedic.runtime import Runtime, Service, build, build_registry, run_forever
 from opsmedic.store.store import Store
 from opsmedic.tokens import Scope, digest, mint
 
@@ -56,7 +56,7 @@ async def running_api(
     """opsmedic run, in this event loop, until the block ends; `clock` for one a test moves."""
     from opsmedic.metrics import Metrics
 
-    rt = build(write_config(tmp, rules or [], **extra), clock=clock)
+    rt = build(write_config(tmp, rules or [], **extra), clock=clock, registry=build_registry())
     assert rt.store is not None
     stop, service = asyncio.Event(), Service(Metrics())
     task = asyncio.create_task(run_forever(rt, stop, service))

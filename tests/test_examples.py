@@ -13,7 +13,7 @@ import pytest
 
 from opsmedic.cli.replay import _replay
 from opsmedic.model import Run, RunState
-from opsmedic.runtime import build
+from opsmedic.runtime import build, build_registry
 
 ROOT = Path(__file__).parent.parent
 EXAMPLES = sorted(p.parent for p in (ROOT / "examples").glob("*/opsmedic.yaml"))
@@ -21,7 +21,7 @@ EXAMPLES = sorted(p.parent for p in (ROOT / "examples").glob("*/opsmedic.yaml"))
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[p.name for p in EXAMPLES])
 def test_example_config_and_rules_are_valid(example: Path) -> None:
-    rt = build(example / "opsmedic.yaml", with_store=False)
+    rt = build(example / "opsmedic.yaml", with_store=False, registry=build_registry())
     assert len(rt.ruleset) >= 1
 
 
@@ -66,7 +66,7 @@ def _example(name: str) -> Path:
 
 async def _dry_replay(example: Path) -> list[Run]:
     """Runs the example's rules would start for its events file, nothing executed."""
-    rt = build(example / "opsmedic.yaml", with_store=False, dry_run=True)
+    rt = build(example / "opsmedic.yaml", with_store=False, dry_run=True, registry=build_registry())
     would: list[Run] = []
     rt.engine.on_finished = would.append
     assert (await _replay(rt, example / "events.jsonl")).bad == []
@@ -93,7 +93,7 @@ async def test_a_failing_shop_is_restarted_three_times_then_a_human_paged() -> N
 
 async def test_a_stuck_worker_from_alertmanager_is_restarted_by_name_only() -> None:
     example = _example("02-remote-command-over-ssh")
-    rt = build(example / "opsmedic.yaml", with_store=False, dry_run=True)
+    rt = build(example / "opsmedic.yaml", with_store=False, dry_run=True, registry=build_registry())
     would: list[Run] = []
     rt.engine.on_finished = would.append
     read = await _replay(rt, example / "alerts.jsonl", "alertmanager")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -160,15 +160,22 @@ class Registry:
 
     def settings(self) -> list[SettingsSpec[Any]]:
         """The config sections the plugins declare, one per key (plugins may share one)."""
-        by_key: dict[str, SettingsSpec[Any]] = {}
         declared = [(a.name, a.settings) for a in self.actions.values()]
         declared += [(p.name, p.settings) for p in self.probes.values()]
         declared += [(w.name, w.settings) for w in self.webhooks.values()]
-        for name, spec in declared:
-            if spec is None:
-                continue
-            known = by_key.setdefault(spec.key, spec)
-            if known.model is not spec.model:
-                # One section read two ways would validate for one plugin and not the other.
-                raise PluginError(f"{name!r} reads section {spec.key!r} with another model")
-        return list(by_key.values())
+        return merged_sections(declared)
+
+
+def merged_sections(
+    declared: Iterable[tuple[str, SettingsSpec[Any] | None]],
+) -> list[SettingsSpec[Any]]:
+    """One section per key from (plugin name, its settings); two models for one key are a
+    PluginError: one section read two ways would validate for one plugin and not the other."""
+    by_key: dict[str, SettingsSpec[Any]] = {}
+    for name, spec in declared:
+        if spec is None:
+            continue
+        known = by_key.setdefault(spec.key, spec)
+        if known.model is not spec.model:
+            raise PluginError(f"{name!r} reads section {spec.key!r} with another model")
+    return list(by_key.values())

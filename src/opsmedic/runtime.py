@@ -23,7 +23,14 @@ from opsmedic.config.schema import Config
 from opsmedic.errors import ConfigError, PluginError, Problem
 from opsmedic.logs import get_logger
 from opsmedic.model import Event
-from opsmedic.plugins import ActionSpec, ProbeSpec, Registry, SettingsSpec, WebhookSpec
+from opsmedic.plugins import (
+    ActionSpec,
+    ProbeSpec,
+    Registry,
+    SettingsSpec,
+    WebhookSpec,
+    merged_sections,
+)
 
 if TYPE_CHECKING:
     # Imported by the functions that need them: the engine and the store bring SQLAlchemy
@@ -96,19 +103,19 @@ def plugin_sections(load_entry_points: bool = True) -> list[SettingsSpec[Any]]:
     from opsmedic.dns import rfc2136
     from opsmedic.sources.webhooks import pagerduty
 
-    sections: list[SettingsSpec[Any]] = [
+    builtin: list[SettingsSpec[Any]] = [
         notify_targets.SETTINGS,
         annotate_accounts.SETTINGS,
         protection.SETTINGS,
         rfc2136.SETTINGS,
         pagerduty.SETTINGS,
     ]
+    declared = [(spec.key, spec) for spec in builtin]
     if load_entry_points:
         third = Registry()
         _add_entry_points(third)
-        known = {spec.key for spec in sections}
-        sections += [spec for spec in third.settings() if spec.key not in known]
-    return sections
+        declared += [(spec.key, spec) for spec in third.settings()]
+    return merged_sections(declared)
 
 
 Spec = TypeVar("Spec", ActionSpec[Any], ProbeSpec[Any], WebhookSpec[Any])
@@ -209,7 +216,7 @@ def build(
     dry_run: bool = False,
     with_store: bool = True,
     clock: Clock | None = None,
-    registry: Registry | None = None,
+    registry: Registry,
 ) -> Runtime:
     """Validate config and rules (raising ConfigError with every problem), open the store."""
     from opsmedic.engine.loop import Engine
@@ -217,7 +224,6 @@ def build(
     from opsmedic.rules.loader import load_rules
     from opsmedic.store.store import Store
 
-    registry = registry or build_registry()
     read = read_config(config_path, registry.settings())
     problems = read.problems + check_config(read.data, read.located, registry)
     if problems or read.config is None:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from api_service import write_config
 from opsmedic.metrics import Metrics
-from opsmedic.runtime import api_app, build
+from opsmedic.runtime import api_app, build, build_registry
 from opsmedic.sources.webhooks import BUILTIN_WEBHOOKS
 from opsmedic.tokens import Scope, digest, mint
 
@@ -41,7 +41,7 @@ raw_bodies = st.binary(max_size=200) | st.text(max_size=200).map(str.encode)
 
 def test_malformed_bodies_get_4xx_and_store_nothing(tmp_path: Path) -> None:
     rt = build(write_config(tmp_path, [{"name": "all", "when": {"source": {"exists": True}},
-                                        "do": ["noop"]}]))  # fmt: skip
+                                        "do": ["noop"]}]), registry=build_registry())  # fmt: skip
     assert rt.store is not None
     record, secret = mint("fuzz", [Scope.INGEST], 0.0)
     rt.store.add_token(record, digest(secret))
@@ -78,7 +78,7 @@ def test_malformed_bodies_get_4xx_and_store_nothing(tmp_path: Path) -> None:
 
 
 def test_unknown_fields_are_kept_not_rejected(tmp_path: Path) -> None:
-    rt = build(write_config(tmp_path, []))
+    rt = build(write_config(tmp_path, []), registry=build_registry())
     assert rt.store is not None
     record, secret = mint("t", [Scope.INGEST], 0.0)
     rt.store.add_token(record, digest(secret))

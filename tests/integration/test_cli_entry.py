@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from opsmedic.entry import installed_version
+from opsmedic.version import installed_version
 
 SCRIPT = Path(sys.executable).parent / "opsmedic"
 # What the service and the store bring; none of it is needed to answer --version or --help.

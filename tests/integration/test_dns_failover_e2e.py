@@ -18,7 +18,7 @@ import yaml
 
 from opsmedic.dns.resolv_conf import nameservers
 from opsmedic.model import Run, RunState
-from opsmedic.runtime import Runtime, build, run_forever
+from opsmedic.runtime import Runtime, build, build_registry, run_forever
 from services_dns import DnsPair
 
 RECORD = "resolver.svc.test."
@@ -89,7 +89,7 @@ def write_world(tmp: Path, pair: DnsPair) -> tuple[Path, Path]:
 @pytest.fixture
 async def world(dns_pair: DnsPair, tmp_path: Path) -> AsyncIterator[World]:
     config, resolv = write_world(tmp_path, dns_pair)
-    rt = build(config)
+    rt = build(config, registry=build_registry())
     stop = asyncio.Event()
     task = asyncio.create_task(run_forever(rt, stop))
     try:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from api_service import running_api
 from opsmedic.cli.replay import _replay
 from opsmedic.clock import ManualClock
-from opsmedic.runtime import build
+from opsmedic.runtime import build, build_registry
 from opsmedic.store.store import Store
 
 T0 = 1763769600.0
@@ -108,7 +108,7 @@ def replay_files(tmp: Path, events: list[dict[str, Any]]) -> tuple[Path, Path]:
 
 async def replayed(config: Path, path: Path) -> tuple[Any, ...]:
     """`opsmedic replay` of the file, executing (its runtime entry, as the command calls it)."""
-    rt = build(config)
+    rt = build(config, registry=build_registry())
     assert rt.store is not None
     assert (await _replay(rt, path)).bad == []
     return decisions(rt.store), rt.engine.stats(), incidents(rt.store)

@@ -14,7 +14,7 @@ import psutil
 import yaml
 
 from opsmedic.rules.ruleset import RuleSet
-from opsmedic.runtime import build, watch_rules
+from opsmedic.runtime import build, build_registry, watch_rules
 from opsmedic.store.store import Store
 
 RULE = "- {name: %s, when: {source: command, kind: tick}, do: [noop]}\n"
@@ -62,7 +62,7 @@ def test_run_probes_acts_and_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
 
 async def test_rule_edits_reload_and_a_bad_edit_keeps_the_last_good_set(tmp_path: Path) -> None:
     config = write_config(tmp_path, tmp_path / "marker")
-    rt = build(config, with_store=False)
+    rt = build(config, with_store=False, registry=build_registry())
     changes: asyncio.Queue[RuleSet | None] = asyncio.Queue()
     task = asyncio.create_task(watch_rules(rt, changes.put_nowait))
     try:

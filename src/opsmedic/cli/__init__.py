@@ -38,7 +38,7 @@ ConfigOpt = Annotated[
 def _print_version(value: bool) -> None:
     """--version: the installed distribution's version, read from its metadata."""
     if value:
-        from opsmedic.entry import installed_version
+        from opsmedic.version import installed_version
 
         out.print(f"opsmedic {installed_version()}")
         raise typer.Exit()

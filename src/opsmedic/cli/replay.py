@@ -72,14 +72,20 @@ def replay(
     """
     import asyncio
 
-    from opsmedic.runtime import build, find_config
+    from opsmedic.runtime import build, build_registry, find_config
 
     if not events.is_file():
         raise typer.BadParameter(f"{events} is not a file", param_hint="EVENTS")
     if assume_failed and not dry_run:
         raise typer.BadParameter("only with --dry-run (a real replay knows its outcomes)",
                                  param_hint="--assume-failed")  # fmt: skip
-    rt = build(find_config(config), rules_path=rules, dry_run=dry_run, with_store=not dry_run)
+    rt = build(
+        find_config(config),
+        rules_path=rules,
+        dry_run=dry_run,
+        with_store=not dry_run,
+        registry=build_registry(),
+    )
     rt.engine.executor.assume_failed = assume_failed
     runs: list[Run] = []
     if dry_run or as_json:  # kept only when shown: a long replay's memory stays flat

@@ -18,9 +18,9 @@ def run(ctx: typer.Context, config: ConfigOpt = None) -> None:
     import asyncio
 
     from opsmedic.logs import configure_logging
-    from opsmedic.runtime import build, find_config, run_forever
+    from opsmedic.runtime import build, build_registry, find_config, run_forever
 
-    rt = build(find_config(config))
+    rt = build(find_config(config), registry=build_registry())
     if ctx.obj["log_level"] is None:  # the service logs at its configured level
         configure_logging(rt.config.log.level)
 

@@ -12,7 +12,8 @@ from webhook_payloads import ALERTMANAGER, load, resolved
 
 from opsmedic.model import Status
 from opsmedic.sources.webhooks import WebhookError
-from opsmedic.sources.webhooks.alertmanager import fingerprint, parse
+from opsmedic.sources.webhooks.alert_group import fingerprint
+from opsmedic.sources.webhooks.alertmanager import parse
 
 
 def ts(text: str) -> float:

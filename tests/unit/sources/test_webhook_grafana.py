@@ -10,7 +10,7 @@ from webhook_payloads import GRAFANA, GRAFANA_LEGACY, load, resolved
 
 from opsmedic.model import Status
 from opsmedic.sources.webhooks import WebhookError
-from opsmedic.sources.webhooks.alertmanager import fingerprint
+from opsmedic.sources.webhooks.alert_group import fingerprint
 from opsmedic.sources.webhooks.grafana import parse
 
 

@@ -34,7 +34,7 @@ def play(keep: bool, timeout: float) -> None:
     """Play the demo: real services fail, probes notice, rules remediate, history shows it."""
     import asyncio
 
-    from opsmedic.runtime import build
+    from opsmedic.runtime import build, build_registry
 
     root = Path(tempfile.mkdtemp(prefix="opsmedic-demo-"))
     stage = Stage(root, _free_port())
@@ -42,7 +42,7 @@ def play(keep: bool, timeout: float) -> None:
     config = _write_world(stage)
     out.print(Heading("opsmedic demo"))
     out.print(f"working in {root} (SQLite store, rules in {root / 'rules'})")
-    rt = build(config)
+    rt = build(config, registry=build_registry())
     try:
         asyncio.run(_play(stage, rt, timeout))
     finally:

@@ -7,7 +7,7 @@ from typing import Any
 
 from opsmedic.model import Event, Status
 from opsmedic.plugins import WebhookSpec
-from opsmedic.sources.webhooks import alertmanager
+from opsmedic.sources.webhooks.alert_group import fingerprint, parse_group
 from opsmedic.sources.webhooks.shape import (
     as_list,
     as_object,
@@ -30,7 +30,7 @@ def parse(data: Any) -> list[Event]:
     body = as_object(data, "")
     if "evalMatches" in body:  # only legacy alerting sends it
         return [_legacy(body)]
-    return alertmanager.parse_group("grafana", body, _value)
+    return parse_group("grafana", body, _value)
 
 
 def _value(alert: dict[str, Any], where: str) -> float | None:
@@ -69,9 +69,7 @@ def _legacy(body: dict[str, Any]) -> Event:
         severity=severity_of(labels.get("severity", "")),
         status=status,
         # The rule is the identity; its tags join only when there is no rule id.
-        fingerprint=f"grafana:{rule_id}"
-        if rule_id
-        else alertmanager.fingerprint({**labels, "alertname": name}),
+        fingerprint=f"grafana:{rule_id}" if rule_id else fingerprint({**labels, "alertname": name}),
         payload=body,
     )
 
