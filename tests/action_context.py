@@ -11,7 +11,7 @@ import structlog
 from opsmedic.clock import SystemClock
 from opsmedic.config.located import Located
 from opsmedic.config.schema import Config
-from opsmedic.config.sections import plugin_sections
+from opsmedic.config.sections import validate_sections
 from opsmedic.engine.executor import Executor
 from opsmedic.errors import ConfigError
 from opsmedic.model import Event, Run
@@ -26,7 +26,7 @@ def make_action_context(action: str, dry_run: bool = False, **config: Any) -> Ac
     section, like `notify=`, among them)."""
     registry = build_registry(load_entry_points=False)
     specs = registry.settings()
-    settings, problems = plugin_sections(config, Located("<test>", config), specs)
+    settings, problems = validate_sections(config, Located("<test>", config), specs)
     if problems:
         raise ConfigError(problems)
     own = Config.model_validate({k: v for k, v in config.items() if k not in settings})

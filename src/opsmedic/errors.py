@@ -3,6 +3,7 @@
 OpsmedicError
 ├── ConfigError          config or rule file invalid (carries Problem items: file:line:col)
 ├── PluginError          unknown plugin name, bad plugin registration
+├── WebhookError         a webhook body its source cannot map; names the JSON path: 422
 ├── WebhookRefused       a webhook request failed its source's check (a signature): 401
 ├── StoreError           store unreachable, migration failed
 │   ├── NotFoundError    no record with that id (or a short id matching several)
@@ -56,6 +57,15 @@ class PluginError(OpsmedicError):
     """An unknown plugin name or a broken plugin registration."""
 
     exit_code = 2
+
+
+class WebhookError(OpsmedicError, ValueError):
+    """A body this source cannot map; the message names where (JSON path)."""
+
+    def __init__(self, where: str, problem: str) -> None:
+        super().__init__(f"{where or 'body'}: {problem}")
+        self.where = where
+        self.problem = problem
 
 
 class WebhookRefused(OpsmedicError):

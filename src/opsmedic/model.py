@@ -1,4 +1,5 @@
-"""The vocabulary every part shares: Event, Outcome, Run, Incident (one screen, no behaviour)."""
+"""The vocabulary every part shares: Event, Outcome, Run, Incident, and the records the engine,
+the sources and the store hand each other (plain data; the little behaviour is formatting)."""
 
 from __future__ import annotations
 
@@ -276,7 +277,7 @@ class AlertDelta:
 
 @dataclass(slots=True)
 class IncidentChanges:
-    """Incident rows to upsert, member alerts to merge, timeline lines to append: one batch."""
+    """Incidents to upsert, member alerts to merge, timeline lines to append: one batch."""
 
     incidents: dict[str, Incident] = field(default_factory=dict)
     alerts: dict[tuple[str, str], AlertDelta] = field(default_factory=dict)

@@ -1,5 +1,6 @@
-"""The public JSON of events, runs, incidents, tokens and rules: one set of models for the API
-(its replies and /openapi.json) and the CLI's `--json`.
+"""The public JSON of events, runs, incidents, tokens and rules: one set of models for the API's
+read and admin replies (and /openapi.json) and the CLI's `--json`. The ingest reply, built as
+plain data on the hot path, is documented by its own model in api/ingest.py.
 
 docs/api.md documents these shapes; later changes may add fields, never rename or drop one.
 Field order is the order of the keys served.

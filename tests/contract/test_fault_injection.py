@@ -22,10 +22,11 @@ import pytest
 from opsmedic.clock import SystemClock
 from opsmedic.config.schema import Config
 from opsmedic.engine.loop import Engine
+from opsmedic.errors import WebhookError
 from opsmedic.model import Event, RunState
 from opsmedic.rules.loader import load_rules
 from opsmedic.runtime import build_registry
-from opsmedic.sources.webhooks import BUILTIN_WEBHOOKS, WebhookError
+from opsmedic.sources.webhooks import BUILTIN_WEBHOOKS
 from opsmedic.store import Store
 from opsmedic.views import EventView, RunView
 

@@ -10,11 +10,10 @@ from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel
 
 from opsmedic.api.body import decode_json, read_limited
-from opsmedic.errors import StoreRefused, WebhookRefused
+from opsmedic.errors import StoreRefused, WebhookError, WebhookRefused
 from opsmedic.model import Event
 from opsmedic.plugins import WebhookSpec
 from opsmedic.sources.events import EventIn, parse_event
-from opsmedic.sources.webhooks import WebhookError
 from opsmedic.tokens import Scope
 
 MAX_EVENTS = 10_000  # per request: a bigger batch is a client bug or an attack

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 from opsmedic.config.located import Located, load_yaml_file, unknown_name, validation_problems
 from opsmedic.config.refs import ConfigNames, config_names
 from opsmedic.config.schema import Config
-from opsmedic.config.sections import Section, plugin_sections
+from opsmedic.config.sections import Section, validate_sections
 from opsmedic.config.types import Secret
 from opsmedic.errors import ConfigError, Problem
 
@@ -96,7 +96,7 @@ def read_config(
         )
     from_env: dict[tuple[str, ...], str] = {}
     read.problems += _apply_env(data, environ, from_env)
-    read.settings, in_sections = plugin_sections(data, located, sections)
+    read.settings, in_sections = validate_sections(data, located, sections)
     resolve_secret_files(read.settings, base)
     own, unknown = _own_sections(data, located, {s.key for s in sections})
     try:

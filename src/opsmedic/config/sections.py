@@ -21,7 +21,7 @@ class Section(Protocol):
     def model(self) -> type[BaseModel]: ...
 
 
-def plugin_sections(
+def validate_sections(
     data: Mapping[str, Any], located: Located, sections: Sequence[Section]
 ) -> tuple[dict[str, BaseModel], list[Problem]]:
     """Each section validated by its model, keyed by its top-level key, with every problem

@@ -39,7 +39,6 @@ class Executor:
     def __init__(
         self, registry: Registry, config: Config, clock: Clock, log: Any, *,
         settings: Mapping[str, BaseModel], probe_once: ProbeOnce | None,
-        templates: Templates | None = None,
     ) -> None:  # fmt: skip
         self.registry = registry
         self._config = config
@@ -47,7 +46,7 @@ class Executor:
         self._probe_once = probe_once
         self._clock = clock
         self._log = log
-        self._templates = templates or Templates()
+        self._templates = Templates()
         self._per_action = {
             name: asyncio.Semaphore(n) for name, n in config.actions.concurrency.per_action.items()
         }

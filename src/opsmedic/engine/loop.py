@@ -25,7 +25,6 @@ from opsmedic.rules.ruleset import RuleSet
 from opsmedic.store.codec import EncodedEvent, encode_event
 from opsmedic.store.incident_rows import IncidentRows
 from opsmedic.store.store import Recovery, Store
-from opsmedic.templating import Templates
 
 _MAX_BATCH = 2000  # events planned and committed together at most
 
@@ -78,13 +77,13 @@ class Engine:
     def __init__(
         self, *, ruleset: RuleSet, registry: Registry, config: Config,
         settings: Mapping[str, BaseModel], probe_once: ProbeOnce | None, store: Store | None,
-        clock: Clock, dry_run: bool = False, templates: Templates | None = None,
+        clock: Clock, dry_run: bool = False,
     ) -> None:  # fmt: skip
         self.log = get_logger(component="engine")
         self.planner = Planner(ruleset, clock.now, dry_run=dry_run or config.dry_run)
         self.journal = Journal(store, clock.now)
         self.executor = Executor(registry, config, clock, get_logger(), settings=settings,
-                                 probe_once=probe_once, templates=templates)  # fmt: skip
+                                 probe_once=probe_once)  # fmt: skip
         self.executor.announce = self._announce
         self.store = store
         self._grouping = Grouping(config.incidents.group_by)

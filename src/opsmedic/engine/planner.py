@@ -39,7 +39,7 @@ class Planner:
     `for:`, throttle and limit windows are measured on event time, so a replay of last night's
     events decides them as the live engine did. The in-flight lock is the exception: it
     lasts as long as the action really runs, so a replay asks `in_flight_for` before each
-    event and lets earlier runs finish first (engine.py). All state here is in memory;
+    event and lets earlier runs finish first (engine/loop.py). All state here is in memory;
     limit windows (per target) are restored from the store at start-up.
     """
 

@@ -12,10 +12,9 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from opsmedic.config.types import PlainText
-from opsmedic.errors import Problem
+from opsmedic.errors import Problem, WebhookError
 from opsmedic.model import FIELD_MAX, Event, Status
 from opsmedic.plugins import WebhookSpec
-from opsmedic.sources.webhooks import WebhookError
 
 
 class EventIn(BaseModel):

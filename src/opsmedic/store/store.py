@@ -1,4 +1,5 @@
-"""The Store: the single source of truth for events and runs, on SQLite or PostgreSQL."""
+"""The Store: the single source of truth (events, runs, incidents, tokens, cursors), on SQLite
+or PostgreSQL; it turns domain objects into rows and back."""
 
 from __future__ import annotations
 

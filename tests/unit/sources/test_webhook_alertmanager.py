@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from webhook_payloads import ALERTMANAGER, load, resolved
 
+from opsmedic.errors import WebhookError
 from opsmedic.model import Status
-from opsmedic.sources.webhooks import WebhookError
 from opsmedic.sources.webhooks.alert_group import fingerprint
 from opsmedic.sources.webhooks.alertmanager import parse
 

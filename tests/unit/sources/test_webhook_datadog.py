@@ -10,8 +10,8 @@ import pytest
 from webhook_payloads import DATADOG, load, render_datadog
 
 from opsmedic.engine.incidents import Grouping, IncidentTracker
+from opsmedic.errors import WebhookError
 from opsmedic.model import IncidentChanges, IncidentStatus, Status
-from opsmedic.sources.webhooks import WebhookError
 from opsmedic.sources.webhooks.datadog import parse
 from opsmedic.sources.webhooks.shape import parse_tags
 

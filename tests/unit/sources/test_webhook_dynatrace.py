@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from webhook_payloads import DYNATRACE_TEMPLATE, render_dynatrace
 
+from opsmedic.errors import WebhookError
 from opsmedic.model import Status
-from opsmedic.sources.webhooks import WebhookError
 from opsmedic.sources.webhooks.dynatrace import parse
 
 DOC = Path(__file__).parents[3] / "docs" / "webhooks.md"

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from webhook_payloads import GRAFANA, GRAFANA_LEGACY, load, resolved
 
+from opsmedic.errors import WebhookError
 from opsmedic.model import Status
-from opsmedic.sources.webhooks import WebhookError
 from opsmedic.sources.webhooks.alert_group import fingerprint
 from opsmedic.sources.webhooks.grafana import parse
 

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from webhook_payloads import OPSGENIE, load
 
+from opsmedic.errors import WebhookError
 from opsmedic.model import Status
-from opsmedic.sources.webhooks import WebhookError
 from opsmedic.sources.webhooks.opsgenie import parse
 
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from webhook_payloads import PAGERDUTY_V2, PAGERDUTY_V3, PAGERDUTY_V3_FULL, load
 
+from opsmedic.errors import WebhookError
 from opsmedic.model import Status
-from opsmedic.sources.webhooks import WebhookError
 from opsmedic.sources.webhooks.pagerduty import parse
 
 

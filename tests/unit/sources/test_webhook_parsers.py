@@ -12,10 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from webhook_payloads import VALID
 
-from opsmedic.errors import PluginError
+from opsmedic.errors import PluginError, WebhookError
 from opsmedic.model import Event, Status
 from opsmedic.runtime import build_registry
-from opsmedic.sources.webhooks import WebhookError
 
 REGISTRY = build_registry(load_entry_points=False)
 

@@ -144,9 +144,9 @@ def _get(url: str) -> None:
 
 
 def _stop_webapp(stage: Stage) -> None:
-    from opsmedic.cli.demo.webapp import _running
+    from opsmedic.cli.demo.webapp import running
 
-    proc = _running(stage.state)
+    proc = running(stage.state)
     if proc is not None:
         proc.terminate()
 

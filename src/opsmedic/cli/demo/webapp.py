@@ -49,7 +49,7 @@ def serve(state_dir: Path, port: int) -> None:
     server.serve_forever()  # SIGTERM's default action ends it; nothing to flush
 
 
-def _running(state_dir: Path) -> psutil.Process | None:
+def running(state_dir: Path) -> psutil.Process | None:
     """The previous instance, only if the pid file names a process that is really ours."""
     try:
         proc = psutil.Process(int((state_dir / "webapp.pid").read_text()))
@@ -61,7 +61,7 @@ def _running(state_dir: Path) -> psutil.Process | None:
 
 
 def restart(state_dir: Path, port: int) -> int:
-    old = _running(state_dir)
+    old = running(state_dir)
     if old is not None:
         old.terminate()
         try:

@@ -15,9 +15,8 @@ from typing import Any
 
 from opsmedic.plugins import WebhookSpec
 from opsmedic.sources.webhooks import alertmanager, datadog, dynatrace, grafana, opsgenie, pagerduty
-from opsmedic.sources.webhooks.shape import WebhookError
 
-__all__ = ["BUILTIN_WEBHOOKS", "WebhookError"]
+__all__ = ["BUILTIN_WEBHOOKS"]
 
 # The order of the API's routes and of `replay --format`'s choices.
 BUILTIN_WEBHOOKS: tuple[WebhookSpec[Any], ...] = (

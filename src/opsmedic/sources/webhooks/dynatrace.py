@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from opsmedic.errors import WebhookError
 from opsmedic.model import Event, Status
 from opsmedic.plugins import WebhookSpec
 from opsmedic.sources.webhooks.shape import (
-    WebhookError,
     as_object,
     child,
     host_of,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from opsmedic.errors import WebhookError
 from opsmedic.model import Event, Status
 from opsmedic.plugins import WebhookSpec
 from opsmedic.sources.webhooks.shape import (
-    WebhookError,
     as_object,
     epoch_time,
     host_of,

@@ -9,11 +9,10 @@ from typing import Any
 from pydantic import Field
 
 from opsmedic.config.types import Secret, Strict
-from opsmedic.errors import WebhookRefused
+from opsmedic.errors import WebhookError, WebhookRefused
 from opsmedic.model import Event, Status
 from opsmedic.plugins import SettingsSpec, WebhookSpec
 from opsmedic.sources.webhooks.shape import (
-    WebhookError,
     as_object,
     child,
     host_of,

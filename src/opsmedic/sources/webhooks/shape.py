@@ -10,16 +10,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from opsmedic.errors import WebhookError
+
 S = TypeVar("S")  # what a tool's status word maps to
-
-
-class WebhookError(ValueError):
-    """A body this source cannot map; the message names where (JSON path)."""
-
-    def __init__(self, where: str, problem: str) -> None:
-        super().__init__(f"{where or 'body'}: {problem}")
-        self.where = where
-        self.problem = problem
 
 
 _TYPE_NAMES = {dict: "object", list: "list", str: "string", bool: "boolean", int: "number",
