@@ -72,12 +72,12 @@ def main() -> None:
     from opsmedic.cli import (  # noqa: F401
         archive,
         demo,
-        deploy,
         history,
         incidents,
         replay,
         service,
         setup,
+        systemd,
         tokens,
     )
 
