@@ -57,12 +57,15 @@ class Executor:
         # --assume-failed` sets this to show each run's on_failure steps instead.
         self.assume_failed = False
 
-    async def execute(self, run: Run, rule: Rule, event: Event) -> Run:
-        """Fill `run.steps`, `run.state` and `run.message`; the caller records the result."""
+    async def execute(
+        self, run: Run, rule: Rule, event: Event, variables: Mapping[str, Any] | None = None
+    ) -> Run:
+        """Fill `run.steps`, `run.state` and `run.message`; the caller records the result.
+        `variables` join the templates' context (a deployment's `service`, `version`…)."""
         # Later steps see what earlier ones reported (a kill's victim, an archive's size), so a
         # notify step can tell people exactly what was done: `{{ steps[0].details.pid }}`.
         steps_seen: list[StepVars] = []
-        context = template_context(event, rule.name, run.id, steps_seen)
+        context = {**(variables or {}), **template_context(event, rule.name, run.id, steps_seen)}
         state = RunState.SUCCEEDED
         for step in rule.steps:
             record = await self._step(step, run, context)

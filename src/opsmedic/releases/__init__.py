@@ -1,0 +1,1 @@
+"""The release controller: services, deployments, verification, rollback to the last good."""
