@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from opsmedic.actions import BUILTIN_ACTIONS
 from opsmedic.clock import Clock, SystemClock
-from opsmedic.config.loader import read_config
+from opsmedic.config.loader import ConfigRead, read_config
 from opsmedic.config.located import Located, unknown_name, validation_problems
 from opsmedic.config.refs import ConfigNames, config_names
 from opsmedic.config.schema import Config
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from opsmedic.api.server import ApiServer
     from opsmedic.engine.loop import Engine
     from opsmedic.metrics import Metrics
+    from opsmedic.releases.controller import ReleaseController
     from opsmedic.store.store import Store
 
 DEFAULT_CONFIG = Path("opsmedic.yaml")
@@ -134,6 +135,8 @@ class Runtime:
     # The names the config defines (notify targets, ssh hosts…) that rules may refer to.
     config_names: ConfigNames = field(default_factory=dict)
     rule_errors: list[Problem] = field(default_factory=list)
+    # The release controller, where the config has services and a store.
+    releases: ReleaseController | None = None
     # One reload at a time: a slower earlier load must not replace the rules of a later one.
     _reloading: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
@@ -192,7 +195,29 @@ def build(
                          get_logger(component="probes"), settings=settings)  # fmt: skip
     engine = Engine(ruleset=ruleset, registry=registry, config=config, settings=settings,
                     probe_once=recheck, store=store, clock=clock, dry_run=dry_run)  # fmt: skip
-    return Runtime(config, config_path, registry, settings, ruleset, clock, store, engine, names)
+    rt = Runtime(config, config_path, registry, settings, ruleset, clock, store, engine, names)
+    rt.releases = _release_controller(rt, read, dry_run)
+    return rt
+
+
+def _release_controller(rt: Runtime, read: ConfigRead, dry_run: bool) -> ReleaseController | None:
+    """The controller of the config's services, wired to the engine: its executor runs the
+    switch steps and its inbox takes the deployment events; the actions reach it back."""
+    from opsmedic.engine.steps import ExecutorSteps
+    from opsmedic.releases.controller import ReleaseController
+    from opsmedic.releases.measure import sample
+
+    if not rt.config.services or rt.store is None:
+        return None
+    steps, _ = switch_steps(read.data, read.located, rt.registry)  # problems: refused above
+    runner = ExecutorSteps(rt.engine.executor, rt.clock, dry_run=dry_run or rt.config.dry_run)
+    controller = ReleaseController(
+        services=rt.config.services, switch=steps, store=rt.store, runner=runner,
+        announce=rt.engine.submit, sample=sample, clock=rt.clock,
+        log=get_logger(component="releases"),
+    )  # fmt: skip
+    rt.engine.executor.releases = controller
+    return controller
 
 
 async def watch_rules(
@@ -246,6 +271,13 @@ async def run_forever(rt: Runtime, stop: asyncio.Event, service: Service | None 
     metrics = service.metrics
     rt.engine.on_finished = metrics.finished
     await rt.engine.start()
+    if rt.releases is not None:
+        from opsmedic.releases.recovery import recover
+
+        for found in await recover(rt.releases):
+            log.warning("deployment.recovered", service=found.service, env=found.env,
+                        version=found.version, state=str(found.state),
+                        reason=found.reason)  # fmt: skip
 
     async def emit(events: list[Event]) -> object:
         return await rt.engine.submit(events)
@@ -320,6 +352,8 @@ async def run_forever(rt: Runtime, stop: asyncio.Event, service: Service | None 
         # their events committed and their answer.
         if api is not None:
             await api.stop()
+        if rt.releases is not None:
+            await rt.releases.close()
         await rt.engine.close()
         log.info("stopped")
 

@@ -1,5 +1,5 @@
-"""The public JSON of events, runs, incidents, tokens and rules: one set of models for the API
-(its replies and /openapi.json) and the CLI's `--json`.
+"""The public JSON of events, runs, incidents, tokens, rules and deployments: one set of models
+for the API (its replies and /openapi.json) and the CLI's `--json`.
 
 docs/api.md documents these shapes; later changes may add fields, never rename or drop one.
 Field order is the order of the keys served.
@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, WithJsonSchema
 
 from opsmedic.model import (
+    DeploymentState,
     Event,
     Incident,
     IncidentAlert,
@@ -226,3 +227,25 @@ class ReloadedView(View):
     """How many rules are in force after a reload."""
 
     rules: int
+
+
+class DeploymentView(View):
+    """A deployment (not its owner and heartbeat, which only recovery reads)."""
+
+    id: str
+    service: str
+    env: str
+    version: str
+    previous_version: str
+    strategy: str
+    requested_by: str
+    forced: bool
+    state: DeploymentState
+    reason: str
+    last_known_good: bool
+    rolled_back_to: str
+    created_at: Number
+    updated_at: Number
+    finished_at: Number | None
+    # The switch runs (`switches`) and each check's verdict, counts and last samples (`verify`).
+    checks: dict[str, Any]

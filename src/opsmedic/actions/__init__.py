@@ -7,12 +7,14 @@ from typing import Any
 from opsmedic.actions import (
     annotate,
     archive_logs,
+    deploy,
     dns_failover,
     http_request,
     kill_process,
     noop,
     notify,
     recheck,
+    rollback,
     run_command,
 )
 from opsmedic.plugins import ActionSpec
@@ -27,6 +29,8 @@ BUILTIN_ACTIONS: tuple[ActionSpec[Any], ...] = (
     dns_failover.ACTION,
     recheck.ACTION,
     annotate.ACTION,
+    deploy.ACTION,
+    rollback.ACTION,
 )
 
 __all__ = ["BUILTIN_ACTIONS"]

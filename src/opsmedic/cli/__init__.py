@@ -74,6 +74,7 @@ def main() -> None:
         demo,
         history,
         incidents,
+        releases,
         replay,
         service,
         setup,

@@ -1,4 +1,4 @@
-"""A service's `switch:` steps, checked and compiled like a rule's `do:` (errors at file:line:col)."""
+"""A service's `switch:` steps, checked and compiled like a rule's `do:`, at file:line:col."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def switch_steps(
     services = data.get("services")
     steps: SwitchSteps = {}
     problems: list[Problem] = []
-    for name, raw in (services.items() if isinstance(services, dict) else []):
+    for name, raw in services.items() if isinstance(services, dict) else []:
         if not isinstance(raw, dict):
             continue
         loc = ("services", str(name), "switch")

@@ -90,7 +90,11 @@ class _Checks:
 
 
 def load_steps(
-    items: Any, loc: Loc, located: Located, registry: Registry, names: ConfigNames | None,
+    items: Any,
+    loc: Loc,
+    located: Located,
+    registry: Registry,
+    names: ConfigNames | None,
     variables: tuple[str, ...] = (),
 ) -> tuple[list[Step], list[Problem]]:
     """Steps written like a rule's `do:` anywhere in a located file (a service's `switch:`),
@@ -173,8 +177,14 @@ def _steps(items: list[Any], loc: Loc, located: Located, checks: _Checks) -> lis
             continue
         raw = item[action] if item[action] is not None else {}
         problems.extend(
-            param_problems(actions[action].params, raw, (*here, action), located, checks.names,
-                           checks.variables)  # fmt: skip
+            param_problems(
+                actions[action].params,
+                raw,
+                (*here, action),
+                located,
+                checks.names,
+                checks.variables,
+            )
         )
         step = Step(action=action, raw=raw, path=f"{located.file}:{located.where(here)[0]}")
         _step_options(step, item, here, located, problems)

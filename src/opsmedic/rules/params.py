@@ -15,7 +15,11 @@ from opsmedic.templating import UnsafeTemplate, is_template, unknown_names
 
 
 def param_problems(
-    model: type[BaseModel], raw: Any, loc: Loc, located: Located, names: ConfigNames | None,
+    model: type[BaseModel],
+    raw: Any,
+    loc: Loc,
+    located: Located,
+    names: ConfigNames | None,
     variables: Collection[str] = (),
 ) -> list[Problem]:
     """Every problem of one step's raw params; `names` None: no config to check names against;

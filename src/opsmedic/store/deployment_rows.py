@@ -53,12 +53,17 @@ def update(conn: Connection, deployment: Deployment, expected: Sequence[Deployme
     return conn.execute(stmt.values(**row)).rowcount == 1
 
 
-def take_over(conn: Connection, deployment_id: str, dead_owner: str, owner: str, now: float) -> bool:
+def take_over(
+    conn: Connection, deployment_id: str, dead_owner: str, owner: str, now: float
+) -> bool:
     """Claim an active deployment from an owner found dead; False when another process won."""
     stmt = (
         deployments.update()
-        .where(deployments.c.id == deployment_id, deployments.c.owner == dead_owner,
-               deployments.c.state.in_(_ACTIVE))  # fmt: skip
+        .where(
+            deployments.c.id == deployment_id,
+            deployments.c.owner == dead_owner,
+            deployments.c.state.in_(_ACTIVE),
+        )
         .values(owner=owner, heartbeat_at=now)
     )
     return conn.execute(stmt).rowcount == 1
@@ -67,8 +72,11 @@ def take_over(conn: Connection, deployment_id: str, dead_owner: str, owner: str,
 def heartbeat(conn: Connection, deployment_id: str, owner: str, now: float) -> bool:
     stmt = (
         deployments.update()
-        .where(deployments.c.id == deployment_id, deployments.c.owner == owner,
-               deployments.c.state.in_(_ACTIVE))  # fmt: skip
+        .where(
+            deployments.c.id == deployment_id,
+            deployments.c.owner == owner,
+            deployments.c.state.in_(_ACTIVE),
+        )
         .values(heartbeat_at=now)
     )
     return conn.execute(stmt).rowcount == 1
@@ -102,4 +110,3 @@ def last_known_good(
     stmt = stmt.order_by(deployments.c.finished_at.desc(), deployments.c.id.desc()).limit(1)
     row = conn.execute(stmt).mappings().first()
     return deployment_from_row(row) if row is not None else None
-

@@ -158,7 +158,11 @@ deployments = sa.Table(
     # One deployment at a time per service and environment: a second insert while one is
     # active fails on this index, atomically, on SQLite and PostgreSQL alike.
     sa.Index(
-        "ix_deployments_one_active", "service", "env", unique=True,
-        sqlite_where=sa.text(ACTIVE_DEPLOYMENT), postgresql_where=sa.text(ACTIVE_DEPLOYMENT),
-    ),  # fmt: skip
+        "ix_deployments_one_active",
+        "service",
+        "env",
+        unique=True,
+        sqlite_where=sa.text(ACTIVE_DEPLOYMENT),
+        postgresql_where=sa.text(ACTIVE_DEPLOYMENT),
+    ),
 )
