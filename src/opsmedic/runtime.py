@@ -380,7 +380,8 @@ def api_app(rt: Runtime, metrics: Metrics) -> IngestFastPath:
         for name, spec in rt.registry.webhooks.items()
     }
     return create_app(engine=rt.engine, store=rt.store, clock=rt.clock, settings=rt.config.api,
-                      metrics=metrics, rules=rt, webhooks=webhooks)  # fmt: skip
+                      metrics=metrics, rules=rt, webhooks=webhooks,
+                      releases=rt.releases)  # fmt: skip
 
 
 def _url(address: tuple[str, int] | None) -> str:

@@ -12,7 +12,7 @@ from rich.text import Text
 
 from opsmedic.cli import ConfigOpt, app, err, out
 from opsmedic.cli.history import open_store, when
-from opsmedic.cli.output import JsonOpt, print_json, print_table
+from opsmedic.cli.output import Cell, JsonOpt, print_json, print_table
 
 if TYPE_CHECKING:
     from opsmedic.model import Deployment
@@ -80,7 +80,7 @@ def deployments(
         return
     columns = ["id", "service", "env", "version", "previous", "state", "requested by",
                "started (UTC)", "finished (UTC)", "reason"]  # fmt: skip
-    rows = [[d.id, d.service, d.env, d.version, d.previous_version or "-",
+    rows: list[list[Cell]] = [[d.id, d.service, d.env, d.version, d.previous_version or "-",
              Text(str(d.state) + (" (forced)" if d.forced else ""), _STYLE.get(d.state, "")),
              d.requested_by, when(d.created_at), when(d.finished_at), d.reason]
             for d in found]  # fmt: skip
