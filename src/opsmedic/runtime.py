@@ -27,7 +27,7 @@ from opsmedic.model import Event
 from opsmedic.plugins import ActionSpec, ProbeSpec, Registry, WebhookSpec
 from opsmedic.probes import BUILTIN_PROBES
 from opsmedic.probes.runner import ProbeRunner, probe_once, probe_problems
-from opsmedic.releases.steps import switch_steps
+from opsmedic.releases.steps import service_problems, switch_steps
 from opsmedic.rules.loader import load_rules
 from opsmedic.rules.ruleset import RuleSet
 from opsmedic.sources.webhooks import BUILTIN_WEBHOOKS
@@ -90,7 +90,7 @@ def check_config(data: dict[str, Any], located: Located, registry: Registry) -> 
     They read the raw config, so they run even when another section failed validation.
     """
     problems = _per_action_problems(data, located, registry)
-    problems += switch_steps(data, located, registry)[1]
+    problems += switch_steps(data, located, registry)[1] + service_problems(data, located)
     probes = data.get("probes")
     for found in probe_problems(probes if isinstance(probes, list) else [], registry.probes):
         loc = ("probes", found.index, found.field)

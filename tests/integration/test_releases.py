@@ -150,7 +150,7 @@ async def test_unknown_service_environment_and_version_are_named(rt: Runtime) ->
         await controller.deploy("shortner", "v1")
     with pytest.raises(UnknownRelease, match="unknown environment 'staging'"):
         await controller.deploy("shortener", "v1", "staging")
-    with pytest.raises(UnknownRelease, match="unknown version 'v9' .*known: v1, v2, v3"):
+    with pytest.raises(UnknownRelease, match=r"unknown version 'v9' .*known: v1, v2, v3"):
         await controller.deploy("shortener", "v9")
     assert rt.store is not None
     assert rt.store.list_deployments() == []

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 
 from opsmedic.config.poller import Pollers
-from opsmedic.config.services import ServiceConfig, services_problems
+from opsmedic.config.services import ServiceConfig
 from opsmedic.config.types import Duration, PositiveDuration, Secret, Strict
 
 
@@ -149,14 +149,6 @@ class Config(Strict):
         default_factory=dict, description="what `opsmedic deploy` deploys (docs/releases.md)"
     )
     base_dir: Path = Field(Path("."), exclude=True, description="directory of the config file")
-
-    @field_validator("services")
-    @classmethod
-    def _services_agree(cls, value: dict[str, ServiceConfig]) -> dict[str, ServiceConfig]:
-        problems = services_problems(value)
-        if problems:
-            raise ValueError("; ".join(problems))
-        return value
 
     @field_validator("store")
     @classmethod

@@ -129,24 +129,3 @@ class ServiceConfig(Strict):
     def current_of(self, env: str) -> Path | None:
         found = self.environments.get(env)
         return found.current if found and found.current else self.current
-
-
-def services_problems(services: dict[str, ServiceConfig]) -> list[str]:
-    """What is wrong across services: bad names, dependencies on no service, cycles."""
-    problems = [f"service name {n!r}: letters, digits, . _ - only" for n in services
-                if not re.match(NAME_PATTERN, n)]  # fmt: skip
-    for name, service in services.items():
-        for dep in service.depends_on:
-            if dep not in services or dep == name:
-                problems.append(f"{name}: depends_on names {dep!r}, which is not another service")
-    for name in services:
-        seen, todo = set(), list(services[name].depends_on)
-        while todo:
-            dep = todo.pop()
-            if dep == name:
-                problems.append(f"{name}: depends_on goes round in a cycle back to {name!r}")
-                break
-            if dep in services and dep not in seen:
-                seen.add(dep)
-                todo.extend(services[dep].depends_on)
-    return problems

@@ -30,6 +30,7 @@ class Tally:
     recent: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=RECENT))
     verdict: str = "pending"  # pending, passed, failed
     reason: str = ""
+    last_bad: str = ""
 
     @property
     def samples(self) -> int:
@@ -39,10 +40,12 @@ class Tally:
         self.counts[sample.verdict] += 1
         self.recent.append({"at": at, "verdict": str(sample.verdict), "value": sample.value,
                             "message": sample.message})  # fmt: skip
+        if sample.verdict is Verdict.BAD:
+            self.last_bad = sample.message
         check = self.check
         bad = self.counts[Verdict.BAD]
         if self.samples >= check.min_samples and bad / self.samples > check.max_error_ratio:
-            self._set("failed", f"{bad} of {self.samples} samples bad (last: {sample.message})")
+            self._set("failed", f"{bad} of {self.samples} samples bad (last: {self.last_bad})")
 
     def close(self, holding_over: bool) -> None:
         """Judge at the end of bake; `holding_over`: the verify timeout has passed."""
