@@ -107,6 +107,9 @@ def test_a_deployment_killed_while_verifying_is_rolled_back_at_the_next_start(
 
 def test_check_finds_every_services_problem_at_its_place(tmp_path: Path) -> None:
     (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "undo.yaml").write_text(
+        "- name: undo\n  when: {kind: errors}\n  do: [{rollback: {service: shp}}]\n"
+    )
     (tmp_path / "opsmedic.yaml").write_text("""\
 services:
   shop:
@@ -136,6 +139,10 @@ services:
         "variable 'verison' (did you mean version?)"
     ) in err
     assert "opsmedic.yaml:9:9: services.shop.verify[0].on_no_data: required field is missing" in err
+    assert (
+        "undo.yaml:3:29: [0].do[0].rollback.service: unknown service 'shp' (did you mean shop?)"
+        in err
+    )
 
 
 def test_check_names_a_dependency_on_no_service_and_shows_each_data_policy(site: Site) -> None:
