@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pytest
 
 SERVER = """
 import http.server, importlib.util, os, signal, sys
@@ -94,6 +95,12 @@ def write_releases(root: Path) -> None:
     (root / "data.json").write_text(json.dumps({"abc": "https://example.com/"}))
     (root / "server.py").write_text(SERVER)
     (root / "rules").mkdir()
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    with release_site(tmp_path) as found:
+        yield found
 
 
 @contextmanager

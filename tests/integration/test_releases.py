@@ -3,8 +3,7 @@ engine's executor, a real store, and verification by real requests."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -14,15 +13,9 @@ from opsmedic.releases.controller import ReleaseController
 from opsmedic.runtime import Runtime, build
 
 if __package__:
-    from ..release_site import Site, release_site, site_config
+    from ..release_site import Site, site, site_config
 else:
-    from release_site import Site, release_site, site_config
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
-    with release_site(tmp_path) as found:
-        yield found
+    from release_site import Site, site, site_config  # noqa: F401 (site: a fixture)
 
 
 async def _runtime(site: Site, **config: str) -> Runtime:

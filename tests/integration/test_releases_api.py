@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,16 +12,10 @@ from opsmedic.views import DeploymentView
 
 if __package__:
     from ..api_service import Api, running_api
-    from ..release_site import Site, release_site, site_config
+    from ..release_site import Site, site, site_config
 else:
     from api_service import Api, running_api
-    from release_site import Site, release_site, site_config
-
-
-@pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
-    with release_site(tmp_path) as found:
-        yield found
+    from release_site import Site, site, site_config  # noqa: F401 (site: a fixture)
 
 
 def _services(site: Site) -> dict[str, Any]:

@@ -69,19 +69,6 @@ def take_over(
     return conn.execute(stmt).rowcount == 1
 
 
-def heartbeat(conn: Connection, deployment_id: str, owner: str, now: float) -> bool:
-    stmt = (
-        deployments.update()
-        .where(
-            deployments.c.id == deployment_id,
-            deployments.c.owner == owner,
-            deployments.c.state.in_(_ACTIVE),
-        )
-        .values(heartbeat_at=now)
-    )
-    return conn.execute(stmt).rowcount == 1
-
-
 def listing(
     conn: Connection, service: str | None, env: str | None, states: Sequence[str], limit: int
 ) -> list[Deployment]:

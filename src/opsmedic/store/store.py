@@ -415,7 +415,7 @@ class Store:
 
     def deployment_heartbeat(self, deployment_id: str, owner: str, now: float) -> bool:
         with self._transaction(write=True) as conn:
-            return deployment_rows.heartbeat(conn, deployment_id, owner, now)
+            return deployment_rows.take_over(conn, deployment_id, owner, owner, now)
 
     def take_over_deployment(self, deployment_id: str, dead: str, owner: str, now: float) -> bool:
         with self._transaction(write=True) as conn:
