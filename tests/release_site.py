@@ -67,9 +67,10 @@ def handle(root):
         return json.dumps(json.{reader}(f))
 """
 
-# Flips `current` atomically, then asks the server to load it.
+# Flips `current` atomically (a temporary name per switch: two may run at once), then asks
+# the server to load it.
 SWITCH = (
-    'ln -sfn "releases/$1" current.new && mv -T current.new current && kill -HUP "$(cat app.pid)"'
+    'ln -sfn "releases/$1" "current.$$" && mv -T "current.$$" current && kill -HUP "$(cat app.pid)"'
 )
 
 

@@ -3,6 +3,7 @@ engine's executor, a real store, and verification by real requests."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -194,3 +195,18 @@ async def test_depends_on_watches_the_dependents_checks(site: Site) -> None:
         assert _deployed(rt, found).state is DeploymentState.PROMOTED
     finally:
         await rt.engine.close()
+
+
+async def test_an_emergency_rollback_during_the_switch_wins(rt: Runtime, site: Site) -> None:
+    controller = _controller(rt)
+    await controller.deploy("shortener", "v1")
+    started = await controller.begin("shortener", "v2", None, requested_by="t", force=False)
+    driving = asyncio.create_task(controller.drive(started))
+    await asyncio.sleep(0)  # its switch to v2 is under way
+    back = await controller.rollback("shortener", reason="pager")
+    assert back.id == started.id and back.rolled_back_to == "v1"
+    assert (await driving).state is DeploymentState.ROLLED_BACK
+    assert rt.store is not None
+    final = rt.store.get_deployment(started.id)
+    assert (final.state, final.rolled_back_to) == (DeploymentState.ROLLED_BACK, "v1")
+    assert site.version() == "v1"

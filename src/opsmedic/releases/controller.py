@@ -104,7 +104,7 @@ class ReleaseController:
         if problem is not None:
             return await self.undo(deployment, f"switch to {deployment.version} failed: {problem}")
         if not await self._change(deployment, DeploymentState.VERIFYING, ACTIVE):
-            return deployment
+            return await self._yield_to_rollback(deployment)
         checks = self.checks_of(deployment.service, deployment.env)
         self._say(f"{deployment.service}: verifying {deployment.version} with "
                   f"{len(checks)} check(s), bake {config.bake:g}s")  # fmt: skip
@@ -120,7 +120,7 @@ class ReleaseController:
         deployment.checks["verify"] = result.checks
         if result.aborted:
             self._say(f"{deployment.service}: {result.reason}")
-            return deployment
+            return await self._yield_to_rollback(deployment)
         if not result.passed:
             return await self.undo(deployment, result.reason)
         deployment.last_known_good = True
@@ -178,9 +178,18 @@ class ReleaseController:
             await self._change(deployment, DeploymentState.FAILED, expected, why)
             return deployment
         deployment.rolled_back_to, deployment.last_known_good = target.version, False
-        await self._change(deployment, DeploymentState.ROLLED_BACK, expected,
-                           f"{reason}; rolled back to {target.version}")  # fmt: skip
+        if not await self._change(deployment, DeploymentState.ROLLED_BACK, expected,
+                                  f"{reason}; rolled back to {target.version}"):  # fmt: skip
+            return await self._yield_to_rollback(deployment)
         return deployment
+
+    async def _yield_to_rollback(self, deployment: Deployment) -> Deployment:
+        """An emergency rollback took this deployment over while it switched or verified: our
+        switch may have finished after the rollback's, so the rollback's version goes back."""
+        found = await asyncio.to_thread(self.store.get_deployment, deployment.id)
+        if found.state is DeploymentState.ROLLED_BACK and found.rolled_back_to:
+            await self._switch(found, found.rolled_back_to, found.version)
+        return found
 
     # Reading the config.
 
