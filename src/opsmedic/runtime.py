@@ -210,11 +210,11 @@ def _release_controller(rt: Runtime, read: ConfigRead, dry_run: bool) -> Release
     if not rt.config.services or rt.store is None:
         return None
     steps, _ = switch_steps(read.data, read.located, rt.registry)  # problems: refused above
-    runner = ExecutorSteps(rt.engine.executor, rt.clock, dry_run=dry_run or rt.config.dry_run)
     controller = ReleaseController(
-        services=rt.config.services, switch=steps, store=rt.store, runner=runner,
-        announce=rt.engine.submit, sample=sample, clock=rt.clock,
-        log=get_logger(component="releases"),
+        services=rt.config.services, switch=steps, store=rt.store,
+        runner=ExecutorSteps(rt.engine.executor, rt.clock), announce=rt.engine.submit,
+        sample=sample, clock=rt.clock, log=get_logger(component="releases"),
+        dry_run=dry_run or rt.config.dry_run,
     )  # fmt: skip
     rt.engine.executor.releases = controller
     return controller

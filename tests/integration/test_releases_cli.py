@@ -160,3 +160,13 @@ def test_check_names_a_dependency_on_no_service_and_shows_each_data_policy(site:
         "services.shortener.depends_on[0]: unknown service 'nothing' (known: none): depends_on "
         "names another service"
     ) in found.stderr
+
+
+def test_a_dry_run_opsmedic_refuses_to_deploy_or_roll_back(site: Site) -> None:
+    (site.root / "opsmedic.yaml").write_text(site_config(site, extra="dry_run: true"))
+    for args in (["deploy", "shortener", "v2"], ["rollback", "shortener"]):
+        found = opsmedic(*args, cwd=site.root)
+        assert found.returncode == 1
+        assert "opsmedic runs dry-run: a switch would change nothing" in found.stderr
+    assert site.version() == "v1"
+    assert Store(f"sqlite:///{site.root}/opsmedic.db").list_deployments() == []

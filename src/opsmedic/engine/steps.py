@@ -12,12 +12,12 @@ from opsmedic.rules.model import Rule, Step
 
 
 class ExecutorSteps:
-    """Runs steps through the engine's executor (its limits, timeouts, retries and dry-run),
-    under a rule-like `label`; `variables` join the templates' context. The release
-    controller gets it as its StepRunner, so releases/ never imports the engine."""
+    """Runs steps through the engine's executor (its limits, timeouts and retries), under a
+    rule-like `label`; `variables` join the templates' context. The release controller gets
+    it as its StepRunner, so releases/ never imports the engine."""
 
-    def __init__(self, executor: Executor, clock: Clock, *, dry_run: bool = False) -> None:
-        self._executor, self._clock, self._dry_run = executor, clock, dry_run
+    def __init__(self, executor: Executor, clock: Clock) -> None:
+        self._executor, self._clock = executor, clock
 
     async def run_steps(
         self, label: str, steps: Sequence[Step], variables: Mapping[str, str]
@@ -27,6 +27,6 @@ class ExecutorSteps:
                       labels=labels, time=self._clock.now())  # fmt: skip
         rule = Rule(name=label, index=-1, condition=Condition([]), steps=list(steps))
         run = Run(rule=label, event_id=event.id, target=event.target,
-                  fingerprint=event.fingerprint, actions=rule.actions, dry_run=self._dry_run,
+                  fingerprint=event.fingerprint, actions=rule.actions,
                   created_at=self._clock.now(), started_at=self._clock.now())  # fmt: skip
         return await self._executor.execute(run, rule, event, variables)

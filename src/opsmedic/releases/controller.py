@@ -48,6 +48,8 @@ class ReleaseController:
     clock: Clock
     log: Any
     owner: str = field(default_factory=this_owner)
+    # Dry-run switches nothing, so there is nothing to verify: deployments are refused.
+    dry_run: bool = False
     progress: Progress | None = None
     _driving: set[asyncio.Task[Deployment]] = field(default_factory=set)
 
@@ -86,6 +88,7 @@ class ReleaseController:
     ) -> Deployment:
         config, env = self.target(service, env)
         _known_version(config, service, version)
+        self._not_dry()
         now = self.clock.now()
         previous = await asyncio.to_thread(self._serving, service, env)
         deployment = Deployment(
@@ -134,6 +137,7 @@ class ReleaseController:
         """The emergency path: no analysis, back to the last known good (or `to`, which must
         have passed before). Idempotent: a deployment already rolled back there is returned."""
         _config, env = self.target(service, env)
+        self._not_dry()
         found = await asyncio.to_thread(self.store.list_deployments, service, env, limit=1)
         if not found:
             raise UnknownRelease(f"{service} has no deployment in {env} to roll back")
@@ -260,6 +264,11 @@ class ReleaseController:
         self.log.info("deployment", service=deployment.service, env=deployment.env,
                       version=deployment.version, state=str(deployment.state))  # fmt: skip
         await self.announce([deployment_event(deployment, self.clock.now())])
+
+    def _not_dry(self) -> None:
+        if self.dry_run:
+            raise ReleaseRefused("opsmedic runs dry-run: a switch would change nothing, so "
+                                 "there would be nothing to verify or roll back")  # fmt: skip
 
     def _say(self, line: str) -> None:
         if self.progress is not None:
