@@ -11,6 +11,8 @@ OpsmedicError
 ├── TemplateError        a template failed to render (sandbox violation, undefined value)
 ├── FileChanged          a file shrank while it was being archived (archive/members.py)
 ├── VerifyError          an archive read back does not hold what was written (ditto)
+├── ReleaseRefused       a deploy or rollback refused: one already running, no last known good
+│   └── UnknownRelease   no such service, environment or version
 └── ActionError          raised inside an action; the engine turns it into a failed Outcome
     ├── RetryableError   a failure worth retrying with backoff (connection refused, 503 …)
     └── HostRefused      an SSH host answered but cannot be trusted or let us in
@@ -97,3 +99,17 @@ class ActionError(OpsmedicError):
 
 class RetryableError(ActionError):
     """A transient action failure; the engine retries it with bounded exponential backoff."""
+
+
+class ReleaseRefused(OpsmedicError):
+    """A deployment or rollback that cannot be done as asked: another one of the service and
+    environment is running, or there is no last known good version to return to (409)."""
+
+    status = 409
+
+
+class UnknownRelease(ReleaseRefused):
+    """A service, environment or version that the config or the versions directory lacks."""
+
+    exit_code = 2
+    status = 404

@@ -1,5 +1,6 @@
-"""The vocabulary every part shares: Event, Outcome, Run, Incident, and the records the engine,
-the sources and the store hand each other (plain data; the little behaviour is formatting)."""
+"""The vocabulary every part shares: Event, Outcome, Run, Incident, Deployment, and the records
+the engine, the sources and the store hand each other (plain data; the little behaviour is
+formatting)."""
 
 from __future__ import annotations
 
@@ -173,6 +174,48 @@ class Run:
     id: str = field(default_factory=new_id)
     incident_id: str = ""
     rerun_of: str = ""  # the interrupted run this one re-runs after a crash
+
+
+class DeploymentState(StrEnum):
+    """started → verifying → promoted | rolled_back | failed."""
+
+    STARTED = "started"
+    VERIFYING = "verifying"
+    PROMOTED = "promoted"
+    ROLLED_BACK = "rolled_back"
+    FAILED = "failed"
+
+    @property
+    def finished(self) -> bool:
+        return self not in (DeploymentState.STARTED, DeploymentState.VERIFYING)
+
+
+@dataclass(slots=True)
+class Deployment:
+    """One version of one service put into one environment, and what became of it.
+
+    `owner` (host:pid) and `heartbeat_at` say who drives it, so that a deployment whose
+    process died is found at the next start; `last_known_good` marks a promoted version that
+    a rollback may return to; `checks` holds the switch runs and each check's measurements."""
+
+    service: str
+    env: str
+    version: str
+    previous_version: str = ""
+    strategy: str = "switch"
+    requested_by: str = ""
+    forced: bool = False
+    state: DeploymentState = DeploymentState.STARTED
+    reason: str = ""
+    checks: JSON = field(default_factory=dict)
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    finished_at: float | None = None
+    last_known_good: bool = False
+    rolled_back_to: str = ""
+    owner: str = ""
+    heartbeat_at: float | None = None
+    id: str = field(default_factory=new_id)
 
 
 class IncidentStatus(StrEnum):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel
 
@@ -13,7 +13,7 @@ from opsmedic.clock import Clock
 from opsmedic.config.located import unknown_name
 from opsmedic.config.schema import SSHHost
 from opsmedic.errors import PluginError
-from opsmedic.model import Event, Observation, Outcome
+from opsmedic.model import Deployment, Event, Observation, Outcome
 
 P = TypeVar("P", bound=BaseModel)
 S = TypeVar("S", bound=BaseModel)
@@ -34,6 +34,27 @@ class SettingsSpec(Generic[S]):
         it, the model's defaults, as for a section the file leaves out."""
         found = sections.get(self.key)
         return self.model.model_validate({}) if found is None else self.model.model_validate(found)
+
+
+class ReleaseControl(Protocol):
+    """The release controller as the `deploy` and `rollback` actions reach it (never by import).
+
+    Refusals (an unknown service or version, a deployment already running, nothing to roll
+    back to) raise ReleaseRefused with the reason."""
+
+    async def start(
+        self, service: str, version: str, env: str | None = None, *,
+        requested_by: str = "", force: bool = False,
+    ) -> Deployment:  # fmt: skip
+        """Record a deployment and drive it in the background; returns it as started."""
+        ...
+
+    async def rollback(
+        self, service: str, env: str | None = None, *, to: str | None = None,
+        reason: str = "", requested_by: str = "",
+    ) -> Deployment:  # fmt: skip
+        """Switch back to the last known good version now, without analysis."""
+        ...
 
 
 @dataclass(slots=True)
@@ -67,6 +88,8 @@ class ActionContext:
     # Runs a configured probe once by name, for an action that checks its own work (recheck);
     # None where no probes are wired.
     probe_once: ProbeOnce | None = None
+    # The release controller, for `deploy` and `rollback`; None where no services are wired.
+    releases: ReleaseControl | None = None
 
 
 @dataclass(frozen=True, slots=True)

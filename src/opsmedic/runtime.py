@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import BaseModel
 
 from opsmedic.clock import Clock, SystemClock
-from opsmedic.config.loader import read_config
+from opsmedic.config.loader import ConfigRead, read_config
 from opsmedic.config.located import Located, unknown_name, validation_problems
 from opsmedic.config.refs import ConfigNames, config_names
 from opsmedic.config.schema import Config
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from opsmedic.api.server import ApiServer
     from opsmedic.engine.loop import Engine
     from opsmedic.metrics import Metrics
+    from opsmedic.releases.controller import ReleaseController
     from opsmedic.rules.ruleset import RuleSet
     from opsmedic.store.store import Store
 
@@ -61,19 +62,21 @@ def build_registry(load_entry_points: bool = True) -> Registry:
     from opsmedic.actions import (
         annotate,
         archive_logs,
+        deploy,
         dns_failover,
         http_request,
         kill_process,
         noop,
         notify,
         recheck,
+        rollback,
         run_command,
     )
     from opsmedic.probes import BUILTIN_PROBES
     from opsmedic.sources.webhooks import BUILTIN_WEBHOOKS
 
     actions = (noop, run_command, http_request, notify, kill_process, archive_logs, dns_failover,
-               recheck, annotate)  # fmt: skip
+               recheck, annotate, deploy, rollback)  # fmt: skip
     reg = Registry(
         actions={module.ACTION.name: module.ACTION for module in actions},
         probes={spec.name: spec for spec in BUILTIN_PROBES},
@@ -136,8 +139,10 @@ def check_config(data: dict[str, Any], located: Located, registry: Registry) -> 
     They read the raw config, so they run even when another section failed validation.
     """
     from opsmedic.probes.runner import probe_problems
+    from opsmedic.releases.steps import service_problems, switch_steps
 
     problems = _per_action_problems(data, located, registry)
+    problems += switch_steps(data, located, registry)[1] + service_problems(data, located)
     probes = data.get("probes")
     for found in probe_problems(probes if isinstance(probes, list) else [], registry.probes):
         loc = ("probes", found.index, found.field)
@@ -182,6 +187,8 @@ class Runtime:
     # The names the config defines (notify targets, ssh hosts…) that rules may refer to.
     config_names: ConfigNames = field(default_factory=dict)
     rule_errors: list[Problem] = field(default_factory=list)
+    # The release controller, where the config has services and a store.
+    releases: ReleaseController | None = None
     # One reload at a time: a slower earlier load must not replace the rules of a later one.
     _reloading: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
@@ -243,7 +250,30 @@ def build(
                          get_logger(component="probes"), settings=settings)  # fmt: skip
     engine = Engine(ruleset=ruleset, registry=registry, config=config, settings=settings,
                     probe_once=recheck, store=store, clock=clock, dry_run=dry_run)  # fmt: skip
-    return Runtime(config, config_path, registry, settings, ruleset, clock, store, engine, names)
+    rt = Runtime(config, config_path, registry, settings, ruleset, clock, store, engine, names)
+    rt.releases = _release_controller(rt, read, dry_run)
+    return rt
+
+
+def _release_controller(rt: Runtime, read: ConfigRead, dry_run: bool) -> ReleaseController | None:
+    """The controller of the config's services, wired to the engine: its executor runs the
+    switch steps and its inbox takes the deployment events; the actions reach it back."""
+    from opsmedic.engine.steps import ExecutorSteps
+    from opsmedic.releases.controller import ReleaseController
+    from opsmedic.releases.measure import sample
+    from opsmedic.releases.steps import switch_steps
+
+    if not rt.config.services or rt.store is None:
+        return None
+    steps, _ = switch_steps(read.data, read.located, rt.registry)  # problems: refused above
+    controller = ReleaseController(
+        services=rt.config.services, switch=steps, store=rt.store,
+        runner=ExecutorSteps(rt.engine.executor, rt.clock), announce=rt.engine.submit,
+        sample=sample, clock=rt.clock, log=get_logger(component="releases"),
+        dry_run=dry_run or rt.config.dry_run,
+    )  # fmt: skip
+    rt.engine.executor.releases = controller
+    return controller
 
 
 async def watch_rules(
@@ -298,6 +328,13 @@ async def run_forever(rt: Runtime, stop: asyncio.Event, service: Service | None 
     metrics = service.metrics
     rt.engine.on_finished = metrics.finished
     await rt.engine.start()
+    if rt.releases is not None:
+        from opsmedic.releases.recovery import recover
+
+        for found in await recover(rt.releases):
+            log.warning("deployment.recovered", service=found.service, env=found.env,
+                        version=found.version, state=str(found.state),
+                        reason=found.reason)  # fmt: skip
 
     async def emit(events: list[Event]) -> object:
         return await rt.engine.submit(events)
@@ -372,6 +409,8 @@ async def run_forever(rt: Runtime, stop: asyncio.Event, service: Service | None 
         # their events committed and their answer.
         if api is not None:
             await api.stop()
+        if rt.releases is not None:
+            await rt.releases.close()
         await rt.engine.close()
         log.info("stopped")
 
@@ -398,7 +437,8 @@ def api_app(rt: Runtime, metrics: Metrics) -> IngestFastPath:
         for name, spec in rt.registry.webhooks.items()
     }
     return create_app(engine=rt.engine, store=rt.store, clock=rt.clock, settings=rt.config.api,
-                      metrics=metrics, rules=rt, webhooks=webhooks)  # fmt: skip
+                      metrics=metrics, rules=rt, webhooks=webhooks,
+                      releases=rt.releases)  # fmt: skip
 
 
 def _url(address: tuple[str, int] | None) -> str:

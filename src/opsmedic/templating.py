@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypedDict
@@ -119,8 +119,10 @@ def parse(source: str) -> nodes.Template:
     return new_environment().parse(source)
 
 
-def unknown_names(source: str) -> list[tuple[str, str, list[str]]]:
-    """(kind, name, known names) of each name read that no run supplies; TemplateError on syntax."""
+def unknown_names(source: str, extra: Collection[str] = ()) -> list[tuple[str, str, list[str]]]:
+    """(kind, name, known names) of each name read that no run supplies; TemplateError on syntax.
+
+    `extra`: variables the caller adds to the context (a deployment's `service`, `version`)."""
     # Checked: variables, event and step fields, attributes of text (`rule.nam`), filters
     # and tests. Labels, payload and a step's details are free-form: left to the rendering.
     env = new_environment()
@@ -131,7 +133,7 @@ def unknown_names(source: str) -> list[tuple[str, str, list[str]]]:
     context = template_context(Event(source=""), "", "")
     # Names the template binds itself (`{% set %}`, loop variables, macro parameters).
     bound = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
-    variables = sorted({*context, *env.globals, "loop"} | bound)
+    variables = sorted({*context, *env.globals, "loop", *extra} | bound)
     found: list[tuple[str, str, list[str]]] = []
     for node in tree.find_all(nodes.Name):
         if node.ctx == "load" and node.name not in variables:

@@ -1,6 +1,7 @@
-"""The public JSON of events, runs, incidents, tokens and rules: one set of models for the API's
-read and admin replies (and /openapi.json) and the CLI's `--json`. The ingest reply, built as
-plain data on the hot path, is documented by its own model in api/ingest.py.
+"""The public JSON of events, runs, incidents, tokens, rules and deployments: one set of models
+for the API's read, operate and admin replies (and /openapi.json) and the CLI's `--json`. The
+ingest reply, built as plain data on the hot path, is documented by its own model in
+api/ingest.py.
 
 docs/api.md documents these shapes; later changes may add fields, never rename or drop one.
 Field order is the order of the keys served.
@@ -15,6 +16,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, WithJsonSchema
 
 from opsmedic.model import (
+    DeploymentState,
     Event,
     Incident,
     IncidentAlert,
@@ -227,3 +229,25 @@ class ReloadedView(View):
     """How many rules are in force after a reload."""
 
     rules: int
+
+
+class DeploymentView(View):
+    """A deployment (not its owner and heartbeat, which only recovery reads)."""
+
+    id: str
+    service: str
+    env: str
+    version: str
+    previous_version: str
+    strategy: str
+    requested_by: str
+    forced: bool
+    state: DeploymentState
+    reason: str
+    last_known_good: bool
+    rolled_back_to: str
+    created_at: Number
+    updated_at: Number
+    finished_at: Number | None
+    # The switch runs (`switches`) and each check's verdict, counts and last samples (`verify`).
+    checks: dict[str, Any]

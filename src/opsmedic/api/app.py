@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from opsmedic import __version__
-from opsmedic.api import ingest, operate, read
+from opsmedic.api import deployments, ingest, operate, read
 from opsmedic.api.auth import Authenticator, require
 from opsmedic.api.docs import add_docs
 from opsmedic.api.fastpath import IngestFastPath
@@ -25,7 +25,7 @@ from opsmedic.engine.loop import Engine
 from opsmedic.errors import StoreError, StoreRefused
 from opsmedic.logs import get_logger
 from opsmedic.metrics import Metrics
-from opsmedic.plugins import WebhookSpec
+from opsmedic.plugins import ReleaseControl, WebhookSpec
 from opsmedic.store.store import Store
 from opsmedic.tokens import Scope
 
@@ -46,6 +46,7 @@ def create_app(
     metrics: Metrics,
     rules: LiveRules,
     webhooks: Mapping[str, tuple[WebhookSpec[Any], BaseModel | None]],
+    releases: ReleaseControl | None = None,
 ) -> IngestFastPath:
     """The API of one running opsmedic, ingest fast path in front; `webhooks`: each webhook
     source by name with its validated settings (None for a source without any)."""
@@ -54,7 +55,7 @@ def create_app(
                   "Send `Authorization: Bearer <token>` (`opsmedic token create`).")  # fmt: skip
     state = app.state
     state.rules, state.metrics, state.store = rules, metrics, store
-    state.engine, state.clock = engine, clock
+    state.engine, state.clock, state.releases = engine, clock, releases
     state.max_body, state.json_limits = settings.max_body, settings.limits
     state.auth = Authenticator(store, allow_query_token=settings.allow_query_token)
     # Each webhook with its settings, read once at start: a secret file that cannot be read
@@ -64,7 +65,9 @@ def create_app(
         for name, (spec, given) in webhooks.items()
     }
     webhook_routes = ingest.webhook_router(spec for spec, _ in webhooks.values())
-    for router in (ingest.router, webhook_routes, read.router, operate.operate, operate.admin):
+    routers = (ingest.router, webhook_routes, read.router, operate.operate, operate.admin,
+               deployments.reads, deployments.writes)  # fmt: skip
+    for router in routers:
         app.include_router(router)
     app.add_api_route("/healthz", _healthz, methods=["GET"], tags=["health"],
                       summary="Alive: the process answers")  # fmt: skip

@@ -72,12 +72,13 @@ def main() -> None:
     from opsmedic.cli import (  # noqa: F401
         archive,
         demo,
-        deploy,
         history,
         incidents,
+        releases,
         replay,
         service,
         setup,
+        systemd,
         tokens,
     )
 

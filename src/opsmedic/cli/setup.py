@@ -16,6 +16,7 @@ from opsmedic.errors import ConfigError, OpsmedicError, Problem
 from opsmedic.files import write_atomic
 
 if TYPE_CHECKING:
+    from opsmedic.config.schema import Config
     from opsmedic.plugins import Registry
     from opsmedic.rules.ruleset import RuleSet
 
@@ -93,6 +94,8 @@ def check(
             problems += read.problems + check_config(read.data, read.located, registry)
             if not problems:
                 out.print(f"config {config_path or '(defaults)'}: ok")
+                for line in _service_lines(read.config):
+                    out.print(line)
             # The rules are read even when the config has problems, so one run of `check`
             # shows all there is to fix; only a config file that is not there names none.
             if config_path is None or config_path.exists():
@@ -111,6 +114,25 @@ def check(
         # File by file as they were read, each from top to bottom: the order of an editor.
         files = {p.file: n for n, p in reversed(list(enumerate(problems)))}
         raise ConfigError(sorted(problems, key=lambda p: (files[p.file], p.line, p.col)))
+
+
+def _service_lines(config: Config | None) -> list[str]:
+    """Each service's checks with their data policy written out: nothing decided for the
+    operator is left unsaid (docs/releases.md)."""
+    lines = []
+    for name, service in (config.services if config else {}).items():
+        for env in service.environment_names():
+            checks = (
+                "; ".join(
+                    f"{c.name} every {c.interval:g}s, min_samples {c.min_samples}, "
+                    f"max_error_ratio {c.max_error_ratio:g}, on_no_data: {c.on_no_data}"
+                    for c in service.checks(env)
+                )
+                or "no checks: promoted after bake alone"
+            )
+            lines.append(f"service {name} ({env}): {service.strategy}, bake {service.bake:g}s, "
+                         f"verify_timeout {service.verify_timeout:g}s; {checks}")  # fmt: skip
+    return lines
 
 
 def _unit_problems(

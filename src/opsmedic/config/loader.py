@@ -134,6 +134,12 @@ def _place(config: Config, base: Path) -> None:
         config.rules_dir = base / config.rules_dir
     if not config.state_dir.is_absolute():
         config.state_dir = base / config.state_dir
+    for service in config.services.values():
+        service.versions = base / service.versions
+        if service.current is not None:
+            service.current = base / service.current
+        for env in service.environments.values():
+            env.current = base / env.current if env.current is not None else None
     sqlite_path = config.store.removeprefix("sqlite:///")
     relative = sqlite_path not in ("", ":memory:") and not sqlite_path.startswith("/")
     if sqlite_path != config.store and relative:

@@ -12,6 +12,7 @@ SECTIONS = {
     "probes": "probe",
     "tsig_keys": "TSIG key",
     "annotate.webhooks": "annotate webhook",
+    "services": "service",
 }
 
 ConfigNames = dict[str, list[str]]

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator
 
 from opsmedic.config.poller import Pollers
+from opsmedic.config.services import ServiceConfig
 from opsmedic.config.types import Duration, PositiveDuration, Secret, Strict
 
 
@@ -144,6 +145,9 @@ class Config(Strict):
     log: LogConfig = Field(default_factory=lambda: LogConfig())
     api: ApiConfig = Field(default_factory=lambda: ApiConfig())
     incidents: IncidentsConfig = Field(default_factory=lambda: IncidentsConfig())
+    services: dict[str, ServiceConfig] = Field(
+        default_factory=dict, description="what `opsmedic deploy` deploys (docs/releases.md)"
+    )
     base_dir: Path = Field(Path("."), exclude=True, description="directory of the config file")
 
     @field_validator("store")

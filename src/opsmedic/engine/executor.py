@@ -16,7 +16,7 @@ from opsmedic.config.schema import Config
 from opsmedic.errors import ActionError, RetryableError, TemplateError
 from opsmedic.model import Event, Outcome, Run, RunState, StepRecord
 from opsmedic.paths import validation_context
-from opsmedic.plugins import ActionContext, ProbeOnce, Registry
+from opsmedic.plugins import ActionContext, ProbeOnce, Registry, ReleaseControl
 from opsmedic.rules.model import Rule, Step
 from opsmedic.templating import StepVars, Templates, template_context
 from opsmedic.utf8 import valid_utf8
@@ -50,18 +50,23 @@ class Executor:
         self._per_action = {
             name: asyncio.Semaphore(n) for name, n in config.actions.concurrency.per_action.items()
         }
+        # The release controller the deploy and rollback actions reach (runtime.py sets it).
+        self.releases: ReleaseControl | None = None
         # Where events an action announces go (the engine's inbox); None: they are dropped.
         self.announce: Callable[[list[Event]], None] | None = None
         # A dry run cannot know outcomes and assumes success; `replay --dry-run
         # --assume-failed` sets this to show each run's on_failure steps instead.
         self.assume_failed = False
 
-    async def execute(self, run: Run, rule: Rule, event: Event) -> Run:
-        """Fill `run.steps`, `run.state` and `run.message`; the caller records the result."""
+    async def execute(
+        self, run: Run, rule: Rule, event: Event, variables: Mapping[str, Any] | None = None
+    ) -> Run:
+        """Fill `run.steps`, `run.state` and `run.message`; the caller records the result.
+        `variables` join the templates' context (a deployment's `service`, `version`…)."""
         # Later steps see what earlier ones reported (a kill's victim, an archive's size), so a
         # notify step can tell people exactly what was done: `{{ steps[0].details.pid }}`.
         steps_seen: list[StepVars] = []
-        context = template_context(event, rule.name, run.id, steps_seen)
+        context = {**(variables or {}), **template_context(event, rule.name, run.id, steps_seen)}
         state = RunState.SUCCEEDED
         for step in rule.steps:
             record = await self._step(step, run, context)
@@ -125,7 +130,7 @@ class Executor:
             target=run.target, timeout=timeout, default_timeout=config.actions.timeout,
             base_dir=config.base_dir,
             state_dir=config.state_dir, output_limit=config.actions.output_limit,
-            ssh_hosts=config.ssh_hosts, probe_once=self._probe_once,
+            ssh_hosts=config.ssh_hosts, probe_once=self._probe_once, releases=self.releases,
             settings=spec.settings.pick(self._settings) if spec.settings else None,
         )  # fmt: skip
         for attempt in range(1, attempts + 1):

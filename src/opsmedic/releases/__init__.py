@@ -1,1 +1,2 @@
-"""The release guard's machinery: traffic routers, real-traffic measurements, the judge."""
+"""The release guard: the controller (services, deployments, verification, rollback to the
+last good) and the canary machinery (traffic routers, real-traffic measurements, the judge)."""

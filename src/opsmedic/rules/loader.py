@@ -85,6 +85,24 @@ class _Checks:
     registry: Registry
     names: ConfigNames | None
     problems: list[Problem]
+    # Template variables beyond a rule's own (a service's switch steps get `version`…).
+    variables: tuple[str, ...] = ()
+
+
+def load_steps(
+    items: Any,
+    loc: Loc,
+    located: Located,
+    registry: Registry,
+    names: ConfigNames | None,
+    variables: tuple[str, ...] = (),
+) -> tuple[list[Step], list[Problem]]:
+    """Steps written like a rule's `do:` anywhere in a located file (a service's `switch:`),
+    checked the same way: (the steps, every problem at file:line:col)."""
+    problems: list[Problem] = []
+    listed = items if isinstance(items, list) else []
+    steps = _steps(listed, loc, located, _Checks(registry, names, problems, variables))
+    return steps, problems
 
 
 def _load_rule(item: Any, i: int, located: Located, checks: _Checks, index: int) -> Rule | None:
@@ -159,7 +177,14 @@ def _steps(items: list[Any], loc: Loc, located: Located, checks: _Checks) -> lis
             continue
         raw = item[action] if item[action] is not None else {}
         problems.extend(
-            param_problems(actions[action].params, raw, (*here, action), located, checks.names)
+            param_problems(
+                actions[action].params,
+                raw,
+                (*here, action),
+                located,
+                checks.names,
+                checks.variables,
+            )
         )
         step = Step(action=action, raw=raw, path=f"{located.file}:{located.where(here)[0]}")
         _step_options(step, item, here, located, problems)

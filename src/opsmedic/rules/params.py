@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,11 +15,17 @@ from opsmedic.templating import UnsafeTemplate, is_template, unknown_names
 
 
 def param_problems(
-    model: type[BaseModel], raw: Any, loc: Loc, located: Located, names: ConfigNames | None
+    model: type[BaseModel],
+    raw: Any,
+    loc: Loc,
+    located: Located,
+    names: ConfigNames | None,
+    variables: Collection[str] = (),
 ) -> list[Problem]:
-    """Every problem of one step's raw params; `names` None: no config to check names against."""
+    """Every problem of one step's raw params; `names` None: no config to check names against;
+    `variables`: template variables the caller adds to the usual ones."""
     problems = _model_problems(model, raw, loc, located)
-    problems += _template_problems(raw, loc, located)
+    problems += _template_problems(raw, loc, located, variables)
     if names is not None:
         problems += _reference_problems(model, raw, loc, located, names)
     return problems
@@ -52,16 +59,20 @@ def _dig(raw: Any, loc: Loc) -> Any:
     return raw
 
 
-def _template_problems(raw: Any, loc: Loc, located: Located) -> list[Problem]:
+def _template_problems(
+    raw: Any, loc: Loc, located: Located, variables: Collection[str]
+) -> list[Problem]:
     """Syntax and names of every templated string (dict keys are never rendered)."""
     if isinstance(raw, dict):
-        return [p for k, v in raw.items() for p in _template_problems(v, (*loc, str(k)), located)]
+        return [p for k, v in raw.items()
+                for p in _template_problems(v, (*loc, str(k)), located, variables)]  # fmt: skip
     if isinstance(raw, list):
-        return [p for i, v in enumerate(raw) for p in _template_problems(v, (*loc, i), located)]
+        return [p for i, v in enumerate(raw)
+                for p in _template_problems(v, (*loc, i), located, variables)]  # fmt: skip
     if not (isinstance(raw, str) and is_template(raw)):
         return []
     try:
-        found = unknown_names(raw)
+        found = unknown_names(raw, variables)
     except TemplateError as exc:
         return [located.problem(loc, str(exc))]
     return [located.problem(loc, unknown_name(kind, name, known)) for kind, name, known in found]

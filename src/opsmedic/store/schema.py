@@ -128,3 +128,41 @@ cursors = sa.Table(
     sa.Column("value", sa.Text, nullable=False),
     sa.Column("updated_at", Time, nullable=False),
 )
+
+# The states in which a deployment is still being driven (DeploymentState.finished is False).
+ACTIVE_DEPLOYMENT = "state IN ('started', 'verifying')"
+
+# Deployments of the release controller: one row per version put into an environment.
+deployments = sa.Table(
+    "deployments",
+    metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("service", sa.String, nullable=False),
+    sa.Column("env", sa.String, nullable=False),
+    sa.Column("version", sa.String, nullable=False),
+    sa.Column("previous_version", sa.String, nullable=False),
+    sa.Column("strategy", sa.String, nullable=False),
+    sa.Column("requested_by", sa.String, nullable=False),
+    sa.Column("forced", sa.Boolean, nullable=False),
+    sa.Column("state", sa.String, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("checks", sa.JSON, nullable=False),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("updated_at", Time, nullable=False),
+    sa.Column("finished_at", Time, nullable=True),
+    sa.Column("last_known_good", sa.Boolean, nullable=False),
+    sa.Column("rolled_back_to", sa.String, nullable=False),
+    sa.Column("owner", sa.String, nullable=False),
+    sa.Column("heartbeat_at", Time, nullable=True),
+    sa.Index(None, "service", "env", "created_at"),
+    # One deployment at a time per service and environment: a second insert while one is
+    # active fails on this index, atomically, on SQLite and PostgreSQL alike.
+    sa.Index(
+        "ix_deployments_one_active",
+        "service",
+        "env",
+        unique=True,
+        sqlite_where=sa.text(ACTIVE_DEPLOYMENT),
+        postgresql_where=sa.text(ACTIVE_DEPLOYMENT),
+    ),
+)

@@ -12,8 +12,10 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from opsmedic.errors import NotFoundError, StoreError
+from opsmedic.errors import NotFoundError, ReleaseRefused, StoreError
 from opsmedic.model import (
+    Deployment,
+    DeploymentState,
     Event,
     Incident,
     IncidentAlert,
@@ -23,11 +25,12 @@ from opsmedic.model import (
     TimelineEntry,
     TokenRecord,
 )
-from opsmedic.store import incident_rows, sqlite_writes, token_rows
+from opsmedic.store import deployment_rows, incident_rows, sqlite_writes, token_rows
 from opsmedic.store import migrate as migrations
 from opsmedic.store.codec import EncodedEvent, event_from_row, event_row, run_from_row, run_row
 from opsmedic.store.database import WRITE, describe, make_engine, parse_url, shown, store_error
 from opsmedic.store.incident_rows import IncidentRows
+from opsmedic.store.schema import deployments as deployment_table
 from opsmedic.store.schema import events as event_table
 from opsmedic.store.schema import incidents as incident_table
 from opsmedic.store.schema import runs as run_table
@@ -386,6 +389,57 @@ class Store:
     def list_tokens(self) -> list[TokenRecord]:
         with self._transaction() as conn:
             return token_rows.list_tokens(conn)
+
+    def start_deployment(self, deployment: Deployment) -> None:
+        """Record a new deployment; ReleaseRefused, naming the running one, when its service
+        and env have an active deployment already (decided by a unique index, atomically)."""
+        try:
+            with self._transaction(write=True) as conn:
+                deployment_rows.insert(conn, deployment)
+        except StoreError as exc:
+            if not isinstance(exc.__cause__, sa.exc.IntegrityError):
+                raise
+            with self._transaction() as conn:
+                running = deployment_rows.active(conn, deployment.service, deployment.env)
+            held = f" ({running.version}, {running.id}, by {running.owner})" if running else ""
+            raise ReleaseRefused(
+                f"{deployment.service} in {deployment.env}: a deployment is running{held}; "
+                "wait for it or roll it back"
+            ) from None
+
+    def update_deployment(
+        self, deployment: Deployment, expected: Sequence[DeploymentState]
+    ) -> bool:
+        """Write a deployment's new state if its row is still in one of `expected`."""
+        with self._transaction(write=True) as conn:
+            return deployment_rows.update(conn, deployment, expected)
+
+    def deployment_heartbeat(self, deployment_id: str, owner: str, now: float) -> bool:
+        with self._transaction(write=True) as conn:
+            return deployment_rows.take_over(conn, deployment_id, owner, owner, now)
+
+    def take_over_deployment(self, deployment_id: str, dead: str, owner: str, now: float) -> bool:
+        with self._transaction(write=True) as conn:
+            return deployment_rows.take_over(conn, deployment_id, dead, owner, now)
+
+    def list_deployments(
+        self, service: str | None = None, env: str | None = None, *,
+        states: Sequence[str] = (), limit: int = 100,
+    ) -> list[Deployment]:  # fmt: skip
+        """Newest first."""
+        with self._transaction() as conn:
+            return deployment_rows.listing(conn, service, env, states, limit)
+
+    def get_deployment(self, ref: str) -> Deployment:
+        with self._transaction() as conn:
+            found = self._find(conn, deployment_table, ref, "deployment")
+            return deployment_rows.deployment_from_row(found)
+
+    def last_known_good(
+        self, service: str, env: str, *, version: str | None = None, excluding: str = ""
+    ) -> Deployment | None:
+        with self._transaction() as conn:
+            return deployment_rows.last_known_good(conn, service, env, version, excluding)
 
     def load_cursor(self, name: str) -> str | None:
         """Where poller `name` stopped reading, if it ever read."""

@@ -38,7 +38,7 @@ def loads(tmp_path: Path, steps: str, when: str = "{source: x}") -> None:
 def test_config_names_are_read_from_every_section_that_holds_entries() -> None:
     assert NAMES == {"notify": ["oncall"], "ssh_hosts": ["web1"], "probes": ["web", "api"],
                      "tsig_keys": ["ddns"], "annotate.webhooks": ["status-page"],
-                     "ssh_hosts.host": ["10.0.0.5"]}  # fmt: skip
+                     "services": [], "ssh_hosts.host": ["10.0.0.5"]}  # fmt: skip
     assert config_names("not a mapping") == {section: [] for section in NAMES}
     with pytest.raises(ValueError, match="no config section 'notfy'"):
         ConfigRef("notfy")

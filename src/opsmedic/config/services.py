@@ -1,0 +1,131 @@
+"""The `services:` section: what opsmedic deploys, how a version is switched in and verified."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from opsmedic.config.types import Duration, HttpMethod, HttpUrlText, PositiveDuration, Strict
+
+# A service, environment or version name: it goes into paths, templates and labels as it is.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
+# The environment a service without `environments:` is deployed to.
+DEFAULT_ENVIRONMENT = "production"
+
+
+class HttpCheck(Strict):
+    """Requests opsmedic sends itself: each answer is one sample, good or bad."""
+
+    url: HttpUrlText
+    method: HttpMethod = "GET"
+    expect_status: list[int] = Field(
+        default_factory=lambda: [200], description="statuses that count as good"
+    )
+    max_latency: PositiveDuration | None = Field(
+        None, description="an answer slower than this is a bad sample"
+    )
+    timeout: PositiveDuration = Field(5.0, description="one request's bound; past it, bad")
+
+
+class PrometheusCheck(Strict):
+    """A Prometheus instant query: each evaluation is one sample, judged by the threshold."""
+
+    url: HttpUrlText = Field(description="Prometheus' base URL, e.g. http://127.0.0.1:9090")
+    query: str = Field(min_length=1)
+    max: float | None = Field(None, description="a value above this is a bad sample")
+    min: float | None = Field(None, description="a value below this is a bad sample")
+    timeout: PositiveDuration = 5.0
+
+    @model_validator(mode="after")
+    def _has_threshold(self) -> PrometheusCheck:
+        if self.max is None and self.min is None:
+            raise ValueError("give a threshold: max, min or both")
+        return self
+
+
+class VerifyCheck(Strict):
+    """One verification check, sampled every `interval` while the deployment verifies."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    http: HttpCheck | None = None
+    prometheus: PrometheusCheck | None = None
+    interval: PositiveDuration = Field(1.0, description="time between samples")
+    min_samples: int = Field(3, ge=1, description="samples needed before the check is judged")
+    max_error_ratio: float = Field(
+        0.0, ge=0.0, le=1.0, description="share of bad samples tolerated; 0: none"
+    )
+    # Required: what a check with too few samples means is the operator's call, not ours.
+    on_no_data: Literal["fail", "hold", "pass"] = Field(
+        description="fewer than min_samples by the end of bake: fail, hold (wait, up to the "
+        "service's verify_timeout) or pass"
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> VerifyCheck:
+        if (self.http is None) == (self.prometheus is None):
+            raise ValueError("give exactly one of http or prometheus")
+        return self
+
+
+class Environment(Strict):
+    """One environment of a service; what it leaves out is the service's own."""
+
+    switch: list[Any] | None = Field(None, description="steps; omitted: the service's")
+    verify: list[VerifyCheck] | None = Field(None, description="checks; omitted: the service's")
+    version_url: HttpUrlText | None = None
+    current: Path | None = None
+
+
+class ServiceConfig(Strict):
+    """A service opsmedic deploys: its versions, how one is switched in, how it is verified."""
+
+    versions: Path = Field(description="directory holding one entry per version")
+    current: Path | None = Field(
+        None, description="symlink the switch points at versions/VERSION; checked after it"
+    )
+    version_url: HttpUrlText | None = Field(
+        None, description="answers with the serving version in its body; checked after a switch"
+    )
+    # Only `switch` for now: pydantic then names it as the one accepted value.
+    strategy: Literal["switch"] = "switch"
+    switch: list[Any] = Field(min_length=1, description="action steps that put a version in")
+    verify: list[VerifyCheck] = Field(default_factory=list)
+    bake: Duration = Field(30.0, ge=0, description="healthy this long before promotion")
+    verify_timeout: PositiveDuration = Field(
+        600.0, description="longest a verification may last, holds included"
+    )
+    switch_timeout: PositiveDuration = Field(
+        30.0, description="longest wait for version_url to show the new version"
+    )
+    environments: dict[str, Environment] = Field(default_factory=dict)
+    depends_on: list[str] = Field(default_factory=list)
+    git: Path | None = Field(None, description="the service's repository (used by reports)")
+
+    @model_validator(mode="after")
+    def _names(self) -> ServiceConfig:
+        for name in self.environments:
+            if not re.match(NAME_PATTERN, name):
+                raise ValueError(f"environment name {name!r}: letters, digits, . _ - only")
+        return self
+
+    def environment_names(self) -> list[str]:
+        return list(self.environments) or [DEFAULT_ENVIRONMENT]
+
+    def switch_steps(self, env: str) -> list[Any]:
+        found = self.environments.get(env)
+        return found.switch if found is not None and found.switch is not None else self.switch
+
+    def checks(self, env: str) -> list[VerifyCheck]:
+        found = self.environments.get(env)
+        return found.verify if found is not None and found.verify is not None else self.verify
+
+    def version_url_of(self, env: str) -> str | None:
+        found = self.environments.get(env)
+        return found.version_url if found and found.version_url else self.version_url
+
+    def current_of(self, env: str) -> Path | None:
+        found = self.environments.get(env)
+        return found.current if found and found.current else self.current

@@ -1,0 +1,53 @@
+"""At start: deployments whose process died are rolled back, never left verifying forever."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import socket
+
+from opsmedic.model import Deployment, DeploymentState
+from opsmedic.releases.controller import ACTIVE, ReleaseController
+
+# A heartbeat older than this marks the owner dead even where its pid cannot be checked (an
+# owner on another host); the verification beats every TICK_S.
+STALE_AFTER_S = 30.0
+
+
+async def recover(controller: ReleaseController) -> list[Deployment]:
+    """Roll back (or fail, without a last known good) every active deployment whose owner is
+    gone; the ones a live process drives are left to it. Returns those it resolved."""
+    store, now = controller.store, controller.clock.now()
+    states = [s.value for s in ACTIVE]
+    found = await asyncio.to_thread(store.list_deployments, states=states, limit=1000)
+    resolved = []
+    for deployment in found:
+        if deployment.service not in controller.services or not _dead(deployment, now):
+            continue
+        dead = deployment.owner
+        taken = await asyncio.to_thread(store.take_over_deployment, deployment.id, dead,
+                                        controller.owner, now)  # fmt: skip
+        if not taken:
+            continue  # another process recovered it first
+        deployment.owner = controller.owner
+        was = "verifying" if deployment.state is DeploymentState.VERIFYING else "starting"
+        reason = f"opsmedic ({dead}) stopped while this deployment was {was}"
+        resolved.append(await controller.undo(deployment, reason))
+    return resolved
+
+
+def _dead(deployment: Deployment, now: float) -> bool:
+    host, _, pid = deployment.owner.rpartition(":")
+    if host == socket.gethostname() and pid.isdigit():
+        return int(pid) != os.getpid() and not _alive(int(pid))
+    beat = deployment.heartbeat_at or deployment.updated_at
+    return now - beat > STALE_AFTER_S
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError as exc:
+        return exc.errno == errno.EPERM  # alive, someone else's
+    return True
