@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import structlog
 
-from opsmedic.actions import notify
+from opsmedic.actions import notify, notify_targets
 from opsmedic.clock import SystemClock
 from opsmedic.errors import RetryableError
 from opsmedic.model import Outcome
@@ -32,7 +32,7 @@ def make_ctx(targets: dict[str, Any], dry_run: bool = False) -> ActionContext:
     return ActionContext(
         clock=SystemClock(),
         log=structlog.get_logger(),
-        settings=notify.NotifyTargets.model_validate(targets),
+        settings=notify_targets.NotifyTargets.model_validate(targets),
         dry_run=dry_run,
         run_id="run-1",
         rule="rule-1",

@@ -52,6 +52,10 @@ class ReleaseController:
     dry_run: bool = False
     progress: Progress | None = None
     _driving: set[asyncio.Task[Deployment]] = field(default_factory=set)
+    # One switch at a time per service and environment: an emergency rollback that starts
+    # while a deployment's switch runs waits for it, instead of interleaving the two sets of
+    # steps and checking a symlink the other one is flipping.
+    _switching: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
 
     # The entry points: the CLI, the API and the deploy/rollback actions.
 
@@ -223,6 +227,11 @@ class ReleaseController:
 
     async def _switch(self, deployment: Deployment, version: str, previous: str) -> str | None:
         """Run the switch steps for `version` and check it took effect: None, or the problem."""
+        key = (deployment.service, deployment.env)
+        async with self._switching.setdefault(key, asyncio.Lock()):
+            return await self._switch_now(deployment, version, previous)
+
+    async def _switch_now(self, deployment: Deployment, version: str, previous: str) -> str | None:
         self._say(f"{deployment.service}: switching {deployment.env} to {version}")
         variables = {"service": deployment.service, "version": version,
                      "previous": previous, "env": deployment.env}  # fmt: skip
