@@ -29,7 +29,7 @@ def test_the_examples_are_there() -> None:
     assert {p.name for p in EXAMPLES} >= {
         "01-restart-web-service", "02-remote-command-over-ssh", "03-replay-last-night",
         "04-archive-logs-before-the-disk-fills", "05-stop-a-runaway-process",
-        "06-dns-failover", "07-renew-an-expiring-certificate",
+        "06-dns-failover", "07-renew-an-expiring-certificate", "08-release-the-shortener",
     }  # fmt: skip
 
 
@@ -136,3 +136,22 @@ async def test_a_critical_certificate_is_renewed_rechecked_and_reported() -> Non
     would = await _dry_replay(_example("07-renew-an-expiring-certificate"))
     assert [r.rule for r in would] == ["warn-shop-cert"] * 2 + ["renew-shop-cert"] * 3
     assert [s.action for s in would[2].steps] == ["run_command", "recheck", "notify"]
+
+
+async def test_the_team_hears_how_each_release_ended_and_nothing_in_between() -> None:
+    """v1 started, verifying, promoted; v2 started, verifying, rolled back: two mails."""
+    example = _example("08-release-the-shortener")
+    would = await _dry_replay(example)
+    assert [r.rule for r in would] == ["tell-the-team"] * 2
+    titles = [r.steps[0].params["title"] for r in would]
+    assert titles == ["shortener v1 in production: promoted",
+                      "shortener v2 in production: rolled_back"]  # fmt: skip
+    assert (
+        would[1].steps[0].params["body"].endswith("rolled back to v1 (requested by cli deployer)")
+    )
+    rt = build(example / "opsmedic.yaml", with_store=False, registry=build_registry())
+    assert rt.config.services["info"].depends_on == ["data"]
+    # The seed's objectives: data under 200 ms, info (which calls data) under 50 ms.
+    latency = {name: [c.http.max_latency for c in service.verify if c.http]
+               for name, service in rt.config.services.items()}  # fmt: skip
+    assert latency == {"shortener": [0.2], "data": [0.2], "info": [0.05]}

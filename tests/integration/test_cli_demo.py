@@ -19,6 +19,17 @@ def test_the_demo_remediates_every_scene(tmp_path: Path) -> None:
     for seen in ("restart-wedged-webapp: succeeded", "archive-demo-logs: succeeded",
                  "stop-demo-hog: succeeded", "dns-failover: succeeded",
                  "dns-failback: succeeded — 1 step(s) succeeded: failback:",
-                 "resolv.conf is back to: 127.0.83.1 127.0.83.2"):  # fmt: skip
+                 "resolv.conf is back to: 127.0.83.1 127.0.83.2",
+                 "uses the symlink switch", "shortener v1 in production: promoted",
+                 "shortener v2 in production: rolled_back: verification failed: "
+                 "shortener/home: 3 of 3 samples bad (last: status 500); rolled back to v1",
+                 "TypeError: the JSON object must be str, bytes or bytearray, not TextIOWrapper",
+                 "serving now: v1 (GET / → 200)"):  # fmt: skip
         assert seen in text, seen
+    # The deployments table: v2 rolled back from v1, v1 promoted, newest first.
+    table = [line.split("\t") for line in proc.stdout.splitlines() if "\tshortener\t" in line]
+    assert [(row[3], row[4], row[5]) for row in table] == [
+        ("v2", "v1", "rolled_back"),
+        ("v1", "-", "promoted"),
+    ]
     assert list(tmp_path.iterdir()) == []  # the demo works in its own temporary directory

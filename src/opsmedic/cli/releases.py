@@ -78,6 +78,11 @@ def deployments(
     if as_json:
         print_json([DeploymentView.model_validate(d).model_dump(mode="json") for d in found])
         return
+    print_deployments(found)
+
+
+def print_deployments(found: list[Deployment]) -> None:
+    """The deployments as `opsmedic deployments` shows them (the demo's release scene too)."""
     columns = ["id", "service", "env", "version", "previous", "state", "requested by",
                "started (UTC)", "finished (UTC)", "reason"]  # fmt: skip
     rows: list[list[Cell]] = [[d.id, d.service, d.env, d.version, d.previous_version or "-",

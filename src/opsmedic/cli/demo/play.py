@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -16,7 +15,8 @@ from rich.rule import Rule as Heading
 from opsmedic.cli import out
 from opsmedic.cli.demo.dns import dns_scene, dns_world
 from opsmedic.cli.demo.host import disk_scene, host_world, process_scene, stop_children
-from opsmedic.cli.demo.stage import Stage, watching
+from opsmedic.cli.demo.release import release_scene, release_world
+from opsmedic.cli.demo.stage import Stage, free_port, watching
 from opsmedic.cli.history import print_runs
 from opsmedic.errors import OpsmedicError
 
@@ -37,7 +37,7 @@ def play(keep: bool, timeout: float) -> None:
     from opsmedic.runtime import build, build_registry
 
     root = Path(tempfile.mkdtemp(prefix="opsmedic-demo-"))
-    stage = Stage(root, _free_port())
+    stage = Stage(root, free_port())
     stage.state.mkdir()
     config = _write_world(stage)
     out.print(Heading("opsmedic demo"))
@@ -78,12 +78,6 @@ async def _play(stage: Stage, rt: Runtime, scene_s: float) -> None:
         await rt.engine.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _write_world(stage: Stage) -> Path:
     import yaml
 
@@ -110,6 +104,7 @@ def _write_world(stage: Stage) -> Path:
         "store": f"sqlite:///{stage.root / 'opsmedic.db'}",
         "rules_dir": str(rules),
         "probes": probes,
+        "services": release_world(stage),
     }, sort_keys=False))  # fmt: skip
     return config
 
@@ -156,4 +151,5 @@ SCENES: list[tuple[str, Scene]] = [
     ("scene 2: a log directory fills the disk and is archived", disk_scene),
     ("scene 3: a runaway process is stopped", process_scene),
     ("scene 4: the primary DNS server dies; DNS fails over and back", dns_scene),
+    ("scene 5: the seed's incident: v2 of the URL shortener is rolled back", release_scene),
 ]

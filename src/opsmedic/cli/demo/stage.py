@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -33,6 +34,13 @@ class Stage:
     @property
     def state(self) -> Path:
         return self.root / "state"
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now (the demo's apps bind it a moment later)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 @dataclass(slots=True)
