@@ -252,3 +252,15 @@ services:
         "go together",
     ):
         assert expected in err, (expected, err)
+
+
+def test_check_shows_the_canary_analysis_and_its_data_policy(
+    canary_rig: CanaryRig, tmp_path: Path
+) -> None:
+    config = _site(canary_rig, tmp_path, interval="2s", min_samples=30)
+    found = opsmedic("check", cwd=config.parent)
+    assert found.returncode == 0, found.stderr
+    assert (
+        "service shop: canary steps [33] %, each analysed 2s on error_ratio, latency (critical: "
+        "error_ratio), min_samples 30, on_no_data: fail"
+    ) in found.stdout
