@@ -29,7 +29,9 @@ MAX_REQUESTS = 5000  # the bound of every load a test sends
 PAUSE_S = 0.005  # between two requests of the load: at most 200 requests/s, as in bench/
 
 
-def _config(rig: CanaryRig, root: Path, *, v2: str, interval: str, min_samples: int) -> str:
+def _config(
+    rig: CanaryRig, root: Path, *, v2: str, interval: str, min_samples: int, on_no_data: str
+) -> str:
     nginx = rig.settings
     return f"""
 store: sqlite:///{root}/opsmedic.db
@@ -39,7 +41,7 @@ services:
     versions: {root}/releases
     strategy: canary
     bake: 0s
-    verify_timeout: 10s
+    verify_timeout: 3s
     switch:
       - run_command: {{argv: ["true"]}}
     canary:
@@ -55,7 +57,7 @@ services:
           error_log: {rig.error_log}
       backends: {{v1: "{rig.stable.address}", v2: "{v2}"}}
       steps: [33]
-      analysis: {{interval: {interval}, min_samples: {min_samples}, on_no_data: fail}}
+      analysis: {{interval: {interval}, min_samples: {min_samples}, on_no_data: {on_no_data}}}
       sticky: {{header: {STICKY_HEADER}}}
 """
 
@@ -103,7 +105,8 @@ def _site(rig: CanaryRig, root: Path, **config: str | int) -> Path:
     for version in ("v1", "v2", "v3"):
         (root / "releases" / version).mkdir(parents=True)
     (root / "rules").mkdir()
-    settings = {"v2": rig.canary.address, "interval": "30s", "min_samples": 20} | config
+    settings = {"v2": rig.canary.address, "interval": "30s", "min_samples": 20,
+                "on_no_data": "fail"} | config  # fmt: skip
     (root / "opsmedic.yaml").write_text(_config(rig, root, **settings))
     return root / "opsmedic.yaml"
 
@@ -212,6 +215,47 @@ async def test_a_version_without_a_backend_is_refused_before_anything_runs(shop:
         await shop.controller.deploy("shop", "v3")
     assert shop.rt.store is not None
     assert [d.version for d in shop.rt.store.list_deployments("shop", "production")] == ["v1"]
+
+
+@pytest.mark.parametrize(
+    ("policy", "state", "said"),
+    [
+        ("fail", DeploymentState.ROLLED_BACK, "no data for error_ratio, latency (0 canary and 0 "
+         "stable samples, 20 needed on each side), on_no_data: fail"),
+        ("hold", DeploymentState.ROLLED_BACK, "held past verify_timeout (on_no_data: hold)"),
+        ("pass", DeploymentState.PROMOTED, ""),
+    ],
+)  # fmt: skip
+async def test_a_step_without_traffic_follows_on_no_data(
+    canary_rig: CanaryRig, tmp_path: Path, policy: str, state: DeploymentState, said: str
+) -> None:
+    async with _shop(canary_rig, tmp_path, interval="500ms", on_no_data=policy) as shop:
+        deployment = await asyncio.wait_for(shop.controller.deploy("shop", "v2"), 60)
+        assert deployment.state is state, deployment.reason
+        assert said in deployment.reason
+        step = deployment.checks["canary"]["steps"][0]
+        assert step["judgement"]["verdict"] == "nodata"
+        assert step["canary"]["requests"] == step["stable"]["requests"] == 0
+
+
+async def test_an_unreadable_access_log_never_passes_for_no_data(
+    canary_rig: CanaryRig, tmp_path: Path
+) -> None:
+    rig = canary_rig
+    async with _shop(rig, tmp_path, interval="1s", on_no_data="pass") as shop:
+        deployment = await shop.controller.start("shop", "v2")
+        for _ in range(400):  # the first beat: the step's log reader is open
+            if "canary" in deployment.checks:
+                break
+            await asyncio.sleep(0.01)
+        with rig.access_log.open("a") as log:
+            log.write("not\tthe opsmedic format\n")
+        for _ in range(600):
+            if deployment.state.finished:
+                break
+            await asyncio.sleep(0.05)
+        assert deployment.state is DeploymentState.ROLLED_BACK, deployment.reason
+        assert "1 unreadable log line(s): 2 tab-separated fields, 5 expected" in deployment.reason
 
 
 def test_bad_canary_settings_are_named_at_their_place(tmp_path: Path) -> None:

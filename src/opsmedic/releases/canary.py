@@ -16,19 +16,10 @@ from opsmedic.releases.access_log import BackendStats, Traffic
 from opsmedic.releases.judge import ErrorCounts, Judgement, Metric, early_abort, judge
 from opsmedic.releases.nginx import NginxRouter, NginxSettings, Sticky, UpstreamFile
 from opsmedic.releases.router import Router, RouterError
+from opsmedic.releases.verify import Result
 
 TICK_S = 0.25  # how often the log is read, the early abort decided and the heartbeat beaten
 Beat = Callable[[dict[str, Any]], Awaitable[bool]]
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """How the canary's steps ended; `record` goes on the deployment (checks["canary"])."""
-
-    passed: bool
-    reason: str
-    record: dict[str, Any]
-    aborted: bool = False  # someone else took the deployment over
 
 
 def backend_of(canary: CanaryConfig, service: str, version: str) -> str:
@@ -77,8 +68,9 @@ class Canaries:
     async def analyse(
         self, service: str, canary: CanaryConfig, stable: str, new: str, *,
         hold: float, beat: Beat,
-    ) -> Outcome:  # fmt: skip
-        """Each weight step in turn, analysed over the interval; stops at the first failure."""
+    ) -> Result:  # fmt: skip
+        """Each weight step in turn, analysed over the interval; stops at the first failure.
+        The result's `checks` is the record of the steps, for the deployment."""
         upstream, steps = canary.router.nginx.upstream, list[dict[str, Any]]()
         record: dict[str, Any] = {"steps": steps}
         traffic, why = Traffic(canary.router.nginx.access_log), ""
@@ -90,14 +82,14 @@ class Canaries:
                 try:
                     await self.router(service, canary).set_weights(upstream, weights)
                 except RouterError as exc:
-                    return Outcome(False, f"canary step {percent} %: {exc}", record)
+                    return Result(False, f"canary step {percent} %: {exc}", record)
                 step["weights"] = weights
                 passed, aborted, why = await _step(
                     traffic, canary.analysis, stable, new, step, hold=hold, beat=beat
                 )
                 if aborted or not passed:
-                    return Outcome(False, f"canary step {percent} %: {why}", record, aborted)
-            return Outcome(True, f"canary passed {len(canary.steps)} step(s): {why}", record)
+                    return Result(False, f"canary step {percent} %: {why}", record, aborted)
+            return Result(True, f"canary passed {len(canary.steps)} step(s): {why}", record)
         finally:
             traffic.follower.close()
 

@@ -206,7 +206,7 @@ class ReleaseController:
         outcome = await self.canaries.analyse(service, canary, stable, new,
                                               hold=config.verify_timeout,
                                               beat=self._beat(deployment, "canary"))  # fmt: skip
-        deployment.checks["canary"] = outcome.record
+        deployment.checks["canary"] = outcome.checks
         if outcome.aborted:
             return await self._yield_to_rollback(deployment)
         if not outcome.passed:
