@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +18,7 @@ from opsmedic.config.located import unknown_name
 from opsmedic.config.services import ServiceConfig, VerifyCheck
 from opsmedic.errors import ReleaseRefused, UnknownRelease
 from opsmedic.model import Deployment, DeploymentState, RunState
-from opsmedic.releases.canary import Canaries, backend_of
+from opsmedic.releases.canary import Beat, Canaries, backend_of
 from opsmedic.releases.events import deployment_event, escalation_event
 from opsmedic.releases.measure import Sampler
 from opsmedic.releases.ports import Announce, Progress, StepRunner
@@ -214,9 +214,7 @@ class ReleaseController:
         self._say(f"{service}: {outcome.reason}")
         return None
 
-    def _beat(
-        self, deployment: Deployment, key: str
-    ) -> Callable[[dict[str, Any]], Awaitable[bool]]:
+    def _beat(self, deployment: Deployment, key: str) -> Beat:
         """Keep the progress on the deployment and beat its heartbeat: False once taken over."""
 
         async def beat(progress: dict[str, Any]) -> bool:
