@@ -114,7 +114,7 @@ def test_check_finds_every_services_problem_at_its_place(tmp_path: Path) -> None
 services:
   shop:
     versions: releases
-    strategy: canary
+    strategy: big_bang
     switch:
       - run_comand: {argv: [true]}
       - run_command: {argv: [echo, "{{ verison }}"]}
@@ -128,8 +128,8 @@ services:
     assert found.returncode == 2
     err = found.stderr
     assert (
-        "opsmedic.yaml:4:15: services.shop.strategy: Input should be 'switch' (known: switch)"
-        in err
+        "opsmedic.yaml:4:15: services.shop.strategy: Input should be 'switch' or 'canary' "
+        "(known: canary, switch)" in err
     )
     assert (
         "opsmedic.yaml:6:9: services.shop.switch[0].run_comand: unknown action 'run_comand'" in err

@@ -132,6 +132,12 @@ def _service_lines(config: Config | None) -> list[str]:
             )
             lines.append(f"service {name} ({env}): {service.strategy}, bake {service.bake:g}s, "
                          f"verify_timeout {service.verify_timeout:g}s; {checks}")  # fmt: skip
+        if (canary := service.canary) is not None:
+            analysis = canary.analysis
+            lines.append(f"service {name}: canary steps {canary.steps} %, each analysed "
+                         f"{analysis.interval:g}s on {', '.join(analysis.checks)} (critical: "
+                         f"{', '.join(analysis.critical) or 'none'}), min_samples "
+                         f"{analysis.min_samples}, on_no_data: {analysis.on_no_data}")  # fmt: skip
     return lines
 
 

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from opsmedic.config.canary import CanaryConfig
 from opsmedic.config.types import Duration, HttpMethod, HttpUrlText, PositiveDuration, Strict
 
 # A service, environment or version name: it goes into paths, templates and labels as it is.
@@ -89,8 +90,8 @@ class ServiceConfig(Strict):
     version_url: HttpUrlText | None = Field(
         None, description="answers with the serving version in its body; checked after a switch"
     )
-    # Only `switch` for now: pydantic then names it as the one accepted value.
-    strategy: Literal["switch"] = "switch"
+    strategy: Literal["switch", "canary"] = "switch"
+    canary: CanaryConfig | None = Field(None, description="strategy canary's settings")
     switch: list[Any] = Field(min_length=1, description="action steps that put a version in")
     verify: list[VerifyCheck] = Field(default_factory=list)
     bake: Duration = Field(30.0, ge=0, description="healthy this long before promotion")
@@ -109,6 +110,8 @@ class ServiceConfig(Strict):
         for name in self.environments:
             if not re.match(NAME_PATTERN, name):
                 raise ValueError(f"environment name {name!r}: letters, digits, . _ - only")
+        if (self.strategy == "canary") != (self.canary is not None):
+            raise ValueError("strategy canary and a canary: section go together")
         return self
 
     def environment_names(self) -> list[str]:

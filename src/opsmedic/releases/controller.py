@@ -18,6 +18,7 @@ from opsmedic.config.located import unknown_name
 from opsmedic.config.services import ServiceConfig, VerifyCheck
 from opsmedic.errors import ReleaseRefused, UnknownRelease
 from opsmedic.model import Deployment, DeploymentState, RunState
+from opsmedic.releases.canary import Beat, Canaries, backend_of
 from opsmedic.releases.events import deployment_event, escalation_event
 from opsmedic.releases.measure import Sampler
 from opsmedic.releases.ports import Announce, Progress, StepRunner
@@ -51,6 +52,7 @@ class ReleaseController:
     # Dry-run switches nothing, so there is nothing to verify: deployments are refused.
     dry_run: bool = False
     progress: Progress | None = None
+    canaries: Canaries = field(default_factory=Canaries)
     _driving: set[asyncio.Task[Deployment]] = field(default_factory=set)
     # One switch at a time per service and environment: an emergency rollback that starts
     # while a deployment's switch runs waits for it, instead of interleaving the two sets of
@@ -92,6 +94,8 @@ class ReleaseController:
     ) -> Deployment:
         config, env = self.target(service, env)
         _known_version(config, service, version)
+        if config.canary is not None:
+            backend_of(config.canary, service, version)
         self._not_dry()
         now = self.clock.now()
         previous = await asyncio.to_thread(self._serving, service, env)
@@ -107,6 +111,8 @@ class ReleaseController:
     async def drive(self, deployment: Deployment) -> Deployment:
         """Switch to the new version, check it took effect, verify, promote or roll back."""
         config = self.services[deployment.service]
+        if config.canary is not None and (ended := await self._canary(deployment)) is not None:
+            return ended
         problem = await self._switch(deployment, deployment.version, deployment.previous_version)
         if problem is not None:
             return await self.undo(deployment, f"switch to {deployment.version} failed: {problem}")
@@ -115,15 +121,9 @@ class ReleaseController:
         checks = self.checks_of(deployment.service, deployment.env)
         self._say(f"{deployment.service}: verifying {deployment.version} with "
                   f"{len(checks)} check(s), bake {config.bake:g}s")  # fmt: skip
-
-        async def beat(progress: dict[str, Any]) -> bool:
-            deployment.checks["verify"] = progress
-            return await asyncio.to_thread(
-                self.store.deployment_heartbeat, deployment.id, self.owner, self.clock.now()
-            )
-
         result = await verify(checks, self.sample, bake=config.bake,
-                              longest=config.verify_timeout, beat=beat)  # fmt: skip
+                              longest=config.verify_timeout,
+                              beat=self._beat(deployment, "verify"))  # fmt: skip
         deployment.checks["verify"] = result.checks
         if result.aborted:
             self._say(f"{deployment.service}: {result.reason}")
@@ -191,6 +191,44 @@ class ReleaseController:
             return await self._yield_to_rollback(deployment)
         return deployment
 
+    async def _canary(self, deployment: Deployment) -> Deployment | None:
+        """Strategy canary: the weight steps, each analysed against the version serving now;
+        None when they passed (the switch to 100 % and the verification follow), else the
+        deployment as it ended. A first deployment has nothing to compare with: None."""
+        config = self.services[deployment.service]
+        assert config.canary is not None
+        canary, service = config.canary, deployment.service
+        stable = canary.backends.get(deployment.previous_version)
+        new = backend_of(canary, service, deployment.version)
+        if stable is None or stable == new:
+            self._say(f"{service}: no other version serving to compare {new} with: no canary")
+            return None
+        if not await self._change(deployment, DeploymentState.VERIFYING, ACTIVE):
+            return await self._yield_to_rollback(deployment)
+        self._say(f"{service}: canary {deployment.version} at {new} against {stable}, steps "
+                  f"{canary.steps} %, {canary.analysis.interval:g}s each")  # fmt: skip
+        outcome = await self.canaries.analyse(service, canary, stable, new,
+                                              hold=config.verify_timeout,
+                                              beat=self._beat(deployment, "canary"))  # fmt: skip
+        deployment.checks["canary"] = outcome.checks
+        if outcome.aborted:
+            return await self._yield_to_rollback(deployment)
+        if not outcome.passed:
+            return await self.undo(deployment, outcome.reason)
+        self._say(f"{service}: {outcome.reason}")
+        return None
+
+    def _beat(self, deployment: Deployment, key: str) -> Beat:
+        """Keep the progress on the deployment and beat its heartbeat: False once taken over."""
+
+        async def beat(progress: dict[str, Any]) -> bool:
+            deployment.checks[key] = progress
+            return await asyncio.to_thread(
+                self.store.deployment_heartbeat, deployment.id, self.owner, self.clock.now()
+            )
+
+        return beat
+
     async def _yield_to_rollback(self, deployment: Deployment) -> Deployment:
         """An emergency rollback took this deployment over while it switched or verified: our
         switch may have finished after the rollback's, so the rollback's version goes back."""
@@ -233,6 +271,11 @@ class ReleaseController:
 
     async def _switch_now(self, deployment: Deployment, version: str, previous: str) -> str | None:
         self._say(f"{deployment.service}: switching {deployment.env} to {version}")
+        canary = self.services[deployment.service].canary
+        if canary is not None and (
+            routed := await self.canaries.route_all(deployment.service, canary, version)
+        ):
+            return routed
         variables = {"service": deployment.service, "version": version,
                      "previous": previous, "env": deployment.env}  # fmt: skip
         steps = self.switch[(deployment.service, deployment.env)]

@@ -52,8 +52,8 @@ async def release_scene(stage: Stage, rt: Runtime) -> None:
     assert service.version_url is not None
     base = service.version_url.removesuffix("/version")
     out.print(f"the seed's URL shortener on {base}, versions in {root / 'versions'}; this scene "
-              "uses the symlink switch (flip `current`, SIGHUP the app): the canary through "
-              "nginx is not a strategy yet")  # fmt: skip
+              "uses the symlink switch (flip `current`, SIGHUP the app), which needs no "
+              "load balancer; `strategy: canary` does the same through nginx")  # fmt: skip
     stage.children.append(await asyncio.to_thread(_start, root, base))
     watch = Watch()
     controller.progress = lambda line: watch.say(escape(line))
