@@ -19,6 +19,7 @@ from opsmedic.config.services import ServiceConfig, VerifyCheck
 from opsmedic.errors import ReleaseRefused, UnknownRelease
 from opsmedic.model import Deployment, DeploymentState, RunState
 from opsmedic.releases.events import deployment_event, escalation_event
+from opsmedic.releases.gates import run_gates
 from opsmedic.releases.measure import Sampler
 from opsmedic.releases.ports import Announce, Progress, StepRunner
 from opsmedic.releases.steps import SwitchSteps
@@ -98,7 +99,28 @@ class ReleaseController:
         )  # fmt: skip
         await asyncio.to_thread(self.store.start_deployment, deployment)
         await self._announce(deployment)
+        await self._gate(config, deployment)
         return deployment
+
+    async def _gate(self, config: ServiceConfig, deployment: Deployment) -> None:
+        """Run the environment's gates (unless forced), recorded on the deployment; when one
+        fails the deployment ends `failed` and ReleaseRefused carries the reason."""
+        if deployment.forced:
+            deployment.checks["gates"] = {"forced": True, "results": []}
+            return
+
+        async def passed_in(version: str, env: str) -> bool:
+            found = await asyncio.to_thread(self.store.last_known_good, deployment.service,
+                                            env, version=version)  # fmt: skip
+            return found is not None
+
+        self._say(f"{deployment.service}: running the gates of {deployment.env}")
+        results, failed = await run_gates(config, deployment.env, deployment.version, passed_in)
+        deployment.checks["gates"] = {"forced": False, "results": results}
+        if failed:
+            await self._change(deployment, DeploymentState.FAILED, ACTIVE, f"refused: {failed}")
+            raise ReleaseRefused(f"{deployment.service} {deployment.version} to "
+                                 f"{deployment.env} refused: {failed}")  # fmt: skip
 
     async def drive(self, deployment: Deployment) -> Deployment:
         """Switch to the new version, check it took effect, verify, promote or roll back."""
