@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import http.server
 import itertools
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,11 @@ import pytest
 from opsmedic.config.gates import CiGate, CommandGate, Gate, LoadGate
 from opsmedic.config.services import ServiceConfig
 from opsmedic.releases.gates import run_gates
+
+if __package__:
+    from ...http_receiver import serving
+else:
+    from http_receiver import serving
 
 _COUNT = itertools.count()
 
@@ -47,14 +51,8 @@ class Ci(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def ci() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ci)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(Ci) as url:
+        yield url
 
 
 LOAD = LoadGate(url="http://127.0.0.1:1/", requests=30, expected_rate=100, max_p95=2.0, timeout=10)
