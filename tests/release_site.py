@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 SERVER = """
-import http.server, importlib.util, os, signal, sys
+import http.server, importlib.util, os, signal, sys, traceback
 root, port_file = sys.argv[1], sys.argv[2]
 state = {"n": 0}
 def load(*_):
@@ -43,8 +43,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         else:
             try:
                 status, body = 200, app.handle(root)
-            except Exception as exc:
-                status, body = 500, repr(exc)
+            except Exception:
+                # The whole traceback, as a debug page shows it: "what changed" reads it.
+                status, body = 500, traceback.format_exc()
         data = body.encode()
         self.send_response(status)
         self.send_header("Content-Length", str(len(data)))
