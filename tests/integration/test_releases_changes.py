@@ -6,22 +6,17 @@ event; an unknown ref is reported and the rollback still done."""
 from __future__ import annotations
 
 import subprocess
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-import yaml
-
 from opsmedic.model import DeploymentState
-from opsmedic.runtime import Runtime, build, build_registry
 
 if __package__:
     from ..api_service import running_api
-    from ..release_site import Site, site, site_config
+    from ..release_site import Site, releases_runtime, site, site_services
 else:
     from api_service import running_api
-    from release_site import Site, site, site_config  # noqa: F401 (site: a fixture)
+    from release_site import Site, releases_runtime, site, site_services  # noqa: F401
 
 
 def _git(repo: Path, *args: str) -> None:
@@ -44,46 +39,36 @@ def _repository(site: Site) -> Path:
 
 
 def _services(site: Site) -> dict[str, Any]:
-    services: dict[str, Any] = yaml.safe_load(site_config(site))["services"]
+    services = site_services(site)
     services["shortener"]["git"] = str(_repository(site))
     return services
 
 
-@pytest.fixture
-async def rt(site: Site) -> AsyncIterator[Runtime]:
-    config: dict[str, Any] = yaml.safe_load(site_config(site))
-    config["services"] = _services(site)
-    (site.root / "opsmedic.yaml").write_text(yaml.safe_dump(config))
-    found = build(site.root / "opsmedic.yaml", registry=build_registry())
-    await found.engine.start()
-    yield found
-    await found.engine.close()
+async def test_a_rolled_back_version_shows_what_changed_and_where_it_broke(site: Site) -> None:
+    async with releases_runtime(site, _services(site)) as rt:
+        controller, store = rt.releases, rt.store
+        assert controller is not None and store is not None
+        assert (await controller.deploy("shortener", "v1")).state is DeploymentState.PROMOTED
+        bad = await controller.deploy("shortener", "v2")
+        assert bad.state is DeploymentState.ROLLED_BACK
+        changed = store.get_deployment(bad.id).checks["what_changed"]
+        assert (changed["good"], changed["bad"]) == ("v1", "v2")
+        assert [c.split(" ", 1)[1] for c in changed["commits"]] == ["read the data with loads"]
+        assert changed["files"] == [
+            {"path": "app.py", "in_traceback": True, "traceback_lines": [6]}
+        ]
+        assert "+        return json.dumps(json.loads(f))" in changed["diff"]
+        # The traceback came from the failing check's last bad answer.
+        assert "TypeError" in bad.checks["verify"]["shortener/home"]["last_bad_body"]
+        await rt.engine.drain()
+        rolled = [e for e in store.list_events(source="opsmedic", kind="deployment", limit=20)
+                  if e.labels["state"] == "rolled_back"]  # fmt: skip
+        assert rolled[0].payload["what_changed"] == changed
 
-
-async def test_a_rolled_back_version_shows_what_changed_and_where_it_broke(
-    rt: Runtime, site: Site
-) -> None:
-    controller, store = rt.releases, rt.store
-    assert controller is not None and store is not None
-    assert (await controller.deploy("shortener", "v1")).state is DeploymentState.PROMOTED
-    bad = await controller.deploy("shortener", "v2")
-    assert bad.state is DeploymentState.ROLLED_BACK
-    changed = store.get_deployment(bad.id).checks["what_changed"]
-    assert (changed["good"], changed["bad"]) == ("v1", "v2")
-    assert [c.split(" ", 1)[1] for c in changed["commits"]] == ["read the data with loads"]
-    assert changed["files"] == [{"path": "app.py", "in_traceback": True, "traceback_lines": [6]}]
-    assert "+        return json.dumps(json.loads(f))" in changed["diff"]
-    # The traceback came from the failing check's last bad answer.
-    assert "TypeError" in bad.checks["verify"]["shortener/home"]["last_bad_body"]
-    await rt.engine.drain()
-    rolled = [e for e in store.list_events(source="opsmedic", kind="deployment", limit=20)
-              if e.labels["state"] == "rolled_back"]  # fmt: skip
-    assert rolled[0].payload["what_changed"] == changed
-
-    # v3 is no tag of the repository: reported, and the rollback done all the same.
-    odd = await controller.deploy("shortener", "v3")
-    assert odd.state is DeploymentState.ROLLED_BACK and odd.rolled_back_to == "v1"
-    assert odd.checks["what_changed"]["error"].startswith("unknown ref 'v3' in ")
+        # v3 is no tag of the repository: reported, and the rollback done all the same.
+        odd = await controller.deploy("shortener", "v3")
+        assert odd.state is DeploymentState.ROLLED_BACK and odd.rolled_back_to == "v1"
+        assert odd.checks["what_changed"]["error"].startswith("unknown ref 'v3' in ")
 
 
 async def test_a_rules_rollback_takes_the_traceback_from_its_event(site: Site) -> None:

@@ -4,30 +4,34 @@ and the refusal as the controller, the API (409) and the CLI (exit 1) give it.""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from opsmedic.errors import ReleaseRefused
 from opsmedic.model import DeploymentState
-from opsmedic.runtime import Runtime, build, build_registry
+from opsmedic.runtime import Runtime
 
 if __package__:
     from ..api_service import running_api
     from ..cli_process import opsmedic
-    from ..release_site import Site, site, site_config
+    from ..release_site import Site, releases_runtime, site, site_services, write_services
 else:
     from api_service import running_api
     from cli_process import opsmedic
-    from release_site import Site, site, site_config  # noqa: F401 (site: a fixture)
+    from release_site import (  # noqa: F401 (site: a fixture)
+        Site,
+        releases_runtime,
+        site,
+        site_services,
+        write_services,
+    )
 
 
 def _services(site: Site) -> dict[str, Any]:
     """The shortener with staging, and production requiring staging and a "test suite" that
     passes once the file `tests-pass` exists."""
-    services: dict[str, Any] = yaml.safe_load(site_config(site))["services"]
+    services = site_services(site)
     services["shortener"]["environments"] = {
         "staging": {},
         "production": {"requires": ["staging"], "gates": [{"name": "tests", "command": {
@@ -37,20 +41,10 @@ def _services(site: Site) -> dict[str, Any]:
     return services
 
 
-def _write(site: Site) -> Path:
-    config: dict[str, Any] = yaml.safe_load(site_config(site))
-    config["services"] = _services(site)
-    path = site.root / "opsmedic.yaml"
-    path.write_text(yaml.safe_dump(config))
-    return path
-
-
 @pytest.fixture
 async def rt(site: Site) -> AsyncIterator[Runtime]:
-    found = build(_write(site), registry=build_registry())
-    await found.engine.start()
-    yield found
-    await found.engine.close()
+    async with releases_runtime(site, _services(site)) as found:
+        yield found
 
 
 async def test_production_waits_for_staging_and_its_gates_and_force_is_recorded(
@@ -103,7 +97,7 @@ async def test_the_api_answers_409_and_the_cli_exits_1_with_the_reason(site: Sit
             reply = await client.post("/api/v1/deployments", json=body)
         assert reply.status_code == 409, reply.text
         assert "v1 has not passed verification in staging" in reply.json()["detail"]
-    _write(site)
+    write_services(site, _services(site))
     found = opsmedic("deploy", "shortener", "v1", "--env", "production", cwd=site.root)
     assert found.returncode == 1
     assert "refused: gate requires:staging: v1 has not passed verification in staging" in (
