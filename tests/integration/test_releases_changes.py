@@ -40,7 +40,8 @@ def _repository(site: Site) -> Path:
 
 def _services(site: Site) -> dict[str, Any]:
     services = site_services(site)
-    services["shortener"]["git"] = str(_repository(site))
+    _repository(site)
+    services["shortener"]["git"] = "repo"  # relative to the config file
     return services
 
 

@@ -30,13 +30,13 @@ else:
 
 def _services(site: Site) -> dict[str, Any]:
     """The shortener with staging, and production requiring staging and a "test suite" that
-    passes once the file `tests-pass` exists."""
+    passes once the file `tests-pass` exists (its cwd: the config file's directory)."""
     services = site_services(site)
     services["shortener"]["environments"] = {
         "staging": {},
         "production": {"requires": ["staging"], "gates": [{"name": "tests", "command": {
             "argv": ["sh", "-c", "test -f tests-pass || { echo 2 failed; exit 1; }"],
-            "cwd": str(site.root), "timeout": "10s"}}]},
+            "cwd": ".", "timeout": "10s"}}]},
     }  # fmt: skip
     return services
 

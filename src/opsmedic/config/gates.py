@@ -36,7 +36,7 @@ class CommandGate(Strict):
     """A command (argv, no shell), e.g. the test suite: passes on exit code 0 within timeout."""
 
     argv: list[str] = Field(min_length=1)
-    cwd: Path | None = None
+    cwd: Path = Field(Path(), description="relative to the config file's directory")
     timeout: PositiveDuration = Field(600.0, description="killed (and failed) past this")
 
 

@@ -82,9 +82,8 @@ async def _ci(gate: CiGate) -> tuple[bool, str, dict[str, Any]]:
 
 async def _command(gate: CommandGate) -> tuple[bool, str, dict[str, Any]]:
     captured = Captured.bounded(OUTPUT_LIMIT)
-    cwd = str(gate.cwd) if gate.cwd is not None else None
     try:
-        await run_local(gate.argv, env=dict(os.environ), cwd=cwd, stdin=None,
+        await run_local(gate.argv, env=dict(os.environ), cwd=str(gate.cwd), stdin=None,
                         time_limit=gate.timeout, captured=captured)  # fmt: skip
     except OSError as exc:
         return False, f"cannot run {gate.argv[0]}: {exc}", {}
