@@ -9,6 +9,11 @@ from typing import Any
 from opsmedic.config.gates import LoadGate
 from opsmedic.transport.http import http_client
 
+# Requests outstanding at once: httpx's pool holds 100 connections, and requests queued in it
+# past that cost it time per request (the test would measure itself). A service too slow to
+# keep up holds the pacing back instead; what the timeout then leaves unsent are errors.
+MAX_IN_FLIGHT = 100
+
 
 async def load_test(gate: LoadGate) -> tuple[bool, str, dict[str, Any]]:
     """(passed, message, figures). A request that got no answer, or a 5xx, is an error; one
@@ -18,6 +23,8 @@ async def load_test(gate: LoadGate) -> tuple[bool, str, dict[str, Any]]:
     latencies: list[float] = []
     errors = 0
 
+    in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
+
     async def one(client: httpx.AsyncClient) -> None:
         nonlocal errors
         t0 = time.perf_counter()
@@ -25,14 +32,15 @@ async def load_test(gate: LoadGate) -> tuple[bool, str, dict[str, Any]]:
             response = await client.get(gate.url, timeout=gate.request_timeout)
         except httpx.HTTPError:
             return
+        finally:
+            in_flight.release()
         latencies.append(time.perf_counter() - t0)
         if response.status_code >= 500:
             errors += 1
 
     started = time.perf_counter()
-    # httpx's default pool (100 connections) caps what a slow service can make us hold.
+    tasks: set[asyncio.Task[None]] = set()
     async with http_client(verify_tls=True, timeout=gate.request_timeout) as client:
-        tasks: list[asyncio.Task[None]] = []
         try:
             async with asyncio.timeout(gate.timeout):
                 for i in range(gate.requests):
@@ -40,9 +48,15 @@ async def load_test(gate: LoadGate) -> tuple[bool, str, dict[str, Any]]:
                     delay = started + i / gate.rate - time.perf_counter()
                     if delay > 0:
                         await asyncio.sleep(delay)
-                    tasks.append(asyncio.create_task(one(client)))
+                    await in_flight.acquire()
+                    task = asyncio.create_task(one(client))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
                 await asyncio.gather(*tasks)
         except TimeoutError:
+            pass  # what is unanswered by now counts as errors below
+        finally:
+            # Past the timeout, or cancelled from outside: no request outlives the test.
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
