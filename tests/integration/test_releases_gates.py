@@ -103,3 +103,7 @@ async def test_the_api_answers_409_and_the_cli_exits_1_with_the_reason(site: Sit
     assert "refused: gate requires:staging: v1 has not passed verification in staging" in (
         found.stderr
     )
+    checked = opsmedic("check", cwd=site.root)
+    assert checked.returncode == 0, checked.stderr
+    assert "service shortener (staging): switch, bake 1s" in checked.stdout
+    assert "on_no_data: fail; gates: requires staging, tests (command)\n" in checked.stdout

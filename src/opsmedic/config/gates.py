@@ -78,6 +78,10 @@ class Gate(Strict):
     command: CommandGate | None = None
     load: LoadGate | None = None
 
+    @property
+    def kind(self) -> str:
+        return "ci" if self.ci else "command" if self.command else "load"
+
     @model_validator(mode="after")
     def _one_kind(self) -> Gate:
         if sum(k is not None for k in (self.ci, self.command, self.load)) != 1:

@@ -35,15 +35,11 @@ async def run_gates(
     for gate in config.gates_of(env):
         t0 = time.perf_counter()
         passed, message, details = await _run(gate)
-        results.append({"name": gate.name, "kind": _kind(gate), "passed": passed,
+        results.append({"name": gate.name, "kind": gate.kind, "passed": passed,
                         "message": message, "seconds": round(time.perf_counter() - t0, 3),
                         **details})  # fmt: skip
     failed = [f"gate {r['name']}: {r['message']}" for r in results if not r["passed"]]
     return results, "; ".join(failed)
-
-
-def _kind(gate: Gate) -> str:
-    return "ci" if gate.ci else "command" if gate.command else "load"
 
 
 async def _run(gate: Gate) -> tuple[bool, str, dict[str, Any]]:
