@@ -77,7 +77,12 @@ async def _git(
 def failing_body(checks: dict[str, Any]) -> str:
     """The last bad answer's body of the first failed verification check, if it kept one."""
     for tally in checks.get("verify", {}).values():
-        if tally.get("verdict") == "failed" and tally.get("last_bad_body"):
+        # Another strategy may keep other shapes here: only a check's tally has a body.
+        if (
+            isinstance(tally, dict)
+            and tally.get("verdict") == "failed"
+            and tally.get("last_bad_body")
+        ):
             return str(tally["last_bad_body"])
     return ""
 
