@@ -32,8 +32,15 @@ class Receiver(http.server.BaseHTTPRequestHandler):
 @contextlib.contextmanager
 def receiving() -> Iterator[str]:
     """Serve on a free loopback port, `Receiver.seen` emptied; yields the base URL."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     Receiver.seen = []
+    with serving(Receiver) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def serving(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """Serve `handler` on a free loopback port in a thread; yields the base URL."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -14,16 +14,20 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import yaml
+
+from opsmedic.runtime import Runtime, build, build_registry
 
 SERVER = """
-import http.server, importlib.util, os, signal, sys
+import http.server, importlib.util, os, signal, sys, traceback
 root, port_file = sys.argv[1], sys.argv[2]
 state = {"n": 0}
 def load(*_):
@@ -43,8 +47,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         else:
             try:
                 status, body = 200, app.handle(root)
-            except Exception as exc:
-                status, body = 500, repr(exc)
+            except Exception:
+                # The whole traceback, as a debug page shows it: "what changed" reads it.
+                status, body = 500, traceback.format_exc()
         data = body.encode()
         self.send_response(status)
         self.send_header("Content-Length", str(len(data)))
@@ -156,3 +161,29 @@ services:
     verify:{checks}
 {extra}
 """
+
+
+def site_services(site: Site) -> dict[str, Any]:
+    """site_config's `services:`, to change before write_services or running_api."""
+    services: dict[str, Any] = yaml.safe_load(site_config(site))["services"]
+    return services
+
+
+def write_services(site: Site, services: dict[str, Any]) -> Path:
+    """site_config's opsmedic.yaml with its `services:` replaced; its path."""
+    config: dict[str, Any] = yaml.safe_load(site_config(site))
+    config["services"] = services
+    path = site.root / "opsmedic.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@asynccontextmanager
+async def releases_runtime(site: Site, services: dict[str, Any]) -> AsyncIterator[Runtime]:
+    """opsmedic built on write_services' config, its engine started, until the block ends."""
+    found = build(write_services(site, services), registry=build_registry())
+    await found.engine.start()
+    try:
+        yield found
+    finally:
+        await found.engine.close()

@@ -51,9 +51,10 @@ class ReleaseControl(Protocol):
 
     async def rollback(
         self, service: str, env: str | None = None, *, to: str | None = None,
-        reason: str = "", requested_by: str = "",
+        reason: str = "", requested_by: str = "", traceback: str = "",
     ) -> Deployment:  # fmt: skip
-        """Switch back to the last known good version now, without analysis."""
+        """Switch back to the last known good version now, without analysis; `traceback`
+        (the error that called for it) marks the files it points into in "what changed"."""
         ...
 
 

@@ -19,6 +19,11 @@ class Params(Strict):
     to: str | None = Field(None, description="a version that passed before; omitted: the last "
                            "known good")  # fmt: skip
     reason: str = Field("", description="recorded on the deployment")
+    traceback: str = Field(
+        "",
+        description="the error's traceback, e.g. '{{ event.payload.body }}': the changed "
+        "files it points into are marked",
+    )
 
 
 async def run(params: Params, ctx: ActionContext) -> Outcome:
@@ -28,6 +33,7 @@ async def run(params: Params, ctx: ActionContext) -> Outcome:
         found = await ctx.releases.rollback(
             params.service, params.env, to=params.to,
             reason=params.reason or f"rule {ctx.rule}", requested_by=f"rule {ctx.rule}",
+            traceback=params.traceback,
         )  # fmt: skip
     except ReleaseRefused as exc:
         return Outcome(ok=False, message=str(exc))

@@ -130,6 +130,10 @@ def _service_lines(config: Config | None) -> list[str]:
                 )
                 or "no checks: promoted after bake alone"
             )
+            gates = [f"requires {r}" for r in service.requires_of(env)] + [
+                f"{g.name} ({g.kind})"
+                for g in service.gates_of(env)]  # fmt: skip
+            checks += f"; gates: {', '.join(gates)}" if gates else ""
             lines.append(f"service {name} ({env}): {service.strategy}, bake {service.bake:g}s, "
                          f"verify_timeout {service.verify_timeout:g}s; {checks}")  # fmt: skip
         if (canary := service.canary) is not None:

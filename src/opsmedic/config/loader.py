@@ -140,6 +140,12 @@ def _place(config: Config, base: Path) -> None:
             service.current = base / service.current
         for env in service.environments.values():
             env.current = base / env.current if env.current is not None else None
+        if service.git is not None:
+            service.git = base / service.git
+        for gates in [service.gates, *(e.gates or [] for e in service.environments.values())]:
+            for gate in gates:
+                if gate.command is not None:
+                    gate.command.cwd = base / gate.command.cwd
     sqlite_path = config.store.removeprefix("sqlite:///")
     relative = sqlite_path not in ("", ":memory:") and not sqlite_path.startswith("/")
     if sqlite_path != config.store and relative:

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from opsmedic.config.canary import CanaryConfig
+from opsmedic.config.gates import Gate
 from opsmedic.config.types import Duration, HttpMethod, HttpUrlText, PositiveDuration, Strict
 
 # A service, environment or version name: it goes into paths, templates and labels as it is.
@@ -78,6 +79,10 @@ class Environment(Strict):
     verify: list[VerifyCheck] | None = Field(None, description="checks; omitted: the service's")
     version_url: HttpUrlText | None = None
     current: Path | None = None
+    requires: list[str] = Field(
+        default_factory=list, description="environments a version must have passed in first"
+    )
+    gates: list[Gate] | None = Field(None, description="gates; omitted: the service's")
 
 
 class ServiceConfig(Strict):
@@ -104,6 +109,7 @@ class ServiceConfig(Strict):
     environments: dict[str, Environment] = Field(default_factory=dict)
     depends_on: list[str] = Field(default_factory=list)
     git: Path | None = Field(None, description="the service's repository (used by reports)")
+    gates: list[Gate] = Field(default_factory=list, description="run before every switch")
 
     @model_validator(mode="after")
     def _names(self) -> ServiceConfig:
@@ -112,6 +118,12 @@ class ServiceConfig(Strict):
                 raise ValueError(f"environment name {name!r}: letters, digits, . _ - only")
         if (self.strategy == "canary") != (self.canary is not None):
             raise ValueError("strategy canary and a canary: section go together")
+        for name, env in self.environments.items():
+            for required in env.requires:
+                if required == name or required not in self.environments:
+                    others = [n for n in self.environments if n != name]
+                    raise ValueError(f"environment {name!r} requires {required!r}, not "
+                                     f"another environment ({', '.join(others)})")  # fmt: skip
         return self
 
     def environment_names(self) -> list[str]:
@@ -124,6 +136,14 @@ class ServiceConfig(Strict):
     def checks(self, env: str) -> list[VerifyCheck]:
         found = self.environments.get(env)
         return found.verify if found is not None and found.verify is not None else self.verify
+
+    def gates_of(self, env: str) -> list[Gate]:
+        found = self.environments.get(env)
+        return found.gates if found is not None and found.gates is not None else self.gates
+
+    def requires_of(self, env: str) -> list[str]:
+        found = self.environments.get(env)
+        return found.requires if found is not None else []
 
     def version_url_of(self, env: str) -> str | None:
         found = self.environments.get(env)

@@ -19,7 +19,9 @@ from opsmedic.config.services import ServiceConfig, VerifyCheck
 from opsmedic.errors import ReleaseRefused, UnknownRelease
 from opsmedic.model import Deployment, DeploymentState, RunState
 from opsmedic.releases.canary import Beat, Canaries, backend_of
+from opsmedic.releases.changes import failing_body, what_changed
 from opsmedic.releases.events import deployment_event, escalation_event
+from opsmedic.releases.gates import run_gates
 from opsmedic.releases.measure import Sampler
 from opsmedic.releases.ports import Announce, Progress, StepRunner
 from opsmedic.releases.steps import SwitchSteps
@@ -106,7 +108,28 @@ class ReleaseController:
         )  # fmt: skip
         await asyncio.to_thread(self.store.start_deployment, deployment)
         await self._announce(deployment)
+        await self._gate(config, deployment)
         return deployment
+
+    async def _gate(self, config: ServiceConfig, deployment: Deployment) -> None:
+        """Run the environment's gates (unless forced), recorded on the deployment; when one
+        fails the deployment ends `failed` and ReleaseRefused carries the reason."""
+        if deployment.forced:
+            deployment.checks["gates"] = {"forced": True, "results": []}
+            return
+
+        async def passed_in(version: str, env: str) -> bool:
+            found = await asyncio.to_thread(self.store.last_known_good, deployment.service,
+                                            env, version=version)  # fmt: skip
+            return found is not None
+
+        self._say(f"{deployment.service}: running the gates of {deployment.env}")
+        results, failed = await run_gates(config, deployment.env, deployment.version, passed_in)
+        deployment.checks["gates"] = {"forced": False, "results": results}
+        if failed:
+            await self._change(deployment, DeploymentState.FAILED, ACTIVE, f"refused: {failed}")
+            raise ReleaseRefused(f"{deployment.service} {deployment.version} to "
+                                 f"{deployment.env} refused: {failed}")  # fmt: skip
 
     async def drive(self, deployment: Deployment) -> Deployment:
         """Switch to the new version, check it took effect, verify, promote or roll back."""
@@ -136,10 +159,11 @@ class ReleaseController:
 
     async def rollback(
         self, service: str, env: str | None = None, *, to: str | None = None,
-        reason: str = "", requested_by: str = "",
+        reason: str = "", requested_by: str = "", traceback: str = "",
     ) -> Deployment:  # fmt: skip
         """The emergency path: no analysis, back to the last known good (or `to`, which must
-        have passed before). Idempotent: a deployment already rolled back there is returned."""
+        have passed before). Idempotent: a deployment already rolled back there is returned.
+        `traceback`: the error that called for it (a rule's event), for "what changed"."""
         _config, env = self.target(service, env)
         self._not_dry()
         found = await asyncio.to_thread(self.store.list_deployments, service, env, limit=1)
@@ -157,11 +181,11 @@ class ReleaseController:
             latest.owner = self.owner
         why = reason or "rollback requested"
         by = f" by {requested_by}" if requested_by else ""
-        return await self.undo(latest, f"{why}{by}", to=to, emergency=True)
+        return await self.undo(latest, f"{why}{by}", to=to, emergency=True, traceback=traceback)
 
     async def undo(
         self, deployment: Deployment, reason: str, *, to: str | None = None,
-        emergency: bool = False,
+        emergency: bool = False, traceback: str = "",
     ) -> Deployment:  # fmt: skip
         """Switch back to the last known good version (or `to`); without one, refuse loudly:
         an escalation event and the deployment `failed`."""
@@ -186,6 +210,11 @@ class ReleaseController:
             await self._change(deployment, DeploymentState.FAILED, expected, why)
             return deployment
         deployment.rolled_back_to, deployment.last_known_good = target.version, False
+        repo = self.services[service].git
+        if repo is not None:
+            deployment.checks["what_changed"] = await what_changed(
+                repo, target.version, deployment.version,
+                traceback or failing_body(deployment.checks))  # fmt: skip
         if not await self._change(deployment, DeploymentState.ROLLED_BACK, expected,
                                   f"{reason}; rolled back to {target.version}"):  # fmt: skip
             return await self._yield_to_rollback(deployment)

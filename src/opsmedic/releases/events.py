@@ -36,4 +36,7 @@ def escalation_event(deployment: Deployment, reason: str, now: float) -> Event:
 def _payload(deployment: Deployment) -> dict[str, object]:
     return {"deployment_id": deployment.id, "previous_version": deployment.previous_version,
             "rolled_back_to": deployment.rolled_back_to, "reason": deployment.reason,
-            "requested_by": deployment.requested_by, "forced": deployment.forced}  # fmt: skip
+            "requested_by": deployment.requested_by, "forced": deployment.forced,
+            # On a rollback of a service with a git repository (changes.py).
+            **({"what_changed": deployment.checks["what_changed"]}
+               if "what_changed" in deployment.checks else {})}  # fmt: skip

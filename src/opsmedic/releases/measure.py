@@ -24,11 +24,17 @@ class Verdict(StrEnum):
     NO_DATA = "no_data"  # the measurement worked and found nothing to judge
 
 
+# Characters of a bad answer's body kept, from its end (a traceback's last frames).
+BODY_KEPT = 4096
+
+
 @dataclass(frozen=True, slots=True)
 class Sample:
     verdict: Verdict
     value: float | None
     message: str
+    # The tail of a bad answer's body: where a traceback shows what broke (changes.py).
+    body: str = ""
 
 
 Sampler = Callable[[VerifyCheck], Awaitable[Sample]]
@@ -58,7 +64,8 @@ async def _http(check: HttpCheck, client: httpx.AsyncClient) -> Sample:
         return Sample(Verdict.BAD, None, f"no answer: {type(exc).__name__}: {exc}"[:300])
     latency = time.perf_counter() - t0
     if response.status_code not in check.expect_status:
-        return Sample(Verdict.BAD, latency, f"status {response.status_code}")
+        body = response.text[-BODY_KEPT:]
+        return Sample(Verdict.BAD, latency, f"status {response.status_code}", body)
     if check.max_latency is not None and latency > check.max_latency:
         return Sample(Verdict.BAD, latency, f"{latency * 1000:.0f} ms > {check.max_latency:g}s")
     return Sample(Verdict.GOOD, latency, f"status {response.status_code}")

@@ -31,6 +31,7 @@ class Tally:
     verdict: str = "pending"  # pending, passed, failed
     reason: str = ""
     last_bad: str = ""
+    last_bad_body: str = ""
 
     @property
     def samples(self) -> int:
@@ -42,6 +43,7 @@ class Tally:
                             "message": sample.message})  # fmt: skip
         if sample.verdict is Verdict.BAD:
             self.last_bad = sample.message
+            self.last_bad_body = sample.body or self.last_bad_body
         check = self.check
         bad = self.counts[Verdict.BAD]
         if self.samples >= check.min_samples and bad / self.samples > check.max_error_ratio:
@@ -71,8 +73,9 @@ class Tally:
         self.verdict, self.reason = verdict, f"{self.check.name}: {reason}"
 
     def as_json(self) -> dict[str, Any]:
-        return {"verdict": self.verdict, "reason": self.reason, "counts": dict(self.counts),
-                "on_no_data": self.check.on_no_data, "recent": list(self.recent)}  # fmt: skip
+        found = {"verdict": self.verdict, "reason": self.reason, "counts": dict(self.counts),
+                 "on_no_data": self.check.on_no_data, "recent": list(self.recent)}  # fmt: skip
+        return found | ({"last_bad_body": self.last_bad_body} if self.last_bad_body else {})
 
 
 @dataclass(frozen=True, slots=True)
