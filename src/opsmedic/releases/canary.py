@@ -14,8 +14,8 @@ from opsmedic.config.located import unknown_name
 from opsmedic.errors import UnknownRelease
 from opsmedic.releases.access_log import BackendStats, Traffic
 from opsmedic.releases.judge import ErrorCounts, Judgement, Metric, early_abort, judge
-from opsmedic.releases.nginx import NginxRouter, NginxSettings, Sticky, UpstreamFile
 from opsmedic.releases.router import Router, RouterError
+from opsmedic.releases.routers import Routers
 from opsmedic.releases.verify import Result
 
 TICK_S = 0.25  # how often the log is read, the early abort decided and the heartbeat beaten
@@ -35,25 +35,12 @@ def backend_of(canary: CanaryConfig, service: str, version: str) -> str:
 
 @dataclass(slots=True)
 class Canaries:
-    """The routers of the canary services (one each, so its lock pairs files and reloads)."""
+    """The canary strategy's traffic moves, through each service's router."""
 
-    routers: dict[str, Router] = field(default_factory=dict)
+    routers: Routers = field(default_factory=Routers)
 
     def router(self, service: str, canary: CanaryConfig) -> Router:
-        if service not in self.routers:
-            nginx = canary.router.nginx
-            sticky = canary.sticky
-            pin = None
-            if sticky is not None:
-                pin = (Sticky("header", sticky.header) if sticky.header is not None
-                       else Sticky("cookie", sticky.cookie or ""))  # fmt: skip
-            self.routers[service] = NginxRouter(NginxSettings(
-                prefix=nginx.prefix, conf=nginx.conf, pid_file=nginx.pid_file,
-                upstreams={nginx.upstream: UpstreamFile(nginx.include, pin)},
-                program=nginx.program, timeout_s=nginx.timeout,
-                extra_args=("-e", str(nginx.error_log)) if nginx.error_log else (),
-            ))  # fmt: skip
-        return self.routers[service]
+        return self.routers.get(service, canary.router, canary.sticky)
 
     async def route_all(self, service: str, canary: CanaryConfig, version: str) -> str | None:
         """Every request to `version`'s backend, nothing else in the upstream; None or the
