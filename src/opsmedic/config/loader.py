@@ -142,6 +142,10 @@ def _place(config: Config, base: Path) -> None:
             env.current = base / env.current if env.current is not None else None
         if service.git is not None:
             service.git = base / service.git
+        for checks in [service.verify, *(e.verify or [] for e in service.environments.values())]:
+            for check in checks:
+                if check.traffic is not None:
+                    check.traffic.access_log = base / check.traffic.access_log
         for gates in [service.gates, *(e.gates or [] for e in service.environments.values())]:
             for gate in gates:
                 if gate.command is not None:

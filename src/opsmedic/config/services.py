@@ -6,10 +6,11 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from opsmedic.config.canary import CanaryConfig
 from opsmedic.config.gates import Gate
+from opsmedic.config.routers import check_backend
 from opsmedic.config.types import Duration, HttpMethod, HttpUrlText, PositiveDuration, Strict
 
 # A service, environment or version name: it goes into paths, templates and labels as it is.
@@ -48,12 +49,33 @@ class PrometheusCheck(Strict):
         return self
 
 
+class TrafficCheck(Strict):
+    """The requests the load balancer routed, read from its access log as it is written."""
+
+    access_log: Path = Field(description="nginx's access log in opsmedic's log_format")
+    backends: list[str] = Field(
+        default_factory=list, description="only the requests routed to these host:port; "
+        "default: every backend"
+    )  # fmt: skip
+    max_error_ratio: float = Field(
+        0.0, ge=0.0, le=1.0, description="share of an interval's requests that may fail"
+    )
+    max_p95: PositiveDuration | None = Field(None, description="the interval's p95 latency bound")
+    min_requests: int = Field(10, ge=1, description="fewer requests in an interval: no data")
+
+    @field_validator("backends")
+    @classmethod
+    def _addresses(cls, backends: list[str]) -> list[str]:
+        return [check_backend("backend", address) for address in backends]
+
+
 class VerifyCheck(Strict):
     """One verification check, sampled every `interval` while the deployment verifies."""
 
     name: str = Field(pattern=NAME_PATTERN)
     http: HttpCheck | None = None
     prometheus: PrometheusCheck | None = None
+    traffic: TrafficCheck | None = None
     interval: PositiveDuration = Field(1.0, description="time between samples")
     min_samples: int = Field(3, ge=1, description="samples needed before the check is judged")
     max_error_ratio: float = Field(
@@ -67,8 +89,8 @@ class VerifyCheck(Strict):
 
     @model_validator(mode="after")
     def _one_source(self) -> VerifyCheck:
-        if (self.http is None) == (self.prometheus is None):
-            raise ValueError("give exactly one of http or prometheus")
+        if sum(s is not None for s in (self.http, self.prometheus, self.traffic)) != 1:
+            raise ValueError("give exactly one of http, prometheus or traffic")
         return self
 
 

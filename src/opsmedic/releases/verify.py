@@ -16,6 +16,7 @@ from typing import Any
 
 from opsmedic.config.services import VerifyCheck
 from opsmedic.releases.measure import Sample, Sampler, Verdict
+from opsmedic.releases.traffic_check import TrafficSampler
 
 RECENT = 10  # samples of each check kept on the deployment for people to read
 TICK_S = 0.5  # how often the verification judges and beats its heartbeat, at most
@@ -93,7 +94,9 @@ async def verify(
     """Sample `checks` until each is judged; `beat(progress)` is called every tick and
     returns False when the deployment is no longer ours (then nothing more is judged)."""
     tallies = [Tally(check) for check in checks]
-    tasks = [asyncio.create_task(_sampling(t, sample), name=f"verify-{t.check.name}")
+    # `traffic` checks follow their access log from now: this version's requests only.
+    traffic = TrafficSampler.around(list(checks), sample)
+    tasks = [asyncio.create_task(_sampling(t, traffic), name=f"verify-{t.check.name}")
              for t in tallies]  # fmt: skip
     start = time.monotonic()
     try:
@@ -116,6 +119,7 @@ async def verify(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        traffic.close()
 
 
 async def _sampling(tally: Tally, sample: Sampler) -> None:
