@@ -249,3 +249,36 @@ def test_every_problem_of_a_config_is_reported_in_one_load(tmp_path: Path) -> No
         ("opsmedic.yaml", 7, "notify.oncall"),
         ("opsmedic.yaml", 8, "actions.timout"),
     ]
+
+
+def test_a_services_router_and_traffic_log_are_relative_to_the_config_file(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        """
+services:
+  shop:
+    versions: releases
+    strategy: canary
+    switch: [{run_command: {argv: ["true"]}}]
+    verify:
+      - {name: routed, traffic: {access_log: logs/shop.log}, on_no_data: fail}
+    canary:
+      router:
+        nginx: {upstream: shop, include: nginx/shop.conf, access_log: logs/shop.log,
+                prefix: nginx, conf: nginx/nginx.conf, pid_file: /run/nginx.pid}
+      backends: {v1: "127.0.0.1:8001"}
+      analysis: {on_no_data: fail}
+""",
+    )
+    shop = load_config(path, SECTIONS, environ={})[0].services["shop"]
+    assert shop.verify[0].traffic is not None
+    assert shop.verify[0].traffic.access_log == tmp_path / "logs/shop.log"
+    assert shop.canary is not None
+    nginx = shop.canary.router.nginx
+    assert (nginx.include, nginx.conf) == (
+        tmp_path / "nginx/shop.conf",
+        tmp_path / "nginx/nginx.conf",
+    )
+    assert nginx.pid_file == Path("/run/nginx.pid")  # absolute stays as it is

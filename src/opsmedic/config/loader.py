@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from opsmedic.config.located import Located, load_yaml_file, unknown_name, validation_problems
 from opsmedic.config.refs import ConfigNames, config_names
+from opsmedic.config.routers import RouterConfig
 from opsmedic.config.schema import Config
 from opsmedic.config.sections import Section, validate_sections
 from opsmedic.config.types import Secret
@@ -142,6 +143,8 @@ def _place(config: Config, base: Path) -> None:
             env.current = base / env.current if env.current is not None else None
         if service.git is not None:
             service.git = base / service.git
+        if service.canary is not None:
+            _place_router(service.canary.router, base)
         for checks in [service.verify, *(e.verify or [] for e in service.environments.values())]:
             for check in checks:
                 if check.traffic is not None:
@@ -155,6 +158,19 @@ def _place(config: Config, base: Path) -> None:
     if sqlite_path != config.store and relative:
         # Like rules_dir: a relative SQLite path lives beside the config file, not the cwd.
         config.store = f"sqlite:///{base / sqlite_path}"
+
+
+def _place_router(router: RouterConfig, base: Path) -> None:
+    """A router's files, relative to the config file."""
+    nginx = router.nginx
+    nginx.include, nginx.access_log = base / nginx.include, base / nginx.access_log
+    nginx.prefix, nginx.conf, nginx.pid_file = (
+        base / nginx.prefix,
+        base / nginx.conf,
+        base / nginx.pid_file,
+    )
+    if nginx.error_log is not None:
+        nginx.error_log = base / nginx.error_log
 
 
 def _blame_env(problem: Problem, from_env: dict[tuple[str, ...], str]) -> Problem:
