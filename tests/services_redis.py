@@ -65,6 +65,14 @@ class RedisServer:
             self._proc.wait(timeout=START_TIMEOUT)
         _stop(self._proc)
 
+    def monitor(self) -> subprocess.Popen[str]:
+        """`redis-cli monitor`, once it has started: every command Redis runs, in its order,
+        on its stdout until it is terminated."""
+        argv = [self._cli, "-h", HOST, "-p", str(self.port), "monitor"]
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "OK"
+        return proc
+
     def cli(self, *args: str, check: bool = True) -> str:
         """redis-cli's raw answer to one command, stripped."""
         argv = [self._cli, "-h", HOST, "-p", str(self.port), "--raw", *args]

@@ -170,7 +170,7 @@ class RedisFlagCache:
 
     def start(self) -> RedisFlagCache:
         """Start the subscription thread; `wait_ready` tells when the flags are loaded."""
-        self._mark_down("not connected yet")
+        self._down_since = (self._clock.now(), self._clock.monotonic())
         self._thread.start()
         return self
 
