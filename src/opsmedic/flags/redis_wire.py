@@ -88,7 +88,8 @@ def check_key(key: object) -> str:
 
 def encode_doc(key: str, doc: object, max_bytes: int = MAX_DOC_BYTES) -> str:
     """The document as compact JSON, or FlagRefused naming the key when it is not a JSON
-    object, holds NaN or a non-string key, or is larger than max_bytes."""
+    object, holds what JSON cannot (NaN, a set, a lone surrogate), or is larger than
+    max_bytes (counted in UTF-8, as Redis stores it)."""
     if not isinstance(doc, dict):
         raise FlagRefused(
             f"flag {key!r}: the document must be a JSON object, not {type(doc).__name__}"
