@@ -17,7 +17,6 @@ from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from opsmedic.clock import Clock, SystemClock
-from opsmedic.errors import FlagStoreError
 from opsmedic.flags.redis_wire import (
     MAX_DOC_BYTES,
     BadEntry,
@@ -26,6 +25,7 @@ from opsmedic.flags.redis_wire import (
     Layout,
     decode_change,
     decode_entry,
+    open_client,
     redact,
 )
 
@@ -113,17 +113,7 @@ class RedisFlagCache:
         self._down_since: tuple[float, float] | None = None  # (wall, monotonic)
         self._reconnects = 0
         self._last_error: str | None = None
-        try:
-            self._client = redis.Redis.from_url(
-                url,
-                socket_timeout=timeout_s,
-                socket_connect_timeout=timeout_s,
-                # redis-py would reconnect and resubscribe silently; this thread does it, so
-                # that every reconnection is followed by a resynchronisation.
-                retry=Retry(NoBackoff(), 0),
-            )
-        except ValueError as exc:
-            raise FlagStoreError(self.url, f"not a Redis URL: {exc}") from None
+        self._client = open_client(redis.Redis.from_url, url, timeout_s, Retry(NoBackoff(), 0))
         self._snapshot = self._client.register_script(_SNAPSHOT)
         self._thread = threading.Thread(target=self._run, name="opsmedic-flags", daemon=True)
 

@@ -24,6 +24,7 @@ from opsmedic.flags.redis_wire import (
     check_key,
     decode_entry,
     encode_doc,
+    open_client,
     redact,
 )
 
@@ -93,15 +94,7 @@ class RedisFlagStore:
         self.layout = layout or Layout()
         self.timeout_s = timeout_s
         self.max_doc_bytes = max_doc_bytes
-        try:
-            self._redis = aioredis.Redis.from_url(
-                url,
-                socket_timeout=timeout_s,
-                socket_connect_timeout=timeout_s,
-                retry=Retry(NoBackoff(), 0),
-            )
-        except ValueError as exc:
-            raise FlagStoreError(self.url, f"not a Redis URL: {exc}") from None
+        self._redis = open_client(aioredis.Redis.from_url, url, timeout_s, Retry(NoBackoff(), 0))
         self._write = self._redis.register_script(_WRITE)
 
     async def put(

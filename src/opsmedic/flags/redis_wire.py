@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
-from opsmedic.errors import FlagRefused
+from opsmedic.errors import FlagRefused, FlagStoreError
+
+C = TypeVar("C")
 
 DEFAULT_PREFIX = "opsmedic:flags"
 # A flag is a few rules and variants; 64 KiB is far above that and bounds what one HGETALL,
@@ -131,6 +134,19 @@ def redact(url: str) -> str:
     host = parts.hostname or ""
     port = f":{parts.port}" if parts.port is not None else ""
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+
+
+def open_client(from_url: Callable[..., C], url: str, timeout_s: float, no_retry: object) -> C:
+    """A redis-py client, sync or asyncio (`from_url` is its class's), that waits at most
+    `timeout_s` for anything and never retries by itself (`no_retry`: that flavour's
+    `Retry(NoBackoff(), 0)`): a retried write could apply twice, and a silent reconnection
+    would skip a reader's resynchronisation. FlagStoreError if `url` is not a Redis URL."""
+    try:
+        return from_url(
+            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry=no_retry
+        )
+    except ValueError as exc:
+        raise FlagStoreError(redact(url), f"not a Redis URL: {exc}") from None
 
 
 def _object(raw: bytes | str, max_bytes: int) -> dict[str, Any]:
