@@ -4,7 +4,9 @@ serving stale values through an outage and missing nothing after it; garbage is 
 from __future__ import annotations
 
 import asyncio
+import json
 import queue
+import random
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -335,3 +337,46 @@ async def test_too_many_flags_is_an_error_not_an_unbounded_load(
 def test_a_url_that_is_not_redis_is_refused_at_once() -> None:
     with pytest.raises(FlagStoreError, match=r"flags at http://x: not a Redis URL"):
         RedisFlagCache("http://x")
+
+
+async def test_under_random_writes_and_dropped_connections_it_ends_equal_to_redis(
+    redis_server: RedisServer, open_cache: Any, changes: Changes
+) -> None:
+    rng = random.Random(15)
+    keys = [f"k{n}" for n in range(6)]
+    cache = open_cache(redis_server.url)
+    async with RedisFlagStore(redis_server.url) as a, RedisFlagStore(redis_server.url) as b:
+
+        async def writer(store: RedisFlagStore, name: str) -> None:
+            for n in range(150):
+                key = rng.choice(keys)
+                if rng.random() < 0.25:
+                    await store.delete(key)
+                else:
+                    await store.put(key, {"by": name, "n": n})
+                if n % 50 == 25 and name == "a":
+                    # Cut the reader's subscription: it reconnects and resynchronises while
+                    # the writes go on.
+                    redis_server.cli("CLIENT", "KILL", "TYPE", "pubsub")
+
+        await asyncio.gather(writer(a, "a"), writer(b, "b"))
+        final = await a.version()
+    await until(lambda: cache.health().version == final, f"at version {final}")
+    stored = {key: entry for key in keys if (entry := _stored(redis_server, key)) is not None}
+    assert cache.entries() == stored
+    assert cache.health().reconnects >= 1
+    # Each flag's changes reached on_change in version order, ending at what is stored.
+    last: dict[str, tuple[int, dict[str, Any] | None]] = {}
+    while not changes.none_left():
+        key, doc, version = changes.take(1)[0]
+        assert version > last.get(key, (0, None))[0]
+        last[key] = (version, doc)
+    for key, entry in stored.items():
+        assert last[key] == (entry.version, entry.doc)
+    for key in last.keys() - stored.keys():
+        assert last[key][1] is None  # deleted last
+
+
+def _stored(server: RedisServer, key: str) -> Entry | None:
+    raw = server.cli("HGET", LAYOUT.flags, key)
+    return None if not raw else Entry(key, **json.loads(raw))
