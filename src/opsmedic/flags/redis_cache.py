@@ -143,6 +143,7 @@ class RedisFlagCache:
         return None if down is None else self._clock.monotonic() - down[1]
 
     def health(self) -> CacheHealth:
+        """The connection's state and the values' staleness, read from memory."""
         down = self._down_since
         return CacheHealth(
             url=self.url,

@@ -143,6 +143,7 @@ class RedisFlagStore:
             ) from None
 
     async def aclose(self) -> None:
+        """Close the connections (the context manager does it on exit)."""
         await self._redis.aclose()
 
     async def __aenter__(self) -> RedisFlagStore:
