@@ -216,6 +216,14 @@ async def test_a_write_redis_refuses_writes_nothing(
     assert redis_server.cli("EXISTS", LAYOUT.epoch) == "0"
 
 
+async def test_a_version_counter_set_by_hand_to_garbage_is_reported(
+    store: RedisFlagStore, redis_server: RedisServer
+) -> None:
+    redis_server.cli("SET", LAYOUT.version, "abc")
+    with pytest.raises(FlagStoreError, match=r"opsmedic:flags:version is not an integer: b'abc'"):
+        await store.version()
+
+
 async def test_an_unreachable_redis_is_a_clear_error_naming_the_url_without_its_password() -> None:
     url = f"redis://:s3cret@127.0.0.1:{free_port()}/0"
     async with RedisFlagStore(url, timeout_s=1.0) as flags:

@@ -122,9 +122,7 @@ class RedisFlagStore:
         if raw is None:
             return None
         try:
-            return decode_entry(
-                key, raw.encode() if isinstance(raw, str) else raw, self.max_doc_bytes
-            )
+            return decode_entry(key, raw, self.max_doc_bytes)
         except BadEntry as exc:
             raise FlagStoreError(
                 self.url, f"flag {key!r} holds an unreadable value: {exc}"
