@@ -9,12 +9,14 @@ if __package__:
     from .services import postgres_url, smtp_server, sshd
     from .services_dns import dns_pair, dns_pair_session
     from .services_nginx import canary_rig
+    from .services_redis import redis_server
     from .services_tls import tls_server
     from .store_fixtures import store, store_url
 else:
     from services import postgres_url, smtp_server, sshd
     from services_dns import dns_pair, dns_pair_session
     from services_nginx import canary_rig
+    from services_redis import redis_server
     from services_tls import tls_server
     from store_fixtures import store, store_url
 
@@ -23,6 +25,7 @@ __all__ = [
     "dns_pair",
     "dns_pair_session",
     "postgres_url",
+    "redis_server",
     "smtp_server",
     "sshd",
     "store",
@@ -39,6 +42,7 @@ _MARKER_OF_FIXTURE = {
     "dns_pair_session": "dns",
     "tls_server": "tls",
     "canary_rig": "nginx",
+    "redis_server": "redis",
 }
 
 
@@ -47,6 +51,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "dns: needs the two BIND servers of tests/services_dns.py")
     config.addinivalue_line("markers", "tls: needs the nginx TLS server of tests/services_tls.py")
     config.addinivalue_line("markers", "nginx: needs the canary rig of tests/services_nginx.py")
+    config.addinivalue_line("markers", "redis: needs the redis-server of tests/services_redis.py")
     config.addinivalue_line(
         "markers", "alertmanager: needs prometheus-alertmanager (tests/services_alertmanager.py)"
     )

@@ -12,6 +12,13 @@ import asyncssh
 import psycopg
 import pytest
 
+if __package__:
+    from ..services import free_port
+    from ..services_redis import RedisServer
+else:
+    from services import free_port
+    from services_redis import RedisServer
+
 if TYPE_CHECKING:
     from services import SMTPServer, SSHServer
 
@@ -68,3 +75,28 @@ def test_smtp_server_keeps_the_sent_message(smtp_server: SMTPServer) -> None:
     assert len(received) == 1
     assert received[0]["To"] == "oncall@example.test"
     assert received[0].get_payload() == "archived /var/log/app\n"
+
+
+@pytest.mark.parametrize("kill", [False, True], ids=["stopped", "killed"])
+def test_redis_comes_back_on_its_port_with_every_acknowledged_write(
+    redis_server: RedisServer, kill: bool
+) -> None:
+    assert redis_server.cli("SET", "k", "v") == "OK"
+    redis_server.stop(kill=kill)
+    assert not redis_server.running
+    assert redis_server.cli("PING", check=False) == ""
+    redis_server.start()
+    assert redis_server.cli("GET", "k") == "v"
+    assert redis_server.cli("CONFIG", "GET", "save") == "save"  # no RDB snapshots
+
+
+def test_redis_without_persistence_comes_back_empty(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path, free_port(), durable=False)
+    server.start()
+    try:
+        server.cli("SET", "k", "v")
+        server.stop()
+        server.start()
+        assert server.cli("DBSIZE") == "0"
+    finally:
+        server.stop()

@@ -1,0 +1,1 @@
+"""Feature flags: the model and evaluation, and their transport between processes."""
