@@ -105,7 +105,8 @@ class Holds:
 
     def _alerted(self, service: str, event: Event) -> None:
         alerts = self._alerts[service]
-        if event.status is Status.FIRING and event.severity in _FAILING and event.incident_id:
+        failing = event.severity.lower() in _FAILING
+        if event.status is Status.FIRING and failing and event.incident_id:
             alerts[event.fingerprint] = event.incident_id
         elif alerts.pop(event.fingerprint, None) is not None:
             self._noted.clear()  # a recovery: the next hold of its dependents is news again
