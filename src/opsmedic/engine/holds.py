@@ -58,7 +58,7 @@ class Holds:
 
     def observe(self, event: Event) -> Hold | None:
         """Learn from `event` (once it joined its incident); the hold of its rule runs, if any."""
-        deployment = (event.source, event.kind) == _DEPLOYMENT
+        deployment = event.kind == _DEPLOYMENT[1] and event.source == _DEPLOYMENT[0]
         service = event.resource if deployment else event.labels.get("service")
         if service is None:
             return None
