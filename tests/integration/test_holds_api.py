@@ -30,9 +30,7 @@ async def test_info_is_held_through_the_api_while_data_fires(tmp_path: Path) -> 
         reply = await ingest.post("/api/v1/events", json=[alert("info"), alert("info")])
         assert reply.status_code == 202, reply.text
         first, second = reply.json()["events"]
-        reason = (
-            f"held: info depends on data, which is failing (incident {data['incident_id']})"
-        )
+        reason = f"held: info depends on data, which is failing (incident {data['incident_id']})"
         for event in (first, second):
             assert event["run_ids"] == []
             assert event["held"] == [{"rule": "restart-info", "reason": reason}]

@@ -6,7 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from opsmedic.config.services import ServiceConfig
-from opsmedic.model import Event, IncidentChanges, Status, TimelineEntry
+from opsmedic.model import Deployment, Event, IncidentChanges, Status, TimelineEntry
+from opsmedic.store.store import Store
 
 # The release controller's state-change events (releases/events.py, which the engine may not
 # import): they are about their resource, the service deployed.
@@ -15,6 +16,7 @@ _WENT_WRONG = frozenset({"rolled_back", "failed"})
 _FAILING = frozenset({"warning", "error", "critical"})  # severities that make a service failing
 # Holds already written down, at most: past it the memory starts afresh (a line is repeated).
 _NOTED_MAX = 10_000
+_RESTORED = 20  # deployments per service read back at start: the newest of each environment
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +75,17 @@ class Holds:
                 return Hold(service, dependency, cause)
         return None
 
+    def stored(self, store: Store) -> list[Deployment]:
+        """The newest deployments of the services others depend on (a restart forgets what
+        the events taught; a deployment's rollback is in the store), oldest first."""
+        found = [d for name in self._wrong for d in store.list_deployments(name, limit=_RESTORED)]
+        return sorted(found, key=lambda d: d.updated_at)
+
+    def restore(self, deployments: list[Deployment]) -> None:
+        """Learn from the deployments `stored` read as if from their last events."""
+        for d in deployments:
+            self._deploy(d.service, str(d.state), d.env, d.finished_at or d.updated_at, d.id)
+
     def held(
         self, rules: list[str], event: Event, hold: Hold, changes: IncidentChanges
     ) -> list[tuple[str, Event, Hold, bool]]:
@@ -97,9 +110,12 @@ class Holds:
 
     def _deployed(self, service: str, event: Event) -> None:
         state, env = event.labels.get("state", ""), event.labels.get("env", "")
+        deployment_id = str(event.payload.get("deployment_id") or event.id)
+        self._deploy(service, state, env, event.time, deployment_id)
+
+    def _deploy(self, service: str, state: str, env: str, at: float, deployment_id: str) -> None:
         if state in _WENT_WRONG:
-            deployment_id = str(event.payload.get("deployment_id") or event.id)
-            self._wrong[service][env] = (event.time, deployment_id, state)
+            self._wrong[service][env] = (at, deployment_id, state)
         elif state == "promoted":  # a version passed there since: that went-wrong is over
             self._wrong[service].pop(env, None)
 

@@ -120,6 +120,8 @@ class Engine:
             now = self._clock.now()
             recovery = await self.journal.call(self.store.interrupt_running, now, self._rerun_of)
             await self._reload_state()
+            if self.holds is not None:  # a rollback before the restart still holds dependents
+                self.holds.restore(await self.journal.call(self.holds.stored, self.store))
             for run in recovery.interrupted:
                 self.log.warning("run.interrupted", run_id=run.id, rule=run.rule, target=run.target)
         self._loop_task = asyncio.create_task(self._loop(), name="opsmedic-engine")

@@ -4,6 +4,7 @@ waits while data, which it depends on, is failing, and runs again once data reco
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from opsmedic.config.services import ServiceConfig
 from opsmedic.engine.loop import Engine
 from opsmedic.logs import configure_logging
 from opsmedic.metrics import Metrics
-from opsmedic.model import Event, RunState, Status
+from opsmedic.model import Deployment, DeploymentState, Event, RunState, Status
 from opsmedic.rules.loader import load_rules
 from opsmedic.runtime import build_registry
 from opsmedic.store.store import Store
@@ -46,15 +47,19 @@ def logs() -> Iterator[io.StringIO]:
     structlog.reset_defaults()
 
 
-@pytest.fixture
-async def engine(store: Store, tmp_path: Path, logs: io.StringIO) -> AsyncIterator[Engine]:
+def new_engine(store: Store, tmp_path: Path) -> Engine:
     (tmp_path / "rules.yaml").write_text(RULES)
     registry = build_registry(load_entry_points=False)
     config = Config()
     config.services = services(hold_dependents=60.0)
-    engine = Engine(settings={}, probe_once=None, registry=registry, config=config, store=store,
-                    ruleset=load_rules(tmp_path / "rules.yaml", registry),
-                    clock=SystemClock())  # fmt: skip
+    return Engine(settings={}, probe_once=None, registry=registry, config=config, store=store,
+                  ruleset=load_rules(tmp_path / "rules.yaml", registry),
+                  clock=SystemClock())  # fmt: skip
+
+
+@pytest.fixture
+async def engine(store: Store, tmp_path: Path, logs: io.StringIO) -> AsyncIterator[Engine]:
+    engine = new_engine(store, tmp_path)
     await engine.start()
     yield engine
     await engine.close()
@@ -129,3 +134,36 @@ async def test_no_depends_on_an_unknown_service_or_no_service_is_never_held(
     ):
         accepted = await one(engine, event)
         assert accepted.held == () and accepted.run_ids, event
+
+
+@pytest.mark.parametrize(
+    ("states", "held"),
+    [(["rolled_back"], True), (["failed"], True), (["rolled_back", "promoted"], False),
+     (["promoted"], False)],
+)  # fmt: skip
+async def test_a_rollback_before_a_restart_still_holds_info(
+    store: Store, tmp_path: Path, states: list[str], held: bool
+) -> None:
+    """What the events taught is in memory; a deployment's end is in the store, read at start."""
+    now = time.time()
+    for i, state in enumerate(states):
+        at = now - 10 + i
+        store.start_deployment(Deployment(service="data", env="production", version=f"v{i}",
+                                          state=DeploymentState(state), created_at=at,
+                                          updated_at=at, finished_at=at))  # fmt: skip
+    first = store.list_deployments("data")[-1]
+    store.start_deployment(Deployment(service="data", env="staging", version="v9",
+                                      state=DeploymentState.ROLLED_BACK, created_at=now - 600,
+                                      updated_at=now - 600, finished_at=now - 600))  # fmt: skip
+    engine = new_engine(store, tmp_path)
+    await engine.start()
+    try:
+        accepted = await one(engine, probe("info"))
+    finally:
+        await engine.close()
+    if held:
+        assert (
+            dict(accepted.held)["restart-info"] == f"{REASON} (deployment {first.id} {states[0]})"
+        )
+    else:
+        assert accepted.held == () and accepted.run_ids
