@@ -14,7 +14,7 @@ _RUN_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 
 
 
 class Metrics:
-    """What `/metrics` shows: events in, runs out, probe failures, rule-reload errors."""
+    """What `/metrics` shows: events in, runs out or held, probe failures, rule-reload errors."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -29,6 +29,10 @@ class Metrics:
         self.probe_failures = Counter("opsmedic_probe_failures",
                                       "Probe checks that failed (firing), by probe", ["probe"],
                                       registry=r)  # fmt: skip
+        self.held = Counter("opsmedic_runs_held",
+                            "Rule matches held, not run, because the service their event is "
+                            "about depends on a failing one; by rule and failing dependency",
+                            ["rule", "dependency"], registry=r)  # fmt: skip
         self.reload_errors = Counter("opsmedic_rule_reload_errors",
                                      "Rule reloads rejected because the new set was invalid",
                                      registry=r)  # fmt: skip
@@ -52,6 +56,9 @@ class Metrics:
             self.runs.labels(run.rule, action, str(run.state)).inc()
         if run.started_at is not None and run.finished_at is not None:
             self.run_seconds.labels(run.rule).observe(max(0.0, run.finished_at - run.started_at))
+
+    def hold(self, rule: str, dependency: str) -> None:
+        self.held.labels(rule, dependency).inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

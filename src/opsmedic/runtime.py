@@ -327,6 +327,7 @@ async def run_forever(rt: Runtime, stop: asyncio.Event, service: Service | None 
     service = service or Service(Metrics())
     metrics = service.metrics
     rt.engine.on_finished = metrics.finished
+    rt.engine.on_held = metrics.hold
     await rt.engine.start()
     if rt.releases is not None:
         from opsmedic.releases.recovery import recover

@@ -214,7 +214,7 @@ def test_json_summary_with_runs_in_the_api_shape(tmp_path: Path, dry: bool) -> N
     assert summary["events"] == 3 and summary["dry_run"] is dry
     assert summary["assumed"] == ("succeeded" if dry else None)
     assert summary["bad_lines"] == [{"line": 4, "reason": "source: Field required"}]
-    assert summary["suppressed"] == {"throttle": 0, "in_flight": 0, "for": 0, "limit": 1}
+    assert summary["suppressed"] == {"throttle": 0, "in_flight": 0, "for": 0, "limit": 1, "held": 0}
     states = [r["state"] for r in summary["runs"]]
     assert states == (["skipped"] * 4 if dry else ["failed", "failed", "skipped", "succeeded"])
     # The public shape of a run (docs/api.md), deciding_step included: what `runs show --json`

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from opsmedic.api.body import decode_json, read_limited
 from opsmedic.errors import StoreRefused, WebhookError, WebhookRefused
@@ -28,10 +28,18 @@ EVENTS_PATH = "/api/v1/events"
 WEBHOOKS_PREFIX = "/api/v1/webhooks/"
 
 
+class HeldRun(BaseModel):
+    """A rule the event matched whose run was held (docs/rules.md#held-while-a-dependency-fails)."""
+
+    rule: str
+    reason: str
+
+
 class AcceptedEvent(BaseModel):
     id: str
     run_ids: list[str]
     incident_id: str | None = None
+    held: list[HeldRun] | None = Field(None, description="only when a match was held")
 
 
 class IngestReply(BaseModel):
@@ -165,6 +173,7 @@ async def _submit(request: Request, events: list[Event]) -> Reply:
         "accepted": len(accepted),
         "events": [
             {"id": a.event_id, "run_ids": a.run_ids, "incident_id": e.incident_id or None}
+            | ({"held": [{"rule": r, "reason": why} for r, why in a.held]} if a.held else {})
             for a, e in zip(accepted, events, strict=True)
         ],
     }

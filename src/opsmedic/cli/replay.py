@@ -115,7 +115,8 @@ def _summary(
         "finished": dict(sorted(stats["finished"].items())),
         "suppressed": {"throttle": stats["suppressed_throttle"],
                        "in_flight": stats["suppressed_in_flight"],
-                       "for": stats["pending_for"], "limit": stats["limited"]},
+                       "for": stats["pending_for"], "limit": stats["limited"],
+                       "held": stats["held"]},
     }  # fmt: skip
 
 
@@ -127,6 +128,8 @@ def _summary_line(s: dict[str, Any]) -> str:
         f"skipped): runs {runs}; suppressed: {sup['throttle']} by throttle, {sup['in_flight']} "
         f"in flight, {sup['for']} waiting for `for:`, {sup['limit']} over limit"
     )
+    if sup["held"]:  # only with services that depend on others (docs/rules.md)
+        line += f", {sup['held']} held for a failing dependency"
     if s["assumed"] is not None:  # a dry run cannot know outcomes: say which one it assumed
         line += f"; dry-run: every run assumed to have {s['assumed']}"
     return line

@@ -130,6 +130,12 @@ class ServiceConfig(Strict):
     )
     environments: dict[str, Environment] = Field(default_factory=dict)
     depends_on: list[str] = Field(default_factory=list)
+    hold_dependents: Duration = Field(
+        300.0,
+        ge=0,
+        description="after a deployment of this service rolled back or failed, "
+        "the remediations of the services depending on it hold this long; 0: not at all",
+    )
     git: Path | None = Field(None, description="the service's repository (used by reports)")
     gates: list[Gate] = Field(default_factory=list, description="run before every switch")
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from opsmedic.clock import Clock
 from opsmedic.config.schema import Config
 from opsmedic.engine.executor import Executor
+from opsmedic.engine.holds import Hold, Holds
 from opsmedic.engine.incidents import Grouping, IncidentTracker, Reopening
 from opsmedic.engine.journal import Journal, isolable
 from opsmedic.engine.planner import Planner
@@ -35,6 +36,7 @@ class Accepted:
 
     event_id: str
     run_ids: list[str] = field(default_factory=list)
+    held: tuple[tuple[str, str], ...] = ()  # (rule, reason) of each match held
 
 
 @dataclass(slots=True)
@@ -57,6 +59,8 @@ class _Planned:
     events: list[EncodedEvent] = field(default_factory=list)
     to_run: list[tuple[Run, Rule, Event]] = field(default_factory=list)
     recorded: list[Run] = field(default_factory=list)
+    # Matches held (engine/holds.py): rule, event, hold, and whether it is news (a line).
+    held: list[tuple[str, Event, Hold, bool]] = field(default_factory=list)
     replies: list[tuple[_Submission, list[Accepted]]] = field(default_factory=list)
     incidents: IncidentRows = field(default_factory=IncidentRows)
     # The submission planning stopped in, at an event whose alert has a run in flight.
@@ -91,6 +95,7 @@ class Engine:
         self._reopening = Reopening(config.incidents.reopen_within, flapping.flaps,
                                     flapping.within)  # fmt: skip
         self.incidents = IncidentTracker(self._grouping, reopening=self._reopening)
+        self.holds = Holds.of(config.services)
         self._clock = clock
         self._inbox: list[_Submission] = []
         self._wake = asyncio.Event()
@@ -104,6 +109,8 @@ class Engine:
         self._in_event_order = False
         # Called with every run once it is final (executed, skipped or limited): CLI and demo.
         self.on_finished: Callable[[Run], None] | None = None
+        # Called with (rule, dependency) for every match held: the metrics.
+        self.on_held: Callable[[str, str], None] | None = None
 
     async def start(self) -> list[Run]:
         """Start the loop; returns runs a crash left `running`, now marked `interrupted`."""
@@ -113,6 +120,8 @@ class Engine:
             now = self._clock.now()
             recovery = await self.journal.call(self.store.interrupt_running, now, self._rerun_of)
             await self._reload_state()
+            if self.holds is not None:  # a rollback before the restart still holds dependents
+                self.holds.restore(await self.journal.call(self.holds.stored, self.store))
             for run in recovery.interrupted:
                 self.log.warning("run.interrupted", run_id=run.id, rule=run.rule, target=run.target)
         self._loop_task = asyncio.create_task(self._loop(), name="opsmedic-engine")
@@ -237,7 +246,8 @@ class Engine:
     ) -> Accepted:
         event = encoded.event
         self.incidents.observe(event, changes)
-        decision = self.planner.decide(event)
+        hold = self.holds.observe(event) if self.holds is not None else None
+        decision = self.planner.decide(event, hold is not None)
         if event.incident_id:
             self.incidents.planned(
                 event, [r for r, _ in decision.runs] + decision.recorded, changes
@@ -251,7 +261,12 @@ class Engine:
         for escalation in decision.escalations:
             self._plan_event(encode_event(escalation), planned, changes)
         ids = [r.id for r, _ in decision.runs] + [r.id for r in decision.recorded]
-        return Accepted(event.id, ids)
+        if not decision.held:
+            return Accepted(event.id, ids)
+        assert self.holds is not None
+        assert hold is not None
+        planned.held.extend(self.holds.held(decision.held, event, hold, changes))
+        return Accepted(event.id, ids, tuple((name, hold.reason) for name in decision.held))
 
     async def _commit(self, planned: _Planned) -> None:
         """Commit a planned batch, answer its submitters, start the runs it claimed."""
@@ -294,6 +309,12 @@ class Engine:
             self._count(run)
             self.log.warning("run.limited", run_id=run.id, rule=run.rule, target=run.target,
                              message=run.message)  # fmt: skip
+        for name, event, hold, news in planned.held:
+            if self.on_held is not None:
+                self.on_held(name, hold.dependency)
+            if news:
+                self.log.warning("run.held", rule=name, event_id=event.id, target=event.target,
+                                 incident_id=event.incident_id, reason=hold.reason)  # fmt: skip
         for run, rule, event in to_run:
             if run.id in claimed:
                 await self._spawn(run, rule, event)

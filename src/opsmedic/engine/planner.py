@@ -20,6 +20,7 @@ class Decision:
     runs: list[tuple[Run, Rule]] = field(default_factory=list)
     recorded: list[Run] = field(default_factory=list)
     escalations: list[Event] = field(default_factory=list)
+    held: list[str] = field(default_factory=list)  # rules matched whose runs were held
 
 
 @dataclass(slots=True)
@@ -31,6 +32,7 @@ class PlannerStats:
     suppressed_in_flight: int = 0
     suppressed_throttle: int = 0
     limited: int = 0
+    held: int = 0
 
 
 class Planner:
@@ -117,13 +119,14 @@ class Planner:
         fp = event.fingerprint
         return any((r.name, fp) in self._in_flight for r in self.ruleset.match(event))
 
-    def decide(self, event: Event) -> Decision:
+    def decide(self, event: Event, held: bool = False) -> Decision:
+        """`held`: the event's service depends on one that is failing (engine/holds.py)."""
         decision = Decision()
         matched = self.ruleset.match(event)
         self._reset_pending(event, matched)
         for rule in matched:
             self.stats.matched += 1
-            self._decide_rule(rule, event, decision)
+            self._decide_rule(rule, event, decision, held)
         self.stats.events += 1
         if self.stats.events % _GC_EVERY == 0:
             self._gc(event.time)
@@ -141,7 +144,7 @@ class Planner:
         if not waiting:
             del self._pending_by_fp[event.fingerprint]
 
-    def _decide_rule(self, rule: Rule, event: Event, decision: Decision) -> None:
+    def _decide_rule(self, rule: Rule, event: Event, decision: Decision, held: bool) -> None:
         if rule.for_s > 0:
             since = self._pending.setdefault((rule.name, event.fingerprint), event.time)
             self._pending_by_fp[event.fingerprint].add(rule.name)
@@ -152,6 +155,12 @@ class Planner:
         if lock in self._in_flight:
             # The same alert never runs the same rule twice at once.
             self.stats.suppressed_in_flight += 1
+            return
+        if held:
+            # Acting on this service would treat a symptom. Before throttle and limit, which a
+            # held match must not use up: once the dependency recovers the next match runs.
+            self.stats.held += 1
+            decision.held.append(rule.name)
             return
         if rule.throttle is not None:
             tkey = (rule.name, key_of(event, rule.throttle.per))

@@ -1,0 +1,154 @@
+"""Holds: a service's remediations wait while a service it depends on is the one failing."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from opsmedic.config.services import ServiceConfig
+from opsmedic.model import Deployment, Event, IncidentChanges, Status, TimelineEntry
+from opsmedic.store.store import Store
+
+# The release controller's state-change events (releases/events.py, which the engine may not
+# import): they are about their resource, the service deployed.
+_DEPLOYMENT = ("opsmedic", "deployment")
+_WENT_WRONG = frozenset({"rolled_back", "failed"})
+_FAILING = frozenset({"warning", "error", "critical"})  # severities that make a service failing
+# Holds already written down, at most: past it the memory starts afresh (a line is repeated).
+_NOTED_MAX = 10_000
+_RESTORED = 20  # deployments per service read back at start: the newest of each environment
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """Why the rule runs of an event are held: its service, the dependency failing, and why."""
+
+    service: str
+    dependency: str
+    cause: str  # "incident <id>" or "deployment <id> rolled_back|failed"
+
+    @property
+    def reason(self) -> str:
+        return f"held: {self.service} depends on {self.dependency}, which is failing ({self.cause})"
+
+
+class Holds:
+    """Which services that others depend on are failing, learnt from the events the engine
+    observes, and whether an event's service depends (transitively) on one of them.
+
+    An event is about a service when its `labels.service` names a declared one, or when it is
+    a deployment event of the release controller (its resource). A dependency is failing while
+    an alert about it fires with severity warning or worse (its incident is open), or for its
+    `hold_dependents` after one of its deployments rolled back or failed (until a later one is
+    promoted in that environment). Times are event times, as the planner's windows are.
+    """
+
+    def __init__(self, services: Mapping[str, ServiceConfig]) -> None:
+        self._needs = {n: _closure(services, n) for n, s in services.items() if s.depends_on}
+        watched = {d for deps in self._needs.values() for d in deps if d in services}
+        self._window = {name: services[name].hold_dependents for name in watched}
+        # Per watched service: its firing alerts (fingerprint: incident id), and its deployments
+        # that went wrong, per environment (event time, deployment id, state).
+        self._alerts: dict[str, dict[str, str]] = {name: {} for name in watched}
+        self._wrong: dict[str, dict[str, tuple[float, str, str]]] = {n: {} for n in watched}
+        self._noted: set[tuple[str, str, str]] = set()
+
+    @staticmethod
+    def of(services: Mapping[str, ServiceConfig]) -> Holds | None:
+        """None when no service depends on another: the engine then never asks."""
+        return Holds(services) if any(s.depends_on for s in services.values()) else None
+
+    def observe(self, event: Event) -> Hold | None:
+        """Learn from `event` (once it joined its incident); the hold of its rule runs, if any."""
+        deployment = event.kind == _DEPLOYMENT[1] and event.source == _DEPLOYMENT[0]
+        service = event.resource if deployment else event.labels.get("service")
+        if service is None:
+            return None
+        if service in self._alerts:
+            if deployment:
+                self._deployed(service, event)
+            else:
+                self._alerted(service, event)
+        for dependency in self._needs.get(service, ()):
+            cause = self._failing(dependency, event.time)
+            if cause:
+                return Hold(service, dependency, cause)
+        return None
+
+    def stored(self, store: Store) -> list[Deployment]:
+        """The newest deployments of the services others depend on (a restart forgets what
+        the events taught; a deployment's rollback is in the store), oldest first."""
+        found = [d for name in self._wrong for d in store.list_deployments(name, limit=_RESTORED)]
+        return sorted(found, key=lambda d: d.updated_at)
+
+    def restore(self, deployments: list[Deployment]) -> None:
+        """Learn from the deployments `stored` read as if from their last events."""
+        for d in deployments:
+            self._deploy(d.service, str(d.state), d.env, d.finished_at or d.updated_at, d.id)
+
+    def held(
+        self, rules: list[str], event: Event, hold: Hold, changes: IncidentChanges
+    ) -> list[tuple[str, Event, Hold, bool]]:
+        """The held matches of `rules` for `event`, each with whether it is news: the first hold
+        of the rule for this alert and cause, which gets a line on the event's incident (not
+        every repeat of the alert, every probe interval)."""
+        found = []
+        for rule in rules:
+            key = (rule, event.fingerprint, hold.cause)
+            news = key not in self._noted
+            if news:
+                if len(self._noted) >= _NOTED_MAX:
+                    self._noted.clear()
+                self._noted.add(key)
+                if event.incident_id:
+                    changes.timeline.append(TimelineEntry(
+                        event.incident_id, event.time, "rule_held",
+                        f"rule {rule} matched; {hold.reason}", event.id,
+                    ))  # fmt: skip
+            found.append((rule, event, hold, news))
+        return found
+
+    def _deployed(self, service: str, event: Event) -> None:
+        state, env = event.labels.get("state", ""), event.labels.get("env", "")
+        deployment_id = str(event.payload.get("deployment_id") or event.id)
+        self._deploy(service, state, env, event.time, deployment_id)
+
+    def _deploy(self, service: str, state: str, env: str, at: float, deployment_id: str) -> None:
+        if state in _WENT_WRONG:
+            self._wrong[service][env] = (at, deployment_id, state)
+        elif state == "promoted":  # a version passed there since: that went-wrong is over
+            self._wrong[service].pop(env, None)
+
+    def _alerted(self, service: str, event: Event) -> None:
+        alerts = self._alerts[service]
+        failing = event.severity.lower() in _FAILING
+        if event.status is Status.FIRING and failing and event.incident_id:
+            alerts[event.fingerprint] = event.incident_id
+        elif alerts.pop(event.fingerprint, None) is not None:
+            self._noted.clear()  # a recovery: the next hold of its dependents is news again
+
+    def _failing(self, dependency: str, now: float) -> str:
+        """Why `dependency` is failing at event time `now`, or "" when it is not."""
+        alerts = self._alerts.get(dependency)
+        if alerts:
+            return f"incident {next(iter(alerts.values()))}"
+        window = self._window.get(dependency, 0.0)
+        for at, deployment_id, state in self._wrong.get(dependency, {}).values():
+            if now - at < window:
+                return f"deployment {deployment_id} {state}"
+        return ""
+
+
+def _closure(services: Mapping[str, ServiceConfig], name: str) -> tuple[str, ...]:
+    """Every service `name` depends on, directly first, then theirs (a cycle, which the config
+    check refuses, ends where it comes back)."""
+    found: dict[str, None] = {}
+    queue = list(services[name].depends_on)
+    while queue:
+        dep = queue.pop(0)
+        if dep == name or dep in found:
+            continue
+        found[dep] = None
+        known = services.get(dep)
+        queue.extend(known.depends_on if known is not None else [])
+    return tuple(found)
