@@ -9,12 +9,14 @@ if __package__:
     from .services import postgres_url, smtp_server, sshd
     from .services_dns import dns_pair, dns_pair_session
     from .services_nginx import canary_rig
+    from .services_rolling import rolling_rig
     from .services_tls import tls_server
     from .store_fixtures import store, store_url
 else:
     from services import postgres_url, smtp_server, sshd
     from services_dns import dns_pair, dns_pair_session
     from services_nginx import canary_rig
+    from services_rolling import rolling_rig
     from services_tls import tls_server
     from store_fixtures import store, store_url
 
@@ -23,6 +25,7 @@ __all__ = [
     "dns_pair",
     "dns_pair_session",
     "postgres_url",
+    "rolling_rig",
     "smtp_server",
     "sshd",
     "store",
@@ -39,6 +42,7 @@ _MARKER_OF_FIXTURE = {
     "dns_pair_session": "dns",
     "tls_server": "tls",
     "canary_rig": "nginx",
+    "rolling_rig": "nginx",
 }
 
 
@@ -46,7 +50,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "smtp: needs the SMTP server started by the test fixtures")
     config.addinivalue_line("markers", "dns: needs the two BIND servers of tests/services_dns.py")
     config.addinivalue_line("markers", "tls: needs the nginx TLS server of tests/services_tls.py")
-    config.addinivalue_line("markers", "nginx: needs the canary rig of tests/services_nginx.py")
+    config.addinivalue_line(
+        "markers", "nginx: needs the nginx rigs of tests/services_nginx.py, services_rolling.py"
+    )
     config.addinivalue_line(
         "markers", "alertmanager: needs prometheus-alertmanager (tests/services_alertmanager.py)"
     )
