@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -28,9 +29,15 @@ MAX_REQUESTS = 5000  # the bound of every load a test sends
 PAUSE_S = 0.005  # between two requests of the load: at most 200 requests/s
 
 
-def _config(rig: RollingRig, *, batch: int = 1, interval: str = "300ms",
-            min_samples: int = 20, on_no_data: str = "pass") -> str:  # fmt: skip
+def _config(rig: RollingRig, *, batch: int = 1, interval: str = "300ms", min_samples: int = 20,
+            on_no_data: str = "pass", version_path: str = "/version") -> str:  # fmt: skip
     nginx = rig.settings
+    # JSON is YAML: the router's settings as the rig knows them.
+    router = json.dumps({"nginx": {
+        "upstream": UPSTREAM, "include": str(rig.upstream_file), "prefix": str(nginx.prefix),
+        "access_log": str(rig.access_log), "conf": str(nginx.conf),
+        "pid_file": str(nginx.pid_file), "program": nginx.program, "error_log": str(rig.error_log),
+    }})  # fmt: skip
     return f"""
 store: sqlite:///{rig.root}/site/opsmedic.db
 api: {{enabled: false}}
@@ -52,19 +59,10 @@ services:
         min_samples: 3
         on_no_data: fail
     rolling:
-      router:
-        nginx:
-          upstream: {UPSTREAM}
-          include: {rig.upstream_file}
-          access_log: {rig.access_log}
-          prefix: {nginx.prefix}
-          conf: {nginx.conf}
-          pid_file: {nginx.pid_file}
-          program: {nginx.program}
-          error_log: {rig.error_log}
+      router: {router}
       instances: [{", ".join(rig.instances)}]
       batch: {batch}
-      version_path: /version
+      version_path: {version_path or "null"}
       analysis:
         interval: {interval}
         checks: [error_ratio]
@@ -170,12 +168,14 @@ async def test_a_bad_batch_is_rolled_back_before_the_next_batch_starts(
         assert {(await client.get("/")).status_code for _ in range(20)} == {200}
 
 
+@pytest.mark.parametrize("version_path", ["/version", ""])
 async def test_a_batch_failing_its_checks_sent_straight_to_it_is_rolled_back(
-    rolling_rig: RollingRig,
+    rolling_rig: RollingRig, version_path: str
 ) -> None:
     rig = rolling_rig
     first, *others = rig.instances
-    async with _api(rig, interval="1s") as controller:
+    # Without version_path the rollback goes by what this process switched: the first only.
+    async with _api(rig, interval="1s", version_path=version_path) as controller:
         # No client traffic: the service's `home` check, sent to the instance, catches it.
         deployment = await asyncio.wait_for(controller.deploy("api", "v2"), 60)
     assert deployment.state is DeploymentState.ROLLED_BACK, deployment.reason
@@ -185,6 +185,7 @@ async def test_a_batch_failing_its_checks_sent_straight_to_it_is_rolled_back(
     ), deployment.reason
     checked = deployment.checks["rolling"]["batches"][0]["verify"][f"home@{first}"]
     assert checked["verdict"] == "failed"
+    assert _switched(deployment) == [(first, "v2"), (first, "v1")]
     assert all(rig.loaded(i) == ["v1"] for i in others)
     assert rig.serving() == dict.fromkeys(rig.instances, "v1")
 
