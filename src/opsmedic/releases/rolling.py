@@ -11,7 +11,7 @@ from typing import Any
 from opsmedic.config.rolling import RollingConfig
 from opsmedic.config.services import VerifyCheck
 from opsmedic.model import RunState
-from opsmedic.releases.access_log import Traffic
+from opsmedic.releases.access_log import BackendStats, Traffic
 from opsmedic.releases.canary import Beat
 from opsmedic.releases.measure import Sampler
 from opsmedic.releases.ports import Progress, StepRunner
@@ -90,7 +90,7 @@ class Rollout:
         """Each batch in turn: replaced (under `lock`, the controller's switch lock), back in,
         analysed; stops at the first that fails. The result's `checks` is the record."""
         batches, record = self.batches(), dict[str, Any](batches=[])
-        traffic, baseline = Traffic(self.config.router.nginx.access_log), None
+        traffic, baseline = Traffic(self.config.router.nginx.access_log), BackendStats()
 
         async def tick() -> bool:
             record["instances"] = dict(self.fleet.versions)
@@ -100,8 +100,7 @@ class Rollout:
             for number, instances in enumerate(batches, 1):
                 where = f"rolling batch {number} of {len(batches)} ({', '.join(instances)})"
                 old = [i for later in batches[number:] for i in later]
-                batch = Batch(instances, old, {"batch": number, "instances": instances})
-                batch.baseline = baseline or batch.baseline
+                batch = Batch(instances, old, {"batch": number, "instances": instances}, baseline)
                 record["batches"].append(batch.record)
                 async with lock:
                     problem = await self.replace(instances, version)
@@ -110,8 +109,9 @@ class Rollout:
                 if problem is not None:
                     batch.record["verdict"] = "failed"
                     return Result(False, f"{where}: {problem}", record)
+                against = f"{len(old)} old instance(s)" if old else "the batch before's old ones"
                 self.say(f"{self.service}: {where} serves {version}; analysing it against "
-                         f"{len(old) or 'the last'} old instance(s)")  # fmt: skip
+                         f"{against}")  # fmt: skip
                 mine = [c for c in (retarget(c, i) for i in instances for c in checks) if c]
                 result = await analyse(batch, traffic, self.config.analysis, mine, sample,
                                        hold=hold, tick=tick)  # fmt: skip
@@ -120,7 +120,7 @@ class Rollout:
                     reason = result.reason if result.aborted else f"{where}: {result.reason}"
                     return Result(False, reason, record, result.aborted)
                 baseline = batch.baseline
-            await tick()
+            record["instances"] = dict(self.fleet.versions)
             return Result(True, f"rolling: {len(batches)} batch(es) passed", record)
         finally:
             traffic.follower.close()
