@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
+import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,10 +23,10 @@ from opsmedic.releases.controller import ReleaseController
 from opsmedic.runtime import Runtime, build, build_registry
 
 if __package__:
-    from ..cli_process import opsmedic
+    from ..cli_process import OPSMEDIC, opsmedic
     from ..services_rolling import UPSTREAM, RollingRig
 else:
-    from cli_process import opsmedic
+    from cli_process import OPSMEDIC, opsmedic
     from services_rolling import UPSTREAM, RollingRig
 
 MAX_REQUESTS = 5000  # the bound of every load a test sends
@@ -254,6 +258,38 @@ async def test_an_emergency_rollback_switches_every_instance_back_without_analys
     assert again.returncode == 0, again.stderr
     assert "already rolled back to v1" in again.stderr
     assert all(len(rig.loaded(i)) == 3 for i in rig.instances)
+
+
+def test_a_deployment_killed_between_batches_is_rolled_back_at_the_next_start(
+    rolling_rig: RollingRig,
+) -> None:
+    rig = rolling_rig
+    first, *others = rig.instances
+    site = _site(rig).parent
+    assert opsmedic("deploy", "api", "v1", cwd=site).returncode == 0
+    _site(rig, interval="60s")  # the first batch's analysis outlives the kill
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPSMEDIC_")}
+    child = subprocess.Popen([*OPSMEDIC, "deploy", "api", "v3"], cwd=site, env=env,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while rig.loaded(first) != ["v1", "v3"] or f"server {first} weight=1;" not in (
+            rig.upstream_file.read_text()
+        ):
+            assert time.monotonic() < deadline and child.poll() is None
+            time.sleep(0.05)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=10)
+    assert rig.serving()[first] == "v3"  # in traffic, with nobody left to judge it
+    _site(rig)
+    # The next opsmedic to start, which never saw the instances, asks each its version.
+    after = opsmedic("deploy", "api", "v1", cwd=site)
+    assert after.returncode == 0, after.stderr
+    assert "recovered " in after.stderr and ": rolled_back" in after.stderr
+    assert rig.loaded(first)[:3] == ["v1", "v3", "v1"]
+    assert all("v3" not in rig.loaded(i) for i in others)
+    assert rig.serving() == dict.fromkeys(rig.instances, "v1")
 
 
 def test_bad_rolling_settings_are_named_at_their_place(tmp_path: Path) -> None:
