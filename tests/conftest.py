@@ -10,6 +10,7 @@ if __package__:
     from .services_dns import dns_pair, dns_pair_session
     from .services_nginx import canary_rig
     from .services_redis import redis_server
+    from .services_rolling import rolling_rig
     from .services_tls import tls_server
     from .store_fixtures import store, store_url
 else:
@@ -17,6 +18,7 @@ else:
     from services_dns import dns_pair, dns_pair_session
     from services_nginx import canary_rig
     from services_redis import redis_server
+    from services_rolling import rolling_rig
     from services_tls import tls_server
     from store_fixtures import store, store_url
 
@@ -26,6 +28,7 @@ __all__ = [
     "dns_pair_session",
     "postgres_url",
     "redis_server",
+    "rolling_rig",
     "smtp_server",
     "sshd",
     "store",
@@ -43,6 +46,7 @@ _MARKER_OF_FIXTURE = {
     "tls_server": "tls",
     "canary_rig": "nginx",
     "redis_server": "redis",
+    "rolling_rig": "nginx",
 }
 
 
@@ -50,7 +54,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "smtp: needs the SMTP server started by the test fixtures")
     config.addinivalue_line("markers", "dns: needs the two BIND servers of tests/services_dns.py")
     config.addinivalue_line("markers", "tls: needs the nginx TLS server of tests/services_tls.py")
-    config.addinivalue_line("markers", "nginx: needs the canary rig of tests/services_nginx.py")
+    config.addinivalue_line(
+        "markers", "nginx: needs the nginx rigs of tests/services_nginx.py, services_rolling.py"
+    )
     config.addinivalue_line("markers", "redis: needs the redis-server of tests/services_redis.py")
     config.addinivalue_line(
         "markers", "alertmanager: needs prometheus-alertmanager (tests/services_alertmanager.py)"

@@ -120,14 +120,29 @@ def canary_rig(tmp_path: Path) -> Iterator[CanaryRig]:
         program=nginx,
         extra_args=("-e", str(error_log)),
     )
-    with (tmp_path / "stdout.log").open("wb") as out:
+    try:
+        with running_nginx(settings, port, error_log):
+            yield CanaryRig(
+                f"http://{HOST}:{port}", stable, canary, NginxRouter(settings), settings,
+                access_log, error_log, upstream_file,
+            )  # fmt: skip
+    finally:
+        for backend in (stable, canary):
+            with contextlib.suppress(OSError):
+                backend.stop()
+
+
+@contextlib.contextmanager
+def running_nginx(settings: NginxSettings, port: int, error_log: Path) -> Iterator[None]:
+    """nginx in the foreground on `settings.conf`, serving `port`, until the block ends."""
+    with (settings.prefix / "stdout.log").open("wb") as out:
         proc = subprocess.Popen(
             [
-                nginx,
+                settings.program,
                 "-p",
-                str(tmp_path),
+                str(settings.prefix),
                 "-c",
-                str(conf),
+                str(settings.conf),
                 "-e",
                 str(error_log),
                 "-g",
@@ -147,12 +162,6 @@ def canary_rig(tmp_path: Path) -> Iterator[CanaryRig]:
                 time.sleep(0.05)
         except (RuntimeError, TimeoutError) as exc:
             _fail(f"nginx did not start: {exc}", error_log)
-        yield CanaryRig(
-            f"http://{HOST}:{port}", stable, canary, NginxRouter(settings), settings,
-            access_log, error_log, upstream_file,
-        )  # fmt: skip
+        yield
     finally:
         _stop(proc)
-        for backend in (stable, canary):
-            with contextlib.suppress(OSError):
-                backend.stop()

@@ -127,10 +127,7 @@ services:
     found = opsmedic("check", cwd=tmp_path)
     assert found.returncode == 2
     err = found.stderr
-    assert (
-        "opsmedic.yaml:4:15: services.shop.strategy: Input should be 'switch' or 'canary' "
-        "(known: canary, switch)" in err
-    )
+    assert "opsmedic.yaml:4:15: services.shop.strategy: Input should be 'switch', 'canary'" in err
     assert (
         "opsmedic.yaml:6:9: services.shop.switch[0].run_comand: unknown action 'run_comand'" in err
     )

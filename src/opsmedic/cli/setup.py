@@ -16,6 +16,7 @@ from opsmedic.errors import ConfigError, OpsmedicError, Problem
 from opsmedic.files import write_atomic
 
 if TYPE_CHECKING:
+    from opsmedic.config.canary import AnalysisConfig
     from opsmedic.config.schema import Config
     from opsmedic.plugins import Registry
     from opsmedic.rules.ruleset import RuleSet
@@ -137,12 +138,21 @@ def _service_lines(config: Config | None) -> list[str]:
             lines.append(f"service {name} ({env}): {service.strategy}, bake {service.bake:g}s, "
                          f"verify_timeout {service.verify_timeout:g}s; {checks}")  # fmt: skip
         if (canary := service.canary) is not None:
-            analysis = canary.analysis
-            lines.append(f"service {name}: canary steps {canary.steps} %, each analysed "
-                         f"{analysis.interval:g}s on {', '.join(analysis.checks)} (critical: "
-                         f"{', '.join(analysis.critical) or 'none'}), min_samples "
-                         f"{analysis.min_samples}, on_no_data: {analysis.on_no_data}")  # fmt: skip
+            lines.append(f"service {name}: canary steps {canary.steps} %, each "
+                         f"{_analysed(canary.analysis)}")  # fmt: skip
+        if (rolling := service.rolling) is not None:
+            ceiling = rolling.analysis.max_error_ratio
+            lines.append(f"service {name}: rolling {len(rolling.instances)} instances, "
+                         f"{rolling.batch} at a time, version_path {rolling.version_path or '-'}"
+                         f", each batch {_analysed(rolling.analysis)}, max_error_ratio "
+                         f"{'-' if ceiling is None else f'{ceiling:g}'}")  # fmt: skip
     return lines
+
+
+def _analysed(analysis: AnalysisConfig) -> str:
+    return (f"analysed {analysis.interval:g}s on {', '.join(analysis.checks)} (critical: "
+            f"{', '.join(analysis.critical) or 'none'}), min_samples {analysis.min_samples}, "
+            f"on_no_data: {analysis.on_no_data}")  # fmt: skip
 
 
 def _unit_problems(

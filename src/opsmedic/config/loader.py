@@ -143,8 +143,9 @@ def _place(config: Config, base: Path) -> None:
             env.current = base / env.current if env.current is not None else None
         if service.git is not None:
             service.git = base / service.git
-        if service.canary is not None:
-            _place_router(service.canary.router, base)
+        for moving in (service.canary, service.rolling):
+            if moving is not None:
+                _place_router(moving.router, base)
         for checks in [service.verify, *(e.verify or [] for e in service.environments.values())]:
             for check in checks:
                 if check.traffic is not None:

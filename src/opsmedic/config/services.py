@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 
 from opsmedic.config.canary import CanaryConfig
 from opsmedic.config.gates import Gate
+from opsmedic.config.rolling import RollingConfig
 from opsmedic.config.routers import check_backend
 from opsmedic.config.types import Duration, HttpMethod, HttpUrlText, PositiveDuration, Strict
 
@@ -117,8 +118,9 @@ class ServiceConfig(Strict):
     version_url: HttpUrlText | None = Field(
         None, description="answers with the serving version in its body; checked after a switch"
     )
-    strategy: Literal["switch", "canary"] = "switch"
+    strategy: Literal["switch", "canary", "rolling"] = "switch"
     canary: CanaryConfig | None = Field(None, description="strategy canary's settings")
+    rolling: RollingConfig | None = Field(None, description="strategy rolling's settings")
     switch: list[Any] = Field(min_length=1, description="action steps that put a version in")
     verify: list[VerifyCheck] = Field(default_factory=list)
     bake: Duration = Field(30.0, ge=0, description="healthy this long before promotion")
@@ -146,6 +148,12 @@ class ServiceConfig(Strict):
                 raise ValueError(f"environment name {name!r}: letters, digits, . _ - only")
         if (self.strategy == "canary") != (self.canary is not None):
             raise ValueError("strategy canary and a canary: section go together")
+        if (self.strategy == "rolling") != (self.rolling is not None):
+            raise ValueError("strategy rolling and a rolling: section go together")
+        places: list[ServiceConfig | Environment] = [self, *self.environments.values()]
+        if self.rolling is not None and any(p.current or p.version_url for p in places):
+            raise ValueError("strategy rolling checks each instance at rolling.version_path: "
+                             "current and version_url do not apply")  # fmt: skip
         for name, env in self.environments.items():
             for required in env.requires:
                 if required == name or required not in self.environments:

@@ -24,6 +24,7 @@ from opsmedic.releases.events import deployment_event, escalation_event
 from opsmedic.releases.gates import run_gates
 from opsmedic.releases.measure import Sampler
 from opsmedic.releases.ports import Announce, Progress, StepRunner
+from opsmedic.releases.rolling import Rollout, Rollouts
 from opsmedic.releases.steps import SwitchSteps
 from opsmedic.releases.switched import switch_problem
 from opsmedic.releases.verify import verify
@@ -55,6 +56,7 @@ class ReleaseController:
     dry_run: bool = False
     progress: Progress | None = None
     canaries: Canaries = field(default_factory=Canaries)
+    rollouts: Rollouts = field(default_factory=Rollouts)
     _driving: set[asyncio.Task[Deployment]] = field(default_factory=set)
     # One switch at a time per service and environment: an emergency rollback that starts
     # while a deployment's switch runs waits for it, instead of interleaving the two sets of
@@ -135,6 +137,8 @@ class ReleaseController:
         """Switch to the new version, check it took effect, verify, promote or roll back."""
         config = self.services[deployment.service]
         if config.canary is not None and (ended := await self._canary(deployment)) is not None:
+            return ended
+        if config.rolling is not None and (ended := await self._rolling(deployment)) is not None:
             return ended
         problem = await self._switch(deployment, deployment.version, deployment.previous_version)
         if problem is not None:
@@ -247,6 +251,38 @@ class ReleaseController:
         self._say(f"{service}: {outcome.reason}")
         return None
 
+    async def _rolling(self, deployment: Deployment) -> Deployment | None:
+        """Strategy rolling: the batches, each verified before the next; None when every one
+        passed (the switch then finds every instance on the version, and verification and
+        bake follow as for switch), else the deployment as it ended."""
+        config = self.services[deployment.service]
+        assert config.rolling is not None
+        if not await self._change(deployment, DeploymentState.VERIFYING, ACTIVE):
+            return await self._yield_to_rollback(deployment)
+        rollout = self._rollout(deployment, deployment.previous_version)
+        lock = self._switching.setdefault((deployment.service, deployment.env), asyncio.Lock())
+        outcome = await rollout.run(deployment.version, config.checks(deployment.env),
+                                    self.sample, hold=config.verify_timeout,
+                                    beat=self._beat(deployment, "rolling"), lock=lock)  # fmt: skip
+        deployment.checks["rolling"] = outcome.checks
+        if outcome.aborted:
+            return await self._yield_to_rollback(deployment)
+        if not outcome.passed:
+            return await self.undo(deployment, outcome.reason)
+        self._say(f"{deployment.service}: {outcome.reason}")
+        return None
+
+    def _rollout(self, deployment: Deployment, previous: str) -> Rollout:
+        config = self.services[deployment.service]
+        assert config.rolling is not None
+        variables = {"service": deployment.service, "previous": previous, "env": deployment.env}
+        return self.rollouts.rollout(
+            deployment.service, config.rolling, runner=self.runner,
+            steps=self.switch[(deployment.service, deployment.env)], variables=variables,
+            switches=deployment.checks.setdefault("switches", []),
+            switch_timeout=config.switch_timeout, say=self._say,
+        )  # fmt: skip
+
     def _beat(self, deployment: Deployment, key: str) -> Beat:
         """Keep the progress on the deployment and beat its heartbeat: False once taken over."""
 
@@ -305,6 +341,8 @@ class ReleaseController:
             routed := await self.canaries.route_all(deployment.service, canary, version)
         ):
             return routed
+        if self.services[deployment.service].rolling is not None:
+            return await self._rollout(deployment, previous).restore(version)
         variables = {"service": deployment.service, "version": version,
                      "previous": previous, "env": deployment.env}  # fmt: skip
         steps = self.switch[(deployment.service, deployment.env)]

@@ -32,7 +32,9 @@ def switch_steps(
         if not isinstance(raw, dict):
             continue
         loc = ("services", str(name), "switch")
-        own, found = load_steps(raw.get("switch"), loc, located, registry, names, SWITCH_VARIABLES)
+        # A rolling service's steps run once per instance, and see which one.
+        variables = SWITCH_VARIABLES + (("instance",) if raw.get("strategy") == "rolling" else ())
+        own, found = load_steps(raw.get("switch"), loc, located, registry, names, variables)
         problems += found
         envs = raw.get("environments")
         envs = envs if isinstance(envs, dict) and envs else {DEFAULT_ENVIRONMENT: {}}
@@ -42,9 +44,7 @@ def switch_steps(
                 steps[(str(name), str(env))] = own
                 continue
             env_loc = ("services", str(name), "environments", str(env), "switch")
-            env_steps, found = load_steps(
-                env_switch, env_loc, located, registry, names, SWITCH_VARIABLES
-            )
+            env_steps, found = load_steps(env_switch, env_loc, located, registry, names, variables)
             problems += found
             steps[(str(name), str(env))] = env_steps
     return steps, problems
