@@ -7,18 +7,21 @@ import pytest
 # tests/ is a plain directory on sys.path unless someone makes it a package.
 if __package__:
     from .services import postgres_url, smtp_server, sshd
+    from .services_bluegreen import bluegreen_rig
     from .services_dns import dns_pair, dns_pair_session
     from .services_nginx import canary_rig
     from .services_tls import tls_server
     from .store_fixtures import store, store_url
 else:
     from services import postgres_url, smtp_server, sshd
+    from services_bluegreen import bluegreen_rig
     from services_dns import dns_pair, dns_pair_session
     from services_nginx import canary_rig
     from services_tls import tls_server
     from store_fixtures import store, store_url
 
 __all__ = [
+    "bluegreen_rig",
     "canary_rig",
     "dns_pair",
     "dns_pair_session",
@@ -39,6 +42,7 @@ _MARKER_OF_FIXTURE = {
     "dns_pair_session": "dns",
     "tls_server": "tls",
     "canary_rig": "nginx",
+    "bluegreen_rig": "nginx",
 }
 
 
@@ -46,7 +50,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "smtp: needs the SMTP server started by the test fixtures")
     config.addinivalue_line("markers", "dns: needs the two BIND servers of tests/services_dns.py")
     config.addinivalue_line("markers", "tls: needs the nginx TLS server of tests/services_tls.py")
-    config.addinivalue_line("markers", "nginx: needs the canary rig of tests/services_nginx.py")
+    config.addinivalue_line("markers", "nginx: needs nginx (tests/services_nginx.py)")
     config.addinivalue_line(
         "markers", "alertmanager: needs prometheus-alertmanager (tests/services_alertmanager.py)"
     )
