@@ -142,6 +142,12 @@ def _service_lines(config: Config | None) -> list[str]:
                          f"{analysis.interval:g}s on {', '.join(analysis.checks)} (critical: "
                          f"{', '.join(analysis.critical) or 'none'}), min_samples "
                          f"{analysis.min_samples}, on_no_data: {analysis.on_no_data}")  # fmt: skip
+        if (blue_green := service.blue_green) is not None:
+            slots = ", ".join(f"{slot} {address}" for slot, address in blue_green.slots.items())
+            lines.append(f"service {name}: blue_green slots {slots}; {len(blue_green.start)} "
+                         f"start step(s), warm_timeout {blue_green.warm_timeout:g}s; the idle "
+                         "slot previewed with the http checks, prometheus checks on live "
+                         "traffic")  # fmt: skip
     return lines
 
 

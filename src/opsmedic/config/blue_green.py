@@ -25,10 +25,15 @@ class BlueGreenConfig(Strict):
         30.0, description="longest wait, after start, for the slot to report its version"
     )
     version_path: str | None = Field(
-        None,
-        pattern=r"^/[^\s#]*$",
-        description="path a slot answers its version on; omitted: the path of version_url",
+        None, description="path a slot answers its version on; omitted: the path of version_url"
     )
+
+    @field_validator("version_path")
+    @classmethod
+    def _path(cls, path: str | None) -> str | None:
+        if path is not None and not re.match(r"^/[^\s#]*$", path):
+            raise ValueError(f"{path!r}: a path from / (with a query if need be), e.g. /version")
+        return path
 
     @field_validator("slots")
     @classmethod
