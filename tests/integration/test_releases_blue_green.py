@@ -35,7 +35,7 @@ PAUSE_S = 0.01  # between two requests of the load: at most 100 requests/s
 CLOSED = ("closed by a reload", 0)
 
 
-def _config(rig: BlueGreenRig, *, warm: str = "10s", bake: str = "300ms") -> str:
+def _config(rig: BlueGreenRig, *, warm: str = "10s", bake: str = "500ms") -> str:
     nginx, front = rig.front.settings, rig.front
     blue, green = rig.slots["blue"], rig.slots["green"]
     return f"""
