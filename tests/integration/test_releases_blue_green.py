@@ -180,6 +180,17 @@ async def test_the_new_version_starts_beside_the_old_and_takes_all_traffic_at_on
     assert got[("v1", 200)] and got[("v2", 200)], got
 
 
+async def test_deploying_the_serving_version_again_moves_to_the_slot_it_previewed(
+    shop: Shop,
+) -> None:
+    deployment = await asyncio.wait_for(shop.controller.deploy("shop", "v1"), 60)
+    assert deployment.state is DeploymentState.PROMOTED, deployment.reason
+    record = _record(deployment)
+    assert [(s["slot"], s["version"]) for s in record["starts"]] == [("blue", "v1")]
+    assert [(m["to"], m["version"]) for m in record["moves"]] == [("blue", "v1")]
+    assert await shop.weights() == {"blue": 1, "green": 0}
+
+
 async def test_a_version_failing_on_live_traffic_goes_back_to_the_warm_slot(shop: Shop) -> None:
     rig, warm_pid = shop.rig, shop.rig.pid("green")
     deployment, got = await shop.under_load(shop.controller.deploy("shop", "v7"))

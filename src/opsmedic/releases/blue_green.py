@@ -105,16 +105,20 @@ class BlueGreens:
         self, deployment: Deployment, service: ServiceConfig, version: str, previous: str,
         runner: StepRunner, say: Progress,
     ) -> str | None:  # fmt: skip
-        """All traffic to a slot that runs `version`: the live one if it does (nothing moves),
-        else the idle one, warm (one router change) or once `start` made it run `version`.
-        None, or the problem; the router keeps what it had on a problem."""
+        """All traffic to a slot that runs `version`, or to the idle one once `start` made it
+        run `version`. Going back, the live slot is asked first (when it runs `version`,
+        nothing moves), then the idle one (warm: one router change); going forward, the idle
+        one first: the slot the preview verified. None, or the problem; the router keeps
+        what it had on a problem."""
         config = _settings(service)
         record = _record(deployment, config)
         try:
             now = await self.live(deployment.service, config)
         except RouterError as exc:
             return f"blue/green: cannot read which slot is live: {exc}"
-        target = await self._running(deployment, service, [*now.live, *now.idle], version)
+        forward = version == deployment.version
+        order = [*now.idle, *now.live] if forward else [*now.live, *now.idle]
+        target = await self._running(deployment, service, order, version)
         if target is None:
             if not now.idle:
                 return (f"blue/green: both slots get traffic ({_weights(config, now)}) and "
