@@ -273,6 +273,28 @@ async def test_a_version_that_fails_before_any_traffic_moved_leaves_the_old_slot
         assert await shop.weights() == {"blue": 0, "green": 1}
 
 
+async def test_an_emergency_rollback_during_the_warm_up_stops_it_and_moves_nothing(
+    bluegreen_rig: BlueGreenRig,
+) -> None:
+    rig = bluegreen_rig
+    async with _shop(rig, warm="60s") as shop:
+        driving = asyncio.create_task(shop.controller.deploy("shop", "v4"))  # never warm
+        for _ in range(1000):  # until v4's start ran: its warm-up has begun
+            if (rig.root / "blue.pid").exists() or driving.done():
+                break
+            await asyncio.sleep(0.02)
+        back = await asyncio.wait_for(shop.controller.rollback("shop", reason="pager"), 60)
+        assert back.state is DeploymentState.ROLLED_BACK and back.rolled_back_to == "v1"
+        assert back.reason == "pager; rolled back to v1", back.reason
+        # The warm-up sees at its next heartbeat that the deployment is no longer its own,
+        # long before its 60 s are out.
+        driven = await asyncio.wait_for(driving, 30)
+        assert driven.state is DeploymentState.ROLLED_BACK and driven.id == back.id
+        assert _record(back)["moves"] == []
+        assert await shop.weights() == {"blue": 0, "green": 1}
+        assert await shop.answers(5) == {("v1", 200): 5}
+
+
 async def test_nginx_refusing_the_change_leaves_the_old_file_and_slot_serving(
     shop: Shop,
 ) -> None:

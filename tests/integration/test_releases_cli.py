@@ -128,8 +128,8 @@ services:
     assert found.returncode == 2
     err = found.stderr
     assert (
-        "opsmedic.yaml:4:15: services.shop.strategy: Input should be 'switch' or 'canary' "
-        "(known: canary, switch)" in err
+        "opsmedic.yaml:4:15: services.shop.strategy: Input should be 'switch', 'canary' or "
+        "'blue_green' (known: blue_green, canary, switch)" in err
     )
     assert (
         "opsmedic.yaml:6:9: services.shop.switch[0].run_comand: unknown action 'run_comand'" in err
