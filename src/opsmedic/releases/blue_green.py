@@ -7,6 +7,7 @@ router and the slot cannot."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -150,17 +151,16 @@ class BlueGreens:
     async def _running(
         self, deployment: Deployment, service: ServiceConfig, slots: list[str], version: str
     ) -> str | None:
-        """The first of `slots` that reports `version` now, asked in turn; each answer is
-        recorded under `versions`."""
+        """The first of `slots` that reports `version` now; each answer is recorded under
+        `versions`. Asked all at once: a hung bad version must not delay the way back."""
         config = _settings(service)
         versions = _record(deployment, config)["versions"]
-        for slot in slots:
-            versions[slot], _ = await reported(
-                version_url(service, deployment.env, config.slots[slot])
-            )
-            if versions[slot] == version:
-                return slot
-        return None
+        answers = await asyncio.gather(*(
+            reported(version_url(service, deployment.env, config.slots[slot])) for slot in slots
+        ))  # fmt: skip
+        for slot, (found, _seen) in zip(slots, answers, strict=True):
+            versions[slot] = found
+        return next((slot for slot in slots if versions[slot] == version), None)
 
     async def _start(
         self, deployment: Deployment, service: ServiceConfig, slot: str, version: str,
