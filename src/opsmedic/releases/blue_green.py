@@ -107,9 +107,9 @@ class BlueGreens:
         runner: StepRunner, say: Progress,
     ) -> str | None:  # fmt: skip
         """All traffic to a slot that runs `version`, or to the idle one once `start` made it
-        run `version`. Going back, the live slot is asked first (when it runs `version`,
-        nothing moves), then the idle one (warm: one router change); going forward, the idle
-        one first: the slot the preview verified. None, or the problem; the router keeps
+        run `version`. Going back, the live slot is preferred (when it runs `version`, nothing
+        moves), then the idle one (warm: one router change); going forward, the idle one:
+        the slot the preview verified. None, or the problem; the router keeps
         what it had on a problem."""
         config = _settings(service)
         record = _record(deployment, config)
