@@ -146,7 +146,7 @@ def _service_lines(config: Config | None) -> list[str]:
             slots = ", ".join(f"{slot} {address}" for slot, address in blue_green.slots.items())
             lines.append(f"service {name}: blue_green slots {slots}; {len(blue_green.start)} "
                          f"start step(s), warm_timeout {blue_green.warm_timeout:g}s; the idle "
-                         "slot previewed with the http checks, prometheus checks on live "
+                         "slot previewed with the http checks, every check on live "
                          "traffic")  # fmt: skip
     return lines
 

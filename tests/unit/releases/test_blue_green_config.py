@@ -106,6 +106,6 @@ def test_check_shows_the_slots_and_what_the_preview_checks(tmp_path: Path) -> No
     )
     assert (
         "service shop: blue_green slots blue 127.0.0.1:8001, green 127.0.0.1:8002; 1 start "
-        "step(s), warm_timeout 20s; the idle slot previewed with the http checks, prometheus "
-        "checks on live traffic"
+        "step(s), warm_timeout 20s; the idle slot previewed with the http checks, every check "
+        "on live traffic"
     ) in found.stdout
