@@ -7,6 +7,7 @@ import pytest
 # tests/ is a plain directory on sys.path unless someone makes it a package.
 if __package__:
     from .services import postgres_url, smtp_server, sshd
+    from .services_bluegreen import bluegreen_rig
     from .services_dns import dns_pair, dns_pair_session
     from .services_nginx import canary_rig
     from .services_redis import redis_server
@@ -15,6 +16,7 @@ if __package__:
     from .store_fixtures import store, store_url
 else:
     from services import postgres_url, smtp_server, sshd
+    from services_bluegreen import bluegreen_rig
     from services_dns import dns_pair, dns_pair_session
     from services_nginx import canary_rig
     from services_redis import redis_server
@@ -23,6 +25,7 @@ else:
     from store_fixtures import store, store_url
 
 __all__ = [
+    "bluegreen_rig",
     "canary_rig",
     "dns_pair",
     "dns_pair_session",
@@ -47,6 +50,7 @@ _MARKER_OF_FIXTURE = {
     "canary_rig": "nginx",
     "redis_server": "redis",
     "rolling_rig": "nginx",
+    "bluegreen_rig": "nginx",
 }
 
 
@@ -55,7 +59,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "dns: needs the two BIND servers of tests/services_dns.py")
     config.addinivalue_line("markers", "tls: needs the nginx TLS server of tests/services_tls.py")
     config.addinivalue_line(
-        "markers", "nginx: needs the nginx rigs of tests/services_nginx.py, services_rolling.py"
+        "markers",
+        "nginx: needs the nginx rigs of tests/services_nginx.py (and _rolling, _bluegreen)",
     )
     config.addinivalue_line("markers", "redis: needs the redis-server of tests/services_redis.py")
     config.addinivalue_line(

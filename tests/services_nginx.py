@@ -4,7 +4,8 @@ The fixture `canary_rig` starts two backends (stdlib `ThreadingHTTPServer`, each
 its own name, with a status and a delay a test can change) and an nginx whose main config
 includes the upstream file opsmedic's nginx router owns, logs in the `opsmedic` log_format,
 and proxies `/` (per-request weights), `/retry/` (500s retried on the other backend) and
-`/sticky/` (the router's sticky map on the X-User header).
+`/sticky/` (the router's sticky map on the X-User header). `nginx_front` starts such an
+nginx alone, for other rigs (tests/services_bluegreen.py).
 """
 
 from __future__ import annotations
@@ -88,66 +89,47 @@ class CanaryRig:
     upstream_file: Path
 
 
-@pytest.fixture
-def canary_rig(tmp_path: Path) -> Iterator[CanaryRig]:
-    """nginx (one worker, so its round robin is exact) in front of a stable and a canary."""
-    nginx = _program("nginx", package="nginx")
-    port, stable_port, canary_port = _free_ports(3)
-    stable, canary = Backend("stable", stable_port), Backend("canary", canary_port)
-    upstream_file = tmp_path / "upstreams" / f"{UPSTREAM}.conf"
-    sticky = Sticky("header", STICKY_HEADER)
-    upstream_file.parent.mkdir()
-    # nginx needs the upstream (and the sticky map's variable) before it can start at all.
-    upstream_file.write_text(render(UPSTREAM, {stable.address: 1, canary.address: 0}, sticky))
-    access_log, error_log = tmp_path / "access.log", tmp_path / "error.log"
-    server = (
-        f"server {{ listen {HOST}:{port}; "
-        f"location / {{ proxy_pass http://{UPSTREAM}; }} "
-        f"location /retry/ {{ proxy_pass http://{UPSTREAM}; "
-        "proxy_next_upstream error timeout http_500; } "
-        f"location /sticky/ {{ proxy_pass http://{route_variable(UPSTREAM)}; }} }}"
-    )
-    logging = [LOG_FORMAT, f"access_log {access_log} opsmedic;"]
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(
-        _nginx_conf(tmp_path, [f"include {upstream_file.parent}/*.conf;", server], logging=logging)
-    )
-    settings = NginxSettings(
-        prefix=tmp_path,
-        conf=conf,
-        pid_file=tmp_path / "nginx.pid",
-        upstreams={UPSTREAM: UpstreamFile(upstream_file, sticky)},
-        program=nginx,
-        extra_args=("-e", str(error_log)),
-    )
-    try:
-        with running_nginx(settings, port, error_log):
-            yield CanaryRig(
-                f"http://{HOST}:{port}", stable, canary, NginxRouter(settings), settings,
-                access_log, error_log, upstream_file,
-            )  # fmt: skip
-    finally:
-        for backend in (stable, canary):
-            with contextlib.suppress(OSError):
-                backend.stop()
+@dataclass(frozen=True)
+class Front:
+    """A running nginx: requests go to `url`; its router settings and files."""
+
+    url: str
+    settings: NginxSettings
+    access_log: Path
+    error_log: Path
+    upstream_file: Path
 
 
 @contextlib.contextmanager
-def running_nginx(settings: NginxSettings, port: int, error_log: Path) -> Iterator[None]:
-    """nginx in the foreground on `settings.conf`, serving `port`, until the block ends."""
-    with (settings.prefix / "stdout.log").open("wb") as out:
+def nginx_front(
+    root: Path, port: int, first: dict[str, int], locations: list[str], sticky: Sticky | None,
+    upstream: str = UPSTREAM,
+) -> Iterator[Front]:  # fmt: skip
+    """nginx (one worker, so its round robin is exact) on `port`, proxying `locations` to
+    `upstream`, whose file opsmedic's router owns and which starts with the weights `first`."""
+    nginx = _program("nginx", package="nginx")
+    upstream_file = root / "upstreams" / f"{upstream}.conf"
+    upstream_file.parent.mkdir()
+    # nginx needs the upstream (and the sticky map's variable) before it can start at all.
+    upstream_file.write_text(render(upstream, first, sticky))
+    access_log, error_log = root / "access.log", root / "error.log"
+    server = f"server {{ listen {HOST}:{port}; {' '.join(locations)} }}"
+    logging = [LOG_FORMAT, f"access_log {access_log} opsmedic;"]
+    conf = root / "nginx.conf"
+    conf.write_text(
+        _nginx_conf(root, [f"include {upstream_file.parent}/*.conf;", server], logging=logging)
+    )
+    settings = NginxSettings(
+        prefix=root,
+        conf=conf,
+        pid_file=root / "nginx.pid",
+        upstreams={upstream: UpstreamFile(upstream_file, sticky)},
+        program=nginx,
+        extra_args=("-e", str(error_log)),
+    )
+    with (root / "stdout.log").open("wb") as out:
         proc = subprocess.Popen(
-            [
-                settings.program,
-                "-p",
-                str(settings.prefix),
-                "-c",
-                str(settings.conf),
-                "-e",
-                str(error_log),
-                "-g",
-                "daemon off;",
-            ],
+            [nginx, "-p", str(root), "-c", str(conf), "-e", str(error_log), "-g", "daemon off;"],
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -162,6 +144,31 @@ def running_nginx(settings: NginxSettings, port: int, error_log: Path) -> Iterat
                 time.sleep(0.05)
         except (RuntimeError, TimeoutError) as exc:
             _fail(f"nginx did not start: {exc}", error_log)
-        yield
+        yield Front(f"http://{HOST}:{port}", settings, access_log, error_log, upstream_file)
     finally:
         _stop(proc)
+
+
+@pytest.fixture
+def canary_rig(tmp_path: Path) -> Iterator[CanaryRig]:
+    """nginx in front of a stable and a canary."""
+    port, stable_port, canary_port = _free_ports(3)
+    stable, canary = Backend("stable", stable_port), Backend("canary", canary_port)
+    locations = [
+        f"location / {{ proxy_pass http://{UPSTREAM}; }}",
+        f"location /retry/ {{ proxy_pass http://{UPSTREAM}; "
+        "proxy_next_upstream error timeout http_500; }",
+        f"location /sticky/ {{ proxy_pass http://{route_variable(UPSTREAM)}; }}",
+    ]
+    sticky = Sticky("header", STICKY_HEADER)
+    try:
+        first = {stable.address: 1, canary.address: 0}
+        with nginx_front(tmp_path, port, first, locations, sticky) as front:
+            yield CanaryRig(
+                front.url, stable, canary, NginxRouter(front.settings), front.settings,
+                front.access_log, front.error_log, front.upstream_file,
+            )  # fmt: skip
+    finally:
+        for backend in (stable, canary):
+            with contextlib.suppress(OSError):
+                backend.stop()

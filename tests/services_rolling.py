@@ -21,17 +21,16 @@ import httpx
 import pytest
 
 from opsmedic.cli.demo import shortener
-from opsmedic.releases.access_log import LOG_FORMAT
-from opsmedic.releases.nginx import NginxSettings, UpstreamFile, render
+from opsmedic.releases.nginx import NginxSettings
 
 if __package__:
-    from .services import HOST, START_TIMEOUT, _program, _stop, wait_for_port
-    from .services_nginx import running_nginx
-    from .services_tls import _free_ports, _nginx_conf
+    from .services import HOST, START_TIMEOUT, _stop, wait_for_port
+    from .services_nginx import nginx_front
+    from .services_tls import _free_ports
 else:
-    from services import HOST, START_TIMEOUT, _program, _stop, wait_for_port
-    from services_nginx import running_nginx
-    from services_tls import _free_ports, _nginx_conf
+    from services import HOST, START_TIMEOUT, _stop, wait_for_port
+    from services_nginx import nginx_front
+    from services_tls import _free_ports
 
 UPSTREAM = "api"
 INSTANCES = 4
@@ -96,34 +95,18 @@ def _instance(root: Path, port: int) -> Iterator[None]:
 @pytest.fixture
 def rolling_rig(tmp_path: Path) -> Iterator[RollingRig]:
     """nginx (one worker: its round robin is exact) in front of four shortener instances."""
-    nginx = _program("nginx", package="nginx")
     port, *ports = _free_ports(1 + INSTANCES)
     instances = [f"{HOST}:{p}" for p in ports]
     for version in VERSIONS:
         (tmp_path / "releases" / version).mkdir(parents=True)
-    upstream_file = tmp_path / "upstreams" / f"{UPSTREAM}.conf"
-    upstream_file.parent.mkdir()
-    upstream_file.write_text(render(UPSTREAM, dict.fromkeys(instances, 1), None))
-    access_log, error_log = tmp_path / "access.log", tmp_path / "error.log"
-    server = f"server {{ listen {HOST}:{port}; location / {{ proxy_pass http://{UPSTREAM}; }} }}"
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(
-        _nginx_conf(
-            tmp_path,
-            [f"include {upstream_file.parent}/*.conf;", server],
-            logging=[LOG_FORMAT, f"access_log {access_log} opsmedic;"],
-        )
-    )
-    settings = NginxSettings(
-        prefix=tmp_path, conf=conf, pid_file=tmp_path / "nginx.pid",
-        upstreams={UPSTREAM: UpstreamFile(upstream_file)}, program=nginx,
-        extra_args=("-e", str(error_log)),
-    )  # fmt: skip
+    location = f"location / {{ proxy_pass http://{UPSTREAM}; }}"
     with contextlib.ExitStack() as stack:
         for instance, instance_port in zip(instances, ports, strict=True):
             stack.enter_context(_instance(tmp_path / "instances" / instance, instance_port))
-        stack.enter_context(running_nginx(settings, port, error_log))
+        front = stack.enter_context(
+            nginx_front(tmp_path, port, dict.fromkeys(instances, 1), [location], None, UPSTREAM)
+        )
         yield RollingRig(
-            f"http://{HOST}:{port}", instances, tmp_path, settings, access_log, error_log,
-            upstream_file,
+            front.url, instances, tmp_path, front.settings, front.access_log, front.error_log,
+            front.upstream_file,
         )  # fmt: skip

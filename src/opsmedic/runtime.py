@@ -139,10 +139,12 @@ def check_config(data: dict[str, Any], located: Located, registry: Registry) -> 
     They read the raw config, so they run even when another section failed validation.
     """
     from opsmedic.probes.runner import probe_problems
+    from opsmedic.releases.start_steps import start_steps
     from opsmedic.releases.steps import service_problems, switch_steps
 
     problems = _per_action_problems(data, located, registry)
     problems += switch_steps(data, located, registry)[1] + service_problems(data, located)
+    problems += start_steps(data, located, registry)[1]
     probes = data.get("probes")
     for found in probe_problems(probes if isinstance(probes, list) else [], registry.probes):
         loc = ("probes", found.index, found.field)
@@ -259,8 +261,10 @@ def _release_controller(rt: Runtime, read: ConfigRead, dry_run: bool) -> Release
     """The controller of the config's services, wired to the engine: its executor runs the
     switch steps and its inbox takes the deployment events; the actions reach it back."""
     from opsmedic.engine.steps import ExecutorSteps
+    from opsmedic.releases.blue_green import BlueGreens
     from opsmedic.releases.controller import ReleaseController
     from opsmedic.releases.measure import sample
+    from opsmedic.releases.start_steps import start_steps
     from opsmedic.releases.steps import switch_steps
 
     if not rt.config.services or rt.store is None:
@@ -271,6 +275,7 @@ def _release_controller(rt: Runtime, read: ConfigRead, dry_run: bool) -> Release
         runner=ExecutorSteps(rt.engine.executor, rt.clock), announce=rt.engine.submit,
         sample=sample, clock=rt.clock, log=get_logger(component="releases"),
         dry_run=dry_run or rt.config.dry_run,
+        blue_greens=BlueGreens(start_steps(read.data, read.located, rt.registry)[0]),
     )  # fmt: skip
     rt.engine.executor.releases = controller
     return controller

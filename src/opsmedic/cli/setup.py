@@ -146,6 +146,12 @@ def _service_lines(config: Config | None) -> list[str]:
                          f"{rolling.batch} at a time, version_path {rolling.version_path or '-'}"
                          f", each batch {_analysed(rolling.analysis)}, max_error_ratio "
                          f"{'-' if ceiling is None else f'{ceiling:g}'}")  # fmt: skip
+        if (blue_green := service.blue_green) is not None:
+            slots = ", ".join(f"{slot} {address}" for slot, address in blue_green.slots.items())
+            lines.append(f"service {name}: blue_green slots {slots}; {len(blue_green.start)} "
+                         f"start step(s), warm_timeout {blue_green.warm_timeout:g}s; the idle "
+                         "slot previewed with the http checks, every check on live "
+                         "traffic")  # fmt: skip
     return lines
 
 

@@ -143,7 +143,7 @@ def _place(config: Config, base: Path) -> None:
             env.current = base / env.current if env.current is not None else None
         if service.git is not None:
             service.git = base / service.git
-        for moving in (service.canary, service.rolling):
+        for moving in (service.canary, service.rolling, service.blue_green):
             if moving is not None:
                 _place_router(moving.router, base)
         for checks in [service.verify, *(e.verify or [] for e in service.environments.values())]:

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from opsmedic.config.blue_green import BlueGreenConfig
 from opsmedic.config.canary import CanaryConfig
 from opsmedic.config.gates import Gate
 from opsmedic.config.rolling import RollingConfig
@@ -118,10 +119,15 @@ class ServiceConfig(Strict):
     version_url: HttpUrlText | None = Field(
         None, description="answers with the serving version in its body; checked after a switch"
     )
-    strategy: Literal["switch", "canary", "rolling"] = "switch"
+    strategy: Literal["switch", "canary", "rolling", "blue_green"] = "switch"
     canary: CanaryConfig | None = Field(None, description="strategy canary's settings")
     rolling: RollingConfig | None = Field(None, description="strategy rolling's settings")
-    switch: list[Any] = Field(min_length=1, description="action steps that put a version in")
+    blue_green: BlueGreenConfig | None = Field(None, description="strategy blue_green's settings")
+    # Required for `switch`, where they are the switch; after a router moved the traffic
+    # (blue_green) they are optional extras.
+    switch: list[Any] = Field(
+        default_factory=list, description="action steps that put a version in"
+    )
     verify: list[VerifyCheck] = Field(default_factory=list)
     bake: Duration = Field(30.0, ge=0, description="healthy this long before promotion")
     verify_timeout: PositiveDuration = Field(
@@ -160,6 +166,21 @@ class ServiceConfig(Strict):
                     others = [n for n in self.environments if n != name]
                     raise ValueError(f"environment {name!r} requires {required!r}, not "
                                      f"another environment ({', '.join(others)})")  # fmt: skip
+        return self
+
+    @model_validator(mode="after")
+    def _blue_green(self) -> ServiceConfig:
+        if (self.strategy == "blue_green") != (self.blue_green is not None):
+            raise ValueError("strategy blue_green and a blue_green: section go together")
+        if self.strategy != "blue_green" and not self.switch:
+            raise ValueError(f"strategy {self.strategy} needs switch: steps (at least one)")
+        envs = self.environments.values()
+        if self.blue_green is not None and not (
+            self.blue_green.version_path or self.version_url
+            or (envs and all(e.version_url for e in envs))
+        ):  # fmt: skip
+            raise ValueError("strategy blue_green asks each slot which version it runs: give "
+                             "blue_green.version_path or the service's version_url")  # fmt: skip
         return self
 
     def environment_names(self) -> list[str]:

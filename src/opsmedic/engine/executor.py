@@ -204,4 +204,6 @@ def _summary(run: Run) -> str:
         return "dry-run: would run " + ", ".join(s.action for s in main)
     if bad is not None:
         return f"{bad.action}: {bad.message}"
-    return f"{len(main)} step(s) succeeded" + (f": {main[-1].message}" if main[-1].message else "")
+    # No steps at all: a blue/green service's optional switch steps, left out.
+    last = main[-1].message if main else ""
+    return f"{len(main)} step(s) succeeded" + (f": {last}" if last else "")

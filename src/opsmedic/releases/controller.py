@@ -18,6 +18,7 @@ from opsmedic.config.located import unknown_name
 from opsmedic.config.services import ServiceConfig, VerifyCheck
 from opsmedic.errors import ReleaseRefused, UnknownRelease
 from opsmedic.model import Deployment, DeploymentState, RunState
+from opsmedic.releases.blue_green import BlueGreens, preview_body
 from opsmedic.releases.canary import Beat, Canaries, backend_of
 from opsmedic.releases.changes import failing_body, what_changed
 from opsmedic.releases.events import deployment_event, escalation_event
@@ -57,6 +58,7 @@ class ReleaseController:
     progress: Progress | None = None
     canaries: Canaries = field(default_factory=Canaries)
     rollouts: Rollouts = field(default_factory=Rollouts)
+    blue_greens: BlueGreens = field(default_factory=BlueGreens)
     _driving: set[asyncio.Task[Deployment]] = field(default_factory=set)
     # One switch at a time per service and environment: an emergency rollback that starts
     # while a deployment's switch runs waits for it, instead of interleaving the two sets of
@@ -139,6 +141,8 @@ class ReleaseController:
         if config.canary is not None and (ended := await self._canary(deployment)) is not None:
             return ended
         if config.rolling is not None and (ended := await self._rolling(deployment)) is not None:
+            return ended
+        if config.blue_green is not None and (ended := await self._preview(deployment)):
             return ended
         problem = await self._switch(deployment, deployment.version, deployment.previous_version)
         if problem is not None:
@@ -283,6 +287,23 @@ class ReleaseController:
             switch_timeout=config.switch_timeout, say=self._say,
         )  # fmt: skip
 
+    async def _preview(self, deployment: Deployment) -> Deployment | None:
+        """Strategy blue_green: the version started on the idle slot and verified there, with
+        no traffic; None when it passed (the router change and live verification follow)."""
+        if not await self._change(deployment, DeploymentState.VERIFYING, ACTIVE):
+            return await self._yield_to_rollback(deployment)
+        outcome = await self.blue_greens.preview(
+            deployment, self.services[deployment.service], self.runner, self.sample,
+            beat=self._beat(deployment, "blue_green"), say=self._say,
+        )  # fmt: skip
+        if outcome.aborted:
+            return await self._yield_to_rollback(deployment)
+        if not outcome.passed:
+            return await self.undo(deployment, outcome.reason,
+                                   traceback=preview_body(outcome.checks))  # fmt: skip
+        self._say(f"{deployment.service}: {outcome.reason}")
+        return None
+
     def _beat(self, deployment: Deployment, key: str) -> Beat:
         """Keep the progress on the deployment and beat its heartbeat: False once taken over."""
 
@@ -343,6 +364,11 @@ class ReleaseController:
             return routed
         if self.services[deployment.service].rolling is not None:
             return await self._rollout(deployment, previous).restore(version)
+        if self.services[deployment.service].blue_green is not None and (
+            moved := await self.blue_greens.route(deployment, self.services[deployment.service],
+                                                  version, previous, self.runner, self._say)
+        ):  # fmt: skip
+            return moved
         variables = {"service": deployment.service, "version": version,
                      "previous": previous, "env": deployment.env}  # fmt: skip
         steps = self.switch[(deployment.service, deployment.env)]
