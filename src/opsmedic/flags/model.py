@@ -122,6 +122,14 @@ class Condition(_Frozen):
         self._test = _compile(self.op, self.value)
         return self
 
+    def __eq__(self, other: object) -> bool:
+        # pydantic would compare the compiled tests too, and two compilations never are equal.
+        if not isinstance(other, Condition):
+            return NotImplemented
+        return self.model_dump() == other.model_dump()
+
+    __hash__ = None  # type: ignore[assignment]  # like any model with a list in it
+
     def matches(self, value: object) -> bool:
         """Whether a present attribute passes; ContextTypeError when it cannot be compared,
         TimeoutError when a regex search runs past REGEX_TIMEOUT_S."""
