@@ -300,9 +300,9 @@ class Flag(_Frozen):
 
     def variant_refs(self) -> list[tuple[tuple[str | int, ...], str | None]]:
         """Where the flag names a variant, and the name (None: a rollout that names none)."""
-        refs: list[tuple[tuple[str | int, ...], str | None]] = [
-            (("default",), self.default), (("off_variant",), self.off_variant)
-        ]  # fmt: skip
+        refs: list[tuple[tuple[str | int, ...], str | None]] = [(("default",), self.default)]
+        if self.off_variant != self.default:  # else one wrong name would be reported twice
+            refs.append((("off_variant",), self.off_variant))
         for i, rule in enumerate(self.rules):
             if rule.rollout is not None:
                 refs.append((("rules", i, "rollout", "variant"), self._rollout_ref(rule.rollout)))
