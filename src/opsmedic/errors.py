@@ -7,7 +7,8 @@ OpsmedicError
 ├── WebhookRefused       a webhook request failed its source's check (a signature): 401
 ├── StoreError           store unreachable, migration failed
 │   ├── NotFoundError    no record with that id (or a short id matching several)
-│   └── StoreRefused     one request's data cannot be encoded or is refused by the database
+│   ├── StoreRefused     one request's data cannot be encoded or is refused by the database
+│   └── FlagConflict     a flag changed since the version its writer read: nothing written
 ├── TemplateError        a template failed to render (sandbox violation, undefined value)
 ├── FileChanged          a file shrank while it was being archived (archive/members.py)
 ├── VerifyError          an archive read back does not hold what was written (ditto)
@@ -87,6 +88,11 @@ class StoreRefused(StoreError):
     """The data, not the store, is at fault: a value that cannot be encoded as JSON, or one
     the database refuses (an integrity or data error). The request that brought it fails
     alone (422); the store is fine for everyone else."""
+
+
+class FlagConflict(StoreError):
+    """A flag is no longer at the version its writer read (expected_version): another change
+    came first, and nothing was written. Read the flag again, then decide."""
 
 
 class TemplateError(OpsmedicError):
