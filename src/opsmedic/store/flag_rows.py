@@ -17,8 +17,8 @@ from opsmedic.flags.changes import Author, FlagChange, FlagRecord
 from opsmedic.flags.model import Flag
 from opsmedic.store.schema import flag_changes, flags
 
-# Without an expected version a writer takes whatever version it reads; on PostgreSQL another
-# writer may commit between that read and the update, so the write is tried again.
+# Without an expected version a writer takes whatever version it reads (the row locked), so
+# only two writers creating one key at once can collide: the loser is tried again.
 _ATTEMPTS = 3
 
 
@@ -84,7 +84,7 @@ class FlagTable:
         """Set `key` back to the document before its latest change, as a new change (so an
         undo can itself be undone). A flag its latest change created has nothing before it."""
         with self._transaction(write=True) as conn:
-            row = _current(conn, key)
+            row = _current(conn, key, lock=True)
             if row is None:
                 raise NotFoundError(_unknown(conn, key))
             version = row["version"]
@@ -110,7 +110,7 @@ class FlagTable:
         written = []
         with self._transaction(write=True) as conn:
             for key, flag in declared.items():
-                row = _current(conn, key)
+                row = _current(conn, key, lock=True)
                 if row is not None:
                     enabled = _flag(key, row["doc"]).enabled
                     flag = flag.model_copy(update={"enabled": enabled})
@@ -126,7 +126,7 @@ def _write(
 ) -> FlagRecord:
     """The write itself, inside the caller's transaction: the conditional update (or the
     insert of a new key) and its history row."""
-    row = _current(conn, flag.key)
+    row = _current(conn, flag.key, lock=True)
     version = row["version"] if row is not None else 0
     if expected_version is not None and expected_version != version:
         raise _conflict(flag.key, version, expected_version, row)
@@ -138,9 +138,8 @@ def _write(
         if row is None:
             conn.execute(flags.insert().values(key=flag.key, **values))
         else:
-            # The condition makes the write exclusive: a writer that committed meanwhile
-            # moved the version, and this update then touches no row. (The history's primary
-            # key, key and version, would refuse the second writer's row too.)
+            # The row is locked, so the condition is a second guard, as is the history's
+            # primary key (key, version): neither lets two writers make one version.
             stmt = flags.update().where(flags.c.key == flag.key, flags.c.version == version)
             if conn.execute(stmt.values(**values)).rowcount != 1:
                 raise _conflict(flag.key, None, version, None)
@@ -170,8 +169,11 @@ def _conflict(
                         f"{expected}: read it again")  # fmt: skip
 
 
-def _current(conn: Connection, key: str) -> sa.RowMapping | None:
-    return conn.execute(sa.select(flags).where(flags.c.key == key)).mappings().first()
+def _current(conn: Connection, key: str, *, lock: bool = False) -> sa.RowMapping | None:
+    stmt = sa.select(flags).where(flags.c.key == key)
+    # A writer locks the row it read (PostgreSQL; SQLite's writers take the database's write
+    # lock at BEGIN): concurrent writers then take turns instead of failing each other.
+    return conn.execute(stmt.with_for_update() if lock else stmt).mappings().first()
 
 
 def _unknown(conn: Connection, key: str) -> str:
