@@ -6,7 +6,8 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator
 
-from opsmedic.flags.model import Flag, refuse
+from opsmedic.flags.model import Flag
+from opsmedic.flags.operators import refuse
 
 
 def _named(value: Any) -> Any:

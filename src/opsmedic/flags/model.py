@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from enum import StrEnum
-from functools import lru_cache
-from typing import Annotated, Any, Literal, NoReturn, cast
+from typing import Annotated, Any, cast
 
-import regex
-import semver
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -23,7 +19,8 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from opsmedic.flags.operators import Operator, Test, compile_test, detail
 
 # A flag key goes into Redis keys, URLs, log lines and the rollout's hash as it is.
 FLAG_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
@@ -32,10 +29,6 @@ MAX_VARIANTS = 100
 MAX_RULES = 100
 MAX_CONDITIONS = 20
 MAX_IN_VALUES = 10_000
-MAX_PATTERN = 1000  # characters of one regex
-# Python's `re` has no bound on backtracking: `^(x+x+)+y$` on 5,000 x's would hold an
-# application's request forever. The `regex` module stops a search at this timeout.
-REGEX_TIMEOUT_S = 0.01
 DEFAULT_STICKINESS = "targetingKey"  # OpenFeature's name for the evaluation context's key
 
 Scalar = StrictBool | StrictInt | StrictFloat | StrictStr
@@ -62,49 +55,9 @@ class FlagType(StrEnum):
     OBJECT = "object"  # a JSON object or array
 
 
-class ContextTypeError(TypeError):
-    """A context attribute a condition cannot compare: evaluation reports INVALID_CONTEXT."""
-
-
 class _Frozen(BaseModel):
     # Frozen: one flag object is shared by every thread that evaluates it.
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def refuse(loc: tuple[str | int, ...], message: str, value: object) -> NoReturn:
-    """A validation error at `loc` inside the model being validated, so that the YAML loader
-    points at the very value (a ValueError would point at the whole model)."""
-    raise ValidationError.from_exception_data("Flag", [_detail(loc, message, value)])
-
-
-def _detail(loc: tuple[str | int, ...], message: str, value: object) -> InitErrorDetails:
-    # The message goes in as context, so that braces in it (a regex's {2,3}) are not a format.
-    error = PydanticCustomError("flag", "{message}", {"message": message})
-    return InitErrorDetails(type=error, loc=loc, input=value)
-
-
-def _kind(value: object) -> str | None:
-    """bool, number or string: what `equals` and `in` compare, never across kinds."""
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return None
-
-
-Test = Callable[[object], bool]
-Operator = Literal[
-    "equals", "in", "regex", "semver_eq", "semver_lt", "semver_lte", "semver_gt", "semver_gte"
-]
-_SEMVER: dict[str, Callable[[int], bool]] = {
-    "semver_eq": lambda c: c == 0,
-    "semver_lt": lambda c: c < 0,
-    "semver_lte": lambda c: c <= 0,
-    "semver_gt": lambda c: c > 0,
-    "semver_gte": lambda c: c >= 0,
-}
 
 
 class Condition(_Frozen):
@@ -119,7 +72,7 @@ class Condition(_Frozen):
 
     @model_validator(mode="after")
     def _compile(self) -> Condition:
-        self._test = _compile(self.op, self.value)
+        self._test = compile_test(self.op, self.value)
         return self
 
     def __eq__(self, other: object) -> bool:
@@ -137,75 +90,6 @@ class Condition(_Frozen):
         # took 1.4 µs of a 5 µs budget (bench/flags.py).
         test: Test = cast(dict[str, Any], self.__pydantic_private__)["_test"]
         return test(value) is not self.negate
-
-
-def _compile(op: str, value: object) -> Test:
-    """The condition's test, compiled once when the flag loads (never per evaluation)."""
-    if op == "in":
-        if not isinstance(value, list):
-            refuse(("value",), "`in` takes a list of values", value)
-        kinds = {_kind(v) for v in value}
-        if len(kinds) != 1:
-            refuse(("value",), "the values of `in` must all be of one type", value)
-        return _kind_checked(kinds.pop(), frozenset(value).__contains__)
-    if isinstance(value, list):
-        refuse(("value",), f"`{op}` takes one value, not a list", value)
-    if op == "equals":
-        return _kind_checked(_kind(value), lambda attribute: attribute == value)
-    if not isinstance(value, str):
-        refuse(("value",), f"`{op}` takes a string", value)
-    if op == "regex":
-        return _regex_test(value)
-    try:
-        wanted = semver.Version.parse(value)
-    except ValueError:
-        refuse(("value",), f"{value!r} is not a semantic version (MAJOR.MINOR.PATCH)", value)
-    accept = _SEMVER[op]
-
-    def semver_test(attribute: object) -> bool:
-        return accept(_context_version(attribute).compare(wanted))
-
-    return semver_test
-
-
-def _kind_checked(kind: str | None, test: Callable[[Any], Any]) -> Test:
-    def checked(attribute: object) -> bool:
-        if _kind(attribute) != kind:
-            raise ContextTypeError(f"is {type(attribute).__name__}, compared with a {kind}")
-        return test(attribute) is True
-
-    return checked
-
-
-def _regex_test(pattern: str) -> Test:
-    if len(pattern) > MAX_PATTERN:
-        refuse(("value",), f"a regex of at most {MAX_PATTERN} characters", pattern)
-    try:
-        compiled = regex.compile(pattern)
-    except regex.error as exc:
-        refuse(("value",), f"invalid regex: {exc}", pattern)
-
-    def regex_test(attribute: object) -> bool:
-        if not isinstance(attribute, str):
-            raise ContextTypeError(f"is {type(attribute).__name__}, a regex needs a string")
-        return compiled.search(attribute, timeout=REGEX_TIMEOUT_S) is not None
-
-    return regex_test
-
-
-@lru_cache(maxsize=1024)
-def _parse_version(text: str) -> semver.Version:
-    # An application sends the same few versions over and over: parse each once.
-    return semver.Version.parse(text)
-
-
-def _context_version(attribute: object) -> semver.Version:
-    if not isinstance(attribute, str):
-        raise ContextTypeError(f"is {type(attribute).__name__}, a semantic version needs text")
-    try:
-        return _parse_version(attribute)
-    except ValueError:
-        raise ContextTypeError(f"{attribute[:100]!r} is not a semantic version") from None
 
 
 class Rollout(_Frozen):
@@ -275,16 +159,16 @@ class Flag(_Frozen):
     @model_validator(mode="after")
     def _consistent(self) -> Flag:
         details = [
-            _detail(("variants", name), f"a {self.type} flag's variant must be a {self.type}", v)
+            detail(("variants", name), f"a {self.type} flag's variant must be a {self.type}", v)
             for name, v in self.variants.items()
             if not _typed(self.type, v)
         ]
         for loc, name in self.variant_refs():
             if name is None:
-                details.append(_detail(loc, "name the variant the rollout serves", name))
+                details.append(detail(loc, "name the variant the rollout serves", name))
             elif name not in self.variants:
                 known = ", ".join(self.variants)
-                details.append(_detail(loc, f"{name!r} is not a variant (known: {known})", name))
+                details.append(detail(loc, f"{name!r} is not a variant (known: {known})", name))
         if details:
             raise ValidationError.from_exception_data("Flag", details)
         return self

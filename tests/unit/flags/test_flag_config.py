@@ -81,3 +81,11 @@ def test_every_bad_flag_is_an_error_at_file_line_col(tmp_path: Path) -> None:
 def test_a_key_written_beside_the_name_must_be_the_name(tmp_path: Path) -> None:
     _, problems = _read(tmp_path, "flags:\n  other:\n    key: nope\n  same: {key: same}\n")
     assert problems == [":3:10: flags.other.key: the key is the flag's name, 'other'; leave it out"]
+
+
+def test_the_example_of_docs_flags_md_is_valid(tmp_path: Path) -> None:
+    text = (Path(__file__).parents[3] / "docs" / "flags.md").read_text()
+    example = text[text.index("```yaml\n") + 8 : text.index("```\n", text.index("```yaml\n"))]
+    config, problems = _read(tmp_path, example)
+    assert problems == []
+    assert list(config.flags) == ["new_checkout", "checkout_theme"]  # type: ignore[attr-defined]
