@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import threading
 from typing import Any
 
 import pytest
@@ -16,6 +15,7 @@ from opsmedic.errors import FlagConflict, NotFoundError, StoreError
 from opsmedic.flags.changes import Author
 from opsmedic.flags.model import Flag
 from opsmedic.store import Store
+from store_fixtures import at_once
 
 ALICE = Author("cli", "alice")
 RULE = Author("rule", "kill-checkout", run_id="r-123")
@@ -82,11 +82,9 @@ def test_expecting_a_flag_that_does_not_exist_is_a_conflict(store: Store) -> Non
 
 def test_two_writers_from_the_same_version_cannot_both_win(store: Store) -> None:
     store.flags.set(_flag(), ALICE, 1.0)
-    barrier = threading.Barrier(6)
     outcomes: list[str] = []
 
     def write(i: int) -> None:
-        barrier.wait()
         try:
             store.flags.set(_flag(description=f"writer {i}"), Author("api", f"t{i}"), 2.0,
                             expected_version=1)  # fmt: skip
@@ -94,11 +92,7 @@ def test_two_writers_from_the_same_version_cannot_both_win(store: Store) -> None
         except FlagConflict:
             outcomes.append("conflict")
 
-    threads = [threading.Thread(target=write, args=(i,)) for i in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    at_once(write, 6)
     assert sorted(outcomes) == ["conflict"] * 5 + ["won"]
     [latest, _] = store.flags.history("new_checkout")
     assert latest.after.description == f"writer {latest.by.name[1:]}"
@@ -108,18 +102,9 @@ def test_two_writers_from_the_same_version_cannot_both_win(store: Store) -> None
 def test_writers_without_an_expected_version_all_land_one_after_another(
     store: Store, exists: bool
 ) -> None:
-    """A thread that raised would fail the test (pytest reports it, warnings are errors)."""
     if exists:
         store.flags.set(_flag(), ALICE, 1.0)
-    threads = [
-        threading.Thread(target=store.flags.set,
-                         args=(_flag(description=f"d{i}"), Author("api", f"t{i}"), 2.0))
-        for i in range(8)
-    ]  # fmt: skip
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    at_once(lambda i: store.flags.set(_flag(description=f"d{i}"), Author("api", f"t{i}"), 2.0), 8)
     history = store.flags.history("new_checkout")
     assert [c.version for c in history] == list(range(8 + exists, 0, -1))
     # Each change's `before` is the previous one's `after`: none was lost.
