@@ -26,7 +26,8 @@ class Reason(StrEnum):
 class ErrorCode(StrEnum):
     """OpenFeature's error codes. evaluate() reports INVALID_CONTEXT, TARGETING_KEY_MISSING
     and GENERAL; the others belong to whoever finds the flag, checks the type asked for and
-    parses the stored document (FLAG_NOT_FOUND, TYPE_MISMATCH, PARSE_ERROR)."""
+    parses the stored document (FLAG_NOT_FOUND, TYPE_MISMATCH, PARSE_ERROR), and to the
+    provider (PROVIDER_NOT_READY, PROVIDER_FATAL)."""
 
     FLAG_NOT_FOUND = "FLAG_NOT_FOUND"
     TYPE_MISMATCH = "TYPE_MISMATCH"
@@ -34,6 +35,7 @@ class ErrorCode(StrEnum):
     TARGETING_KEY_MISSING = "TARGETING_KEY_MISSING"
     INVALID_CONTEXT = "INVALID_CONTEXT"
     PROVIDER_NOT_READY = "PROVIDER_NOT_READY"
+    PROVIDER_FATAL = "PROVIDER_FATAL"
     GENERAL = "GENERAL"
 
 

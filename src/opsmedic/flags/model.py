@@ -163,7 +163,7 @@ class Flag(_Frozen):
             for name, v in self.variants.items()
             if not _typed(self.type, v)
         ]
-        for loc, name in self.variant_refs():
+        for loc, name in self._variant_refs():
             if name is None:
                 details.append(detail(loc, "name the variant the rollout serves", name))
             elif name not in self.variants:
@@ -182,7 +182,7 @@ class Flag(_Frozen):
             return None
         return self.served(rollout)
 
-    def variant_refs(self) -> list[tuple[tuple[str | int, ...], str | None]]:
+    def _variant_refs(self) -> list[tuple[tuple[str | int, ...], str | None]]:
         """Where the flag names a variant, and the name (None: a rollout that names none)."""
         refs: list[tuple[tuple[str | int, ...], str | None]] = [(("default",), self.default)]
         if self.off_variant != self.default:  # else one wrong name would be reported twice
