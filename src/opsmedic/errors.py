@@ -7,13 +7,15 @@ OpsmedicError
 ├── WebhookRefused       a webhook request failed its source's check (a signature): 401
 ├── StoreError           store unreachable, migration failed
 │   ├── NotFoundError    no record with that id (or a short id matching several)
-│   ├── StoreRefused     one request's data cannot be encoded or is refused by the database
-│   └── FlagConflict     a flag changed since the version its writer read: nothing written
+│   └── StoreRefused     one request's data cannot be encoded or is refused by the database
 ├── TemplateError        a template failed to render (sandbox violation, undefined value)
 ├── FileChanged          a file shrank while it was being archived (archive/members.py)
 ├── VerifyError          an archive read back does not hold what was written (ditto)
 ├── ReleaseRefused       a deploy or rollback refused: one already running, no last known good
 │   └── UnknownRelease   no such service, environment or version
+├── FlagStoreError       the flags' Redis unreachable, timed out or refusing (names its URL)
+├── FlagConflict         a flag write's expected version is not the flag's version: 409
+├── FlagRefused          a flag key or document that cannot be stored (too big, not JSON): 422
 └── ActionError          raised inside an action; the engine turns it into a failed Outcome
     ├── RetryableError   a failure worth retrying with backoff (connection refused, 503 …)
     └── HostRefused      an SSH host answered but cannot be trusted or let us in
@@ -90,11 +92,6 @@ class StoreRefused(StoreError):
     alone (422); the store is fine for everyone else."""
 
 
-class FlagConflict(StoreError):
-    """A flag is no longer at the version its writer read (expected_version): another change
-    came first, and nothing was written. Read the flag again, then decide."""
-
-
 class TemplateError(OpsmedicError):
     """A parameter template failed to render."""
 
@@ -119,3 +116,34 @@ class UnknownRelease(ReleaseRefused):
 
     exit_code = 2
     status = 404
+
+
+class FlagStoreError(OpsmedicError):
+    """The Redis that shares flags cannot be reached, timed out or refused a command; the
+    message names its URL (password masked). `outcome_unknown` is true when a write was sent
+    but its answer never came: it was applied whole or not at all, and reading it back tells."""
+
+    def __init__(self, url: str, problem: str, *, outcome_unknown: bool = False) -> None:
+        super().__init__(f"flags at {url}: {problem}")
+        self.url = url
+        self.outcome_unknown = outcome_unknown
+
+
+class FlagConflict(OpsmedicError):
+    """A write said which version of a flag it replaces, and the flag has another one (written
+    meanwhile by someone else); `actual` is 0 for an absent flag, -1 for an unreadable one."""
+
+    status = 409
+
+    def __init__(self, key: str, expected: int, actual: int) -> None:
+        found = {0: "absent", -1: "unreadable"}.get(actual, f"at version {actual}")
+        super().__init__(f"flag {key!r}: expected version {expected}, but it is {found}")
+        self.key = key
+        self.expected = expected
+        self.actual = actual
+
+
+class FlagRefused(OpsmedicError, ValueError):
+    """A flag key or document that cannot be stored: the message names the key and why."""
+
+    status = 422

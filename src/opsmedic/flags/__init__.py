@@ -1,1 +1,1 @@
-"""Feature flags: the model and its evaluation, for opsmedic and the applications it serves."""
+"""Feature flags: the model and evaluation, and their transport between processes."""

@@ -89,7 +89,7 @@ class FlagTable:
                 raise NotFoundError(_unknown(conn, key))
             version = row["version"]
             if expected_version is not None and expected_version != version:
-                raise _conflict(key, version, expected_version, row)
+                raise FlagConflict(key, expected_version, version)
             before = conn.execute(
                 sa.select(flag_changes.c.before).where(
                     flag_changes.c.key == key, flag_changes.c.version == version
@@ -124,12 +124,12 @@ class FlagTable:
 def _write(
     conn: Connection, flag: Flag, by: Author, now: float, expected_version: int | None
 ) -> FlagRecord:
-    """The write itself, inside the caller's transaction: the conditional update (or the
-    insert of a new key) and its history row."""
+    """The write itself, inside the caller's transaction: the update (or the insert of a new
+    key) and its history row."""
     row = _current(conn, flag.key, lock=True)
     version = row["version"] if row is not None else 0
     if expected_version is not None and expected_version != version:
-        raise _conflict(flag.key, version, expected_version, row)
+        raise FlagConflict(flag.key, expected_version, version)
     doc = _doc(flag)
     if row is not None and row["doc"] == doc:
         return _record(row)
@@ -138,35 +138,18 @@ def _write(
         if row is None:
             conn.execute(flags.insert().values(key=flag.key, **values))
         else:
-            # The row is locked, so the condition is a second guard, as is the history's
-            # primary key (key, version): neither lets two writers make one version.
-            stmt = flags.update().where(flags.c.key == flag.key, flags.c.version == version)
-            if conn.execute(stmt.values(**values)).rowcount != 1:
-                raise _conflict(flag.key, None, version, None)
+            # The row is locked since it was read: no other writer can have moved it.
+            conn.execute(flags.update().where(flags.c.key == flag.key).values(**values))
         conn.execute(flag_changes.insert().values(
             key=flag.key, version=version + 1, before=row["doc"] if row is not None else None,
             after=doc, by=str(by), run_id=by.run_id, at=now,
         ))  # fmt: skip
     except sa.exc.IntegrityError:
-        # Two writers created the same key (or version) at once: the other one won.
-        raise _conflict(flag.key, None, version, None) from None
+        # Two writers created the key at once (there was no row to lock): the other one won,
+        # and its insert made version 1.
+        raise FlagConflict(flag.key, version, version + 1) from None
     # The record names the author, the history row also the run (FlagRecord.updated_by).
     return FlagRecord(flag, version + 1, now, Author(by.kind, by.name))
-
-
-def _conflict(
-    key: str, found: int | None, expected: int, row: sa.RowMapping | None
-) -> FlagConflict:
-    if found is None:
-        return FlagConflict(f"flag {key!r} changed while version {expected} was being "
-                            "replaced; read it again")  # fmt: skip
-    if row is None:
-        return FlagConflict(f"flag {key!r} does not exist (expected version {expected})")
-    if expected == 0:
-        return FlagConflict(f"flag {key!r} exists already (version {found}, by "
-                            f"{row['updated_by']})")  # fmt: skip
-    return FlagConflict(f"flag {key!r} is at version {found} (by {row['updated_by']}), not "
-                        f"{expected}: read it again")  # fmt: skip
 
 
 def _current(conn: Connection, key: str, *, lock: bool = False) -> sa.RowMapping | None:

@@ -58,9 +58,9 @@ def test_an_unchanged_document_writes_nothing(store: Store) -> None:
 @pytest.mark.parametrize(
     ("expected", "message"),
     [
-        (1, r"flag 'new_checkout' is at version 2 \(by cli alice\), not 1: read it again"),
-        (3, r"is at version 2 \(by cli alice\), not 3"),
-        (0, r"flag 'new_checkout' exists already \(version 2, by cli alice\)"),
+        (1, "flag 'new_checkout': expected version 1, but it is at version 2"),
+        (3, "flag 'new_checkout': expected version 3, but it is at version 2"),
+        (0, "flag 'new_checkout': expected version 0, but it is at version 2"),
     ],
 )
 def test_a_writer_that_read_another_version_writes_nothing(
@@ -75,7 +75,7 @@ def test_a_writer_that_read_another_version_writes_nothing(
 
 
 def test_expecting_a_flag_that_does_not_exist_is_a_conflict(store: Store) -> None:
-    with pytest.raises(FlagConflict, match="flag 'ghost' does not exist"):
+    with pytest.raises(FlagConflict, match="flag 'ghost': expected version 4, but it is absent"):
         store.flags.set(_flag("ghost"), ALICE, 1.0, expected_version=4)
     assert store.flags.list() == []
 
@@ -96,6 +96,20 @@ def test_two_writers_from_the_same_version_cannot_both_win(store: Store) -> None
     assert sorted(outcomes) == ["conflict"] * 5 + ["won"]
     [latest, _] = store.flags.history("new_checkout")
     assert latest.after.description == f"writer {latest.by.name[1:]}"
+
+
+def test_of_writers_creating_one_flag_at_once_one_wins(store: Store) -> None:
+    conflicts: list[FlagConflict] = []
+
+    def create(i: int) -> None:
+        try:
+            store.flags.set(_flag(description=f"d{i}"), ALICE, 1.0, expected_version=0)
+        except FlagConflict as exc:
+            conflicts.append(exc)
+
+    at_once(create, 6)
+    assert [(c.key, c.expected, c.actual) for c in conflicts] == [("new_checkout", 0, 1)] * 5
+    assert len(store.flags.history("new_checkout")) == 1
 
 
 @pytest.mark.parametrize("exists", [True, False], ids=["existing", "created-at-once"])
@@ -119,7 +133,7 @@ def test_undo_sets_the_version_before_as_a_new_change(store: Store) -> None:
     redone = store.flags.undo("new_checkout", ALICE, 4.0)
     assert (redone.version, redone.flag.enabled) == (4, False)
     assert [c.by for c in store.flags.history("new_checkout")] == [ALICE, ALICE, RULE, ALICE]
-    with pytest.raises(FlagConflict, match="is at version 4"):
+    with pytest.raises(FlagConflict, match="expected version 3, but it is at version 4"):
         store.flags.undo("new_checkout", ALICE, 5.0, expected_version=3)
 
 
