@@ -116,6 +116,23 @@ def check(
         raise ConfigError(sorted(problems, key=lambda p: (files[p.file], p.line, p.col)))
 
 
+def _flag_lines(config: Config | None) -> list[str]:
+    """How many flags the config declares, and what each serves: seeded into the store when
+    opsmedic starts (docs/flags.md)."""
+    flags = config.flags if config else {}
+    if not flags:
+        return []
+    lines = [f"flags: {len(flags)} declared"]
+    for key, flag in flags.items():
+        rules = f"{len(flag.rules)} rule{'s' if len(flag.rules) != 1 else ''}"
+        rollout = flag.rollout
+        split = (f", rollout {rollout.percentage} % of {rollout.stickiness} get "
+                 f"{flag.served(rollout)}" if rollout else "")  # fmt: skip
+        state = "enabled" if flag.enabled else f"disabled (serves {flag.off_variant})"
+        lines.append(f"flag {key} ({flag.type}): {state}, default {flag.default}, {rules}{split}")
+    return lines
+
+
 def _service_lines(config: Config | None) -> list[str]:
     """Each service's checks with their data policy written out: nothing decided for the
     operator is left unsaid (docs/releases.md)."""
@@ -142,23 +159,6 @@ def _service_lines(config: Config | None) -> list[str]:
                          f"{analysis.interval:g}s on {', '.join(analysis.checks)} (critical: "
                          f"{', '.join(analysis.critical) or 'none'}), min_samples "
                          f"{analysis.min_samples}, on_no_data: {analysis.on_no_data}")  # fmt: skip
-    return lines
-
-
-def _flag_lines(config: Config | None) -> list[str]:
-    """How many flags the config declares, and what each serves: seeded into the store when
-    opsmedic starts (docs/flags.md)."""
-    flags = config.flags if config else {}
-    if not flags:
-        return []
-    lines = [f"flags: {len(flags)} declared"]
-    for key, flag in flags.items():
-        rules = f"{len(flag.rules)} rule{'s' if len(flag.rules) != 1 else ''}"
-        rollout = flag.rollout
-        split = (f", rollout {rollout.percentage} % of {rollout.stickiness} get "
-                 f"{flag.served(rollout)}" if rollout else "")  # fmt: skip
-        state = "enabled" if flag.enabled else f"disabled (serves {flag.off_variant})"
-        lines.append(f"flag {key} ({flag.type}): {state}, default {flag.default}, {rules}{split}")
     return lines
 
 
