@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -113,3 +114,19 @@ def refuse_value(url: str, table: str, column: str, value: str, on: str = "INSER
                 )
     finally:
         engine.dispose()
+
+
+def at_once(target: Callable[[int], None], n: int, timeout: float = 60.0) -> None:
+    """Run target(0) … target(n - 1) in n threads released together by a barrier, as
+    concurrent writers are; a thread that raises fails the test (warnings are errors)."""
+    barrier = threading.Barrier(n)
+
+    def released(i: int) -> None:
+        barrier.wait(timeout)
+        target(i)
+
+    threads = [threading.Thread(target=released, args=(i,)) for i in range(n)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)

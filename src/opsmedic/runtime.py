@@ -244,10 +244,11 @@ def build(
     names = config_names(read.data)
     ruleset = load_rules(config.rules_dir, registry, names)
     store = None
+    clock = clock or SystemClock()
     if with_store:
         store = Store(config.store)
         store.migrate()
-    clock = clock or SystemClock()
+        _seed_flags(store, config, config_path, clock)
     recheck = probe_once(config.probes, registry, config.base_dir, clock,
                          get_logger(component="probes"), settings=settings)  # fmt: skip
     engine = Engine(ruleset=ruleset, registry=registry, config=config, settings=settings,
@@ -255,6 +256,19 @@ def build(
     rt = Runtime(config, config_path, registry, settings, ruleset, clock, store, engine, names)
     rt.releases = _release_controller(rt, read, dry_run)
     return rt
+
+
+def _seed_flags(store: Store, config: Config, config_path: Path | None, clock: Clock) -> None:
+    """The config's flags into the store, which keeps each one's switch (docs/flags.md)."""
+    from opsmedic.flags.changes import Author
+
+    if not config.flags:
+        return
+    by = Author("config", str(config_path.resolve() if config_path else "<defaults>"))
+    log = get_logger(component="flags")
+    for record in store.flags.seed(config.flags, by, clock.now()):
+        log.info("flag.seeded", key=record.flag.key, version=record.version,
+                 enabled=record.flag.enabled)  # fmt: skip
 
 
 def _release_controller(rt: Runtime, read: ConfigRead, dry_run: bool) -> ReleaseController | None:

@@ -131,3 +131,21 @@ def test_names_and_urls_that_can_match_nothing_are_reported(project: Path) -> No
         f"{rules}:4:62: [0].do[0].archive_logs.to: unknown ssh host 'bkp' (did you mean backup?)"
         ": neither a name nor the host of an ssh_hosts entry",
     ]
+
+
+def test_check_counts_the_flags_and_says_what_each_serves(project: Path) -> None:
+    (project / "opsmedic.yaml").write_text(
+        "notify:\n  oncall: {urls: ['mailto://oncall@example.com']}\n"
+        "flags:\n  new_checkout: {default: off, rollout: {percentage: 30}}\n"
+        "  color: {type: string, variants: {red: r, blue: b}, default: red, enabled: false,\n"
+        "          rules: [{when: [{attribute: plan, op: equals, value: gold}], serve: blue}]}\n"
+    )
+    (project / "rules" / "web.yaml").write_text("[]\n")
+    result = opsmedic("check", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1:4] == [
+        "flags: 2 declared",
+        "flag new_checkout (boolean): enabled, default off, 0 rules, rollout 30 % of "
+        "targetingKey get on",
+        "flag color (string): disabled (serves red), default red, 1 rule",
+    ]

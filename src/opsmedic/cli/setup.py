@@ -95,7 +95,7 @@ def check(
             problems += read.problems + check_config(read.data, read.located, registry)
             if not problems:
                 out.print(f"config {config_path or '(defaults)'}: ok")
-                for line in _service_lines(read.config):
+                for line in _service_lines(read.config) + _flag_lines(read.config):
                     out.print(line)
             # The rules are read even when the config has problems, so one run of `check`
             # shows all there is to fix; only a config file that is not there names none.
@@ -115,6 +115,23 @@ def check(
         # File by file as they were read, each from top to bottom: the order of an editor.
         files = {p.file: n for n, p in reversed(list(enumerate(problems)))}
         raise ConfigError(sorted(problems, key=lambda p: (files[p.file], p.line, p.col)))
+
+
+def _flag_lines(config: Config | None) -> list[str]:
+    """How many flags the config declares, and what each serves: seeded into the store when
+    opsmedic starts (docs/flags.md)."""
+    flags = config.flags if config else {}
+    if not flags:
+        return []
+    lines = [f"flags: {len(flags)} declared"]
+    for key, flag in flags.items():
+        rules = f"{len(flag.rules)} rule{'s' if len(flag.rules) != 1 else ''}"
+        rollout = flag.rollout
+        split = (f", rollout {rollout.percentage} % of {rollout.stickiness} get "
+                 f"{flag.served(rollout)}" if rollout else "")  # fmt: skip
+        state = "enabled" if flag.enabled else f"disabled (serves {flag.off_variant})"
+        lines.append(f"flag {key} ({flag.type}): {state}, default {flag.default}, {rules}{split}")
+    return lines
 
 
 def _service_lines(config: Config | None) -> list[str]:

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
+from opsmedic.config.flags import Flags
 from opsmedic.config.poller import Pollers
 from opsmedic.config.services import ServiceConfig
 from opsmedic.config.types import Duration, PositiveDuration, Secret, Strict
@@ -147,6 +148,9 @@ class Config(Strict):
     incidents: IncidentsConfig = Field(default_factory=lambda: IncidentsConfig())
     services: dict[str, ServiceConfig] = Field(
         default_factory=dict, description="what `opsmedic deploy` deploys (docs/releases.md)"
+    )
+    flags: Flags = Field(
+        default_factory=dict, description="feature flags, seeded into the store (docs/flags.md)"
     )
     base_dir: Path = Field(Path("."), exclude=True, description="directory of the config file")
 

@@ -166,3 +166,28 @@ deployments = sa.Table(
         postgresql_where=sa.text(ACTIVE_DEPLOYMENT),
     ),
 )
+
+# Feature flags: the current document of each flag, and every change ever made to one. The
+# store is their single source of truth: Redis and the clients' caches only carry copies.
+flags = sa.Table(
+    "flags",
+    metadata,
+    sa.Column("key", sa.String, primary_key=True),
+    sa.Column("doc", sa.JSON, nullable=False),
+    # Bumped by every change; a writer that read version n writes only WHERE version = n.
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("updated_at", Time, nullable=False),
+    sa.Column("updated_by", sa.String, nullable=False),
+)
+
+flag_changes = sa.Table(
+    "flag_changes",
+    metadata,
+    sa.Column("key", sa.String, primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("before", sa.JSON, nullable=True),  # NULL: the change created the flag
+    sa.Column("after", sa.JSON, nullable=False),
+    sa.Column("by", sa.String, nullable=False),  # "cli alice", "api deploy-bot", "rule NAME"
+    sa.Column("run_id", sa.String, nullable=True),  # the rule's run that made the change
+    sa.Column("at", Time, nullable=False, index=True),
+)

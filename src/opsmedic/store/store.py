@@ -29,6 +29,7 @@ from opsmedic.store import deployment_rows, incident_rows, sqlite_writes, token_
 from opsmedic.store import migrate as migrations
 from opsmedic.store.codec import EncodedEvent, event_from_row, event_row, run_from_row, run_row
 from opsmedic.store.database import WRITE, describe, make_engine, parse_url, shown, store_error
+from opsmedic.store.flag_rows import FlagTable
 from opsmedic.store.incident_rows import IncidentRows
 from opsmedic.store.schema import deployments as deployment_table
 from opsmedic.store.schema import events as event_table
@@ -440,6 +441,11 @@ class Store:
     ) -> Deployment | None:
         with self._transaction() as conn:
             return deployment_rows.last_known_good(conn, service, env, version, excluding)
+
+    @property
+    def flags(self) -> FlagTable:
+        """The feature flags and their history (store/flag_rows.py)."""
+        return FlagTable(self._transaction)
 
     def load_cursor(self, name: str) -> str | None:
         """Where poller `name` stopped reading, if it ever read."""

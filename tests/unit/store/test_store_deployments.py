@@ -3,13 +3,12 @@ only from the state the writer saw, the last known good."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 
 from opsmedic.errors import ReleaseRefused
 from opsmedic.model import Deployment, DeploymentState
 from opsmedic.store import Store
+from store_fixtures import at_once
 
 STARTED, VERIFYING = DeploymentState.STARTED, DeploymentState.VERIFYING
 
@@ -46,21 +45,15 @@ def test_a_second_active_deployment_is_refused_and_another_env_is_not(store: Sto
 
 def test_concurrent_starts_let_exactly_one_through(store: Store) -> None:
     outcomes: list[str] = []
-    barrier = threading.Barrier(8)
 
     def start(i: int) -> None:
-        barrier.wait()
         try:
             store.start_deployment(_deployment(f"v{i}", float(i), owner=f"host:{i}"))
             outcomes.append("started")
         except ReleaseRefused:
             outcomes.append("refused")
 
-    threads = [threading.Thread(target=start, args=(i,)) for i in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    at_once(start, 8)
     assert sorted(outcomes) == ["refused"] * 7 + ["started"]
 
 

@@ -1,0 +1,63 @@
+"""What the store keeps of a flag: its current version, and each change with who made it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from opsmedic.flags.model import Flag
+
+AuthorKind = Literal["cli", "api", "rule", "config"]
+AUTHOR_KINDS: tuple[str, ...] = get_args(AuthorKind)
+
+
+@dataclass(frozen=True, slots=True)
+class Author:
+    """Who made a change: a person at the CLI (`cli alice`), an API token (`api deploy-bot`),
+    a rule with the run that acted (`rule kill-checkout`), or the config file that declared
+    the flag (`config /etc/opsmedic/opsmedic.yaml`)."""
+
+    kind: AuthorKind
+    name: str
+    run_id: str | None = None  # a rule's run only
+
+    def __post_init__(self) -> None:
+        if self.kind not in AUTHOR_KINDS:
+            raise ValueError(f"author kind {self.kind!r}: one of {', '.join(AUTHOR_KINDS)}")
+        if not self.name.strip():
+            raise ValueError(f"a {self.kind} author needs a name")
+        if self.run_id is not None and self.kind != "rule":
+            raise ValueError("only a rule's change has a run id")
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name}"
+
+    @classmethod
+    def parse(cls, text: str, run_id: str | None = None) -> Author:
+        """The Author str() wrote (the store's `by` column) and its run id."""
+        kind, _, name = text.partition(" ")
+        if kind not in AUTHOR_KINDS:
+            raise ValueError(f"not an author: {text!r}")
+        return cls(kind, name, run_id)  # type: ignore[arg-type]  # checked just above
+
+
+@dataclass(frozen=True, slots=True)
+class FlagRecord:
+    """A flag as the store holds it now."""
+
+    flag: Flag
+    version: int  # 1 for a new flag, one more at each change
+    updated_at: float
+    updated_by: Author  # without the run id: the history row of the version has it
+
+
+@dataclass(frozen=True, slots=True)
+class FlagChange:
+    """One change of one flag: the document before (None: the change created it) and after."""
+
+    key: str
+    version: int  # the version the change made
+    before: Flag | None
+    after: Flag
+    by: Author
+    at: float

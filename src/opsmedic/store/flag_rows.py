@@ -1,0 +1,192 @@
+"""Feature flags as rows: versioned documents, each change recorded in the same transaction."""
+
+from __future__ import annotations
+
+import builtins
+import difflib
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from pydantic import ValidationError
+from sqlalchemy.engine import Connection
+
+from opsmedic.errors import FlagConflict, NotFoundError, StoreError
+from opsmedic.flags.changes import Author, FlagChange, FlagRecord
+from opsmedic.flags.model import Flag
+from opsmedic.store.schema import flag_changes, flags
+
+# Without an expected version a writer takes whatever version it reads (the row locked), so
+# only two writers creating one key at once can collide: the loser is tried again.
+_ATTEMPTS = 3
+
+
+class Transactions(Protocol):
+    """The Store's transaction factory: one transaction, failures as StoreError."""
+
+    def __call__(self, *, write: bool = False) -> AbstractContextManager[Connection]: ...
+
+
+class FlagTable:
+    """The flags in the store and their history (Store.flags). Every change is one
+    transaction: the new version and its history row are written together or not at all."""
+
+    def __init__(self, transaction: Transactions) -> None:
+        self._transaction = transaction
+
+    def list(self) -> list[FlagRecord]:
+        """Every flag, by key."""
+        with self._transaction() as conn:
+            rows = conn.execute(sa.select(flags).order_by(flags.c.key)).mappings().all()
+        return [_record(row) for row in rows]
+
+    def get(self, key: str) -> FlagRecord:
+        """The flag `key`; NotFoundError (with close matches) when there is none."""
+        with self._transaction() as conn:
+            row = _current(conn, key)
+            if row is None:
+                raise NotFoundError(_unknown(conn, key))
+        return _record(row)
+
+    def set(
+        self, flag: Flag, by: Author, now: float, *, expected_version: int | None = None
+    ) -> FlagRecord:
+        """Write `flag` as the next version of its key, with a history row. `expected_version`
+        is the version the writer read (0: the flag must not exist yet); when the store is
+        elsewhere, FlagConflict and nothing written. An unchanged document writes nothing."""
+        for attempt in range(1, _ATTEMPTS + 1):
+            try:
+                with self._transaction(write=True) as conn:
+                    return _write(conn, flag, by, now, expected_version)
+            except FlagConflict:
+                if expected_version is not None or attempt == _ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def history(self, key: str, limit: int = 100) -> builtins.list[FlagChange]:
+        """The changes of `key`, newest first; NotFoundError if it never had one."""
+        stmt = (
+            sa.select(flag_changes)
+            .where(flag_changes.c.key == key)
+            .order_by(flag_changes.c.version.desc())
+            .limit(limit)
+        )
+        with self._transaction() as conn:
+            rows = conn.execute(stmt).mappings().all()
+            if not rows:
+                raise NotFoundError(_unknown(conn, key))
+        return [_change(row) for row in rows]
+
+    def undo(
+        self, key: str, by: Author, now: float, *, expected_version: int | None = None
+    ) -> FlagRecord:
+        """Set `key` back to the document before its latest change, as a new change (so an
+        undo can itself be undone). A flag its latest change created has nothing before it."""
+        with self._transaction(write=True) as conn:
+            row = _current(conn, key, lock=True)
+            if row is None:
+                raise NotFoundError(_unknown(conn, key))
+            version = row["version"]
+            if expected_version is not None and expected_version != version:
+                raise FlagConflict(key, expected_version, version)
+            before = conn.execute(
+                sa.select(flag_changes.c.before).where(
+                    flag_changes.c.key == key, flag_changes.c.version == version
+                )
+            ).scalar()
+            if before is None:
+                raise NotFoundError(f"flag {key!r}: version {version} created it; there is no "
+                                    "version before it to go back to")  # fmt: skip
+            return _write(conn, _flag(key, before), by, now, version)
+
+    def seed(
+        self, declared: Mapping[str, Flag], by: Author, now: float
+    ) -> builtins.list[FlagRecord]:
+        """Bring the flags a config declares into the store, in one transaction; returns the
+        ones written. The config declares each flag; the store keeps its switch (`enabled`),
+        which a person or a rule may have turned since: a restart must not undo a kill switch.
+        Flags the config does not name are left as they are."""
+        written = []
+        with self._transaction(write=True) as conn:
+            for key, flag in declared.items():
+                row = _current(conn, key, lock=True)
+                if row is not None:
+                    enabled = _flag(key, row["doc"]).enabled
+                    flag = flag.model_copy(update={"enabled": enabled})
+                    if _doc(flag) == row["doc"]:
+                        continue
+                version = row["version"] if row is not None else 0
+                written.append(_write(conn, flag, by, now, version))
+        return written
+
+
+def _write(
+    conn: Connection, flag: Flag, by: Author, now: float, expected_version: int | None
+) -> FlagRecord:
+    """The write itself, inside the caller's transaction: the update (or the insert of a new
+    key) and its history row."""
+    row = _current(conn, flag.key, lock=True)
+    version = row["version"] if row is not None else 0
+    if expected_version is not None and expected_version != version:
+        raise FlagConflict(flag.key, expected_version, version)
+    doc = _doc(flag)
+    if row is not None and row["doc"] == doc:
+        return _record(row)
+    values = {"doc": doc, "version": version + 1, "updated_at": now, "updated_by": str(by)}
+    try:
+        if row is None:
+            conn.execute(flags.insert().values(key=flag.key, **values))
+        else:
+            # The row is locked since it was read: no other writer can have moved it.
+            conn.execute(flags.update().where(flags.c.key == flag.key).values(**values))
+        conn.execute(flag_changes.insert().values(
+            key=flag.key, version=version + 1, before=row["doc"] if row is not None else None,
+            after=doc, by=str(by), run_id=by.run_id, at=now,
+        ))  # fmt: skip
+    except sa.exc.IntegrityError:
+        # Two writers created the key at once (there was no row to lock): the other one won,
+        # and its insert made version 1.
+        raise FlagConflict(flag.key, version, version + 1) from None
+    # The record names the author, the history row also the run (FlagRecord.updated_by).
+    return FlagRecord(flag, version + 1, now, Author(by.kind, by.name))
+
+
+def _current(conn: Connection, key: str, *, lock: bool = False) -> sa.RowMapping | None:
+    stmt = sa.select(flags).where(flags.c.key == key)
+    # A writer locks the row it read (PostgreSQL; SQLite's writers take the database's write
+    # lock at BEGIN): concurrent writers then take turns instead of failing each other.
+    return conn.execute(stmt.with_for_update() if lock else stmt).mappings().first()
+
+
+def _unknown(conn: Connection, key: str) -> str:
+    keys = conn.execute(sa.select(flags.c.key)).scalars().all()
+    close = difflib.get_close_matches(key, keys, n=3, cutoff=0.6)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    return f"no flag {key!r}{hint}"
+
+
+def _doc(flag: Flag) -> dict[str, Any]:
+    return flag.model_dump(mode="json")
+
+
+def _flag(key: str, doc: Any) -> Flag:
+    try:
+        return Flag.model_validate(doc)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        # Written by this model, so only a hand-edited row or a newer opsmedic gets here.
+        raise StoreError(f"flag {key!r} in the store is not a valid flag: {where}: "
+                         f"{first['msg']}") from None  # fmt: skip
+
+
+def _record(row: sa.RowMapping) -> FlagRecord:
+    return FlagRecord(_flag(row["key"], row["doc"]), row["version"], row["updated_at"],
+                      Author.parse(row["updated_by"]))  # fmt: skip
+
+
+def _change(row: sa.RowMapping) -> FlagChange:
+    before = _flag(row["key"], row["before"]) if row["before"] is not None else None
+    return FlagChange(row["key"], row["version"], before, _flag(row["key"], row["after"]),
+                      Author.parse(row["by"], row["run_id"]), row["at"])  # fmt: skip

@@ -1,0 +1,207 @@
+"""Flags in the store, on SQLite and PostgreSQL: versioned writes with their history in one
+transaction, optimistic concurrency, undo, and the config's flags seeded at start."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.pool import NullPool
+
+from opsmedic.errors import FlagConflict, NotFoundError, StoreError
+from opsmedic.flags.changes import Author
+from opsmedic.flags.model import Flag
+from opsmedic.store import Store
+from store_fixtures import at_once
+
+ALICE = Author("cli", "alice")
+RULE = Author("rule", "kill-checkout", run_id="r-123")
+CONFIG = Author("config", "/etc/opsmedic/opsmedic.yaml")
+
+
+def _flag(key: str = "new_checkout", **fields: Any) -> Flag:
+    return Flag.model_validate({"key": key, **fields})
+
+
+def test_a_new_flag_is_version_1_and_its_creation_is_in_the_history(store: Store) -> None:
+    record = store.flags.set(_flag(description="ünïcode \u2028"), ALICE, 10.0)
+    assert (record.version, record.updated_at, record.updated_by) == (1, 10.0, ALICE)
+    assert store.flags.get("new_checkout") == record
+    [change] = store.flags.history("new_checkout")
+    assert (change.version, change.before, change.after, change.by, change.at) == (
+        1, None, record.flag, ALICE, 10.0
+    )  # fmt: skip
+
+
+def test_each_change_bumps_the_version_and_records_before_after_and_who(store: Store) -> None:
+    store.flags.set(_flag(), ALICE, 1.0)
+    store.flags.set(_flag(enabled=False), RULE, 2.0, expected_version=1)
+    store.flags.set(_flag("dark_mode"), ALICE, 3.0)
+    assert [(r.flag.key, r.version) for r in store.flags.list()] == [
+        ("dark_mode", 1), ("new_checkout", 2)
+    ]  # fmt: skip
+    latest, first = store.flags.history("new_checkout")
+    assert (latest.version, latest.before, latest.after.enabled) == (2, first.after, False)
+    assert (latest.by, latest.by.run_id, str(latest.by)) == (RULE, "r-123", "rule kill-checkout")
+    assert store.flags.get("new_checkout").updated_by == Author("rule", "kill-checkout")
+
+
+def test_an_unchanged_document_writes_nothing(store: Store) -> None:
+    store.flags.set(_flag(), ALICE, 1.0)
+    assert store.flags.set(_flag(), RULE, 2.0).version == 1
+    assert len(store.flags.history("new_checkout")) == 1
+
+
+@pytest.mark.parametrize(
+    ("expected", "message"),
+    [
+        (1, "flag 'new_checkout': expected version 1, but it is at version 2"),
+        (3, "flag 'new_checkout': expected version 3, but it is at version 2"),
+        (0, "flag 'new_checkout': expected version 0, but it is at version 2"),
+    ],
+)
+def test_a_writer_that_read_another_version_writes_nothing(
+    store: Store, expected: int, message: str
+) -> None:
+    store.flags.set(_flag(), ALICE, 1.0)
+    store.flags.set(_flag(enabled=False), ALICE, 2.0)
+    with pytest.raises(FlagConflict, match=message):
+        store.flags.set(_flag(default="off"), RULE, 3.0, expected_version=expected)
+    assert store.flags.get("new_checkout").version == 2
+    assert len(store.flags.history("new_checkout")) == 2
+
+
+def test_expecting_a_flag_that_does_not_exist_is_a_conflict(store: Store) -> None:
+    with pytest.raises(FlagConflict, match="flag 'ghost': expected version 4, but it is absent"):
+        store.flags.set(_flag("ghost"), ALICE, 1.0, expected_version=4)
+    assert store.flags.list() == []
+
+
+def test_two_writers_from_the_same_version_cannot_both_win(store: Store) -> None:
+    store.flags.set(_flag(), ALICE, 1.0)
+    outcomes: list[str] = []
+
+    def write(i: int) -> None:
+        try:
+            store.flags.set(_flag(description=f"writer {i}"), Author("api", f"t{i}"), 2.0,
+                            expected_version=1)  # fmt: skip
+            outcomes.append("won")
+        except FlagConflict:
+            outcomes.append("conflict")
+
+    at_once(write, 6)
+    assert sorted(outcomes) == ["conflict"] * 5 + ["won"]
+    [latest, _] = store.flags.history("new_checkout")
+    assert latest.after.description == f"writer {latest.by.name[1:]}"
+
+
+def test_of_writers_creating_one_flag_at_once_one_wins(store: Store) -> None:
+    conflicts: list[FlagConflict] = []
+
+    def create(i: int) -> None:
+        try:
+            store.flags.set(_flag(description=f"d{i}"), ALICE, 1.0, expected_version=0)
+        except FlagConflict as exc:
+            conflicts.append(exc)
+
+    at_once(create, 6)
+    assert [(c.key, c.expected, c.actual) for c in conflicts] == [("new_checkout", 0, 1)] * 5
+    assert len(store.flags.history("new_checkout")) == 1
+
+
+@pytest.mark.parametrize("exists", [True, False], ids=["existing", "created-at-once"])
+def test_writers_without_an_expected_version_all_land_one_after_another(
+    store: Store, exists: bool
+) -> None:
+    if exists:
+        store.flags.set(_flag(), ALICE, 1.0)
+    at_once(lambda i: store.flags.set(_flag(description=f"d{i}"), Author("api", f"t{i}"), 2.0), 8)
+    history = store.flags.history("new_checkout")
+    assert [c.version for c in history] == list(range(8 + exists, 0, -1))
+    # Each change's `before` is the previous one's `after`: none was lost.
+    assert all(new.before == old.after for new, old in itertools.pairwise(history))
+
+
+def test_undo_sets_the_version_before_as_a_new_change(store: Store) -> None:
+    store.flags.set(_flag(), ALICE, 1.0)
+    store.flags.set(_flag(enabled=False), RULE, 2.0)
+    undone = store.flags.undo("new_checkout", ALICE, 3.0, expected_version=2)
+    assert (undone.version, undone.flag.enabled) == (3, True)
+    redone = store.flags.undo("new_checkout", ALICE, 4.0)
+    assert (redone.version, redone.flag.enabled) == (4, False)
+    assert [c.by for c in store.flags.history("new_checkout")] == [ALICE, ALICE, RULE, ALICE]
+    with pytest.raises(FlagConflict, match="expected version 3, but it is at version 4"):
+        store.flags.undo("new_checkout", ALICE, 5.0, expected_version=3)
+
+
+def test_undo_of_a_creation_or_of_an_unknown_flag_is_refused(store: Store) -> None:
+    store.flags.set(_flag(), ALICE, 1.0)
+    with pytest.raises(NotFoundError, match="version 1 created it; there is no version before"):
+        store.flags.undo("new_checkout", ALICE, 2.0)
+    with pytest.raises(NotFoundError, match=r"no flag 'new_chekout' \(did you mean new_checkout"):
+        store.flags.undo("new_chekout", ALICE, 2.0)
+    assert store.flags.get("new_checkout").version == 1
+
+
+def test_an_unknown_flag_is_not_found_with_close_matches(store: Store) -> None:
+    store.flags.set(_flag(), ALICE, 1.0)
+    with pytest.raises(NotFoundError, match=r"no flag 'new_checkot' \(did you mean new_checkout"):
+        store.flags.get("new_checkot")
+    with pytest.raises(NotFoundError, match=r"^no flag 'zzz'$"):
+        store.flags.history("zzz")
+
+
+def test_seeding_declares_flags_but_keeps_the_switch_the_store_has(store: Store) -> None:
+    declared = {"new_checkout": _flag(), "dark_mode": _flag("dark_mode", default="off")}
+    assert [r.flag.key for r in store.flags.seed(declared, CONFIG, 1.0)] == [
+        "new_checkout", "dark_mode"
+    ]  # fmt: skip
+    assert store.flags.seed(declared, CONFIG, 2.0) == []  # a restart changes nothing
+    # A rule pulls the kill switch; a person creates a flag the config does not know.
+    store.flags.set(_flag(enabled=False), RULE, 3.0)
+    store.flags.set(_flag("ops_only"), ALICE, 4.0)
+    assert store.flags.seed(declared, CONFIG, 5.0) == []  # the switch stays off
+    # The config changes the rollout: the definition comes in, the switch stays off.
+    declared["new_checkout"] = _flag(rollout={"percentage": 30})
+    [written] = store.flags.seed(declared, CONFIG, 6.0)
+    assert (written.version, written.flag.enabled, written.flag.rollout) == (
+        3, False, declared["new_checkout"].rollout
+    )  # fmt: skip
+    assert store.flags.history("new_checkout")[0].by == CONFIG
+    assert store.flags.get("ops_only").version == 1
+
+
+def test_a_hand_edited_row_is_a_clear_store_error(store: Store, store_url: str) -> None:
+    store.flags.set(_flag(), ALICE, 1.0)
+    engine = sa.create_engine(store_url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE flags SET doc = :doc"), {"doc": '{"key": "new_checkout"'
+                         ', "rollout": {"percentage": 300}}'})  # fmt: skip
+    finally:
+        engine.dispose()
+    message = (
+        "flag 'new_checkout' in the store is not a valid flag: "
+        "rollout.percentage: Input should be less than or equal to 100"
+    )
+    with pytest.raises(StoreError, match=re.escape(message)):
+        store.flags.get("new_checkout")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("robot", "x"), "author kind 'robot': one of cli, api, rule, config"),
+        (("cli", " "), "a cli author needs a name"),
+        (("api", "tok", "r-1"), "only a rule's change has a run id"),
+    ],
+)
+def test_an_author_is_one_of_the_known_kinds(args: tuple[Any, ...], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Author(*args)
+    assert Author.parse("rule kill checkout", "r-9") == Author("rule", "kill checkout", "r-9")
+    with pytest.raises(ValueError, match="not an author: 'robot x'"):
+        Author.parse("robot x")
