@@ -5,14 +5,16 @@ project's: only the standard library and UnleashClient are imported here.
 
     python _unleash_reader.py URL TOKEN FLAG REFRESH|default CACHE_DIR INSTANCE_ID
 
-Prints `ready <refresh interval the client uses>` once the first fetch returned the
-flag enabled (the writer starts with it on, so an unloaded client, which answers False, is
-never taken for a loaded one), then `<0|1> <monotonic time>` each time `is_enabled` starts
-returning another value. Ends when its stdin closes.
+Waits a random part of its refresh interval, starts the client, and prints `ready <refresh
+interval the client uses>` once the first fetch returned the flag enabled (the writer starts
+with it on, so an unloaded client, which answers False, is never taken for a loaded one);
+then `<0|1> <monotonic time>` each time `is_enabled` starts returning another value. Ends
+when its stdin closes.
 """
 
 from __future__ import annotations
 
+import random
 import sys
 import threading
 import time
@@ -37,6 +39,10 @@ def main(url: str, token: str, flag: str, refresh: str, cache_dir: str, instance
         cache_directory=cache_dir,
         **options,
     )
+    # Processes of a fleet start at unrelated times, so their poll timers are out of phase;
+    # readers started together would poll in step and look like one. A random start within
+    # one refresh interval gives each its own phase.
+    time.sleep(random.uniform(0, client.unleash_refresh_interval))
     client.initialize_client()
     stop = threading.Event()
 
