@@ -43,11 +43,13 @@ sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
 from _proc import log, percentile  # noqa: E402
 
 from services import HOST, free_port, running_postgres  # noqa: E402
+from services import _stop as stop_server  # noqa: E402
 
 BENCH_DIR = HERE.parent / ".bench"
-# The newest unleash-server whose `engines` accepts Debian's Node.js 20 (7.6 and later
-# want Node >= 22); pinned so that figures stay comparable between runs.
+# The newest unleash-server whose `engines` accepts the Node.js 20 that apt installs here
+# (7.6 and later want Node >= 22); pinned so that figures stay comparable between runs.
 SERVER_VERSION = "7.5.1"
+NODE_MAJOR_MIN = 20
 CLIENT_PACKAGE, CLIENT_VERSION = "UnleashClient", "6.9.1"
 NODE_PACKAGES = ["nodejs", "npm"]
 FLAG = "bench_flag"
@@ -88,7 +90,7 @@ unleash
 
 @dataclass(frozen=True, slots=True)
 class UnleashPeer:
-    """A running Unleash server with the bench flag created and enabled."""
+    """A running Unleash server on which the bench flag exists (`measure` switches it)."""
 
     url: str  # the API base the client takes, http://127.0.0.1:PORT/api
     server: str  # "unleash-server 7.5.1"
@@ -107,6 +109,11 @@ def _ensure_node() -> str:
         node = shutil.which("node")
         if node is None:
             raise RuntimeError(f"{' '.join(NODE_PACKAGES)} installed but `node` is not on PATH")
+    version = subprocess.run([node, "--version"], capture_output=True, text=True, check=True)
+    # Debian 12's own nodejs is 18: npm would install the server and it would fail at start.
+    if int(version.stdout.strip().lstrip("v").split(".")[0]) < NODE_MAJOR_MIN:
+        raise RuntimeError(f"unleash-server {SERVER_VERSION} needs Node.js >= {NODE_MAJOR_MIN}, "
+                           f"{node} is {version.stdout.strip()}")  # fmt: skip
     return node
 
 
@@ -221,12 +228,7 @@ def running_unleash(root: Path = BENCH_DIR) -> Iterator[UnleashPeer]:
                 _admin(admin, "", {"name": FLAG})
             yield UnleashPeer(f"{base}/api", f"unleash-server {SERVER_VERSION}", python, workdir)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_server(proc)
 
 
 Seen = tuple[int, str, float]  # reader, what it printed ("ready" or "0"/"1"), monotonic time
@@ -274,7 +276,7 @@ def _readers(peer: UnleashPeer, readers: int, refresh_s: int | None) -> list[sub
     return procs
 
 
-def _stop(procs: list[subprocess.Popen[str]]) -> None:
+def _stop_readers(procs: list[subprocess.Popen[str]]) -> None:
     """Close every reader's stdin (its signal to stop), then wait for it, bounded."""
     for proc in procs:
         assert proc.stdin is not None
@@ -287,12 +289,24 @@ def _stop(procs: list[subprocess.Popen[str]]) -> None:
             proc.wait()
 
 
-def _server_shows(api: httpx.Client, on: bool, deadline: float) -> float:
-    """When the client API first serves the flag `on` (polled every 5 ms; monotonic time)."""
+def _etag(api: httpx.Client) -> str:
+    """The ETag the client API answers with now: what a polling SDK holds between polls."""
+    return api.get("/api/client/features").raise_for_status().headers["etag"]
+
+
+def _server_shows(api: httpx.Client, etag: str, on: bool, deadline: float) -> float:
+    """When the client API first answers a poll made with `etag` by serving the flag `on`
+    (monotonic time; polled every 5 ms). Until the server's revision id moves on, which
+    it checks once a second, it answers such a poll 304 even when the data has changed."""
     while time.monotonic() < deadline:
-        features = api.get("/api/client/features").raise_for_status().json()["features"]
-        if any(f["name"] == FLAG and f["enabled"] == on for f in features):
-            return time.monotonic()
+        response = api.get("/api/client/features", headers={"If-None-Match": etag})
+        if response.status_code == 200:
+            etag = response.headers["etag"]
+            features = response.json()["features"]
+            if any(f["name"] == FLAG and f["enabled"] == on for f in features):
+                return time.monotonic()
+        elif response.status_code != 304:
+            response.raise_for_status()
         time.sleep(0.005)
     raise TimeoutError(f"the client API did not serve {FLAG} {'on' if on else 'off'} in time")
 
@@ -304,7 +318,7 @@ def measure(
     `refresh_s` None leaves the client at its own default. Figures in milliseconds."""
     base = peer.url.removesuffix("/api")
     samples: list[float] = []
-    served: list[float] = []  # until the server's client API answers with the new value
+    served: list[float] = []  # until the client API answers a poll with the new value
     rng = random.Random(15)
     with (
         httpx.Client(base_url=base, headers={"Authorization": ADMIN_TOKEN}) as admin,
@@ -330,17 +344,18 @@ def measure(
                 # wait has just lined up with.
                 time.sleep(rng.uniform(0, interval))
                 on = n % 2 == 0  # the flag starts enabled
+                etag = _etag(api)
                 start = time.monotonic()
                 _admin(admin, toggle_path(on))
                 deadline = start + 2 * interval + FLIP_MARGIN_S
                 # The readers stamp what they see themselves, so this poll delays no sample.
-                served.append(_server_shows(api, on, deadline) - start)
+                served.append(_server_shows(api, etag, on, deadline) - start)
                 seen_at = _all_seen(seen, readers, str(int(on)), deadline - time.monotonic())
                 samples.append(max(seen_at) - start)
                 log(f"flip {n}/{flips}: {samples[-1] * 1000:.0f} ms "
                     f"(served after {served[-1] * 1000:.0f} ms)")  # fmt: skip
         finally:
-            _stop(procs)
+            _stop_readers(procs)
     return {
         "unleash_ms": _summary(samples),
         "server_ms": _summary(served),
