@@ -189,14 +189,14 @@ def _admin(client: httpx.Client, path: str, body: dict[str, Any] | None = None) 
         raise RuntimeError(f"admin API {path or '/'}: {response.status_code} {response.text}")
 
 
-def toggle_path(on: bool) -> str:
+def _toggle_path(on: bool) -> str:
     """The admin API path that switches the bench flag on or off in the environment."""
     return f"/{FLAG}/environments/{ENVIRONMENT}/{'on' if on else 'off'}"
 
 
 @contextlib.contextmanager
 def running_unleash(root: Path = BENCH_DIR) -> Iterator[UnleashPeer]:
-    """Install if needed, start PostgreSQL and unleash-server, create the flag (enabled)."""
+    """Install if needed, start PostgreSQL and unleash-server, create the flag (still off)."""
     module = ensure_server(root)
     python = ensure_client(root)
     with (
@@ -326,7 +326,7 @@ def measure(
     ):
         # Readers start on an enabled flag (see the reader); the first enabling also gives it
         # a 100 % rollout strategy, which Unleash adds to an environment that has none.
-        _admin(admin, toggle_path(True))
+        _admin(admin, _toggle_path(True))
         procs = _readers(peer, readers, refresh_s)
         seen: queue.Queue[Seen] = queue.Queue()
         for index, proc in enumerate(procs):
@@ -346,7 +346,7 @@ def measure(
                 on = n % 2 == 0  # the flag starts enabled
                 etag = _etag(api)
                 start = time.monotonic()
-                _admin(admin, toggle_path(on))
+                _admin(admin, _toggle_path(on))
                 deadline = start + 2 * interval + FLIP_MARGIN_S
                 # The readers stamp what they see themselves, so this poll delays no sample.
                 served.append(_server_shows(api, etag, on, deadline) - start)
