@@ -94,7 +94,7 @@ class UnleashPeer:
 
     url: str  # the API base the client takes, http://127.0.0.1:PORT/api
     server: str  # "unleash-server 7.5.1"
-    client_python: Path  # the peer venv's interpreter, which has UnleashClient
+    client_python: Path  # an interpreter that has the pinned UnleashClient
     workdir: Path
 
 
@@ -147,7 +147,10 @@ def _installed_client(python: Path) -> str | None:
 
 
 def ensure_client(root: Path = BENCH_DIR) -> Path:
-    """The interpreter of root/unleash-venv, a venv with the pinned UnleashClient."""
+    """An interpreter with the pinned UnleashClient: this one when the project's lock has it
+    (a test dependency since the flags work), else root/unleash-venv, made if need be."""
+    if _installed_client(Path(sys.executable)) == CLIENT_VERSION:
+        return Path(sys.executable)
     venv = root / "unleash-venv"
     python = venv / "bin" / "python"
     if _installed_client(python) != CLIENT_VERSION:

@@ -1,7 +1,8 @@
 """A reader process of the Unleash peer: the real UnleashClient evaluating one flag in a loop.
 
-Run by bench/_unleash_peer.py with the peer's own venv (`.bench/unleash-venv`), never the
-project's: only the standard library and UnleashClient are imported here.
+Run by bench/_unleash_peer.py with an interpreter that has UnleashClient (the project's
+venv once its lock has it, else `.bench/unleash-venv`): only the standard library and
+UnleashClient are imported here.
 
     python _unleash_reader.py URL TOKEN FLAG REFRESH|default CACHE_DIR INSTANCE_ID
 
