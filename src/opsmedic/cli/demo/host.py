@@ -152,3 +152,7 @@ def stop_children(stage: Stage) -> None:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
     stage.children.clear()
+    for proc in stage.processes:
+        proc.kill()
+        proc.wait()
+    stage.processes.clear()

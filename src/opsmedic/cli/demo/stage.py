@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,6 +31,8 @@ class Stage:
     root: Path
     port: int
     children: list[int] = field(default_factory=list)  # pids to stop when the demo ends
+    # Processes started here, kept whole so that stopping them also reaps them.
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
     def state(self) -> Path:
