@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from opsmedic.cli.demo.front import find_nginx
+from opsmedic.cli.demo.front import Front, find_nginx
 from opsmedic.cli.demo.host import stop_children
 from opsmedic.cli.demo.release import release_scene, release_world
 from opsmedic.cli.demo.stage import Stage, free_port
+from opsmedic.errors import OpsmedicError
 from opsmedic.runtime import build, build_registry
 
 SCENE_LIMIT_S = 60.0  # the demo's --timeout in its own test; the scene takes a few seconds
@@ -97,3 +100,18 @@ def test_without_nginx_or_git_the_scene_uses_the_symlink_switch_and_says_so(
                  "what changed: not shown, the scene has no git repository"):  # fmt: skip
         assert seen in text, seen
     assert not (world / "nginx").exists()
+
+
+def test_an_nginx_that_cannot_start_is_named_with_its_error_and_stopped(tmp_path: Path) -> None:
+    nginx = find_nginx()
+    assert nginx is not None
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        front = Front(tmp_path / "nginx", nginx, taken.getsockname()[1])
+        front.write("127.0.0.1:1", "127.0.0.1:2")
+        started: list[subprocess.Popen[bytes]] = []
+        with pytest.raises(OpsmedicError, match=f"the demo's nginx on {front.url} did not "
+                           "start: .*Address already in use"):  # fmt: skip
+            front.start(started)
+    assert [p.poll() is not None for p in started] == [True]

@@ -12,7 +12,7 @@ from rich.markup import escape
 from opsmedic.cli import out
 from opsmedic.cli.demo.front import UPSTREAM, Front
 from opsmedic.cli.demo.release_parts import SERVICE, aftermath, expect, serving, start_shortener
-from opsmedic.cli.demo.stage import Stage, Watch, free_port
+from opsmedic.cli.demo.stage import Stage, Watch, free_port, stop_process
 from opsmedic.cli.demo.users import Users
 from opsmedic.model import DeploymentState
 
@@ -61,9 +61,9 @@ async def canary_scene(stage: Stage, rt: Runtime) -> None:
               f"{canary.backends['v2']}, Debian's nginx in front on {front.url} (its files in "
               f"{nginx.prefix}); opsmedic's router writes the upstream's weights")  # fmt: skip
     for version, address in canary.backends.items():
-        backend = await asyncio.to_thread(start_shortener, root, f"http://{address}", version)
-        stage.processes.append(backend)
-    proxy = await asyncio.to_thread(front.start)
+        await asyncio.to_thread(start_shortener, stage.processes, root, f"http://{address}",
+                                version)  # fmt: skip
+    proxy = await asyncio.to_thread(front.start, stage.processes)
     watch, users = Watch(), Users(front.url, USERS_RATE)
     controller.progress = lambda line: watch.say(escape(line))
     try:
@@ -91,7 +91,7 @@ async def canary_scene(stage: Stage, rt: Runtime) -> None:
     finally:
         controller.progress = None
         await asyncio.to_thread(users.stop)
-        await asyncio.to_thread(Front.stop, proxy)
+        await asyncio.to_thread(stop_process, proxy)  # now: the demo goes on without it
 
 
 def _name(canary: CanaryConfig, address: str) -> str:

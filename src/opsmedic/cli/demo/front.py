@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from opsmedic.cli.demo.stage import stop_process
 from opsmedic.errors import OpsmedicError
 from opsmedic.releases.access_log import LOG_FORMAT
 from opsmedic.releases.nginx import render
@@ -70,33 +71,24 @@ class Front:
         ]  # fmt: skip
         self.path("nginx.conf").write_text("\n".join(filter(None, lines)) + "\n")
 
-    def start(self) -> subprocess.Popen[bytes]:
-        """Run nginx in the foreground of its own process; return once it answers."""
+    def start(self, processes: list[subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
+        """Run nginx in the foreground of its own process, added to `processes` at once;
+        return once it answers."""
         argv = [self.program, "-p", str(self.prefix), "-c", str(self.path("nginx.conf")),
                 "-e", str(self.path("error.log")), "-g", "daemon off;"]  # fmt: skip
         with self.path("nginx.out").open("wb") as output:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=output,
                                     stderr=subprocess.STDOUT)  # fmt: skip
+        processes.append(proc)
         deadline = time.monotonic() + START_S
         # The pid file is written just before the workers start: the router signals it.
         while not self.path("nginx.pid").exists() or not _answers(self.port):
             if proc.poll() is not None or time.monotonic() > deadline:
-                self.stop(proc)
+                stop_process(proc)
                 said = self.path("error.log").read_text(errors="replace").strip()[-500:]
                 raise OpsmedicError(f"the demo's nginx on {self.url} did not start: {said}")
             time.sleep(0.05)
         return proc
-
-    @staticmethod
-    def stop(proc: subprocess.Popen[bytes]) -> None:
-        """SIGTERM: nginx's master stops its workers (a SIGKILL would leave them running)."""
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
 
 
 def _answers(port: int) -> bool:

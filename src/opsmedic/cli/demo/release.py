@@ -100,7 +100,7 @@ async def _switch_scene(stage: Stage, rt: Runtime) -> None:
     out.print(f"nginx is not installed: the symlink switch instead of a canary. The seed's URL "
               f"shortener on {base}, versions in {root / 'versions'}; the switch flips "
               "`current` and SIGHUPs the app")  # fmt: skip
-    stage.processes.append(await asyncio.to_thread(start_shortener, root, base))
+    await asyncio.to_thread(start_shortener, stage.processes, root, base)
     watch = Watch()
     controller.progress = lambda line: watch.say(escape(line))
     try:

@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from opsmedic.cli import out
 from opsmedic.cli.demo.shortener import MARKER
+from opsmedic.cli.demo.stage import stop_process
 from opsmedic.errors import OpsmedicError
 from opsmedic.model import DeploymentState
 
@@ -29,22 +30,24 @@ def expect(deployment: Deployment, state: DeploymentState) -> None:
                             f"{deployment.state}, not {state}: {deployment.reason}")  # fmt: skip
 
 
-def start_shortener(root: Path, base: str, version: str | None = None) -> subprocess.Popen[bytes]:
-    """Start the shortener on `base` (serving `current`, or only `version`); return once it
-    answers."""
+def start_shortener(
+    processes: list[subprocess.Popen[bytes]], root: Path, base: str, version: str | None = None
+) -> None:
+    """Start the shortener on `base` (serving `current`, or only `version`), added to
+    `processes` at once; return once it answers."""
     port = base.rsplit(":", 1)[1]
     pinned = [] if version is None else ["--version", version]
     proc = subprocess.Popen([sys.executable, "-m", MARKER, "serve", "--root", str(root),
                              "--port", port, *pinned], stdin=subprocess.DEVNULL)  # fmt: skip
+    processes.append(proc)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and proc.poll() is None:
         try:
             serving(base)  # any answer: v2 answers / with 500s, as it should
-            return proc
+            return
         except OSError:
             time.sleep(0.05)
-    proc.kill()
-    proc.wait()
+    stop_process(proc)
     raise OpsmedicError(f"the demo's shortener on {base} did not start")
 
 

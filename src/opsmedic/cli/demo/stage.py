@@ -31,12 +31,26 @@ class Stage:
     root: Path
     port: int
     children: list[int] = field(default_factory=list)  # pids to stop when the demo ends
-    # Processes started here, kept whole so that stopping them also reaps them.
+    # Processes to stop (SIGTERM) when the demo ends, kept whole so that stopping reaps them.
+    # A scene adds one as soon as it is started: a scene cancelled by its time limit while
+    # waiting for it to answer leaves nothing behind.
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
     def state(self) -> Path:
         return self.root / "state"
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 10 s. nginx's master stops its workers on SIGTERM; killed,
+    it would leave them running."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def free_port() -> int:
