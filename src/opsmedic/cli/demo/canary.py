@@ -65,11 +65,12 @@ async def canary_scene(stage: Stage, rt: Runtime) -> None:
                                 version)  # fmt: skip
     proxy = await asyncio.to_thread(front.start, stage.processes)
     watch, users = Watch(), Users(front.url, USERS_RATE)
+    traffic = Traffic(nginx.access_log)  # what nginx routes from now on, read at the end
     controller.progress = lambda line: watch.say(escape(line))
     try:
         expect(await controller.deploy(SERVICE, "v1", requested_by="demo"),
                DeploymentState.PROMOTED)  # fmt: skip
-        traffic, began = Traffic(nginx.access_log), time.time()
+        began = time.time()
         users.start()
         watch.say(f"users send GET / through nginx, {USERS_RATE:g} a second")
         await asyncio.sleep(SETTLE_S)
@@ -92,6 +93,7 @@ async def canary_scene(stage: Stage, rt: Runtime) -> None:
         controller.progress = None
         await asyncio.to_thread(users.stop)
         await asyncio.to_thread(stop_process, proxy)  # now: the demo goes on without it
+        traffic.follower.close()
 
 
 def _name(canary: CanaryConfig, address: str) -> str:
