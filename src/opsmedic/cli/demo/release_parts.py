@@ -104,6 +104,6 @@ def _what_changed(deployment: Deployment) -> None:
     for commit in changed["commits"]:
         out.print(f"    {escape(commit)}")
     diff = [line for line in str(changed["diff"]).splitlines()
-            if line[:1] in "+-" and not line.startswith(("+++", "---"))]  # fmt: skip
+            if line.startswith(("+", "-")) and not line.startswith(("+++", "---"))]  # fmt: skip
     for line in diff[:DIFF_LINES]:
         out.print(f"    [{'green' if line[0] == '+' else 'red'}]{escape(line)}[/]")
