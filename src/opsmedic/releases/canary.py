@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -58,6 +59,9 @@ class Canaries:
     ) -> Result:  # fmt: skip
         """Each weight step in turn, analysed over the interval; stops at the first failure.
         The result's `checks` is the record of the steps, for the deployment."""
+        # The judge's scipy takes most of a second to import: done off the loop now, not by
+        # the first early abort, which would hold the loop while the canary has traffic.
+        await asyncio.to_thread(importlib.import_module, "scipy.stats")
         upstream, steps = canary.router.nginx.upstream, list[dict[str, Any]]()
         record: dict[str, Any] = {"steps": steps}
         traffic, why = Traffic(canary.router.nginx.access_log), ""

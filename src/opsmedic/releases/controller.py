@@ -23,6 +23,7 @@ from opsmedic.releases.canary import Beat, Canaries, backend_of
 from opsmedic.releases.changes import failing_body, what_changed
 from opsmedic.releases.events import deployment_event, escalation_event
 from opsmedic.releases.gates import run_gates
+from opsmedic.releases.heartbeat import beating
 from opsmedic.releases.measure import Sampler
 from opsmedic.releases.ports import Announce, Progress, StepRunner
 from opsmedic.releases.rolling import Rollout, Rollouts
@@ -128,7 +129,9 @@ class ReleaseController:
             return found is not None
 
         self._say(f"{deployment.service}: running the gates of {deployment.env}")
-        results, failed = await run_gates(config, deployment.env, deployment.version, passed_in)
+        async with beating(self.store, deployment.id, self.owner, self.clock):
+            results, failed = await run_gates(config, deployment.env, deployment.version,
+                                              passed_in)  # fmt: skip
         deployment.checks["gates"] = {"forced": False, "results": results}
         if failed:
             await self._change(deployment, DeploymentState.FAILED, ACTIVE, f"refused: {failed}")
