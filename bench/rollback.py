@@ -13,7 +13,7 @@ per request its send time, status and the backend that answered (the balancer's 
   runtime API (`set server shortener/v2 state ready`, no reload). It hides v2; nothing
   rolls back.
 - **Flagger, computed** from the same measurements (labelled so): rollback after
-  `interval × threshold`; failed share = canary weight × v2's error ratio over that time.
+  `interval x threshold`; failed share = canary weight x v2's error ratio over that time.
 
 Per trial: `restored_s` (v2's first 500 → the first request after which v1 alone answered,
 for ≥ 1 s and to the end of the window) and the failed share of the requests sent in the
@@ -41,8 +41,17 @@ sys.path[:0] = [str(HERE)]
 from _proc import log, percentile, rounded  # noqa: E402
 from _rollback_client import Client, Trial, analyse  # noqa: E402
 from _rollback_rig import (  # noqa: E402
-    UPSTREAM, Backends, Nginx, backends, haproxy, haproxy_down_reasons, haproxy_program,
-    haproxy_version, nginx, nginx_version, runtime_api,
+    UPSTREAM,
+    Backends,
+    Nginx,
+    backends,
+    haproxy,
+    haproxy_down_reasons,
+    haproxy_program,
+    haproxy_version,
+    nginx,
+    nginx_version,
+    runtime_api,
 )  # fmt: skip
 from idle import start, stop  # noqa: E402
 
@@ -52,9 +61,9 @@ WARMUP_S = 1.0  # v1 alone before v2 goes live
 TRIAL_TIMEOUT_S = 60.0
 BUDGET_MIN = 15.0  # the seed's SLA: 15 minutes of outage a year
 FLAGGER = {"flagger_1m_x5": (60.0, 5), "flagger_1m_x1": (60.0, 1)}  # interval s, threshold
-FLAGGER_FORMULA = ("computed, not measured: rollback after interval × threshold; failed share = "
-                   "canary weight × v2 error ratio (both measured here); failed requests = "
-                   "rate × rollback time × failed share")  # fmt: skip
+FLAGGER_FORMULA = ("computed, not measured: rollback after interval x threshold; failed share = "
+                   "canary weight x v2 error ratio (both measured here); failed requests = "
+                   "rate x rollback time x failed share")  # fmt: skip
 
 
 def opsmedic_config(work: Path, site: Nginx, pair: Backends) -> Path:
@@ -164,8 +173,9 @@ def side(trials: list[Trial], window_s: float, rate: float) -> dict[str, Any]:
     quiet = [t.first_quiet_s if t.first_quiet_s is not None else window_s for t in trials]
     outage_min = [t.failed / rate / 60 for t in trials]
     return {
-        "p50_s": rounded(percentile(restored, 50), 3), "p95_s": rounded(percentile(restored, 95), 3),
-        "max_s": rounded(max(restored), 3), "never_restored": sum(t.restored_s is None for t in trials),
+        "p50_s": rounded(percentile(restored, 50), 3),
+        "p95_s": rounded(percentile(restored, 95), 3), "max_s": rounded(max(restored), 3),
+        "never_restored": sum(t.restored_s is None for t in trials),
         "first_quiet_p50_s": rounded(percentile(quiet, 50), 3),
         "first_quiet_p95_s": rounded(percentile(quiet, 95), 3),
         "failed_share": rounded(sum(t.failed for t in trials) / sum(t.requests for t in trials), 5),
@@ -187,7 +197,7 @@ def flagger(trials: list[Trial], rate: float) -> dict[str, Any]:
                            "v2_error_ratio": rounded(v2_errors, 4)}  # fmt: skip
     for name, (interval, threshold) in FLAGGER.items():
         rollback_s = interval * threshold
-        minutes = rollback_s * share / 60  # rate × time × share requests, / rate
+        minutes = rollback_s * share / 60  # rate x time x share requests, / rate
         out[name] = {
             "interval_s": interval, "threshold": threshold, "p50_s": rollback_s,
             "p95_s": rollback_s, "failed_share": rounded(share, 5),
@@ -256,8 +266,10 @@ def summary(
     raw: dict[str, list[dict[str, Any]]], versions: dict[str, str],
 ) -> dict[str, Any]:  # fmt: skip
     ours = side(results["opsmedic"], args.window, args.rate) if results["opsmedic"] else None
-    out: dict[str, Any] = {"bench": "rollback", "trials": args.trials, "rate": args.rate,
-                           "window_s": args.window, "versions": versions, "opsmedic": ours}  # fmt: skip
+    out: dict[str, Any] = {
+        "bench": "rollback", "trials": args.trials, "rate": args.rate, "window_s": args.window,
+        "versions": versions, "opsmedic": ours,
+    }  # fmt: skip
     peer = side(results["haproxy"], args.window, args.rate) if results["haproxy"] else None
     out["haproxy"] = peer
     measured = results["opsmedic"] + results["haproxy"]

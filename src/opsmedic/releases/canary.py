@@ -13,7 +13,7 @@ from opsmedic.config.canary import AnalysisConfig, CanaryConfig
 from opsmedic.config.located import unknown_name
 from opsmedic.errors import UnknownRelease
 from opsmedic.releases.access_log import BackendStats, Traffic
-from opsmedic.releases.judge import ErrorCounts, Judgement, Metric, early_abort, judge
+from opsmedic.releases.judge import ErrorCounts, Judgement, Metric, early_abort, judge, load_stats
 from opsmedic.releases.router import Router, RouterError
 from opsmedic.releases.routers import Routers
 from opsmedic.releases.verify import Result
@@ -61,6 +61,7 @@ class Canaries:
         upstream, steps = canary.router.nginx.upstream, list[dict[str, Any]]()
         record: dict[str, Any] = {"steps": steps}
         traffic, why = Traffic(canary.router.nginx.access_log), ""
+        await asyncio.to_thread(load_stats)  # before any request reaches the canary
         try:
             for percent in canary.steps:
                 step: dict[str, Any] = {"canary_percent": percent}

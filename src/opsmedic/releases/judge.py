@@ -158,6 +158,13 @@ def _thin(values: list[float], limit: int) -> list[float]:
     return values[::step]
 
 
+def load_stats() -> None:
+    """Import scipy.stats now (about half a second here): a canary calls it before moving
+    traffic, so the first early-abort decision does not pay for the import while a broken
+    canary keeps serving (bench/rollback.py measured it on the critical path)."""
+    import scipy.stats  # noqa: F401
+
+
 def mann_whitney(
     canary: Sequence[float], stable: Sequence[float], confidence: float
 ) -> tuple[float, float, float, float]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 import random
+import subprocess
+import sys
 
 import pytest
 from hypothesis import given, settings
@@ -219,3 +221,18 @@ def test_early_abort_settings_are_honoured() -> None:
     counts = ErrorCounts(20, 4), ErrorCounts(40, 0)
     assert not early_abort(*counts).abort  # p ≈ 0.01, not at 99.9 %
     assert early_abort(*counts, AbortSettings(confidence=0.95)).abort
+
+
+def test_load_stats_imports_scipy_before_any_decision_needs_it() -> None:
+    """A canary calls it before moving traffic: the first early abort must not pay ≈0.5 s of
+    import while the broken canary serves (bench/rollback.py). A fresh interpreter, since this
+    one imported scipy already."""
+    code = (
+        "import sys\n"
+        "from opsmedic.releases import judge\n"
+        "assert 'scipy.stats' not in sys.modules, 'imported with the module'\n"
+        "judge.load_stats()\n"
+        "assert 'scipy.stats' in sys.modules, 'not imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
