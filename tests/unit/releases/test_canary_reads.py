@@ -27,15 +27,15 @@ def test_a_canary_answering_500_is_clearly_worse_once_the_abort_minimums_are_rea
     try:
         _write(log, [(START - 1, CANARY, 500)] * 5)  # before the step: not its traffic
         assert not clearly_worse(traffic, START, counts, CANARY, STABLE)
-        for i in range(9):  # 9 canary requests: under AbortSettings.min_requests
+        for i in range(4):  # 4 canary requests: under AbortSettings.min_requests
             _write(
                 log, [(START + i, CANARY, 500), (START + i, STABLE, 200), (START + i, STABLE, 200)]
             )
             assert not clearly_worse(traffic, START, counts, CANARY, STABLE)
         assert not clearly_worse(traffic, START, counts, CANARY, STABLE)  # nothing new
-        _write(log, [(START + 9, CANARY, 500)])
+        _write(log, [(START + 4, CANARY, 500)])
         assert clearly_worse(traffic, START, counts, CANARY, STABLE)
-        assert counts == {CANARY: ErrorCounts(10, 10), STABLE: ErrorCounts(18, 0)}
+        assert counts == {CANARY: ErrorCounts(5, 5), STABLE: ErrorCounts(8, 0)}
         window = traffic.window(START)  # what the step records: the same counts
         assert {b: ErrorCounts(s.requests, s.errors) for b, s in window.items()} == counts
     finally:

@@ -202,7 +202,8 @@ def test_a_canary_failing_half_its_requests_is_aborted_within_a_few_dozen() -> N
 @pytest.mark.parametrize(
     ("canary", "stable", "reason"),
     [
-        (ErrorCounts(9, 9), ErrorCounts(100, 0), "9 errors in 9 canary requests: too few"),
+        (ErrorCounts(4, 4), ErrorCounts(100, 0), "4 errors in 4 canary requests: too few"),
+        (ErrorCounts(5, 4), ErrorCounts(10, 0), "not clearly worse"),
         (ErrorCounts(100, 2), ErrorCounts(200, 0), "2 errors in 100 canary requests: too few"),
         (ErrorCounts(100, 10), ErrorCounts(200, 20), "exceeds stable's by 0.000"),
         (ErrorCounts(30, 6), ErrorCounts(0, 0), "no stable requests in the same span"),
@@ -215,6 +216,24 @@ def test_no_early_abort_without_clear_evidence(
     decision = early_abort(canary, stable)
     assert not decision.abort
     assert reason in decision.reason
+
+
+def test_a_canary_failing_its_first_5_requests_while_stable_is_clean_is_aborted() -> None:
+    """Five of five against none of ten: p = 1/3003 (Fisher), below 1 - 99.9 %."""
+    decision = early_abort(ErrorCounts(5, 5), ErrorCounts(10, 0))
+    assert decision.abort, decision.reason
+    assert decision.p_value == pytest.approx(1 / 3003)
+
+
+def test_a_canary_answering_500_to_everything_is_aborted_after_15_requests_in_all() -> None:
+    canary, stable = [0, 0], [0, 0]  # requests, errors
+    for sent in range(1, 100):
+        side = canary if sent % 3 == 0 else stable  # the seed's 33 % canary
+        side[0] += 1
+        side[1] += side is canary
+        if early_abort(ErrorCounts(*canary), ErrorCounts(*stable)).abort:
+            break
+    assert (sent, canary) == (15, [5, 5])
 
 
 def test_early_abort_settings_are_honoured() -> None:
