@@ -20,21 +20,13 @@ from idle import start, stop
 from opsmedic.cli.demo.shortener import install
 from opsmedic.releases.access_log import LOG_FORMAT
 from opsmedic.releases.nginx import render
+from services_tls import _free_ports  # the tests' helper: distinct free loopback ports
 
 HOST = "127.0.0.1"
 UPSTREAM = "shortener"
 START_TIMEOUT_S = 30.0
 KEEPALIVE_S = 65  # Debian's nginx.conf keepalive_timeout, and HAProxy's keep-alive here too
 HAPROXY_WEIGHTS = (67, 33)  # the seed's split
-
-
-def free_ports(count: int) -> list[int]:
-    """Distinct free ports (all held open at once, so none is handed out twice)."""
-    with contextlib.ExitStack() as stack:
-        socks = [stack.enter_context(socket.socket()) for _ in range(count)]
-        for sock in socks:
-            sock.bind((HOST, 0))
-        return [int(sock.getsockname()[1]) for sock in socks]
 
 
 def wait_port(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
@@ -59,7 +51,7 @@ class Backends:
 
 @contextlib.contextmanager
 def backends(work: Path) -> Iterator[Backends]:
-    ports = free_ports(2)
+    ports = _free_ports(2)
     procs: list[subprocess.Popen[bytes]] = []
     try:
         for version, port in zip(("v1", "v2"), ports, strict=True):
@@ -103,7 +95,7 @@ def nginx(work: Path, pair: Backends) -> Iterator[Nginx]:
     program = shutil.which("nginx") or "/usr/sbin/nginx"
     prefix = work / "nginx"
     (prefix / "upstreams").mkdir(parents=True)
-    (port,) = free_ports(1)
+    (port,) = _free_ports(1)
     site = Nginx(port, prefix, prefix / "nginx.conf", prefix / "nginx.pid",
                  prefix / "upstreams" / f"{UPSTREAM}.conf", prefix / "access.log",
                  prefix / "error.log", program)  # fmt: skip
@@ -190,7 +182,7 @@ def runtime_api(sock: Path, command: str) -> str:
 def haproxy(work: Path, program: str, pair: Backends) -> Iterator[tuple[int, Path]]:
     """A fresh HAProxy (port, runtime API socket); its log (-db: on stderr) says what marked
     a server down."""
-    (port,) = free_ports(1)
+    (port,) = _free_ports(1)
     conf = work / "haproxy.cfg"
     conf.write_text(haproxy_conf(work, port, pair))
     proc = start([program, "-db", "-f", str(conf)], work, "haproxy")

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-sys.path[:0] = [str(HERE)]
+sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
 
 from _proc import log, percentile, rounded  # noqa: E402
 from _rollback_client import Client, Trial, analyse  # noqa: E402
