@@ -16,6 +16,7 @@ import pytest
 from opsmedic.errors import UnknownRelease
 from opsmedic.model import Deployment, DeploymentState
 from opsmedic.releases.controller import ReleaseController
+from opsmedic.releases.judge import AbortSettings
 from opsmedic.runtime import Runtime, build, build_registry
 
 if __package__:
@@ -149,7 +150,7 @@ async def test_a_canary_answering_500_is_rolled_back_within_a_few_requests(shop:
     assert "aborted early" in deployment.reason and "clearly worse" in deployment.reason
     step = deployment.checks["canary"]["steps"][0]
     assert step["weights"] == {rig.stable.address: 67, rig.canary.address: 33}
-    assert 10 <= step["canary"]["requests"] <= 60, step
+    assert AbortSettings().min_requests <= step["canary"]["requests"] <= 60, step
     assert step["canary"]["errors"] == step["canary"]["requests"]
     assert got[("canary", 500)] <= 120, got  # what clients saw before the rollback landed
     assert await rig.router.weights(UPSTREAM) == {rig.stable.address: 1}
