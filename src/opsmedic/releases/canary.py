@@ -103,7 +103,7 @@ async def _step(
                 break  # the full tick below records the abort and returns
         window = traffic.window(start)
         ours, theirs = window.get(new, BackendStats()), window.get(stable, BackendStats())
-        step["canary"], step["stable"] = _summary(ours), _summary(theirs)
+        step["canary"], step["stable"] = traffic_summary(ours), traffic_summary(theirs)
         step["malformed_lines"] = traffic.malformed
         decision = early_abort(ErrorCounts(ours.requests, ours.errors),
                                ErrorCounts(theirs.requests, theirs.errors))  # fmt: skip
@@ -115,9 +115,9 @@ async def _step(
         elapsed = time.monotonic() - began
         if elapsed < analysis.interval:
             continue
-        judgement = judge(_metrics(analysis, ours, theirs))
-        step["judgement"] = _judgement(judgement)
-        verdict = _verdict(judgement, analysis, traffic, holding_over=elapsed >= hold)
+        judgement = judge(request_metrics(analysis, ours, theirs))
+        step["judgement"] = judgement_json(judgement)
+        verdict = step_verdict(judgement, analysis, traffic, holding_over=elapsed >= hold)
         if verdict is not None:
             return verdict
 
@@ -137,7 +137,7 @@ def clearly_worse(
     return early_abort(counts.get(new, none), counts.get(stable, none)).abort
 
 
-def _verdict(
+def step_verdict(
     judgement: Judgement, analysis: AnalysisConfig, traffic: Traffic, *, holding_over: bool
 ) -> tuple[bool, bool, str] | None:
     """The step's end, or None to hold for more data. Lines that could not be read are a
@@ -162,7 +162,9 @@ def _verdict(
     return False, False, f"judged {judgement.verdict}: {judgement.reason}"
 
 
-def _metrics(analysis: AnalysisConfig, canary: BackendStats, stable: BackendStats) -> list[Metric]:
+def request_metrics(
+    analysis: AnalysisConfig, canary: BackendStats, stable: BackendStats
+) -> list[Metric]:
     """Per request: failed (1) or not (0), and the latency of the answered ones."""
 
     def values(stats: BackendStats, check: str) -> list[float]:
@@ -175,12 +177,12 @@ def _metrics(analysis: AnalysisConfig, canary: BackendStats, stable: BackendStat
     ]  # fmt: skip
 
 
-def _summary(stats: BackendStats) -> dict[str, Any]:
+def traffic_summary(stats: BackendStats) -> dict[str, Any]:
     return {"requests": stats.requests, "errors": stats.errors,
             "error_ratio": stats.error_ratio, "latency_p95_s": stats.p95()}  # fmt: skip
 
 
-def _judgement(judgement: Judgement) -> dict[str, Any]:
+def judgement_json(judgement: Judgement) -> dict[str, Any]:
     """The judge's scores as JSON (an unbounded interval is null)."""
 
     def number(value: float | None) -> float | None:
