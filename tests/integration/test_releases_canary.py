@@ -176,6 +176,26 @@ async def test_a_canary_identical_to_the_stable_is_promoted(
         assert await _bodies(rig, 10) == {("canary", 200): 10}
 
 
+async def test_identical_canaries_are_promoted_at_least_19_times_in_20(
+    canary_rig: CanaryRig, tmp_path: Path
+) -> None:
+    """The judge must earn its place: no false alarms on a release that changed nothing.
+    Twenty canaries back and forth between two identical backends, each judged on its own
+    real traffic through nginx."""
+    rig = canary_rig
+    rig.stable.delay = rig.canary.delay = 0.005
+    async with _shop(rig, tmp_path, interval="1s", min_samples=20) as shop:
+        outcomes, serving = [], "v1"
+        for _ in range(20):
+            deployment, _ = await shop.deploy_under_load("v2" if serving == "v1" else "v1")
+            assert deployment.checks["canary"]["steps"], deployment.reason  # really judged
+            outcomes.append((deployment.state, deployment.reason))
+            promoted = deployment.state is DeploymentState.PROMOTED
+            serving = deployment.version if promoted else deployment.rolled_back_to
+        promoted = [state for state, _ in outcomes if state is DeploymentState.PROMOTED]
+        assert len(promoted) >= 19, outcomes
+
+
 async def test_a_canary_30_percent_slower_is_rolled_back_by_the_judge(
     canary_rig: CanaryRig, tmp_path: Path
 ) -> None:
