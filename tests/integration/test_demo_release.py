@@ -18,6 +18,7 @@ from opsmedic.cli.demo.host import stop_children
 from opsmedic.cli.demo.release import release_scene, release_world
 from opsmedic.cli.demo.stage import Stage, free_port
 from opsmedic.errors import OpsmedicError
+from opsmedic.releases.judge import AbortSettings
 from opsmedic.runtime import build, build_registry
 
 SCENE_LIMIT_S = 60.0  # the demo's --timeout in its own test; the scene takes a few seconds
@@ -70,7 +71,8 @@ def test_the_canary_scene_aborts_v2_through_nginx_and_shows_what_changed(
     # The early abort's counts: every canary request failed, no stable one did.
     aborted = re.search(r"early abort: canary (\d+)/(\d+) errors, stable 0/(\d+)", text)
     assert aborted is not None, text
-    assert aborted[1] == aborted[2] and int(aborted[1]) >= 10 and int(aborted[3]) > 0
+    least = AbortSettings().min_requests
+    assert aborted[1] == aborted[2] and int(aborted[1]) >= least and int(aborted[3]) > 0
     # nginx's access log: v2's every request an error, v1's none, and both had traffic.
     logged = dict(re.findall(r"    (v[12]) \(127\.0\.0\.1:\d+\): (\d+ requests, \d+) errors", text))
     v1, v2 = ([int(n) for n in logged[v].split(" requests, ")] for v in ("v1", "v2"))
