@@ -8,6 +8,7 @@ never skips): `bash scripts/test.sh` installs every one of them.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -168,9 +169,10 @@ def _postgres_os_user() -> pwd.struct_passwd | None:
     _fail("neither a `postgres` nor a `nobody` user exists to run PostgreSQL as")
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """SQLAlchemy URL of a fresh PostgreSQL server whose role `opsmedic` is a superuser."""
+@contextlib.contextmanager
+def running_postgres() -> Iterator[str]:
+    """A fresh PostgreSQL server whose role `opsmedic` is a superuser, for as long as the
+    block runs: yields its SQLAlchemy URL (bench/_unleash_peer.py uses it outside pytest)."""
     bindir = _postgres_bindir()
     os_user = _postgres_os_user()
     as_user: list[str] = []
@@ -225,6 +227,13 @@ def postgres_url() -> Iterator[str]:
                     check=False,
                 )
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """SQLAlchemy URL of a fresh PostgreSQL server whose role `opsmedic` is a superuser."""
+    with running_postgres() as url:
+        yield url
 
 
 # --- OpenSSH -------------------------------------------------------------------------------

@@ -20,6 +20,9 @@ S = TypeVar("S", bound=BaseModel)
 # Runs a configured probe once by name and returns its events (not emitted); raises
 # PluginError for a name the config has no probe of, ConfigError for a misconfigured one.
 ProbeOnce = Callable[[str], Awaitable[list[Event]]]
+# The most of a traceback a rollback takes from the CLI or the API: its frames are all
+# "what changed" reads, and a traceback is a few KiB; this keeps a pasted log out of the store.
+TRACEBACK_LIMIT = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)

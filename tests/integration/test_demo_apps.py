@@ -61,6 +61,22 @@ def test_v1_shortens_v2_answers_500_with_the_traceback_logged_and_v1_comes_back(
         assert httpx.get(url + "/").status_code == 200
 
 
+def test_a_pinned_server_serves_its_version_whatever_current_says(tmp_path: Path) -> None:
+    shortener.install(tmp_path)
+    pinned = ("serve", "--root", str(tmp_path), "--version")
+    with (
+        running(shortener.MARKER, *pinned, "v2") as v2,
+        running(shortener.MARKER, *pinned, "v1") as v1,
+    ):
+        assert [httpx.get(url + "/version").text for url in (v1, v2)] == ["v1", "v2"]
+        assert [httpx.get(url + "/").status_code for url in (v1, v2)] == [200, 500]
+    assert not (tmp_path / "shortener.pid").exists()  # nothing for `switch` to signal
+    bad = subprocess.run([sys.executable, "-m", shortener.MARKER, *pinned, "../v1", "--port", "1"],
+                         capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+    assert bad.returncode == 2
+    assert "no version '../v1'" in bad.stderr
+
+
 def test_a_switch_to_an_unknown_version_names_it_and_leaves_current_alone(tmp_path: Path) -> None:
     shortener.install(tmp_path)
     for bad in ("v9", "../versions/v2", ""):

@@ -1,8 +1,11 @@
 """Promotion gates end to end: staging before production, a command gate, --force recorded,
-and the refusal as the controller, the API (409) and the CLI (exit 1) give it."""
+the refusal as the controller, the API (409) and the CLI (exit 1) give it, and a gate that
+runs longer than recovery's staleness limit while the heartbeat keeps the deployment owned."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -10,6 +13,8 @@ import pytest
 
 from opsmedic.errors import ReleaseRefused
 from opsmedic.model import DeploymentState
+from opsmedic.releases.controller import this_owner
+from opsmedic.releases.recovery import recover
 from opsmedic.runtime import Runtime
 
 if __package__:
@@ -107,3 +112,30 @@ async def test_the_api_answers_409_and_the_cli_exits_1_with_the_reason(site: Sit
     assert checked.returncode == 0, checked.stderr
     assert "service shortener (staging): switch, bake 1s" in checked.stdout
     assert "on_no_data: fail; gates: requires staging, tests (command)\n" in checked.stdout
+
+
+async def test_a_gate_longer_than_the_staleness_limit_is_not_taken_for_an_orphan(
+    site: Site,
+) -> None:
+    stale_after, gate_s = 1.0, 3.0  # recovery's 30 s, shortened; a gate three times longer
+    services = site_services(site)
+    services["shortener"]["gates"] = [
+        {"name": "suite", "command": {"argv": ["sleep", str(gate_s)], "timeout": "10s"}}
+    ]
+    async with releases_runtime(site, services) as found:
+        assert found.releases is not None and found.store is not None
+        # The owner is on another host, so recovery can only go by its heartbeat.
+        driver = dataclasses.replace(found.releases, owner="elsewhere:1")
+        other = dataclasses.replace(found.releases, owner=this_owner())
+        deploying = asyncio.create_task(driver.deploy("shortener", "v1"))
+        checked = 0
+        for _ in range(200):  # bounded: the gate takes gate_s, then verification and bake
+            await asyncio.sleep(0.2)
+            if deploying.done():
+                break
+            assert await recover(other, stale_after=stale_after) == []
+            checked += 1
+        deployment = await deploying
+    assert deployment.state is DeploymentState.PROMOTED, deployment.reason
+    assert deployment.checks["gates"]["results"][0]["passed"]
+    assert checked >= gate_s / 0.2 / 2  # recovery looked all through the gate

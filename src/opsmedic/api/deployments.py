@@ -13,7 +13,7 @@ from opsmedic.api.strict import StrictJSONRoute
 from opsmedic.config.services import NAME_PATTERN
 from opsmedic.errors import ReleaseRefused
 from opsmedic.model import TokenRecord
-from opsmedic.plugins import ReleaseControl
+from opsmedic.plugins import TRACEBACK_LIMIT, ReleaseControl
 from opsmedic.tokens import Scope
 from opsmedic.views import DeploymentView
 
@@ -39,6 +39,8 @@ class RollbackIn(BaseModel):
     env: Name | None = None
     to: Name | None = None
     reason: str = Field("", max_length=1000)
+    # The error that called for the rollback: "what changed" marks the files its frames name.
+    traceback: str = Field("", max_length=TRACEBACK_LIMIT)
 
 
 def _controller(request: Request) -> ReleaseControl:
@@ -81,6 +83,7 @@ async def rollback(request: Request, body: RollbackIn, token: Operator) -> Deplo
         found = await _controller(request).rollback(
             body.service, body.env, to=body.to,
             reason=body.reason or "rollback through the API", requested_by=f"api {token.name}",
+            traceback=body.traceback,
         )  # fmt: skip
     except ReleaseRefused as exc:
         raise HTTPException(exc.status, str(exc)) from None

@@ -51,14 +51,23 @@ def rollback(
         str | None, typer.Option(help="a version that passed before (default: last known good)")
     ] = None,
     reason: Annotated[str, typer.Option(help="recorded on the deployment")] = "",
+    traceback: Annotated[
+        str | None,
+        typer.Option(
+            metavar="FILE",
+            help="the error's traceback (- for stdin): what changed marks the files it names",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
     """Emergency: put the last known good version back now, without analysis."""
+    error = "" if traceback is None else _read_traceback(traceback)
 
     async def act(controller: ReleaseController) -> Deployment:
         why = reason or "emergency rollback"
-        return await controller.rollback(service, env, to=to, reason=why, requested_by=_who())
+        return await controller.rollback(service, env, to=to, reason=why, requested_by=_who(),
+                                         traceback=error)  # fmt: skip
 
     _finish(_drive(config, act), as_json, "rolled_back")
 
@@ -90,6 +99,32 @@ def print_deployments(found: list[Deployment]) -> None:
              d.requested_by, when(d.created_at), when(d.finished_at), d.reason]
             for d in found]  # fmt: skip
     print_table("deployments", columns, rows, empty="no deployments")
+
+
+def _read_traceback(source: str) -> str:
+    """The text of --traceback FILE (`-`: stdin), at most TRACEBACK_LIMIT bytes of UTF-8."""
+    import sys
+
+    from opsmedic.plugins import TRACEBACK_LIMIT
+
+    where = "stdin" if source == "-" else source
+    try:
+        if source == "-":
+            data = sys.stdin.buffer.read(TRACEBACK_LIMIT + 1)
+        else:
+            with open(source, "rb") as f:
+                data = f.read(TRACEBACK_LIMIT + 1)
+    except OSError as exc:
+        raise typer.BadParameter(
+            f"cannot read {where}: {exc.strerror}", param_hint="--traceback"
+        ) from None
+    if len(data) > TRACEBACK_LIMIT:
+        raise typer.BadParameter(
+            f"{where} is over {TRACEBACK_LIMIT // 1024} KiB: give the traceback, not the whole "
+            "log (e.g. its last lines through tail and -)",
+            param_hint="--traceback",
+        )
+    return data.decode("utf-8", errors="replace")
 
 
 def _who() -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,12 +23,13 @@ from opsmedic.releases.canary import Beat, Canaries, backend_of
 from opsmedic.releases.changes import failing_body, what_changed
 from opsmedic.releases.events import deployment_event, escalation_event
 from opsmedic.releases.gates import run_gates
+from opsmedic.releases.heartbeat import beating
 from opsmedic.releases.measure import Sampler
 from opsmedic.releases.ports import Announce, Progress, StepRunner
 from opsmedic.releases.rolling import Rollout, Rollouts
 from opsmedic.releases.steps import SwitchSteps
 from opsmedic.releases.switched import switch_problem
-from opsmedic.releases.verify import verify
+from opsmedic.releases.verify import Result, verify
 from opsmedic.store.store import Store
 
 ACTIVE = (DeploymentState.STARTED, DeploymentState.VERIFYING)
@@ -128,7 +129,9 @@ class ReleaseController:
             return found is not None
 
         self._say(f"{deployment.service}: running the gates of {deployment.env}")
-        results, failed = await run_gates(config, deployment.env, deployment.version, passed_in)
+        async with beating(self.store, deployment.id, self.owner, self.clock):
+            results, failed = await run_gates(config, deployment.env, deployment.version,
+                                              passed_in)  # fmt: skip
         deployment.checks["gates"] = {"forced": False, "results": results}
         if failed:
             await self._change(deployment, DeploymentState.FAILED, ACTIVE, f"refused: {failed}")
@@ -229,9 +232,8 @@ class ReleaseController:
         return deployment
 
     async def _canary(self, deployment: Deployment) -> Deployment | None:
-        """Strategy canary: the weight steps, each analysed against the version serving now;
-        None when they passed (the switch to 100 % and the verification follow), else the
-        deployment as it ended. A first deployment has nothing to compare with: None."""
+        """Strategy canary: the weight steps, each analysed against the version serving now.
+        A first deployment has nothing to compare with: None, straight to the switch."""
         config = self.services[deployment.service]
         assert config.canary is not None
         canary, service = config.canary, deployment.service
@@ -240,41 +242,20 @@ class ReleaseController:
         if stable is None or stable == new:
             self._say(f"{service}: no other version serving to compare {new} with: no canary")
             return None
-        if not await self._change(deployment, DeploymentState.VERIFYING, ACTIVE):
-            return await self._yield_to_rollback(deployment)
         self._say(f"{service}: canary {deployment.version} at {new} against {stable}, steps "
                   f"{canary.steps} %, {canary.analysis.interval:g}s each")  # fmt: skip
-        outcome = await self.canaries.analyse(service, canary, stable, new,
-                                              hold=config.verify_timeout,
-                                              beat=self._beat(deployment, "canary"))  # fmt: skip
-        deployment.checks["canary"] = outcome.checks
-        if outcome.aborted:
-            return await self._yield_to_rollback(deployment)
-        if not outcome.passed:
-            return await self.undo(deployment, outcome.reason)
-        self._say(f"{service}: {outcome.reason}")
-        return None
+        return await self._analysed(deployment, "canary", lambda beat: self.canaries.analyse(
+            service, canary, stable, new, hold=config.verify_timeout, beat=beat))  # fmt: skip
 
     async def _rolling(self, deployment: Deployment) -> Deployment | None:
-        """Strategy rolling: the batches, each verified before the next; None when every one
-        passed (the switch then finds every instance on the version, and verification and
-        bake follow as for switch), else the deployment as it ended."""
+        """Strategy rolling: the batches, each verified before the next (the switch then finds
+        every instance on the version)."""
         config = self.services[deployment.service]
-        assert config.rolling is not None
-        if not await self._change(deployment, DeploymentState.VERIFYING, ACTIVE):
-            return await self._yield_to_rollback(deployment)
         rollout = self._rollout(deployment, deployment.previous_version)
         lock = self._switching.setdefault((deployment.service, deployment.env), asyncio.Lock())
-        outcome = await rollout.run(deployment.version, config.checks(deployment.env),
-                                    self.sample, hold=config.verify_timeout,
-                                    beat=self._beat(deployment, "rolling"), lock=lock)  # fmt: skip
-        deployment.checks["rolling"] = outcome.checks
-        if outcome.aborted:
-            return await self._yield_to_rollback(deployment)
-        if not outcome.passed:
-            return await self.undo(deployment, outcome.reason)
-        self._say(f"{deployment.service}: {outcome.reason}")
-        return None
+        return await self._analysed(deployment, "rolling", lambda beat: rollout.run(
+            deployment.version, config.checks(deployment.env), self.sample,
+            hold=config.verify_timeout, beat=beat, lock=lock))  # fmt: skip
 
     def _rollout(self, deployment: Deployment, previous: str) -> Rollout:
         config = self.services[deployment.service]
@@ -289,18 +270,27 @@ class ReleaseController:
 
     async def _preview(self, deployment: Deployment) -> Deployment | None:
         """Strategy blue_green: the version started on the idle slot and verified there, with
-        no traffic; None when it passed (the router change and live verification follow)."""
+        no traffic (the router change and live verification follow)."""
+        return await self._analysed(deployment, "blue_green", lambda beat: self.blue_greens.preview(
+            deployment, self.services[deployment.service], self.runner, self.sample,
+            beat=beat, say=self._say), traceback=preview_body)  # fmt: skip
+
+    async def _analysed(
+        self, deployment: Deployment, key: str, analyse: Callable[[Beat], Awaitable[Result]],
+        *, traceback: Callable[[dict[str, Any]], str] | None = None,
+    ) -> Deployment | None:  # fmt: skip
+        """A strategy's analysis before the switch, recorded under checks[key]: None when it
+        passed, else the deployment as it ended (rolled back, or yielded to a takeover).
+        `traceback`: where the analysis's record keeps the failing answer, for what changed."""
         if not await self._change(deployment, DeploymentState.VERIFYING, ACTIVE):
             return await self._yield_to_rollback(deployment)
-        outcome = await self.blue_greens.preview(
-            deployment, self.services[deployment.service], self.runner, self.sample,
-            beat=self._beat(deployment, "blue_green"), say=self._say,
-        )  # fmt: skip
+        outcome = await analyse(self._beat(deployment, key))
+        deployment.checks[key] = outcome.checks
         if outcome.aborted:
             return await self._yield_to_rollback(deployment)
         if not outcome.passed:
-            return await self.undo(deployment, outcome.reason,
-                                   traceback=preview_body(outcome.checks))  # fmt: skip
+            failing = traceback(outcome.checks) if traceback is not None else ""
+            return await self.undo(deployment, outcome.reason, traceback=failing)
         self._say(f"{deployment.service}: {outcome.reason}")
         return None
 

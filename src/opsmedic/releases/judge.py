@@ -158,6 +158,13 @@ def _thin(values: list[float], limit: int) -> list[float]:
     return values[::step]
 
 
+def load_stats() -> None:
+    """Import scipy.stats now (about half a second here): a canary calls it before moving
+    traffic, so the first early-abort decision does not pay for the import while a broken
+    canary keeps serving (bench/rollback.py measured it on the critical path)."""
+    import scipy.stats  # noqa: F401
+
+
 def mann_whitney(
     canary: Sequence[float], stable: Sequence[float], confidence: float
 ) -> tuple[float, float, float, float]:
@@ -201,7 +208,11 @@ class AbortSettings:
     """When a canary's errors stop it at once, without waiting for the step's analysis."""
 
     confidence: float = 0.999  # one-sided Fisher exact test, canary error ratio > stable's
-    min_requests: int = 10  # canary requests seen before anything is decided
+    # Canary requests seen before anything is decided. At 5 only "all 5 failed, stable clean"
+    # passes the Fisher test, and a 500-for-everything canary at 33 % dies after 15 requests
+    # in all instead of 30 (bench/rollback.py); a canary failing half its requests is stopped
+    # no sooner (the test decides there), and false aborts do not rise (200-seed simulations).
+    min_requests: int = 5
     min_errors: int = 3  # a lone failure is never "clearly worse"
     min_excess: float = 0.05  # canary ratio - stable ratio; a statistically sure 0.1 % is no fire
 

@@ -11,11 +11,13 @@ from opsmedic.model import Deployment, DeploymentState
 from opsmedic.releases.controller import ACTIVE, ReleaseController
 
 # A heartbeat older than this marks the owner dead even where its pid cannot be checked (an
-# owner on another host); the verification beats every TICK_S.
+# owner on another host); the verification and the gates beat every half second.
 STALE_AFTER_S = 30.0
 
 
-async def recover(controller: ReleaseController) -> list[Deployment]:
+async def recover(
+    controller: ReleaseController, *, stale_after: float = STALE_AFTER_S
+) -> list[Deployment]:
     """Roll back (or fail, without a last known good) every active deployment whose owner is
     gone; the ones a live process drives are left to it. Returns those it resolved."""
     store, now = controller.store, controller.clock.now()
@@ -23,7 +25,7 @@ async def recover(controller: ReleaseController) -> list[Deployment]:
     found = await asyncio.to_thread(store.list_deployments, states=states, limit=1000)
     resolved = []
     for deployment in found:
-        if deployment.service not in controller.services or not _dead(deployment, now):
+        if deployment.service not in controller.services or not _dead(deployment, now, stale_after):
             continue
         dead = deployment.owner
         taken = await asyncio.to_thread(store.take_over_deployment, deployment.id, dead,
@@ -37,12 +39,12 @@ async def recover(controller: ReleaseController) -> list[Deployment]:
     return resolved
 
 
-def _dead(deployment: Deployment, now: float) -> bool:
+def _dead(deployment: Deployment, now: float, stale_after: float) -> bool:
     host, _, pid = deployment.owner.rpartition(":")
     if host == socket.gethostname() and pid.isdigit():
         return int(pid) != os.getpid() and not _alive(int(pid))
     beat = deployment.heartbeat_at or deployment.updated_at
-    return now - beat > STALE_AFTER_S
+    return now - beat > stale_after
 
 
 def _alive(pid: int) -> bool:

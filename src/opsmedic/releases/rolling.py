@@ -24,7 +24,7 @@ from opsmedic.releases.router import (
     WeightsRefused,
 )
 from opsmedic.releases.routers import Routers
-from opsmedic.releases.switched import _names, _reported
+from opsmedic.releases.switched import names_version, version_reported
 from opsmedic.releases.verify import Result
 from opsmedic.rules.model import Step
 from opsmedic.transport.http import http_client
@@ -181,7 +181,7 @@ class Rollout:
         if self.config.version_path is None:
             return None  # the steps' success is all there is to go on
         url = f"http://{instance}{self.config.version_path}"
-        return await _reported(url, version, self.switch_timeout)
+        return await version_reported(url, version, self.switch_timeout)
 
     async def suspects(self, version: str) -> list[str]:
         """The instances that may not serve `version`: those whose version_path does not say
@@ -197,7 +197,7 @@ class Rollout:
                 response = await client.get(f"http://{instance}{path}")
             except httpx.HTTPError:
                 return False
-            return response.status_code == 200 and _names(response.text.strip(), version)
+            return response.status_code == 200 and names_version(response.text.strip(), version)
 
         async with http_client(verify_tls=True, timeout=ASK_TIMEOUT_S) as client:
             answers = await asyncio.gather(*(serves(client, i) for i in instances))

@@ -15,7 +15,13 @@ from opsmedic.config.services import VerifyCheck
 from opsmedic.releases.access_log import BackendStats, Traffic
 
 # The canary's judging helpers: a batch's instance is judged exactly as a canary step is.
-from opsmedic.releases.canary import TICK_S, _judgement, _metrics, _summary, _verdict
+from opsmedic.releases.canary import (
+    TICK_S,
+    judgement_json,
+    request_metrics,
+    step_verdict,
+    traffic_summary,
+)
 from opsmedic.releases.judge import ErrorCounts, early_abort, judge
 from opsmedic.releases.measure import Sampler
 from opsmedic.releases.verify import Result, verify
@@ -82,8 +88,8 @@ async def analyse(
             window = traffic.window(start)
             theirs = pooled(window, batch.old) if batch.old else batch.baseline
             ours = {i: window.get(i, BackendStats()) for i in batch.instances}
-            record["traffic"] = {i: _summary(stats) for i, stats in ours.items()}
-            record["old"] = _summary(theirs)
+            record["traffic"] = {i: traffic_summary(stats) for i, stats in ours.items()}
+            record["old"] = traffic_summary(theirs)
             record["malformed_lines"] = traffic.malformed
             failing = _failing(ours, theirs, analysis, record)
             if verifying.done():
@@ -138,9 +144,9 @@ def _judged(
     record["judgement"] = judgements = {}
     verdicts = {}
     for instance, stats in ours.items():
-        judgement = judge(_metrics(analysis, stats, theirs))
-        judgements[instance] = _judgement(judgement)
-        verdicts[instance] = _verdict(judgement, analysis, traffic, holding_over=holding_over)
+        judgement = judge(request_metrics(analysis, stats, theirs))
+        judgements[instance] = judgement_json(judgement)
+        verdicts[instance] = step_verdict(judgement, analysis, traffic, holding_over=holding_over)
     for instance, verdict in verdicts.items():
         if verdict is not None and not verdict[0]:
             return Result(False, f"{instance}: {verdict[2]}", record)

@@ -24,7 +24,7 @@ async def switch_problem(service: ServiceConfig, env: str, version: str) -> str 
     url = service.version_url_of(env)
     if url is None:
         return None
-    return await _reported(url, version, service.switch_timeout)
+    return await version_reported(url, version, service.switch_timeout)
 
 
 def _points_at(current: Path, want: Path) -> str | None:
@@ -35,7 +35,7 @@ def _points_at(current: Path, want: Path) -> str | None:
     return None
 
 
-async def _reported(url: str, version: str, wait: float) -> str | None:
+async def version_reported(url: str, version: str, wait: float) -> str | None:
     """Poll `url` until its body names `version` (a reload takes a moment), up to `wait` s."""
     import httpx
 
@@ -46,7 +46,7 @@ async def _reported(url: str, version: str, wait: float) -> str | None:
             try:
                 response = await client.get(url)
                 body = response.text.strip()
-                if response.status_code == 200 and _names(body, version):
+                if response.status_code == 200 and names_version(body, version):
                     return None
                 last = f"status {response.status_code}, body {body[:80]!r}"
             except httpx.HTTPError as exc:
@@ -56,7 +56,7 @@ async def _reported(url: str, version: str, wait: float) -> str | None:
             await asyncio.sleep(POLL_S)
 
 
-def _names(body: str, version: str) -> bool:
+def names_version(body: str, version: str) -> bool:
     """The body is the version, or a JSON object whose `version` is."""
     if body == version:
         return True

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from opsmedic.cli import out
-from opsmedic.cli.demo.stage import Stage, watching
+from opsmedic.cli.demo.stage import Stage, stop_process, watching
 from opsmedic.errors import OpsmedicError
 
 if TYPE_CHECKING:
@@ -152,3 +152,6 @@ def stop_children(stage: Stage) -> None:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
     stage.children.clear()
+    for proc in stage.processes:
+        stop_process(proc)
+    stage.processes.clear()

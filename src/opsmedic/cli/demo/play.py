@@ -14,6 +14,7 @@ from rich.rule import Rule as Heading
 
 from opsmedic.cli import out
 from opsmedic.cli.demo.dns import dns_scene, dns_world
+from opsmedic.cli.demo.front import find_nginx
 from opsmedic.cli.demo.host import disk_scene, host_world, process_scene, stop_children
 from opsmedic.cli.demo.release import release_scene, release_world
 from opsmedic.cli.demo.stage import Stage, free_port, watching
@@ -104,7 +105,7 @@ def _write_world(stage: Stage) -> Path:
         "store": f"sqlite:///{stage.root / 'opsmedic.db'}",
         "rules_dir": str(rules),
         "probes": probes,
-        "services": release_world(stage),
+        "services": release_world(stage, find_nginx()),
     }, sort_keys=False))  # fmt: skip
     return config
 

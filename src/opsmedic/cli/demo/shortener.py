@@ -1,10 +1,12 @@
 """The seed's URL shortener for the demo: versions in a directory, `current` a symlink to one.
 
-python -m opsmedic.cli.demo.shortener serve  --root R --port P
+python -m opsmedic.cli.demo.shortener serve  --root R --port P [--version V]
 python -m opsmedic.cli.demo.shortener switch --root R VERSION
 
 `serve` loads R/current/app.py at start and again on SIGHUP; `switch` points R/current at
-R/versions/VERSION atomically and sends that SIGHUP. v1 reads the link store with
+R/versions/VERSION atomically and sends that SIGHUP. `serve --version V` serves
+R/versions/V/app.py and nothing else: one backend per version behind a load balancer, as a
+canary runs them. v1 reads the link store with
 `json.load(f)`; v2 calls `json.loads(f)`, the seed's bug: every request answers 500 and the
 traceback goes to R/shortener.log.
 """
@@ -50,13 +52,14 @@ def install(root: Path) -> None:
     (root / "current").symlink_to(Path("versions") / "v1")
 
 
-def serve(root: Path, port: int) -> None:
+def serve(root: Path, port: int, version: str | None = None) -> None:
     logging.basicConfig(filename=root / "shortener.log", format="%(asctime)s %(message)s")
     log = logging.getLogger("shortener")
-    loaded: dict[str, ModuleType] = {"app": _load(root, 0)}
+    code = root / "current" if version is None else root / "versions" / version
+    loaded: dict[str, ModuleType] = {"app": _load(code, 0)}
 
     def reload(signum: int, frame: object) -> None:
-        loaded["app"] = _load(root, signum)
+        loaded["app"] = _load(code, signum)
         log.warning("reloaded: %s", loaded["app"].VERSION)
 
     signal.signal(signal.SIGHUP, reload)
@@ -94,13 +97,15 @@ def serve(root: Path, port: int) -> None:
             pass  # only failures are logged, as the seed's app did
 
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    (root / "shortener.pid").write_text(str(os.getpid()))
+    if version is None:  # the server `switch` signals; a pinned version has no switch
+        (root / "shortener.pid").write_text(str(os.getpid()))
     server.serve_forever(poll_interval=0.05)
 
 
-def _load(root: Path, generation: int) -> ModuleType:
-    """The version `current` points at now (a fresh module name: each load is its own)."""
-    path = (root / "current" / "app.py").resolve()
+def _load(code: Path, generation: int) -> ModuleType:
+    """The version in `code` (`current`: the one it points at now), under a fresh module
+    name: each load is its own."""
+    path = (code / "app.py").resolve()
     spec = importlib.util.spec_from_file_location(f"shortener_app_{generation}", path)
     assert spec is not None
     assert spec.loader is not None
@@ -112,9 +117,7 @@ def _load(root: Path, generation: int) -> ModuleType:
 def switch(root: Path, version: str) -> int:
     """Point `current` at versions/VERSION (a rename: readers see the old or the new link,
     never none) and tell the server to load it."""
-    plain = version not in ("", ".", "..") and "/" not in version
-    if not plain or not (root / "versions" / version / "app.py").is_file():
-        print(f"shortener: no version {version!r} in {root / 'versions'}", file=sys.stderr)
+    if not _known(root, version):
         return 2
     temporary = root / f"current.{os.getpid()}"  # one per switch: two may run at once
     temporary.symlink_to(Path("versions") / version)
@@ -128,18 +131,30 @@ def switch(root: Path, version: str) -> int:
     return 0
 
 
+def _known(root: Path, version: str) -> bool:
+    """Is `version` an entry of R/versions with its app.py? If not, say so on stderr."""
+    plain = version not in ("", ".", "..") and "/" not in version
+    if plain and (root / "versions" / version / "app.py").is_file():
+        return True
+    print(f"shortener: no version {version!r} in {root / 'versions'}", file=sys.stderr)
+    return False
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog=MARKER)
     commands = parser.add_subparsers(dest="command", required=True)
     serving = commands.add_parser("serve")
     serving.add_argument("--root", type=Path, required=True)
     serving.add_argument("--port", type=int, required=True)
+    serving.add_argument("--version", help="serve this version only (default: current)")
     switching = commands.add_parser("switch")
     switching.add_argument("--root", type=Path, required=True)
     switching.add_argument("version")
     args = parser.parse_args()
     if args.command == "serve":
-        serve(args.root, args.port)
+        if args.version is not None and not _known(args.root, args.version):
+            return 2
+        serve(args.root, args.port, args.version)
         return 0
     return switch(args.root, args.version)
 

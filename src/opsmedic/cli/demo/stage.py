@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,10 +31,26 @@ class Stage:
     root: Path
     port: int
     children: list[int] = field(default_factory=list)  # pids to stop when the demo ends
+    # Processes to stop (SIGTERM) when the demo ends, kept whole so that stopping reaps them.
+    # A scene adds one as soon as it is started: a scene cancelled by its time limit while
+    # waiting for it to answer leaves nothing behind.
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
     def state(self) -> Path:
         return self.root / "state"
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 10 s. nginx's master stops its workers on SIGTERM; killed,
+    it would leave them running."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def free_port() -> int:
