@@ -88,10 +88,16 @@ async def test_a_change_written_by_another_process_reaches_the_client(tmp_path: 
             # for that flag alone.
             _hand_edit(api.store.url, "theme", '{"type": "string", "rollout": 7}')
             await until(lambda: not changes.empty(), "told of the hand edit")
+            changes.get()
             found = client.details("theme", "x")
             assert (found.value, found.error_code) == ("x", ErrorCode.PARSE_ERROR)
             assert "flag 'theme' (version 2) is not a valid flag" in str(found.error_message)
             assert client.details("new_checkout", True).reason is Reason.DISABLED
+            _hand_edit(api.store.url, "theme", "[1, 2]")  # not even an object
+            await until(lambda: not changes.empty(), "told of the second edit")
+            found = client.details("theme", "x")
+            assert (found.value, found.error_code) == ("x", ErrorCode.PARSE_ERROR)
+            assert "its document is a list, not a JSON object" in str(found.error_message)
 
 
 async def test_through_an_outage_it_serves_stale_values_then_misses_nothing(
