@@ -21,6 +21,7 @@ from sqlalchemy.pool import NullPool
 from api_service import running_api
 from opsmedic.api.flag_stream import FlagFeed
 from opsmedic.clock import ManualClock
+from opsmedic.errors import StoreError
 from opsmedic.flags.api_stream import ApiFlagStream
 from opsmedic.flags.changes import Author
 from opsmedic.flags.client import FlagClient
@@ -190,3 +191,29 @@ async def test_an_unreachable_api_leaves_the_client_not_ready() -> None:
         await until(lambda: stream.last_error is not None, "failed")
         assert isinstance(stream.last_error, str) and "ConnectError" in stream.last_error
         assert stream.staleness_s is not None and stream.entries() == {}
+
+
+async def test_a_store_that_fails_ends_the_streams_until_it_answers_again(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "opsmedic.db"
+    store = Store(f"sqlite:///{db}")
+    store.migrate()
+    store.flags.set(Flag.model_validate({"key": "a"}), Author("cli", "ann"), 1.0)
+    try:
+        feed = FlagFeed(store)
+        _, stream = await feed.subscribe()
+        # The database gone from under the store: its next connection finds no flags table.
+        store.close()
+        db.rename(tmp_path / "moved.db")
+        await until(lambda: stream.qsize() == 1 and stream.get_nowait() == b"", "ended")
+        with pytest.raises(StoreError, match="flags"):  # the API's 503
+            await feed.subscribe()
+        store.close()
+        db.unlink()
+        (tmp_path / "moved.db").rename(db)
+        snapshot, _ = await feed.subscribe()
+        assert b'"a":{"version":1' in snapshot
+        feed.close()
+    finally:
+        store.close()

@@ -11,7 +11,6 @@ from fastapi.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from opsmedic.api.auth import require
-from opsmedic.errors import StoreError
 from opsmedic.logs import get_logger
 from opsmedic.store.store import Store
 from opsmedic.tokens import Scope as TokenScope
@@ -74,19 +73,19 @@ class FlagFeed:
         self._closed = True
         if self._poller is not None:
             self._poller.cancel()
-        for queue in list(self._queues):
-            self.end(queue)
+        self._end_all()
 
     async def _poll(self) -> None:
         while self._queues:
             await asyncio.sleep(self._poll_s)
             try:
                 await self._compare()
-            except StoreError as exc:
+            except Exception as exc:  # the store unreachable, above all
                 # The readers' copies can no longer be kept current: ending their streams
-                # makes them stale (and say so) until the store answers again.
-                _log.error("flags.stream.store_unavailable", error=str(exc))
-                self.close()
+                # makes them stale (and say so); they reconnect to a fresh snapshot once the
+                # store answers again.
+                _log.error("flags.stream.poll_failed", error=f"{type(exc).__name__}: {exc}")
+                self._end_all()
         self._poller = None
 
     async def _compare(self) -> None:
@@ -109,6 +108,10 @@ class FlagFeed:
             except asyncio.QueueFull:
                 _log.warning("flags.stream.dropped", reason=f"{self._queue_events} events behind")
                 self.end(queue)
+
+    def _end_all(self) -> None:
+        for queue in list(self._queues):
+            self.end(queue)
 
     def end(self, queue: asyncio.Queue[bytes]) -> None:
         """End one stream: its queue is emptied and told to end."""
