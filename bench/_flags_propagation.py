@@ -4,10 +4,11 @@ Imported by bench/flags.py (`measure`); runs alone too, on a redis-server of its
 
     .venv/bin/python bench/_flags_propagation.py [--readers 4] [--flips 100]
 
-Each reader process (this file, `reader URL`) holds a `RedisFlagCache` and, beside it, a raw
-redis-py subscription to a second channel; it prints `<kind> <n> <monotonic time>` the moment
-it sees change n: `flag` from the cache's on_change (called right after `get` starts to
-return the new value), `floor` when the raw subscription receives message n. The writer
+Each reader process (this file, `reader URL`) holds a `FlagClient` over a `RedisFlagCache`
+and, beside it, a raw redis-py subscription to a second channel; it prints `<kind> <n>
+<monotonic time>` the moment it sees change n: `flag` from the client's on_change (called
+once the client serves the new value: n is what `client.integer` returns there), `floor`
+when the raw subscription receives message n. The writer
 alternates the two, with a random pause between: a bare PUBLISH of n (the floor: what no
 flag system on Redis pub/sub can beat), then a flip through `RedisFlagStore.put` (the Lua
 script that checks, versions, stores and publishes). A sample is the time from just before
@@ -33,6 +34,7 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 
+from opsmedic.flags.client import FlagClient
 from opsmedic.flags.redis_cache import RedisFlagCache
 from opsmedic.flags.redis_store import RedisFlagStore
 
@@ -47,6 +49,11 @@ WAIT_S = 10.0  # one change not seen by every reader within this fails the run
 Seen = tuple[int, str, int, float]  # reader, kind, n, monotonic time
 
 
+def flag_doc(n: int) -> dict[str, Any]:
+    """Flip n: a number flag that serves n, so a reader tells which flip it evaluated."""
+    return {"key": KEY, "type": "number", "variants": {"n": n}, "default": "n"}
+
+
 def reader(url: str) -> None:
     """A reader process: reports every change it sees on stdout until told to stop (-1)."""
     lock = threading.Lock()
@@ -56,11 +63,10 @@ def reader(url: str) -> None:
         with lock:
             print(f"{kind} {n} {at!r}", flush=True)
 
-    def on_change(key: str, doc: dict[str, Any] | None, version: int) -> None:
-        if doc is not None:
-            say("flag", int(doc["n"]))
-
-    with RedisFlagCache(url, on_change=on_change) as cache:
+    cache = RedisFlagCache(url)
+    client = FlagClient(cache)
+    client.on_change(lambda key, version: say("flag", client.integer(KEY, -1)))
+    with cache:
         if not cache.wait_ready(WAIT_S):
             raise SystemExit(f"reader: flags not loaded from {url} within {WAIT_S} s")
         pubsub = redis.Redis.from_url(url).pubsub(ignore_subscribe_messages=True)
@@ -117,7 +123,7 @@ async def _flips(
                 samples["floor"].append(_last_seen(seen, readers, "floor", n) - start)
                 await asyncio.sleep(rng.uniform(0.005, 0.015))
                 start = time.monotonic()
-                await store.put(KEY, {"on": n % 2 == 0, "n": n})
+                await store.put(KEY, flag_doc(n))
                 samples["flag"].append(_last_seen(seen, readers, "flag", n) - start)
                 await asyncio.sleep(rng.uniform(0.005, 0.015))
         finally:

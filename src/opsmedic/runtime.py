@@ -440,7 +440,8 @@ async def _start_api(rt: Runtime, metrics: Metrics, log: Any) -> ApiServer | Non
         return None
     from opsmedic.api.server import ApiServer
 
-    api = ApiServer(api_app(rt, metrics), rt.config.api.host, rt.config.api.port)
+    app = api_app(rt, metrics)
+    api = ApiServer(app, rt.config.api.host, rt.config.api.port, on_stop=app.close_streams)
     await api.start()  # a failure stops what run_forever started, in its finally
     log.info("api.listening", url=_url(api.address))
     return api

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from opsmedic import __version__
-from opsmedic.api import deployments, ingest, operate, read
+from opsmedic.api import deployments, flag_stream, ingest, operate, read
 from opsmedic.api.auth import Authenticator, require
 from opsmedic.api.docs import add_docs
 from opsmedic.api.fastpath import IngestFastPath
@@ -58,6 +58,7 @@ def create_app(
     state.engine, state.clock, state.releases = engine, clock, releases
     state.max_body, state.json_limits = settings.max_body, settings.limits
     state.auth = Authenticator(store, allow_query_token=settings.allow_query_token)
+    state.flag_feed = flag_stream.FlagFeed(store)
     # Each webhook with its settings, read once at start: a secret file that cannot be read
     # is a start-up error, not a 500.
     state.webhooks = {
@@ -66,7 +67,7 @@ def create_app(
     }
     webhook_routes = ingest.webhook_router(spec for spec, _ in webhooks.values())
     routers = (ingest.router, webhook_routes, read.router, operate.operate, operate.admin,
-               deployments.reads, deployments.writes)  # fmt: skip
+               deployments.reads, deployments.writes, flag_stream.router)  # fmt: skip
     for router in routers:
         app.include_router(router)
     app.add_api_route("/healthz", _healthz, methods=["GET"], tags=["health"],

@@ -32,6 +32,10 @@ class IngestFastPath:
         self._routes.update((WEBHOOKS_PREFIX + name, name) for name in app.state.webhooks)
         self._log = get_logger(component="api")
 
+    def close_streams(self) -> None:
+        """End the responses that never end by themselves (the flag streams): the API stops."""
+        self.app.state.flag_feed.close()
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 
 import uvicorn
 from starlette.types import ASGIApp
@@ -22,7 +22,12 @@ class _Server(uvicorn.Server):
 class ApiServer:
     """Start, learn the bound port (port 0 picks a free one), stop."""
 
-    def __init__(self, app: ASGIApp, host: str, port: int) -> None:
+    def __init__(
+        self, app: ASGIApp, host: str, port: int, *, on_stop: Callable[[], None] | None = None
+    ) -> None:
+        """`on_stop` ends the app's long-lived responses (the flag streams): uvicorn waits
+        for every open response before it stops, and a stream never ends by itself."""
+        self._on_stop = on_stop
         # No proxy-header rewriting: opsmedic listens on loopback or behind a proxy that the
         # operator configures; trusting X-Forwarded-For by default would let clients lie.
         config = uvicorn.Config(
@@ -58,4 +63,6 @@ class ApiServer:
         if self._task is None:
             return
         self._server.should_exit = True
+        if self._on_stop is not None:
+            self._on_stop()
         await asyncio.gather(self._task, return_exceptions=True)

@@ -96,7 +96,7 @@ class RedisFlagCache:
     ) -> None:
         self.url = redact(url)
         self.layout = layout or Layout()
-        self._on_change = on_change
+        self._listeners = [on_change] if on_change is not None else []
         self._timeout_s = timeout_s
         self._ping_s = ping_s
         self._backoff_s = backoff_s
@@ -131,6 +131,11 @@ class RedisFlagCache:
     def entries(self) -> dict[str, Entry]:
         """Every flag held now (a copy)."""
         return dict(self._entries)
+
+    def watch(self, callback: OnChange) -> None:
+        """Call `callback` too after every change, as `on_change` (a FlagClient hooks in
+        here); call before start() to see every change."""
+        self._listeners.append(callback)
 
     def problem(self, key: str) -> str | None:
         """Why the stored value of `key` was skipped, if it was (garbage written by hand)."""
@@ -306,12 +311,11 @@ class RedisFlagCache:
                 self._notify(Change(key, entry.version, epoch, entry.doc))
 
     def _notify(self, change: Change) -> None:
-        if self._on_change is None:
-            return
-        try:
-            self._on_change(change.key, change.doc, change.version)
-        except Exception as exc:
-            self._record(f"on_change({change.key!r}) raised {type(exc).__name__}: {exc}")
+        for listener in self._listeners:
+            try:
+                listener(change.key, change.doc, change.version)
+            except Exception as exc:
+                self._record(f"on_change({change.key!r}) raised {type(exc).__name__}: {exc}")
 
     def _mark_up(self) -> None:
         if self._down_since is not None and self._loaded.is_set():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import difflib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -63,6 +63,24 @@ class FlagTable:
                 if expected_version is not None or attempt == _ATTEMPTS:
                     raise
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def versions(self) -> dict[str, int]:
+        """Every flag's key and version: the cheap question the API's change stream repeats
+        (api/flag_stream.py), answered from the primary key and one column, no documents."""
+        with self._transaction() as conn:
+            rows = conn.execute(sa.select(flags.c.key, flags.c.version)).all()
+        return {key: version for key, version in rows}
+
+    def documents(self, keys: Iterable[str] | None = None) -> dict[str, tuple[int, Any]]:
+        """The stored documents of `keys` (None: every flag) with their versions, as they are:
+        unvalidated, so that one document edited by hand does not hide every other flag from
+        the readers, whose client reports that one as a parse error."""
+        stmt = sa.select(flags.c.key, flags.c.version, flags.c.doc)
+        if keys is not None:
+            stmt = stmt.where(flags.c.key.in_(list(keys)))
+        with self._transaction() as conn:
+            rows = conn.execute(stmt).all()
+        return {key: (version, doc) for key, version, doc in rows}
 
     def history(self, key: str, limit: int = 100) -> builtins.list[FlagChange]:
         """The changes of `key`, newest first; NotFoundError if it never had one."""

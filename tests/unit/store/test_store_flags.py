@@ -191,6 +191,27 @@ def test_a_hand_edited_row_is_a_clear_store_error(store: Store, store_url: str) 
         store.flags.get("new_checkout")
 
 
+def test_versions_and_raw_documents_for_the_change_stream(store: Store, store_url: str) -> None:
+    assert store.flags.versions() == {} and store.flags.documents() == {}
+    store.flags.set(_flag(), ALICE, 1.0)
+    store.flags.set(_flag(enabled=False), ALICE, 2.0)
+    store.flags.set(_flag("dark_mode"), ALICE, 3.0)
+    assert store.flags.versions() == {"new_checkout": 2, "dark_mode": 1}
+    engine = sa.create_engine(store_url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE flags SET doc = :doc WHERE key = 'dark_mode'"),
+                         {"doc": '{"rollout": "garbage"}'})  # fmt: skip
+    finally:
+        engine.dispose()
+    # Unvalidated: a hand-edited document is handed on as it is, beside the good ones.
+    docs = store.flags.documents()
+    assert docs["dark_mode"] == (1, {"rollout": "garbage"})
+    assert docs["new_checkout"] == (2, _flag(enabled=False).model_dump(mode="json"))
+    assert store.flags.documents(["dark_mode", "absent"]) == {"dark_mode": docs["dark_mode"]}
+    assert store.flags.documents([]) == {}
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
