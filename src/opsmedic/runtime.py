@@ -230,8 +230,10 @@ def build(
     with_store: bool = True,
     clock: Clock | None = None,
     registry: Registry,
+    seed_flags: bool = True,
 ) -> Runtime:
-    """Validate config and rules (raising ConfigError with every problem), open the store."""
+    """Validate config and rules (raising ConfigError with every problem), open the store
+    (seeding the config's flags unless `seed_flags` is false)."""
     from opsmedic.engine.loop import Engine
     from opsmedic.probes.runner import probe_once
     from opsmedic.rules.loader import load_rules
@@ -252,7 +254,8 @@ def build(
     if with_store:
         store = Store(config.store)
         store.migrate()
-        _seed_flags(store, config, config_path, clock)
+        if seed_flags:
+            _seed_flags(store, config, config_path, clock)
     recheck = probe_once(config.probes, registry, config.base_dir, clock,
                          get_logger(component="probes"), settings=settings)  # fmt: skip
     engine = Engine(ruleset=ruleset, registry=registry, config=config, settings=settings,

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 from opsmedic.api.auth import require
 from opsmedic.api.read import Limit
 from opsmedic.api.strict import StrictJSONRoute
-from opsmedic.errors import FlagConflict, FlagRefused, FlagStoreError, NotFoundError
+from opsmedic.errors import FlagConflict, FlagRefused, FlagStoreError, NotFoundError, UnknownFlag
 from opsmedic.flagops.service import FlagService, refusals
 from opsmedic.flagops.views import FlagChangeView, FlagView
 from opsmedic.flags.changes import Author, FlagRecord
@@ -55,9 +55,9 @@ async def _answer(change: Any) -> FlagRecord:
     """Await a service call, its refusals as HTTP answers: nothing was written for any."""
     try:
         found: FlagRecord = await change
-    except NotFoundError as exc:
+    except UnknownFlag as exc:
         raise HTTPException(404, str(exc)) from None
-    except FlagConflict as exc:
+    except (FlagConflict, NotFoundError) as exc:  # the latter: an undo with nothing before it
         raise HTTPException(409, str(exc)) from None
     except FlagRefused as exc:
         raise HTTPException(422, str(exc)) from None

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy.engine import Connection
 
-from opsmedic.errors import FlagConflict, NotFoundError, StoreError
+from opsmedic.errors import FlagConflict, NotFoundError, StoreError, UnknownFlag
 from opsmedic.flags.changes import Author, FlagChange, FlagRecord
 from opsmedic.flags.model import Flag
 from opsmedic.store.schema import flag_changes, flags
@@ -50,7 +50,7 @@ class FlagTable:
         with self._transaction() as conn:
             row = _current(conn, key)
             if row is None:
-                raise NotFoundError(_unknown(conn, key))
+                raise UnknownFlag(_unknown(conn, key))
         return _record(row)
 
     def set(
@@ -81,7 +81,7 @@ class FlagTable:
         with self._transaction() as conn:
             rows = conn.execute(stmt).mappings().all()
             if not rows:
-                raise NotFoundError(_unknown(conn, key))
+                raise UnknownFlag(_unknown(conn, key))
         return [_change(row) for row in rows]
 
     def undo(
@@ -93,7 +93,7 @@ class FlagTable:
         with self._transaction(write=True) as conn:
             row = _current(conn, key, lock=True)
             if row is None:
-                raise NotFoundError(_unknown(conn, key))
+                raise UnknownFlag(_unknown(conn, key))
             version = row["version"]
             if expected_version is not None and expected_version != version:
                 raise FlagConflict(key, expected_version, version)
