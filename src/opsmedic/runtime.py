@@ -282,8 +282,8 @@ def _seed_flags(store: Store, config: Config, config_path: Path | None, clock: C
 def _flag_service(rt: Runtime) -> FlagService | None:
     """The flag service over the store (and Redis, if configured), announcing each change
     through the engine's inbox like the release controller; the set_flag action reaches it."""
+    from opsmedic.flagops.mirror import RedisMirror
     from opsmedic.flagops.service import FlagService
-    from opsmedic.flags.redis_store import RedisFlagStore
     from opsmedic.flags.redis_wire import Layout
 
     if rt.store is None:
@@ -291,7 +291,7 @@ def _flag_service(rt: Runtime) -> FlagService | None:
     found = rt.config.flag_store.redis
     redis = None
     if found is not None:
-        redis = RedisFlagStore(found.url, layout=Layout(found.prefix), timeout_s=found.timeout)
+        redis = RedisMirror(found.url, layout=Layout(found.prefix), timeout_s=found.timeout)
     service = FlagService(rt.store, rt.clock, redis=redis, announce=rt.engine.submit,
                           check_every=found.check_every if found else 5.0)  # fmt: skip
     rt.engine.executor.flags = service

@@ -14,9 +14,9 @@ from opsmedic.clock import Clock
 from opsmedic.errors import FlagConflict, FlagRefused, FlagStoreError, OpsmedicError
 from opsmedic.flagops.events import flag_event
 from opsmedic.flagops.health import FlagStoreHealth
+from opsmedic.flagops.mirror import RedisMirror
 from opsmedic.flags.changes import Author, FlagChange, FlagRecord
 from opsmedic.flags.model import Flag
-from opsmedic.flags.redis_store import RedisFlagStore
 from opsmedic.logs import get_logger
 from opsmedic.model import Event
 from opsmedic.store.store import Store
@@ -35,7 +35,7 @@ class FlagService:
     as an event (flagops/events.py)."""
 
     def __init__(
-        self, store: Store, clock: Clock, *, redis: RedisFlagStore | None = None,
+        self, store: Store, clock: Clock, *, redis: RedisMirror | None = None,
         announce: Announce | None = None, check_every: float = 5.0,
     ) -> None:  # fmt: skip
         self._store, self._clock, self._redis = store, clock, redis
@@ -113,10 +113,11 @@ class FlagService:
         """`write` on a worker thread (the store is synchronous) with the mirror it calls
         inside its transaction, then the change announced."""
         changes: builtins.list[FlagChange] = []
-        put = self._putter()
+        redis = self._redis
 
         def mirror(change: FlagChange) -> None:
-            put(change.key, change.after)
+            if redis is not None:
+                redis.put(change.key, change.after)
             changes.append(change)
 
         try:
@@ -132,17 +133,6 @@ class FlagService:
             self._up()
         await self._announce(changes)
         return record
-
-    def _putter(self) -> Callable[[str, Flag], None]:
-        """Puts a flag into Redis from a worker thread, through this event loop (where the
-        asyncio client lives), waiting for the answer; does nothing without a Redis."""
-        redis, loop = self._redis, asyncio.get_running_loop()
-
-        def put(key: str, flag: Flag) -> None:
-            if redis is not None:
-                asyncio.run_coroutine_threadsafe(redis.put(key, _doc(flag)), loop).result()
-
-        return put
 
     async def _announce(self, changes: builtins.list[FlagChange]) -> None:
         for change in changes:
@@ -211,8 +201,9 @@ class FlagService:
             await self._redis.aclose()
 
     async def _resend(self, key: str) -> None:
-        put = self._putter()
-        await asyncio.to_thread(self._store.flags.resend, key, lambda r: put(key, r.flag))
+        redis = self._redis
+        if redis is not None:
+            await asyncio.to_thread(self._store.flags.resend, key, lambda r: redis.put(key, r.flag))
 
     async def _resend_quietly(self, key: str) -> None:
         try:
