@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import Field, model_validator
 
 from opsmedic.config.types import Strict
-from opsmedic.errors import FlagConflict, FlagRefused, FlagStoreError, NotFoundError, RetryableError
+from opsmedic.errors import FlagRefused, FlagStoreError, NotFoundError, RetryableError
 from opsmedic.flags.changes import Author, FlagRecord
 from opsmedic.flags.model import FLAG_KEY_PATTERN, VariantName
 from opsmedic.model import Outcome
@@ -40,17 +40,15 @@ async def run(params: Params, ctx: ActionContext) -> Outcome:
     try:
         before = await ctx.flags.get(key)
         if params.enabled is not None:
-            after = await ctx.flags.set_enabled(key, params.enabled, by, before.version)
+            after = await ctx.flags.set_enabled(key, params.enabled, by)
         elif params.variant is not None:
-            after = await ctx.flags.set_default(key, params.variant, by, before.version)
+            after = await ctx.flags.set_default(key, params.variant, by)
         else:
             assert params.rollout is not None  # exactly one is given (Params)
-            after = await ctx.flags.rollout(key, params.rollout, by, before.version)
+            after = await ctx.flags.rollout(key, params.rollout, by)
     except (NotFoundError, FlagRefused) as exc:
         return Outcome(ok=False, message=str(exc))
-    except (FlagConflict, FlagStoreError) as exc:
-        # Someone changed the flag between the read and the write (reading again decides
-        # afresh), or Redis is away (nothing was written): both worth the engine's retries.
+    except FlagStoreError as exc:  # Redis away: nothing was written, worth the retries
         raise RetryableError(str(exc)) from None
     return Outcome(ok=True, message=_message(key, before, after), details={
         "flag": key, "version": after.version, "before_version": before.version,
@@ -61,7 +59,7 @@ async def run(params: Params, ctx: ActionContext) -> Outcome:
 
 def _message(key: str, before: FlagRecord, after: FlagRecord) -> str:
     state = "on" if after.flag.enabled else "off"
-    if after.version == before.version:
+    if after.version == before.version:  # nobody wrote in between: it was so already
         return f"flag {key} already so (version {after.version}, {state})"
     return f"flag {key} set to version {after.version} ({state})"
 

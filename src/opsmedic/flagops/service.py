@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from opsmedic.clock import Clock
-from opsmedic.errors import FlagConflict, FlagRefused, FlagStoreError, OpsmedicError
+from opsmedic.errors import FlagRefused, FlagStoreError, OpsmedicError
 from opsmedic.flagops.events import flag_event
 from opsmedic.flagops.health import FlagStoreHealth
 from opsmedic.flagops.mirror import RedisMirror
@@ -22,9 +22,6 @@ from opsmedic.model import Event
 from opsmedic.store.store import Store
 
 Announce = Callable[[list[Event]], Awaitable[object]]
-# A change computed from the flag as read (a switch, a percentage) is tried again when another
-# writer moved the flag in between; the last attempt's conflict reaches the caller.
-_ATTEMPTS = 3
 
 
 class FlagService:
@@ -96,16 +93,10 @@ class FlagService:
     async def _update(
         self, key: str, fields: dict[str, Any], by: Author, expected_version: int | None
     ) -> FlagRecord:
-        for attempt in range(1, _ATTEMPTS + 1):
-            record = await self.get(key)
-            if expected_version is not None and record.version != expected_version:
-                raise FlagConflict(key, expected_version, record.version)
-            try:
-                return await self.set(changed(record.flag, fields), by, record.version)
-            except FlagConflict:
-                if expected_version is not None or attempt == _ATTEMPTS:
-                    raise
-        raise AssertionError("unreachable: the last attempt returns or raises")
+        now = self._clock.now()
+        return await self._write(key, lambda then: self._store.flags.update(
+            key, lambda flag: changed(flag, fields), by, now,
+            expected_version=expected_version, then=then))  # fmt: skip
 
     async def _write(
         self, key: str, write: Callable[[Callable[[FlagChange], None]], FlagRecord]

@@ -70,6 +70,22 @@ class FlagTable:
                     raise
         raise AssertionError("unreachable: the last attempt returns or raises")
 
+    def update(
+        self, key: str, change: Callable[[Flag], Flag], by: Author, now: float, *,
+        expected_version: int | None = None, then: Then | None = None,
+    ) -> FlagRecord:  # fmt: skip
+        """Write `change(flag)` as the next version of `key`, read and written under the row's
+        lock: concurrent changes (a switch and a percentage) take turns and none is lost.
+        What `change` raises (an invalid result) leaves the flag as it was."""
+        with self._transaction(write=True) as conn:
+            row = _current(conn, key, lock=True)
+            if row is None:
+                raise UnknownFlag(_unknown(conn, key))
+            version = row["version"]
+            if expected_version is not None and expected_version != version:
+                raise FlagConflict(key, expected_version, version)
+            return _write(conn, change(_flag(key, row["doc"])), by, now, version, then)
+
     def history(self, key: str, limit: int = 100) -> builtins.list[FlagChange]:
         """The changes of `key`, newest first; NotFoundError if it never had one."""
         stmt = (
