@@ -32,7 +32,11 @@ def site(tmp_path: Path, redis_server: RedisServer) -> Path:
     store = Store(f"sqlite:///{tmp_path / 'opsmedic.db'}")
     store.migrate()
     store.close()
-    assert opsmedic("check", cwd=tmp_path).returncode == 0
+    checked = opsmedic("check", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stderr
+    assert f"flag store: {redis_server.url} (prefix opsmedic:flags) beside the store" in (
+        checked.stdout
+    )
     return tmp_path
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Awaitable
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
@@ -51,10 +52,10 @@ def _flags(request: Request) -> FlagService:
     return service
 
 
-async def _answer(change: Any) -> FlagRecord:
+async def _answer(change: Awaitable[FlagRecord]) -> FlagRecord:
     """Await a service call, its refusals as HTTP answers: nothing was written for any."""
     try:
-        found: FlagRecord = await change
+        found = await change
     except UnknownFlag as exc:
         raise HTTPException(404, str(exc)) from None
     except (FlagConflict, NotFoundError) as exc:  # the latter: an undo with nothing before it
