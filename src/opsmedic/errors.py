@@ -7,6 +7,7 @@ OpsmedicError
 ├── WebhookRefused       a webhook request failed its source's check (a signature): 401
 ├── StoreError           store unreachable, migration failed
 │   ├── NotFoundError    no record with that id (or a short id matching several)
+│   │   └── UnknownFlag  no flag with that key (the message lists close matches): exit 2
 │   └── StoreRefused     one request's data cannot be encoded or is refused by the database
 ├── TemplateError        a template failed to render (sandbox violation, undefined value)
 ├── FileChanged          a file shrank while it was being archived (archive/members.py)
@@ -84,6 +85,12 @@ class StoreError(OpsmedicError):
 
 class NotFoundError(StoreError):
     """No record has the id asked for, or a short id matches several."""
+
+
+class UnknownFlag(NotFoundError):
+    """No flag has that key; the message names the close matches."""
+
+    exit_code = 2
 
 
 class StoreRefused(StoreError):

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 from collections import Counter as Tally
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from opsmedic.clock import Clock
 from opsmedic.model import Event, Run, Status
 
 # Remediations take from milliseconds (a noop) to minutes (an archive over SSH).
 _RUN_BUCKETS = (0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0)
+
+
+class StoreHealth(Protocol):
+    """What the flag store's gauges read (flagops.health.FlagStoreHealth)."""
+
+    @property
+    def up(self) -> bool | None: ...
+
+    def staleness_s(self, now: float) -> float | None: ...
 
 
 class Metrics:
@@ -59,6 +70,23 @@ class Metrics:
 
     def hold(self, rule: str, dependency: str) -> None:
         self.held.labels(rule, dependency).inc()
+
+    def watch_flag_store(self, health: Callable[[], StoreHealth | None], clock: Clock) -> None:
+        """Gauges of opsmedic's own Redis connection for flags, read at each scrape."""
+
+        def up() -> float:
+            found = health()
+            return 1.0 if found is not None and found.up else 0.0
+
+        def stale() -> float:
+            found = health()
+            return (found.staleness_s(clock.now()) or 0.0) if found is not None else 0.0
+
+        Gauge("opsmedic_flag_store_up", "1 while opsmedic's last write or check reached the "
+              "flags' Redis", registry=self.registry).set_function(up)  # fmt: skip
+        Gauge("opsmedic_flag_store_stale_seconds", "How long the flags' Redis has been "
+              "unreachable (readers may be behind the store); 0 while up",
+              registry=self.registry).set_function(stale)  # fmt: skip
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -13,6 +13,7 @@ from opsmedic.clock import Clock
 from opsmedic.config.located import unknown_name
 from opsmedic.config.schema import SSHHost
 from opsmedic.errors import PluginError
+from opsmedic.flags.changes import Author, FlagRecord
 from opsmedic.model import Deployment, Event, Observation, Outcome
 
 P = TypeVar("P", bound=BaseModel)
@@ -61,6 +62,26 @@ class ReleaseControl(Protocol):
         ...
 
 
+class FlagControl(Protocol):
+    """The flag service as the `set_flag` action reaches it (never by import). An unknown
+    flag raises NotFoundError (with close matches), a change that leaves an invalid flag
+    FlagRefused, Redis unreachable FlagStoreError; nothing is written then."""
+
+    async def get(self, key: str) -> FlagRecord: ...
+
+    async def set_enabled(
+        self, key: str, on: bool, by: Author, expected_version: int | None = None
+    ) -> FlagRecord: ...
+
+    async def rollout(
+        self, key: str, percentage: int, by: Author, expected_version: int | None = None
+    ) -> FlagRecord: ...
+
+    async def set_default(
+        self, key: str, variant: str, by: Author, expected_version: int | None = None
+    ) -> FlagRecord: ...
+
+
 @dataclass(slots=True)
 class ActionContext:
     """What an action may use: the clock, a bound logger, dry-run, its own validated settings,
@@ -94,6 +115,8 @@ class ActionContext:
     probe_once: ProbeOnce | None = None
     # The release controller, for `deploy` and `rollback`; None where no services are wired.
     releases: ReleaseControl | None = None
+    # The flag service, for `set_flag`; None where no store is wired.
+    flags: FlagControl | None = None
 
 
 @dataclass(frozen=True, slots=True)

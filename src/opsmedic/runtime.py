@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from opsmedic.api.fastpath import IngestFastPath
     from opsmedic.api.server import ApiServer
     from opsmedic.engine.loop import Engine
+    from opsmedic.flagops.service import FlagService
     from opsmedic.metrics import Metrics
     from opsmedic.releases.controller import ReleaseController
     from opsmedic.rules.ruleset import RuleSet
@@ -71,12 +72,13 @@ def build_registry(load_entry_points: bool = True) -> Registry:
         recheck,
         rollback,
         run_command,
+        set_flag,
     )
     from opsmedic.probes import BUILTIN_PROBES
     from opsmedic.sources.webhooks import BUILTIN_WEBHOOKS
 
     actions = (noop, run_command, http_request, notify, kill_process, archive_logs, dns_failover,
-               recheck, annotate, deploy, rollback)  # fmt: skip
+               recheck, annotate, deploy, rollback, set_flag)  # fmt: skip
     reg = Registry(
         actions={module.ACTION.name: module.ACTION for module in actions},
         probes={spec.name: spec for spec in BUILTIN_PROBES},
@@ -191,6 +193,8 @@ class Runtime:
     rule_errors: list[Problem] = field(default_factory=list)
     # The release controller, where the config has services and a store.
     releases: ReleaseController | None = None
+    # Changes flags in the store (and Redis, with flag_store.redis); where there is a store.
+    flags: FlagService | None = None
     # One reload at a time: a slower earlier load must not replace the rules of a later one.
     _reloading: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
@@ -226,8 +230,10 @@ def build(
     with_store: bool = True,
     clock: Clock | None = None,
     registry: Registry,
+    seed_flags: bool = True,
 ) -> Runtime:
-    """Validate config and rules (raising ConfigError with every problem), open the store."""
+    """Validate config and rules (raising ConfigError with every problem), open the store
+    (seeding the config's flags unless `seed_flags` is false)."""
     from opsmedic.engine.loop import Engine
     from opsmedic.probes.runner import probe_once
     from opsmedic.rules.loader import load_rules
@@ -248,13 +254,15 @@ def build(
     if with_store:
         store = Store(config.store)
         store.migrate()
-        _seed_flags(store, config, config_path, clock)
+        if seed_flags:
+            _seed_flags(store, config, config_path, clock)
     recheck = probe_once(config.probes, registry, config.base_dir, clock,
                          get_logger(component="probes"), settings=settings)  # fmt: skip
     engine = Engine(ruleset=ruleset, registry=registry, config=config, settings=settings,
                     probe_once=recheck, store=store, clock=clock, dry_run=dry_run)  # fmt: skip
     rt = Runtime(config, config_path, registry, settings, ruleset, clock, store, engine, names)
     rt.releases = _release_controller(rt, read, dry_run)
+    rt.flags = _flag_service(rt)
     return rt
 
 
@@ -269,6 +277,25 @@ def _seed_flags(store: Store, config: Config, config_path: Path | None, clock: C
     for record in store.flags.seed(config.flags, by, clock.now()):
         log.info("flag.seeded", key=record.flag.key, version=record.version,
                  enabled=record.flag.enabled)  # fmt: skip
+
+
+def _flag_service(rt: Runtime) -> FlagService | None:
+    """The flag service over the store (and Redis, if configured), announcing each change
+    through the engine's inbox like the release controller; the set_flag action reaches it."""
+    from opsmedic.flagops.mirror import RedisMirror
+    from opsmedic.flagops.service import FlagService
+    from opsmedic.flags.redis_wire import Layout
+
+    if rt.store is None:
+        return None
+    found = rt.config.flag_store.redis
+    redis = None
+    if found is not None:
+        redis = RedisMirror(found.url, layout=Layout(found.prefix), timeout_s=found.timeout)
+    service = FlagService(rt.store, rt.clock, redis=redis, announce=rt.engine.submit,
+                          check_every=found.check_every if found else 5.0)  # fmt: skip
+    rt.engine.executor.flags = service
+    return service
 
 
 def _release_controller(rt: Runtime, read: ConfigRead, dry_run: bool) -> ReleaseController | None:
@@ -371,11 +398,17 @@ async def run_forever(rt: Runtime, stop: asyncio.Event, service: Service | None 
         if ruleset is None:
             metrics.reload_errors.inc()
 
+    tasks: list[asyncio.Task[Any]] = []
+    pollers: list[asyncio.Task[Any]] = []
+    pollers_stop = asyncio.Event()
+
+    if rt.flags is not None and rt.flags.redis_url is not None:
+        metrics.watch_flag_store(rt.flags.health, rt.clock)
+        tasks.append(asyncio.create_task(rt.flags.watch(stop), name="flags-watch"))
     probes = ProbeRunner(rt.config.probes, rt.registry, rt.config.base_dir, rt.clock,
                          emit_probed, log, settings=rt.settings,
                          config_path=str(rt.config_path or "opsmedic.yaml"))  # fmt: skip
-    tasks = [asyncio.create_task(probes.run(), name="probes")]
-    pollers, pollers_stop = [], asyncio.Event()
+    tasks.append(asyncio.create_task(probes.run(), name="probes"))
     if rt.store is not None:
         cursors = StoreCursors(rt.store, rt.clock)
         for poller in rt.config.pollers:
@@ -432,6 +465,8 @@ async def run_forever(rt: Runtime, stop: asyncio.Event, service: Service | None 
         if rt.releases is not None:
             await rt.releases.close()
         await rt.engine.close()
+        if rt.flags is not None:
+            await rt.flags.aclose()
         log.info("stopped")
 
 
@@ -459,7 +494,7 @@ def api_app(rt: Runtime, metrics: Metrics) -> IngestFastPath:
     }
     return create_app(engine=rt.engine, store=rt.store, clock=rt.clock, settings=rt.config.api,
                       metrics=metrics, rules=rt, webhooks=webhooks,
-                      releases=rt.releases)  # fmt: skip
+                      releases=rt.releases, flags=rt.flags)  # fmt: skip
 
 
 def _url(address: tuple[str, int] | None) -> str:

@@ -80,6 +80,8 @@ async def test_every_route_with_a_body_model_is_a_strict_json_route(tmp_path: Pa
     assert len(routes) > 10  # ingest, webhooks, reads, operate, admin, health
     with_body = [r for r in routes if r.body_field is not None]
     assert sorted(r.path for r in with_body) == [
-        "/api/v1/deployments", "/api/v1/deployments/rollback", "/api/v1/tokens",
+        "/api/v1/deployments", "/api/v1/deployments/rollback", "/api/v1/flags/{key}",
+        "/api/v1/flags/{key}/enabled", "/api/v1/flags/{key}/rollout", "/api/v1/flags/{key}/undo",
+        "/api/v1/tokens",
     ]  # fmt: skip
     assert all(isinstance(r, StrictJSONRoute) for r in with_body)

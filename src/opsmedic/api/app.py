@@ -14,6 +14,7 @@ from pydantic import BaseModel
 
 from opsmedic import __version__
 from opsmedic.api import deployments, flag_stream, ingest, operate, read
+from opsmedic.api import flags as flag_routes
 from opsmedic.api.auth import Authenticator, require
 from opsmedic.api.docs import add_docs
 from opsmedic.api.fastpath import IngestFastPath
@@ -23,6 +24,7 @@ from opsmedic.clock import Clock
 from opsmedic.config.schema import ApiConfig
 from opsmedic.engine.loop import Engine
 from opsmedic.errors import StoreError, StoreRefused
+from opsmedic.flagops.service import FlagService
 from opsmedic.logs import get_logger
 from opsmedic.metrics import Metrics
 from opsmedic.plugins import ReleaseControl, WebhookSpec
@@ -47,6 +49,7 @@ def create_app(
     rules: LiveRules,
     webhooks: Mapping[str, tuple[WebhookSpec[Any], BaseModel | None]],
     releases: ReleaseControl | None = None,
+    flags: FlagService | None = None,
 ) -> IngestFastPath:
     """The API of one running opsmedic, ingest fast path in front; `webhooks`: each webhook
     source by name with its validated settings (None for a source without any)."""
@@ -56,6 +59,7 @@ def create_app(
     state = app.state
     state.rules, state.metrics, state.store = rules, metrics, store
     state.engine, state.clock, state.releases = engine, clock, releases
+    state.flags = flags or FlagService(store, clock)  # without one given: the store only
     state.max_body, state.json_limits = settings.max_body, settings.limits
     state.auth = Authenticator(store, allow_query_token=settings.allow_query_token)
     state.flag_feed = flag_stream.FlagFeed(store)
@@ -67,7 +71,9 @@ def create_app(
     }
     webhook_routes = ingest.webhook_router(spec for spec, _ in webhooks.values())
     routers = (ingest.router, webhook_routes, read.router, operate.operate, operate.admin,
-               deployments.reads, deployments.writes, flag_stream.router)  # fmt: skip
+               deployments.reads, deployments.writes,
+               # The stream before the flag routes: /flags/{key} would also match /flags/stream.
+               flag_stream.router, flag_routes.reads, flag_routes.writes)  # fmt: skip
     for router in routers:
         app.include_router(router)
     app.add_api_route("/healthz", _healthz, methods=["GET"], tags=["health"],
@@ -106,8 +112,21 @@ async def _readyz(request: Request) -> JSONResponse:
     except StoreError as exc:
         _log.error("api.store_unavailable", path="/readyz", error=str(exc))
         return JSONResponse({"status": "unavailable", "store": "unreachable"}, status_code=503)
-    return JSONResponse({"status": "ready", "rules": len(rules.ruleset),
-                         "rule_errors": len(rules.rule_errors)})  # fmt: skip
+    ready = {"status": "ready", "rules": len(rules.ruleset), "rule_errors": len(rules.rule_errors)}
+    return JSONResponse(ready | _flag_store(request.app.state))
+
+
+def _flag_store(state: Any) -> dict[str, object]:
+    """opsmedic's own Redis connection for flags, if it has one. Not a reason to be unready:
+    the engine acts without it and readers serve their copies; flag writes are refused (503)
+    until it is back, and this says so, with how long it has been away."""
+    health = state.flags.health()
+    if health is None:
+        return {}
+    if health.up is False:
+        stale = health.staleness_s(state.clock.now())
+        return {"flag_store": {"status": "unreachable", "stale_s": round(stale or 0.0, 1)}}
+    return {"flag_store": {"status": "ok" if health.up else "unchecked"}}
 
 
 async def _metrics(request: Request) -> Response:

@@ -119,11 +119,19 @@ def check(
 
 def _flag_lines(config: Config | None) -> list[str]:
     """How many flags the config declares, and what each serves: seeded into the store when
-    opsmedic starts (docs/flags.md)."""
+    opsmedic starts (docs/flags.md); and the Redis they are shared through, if any."""
+    from opsmedic.flags.redis_wire import redact
+
     flags = config.flags if config else {}
+    redis = config.flag_store.redis if config else None
+    shared = (
+        [f"flag store: {redact(redis.url)} (prefix {redis.prefix}) beside the store"]
+        if redis
+        else []
+    )
     if not flags:
-        return []
-    lines = [f"flags: {len(flags)} declared"]
+        return shared
+    lines = [f"flags: {len(flags)} declared", *shared]
     for key, flag in flags.items():
         rules = f"{len(flag.rules)} rule{'s' if len(flag.rules) != 1 else ''}"
         rollout = flag.rollout

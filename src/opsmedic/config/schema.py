@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 
+from opsmedic.config.flag_store import FlagStoreConfig
 from opsmedic.config.flags import Flags
 from opsmedic.config.poller import Pollers
 from opsmedic.config.services import ServiceConfig
@@ -151,6 +152,10 @@ class Config(Strict):
     )
     flags: Flags = Field(
         default_factory=dict, description="feature flags, seeded into the store (docs/flags.md)"
+    )
+    flag_store: FlagStoreConfig = Field(
+        default_factory=lambda: FlagStoreConfig(),
+        description="where flags are shared besides the store: redis: {url, prefix}",
     )
     base_dir: Path = Field(Path("."), exclude=True, description="directory of the config file")
 

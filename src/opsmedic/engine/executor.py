@@ -16,7 +16,7 @@ from opsmedic.config.schema import Config
 from opsmedic.errors import ActionError, RetryableError, TemplateError
 from opsmedic.model import Event, Outcome, Run, RunState, StepRecord
 from opsmedic.paths import validation_context
-from opsmedic.plugins import ActionContext, ProbeOnce, Registry, ReleaseControl
+from opsmedic.plugins import ActionContext, FlagControl, ProbeOnce, Registry, ReleaseControl
 from opsmedic.rules.model import Rule, Step
 from opsmedic.templating import StepVars, Templates, template_context
 from opsmedic.utf8 import valid_utf8
@@ -52,6 +52,7 @@ class Executor:
         }
         # The release controller the deploy and rollback actions reach (runtime.py sets it).
         self.releases: ReleaseControl | None = None
+        self.flags: FlagControl | None = None  # the flag service, for set_flag
         # Where events an action announces go (the engine's inbox); None: they are dropped.
         self.announce: Callable[[list[Event]], None] | None = None
         # A dry run cannot know outcomes and assumes success; `replay --dry-run
@@ -131,6 +132,7 @@ class Executor:
             base_dir=config.base_dir,
             state_dir=config.state_dir, output_limit=config.actions.output_limit,
             ssh_hosts=config.ssh_hosts, probe_once=self._probe_once, releases=self.releases,
+            flags=self.flags,
             settings=spec.settings.pick(self._settings) if spec.settings else None,
         )  # fmt: skip
         for attempt in range(1, attempts + 1):

@@ -140,6 +140,31 @@ class RedisFlagStore:
                 self.url, f"{self.layout.version} is not an integer: {raw!r}"
             ) from None
 
+    async def docs(self) -> dict[str, dict[str, Any] | None]:
+        """Every flag's document as stored now, by key; None for a value that is unreadable
+        (garbage written by hand), which a writer replaces."""
+        raw = await self._call(
+            "reading every flag", lambda: self._redis.hgetall(self.layout.flags), writes=False
+        )
+        found: dict[str, dict[str, Any] | None] = {}
+        for name, value in raw.items():
+            key = name.decode("utf-8", "replace") if isinstance(name, bytes) else name
+            try:
+                found[key] = decode_entry(key, value, self.max_doc_bytes).doc
+            except BadEntry:
+                found[key] = None
+        return found
+
+    async def epoch(self) -> str | None:
+        """The token the first write set (None: Redis holds no flags written by opsmedic, or
+        lost them); a new one means Redis was emptied and written again. Also a ping."""
+        raw = await self._call(
+            "reading the epoch", lambda: self._redis.get(self.layout.epoch), writes=False
+        )
+        if raw is None:
+            return None
+        return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+
     async def aclose(self) -> None:
         """Close the connections (the context manager does it on exit)."""
         await self._redis.aclose()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import difflib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy.engine import Connection
 
-from opsmedic.errors import FlagConflict, NotFoundError, StoreError
+from opsmedic.errors import FlagConflict, NotFoundError, StoreError, UnknownFlag
 from opsmedic.flags.changes import Author, FlagChange, FlagRecord
 from opsmedic.flags.model import Flag
 from opsmedic.store.schema import flag_changes, flags
@@ -20,6 +20,10 @@ from opsmedic.store.schema import flag_changes, flags
 # Without an expected version a writer takes whatever version it reads (the row locked), so
 # only two writers creating one key at once can collide: the loser is tried again.
 _ATTEMPTS = 3
+
+# Runs inside a change's transaction, after its rows are written and before the commit: what
+# it raises rolls the change back (the flag service mirrors each change to Redis here).
+Then = Callable[[FlagChange], None]
 
 
 class Transactions(Protocol):
@@ -46,19 +50,21 @@ class FlagTable:
         with self._transaction() as conn:
             row = _current(conn, key)
             if row is None:
-                raise NotFoundError(_unknown(conn, key))
+                raise UnknownFlag(_unknown(conn, key))
         return _record(row)
 
     def set(
-        self, flag: Flag, by: Author, now: float, *, expected_version: int | None = None
-    ) -> FlagRecord:
+        self, flag: Flag, by: Author, now: float, *, expected_version: int | None = None,
+        then: Then | None = None,
+    ) -> FlagRecord:  # fmt: skip
         """Write `flag` as the next version of its key, with a history row. `expected_version`
         is the version the writer read (0: the flag must not exist yet); when the store is
-        elsewhere, FlagConflict and nothing written. An unchanged document writes nothing."""
+        elsewhere, FlagConflict and nothing written. An unchanged document writes nothing
+        (and `then` is not called)."""
         for attempt in range(1, _ATTEMPTS + 1):
             try:
                 with self._transaction(write=True) as conn:
-                    return _write(conn, flag, by, now, expected_version)
+                    return _write(conn, flag, by, now, expected_version, then)
             except FlagConflict:
                 if expected_version is not None or attempt == _ATTEMPTS:
                     raise
@@ -82,6 +88,22 @@ class FlagTable:
             rows = conn.execute(stmt).all()
         return {key: (version, doc) for key, version, doc in rows}
 
+    def update(
+        self, key: str, change: Callable[[Flag], Flag], by: Author, now: float, *,
+        expected_version: int | None = None, then: Then | None = None,
+    ) -> FlagRecord:  # fmt: skip
+        """Write `change(flag)` as the next version of `key`, read and written under the row's
+        lock: concurrent changes (a switch and a percentage) take turns and none is lost.
+        What `change` raises (an invalid result) leaves the flag as it was."""
+        with self._transaction(write=True) as conn:
+            row = _current(conn, key, lock=True)
+            if row is None:
+                raise UnknownFlag(_unknown(conn, key))
+            version = row["version"]
+            if expected_version is not None and expected_version != version:
+                raise FlagConflict(key, expected_version, version)
+            return _write(conn, change(_flag(key, row["doc"])), by, now, version, then)
+
     def history(self, key: str, limit: int = 100) -> builtins.list[FlagChange]:
         """The changes of `key`, newest first; NotFoundError if it never had one."""
         stmt = (
@@ -93,18 +115,19 @@ class FlagTable:
         with self._transaction() as conn:
             rows = conn.execute(stmt).mappings().all()
             if not rows:
-                raise NotFoundError(_unknown(conn, key))
+                raise UnknownFlag(_unknown(conn, key))
         return [_change(row) for row in rows]
 
     def undo(
-        self, key: str, by: Author, now: float, *, expected_version: int | None = None
-    ) -> FlagRecord:
+        self, key: str, by: Author, now: float, *, expected_version: int | None = None,
+        then: Then | None = None,
+    ) -> FlagRecord:  # fmt: skip
         """Set `key` back to the document before its latest change, as a new change (so an
         undo can itself be undone). A flag its latest change created has nothing before it."""
         with self._transaction(write=True) as conn:
             row = _current(conn, key, lock=True)
             if row is None:
-                raise NotFoundError(_unknown(conn, key))
+                raise UnknownFlag(_unknown(conn, key))
             version = row["version"]
             if expected_version is not None and expected_version != version:
                 raise FlagConflict(key, expected_version, version)
@@ -116,7 +139,19 @@ class FlagTable:
             if before is None:
                 raise NotFoundError(f"flag {key!r}: version {version} created it; there is no "
                                     "version before it to go back to")  # fmt: skip
-            return _write(conn, _flag(key, before), by, now, version)
+            return _write(conn, _flag(key, before), by, now, version, then)
+
+    def resend(self, key: str, send: Callable[[FlagRecord], None]) -> FlagRecord | None:
+        """Call `send` with the flag `key` while its row is locked, so that no writer can
+        change it in between (a copy elsewhere gets the current version, never an older one);
+        None when there is no such flag."""
+        with self._transaction(write=True) as conn:
+            row = _current(conn, key, lock=True)
+            if row is None:
+                return None
+            record = _record(row)
+            send(record)
+        return record
 
     def seed(
         self, declared: Mapping[str, Flag], by: Author, now: float
@@ -140,8 +175,9 @@ class FlagTable:
 
 
 def _write(
-    conn: Connection, flag: Flag, by: Author, now: float, expected_version: int | None
-) -> FlagRecord:
+    conn: Connection, flag: Flag, by: Author, now: float, expected_version: int | None,
+    then: Then | None = None,
+) -> FlagRecord:  # fmt: skip
     """The write itself, inside the caller's transaction: the update (or the insert of a new
     key) and its history row."""
     row = _current(conn, flag.key, lock=True)
@@ -166,6 +202,9 @@ def _write(
         # Two writers created the key at once (there was no row to lock): the other one won,
         # and its insert made version 1.
         raise FlagConflict(flag.key, version, version + 1) from None
+    if then is not None:
+        before = _flag(flag.key, row["doc"]) if row is not None else None
+        then(FlagChange(flag.key, version + 1, before, flag, by, now))
     # The record names the author, the history row also the run (FlagRecord.updated_by).
     return FlagRecord(flag, version + 1, now, Author(by.kind, by.name))
 

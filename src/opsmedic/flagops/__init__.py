@@ -1,0 +1,1 @@
+"""Changing flags: the FlagService that writes the store and Redis together and announces it."""
