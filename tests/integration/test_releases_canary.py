@@ -279,6 +279,26 @@ async def test_an_unreadable_access_log_never_passes_for_no_data(
         assert "1 unreadable log line(s): 2 tab-separated fields, 5 expected" in deployment.reason
 
 
+async def test_a_missing_access_log_fails_the_step_even_with_on_no_data_pass(
+    canary_rig: CanaryRig, tmp_path: Path
+) -> None:
+    """Kayenta's "Successful" with no measurement: a log that is not there is not "no data"."""
+    rig = canary_rig
+    path = _site(rig, tmp_path, interval="1s", on_no_data="pass")
+    nowhere = tmp_path / "not-written-by-nginx.log"
+    path.write_text(path.read_text().replace(str(rig.access_log), str(nowhere)))
+    rt = build(path, registry=build_registry())
+    await rt.engine.start()
+    try:
+        shop = Shop(rig, rt)
+        assert (await shop.controller.deploy("shop", "v1")).state is DeploymentState.PROMOTED
+        deployment, _ = await shop.deploy_under_load("v2")
+        assert deployment.state is DeploymentState.ROLLED_BACK, deployment.reason
+        assert f"access log {nowhere} does not exist" in deployment.reason
+    finally:
+        await rt.engine.close()
+
+
 def test_bad_canary_settings_are_named_at_their_place(tmp_path: Path) -> None:
     (tmp_path / "rules").mkdir()
     (tmp_path / "opsmedic.yaml").write_text("""\

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from opsmedic.api.auth import require
 from opsmedic.api.read import Limit, _read, _store
@@ -29,7 +29,7 @@ class DeployIn(BaseModel):
     service: Name
     version: Name
     env: Name | None = None
-    force: bool = False
+    force: StrictBool = False  # "yes" is no boolean: a 422, never a skipped gate
 
 
 class RollbackIn(BaseModel):

@@ -84,10 +84,24 @@ def deployments(
     from opsmedic.views import DeploymentView
 
     found = open_store(config).list_deployments(service, env, limit=limit)
+    if service is not None and not found:
+        _known_service(config, service)  # an empty list for a typo would read as "none yet"
     if as_json:
         print_json([DeploymentView.model_validate(d).model_dump(mode="json") for d in found])
         return
     print_deployments(found)
+
+
+def _known_service(config: ConfigOpt, service: str) -> None:
+    """UnknownRelease (exit 2, with close matches) when the config declares no `service`."""
+    from opsmedic.config.loader import load_config
+    from opsmedic.config.located import unknown_name
+    from opsmedic.errors import UnknownRelease
+    from opsmedic.runtime import find_config, plugin_sections
+
+    declared = load_config(find_config(config), plugin_sections())[0].services
+    if service not in declared:
+        raise UnknownRelease(unknown_name("service", service, list(declared)))
 
 
 def print_deployments(found: list[Deployment]) -> None:

@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 from opsmedic.config.types import PositiveDuration, Strict
 
 # A backend as the router's `server` line takes it: a name or an address, then a port.
-_BACKEND = r"^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):\d{1,5}$"
+_BACKEND = re.compile(r"(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\]):[0-9]{1,5}", re.ASCII)
 
 
 class NginxRouterConfig(Strict):
@@ -49,6 +49,7 @@ class StickyConfig(Strict):
 def check_backend(what: str, address: str) -> str:
     """`address` as a router's `server` line takes it (host:port); ValueError naming `what`."""
     port = address.rsplit(":", 1)[-1]
-    if not re.match(_BACKEND, address) or not 0 < int(port) < 65536:
+    # fullmatch: `$` would let a trailing newline through, into nginx's config and URLs.
+    if not _BACKEND.fullmatch(address) or not 0 < int(port) < 65536:
         raise ValueError(f"{what}: {address!r} is not host:port")
     return address

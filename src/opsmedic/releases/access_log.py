@@ -259,6 +259,15 @@ class Traffic:
     def malformed(self) -> int:
         return self.parse_errors + self.follower.malformed
 
+    def unreadable(self) -> str:
+        """Why the log cannot be read ('' when it can): no traffic read from it is no data."""
+        path = self.follower.path
+        if not path.exists():
+            return f"access log {path} does not exist"
+        if not os.access(path, os.R_OK):
+            return f"access log {path} cannot be read"
+        return ""
+
     def poll(self) -> int:
         """Read what nginx wrote since the last poll; how many requests were added."""
         added = 0

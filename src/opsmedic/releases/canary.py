@@ -140,12 +140,17 @@ def clearly_worse(
 def step_verdict(
     judgement: Judgement, analysis: AnalysisConfig, traffic: Traffic, *, holding_over: bool
 ) -> tuple[bool, bool, str] | None:
-    """The step's end, or None to hold for more data. Lines that could not be read are a
-    measurement error: with too little data they fail the step whatever `on_no_data` says."""
+    """The step's end, or None to hold for more data. A log or lines that could not be read
+    are a measurement error: with too little data they fail the step whatever `on_no_data`
+    says."""
     missing = judgement.no_data
     if missing:
         first = next(m for m in judgement.metrics if m.classification == "NoData")
         why = f"no data for {', '.join(missing)} ({first.reason})"
+        # Not having read the traffic is a failed measurement, never a lack of it: a
+        # canary judged on a log nobody writes would pass with `on_no_data: pass`.
+        if problem := traffic.unreadable():
+            return False, False, f"{why}; {problem}"
         if traffic.malformed:
             error = traffic.last_error or "over-long line"
             return False, False, f"{why}; {traffic.malformed} unreadable log line(s): {error}"

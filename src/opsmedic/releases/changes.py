@@ -14,6 +14,10 @@ from opsmedic.transport.process import run_local
 DIFF_LIMIT = 64 * 1024
 LOG_LIMIT = 16 * 1024
 MAX_COMMITS = 200
+# A traceback's last 64 KiB (its innermost frames) and at most this many files it names: a
+# rule may pass a whole error page, and all of it would go into the store and an event.
+TRACEBACK_KEPT = 64 * 1024
+MAX_TRACEBACK_FILES = 100
 GIT_TIMEOUT_S = 10.0
 # A Python traceback frame: `File "/srv/app/releases/v2/app.py", line 5, in handle`.
 FRAME = re.compile(r'File "([^"]+)", line (\d+)')
@@ -41,7 +45,7 @@ async def what_changed(repo: Path, good: str, bad: str, traceback: str = "") -> 
         diff = await _git(repo, "diff", span, limit=DIFF_LIMIT, whole=False)
     except GitFailed as exc:
         return found | {"error": str(exc)}
-    frames = _frames(traceback)
+    frames = _frames(traceback[-TRACEBACK_KEPT:])
     files = []
     for name in names.text().splitlines():
         lines = sorted({n for path, n in frames if _same_file(path, name)})
@@ -49,7 +53,7 @@ async def what_changed(repo: Path, good: str, bad: str, traceback: str = "") -> 
     return found | {
         "commits": log.text().splitlines(), "files": files,
         "diff": diff.text(), "diff_bytes": diff.total, "diff_cut": diff.cut > 0,
-        "traceback_files": sorted({path for path, _ in frames}),
+        "traceback_files": sorted({path for path, _ in frames})[:MAX_TRACEBACK_FILES],
     }  # fmt: skip
 
 
