@@ -70,6 +70,8 @@ async def test_deploy_list_and_roll_back_through_the_api(site: Site) -> None:
         ({"service": "shortener"}, 422, "version"),
         ({"service": "shortener", "version": "../v1"}, 422, "version"),
         ({"service": "shortener", "version": "v1", "forse": True}, 422, "forse"),
+        # A string is no boolean: "yes" must not skip the gates.
+        ({"service": "shortener", "version": "v1", "force": "yes"}, 422, "force"),
         ([1, 2], 422, ""),
     ],
 )

@@ -58,6 +58,8 @@ def test_deploy_rollback_and_the_listing(site: Site) -> None:
     forced = opsmedic("deploy", "shortener", "v1", "--force", cwd=site.root)
     assert forced.returncode == 0
     assert "promoted (forced)" in opsmedic("deployments", cwd=site.root).stdout
+    typo = opsmedic("deployments", "shortner", cwd=site.root)
+    assert typo.returncode == 2 and "unknown service 'shortner'" in typo.stderr
 
 
 @pytest.mark.parametrize(

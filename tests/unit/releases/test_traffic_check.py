@@ -93,5 +93,7 @@ def test_a_check_has_exactly_one_source_and_valid_backends() -> None:
             "name": "x", "on_no_data": "fail", "traffic": {"access_log": "a.log"},
             "http": {"url": "http://127.0.0.1:1/"},
         })  # fmt: skip
-    with pytest.raises(pydantic.ValidationError, match="backend: 'nope' is not host:port"):
-        TrafficCheck.model_validate({"access_log": "a.log", "backends": ["nope"]})
+    for bad in ("nope", "127.0.0.1:8001\n", "127.0.0.1:\u0661\u0668\u0660\u0669\u0663"):
+        # A trailing newline would reach nginx's config; Arabic-Indic digits, its port.
+        with pytest.raises(pydantic.ValidationError, match="is not host:port"):
+            TrafficCheck.model_validate({"access_log": "a.log", "backends": [bad]})
