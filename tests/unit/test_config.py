@@ -282,3 +282,31 @@ services:
         tmp_path / "nginx/nginx.conf",
     )
     assert nginx.pid_file == Path("/run/nginx.pid")  # absolute stays as it is
+
+
+def test_a_strategy_that_moves_traffic_is_refused_with_several_environments(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        """
+services:
+  shop:
+    versions: releases
+    strategy: canary
+    switch: [{run_command: {argv: ["true"]}}]
+    canary:
+      router:
+        nginx: {upstream: shop, include: up.conf, access_log: a.log, prefix: ., conf: n.conf,
+                pid_file: n.pid}
+      backends: {v1: "127.0.0.1:8001"}
+      analysis: {on_no_data: fail}
+    environments: {staging: {}, production: {requires: [staging]}}
+""",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, SECTIONS, environ={})
+    assert "opsmedic.yaml:4:5: services.shop: Value error, strategy canary moves one " in str(
+        caught.value
+    )
+    assert "a service per environment (e.g. shop-staging)" in str(caught.value)

@@ -156,6 +156,12 @@ class ServiceConfig(Strict):
             raise ValueError("strategy canary and a canary: section go together")
         if (self.strategy == "rolling") != (self.rolling is not None):
             raise ValueError("strategy rolling and a rolling: section go together")
+        if self.strategy != "switch" and len(self.environments) > 1:
+            # Their router settings are the service's: a deployment to staging would move
+            # production's traffic, and the per-environment lock would not keep them apart.
+            raise ValueError(f"strategy {self.strategy} moves one upstream's traffic, the same "
+                             "in every environment: declare one environment, or a service per "
+                             "environment (e.g. shop-staging)")  # fmt: skip
         places: list[ServiceConfig | Environment] = [self, *self.environments.values()]
         if self.rolling is not None and any(p.current or p.version_url for p in places):
             raise ValueError("strategy rolling checks each instance at rolling.version_path: "
