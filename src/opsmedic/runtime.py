@@ -22,7 +22,7 @@ from opsmedic.config.refs import ConfigNames, config_names
 from opsmedic.config.schema import Config
 from opsmedic.errors import ConfigError, PluginError, Problem
 from opsmedic.logs import get_logger
-from opsmedic.model import Event
+from opsmedic.model import Deployment, Event
 from opsmedic.plugins import (
     ActionSpec,
     ProbeSpec,
@@ -375,13 +375,17 @@ async def run_forever(rt: Runtime, stop: asyncio.Event, service: Service | None 
     rt.engine.on_finished = metrics.finished
     rt.engine.on_held = metrics.hold
     await rt.engine.start()
+
+    def recovered(found: Deployment) -> None:
+        log.warning("deployment.recovered", service=found.service, env=found.env,
+                    version=found.version, state=str(found.state),
+                    reason=found.reason)  # fmt: skip
+
     if rt.releases is not None:
         from opsmedic.releases.recovery import recover
 
         for found in await recover(rt.releases):
-            log.warning("deployment.recovered", service=found.service, env=found.env,
-                        version=found.version, state=str(found.state),
-                        reason=found.reason)  # fmt: skip
+            recovered(found)
 
     async def emit(events: list[Event]) -> object:
         return await rt.engine.submit(events)
@@ -402,6 +406,15 @@ async def run_forever(rt: Runtime, stop: asyncio.Event, service: Service | None 
     pollers: list[asyncio.Task[Any]] = []
     pollers_stop = asyncio.Event()
 
+    if rt.releases is not None:
+        from opsmedic.releases.recovery import keep_recovering
+
+        def sweep_failed(exc: Exception) -> None:
+            log.warning("deployment.sweep_failed", error=f"{type(exc).__name__}: {exc}")
+
+        tasks.append(asyncio.create_task(
+            keep_recovering(rt.releases, stop, recovered, failed=sweep_failed),
+            name="deployments-sweep"))  # fmt: skip
     if rt.flags is not None and rt.flags.redis_url is not None:
         metrics.watch_flag_store(rt.flags.health, rt.clock)
         tasks.append(asyncio.create_task(rt.flags.watch(stop), name="flags-watch"))

@@ -72,10 +72,17 @@ class ReleaseController:
         self, service: str, version: str, env: str | None = None, *,
         requested_by: str = "", force: bool = False,
     ) -> Deployment:  # fmt: skip
-        """Record the deployment and drive it to its end (promoted, rolled back or failed)."""
+        """Record the deployment and drive it to its end (promoted, rolled back or failed).
+        Cancelled on the way (a step's timeout, an interrupt), it is rolled back first: its
+        owner lives on, so recovery would never take a release left half-way."""
         deployment = await self.begin(service, version, env, requested_by=requested_by,
                                       force=force)  # fmt: skip
-        return await self.drive(deployment)
+        try:
+            return await self.drive(deployment)
+        except asyncio.CancelledError:
+            why = "the deploy was cancelled (its caller's timeout or an interrupt)"
+            await asyncio.shield(self.undo(deployment, why))
+            raise
 
     async def start(
         self, service: str, version: str, env: str | None = None, *,
@@ -129,9 +136,16 @@ class ReleaseController:
             return found is not None
 
         self._say(f"{deployment.service}: running the gates of {deployment.env}")
-        async with beating(self.store, deployment.id, self.owner, self.clock):
-            results, failed = await run_gates(config, deployment.env, deployment.version,
-                                              passed_in)  # fmt: skip
+        try:
+            async with beating(self.store, deployment.id, self.owner, self.clock):
+                results, failed = await run_gates(config, deployment.env, deployment.version,
+                                                  passed_in)  # fmt: skip
+        except asyncio.CancelledError:
+            # Nothing was switched; left `started` under a live owner it would block every
+            # later deployment of the service.
+            why = "cancelled while its gates ran (the caller's timeout?): nothing was switched"
+            await asyncio.shield(self._change(deployment, DeploymentState.FAILED, ACTIVE, why))
+            raise
         deployment.checks["gates"] = {"forced": False, "results": results}
         if failed:
             await self._change(deployment, DeploymentState.FAILED, ACTIVE, f"refused: {failed}")
@@ -175,7 +189,7 @@ class ReleaseController:
         """The emergency path: no analysis, back to the last known good (or `to`, which must
         have passed before). Idempotent: a deployment already rolled back there is returned.
         `traceback`: the error that called for it (a rule's event), for "what changed"."""
-        _config, env = self.target(service, env)
+        config, env = self.target(service, env)
         self._not_dry()
         found = await asyncio.to_thread(self.store.list_deployments, service, env, limit=1)
         if not found:
@@ -184,6 +198,8 @@ class ReleaseController:
         if latest.state is DeploymentState.ROLLED_BACK and to in (None, latest.rolled_back_to):
             self._say(f"{service}: already rolled back to {latest.rolled_back_to}")
             return latest
+        if to is not None:
+            await self._can_return_to(config, service, env, to, latest)
         if latest.state in ACTIVE and latest.owner != self.owner:
             # An emergency outranks the deployment in flight: its driver loses its row at
             # its next heartbeat and stops.
@@ -294,6 +310,18 @@ class ReleaseController:
         self._say(f"{deployment.service}: {outcome.reason}")
         return None
 
+    async def _can_return_to(
+        self, config: ServiceConfig, service: str, env: str, to: str, latest: Deployment
+    ) -> None:
+        """`rollback --to` is refused before anything is taken over or announced: a version
+        that does not exist (UnknownRelease), one that never passed, or the one serving."""
+        _known_version(config, service, to)
+        if latest.state is DeploymentState.PROMOTED and latest.version == to:
+            raise ReleaseRefused(f"{service} in {env}: {to} is the version serving")
+        found = await asyncio.to_thread(self.store.last_known_good, service, env, version=to)
+        if found is None:
+            raise ReleaseRefused(f"{service} in {env}: {to!r} never passed verification in {env}")
+
     def _beat(self, deployment: Deployment, key: str) -> Beat:
         """Keep the progress on the deployment and beat its heartbeat: False once taken over."""
 
@@ -342,7 +370,12 @@ class ReleaseController:
     async def _switch(self, deployment: Deployment, version: str, previous: str) -> str | None:
         """Run the switch steps for `version` and check it took effect: None, or the problem."""
         key = (deployment.service, deployment.env)
-        async with self._switching.setdefault(key, asyncio.Lock()):
+        # The switch beats too: a slow one (a long start, a rolling batch) must not look like
+        # a dead owner to another host's recovery.
+        async with (
+            self._switching.setdefault(key, asyncio.Lock()),
+            beating(self.store, deployment.id, self.owner, self.clock),
+        ):
             return await self._switch_now(deployment, version, previous)
 
     async def _switch_now(self, deployment: Deployment, version: str, previous: str) -> str | None:

@@ -1,4 +1,5 @@
-"""At start: deployments whose process died are rolled back, never left verifying forever."""
+"""Deployments whose process died are rolled back, never left verifying forever: at start,
+and every few seconds while `opsmedic run` runs."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import errno
 import os
 import socket
+from collections.abc import Callable
 
 from opsmedic.model import Deployment, DeploymentState
 from opsmedic.releases.controller import ACTIVE, ReleaseController
@@ -13,6 +15,9 @@ from opsmedic.releases.controller import ACTIVE, ReleaseController
 # A heartbeat older than this marks the owner dead even where its pid cannot be checked (an
 # owner on another host); the verification and the gates beat every half second.
 STALE_AFTER_S = 30.0
+# How often the running daemon looks for them: a killed `opsmedic deploy` would otherwise
+# leave its canary live until opsmedic's next start.
+SWEEP_EVERY_S = 10.0
 
 
 async def recover(
@@ -53,3 +58,23 @@ def _alive(pid: int) -> bool:
     except OSError as exc:
         return exc.errno == errno.EPERM  # alive, someone else's
     return True
+
+
+async def keep_recovering(
+    controller: ReleaseController, stop: asyncio.Event, report: Callable[[Deployment], None],
+    *, every: float = SWEEP_EVERY_S, stale_after: float = STALE_AFTER_S,
+    failed: Callable[[Exception], None] = lambda exc: None,
+) -> None:  # fmt: skip
+    """Every `every` seconds until `stop`: recover what died since, `report` each one. A
+    sweep that fails (the store is away) is reported to `failed` and the next one tried."""
+    while True:
+        try:
+            await asyncio.wait_for(stop.wait(), every)
+            return
+        except TimeoutError:
+            pass
+        try:
+            for found in await recover(controller, stale_after=stale_after):
+                report(found)
+        except Exception as exc:  # the sweep must outlive a store that is briefly away
+            failed(exc)
