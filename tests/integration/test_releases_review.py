@@ -121,3 +121,24 @@ async def test_a_slow_switch_beats_the_heartbeat(site: Site) -> None:
                 break
             assert await recover(other, stale_after=1.0) == []
         assert (await deploying).state is DeploymentState.PROMOTED
+
+
+async def test_a_deploy_taken_over_by_a_rollback_reports_how_it_ended(site: Site) -> None:
+    services = site_services(site)
+    services["shortener"]["verify"] = [{"name": "version", "http": {"url": f"{site.url}/version"},
+                                        "interval": "50ms", "min_samples": 3,
+                                        "on_no_data": "fail"}]  # fmt: skip
+    async with releases_runtime(site, services) as rt:
+        assert rt.releases is not None
+        config = rt.releases.services["shortener"]
+        config.bake = 0.3
+        assert (await rt.releases.deploy("shortener", "v1")).state is DeploymentState.PROMOTED
+        config.bake = 30.0
+        driver = dataclasses.replace(rt.releases, owner="elsewhere:1")
+        deploying = asyncio.create_task(driver.deploy("shortener", "v2"))
+        await asyncio.sleep(1.0)  # v2 verifying
+        back = await rt.releases.rollback("shortener", reason="paged")
+        assert back.state is DeploymentState.ROLLED_BACK
+        ended = await asyncio.wait_for(deploying, 30)
+        assert ended.state is DeploymentState.ROLLED_BACK and ended.rolled_back_to == "v1"
+        assert site.version() == "v1"

@@ -33,6 +33,9 @@ from opsmedic.releases.verify import Result, verify
 from opsmedic.store.store import Store
 
 ACTIVE = (DeploymentState.STARTED, DeploymentState.VERIFYING)
+# How long a deployment taken over waits for the rollback that took it to end (0.1 s each),
+# so that it reports the outcome and, if its own switch finished last, switches back.
+TAKEOVER_WAIT_TICKS = 600
 ANY = tuple(DeploymentState)
 
 
@@ -337,6 +340,11 @@ class ReleaseController:
         """An emergency rollback took this deployment over while it switched or verified: our
         switch may have finished after the rollback's, so the rollback's version goes back."""
         found = await asyncio.to_thread(self.store.get_deployment, deployment.id)
+        for _ in range(TAKEOVER_WAIT_TICKS):  # the rollback may still be switching
+            if found.state.finished:
+                break
+            await asyncio.sleep(0.1)
+            found = await asyncio.to_thread(self.store.get_deployment, deployment.id)
         if found.state is DeploymentState.ROLLED_BACK and found.rolled_back_to:
             await self._switch(found, found.rolled_back_to, found.version)
         return found
