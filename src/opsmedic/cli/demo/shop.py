@@ -1,9 +1,11 @@
 """The kill-switch scene's shop: /checkout takes the new path while flag new_checkout is on.
 
 OPSMEDIC_TOKEN=T python -m opsmedic.cli.demo.shop --port P --api http://127.0.0.1:A
+python -m opsmedic.cli.demo.shop --port P --redis redis://127.0.0.1:6379/0
 
 The flag is read per request through `FlagClient` over opsmedic's change stream
-(`ApiFlagStream`), so a change reaches the next request without a restart. The new path
+(`ApiFlagStream`), or over Redis (`RedisFlagCache`, with `flag_store: redis`), so a change
+reaches the next request without a restart. The new path
 calls a payment service that /break makes fail (and /fix mends); the old path never does.
 """
 
@@ -15,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from opsmedic.flags.api_stream import ApiFlagStream
 from opsmedic.flags.client import FlagClient
+from opsmedic.flags.redis_cache import RedisFlagCache
 
 FLAG = "new_checkout"
 NEW, OLD = b"new checkout", b"old checkout"  # what the bodies start with: the scene reads it
@@ -54,13 +57,17 @@ class _Handler(BaseHTTPRequestHandler):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--api", required=True, help="opsmedic's API, e.g. http://127.0.0.1:8080")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--api", help="opsmedic's API, e.g. http://127.0.0.1:8787")
+    where.add_argument("--redis", help="the Redis of opsmedic's flag_store, e.g. redis://…")
     args = parser.parse_args()
     # The token from the environment: a command line is visible to every user (ps).
-    with ApiFlagStream(args.api, os.environ["OPSMEDIC_TOKEN"]) as stream:
-        _Handler.flags = FlagClient(stream)
+    source = (RedisFlagCache(args.redis) if args.redis
+              else ApiFlagStream(args.api, os.environ["OPSMEDIC_TOKEN"]))  # fmt: skip
+    with source:
+        _Handler.flags = FlagClient(source)
         if not _Handler.flags.wait_ready(20.0):
-            raise SystemExit(f"flags not loaded from {args.api}: {stream.last_error}")
+            raise SystemExit(f"flags not loaded from {args.api or args.redis}")
         # Bound only once the flags are loaded: a shop that answers has its flags.
         server = ThreadingHTTPServer(("127.0.0.1", args.port), _Handler)
         server.serve_forever()  # SIGTERM's default action ends it; nothing to flush
