@@ -15,6 +15,7 @@ plus 1 s. Between trials the payment service is mended and the flag turned back 
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -28,6 +29,7 @@ from _proc import log, percentile  # bench/ is on sys.path (bench/flags.py puts 
 
 OPSMEDIC = str(Path(sys.executable).with_name("opsmedic"))
 KEY = "new_checkout"
+_phase = random.Random(15)  # seeded: two runs break at the same phases
 
 
 def _free_port() -> int:
@@ -114,7 +116,10 @@ def _trial(api: str, shop: str, token: str, interval_s: float) -> float:
     httpx.post(f"{api}/api/v1/flags/{KEY}/enabled", json={"enabled": True}, headers=auth,
                timeout=5).raise_for_status()  # fmt: skip
     _until(lambda: httpx.get(shop + "/checkout").text.startswith("new checkout: paid"), "new")
-    time.sleep(2 * interval_s + 0.2)  # the probe reads ok again: the last incident resolves
+    # Two readings: the probe reads ok again and the last incident resolves; then a random
+    # part of an interval, so the break falls anywhere in the probe's cycle (a fixed pause
+    # would lock onto one phase of it and measure that phase only).
+    time.sleep(2 * interval_s + 0.2 + _phase.uniform(0, interval_s))
     t0 = time.monotonic()
     httpx.get(shop + "/break", timeout=5).raise_for_status()
     _until(lambda: httpx.get(shop + "/checkout").text.startswith("old checkout"), "old")
