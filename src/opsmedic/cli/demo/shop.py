@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import argparse
 import os
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 
+from opsmedic.cli.demo.webapp import PlainHandler
 from opsmedic.flags.api_stream import ApiFlagStream
 from opsmedic.flags.client import FlagClient
 from opsmedic.flags.redis_cache import RedisFlagCache
@@ -23,35 +24,26 @@ FLAG = "new_checkout"
 NEW, OLD = b"new checkout", b"old checkout"  # what the bodies start with: the scene reads it
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(PlainHandler):
     flags: FlagClient
     payments_broken = False  # the new path's payment service
 
     def do_GET(self) -> None:
         if self.path == "/break":
             type(self).payments_broken = True
-            self._reply(200, b"the new checkout's payment service fails now\n")
+            self.reply(200, b"the new checkout's payment service fails now\n")
         elif self.path == "/fix":
             type(self).payments_broken = False
-            self._reply(200, b"the new checkout's payment service is mended\n")
+            self.reply(200, b"the new checkout's payment service is mended\n")
         elif self.path == "/checkout":
             if not self.flags.boolean(FLAG, False, {"targetingKey": "shopper"}):
-                self._reply(200, OLD + b": paid\n")
+                self.reply(200, OLD + b": paid\n")
             elif self.payments_broken:
-                self._reply(500, NEW + b": payment service v2 failed\n")
+                self.reply(500, NEW + b": payment service v2 failed\n")
             else:
-                self._reply(200, NEW + b": paid\n")
+                self.reply(200, NEW + b": paid\n")
         else:
-            self._reply(404, b"not found\n")
-
-    def _reply(self, code: int, body: bytes) -> None:
-        self.send_response(code)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass  # keep the demo's terminal for opsmedic's own output
+            self.reply(404, b"not found\n")
 
 
 def main() -> None:
