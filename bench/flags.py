@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/flags.py [--rounds 15] [--calls 20000] [--flips 100]
                                     [--unleash-flips 10 | --no-unleash]
+                                    [--e2e-trials 20] [--probe-interval 1.0]
 
 (a) One flag with a targeting rule (`plan equals gold` serves on) and a 30 % rollout,
 evaluated for a context the rule lets through to the rollout, per call: through opsmedic's
@@ -13,9 +14,12 @@ flag (its context evaluator runs the same rule and Unleash's bucket), side by si
 a writer flips the flag `--flips` times; p50/p99 until every reader's client serves the new
 value, and the raw PUBLISH floor between the same processes. The peer, bench/_unleash_peer.py:
 a real unleash-server with UnleashClient readers at their default refresh (15 s), measured
-the same way (`--unleash-flips`, each up to ≈20 s). (c) end to end (an alert → a rule turns
-the flag off → the demo app serves the feature-off path) is not built yet: `end_to_end_s` is
-null. Figures are reported, never asserted; the last line is JSON.
+the same way (`--unleash-flips`, each up to ≈20 s). (c) bench/_flags_end_to_end.py: end to
+end, a real `opsmedic run` whose http probe (every `--probe-interval` s) sees the demo shop's
+new checkout fail and whose rule turns flag new_checkout off, until the shop serves the old
+checkout; `--e2e-trials` times, the shop reading through opsmedic's change stream (the
+embedded default) and through Redis (`flag_store: redis`); p50/p95 against the goal of one
+probe interval + 1 s. Figures are reported, never asserted; the last line is JSON.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from opsmedic.flags.redis_store import RedisFlagStore
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
 
+import _flags_end_to_end  # noqa: E402
 import _flags_propagation  # noqa: E402
 from _proc import log  # noqa: E402
 
@@ -53,9 +58,6 @@ FLAG = {"key": KEY, "default": "off", "rollout": {"percentage": PERCENTAGE},
         "rules": [{"when": [{"attribute": "plan", "op": "equals", "value": "gold"}],
                    "serve": "on"}]}  # fmt: skip
 CONTEXT = {"targetingKey": "user-1", "plan": "bronze"}  # past the rule, into the rollout
-END_TO_END_NOTE = ("part (c), an alert turning the flag off through a rule until the demo app "
-                   "serves the feature-off path, needs the write path (set_flag) and is not "
-                   "built yet")  # fmt: skip
 
 
 def _in_memory(flag: InMemoryFlag[bool], context: EvaluationContext) -> FlagResolutionDetails[bool]:
@@ -136,9 +138,15 @@ def main() -> int:
     parser.add_argument("--readers", type=int, default=4)
     parser.add_argument("--unleash-flips", type=int, default=10)
     parser.add_argument("--no-unleash", action="store_true", help="leave the peer out")
+    parser.add_argument("--e2e-trials", type=int, default=20)
+    parser.add_argument("--probe-interval", type=float, default=1.0, help="seconds, (c)")
     args = parser.parse_args()
-    if min(args.rounds, args.calls, args.flips, args.readers, args.unleash_flips) < 1:
-        parser.error("--rounds, --calls, --flips, --readers and --unleash-flips must be >= 1")
+    if min(args.rounds, args.calls, args.flips, args.readers, args.unleash_flips,
+           args.e2e_trials) < 1:  # fmt: skip
+        parser.error("--rounds, --calls, --flips, --readers, --unleash-flips and --e2e-trials "
+                     "must be >= 1")  # fmt: skip
+    if not 0.1 <= args.probe_interval <= 10:
+        parser.error("--probe-interval must be 0.1 to 10 seconds")
     from services import free_port
     from services_redis import RedisServer
 
@@ -151,6 +159,13 @@ def main() -> int:
             log(f"(a) {eval_us}")
             propagation = _flags_propagation.measure(server.url, readers=args.readers,
                                                      flips=args.flips)  # fmt: skip
+            end_to_end = {}
+            for name, url in (("api_stream", None), ("redis", server.url)):
+                log(f"(c) end to end through {name}: {args.e2e_trials} trials, probe every "
+                    f"{args.probe_interval:g} s")  # fmt: skip
+                end_to_end[name] = _flags_end_to_end.measure(
+                    trials=args.e2e_trials, interval_s=args.probe_interval, redis_url=url
+                )
         finally:
             server.stop()
     if args.no_unleash:
@@ -164,13 +179,15 @@ def main() -> int:
         "p99_over_floor": propagation["p99_over_floor"],
         "unleash_ms": peer["unleash_ms"] if peer else None,
         "unleash_note": note,
-        "end_to_end_s": None,
-        "end_to_end_note": END_TO_END_NOTE,
+        "end_to_end_s": end_to_end,
         "readers": args.readers,
         "flips": args.flips,
         "goals": {
             "client_le_5us": eval_us["client"] <= 5,
             **propagation["goals"],
+            "end_to_end_p95_le_probe_interval_plus_1s": all(
+                found["p95_le_goal"] for found in end_to_end.values()
+            ),
         },
     }
     print(json.dumps(result))

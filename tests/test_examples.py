@@ -30,6 +30,7 @@ def test_the_examples_are_there() -> None:
         "01-restart-web-service", "02-remote-command-over-ssh", "03-replay-last-night",
         "04-archive-logs-before-the-disk-fills", "05-stop-a-runaway-process",
         "06-dns-failover", "07-renew-an-expiring-certificate", "08-release-the-shortener",
+        "09-kill-switch",
     }  # fmt: skip
 
 

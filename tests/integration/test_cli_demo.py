@@ -25,7 +25,9 @@ def test_the_demo_remediates_every_scene(tmp_path: Path) -> None:
                  "shortener v2 in production: rolled_back: canary step 33 %: aborted early: ",
                  "nginx's upstream shortener now, read back with nginx -T: v1 100 %",
                  "TypeError: the JSON object must be str, bytes or bytearray, not TextIOWrapper",
-                 "nginx serves now: v1 (GET / → 200)"):  # fmt: skip
+                 "nginx serves now: v1 (GET / → 200)",
+                 # Scene 6, the kill switch (tests/integration/test_demo_killswitch.py).
+                 "kill-new-checkout: succeeded", "the shop serves: 200 old checkout: paid"):  # fmt: skip
         assert seen in text, seen
     # The deployments table: v2 rolled back from v1, v1 promoted, newest first.
     table = [line.split("\t") for line in proc.stdout.splitlines() if "\tshortener\t" in line]

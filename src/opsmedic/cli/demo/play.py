@@ -16,6 +16,7 @@ from opsmedic.cli import out
 from opsmedic.cli.demo.dns import dns_scene, dns_world
 from opsmedic.cli.demo.front import find_nginx
 from opsmedic.cli.demo.host import disk_scene, host_world, process_scene, stop_children
+from opsmedic.cli.demo.killswitch import killswitch_scene, killswitch_world
 from opsmedic.cli.demo.release import release_scene, release_world
 from opsmedic.cli.demo.stage import Stage, free_port, watching
 from opsmedic.cli.history import print_runs
@@ -100,12 +101,15 @@ def _write_world(stage: Stage) -> Path:
     ]  # fmt: skip
     probes += host_world(stage, rules)
     probes += dns_world(stage, rules)
+    shop_probes, flags = killswitch_world(stage, rules)
+    probes += shop_probes
     config = stage.root / "opsmedic.yaml"
     config.write_text(yaml.safe_dump({
         "store": f"sqlite:///{stage.root / 'opsmedic.db'}",
         "rules_dir": str(rules),
         "probes": probes,
         "services": release_world(stage, find_nginx()),
+        "flags": flags,
     }, sort_keys=False))  # fmt: skip
     return config
 
@@ -153,4 +157,8 @@ SCENES: list[tuple[str, Scene]] = [
     ("scene 3: a runaway process is stopped", process_scene),
     ("scene 4: the primary DNS server dies; DNS fails over and back", dns_scene),
     ("scene 5: the seed's incident: v2 of the URL shortener is rolled back", release_scene),
+    (
+        "scene 6: a new checkout fails; a rule turns its flag off, the shop changes at once",
+        killswitch_scene,
+    ),
 ]

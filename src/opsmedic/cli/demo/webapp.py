@@ -20,20 +20,10 @@ import psutil
 MARKER = "opsmedic.cli.demo.webapp"
 
 
-class _Handler(BaseHTTPRequestHandler):
-    wedged = False
+class PlainHandler(BaseHTTPRequestHandler):
+    """What the demo's small apps share: plain replies, and no request log."""
 
-    def do_GET(self) -> None:
-        if self.path == "/break":
-            # Simulates a leak or deadlock: only a restart brings the process back.
-            type(self).wedged = True
-            self._reply(200, b"wedged now\n")
-        elif self.path == "/health":
-            self._reply(500, b"wedged\n") if self.wedged else self._reply(200, b"ok\n")
-        else:
-            self._reply(404, b"not found\n")
-
-    def _reply(self, code: int, body: bytes) -> None:
+    def reply(self, code: int, body: bytes) -> None:
         self.send_response(code)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -41,6 +31,20 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         pass  # keep the demo's terminal for opsmedic's own output
+
+
+class _Handler(PlainHandler):
+    wedged = False
+
+    def do_GET(self) -> None:
+        if self.path == "/break":
+            # Simulates a leak or deadlock: only a restart brings the process back.
+            type(self).wedged = True
+            self.reply(200, b"wedged now\n")
+        elif self.path == "/health":
+            self.reply(500, b"wedged\n") if self.wedged else self.reply(200, b"ok\n")
+        else:
+            self.reply(404, b"not found\n")
 
 
 def serve(state_dir: Path, port: int) -> None:
