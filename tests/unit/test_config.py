@@ -251,25 +251,30 @@ def test_every_problem_of_a_config_is_reported_in_one_load(tmp_path: Path) -> No
     ]
 
 
-def test_a_services_router_and_traffic_log_are_relative_to_the_config_file(
-    tmp_path: Path,
-) -> None:
-    path = write(
-        tmp_path,
-        """
+# A canary service (files relative to the config); each test adds what it is about.
+CANARY_SHOP = """
 services:
   shop:
     versions: releases
     strategy: canary
     switch: [{run_command: {argv: ["true"]}}]
-    verify:
-      - {name: routed, traffic: {access_log: logs/shop.log}, on_no_data: fail}
     canary:
       router:
         nginx: {upstream: shop, include: nginx/shop.conf, access_log: logs/shop.log,
                 prefix: nginx, conf: nginx/nginx.conf, pid_file: /run/nginx.pid}
       backends: {v1: "127.0.0.1:8001"}
       analysis: {on_no_data: fail}
+"""
+
+
+def test_a_services_router_and_traffic_log_are_relative_to_the_config_file(
+    tmp_path: Path,
+) -> None:
+    path = write(
+        tmp_path,
+        CANARY_SHOP
+        + """    verify:
+      - {name: routed, traffic: {access_log: logs/shop.log}, on_no_data: fail}
 """,
     )
     shop = load_config(path, SECTIONS, environ={})[0].services["shop"]
@@ -289,20 +294,7 @@ def test_a_strategy_that_moves_traffic_is_refused_with_several_environments(
 ) -> None:
     path = write(
         tmp_path,
-        """
-services:
-  shop:
-    versions: releases
-    strategy: canary
-    switch: [{run_command: {argv: ["true"]}}]
-    canary:
-      router:
-        nginx: {upstream: shop, include: up.conf, access_log: a.log, prefix: ., conf: n.conf,
-                pid_file: n.pid}
-      backends: {v1: "127.0.0.1:8001"}
-      analysis: {on_no_data: fail}
-    environments: {staging: {}, production: {requires: [staging]}}
-""",
+        CANARY_SHOP + "    environments: {staging: {}, production: {requires: [staging]}}\n",
     )
     with pytest.raises(ConfigError) as caught:
         load_config(path, SECTIONS, environ={})

@@ -96,12 +96,7 @@ class FlagTable:
         lock: concurrent changes (a switch and a percentage) take turns and none is lost.
         What `change` raises (an invalid result) leaves the flag as it was."""
         with self._transaction(write=True) as conn:
-            row = _current(conn, key, lock=True)
-            if row is None:
-                raise UnknownFlag(_unknown(conn, key))
-            version = row["version"]
-            if expected_version is not None and expected_version != version:
-                raise FlagConflict(key, expected_version, version)
+            row, version = _locked(conn, key, expected_version)
             return _write(conn, change(_flag(key, row["doc"])), by, now, version, then)
 
     def history(self, key: str, limit: int = 100) -> builtins.list[FlagChange]:
@@ -125,12 +120,7 @@ class FlagTable:
         """Set `key` back to the document before its latest change, as a new change (so an
         undo can itself be undone). A flag its latest change created has nothing before it."""
         with self._transaction(write=True) as conn:
-            row = _current(conn, key, lock=True)
-            if row is None:
-                raise UnknownFlag(_unknown(conn, key))
-            version = row["version"]
-            if expected_version is not None and expected_version != version:
-                raise FlagConflict(key, expected_version, version)
+            _row, version = _locked(conn, key, expected_version)
             before = conn.execute(
                 sa.select(flag_changes.c.before).where(
                     flag_changes.c.key == key, flag_changes.c.version == version
@@ -207,6 +197,18 @@ def _write(
         then(FlagChange(flag.key, version + 1, before, flag, by, now))
     # The record names the author, the history row also the run (FlagRecord.updated_by).
     return FlagRecord(flag, version + 1, now, Author(by.kind, by.name))
+
+
+def _locked(conn: Connection, key: str, expected_version: int | None) -> tuple[sa.RowMapping, int]:
+    """`key`'s row, locked for this transaction, and its version: UnknownFlag, or
+    FlagConflict when it is not at `expected_version`."""
+    row = _current(conn, key, lock=True)
+    if row is None:
+        raise UnknownFlag(_unknown(conn, key))
+    version: int = row["version"]
+    if expected_version is not None and expected_version != version:
+        raise FlagConflict(key, expected_version, version)
+    return row, version
 
 
 def _current(conn: Connection, key: str, *, lock: bool = False) -> sa.RowMapping | None:
