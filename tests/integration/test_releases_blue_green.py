@@ -109,7 +109,7 @@ class Shop:
                     try:
                         response = await http.get("/")
                         got[(response.text, response.status_code)] += 1
-                    except httpx.RemoteProtocolError:
+                    except (httpx.RemoteProtocolError, httpx.ReadError):
                         got[CLOSED] += 1  # an old worker closed the idle keep-alive connection
                     await asyncio.sleep(PAUSE_S)
 

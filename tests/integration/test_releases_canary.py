@@ -85,7 +85,7 @@ class Shop:
                     try:
                         response = await client.get("/")
                         got[(response.text, response.status_code)] += 1
-                    except httpx.RemoteProtocolError:
+                    except (httpx.RemoteProtocolError, httpx.ReadError):
                         # A reload's old worker closed the idle keep-alive connection as
                         # the request went out; a browser would resend it.
                         got[("closed by a reload", 0)] += 1

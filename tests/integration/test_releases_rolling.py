@@ -109,7 +109,7 @@ async def _deploy_under_load(
             try:
                 response = await client.get("/")
                 got[(response.text.split("(")[-1].strip(")\n"), response.status_code)] += 1
-            except httpx.RemoteProtocolError:
+            except (httpx.RemoteProtocolError, httpx.ReadError):
                 got[("closed by a reload", 0)] += 1  # an old worker closed the idle keep-alive
             await asyncio.sleep(PAUSE_S)
 
