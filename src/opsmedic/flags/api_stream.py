@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import random
-import threading
 from typing import Any
 
 import httpx
 import orjson
 
-from opsmedic.clock import Clock, SystemClock
-from opsmedic.flags.client import SourceChange
+from opsmedic.clock import Clock
 from opsmedic.flags.redis_wire import Entry
-
-log = logging.getLogger("opsmedic.flags")
+from opsmedic.flags.replica import Replica
 
 STREAM_PATH = "/api/v1/flags/stream"
 # The server sends a comment every 10 s: three missed mean the connection is dead.
@@ -28,7 +24,7 @@ class StreamRefused(Exception):
     """The API answered the stream's request with an error (a bad token, no store)."""
 
 
-class ApiFlagStream:
+class ApiFlagStream(Replica):
     """Every flag of an opsmedic API, in memory: `entry(key)` is a dict lookup, never a
     network call. A daemon thread (its own event loop) reads `GET /api/v1/flags/stream`
     (scope `read`): a snapshot of every flag, then one event per change. When the stream
@@ -36,6 +32,8 @@ class ApiFlagStream:
     stale; the thread reconnects with jittered backoff and takes a fresh snapshot, from
     which it tells every change it missed, so none is lost. `watch(callback)` callbacks run
     in that thread for each change after the first snapshot (doc None: deleted)."""
+
+    _kind = "api"
 
     def __init__(
         self,
@@ -48,79 +46,18 @@ class ApiFlagStream:
         max_event_bytes: int = MAX_EVENT_BYTES,
         clock: Clock | None = None,
     ) -> None:
-        self.url = url.rstrip("/") + STREAM_PATH
+        super().__init__(url.rstrip("/") + STREAM_PATH, clock)
         self._headers = {"Authorization": f"Bearer {token}", "Accept": "text/event-stream"}
         self._timeout = httpx.Timeout(timeout_s, read=idle_s)
         self._backoff_s = backoff_s
         self._max_event_bytes = max_event_bytes
-        self._clock = clock or SystemClock()
-        self._entries: dict[str, Entry] = {}
-        self._problems: dict[str, str] = {}
-        self._listeners: list[SourceChange] = []
-        self._loaded = threading.Event()
-        self._stop = threading.Event()
-        self._down_since: float | None = None  # monotonic
-        self._connected = False
-        self.last_error: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
-        self._thread = threading.Thread(target=self._run, name="opsmedic-flags", daemon=True)
 
-    # --- the evaluation side: no network, no lock ---------------------------------------
-
-    def entry(self, key: str) -> Entry | None:
-        """The flag with its version, or None."""
-        return self._entries.get(key)
-
-    def entries(self) -> dict[str, Entry]:
-        """Every flag held now (a copy)."""
-        return dict(self._entries)
-
-    def problem(self, key: str) -> str | None:
-        """Why the document of `key` was skipped, if it was (not a JSON object)."""
-        return self._problems.get(key)
-
-    @property
-    def staleness_s(self) -> float | None:
-        """Seconds since the values stopped being kept current; None while they are."""
-        down = self._down_since
-        return None if down is None else self._clock.monotonic() - down
-
-    @property
-    def connected(self) -> bool:
-        """The stream is open and its snapshot taken."""
-        return self._connected
-
-    def watch(self, callback: SourceChange) -> None:
-        """Call `callback(key, doc, version)` after every change; before start() to see all."""
-        self._listeners.append(callback)
-
-    # --- life cycle ---------------------------------------------------------------------
-
-    def start(self) -> ApiFlagStream:
-        """Start the stream's thread; `wait_ready` tells when the flags are loaded."""
-        self._down_since = self._clock.monotonic()
-        self._thread.start()
-        return self
-
-    def wait_ready(self, timeout_s: float) -> bool:
-        """Whether the flags were loaded within `timeout_s` (or before)."""
-        return self._loaded.wait(timeout_s)
-
-    def close(self) -> None:
-        """Stop the thread and close its connection."""
-        self._stop.set()
+    def _interrupt(self) -> None:
         loop, task = self._loop, self._task
         if loop is not None and task is not None:
             loop.call_soon_threadsafe(task.cancel)
-        if self._thread.is_alive():
-            self._thread.join(timeout=5.0)
-
-    def __enter__(self) -> ApiFlagStream:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
     # --- the stream's thread ------------------------------------------------------------
 
@@ -173,59 +110,24 @@ class ApiFlagStream:
 
     def _event(self, name: str, data: Any) -> None:
         if name == "snapshot":
-            self._snapshot(data["flags"])
+            entries: dict[str, Entry] = {}
+            problems: dict[str, str] = {}
+            for key, item in data["flags"].items():
+                version, doc = int(item["version"]), item["doc"]
+                if isinstance(doc, dict):
+                    entries[key] = Entry(key, version, doc)
+                else:
+                    problems[key] = _not_an_object(key, version, doc)
+            self._replace(entries, problems)
+            self._mark_up()
         elif name == "change":
             key, version, doc = data["key"], int(data["version"]), data["doc"]
-            if doc is None:
-                self._entries.pop(key, None)
-                self._problems.pop(key, None)
+            if isinstance(doc, dict):
+                self._put(Entry(key, version, doc))
             else:
-                self._hold(self._entries, self._problems, key, version, doc)
-            self._notify(key, doc if isinstance(doc, dict) else None, version)
+                self._drop(key, version, None if doc is None else _not_an_object(key, version, doc))
 
-    def _snapshot(self, flags: dict[str, Any]) -> None:
-        entries: dict[str, Entry] = {}
-        problems: dict[str, str] = {}
-        for key, item in flags.items():
-            self._hold(entries, problems, key, int(item["version"]), item["doc"])
-        previous, first = self._entries, not self._loaded.is_set()
-        # One assignment each: a reader thread sees the old set or the new one, never a mix.
-        self._entries, self._problems = entries, problems
-        self._loaded.set()
-        if self._down_since is not None and not first:
-            log.info("flags.api.up url=%s flags=%d", self.url, len(entries))
-        self._connected, self._down_since = True, None
-        if first:
-            return
-        # What changed while this reader was away: told as if it had been streamed.
-        for key in previous.keys() - entries.keys():
-            self._notify(key, None, previous[key].version)
-        for key, entry in entries.items():
-            if key not in previous or previous[key].version != entry.version:
-                self._notify(key, entry.doc, entry.version)
 
-    def _hold(self, entries: dict[str, Entry], problems: dict[str, str], key: str,
-              version: int, doc: Any) -> None:  # fmt: skip
-        if isinstance(doc, dict):
-            entries[key] = Entry(key, version, doc)
-            problems.pop(key, None)
-        else:
-            entries.pop(key, None)
-            problems[key] = f"flag {key!r} (version {version}): its document is a " \
-                            f"{type(doc).__name__}, not a JSON object"  # fmt: skip
-
-    def _notify(self, key: str, doc: dict[str, Any] | None, version: int) -> None:
-        for listener in self._listeners:
-            try:
-                listener(key, doc, version)
-            except Exception as exc:
-                self.last_error = f"on_change({key!r}) raised {type(exc).__name__}: {exc}"
-                log.warning("flags.api.on_change_failed %s", self.last_error)
-
-    def _mark_down(self, reason: str) -> None:
-        if self._connected:
-            log.warning("flags.api.down url=%s error=%r serving=stale", self.url, reason)
-        self._connected = False
-        self.last_error = reason
-        if self._down_since is None:
-            self._down_since = self._clock.monotonic()
+def _not_an_object(key: str, version: int, doc: object) -> str:
+    kind = type(doc).__name__
+    return f"flag {key!r} (version {version}): its document is a {kind}, not a JSON object"

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import logging
 import random
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +14,7 @@ from redis.client import PubSub
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
-from opsmedic.clock import Clock, SystemClock
+from opsmedic.clock import Clock
 from opsmedic.flags.redis_wire import (
     MAX_DOC_BYTES,
     BadEntry,
@@ -28,8 +26,7 @@ from opsmedic.flags.redis_wire import (
     open_client,
     redact,
 )
-
-log = logging.getLogger("opsmedic.flags")
+from opsmedic.flags.replica import Replica
 
 OnChange = Callable[[str, dict[str, Any] | None, int], None]
 MAX_FLAGS = 10_000  # one HGETALL of the whole set must stay a bounded answer
@@ -70,7 +67,7 @@ class CacheHealth:
     last_error: str | None
 
 
-class RedisFlagCache:
+class RedisFlagCache(Replica):
     """Every flag of one Redis, in memory: `get(key)` is a dict lookup, never a network call.
 
     A daemon thread subscribes to the change channel, then loads every flag, then applies
@@ -80,6 +77,8 @@ class RedisFlagCache:
     `on_change(key, doc, version)` runs in that thread for every change after the first load
     (doc None for a deletion); what it raises is logged and recorded, never propagated.
     """
+
+    _kind = "redis"
 
     def __init__(
         self,
@@ -94,58 +93,24 @@ class RedisFlagCache:
         max_flags: int = MAX_FLAGS,
         clock: Clock | None = None,
     ) -> None:
-        self.url = redact(url)
+        super().__init__(redact(url), clock)
         self.layout = layout or Layout()
-        self._listeners = [on_change] if on_change is not None else []
+        if on_change is not None:
+            self.watch(on_change)
         self._timeout_s = timeout_s
         self._ping_s = ping_s
         self._backoff_s = backoff_s
         self._max_doc_bytes = max_doc_bytes
         self._max_flags = max_flags
-        self._clock = clock or SystemClock()
-        self._entries: dict[str, Entry] = {}
-        self._problems: dict[str, str] = {}
         self._version = 0
         self._epoch = ""
-        self._loaded = threading.Event()
-        self._stop = threading.Event()
-        self._connected = False
-        self._down_since: tuple[float, float] | None = None  # (wall, monotonic)
-        self._reconnects = 0
-        self._last_error: str | None = None
         self._client = open_client(redis.Redis.from_url, url, timeout_s, Retry(NoBackoff(), 0))
         self._snapshot = self._client.register_script(_SNAPSHOT)
-        self._thread = threading.Thread(target=self._run, name="opsmedic-flags", daemon=True)
-
-    # --- the evaluation side: no network, no lock ---------------------------------------
 
     def get(self, key: str) -> dict[str, Any] | None:
         """The flag's document, None if there is no such flag (or its value is unreadable)."""
         entry = self._entries.get(key)
         return None if entry is None else entry.doc
-
-    def entry(self, key: str) -> Entry | None:
-        """The flag with its version, or None."""
-        return self._entries.get(key)
-
-    def entries(self) -> dict[str, Entry]:
-        """Every flag held now (a copy)."""
-        return dict(self._entries)
-
-    def watch(self, callback: OnChange) -> None:
-        """Call `callback` too after every change, as `on_change` (a FlagClient hooks in
-        here); call before start() to see every change."""
-        self._listeners.append(callback)
-
-    def problem(self, key: str) -> str | None:
-        """Why the stored value of `key` was skipped, if it was (garbage written by hand)."""
-        return self._problems.get(key)
-
-    @property
-    def staleness_s(self) -> float | None:
-        """Seconds since the values stopped being kept current; None while they are."""
-        down = self._down_since
-        return None if down is None else self._clock.monotonic() - down[1]
 
     def health(self) -> CacheHealth:
         """The connection's state and the values' staleness, read from memory."""
@@ -159,32 +124,11 @@ class RedisFlagCache:
             stale_since=None if down is None else down[0],
             staleness_s=None if down is None else self._clock.monotonic() - down[1],
             reconnects=self._reconnects,
-            last_error=self._last_error,
+            last_error=self.last_error,
         )
 
-    # --- life cycle ---------------------------------------------------------------------
-
-    def start(self) -> RedisFlagCache:
-        """Start the subscription thread; `wait_ready` tells when the flags are loaded."""
-        self._down_since = (self._clock.now(), self._clock.monotonic())
-        self._thread.start()
-        return self
-
-    def wait_ready(self, timeout_s: float) -> bool:
-        """Whether the flags were loaded within `timeout_s` (or before)."""
-        return self._loaded.wait(timeout_s)
-
-    def close(self) -> None:
-        """Stop the thread and close its connection (within about a poll interval)."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=self._timeout_s + 1.0)
-
-    def __enter__(self) -> RedisFlagCache:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def _join_s(self) -> float:
+        return self._timeout_s + 1.0  # the thread looks at the stop signal every _POLL_S
 
     # --- the subscription thread --------------------------------------------------------
 
@@ -272,11 +216,9 @@ class RedisFlagCache:
 
     def _apply(self, change: Change) -> None:
         if change.doc is None:
-            self._entries.pop(change.key, None)
+            self._drop(change.key, change.version)
         else:
-            self._entries[change.key] = Entry(change.key, change.version, change.doc)
-        self._problems.pop(change.key, None)
-        self._notify(change)
+            self._put(Entry(change.key, change.version, change.doc))
 
     def _sync(self) -> None:
         known = (str(self._version), self._epoch) if self._loaded.is_set() else ("", "")
@@ -297,40 +239,5 @@ class RedisFlagCache:
             except BadEntry as exc:
                 problems[key] = f"flag {key!r} in {self.layout.flags} skipped: {exc}"
                 self._record(problems[key])
-        previous, first = self._entries, not self._loaded.is_set()
-        # One assignment each: a reader thread sees the old set or the new one, never a mix.
-        self._entries, self._problems = entries, problems
         self._version, self._epoch = version, epoch
-        self._loaded.set()
-        if first:
-            return
-        for key in previous.keys() - entries.keys():
-            self._notify(Change(key, version, epoch, None))
-        for key, entry in entries.items():
-            if key not in previous or previous[key].version != entry.version:
-                self._notify(Change(key, entry.version, epoch, entry.doc))
-
-    def _notify(self, change: Change) -> None:
-        for listener in self._listeners:
-            try:
-                listener(change.key, change.doc, change.version)
-            except Exception as exc:
-                self._record(f"on_change({change.key!r}) raised {type(exc).__name__}: {exc}")
-
-    def _mark_up(self) -> None:
-        if self._down_since is not None and self._loaded.is_set():
-            log.info("flags.redis.up url=%s version=%d", self.url, self._version)
-        self._connected, self._down_since = True, None
-
-    def _mark_down(self, reason: str) -> None:
-        if self._connected:
-            self._reconnects += 1
-            log.warning("flags.redis.down url=%s error=%r serving=stale", self.url, reason)
-        self._connected = False
-        self._last_error = reason
-        if self._down_since is None:
-            self._down_since = (self._clock.now(), self._clock.monotonic())
-
-    def _record(self, problem: str) -> None:
-        self._last_error = problem
-        log.warning("flags.redis.skipped url=%s problem=%r", self.url, problem)
+        self._replace(entries, problems, removed_at=version)
