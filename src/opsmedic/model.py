@@ -27,6 +27,11 @@ def new_id() -> str:
     return f"{time.time_ns() // 1_000_000:012x}{_PROCESS_TAG}{next(_SEQUENCE) & 0xFFFFFF:06x}"
 
 
+# The source of the events opsmedic makes itself (deployments, flags, escalations): rules
+# trust them, so the event API refuses it from senders (api/ingest.py).
+OWN_SOURCE = "opsmedic"
+
+
 class Status(StrEnum):
     FIRING = "firing"
     RESOLVED = "resolved"

@@ -186,6 +186,22 @@ async def test_ids_are_assigned_so_senders_cannot_clash(tmp_path: Path) -> None:
         assert len(stored) == 10 and {e.payload["client_id"] for e in stored} == {"evt-1"}
 
 
+async def test_an_ingest_token_cannot_forge_opsmedics_own_events(tmp_path: Path) -> None:
+    """Rules trust opsmedic's events (a flag turned off, a deployment rolled back): a sender
+    claiming that source is refused, its whole request with it, and nothing runs."""
+    rules = [{"name": "chain", "when": {"source": "opsmedic", "kind": "flag"}, "do": ["noop"]}]
+    async with running_api(tmp_path, rules) as api, api.client(api.tokens["ingest"]) as client:
+        forged = {"source": "opsmedic", "kind": "flag", "resource": "new_checkout",
+                  "labels": {"enabled": "false"}, "status": "firing"}  # fmt: skip
+        for body in (forged, [{"source": "app"}, forged]):
+            reply = await client.post("/api/v1/events", json=body)
+            assert reply.status_code == 422, reply.text
+            assert "reserved" in reply.json()["detail"]
+        assert "[1]: source" in reply.json()["detail"]
+        assert api.store.counts() == {"events": 0, "runs": 0}
+        assert (await client.post("/api/v1/events", json={"source": "app"})).status_code == 202
+
+
 async def test_event_times_are_bounded(tmp_path: Path) -> None:
     """A time far ahead would mute a rule's throttle for that target until then."""
     rules = [{"name": "db", "when": {"source": "app"}, "do": ["noop"],

@@ -109,3 +109,32 @@ async def test_concurrent_writers_leave_redis_as_the_store(
         assert _in_redis(redis_server, "k") == record.flag.model_dump(mode="json")
     finally:
         await flags.aclose()
+
+
+async def test_a_flag_redis_cannot_take_does_not_keep_the_others_from_it(
+    store: Store, redis_server: RedisServer
+) -> None:
+    # Stored while opsmedic had no Redis (a store-only setup that later shares its flags):
+    # the big flag is skipped and reported, the ones before and after it still arrive.
+    offline = FlagService(store, SystemClock())
+    big = {"key": "big", "type": "string", "variants": {"a": "x" * 70_000}, "default": "a"}
+    for doc in ({"key": "aaa", "default": "on"}, big, {"key": "zzz", "default": "off"}):
+        await offline.set(Flag.model_validate(doc), ANN)
+    flags = _service(store, redis_server, Announced())
+    try:
+        assert await flags.sync() == 2
+        assert _in_redis(redis_server, "zzz")["default"] == "off"
+        health = flags.health()
+        assert health is not None and health.up
+        assert list(health.unsynced) == ["big"] and "above 65536" in health.unsynced["big"]
+        stop = asyncio.Event()
+        watch = asyncio.create_task(flags.watch(stop))
+        await flags.set_enabled("zzz", True, ANN)  # writes still work beside it
+        assert _in_redis(redis_server, "zzz")["enabled"] is True
+        small = {**big, "variants": {"a": "x"}}
+        await flags.set(Flag.model_validate(small), ANN)  # fixed: no longer unsynced
+        assert health.unsynced == {} and _in_redis(redis_server, "big")["variants"] == {"a": "x"}
+        stop.set()
+        await watch
+    finally:
+        await flags.aclose()

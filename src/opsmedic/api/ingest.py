@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from opsmedic.api.body import decode_json, read_limited
 from opsmedic.errors import StoreRefused, WebhookError, WebhookRefused
-from opsmedic.model import Event
+from opsmedic.model import OWN_SOURCE, Event
 from opsmedic.plugins import WebhookSpec
 from opsmedic.sources.events import EventIn, parse_event
 from opsmedic.tokens import Scope
@@ -128,6 +128,14 @@ def _event(data: Any, where: str) -> Event:
         event = parse_event(data)
     except ValueError as exc:
         raise HTTPException(422, f"{where}: {exc}") from None
+    if event.source == OWN_SOURCE:
+        # Rules trust these (a deployment rolled back, a flag turned off, an escalation):
+        # an ingest token must not be able to forge them.
+        raise HTTPException(
+            422,
+            f"{where}: source: {OWN_SOURCE!r} is reserved for the events opsmedic makes "
+            "itself (deployments, flags, escalations)",
+        )
     if client_id is not None:
         event.payload["client_id"] = client_id
     skew = event.time - time.time()

@@ -22,7 +22,7 @@ from opsmedic.cli.output import (
     tsv_line,
 )
 from opsmedic.errors import StoreError
-from opsmedic.model import Run, RunState, StepRecord
+from opsmedic.model import OWN_SOURCE, Run, RunState, StepRecord
 
 if TYPE_CHECKING:
     from opsmedic.store.store import Store
@@ -37,7 +37,6 @@ _STATE_STYLE = {"succeeded": "green", "failed": "red", "timed_out": "red", "skip
                 "interrupted": "magenta", "running": "cyan", "planned": "cyan"}  # fmt: skip
 NARROW_BELOW = 120  # terminal columns under which the run list leaves out time and target
 MAX_EXPORT = 10_000_000  # --limit's ceiling: an export of a whole store is a use, not a bug
-OWN_SOURCE = "opsmedic"  # the source of the events the engine and its actions derive
 
 
 def open_store(config: ConfigOpt, *, create: bool = False) -> Store:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from opsmedic.flags.changes import FlagChange
 from opsmedic.flags.model import Flag
-from opsmedic.model import Event, Status, fingerprint_of
+from opsmedic.model import OWN_SOURCE, Event, Status, fingerprint_of
 
-SOURCE, KIND = "opsmedic", "flag"
+SOURCE, KIND = OWN_SOURCE, "flag"
 
 
 def flag_event(change: FlagChange) -> Event:

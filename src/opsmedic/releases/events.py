@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from opsmedic.model import Deployment, DeploymentState, Event, Status, fingerprint_of
+from opsmedic.model import OWN_SOURCE, Deployment, DeploymentState, Event, Status, fingerprint_of
 
-SOURCE, KIND = "opsmedic", "deployment"
+SOURCE, KIND = OWN_SOURCE, "deployment"
 _SEVERITY = {DeploymentState.ROLLED_BACK: "warning", DeploymentState.FAILED: "critical"}
 
 
