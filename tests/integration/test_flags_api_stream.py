@@ -28,6 +28,7 @@ from opsmedic.flags.client import FlagClient
 from opsmedic.flags.evaluate import ErrorCode, Reason
 from opsmedic.flags.model import Flag
 from opsmedic.store import Store
+from opsmedic.tokens import Scope as TokenScope
 
 if __package__:
     from ..services import free_port
@@ -43,6 +44,7 @@ import sys
 from opsmedic.flags.changes import Author
 from opsmedic.flags.model import Flag
 from opsmedic.store import Store
+from opsmedic.tokens import Scope as TokenScope
 store = Store(sys.argv[1])
 flag = store.flags.get("new_checkout").flag
 store.flags.set(flag.model_copy(update={"enabled": False}), Author("cli", "ann"), 1.0)
@@ -183,6 +185,43 @@ async def test_a_full_feed_refuses_and_a_slow_reader_is_dropped(tmp_path: Path) 
             await feed.subscribe()
     finally:
         store.close()
+
+
+async def test_a_burst_of_readers_gets_no_more_streams_than_the_limit(tmp_path: Path) -> None:
+    """Every reader reconnects at once after an API restart: the limit holds for the burst
+    (the places are taken before the first await, not after the poller starts)."""
+    store = Store(f"sqlite:///{tmp_path / 'opsmedic.db'}")
+    store.migrate()
+    try:
+        feed = FlagFeed(store, max_subscribers=3)
+        got = await asyncio.gather(*(feed.subscribe() for _ in range(12)), return_exceptions=True)
+        refused = [g for g in got if isinstance(g, HTTPException)]
+        assert len(got) - len(refused) == 3
+        assert {r.status_code for r in refused} == {503}
+        feed.close()
+    finally:
+        store.close()
+
+
+async def test_a_revoked_token_gets_no_more_changes(tmp_path: Path) -> None:
+    async with running_api(tmp_path, flags=FLAGS) as api:
+        secret = api.token(TokenScope.READ, name="revoke-me")
+        async with api.client(secret) as http, http.stream("GET", "/api/v1/flags/stream") as r:
+            lines = r.aiter_lines()
+            assert await anext(lines) == "event: snapshot"
+            async with api.client(api.tokens["admin"]) as admin:
+                assert (await admin.delete("/api/v1/tokens/revoke-me")).status_code == 200
+            async with api.client(api.tokens["operate"]) as operate:
+                flip = await operate.post("/api/v1/flags/new_checkout/enabled",
+                                          json={"enabled": False})  # fmt: skip
+                assert flip.status_code == 200
+
+            async def rest_of_stream() -> list[str]:
+                return [line async for line in lines]
+
+            # It ends instead (bounded: a stream that goes on is the failure).
+            rest = await asyncio.wait_for(rest_of_stream(), 3 * WAIT_S)
+        assert not any(line.startswith("event: change") for line in rest), rest
 
 
 async def test_an_unreachable_api_leaves_the_client_not_ready() -> None:

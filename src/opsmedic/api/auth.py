@@ -39,6 +39,15 @@ class Authenticator:
             raise HTTPException(403, f"token {record.name!r} lacks the {scope.value!r} scope")
         return record
 
+    async def still_allows(self, request: Request, scope: Scope) -> bool:
+        """Whether the request's token still has `scope` (for a long-lived response, such as
+        a stream, that must end once its token is revoked)."""
+        try:
+            await self.check(request, scope)
+        except HTTPException:
+            return False
+        return True
+
     def _secret(self, request: Request) -> str:
         header = request.headers.get("authorization", "")
         kind, _, value = header.partition(" ")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -10,7 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from opsmedic.api.auth import require
+from opsmedic.api.auth import Authenticator, require
 from opsmedic.logs import get_logger
 from opsmedic.store.store import Store
 from opsmedic.tokens import Scope as TokenScope
@@ -43,6 +44,7 @@ class FlagFeed:
         self._queues: set[asyncio.Queue[bytes]] = set()
         self._poller: asyncio.Task[None] | None = None
         self._starting = asyncio.Lock()
+        self._joining = 0  # subscribers between the limit's check and their queue's creation
         self._closed = False
 
     async def subscribe(self) -> tuple[bytes, asyncio.Queue[bytes]]:
@@ -52,13 +54,19 @@ class FlagFeed:
             # Readers reconnect at once when their stream ends, before the server stops
             # listening: a new stream would hold the stop up for SHUTDOWN_GRACE_S.
             raise HTTPException(503, "the API is stopping", headers={"Retry-After": "1"})
-        if len(self._queues) >= self._max:
+        if len(self._queues) + self._joining >= self._max:
             message = f"{self._max} flag streams are open, the most this API serves"
             raise HTTPException(503, message, headers={"Retry-After": "5"})
-        async with self._starting:
-            if self._poller is None or self._poller.done():
-                self._flags = await asyncio.to_thread(self._store.flags.documents)
-                self._poller = asyncio.create_task(self._poll(), name="flag-stream-poller")
+        # Counted before the first await: a burst of reconnecting readers (every one of them
+        # after an API restart) must not all pass the check above while the poller starts.
+        self._joining += 1
+        try:
+            async with self._starting:
+                if self._poller is None or self._poller.done():
+                    self._flags = await asyncio.to_thread(self._store.flags.documents)
+                    self._poller = asyncio.create_task(self._poll(), name="flag-stream-poller")
+        finally:
+            self._joining -= 1
         queue: asyncio.Queue[bytes] = asyncio.Queue(self._queue_events)
         self._queues.add(queue)  # with the snapshot below, in one step of the event loop
         flags = {key: {"version": v, "doc": doc} for key, (v, doc) in self._flags.items()}
@@ -132,9 +140,13 @@ class EventStream(Response):
 
     media_type = "text/event-stream"
 
-    def __init__(self, feed: FlagFeed, snapshot: bytes, queue: asyncio.Queue[bytes]) -> None:
+    def __init__(
+        self, feed: FlagFeed, snapshot: bytes, queue: asyncio.Queue[bytes],
+        allowed: Callable[[], Awaitable[bool]],
+    ) -> None:  # fmt: skip
         super().__init__()
         self._feed, self._snapshot, self._queue = feed, snapshot, queue
+        self._allowed = allowed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         left = asyncio.create_task(_disconnected(receive))
@@ -151,6 +163,11 @@ class EventStream(Response):
                     event = await asyncio.wait_for(self._queue.get(), KEEPALIVE_S)
                 except TimeoutError:
                     event = b": keep-alive\n\n"
+                if event is not _END and not await self._allowed():
+                    # Revoked since the stream opened (the token cache's few seconds at most):
+                    # not one more change for it.
+                    _log.info("flags.stream.ended", reason="token revoked")
+                    break
             if not left.done():
                 await self._send(send, {"type": "http.response.body", "body": b""})
         except TimeoutError:
@@ -184,4 +201,5 @@ async def _disconnected(receive: Receive) -> None:
 async def flag_stream(request: Request) -> EventStream:
     feed: FlagFeed = request.app.state.flag_feed
     snapshot, queue = await feed.subscribe()
-    return EventStream(feed, snapshot, queue)
+    auth: Authenticator = request.app.state.auth
+    return EventStream(feed, snapshot, queue, lambda: auth.still_allows(request, TokenScope.READ))
