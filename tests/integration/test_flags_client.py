@@ -108,6 +108,24 @@ def test_typed_values_with_their_reasons(redis_server: RedisServer, open_client:
     assert (off.value, off.reason) == (False, Reason.DISABLED)
 
 
+def test_no_request_parses_a_flag_of_the_first_load(
+    redis_server: RedisServer, open_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """wait_ready parses the first load; after it, the request path only evaluates (a flag
+    with a costly pattern would otherwise make the first request that reads it pay)."""
+    client: FlagClient = open_client(redis_server.url)  # waits until ready
+
+    def parse(entry: Any) -> Any:
+        raise AssertionError(f"{entry.key} parsed on the request path")
+
+    monkeypatch.setattr("opsmedic.flags.client._parsed", parse)
+    defaults: list[Any] = [False, "x", 0.0, {}, True]  # one of each flag's type, in FLAGS' order
+    user = {"targetingKey": "u"}
+    found = [client.details(d["key"], v, user) for d, v in zip(FLAGS, defaults, strict=True)]
+    assert [(f.error_code, f.error_message) for f in found] == [(None, None)] * len(FLAGS)
+    assert client.boolean("new_checkout", False, {"targetingKey": "u", "plan": "gold"})
+
+
 @pytest.mark.parametrize(
     ("key", "default", "context", "kind", "code", "message"),
     [

@@ -63,7 +63,11 @@ async def _answer(change: Awaitable[FlagRecord]) -> FlagRecord:
     except FlagRefused as exc:
         raise HTTPException(422, str(exc)) from None
     except FlagStoreError as exc:
-        raise HTTPException(503, f"{exc}; nothing was changed") from None
+        # When Redis's answer never came it may hold the change: the store's value is put
+        # back there (now, or by the next check once it answers), so the two agree again.
+        done = ("the store was not changed, and Redis gets the store's value back"
+                if exc.outcome_unknown else "nothing was changed")  # fmt: skip
+        raise HTTPException(503, f"{exc}; {done}") from None
     return found
 
 

@@ -31,6 +31,10 @@ class FlagSource(Protocol):
         """The flag's document and version, from memory."""
         ...
 
+    def entries(self) -> dict[str, Entry]:
+        """Every flag held now."""
+        ...
+
     def problem(self, key: str) -> str | None:
         """Why the stored value of `key` was skipped (garbage), if it was."""
         ...
@@ -145,8 +149,16 @@ class FlagClient:
         self._listeners.append(callback)
 
     def wait_ready(self, timeout_s: builtins.float) -> bool:
-        """Whether the source loaded the flags within `timeout_s`."""
-        return self.source.wait_ready(timeout_s)
+        """Whether the source loaded the flags within `timeout_s`; once it has, every flag of
+        the first load is parsed here, so that no request pays for it (later changes are
+        parsed in the source's thread)."""
+        if not self.source.wait_ready(timeout_s):
+            return False
+        for entry in self.source.entries().values():
+            known = self._parsed.get(entry.key)
+            if known is None or known.entry is not entry:
+                self._parse(entry)
+        return True
 
     # --- the request path ---------------------------------------------------------------
 

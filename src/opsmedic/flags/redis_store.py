@@ -202,18 +202,16 @@ class RedisFlagStore:
         return None if status == b"absent" else int(number)
 
     async def _call(self, what: str, send: Callable[[], Awaitable[T]], *, writes: bool) -> T:
-        unknown = " (it was applied whole or not at all: read it back to know)" if writes else ""
         try:
             return await send()
-        except RedisTimeoutError:
+        except (RedisTimeoutError, RedisConnectionError, OSError) as exc:
+            # redis-py says "… connecting to …" when no connection was made: nothing was sent.
+            sent = writes and "connecting to" not in str(exc)
+            unknown = " (it was applied whole or not at all: read it back to know)" if sent else ""
+            problem = (f"no answer within {self.timeout_s:g} s"
+                       if isinstance(exc, RedisTimeoutError) else str(exc))  # fmt: skip
             raise FlagStoreError(
-                self.url,
-                f"{what}: no answer within {self.timeout_s:g} s{unknown}",
-                outcome_unknown=writes,
-            ) from None
-        except (RedisConnectionError, OSError) as exc:
-            raise FlagStoreError(
-                self.url, f"{what}: {exc}{unknown}", outcome_unknown=writes
+                self.url, f"{what}: {problem}{unknown}", outcome_unknown=sent
             ) from None
         except RedisError as exc:
             # A refusal (a wrong-type key, a script error): the script's checks come before
