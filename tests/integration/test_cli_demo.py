@@ -36,3 +36,14 @@ def test_the_demo_remediates_every_scene(tmp_path: Path) -> None:
         ("v1", "-", "promoted"),
     ]
     assert list(tmp_path.iterdir()) == []  # the demo works in its own temporary directory
+
+
+def test_one_scene_alone_and_a_scene_that_does_not_exist(tmp_path: Path) -> None:
+    proc = subprocess.run([OPSMEDIC, "demo", "--scene", "1", "--timeout", "60"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300, check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    text = " ".join(proc.stdout.split())
+    assert "restart-wedged-webapp: succeeded" in text and "scene 2" not in text
+    bad = subprocess.run([OPSMEDIC, "demo", "--scene", "7"], cwd=tmp_path, capture_output=True,
+                         text=True, timeout=60, check=False)  # fmt: skip
+    assert bad.returncode == 2 and "--scene" in bad.stderr

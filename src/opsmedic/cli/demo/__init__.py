@@ -16,8 +16,12 @@ from opsmedic.cli import app
 def demo(
     keep: Annotated[bool, typer.Option(help="keep the temporary directory to inspect")] = False,
     timeout: Annotated[float, typer.Option(help="seconds each scene may take at most")] = 30.0,
+    scene: Annotated[
+        list[int] | None,
+        typer.Option(min=1, max=6, help="play only this scene (1-6); repeat for more"),
+    ] = None,
 ) -> None:
     """Play the demo: real services fail, probes notice, rules remediate, history shows it."""
     from opsmedic.cli.demo.play import play
 
-    play(keep, timeout)
+    play(keep, timeout, sorted(set(scene or [])))

@@ -32,8 +32,9 @@ if TYPE_CHECKING:
 Scene: TypeAlias = "Callable[[Stage, Runtime], Awaitable[None]]"
 
 
-def play(keep: bool, timeout: float) -> None:
-    """Play the demo: real services fail, probes notice, rules remediate, history shows it."""
+def play(keep: bool, timeout: float, only: list[int] | None = None) -> None:
+    """Play the demo: real services fail, probes notice, rules remediate, history shows it;
+    `only`: the numbers of the scenes to play (1 is the first), every one when empty."""
     import asyncio
 
     from opsmedic.runtime import build, build_registry
@@ -46,7 +47,8 @@ def play(keep: bool, timeout: float) -> None:
     out.print(f"working in {root} (SQLite store, rules in {root / 'rules'})")
     rt = build(config, registry=build_registry())
     try:
-        asyncio.run(_play(stage, rt, timeout))
+        chosen = [SCENES[n - 1] for n in only] if only else SCENES
+        asyncio.run(_play(stage, rt, timeout, chosen))
     finally:
         _stop_webapp(stage)
         stop_children(stage)
@@ -64,13 +66,13 @@ def play(keep: bool, timeout: float) -> None:
         shutil.rmtree(root, ignore_errors=True)
 
 
-async def _play(stage: Stage, rt: Runtime, scene_s: float) -> None:
-    """Every scene in turn on one running engine, each bounded by `scene_s` seconds."""
+async def _play(stage: Stage, rt: Runtime, scene_s: float, scenes: list[tuple[str, Scene]]) -> None:
+    """The scenes in turn on one running engine, each bounded by `scene_s` seconds."""
     import asyncio
 
     await rt.engine.start()
     try:
-        for title, scene in SCENES:
+        for title, scene in scenes:
             out.print(Heading(title))
             try:
                 await asyncio.wait_for(scene(stage, rt), scene_s)
