@@ -25,7 +25,6 @@ import queue
 import random
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -41,7 +40,7 @@ from opsmedic.flags.redis_store import RedisFlagStore
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
 
-from _proc import log, percentile, rounded  # noqa: E402
+from _proc import log, percentile, reap, rounded  # noqa: E402
 
 FLOOR_CHANNEL = "bench:floor"
 KEY = "bench_flag"
@@ -155,12 +154,7 @@ def measure(url: str, *, readers: int = 4, flips: int = 100) -> dict[str, Any]:
         log(f"{readers} readers ready; {flips} flips")
         samples = asyncio.run(_flips(url, seen, readers, flips))
     finally:
-        for proc in procs:
-            try:
-                proc.wait(timeout=WAIT_S)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        reap(procs, WAIT_S)
     flag, floor = _summary(samples["flag"]), _summary(samples["floor"])
     return {
         "readers": readers,
@@ -180,16 +174,10 @@ def main() -> int:
     parser.add_argument("--readers", type=int, default=4)
     parser.add_argument("--flips", type=int, default=100)
     args = parser.parse_args()
-    from services import free_port
-    from services_redis import RedisServer
+    from _redis import throwaway_redis
 
-    with tempfile.TemporaryDirectory(prefix="opsmedic-bench-flags-") as work:
-        server = RedisServer(Path(work), free_port(), durable=False)
-        server.start()
-        try:
-            result = measure(server.url, readers=args.readers, flips=args.flips)
-        finally:
-            server.stop()
+    with throwaway_redis("opsmedic-bench-flags-") as (url, _):
+        result = measure(url, readers=args.readers, flips=args.flips)
     print(json.dumps(result))
     return 0
 

@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -56,31 +55,25 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--flips", type=int, default=200)
     args = parser.parse_args()
-    from services import free_port
-    from services_redis import RedisServer
+    from _redis import throwaway_redis
 
-    with tempfile.TemporaryDirectory(prefix="opsmedic-bench-flagwrite-") as work:
-        server = RedisServer(Path(work), free_port(), durable=False)
-        server.start()
-        try:
-            result = {}
-            for name, redis in (("store_ms", None), ("store_redis_ms", server.url)):
-                store = Store(f"sqlite:///{Path(work) / (name + '.db')}")
-                store.migrate()
-                mirror = RedisMirror(redis) if redis else None
-                service = FlagService(store, SystemClock(), redis=mirror, announce=_dropped)
+    with throwaway_redis("opsmedic-bench-flagwrite-") as (url, work):
+        result = {}
+        for name, redis in (("store_ms", None), ("store_redis_ms", url)):
+            store = Store(f"sqlite:///{work / (name + '.db')}")
+            store.migrate()
+            mirror = RedisMirror(redis) if redis else None
+            service = FlagService(store, SystemClock(), redis=mirror, announce=_dropped)
 
-                async def run(service: FlagService = service) -> list[float]:
-                    try:
-                        return await flips(service, args.flips)
-                    finally:
-                        await service.aclose()
+            async def run(service: FlagService = service) -> list[float]:
+                try:
+                    return await flips(service, args.flips)
+                finally:
+                    await service.aclose()
 
-                result[name] = summary(asyncio.run(run()))
-                store.close()
-                log(f"{name}: {result[name]}")
-        finally:
-            server.stop()
+            result[name] = summary(asyncio.run(run()))
+            store.close()
+            log(f"{name}: {result[name]}")
     print(json.dumps(result))
     return 0
 

@@ -162,3 +162,13 @@ def percentile(values: list[float], q: int) -> float:
 def rounded(x: float | None, nd: int = 1) -> float | None:
     """`x` rounded for the JSON line; None stays None."""
     return None if x is None else round(x, nd)
+
+
+def reap(procs: list[subprocess.Popen[str]], timeout_s: float) -> None:
+    """Wait for each process in turn, killing the one still running after `timeout_s`."""
+    for proc in procs:
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -40,7 +40,7 @@ import psycopg
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent / "tests")]
 
-from _proc import log, percentile  # noqa: E402
+from _proc import log, percentile, reap  # noqa: E402
 
 from services import HOST, free_port, running_postgres  # noqa: E402
 from services import _stop as stop_server  # noqa: E402
@@ -284,12 +284,7 @@ def _stop_readers(procs: list[subprocess.Popen[str]]) -> None:
     for proc in procs:
         assert proc.stdin is not None
         proc.stdin.close()
-    for proc in procs:
-        try:
-            proc.wait(timeout=FLIP_MARGIN_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    reap(procs, FLIP_MARGIN_S)
 
 
 def _etag(api: httpx.Client) -> str:

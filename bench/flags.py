@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import json
 import sys
-import tempfile
 import timeit
 from collections.abc import Callable
 from pathlib import Path
@@ -147,27 +146,21 @@ def main() -> int:
                      "must be >= 1")  # fmt: skip
     if not 0.1 <= args.probe_interval <= 10:
         parser.error("--probe-interval must be 0.1 to 10 seconds")
-    from services import free_port
-    from services_redis import RedisServer
+    from _redis import throwaway_redis
 
-    with tempfile.TemporaryDirectory(prefix="opsmedic-bench-flags-") as work:
-        server = RedisServer(Path(work), free_port(), durable=False)
-        server.start()
-        try:
-            log(f"(a) evaluation: best of {args.rounds} rounds of {args.calls} calls")
-            eval_us = evaluation(server.url, args.rounds, args.calls)
-            log(f"(a) {eval_us}")
-            propagation = _flags_propagation.measure(server.url, readers=args.readers,
-                                                     flips=args.flips)  # fmt: skip
-            end_to_end = {}
-            for name, url in (("api_stream", None), ("redis", server.url)):
-                log(f"(c) end to end through {name}: {args.e2e_trials} trials, probe every "
-                    f"{args.probe_interval:g} s")  # fmt: skip
-                end_to_end[name] = _flags_end_to_end.measure(
-                    trials=args.e2e_trials, interval_s=args.probe_interval, redis_url=url
-                )
-        finally:
-            server.stop()
+    with throwaway_redis("opsmedic-bench-flags-") as (url, _):
+        log(f"(a) evaluation: best of {args.rounds} rounds of {args.calls} calls")
+        eval_us = evaluation(url, args.rounds, args.calls)
+        log(f"(a) {eval_us}")
+        propagation = _flags_propagation.measure(url, readers=args.readers,
+                                                 flips=args.flips)  # fmt: skip
+        end_to_end = {}
+        for name, via in (("api_stream", None), ("redis", url)):
+            log(f"(c) end to end through {name}: {args.e2e_trials} trials, probe every "
+                f"{args.probe_interval:g} s")  # fmt: skip
+            end_to_end[name] = _flags_end_to_end.measure(
+                trials=args.e2e_trials, interval_s=args.probe_interval, redis_url=via
+            )
     if args.no_unleash:
         peer, note = None, "left out (--no-unleash)"
     else:
