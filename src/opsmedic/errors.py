@@ -154,3 +154,4 @@ class FlagRefused(OpsmedicError, ValueError):
     """A flag key or document that cannot be stored: the message names the key and why."""
 
     status = 422
+    exit_code = 2  # bad input, as the CLI's usage errors

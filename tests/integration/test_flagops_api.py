@@ -147,6 +147,21 @@ async def test_scopes_an_ingest_token_cannot_read_or_change_flags(
         ("put", "/api/v1/flags/new_checkout", {"key": "theme"}, 422, "body.key"),
         ("put", "/api/v1/flags/new_checkout", [1, 2], 422, "body"),
         ("put", "/api/v1/flags/new_checkout", {"defualt": "on"}, 422, "defualt"),
+        # No coercion: "no" is not false, "50" not 50, true not 1 %.
+        ("put", "/api/v1/flags/new_checkout", {"default": "off", "enabled": "no",
+                                               "rollout": {"percentage": "50"}}, 422,
+         "body.enabled: Input should be a valid boolean; body.rollout.percentage: Input should "
+         "be a valid integer"),
+        ("put", "/api/v1/flags/new_checkout", {"rollout": {"percentage": True}}, 422,
+         "body.rollout.percentage: Input should be a valid integer"),
+        ("put", "/api/v1/flags/stream", {}, 422, "'stream' is reserved"),
+        ("put", "/api/v1/flags/new_checkout", {"rules": [{"serve": "off", "when": [
+            {"attribute": "a", "op": "regex", "value": "(?:(?:a{100}){100}){100}"}]}]}, 422,
+         "body.rules.0.when.0.value: a regex of at most 10000 characters multiplied out"),
+        ("post", "/api/v1/flags/theme/rollout", {"percentage": 10, "variant": "nope"}, 422,
+         "rollout.variant: 'nope' is not a variant"),
+        # No body at all is an undo of whatever version there is.
+        ("post", "/api/v1/flags/new_checkout/undo", None, 409, "created it"),
     ],
 )  # fmt: skip
 async def test_bad_requests_get_a_4xx_naming_it_and_write_nothing(
@@ -164,6 +179,22 @@ async def test_bad_requests_get_a_4xx_naming_it_and_write_nothing(
         versions = [r.version for r in await api.rt.flags.list()]  # type: ignore[union-attr]
     assert versions == [1, 1]
     assert redis_docs(redis_server) == before
+
+
+async def test_a_rollout_names_its_variant_and_an_undo_needs_no_body(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    async with running_api(tmp_path, **_config(redis_server)) as api:
+        await _synced(api, redis_server)
+        async with api.client(api.tokens["operate"]) as client:
+            rolled = await client.post("/api/v1/flags/theme/rollout",
+                                       json={"percentage": 10, "variant": "bright"})  # fmt: skip
+            assert rolled.status_code == 200, rolled.text
+            assert rolled.json()["flag"]["rollout"]["variant"] == "bright"
+            undone = await client.post("/api/v1/flags/theme/undo")
+            assert undone.status_code == 200, undone.text
+            assert (undone.json()["version"], undone.json()["flag"].get("rollout")) == (3, None)
+    assert redis_docs(redis_server)["theme"].get("rollout") is None
 
 
 async def test_redis_down_is_a_503_naming_it_and_nothing_is_half_written(

@@ -94,12 +94,17 @@ def test_set_rollout_undo_and_the_listings(site: Path, redis_server: RedisServer
         (["flags", "set", "new_checkout", "--file", "bad.yaml"], "bad.yaml:2:23: "
          "rollout.percentage: Input should be less than or equal to 100"),
         (["flags", "set", "new_checkout", "--file", "list.yaml"], "list.yaml:1:1: a flag is a"),
+        (["flags", "set", "new_checkout", "--file", "coerced.yaml"], "coerced.yaml:1:10: "
+         "enabled: Input should be a valid boolean"),
+        (["flags", "rollout", "new_checkout", "10", "--variant", "nope"],
+         "rollout.variant: 'nope' is not a variant (known: on, off)"),
     ],
 )  # fmt: skip
 def test_bad_input_exits_2_naming_it(site: Path, args: list[str], says: str) -> None:
     _seeded(site)
     (site / "bad.yaml").write_text("default: on\nrollout: {percentage: 130}\n")
     (site / "list.yaml").write_text("[1, 2]\n")
+    (site / "coerced.yaml").write_text("enabled: 1\nrollout: {percentage: true}\n")
     done = opsmedic(*args, cwd=site)
     assert done.returncode == 2, done.stderr
     assert says in done.stderr
@@ -107,6 +112,25 @@ def test_bad_input_exits_2_naming_it(site: Path, args: list[str], says: str) -> 
         json.loads(opsmedic("flags", "show", "new_checkout", "--json", cwd=site).stdout)["version"]
         == 1
     )
+
+
+def test_a_rollout_of_a_variant_flag_names_its_variant(site: Path) -> None:
+    _seeded(site)
+    theme = {"type": "string", "variants": {"classic": "#222", "bright": "#f60"},
+             "default": "classic"}  # fmt: skip
+    (site / "theme.yaml").write_text(yaml.safe_dump(theme))
+    assert opsmedic("flags", "set", "theme", "--file", "theme.yaml", cwd=site).returncode == 0
+    unnamed = opsmedic("flags", "rollout", "theme", "10", cwd=site)
+    assert unnamed.returncode == 2, unnamed.stderr
+    assert "rollout.variant: name the variant the rollout serves" in unnamed.stderr
+    named = opsmedic("flags", "rollout", "theme", "10", "--variant", "bright", "--json", cwd=site)
+    assert named.returncode == 0, named.stderr
+    assert json.loads(named.stdout)["flag"]["rollout"]["variant"] == "bright"
+    # The variant stays the rollout's own when a later change names none.
+    again = opsmedic("flags", "rollout", "theme", "20", "--json", cwd=site)
+    assert json.loads(again.stdout)["flag"]["rollout"] == {
+        "percentage": 20, "variant": "bright", "stickiness": "targetingKey", "group": None
+    }  # fmt: skip
 
 
 def test_redis_down_fails_the_change_and_writes_nothing(

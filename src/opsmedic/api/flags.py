@@ -15,7 +15,7 @@ from opsmedic.errors import FlagConflict, FlagRefused, FlagStoreError, NotFoundE
 from opsmedic.flagops.service import FlagService, refusals
 from opsmedic.flagops.views import FlagChangeView, FlagView
 from opsmedic.flags.changes import Author, FlagRecord
-from opsmedic.flags.model import FLAG_KEY_PATTERN, Flag
+from opsmedic.flags.model import FLAG_KEY_PATTERN, Flag, VariantName
 from opsmedic.model import TokenRecord
 from opsmedic.tokens import Scope
 
@@ -38,6 +38,9 @@ class RolloutIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     percentage: int = Field(ge=0, le=100)
+    variant: VariantName | None = Field(
+        None, description="the variant it serves (needed when a non-boolean flag's has none)"
+    )
     expected_version: Expected = None
 
 
@@ -113,13 +116,17 @@ async def set_enabled(request: Request, key: Key, body: EnabledIn, token: Operat
 
 @writes.post("/flags/{key}/rollout", summary="Set the percentage of a flag's rollout")
 async def set_rollout(request: Request, key: Key, body: RolloutIn, token: Operator) -> FlagView:
-    change = _flags(request).rollout(key, body.percentage, _by(token), body.expected_version)
+    change = _flags(request).rollout(key, body.percentage, _by(token), body.expected_version,
+                                     variant=body.variant)  # fmt: skip
     return FlagView.of(await _answer(change))
 
 
 @writes.post("/flags/{key}/undo", summary="Back to the version before the latest change")
-async def undo(request: Request, key: Key, body: UndoIn, token: Operator) -> FlagView:
-    change = _flags(request).undo(key, _by(token), body.expected_version)
+async def undo(
+    request: Request, key: Key, token: Operator, body: Annotated[UndoIn | None, Body()] = None
+) -> FlagView:
+    expected = body.expected_version if body is not None else None  # no body: any version
+    change = _flags(request).undo(key, _by(token), expected)
     return FlagView.of(await _answer(change))
 
 

@@ -100,12 +100,17 @@ def set_flag(
 def rollout(
     key: KeyArg,
     percent: Annotated[int, typer.Argument(min=0, max=100, help="0 to 100")],
+    variant: Annotated[
+        str | None,
+        typer.Option(help="the variant it serves (omitted: the rollout's own; boolean: on)"),
+    ] = None,
     expect: ExpectOpt = None,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:
     """Set the percentage of a flag's rollout (sticky: raising it keeps everyone who was in)."""
-    _finish(_change(config, lambda s, by: s.rollout(key, percent, by, expect)), as_json)
+    change = _change(config, lambda s, by: s.rollout(key, percent, by, expect, variant=variant))
+    _finish(change, as_json)
 
 
 @flags_app.command("undo")

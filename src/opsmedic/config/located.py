@@ -159,6 +159,9 @@ def validation_problems(
         loc: Loc = tuple(err["loc"])
         message = err["msg"]
         unknown = err["type"] == "extra_forbidden"
+        at_key = unknown or loc[-1:] == ("[key]",)
+        if loc[-1:] == ("[key]",):  # pydantic's place for a bad mapping key: point at the key
+            loc = (*loc[:-2], str(loc[-2]))
         if unknown:
             message = unknown_name("field", str(loc[-1]), _field_names(model, loc[:-1]))
         elif err["type"] == "missing":
@@ -169,7 +172,7 @@ def validation_problems(
             message = f"{message}{did_you_mean(err['input'], allowed)}" if allowed else message
         elif err["type"] == "string_type" and (text := located.booleans.get(prefix + loc)):
             message = f"{message}: {boolean_hint(text)}"
-        problems.append(located.problem(loc, message, prefix, at_key=unknown))
+        problems.append(located.problem(loc, message, prefix, at_key=at_key))
     return problems
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from opsmedic.clock import Clock
+from opsmedic.config.located import dotted
 from opsmedic.config.schema import Config
 from opsmedic.errors import ActionError, RetryableError, TemplateError
 from opsmedic.model import Event, Outcome, Run, RunState, StepRecord
@@ -102,8 +103,10 @@ class Executor:
             params = spec.params.model_validate(
                 rendered, context=validation_context(self._config.base_dir)
             )
-        except (TemplateError, ValidationError) as exc:
+        except TemplateError as exc:
             record.state, record.message = RunState.FAILED, f"bad parameters: {_one_line(exc)}"
+        except ValidationError as exc:
+            record.state, record.message = RunState.FAILED, f"bad parameters: {_fields(exc)}"
         else:
             if run.dry_run:
                 record.state, record.message = RunState.SKIPPED, "dry-run: not executed"
@@ -197,6 +200,14 @@ def _step_vars(record: StepRecord) -> StepVars:
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().replace("\n", "; ")
     return text[:500] or type(exc).__name__
+
+
+def _fields(exc: ValidationError) -> str:
+    """`field: message; …`, as the rules' loader says it: not pydantic's text, whose input
+    dumps and errors.pydantic.dev links are no help in a run's record."""
+    found = (f"{dotted(tuple(e['loc']))}: {e['msg']}" if e["loc"] else e["msg"]
+             for e in exc.errors(include_url=False))  # fmt: skip
+    return _one_line(Exception("; ".join(found)))
 
 
 def _summary(run: Run) -> str:

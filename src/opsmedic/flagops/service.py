@@ -71,12 +71,16 @@ class FlagService:
         return await self._update(key, {"enabled": on}, by, expected_version)
 
     async def rollout(
-        self, key: str, percentage: int, by: Author, expected_version: int | None = None
-    ) -> FlagRecord:
-        """Set the flag's rollout to `percentage` (0 to 100), keeping its variant and stickiness;
-        a flag without one gets one (boolean flags: `on`)."""
-        return await self._update(key, {"rollout": {"percentage": percentage}}, by,
-                                  expected_version)  # fmt: skip
+        self, key: str, percentage: int, by: Author, expected_version: int | None = None,
+        *, variant: str | None = None,
+    ) -> FlagRecord:  # fmt: skip
+        """Set the flag's rollout to `percentage` (0 to 100), keeping its stickiness and, unless
+        `variant` names another, its variant; a flag without one gets one (boolean flags: `on`;
+        others must name the variant)."""
+        rollout: dict[str, Any] = {"percentage": percentage}
+        if variant is not None:
+            rollout["variant"] = variant
+        return await self._update(key, {"rollout": rollout}, by, expected_version)
 
     async def set_default(
         self, key: str, variant: str, by: Author, expected_version: int | None = None

@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
+import math
 from enum import StrEnum
 from typing import Annotated, Any, cast
 
 from pydantic import (
+    AllowInfNan,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     JsonValue,
     PrivateAttr,
+    Strict,
     StrictBool,
-    StrictFloat,
     StrictInt,
     StrictStr,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
-from opsmedic.flags.operators import Operator, Test, compile_test, detail
+from opsmedic.flags.operators import Operator, Test, compile_test, detail, refuse
 
 # A flag key goes into Redis keys, URLs, log lines and the rollout's hash as it is.
 FLAG_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
@@ -29,9 +32,18 @@ MAX_VARIANTS = 100
 MAX_RULES = 100
 MAX_CONDITIONS = 20
 MAX_IN_VALUES = 10_000
+# Of one flag set: readers take the whole set in one HGETALL (redis_cache.py), so the store
+# refuses a flag past this many (store/flag_rows.py) and a reader refuses a bigger set.
+MAX_FLAGS = 10_000
+# `GET /api/v1/flags/stream` is the change stream (api/flag_stream.py), never a flag.
+RESERVED_KEYS = frozenset({"stream"})
 DEFAULT_STICKINESS = "targetingKey"  # OpenFeature's name for the evaluation context's key
 
-Scalar = StrictBool | StrictInt | StrictFloat | StrictStr
+# Strict everywhere (docs/flags.md): "50" is not 50, 1 is not true, true is not 1 %. And
+# finite: NaN equals nothing, itself included, so a flag holding one never read back equal.
+FiniteFloat = Annotated[float, Strict(), AllowInfNan(False)]
+Scalar = StrictBool | StrictInt | FiniteFloat | StrictStr
+_FINITE = "Input should be a finite number (not NaN or infinity)"
 
 
 def _variant_name(value: object) -> object:
@@ -43,6 +55,7 @@ def _variant_name(value: object) -> object:
 
 
 VariantName = Annotated[str, BeforeValidator(_variant_name), Field(pattern=VARIANT_PATTERN)]
+Loc = tuple[str | int, ...]
 AttributeName = Annotated[str, Field(min_length=1, max_length=200)]
 
 
@@ -67,8 +80,18 @@ class Condition(_Frozen):
     attribute: AttributeName
     op: Operator
     value: Scalar | Annotated[list[Scalar], Field(min_length=1, max_length=MAX_IN_VALUES)]
-    negate: bool = False
+    negate: StrictBool = False
     _test: Test = PrivateAttr()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _finite(cls, data: Any) -> Any:
+        # One error at the value, not one for each type the union would have taken.
+        value = data.get("value") if isinstance(data, dict) else None
+        listed = isinstance(value, list)
+        for at, x in _non_finite(value if listed else [value]):
+            refuse(("value", *at) if listed else ("value",), _FINITE, x)
+        return data
 
     @model_validator(mode="after")
     def _compile(self) -> Condition:
@@ -96,7 +119,7 @@ class Rollout(_Frozen):
     """Serve `variant` to `percentage` % of the values of the `stickiness` attribute, the same
     ones every time (Unleash's flexibleRollout: murmur3 of "group:value", flags/bucket.py)."""
 
-    percentage: int = Field(ge=0, le=100)
+    percentage: StrictInt = Field(ge=0, le=100)
     variant: VariantName | None = Field(None, description="omitted: `on` (boolean flags)")
     stickiness: AttributeName = DEFAULT_STICKINESS
     group: str | None = Field(
@@ -137,13 +160,20 @@ class Flag(_Frozen):
     key: str = Field(pattern=FLAG_KEY_PATTERN)
     type: FlagType = FlagType.BOOLEAN
     description: str = Field("", max_length=2000)
-    enabled: bool = Field(True, description="off: every evaluation serves off_variant")
+    enabled: StrictBool = Field(True, description="off: every evaluation serves off_variant")
     variants: dict[VariantName, JsonValue] = Field(min_length=1, max_length=MAX_VARIANTS)
     default: VariantName = Field(description="served when no rule or rollout serves another")
     off_variant: VariantName = Field(description="served while disabled; omitted: `off` or "
                                      "the default")  # fmt: skip
     rules: list[Rule] = Field(default_factory=list, max_length=MAX_RULES)
     rollout: Rollout | None = Field(None, description="after the rules, for everyone else")
+
+    @field_validator("key")
+    @classmethod
+    def _not_reserved(cls, key: str) -> str:
+        if key in RESERVED_KEYS:
+            refuse((), f"{key!r} is reserved: GET /api/v1/flags/{key} is the change stream", key)
+        return key
 
     @model_validator(mode="before")
     @classmethod
@@ -158,11 +188,13 @@ class Flag(_Frozen):
 
     @model_validator(mode="after")
     def _consistent(self) -> Flag:
-        details = [
-            detail(("variants", name), f"a {self.type} flag's variant must be a {self.type}", v)
-            for name, v in self.variants.items()
-            if not _typed(self.type, v)
-        ]
+        details = []
+        for variant, v in self.variants.items():
+            if not _typed(self.type, v):
+                message = f"a {self.type} flag's variant must be a {self.type}"
+                details.append(detail(("variants", variant), message, v))
+            details += [detail(("variants", variant, *at), _FINITE, x)
+                        for at, x in _non_finite(v)]  # fmt: skip
         for loc, name in self._variant_refs():
             if name is None:
                 details.append(detail(loc, "name the variant the rollout serves", name))
@@ -202,3 +234,14 @@ def _typed(kind: FlagType, value: object) -> bool:
     return isinstance(value, _VALUE_TYPES[kind]) and (
         kind == FlagType.BOOLEAN or not isinstance(value, bool)
     )
+
+
+def _non_finite(value: object, at: Loc = ()) -> list[tuple[Loc, float]]:
+    """Where a JSON value holds NaN or an infinity (YAML's .nan and .inf, JSON's NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return [(at, value)]
+    if isinstance(value, dict):
+        return [found for k, v in value.items() for found in _non_finite(v, (*at, k))]
+    if isinstance(value, list):
+        return [found for i, v in enumerate(value) for found in _non_finite(v, (*at, i))]
+    return []

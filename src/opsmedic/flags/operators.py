@@ -11,6 +11,8 @@ import semver
 from pydantic import ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from opsmedic.flags.regex_size import RegexTooBig, regex_size
+
 Operator = Literal[
     "equals", "in", "regex", "semver_eq", "semver_lt", "semver_lte", "semver_gt", "semver_gte"
 ]
@@ -100,6 +102,10 @@ def _kind_checked(kind: str | None, test: Callable[[Any], Any]) -> Test:
 def _regex_test(pattern: str) -> Test:
     if len(pattern) > MAX_PATTERN:
         refuse(("value",), f"a regex of at most {MAX_PATTERN} characters", pattern)
+    try:
+        regex_size(pattern)  # before compiling, which may multiply it out for seconds
+    except RegexTooBig as exc:
+        refuse(("value",), str(exc), pattern)
     try:
         compiled = regex.compile(pattern)
     except regex.error as exc:

@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 from redis.retry import Retry
 
 from opsmedic.clock import Clock
+from opsmedic.flags.model import MAX_FLAGS
 from opsmedic.flags.redis_wire import (
     MAX_DOC_BYTES,
     BadEntry,
@@ -29,7 +30,6 @@ from opsmedic.flags.redis_wire import (
 from opsmedic.flags.replica import Replica
 
 OnChange = Callable[[str, dict[str, Any] | None, int], None]
-MAX_FLAGS = 10_000  # one HGETALL of the whole set must stay a bounded answer
 # Between two looks at the stop signal; a message wakes the thread at once whatever this is.
 _POLL_S = 0.25
 

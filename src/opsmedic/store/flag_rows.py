@@ -12,9 +12,9 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy.engine import Connection
 
-from opsmedic.errors import FlagConflict, NotFoundError, StoreError, UnknownFlag
+from opsmedic.errors import FlagConflict, FlagRefused, NotFoundError, StoreError, UnknownFlag
 from opsmedic.flags.changes import Author, FlagChange, FlagRecord
-from opsmedic.flags.model import Flag
+from opsmedic.flags.model import MAX_FLAGS, Flag
 from opsmedic.store.schema import flag_changes, flags
 
 # Without an expected version a writer takes whatever version it reads (the row locked), so
@@ -177,6 +177,8 @@ def _write(
     doc = _doc(flag)
     if row is not None and row["doc"] == doc:
         return _record(row)
+    if row is None:
+        _room_for_one(conn, flag.key)
     values = {"doc": doc, "version": version + 1, "updated_at": now, "updated_by": str(by)}
     try:
         if row is None:
@@ -197,6 +199,15 @@ def _write(
         then(FlagChange(flag.key, version + 1, before, flag, by, now))
     # The record names the author, the history row also the run (FlagRecord.updated_by).
     return FlagRecord(flag, version + 1, now, Author(by.kind, by.name))
+
+
+def _room_for_one(conn: Connection, key: str) -> None:
+    """FlagRefused when the store holds MAX_FLAGS flags already: every reader takes the whole
+    set at once and refuses a bigger one (flags/redis_cache.py)."""
+    count = conn.execute(sa.select(sa.func.count()).select_from(flags)).scalar_one()
+    if count >= MAX_FLAGS:
+        raise FlagRefused(f"flag {key!r}: the store holds {count} flags already, the most a "
+                          f"flag set may have ({MAX_FLAGS}: readers refuse more)")  # fmt: skip
 
 
 def _locked(conn: Connection, key: str, expected_version: int | None) -> tuple[sa.RowMapping, int]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from opsmedic.config.loader import read_config
-from opsmedic.flags.model import FlagType
+from opsmedic.flags.model import MAX_FLAGS, FlagType
 from opsmedic.flags.redis_wire import DEFAULT_PREFIX
 
 VALID = """\
@@ -74,14 +74,64 @@ def test_every_bad_flag_is_an_error_at_file_line_col(tmp_path: Path) -> None:
         "(MAJOR.MINOR.PATCH)",
         ":12:50: flags.color.rules[0].when[2].value: invalid regex: missing ) at position 9",
         ":17:14: flags.size.default: 'm' is not a variant (known: s)",
-        ":20:16: flags.no spaces.key: String should match pattern "
-        "'^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$'",
+        # At the name, once: not a second time for the key it would have given.
+        ":20:3: flags.no spaces: a flag's name is its key: letters, digits, _ . - (pattern "
+        "^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$)",
     ]
 
 
 def test_a_key_written_beside_the_name_must_be_the_name(tmp_path: Path) -> None:
     _, problems = _read(tmp_path, "flags:\n  other:\n    key: nope\n  same: {key: same}\n")
     assert problems == [":3:10: flags.other.key: the key is the flag's name, 'other'; leave it out"]
+
+
+def test_coercions_and_non_finite_numbers_are_errors_at_file_line_col(tmp_path: Path) -> None:
+    text = """\
+flags:
+  h2:
+    enabled: 1
+    rollout: {percentage: true}
+  h3:
+    enabled: "no"
+    rollout: {percentage: "50"}
+  size:
+    type: number
+    variants: {s: .nan, m: 2}
+    default: m
+  shape:
+    type: string
+    variants: {a: x}
+    default: a
+    rules: [{when: [{attribute: n, op: in, value: [1.5, .inf]}], serve: a}]
+"""
+    _, problems = _read(tmp_path, text)
+    assert problems == [
+        ":3:14: flags.h2.enabled: Input should be a valid boolean",
+        ":4:27: flags.h2.rollout.percentage: Input should be a valid integer",
+        ":6:14: flags.h3.enabled: Input should be a valid boolean",
+        ":7:27: flags.h3.rollout.percentage: Input should be a valid integer",
+        ":10:19: flags.size.variants.s: Input should be a finite number (not NaN or infinity)",
+        ":16:57: flags.shape.rules[0].when[0].value[1]: Input should be a finite number (not "
+        "NaN or infinity)",
+    ]
+
+
+def test_a_bad_name_is_one_error_at_the_name(tmp_path: Path) -> None:
+    text = 'flags:\n  123:\n    default: on\n  "bad key!":\n    default: on\n  stream: {}\n'
+    _, problems = _read(tmp_path, text)
+    assert problems == [
+        ":2:3: flags.123: a flag's name is its key, text: YAML read this one as int 123 (quote it)",
+        ":4:3: flags.bad key!: a flag's name is its key: letters, digits, _ . - (pattern "
+        "^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$)",
+        ":6:3: flags.stream: 'stream' is reserved: GET /api/v1/flags/stream is the change stream",
+    ]
+
+
+def test_more_flags_than_a_reader_takes_is_an_error(tmp_path: Path) -> None:
+    text = "flags:\n" + "".join(f"  f{i}: {{}}\n" for i in range(MAX_FLAGS + 1))
+    _, problems = _read(tmp_path, text)
+    assert problems == [f":2:3: flags: Dictionary should have at most {MAX_FLAGS} items after "
+                        "validation, not more"]  # fmt: skip
 
 
 def test_the_example_of_docs_flags_md_is_valid(tmp_path: Path) -> None:

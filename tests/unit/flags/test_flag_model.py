@@ -86,6 +86,19 @@ def test_a_flag_survives_its_json_round_trip() -> None:
         ({"key": "k", "type": "colour"}, ("type",), "Input should be"),
         ({"key": "k", "colour": 1}, ("colour",), "Extra inputs are not permitted"),
         ({"key": "k", "variants": {"not ok": True}}, ("variants", "not ok", "[key]"), "pattern"),
+        # Strict: no coercion (docs/flags.md), on every path that validates a flag.
+        ({"key": "k", "enabled": "no"}, ("enabled",), "valid boolean"),
+        ({"key": "k", "enabled": 1}, ("enabled",), "valid boolean"),
+        ({"key": "k", "rollout": {"percentage": True}}, ("rollout", "percentage"), "integer"),
+        ({"key": "k", "rollout": {"percentage": "50"}}, ("rollout", "percentage"), "integer"),
+        ({"key": "k", "rules": [{"when": [{"attribute": "a", "op": "equals", "value": 1,
+          "negate": "yes"}], "serve": "on"}]}, ("rules", 0, "when", 0, "negate"), "boolean"),
+        # NaN equals nothing, itself included; infinities have no JSON.
+        ({"key": "k", "type": "number", "variants": {"a": float("nan"), "b": 1}, "default": "b"},
+         ("variants", "a"), "finite number"),
+        ({"key": "k", "type": "object", "variants": {"a": {"x": [1, float("-inf")]}},
+          "default": "a"}, ("variants", "a", "x", 1), "finite number"),
+        ({"key": "stream"}, ("key",), "'stream' is reserved: GET /api/v1/flags/stream is"),
     ],
 )  # fmt: skip
 def test_a_bad_flag_is_refused_at_the_field(
@@ -116,12 +129,22 @@ def _condition(op: str, value: Any) -> dict[str, Any]:
         ("in", ["a", 1], "the values of `in` must all be of one type"),
         ("in", [], "at least 1 item"),
         ("equals", {"a": 1}, "Input should be"),
+        ("equals", float("nan"), "Input should be a finite number (not NaN or infinity)"),
+        ("in", [1.5, float("inf")], "finite number"),
     ],
 )
 def test_a_bad_condition_is_refused_at_its_value(op: str, value: Any, message: str) -> None:
     errors = _errors(_condition(op, value))
     where = ("rules", 0, "when", 0)
     assert any(at[:4] == where and message in msg for at, msg in errors), errors
+
+
+def test_a_non_finite_value_is_one_error_at_the_value_not_one_per_type() -> None:
+    doc = _condition("equals", float("nan"))
+    assert [at for at, _ in _errors(doc)] == [("rules", 0, "when", 0, "value")]
+    assert [at for at, _ in _errors(_condition("in", [1, float("inf")]))] == [
+        ("rules", 0, "when", 0, "value", 1)
+    ]
 
 
 def test_every_wrong_reference_is_reported_at_once() -> None:

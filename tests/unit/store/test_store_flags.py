@@ -11,10 +11,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
-from opsmedic.errors import FlagConflict, NotFoundError, StoreError
+from opsmedic.errors import FlagConflict, FlagRefused, NotFoundError, StoreError
 from opsmedic.flags.changes import Author
-from opsmedic.flags.model import Flag
+from opsmedic.flags.model import MAX_FLAGS, Flag
 from opsmedic.store import Store
+from opsmedic.store.schema import flags as flags_table
 from store_fixtures import at_once
 
 ALICE = Author("cli", "alice")
@@ -189,6 +190,30 @@ def test_a_hand_edited_row_is_a_clear_store_error(store: Store, store_url: str) 
     )
     with pytest.raises(StoreError, match=re.escape(message)):
         store.flags.get("new_checkout")
+
+
+def test_a_flag_past_max_flags_is_refused_and_the_others_still_change(
+    store: Store, store_url: str
+) -> None:
+    doc = _flag("f").model_dump(mode="json")
+    rows = [{"key": f"f{i}", "doc": {**doc, "key": f"f{i}"}, "version": 1, "updated_at": 1.0,
+             "updated_by": "cli alice"} for i in range(MAX_FLAGS - 1)]  # fmt: skip
+    engine = sa.create_engine(store_url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.execute(flags_table.insert(), rows)
+    finally:
+        engine.dispose()
+    store.flags.set(_flag("last"), ALICE, 2.0)  # the 10,000th
+    with pytest.raises(FlagRefused, match=f"flag 'one_more': the store holds {MAX_FLAGS} flags "
+                       "already, the most a flag set may have"):  # fmt: skip
+        store.flags.set(_flag("one_more"), ALICE, 3.0)
+    with pytest.raises(FlagRefused):
+        store.flags.seed({"one_more": _flag("one_more")}, CONFIG, 3.0)
+    assert store.flags.set(_flag("f7", enabled=False), ALICE, 4.0).version == 2
+    assert "one_more" not in store.flags.versions()
+    with pytest.raises(NotFoundError):
+        store.flags.history("one_more")
 
 
 def test_versions_and_raw_documents_for_the_change_stream(store: Store, store_url: str) -> None:
