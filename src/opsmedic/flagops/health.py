@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(slots=True)
@@ -15,8 +15,6 @@ class FlagStoreHealth:
     down_since: float | None = None  # epoch seconds; None while up
     checked_at: float | None = None
     last_error: str = ""
-    # Flags the last sync could not put into Redis, with why: their readers miss them.
-    unsynced: dict[str, str] = field(default_factory=dict)
 
     def ok(self, now: float) -> None:
         self.up, self.down_since, self.checked_at = True, None, now

@@ -124,9 +124,8 @@ class FlagService:
                 # (if Redis is still away, the next check's sync does it when it returns).
                 await self._resend_quietly(key)
             raise
-        if self._health is not None:
+        if self._redis is not None:
             self._up()
-            self._health.unsynced.pop(key, None)  # in Redis now, as the store has it
         await self._announce(changes)
         return record
 
@@ -145,34 +144,25 @@ class FlagService:
     async def sync(self) -> int:
         """Put into Redis every flag of the store that Redis lacks or holds otherwise (at
         start, after Redis was away or lost its data); returns how many were put. Flags in
-        Redis that the store does not have are left alone. A flag Redis cannot take (one
-        stored before a limit it breaks existed) is skipped, logged and kept in the health's
-        `unsynced`, so that one flag never keeps the others from their readers."""
+        Redis that the store does not have are left alone."""
         if self._redis is None:
             return 0
         redis = self._redis
-        unsynced: dict[str, str] = {}
         try:
             have = await redis.docs()
             records = await self.list()
             stale = [r.flag.key for r in records if have.get(r.flag.key) != _doc(r.flag)]
             for key in stale:
-                try:
-                    # Under the row's lock: a writer cannot slip a newer version in before it.
-                    await self._resend(key)
-                except FlagRefused as exc:
-                    unsynced[key] = str(exc)
-                    self._log.error("flag.unsynced", key=key, to=redis.url, error=str(exc))
+                # Under the row's lock: a writer cannot slip a newer version in before it.
+                await self._resend(key)
             self._epoch = await redis.epoch()
         except FlagStoreError as exc:
             self._down(exc)
             raise
         self._up()
-        if self._health is not None:
-            self._health.unsynced = unsynced
-        if len(stale) > len(unsynced):
-            self._log.info("flags.synced", to=redis.url, flags=len(stale) - len(unsynced))
-        return len(stale) - len(unsynced)
+        if stale:
+            self._log.info("flags.synced", to=redis.url, flags=len(stale))
+        return len(stale)
 
     async def check(self) -> None:
         """Ping Redis; sync when it came back or lost its data (a missing or new epoch)."""

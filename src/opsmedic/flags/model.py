@@ -6,6 +6,7 @@ import math
 from enum import StrEnum
 from typing import Annotated, Any, cast
 
+import orjson
 from pydantic import (
     AllowInfNan,
     BaseModel,
@@ -24,6 +25,7 @@ from pydantic import (
 )
 
 from opsmedic.flags.operators import Operator, Test, compile_test, detail, refuse
+from opsmedic.flags.redis_wire import MAX_DOC_BYTES
 
 # A flag key goes into Redis keys, URLs, log lines and the rollout's hash as it is.
 FLAG_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
@@ -203,6 +205,11 @@ class Flag(_Frozen):
                 details.append(detail(loc, f"{name!r} is not a variant (known: {known})", name))
         if details:
             raise ValidationError.from_exception_data("Flag", details)
+        # Readers take a flag in one message: one Redis cannot carry is refused here, on
+        # every path (YAML, API, CLI), not found only when it fails to reach Redis.
+        size = len(orjson.dumps(self.model_dump(mode="json")))
+        if size > MAX_DOC_BYTES:
+            refuse((), f"a flag of at most {MAX_DOC_BYTES} bytes as JSON (this one: {size})", "…")
         return self
 
     def served(self, rollout: Rollout) -> str:

@@ -134,6 +134,18 @@ def test_more_flags_than_a_reader_takes_is_an_error(tmp_path: Path) -> None:
                         "validation, not more"]  # fmt: skip
 
 
+def test_a_flag_too_big_for_one_redis_message_is_an_error_at_the_flag(tmp_path: Path) -> None:
+    emails = "".join(f"\n            - user{i}@example.com" for i in range(4000))
+    text = (
+        "flags:\n  small: {}\n  big:\n    rules:\n      - serve: on\n        when:\n"
+        f"          - attribute: email\n            op: in\n            value:{emails}\n"
+    )
+    _, problems = _read(tmp_path, text)
+    assert len(problems) == 1 and problems[0].startswith(
+        ":4:5: flags.big: a flag of at most 65536 bytes as JSON (this one: "
+    )
+
+
 def test_the_example_of_docs_flags_md_is_valid(tmp_path: Path) -> None:
     text = (Path(__file__).parents[3] / "docs" / "flags.md").read_text()
     example = text[text.index("```yaml\n") + 8 : text.index("```\n", text.index("```yaml\n"))]
