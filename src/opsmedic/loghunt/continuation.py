@@ -7,7 +7,7 @@ import re
 # A line that cannot start a new log record, so it continues the one above it:
 # - indented (Python frames, Java "\tat …" and "\t... 5 more", wrapped messages);
 # - the openers and links of a chain (Python's Traceback and "During handling…", Java's
-#   "Caused by:", Go's goroutine header, frames and "created by");
+#   "Caused by:", Go's signal line, goroutine header, frames and "created by");
 # - an exception's name with its message, the last line of a Python traceback and the first
 #   of a Java one ("java.lang.IllegalStateException: …", "ValueError: bad").
 _CONTINUES = re.compile(
@@ -18,6 +18,7 @@ _CONTINUES = re.compile(
     rb"|During handling of the above exception"
     rb"|The above exception was the direct cause"
     rb"|goroutine \d+ \["
+    rb"|\[signal \w"
     rb"|created by \S"
     rb"|(?:[\w\-]+/)*[\w\-]+\.(?:\(\*?\w+\)\.)?\w+(?:\[[^\]\n]*\])?\([^\n]*\)\r?\n"
     rb"|[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*"
