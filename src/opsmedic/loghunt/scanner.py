@@ -76,6 +76,9 @@ class Scanner:
                 return
             st.swallowing = False
         consumed, keep, resume = pos, -1, end
+        # An event ending by here has its n lines of context after it in buf (or the source
+        # has ended): found once per block rather than counted after every event.
+        complete = end if final else back(buf, end, n)
         counted_at, counted_line = 0, st.carry_line
         for hit in self.matcher.hits(buf, pos, end):
             if hit < consumed:
@@ -85,7 +88,7 @@ class Scanner:
             stop, prev, how = event_end(
                 buf, head_end, start, end, final=final, max_lines=self.max_event_lines - 1
             )
-            if how == MORE or (how == END and not final and forward(buf, stop, n)[1] < n):
+            if how == MORE or (how == END and stop > complete):
                 keep, resume = back(buf, start, n), start  # finish it with the next block
                 break
             counted_line += buf.count(b"\n", counted_at, start)
@@ -130,10 +133,10 @@ def back(buf: bytes, pos: int, n: int) -> int:
     return pos
 
 
-def forward(buf: bytes, pos: int, n: int) -> tuple[int, int]:
-    """The end of the `n`-th line from line start `pos` (or of buf), and how many it passed."""
-    count = 0
-    while count < n and pos < len(buf):
+def forward(buf: bytes, pos: int, n: int) -> int:
+    """The end of the `n`-th line from line start `pos` (or of buf)."""
+    for _ in range(n):
+        if pos >= len(buf):
+            break
         pos = buf.find(b"\n", pos) + 1
-        count += 1
-    return pos, count
+    return pos

@@ -94,7 +94,7 @@ class Tally:
         """The event's lines with their context, numbered, as text."""
         buf, n, name = found.buf, self.options.context, self.names[source]
         begin = back(buf, found.start, n)
-        stop = found.end if found.cut else forward(buf, found.end, n)[0]
+        stop = found.end if found.cut else forward(buf, found.end, n)
         number = found.line - buf.count(b"\n", begin, found.start)
         before = found.line - number
         inside = buf.count(b"\n", found.start, found.end)
