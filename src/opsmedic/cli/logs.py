@@ -43,7 +43,9 @@ def hunt_command(
     time_budget: Annotated[
         float | None, typer.Option(help="seconds at most; stops early and says so")
     ] = None,
-    workers: Annotated[int, typer.Option(help="processes for a big file; 0: one per CPU")] = 0,
+    workers: Annotated[
+        int, typer.Option(help="processes for a big plain file (≥ 64 MiB); 0: one per CPU")
+    ] = 1,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
     as_json: JsonOpt = False,
 ) -> None:
