@@ -19,7 +19,8 @@ def text_lines(report: HuntReport) -> Iterator[str]:
     not shown again, so the output is the input's lines in order."""
     shown: tuple[str, int] = ("", 0)
     for event in report.events:
-        yield f"== {event.count} times, first {_seen(event.first)} last {_seen(event.last)}" + (
+        times = "once" if event.count == 1 else f"{event.count} times"
+        yield f"== {times}, first {_seen(event.first)} last {_seen(event.last)}" + (
             " (cut: longer than --max-event-lines)" if event.cut else ""
         )
         for line in event.lines:
