@@ -46,6 +46,9 @@ def hunt_command(
     workers: Annotated[
         int, typer.Option(help="processes for a big plain file (≥ 64 MiB); 0: one per CPU")
     ] = 1,
+    ripgrep: Annotated[
+        bool, typer.Option(help="use rg (if installed) to find the level words faster")
+    ] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -66,6 +69,7 @@ def hunt_command(
         max_lines=max_lines,
         time_budget_s=time_budget,
         workers=workers,
+        ripgrep=ripgrep,
     )
     check(options)
     sources, notes = open_files(paths)

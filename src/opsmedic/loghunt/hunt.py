@@ -10,6 +10,7 @@ from opsmedic.loghunt.keys import shown
 from opsmedic.loghunt.levels import LevelMatcher
 from opsmedic.loghunt.model import MODES, HuntEvent, HuntOptions, HuntReport, HuntStats, Sighting
 from opsmedic.loghunt.parallel import hunt_in_parallel
+from opsmedic.loghunt.prefilter import ripgrep_hits
 from opsmedic.loghunt.reading import Pass
 from opsmedic.loghunt.scanner import Scanner
 from opsmedic.loghunt.sources import Source, open_files
@@ -69,8 +70,13 @@ def hunt(
     pass_ = Pass(options, tally, stats, progress, clock, started)
     for index, source in enumerate(sources):
         if not hunt_in_parallel(source, index, pass_):
-            pass_.scan(source, index, Scanner(pass_.matcher, options.context,
-                                              options.max_event_lines))  # fmt: skip
+            finder = ripgrep_hits(source, pass_.matcher) if options.ripgrep else None
+            try:
+                pass_.scan(source, index, Scanner(finder or pass_.matcher, options.context,
+                                                  options.max_event_lines))  # fmt: skip
+            finally:
+                if finder is not None:
+                    finder.close()
         stats.notes.extend(source.notes)
         if stats.stopped:
             break

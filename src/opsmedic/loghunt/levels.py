@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Protocol
 
 from opsmedic.errors import HuntInputError
 
@@ -11,6 +12,20 @@ _WORD = bytes(
     1 if (chr(b).isascii() and (chr(b).isalnum() or b == ord("_"))) else 0 for b in range(256)
 )
 _PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_ :.\-]*")
+
+
+class HitFinder(Protocol):
+    """Where the level matches in buf[start:end]; `base` is buf's offset in its source."""
+
+    def hits(self, buf: bytes, start: int, end: int, base: int) -> list[int]: ...
+
+
+def word_match(buf: bytes, s: int, e: int) -> bool:
+    """Whether buf[s:e] has a word boundary (\\b, ASCII) at both ends."""
+    word = _WORD
+    return (s > 0 and word[buf[s - 1]]) != word[buf[s]] and word[buf[e - 1]] != (
+        e < len(buf) and word[buf[e]]
+    )
 
 
 class LevelMatcher:
@@ -29,25 +44,21 @@ class LevelMatcher:
             raise HuntInputError(f"--pattern {pattern!r}: matches the empty string, so every line")
         branches = pattern.split("|")
         plain = all(_PLAIN.fullmatch(b) for b in branches)
-        self.literals: tuple[re.Pattern[bytes], ...] | None = (
-            tuple(re.compile(re.escape(b.encode())) for b in dict.fromkeys(branches))
-            if plain
-            else None
+        # The literals when the pattern is a plain alternation of words, else None.
+        self.words: tuple[bytes, ...] | None = (
+            tuple(dict.fromkeys(b.encode() for b in branches)) if plain else None
         )
+        self.literals = tuple(re.compile(re.escape(w)) for w in self.words or ())
 
-    def hits(self, buf: bytes, start: int, end: int) -> list[int]:
+    def hits(self, buf: bytes, start: int, end: int, base: int = 0) -> list[int]:
         """Start offsets of the matches in buf[start:end], in order (several may share a line)."""
-        if self.literals is None:
+        if self.words is None:
             return [m.start() for m in self.regex.finditer(buf, start, end)]
-        word = _WORD
         found: list[int] = []
         for literal in self.literals:
             for m in literal.finditer(buf, start, end):
                 s, e = m.span()
-                # \b at s and at e: a word character on exactly one side (none past the ends).
-                if (s > 0 and word[buf[s - 1]]) != word[buf[s]] and word[buf[e - 1]] != (
-                    e < len(buf) and word[buf[e]]
-                ):
+                if word_match(buf, s, e):
                     found.append(s)
         if len(self.literals) > 1:
             found.sort()

@@ -32,6 +32,7 @@ class HuntOptions:
     # a second process bought no time, and forked workers count the parent's memory again
     # (bench/loghunt.py: 197 MiB of RSS with two against 87 with one).
     workers: int = 1
+    ripgrep: bool = True  # use rg as a prefilter where installed and it can serve (prefilter.py)
     parallel_bytes: int = 64 << 20  # a plain file this big is split between the workers
 
 

@@ -69,7 +69,7 @@ class Pass:
 def whole_lines(source: Source, size: int, stats: HuntStats) -> Iterator[tuple[bytes, bool]]:
     """The source's bytes as blocks of about `size` bytes of whole lines, the last flagged
     final (and ended by a newline). A run of SPLIT_BYTES without a newline (binary garbage)
-    is split into lines of that length, so a block never grows past it."""
+    is cut into lines of that length, so a block never grows past it."""
     pending: list[bytes] = []
     held = 0
     for piece in source.chunks():
@@ -82,11 +82,13 @@ def whole_lines(source: Source, size: int, stats: HuntStats) -> Iterator[tuple[b
         runs = (len(data) - cut) // SPLIT_BYTES
         if runs:
             stats.split_lines += runs
-            splits = [
-                data[cut + i * SPLIT_BYTES : cut + (i + 1) * SPLIT_BYTES] for i in range(runs)
-            ]
-            rest = data[cut + runs * SPLIT_BYTES :]
-            data = data[:cut] + b"\n".join(splits) + b"\n"
+            # Each run's last byte becomes the newline: offsets stay the file's own (rg's
+            # offsets, positions) at the cost of one byte of garbage per MiB.
+            edge = cut + runs * SPLIT_BYTES
+            rest = data[edge:]
+            data = data[:cut] + b"".join(
+                data[at : at + SPLIT_BYTES - 1] + b"\n" for at in range(cut, edge, SPLIT_BYTES)
+            )
         else:
             rest, data = data[cut:], data[:cut]
         pending, held = [rest], len(rest)

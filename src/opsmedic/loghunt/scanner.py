@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from opsmedic.loghunt.continuation import CUT, END, MORE, event_end
-from opsmedic.loghunt.levels import LevelMatcher
+from opsmedic.loghunt.levels import HitFinder
 
 SPLIT_BYTES = 1 << 20  # a "line" this long without a newline is split: memory stays flat
 
@@ -47,7 +47,7 @@ class Scanner:
     """Finds the events of one source; the caller feeds it blocks of whole lines."""
 
     def __init__(
-        self, matcher: LevelMatcher, context: int, max_event_lines: int, *, before: bytes = b""
+        self, matcher: HitFinder, context: int, max_event_lines: int, *, before: bytes = b""
     ) -> None:
         """`before`: whole lines that come before the first fed (a range's context), numbered
         from 1 - their count so that the first line fed is line 1; searched for nothing."""
@@ -80,7 +80,7 @@ class Scanner:
         # has ended): found once per block rather than counted after every event.
         complete = end if final else back(buf, end, n)
         counted_at, counted_line = 0, st.carry_line
-        for hit in self.matcher.hits(buf, pos, end):
+        for hit in self.matcher.hits(buf, pos, end, st.carry_at):
             if hit < consumed:
                 continue  # inside the event before: one of its lines
             start = buf.rfind(b"\n", 0, hit) + 1

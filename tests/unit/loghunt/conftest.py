@@ -7,10 +7,29 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import strategies as st
 
 from opsmedic.loghunt import HuntOptions, HuntReport, hunt_paths
 
 Hunt = Callable[..., HuntReport]
+
+# Generated logs: a mix of records, trace lines, near misses and garbage.
+FIXED = [
+    b"INFO ok", b"WARN slow", b"", b"  indented more", b"\tat x.Y.z(Y.java:12)",
+    b"Caused by: java.io.IOException: gone", b"Traceback (most recent call last):",
+    b"ValueError: bad 3", b"During handling of the above exception, another exception occurred:",
+    b"goroutine 1 [running]:", b"INFO 0 errors", b"INFO ErrorBoundary", b"\t... 3 more",
+]  # fmt: skip
+STAMPED = st.builds(
+    lambda level, n, word: b"2024-05-01T10:00:%02dZ %s %s %d" % (n, level, word, n % 3),
+    st.sampled_from([b"ERROR", b"FATAL", b"INFO", b"CRITICAL", b"panic:", b"DEBUG"]),
+    st.integers(0, 59),
+    st.sampled_from([b"db", b"cache", b"x"]),
+)
+GARBAGE = st.binary(max_size=6).map(lambda b: b.replace(b"\n", b" "))
+LOGS = st.lists(st.one_of(st.sampled_from(FIXED), STAMPED, GARBAGE), max_size=60).map(
+    lambda lines: b"\n".join(lines)
+)
 
 
 @pytest.fixture

@@ -10,25 +10,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import PiecesSource
+from conftest import LOGS, PiecesSource
 from opsmedic.loghunt import DEFAULT_PATTERN, HuntOptions, HuntReport, hunt, hunt_paths
 
-FIXED = [
-    b"INFO ok", b"WARN slow", b"", b"  indented more", b"\tat x.Y.z(Y.java:12)",
-    b"Caused by: java.io.IOException: gone", b"Traceback (most recent call last):",
-    b"ValueError: bad 3", b"During handling of the above exception, another exception occurred:",
-    b"goroutine 1 [running]:", b"INFO 0 errors", b"INFO ErrorBoundary", b"\t... 3 more",
-]  # fmt: skip
-STAMPED = st.builds(
-    lambda level, n, word: b"2024-05-01T10:00:%02dZ %s %s %d" % (n, level, word, n % 3),
-    st.sampled_from([b"ERROR", b"FATAL", b"INFO", b"CRITICAL", b"panic:", b"DEBUG"]),
-    st.integers(0, 59),
-    st.sampled_from([b"db", b"cache", b"x"]),
-)
-GARBAGE = st.binary(max_size=6).map(lambda b: b.replace(b"\n", b" "))
-LOGS = st.lists(st.one_of(st.sampled_from(FIXED), STAMPED, GARBAGE), max_size=60).map(
-    lambda lines: b"\n".join(lines)
-)
 MATCH = re.compile(rb"\b(?:" + DEFAULT_PATTERN.encode() + rb")\b")
 SETTINGS = settings(max_examples=60, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
