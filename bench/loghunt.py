@@ -9,11 +9,12 @@ distinct event with its count and first and last line. On the same file, page ca
 each measured as a whole command (median wall of `--runs`):
 
 - opsmedic: `opsmedic logs hunt FILE --json` (masked dedup with counts, context 3, tracebacks
-  whole), as it runs by default (one process) and with `--workers 2` (the file split between
-  two processes); peak RSS of the process tree (workers included, so pages a forked worker
-  shares with its parent count twice), sampled from /proc (bench/_proc.py). Its events are
-  checked against the truth: recall and precision count an event as found when its first
-  line and its count are both right.
+  whole), as it runs by default (one process, rg as its prefilter when installed), with
+  `--no-ripgrep` (its own literal search) and with `--workers 2` (the file split between two
+  processes, each searching itself); peak RSS of the process tree (workers and rg included;
+  pages a forked worker shares with its parent count twice), sampled from /proc
+  (bench/_proc.py). Its events are checked against the truth: recall and precision count an
+  event as found when its first line and its count are both right.
 - coreutils: REFERENCE §1.3's fixed pipeline, `grep --no-group-separator -C 3 -i error FILE |
   awk '!seen[$0]++'` (LC_ALL=C): exact dedup of lines, no counts; its "events" are its lines.
 - ripgrep: `rg -C3 -i error FILE` alone, output to a file: finds lines, dedups nothing
@@ -74,11 +75,11 @@ def figures(results: list[ProcResult], size: int) -> dict[str, Any]:
     }
 
 
-def run_opsmedic(path: Path, truth: dict[str, Any], work: Path, runs: int, workers: int,
-                 size: int) -> dict[str, Any]:  # fmt: skip
-    name = f"opsmedic-w{workers}"
+def run_opsmedic(path: Path, truth: dict[str, Any], work: Path, runs: int, size: int,
+                 *extra: str) -> dict[str, Any]:  # fmt: skip
+    name = "opsmedic" + "".join(extra)
     cmd = [OPSMEDIC, "logs", "hunt", str(path), "--json", "--quiet", "--context", "3",
-           "--max-events", "100000", "--workers", str(workers)]  # fmt: skip
+           "--max-events", "100000", *extra]  # fmt: skip
     results = measured(name, cmd, work, runs)
     report = json.loads(results[-1].stdout())
     found = {(e["first"]["line"], e["count"]) for e in report["events"]}
@@ -143,8 +144,11 @@ def main() -> int:
             f"{sum(counts):,} occurrences")  # fmt: skip
         path.read_bytes()  # warm the page cache for everyone
         results = {
-            "opsmedic": run_opsmedic(path, truth, work, args.runs, 1, size),
-            "opsmedic_2_workers": run_opsmedic(path, truth, work, args.runs, 2, size),
+            "opsmedic": run_opsmedic(path, truth, work, args.runs, size),
+            "opsmedic_no_ripgrep": run_opsmedic(path, truth, work, args.runs, size, "--no-ripgrep"),
+            "opsmedic_2_workers": run_opsmedic(
+                path, truth, work, args.runs, size, "--workers", "2"
+            ),
             "coreutils": run_coreutils(path, work, args.runs, size),
             "ripgrep": run_ripgrep(path, work, args.runs, size),
         }
