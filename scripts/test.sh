@@ -25,6 +25,7 @@ OS_PACKAGES=(
   prometheus-alertmanager # the real Alertmanager that posts webhooks (tests/services_alertmanager.py)
   redis-server     # flags shared between processes (tests/services_redis.py); brings redis-cli
   systemd          # systemd-analyze verify checks the generated units (tests/integration/test_systemd_unit.py)
+  ripgrep          # rg, the log hunt's optional prefilter (tests/unit/loghunt/test_loghunt_prefilter.py)
 )
 
 timed() {

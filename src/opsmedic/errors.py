@@ -17,6 +17,7 @@ OpsmedicError
 ├── FlagStoreError       the flags' Redis unreachable, timed out or refusing (names its URL)
 ├── FlagConflict         a flag write's expected version is not the flag's version: 409
 ├── FlagRefused          a flag key or document that cannot be stored (too big, not JSON): 422
+├── HuntInputError       a log hunt's path, pattern or time window that cannot be used: exit 2
 └── ActionError          raised inside an action; the engine turns it into a failed Outcome
     ├── RetryableError   a failure worth retrying with backoff (connection refused, 503 …)
     └── HostRefused      an SSH host answered but cannot be trusted or let us in
@@ -155,3 +156,10 @@ class FlagRefused(OpsmedicError, ValueError):
 
     status = 422
     exit_code = 2  # bad input, as the CLI's usage errors
+
+
+class HuntInputError(OpsmedicError):
+    """A log hunt asked for the impossible: a missing path, a glob matching nothing, a bad
+    pattern or time; the message names the option or path."""
+
+    exit_code = 2

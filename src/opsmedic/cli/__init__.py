@@ -75,6 +75,7 @@ def main() -> None:
         flags,
         history,
         incidents,
+        logs,
         releases,
         replay,
         service,

@@ -1,0 +1,109 @@
+"""`opsmedic logs hunt`: the error events of log files, each once with its count."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from opsmedic.cli import app, err
+from opsmedic.cli.output import JsonOpt, print_json
+
+if TYPE_CHECKING:
+    from opsmedic.loghunt import FileSource, HuntOptions, HuntReport
+
+logs_app = typer.Typer(help="Search logs (docs/loghunt.md).", no_args_is_help=True)
+app.add_typer(logs_app, name="logs")
+
+PROGRESS_BYTES = 32 << 20  # below this a hunt takes well under a second: no bar
+# The machinery (numpy) is imported inside the command: `opsmedic --help` must stay fast.
+DEFAULT_PATTERN = "ERROR|FATAL|CRITICAL|Traceback|panic"  # = loghunt.DEFAULT_PATTERN (tested)
+
+
+@logs_app.command("hunt")
+def hunt_command(
+    paths: Annotated[
+        list[str], typer.Argument(help="log files or globs (rotated .1, .gz, .zst included)")
+    ],
+    since: Annotated[
+        str | None, typer.Option(help="from this time: ISO 8601 (no zone: UTC) or an age: 15m, 2h")
+    ] = None,
+    until: Annotated[str | None, typer.Option(help="up to this time, as --since")] = None,
+    context: Annotated[int, typer.Option("--context", "-C", help="lines around each event")] = 3,
+    mode: Annotated[
+        str, typer.Option(help="masked: duplicates judged with variables masked; exact")
+    ] = "masked",
+    pattern: Annotated[
+        str, typer.Option(help="regex of the levels, matched on word boundaries")
+    ] = DEFAULT_PATTERN,
+    max_events: Annotated[int, typer.Option(help="distinct events shown; more are counted")] = 1000,
+    max_lines: Annotated[int, typer.Option(help="lines of output at most")] = 20_000,
+    time_budget: Annotated[
+        float | None, typer.Option(help="seconds at most; stops early and says so")
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(help="processes for a big plain file (≥ 64 MiB); 0: one per CPU")
+    ] = 1,
+    ripgrep: Annotated[
+        bool, typer.Option(help="use rg (if installed) to find the level words faster")
+    ] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find error events (tracebacks whole), each once at its first occurrence, with context,
+    its count and where it was first and last seen."""
+    from opsmedic.loghunt import HuntOptions, hunt, open_files
+    from opsmedic.loghunt.hunt import check
+    from opsmedic.loghunt.timestamps import parse_when
+
+    now = datetime.now(UTC)
+    options = HuntOptions(
+        pattern=pattern,
+        context=context,
+        mode=mode,  # type: ignore[arg-type]  # check() refuses any other, naming --mode
+        since=None if since is None else parse_when(since, "--since", now),
+        until=None if until is None else parse_when(until, "--until", now),
+        max_events=max_events,
+        max_lines=max_lines,
+        time_budget_s=time_budget,
+        workers=workers,
+        ripgrep=ripgrep,
+    )
+    check(options)
+    sources, notes = open_files(paths)
+    try:
+        total = sum(s.size or 0 for s in sources)
+        if quiet or total < PROGRESS_BYTES or not err.is_terminal:
+            report = hunt(sources, options)
+        else:
+            report = _with_bar(sources, options, total)
+    finally:
+        for source in sources:
+            source.close()
+    report.stats.notes[:0] = notes
+    _print(report, options, as_json)
+
+
+def _with_bar(sources: list[FileSource], options: HuntOptions, total: int) -> HuntReport:
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    from opsmedic.loghunt import hunt
+
+    with Progress(
+        "[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+        TransferSpeedColumn(), console=err, transient=True,
+    ) as bar:  # fmt: skip
+        task = bar.add_task("hunting", total=total)
+        return hunt(sources, options, progress=lambda n: bar.advance(task, n))
+
+
+def _print(report: HuntReport, options: HuntOptions, as_json: bool) -> None:
+    from opsmedic.loghunt.render import as_json as report_json
+    from opsmedic.loghunt.render import text_lines
+
+    if as_json:
+        print_json(report_json(report))
+        return
+    sys.stdout.write("".join(line + "\n" for line in text_lines(report)))

@@ -1,0 +1,72 @@
+"""Which lines after a matching line still belong to its event: tracebacks and chains, whole."""
+
+from __future__ import annotations
+
+import re
+
+# A line that cannot start a new log record, so it continues the one above it:
+# - indented (Python frames, Java "\tat …" and "\t... 5 more", wrapped messages);
+# - the openers and links of a chain (Python's Traceback and "During handling…", Java's
+#   "Caused by:", Go's signal line, goroutine header, frames and "created by");
+# - an exception's name with its message, the last line of a Python traceback and the first
+#   of a Java one ("java.lang.IllegalStateException: …", "ValueError: bad").
+_CONTINUES = re.compile(
+    rb"[ \t]+\S"
+    rb"|Traceback \(most recent call last\):"
+    rb"|Caused by: "
+    rb"|Exception in thread "
+    rb"|During handling of the above exception"
+    rb"|The above exception was the direct cause"
+    rb"|goroutine \d+ \["
+    rb"|\[signal \w"
+    rb"|created by \S"
+    rb"|(?:[\w\-]+/)*[\w\-]+\.(?:\(\*?\w+\)\.)?\w+(?:\[[^\]\n]*\])?\([^\n]*\)\r?\n"
+    rb"|[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*"
+    rb"(?:Error|Exception|Throwable|Exit|Interrupt|Fault|Failure)(?::|\r?\n)"
+)
+# A blank line inside a chain: Python puts one around "During handling of the above
+# exception…" and before the next Traceback; Go one before its goroutine dump.
+_AFTER_BLANK = re.compile(
+    rb"During handling of the above exception|The above exception was the direct cause"
+    rb"|goroutine \d+ \["
+)
+_CHAIN_LINK = re.compile(rb"(?:During handling of the above|The above exception was)[^\n]*:\r?\n")
+_TRACEBACK = re.compile(rb"Traceback \(most recent call last\):")
+_BLANK = re.compile(rb"\r?\n")
+
+
+def opens_record(buf: bytes, pos: int, end: int) -> bool:
+    """Whether line buf[pos:end] (with its newline) can only start a record: no event that
+    began above it goes on through it, so a file can be cut there."""
+    return not _CONTINUES.match(buf, pos, end) and not _BLANK.fullmatch(buf, pos, end)
+
+
+# How event_end stopped: at the event's end, for want of input, or at the line limit.
+END, MORE, CUT = 0, 1, 2
+
+
+def event_end(
+    buf: bytes, pos: int, prev: int, end: int, *, final: bool, max_lines: int
+) -> tuple[int, int, int]:
+    """Follow the continuation lines from line `pos` (`prev`: the line before it, or -1) up to
+    `end`, a line boundary. Returns (where it stopped, the line before that, END | MORE | CUT):
+    END at the first line that is not a continuation; MORE when `end` comes first and more
+    input may follow (not `final`: the decision needs the next line); CUT after `max_lines`."""
+    taken = 0
+    while pos < end:
+        if taken >= max_lines:
+            return pos, prev, CUT
+        nxt = buf.find(b"\n", pos, end) + 1
+        if not _CONTINUES.match(buf, pos, nxt):
+            if not _BLANK.fullmatch(buf, pos, nxt):
+                return pos, prev, END
+            if nxt >= end:
+                break
+            joins = _AFTER_BLANK.match(buf, nxt) or (
+                prev >= 0 and _CHAIN_LINK.fullmatch(buf, prev, pos) and _TRACEBACK.match(buf, nxt)
+            )
+            if not joins:
+                return pos, prev, END
+        prev, pos = pos, nxt
+        taken += 1
+    return pos, prev, END if final else MORE

@@ -1,0 +1,103 @@
+"""The hunt: sources in order, their events found, windowed, keyed and tallied into a report."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+from opsmedic.errors import HuntInputError
+from opsmedic.loghunt.keys import shown
+from opsmedic.loghunt.levels import LevelMatcher
+from opsmedic.loghunt.model import MODES, HuntEvent, HuntOptions, HuntReport, HuntStats, Sighting
+from opsmedic.loghunt.parallel import hunt_in_parallel
+from opsmedic.loghunt.prefilter import ripgrep_hits
+from opsmedic.loghunt.reading import Pass
+from opsmedic.loghunt.scanner import Scanner
+from opsmedic.loghunt.sources import Source, open_files
+from opsmedic.loghunt.tally import Entry, Seen, Tally
+from opsmedic.loghunt.timestamps import line_time
+
+KEY_CHARS = 400  # of a key, in the report
+
+
+def hunt_paths(
+    paths: Sequence[str],
+    options: HuntOptions,
+    *,
+    progress: Callable[[int], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> HuntReport:
+    """Hunt the files and globs in `paths` (see sources.open_files)."""
+    check(options)
+    sources, notes = open_files(paths)
+    try:
+        report = hunt(sources, options, progress=progress, clock=clock)
+    finally:
+        for source in sources:
+            source.close()
+    report.stats.notes[:0] = notes
+    return report
+
+
+def check(options: HuntOptions) -> None:
+    """Refuse options that cannot be hunted with, naming the option (HuntInputError)."""
+    if options.mode not in MODES:
+        raise HuntInputError(f"--mode {options.mode!r}: use {' or '.join(MODES)}")
+    for name in ("context", "max_events", "max_lines", "max_keys", "max_event_lines"):
+        value = getattr(options, name)
+        floor = 0 if name == "context" else 1
+        if value < floor:
+            raise HuntInputError(f"--{name.replace('_', '-')} {value}: at least {floor}")
+    if options.since and options.until and options.since > options.until:
+        raise HuntInputError("--since is after --until")
+    LevelMatcher(options.pattern)
+
+
+def hunt(
+    sources: Sequence[Source],
+    options: HuntOptions,
+    *,
+    progress: Callable[[int], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> HuntReport:
+    """Read every source once, in order, and report its distinct events in order of first
+    occurrence; deterministic for the same input (the clock only bounds the time spent).
+    A big plain file is read by several processes at once (parallel.py), with the same result."""
+    check(options)
+    stats = HuntStats(sources=[s.name for s in sources])
+    tally = Tally(options, stats.sources, stats)
+    started = clock()
+    pass_ = Pass(options, tally, stats, progress, clock, started)
+    for index, source in enumerate(sources):
+        if not hunt_in_parallel(source, index, pass_):
+            finder = ripgrep_hits(source, pass_.matcher) if options.ripgrep else None
+            try:
+                pass_.scan(source, index, Scanner(finder or pass_.matcher, options.context,
+                                                  options.max_event_lines))  # fmt: skip
+            finally:
+                if finder is not None:
+                    finder.close()
+        stats.notes.extend(source.notes)
+        if stats.stopped:
+            break
+    stats.seconds = clock() - started
+    events = tuple(_event(k, e, stats.sources, pass_.year) for k, e in tally.reported.items())
+    return HuntReport(events=events, stats=stats, options=options)
+
+
+def _event(key: bytes, entry: Entry, names: list[str], year: int) -> HuntEvent:
+    assert entry.lines is not None
+    text = shown(key).rstrip("\n")
+    return HuntEvent(
+        key=text if len(text) <= KEY_CHARS else text[:KEY_CHARS] + "…",
+        count=entry.count,
+        first=_sighting(entry.first, names, year),
+        last=_sighting(entry.last, names, year),
+        lines=entry.lines,
+        cut=entry.cut,
+    )
+
+
+def _sighting(seen: Seen, names: list[str], year: int) -> Sighting:
+    source, line, head = seen
+    return Sighting(names[source], line, line_time(head, year))

@@ -1,0 +1,92 @@
+"""A hunt's report as text lines (grep-like, overlaps printed once) and as JSON-ready data."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict
+from typing import Any
+
+from opsmedic.loghunt.model import HuntEvent, HuntReport, Sighting
+
+# Control characters of binary garbage would drive the terminal: shown as U+FFFD.
+_CONTROLS = {c: "\ufffd" for c in (*range(0, 9), *range(10, 32), 127)}
+_MARK = {"match": ":", "event": ":", "context": "-"}
+
+
+def text_lines(report: HuntReport) -> Iterator[str]:
+    """A header per event (count, first and last seen), then its lines as `file:N: text` for
+    the event and `file-N- text` for context; a line already shown for the event before is
+    not shown again, so the output is the input's lines in order."""
+    shown: tuple[str, int] = ("", 0)
+    for event in report.events:
+        times = "once" if event.count == 1 else f"{event.count} times"
+        yield f"== {times}, first {_seen(event.first)} last {_seen(event.last)}" + (
+            " (cut: longer than --max-event-lines)" if event.cut else ""
+        )
+        for line in event.lines:
+            if line.source == shown[0] and line.number <= shown[1]:
+                continue
+            shown = (line.source, line.number)
+            yield f"{line.source}{_MARK[line.kind]}{line.number}{_MARK[line.kind]} " + (
+                line.text.translate(_CONTROLS)
+            )
+    yield summary(report)
+    yield from (f"note: {n}" for n in report.stats.notes)
+
+
+def summary(report: HuntReport) -> str:
+    """One line: what was read, found and left out."""
+    s = report.stats
+    parts = [
+        f"{len(report.events)} events reported",
+        f"{s.occurrences} occurrences",
+        f"{s.lines_read} lines",
+        f"{s.bytes_read / 1e6:.1f} MB in {s.seconds:.2f} s",
+    ]
+    if s.unreported_events:
+        parts.append(f"{s.unreported_events} more distinct events not shown (limits)")
+    if s.evicted_keys:
+        parts.append(f"{s.evicted_keys} keys evicted (their counts may be split)")
+    if s.outside_window:
+        parts.append(f"{s.outside_window} outside the time window")
+    if s.split_lines:
+        parts.append(f"{s.split_lines} overlong lines split")
+    if s.stopped:
+        parts.append(f"stopped early: {s.stopped}")
+    return "; ".join(parts)
+
+
+def as_json(report: HuntReport) -> dict[str, Any]:
+    """The report as plain data: times in ISO 8601, the options it ran with."""
+    return {
+        "events": [_event(e) for e in report.events],
+        "stats": asdict(report.stats),
+        "options": {k: _plain(v) for k, v in asdict(report.options).items()},
+    }
+
+
+def _event(event: HuntEvent) -> dict[str, Any]:
+    return {
+        "key": event.key,
+        "count": event.count,
+        "first": _sighting(event.first),
+        "last": _sighting(event.last),
+        "cut": event.cut,
+        "lines": [
+            {"source": ln.source, "line": ln.number, "kind": ln.kind, "text": ln.text}
+            for ln in event.lines
+        ],
+    }
+
+
+def _sighting(s: Sighting) -> dict[str, Any]:
+    return {"source": s.source, "line": s.line, "time": _plain(s.time)}
+
+
+def _seen(s: Sighting) -> str:
+    when = f" {s.time.isoformat()}" if s.time else ""
+    return f"{s.source}:{s.line}{when}"
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value

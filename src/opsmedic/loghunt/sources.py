@@ -1,0 +1,149 @@
+"""Where log lines come from: local files and globs, rotated (.1, .gz, .zst), read as a stream."""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import os
+import re
+import zlib
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+import zstandard
+
+from opsmedic.errors import HuntInputError
+
+READ_BYTES = 1 << 20  # raw bytes per read: big enough that a read costs nothing per line
+_GLOB_CHARS = re.compile(r"[*?\[]")
+# app.log.2.gz → family "app.log", generation 2; app.log → generation 0 (the newest).
+_ROTATED = re.compile(r"^(?P<family>.+?)(?:\.(?P<n>\d+))?(?:\.(?:gz|zst))?$")
+
+
+class Source(Protocol):
+    """A stream of log bytes in order. The hunt cuts it into lines and numbers them, so a
+    source only reads: a file, later a journal, a command's output or an archive member."""
+
+    name: str
+    size: int | None  # raw bytes it will read, for a progress bar; None when unknown
+    position: int  # raw bytes read so far
+    notes: list[str]  # what went wrong while reading, said in the report (never raised)
+
+    def chunks(self) -> Iterator[bytes]:
+        """The (decompressed) bytes, in pieces cut anywhere."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class FileSource:
+    """A file opened once, up front: rotation after that cannot make it read another file,
+    and it reads only the bytes it had when opened, so a growing log ends."""
+
+    def __init__(self, path: Path, raw: BinaryIO, size: int) -> None:
+        self.name = str(path)
+        self.path = path
+        self.raw = raw
+        self.size: int | None = size
+        self.position = 0
+        self.notes: list[str] = []
+
+    def chunks(self) -> Iterator[bytes]:
+        suffix = self.path.suffix
+        try:
+            if suffix == ".gz":
+                yield from self._decompressed(gzip.GzipFile(fileobj=self.raw, mode="rb"))
+            elif suffix == ".zst":
+                reader = zstandard.ZstdDecompressor().stream_reader(
+                    self.raw, read_across_frames=True, closefd=False
+                )
+                yield from self._decompressed(reader)
+            else:
+                yield from self._plain()
+        except (OSError, EOFError, zlib.error, zstandard.ZstdError) as exc:
+            # A corrupt or cut archive ends this source only: the hunt goes on with the rest.
+            self.notes.append(f"{self.name}: unreadable after {self.position} bytes: {exc}")
+
+    def _plain(self) -> Iterator[bytes]:
+        assert self.size is not None
+        while self.position < self.size:
+            data = self.raw.read(min(READ_BYTES, self.size - self.position))
+            if not data:
+                # copytruncate emptied it under us: stop here, never re-read from the start
+                # (that would count every line twice).
+                self.notes.append(
+                    f"{self.name}: truncated while read, at byte {self.position} of "
+                    f"{self.size}; the rest was not read"
+                )
+                return
+            self.position += len(data)
+            yield data
+
+    def _decompressed(
+        self, stream: gzip.GzipFile | zstandard.ZstdDecompressionReader
+    ) -> Iterator[bytes]:
+        while data := stream.read(READ_BYTES):
+            self.position = self.raw.tell()
+            yield data
+        self.position = self.raw.tell()
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+def open_files(paths: Sequence[str]) -> tuple[list[FileSource], list[str]]:
+    """Open every file the paths and globs name, rotated generations oldest first, each file
+    once (by device and inode); the notes say which were skipped. A path that names nothing
+    raises HuntInputError naming it."""
+    found: list[Path] = []
+    for arg in paths:
+        if _GLOB_CHARS.search(arg):
+            matched = [Path(p) for p in sorted(glob.glob(arg)) if not os.path.isdir(p)]
+            if not matched:
+                raise HuntInputError(f"{arg}: no file matches")
+            found.extend(matched)
+        else:
+            path = Path(arg)
+            if path.is_dir():
+                raise HuntInputError(f"{arg}: is a directory (name files, or a glob: {arg}/*.log)")
+            if not path.exists():
+                raise HuntInputError(f"{arg}: no such file")
+            found.append(path)
+    sources: list[FileSource] = []
+    notes: list[str] = []
+    seen: dict[tuple[int, int], str] = {}
+    try:
+        for path in rotation_order(found):
+            try:
+                raw = path.open("rb")
+            except OSError as exc:
+                raise HuntInputError(f"{path}: {exc.strerror or exc}") from None
+            st = os.fstat(raw.fileno())
+            identity = (st.st_dev, st.st_ino)
+            if identity in seen:
+                raw.close()
+                notes.append(f"{path}: the same file as {seen[identity]}, read once")
+                continue
+            seen[identity] = str(path)
+            sources.append(FileSource(path, raw, st.st_size))
+    except BaseException:
+        for source in sources:
+            source.close()
+        raise
+    return sources, notes
+
+
+def rotation_order(paths: Sequence[Path]) -> list[Path]:
+    """Families (app.log with app.log.1, app.log.2.gz) in the order first named, each oldest
+    generation first, so events come in the order they were written."""
+    families: dict[tuple[Path, str], list[tuple[int, Path]]] = {}
+    for path in dict.fromkeys(paths):
+        m = _ROTATED.match(path.name)
+        assert m is not None  # the pattern matches every non-empty name
+        key = (path.parent, m["family"])
+        families.setdefault(key, []).append((int(m["n"] or 0), path))
+    ordered: list[Path] = []
+    for members in families.values():
+        ordered.extend(p for _, p in sorted(members, key=lambda m: (-m[0], m[1].name)))
+    return ordered

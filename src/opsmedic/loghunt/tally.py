@@ -1,0 +1,117 @@
+"""The bounded table of distinct events: counts, first and last seen, and which are reported."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from opsmedic.loghunt.model import HuntOptions, HuntStats, Line, LineKind
+from opsmedic.loghunt.scanner import Found, back, forward
+
+# (source index, line number, the matching line's bytes): its time is read only at the end.
+Seen = tuple[int, int, bytes]
+ELLIPSIS = "…"
+
+
+@dataclass(slots=True)
+class Entry:
+    """One distinct key: how often it came and where; `lines` None when not reported."""
+
+    count: int
+    first: Seen
+    last: Seen
+    lines: tuple[Line, ...] | None
+    cut: bool
+
+
+class Tally:
+    """Every key counted; the first `max_events` (and `max_lines` of output) are reported with
+    the lines of their first occurrence, the rest only counted. The keys counted but not
+    reported are bounded by `max_keys`: past it the oldest goes, and stats say how many went."""
+
+    def __init__(self, options: HuntOptions, names: list[str], stats: HuntStats) -> None:
+        self.options = options
+        self.names = names
+        self.stats = stats
+        self.reported: dict[bytes, Entry] = {}
+        self.counted: OrderedDict[bytes, Entry] = OrderedDict()
+        self.lines_used = 0
+
+    def add(self, key: bytes, found: Found, source: int) -> None:
+        seen = (source, found.line, found.buf[found.start : found.head_end])
+        entry = self.reported.get(key)
+        if entry is not None:
+            entry.count += 1
+            entry.last = seen
+            return
+        entry = self.counted.get(key)
+        if entry is not None:
+            entry.count += 1
+            entry.last = seen
+            self.stats.unreported_occurrences += 1
+            return
+        full = len(self.reported) >= self.options.max_events
+        self._new(
+            key, Entry(1, seen, seen, None if full else self._lines(found, source), found.cut)
+        )
+
+    def merge(self, key: bytes, entry: Entry, source: int, offset: int) -> None:
+        """Add what a range of a source counted (its lines numbered from 1) as if tallied here:
+        ranges merged in order give what one pass over the source would have."""
+        first, last = _moved(entry.first, source, offset), _moved(entry.last, source, offset)
+        known = self.reported.get(key) or self.counted.get(key)
+        if known is not None:
+            known.count += entry.count
+            known.last = last
+            if key in self.counted:
+                self.stats.unreported_occurrences += entry.count
+            return
+        lines = None if entry.lines is None else tuple(
+            Line(ln.source, ln.number + offset, ln.text, ln.kind) for ln in entry.lines
+        )  # fmt: skip
+        self._new(key, Entry(entry.count, first, last, lines, entry.cut))
+
+    def _new(self, key: bytes, entry: Entry) -> None:
+        opts = self.options
+        lines = entry.lines
+        if (
+            lines is not None
+            and len(self.reported) < opts.max_events
+            and self.lines_used + len(lines) <= opts.max_lines
+        ):
+            self.reported[key] = entry
+            self.lines_used += len(lines)
+            return
+        entry.lines = None
+        self.counted[key] = entry
+        self.stats.unreported_events += 1
+        self.stats.unreported_occurrences += entry.count
+        if len(self.counted) + len(self.reported) > opts.max_keys:
+            self.counted.popitem(last=False)
+            self.stats.evicted_keys += 1
+
+    def _lines(self, found: Found, source: int) -> tuple[Line, ...]:
+        """The event's lines with their context, numbered, as text."""
+        buf, n, name = found.buf, self.options.context, self.names[source]
+        begin = back(buf, found.start, n)
+        stop = found.end if found.cut else forward(buf, found.end, n)
+        number = found.line - buf.count(b"\n", begin, found.start)
+        before = found.line - number
+        inside = buf.count(b"\n", found.start, found.end)
+        out: list[Line] = []
+        for i, raw in enumerate(buf[begin:stop].split(b"\n")[:-1]):
+            kind: LineKind = "context" if i < before or i >= before + inside else "event"
+            if i == before:
+                kind = "match"
+            out.append(Line(name, number + i, self._text(raw), kind))
+        return tuple(out)
+
+    def _text(self, raw: bytes) -> str:
+        limit = self.options.max_line_bytes
+        cut = len(raw) > limit
+        text = raw[:limit].rstrip(b"\r").decode("utf-8", "replace")
+        return text + ELLIPSIS if cut else text
+
+
+def _moved(seen: Seen, source: int, offset: int) -> Seen:
+    return (source, seen[1] + offset, seen[2])

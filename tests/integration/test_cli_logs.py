@@ -1,0 +1,79 @@
+"""`opsmedic logs hunt` as an operator runs it: text, JSON, and bad input named with exit 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cli_process import opsmedic
+
+LOG = """\
+2024-05-01T10:00:00Z INFO start
+2024-05-01T10:00:01Z ERROR db down host=a
+2024-05-01T10:00:02Z ERROR db down host=a
+2024-05-01T10:00:03Z ERROR payment 4411 failed
+Traceback (most recent call last):
+  File "/srv/pay.py", line 3, in charge
+ValueError: card 4411
+2024-05-01T10:00:04Z INFO done
+"""
+
+
+@pytest.fixture
+def log(tmp_path: Path) -> Path:
+    path = tmp_path / "app.log"
+    path.write_text(LOG)
+    return path
+
+
+def test_it_prints_each_event_once_with_its_count_and_lines(log: Path) -> None:
+    done = opsmedic("logs", "hunt", str(log), "-C", "1", cwd=log.parent)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == (
+        f"== 2 times, first {log}:2 2024-05-01T10:00:01+00:00 last {log}:3 2024-05-01T10:00:02+00:00"
+    )
+    assert f"{log}:2: 2024-05-01T10:00:01Z ERROR db down host=a" in lines
+    assert f"{log}:7: ValueError: card 4411" in lines
+    assert lines[-1].startswith("2 events reported; 3 occurrences; 8 lines")
+
+
+def test_json_has_the_events_and_the_stats(log: Path) -> None:
+    done = opsmedic("logs", "hunt", str(log), "--json", "--mode", "exact", cwd=log.parent)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert [e["count"] for e in report["events"]] == [1, 1, 1]
+    assert report["events"][2]["lines"][-1] == {
+        "source": str(log), "line": 8, "kind": "context", "text": "2024-05-01T10:00:04Z INFO done"}  # fmt: skip
+    assert report["stats"]["occurrences"] == 3
+    assert report["options"]["mode"] == "exact"
+
+
+def test_the_window_options_take_times_and_ages(log: Path) -> None:
+    done = opsmedic("logs", "hunt", str(log), "--since", "2024-05-01T10:00:03Z", "--json",
+                    cwd=log.parent)  # fmt: skip
+    assert [e["first"]["line"] for e in json.loads(done.stdout)["events"]] == [4]
+    done = opsmedic("logs", "hunt", str(log), "--since", "15m", "--json", cwd=log.parent)
+    assert json.loads(done.stdout)["events"] == []
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["missing.log"], "missing.log: no such file"),
+        (["*.nothing"], "*.nothing: no file matches"),
+        (["app.log", "--pattern", "(x"], "--pattern '(x'"),
+        (["app.log", "--since", "yesterday"], "--since 'yesterday'"),
+        (["app.log", "--mode", "fuzzy"], "--mode 'fuzzy'"),
+        (["app.log", "--context", "-1"], "--context -1"),
+    ],
+)
+def test_bad_input_exits_2_naming_the_option_or_path(
+    log: Path, args: list[str], named: str
+) -> None:
+    done = opsmedic("logs", "hunt", *args, cwd=log.parent)
+    assert done.returncode == 2
+    assert named in done.stderr
+    assert done.stdout == ""

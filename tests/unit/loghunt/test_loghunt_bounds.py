@@ -1,0 +1,121 @@
+"""The hunt's bounds (events, lines, keys, time) and its time window; nothing left out silently."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime
+
+import pytest
+
+from conftest import Hunt, PiecesSource
+from opsmedic.errors import HuntInputError
+from opsmedic.loghunt import DEFAULT_PATTERN, HuntOptions, hunt
+from opsmedic.loghunt.timestamps import parse_when
+
+DISTINCT = "".join(f"ERROR kind {chr(97 + i % 26)}{chr(97 + i // 26)}\n" for i in range(100))
+
+
+def test_past_max_events_events_are_counted_not_shown(hunt_text: Hunt) -> None:
+    report = hunt_text(DISTINCT + DISTINCT, max_events=10, context=0)
+    assert len(report.events) == 10
+    assert [e.count for e in report.events] == [2] * 10
+    assert report.stats.unreported_events == 90
+    assert report.stats.unreported_occurrences == 180
+    assert report.stats.occurrences == 200
+
+
+def test_max_lines_bounds_the_output(hunt_text: Hunt) -> None:
+    report = hunt_text(DISTINCT, max_lines=25, context=2)
+    assert sum(len(e.lines) for e in report.events) <= 25
+    assert report.stats.unreported_events == 100 - len(report.events)
+
+
+def test_a_full_key_table_evicts_the_oldest_unreported_and_says_so(hunt_text: Hunt) -> None:
+    report = hunt_text(DISTINCT + DISTINCT, max_events=5, max_keys=20, context=0)
+    assert len(report.events) == 5
+    assert [e.count for e in report.events] == [2] * 5  # reported keys are never evicted
+    assert report.stats.evicted_keys > 0
+    assert report.stats.occurrences == 200
+
+
+def test_the_time_budget_stops_the_hunt_and_says_where() -> None:
+    ticks = itertools.count(0, 10)  # each look at the clock: 10 s later
+    report = hunt(
+        [PiecesSource(DISTINCT.encode() * 20, 500)],
+        HuntOptions(time_budget_s=25, chunk_bytes=500),
+        clock=lambda: next(ticks),
+    )
+    assert report.stats.stopped is not None and "time budget of 25 s" in report.stats.stopped
+    assert 0 < report.stats.bytes_read < len(DISTINCT) * 20
+
+
+WINDOWED = """\
+2024-05-01T09:59:59Z ERROR too early
+2024-05-01T10:00:00Z ERROR inside 1
+Traceback (most recent call last):
+ValueError: dated by the line above
+2024-05-01 12:00:00,500 ERROR inside 2
+[01/May/2024:12:30:00 +0200] ERROR inside, as 10:30 UTC
+ERROR undated, takes 10:30 UTC from the line above
+"""
+
+
+def test_the_window_keeps_events_whose_time_is_inside_or_unknown(hunt_text: Hunt) -> None:
+    report = hunt_text(
+        "INFO no time\n" * 25 + WINDOWED,
+        context=0,
+        since=datetime(2024, 5, 1, 10, 0, tzinfo=UTC),
+        until=datetime(2024, 5, 1, 12, 0, 0, 500_000, tzinfo=UTC),
+    )
+    assert [e.lines[0].text for e in report.events] == [
+        "2024-05-01T10:00:00Z ERROR inside 1",
+        "2024-05-01 12:00:00,500 ERROR inside 2",
+        "[01/May/2024:12:30:00 +0200] ERROR inside, as 10:30 UTC",
+        "ERROR undated, takes 10:30 UTC from the line above",
+    ]
+    assert report.stats.outside_window == 1
+    undated = hunt_text("INFO no time\n" * 25 + "ERROR no time near, kept\n",
+                        since=datetime(2024, 5, 1, tzinfo=UTC))  # fmt: skip
+    assert [e.count for e in undated.events] == [1]
+
+
+def test_a_syslog_time_takes_the_window_year(hunt_text: Hunt) -> None:
+    text = "Apr 30 23:59:59 host app: ERROR before\nMay  1 00:00:01 host app: ERROR after\n"
+    report = hunt_text(text, context=0, since=datetime(2024, 5, 1, tzinfo=UTC))
+    assert [e.first.line for e in report.events] == [2]
+
+
+@pytest.mark.parametrize(
+    ("options", "names"),
+    [
+        ({"mode": "fuzzy"}, "--mode"),
+        ({"pattern": "(unclosed"}, "--pattern"),
+        ({"pattern": "ERROR|"}, "--pattern"),
+        ({"context": -1}, "--context"),
+        ({"max_events": 0}, "--max-events"),
+        (
+            {"since": datetime(2024, 2, 1, tzinfo=UTC), "until": datetime(2024, 1, 1, tzinfo=UTC)},
+            "--since",
+        ),
+    ],
+)
+def test_options_that_cannot_work_are_refused_naming_the_option(
+    hunt_text: Hunt, options: dict[str, object], names: str
+) -> None:
+    with pytest.raises(HuntInputError, match=names):
+        hunt_text("ERROR x\n", **options)
+
+
+def test_times_parse_as_iso_or_as_an_age() -> None:
+    now = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+    assert parse_when("15m", "--since", now) == datetime(2024, 5, 1, 11, 45, tzinfo=UTC)
+    assert parse_when("2024-05-01T10:00:00+02:00", "--since", now).hour == 8
+    assert parse_when("2024-05-01 10:00", "--until", now).tzinfo is UTC
+    with pytest.raises(HuntInputError, match="--until 'soon'"):
+        parse_when("soon", "--until", now)
+
+
+def test_the_cli_default_pattern_is_the_hunts() -> None:
+    from opsmedic.cli.logs import DEFAULT_PATTERN as CLI_PATTERN
+
+    assert CLI_PATTERN == DEFAULT_PATTERN

@@ -1,0 +1,121 @@
+"""Multi-line events kept whole (Python, Java, Go), context, and events cut at block edges."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import Hunt, PiecesSource, event_lines
+from opsmedic.loghunt import HuntOptions, hunt
+
+PYTHON_CHAINED = """\
+2024-05-01 10:00:00 INFO start
+2024-05-01 10:00:01 ERROR job 7 failed
+Traceback (most recent call last):
+  File "/srv/app/jobs.py", line 40, in run
+    int(x)
+ValueError: invalid literal for int() with base 10: 'x'
+
+During handling of the above exception, another exception occurred:
+
+Traceback (most recent call last):
+  File "/srv/app/retry.py", line 7, in wrapper
+RuntimeError: giving up after 3 attempts
+2024-05-01 10:00:02 INFO next
+"""
+
+JAVA = """\
+2024-05-01 10:00:01 ERROR [exec-1] c.e.OrderService - order failed
+java.lang.IllegalStateException: inventory 12 not reserved
+\tat com.example.OrderService.place(OrderService.java:120)
+\tat com.example.OrderController.post(OrderController.java:57)
+Caused by: java.sql.SQLTransientConnectionException: pool - timed out after 3000ms.
+\tat com.zaxxer.hikari.pool.HikariPool.getConnection(HikariPool.java:181)
+\t... 42 more
+2024-05-01 10:00:02 INFO next
+"""
+
+GO_PANIC = """\
+panic: runtime error: invalid memory address or nil pointer dereference
+[signal SIGSEGV: segmentation violation code=0x1 addr=0x0 pc=0x4a1b2c]
+
+goroutine 1 [running]:
+main.(*Server).handle(0xc000012345, {0x7b1e20, 0xc0001a2000})
+\t/srv/gateway/server.go:88 +0x1d
+created by net/http.(*Server).Serve in goroutine 1
+\t/usr/local/go/src/net/http/server.go:3285 +0x4b4
+exit status 2
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "first", "last"),
+    [
+        (PYTHON_CHAINED, 2, 12),
+        (JAVA, 1, 7),
+        (GO_PANIC, 1, 8),
+    ],
+)
+def test_a_trace_is_one_event_from_its_first_line_to_its_last(
+    hunt_text: Hunt, text: str, first: int, last: int
+) -> None:
+    report = hunt_text(text, context=0)
+    (event,) = report.events
+    assert [ln.number for ln in event.lines] == list(range(first, last + 1))
+    assert event.count == 1
+
+
+def test_matches_inside_a_trace_are_part_of_it_not_new_events(hunt_text: Hunt) -> None:
+    """The Traceback line matches the pattern too; it belongs to the ERROR line above it."""
+    report = hunt_text(PYTHON_CHAINED * 3, context=0)
+    (event,) = report.events
+    assert event.count == 3
+    assert report.stats.occurrences == 3
+
+
+def test_context_comes_before_and_after_the_whole_event(hunt_text: Hunt) -> None:
+    report = hunt_text(JAVA, context=2)
+    (event,) = report.events
+    assert [ln.kind for ln in event.lines] == ["match"] + ["event"] * 6 + ["context"]
+
+
+def test_an_overlong_event_is_cut_counted_once_and_swallowed_whole(hunt_text: Hunt) -> None:
+    """A trace past max_event_lines keeps its first lines; the rest is not a new event even
+    where it matches, and the line after it is read as usual."""
+    body = "".join(f"  frame {i} ERROR inside\n" for i in range(50))
+    text = "ERROR head\n" + body + "ERROR next\n"
+    for piece in (7, 64, 10_000):
+        report = hunt(
+            [PiecesSource(text.encode(), piece)],
+            HuntOptions(context=1, max_event_lines=5, chunk_bytes=32),
+        )
+        assert [(e.first.line, e.cut, len(e.lines)) for e in report.events] == [
+            (1, True, 5), (52, False, 2)]  # fmt: skip
+
+
+def test_events_and_context_survive_every_block_edge() -> None:
+    text = ("INFO a\n" * 5 + PYTHON_CHAINED + "INFO b\n" * 3 + JAVA + GO_PANIC) * 2
+    whole = hunt([PiecesSource(text.encode(), len(text))], HuntOptions(context=2))
+    for piece in (1, 3, 17, 100):
+        split = hunt(
+            [PiecesSource(text.encode(), piece)], HuntOptions(context=2, chunk_bytes=piece * 2)
+        )
+        assert split.events == whole.events
+    assert [e.count for e in whole.events] == [2, 2, 2]
+
+
+def test_a_blank_line_ends_an_event_unless_a_chain_goes_on(hunt_text: Hunt) -> None:
+    report = hunt_text("ERROR one\n  detail\n\n  not part of it\nERROR two\n", context=0)
+    assert event_lines(report) == [["ERROR one", "  detail"], ["ERROR two"]]
+
+
+def test_the_last_line_without_a_newline_is_read(hunt_text: Hunt) -> None:
+    report = hunt_text("INFO a\nERROR last", context=1)
+    assert event_lines(report) == [["ERROR last"]]
+    assert report.stats.lines_read == 2
+
+
+def test_crlf_lines_are_shown_without_their_cr(hunt_text: Hunt) -> None:
+    report = hunt_text("INFO a\r\nERROR b 12\r\nERROR b 13\r\n", context=1)
+    (event,) = report.events
+    assert event.count == 2
+    assert [ln.text for ln in event.lines] == ["INFO a", "ERROR b 12", "ERROR b 13"]
