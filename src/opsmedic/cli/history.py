@@ -34,7 +34,8 @@ runs_app = typer.Typer(help="Read the run history.", invoke_without_command=True
 app.add_typer(runs_app, name="runs")
 
 _STATE_STYLE = {"succeeded": "green", "failed": "red", "timed_out": "red", "skipped": "yellow",
-                "interrupted": "magenta", "running": "cyan", "planned": "cyan"}  # fmt: skip
+                "interrupted": "magenta", "running": "cyan", "planned": "cyan",
+                "waiting_approval": "yellow"}  # fmt: skip
 NARROW_BELOW = 120  # terminal columns under which the run list leaves out time and target
 MAX_EXPORT = 10_000_000  # --limit's ceiling: an export of a whole store is a use, not a bug
 OWN_SOURCE = "opsmedic"  # the source of the events the engine and its actions derive
@@ -153,12 +154,15 @@ def show(
     config: ConfigOpt = None,
 ) -> None:
     """Everything about one run: event, steps, rendered parameters, outcome and output."""
-    from opsmedic.views import RunView, deciding_step
+    from opsmedic.cli.approvals import print_waits
+    from opsmedic.views import ApprovalView, RunView, deciding_step
 
     store = open_store(config)
     run = store.get_run(run_id)
-    if as_json:
-        print_json(RunView.of(run).model_dump())
+    waits = store.approvals.of_run(run.id)
+    if as_json:  # the API's run, with its waits for approval (docs/api.md)
+        approvals = [ApprovalView.of(w).model_dump() for w in waits]
+        print_json(RunView.of(run).model_dump() | {"approvals": approvals})
         return
     event = store.get_event(run.event_id)
     print_fields(f"run {run.id}", [
@@ -169,6 +173,7 @@ def show(
         ("event", f"{event.id}: {event.source}/{event.kind} {event.status} "
                   f"value={event.value!r} labels={event.labels}"),
     ])  # fmt: skip
+    print_waits(waits)
     decided = deciding_step(run)
     if not plain():  # at a terminal a step is a panel: ten columns would not fit in 80
         for n, step in enumerate(run.steps, start=1):

@@ -112,6 +112,14 @@ class Planner:
             else:
                 del self._flying[run.fingerprint]
 
+    def keep_in_flight(self, run: Run) -> None:
+        """Take the in-flight lock of a run the store kept across a restart (one waiting for
+        approval): the alert must not start the rule a second time meanwhile."""
+        lock = (run.rule, run.fingerprint)
+        if lock not in self._in_flight:
+            self._in_flight.add(lock)
+            self._flying[run.fingerprint] = self._flying.get(run.fingerprint, 0) + 1
+
     def in_flight_for(self, event: Event) -> bool:
         """Whether a rule `event` matches still has a run in flight for the event's alert."""
         if event.fingerprint not in self._flying:
