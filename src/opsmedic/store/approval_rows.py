@@ -143,10 +143,15 @@ def describe(wait: Approval) -> str:
 
 
 def _not_waiting(run_id: str, state: str, wait: Approval | None) -> str:
+    """Why a decision finds nothing to decide, naming the decision that came first."""
+    decided = ""
     if wait is not None and wait.decision:
         at = datetime.fromtimestamp(wait.decided_at or 0.0, UTC).strftime("%Y-%m-%d %H:%M:%S")
-        return f"run {run_id}: {describe(wait)} at {at} UTC already; nothing changed"
-    return f"run {run_id} is {state}, not waiting for approval; nothing changed"
+        decided = f"{describe(wait)} at {at} UTC already"
+    if state == _WAITING:  # the wait it was in was decided just before this one
+        return f"run {run_id}: {decided}; nothing changed"
+    why = f" ({decided})" if decided else ""
+    return f"run {run_id} is {state}, not waiting for approval{why}; nothing changed"
 
 
 def _latest(conn: Connection, run_id: str) -> Approval | None:
