@@ -171,9 +171,12 @@ async def test_on_timeout_says_what_happens_when_nobody_answers(
 async def test_waiting_runs_hold_no_concurrency_slot(make_engine: Any, store: Store) -> None:
     """With one slot, three runs waiting for a human do not stop a fourth from running."""
     clock = ManualClock()
-    rules = (WAITS % ("1h", "skip")).replace("source: disk", "source: disk, kind: full") + """
+    rules = (
+        (WAITS % ("1h", "skip")).replace("source: disk", "source: disk, kind: full")
+        + """
 - {name: free, when: {source: disk, kind: hot}, do: [{mark: {mark: free}}]}
 """
+    )
     engine = await make_engine(rules, clock, total=1)
     waiting = [await waiting_run(engine, store, kind="full", host=f"h{i}") for i in range(3)]
     (accepted,) = await engine.submit([Event(source="disk", kind="hot", resource="/tmp")])
