@@ -6,12 +6,11 @@ from __future__ import annotations
 import multiprocessing
 from multiprocessing.synchronize import Barrier
 
-from store_fixtures import T0, make_event, make_run
-
 from opsmedic.errors import ApprovalConflict
 from opsmedic.model import Approval, RunState
 from opsmedic.store import Store
 from opsmedic.store.incident_rows import IncidentRows
+from store_fixtures import T0, make_event, make_run
 
 ROUNDS = 8
 DECISIONS = ("approved", "rejected")

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from api_service import Api, running_api
 from cli_process import opsmedic
-
 from opsmedic.model import RunState
 from opsmedic.store.store import Store
 
@@ -40,7 +40,7 @@ async def waiting(api: Api, resource: str) -> str:
 
 async def until_state(store: Store, run_id: str, state: RunState) -> None:
     async with asyncio.timeout(30):
-        while store.get_run(run_id).state is not state:
+        while store.get_run(run_id).state is not state:  # noqa: ASYNC110 - the store is the signal
             await asyncio.sleep(0.02)
 
 

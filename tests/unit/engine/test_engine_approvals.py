@@ -73,7 +73,7 @@ async def make_engine(store: Store, tmp_path: Path) -> AsyncIterator[Any]:
 async def until(check: Callable[[], bool]) -> None:
     """A bounded wait for what the engine's poll does in its own task."""
     async with asyncio.timeout(30):
-        while not check():
+        while not check():  # noqa: ASYNC110 - the store is the signal
             await asyncio.sleep(0.01)
 
 
@@ -95,14 +95,14 @@ async def test_an_approved_run_goes_on_at_the_step_it_waited_before(
     clock = ManualClock()
     engine = await make_engine(WAITS % ("10m", "skip"), clock)
     run = await waiting_run(engine, store)
-    assert DONE == [(run.id, "before")]
+    assert [(run.id, "before")] == DONE
     assert "opsmedic runs approve " + run.id in run.message
     (wait,) = store.approvals.waits()
     assert (wait.step, wait.action, wait.deadline - wait.requested_at) == (1, "mark", 600.0)
     store.approvals.decide(run.id[-6:], "approved", "cli alice", "go ahead", clock.now())
     engine.approvals.wake()
     await until(lambda: state(store, run.id) is RunState.SUCCEEDED)
-    assert DONE == [(run.id, "before"), (run.id, "destroy"), (run.id, "after")]
+    assert [(run.id, "before"), (run.id, "destroy"), (run.id, "after")] == DONE
     assert [s.message for s in store.get_run(run.id).steps] == [
         "did before", "did destroy", "did after"]  # fmt: skip
     (decided,) = store.approvals.of_run(run.id)
@@ -128,7 +128,7 @@ async def test_a_rejected_run_ends_skipped_and_its_step_never_runs(
     store.approvals.decide(run.id, "rejected", "api bot", "not now", clock.now())
     engine.approvals.wake()
     await until(lambda: state(store, run.id) is RunState.SKIPPED)
-    assert DONE == [(run.id, "before")]
+    assert [(run.id, "before")] == DONE
     ended = store.get_run(run.id)
     assert ended.message == "step 2 (mark) rejected by api bot: not now; the run ends here"
     assert ended.finished_at is not None
@@ -212,11 +212,11 @@ async def test_a_decision_is_taken_once_for_the_step_it_names(
     run = await waiting_run(engine, store)
     with pytest.raises(UnknownRun):
         store.approvals.decide("ffffffffffff", "approved", "cli a", "", clock.now())
-    with pytest.raises(ApprovalConflict, match="waits for approval of step 2 .*not step 3"):
+    with pytest.raises(ApprovalConflict, match=r"waits for approval of step 2 .*not step 3"):
         store.approvals.decide(run.id, "approved", "cli a", "", clock.now(), step=2)
     store.approvals.decide(run.id, "approved", "cli alice", "", clock.now(), step=1)
     for decision in ("approved", "rejected"):  # neither a replay nor a change of mind
-        with pytest.raises(ApprovalConflict, match="approved by cli alice at .* already"):
+        with pytest.raises(ApprovalConflict, match=r"approved by cli alice at .* already"):
             store.approvals.decide(run.id, decision, "cli bob", "", clock.now())
     engine.approvals.wake()
     await until(lambda: state(store, run.id) is RunState.SUCCEEDED)
