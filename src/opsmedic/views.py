@@ -151,6 +151,16 @@ class ApprovalView(View):
         )  # fmt: skip
 
 
+class RunDetailView(RunView):
+    """One run (`GET /api/v1/runs/ID`, `runs show --json`): with its waits for approval."""
+
+    approvals: list[ApprovalView]
+
+    @classmethod
+    def of_waits(cls, run: Run, waits: Sequence[Approval]) -> RunDetailView:
+        return cls(**dict(RunView.of(run)), approvals=[ApprovalView.of(w) for w in waits])
+
+
 def deciding_step(run: Run) -> int | None:
     """The index in `run.steps` of the step that decided the outcome: the first failed main
     step, else the last main step (on_failure steps only react, they never decide)."""

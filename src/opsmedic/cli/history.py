@@ -155,14 +155,13 @@ def show(
 ) -> None:
     """Everything about one run: event, steps, rendered parameters, outcome and output."""
     from opsmedic.cli.approvals import print_waits
-    from opsmedic.views import ApprovalView, RunView, deciding_step
+    from opsmedic.views import RunDetailView, deciding_step
 
     store = open_store(config)
     run = store.get_run(run_id)
     waits = store.approvals.of_run(run.id)
-    if as_json:  # the API's run, with its waits for approval (docs/api.md)
-        approvals = [ApprovalView.of(w).model_dump() for w in waits]
-        print_json(RunView.of(run).model_dump() | {"approvals": approvals})
+    if as_json:
+        print_json(RunDetailView.of_waits(run, waits).model_dump())
         return
     event = store.get_event(run.event_id)
     print_fields(f"run {run.id}", [
