@@ -95,6 +95,8 @@ class Planner:
         whose escalation came after the last run their window counts, so that the next
         event refused in the same pause escalates nothing."""
         for event in escalations:
+            if event.labels.get("reason", "limit") != "limit":  # an approval's timeout
+                continue
             name, target = event.labels.get("rule", ""), event.labels.get("target", "")
             key = (name, (target,))
             window = self._windows.get(key)

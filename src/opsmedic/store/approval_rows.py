@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
 from datetime import UTC, datetime
-from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -13,18 +11,13 @@ from sqlalchemy.engine import Connection
 from opsmedic.errors import ApprovalConflict, NotFoundError, UnknownRun
 from opsmedic.model import Approval, Run, RunState
 from opsmedic.store.codec import run_from_row, run_row
+from opsmedic.store.flag_rows import Transactions
 from opsmedic.store.incident_rows import IncidentRows
 from opsmedic.store.schema import approvals, runs, timeline
 from opsmedic.utf8 import text
 
 APPROVED, REJECTED, TIMED_OUT = "approved", "rejected", "timed_out"
 _WAITING = RunState.WAITING_APPROVAL.value
-
-
-class Transactions(Protocol):
-    """The Store's transaction factory: one transaction, failures as StoreError."""
-
-    def __call__(self, *, write: bool = False) -> AbstractContextManager[Connection]: ...
 
 
 Find = Callable[[Connection, sa.Table, str, str], sa.RowMapping]
