@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from test_run_service import write_config
 
 from api_service import Api, running_api
 from cli_process import opsmedic
@@ -109,16 +110,10 @@ async def test_the_cli_decides_and_says_why_it_cannot(tmp_path: Path) -> None:
 
 def test_a_wait_survives_sigkill_and_the_approved_step_runs_once(tmp_path: Path) -> None:
     marker = tmp_path / "marker"
-    (tmp_path / "rules").mkdir()
+    config = write_config(tmp_path, marker)  # a probe ticking every 0.2 s, rules in rules/
     rule = rules(marker)[0] | {"when": {"source": "command", "kind": "tick", "status": "resolved"},
                                "throttle": {"once_within": "1h"}}  # fmt: skip
-    (tmp_path / "rules" / "r.yaml").write_text(yaml.safe_dump([rule]))
-    config = tmp_path / "opsmedic.yaml"
-    config.write_text(yaml.safe_dump({
-        "store": f"sqlite:///{tmp_path / 'o.db'}", "rules_dir": "rules", "api": {"port": 0},
-        "probes": [{"name": "tick", "type": "command", "interval": "0.2s",
-                    "params": {"argv": ["true"]}}],
-    }))  # fmt: skip
+    (tmp_path / "rules" / "tick.yaml").write_text(yaml.safe_dump([rule]))
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPSMEDIC_")}
     store = Store(f"sqlite:///{tmp_path / 'o.db'}")
     store.migrate()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
@@ -32,24 +33,25 @@ class DecisionIn(BaseModel):
                              "this step (from 1); another: 409, nothing decided")  # fmt: skip
 
 
-_ANSWERS = {404: {"description": "no such run"},
+_ANSWERS: dict[int | str, dict[str, object]] = {404: {"description": "no such run"},
             409: {"description": "not waiting, or decided already (by whom, when)"}}  # fmt: skip
 
 
-@router.post("/runs/{ref}/approve", responses=_ANSWERS,  # type: ignore[arg-type]
-             summary="Approve the step a run waits before: it runs, then the rest")  # fmt: skip
-async def approve(
-    request: Request, ref: RunRef, token: Operator, body: DecisionIn | None = None
-) -> ApprovalView:
-    return await _decide(request, ref, APPROVED, token, body or DecisionIn())
+def _route(decision: str) -> Callable[..., Awaitable[ApprovalView]]:
+    async def decide(
+        request: Request, ref: RunRef, token: Operator, body: DecisionIn | None = None
+    ) -> ApprovalView:
+        return await _decide(request, ref, decision, token, body or DecisionIn())
+
+    return decide
 
 
-@router.post("/runs/{ref}/reject", responses=_ANSWERS,  # type: ignore[arg-type]
-             summary="Reject the step a run waits before: the run ends skipped")  # fmt: skip
-async def reject(
-    request: Request, ref: RunRef, token: Operator, body: DecisionIn | None = None
-) -> ApprovalView:
-    return await _decide(request, ref, REJECTED, token, body or DecisionIn())
+for _verb, _decision, _summary in (
+    ("approve", APPROVED, "Approve the step a run waits before: it runs, then the rest"),
+    ("reject", REJECTED, "Reject the step a run waits before: the run ends skipped"),
+):
+    router.add_api_route(f"/runs/{{ref}}/{_verb}", _route(_decision), methods=["POST"],
+                         name=_verb, summary=_summary, responses=_ANSWERS)  # fmt: skip
 
 
 async def _decide(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -24,22 +25,20 @@ StepOpt = Annotated[
 ]  # fmt: skip
 
 
-@runs_app.command("approve")
-def approve(
-    run_id: RunArg, who: AsOpt = None, comment: CommentOpt = "", step: StepOpt = None,
-    as_json: JsonOpt = False, config: ConfigOpt = None,
-) -> None:  # fmt: skip
-    """Approve the step a waiting run stops before: the service runs it, then the rest."""
-    _decide("approved", run_id, who, comment, step, as_json, config)
+def _command(decision: str) -> Callable[..., None]:
+    def decide(
+        run_id: RunArg, who: AsOpt = None, comment: CommentOpt = "", step: StepOpt = None,
+        as_json: JsonOpt = False, config: ConfigOpt = None,
+    ) -> None:  # fmt: skip
+        _decide(decision, run_id, who, comment, step, as_json, config)
+
+    return decide
 
 
-@runs_app.command("reject")
-def reject(
-    run_id: RunArg, who: AsOpt = None, comment: CommentOpt = "", step: StepOpt = None,
-    as_json: JsonOpt = False, config: ConfigOpt = None,
-) -> None:  # fmt: skip
-    """Reject the step a waiting run stops before: the run ends `skipped`, nothing more runs."""
-    _decide("rejected", run_id, who, comment, step, as_json, config)
+runs_app.command("approve", help="Approve the step a waiting run stops before: the service "
+                 "runs it, then the rest.")(_command("approved"))  # fmt: skip
+runs_app.command("reject", help="Reject the step a waiting run stops before: the run ends "
+                 "skipped, nothing more runs.")(_command("rejected"))  # fmt: skip
 
 
 def _decide(

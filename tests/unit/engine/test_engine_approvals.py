@@ -21,7 +21,7 @@ from opsmedic.rules.loader import load_rules
 from opsmedic.runtime import build_registry
 from opsmedic.store.store import Store
 
-DONE: list[tuple[str, str]] = []  # (run id, mark) of every step that really ran
+ran: list[tuple[str, str]] = []  # (run id, mark) of every step that really ran
 
 
 class MarkParams(BaseModel):
@@ -29,7 +29,7 @@ class MarkParams(BaseModel):
 
 
 async def mark(params: MarkParams, ctx: ActionContext) -> Outcome:
-    DONE.append((ctx.run_id, params.mark))
+    ran.append((ctx.run_id, params.mark))
     return Outcome(ok=True, message=f"did {params.mark}")
 
 
@@ -64,7 +64,7 @@ async def make_engine(store: Store, tmp_path: Path) -> AsyncIterator[Any]:
         engines.append(engine)
         return engine
 
-    DONE.clear()
+    ran.clear()
     yield make
     for engine in engines:
         await engine.close()
@@ -75,6 +75,16 @@ async def until(check: Callable[[], bool]) -> None:
     async with asyncio.timeout(30):
         while not check():  # noqa: ASYNC110 - the store is the signal
             await asyncio.sleep(0.01)
+
+
+async def decide(
+    engine: Engine, store: Store, run: Run, decision: str, by: str, final: RunState,
+    comment: str = "",
+) -> None:  # fmt: skip
+    """Decide `run`'s wait as the CLI does (in the store), wake the engine, see it end."""
+    store.approvals.decide(run.id, decision, by, comment, 1_700_000_000.0)
+    engine.approvals.wake()
+    await until(lambda: state(store, run.id) is final)
 
 
 def state(store: Store, run_id: str) -> RunState:
@@ -95,14 +105,12 @@ async def test_an_approved_run_goes_on_at_the_step_it_waited_before(
     clock = ManualClock()
     engine = await make_engine(WAITS % ("10m", "skip"), clock)
     run = await waiting_run(engine, store)
-    assert [(run.id, "before")] == DONE
+    assert ran == [(run.id, "before")]
     assert "opsmedic runs approve " + run.id in run.message
     (wait,) = store.approvals.waits()
     assert (wait.step, wait.action, wait.deadline - wait.requested_at) == (1, "mark", 600.0)
-    store.approvals.decide(run.id[-6:], "approved", "cli alice", "go ahead", clock.now())
-    engine.approvals.wake()
-    await until(lambda: state(store, run.id) is RunState.SUCCEEDED)
-    assert [(run.id, "before"), (run.id, "destroy"), (run.id, "after")] == DONE
+    await decide(engine, store, run, "approved", "cli alice", RunState.SUCCEEDED, "go ahead")
+    assert ran == [(run.id, "before"), (run.id, "destroy"), (run.id, "after")]
     assert [s.message for s in store.get_run(run.id).steps] == [
         "did before", "did destroy", "did after"]  # fmt: skip
     (decided,) = store.approvals.of_run(run.id)
@@ -125,10 +133,8 @@ async def test_a_rejected_run_ends_skipped_and_its_step_never_runs(
     clock = ManualClock()
     engine = await make_engine(WAITS % ("10m", "run"), clock)
     run = await waiting_run(engine, store)
-    store.approvals.decide(run.id, "rejected", "api bot", "not now", clock.now())
-    engine.approvals.wake()
-    await until(lambda: state(store, run.id) is RunState.SKIPPED)
-    assert [(run.id, "before")] == DONE
+    await decide(engine, store, run, "rejected", "api bot", RunState.SKIPPED, "not now")
+    assert ran == [(run.id, "before")]
     ended = store.get_run(run.id)
     assert ended.message == "step 2 (mark) rejected by api bot: not now; the run ends here"
     assert ended.finished_at is not None
@@ -156,7 +162,7 @@ async def test_on_timeout_says_what_happens_when_nobody_answers(
     engine.approvals.wake()
     await until(lambda: state(store, run.id) is final)
     await engine.drain()
-    assert [m for _, m in DONE] == marks
+    assert [m for _, m in ran] == marks
     (wait,) = store.approvals.of_run(run.id)
     assert (wait.decision, wait.decided_by) == ("timed_out", "opsmedic (timeout)")
     escalations = store.list_events(source="opsmedic", kind="escalation")
@@ -198,10 +204,8 @@ async def test_a_wait_survives_a_restart_and_the_step_runs_once(
     # Its in-flight lock came back too: the same alert does not start a second run.
     (accepted,) = await second.submit([Event(source="disk", resource="/data")])
     assert accepted.run_ids == []
-    store.approvals.decide(run.id, "approved", "cli alice", "", clock.now())
-    second.approvals.wake()
-    await until(lambda: state(store, run.id) is RunState.SUCCEEDED)
-    assert [m for _, m in DONE] == ["before", "destroy", "after"]
+    await decide(second, store, run, "approved", "cli alice", RunState.SUCCEEDED)
+    assert [m for _, m in ran] == ["before", "destroy", "after"]
 
 
 async def test_a_decision_is_taken_once_for_the_step_it_names(
@@ -230,4 +234,4 @@ async def test_a_dry_run_does_not_wait(make_engine: Any, store: Store) -> None:
     (accepted,) = await engine.submit([Event(source="disk", resource="/data")])
     await engine.drain()
     assert state(store, accepted.run_ids[0]) is RunState.SKIPPED
-    assert DONE == [] and store.approvals.waits() == []
+    assert ran == [] and store.approvals.waits() == []
