@@ -82,7 +82,8 @@ class Approvals:
         wait = Approval(run.id, step_index, step.action, now, now + step.approve.timeout,
                         step.approve.on_timeout, run.incident_id)  # fmt: skip
         ways = how_to(run.id)
-        run.message += f" until {step.approve.timeout:g}s from now: {ways['approve']}"
+        run.message += (f", {step.approve.timeout:g}s at most (then {step.approve.on_timeout}): "
+                        f"{ways['approve']}")  # fmt: skip
         changes = IncidentChanges()
         if run.incident_id:
             changes.timeline.append(TimelineEntry(run.incident_id, now, "approval_requested",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -114,7 +115,8 @@ class Engine:
         self.on_held: Callable[[str, str], None] | None = None
         self.approvals = Approvals(store=store, journal=self.journal, clock=clock, log=self.log,
                                    rules=lambda name: self.planner.ruleset.get(name),
-                                   resume=self._resume, end=self._end_waiting,
+                                   resume=functools.partial(self._spawn, approved=True),
+                                   end=self._end_waiting,
                                    announce=self._announce)  # fmt: skip
 
     async def start(self) -> list[Run]:
@@ -387,11 +389,7 @@ class Engine:
                 run, rule, event
             ):
                 return
-            ended = self.incidents.finished(run, self._clock.now())
-            await self.journal.finish(run, IncidentRows.of(ended))
-            self._count(run)
-            self.log.info("run.finished", run_id=run.id, rule=run.rule, target=run.target,
-                          outcome=str(run.state), message=run.message)  # fmt: skip
+            await self._record_end(run)
         except Exception:
             self.log.exception("run.crashed", run_id=run.id, rule=run.rule)
         finally:
@@ -399,19 +397,17 @@ class Engine:
                 self.planner.done(run)
             self._slots.release()
 
-    async def _resume(self, run: Run, rule: Rule, event: Event) -> None:
-        """Go on with an approved run from the step it waited before."""
-        await self._spawn(run, rule, event, approved=True)
+    async def _record_end(self, run: Run) -> None:
+        ended = self.incidents.finished(run, self._clock.now())
+        await self.journal.finish(run, IncidentRows.of(ended))
+        self._count(run)
+        self.log.info("run.finished", run_id=run.id, rule=run.rule, target=run.target,
+                      outcome=str(run.state), message=run.message)  # fmt: skip
 
     async def _end_waiting(self, run: Run) -> None:
         """Record the end of a run that waited and will not go on (rejected, timed out)."""
         try:
-            await self.journal.finish(
-                run, IncidentRows.of(self.incidents.finished(run, self._clock.now()))
-            )
-            self._count(run)
-            self.log.info("run.finished", run_id=run.id, rule=run.rule, target=run.target,
-                          outcome=str(run.state), message=run.message)  # fmt: skip
+            await self._record_end(run)
         finally:
             self.planner.done(run)
 
