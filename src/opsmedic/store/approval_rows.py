@@ -121,6 +121,13 @@ class ApprovalTable:
                 latest[row["run_id"]] = _approval(row)  # ordered by step: the last one stays
         return list(latest.values())
 
+    def prune(self) -> int:
+        """Delete the waits whose run is gone (Store.prune deleted it)."""
+        orphan = ~sa.select(runs.c.id).where(runs.c.id == approvals.c.run_id).exists()
+        with self._transaction(write=True) as conn:
+            deleted: int = conn.execute(sa.delete(approvals).where(orphan)).rowcount
+        return deleted
+
     def of_run(self, run_id: str) -> list[Approval]:
         """Every wait of one run and its decision, by step."""
         stmt = sa.select(approvals).where(approvals.c.run_id == run_id).order_by(approvals.c.step)

@@ -512,6 +512,7 @@ class Store:
         )
         old_events = sa.select(event_table.c.id).where(event_table.c.time < older_than, ~referenced)
         runs = self._delete_in_batches(run_table, old_runs)
+        self.approvals.prune()
         events = self._delete_in_batches(event_table, old_events)
         return PruneResult(events=events, runs=runs, incidents=self._prune_incidents(older_than))
 
