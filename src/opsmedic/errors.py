@@ -7,7 +7,8 @@ OpsmedicError
 ├── WebhookRefused       a webhook request failed its source's check (a signature): 401
 ├── StoreError           store unreachable, migration failed
 │   ├── NotFoundError    no record with that id (or a short id matching several)
-│   │   └── UnknownFlag  no flag with that key (the message lists close matches): exit 2
+│   │   ├── UnknownFlag  no flag with that key (the message lists close matches): exit 2
+│   │   └── UnknownRun   no run with that id, to approve or reject: 404, exit 2
 │   └── StoreRefused     one request's data cannot be encoded or is refused by the database
 ├── TemplateError        a template failed to render (sandbox violation, undefined value)
 ├── FileChanged          a file shrank while it was being archived (archive/members.py)
@@ -18,6 +19,7 @@ OpsmedicError
 ├── FlagConflict         a flag write's expected version is not the flag's version: 409
 ├── FlagRefused          a flag key or document that cannot be stored (too big, not JSON): 422
 ├── HuntInputError       a log hunt's path, pattern or time window that cannot be used: exit 2
+├── ApprovalConflict     a run not waiting for that approval, or decided already (by whom): 409
 └── ActionError          raised inside an action; the engine turns it into a failed Outcome
     ├── RetryableError   a failure worth retrying with backoff (connection refused, 503 …)
     └── HostRefused      an SSH host answered but cannot be trusted or let us in
@@ -94,6 +96,13 @@ class UnknownFlag(NotFoundError):
     exit_code = 2
 
 
+class UnknownRun(NotFoundError):
+    """No run has that id (or a short id matches several): nothing to approve or reject."""
+
+    exit_code = 2
+    status = 404
+
+
 class StoreRefused(StoreError):
     """The data, not the store, is at fault: a value that cannot be encoded as JSON, or one
     the database refuses (an integrity or data error). The request that brought it fails
@@ -163,3 +172,10 @@ class HuntInputError(OpsmedicError):
     pattern or time; the message names the option or path."""
 
     exit_code = 2
+
+
+class ApprovalConflict(OpsmedicError):
+    """An approve or reject that found the run not waiting for it: finished, waiting at another
+    step, or decided already (the message names who decided, and when)."""
+
+    status = 409

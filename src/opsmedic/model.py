@@ -45,10 +45,13 @@ class RunState(StrEnum):
     TIMED_OUT = "timed_out"
     SKIPPED = "skipped"
     INTERRUPTED = "interrupted"
+    # Paused before a step that needs a human's yes (engine/approvals.py): durable, not
+    # running, so a restart leaves it waiting and it holds no concurrency slot.
+    WAITING_APPROVAL = "waiting_approval"
 
     @property
     def finished(self) -> bool:
-        return self not in (RunState.PLANNED, RunState.RUNNING)
+        return self not in (RunState.PLANNED, RunState.RUNNING, RunState.WAITING_APPROVAL)
 
 
 # The longest text of an Event's identity fields, in characters, as the generic event API
@@ -179,6 +182,24 @@ class Run:
     id: str = field(default_factory=new_id)
     incident_id: str = ""
     rerun_of: str = ""  # the interrupted run this one re-runs after a crash
+
+
+@dataclass(slots=True)
+class Approval:
+    """A run's wait for a human's yes before one step, and the decision that ended it: bound
+    to the run and the step, decided once (`decision` empty while it waits)."""
+
+    run_id: str
+    step: int  # the index of the step in the rule's `do:` (0-based)
+    action: str
+    requested_at: float
+    deadline: float
+    on_timeout: str  # skip | run | escalate
+    incident_id: str = ""
+    decision: str = ""  # approved | rejected | timed_out
+    decided_by: str = ""
+    decided_at: float | None = None
+    comment: str = ""
 
 
 class DeploymentState(StrEnum):

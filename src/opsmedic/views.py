@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, WithJsonSchema
 
 from opsmedic.model import (
+    Approval,
     DeploymentState,
     Event,
     Incident,
@@ -123,6 +124,41 @@ class RunView(View):
             rerun_of=run.rerun_of or None,
             deciding_step=deciding_step(run),
         )
+
+
+class ApprovalView(View):
+    """A run's wait for approval before one step (`step` counts from 1) and its decision
+    (`decision` null while it waits)."""
+
+    run_id: str
+    step: int
+    action: str
+    requested_at: Number
+    deadline: Number
+    on_timeout: str
+    decision: str | None
+    decided_by: str | None
+    decided_at: Number | None
+    comment: str
+
+    @classmethod
+    def of(cls, wait: Approval) -> ApprovalView:
+        return cls(
+            run_id=wait.run_id, step=wait.step + 1, action=text(wait.action),
+            requested_at=wait.requested_at, deadline=wait.deadline, on_timeout=wait.on_timeout,
+            decision=wait.decision or None, decided_by=text(wait.decided_by) or None,
+            decided_at=wait.decided_at, comment=text(wait.comment),
+        )  # fmt: skip
+
+
+class RunDetailView(RunView):
+    """One run (`GET /api/v1/runs/ID`, `runs show --json`): with its waits for approval."""
+
+    approvals: list[ApprovalView]
+
+    @classmethod
+    def of_waits(cls, run: Run, waits: Sequence[Approval]) -> RunDetailView:
+        return cls(**dict(RunView.of(run)), approvals=[ApprovalView.of(w) for w in waits])
 
 
 def deciding_step(run: Run) -> int | None:

@@ -14,7 +14,14 @@ from opsmedic.errors import NotFoundError
 from opsmedic.model import IncidentStatus, RunState
 from opsmedic.store.store import Store
 from opsmedic.tokens import Scope
-from opsmedic.views import EventView, IncidentDetailView, IncidentView, RulesView, RunView
+from opsmedic.views import (
+    EventView,
+    IncidentDetailView,
+    IncidentView,
+    RulesView,
+    RunDetailView,
+    RunView,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["read"], dependencies=[Depends(require(Scope.READ))])
 Limit = Annotated[int, Query(ge=1, le=1000, description="at most this many, newest first")]
@@ -73,10 +80,11 @@ async def list_runs(
     return [RunView.of(r) for r in found]
 
 
-@router.get("/runs/{ref}", summary="One run with its steps")
-async def get_run(request: Request, ref: str) -> RunView:
+@router.get("/runs/{ref}", summary="One run with its steps and its waits for approval")
+async def get_run(request: Request, ref: str) -> RunDetailView:
     store = _store(request)
-    return RunView.of(await _read(lambda: store.get_run(ref), ref))
+    run = await _read(lambda: store.get_run(ref), ref)
+    return RunDetailView.of_waits(run, await _read(lambda: store.approvals.of_run(run.id), ref))
 
 
 @router.get("/incidents", summary="Incidents, newest first")

@@ -70,6 +70,7 @@ def _root(
 def main() -> None:
     """Entry point of the console script."""
     from opsmedic.cli import (  # noqa: F401
+        approvals,
         archive,
         demo,
         flags,

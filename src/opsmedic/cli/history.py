@@ -34,7 +34,8 @@ runs_app = typer.Typer(help="Read the run history.", invoke_without_command=True
 app.add_typer(runs_app, name="runs")
 
 _STATE_STYLE = {"succeeded": "green", "failed": "red", "timed_out": "red", "skipped": "yellow",
-                "interrupted": "magenta", "running": "cyan", "planned": "cyan"}  # fmt: skip
+                "interrupted": "magenta", "running": "cyan", "planned": "cyan",
+                "waiting_approval": "yellow"}  # fmt: skip
 NARROW_BELOW = 120  # terminal columns under which the run list leaves out time and target
 MAX_EXPORT = 10_000_000  # --limit's ceiling: an export of a whole store is a use, not a bug
 
@@ -152,12 +153,14 @@ def show(
     config: ConfigOpt = None,
 ) -> None:
     """Everything about one run: event, steps, rendered parameters, outcome and output."""
-    from opsmedic.views import RunView, deciding_step
+    from opsmedic.cli.approvals import print_waits
+    from opsmedic.views import RunDetailView, deciding_step
 
     store = open_store(config)
     run = store.get_run(run_id)
+    waits = store.approvals.of_run(run.id)
     if as_json:
-        print_json(RunView.of(run).model_dump())
+        print_json(RunDetailView.of_waits(run, waits).model_dump())
         return
     event = store.get_event(run.event_id)
     print_fields(f"run {run.id}", [
@@ -168,6 +171,7 @@ def show(
         ("event", f"{event.id}: {event.source}/{event.kind} {event.status} "
                   f"value={event.value!r} labels={event.labels}"),
     ])  # fmt: skip
+    print_waits(waits)
     decided = deciding_step(run)
     if not plain():  # at a terminal a step is a panel: ten columns would not fit in 80
         for n, step in enumerate(run.steps, start=1):

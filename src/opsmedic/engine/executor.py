@@ -61,16 +61,27 @@ class Executor:
         self.assume_failed = False
 
     async def execute(
-        self, run: Run, rule: Rule, event: Event, variables: Mapping[str, Any] | None = None
-    ) -> Run:
+        self, run: Run, rule: Rule, event: Event, variables: Mapping[str, Any] | None = None,
+        *, approved: bool = False,
+    ) -> Run:  # fmt: skip
         """Fill `run.steps`, `run.state` and `run.message`; the caller records the result.
-        `variables` join the templates' context (a deployment's `service`, `version`…)."""
+        `variables` join the templates' context (a deployment's `service`, `version`…).
+
+        A step with `approve:` stops the run before it, `waiting_approval` (not in a dry run);
+        it goes on from there, the steps already in `run.steps` kept, when called again with
+        `approved` (engine/approvals.py)."""
         # Later steps see what earlier ones reported (a kill's victim, an archive's size), so a
         # notify step can tell people exactly what was done: `{{ steps[0].details.pid }}`.
-        steps_seen: list[StepVars] = []
+        steps_seen: list[StepVars] = [_step_vars(r) for r in run.steps]
         context = {**(variables or {}), **template_context(event, rule.name, run.id, steps_seen)}
-        state = RunState.SUCCEEDED
-        for step in rule.steps:
+        failed = any(r.state in _FAILED for r in run.steps)  # before a wait, continue_on_failure
+        state = RunState.FAILED if failed else RunState.SUCCEEDED
+        first = len(run.steps)  # a waiting run has one record per main step before its wait
+        for i, step in enumerate(rule.steps[first:], start=first):
+            if step.approve is not None and not run.dry_run and not (approved and i == first):
+                run.state = RunState.WAITING_APPROVAL
+                run.message = f"waiting for approval of step {i + 1} ({step.action})"
+                return run
             record = await self._step(step, run, context)
             run.steps.append(record)
             steps_seen.append(_step_vars(record))

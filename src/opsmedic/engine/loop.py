@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,6 +13,7 @@ from pydantic import BaseModel
 
 from opsmedic.clock import Clock
 from opsmedic.config.schema import Config
+from opsmedic.engine.approvals import Approvals
 from opsmedic.engine.executor import Executor
 from opsmedic.engine.holds import Hold, Holds
 from opsmedic.engine.incidents import Grouping, IncidentTracker, Reopening
@@ -111,6 +113,11 @@ class Engine:
         self.on_finished: Callable[[Run], None] | None = None
         # Called with (rule, dependency) for every match held: the metrics.
         self.on_held: Callable[[str, str], None] | None = None
+        self.approvals = Approvals(store=store, journal=self.journal, clock=clock, log=self.log,
+                                   rules=lambda name: self.planner.ruleset.get(name),
+                                   resume=functools.partial(self._spawn, approved=True),
+                                   end=self._end_waiting,
+                                   announce=self._announce)  # fmt: skip
 
     async def start(self) -> list[Run]:
         """Start the loop; returns runs a crash left `running`, now marked `interrupted`."""
@@ -125,6 +132,8 @@ class Engine:
             for run in recovery.interrupted:
                 self.log.warning("run.interrupted", run_id=run.id, rule=run.rule, target=run.target)
         self._loop_task = asyncio.create_task(self._loop(), name="opsmedic-engine")
+        for run in await self.approvals.start():  # waits outlive a restart, and so do their locks
+            self.planner.keep_in_flight(run)
         for run in recovery.reruns:
             assert self.store is not None
             event: Event = await self.journal.call(self.store.get_event, run.event_id)
@@ -186,6 +195,7 @@ class Engine:
 
     async def close(self) -> None:
         await self.drain()
+        await self.approvals.close()
         if self._loop_task is not None:
             self._loop_task.cancel()
             await asyncio.gather(self._loop_task, return_exceptions=True)
@@ -360,28 +370,46 @@ class Engine:
             if sub.done is not None and not sub.done.done():
                 sub.done.set_exception(exc)
 
-    async def _spawn(self, run: Run, rule: Rule, event: Event) -> None:
+    async def _spawn(self, run: Run, rule: Rule, event: Event, approved: bool = False) -> None:
         await self._slots.acquire()  # backpressure: planning waits for execution slots
         self._idle.clear()
-        task = asyncio.create_task(self._execute(run, rule, event))
+        task = asyncio.create_task(self._execute(run, rule, event, approved))
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
-    async def _execute(self, run: Run, rule: Rule, event: Event) -> None:
+    async def _execute(self, run: Run, rule: Rule, event: Event, approved: bool) -> None:
         try:
-            run.state, run.started_at = RunState.RUNNING, self._clock.now()
-            self.journal.note(IncidentRows.of(self.incidents.started(run)))
-            await self.executor.execute(run, rule, event)
-            ended = self.incidents.finished(run, self._clock.now())
-            await self.journal.finish(run, IncidentRows.of(ended))
-            self._count(run)
-            self.log.info("run.finished", run_id=run.id, rule=run.rule, target=run.target,
-                          outcome=str(run.state), message=run.message)  # fmt: skip
+            run.state = RunState.RUNNING
+            if not approved:  # a resumed run started before its wait
+                run.started_at = self._clock.now()
+                self.journal.note(IncidentRows.of(self.incidents.started(run)))
+            await self.executor.execute(run, rule, event, approved=approved)
+            # A waiting run gives its slot back (below) and keeps its in-flight lock.
+            if run.state is RunState.WAITING_APPROVAL and await self.approvals.park(
+                run, rule, event
+            ):
+                return
+            await self._record_end(run)
         except Exception:
             self.log.exception("run.crashed", run_id=run.id, rule=run.rule)
         finally:
-            self.planner.done(run)
+            if run.state is not RunState.WAITING_APPROVAL:
+                self.planner.done(run)
             self._slots.release()
+
+    async def _record_end(self, run: Run) -> None:
+        ended = self.incidents.finished(run, self._clock.now())
+        await self.journal.finish(run, IncidentRows.of(ended))
+        self._count(run)
+        self.log.info("run.finished", run_id=run.id, rule=run.rule, target=run.target,
+                      outcome=str(run.state), message=run.message)  # fmt: skip
+
+    async def _end_waiting(self, run: Run) -> None:
+        """Record the end of a run that waited and will not go on (rejected, timed out)."""
+        try:
+            await self._record_end(run)
+        finally:
+            self.planner.done(run)
 
     def _count(self, run: Run) -> None:
         self.finished[str(run.state)] = self.finished.get(str(run.state), 0) + 1

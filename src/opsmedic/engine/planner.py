@@ -95,6 +95,8 @@ class Planner:
         whose escalation came after the last run their window counts, so that the next
         event refused in the same pause escalates nothing."""
         for event in escalations:
+            if event.labels.get("reason", "limit") != "limit":  # an approval's timeout
+                continue
             name, target = event.labels.get("rule", ""), event.labels.get("target", "")
             key = (name, (target,))
             window = self._windows.get(key)
@@ -111,6 +113,14 @@ class Planner:
                 self._flying[run.fingerprint] = left
             else:
                 del self._flying[run.fingerprint]
+
+    def keep_in_flight(self, run: Run) -> None:
+        """Take the in-flight lock of a run the store kept across a restart (one waiting for
+        approval): the alert must not start the rule a second time meanwhile."""
+        lock = (run.rule, run.fingerprint)
+        if lock not in self._in_flight:
+            self._in_flight.add(lock)
+            self._flying[run.fingerprint] = self._flying.get(run.fingerprint, 0) + 1
 
     def in_flight_for(self, event: Event) -> bool:
         """Whether a rule `event` matches still has a run in flight for the event's alert."""

@@ -13,6 +13,7 @@ from opsmedic.config.refs import ConfigNames
 from opsmedic.config.types import parse_duration
 from opsmedic.errors import ConfigError, Problem
 from opsmedic.plugins import Registry
+from opsmedic.rules.approval import parse_approve
 from opsmedic.rules.conditions import ConditionError, compile_when
 from opsmedic.rules.model import PER_FIELDS, STEP_OPTIONS, Rule, RuleSpec, Step
 from opsmedic.rules.params import param_problems
@@ -102,6 +103,7 @@ def load_steps(
     problems: list[Problem] = []
     listed = items if isinstance(items, list) else []
     steps = _steps(listed, loc, located, _Checks(registry, names, problems, variables))
+    _no_approval(steps, loc, located, problems)
     return steps, problems
 
 
@@ -128,6 +130,7 @@ def _load_rule(item: Any, i: int, located: Located, checks: _Checks, index: int)
     problems.extend(located.problem(e.loc, e.message) for e in errors)
     steps = _steps(_listed(raw, "do"), (i, "do"), located, checks)
     on_failure = _steps(_listed(raw, "on_failure"), (i, "on_failure"), located, checks)
+    _no_approval(on_failure, (i, "on_failure"), located, problems)
     if spec is None:
         return None
     for section in ("throttle", "limit"):
@@ -192,6 +195,15 @@ def _steps(items: list[Any], loc: Loc, located: Located, checks: _Checks) -> lis
     return steps
 
 
+def _no_approval(steps: list[Step], loc: Loc, located: Located, problems: list[Problem]) -> None:
+    """`approve:` pauses a rule's run between its `do:` steps; a failure's clean-up or a
+    release's switch has nobody to wait for, so there it is refused, not ignored."""
+    for j, step in enumerate(steps):
+        if step.approve is not None:
+            where = (*loc, j, "approve")
+            problems.append(located.problem(where, "only a rule's do: steps can wait for approval"))
+
+
 def _step_options(
     step: Step, item: dict[str, Any], loc: Loc, located: Located, problems: list[Problem]
 ) -> None:
@@ -213,3 +225,6 @@ def _step_options(
             )
         else:
             step.max_attempts = value
+    if "approve" in item:
+        step.approve, wrong = parse_approve(item["approve"], (*loc, "approve"), located)
+        problems.extend(wrong)

@@ -9,9 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from opsmedic.config.types import Duration
 from opsmedic.model import Event
+from opsmedic.rules.approval import ApprovalSpec
 from opsmedic.rules.conditions import Condition
 
-STEP_OPTIONS = ("continue_on_failure", "timeout", "max_attempts")
+STEP_OPTIONS = ("continue_on_failure", "timeout", "max_attempts", "approve")
 
 
 class ThrottleSpec(BaseModel):
@@ -56,6 +57,7 @@ class Step:
     continue_on_failure: bool = False
     timeout: float | None = None
     max_attempts: int | None = None
+    approve: ApprovalSpec | None = None  # wait for a human's yes before this step runs
 
 
 @dataclass(slots=True, eq=False)

@@ -191,3 +191,22 @@ flag_changes = sa.Table(
     sa.Column("run_id", sa.String, nullable=True),  # the rule's run that made the change
     sa.Column("at", Time, nullable=False, index=True),
 )
+
+# A run's wait for approval before one step (the run itself is `waiting_approval`), and the
+# decision that ended it; keyed by run and step, so a decision cannot serve another wait.
+approvals = sa.Table(
+    "approvals",
+    metadata,
+    sa.Column("run_id", sa.String, primary_key=True),
+    sa.Column("step", sa.Integer, primary_key=True),
+    sa.Column("action", sa.String, nullable=False),
+    sa.Column("requested_at", Time, nullable=False),
+    sa.Column("deadline", Time, nullable=False),
+    sa.Column("on_timeout", sa.String, nullable=False),
+    sa.Column("incident_id", sa.String, nullable=False),
+    # NULL while it waits; set once, by a conditional update (approval_rows.decide).
+    sa.Column("decision", sa.String, nullable=True),
+    sa.Column("decided_by", sa.String, nullable=False),
+    sa.Column("decided_at", Time, nullable=True),
+    sa.Column("comment", sa.Text, nullable=False),
+)

@@ -27,6 +27,7 @@ from opsmedic.model import (
 )
 from opsmedic.store import deployment_rows, incident_rows, sqlite_writes, token_rows
 from opsmedic.store import migrate as migrations
+from opsmedic.store.approval_rows import ApprovalTable
 from opsmedic.store.codec import EncodedEvent, event_from_row, event_row, run_from_row, run_row
 from opsmedic.store.database import WRITE, describe, make_engine, parse_url, shown, store_error
 from opsmedic.store.flag_rows import FlagTable
@@ -447,6 +448,11 @@ class Store:
         """The feature flags and their history (store/flag_rows.py)."""
         return FlagTable(self._transaction)
 
+    @property
+    def approvals(self) -> ApprovalTable:
+        """Runs' waits for approval and their decisions (store/approval_rows.py)."""
+        return ApprovalTable(self._transaction, self._find)
+
     def load_cursor(self, name: str) -> str | None:
         """Where poller `name` stopped reading, if it ever read."""
         with self._transaction() as conn:
@@ -498,13 +504,15 @@ class Store:
         """Delete finished runs created before `older_than`, then the events before it that
         no remaining run refers to; planned and running runs and their events always stay."""
         old_runs = sa.select(run_table.c.id).where(
-            run_table.c.created_at < older_than, run_table.c.state.not_in(_UNFINISHED)
+            run_table.c.created_at < older_than,
+            run_table.c.state.not_in((*_UNFINISHED, RunState.WAITING_APPROVAL.value)),
         )
         referenced = (
             sa.select(run_table.c.id).where(run_table.c.event_id == event_table.c.id).exists()
         )
         old_events = sa.select(event_table.c.id).where(event_table.c.time < older_than, ~referenced)
         runs = self._delete_in_batches(run_table, old_runs)
+        self.approvals.prune()
         events = self._delete_in_batches(event_table, old_events)
         return PruneResult(events=events, runs=runs, incidents=self._prune_incidents(older_than))
 
