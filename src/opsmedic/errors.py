@@ -7,7 +7,8 @@ OpsmedicError
 ├── WebhookRefused       a webhook request failed its source's check (a signature): 401
 ├── StoreError           store unreachable, migration failed
 │   ├── NotFoundError    no record with that id (or a short id matching several)
-│   │   └── UnknownFlag  no flag with that key (the message lists close matches): exit 2
+│   │   ├── UnknownFlag  no flag with that key (the message lists close matches): exit 2
+│   │   └── UnknownSilence  no silence with that id: exit 2, 404
 │   └── StoreRefused     one request's data cannot be encoded or is refused by the database
 ├── TemplateError        a template failed to render (sandbox violation, undefined value)
 ├── FileChanged          a file shrank while it was being archived (archive/members.py)
@@ -89,6 +90,12 @@ class NotFoundError(StoreError):
 
 class UnknownFlag(NotFoundError):
     """No flag has that key; the message names the close matches."""
+
+    exit_code = 2
+
+
+class UnknownSilence(NotFoundError):
+    """No silence has that id (or a short id matches several)."""
 
     exit_code = 2
 

@@ -79,6 +79,7 @@ def main() -> None:
         replay,
         service,
         setup,
+        silences,
         systemd,
         tokens,
     )

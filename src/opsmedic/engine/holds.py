@@ -21,15 +21,14 @@ _RESTORED = 20  # deployments per service read back at start: the newest of each
 
 @dataclass(frozen=True, slots=True)
 class Hold:
-    """Why the rule runs of an event are held: its service, the dependency failing, and why."""
+    """Why the rule runs of an event are held. A failing dependency, a silence, a maintenance
+    window and an inhibit rule all hold this way (engine/muting.py), so each gets the same
+    path: before throttle and limit, a line on the incident once per cause, the reply's `held`."""
 
-    service: str
-    dependency: str
-    cause: str  # "incident <id>" or "deployment <id> rolled_back|failed"
-
-    @property
-    def reason(self) -> str:
-        return f"held: {self.service} depends on {self.dependency}, which is failing ({self.cause})"
+    dependency: str  # what holds: the failing service, or "silence", "maintenance", "inhibit"
+    cause: str  # "incident <id>", "deployment <id> rolled_back", "silence <id>"…: noted once
+    reason: str  # the sentence on the timeline and in the ingest reply
+    outcome: str = "held"  # held (a dependency), silenced (a silence or window) or inhibited
 
 
 class Holds:
@@ -72,7 +71,8 @@ class Holds:
         for dependency in self._needs.get(service, ()):
             cause = self._failing(dependency, event.time)
             if cause:
-                return Hold(service, dependency, cause)
+                why = f"held: {service} depends on {dependency}, which is failing ({cause})"
+                return Hold(dependency, cause, why)
         return None
 
     def stored(self, store: Store) -> list[Deployment]:

@@ -35,6 +35,7 @@ from opsmedic.store.schema import deployments as deployment_table
 from opsmedic.store.schema import events as event_table
 from opsmedic.store.schema import incidents as incident_table
 from opsmedic.store.schema import runs as run_table
+from opsmedic.store.silence_rows import SilenceTable
 
 INTERRUPTED_MESSAGE = "interrupted: opsmedic stopped while this run was running"
 MIN_REF = 4  # shortest id prefix or suffix accepted by get_run / get_event
@@ -446,6 +447,11 @@ class Store:
     def flags(self) -> FlagTable:
         """The feature flags and their history (store/flag_rows.py)."""
         return FlagTable(self._transaction)
+
+    @property
+    def silences(self) -> SilenceTable:
+        """Silences (store/silence_rows.py)."""
+        return SilenceTable(self._transaction)
 
     def load_cursor(self, name: str) -> str | None:
         """Where poller `name` stopped reading, if it ever read."""

@@ -1,0 +1,194 @@
+"""Silences, maintenance windows and inhibit rules: which hold, if any, keeps an event's runs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from opsmedic.config.matchers import Matcher, Silence, matches_all, parse_matchers, value_of
+from opsmedic.config.muting import Cron, InhibitRule, MaintenanceWindow, dated
+from opsmedic.config.schema import Config
+from opsmedic.engine.holds import Hold
+from opsmedic.model import Event, Status
+from opsmedic.store.store import Store
+
+# Silences that ended longer ago than this are not read back: a replay of the last day still
+# sees the silences of its event times, and the index does not grow with old ones.
+SILENCE_HORIZON = 86400.0
+# How often the engine asks the store whether silences changed (one count and max()): a
+# silence the CLI writes from another process takes effect within this wall-clock time. The
+# API, in the engine's process, says so at once (`Muting.changed`).
+REFRESH_EVERY = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Mute:
+    """A silence or a maintenance window, as the index holds it."""
+
+    matchers: tuple[Matcher, ...]
+    active: Callable[[float], bool]
+    hold: Hold
+
+
+class MuteIndex:
+    """Mutes by one of their `=` matchers (field → value → mutes), so that an event is checked
+    only against the mutes whose exact matcher it meets: with 1,000 silences, one dict lookup
+    per indexed field. Mutes without an `=` matcher are scanned (regexes run then only)."""
+
+    def __init__(self, mutes: Sequence[Mute]) -> None:
+        self._by_field: dict[str, dict[str, list[Mute]]] = {}
+        self._scan: list[Mute] = []
+        for mute in mutes:
+            anchor = next((m for m in mute.matchers if m.op == "="), None)
+            if anchor is None:
+                self._scan.append(mute)
+            else:
+                values = self._by_field.setdefault(anchor.name, {})
+                values.setdefault(anchor.value, []).append(mute)
+        self.size = len(mutes)
+
+    def find(self, event: Event) -> Hold | None:
+        for name, values in self._by_field.items():
+            for mute in values.get(value_of(event, name), ()):
+                if mute.active(event.time) and matches_all(mute.matchers, event):
+                    return mute.hold
+        for mute in self._scan:
+            if mute.active(event.time) and matches_all(mute.matchers, event):
+                return mute.hold
+        return None
+
+
+def silence_mute(silence: Silence) -> Mute:
+    by = f", by {silence.created_by}" if silence.created_by else ""
+    why = f": {silence.comment}" if silence.comment else ""
+    until = datetime.fromtimestamp(silence.ends_at, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    reason = f"silenced by silence {silence.id}{why} (until {until}{by})"
+    hold = Hold("silence", f"silence {silence.id}", reason, "silenced")
+    return Mute(silence.matchers, silence.active, hold)
+
+
+def window_mute(window: MaintenanceWindow) -> Mute:
+    why = f": {window.comment}" if window.comment else ""
+    hold = Hold("maintenance", f"maintenance {window.name}",
+                f"silenced by maintenance window {window.name}{why}", "silenced")  # fmt: skip
+    matchers = parse_matchers(window.matcher_texts())
+    if window.start is not None and window.end is not None:
+        start, end = dated(window.start, window.timezone), dated(window.end, window.timezone)
+        return Mute(matchers, lambda t: start <= t < end, hold)
+    assert window.schedule is not None
+    assert window.duration is not None
+    return Mute(matchers, Schedule(window.schedule, window.duration, window.timezone), hold)
+
+
+class Schedule:
+    """Whether a cron window is open at a time: some start of it within `duration` before.
+    Found by looking back minute by minute, once per minute of event time (cached)."""
+
+    def __init__(self, cron: str, duration: float, zone: str) -> None:
+        self._cron, self._duration, self._zone = Cron(cron), duration, ZoneInfo(zone)
+        self._minute = -1
+        self._opened = -1.0  # the start of the window last found open, in epoch seconds
+
+    def __call__(self, at: float) -> bool:
+        if self._opened <= at < self._opened + self._duration:
+            return True
+        minute = int(at // 60)
+        if minute != self._minute:
+            self._minute, self._opened = minute, self._last_start(minute)
+        return self._opened <= at < self._opened + self._duration
+
+    def _last_start(self, minute: int) -> float:
+        local = datetime.fromtimestamp(minute * 60, self._zone)
+        for back in range(int(self._duration // 60) + 1):
+            # Through UTC: a local minute that DST skips is never visited, one repeated twice is.
+            when = (local.astimezone(UTC) - timedelta(minutes=back)).astimezone(self._zone)
+            if self._cron.matches(when):
+                return when.timestamp()
+        return -1.0 - self._duration
+
+
+@dataclass(slots=True)
+class _Inhibition:
+    source: tuple[Matcher, ...]
+    target: tuple[Matcher, ...]
+    equal: tuple[str, ...]
+    name: str
+    # Firing source alerts: fingerprint → (their `equal` values, a short description).
+    firing: dict[str, tuple[tuple[str, ...], str]] = field(default_factory=dict)
+
+
+def _inhibition(rule: InhibitRule, number: str) -> _Inhibition:
+    source, target = parse_matchers(rule.source_matchers), parse_matchers(rule.target_matchers)
+    return _Inhibition(source, target, tuple(rule.equal), rule.name or number)
+
+
+class Inhibitor:
+    """Alertmanager's inhibition: a firing source alert holds the target alerts that share its
+    `equal` values; it lifts when the source resolves. An alert never inhibits itself."""
+
+    def __init__(self, rules: Sequence[InhibitRule]) -> None:
+        self._rules = [_inhibition(r, f"#{i + 1}") for i, r in enumerate(rules)]
+
+    def observe(self, event: Event) -> Hold | None:
+        """Learn whether `event` is a firing source; the hold of its runs, if it is a target."""
+        found = None
+        for rule in self._rules:
+            if matches_all(rule.source, event):
+                if event.status is Status.FIRING:
+                    what = event.incident_id and f"incident {event.incident_id}"
+                    values = tuple(value_of(event, f) for f in rule.equal)
+                    rule.firing[event.fingerprint] = (values, what or f"alert {event.fingerprint}")
+                else:
+                    rule.firing.pop(event.fingerprint, None)
+            if found is None and rule.firing and matches_all(rule.target, event):
+                found = self._inhibited(rule, event)
+        return found
+
+    @staticmethod
+    def _inhibited(rule: _Inhibition, event: Event) -> Hold | None:
+        values = tuple(value_of(event, f) for f in rule.equal)
+        for fingerprint, (theirs, what) in rule.firing.items():
+            if theirs == values and fingerprint != event.fingerprint:
+                reason = f"inhibited by {what} (inhibit rule {rule.name})"
+                return Hold("inhibit", f"inhibit {rule.name} {fingerprint}", reason, "inhibited")
+        return None
+
+
+class Muting:
+    """The holds besides dependencies: inhibit rules, maintenance windows, silences, in
+    Alertmanager's order. Silences are read from the store; `refresh` re-reads them when their
+    count or newest change differs (checked at most every REFRESH_EVERY seconds)."""
+
+    def __init__(self, config: Config) -> None:
+        self._inhibitor = Inhibitor(config.inhibit) if config.inhibit else None
+        self._windows = MuteIndex([window_mute(w) for w in config.maintenance])
+        self._silences = MuteIndex([])
+        self._version: tuple[int, float] | None = None
+        self._checked = float("-inf")
+
+    def check(self, event: Event) -> Hold | None:
+        hold = self._inhibitor.observe(event) if self._inhibitor is not None else None
+        if hold is None and self._windows.size:
+            hold = self._windows.find(event)
+        if hold is None and self._silences.size:
+            hold = self._silences.find(event)
+        return hold
+
+    def changed(self) -> None:
+        """Silences changed in this process: the next batch re-reads them first."""
+        self._checked = float("-inf")
+
+    def due(self) -> bool:
+        return time.monotonic() - self._checked >= REFRESH_EVERY
+
+    def refresh(self, store: Store, now: float) -> int:
+        """Re-read the silences if they changed (in the journal's thread); how many are held."""
+        self._checked = time.monotonic()
+        version = store.silences.version()
+        if version != self._version:
+            found = store.silences.list(ending_after=now - SILENCE_HORIZON)
+            self._silences, self._version = MuteIndex([silence_mute(s) for s in found]), version
+        return self._silences.size
