@@ -4,8 +4,8 @@ stored and joins its incident but starts nothing; the timeline says which silenc
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
