@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -33,32 +34,89 @@ class Mute:
     hold: Hold
 
 
+_NEST = 8  # mutes sharing one exact value past which they get an index of their own
+# An entry of the index: the matchers left to check (those the index did not decide), and its mute.
+_Entry = tuple[tuple[Matcher, ...], Mute]
+
+
 class MuteIndex:
     """Mutes by one of their `=` matchers (field → value → mutes), so that an event is checked
     only against the mutes whose exact matcher it meets: with 1,000 silences, one dict lookup
-    per indexed field. Mutes without an `=` matcher are scanned (regexes run then only)."""
+    per indexed field. Mutes without one are grouped by a `=~` matcher, whose patterns are
+    joined into one regex per field: one call tells that none of them can match, the usual
+    answer. Many mutes under one value (a hundred silences on `kind=DiskFull`) get an index of
+    their own over their other matchers. Only mutes with neither kind are checked one by one."""
 
     def __init__(self, mutes: Sequence[Mute]) -> None:
-        self._by_field: dict[str, dict[str, list[Mute]]] = {}
-        self._scan: list[Mute] = []
-        for mute in mutes:
-            anchor = next((m for m in mute.matchers if m.op == "="), None)
-            if anchor is None:
-                self._scan.append(mute)
-            else:
-                values = self._by_field.setdefault(anchor.name, {})
-                values.setdefault(anchor.value, []).append(mute)
         self.size = len(mutes)
+        self._build([(m.matchers, m) for m in mutes])
+
+    @classmethod
+    def _nested(cls, entries: list[_Entry]) -> MuteIndex:
+        index = cls.__new__(cls)
+        index.size = len(entries)
+        index._build(entries)
+        return index
+
+    def _build(self, entries: list[_Entry]) -> None:
+        by_value: dict[str, dict[str, list[_Entry]]] = {}
+        by_regex: dict[str, list[_Entry]] = {}
+        self._scan: list[_Entry] = []
+        for left, mute in entries:
+            exact = next((m for m in left if m.op == "="), None)
+            if exact is not None:
+                rest = tuple(m for m in left if m is not exact)
+                values = by_value.setdefault(exact.name, {})
+                values.setdefault(exact.value, []).append((rest, mute))
+                continue
+            regex = next((m for m in left if m.op == "=~"), None)
+            # Joined only without groups: a backreference's number would change in the join.
+            if regex is not None and regex.regex is not None and not regex.regex.groups:
+                by_regex.setdefault(regex.name, []).append((left, mute))
+            else:
+                self._scan.append((left, mute))
+        self._by_field: dict[str, dict[str, list[_Entry] | MuteIndex]] = {
+            name: {v: MuteIndex._nested(e) if len(e) > _NEST else e for v, e in values.items()}
+            for name, values in by_value.items()
+        }
+        self._by_regex: list[tuple[str, re.Pattern[str], list[_Entry]]] = []
+        for name, group in by_regex.items():
+            try:
+                joined = re.compile("|".join(f"(?:{_first_regex(e, name)})" for e in group))
+            except re.error:  # a flag such as (?i) in the middle of the join: one by one
+                self._scan.extend(group)
+            else:
+                self._by_regex.append((name, joined, group))
 
     def find(self, event: Event) -> Hold | None:
+        mute = self._find(event)
+        return mute.hold if mute is not None else None
+
+    def _find(self, event: Event) -> Mute | None:
         for name, values in self._by_field.items():
-            for mute in values.get(value_of(event, name), ()):
-                if mute.active(event.time) and matches_all(mute.matchers, event):
-                    return mute.hold
-        for mute in self._scan:
-            if mute.active(event.time) and matches_all(mute.matchers, event):
-                return mute.hold
-        return None
+            found = values.get(value_of(event, name))
+            if found is not None:
+                mute = found._find(event) if isinstance(found, MuteIndex) else _first(found, event)
+                if mute is not None:
+                    return mute
+        for name, joined, group in self._by_regex:
+            if joined.fullmatch(value_of(event, name)) is not None:
+                mute = _first(group, event)
+                if mute is not None:
+                    return mute
+        return _first(self._scan, event) if self._scan else None
+
+
+def _first_regex(entry: _Entry, name: str) -> str:
+    """The pattern the entry was grouped by: its first `=~` matcher (on field `name`)."""
+    return next(m.value for m in entry[0] if m.op == "=~" and m.name == name)
+
+
+def _first(entries: list[_Entry], event: Event) -> Mute | None:
+    for left, mute in entries:
+        if mute.active(event.time) and matches_all(left, event):
+            return mute
+    return None
 
 
 def silence_mute(silence: Silence) -> Mute:

@@ -111,6 +111,9 @@ def test_the_index_finds_what_a_scan_of_every_silence_finds() -> None:
         [f"kind={rng.choice(kinds)}", f"host=~web-{rng.randint(0, 3)}.*"],
         [f"host=~web-1{rng.randint(0, 9)}", f"labels.env!~{rng.choice(envs)}"],
         [f"labels.env={rng.choice(envs)}", f"kind!={rng.choice(kinds)}", "source=prometheus"],
+        ["host=~(web)-1\\1?", "kind!=A"],  # a group: not joined with the others
+        ["host=~(?i)WEB-2"],  # a flag: the join fails to compile, so one by one
+        ["labels.env!=", "host!=web-3"],  # neither = nor =~: checked one by one
     ]
     # Made an hour ago, active, or pending: expired, active or pending at T.
     when = [{"now": T - 7200}, {"starts_at": T - 1800}, {"starts_at": T + 60}]
