@@ -5,15 +5,15 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from opsmedic.config.matchers import Matcher, Silence, matches_all, parse_matchers, value_of
 from opsmedic.config.muting import Cron, InhibitRule, MaintenanceWindow, dated
 from opsmedic.config.schema import Config
-from opsmedic.engine.holds import Hold
-from opsmedic.model import Event, Status
+from opsmedic.engine.holds import Hold, Inhibition, Inhibitor
+from opsmedic.model import Event
 from opsmedic.store.store import Store
 
 # Silences that ended longer ago than this are not read back: a replay of the last day still
@@ -168,51 +168,18 @@ class Schedule:
         return -1.0 - self._duration
 
 
-@dataclass(slots=True)
-class _Inhibition:
-    source: tuple[Matcher, ...]
-    target: tuple[Matcher, ...]
-    equal: tuple[str, ...]
-    name: str
-    # Firing source alerts: fingerprint → (their `equal` values, a short description).
-    firing: dict[str, tuple[tuple[str, ...], str]] = field(default_factory=dict)
+def inhibit_rules(rules: Sequence[InhibitRule]) -> list[Inhibition]:
+    """The config's `inhibit:` rules for the Inhibitor (engine/holds.py)."""
+    return [_inhibition(r, r.name or f"#{i + 1}") for i, r in enumerate(rules)]
 
 
-def _inhibition(rule: InhibitRule, number: str) -> _Inhibition:
+def _inhibition(rule: InhibitRule, name: str) -> Inhibition:
+    def hold(what: str, fingerprint: str) -> Hold:
+        reason = f"inhibited by {what} (inhibit rule {name})"
+        return Hold("inhibit", f"inhibit {name} {fingerprint}", reason, "inhibited")
+
     source, target = parse_matchers(rule.source_matchers), parse_matchers(rule.target_matchers)
-    return _Inhibition(source, target, tuple(rule.equal), rule.name or number)
-
-
-class Inhibitor:
-    """Alertmanager's inhibition: a firing source alert holds the target alerts that share its
-    `equal` values; it lifts when the source resolves. An alert never inhibits itself."""
-
-    def __init__(self, rules: Sequence[InhibitRule]) -> None:
-        self._rules = [_inhibition(r, f"#{i + 1}") for i, r in enumerate(rules)]
-
-    def observe(self, event: Event) -> Hold | None:
-        """Learn whether `event` is a firing source; the hold of its runs, if it is a target."""
-        found = None
-        for rule in self._rules:
-            if matches_all(rule.source, event):
-                if event.status is Status.FIRING:
-                    what = event.incident_id and f"incident {event.incident_id}"
-                    values = tuple(value_of(event, f) for f in rule.equal)
-                    rule.firing[event.fingerprint] = (values, what or f"alert {event.fingerprint}")
-                else:
-                    rule.firing.pop(event.fingerprint, None)
-            if found is None and rule.firing and matches_all(rule.target, event):
-                found = self._inhibited(rule, event)
-        return found
-
-    @staticmethod
-    def _inhibited(rule: _Inhibition, event: Event) -> Hold | None:
-        values = tuple(value_of(event, f) for f in rule.equal)
-        for fingerprint, (theirs, what) in rule.firing.items():
-            if theirs == values and fingerprint != event.fingerprint:
-                reason = f"inhibited by {what} (inhibit rule {rule.name})"
-                return Hold("inhibit", f"inhibit {rule.name} {fingerprint}", reason, "inhibited")
-        return None
+    return Inhibition(source, target, tuple(rule.equal), hold)
 
 
 class Muting:
@@ -221,7 +188,7 @@ class Muting:
     count or newest change differs (checked at most every REFRESH_EVERY seconds)."""
 
     def __init__(self, config: Config) -> None:
-        self._inhibitor = Inhibitor(config.inhibit) if config.inhibit else None
+        self._inhibitor = Inhibitor(inhibit_rules(config.inhibit)) if config.inhibit else None
         self._windows = MuteIndex([window_mute(w) for w in config.maintenance])
         self._silences = MuteIndex([])
         self._version: tuple[int, float] | None = None

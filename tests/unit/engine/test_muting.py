@@ -19,7 +19,8 @@ from opsmedic.config.matchers import (
 )
 from opsmedic.config.muting import InhibitRule, MaintenanceWindow
 from opsmedic.config.schema import Config
-from opsmedic.engine.muting import Inhibitor, MuteIndex, Muting, Schedule, silence_mute
+from opsmedic.engine.holds import Inhibitor
+from opsmedic.engine.muting import MuteIndex, Muting, Schedule, inhibit_rules, silence_mute
 from opsmedic.errors import ConfigError
 from opsmedic.model import Event, Status
 from opsmedic.runtime import build_registry
@@ -160,8 +161,8 @@ def test_a_dated_maintenance_window_holds_only_its_hosts_and_services() -> None:
 
 
 def inhibitor(equal: list[str]) -> Inhibitor:
-    return Inhibitor([InhibitRule(name="node-down", source_matchers=["kind=NodeDown"],
-                                  target_matchers=["severity=~warning|info"], equal=equal)])  # fmt: skip
+    return Inhibitor(inhibit_rules([InhibitRule(name="node-down", source_matchers=["kind=NodeDown"],
+                                  target_matchers=["severity=~warning|info"], equal=equal)]))  # fmt: skip
 
 
 def test_inhibition_holds_targets_sharing_the_equal_labels_until_the_source_resolves() -> None:
