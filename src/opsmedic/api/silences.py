@@ -65,7 +65,7 @@ async def add_silence(request: Request, body: SilenceIn, token: Operator) -> dic
     return silence.as_dict(now)
 
 
-@writes.delete("/silences/{ref}", summary="Expire a silence now (by id or a unique prefix)")
+@writes.delete("/silences/{ref}", summary="Expire a silence now (its id or a unique part)")
 async def expire_silence(request: Request, ref: str, _token: Operator) -> dict[str, Any]:
     now = request.app.state.clock.now()
     try:

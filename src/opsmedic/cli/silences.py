@@ -88,7 +88,7 @@ def list_(
 
 @silence_app.command("expire")
 def expire(
-    silence_id: Annotated[str, typer.Argument(help="a silence id or a unique prefix (≥ 4)")],
+    silence_id: Annotated[str, typer.Argument(help="a silence id or a unique part (≥ 4)")],
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:

@@ -10,10 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from opsmedic.config.matchers import Silence, parse_matchers
-from opsmedic.errors import UnknownSilence
+from opsmedic.errors import NotFoundError, UnknownSilence
 from opsmedic.store.schema import silences
-
-_MIN_REF = 4  # characters of an id prefix, as for runs and incidents
 
 
 class Transactions(Protocol):
@@ -22,12 +20,18 @@ class Transactions(Protocol):
     def __call__(self, *, write: bool = False) -> AbstractContextManager[Connection]: ...
 
 
+class Finder(Protocol):
+    """The Store's lookup of a row by id or a unique part of it (NotFoundError otherwise)."""
+
+    def __call__(self, conn: Connection, table: sa.Table, ref: str, noun: str) -> sa.RowMapping: ...
+
+
 class SilenceTable:
     """The silences in the store. Nothing deletes them when they end: an expired silence
     stays listed (`--all`) so that a held match on a timeline can still be explained."""
 
-    def __init__(self, transaction: Transactions) -> None:
-        self._transaction = transaction
+    def __init__(self, transaction: Transactions, find: Finder) -> None:
+        self._transaction, self._find = transaction, find
 
     def add(self, silence: Silence) -> None:
         with self._transaction(write=True) as conn:
@@ -47,10 +51,13 @@ class SilenceTable:
             return [_silence(row) for row in conn.execute(query).mappings()]
 
     def expire(self, ref: str, now: float) -> Silence:
-        """End silence `ref` (an id or a unique prefix of ≥ 4 characters) now; one already
+        """End silence `ref` (an id, or a unique part of it of ≥ 4 characters) now; one already
         over is returned as it was. UnknownSilence when none, or several, match."""
         with self._transaction(write=True) as conn:
-            row = _find(conn, ref)
+            try:
+                row = self._find(conn, silences, ref, "silence")
+            except NotFoundError as exc:
+                raise UnknownSilence(str(exc)) from None
             if row["ends_at"] <= now:
                 return _silence(row)
             # starts_at too: a pending silence expired never starts (and start ≤ end holds).
@@ -68,22 +75,6 @@ class SilenceTable:
                 sa.select(sa.func.count(), sa.func.max(silences.c.updated_at))
             ).one()
         return int(n), float(newest or 0.0)
-
-
-def _find(conn: Connection, ref: str) -> sa.RowMapping:
-    exact = conn.execute(sa.select(silences).where(silences.c.id == ref)).mappings().first()
-    if exact is not None:
-        return exact
-    if len(ref) < _MIN_REF:
-        raise UnknownSilence(f"no silence with id {ref!r} (give at least {_MIN_REF} characters)")
-    n = len(ref)
-    found = conn.execute(
-        sa.select(silences).where(sa.func.substr(silences.c.id, 1, n) == ref).limit(2)
-    ).mappings().all()  # fmt: skip
-    if len(found) != 1:
-        several = "several silences" if found else "no silence"
-        raise UnknownSilence(f"{several} with an id starting with {ref!r}")
-    return found[0]
 
 
 def _silence(row: Mapping[str, Any] | sa.RowMapping) -> Silence:

@@ -451,7 +451,7 @@ class Store:
     @property
     def silences(self) -> SilenceTable:
         """Silences (store/silence_rows.py)."""
-        return SilenceTable(self._transaction)
+        return SilenceTable(self._transaction, self._find)
 
     def load_cursor(self, name: str) -> str | None:
         """Where poller `name` stopped reading, if it ever read."""
