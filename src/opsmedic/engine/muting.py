@@ -19,7 +19,7 @@ from opsmedic.store.store import Store
 # Silences that ended longer ago than this are not read back: a replay of the last day still
 # sees the silences of its event times, and the index does not grow with old ones.
 SILENCE_HORIZON = 86400.0
-# How often the engine asks the store whether silences changed (one count and max()): a
+# How often the engine asks the store whether silences changed (one count and sum()): a
 # silence the CLI writes from another process takes effect within this wall-clock time. The
 # API, in the engine's process, says so at once (`Muting.changed`).
 REFRESH_EVERY = 1.0

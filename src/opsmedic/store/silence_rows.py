@@ -69,12 +69,13 @@ class SilenceTable:
             return _silence(ended)
 
     def version(self) -> tuple[int, float]:
-        """(count, newest change): what the engine compares to know whether to re-read."""
+        """(count, sum of change times): what the engine compares to know whether to re-read.
+        A sum, not the newest: a worker whose clock is behind another's still moves it."""
         with self._transaction() as conn:
-            n, newest = conn.execute(
-                sa.select(sa.func.count(), sa.func.max(silences.c.updated_at))
+            n, total = conn.execute(
+                sa.select(sa.func.count(), sa.func.sum(silences.c.updated_at))
             ).one()
-        return int(n), float(newest or 0.0)
+        return int(n), float(total or 0.0)
 
 
 def _silence(row: Mapping[str, Any] | sa.RowMapping) -> Silence:

@@ -25,10 +25,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_silences")),
     )
     op.create_index(op.f("ix_silences_ends_at"), "silences", ["ends_at"])
-    op.create_index(op.f("ix_silences_updated_at"), "silences", ["updated_at"])
 
 
 def downgrade() -> None:
-    op.drop_index(op.f("ix_silences_updated_at"), table_name="silences")
     op.drop_index(op.f("ix_silences_ends_at"), table_name="silences")
     op.drop_table("silences")
