@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,29 @@ async def test_a_silence_made_through_the_api_holds_at_once_and_expires(tmp_path
         assert expired["id"] == silence["id"] and expired["state"] == "expired"
         (after,) = (await ingest.post("/api/v1/events", json=alert())).json()["events"]
         assert "held" not in after and len(after["run_ids"]) == 1
+
+
+async def test_a_running_service_sees_a_silence_the_cli_wrote(tmp_path: Path) -> None:
+    """The CLI writes only the store; the engine re-reads silences when they changed, at
+    most once a second, before a batch: the alert is held from then on (polled, not timed)."""
+    async with running_api(tmp_path, RULES) as api, \
+            api.client(api.tokens["ingest"]) as ingest:  # fmt: skip
+        config = api.rt.config_path
+        assert config is not None
+        made = await asyncio.to_thread(
+            opsmedic, "silence", "add", "host=web-1", "--duration", "1h", "--comment", "cli",
+            "--json", "-c", str(config), cwd=tmp_path,
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        silence_id = json.loads(made.stdout)["id"]
+        held: list[dict[str, Any]] = []
+        for _ in range(100):  # a deadline, not a measurement: ≈ 1 s is expected
+            (event,) = (await ingest.post("/api/v1/events", json=alert())).json()["events"]
+            if "held" in event:
+                held = event["held"]
+                break
+            await asyncio.sleep(0.1)
+        assert held and silence_id in held[0]["reason"]
 
 
 async def test_the_api_refuses_bad_silences_and_unknown_ids(tmp_path: Path) -> None:
