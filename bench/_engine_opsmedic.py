@@ -7,6 +7,7 @@ import dataclasses
 import gc
 import sqlite3
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +35,17 @@ def opsmedic_classify(rules_dir: Path, events: list[dict[str, Any]]) -> dict[str
 
 
 def opsmedic_replay(
-    workdir: Path, events_path: Path, rules_dir: Path, timeout_s: float, tag: str
-) -> tuple[ProcResult, dict[str, int | None]]:
-    """`opsmedic replay` end to end with a fresh SQLite store; returns the process figures and
-    the rows it left in the store (events, runs by state)."""
+    workdir: Path, events_path: Path, rules_dir: Path, timeout_s: float, tag: str,
+    seed: Callable[[Path], None] | None = None,
+) -> tuple[ProcResult, dict[str, int | None]]:  # fmt: skip
+    """`opsmedic replay` end to end with a fresh SQLite store (`seed` writes into it first);
+    returns the process figures and the rows it left in the store (events, runs by state)."""
     workdir.mkdir(parents=True, exist_ok=True)
     db = workdir / "opsmedic.db"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
+    if seed is not None:
+        seed(db)
     config = workdir / "opsmedic.yaml"
     config.write_text(f"store: sqlite:///{db}\nrules_dir: {rules_dir}\n")
     exe = REPO / ".venv" / "bin" / "opsmedic"

@@ -8,7 +8,8 @@ OpsmedicError
 ├── StoreError           store unreachable, migration failed
 │   ├── NotFoundError    no record with that id (or a short id matching several)
 │   │   ├── UnknownFlag  no flag with that key (the message lists close matches): exit 2
-│   │   └── UnknownRun   no run with that id, to approve or reject: 404, exit 2
+│   │   ├── UnknownRun   no run with that id, to approve or reject: 404, exit 2
+│   │   └── UnknownSilence  no silence with that id: 404, exit 2
 │   └── StoreRefused     one request's data cannot be encoded or is refused by the database
 ├── TemplateError        a template failed to render (sandbox violation, undefined value)
 ├── FileChanged          a file shrank while it was being archived (archive/members.py)
@@ -98,6 +99,13 @@ class UnknownFlag(NotFoundError):
 
 class UnknownRun(NotFoundError):
     """No run has that id (or a short id matches several): nothing to approve or reject."""
+
+    exit_code = 2
+    status = 404
+
+
+class UnknownSilence(NotFoundError):
+    """No silence has that id (or a short id matches several)."""
 
     exit_code = 2
     status = 404

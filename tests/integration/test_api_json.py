@@ -29,6 +29,7 @@ async def test_every_json_route_refuses_nan_and_infinity_alike(tmp_path: Path) -
         webhooks = [(WEBHOOKS_PREFIX + name, "ingest") for name in api.rt.registry.webhooks]
         routes = [(EVENTS_PATH, "ingest"), *webhooks]
         routes.append(("/api/v1/tokens", "admin"))
+        routes.append(("/api/v1/silences", "operate"))
         tokens_before = api.store.list_tokens()
         for path, scope in routes:
             async with api.client(api.tokens[scope]) as client:
@@ -82,6 +83,7 @@ async def test_every_route_with_a_body_model_is_a_strict_json_route(tmp_path: Pa
     assert sorted(r.path for r in with_body) == [
         "/api/v1/deployments", "/api/v1/deployments/rollback", "/api/v1/flags/{key}",
         "/api/v1/flags/{key}/enabled", "/api/v1/flags/{key}/rollout", "/api/v1/flags/{key}/undo",
-        "/api/v1/runs/{ref}/approve", "/api/v1/runs/{ref}/reject", "/api/v1/tokens",
+        "/api/v1/runs/{ref}/approve", "/api/v1/runs/{ref}/reject", "/api/v1/silences",
+        "/api/v1/tokens",
     ]  # fmt: skip
     assert all(isinstance(r, StrictJSONRoute) for r in with_body)

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from opsmedic import __version__
-from opsmedic.api import approvals, deployments, flag_stream, ingest, operate, read
+from opsmedic.api import approvals, deployments, flag_stream, ingest, operate, read, silences
 from opsmedic.api import flags as flag_routes
 from opsmedic.api.auth import Authenticator, require
 from opsmedic.api.docs import add_docs
@@ -73,7 +73,8 @@ def create_app(
     routers = (ingest.router, webhook_routes, read.router, operate.operate, operate.admin,
                deployments.reads, deployments.writes, approvals.router,
                # The stream before the flag routes: /flags/{key} would also match /flags/stream.
-               flag_stream.router, flag_routes.reads, flag_routes.writes)  # fmt: skip
+               flag_stream.router, flag_routes.reads, flag_routes.writes,
+               silences.reads, silences.writes)  # fmt: skip
     for router in routers:
         app.include_router(router)
     app.add_api_route("/healthz", _healthz, methods=["GET"], tags=["health"],

@@ -81,6 +81,7 @@ def main() -> None:
         replay,
         service,
         setup,
+        silences,
         systemd,
         tokens,
     )

@@ -128,8 +128,8 @@ def _summary_line(s: dict[str, Any]) -> str:
         f"skipped): runs {runs}; suppressed: {sup['throttle']} by throttle, {sup['in_flight']} "
         f"in flight, {sup['for']} waiting for `for:`, {sup['limit']} over limit"
     )
-    if sup["held"]:  # only with services that depend on others (docs/rules.md)
-        line += f", {sup['held']} held for a failing dependency"
+    if sup["held"]:  # a failing dependency (docs/rules.md), a silence, window or inhibit rule
+        line += f", {sup['held']} held"
     if s["assumed"] is not None:  # a dry run cannot know outcomes: say which one it assumed
         line += f"; dry-run: every run assumed to have {s['assumed']}"
     return line

@@ -10,6 +10,7 @@ from pydantic import Field, field_validator
 
 from opsmedic.config.flag_store import FlagStoreConfig
 from opsmedic.config.flags import Flags
+from opsmedic.config.muting import InhibitRule, MaintenanceWindow
 from opsmedic.config.poller import Pollers
 from opsmedic.config.services import ServiceConfig
 from opsmedic.config.types import Duration, PositiveDuration, Secret, Strict
@@ -156,6 +157,12 @@ class Config(Strict):
     flag_store: FlagStoreConfig = Field(
         default_factory=lambda: FlagStoreConfig(),
         description="where flags are shared besides the store: redis: {url, prefix}",
+    )
+    maintenance: list[MaintenanceWindow] = Field(
+        default_factory=list, description="windows that hold matching events (docs/silences.md)"
+    )
+    inhibit: list[InhibitRule] = Field(
+        default_factory=list, description="alerts that hold others while they fire (ditto)"
     )
     base_dir: Path = Field(Path("."), exclude=True, description="directory of the config file")
 

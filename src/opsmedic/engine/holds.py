@@ -1,10 +1,12 @@
-"""Holds: a service's remediations wait while a service it depends on is the one failing."""
+"""Holds: a service's remediations wait while a service it depends on is the one failing; the
+inhibitor behind them is the one that runs the config's `inhibit:` rules too."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
+from opsmedic.config.matchers import Matcher, matches_all, parse_matcher, value_of
 from opsmedic.config.services import ServiceConfig
 from opsmedic.model import Deployment, Event, IncidentChanges, Status, TimelineEntry
 from opsmedic.store.store import Store
@@ -13,7 +15,8 @@ from opsmedic.store.store import Store
 # import): they are about their resource, the service deployed.
 _DEPLOYMENT = ("opsmedic", "deployment")
 _WENT_WRONG = frozenset({"rolled_back", "failed"})
-_FAILING = frozenset({"warning", "error", "critical"})  # severities that make a service failing
+# Severities that make a service failing, as a matcher of the alerts about it.
+_FAILING = parse_matcher("severity=~(?i)warning|error|critical")
 # Holds already written down, at most: past it the memory starts afresh (a line is repeated).
 _NOTED_MAX = 10_000
 _RESTORED = 20  # deployments per service read back at start: the newest of each environment
@@ -21,20 +24,89 @@ _RESTORED = 20  # deployments per service read back at start: the newest of each
 
 @dataclass(frozen=True, slots=True)
 class Hold:
-    """Why the rule runs of an event are held: its service, the dependency failing, and why."""
+    """Why the rule runs of an event are held. A failing dependency, a silence, a maintenance
+    window and an inhibit rule all hold this way (engine/muting.py), so each gets the same
+    path: before throttle and limit, a line on the incident once per cause, the reply's `held`."""
 
-    service: str
-    dependency: str
-    cause: str  # "incident <id>" or "deployment <id> rolled_back|failed"
+    dependency: str  # what holds: the failing service, or "silence", "maintenance", "inhibit"
+    cause: str  # "incident <id>", "deployment <id> rolled_back", "silence <id>"…: noted once
+    reason: str  # the sentence on the timeline and in the ingest reply
+    outcome: str = "held"  # held (a dependency), silenced (a silence or window) or inhibited
 
-    @property
-    def reason(self) -> str:
-        return f"held: {self.service} depends on {self.dependency}, which is failing ({self.cause})"
+
+@dataclass(slots=True)
+class Inhibition:
+    """One inhibit rule: while an alert matching `source` fires, alerts matching `target`
+    with the same values of the `equal` fields are held, with the Hold `hold` makes of (the
+    source's incident or alert, its fingerprint)."""
+
+    source: tuple[Matcher, ...]
+    target: tuple[Matcher, ...]
+    equal: tuple[str, ...]
+    hold: Callable[[str, str], Hold]
+    # Firing source alerts: fingerprint → (their `equal` values, "incident <id>" or "alert <fp>").
+    firing: dict[str, tuple[tuple[str, ...], str]] = field(default_factory=dict)
+
+
+class Inhibitor:
+    """Alertmanager's inhibition: a firing source alert holds the target alerts that share its
+    `equal` values (a missing label is empty); it lifts as soon as the source resolves or no
+    longer matches (a severity dropping). An alert never inhibits itself. `on_lift` is told
+    when a source lifts (the next hold it makes is news again)."""
+
+    def __init__(self, rules: Sequence[Inhibition], on_lift: Callable[[], None] | None = None):
+        self._rules = list(rules)
+        self._on_lift = on_lift
+
+    def observe(self, event: Event) -> Hold | None:
+        """Learn whether `event` is a firing source; the hold of its runs, if it is a target
+        (the first rule, in order, with a source firing)."""
+        found = None
+        for rule in self._rules:
+            if event.status is Status.FIRING and matches_all(rule.source, event):
+                values = tuple(value_of(event, f) for f in rule.equal)
+                what = f"incident {event.incident_id}" if event.incident_id else ""
+                rule.firing[event.fingerprint] = (values, what or f"alert {event.fingerprint}")
+            elif rule.firing.pop(event.fingerprint, None) is not None and self._on_lift:
+                self._on_lift()
+            if found is None and rule.firing and matches_all(rule.target, event):
+                found = _inhibited(rule, event)
+        return found
+
+
+def _inhibited(rule: Inhibition, event: Event) -> Hold | None:
+    values = tuple(value_of(event, f) for f in rule.equal)
+    for fingerprint, (theirs, what) in rule.firing.items():
+        if theirs == values and fingerprint != event.fingerprint:
+            return rule.hold(what, fingerprint)
+    return None
+
+
+def dependency_rules(services: Mapping[str, ServiceConfig]) -> list[Inhibition]:
+    """`depends_on` as inhibit rules: for a service and each service it depends on (declared,
+    directly first, then theirs), an alert about the dependency firing at warning or worse
+    holds the events about the service: its alerts, and its deployment events."""
+    rules = []
+    for name, svc in services.items():
+        for dep in _closure(services, name) if svc.depends_on else ():
+            if dep not in services:
+                continue
+
+            def hold(what: str, _fingerprint: str, name: str = name, dep: str = dep) -> Hold:
+                return Hold(dep, what, f"held: {name} depends on {dep}, which is failing ({what})")
+
+            source = (parse_matcher(f"labels.service={dep}"), _FAILING)
+            deployment = f"source={_DEPLOYMENT[0]}", f"kind={_DEPLOYMENT[1]}", f"resource={name}"
+            for target in ((f"labels.service={name}",), deployment):
+                rules.append(Inhibition(source, tuple(map(parse_matcher, target)), (), hold))
+    return rules
 
 
 class Holds:
     """Which services that others depend on are failing, learnt from the events the engine
-    observes, and whether an event's service depends (transitively) on one of them.
+    observes, and whether an event's service depends (transitively) on one of them. A firing
+    alert about a dependency holds through the Inhibitor, as an `inhibit:` rule does (the
+    rules `dependency_rules` writes); a deployment that went wrong has no counterpart there.
 
     An event is about a service when its `labels.service` names a declared one, or when it is
     a deployment event of the release controller (its resource). A dependency is failing while
@@ -47,11 +119,12 @@ class Holds:
         self._needs = {n: _closure(services, n) for n, s in services.items() if s.depends_on}
         watched = {d for deps in self._needs.values() for d in deps if d in services}
         self._window = {name: services[name].hold_dependents for name in watched}
-        # Per watched service: its firing alerts (fingerprint: incident id), and its deployments
-        # that went wrong, per environment (event time, deployment id, state).
-        self._alerts: dict[str, dict[str, str]] = {name: {} for name in watched}
+        # Per watched service: its deployments that went wrong, per environment (event time,
+        # deployment id, state).
         self._wrong: dict[str, dict[str, tuple[float, str, str]]] = {n: {} for n in watched}
         self._noted: set[tuple[str, str, str]] = set()
+        # A recovery: the next hold of its dependents is news again.
+        self._alerts = Inhibitor(dependency_rules(services), on_lift=self._noted.clear)
 
     @staticmethod
     def of(services: Mapping[str, ServiceConfig]) -> Holds | None:
@@ -60,19 +133,20 @@ class Holds:
 
     def observe(self, event: Event) -> Hold | None:
         """Learn from `event` (once it joined its incident); the hold of its rule runs, if any."""
+        alerted = self._alerts.observe(event)
         deployment = event.kind == _DEPLOYMENT[1] and event.source == _DEPLOYMENT[0]
         service = event.resource if deployment else event.labels.get("service")
         if service is None:
             return None
-        if service in self._alerts:
-            if deployment:
-                self._deployed(service, event)
-            else:
-                self._alerted(service, event)
+        if deployment and service in self._wrong:
+            self._deployed(service, event)
+        if alerted is not None:
+            return alerted
         for dependency in self._needs.get(service, ()):
-            cause = self._failing(dependency, event.time)
+            cause = self._went_wrong(dependency, event.time)
             if cause:
-                return Hold(service, dependency, cause)
+                why = f"held: {service} depends on {dependency}, which is failing ({cause})"
+                return Hold(dependency, cause, why)
         return None
 
     def stored(self, store: Store) -> list[Deployment]:
@@ -119,19 +193,8 @@ class Holds:
         elif state == "promoted":  # a version passed there since: that went-wrong is over
             self._wrong[service].pop(env, None)
 
-    def _alerted(self, service: str, event: Event) -> None:
-        alerts = self._alerts[service]
-        failing = event.severity.lower() in _FAILING
-        if event.status is Status.FIRING and failing and event.incident_id:
-            alerts[event.fingerprint] = event.incident_id
-        elif alerts.pop(event.fingerprint, None) is not None:
-            self._noted.clear()  # a recovery: the next hold of its dependents is news again
-
-    def _failing(self, dependency: str, now: float) -> str:
-        """Why `dependency` is failing at event time `now`, or "" when it is not."""
-        alerts = self._alerts.get(dependency)
-        if alerts:
-            return f"incident {next(iter(alerts.values()))}"
+    def _went_wrong(self, dependency: str, now: float) -> str:
+        """Which deployment of `dependency` went wrong within its window, or "" when none."""
         window = self._window.get(dependency, 0.0)
         for at, deployment_id, state in self._wrong.get(dependency, {}).values():
             if now - at < window:

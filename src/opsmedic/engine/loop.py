@@ -18,6 +18,7 @@ from opsmedic.engine.executor import Executor
 from opsmedic.engine.holds import Hold, Holds
 from opsmedic.engine.incidents import Grouping, IncidentTracker, Reopening
 from opsmedic.engine.journal import Journal, isolable
+from opsmedic.engine.muting import Muting
 from opsmedic.engine.planner import Planner
 from opsmedic.errors import StoreRefused
 from opsmedic.logs import get_logger
@@ -98,6 +99,9 @@ class Engine:
                                     flapping.within)  # fmt: skip
         self.incidents = IncidentTracker(self._grouping, reopening=self._reopening)
         self.holds = Holds.of(config.services)
+        # Silences, maintenance windows, inhibit rules: held through the same path (a Hold).
+        self.muting = Muting(config)
+        self._noted = self.holds or Holds({})  # which holds have their timeline line
         self._clock = clock
         self._inbox: list[_Submission] = []
         self._wake = asyncio.Event()
@@ -214,6 +218,8 @@ class Engine:
                     size += len(batch[-1].events) - batch[-1].start
                     if batch[-1].alone:
                         break
+                if self.store is not None and self.muting.due():
+                    await self._refresh_silences(self.store)
                 try:
                     planned = self._plan(batch)
                 except Exception as exc:  # a bug in planning: its callers hear of it
@@ -257,6 +263,8 @@ class Engine:
         event = encoded.event
         self.incidents.observe(event, changes)
         hold = self.holds.observe(event) if self.holds is not None else None
+        muted = self.muting.check(event)  # always: an inhibit rule learns its sources here
+        hold = hold or muted
         decision = self.planner.decide(event, hold is not None)
         if event.incident_id:
             self.incidents.planned(
@@ -273,9 +281,8 @@ class Engine:
         ids = [r.id for r, _ in decision.runs] + [r.id for r in decision.recorded]
         if not decision.held:
             return Accepted(event.id, ids)
-        assert self.holds is not None
         assert hold is not None
-        planned.held.extend(self.holds.held(decision.held, event, hold, changes))
+        planned.held.extend(self._noted.held(decision.held, event, hold, changes))
         return Accepted(event.id, ids, tuple((name, hold.reason) for name in decision.held))
 
     async def _commit(self, planned: _Planned) -> None:
@@ -331,6 +338,12 @@ class Engine:
             else:
                 self.planner.done(run)
                 self.log.info("run.not_claimed", run_id=run.id, rule=run.rule)
+
+    async def _refresh_silences(self, store: Store) -> None:
+        try:
+            await self.journal.call(self.muting.refresh, store, self._clock.now())
+        except Exception as exc:  # the store is down: the batch's own commit says so
+            self.log.error("engine.silences_unread", error=str(exc))
 
     async def _reload_state(self) -> None:
         """Incidents, limit windows and throttles as the store has them: at start, and after

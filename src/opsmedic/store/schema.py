@@ -210,3 +210,18 @@ approvals = sa.Table(
     sa.Column("decided_at", Time, nullable=True),
     sa.Column("comment", sa.Text, nullable=False),
 )
+
+# Silences (store/silence_rows.py): expiring one moves `ends_at` to that moment; `updated_at`
+# lets a running engine see any change by reading one count() and sum() (engine/muting.py).
+silences = sa.Table(
+    "silences",
+    metadata,
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("matchers", sa.JSON, nullable=False),  # ["host=web-1", "labels.env=~prod|dr"]
+    sa.Column("starts_at", Time, nullable=False),
+    sa.Column("ends_at", Time, nullable=False, index=True),
+    sa.Column("created_by", sa.String, nullable=False),
+    sa.Column("comment", sa.Text, nullable=False),
+    sa.Column("created_at", Time, nullable=False),
+    sa.Column("updated_at", Time, nullable=False),
+)

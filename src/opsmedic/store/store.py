@@ -36,6 +36,7 @@ from opsmedic.store.schema import deployments as deployment_table
 from opsmedic.store.schema import events as event_table
 from opsmedic.store.schema import incidents as incident_table
 from opsmedic.store.schema import runs as run_table
+from opsmedic.store.silence_rows import SilenceTable
 
 INTERRUPTED_MESSAGE = "interrupted: opsmedic stopped while this run was running"
 MIN_REF = 4  # shortest id prefix or suffix accepted by get_run / get_event
@@ -452,6 +453,11 @@ class Store:
     def approvals(self) -> ApprovalTable:
         """Runs' waits for approval and their decisions (store/approval_rows.py)."""
         return ApprovalTable(self._transaction, self._find)
+
+    @property
+    def silences(self) -> SilenceTable:
+        """Silences (store/silence_rows.py)."""
+        return SilenceTable(self._transaction, self._find)
 
     def load_cursor(self, name: str) -> str | None:
         """Where poller `name` stopped reading, if it ever read."""

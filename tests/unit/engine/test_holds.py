@@ -18,6 +18,12 @@ from opsmedic.runtime import build_registry, check_config
 T0 = 1_700_000_000.0
 
 
+def hold(service: str, dependency: str, cause: str) -> Hold:
+    """The hold of `service`'s runs while `dependency` fails, with the reason it gives."""
+    why = f"held: {service} depends on {dependency}, which is failing ({cause})"
+    return Hold(dependency, cause, why)
+
+
 def service(*depends_on: str, **kw: Any) -> ServiceConfig:
     return ServiceConfig(versions=Path("/srv/v"), switch=[{"noop": {}}],
                          depends_on=list(depends_on), **kw)  # fmt: skip
@@ -52,7 +58,7 @@ def test_info_holds_while_an_alert_about_data_fires_and_not_after_it_resolved() 
     holds = Holds(SEED)
     assert holds.observe(alert("info")) is None  # data is fine: info's rules run
     assert holds.observe(alert("data")) is None  # data's own rules always run
-    assert holds.observe(alert("info", 1)) == Hold("info", "data", "incident inc-data")
+    assert holds.observe(alert("info", 1)) == hold("info", "data", "incident inc-data")
     assert holds.observe(alert("info", 2)).reason == (  # type: ignore[union-attr]
         "held: info depends on data, which is failing (incident inc-data)"
     )
@@ -80,7 +86,7 @@ def test_a_rolled_back_deployment_holds_for_hold_dependents_then_no_more() -> No
     holds.observe(deployed("data", "verifying", 1))
     assert holds.observe(alert("info", 2)) is None  # verifying is not failing
     holds.observe(deployed("data", "rolled_back", 5))
-    assert holds.observe(alert("info", 6)) == Hold(
+    assert holds.observe(alert("info", 6)) == hold(
         "info", "data", "deployment dep-rolled_back rolled_back"
     )
     assert holds.observe(alert("info", 64.9)) is not None
@@ -106,8 +112,8 @@ def test_hold_dependents_zero_never_holds_for_a_deployment() -> None:
 def test_dependencies_count_transitively_and_the_deployment_events_of_info_are_about_info() -> None:
     holds = Holds({"db": service(), "data": service("db"), "info": service("data")})
     holds.observe(alert("db"))
-    assert holds.observe(alert("info", 1)) == Hold("info", "db", "incident inc-db")
-    assert holds.observe(alert("data", 1)) == Hold("data", "db", "incident inc-db")
+    assert holds.observe(alert("info", 1)) == hold("info", "db", "incident inc-db")
+    assert holds.observe(alert("data", 1)) == hold("data", "db", "incident inc-db")
     assert holds.observe(deployed("info", "rolled_back", 2)) is not None
 
 
@@ -124,9 +130,9 @@ def test_events_naming_no_service_or_an_unknown_one_are_not_attributed() -> None
 def test_a_cycle_the_config_check_refuses_does_not_loop_here() -> None:
     holds = Holds({"a": service("b"), "b": service("a")})
     holds.observe(alert("a"))
-    assert holds.observe(alert("b", 1)) == Hold("b", "a", "incident inc-a")
+    assert holds.observe(alert("b", 1)) == hold("b", "a", "incident inc-a")
     # b's alert fired too: a holds for b; nothing goes round a → b → a.
-    assert holds.observe(alert("a", 1)) == Hold("a", "b", "incident inc-b")
+    assert holds.observe(alert("a", 1)) == hold("a", "b", "incident inc-b")
 
 
 def test_a_hold_is_news_once_per_rule_alert_and_cause_and_again_after_a_recovery() -> None:

@@ -1,0 +1,142 @@
+"""Alertmanager-style matchers on an event's fields (`host=web-1`, `labels.env!~dev|test`), and
+the silences made of them."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from opsmedic.model import Event, new_id
+
+FIELDS = ("source", "kind", "resource", "host", "severity")
+OPS = ("=~", "!~", "!=", "=")  # longest first: `!=` is not `!` then `=`
+_LABEL = "labels."
+# A field name, then the first operator; the value is the rest, as written (quotes optional).
+_SHAPE = re.compile(r"\s*(labels\.[^=!~\s]+|[a-z_]+)\s*(=~|!~|!=|=)\s*(.*?)\s*", re.DOTALL)
+
+
+@dataclass(frozen=True, slots=True)
+class Matcher:
+    """One condition: `field op value`; a regex is fully anchored and compiled once. A label
+    the event does not carry has the empty value, as in Alertmanager (`labels.x=` matches it)."""
+
+    name: str
+    op: str
+    value: str
+    regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+
+    def matches(self, event: Event) -> bool:
+        actual = value_of(event, self.name)
+        if self.regex is not None:
+            return (self.regex.fullmatch(actual) is not None) == (self.op == "=~")
+        return (actual == self.value) == (self.op == "=")
+
+    def __str__(self) -> str:
+        return f"{self.name}{self.op}{self.value}"
+
+
+def value_of(event: Event, name: str) -> str:
+    """The event's value for a matcher field (validated by `parse_matcher`)."""
+    if name.startswith(_LABEL):
+        return event.labels.get(name[len(_LABEL) :], "")
+    return str(getattr(event, name))
+
+
+def parse_matcher(text: str) -> Matcher:
+    """`field op value` → a Matcher; ValueError saying what is wrong, naming the matcher."""
+    if not isinstance(text, str):
+        raise ValueError(f"a matcher is a string like host=web-1, got {text!r}")
+    m = _SHAPE.fullmatch(text)
+    if m is None:
+        raise ValueError(
+            f"not a matcher: {text!r} (use FIELD OP VALUE with OP one of {', '.join(OPS)}, "
+            "e.g. host=web-1, labels.env=~prod|staging)"
+        )
+    name, op, value = m.groups()
+    if name not in FIELDS and not name.startswith(_LABEL):
+        known = ", ".join((*FIELDS, "labels.NAME"))
+        raise ValueError(f"{text!r}: unknown field {name!r} (use {known})")
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        value = value[1:-1]
+    regex = None
+    if op in ("=~", "!~"):
+        try:
+            regex = re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"{text!r}: invalid regular expression: {exc}") from None
+    return Matcher(name, op, value, regex)
+
+
+def parse_matchers(texts: Sequence[str]) -> tuple[Matcher, ...]:
+    """Every matcher of a list, in order; an empty list is refused (it would match all)."""
+    if not texts:
+        raise ValueError("give at least one matcher (an empty list would match every event)")
+    return tuple(parse_matcher(t) for t in texts)
+
+
+def selective(matchers: Sequence[Matcher], what: str = "a silence") -> None:
+    """Refuse matchers that would all match an event without the fields they name: as in
+    Alertmanager, one matcher must not match the empty value, or `host!=x` mutes the world."""
+    empty = Event(source="", fingerprint="-", id="-", time=1.0)
+    if all(m.matches(empty) for m in matchers):
+        raise ValueError(
+            f"{what} needs one matcher that does not match an empty value "
+            "(e.g. source=disk or host=~web-.+); these would match nearly every event"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Silence:
+    """Matches held from `starts_at` until `ends_at` (epoch seconds, active while
+    starts_at ≤ t < ends_at); expiring one moves its end to the moment it was expired."""
+
+    id: str
+    matchers: tuple[Matcher, ...]
+    starts_at: float
+    ends_at: float
+    created_by: str
+    comment: str
+    created_at: float
+
+    def active(self, at: float) -> bool:
+        return self.starts_at <= at < self.ends_at
+
+    def state(self, at: float) -> str:
+        """pending, active or expired at `at`, as Alertmanager names them."""
+        return "pending" if at < self.starts_at else "active" if at < self.ends_at else "expired"
+
+    def as_dict(self, now: float) -> dict[str, object]:
+        """The JSON of the API and of `silence list --json`."""
+        return {"id": self.id, "matchers": [str(m) for m in self.matchers],
+                "starts_at": self.starts_at, "ends_at": self.ends_at,
+                "state": self.state(now), "created_by": self.created_by,
+                "comment": self.comment, "created_at": self.created_at}  # fmt: skip
+
+
+def new_silence(
+    matchers: Sequence[str], *, now: float, starts_at: float | None, ends_at: float | None,
+    duration: float | None, created_by: str, comment: str,
+) -> Silence:  # fmt: skip
+    """A silence as the CLI and the API make it: from `starts_at` (default now) for `duration`
+    or until `ends_at` (one of the two); ValueError naming what is wrong."""
+    parsed = parse_matchers(matchers)
+    selective(parsed)
+    if (duration is None) == (ends_at is None):
+        raise ValueError("give either a duration or an end")
+    if duration is not None and duration <= 0:
+        raise ValueError(f"the duration must be positive, got {duration:g}s")
+    start = now if starts_at is None else starts_at
+    end = start + duration if duration is not None else ends_at
+    assert end is not None
+    if end <= now:
+        raise ValueError("the end is in the past: that silence would never hold anything")
+    if end <= start:
+        raise ValueError("the end is not after the start")
+    if not comment.strip():
+        raise ValueError("say why in a comment: the timeline of what it holds shows it")
+    return Silence(new_id(), parsed, start, end, created_by, comment, now)
+
+
+def matches_all(matchers: Sequence[Matcher], event: Event) -> bool:
+    return all(m.matches(event) for m in matchers)
