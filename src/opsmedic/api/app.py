@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from opsmedic import __version__
-from opsmedic.api import deployments, flag_stream, ingest, operate, read
+from opsmedic.api import deployments, flag_stream, incident_actions, ingest, operate, read
 from opsmedic.api import flags as flag_routes
 from opsmedic.api.auth import Authenticator, require
 from opsmedic.api.docs import add_docs
@@ -71,6 +71,7 @@ def create_app(
     }
     webhook_routes = ingest.webhook_router(spec for spec, _ in webhooks.values())
     routers = (ingest.router, webhook_routes, read.router, operate.operate, operate.admin,
+               incident_actions.router,
                deployments.reads, deployments.writes,
                # The stream before the flag routes: /flags/{key} would also match /flags/stream.
                flag_stream.router, flag_routes.reads, flag_routes.writes)  # fmt: skip

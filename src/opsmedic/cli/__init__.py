@@ -74,6 +74,7 @@ def main() -> None:
         demo,
         flags,
         history,
+        incident_actions,
         incidents,
         releases,
         replay,

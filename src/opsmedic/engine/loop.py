@@ -28,6 +28,9 @@ from opsmedic.store.incident_rows import IncidentRows
 from opsmedic.store.store import Recovery, Store
 
 _MAX_BATCH = 2000  # events planned and committed together at most
+# People's actions on incidents: looked for at most this often (seconds) while events flow,
+# back this far before the last look (a commit that took its time, another host's clock).
+_LOOK_EVERY, _LOOK_SLACK = 1.0, 300.0
 
 
 @dataclass(slots=True)
@@ -111,6 +114,9 @@ class Engine:
         self.on_finished: Callable[[Run], None] | None = None
         # Called with (rule, dependency) for every match held: the metrics.
         self.on_held: Callable[[str, str], None] | None = None
+        # When the engine last looked for people's actions on incidents, and whether the API
+        # saw one since (acted_on_incidents): see _catch_up.
+        self._looked, self._acted = clock.now(), False
 
     async def start(self) -> list[Run]:
         """Start the loop; returns runs a crash left `running`, now marked `interrupted`."""
@@ -204,6 +210,7 @@ class Engine:
                     size += len(batch[-1].events) - batch[-1].start
                     if batch[-1].alone:
                         break
+                await self._catch_up()
                 try:
                     planned = self._plan(batch)
                 except Exception as exc:  # a bug in planning: its callers hear of it
@@ -321,6 +328,28 @@ class Engine:
             else:
                 self.planner.done(run)
                 self.log.info("run.not_claimed", run_id=run.id, rule=run.rule)
+
+    def acted_on_incidents(self) -> None:
+        """Someone acted on an incident in this process (the API): look before the next batch."""
+        self._acted = True
+
+    async def _catch_up(self) -> None:
+        """Adopt people's actions on incidents (acknowledged, resolved, closed, reopened…) taken
+        since the last look: at once after one through this process's API, else once per
+        _LOOK_EVERY while events flow. In between the store keeps their state (the guarded
+        upsert in store/incident_rows.py); this keeps the engine's decisions on it."""
+        now = self._clock.now()
+        if self.store is None or not (self._acted or now - self._looked >= _LOOK_EVERY):
+            return
+        since, self._looked, self._acted = self._looked - _LOOK_SLACK, now, False
+        try:
+            found = await self.journal.call(self.store.incidents_acted_on, since)
+        except Exception as exc:  # the store is down: the next look tries again
+            self.log.error("engine.catch_up_failed", error=str(exc))
+            self._acted = True
+            return
+        for incident in found:
+            self.incidents.adopt(incident)
 
     async def _reload_state(self) -> None:
         """Incidents, limit windows and throttles as the store has them: at start, and after
