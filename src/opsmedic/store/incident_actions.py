@@ -31,9 +31,9 @@ def apply_action(
         sa.select(incidents).where(incidents.c.id == incident_id).with_for_update()
     ).mappings().one()  # fmt: skip
     incident = incident_from_row(row)
+    line = lifecycle.act(incident, action, text(who), at, text(note))  # refused: nothing written
     if action is Action.REOPEN:
         _check_key_free(conn, incident)
-    line = lifecycle.act(incident, action, text(who), at, text(note))
     conn.execute(
         sa.update(incidents)
         .where(incidents.c.id == incident.id)
