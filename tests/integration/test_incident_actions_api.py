@@ -176,3 +176,27 @@ async def test_two_people_acknowledging_at_once_make_one_line(
         assert len(lines) == 1 and lines[0]["message"] == winner["line"]["message"]
         assert found["acknowledged_by"] == winner["incident"]["acknowledged_by"]
         assert found["status"] == "acknowledged"
+
+
+async def test_on_acknowledge_stop_ends_a_rules_runs_for_that_incident(tmp_path: Path) -> None:
+    rules = [
+        {"name": "page", "when": {"source": "alertmanager"}, "do": [{"noop": {"message": "paged"}}],
+         "on_acknowledge": "stop"},
+        {"name": "collect", "when": {"source": "alertmanager"}, "do": [{"noop": {}}]},
+    ]  # fmt: skip
+    async with running_api(tmp_path, rules) as api:
+
+        async def ruled(fingerprint: str) -> list[str]:
+            async with api.client(api.tokens["ingest"]) as ingest:
+                body = {**ALERT, "fingerprint": fingerprint, "time": time.time()}
+                reply = await ingest.post("/api/v1/events", json=body)
+            await settle(api)
+            (event,) = reply.json()["events"]
+            return sorted(api.store.get_run(r).rule for r in event["run_ids"])
+
+        assert await ruled("a") == ["collect", "page"]
+        (incident,) = api.store.list_incidents()
+        async with api.client(api.tokens["operate"]) as op:
+            assert (await op.post(f"/api/v1/incidents/{incident.id}/ack")).status_code == 200
+        assert await ruled("b") == ["collect"]  # acknowledged: paging stops, collecting not
+        assert api.rt.engine.planner.stats.stopped_acknowledged == 1

@@ -204,6 +204,11 @@ class IncidentTracker:
             if self._resolved.get(fp) is incident:
                 del self._resolved[fp]
 
+    def acknowledged(self, incident_id: str) -> bool:
+        """Whether someone acknowledged this incident since it (re)opened."""
+        incident = self._by_id.get(incident_id)
+        return incident is not None and incident.acknowledged_at is not None
+
     def adopt(self, stored: Incident) -> None:
         """Catch up with what people did to an incident (as the store has it): its state, and
         whether the engine still follows it (not once closed: a new alert opens a new one)."""

@@ -254,7 +254,8 @@ class Engine:
         event = encoded.event
         self.incidents.observe(event, changes)
         hold = self.holds.observe(event) if self.holds is not None else None
-        decision = self.planner.decide(event, hold is not None)
+        decision = self.planner.decide(event, hold is not None,
+                                       self.incidents.acknowledged(event.incident_id))  # fmt: skip
         if event.incident_id:
             self.incidents.planned(
                 event, [r for r, _ in decision.runs] + decision.recorded, changes
