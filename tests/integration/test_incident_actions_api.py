@@ -12,7 +12,8 @@ from typing import Any
 import httpx
 
 from api_service import Api, running_api
-from opsmedic.lifecycle import NOTE_MAX, WHO_MAX
+from opsmedic.clock import ManualClock
+from opsmedic.lifecycle import NOTE_MAX, WHO_MAX, Action
 
 ALERT = {"source": "alertmanager", "kind": "DiskFull", "resource": "db1",
          "labels": {"alertname": "DiskFull", "service": "db"}}  # fmt: skip
@@ -200,3 +201,35 @@ async def test_on_acknowledge_stop_ends_a_rules_runs_for_that_incident(tmp_path:
             assert (await op.post(f"/api/v1/incidents/{incident.id}/ack")).status_code == 200
         assert await ruled("b") == ["collect"]  # acknowledged: paging stops, collecting not
         assert api.rt.engine.planner.stats.stopped_acknowledged == 1
+
+
+async def test_the_engine_catches_up_with_an_action_taken_outside_its_api(
+    tmp_path: Path, store_url: str
+) -> None:
+    """`opsmedic incidents ack` writes the store, not the engine: until the engine looks (at
+    most a second later, while events flow) its writes keep the acknowledgement, then it
+    decides on it (here: a rule that stops on acknowledge)."""
+    clock = ManualClock(time.time())
+    rules = [{"name": "page", "when": {"source": "alertmanager"}, "do": ["noop"],
+              "on_acknowledge": "stop"}]  # fmt: skip
+    async with running_api(tmp_path, rules, clock=clock, store=store_url) as api:
+
+        async def ruled(fingerprint: str) -> list[str]:
+            async with api.client(api.tokens["ingest"]) as ingest:
+                body = {**ALERT, "fingerprint": fingerprint, "time": clock.now()}
+                reply = await ingest.post("/api/v1/events", json=body)
+            await settle(api)
+            (event,) = reply.json()["events"]
+            return [api.store.get_run(r).rule for r in event["run_ids"]]
+
+        assert await ruled("a") == ["page"]
+        (incident,) = api.store.list_incidents()
+        await asyncio.to_thread(api.store.incident_action, incident.id, Action.ACK, "alice",
+                                clock.now())  # fmt: skip
+        await ruled("b")  # the engine has not looked yet: its copy says mitigated, not acked
+        found = await detail(api, incident.id)
+        assert (found["status"], found["acknowledged_by"]) == ("mitigated", "alice")
+        clock.advance(2.0)
+        assert await ruled("c") == []  # it looked: acknowledged, the page stops
+        found = await detail(api, incident.id)
+        assert (found["status"], found["acknowledged_by"]) == ("acknowledged", "alice")
