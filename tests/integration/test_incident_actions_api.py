@@ -36,6 +36,16 @@ async def detail(api: Api, incident_id: str) -> dict[str, Any]:
     return found
 
 
+async def ruled(api: Api, fingerprint: str, at: float | None = None) -> list[str]:
+    """The rules whose runs a firing event planned, once they are done."""
+    async with api.client(api.tokens["ingest"]) as ingest:
+        body = {**ALERT, "fingerprint": fingerprint, "time": time.time() if at is None else at}
+        reply = await ingest.post("/api/v1/events", json=body)
+    await settle(api)
+    (event,) = reply.json()["events"]
+    return sorted(api.store.get_run(r).rule for r in event["run_ids"])
+
+
 async def settle(api: Api) -> None:
     """Wait until the engine has committed what it planned (runs, incident changes)."""
     await api.rt.engine.drain()
@@ -186,20 +196,11 @@ async def test_on_acknowledge_stop_ends_a_rules_runs_for_that_incident(tmp_path:
         {"name": "collect", "when": {"source": "alertmanager"}, "do": [{"noop": {}}]},
     ]  # fmt: skip
     async with running_api(tmp_path, rules) as api:
-
-        async def ruled(fingerprint: str) -> list[str]:
-            async with api.client(api.tokens["ingest"]) as ingest:
-                body = {**ALERT, "fingerprint": fingerprint, "time": time.time()}
-                reply = await ingest.post("/api/v1/events", json=body)
-            await settle(api)
-            (event,) = reply.json()["events"]
-            return sorted(api.store.get_run(r).rule for r in event["run_ids"])
-
-        assert await ruled("a") == ["collect", "page"]
+        assert await ruled(api, "a") == ["collect", "page"]
         (incident,) = api.store.list_incidents()
         async with api.client(api.tokens["operate"]) as op:
             assert (await op.post(f"/api/v1/incidents/{incident.id}/ack")).status_code == 200
-        assert await ruled("b") == ["collect"]  # acknowledged: paging stops, collecting not
+        assert await ruled(api, "b") == ["collect"]  # acknowledged: paging stops, collecting not
         assert api.rt.engine.planner.stats.stopped_acknowledged == 1
 
 
@@ -213,23 +214,16 @@ async def test_the_engine_catches_up_with_an_action_taken_outside_its_api(
     rules = [{"name": "page", "when": {"source": "alertmanager"}, "do": ["noop"],
               "on_acknowledge": "stop"}]  # fmt: skip
     async with running_api(tmp_path, rules, clock=clock, store=store_url) as api:
-
-        async def ruled(fingerprint: str) -> list[str]:
-            async with api.client(api.tokens["ingest"]) as ingest:
-                body = {**ALERT, "fingerprint": fingerprint, "time": clock.now()}
-                reply = await ingest.post("/api/v1/events", json=body)
-            await settle(api)
-            (event,) = reply.json()["events"]
-            return [api.store.get_run(r).rule for r in event["run_ids"]]
-
-        assert await ruled("a") == ["page"]
+        assert await ruled(api, "a", clock.now()) == ["page"]
         (incident,) = api.store.list_incidents()
         await asyncio.to_thread(api.store.incident_action, incident.id, Action.ACK, "alice",
                                 clock.now())  # fmt: skip
-        await ruled("b")  # the engine has not looked yet: its copy says mitigated, not acked
+        await ruled(
+            api, "b", clock.now()
+        )  # the engine has not looked yet: its copy says mitigated, not acked
         found = await detail(api, incident.id)
         assert (found["status"], found["acknowledged_by"]) == ("mitigated", "alice")
         clock.advance(2.0)
-        assert await ruled("c") == []  # it looked: acknowledged, the page stops
+        assert await ruled(api, "c", clock.now()) == []  # it looked: acknowledged, the page stops
         found = await detail(api, incident.id)
         assert (found["status"], found["acknowledged_by"]) == ("acknowledged", "alice")
