@@ -9,7 +9,8 @@ OpsmedicError
 │   ├── NotFoundError    no record with that id (or a short id matching several)
 │   │   ├── UnknownFlag  no flag with that key (the message lists close matches): exit 2
 │   │   ├── UnknownRun   no run with that id, to approve or reject: 404, exit 2
-│   │   └── UnknownSilence  no silence with that id: 404, exit 2
+│   │   ├── UnknownSilence  no silence with that id: 404, exit 2
+│   │   └── UnknownIncident  no incident with that id: 404, exit 2
 │   └── StoreRefused     one request's data cannot be encoded or is refused by the database
 ├── TemplateError        a template failed to render (sandbox violation, undefined value)
 ├── FileChanged          a file shrank while it was being archived (archive/members.py)
@@ -21,6 +22,7 @@ OpsmedicError
 ├── FlagRefused          a flag key or document that cannot be stored (too big, not JSON): 422
 ├── HuntInputError       a log hunt's path, pattern or time window that cannot be used: exit 2
 ├── ApprovalConflict     a run not waiting for that approval, or decided already (by whom): 409
+├── IncidentRefused      an action an incident's state does not allow (names the state): 409
 └── ActionError          raised inside an action; the engine turns it into a failed Outcome
     ├── RetryableError   a failure worth retrying with backoff (connection refused, 503 …)
     └── HostRefused      an SSH host answered but cannot be trusted or let us in
@@ -111,6 +113,12 @@ class UnknownSilence(NotFoundError):
     status = 404
 
 
+class UnknownIncident(NotFoundError):
+    """No incident has that id (or several share the short form given)."""
+
+    exit_code = 2
+
+
 class StoreRefused(StoreError):
     """The data, not the store, is at fault: a value that cannot be encoded as JSON, or one
     the database refuses (an integrity or data error). The request that brought it fails
@@ -166,6 +174,12 @@ class FlagConflict(OpsmedicError):
         self.key = key
         self.expected = expected
         self.actual = actual
+
+
+class IncidentRefused(OpsmedicError):
+    """An action the incident's state does not allow; the message names the state."""
+
+    exit_code = 2
 
 
 class FlagRefused(OpsmedicError, ValueError):

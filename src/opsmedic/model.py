@@ -245,9 +245,13 @@ class Deployment:
 
 
 class IncidentStatus(StrEnum):
+    """The states of lifecycle.py's machine; closed is final (docs/incidents.md)."""
+
     OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
     MITIGATED = "mitigated"
     RESOLVED = "resolved"
+    CLOSED = "closed"
 
 
 @dataclass(slots=True)
@@ -274,6 +278,15 @@ class Incident:
     flaps: int = 0
     flapping: bool = False
     id: str = field(default_factory=new_id)
+    # What people did (lifecycle.py): who acknowledged it and when, to whom it is assigned,
+    # when it was closed; `human_actions` counts their actions, so that the engine's copy of
+    # an incident never overwrites a state someone set after the engine last read it.
+    acknowledged_at: float | None = None
+    acknowledged_by: str = ""
+    assignee: str = ""
+    closed_at: float | None = None
+    human_actions: int = 0
+    human_at: float | None = None
 
 
 @dataclass(slots=True)
@@ -283,7 +296,7 @@ class TimelineEntry:
     incident_id: str
     time: float
     kind: str  # event_received, rule_matched, run_started, run_finished, notification_sent,
-    #            status_changed
+    #            status_changed; people's: acknowledged, note, resolved, closed, reopened, assigned
     message: str
     ref: str = ""
 

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, WithJsonSchema
 
+from opsmedic.lifecycle import durations
 from opsmedic.model import (
     Approval,
     DeploymentState,
@@ -187,6 +188,10 @@ class IncidentView(View):
     flaps: int
     flapping: bool
     id: str
+    acknowledged_at: Number | None
+    acknowledged_by: str
+    assignee: str
+    closed_at: Number | None
 
 
 class AlertView(View):
@@ -209,6 +214,11 @@ class IncidentDetailView(IncidentView):
 
     alerts: list[AlertView]
     timeline: list[TimelineView]
+    # Seconds from opening to the first acknowledgement, mitigation and resolution (or close),
+    # read from the timeline (lifecycle.durations); null until then.
+    tta: Number | None
+    ttm: Number | None
+    ttr: Number | None
 
     @classmethod
     def of(
@@ -218,7 +228,22 @@ class IncidentDetailView(IncidentView):
         timeline: Sequence[TimelineEntry],
     ) -> IncidentDetailView:
         summary = dict(IncidentView.model_validate(incident))
-        return cls.model_validate({**summary, "alerts": alerts, "timeline": timeline})
+        times = durations(incident.opened_at, list(timeline))
+        found = {"alerts": alerts, "timeline": timeline, "tta": times.tta, "ttm": times.ttm,
+                 "ttr": times.ttr}  # fmt: skip
+        return cls.model_validate({**summary, **found})
+
+
+class IncidentActionView(View):
+    """What a person's action made of an incident, and the timeline line that records it."""
+
+    incident: IncidentView
+    line: TimelineView
+
+    @classmethod
+    def of(cls, incident: Incident, line: TimelineEntry) -> IncidentActionView:
+        return cls(incident=IncidentView.model_validate(incident),
+                   line=TimelineView.model_validate(line))  # fmt: skip
 
 
 class TokenView(View):

@@ -13,7 +13,16 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from opsmedic import __version__
-from opsmedic.api import approvals, deployments, flag_stream, ingest, operate, read, silences
+from opsmedic.api import (
+    approvals,
+    deployments,
+    flag_stream,
+    incident_actions,
+    ingest,
+    operate,
+    read,
+    silences,
+)
 from opsmedic.api import flags as flag_routes
 from opsmedic.api.auth import Authenticator, require
 from opsmedic.api.docs import add_docs
@@ -71,6 +80,7 @@ def create_app(
     }
     webhook_routes = ingest.webhook_router(spec for spec, _ in webhooks.values())
     routers = (ingest.router, webhook_routes, read.router, operate.operate, operate.admin,
+               incident_actions.router,
                deployments.reads, deployments.writes, approvals.router,
                # The stream before the flag routes: /flags/{key} would also match /flags/stream.
                flag_stream.router, flag_routes.reads, flag_routes.writes,

@@ -75,6 +75,7 @@ def main() -> None:
         demo,
         flags,
         history,
+        incident_actions,
         incidents,
         logs,
         releases,

@@ -16,7 +16,8 @@ from opsmedic.model import Incident, IncidentStatus
 incidents_app = typer.Typer(help="Read incidents and their timelines.", invoke_without_command=True)
 app.add_typer(incidents_app, name="incidents")
 
-_STATUS_STYLE = {"open": "red", "mitigated": "yellow", "resolved": "green"}
+_STATUS_STYLE = {"open": "red", "acknowledged": "magenta", "mitigated": "yellow",
+                 "resolved": "green", "closed": "dim"}  # fmt: skip
 
 
 def _status(incident: Incident) -> Text:
@@ -27,6 +28,10 @@ def _status(incident: Incident) -> Text:
     elif incident.flaps:
         text.append(f" ({incident.flaps} flaps)")
     return text
+
+
+def _took(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds:g} s"
 
 
 @incidents_app.callback()
@@ -66,14 +71,19 @@ def show(
     from opsmedic.views import IncidentDetailView
 
     incident, alerts, timeline = open_store(config).get_incident(incident_id)
+    view = IncidentDetailView.of(incident, alerts, timeline)
     if as_json:
-        print_json(IncidentDetailView.of(incident, alerts, timeline).model_dump())
+        print_json(view.model_dump())
         return
+    acked = f"{when(incident.acknowledged_at)} by {incident.acknowledged_by}"
     print_fields(f"incident {incident.id}", [
         ("id", incident.id), ("title", incident.title), ("status", _status(incident)),
         ("severity", incident.severity), ("events", str(incident.events)), ("key", incident.key),
-        ("opened", when(incident.opened_at)), ("mitigated", when(incident.mitigated_at)),
-        ("resolved", when(incident.resolved_at)),
+        ("opened", when(incident.opened_at)),
+        ("acknowledged", acked if incident.acknowledged_at is not None else "-"),
+        ("assignee", incident.assignee or "-"), ("mitigated", when(incident.mitigated_at)),
+        ("resolved", when(incident.resolved_at)), ("closed", when(incident.closed_at)),
+        ("TTA / TTM / TTR", " / ".join(_took(s) for s in (view.tta, view.ttm, view.ttr))),
     ])  # fmt: skip
     print_table("alerts", ["fingerprint", "status", "first seen", "last seen", "events"],
                 [[a.fingerprint, a.status, when(a.first_seen), when(a.last_seen), str(a.events)]

@@ -7,6 +7,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from opsmedic.lifecycle import Action, next_status
 from opsmedic.model import (
     AlertDelta,
     Event,
@@ -19,8 +20,13 @@ from opsmedic.model import (
     TimelineEntry,
 )
 
+_DONE = (IncidentStatus.RESOLVED, IncidentStatus.CLOSED)
 # Steps whose success tells people something: they appear on the timeline as notifications.
 NOTIFYING_ACTIONS = frozenset({"notify", "annotate"})
+# What people set, which the engine takes from the store when it catches up (adopt).
+_LIFECYCLE_FIELDS = ("status", "mitigated_at", "resolved_at", "acknowledged_at",
+                     "acknowledged_by", "assignee", "closed_at", "human_actions",
+                     "human_at")  # fmt: skip
 ALL_LABELS = "..."  # Alertmanager's spelling of "group by every label": one incident per alert
 _SEVERITY_RANK = {"info": 0, "warning": 1, "error": 2, "critical": 3}
 # A grouping key is a key of an index (incidents.key); one built from long labels (an alert
@@ -101,7 +107,7 @@ class IncidentTracker:
         self._grouping = grouping
         self._reopening = reopening
         incidents = list(known)
-        self._active = {i.key: i for i in incidents if i.status is not IncidentStatus.RESOLVED}
+        self._active = {i.key: i for i in incidents if i.status not in _DONE}
         self._by_id = {incident.id: incident for incident in self._active.values()}
         # An alert stays with the incident it joined, even if its grouping key changes (a
         # resolve that lacks the trigger's fields, a severity that drops on recovery).
@@ -166,21 +172,62 @@ class IncidentTracker:
                 if self.in_event_order:
                     self._fired[incident.id] = self._observed
                 if incident.status is IncidentStatus.MITIGATED:
-                    self._status(changes, incident, IncidentStatus.OPEN, event.time,
-                                 "reopened: an alert fired after the mitigation")  # fmt: skip
+                    self._refired(changes, incident, event.time)
         elif before == "firing":
             if not incident.flapping:
                 _received(changes, incident, "resolved", event)
             if all(status == "resolved" for status in incident.alerts.values()):
                 incident.resolved_at = event.time
-                self._status(changes, incident, IncidentStatus.RESOLVED, event.time,
+                self._status(changes, incident,
+                             next_status(incident.status, Action.ALERTS_RESOLVED), event.time,
                              "resolved: every alert of the incident resolved")  # fmt: skip
-                del self._active[incident.key]
-                del self._by_id[incident.id]
-                self._fired.pop(incident.id, None)
-                for fp in incident.alerts:
-                    del self._by_fp[fp]
+                self._forget(incident)
                 self._remember(incident)
+
+    def _refired(self, changes: IncidentChanges, incident: Incident, at: float) -> None:
+        """An alert of a mitigated incident fired: open again, or acknowledged if it was."""
+        acked = incident.acknowledged_at is not None
+        status = next_status(incident.status, Action.FIRED, acknowledged=acked)
+        still = " (still acknowledged)" if status is IncidentStatus.ACKNOWLEDGED else ""
+        self._status(changes, incident, status, at,
+                     f"reopened: an alert fired after the mitigation{still}")  # fmt: skip
+
+    def _forget(self, incident: Incident) -> None:
+        """No longer follow `incident` as active nor as recently resolved."""
+        if self._active.get(incident.key) is incident:
+            del self._active[incident.key]
+        self._by_id.pop(incident.id, None)
+        self._fired.pop(incident.id, None)
+        for fp in incident.alerts:
+            if self._by_fp.get(fp) is incident:
+                del self._by_fp[fp]
+            if self._resolved.get(fp) is incident:
+                del self._resolved[fp]
+
+    def acknowledged(self, incident_id: str) -> bool:
+        """Whether someone acknowledged this incident since it (re)opened."""
+        incident = self._by_id.get(incident_id)
+        return incident is not None and incident.acknowledged_at is not None
+
+    def adopt(self, stored: Incident) -> None:
+        """Catch up with what people did to an incident (as the store has it): its state, and
+        whether the engine still follows it (not once closed: a new alert opens a new one)."""
+        known = self._by_id.get(stored.id) or next(
+            (i for i in self._resolved.values() if i.id == stored.id), None
+        )
+        if known is not None and known.human_actions >= stored.human_actions:
+            return
+        incident = known or stored
+        if known is not None:  # the engine's alerts and counts are newer than the store's
+            for name in _LIFECYCLE_FIELDS:
+                setattr(known, name, getattr(stored, name))
+        self._forget(incident)
+        if incident.status is IncidentStatus.RESOLVED:
+            self._remember(incident)
+        elif incident.status is not IncidentStatus.CLOSED and incident.key not in self._active:
+            self._active[incident.key] = self._by_id[incident.id] = incident
+            for fp in incident.alerts:
+                self._by_fp[fp] = incident
 
     def _remember(self, incident: Incident) -> None:
         """Keep a resolved incident for its alerts to reopen, and forget those resolved
@@ -212,14 +259,15 @@ class IncidentTracker:
             self._by_fp[fp] = incident
         self._active[incident.key] = incident
         self._by_id[incident.id] = incident
-        incident.resolved_at = None
+        incident.resolved_at = incident.acknowledged_at = None  # a new round, to acknowledge
+        incident.acknowledged_by = ""
         incident.flaps += 1
         times = self._flap_times.setdefault(incident.id, deque())
         times.append(event.time)
         while times and times[0] < event.time - self._reopening.flap_window:
             times.popleft()
         # The line is written unless the incident is flapping already (see _status).
-        self._status(changes, incident, IncidentStatus.OPEN, event.time,
+        self._status(changes, incident, next_status(incident.status, Action.FIRED), event.time,
                      f"reopened: {_describe(event)} fired again {max(gap, 0.0):g} s after it "
                      f"resolved (flap {incident.flaps})")  # fmt: skip
         if not incident.flapping and len(times) >= self._reopening.flaps:
@@ -274,14 +322,13 @@ class IncidentTracker:
             incident is not None
             and run.state is RunState.SUCCEEDED
             and not run.dry_run
-            and incident.status is IncidentStatus.OPEN
+            and incident.status in (IncidentStatus.OPEN, IncidentStatus.ACKNOWLEDGED)
         ):
             incident.mitigated_at = at
-            self._status(changes, incident, IncidentStatus.MITIGATED, at,
-                         f"mitigated: run of {run.rule} succeeded")  # fmt: skip
+            self._status(changes, incident, next_status(incident.status, Action.RUN_SUCCEEDED),
+                         at, f"mitigated: run of {run.rule} succeeded")  # fmt: skip
             if seen is not None and self._fired.get(incident.id, 0) > seen:
-                self._status(changes, incident, IncidentStatus.OPEN, at,
-                             "reopened: an alert fired after the mitigation")  # fmt: skip
+                self._refired(changes, incident, at)
         return changes
 
     def _open(self, key: str, event: Event, changes: IncidentChanges) -> Incident:

@@ -31,6 +31,9 @@ from opsmedic.store.incident_rows import IncidentRows
 from opsmedic.store.store import Recovery, Store
 
 _MAX_BATCH = 2000  # events planned and committed together at most
+# People's actions on incidents: looked for at most this often (seconds) while events flow,
+# back this far before the last look (a commit that took its time, another host's clock).
+_LOOK_EVERY, _LOOK_SLACK = 1.0, 300.0
 
 
 @dataclass(slots=True)
@@ -122,6 +125,9 @@ class Engine:
                                    resume=functools.partial(self._spawn, approved=True),
                                    end=self._end_waiting,
                                    announce=self._announce)  # fmt: skip
+        # When the engine last looked for people's actions on incidents, and whether the API
+        # saw one since (acted_on_incidents): see _catch_up.
+        self._looked, self._acted = clock.now(), False
 
     async def start(self) -> list[Run]:
         """Start the loop; returns runs a crash left `running`, now marked `interrupted`."""
@@ -220,6 +226,7 @@ class Engine:
                         break
                 if self.store is not None and self.muting.due():
                     await self._refresh_silences(self.store)
+                await self._catch_up()
                 try:
                     planned = self._plan(batch)
                 except Exception as exc:  # a bug in planning: its callers hear of it
@@ -265,7 +272,8 @@ class Engine:
         hold = self.holds.observe(event) if self.holds is not None else None
         muted = self.muting.check(event)  # always: an inhibit rule learns its sources here
         hold = hold or muted
-        decision = self.planner.decide(event, hold is not None)
+        decision = self.planner.decide(event, hold is not None,
+                                       self.incidents.acknowledged(event.incident_id))  # fmt: skip
         if event.incident_id:
             self.incidents.planned(
                 event, [r for r, _ in decision.runs] + decision.recorded, changes
@@ -344,6 +352,28 @@ class Engine:
             await self.journal.call(self.muting.refresh, store, self._clock.now())
         except Exception as exc:  # the store is down: the batch's own commit says so
             self.log.error("engine.silences_unread", error=str(exc))
+
+    def acted_on_incidents(self) -> None:
+        """Someone acted on an incident in this process (the API): look before the next batch."""
+        self._acted = True
+
+    async def _catch_up(self) -> None:
+        """Adopt people's actions on incidents (acknowledged, resolved, closed, reopened…) taken
+        since the last look: at once after one through this process's API, else once per
+        _LOOK_EVERY while events flow. In between the store keeps their state (the guarded
+        upsert in store/incident_rows.py); this keeps the engine's decisions on it."""
+        now = self._clock.now()
+        if self.store is None or not (self._acted or now - self._looked >= _LOOK_EVERY):
+            return
+        since, self._looked, self._acted = self._looked - _LOOK_SLACK, now, False
+        try:
+            found = await self.journal.call(self.store.incidents_acted_on, since)
+        except Exception as exc:  # the store is down: the next look tries again
+            self.log.error("engine.catch_up_failed", error=str(exc))
+            self._acted = True
+            return
+        for incident in found:
+            self.incidents.adopt(incident)
 
     async def _reload_state(self) -> None:
         """Incidents, limit windows and throttles as the store has them: at start, and after

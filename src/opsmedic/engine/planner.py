@@ -33,6 +33,7 @@ class PlannerStats:
     suppressed_throttle: int = 0
     limited: int = 0
     held: int = 0
+    stopped_acknowledged: int = 0  # matches of `on_acknowledge: stop` rules, not acted on
 
 
 class Planner:
@@ -129,13 +130,17 @@ class Planner:
         fp = event.fingerprint
         return any((r.name, fp) in self._in_flight for r in self.ruleset.match(event))
 
-    def decide(self, event: Event, held: bool = False) -> Decision:
-        """`held`: the event's service depends on one that is failing (engine/holds.py)."""
+    def decide(self, event: Event, held: bool = False, acknowledged: bool = False) -> Decision:
+        """`held`: the event's service depends on one that is failing (engine/holds.py);
+        `acknowledged`: someone acknowledged its incident (rules' `on_acknowledge`)."""
         decision = Decision()
         matched = self.ruleset.match(event)
         self._reset_pending(event, matched)
         for rule in matched:
             self.stats.matched += 1
+            if acknowledged and rule.on_acknowledge == "stop":
+                self.stats.stopped_acknowledged += 1
+                continue
             self._decide_rule(rule, event, decision, held)
         self.stats.events += 1
         if self.stats.events % _GC_EVERY == 0:

@@ -145,7 +145,7 @@ def _load_rule(item: Any, i: int, located: Located, checks: _Checks, index: int)
         name=spec.name, index=index, condition=condition, steps=steps, for_s=for_s,
         on_failure=on_failure, throttle=spec.throttle, limit=spec.limit, queue=spec.queue,
         dry_run=spec.dry_run, description=spec.description, file=located.file,
-        line=located.where((i,))[0],
+        line=located.where((i,))[0], on_acknowledge=spec.on_acknowledge,
     )  # fmt: skip
 
 

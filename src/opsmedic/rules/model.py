@@ -45,6 +45,8 @@ class RuleSpec(BaseModel):
     limit: LimitSpec | None = None
     queue: Literal["remediation", "investigation"] = "remediation"
     dry_run: bool | None = None
+    # stop: no more runs of this rule for an incident someone acknowledged (docs/rules.md).
+    on_acknowledge: Literal["continue", "stop"] = "continue"
 
 
 @dataclass(slots=True)
@@ -77,6 +79,7 @@ class Rule:
     description: str = ""
     file: str = ""
     line: int = 0
+    on_acknowledge: str = "continue"
 
     @property
     def actions(self) -> list[str]:

@@ -18,15 +18,26 @@ from opsmedic.utf8 import text
 # about a quarter cheaper per row), with :names through SQLAlchemy on PostgreSQL.
 _INCIDENT_COLUMNS = ("id", "key", "title", "source", "severity", "status", "opened_at",
                      "updated_at", "mitigated_at", "resolved_at", "events", "flaps",
-                     "flapping")  # fmt: skip
+                     "flapping", "acknowledged_at", "acknowledged_by", "assignee", "closed_at",
+                     "human_actions")  # fmt: skip
+# The engine's copy of an incident sets its state only if it has seen every action people
+# took on it (lifecycle.py): a batch planned before an acknowledgement and committed after
+# it must not put the incident back to open. The engine learns of the action soon after
+# (Engine.sync_incidents) and its next write sets the state again.
+_GUARDED = ("status", "mitigated_at", "resolved_at", "acknowledged_at", "acknowledged_by",
+            "assignee", "closed_at")  # fmt: skip
+_GUARD = ", ".join(
+    f"{c} = CASE WHEN incidents.human_actions = excluded.human_actions THEN excluded.{c} "
+    f"ELSE incidents.{c} END"
+    for c in _GUARDED
+)
 _ALERT_COLUMNS = ("incident_id", "fingerprint", "status", "first_seen", "last_seen", "events")
 _TIMELINE_COLUMNS = ("incident_id", "time", "kind", "message", "ref")
 _UPSERT_INCIDENT = """
 INSERT INTO incidents ({columns}) VALUES ({marks})
-ON CONFLICT (id) DO UPDATE SET severity = excluded.severity, status = excluded.status,
-    updated_at = excluded.updated_at, mitigated_at = excluded.mitigated_at,
-    resolved_at = excluded.resolved_at, events = excluded.events, flaps = excluded.flaps,
-    flapping = excluded.flapping
+ON CONFLICT (id) DO UPDATE SET severity = excluded.severity,
+    updated_at = excluded.updated_at, events = excluded.events, flaps = excluded.flaps,
+    flapping = excluded.flapping, {guard}
 """
 _MERGE_ALERT = """
 INSERT INTO incident_alerts ({columns}) VALUES ({marks})
@@ -38,7 +49,7 @@ _APPEND_TIMELINE = "INSERT INTO timeline ({columns}) VALUES ({marks})"
 
 def _statement(template: str, columns: tuple[str, ...], named: bool) -> str:
     marks = ", ".join(f":{c}" for c in columns) if named else ", ".join("?" * len(columns))
-    return template.format(columns=", ".join(columns), marks=marks)
+    return template.format(columns=", ".join(columns), marks=marks, guard=_GUARD)
 
 
 _STATEMENTS = [
@@ -87,6 +98,11 @@ class IncidentRows:
                     i.events,
                     i.flaps,
                     i.flapping,
+                    i.acknowledged_at,
+                    text(i.acknowledged_by),
+                    text(i.assignee),
+                    i.closed_at,
+                    i.human_actions,
                 )
                 for i in changes.incidents.values()
             ],
@@ -120,16 +136,31 @@ def incident_from_row(row: sa.RowMapping, alerts: dict[str, str] | None = None) 
         opened_at=row["opened_at"], updated_at=row["updated_at"],
         mitigated_at=row["mitigated_at"], resolved_at=row["resolved_at"], events=row["events"],
         alerts=alerts or {}, flaps=row["flaps"], flapping=bool(row["flapping"]),
+        acknowledged_at=row["acknowledged_at"], acknowledged_by=row["acknowledged_by"],
+        assignee=row["assignee"], closed_at=row["closed_at"],
+        human_actions=row["human_actions"], human_at=row["human_at"],
     )  # fmt: skip
 
 
+_DONE = (IncidentStatus.RESOLVED.value, IncidentStatus.CLOSED.value)
+
+
 def load_active(conn: Connection, resolved_since: float | None = None) -> list[Incident]:
-    """Open and mitigated incidents with their member alerts: the tracker's state at start;
-    with `resolved_since`, also those resolved since then (which an alert may reopen)."""
-    active = incidents.c.status != IncidentStatus.RESOLVED.value
+    """Incidents not resolved nor closed, with their member alerts: the tracker's state at
+    start; with `resolved_since`, also those resolved since then (which an alert may reopen;
+    a closed one it may not)."""
+    active: sa.ColumnElement[bool] = incidents.c.status.not_in(_DONE)
     if resolved_since is not None:
-        active = active | (incidents.c.resolved_at >= resolved_since)
-    rows = conn.execute(sa.select(incidents).where(active)).mappings()
+        active = active | (
+            (incidents.c.status == IncidentStatus.RESOLVED.value)
+            & (incidents.c.resolved_at >= resolved_since)
+        )
+    return with_alerts(conn, sa.select(incidents).where(active))
+
+
+def with_alerts(conn: Connection, query: sa.Select[Any]) -> list[Incident]:
+    """The incidents `query` selects, each with its member alerts' last status."""
+    rows = conn.execute(query).mappings()
     found = {row["id"]: incident_from_row(row) for row in rows}
     if found:
         members = conn.execute(

@@ -81,6 +81,13 @@ incidents = sa.Table(
     sa.Column("events", sa.Integer, nullable=False),
     sa.Column("flaps", sa.Integer, nullable=False, server_default="0"),
     sa.Column("flapping", sa.Boolean, nullable=False, server_default=sa.false()),
+    # What people did (lifecycle.py, migration 0009).
+    sa.Column("acknowledged_at", Time, nullable=True),
+    sa.Column("acknowledged_by", sa.String, nullable=False, server_default=""),
+    sa.Column("assignee", sa.String, nullable=False, server_default=""),
+    sa.Column("closed_at", Time, nullable=True),
+    sa.Column("human_actions", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("human_at", Time, nullable=True, index=True),
 )
 
 incident_alerts = sa.Table(

@@ -12,7 +12,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from opsmedic.errors import NotFoundError, ReleaseRefused, StoreError
+from opsmedic.errors import NotFoundError, ReleaseRefused, StoreError, UnknownIncident
+from opsmedic.lifecycle import Action
 from opsmedic.model import (
     Deployment,
     DeploymentState,
@@ -31,6 +32,7 @@ from opsmedic.store.approval_rows import ApprovalTable
 from opsmedic.store.codec import EncodedEvent, event_from_row, event_row, run_from_row, run_row
 from opsmedic.store.database import WRITE, describe, make_engine, parse_url, shown, store_error
 from opsmedic.store.flag_rows import FlagTable
+from opsmedic.store.incident_actions import apply_action, changed_since
 from opsmedic.store.incident_rows import IncidentRows
 from opsmedic.store.schema import deployments as deployment_table
 from opsmedic.store.schema import events as event_table
@@ -375,6 +377,22 @@ class Store:
                 conn, self._find(conn, incident_table, ref, "incident")
             )
 
+    def incident_action(
+        self, ref: str, action: Action, who: str, at: float, note: str = ""
+    ) -> tuple[Incident, TimelineEntry]:
+        """A person's action on an incident (store/incident_actions.py), in one transaction."""
+        with self._transaction(write=True) as conn:
+            try:
+                row = self._find(conn, incident_table, ref, "incident")
+            except NotFoundError as exc:
+                raise UnknownIncident(str(exc)) from None
+            return apply_action(conn, row["id"], action, who, at, note)
+
+    def incidents_acted_on(self, since: float) -> list[Incident]:
+        """Incidents people acted on at or after `since` (the engine catches up with them)."""
+        with self._transaction() as conn:
+            return changed_since(conn, since)
+
     def add_token(self, record: TokenRecord, digest: str) -> None:
         """Store a new token by the hash of its secret; a name in use is a ValueError."""
         with self._transaction(write=True) as conn:
@@ -523,13 +541,14 @@ class Store:
         return PruneResult(events=events, runs=runs, incidents=self._prune_incidents(older_than))
 
     def _prune_incidents(self, older_than: float) -> int:
-        """Resolved incidents resolved before `older_than`, with their alerts and timeline;
-        open and mitigated ones stay, however old."""
+        """Incidents resolved or closed before `older_than`, with their alerts and timeline;
+        open, acknowledged and mitigated ones stay, however old."""
+        c = incident_table.c
         old = (
-            sa.select(incident_table.c.id)
+            sa.select(c.id)
             .where(
-                incident_table.c.status == IncidentStatus.RESOLVED.value,
-                incident_table.c.resolved_at < older_than,
+                ((c.status == IncidentStatus.RESOLVED.value) & (c.resolved_at < older_than))
+                | ((c.status == IncidentStatus.CLOSED.value) & (c.closed_at < older_than))
             )
             .limit(PRUNE_BATCH)
         )

@@ -1,0 +1,159 @@
+"""The incident state machine: one table (state, action) → state, for the engine and people."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from opsmedic.errors import IncidentRefused
+from opsmedic.model import Incident, IncidentStatus, TimelineEntry
+
+# Bounds of what people write: a note is a paragraph, a name is a name (API and CLI refuse
+# longer ones, naming the field, before anything is stored).
+NOTE_MAX = 4000
+WHO_MAX = 200
+# Control characters (NUL, which PostgreSQL refuses, among them) and lone surrogates; a note
+# may hold line breaks and tabs, a name may not.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+_BREAK = re.compile(r"[\t\n]")
+
+
+class Action(StrEnum):
+    """What happens to an incident: the engine's three, then the six people take."""
+
+    FIRED = "fired"  # one of its alerts fires (again)
+    RUN_SUCCEEDED = "run_succeeded"  # a run for it succeeded (not a dry run)
+    ALERTS_RESOLVED = "alerts_resolved"  # its last firing alert resolved
+    ACK = "ack"
+    NOTE = "note"
+    RESOLVE = "resolve"
+    CLOSE = "close"
+    REOPEN = "reopen"
+    ASSIGN = "assign"
+
+
+AUTOMATIC = (Action.FIRED, Action.RUN_SUCCEEDED, Action.ALERTS_RESOLVED)
+HUMAN = (Action.ACK, Action.NOTE, Action.RESOLVE, Action.CLOSE, Action.REOPEN, Action.ASSIGN)
+
+_O, _A, _M = IncidentStatus.OPEN, IncidentStatus.ACKNOWLEDGED, IncidentStatus.MITIGATED
+_R, _C = IncidentStatus.RESOLVED, IncidentStatus.CLOSED
+# Every allowed transition; a pair missing here is refused. docs/incidents.md shows this
+# table and a test compares the two. Closed takes only notes: a firing alert of a closed
+# incident opens a new one (the engine forgets closed incidents), and no one reopens it.
+TRANSITIONS: dict[IncidentStatus, dict[Action, IncidentStatus]] = {
+    _O: {Action.FIRED: _O, Action.RUN_SUCCEEDED: _M, Action.ALERTS_RESOLVED: _R,
+         Action.ACK: _A, Action.NOTE: _O, Action.RESOLVE: _R, Action.CLOSE: _C,
+         Action.ASSIGN: _O},
+    _A: {Action.FIRED: _A, Action.RUN_SUCCEEDED: _M, Action.ALERTS_RESOLVED: _R,
+         Action.NOTE: _A, Action.RESOLVE: _R, Action.CLOSE: _C, Action.ASSIGN: _A},
+    _M: {Action.FIRED: _O, Action.RUN_SUCCEEDED: _M, Action.ALERTS_RESOLVED: _R,
+         Action.ACK: _M, Action.NOTE: _M, Action.RESOLVE: _R, Action.CLOSE: _C,
+         Action.REOPEN: _O, Action.ASSIGN: _M},
+    _R: {Action.FIRED: _O, Action.RUN_SUCCEEDED: _R, Action.ALERTS_RESOLVED: _R,
+         Action.NOTE: _R, Action.CLOSE: _C, Action.REOPEN: _O, Action.ASSIGN: _R},
+    _C: {Action.NOTE: _C},
+}  # fmt: skip
+
+# The timeline kind of each person's action: TTA and the reports read these.
+KINDS = {Action.ACK: "acknowledged", Action.NOTE: "note", Action.RESOLVE: "resolved",
+         Action.CLOSE: "closed", Action.REOPEN: "reopened", Action.ASSIGN: "assigned"}  # fmt: skip
+# The engine's status lines start so (engine/incidents.py); TTM and TTR read them.
+MITIGATED_LINE, RESOLVED_LINE = "mitigated:", "resolved:"
+
+
+def next_status(
+    status: IncidentStatus, action: Action, *, acknowledged: bool = False
+) -> IncidentStatus:
+    """The state after `action`, or IncidentRefused naming the current state.
+
+    One rule beside the table: a mitigated incident someone acknowledged comes back
+    acknowledged, not open, when an alert fires again (the on-call has it already).
+    """
+    target = TRANSITIONS[status].get(action)
+    if target is None:
+        raise IncidentRefused(f"the incident is {status}: cannot {action} it ({_allowed(status)})")
+    if target is _O and action is Action.FIRED and status is _M and acknowledged:
+        return _A
+    return target
+
+
+def _allowed(status: IncidentStatus) -> str:
+    allowed = [str(a) for a in HUMAN if a in TRANSITIONS[status]]
+    return "allowed: " + ", ".join(allowed)
+
+
+def clean(value: str, limit: int, *, multiline: bool = False) -> str:
+    """`value` without its outer blanks, or ValueError: empty, over `limit` characters, or
+    holding a control character (a line break only where `multiline`)."""
+    value = value.strip()
+    if not value:
+        raise ValueError("must not be empty")
+    if len(value) > limit:
+        raise ValueError(f"at most {limit} characters (got {len(value)})")
+    found = _CONTROL.search(value) or (None if multiline else _BREAK.search(value))
+    if found:
+        raise ValueError(f"control character {found.group()!r} at position {found.start()}")
+    return value
+
+
+def act(incident: Incident, action: Action, who: str, at: float, text: str = "") -> TimelineEntry:
+    """Apply a person's action to `incident` (in place) and return its timeline line.
+
+    `text` is the note, the assignee, or an optional reason for the other actions.
+    """
+    if action not in HUMAN:
+        raise ValueError(f"{action} is the engine's, not a person's")
+    status = next_status(incident.status, action)
+    if action is Action.ACK:
+        incident.acknowledged_at, incident.acknowledged_by = at, who
+        message = f"acknowledged by {who}"
+    elif action is Action.NOTE:
+        message = f"note by {who}: {text}"
+    elif action is Action.ASSIGN:
+        incident.assignee = text
+        message = f"assigned to {text} by {who}"
+    else:
+        if action is Action.RESOLVE:
+            incident.resolved_at = at
+        elif action is Action.CLOSE:
+            incident.closed_at = at
+        else:  # reopen: a new round, to be acknowledged again
+            incident.resolved_at = incident.acknowledged_at = None
+            incident.acknowledged_by = ""
+        message = f"{KINDS[action]} by hand by {who}"
+    if text and action not in (Action.NOTE, Action.ASSIGN):
+        message += f": {text}"
+    incident.status = status
+    incident.human_actions += 1
+    incident.updated_at = max(incident.updated_at, at)
+    incident.human_at = at
+    return TimelineEntry(incident.id, at, KINDS[action], message)
+
+
+@dataclass(frozen=True, slots=True)
+class Durations:
+    """Seconds from the incident's opening to its first acknowledgement, mitigation and
+    resolution (None until then), read from the timeline."""
+
+    tta: float | None = None
+    ttm: float | None = None
+    ttr: float | None = None
+
+
+def durations(opened_at: float, timeline: list[TimelineEntry]) -> Durations:
+    """TTA, TTM and TTR of an incident from its timeline (in any order)."""
+    acked = mitigated = resolved = None
+    for line in sorted(timeline, key=lambda t: t.time):
+        if acked is None and line.kind == KINDS[Action.ACK]:
+            acked = line.time
+        automatic = line.kind == "status_changed"
+        if mitigated is None and automatic and line.message.startswith(MITIGATED_LINE):
+            mitigated = line.time
+        if resolved is None and (
+            (automatic and line.message.startswith(RESOLVED_LINE))
+            or line.kind in (KINDS[Action.RESOLVE], KINDS[Action.CLOSE])
+        ):
+            resolved = line.time
+    return Durations(*(None if t is None else max(t - opened_at, 0.0)
+                       for t in (acked, mitigated, resolved)))  # fmt: skip
