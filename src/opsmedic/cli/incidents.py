@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.text import Text
 
 from opsmedic.cli import ConfigOpt, app
-from opsmedic.cli.history import open_store, print_fields, since_epoch, when
+from opsmedic.cli.history import open_store, print_fields, since_epoch, state_cell, when
 from opsmedic.cli.output import Cell, JsonOpt, plain, print_json, print_table
 from opsmedic.model import Incident, IncidentStatus
 
@@ -82,3 +82,21 @@ def show(
         sys.stdout.write("\n")  # a blank line between sections
     print_table("timeline", ["time (UTC)", "what", "message", "ref"],
                 [[when(t.time), t.kind, t.message, t.ref] for t in timeline])  # fmt: skip
+    _print_evidence([t.evidence for t in timeline if t.evidence is not None])
+
+
+def _print_evidence(found: list[dict[str, Any]]) -> None:
+    """What investigation runs collected, one row per step, after the timeline that names
+    them; each output as stored (bounded, a cut one ending with a marker that says so)."""
+    from opsmedic.views import EvidenceView
+
+    if not found:
+        return
+    if plain():
+        sys.stdout.write("\n")
+    rows: list[list[Cell]] = []
+    for evidence in map(EvidenceView.model_validate, found):
+        for n, step in enumerate(evidence.steps, start=1):
+            rows.append([evidence.run_id, evidence.rule, str(n), step.action,
+                         state_cell(step.state), step.message, step.output])  # fmt: skip
+    print_table("evidence", ["run", "rule", "step", "action", "state", "message", "output"], rows)

@@ -7,12 +7,14 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from opsmedic.engine.evidence import evidence_line
 from opsmedic.model import (
     AlertDelta,
     Event,
     Incident,
     IncidentChanges,
     IncidentStatus,
+    Queue,
     Run,
     RunState,
     Status,
@@ -253,7 +255,8 @@ class IncidentTracker:
         return changes
 
     def finished(self, run: Run, now: float) -> IncidentChanges:
-        """A finished run: its notifications, its result, and mitigation when it succeeded."""
+        """A finished run: its notifications, its result, an investigation's evidence, and
+        mitigation when a remediation succeeded."""
         changes = IncidentChanges()
         seen = self._run_seen.pop(run.id, None)
         if not run.incident_id:
@@ -269,11 +272,14 @@ class IncidentTracker:
             run.incident_id, at, "run_finished", f"run of {run.rule} {run.state}: {run.message}",
             run.id,
         ))  # fmt: skip
+        if (evidence := evidence_line(run, at)) is not None:
+            changes.timeline.append(evidence)
         incident = self._by_id.get(run.incident_id)
         if (
             incident is not None
             and run.state is RunState.SUCCEEDED
             and not run.dry_run
+            and run.queue != Queue.INVESTIGATION  # diagnostics collected change nothing
             and incident.status is IncidentStatus.OPEN
         ):
             incident.mitigated_at = at
