@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from pydantic import BaseModel
@@ -22,6 +22,7 @@ from opsmedic.metrics import Metrics
 from opsmedic.model import Event, IncidentStatus, Outcome, Queue, Run, RunState, StepRecord
 from opsmedic.plugins import ActionContext, ActionSpec, Registry
 from opsmedic.rules.loader import load_rules
+from opsmedic.rules.model import RuleSpec
 from opsmedic.runtime import build_registry
 from opsmedic.store.store import Store
 
@@ -300,3 +301,9 @@ def test_an_unknown_queue_is_refused_where_it_is_written_with_the_queues_there_a
         f"{path}:4:10: [0].queue: Input should be 'remediation' or 'investigation' "
         "(known: investigation, remediation)"
     ]
+
+
+def test_the_queues_rules_accept_are_the_queues_with_pools() -> None:
+    """The rule schema spells its queues out (for its error message); each needs a pool."""
+    accepted = set(get_args(RuleSpec.model_fields["queue"].annotation))
+    assert accepted == {q.value for q in Queue} == set(Pools(Concurrency()))
