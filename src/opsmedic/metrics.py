@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter as Tally
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -22,6 +22,13 @@ class StoreHealth(Protocol):
     def up(self) -> bool | None: ...
 
     def staleness_s(self, now: float) -> float | None: ...
+
+
+class QueueLoad(Protocol):
+    """What the queue gauges read of a queue's pool (engine/pools.py Pool)."""
+
+    running: int
+    waiting: int
 
 
 class Metrics:
@@ -47,6 +54,12 @@ class Metrics:
         self.reload_errors = Counter("opsmedic_rule_reload_errors",
                                      "Rule reloads rejected because the new set was invalid",
                                      registry=r)  # fmt: skip
+        self.in_flight = Gauge("opsmedic_runs_in_flight",
+                               "Runs executing now, by queue (each queue has its own slots)",
+                               ["queue"], registry=r)  # fmt: skip
+        self.waiting = Gauge("opsmedic_runs_waiting",
+                             "Runs claimed and waiting for a slot of their queue, by queue",
+                             ["queue"], registry=r)  # fmt: skip
 
     def received(self, events: Iterable[Event]) -> None:
         # Tallied first: one labelled increment per source, not per event (webhook batches).
@@ -70,6 +83,15 @@ class Metrics:
 
     def hold(self, rule: str, dependency: str) -> None:
         self.held.labels(rule, dependency).inc()
+
+    def watch_queues(self, pools: Mapping[str, QueueLoad]) -> None:
+        """The queue gauges, read from each queue's pool at each scrape."""
+        for queue, pool in pools.items():
+            self._watch_queue(queue, pool)
+
+    def _watch_queue(self, queue: str, pool: QueueLoad) -> None:
+        self.in_flight.labels(queue).set_function(lambda: pool.running)
+        self.waiting.labels(queue).set_function(lambda: pool.waiting)
 
     def watch_flag_store(self, health: Callable[[], StoreHealth | None], clock: Clock) -> None:
         """Gauges of opsmedic's own Redis connection for flags, read at each scrape."""

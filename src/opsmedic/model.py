@@ -54,6 +54,14 @@ class RunState(StrEnum):
         return self not in (RunState.PLANNED, RunState.RUNNING, RunState.WAITING_APPROVAL)
 
 
+class Queue(StrEnum):
+    """A rule's queue: each has its own pool of execution slots (engine/pools.py), and an
+    investigation's outputs become evidence on its incident instead of mitigating it."""
+
+    REMEDIATION = "remediation"
+    INVESTIGATION = "investigation"
+
+
 # The longest text of an Event's identity fields, in characters, as the generic event API
 # takes them (sources/events.py). Two are keys of an index, for every source (webhooks,
 # pollers, probes too): the id and the fingerprint. PostgreSQL refuses an index entry past
@@ -299,6 +307,8 @@ class TimelineEntry:
     #            status_changed; people's: acknowledged, note, resolved, closed, reopened, assigned
     message: str
     ref: str = ""
+    # An investigation run's step outputs, bounded (engine/evidence.py); None on other lines.
+    evidence: JSON | None = None
 
 
 @dataclass(frozen=True, slots=True)

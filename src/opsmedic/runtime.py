@@ -374,6 +374,7 @@ async def run_forever(rt: Runtime, stop: asyncio.Event, service: Service | None 
     metrics = service.metrics
     rt.engine.on_finished = metrics.finished
     rt.engine.on_held = metrics.hold
+    metrics.watch_queues(rt.engine.pools)
     await rt.engine.start()
 
     def recovered(found: Deployment) -> None:

@@ -202,11 +202,30 @@ class AlertView(View):
     events: int
 
 
+class EvidenceStepView(View):
+    action: str
+    state: RunState
+    on_failure: bool
+    message: str
+    output: str  # bounded; a cut one ends with a marker that says so
+    cut: int  # characters of the step's output left out here (0: whole)
+
+
+class EvidenceView(View):
+    """What an investigation run collected, on its incident (engine/evidence.py)."""
+
+    run_id: str
+    rule: str
+    state: RunState
+    steps: list[EvidenceStepView]
+
+
 class TimelineView(View):
     time: Number
     kind: str
     message: str
     ref: str
+    evidence: EvidenceView | None = None  # on `evidence` lines only
 
 
 class IncidentDetailView(IncidentView):

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from opsmedic.api.auth import require
 from opsmedic.api.live_rules import LiveRules
 from opsmedic.errors import NotFoundError
-from opsmedic.model import IncidentStatus, RunState
+from opsmedic.model import IncidentStatus, Queue, RunState
 from opsmedic.store.store import Store
 from opsmedic.tokens import Scope
 from opsmedic.views import (
@@ -73,10 +73,11 @@ async def list_runs(
     since: Since = None,
     rule: str | None = None,
     state: RunState | None = None,
+    queue: Queue | None = None,
 ) -> list[RunView]:
     store = _store(request)
-    found = await _read(lambda: store.list_runs(rule=rule, since=since, state=state, limit=limit),
-                        rule)  # fmt: skip
+    found = await _read(lambda: store.list_runs(rule=rule, since=since, state=state, limit=limit,
+                                                queue=queue), rule)  # fmt: skip
     return [RunView.of(r) for r in found]
 
 

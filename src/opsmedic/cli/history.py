@@ -22,7 +22,7 @@ from opsmedic.cli.output import (
     tsv_line,
 )
 from opsmedic.errors import StoreError
-from opsmedic.model import OWN_SOURCE, Run, RunState, StepRecord
+from opsmedic.model import OWN_SOURCE, Queue, Run, RunState, StepRecord
 
 if TYPE_CHECKING:
     from opsmedic.store.store import Store
@@ -132,6 +132,7 @@ def runs(
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
+    queue: Annotated[Queue | None, typer.Option(help="only runs of this queue")] = None,
 ) -> None:
     """List recent runs, newest first; STEP is the step that decided the outcome."""
     from opsmedic.views import RunView
@@ -139,11 +140,13 @@ def runs(
     if ctx.invoked_subcommand is not None:
         return
     start = since_epoch(since)
-    found = open_store(config).list_runs(rule=rule, since=start, state=state, limit=limit)
+    found = open_store(config).list_runs(rule=rule, since=start, state=state, limit=limit,
+                                         queue=queue)  # fmt: skip
     if as_json:
         print_json([RunView.of(r).model_dump() for r in found])
         return
-    print_runs(found, f"runs since {since}" + (f" for rule {rule}" if rule else ""))
+    of = (f" for rule {rule}" if rule else "") + (f" in queue {queue}" if queue else "")
+    print_runs(found, f"runs since {since}{of}")
 
 
 @runs_app.command("show")

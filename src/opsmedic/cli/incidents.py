@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.text import Text
 
-from opsmedic.cli import ConfigOpt, app
-from opsmedic.cli.history import open_store, print_fields, since_epoch, when
+from opsmedic.cli import ConfigOpt, app, out
+from opsmedic.cli.history import open_store, print_fields, since_epoch, state_cell, when
 from opsmedic.cli.output import Cell, JsonOpt, plain, print_json, print_table
 from opsmedic.model import Incident, IncidentStatus
 
@@ -92,3 +92,32 @@ def show(
         sys.stdout.write("\n")  # a blank line between sections
     print_table("timeline", ["time (UTC)", "what", "message", "ref"],
                 [[when(t.time), t.kind, t.message, t.ref] for t in timeline])  # fmt: skip
+    _print_evidence([t.evidence for t in timeline if t.evidence is not None])
+
+
+def _print_evidence(found: list[dict[str, Any]]) -> None:
+    """What investigation runs collected, after the timeline that names them; each output as
+    stored (bounded, a cut one ending with a marker that says so). In a pipe one row per
+    step; at a terminal one panel per step, so that the output keeps its own lines."""
+    from opsmedic.views import EvidenceView
+
+    if not found:
+        return
+    shown = [(e, n, step) for e in map(EvidenceView.model_validate, found)
+             for n, step in enumerate(e.steps, start=1)]  # fmt: skip
+    if plain():
+        sys.stdout.write("\n")
+        rows: list[list[Cell]] = [[e.run_id, e.rule, str(n), step.action, state_cell(step.state),
+                                   step.message, step.output] for e, n, step in shown]  # fmt: skip
+        print_table("evidence", ["run", "rule", "step", "action", "state", "message", "output"],
+                    rows)  # fmt: skip
+        return
+    from rich.panel import Panel
+
+    for evidence, n, step in shown:
+        # The title stays short (rich cuts a long one); the rest folds inside the panel.
+        body = Text(f"run {evidence.run_id} of {evidence.rule}: ").append_text(
+            state_cell(step.state)
+        )
+        body.append(f": {step.message}\n\n", style="bold").append(step.output)
+        out.print(Panel(body, title=f"evidence, step {n}: {step.action}", title_align="left"))

@@ -23,7 +23,12 @@ class RetryPolicy(Strict):
 
 
 class Concurrency(Strict):
-    total: int = Field(default=32, ge=1, description="runs executing at once, all actions together")
+    total: int = Field(
+        default=32, ge=1, description="remediation runs executing at once, all actions together"
+    )
+    investigation: int = Field(
+        default=8, ge=1, description="investigation runs executing at once: a pool of their own"
+    )
     per_action: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
 
 

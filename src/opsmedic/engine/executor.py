@@ -15,7 +15,7 @@ from opsmedic.clock import Clock
 from opsmedic.config.located import dotted
 from opsmedic.config.schema import Config
 from opsmedic.errors import ActionError, RetryableError, TemplateError
-from opsmedic.model import Event, Outcome, Run, RunState, StepRecord
+from opsmedic.model import Event, Outcome, Queue, Run, RunState, StepRecord
 from opsmedic.paths import validation_context
 from opsmedic.plugins import ActionContext, FlagControl, ProbeOnce, Registry, ReleaseControl
 from opsmedic.rules.model import Rule, Step
@@ -48,8 +48,11 @@ class Executor:
         self._clock = clock
         self._log = log
         self._templates = Templates()
+        # Per queue too: an investigation's attempt never waits behind a remediation's.
         self._per_action = {
-            name: asyncio.Semaphore(n) for name, n in config.actions.concurrency.per_action.items()
+            (queue.value, name): asyncio.Semaphore(n)
+            for name, n in config.actions.concurrency.per_action.items()
+            for queue in Queue
         }
         # The release controller the deploy and rollback actions reach (runtime.py sets it).
         self.releases: ReleaseControl | None = None
@@ -153,7 +156,7 @@ class Executor:
             record.attempts = attempt
             try:
                 # The timeout starts once the action may run, not while it queues for a slot.
-                async with self._per_action.get(step.action, _UNLIMITED):
+                async with self._per_action.get((run.queue, step.action), _UNLIMITED):
                     async with asyncio.timeout(timeout + grace):
                         outcome: Outcome = await spec.run(params, ctx)
             except RetryableError as exc:

@@ -7,6 +7,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from opsmedic.engine.evidence import evidence_line
 from opsmedic.lifecycle import Action, next_status
 from opsmedic.model import (
     AlertDelta,
@@ -14,6 +15,7 @@ from opsmedic.model import (
     Incident,
     IncidentChanges,
     IncidentStatus,
+    Queue,
     Run,
     RunState,
     Status,
@@ -301,7 +303,8 @@ class IncidentTracker:
         return changes
 
     def finished(self, run: Run, now: float) -> IncidentChanges:
-        """A finished run: its notifications, its result, and mitigation when it succeeded."""
+        """A finished run: its notifications, its result, an investigation's evidence, and
+        mitigation when a remediation succeeded."""
         changes = IncidentChanges()
         seen = self._run_seen.pop(run.id, None)
         if not run.incident_id:
@@ -317,11 +320,14 @@ class IncidentTracker:
             run.incident_id, at, "run_finished", f"run of {run.rule} {run.state}: {run.message}",
             run.id,
         ))  # fmt: skip
+        if (evidence := evidence_line(run, at)) is not None:
+            changes.timeline.append(evidence)
         incident = self._by_id.get(run.incident_id)
         if (
             incident is not None
             and run.state is RunState.SUCCEEDED
             and not run.dry_run
+            and run.queue != Queue.INVESTIGATION  # diagnostics collected change nothing
             and incident.status in (IncidentStatus.OPEN, IncidentStatus.ACKNOWLEDGED)
         ):
             incident.mitigated_at = at

@@ -20,6 +20,7 @@ from opsmedic.engine.incidents import Grouping, IncidentTracker, Reopening
 from opsmedic.engine.journal import Journal, isolable
 from opsmedic.engine.muting import Muting
 from opsmedic.engine.planner import Planner
+from opsmedic.engine.pools import Pool, Pools
 from opsmedic.errors import StoreRefused
 from opsmedic.logs import get_logger
 from opsmedic.model import Event, IncidentChanges, Run, RunState
@@ -81,7 +82,7 @@ class Engine:
 
     Batching is the trick that keeps durability cheap: while one batch commits, the next one
     gathers, so under load hundreds of events share a transaction and when idle an event
-    commits alone. Runs execute as tasks, bounded by the global concurrency limit.
+    commits alone. Runs execute as tasks, bounded by their queue's pool (engine/pools.py).
     """
 
     def __init__(
@@ -110,7 +111,7 @@ class Engine:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
-        self._slots = asyncio.Semaphore(config.actions.concurrency.total)
+        self.pools = Pools(config.actions.concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._busy = False
@@ -414,13 +415,17 @@ class Engine:
                 sub.done.set_exception(exc)
 
     async def _spawn(self, run: Run, rule: Rule, event: Event, approved: bool = False) -> None:
-        await self._slots.acquire()  # backpressure: planning waits for execution slots
+        pool = self.pools[run.queue]
+        await pool.admit()  # backpressure: planning waits once this queue's backlog is full
         self._idle.clear()
-        task = asyncio.create_task(self._execute(run, rule, event, approved))
+        task = asyncio.create_task(self._execute(run, rule, event, pool, approved))
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
-    async def _execute(self, run: Run, rule: Rule, event: Event, approved: bool) -> None:
+    async def _execute(
+        self, run: Run, rule: Rule, event: Event, pool: Pool, approved: bool
+    ) -> None:
+        await pool.acquire()  # in the run's own task: a full pool holds up its own runs only
         try:
             run.state = RunState.RUNNING
             if not approved:  # a resumed run started before its wait
@@ -438,7 +443,7 @@ class Engine:
         finally:
             if run.state is not RunState.WAITING_APPROVAL:
                 self.planner.done(run)
-            self._slots.release()
+            pool.release()
 
     async def _record_end(self, run: Run) -> None:
         ended = self.incidents.finished(run, self._clock.now())

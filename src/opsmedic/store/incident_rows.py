@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from opsmedic.model import Incident, IncidentAlert, IncidentChanges, IncidentStatus, TimelineEntry
+from opsmedic.store.codec import dumps_json
 from opsmedic.store.schema import incident_alerts, incidents, timeline
 from opsmedic.utf8 import text
 
@@ -32,7 +33,7 @@ _GUARD = ", ".join(
     for c in _GUARDED
 )
 _ALERT_COLUMNS = ("incident_id", "fingerprint", "status", "first_seen", "last_seen", "events")
-_TIMELINE_COLUMNS = ("incident_id", "time", "kind", "message", "ref")
+_TIMELINE_COLUMNS = ("incident_id", "time", "kind", "message", "ref", "evidence")
 _UPSERT_INCIDENT = """
 INSERT INTO incidents ({columns}) VALUES ({marks})
 ON CONFLICT (id) DO UPDATE SET severity = excluded.severity,
@@ -110,7 +111,10 @@ class IncidentRows:
                 (iid, text(fp), d.status, d.first_seen, d.last_seen, d.events)
                 for (iid, fp), d in changes.alerts.items()
             ],
-            [(t.incident_id, t.time, t.kind, text(t.message), t.ref) for t in changes.lines()],
+            [
+                (t.incident_id, t.time, t.kind, text(t.message), t.ref, _json(t.evidence))
+                for t in changes.lines()
+            ],
         )
 
     def write_sqlite(self, cursor: Any) -> None:
@@ -127,6 +131,11 @@ class IncidentRows:
 
     def _tables(self) -> tuple[list[Row], list[Row], list[Row]]:
         return self.incidents, self.alerts, self.timeline
+
+
+def _json(value: dict[str, Any] | None) -> str | None:
+    """A JSON column's text, as both write paths bind it (SQL NULL for none)."""
+    return None if value is None else dumps_json(value)
 
 
 def incident_from_row(row: sa.RowMapping, alerts: dict[str, str] | None = None) -> Incident:
@@ -198,7 +207,7 @@ def incident_detail(
         ).mappings()
     ]
     lines = [
-        TimelineEntry(r["incident_id"], r["time"], r["kind"], r["message"], r["ref"])
+        TimelineEntry(r["incident_id"], r["time"], r["kind"], r["message"], r["ref"], r["evidence"])
         for r in conn.execute(
             sa.select(timeline)
             .where(timeline.c.incident_id == row["id"])

@@ -112,6 +112,7 @@ timeline = sa.Table(
     sa.Column("kind", sa.String, nullable=False),
     sa.Column("message", sa.Text, nullable=False),
     sa.Column("ref", sa.String, nullable=False),
+    sa.Column("evidence", sa.JSON, nullable=True),  # an investigation's outputs, bounded
 )
 
 # API tokens: only a SHA-256 of the secret is kept (tokens are 256-bit random, so a slow

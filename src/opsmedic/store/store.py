@@ -300,6 +300,7 @@ class Store:
         since: float | None = None,
         state: RunState | None = None,
         limit: int = 100,
+        queue: str | None = None,
     ) -> list[Run]:
         """Runs, newest first."""
         stmt = (
@@ -313,6 +314,8 @@ class Store:
             stmt = stmt.where(run_table.c.created_at >= since)
         if state is not None:
             stmt = stmt.where(run_table.c.state == state.value)
+        if queue is not None:
+            stmt = stmt.where(run_table.c.queue == str(queue))  # a Queue too, as its text
         with self._transaction() as conn:
             return [run_from_row(row) for row in conn.execute(stmt).mappings()]
 
