@@ -36,7 +36,8 @@ def test_each_action_on_the_timeline_with_who(project: Path) -> None:
     assert noted.returncode == 0, noted.stderr
     reply = json.loads(noted.stdout)
     assert reply["line"] == {"time": reply["line"]["time"], "kind": "note",
-                             "message": "note by alice: disk at 97 %", "ref": ""}  # fmt: skip
+                             "message": "note by alice: disk at 97 %", "ref": "",
+                             "evidence": None}  # fmt: skip
     assert reply["incident"]["acknowledged_by"] == "alice"
     for args in (("assign", short, "bob"), ("resolve", short), ("reopen", short),
                  ("close", short, "--reason", "duplicate of INC-12")):  # fmt: skip
