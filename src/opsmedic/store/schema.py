@@ -191,3 +191,21 @@ flag_changes = sa.Table(
     sa.Column("run_id", sa.String, nullable=True),  # the rule's run that made the change
     sa.Column("at", Time, nullable=False, index=True),
 )
+
+# Decisions that started no run (throttled, waiting for `for:`, held…), compactly: one row per
+# rule, alert and outcome, counted, however many events repeat it (docs/decisions.md).
+suppressed = sa.Table(
+    "suppressed",
+    metadata,
+    sa.Column("rule", sa.String, primary_key=True),
+    sa.Column("fingerprint", sa.String, primary_key=True),
+    sa.Column("outcome", sa.String, primary_key=True),
+    sa.Column("target", sa.String, nullable=False),
+    sa.Column("incident_id", sa.String, nullable=True),
+    sa.Column("count", sa.BigInteger, nullable=False),  # a flood can pass 2**31
+    sa.Column("first_seen", Time, nullable=False),
+    sa.Column("last_seen", Time, nullable=False, index=True),
+    sa.Column("last_event_id", sa.String, nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sqlite_with_rowid=False,
+)

@@ -1,0 +1,35 @@
+"""Suppressed decisions: one counted row per rule, alert and outcome (docs/decisions.md)."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0011"
+down_revision = "0007"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "suppressed",
+        sa.Column("rule", sa.String(), nullable=False),
+        sa.Column("fingerprint", sa.String(), nullable=False),
+        sa.Column("outcome", sa.String(), nullable=False),
+        sa.Column("target", sa.String(), nullable=False),
+        sa.Column("incident_id", sa.String(), nullable=True),
+        sa.Column("count", sa.BigInteger(), nullable=False),
+        sa.Column("first_seen", sa.Double(), nullable=False),
+        sa.Column("last_seen", sa.Double(), nullable=False),
+        sa.Column("last_event_id", sa.String(), nullable=False),
+        sa.Column("detail", sa.Text(), nullable=False),
+        sa.PrimaryKeyConstraint("rule", "fingerprint", "outcome", name=op.f("pk_suppressed")),
+        sqlite_with_rowid=False,
+    )
+    op.create_index(op.f("ix_suppressed_last_seen"), "suppressed", ["last_seen"])
+
+
+def downgrade() -> None:
+    op.drop_index(op.f("ix_suppressed_last_seen"), table_name="suppressed")
+    op.drop_table("suppressed")
