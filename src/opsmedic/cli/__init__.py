@@ -72,6 +72,7 @@ def main() -> None:
     from opsmedic.cli import (  # noqa: F401
         archive,
         demo,
+        explain,
         flags,
         history,
         incidents,

@@ -187,7 +187,7 @@ class Planner:
         self.stats.planned += 1
         run = self._run(rule, event)
         decision.runs.append((run, rule))
-        decision.outcomes.append(RuleOutcome(rule.name, Outcome.PLANNED, run.id))
+        decision.outcomes.append(RuleOutcome(rule.name, Outcome.PLANNED, f"run {run.id}"))
 
     def _within_limit(self, rule: Rule, event: Event, decision: Decision) -> bool:
         assert rule.limit is not None

@@ -31,6 +31,7 @@ from opsmedic.store.codec import EncodedEvent, event_from_row, event_row, run_fr
 from opsmedic.store.database import WRITE, describe, make_engine, parse_url, shown, store_error
 from opsmedic.store.decision_rows import DecisionRows, SuppressedTable
 from opsmedic.store.flag_rows import FlagTable
+from opsmedic.store.history_rows import HistoryReads
 from opsmedic.store.incident_rows import IncidentRows
 from opsmedic.store.schema import deployments as deployment_table
 from opsmedic.store.schema import events as event_table
@@ -451,6 +452,11 @@ class Store:
     ) -> Deployment | None:
         with self._transaction() as conn:
             return deployment_rows.last_known_good(conn, service, env, version, excluding)
+
+    @property
+    def history(self) -> HistoryReads:
+        """An alert's and a rule's past, for `explain` (store/history_rows.py)."""
+        return HistoryReads(self._transaction)
 
     @property
     def suppressed(self) -> SuppressedTable:
