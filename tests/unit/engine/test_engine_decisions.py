@@ -109,7 +109,7 @@ async def test_a_flood_of_throttled_events_is_one_counted_row_and_one_timeline_l
     _, _, lines = store.get_incident(throttled.incident_id)
     suppressed = [line for line in lines if line.kind == "suppressed"]
     (line,) = suppressed
-    assert line.message.startswith("rule archive throttled ×300 since ")
+    assert line.message.startswith("rule archive throttled \u00d7300 since ")
     assert ", last " in line.message and "once_within 600s" in line.message
     assert first.run_ids
 
