@@ -170,16 +170,10 @@ class _Reasoning:
         return "" if held >= rule.for_s else f"for: {rule.for_s:g}s; matching for {held:g}s"
 
     def _throttle(self) -> str:
-        spec, event = self.rule.throttle, self.event
+        spec = self.rule.throttle
         if spec is None:
             return ""
-        key = key_of(event, spec.per)
-        t = event.time
-        prior = [
-            (run, other)
-            for run, other in self.store.history.rule_runs(self.rule.name, t - spec.once_within, t)
-            if other.id != event.id and key_of(other, spec.per) == key
-        ]
+        prior = self._runs_before(spec.once_within, spec.per)
         if not prior:
             self.verdict.history.append(
                 f"throttle: no run within once_within {spec.once_within:g}s before"
@@ -191,19 +185,22 @@ class _Reasoning:
         return line
 
     def _limit(self) -> str:
-        spec, event = self.rule.limit, self.event
+        spec = self.rule.limit
         if spec is None:
             return ""
-        key = key_of(event, spec.per)
-        t = event.time
-        counted = [
-            run
-            for run, other in self.store.history.rule_runs(self.rule.name, t - spec.within, t)
-            if other.id != event.id and key_of(other, spec.per) == key
-        ]
-        line = (
-            f"{len(counted)} runs within {spec.within:g}s for {'/'.join(key)} "
-            f"(limit {spec.max_runs})"
-        )
+        counted = self._runs_before(spec.within, spec.per)
+        key = "/".join(key_of(self.event, spec.per))
+        line = f"{len(counted)} runs within {spec.within:g}s for {key} (limit {spec.max_runs})"
         self.verdict.history.append(f"limit: {line}")
         return line if len(counted) >= spec.max_runs else ""
+
+    def _runs_before(self, window: float, per: list[str]) -> list[tuple[Run, Event]]:
+        """The rule's runs for events of the same `per` key within `window` before this one,
+        newest first: what a throttle or a limit counts."""
+        event, t = self.event, self.event.time
+        key = key_of(event, per)
+        return [
+            (run, other)
+            for run, other in self.store.history.rule_runs(self.rule.name, t - window, t)
+            if other.id != event.id and key_of(other, per) == key
+        ]
