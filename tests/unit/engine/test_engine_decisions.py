@@ -13,6 +13,7 @@ from opsmedic.clock import SystemClock
 from opsmedic.config.schema import Config
 from opsmedic.engine.decisions import Outcome, RuleOutcome, held_outcome
 from opsmedic.engine.loop import Engine
+from opsmedic.errors import StoreRefused
 from opsmedic.model import Event
 from opsmedic.rules.loader import load_rules
 from opsmedic.runtime import build_registry
@@ -145,3 +146,25 @@ def test_a_holds_reason_names_its_outcome_by_its_first_word() -> None:
     assert held_outcome("inhibited: data is down") is Outcome.INHIBITED
     assert held_outcome("held: info depends on data, which is failing") is Outcome.HELD
     assert held_outcome("anything else") is Outcome.HELD
+
+
+async def test_a_failed_commit_counts_nothing_and_the_timeline_starts_a_new_line(
+    make_engine: Callable[..., Any], store: Store
+) -> None:
+    """Counts in memory that the store never got are dropped, never written later."""
+    engine = await make_engine()
+    await engine.submit([disk(0)])
+    await engine.drain()
+    await engine.submit([disk(1), disk(2)])
+    taken = disk(3)
+    await engine.submit([taken])
+    await engine.drain()
+    with pytest.raises(StoreRefused):  # the id is taken: the store refuses the whole batch
+        await engine.submit([disk(4), disk(5, id=taken.id)])
+    await engine.submit([disk(6)])
+    await engine.drain()
+    (row,) = store.suppressed.list()
+    assert row.count == 4 and row.last_event_id != taken.id  # +1, +2, +3, +6
+    _, _, lines = store.get_incident(str(row.incident_id))
+    counted = [x.message.split(" since ")[0] for x in lines if x.kind == "suppressed"]
+    assert counted == ["rule archive throttled \u00d73", "rule archive throttled \u00d71"]
