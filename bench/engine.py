@@ -290,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
             mismatches += ops.pop("mismatches", [])
             result.update(ops)
         if not args.skip_suppressed:
-            sup = suppressed_figures(work, args.suppressed_events, args.timeout)
+            sup = suppressed_figures(work, args.suppressed_events)
             mismatches += sup.pop("mismatches", [])
             result["suppressed"] = sup
     finally:

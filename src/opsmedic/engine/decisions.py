@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import NamedTuple
 
 from opsmedic.model import Event, IncidentChanges, TimelineEntry
-from opsmedic.store.decision_rows import DecisionRows
+from opsmedic.store.decision_rows import TIMELINE_KIND, DecisionRows
 from opsmedic.utf8 import text
 
 
@@ -32,10 +32,8 @@ class Outcome(StrEnum):
 _HOLD_WORDS = {o.value: o for o in (Outcome.SILENCED, Outcome.INHIBITED, Outcome.HELD)}
 # Held matches already have their line on the timeline (engine/holds.py): not a second one.
 _OWN_LINE = frozenset({Outcome.SILENCED, Outcome.INHIBITED, Outcome.HELD})
-TIMELINE_KIND = "suppressed"
 _NOTED_MAX = 10_000  # coalesced timeline lines kept in memory; past it a new line starts
 _TIMES = "\u00d7"  # the multiplication sign of "throttled ×14"  # noqa: RUF003
-DETAIL_MAX = 500  # characters of a detail kept in the store (a reason may quote labels)
 
 
 class RuleOutcome(NamedTuple):
@@ -91,10 +89,10 @@ class SuppressionLog:
 
     def add(self, event: Event, found: RuleOutcome, changes: IncidentChanges) -> None:
         """Record one suppressed decision (anything but `planned`)."""
-        detail = text(found.detail[:DETAIL_MAX])
+        # Made storable (utf8.text) once per row as it is written, not once per event here.
         self._rows.suppress(
-            (found.rule, text(event.fingerprint), found.outcome.value),
-            text(event.target), event.incident_id or None, event.time, event.id, detail,
+            (found.rule, event.fingerprint, found.outcome.value),
+            event.target, event.incident_id or None, event.time, event.id, found.detail,
         )  # fmt: skip
         if not event.incident_id or found.outcome in _OWN_LINE:
             return
@@ -119,7 +117,7 @@ class SuppressionLog:
         """The batch's rows, with the timeline lines counted up since the last take."""
         for key in self._dirty:
             line = self._lines[key]
-            self._rows.relabel(key[0], TIMELINE_KIND, line.ref, text(line.message()))
+            self._rows.relabel(line.ref, text(line.message()))
         self._dirty.clear()
         rows, self._rows = self._rows, DecisionRows()
         return rows

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from opsmedic.store.schema import suppressed
+from opsmedic.utf8 import text
 
 _COLUMNS = ("rule", "fingerprint", "outcome", "target", "incident_id", "count", "first_seen",
             "last_seen", "last_event_id", "detail")  # fmt: skip
@@ -22,9 +23,12 @@ ON CONFLICT (rule, fingerprint, outcome) DO UPDATE SET target = excluded.target,
     last_seen = excluded.last_seen, last_event_id = excluded.last_event_id,
     detail = excluded.detail
 """
-# A coalesced timeline line counted up: found by its incident, kind and ref (unique per line).
-_RELABEL = "UPDATE timeline SET message = {m} WHERE incident_id = {i} AND kind = {k} AND ref = {r}"
-_RELABEL_COLUMNS = ("incident_id", "kind", "ref", "message")
+# A coalesced timeline line counted up, found by its ref (unique) through the partial index
+# ix_timeline_suppressed_ref, which the kind spelled as a literal lets both databases use.
+TIMELINE_KIND = "suppressed"
+# The WHERE repeats schema.SUPPRESSED_LINES word for word: so the planners match the index.
+_RELABEL = "UPDATE timeline SET message = {m} WHERE kind = 'suppressed' AND ref = {r}"
+_RELABEL_COLUMNS = ("ref", "message")
 
 
 def _upsert(named: bool) -> str:
@@ -33,9 +37,10 @@ def _upsert(named: bool) -> str:
 
 
 _UPSERT_POSITIONAL, _UPSERT_NAMED = _upsert(False), _upsert(True)
-_RELABEL_POSITIONAL = _RELABEL.format(m="?", i="?", k="?", r="?")
-_RELABEL_NAMED = _RELABEL.format(m=":message", i=":incident_id", k=":kind", r=":ref")
+_RELABEL_POSITIONAL = _RELABEL.format(m="?", r="?")
+_RELABEL_NAMED = _RELABEL.format(m=":message", r=":ref")
 Key = tuple[str, str, str]  # rule, fingerprint, outcome
+DETAIL_MAX = 500  # characters of a detail kept (a hold's reason may quote labels)
 
 
 @dataclass(slots=True)
@@ -45,7 +50,7 @@ class DecisionRows:
 
     # key → [target, incident_id, count, first_seen, last_seen, last_event_id, detail]
     suppressed: dict[Key, list[Any]] = field(default_factory=dict)
-    relabels: list[tuple[str, str, str, str]] = field(default_factory=list)
+    relabels: list[tuple[str, str]] = field(default_factory=list)  # (ref, message)
 
     def __bool__(self) -> bool:
         return bool(self.suppressed or self.relabels)
@@ -61,8 +66,9 @@ class DecisionRows:
             row[0], row[1], row[4], row[5], row[6] = target, incident_id, at, event_id, detail
             row[2] += 1
 
-    def relabel(self, incident_id: str, kind: str, ref: str, message: str) -> None:
-        self.relabels.append((incident_id, kind, ref, message))
+    def relabel(self, ref: str, message: str) -> None:
+        """New text for the suppressed line `ref` on a timeline."""
+        self.relabels.append((ref, message))
 
     def extend(self, later: DecisionRows) -> None:
         """Add the rows of a later batch: counts add up, the later values win."""
@@ -77,14 +83,19 @@ class DecisionRows:
 
     def _rows(self) -> list[tuple[Any, ...]]:
         # In key order: two PostgreSQL workers upserting the same keys lock them in one order.
-        return [(*key, *self.suppressed[key]) for key in sorted(self.suppressed)]
+        return [
+            (rule, text(fp), outcome, text(target), incident, count, first, last, event_id,
+             text(detail[:DETAIL_MAX]))
+            for (rule, fp, outcome), (target, incident, count, first, last, event_id, detail)
+            in sorted(self.suppressed.items())
+        ]  # fmt: skip
 
     def write_sqlite(self, cursor: Any) -> None:
         """On the caller's sqlite3 cursor, inside its transaction (after the timeline's rows)."""
         if self.suppressed:
             cursor.executemany(_UPSERT_POSITIONAL, self._rows())
         if self.relabels:
-            cursor.executemany(_RELABEL_POSITIONAL, [(m, i, k, r) for i, k, r, m in self.relabels])
+            cursor.executemany(_RELABEL_POSITIONAL, [(m, r) for r, m in self.relabels])
 
     def write(self, conn: Connection) -> None:
         """Through SQLAlchemy (PostgreSQL), inside the caller's transaction."""

@@ -1,4 +1,5 @@
-"""Suppressed decisions: one counted row per rule, alert and outcome (docs/decisions.md)."""
+"""Suppressed decisions: one counted row per rule, alert and outcome (docs/decisions.md), and
+an index on their coalesced timeline lines."""
 
 from __future__ import annotations
 
@@ -28,8 +29,16 @@ def upgrade() -> None:
         sqlite_with_rowid=False,
     )
     op.create_index(op.f("ix_suppressed_last_seen"), "suppressed", ["last_seen"])
+    op.create_index(
+        "ix_timeline_suppressed_ref",
+        "timeline",
+        ["ref"],
+        sqlite_where=sa.text("kind = 'suppressed'"),
+        postgresql_where=sa.text("kind = 'suppressed'"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_timeline_suppressed_ref", table_name="timeline")
     op.drop_index(op.f("ix_suppressed_last_seen"), table_name="suppressed")
     op.drop_table("suppressed")
