@@ -104,8 +104,8 @@ class SuppressionLog:
             self._dirty.add(key)
             return
         if len(self._lines) >= _NOTED_MAX:
+            self._count_up()  # the counts of this batch are kept; the memory starts afresh
             self._lines.clear()
-            self._dirty.clear()
         line = self._lines[key] = _Line(
             f"{found.rule}:{found.outcome}:{event.id}", 1, event.time, found, event.time
         )
@@ -115,12 +115,15 @@ class SuppressionLog:
 
     def take(self) -> DecisionRows:
         """The batch's rows, with the timeline lines counted up since the last take."""
+        self._count_up()
+        rows, self._rows = self._rows, DecisionRows()
+        return rows
+
+    def _count_up(self) -> None:
         for key in self._dirty:
             line = self._lines[key]
             self._rows.relabel(line.ref, text(line.message()))
         self._dirty.clear()
-        rows, self._rows = self._rows, DecisionRows()
-        return rows
 
     def forget(self) -> None:
         """After a failed commit: the lines in memory may not be in the store; start anew."""
