@@ -28,7 +28,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("rule", "fingerprint", "outcome", name=op.f("pk_suppressed")),
         sqlite_with_rowid=False,
     )
-    op.create_index(op.f("ix_suppressed_last_seen"), "suppressed", ["last_seen"])
     op.create_index(
         "ix_timeline_suppressed_ref",
         "timeline",
@@ -40,5 +39,4 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_timeline_suppressed_ref", table_name="timeline")
-    op.drop_index(op.f("ix_suppressed_last_seen"), table_name="suppressed")
     op.drop_table("suppressed")
