@@ -5,6 +5,10 @@ N seeded events, 100 rules, exactly one rule matching 10 % of the events with a 
 goes to stderr; the last line of stdout is one JSON object with the figures and the ratio.
 
     .venv/bin/python bench/engine.py [--events N] [--peer-events M] [--timeout S]
+                                     [--suppressed-events K | --skip-suppressed]
+
+`suppressed`: the cost of recording suppressed decisions at a 90 %-suppressed workload
+(bench/_engine_suppressed.py): {events, suppressed_share, rate_recording, rate_off, cost}.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from _engine_opsmedic import (
     opsmedic_replay,
 )
 from _engine_silences import SILENCES, expected_runs, seed_silences
+from _engine_suppressed import suppressed_figures
 from _engine_workload import (
     HIT_RULE,
     SEED,
@@ -299,6 +304,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--peer-venv", type=Path, default=REPO / ".bench" / "rulebook-venv")
     p.add_argument("--skip-peer", action="store_true")
     p.add_argument("--skip-opsmedic", action="store_true")
+    p.add_argument("--suppressed-events", type=int, default=50_000,
+                   help="events of the 90 %%-suppressed workload (default 50000)")  # fmt: skip
+    p.add_argument("--skip-suppressed", action="store_true")
     p.add_argument("--keep", action="store_true", help="keep the work directory (printed)")
     p.add_argument("--silences", action=argparse.BooleanOptionalAction, default=True,
                    help="also replay with 1,000 silences (the \"silences\" key)")  # fmt: skip
@@ -330,6 +338,10 @@ def main(argv: list[str] | None = None) -> int:
             ops = run_opsmedic(args, work, events_path, rules_dir, events)
             mismatches += ops.pop("mismatches", [])
             result.update(ops)
+        if not args.skip_suppressed:
+            sup = suppressed_figures(work, args.suppressed_events)
+            mismatches += sup.pop("mismatches", [])
+            result["suppressed"] = sup
     finally:
         if args.keep:
             log(f"work dir kept: {work}")

@@ -35,11 +35,23 @@ class HeldRun(BaseModel):
     reason: str
 
 
+class RuleDecision(BaseModel):
+    """What one rule the event matched came to (docs/decisions.md): only `planned` ran."""
+
+    rule: str
+    outcome: str = Field(description="planned, throttled, waiting_for, in_flight, over_limit, "
+                                     "silenced, inhibited, held or disabled")  # fmt: skip
+    detail: str | None = Field(None, description="why, in words; the run id when planned")
+
+
 class AcceptedEvent(BaseModel):
     id: str
     run_ids: list[str]
     incident_id: str | None = None
     held: list[HeldRun] | None = Field(None, description="only when a match was held")
+    decisions: list[RuleDecision] = Field(
+        default_factory=list, description="each rule the event matched, with its outcome"
+    )
 
 
 class IngestReply(BaseModel):
@@ -180,7 +192,17 @@ async def _submit(request: Request, events: list[Event]) -> Reply:
     return {
         "accepted": len(accepted),
         "events": [
-            {"id": a.event_id, "run_ids": a.run_ids, "incident_id": e.incident_id or None}
+            {
+                "id": a.event_id,
+                "run_ids": a.run_ids,
+                "incident_id": e.incident_id or None,
+                "decisions": [
+                    {"rule": d.rule, "outcome": d.outcome, "detail": d.detail}
+                    if d.detail
+                    else {"rule": d.rule, "outcome": d.outcome}
+                    for d in a.decisions
+                ],
+            }
             | ({"held": [{"rule": r, "reason": why} for r, why in a.held]} if a.held else {})
             for a, e in zip(accepted, events, strict=True)
         ],

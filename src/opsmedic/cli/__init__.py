@@ -73,6 +73,7 @@ def main() -> None:
         approvals,
         archive,
         demo,
+        explain,
         flags,
         history,
         incident_actions,

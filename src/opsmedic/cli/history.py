@@ -130,6 +130,9 @@ def runs(
     since: Annotated[str, typer.Option(help="how far back, e.g. 30m, 24h, 7d")] = "24h",
     state: Annotated[RunState | None, typer.Option(help="only runs in this state")] = None,
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+    suppressed: Annotated[
+        bool, typer.Option("--suppressed", help="decisions that started no run, counted")
+    ] = False,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
     queue: Annotated[Queue | None, typer.Option(help="only runs of this queue")] = None,
@@ -140,6 +143,14 @@ def runs(
     if ctx.invoked_subcommand is not None:
         return
     start = since_epoch(since)
+    if suppressed:
+        if state is not None:
+            raise typer.BadParameter("runs only: decisions have an outcome",
+                                     param_hint="--state")  # fmt: skip
+        from opsmedic.cli.suppressed import print_suppressed
+
+        print_suppressed(open_store(config), rule, start, limit, as_json, since)
+        return
     found = open_store(config).list_runs(rule=rule, since=start, state=state, limit=limit,
                                          queue=queue)  # fmt: skip
     if as_json:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -17,6 +18,7 @@ from opsmedic.errors import Problem
 from opsmedic.model import Event, Run
 
 if TYPE_CHECKING:
+    from opsmedic.engine.loop import Accepted
     from opsmedic.runtime import Runtime
     from opsmedic.sources.events import Numbered
 
@@ -64,6 +66,10 @@ def replay(
         bool, typer.Option("--json", help="print the summary and runs as JSON")
     ] = False,
     rules: Annotated[Path | None, typer.Option(help="rules path (default: from config)")] = None,
+    explain: Annotated[
+        bool,
+        typer.Option("--explain", help="per event: each rule, each condition, each outcome"),
+    ] = False,
     config: ConfigOpt = None,
 ) -> None:
     """Feed events through rules and actions in time order; exit when every run has finished.
@@ -90,12 +96,16 @@ def replay(
     runs: list[Run] = []
     if dry_run or as_json:  # kept only when shown: a long replay's memory stays flat
         rt.engine.on_finished = runs.append
-    summary = _summary(rt, events, asyncio.run(_replay(rt, events, fmt)), dry_run, assume_failed)
+    explained: list[dict[str, Any]] = []
+    shown = _explainer(rt, explained if as_json else None) if explain else None
+    read = asyncio.run(_replay(rt, events, fmt, shown))
+    summary = _summary(rt, events, read, dry_run, assume_failed)
     if as_json:
         from opsmedic.views import RunView
 
         # The public shape of a run, as `runs --json` and the API give it (docs/api.md).
-        print_json({**summary, "runs": [RunView.of(r).model_dump() for r in runs]})
+        extra = {"explained": explained} if explain else {}
+        print_json({**summary, "runs": [RunView.of(r).model_dump() for r in runs], **extra})
         return
     if dry_run:
         _print_would_run(runs)
@@ -143,7 +153,30 @@ class Replayed:
     bad: list[Problem] = field(default_factory=list)
 
 
-async def _replay(rt: Runtime, path: Path, fmt: str = Format.OPSMEDIC) -> Replayed:
+Explainer = Callable[[list[Event], list["Accepted"]], None]
+
+
+def _explainer(rt: Runtime, kept: list[dict[str, Any]] | None) -> Explainer:
+    """What `--explain` does with each submission's replies: print each event's explanation,
+    or keep it for the JSON (`kept`), as `opsmedic explain` shows a stored one."""
+    from opsmedic.cli.explain import explanation, print_explanation
+    from opsmedic.engine.explain import explain
+
+    def show(events: list[Event], accepted: list[Accepted]) -> None:
+        for event, reply in zip(events, accepted, strict=True):
+            verdicts = explain(rt.engine.planner.ruleset, event,
+                               {d.rule: d for d in reply.decisions})  # fmt: skip
+            if kept is None:
+                print_explanation(event, verdicts)
+            else:
+                kept.append(explanation(event, verdicts))
+
+    return show
+
+
+async def _replay(
+    rt: Runtime, path: Path, fmt: str = Format.OPSMEDIC, explain: Explainer | None = None
+) -> Replayed:
     """Submit the file's events in order; bad lines are reported on stderr and skipped."""
     import asyncio
 
@@ -167,16 +200,22 @@ async def _replay(rt: Runtime, path: Path, fmt: str = Format.OPSMEDIC) -> Replay
         chunk.append(item)
         if len(chunk) >= _CHUNK:
             if fresh := await _not_stored(rt, path, chunk, read):
-                pending.append(asyncio.create_task(rt.engine.submit(fresh)))
+                pending.append(asyncio.create_task(_submit(rt, fresh, explain)))
             chunk = []
             # Let the engine work while the file is read; keep a bounded number in flight.
             if len(pending) >= 8:
                 await pending.pop(0)
     if chunk and (fresh := await _not_stored(rt, path, chunk, read)):
-        pending.append(asyncio.create_task(rt.engine.submit(fresh)))
+        pending.append(asyncio.create_task(_submit(rt, fresh, explain)))
     await asyncio.gather(*pending)
     await rt.engine.close()
     return read
+
+
+async def _submit(rt: Runtime, events: list[Event], explain: Explainer | None) -> None:
+    accepted = await rt.engine.submit(events)
+    if explain is not None:
+        explain(events, accepted)
 
 
 def _skip(read: Replayed, problem: Problem) -> None:

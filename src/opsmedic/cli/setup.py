@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -295,6 +294,7 @@ def _print_verdicts(results: list[dict[str, Any]], event_file: Path) -> None:
 
 def _explain(ruleset: RuleSet, item: Any) -> dict[str, Any]:
     """One event's verdicts as plain data: the `rules test --json` shape (docs/cli.md)."""
+    from opsmedic.engine.explain import plain_value
     from opsmedic.sources.events import parse_event
     from opsmedic.views import EventView
 
@@ -308,7 +308,7 @@ def _explain(ruleset: RuleSet, item: Any) -> dict[str, Any]:
             "rule": rule.name, "match": failed is None,
             "waits_for_s": (rule.for_s or None) if failed is None else None,
             "failed_condition": None if failed is None else failed.describe,
-            "actual": None if failed is None else _plain_value(failed.actual(event)),
+            "actual": None if failed is None else plain_value(failed.actual(event)),
         })  # fmt: skip
     return {"event": EventView.of(event).model_dump(), "target": event.target, "rules": verdicts}
 
@@ -317,15 +317,6 @@ def _why_not(verdict: dict[str, Any]) -> str:
     if not verdict["match"]:
         return str(verdict["failed_condition"])
     return f"then waits for: {verdict['waits_for_s']:g}s" if verdict["waits_for_s"] else ""
-
-
-def _plain_value(value: object) -> object:
-    """An event value as JSON can carry it: enums as their text, odd objects as their repr."""
-    if isinstance(value, StrEnum):
-        return str(value)
-    if value is None or isinstance(value, str | int | float | bool | list | dict):
-        return value
-    return repr(value)
 
 
 def _shown(value: object) -> str:

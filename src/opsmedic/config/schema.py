@@ -146,6 +146,9 @@ class Config(Strict):
         description="opsmedic's own working files (archive intents), beside the config",
     )
     dry_run: bool = False
+    record_suppressed: bool = Field(
+        True, description="record decisions that start no run (docs/decisions.md)"
+    )
     actions: ActionDefaults = Field(default_factory=lambda: ActionDefaults())
     ssh_hosts: dict[str, SSHHost] = Field(default_factory=dict)
     probes: list[ProbeConfig] = Field(default_factory=list)

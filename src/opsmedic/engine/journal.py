@@ -14,6 +14,7 @@ from opsmedic.errors import StoreError, StoreRefused
 from opsmedic.logs import get_logger
 from opsmedic.model import Event, Run, StepRecord
 from opsmedic.store.codec import EncodedEvent
+from opsmedic.store.decision_rows import DecisionRows
 from opsmedic.store.incident_rows import IncidentRows
 from opsmedic.store.store import Store
 
@@ -33,6 +34,7 @@ class _Batch:
     claims: list[str] = field(default_factory=list)
     finished: list[Run] = field(default_factory=list)
     incidents: IncidentRows = field(default_factory=IncidentRows)
+    decisions: DecisionRows = field(default_factory=DecisionRows)
     waiter: asyncio.Future[set[str]] | None = None
 
     def add(self, part: _Batch) -> None:
@@ -41,6 +43,7 @@ class _Batch:
         self.claims += part.claims
         self.finished += part.finished
         self.incidents.extend(part.incidents)
+        self.decisions.extend(part.decisions)
 
     def settle(self, claimed: set[str] | BaseException) -> None:
         if self.waiter is None or self.waiter.done():
@@ -131,6 +134,7 @@ class Journal:
         runs: Sequence[Run],
         claim: Sequence[str] = (),
         incidents: IncidentRows | None = None,
+        decisions: DecisionRows | None = None,
     ) -> set[str]:
         """Events, their runs and the incident changes they made, durable when this returns;
         the runs named in `claim` are claimed (planned → running, a conditional update) in
@@ -139,7 +143,8 @@ class Journal:
         data failed it (committed alone, after the shared commit failed)."""
         if self._store is None:
             return set(claim)
-        part = _Batch(list(events), list(runs), list(claim), incidents=incidents or IncidentRows())
+        part = _Batch(list(events), list(runs), list(claim), incidents=incidents or IncidentRows(),
+                      decisions=decisions or DecisionRows())  # fmt: skip
         return await self._enqueue(part) & set(claim)
 
     async def finish(self, run: Run, incidents: IncidentRows | None = None) -> None:
@@ -240,6 +245,12 @@ class Journal:
         # One transaction per batch; inside it a run is recorded, then claimed, then finished.
         return set(
             self._store.record(
-                batch.events, batch.runs, batch.claims, self._now(), batch.finished, batch.incidents
+                batch.events,
+                batch.runs,
+                batch.claims,
+                self._now(),
+                batch.finished,
+                batch.incidents,
+                batch.decisions,
             )
         )

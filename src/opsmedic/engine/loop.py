@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from opsmedic.clock import Clock
 from opsmedic.config.schema import Config
 from opsmedic.engine.approvals import Approvals
+from opsmedic.engine.decisions import Outcome, RuleOutcome, SuppressionLog
 from opsmedic.engine.executor import Executor
 from opsmedic.engine.holds import Hold, Holds
 from opsmedic.engine.incidents import Grouping, IncidentTracker, Reopening
@@ -28,6 +29,7 @@ from opsmedic.plugins import ProbeOnce, Registry
 from opsmedic.rules.model import Rule
 from opsmedic.rules.ruleset import RuleSet
 from opsmedic.store.codec import EncodedEvent, encode_event
+from opsmedic.store.decision_rows import DecisionRows
 from opsmedic.store.incident_rows import IncidentRows
 from opsmedic.store.store import Recovery, Store
 
@@ -44,6 +46,7 @@ class Accepted:
     event_id: str
     run_ids: list[str] = field(default_factory=list)
     held: tuple[tuple[str, str], ...] = ()  # (rule, reason) of each match held
+    decisions: list[RuleOutcome] = field(default_factory=list)  # each rule matched: outcome
 
 
 @dataclass(slots=True)
@@ -70,6 +73,7 @@ class _Planned:
     held: list[tuple[str, Event, Hold, bool]] = field(default_factory=list)
     replies: list[tuple[_Submission, list[Accepted]]] = field(default_factory=list)
     incidents: IncidentRows = field(default_factory=IncidentRows)
+    decisions: DecisionRows = field(default_factory=DecisionRows)
     # The submission planning stopped in, at an event whose alert has a run in flight.
     partial: _Submission | None = None
     # Each submission this batch planned, with its `start` and replies before: a failed
@@ -106,6 +110,7 @@ class Engine:
         # Silences, maintenance windows, inhibit rules: held through the same path (a Hold).
         self.muting = Muting(config)
         self._noted = self.holds or Holds({})  # which holds have their timeline line
+        self.suppressions = SuppressionLog(config.record_suppressed)
         self._clock = clock
         self._inbox: list[_Submission] = []
         self._wake = asyncio.Event()
@@ -263,6 +268,7 @@ class Engine:
             planned.replies.append((sub, sub.accepted))
         # Rows now, not at the commit: the next batch may change these incidents before then.
         planned.incidents = IncidentRows.of(changes)
+        planned.decisions = self.suppressions.take()
         return planned
 
     def _plan_event(
@@ -288,11 +294,21 @@ class Engine:
         for escalation in decision.escalations:
             self._plan_event(encode_event(escalation), planned, changes)
         ids = [r.id for r, _ in decision.runs] + [r.id for r in decision.recorded]
+        outcomes = decision.outcomes
+        if hold is not None and decision.held:  # the hold says which kind it is
+            kind = Outcome(hold.outcome)
+            outcomes = [o if o.outcome is not Outcome.HELD else RuleOutcome(o.rule, kind,
+                        hold.reason) for o in outcomes]  # fmt: skip
+        if self.suppressions.enabled:
+            for found in outcomes:
+                if found.outcome is not Outcome.PLANNED:
+                    self.suppressions.add(event, found, changes)
         if not decision.held:
-            return Accepted(event.id, ids)
+            return Accepted(event.id, ids, decisions=outcomes)
         assert hold is not None
         planned.held.extend(self._noted.held(decision.held, event, hold, changes))
-        return Accepted(event.id, ids, tuple((name, hold.reason) for name in decision.held))
+        held = tuple((name, hold.reason) for name in decision.held)
+        return Accepted(event.id, ids, held, outcomes)
 
     async def _commit(self, planned: _Planned) -> None:
         """Commit a planned batch, answer its submitters, start the runs it claimed."""
@@ -303,8 +319,10 @@ class Engine:
                 [r for r, _, _ in to_run] + planned.recorded,
                 claim=[r.id for r, _, _ in to_run],
                 incidents=planned.incidents,
+                decisions=planned.decisions,
             )
         except Exception as exc:  # the callers hear of it; the engine keeps serving
+            self.suppressions.forget()
             for run, _, _ in to_run:
                 self.planner.done(run)
             await self._reload_state()

@@ -6,6 +6,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from opsmedic.engine.decisions import Outcome, RuleOutcome, clock
 from opsmedic.model import Event, Run, RunState, Status
 from opsmedic.rules.model import Rule, key_of
 from opsmedic.rules.ruleset import RuleSet
@@ -21,6 +22,8 @@ class Decision:
     recorded: list[Run] = field(default_factory=list)
     escalations: list[Event] = field(default_factory=list)
     held: list[str] = field(default_factory=list)  # rules matched whose runs were held
+    # Each rule matched, with its outcome: why not, for those that started no run.
+    outcomes: list[RuleOutcome] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -165,23 +168,30 @@ class Planner:
             self._pending_by_fp[event.fingerprint].add(rule.name)
             if event.time - since < rule.for_s:
                 self.stats.pending_for += 1
+                decision.outcomes.append(RuleOutcome(rule.name, Outcome.WAITING_FOR,
+                    f"for: {rule.for_s:g}s; matching for {event.time - since:g}s"))  # fmt: skip
                 return
         lock = (rule.name, event.fingerprint)
         if lock in self._in_flight:
             # The same alert never runs the same rule twice at once.
             self.stats.suppressed_in_flight += 1
+            found = RuleOutcome(rule.name, Outcome.IN_FLIGHT, "a run for this alert is running")
+            decision.outcomes.append(found)
             return
         if held:
             # Acting on this service would treat a symptom. Before throttle and limit, which a
             # held match must not use up: once the dependency recovers the next match runs.
             self.stats.held += 1
             decision.held.append(rule.name)
+            decision.outcomes.append(RuleOutcome(rule.name, Outcome.HELD))  # its reason: loop.py
             return
         if rule.throttle is not None:
             tkey = (rule.name, key_of(event, rule.throttle.per))
             last = self._last_fired.get(tkey)
             if last is not None and event.time - last < rule.throttle.once_within:
                 self.stats.suppressed_throttle += 1
+                why = f"once_within {rule.throttle.once_within:g}s; last run at {clock(last)}"
+                decision.outcomes.append(RuleOutcome(rule.name, Outcome.THROTTLED, why))
                 return
         if rule.limit is not None and not self._within_limit(rule, event, decision):
             return
@@ -190,7 +200,9 @@ class Planner:
         self._in_flight.add(lock)
         self._flying[event.fingerprint] = self._flying.get(event.fingerprint, 0) + 1
         self.stats.planned += 1
-        decision.runs.append((self._run(rule, event), rule))
+        run = self._run(rule, event)
+        decision.runs.append((run, rule))
+        decision.outcomes.append(RuleOutcome(rule.name, Outcome.PLANNED, f"run {run.id}"))
 
     def _within_limit(self, rule: Rule, event: Event, decision: Decision) -> bool:
         assert rule.limit is not None
@@ -203,6 +215,9 @@ class Planner:
             self._escalated.discard(key)
             return True
         self.stats.limited += 1
+        decision.outcomes.append(RuleOutcome(rule.name, Outcome.OVER_LIMIT,
+            f"limit: {rule.limit.max_runs} runs within {rule.limit.within:g}s for "
+            f"{'/'.join(key[1])}"))  # fmt: skip
         if key not in self._escalated:
             # Escalate once per pause: a flapping alert must not become a notification storm.
             self._escalated.add(key)

@@ -114,6 +114,16 @@ timeline = sa.Table(
     sa.Column("ref", sa.String, nullable=False),
     sa.Column("evidence", sa.JSON, nullable=True),  # an investigation's outputs, bounded
 )
+SUPPRESSED_LINES = "kind = 'suppressed'"
+# The coalesced lines of suppressed decisions are counted up in place, found by their ref
+# (unique): indexed alone, so that neither another line's insert nor a big incident's
+# timeline (a scan of its every line per update) pays for it.
+sa.Index(
+    "ix_timeline_suppressed_ref",
+    timeline.c.ref,
+    sqlite_where=sa.text(SUPPRESSED_LINES),
+    postgresql_where=sa.text(SUPPRESSED_LINES),
+)
 
 # API tokens: only a SHA-256 of the secret is kept (tokens are 256-bit random, so a slow
 # password hash would add nothing but latency to every request).
@@ -232,4 +242,24 @@ silences = sa.Table(
     sa.Column("comment", sa.Text, nullable=False),
     sa.Column("created_at", Time, nullable=False),
     sa.Column("updated_at", Time, nullable=False),
+)
+
+# Decisions that started no run (throttled, waiting for `for:`, held…), compactly: one row per
+# rule, alert and outcome, counted, however many events repeat it (docs/decisions.md).
+suppressed = sa.Table(
+    "suppressed",
+    metadata,
+    sa.Column("rule", sa.String, primary_key=True),
+    sa.Column("fingerprint", sa.String, primary_key=True),
+    sa.Column("outcome", sa.String, primary_key=True),
+    sa.Column("target", sa.String, nullable=False),
+    sa.Column("incident_id", sa.String, nullable=True),
+    sa.Column("count", sa.BigInteger, nullable=False),  # a flood can pass 2**31
+    sa.Column("first_seen", Time, nullable=False),
+    # Not indexed: every repeat moves it (an index entry rewritten per upsert, ~a quarter of
+    # its cost); the rows are few, so listing and pruning read them all.
+    sa.Column("last_seen", Time, nullable=False),
+    sa.Column("last_event_id", sa.String, nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sqlite_with_rowid=False,
 )

@@ -31,7 +31,9 @@ from opsmedic.store import migrate as migrations
 from opsmedic.store.approval_rows import ApprovalTable
 from opsmedic.store.codec import EncodedEvent, event_from_row, event_row, run_from_row, run_row
 from opsmedic.store.database import WRITE, describe, make_engine, parse_url, shown, store_error
+from opsmedic.store.decision_rows import DecisionRows, SuppressedTable
 from opsmedic.store.flag_rows import FlagTable
+from opsmedic.store.history_rows import HistoryReads
 from opsmedic.store.incident_actions import apply_action, changed_since
 from opsmedic.store.incident_rows import IncidentRows
 from opsmedic.store.schema import deployments as deployment_table
@@ -88,6 +90,7 @@ class PruneResult:
     events: int
     runs: int
     incidents: int = 0
+    suppressed: int = 0
 
 
 def _check_final(runs: Sequence[Run]) -> None:
@@ -165,19 +168,22 @@ class Store:
         started_at: float = 0.0,
         finished: Sequence[Run] = (),
         incidents: IncidentRows | None = None,
+        decisions: DecisionRows | None = None,
     ) -> list[str]:
         """One transaction: insert events and their runs, claim runs, write finished runs.
 
         `claim` names planned runs to claim in the same transaction (the engine runs what it
         just planned: one commit, not two, between an event and its action); `finished` runs
         get their final state as `finish()` writes it; `incidents` are the incident changes
-        those events and runs made. Returns the claimed ids.
+        those events and runs made, `decisions` their suppressed decisions. Returns the claimed ids.
         """
-        if not (events or runs or claim or finished or incidents):
+        if not (events or runs or claim or finished or incidents or decisions):
             return []
         _check_final(finished)
         if self._sqlite:
-            return self._sqlite_write(events, runs, claim, started_at, finished, incidents)
+            return self._sqlite_write(
+                events, runs, claim, started_at, finished, incidents, decisions
+            )
         with self._transaction(write=True) as conn:
             # Events first: runs reference them.
             if events:
@@ -189,6 +195,8 @@ class Store:
                 conn.execute(_FINISH, [_finish_params(r) for r in finished])
             if incidents:
                 incidents.write(conn)
+            if decisions:
+                decisions.write(conn)
             return claimed
 
     def _sqlite_write(
@@ -199,6 +207,7 @@ class Store:
         started_at: float,
         finished: Sequence[Run],
         incidents: IncidentRows | None,
+        decisions: DecisionRows | None = None,
     ) -> list[str]:
         """The hot path on SQLite: a pooled sqlite3 connection and an explicit BEGIN IMMEDIATE,
         without SQLAlchemy's per-transaction machinery (half of a small commit's cost)."""
@@ -213,6 +222,8 @@ class Store:
                 won = sqlite_writes.write(cursor, events, runs, claim, started_at, finished)
                 if incidents:
                     incidents.write_sqlite(cursor)
+                if decisions:
+                    decisions.write_sqlite(cursor)
                 cursor.execute("COMMIT")
             except BaseException:
                 cursor.execute("ROLLBACK")
@@ -466,6 +477,16 @@ class Store:
             return deployment_rows.last_known_good(conn, service, env, version, excluding)
 
     @property
+    def history(self) -> HistoryReads:
+        """An alert's and a rule's past, for `explain` (store/history_rows.py)."""
+        return HistoryReads(self._transaction)
+
+    @property
+    def suppressed(self) -> SuppressedTable:
+        """The suppressed decisions (store/decision_rows.py)."""
+        return SuppressedTable(self._transaction)
+
+    @property
     def flags(self) -> FlagTable:
         """The feature flags and their history (store/flag_rows.py)."""
         return FlagTable(self._transaction)
@@ -541,7 +562,8 @@ class Store:
         runs = self._delete_in_batches(run_table, old_runs)
         self.approvals.prune()
         events = self._delete_in_batches(event_table, old_events)
-        return PruneResult(events=events, runs=runs, incidents=self._prune_incidents(older_than))
+        return PruneResult(events=events, runs=runs, incidents=self._prune_incidents(older_than),
+                           suppressed=self.suppressed.prune(older_than))  # fmt: skip
 
     def _prune_incidents(self, older_than: float) -> int:
         """Incidents resolved or closed before `older_than`, with their alerts and timeline;
