@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from opsmedic import __version__
-from opsmedic.api import deployments, flag_stream, ingest, operate, read
+from opsmedic.api import deployments, flag_stream, ingest, manual_runs, operate, read
 from opsmedic.api import flags as flag_routes
 from opsmedic.api.auth import Authenticator, require
 from opsmedic.api.docs import add_docs
@@ -23,6 +23,7 @@ from opsmedic.api.live_rules import LiveRules
 from opsmedic.clock import Clock
 from opsmedic.config.schema import ApiConfig
 from opsmedic.engine.loop import Engine
+from opsmedic.engine.manual import ManualRuns
 from opsmedic.errors import StoreError, StoreRefused
 from opsmedic.flagops.service import FlagService
 from opsmedic.logs import get_logger
@@ -63,6 +64,7 @@ def create_app(
     state.max_body, state.json_limits = settings.max_body, settings.limits
     state.auth = Authenticator(store, allow_query_token=settings.allow_query_token)
     state.flag_feed = flag_stream.FlagFeed(store)
+    state.manual = ManualRuns(engine.planner, engine.executor, store, clock)  # runs by hand
     # Each webhook with its settings, read once at start: a secret file that cannot be read
     # is a start-up error, not a 500.
     state.webhooks = {
@@ -73,7 +75,8 @@ def create_app(
     routers = (ingest.router, webhook_routes, read.router, operate.operate, operate.admin,
                deployments.reads, deployments.writes,
                # The stream before the flag routes: /flags/{key} would also match /flags/stream.
-               flag_stream.router, flag_routes.reads, flag_routes.writes)  # fmt: skip
+               flag_stream.router, flag_routes.reads, flag_routes.writes,
+               manual_runs.router)  # fmt: skip
     for router in routers:
         app.include_router(router)
     app.add_api_route("/healthz", _healthz, methods=["GET"], tags=["health"],

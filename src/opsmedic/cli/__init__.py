@@ -75,6 +75,7 @@ def main() -> None:
         flags,
         history,
         incidents,
+        manual,
         releases,
         replay,
         service,

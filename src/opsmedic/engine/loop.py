@@ -410,7 +410,8 @@ class Engine:
                    fingerprint=old.fingerprint, actions=rule.actions, queue=rule.queue,
                    dry_run=old.dry_run, created_at=self._clock.now(),
                    message=f"re-run of interrupted run {old.id}",
-                   incident_id=old.incident_id, rerun_of=old.id)  # fmt: skip
+                   incident_id=old.incident_id, rerun_of=old.id, started_by=old.started_by,
+                   forced=old.forced)  # fmt: skip
 
     def stats(self) -> dict[str, Any]:
         return {"finished": dict(self.finished), **dataclasses.asdict(self.planner.stats)}

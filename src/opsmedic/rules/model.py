@@ -75,6 +75,7 @@ class Rule:
     description: str = ""
     file: str = ""
     line: int = 0
+    enabled: bool = True  # false: never matched; run only by hand with --force
 
     @property
     def actions(self) -> list[str]:
