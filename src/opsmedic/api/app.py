@@ -23,7 +23,6 @@ from opsmedic.api.live_rules import LiveRules
 from opsmedic.clock import Clock
 from opsmedic.config.schema import ApiConfig
 from opsmedic.engine.loop import Engine
-from opsmedic.engine.manual import ManualRuns
 from opsmedic.errors import StoreError, StoreRefused
 from opsmedic.flagops.service import FlagService
 from opsmedic.logs import get_logger
@@ -64,7 +63,6 @@ def create_app(
     state.max_body, state.json_limits = settings.max_body, settings.limits
     state.auth = Authenticator(store, allow_query_token=settings.allow_query_token)
     state.flag_feed = flag_stream.FlagFeed(store)
-    state.manual = ManualRuns(engine.planner, engine.executor, store, clock)  # runs by hand
     # Each webhook with its settings, read once at start: a secret file that cannot be read
     # is a start-up error, not a 500.
     state.webhooks = {

@@ -40,7 +40,8 @@ class RunIn(BaseModel):
 async def run_rule(
     request: Request, response: Response, name: str, body: RunIn, token: Operator
 ) -> RunView:
-    manual: ManualRuns = request.app.state.manual
+    manual: ManualRuns | None = request.app.state.engine.manual
+    assert manual is not None  # the API runs only with a store (runtime.api_app)
     try:
         event = event_by_hand(body.event, request.app.state.clock.now())
     except ValueError as exc:

@@ -54,7 +54,7 @@ def run_rule(
     import asyncio
     import time
 
-    from opsmedic.engine.manual import ManualRuns, RunAsk, event_by_hand
+    from opsmedic.engine.manual import RunAsk, event_by_hand
     from opsmedic.runtime import build, build_registry, find_config
 
     data = _event_data(event_file, sets or [])
@@ -62,18 +62,18 @@ def run_rule(
         event = event_by_hand(data, time.time())
     except ValueError as exc:
         raise _bad_event(event_file, exc) from None
-    started_by = f"cli {as_user}" if as_user else who()
-    if not started_by.strip() or len(started_by) > 200:
-        raise typer.BadParameter("give a name of 1 to 196 characters", param_hint="--as")
+    if as_user is not None and not (0 < len(as_user.strip()) <= 200 and as_user.isprintable()):
+        raise typer.BadParameter("a name of 1 to 200 printable characters", param_hint="--as")
+    started_by = who() if as_user is None else f"cli {as_user.strip()}"
     # Direct on the store, as `deploy` and `rollback` are: no engine loop is started here, so
     # no crash recovery runs against the runs of a service that may be running (see docs).
     rt = build(find_config(config), registry=build_registry())
-    assert rt.store is not None
-    manual = ManualRuns(rt.engine.planner, rt.engine.executor, rt.store, rt.clock)
+    manual, store = rt.engine.manual, rt.store
+    assert manual is not None  # build() opens the store
+    assert store is not None
+
     # The events a step announces (a recheck's result) are stored, not planned: no engine
     # loop runs in this process to plan them.
-    store = rt.store
-
     def announce(events: list[Event]) -> None:
         store.record(events, [])
 

@@ -16,6 +16,7 @@ from opsmedic.engine.executor import Executor
 from opsmedic.engine.holds import Hold, Holds
 from opsmedic.engine.incidents import Grouping, IncidentTracker, Reopening
 from opsmedic.engine.journal import Journal, isolable
+from opsmedic.engine.manual import ManualRuns
 from opsmedic.engine.planner import Planner
 from opsmedic.errors import StoreRefused
 from opsmedic.logs import get_logger
@@ -90,6 +91,8 @@ class Engine:
                                  probe_once=probe_once)  # fmt: skip
         self.executor.announce = self._announce
         self.store = store
+        # Runs by hand (engine/manual.py), under this engine's in-flight lock and limits.
+        self.manual = ManualRuns(self.planner, self.executor, store, clock) if store else None
         self._grouping = Grouping(config.incidents.group_by)
         flapping = config.incidents.flapping
         self._reopening = Reopening(config.incidents.reopen_within, flapping.flaps,
@@ -185,6 +188,8 @@ class Engine:
             await self._idle.wait()
 
     async def close(self) -> None:
+        if self.manual is not None:
+            await self.manual.drain()
         await self.drain()
         if self._loop_task is not None:
             self._loop_task.cancel()
