@@ -5,7 +5,10 @@ a run by hand from racing the live engine's runs."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,7 @@ import psutil
 import pytest
 
 from api_service import running_api, write_config
-from cli_process import opsmedic
+from cli_process import OPSMEDIC, opsmedic
 from opsmedic.engine.manual import ManualRuns, RunAsk, event_by_hand
 from opsmedic.errors import RunRefused
 from opsmedic.model import RunState
@@ -252,3 +255,24 @@ def test_a_protected_process_stays_protected_and_a_dry_run_acts_on_nothing(site:
     assert (run["state"], run["dry_run"]) == ("skipped", True)
     assert run["steps"][0]["params"]["argv"] == ["touch", str(target)]  # rendered
     assert not target.exists()
+
+
+def test_two_processes_running_one_alert_by_hand_at_once_start_one_run(site: Path) -> None:
+    """Both check the store before either inserts only without the write lock (SQLite) or the
+    advisory lock per rule (PostgreSQL): with it, exactly one runs and the other is refused."""
+    gate = site / "gate"
+    args = ["rules", "run", "slow", "--set", "source=slow", "--set", f"labels.gate={gate}"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPSMEDIC_")}
+    procs = [subprocess.Popen([*OPSMEDIC, *args], cwd=site, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]  # fmt: skip
+    with ThreadPoolExecutor(2) as pool:
+        ends = {pool.submit(p.communicate, timeout=120): p for p in procs}
+        first = next(as_completed(ends))  # the refused one: the other waits at the gate
+        gate.touch()
+        outputs = {ends[f]: f.result() for f in [first, *(f for f in ends if f is not first)]}
+    codes = sorted(p.returncode for p in procs)
+    assert codes == [0, 1], outputs
+    refused = next(err for p, (_, err) in outputs.items() if p.returncode == 1)
+    assert "of slow for this alert" in refused and "is running" in refused
+    runs = json.loads(opsmedic("runs", "--json", cwd=site).stdout)
+    assert [(r["rule"], r["state"]) for r in runs] == [("slow", "succeeded")]
