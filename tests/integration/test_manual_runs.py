@@ -115,8 +115,8 @@ async def test_the_store_refuses_what_another_process_has_in_flight_or_used_up(
     assert rt.store.counts()["runs"] == counts["runs"] + 5
 
 
-async def test_the_api_runs_a_rule_by_hand(tmp_path: Path) -> None:
-    async with running_api(tmp_path, RULES) as api, \
+async def test_the_api_runs_a_rule_by_hand(tmp_path: Path, store_url: str) -> None:  # noqa: F811
+    async with running_api(tmp_path, RULES, store=store_url) as api, \
             api.client(api.tokens["operate"]) as operate, \
             api.client(api.tokens["read"]) as read:  # fmt: skip
         path = "/api/v1/rules/clean/runs"
