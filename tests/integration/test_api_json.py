@@ -82,6 +82,6 @@ async def test_every_route_with_a_body_model_is_a_strict_json_route(tmp_path: Pa
     assert sorted(r.path for r in with_body) == [
         "/api/v1/deployments", "/api/v1/deployments/rollback", "/api/v1/flags/{key}",
         "/api/v1/flags/{key}/enabled", "/api/v1/flags/{key}/rollout", "/api/v1/flags/{key}/undo",
-        "/api/v1/tokens",
+        "/api/v1/rules/{name}/runs", "/api/v1/tokens",
     ]  # fmt: skip
     assert all(isinstance(r, StrictJSONRoute) for r in with_body)
