@@ -17,6 +17,9 @@ OpsmedicError
 ├── VerifyError          an archive read back does not hold what was written (ditto)
 ├── ReleaseRefused       a deploy or rollback refused: one already running, no last known good
 │   └── UnknownRelease   no such service, environment or version
+├── RunRefused           a run by hand refused: its alert has a run in flight, over its limit (409)
+│   ├── RuleDisabled     the rule is `enabled: false` and the run was not forced: exit 2, 409
+│   └── UnknownRule      no rule by that name (the message lists close matches): exit 2, 404
 ├── FlagStoreError       the flags' Redis unreachable, timed out or refusing (names its URL)
 ├── FlagConflict         a flag write's expected version is not the flag's version: 409
 ├── FlagRefused          a flag key or document that cannot be stored (too big, not JSON): 422
@@ -146,6 +149,26 @@ class ReleaseRefused(OpsmedicError):
 
 class UnknownRelease(ReleaseRefused):
     """A service, environment or version that the config or the versions directory lacks."""
+
+    exit_code = 2
+    status = 404
+
+
+class RunRefused(OpsmedicError):
+    """A run by hand (engine/manual.py) that would break a safety rule of live runs: a run of
+    the rule for the same alert is in flight, or the rule's limit is reached (409)."""
+
+    status = 409
+
+
+class RuleDisabled(RunRefused):
+    """A run by hand of a rule written `enabled: false`, without --force."""
+
+    exit_code = 2
+
+
+class UnknownRule(RunRefused):
+    """No rule, enabled or disabled, has that name; the message names the close matches."""
 
     exit_code = 2
     status = 404

@@ -190,6 +190,14 @@ class Run:
     id: str = field(default_factory=new_id)
     incident_id: str = ""
     rerun_of: str = ""  # the interrupted run this one re-runs after a crash
+    # Who ran it by hand ("cli alice", "api TOKEN"); empty: the engine, for an event.
+    started_by: str = ""
+    forced: bool = False  # a manual run of a disabled rule, started with --force
+
+    @property
+    def trigger(self) -> str:
+        """`manual` for a run started by hand (engine/manual.py), else `event`."""
+        return "manual" if self.started_by else "event"
 
 
 @dataclass(slots=True)

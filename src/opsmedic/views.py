@@ -99,6 +99,9 @@ class RunView(View):
     finished_at: Number | None
     incident_id: str | None
     rerun_of: str | None
+    trigger: str  # "event" (the engine) or "manual" (run by hand)
+    started_by: str | None  # who ran it by hand: "cli alice", "api TOKEN"
+    forced: bool  # a disabled rule run by hand with force
     # The index in `steps` of the step that decided the outcome (see deciding_step).
     deciding_step: int | None
 
@@ -123,6 +126,9 @@ class RunView(View):
             finished_at=run.finished_at,
             incident_id=run.incident_id or None,
             rerun_of=run.rerun_of or None,
+            trigger=run.trigger,
+            started_by=text(run.started_by) or None,
+            forced=run.forced,
             deciding_step=deciding_step(run),
         )
 

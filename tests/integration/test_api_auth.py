@@ -28,6 +28,7 @@ async def test_every_route_refuses_missing_wrong_and_unscoped_tokens(tmp_path: P
             for method, op in methods.items()
         ]
         assert len(routes) >= 18, routes  # events, 6 webhooks, reads, operate, admin, health
+        assert ("POST", "/api/v1/rules/x/runs", "operate") in routes  # a run by hand
         checked = 0
         for method, path, tag in routes:
             if path in PUBLIC_PATHS:

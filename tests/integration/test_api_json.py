@@ -86,7 +86,7 @@ async def test_every_route_with_a_body_model_is_a_strict_json_route(tmp_path: Pa
         "/api/v1/incidents/{ref}/ack", "/api/v1/incidents/{ref}/assign",
         "/api/v1/incidents/{ref}/close", "/api/v1/incidents/{ref}/note",
         "/api/v1/incidents/{ref}/reopen", "/api/v1/incidents/{ref}/resolve",
-        "/api/v1/runs/{ref}/approve", "/api/v1/runs/{ref}/reject", "/api/v1/silences",
+        "/api/v1/rules/{name}/runs", "/api/v1/runs/{ref}/approve", "/api/v1/runs/{ref}/reject", "/api/v1/silences",
         "/api/v1/tokens",
     ]  # fmt: skip
     assert all(isinstance(r, StrictJSONRoute) for r in with_body)

@@ -136,7 +136,10 @@ async def test_cli_json_is_the_api_json(tmp_path: Path, store_url: str) -> None:
     # Every field the docs promise, with its type (docs/api.md, "Public JSON").
     assert set(stops) == {"id", "rule", "event_id", "target", "fingerprint", "actions", "queue",
                           "dry_run", "state", "message", "steps", "created_at", "started_at",
-                          "finished_at", "incident_id", "deciding_step", "rerun_of"}  # fmt: skip
+                          "finished_at", "incident_id", "deciding_step", "rerun_of", "trigger",
+                          "started_by", "forced"}  # fmt: skip
+    assert (stops["trigger"], stops["started_by"], stops["forced"]) == ("event", None, False)
+    assert listed["stops-at-first"]["by"] == "engine"
     assert set(events[0]) == {"id", "source", "kind", "resource", "host", "labels", "value",
                               "severity", "status", "fingerprint", "time", "payload",
                               "incident_id"}  # fmt: skip

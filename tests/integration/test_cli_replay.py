@@ -221,7 +221,8 @@ def test_json_summary_with_runs_in_the_api_shape(tmp_path: Path, dry: bool) -> N
     # (and the API) gives for the same run once it is stored.
     public = {"id", "rule", "event_id", "target", "fingerprint", "actions", "queue", "dry_run",
               "state", "message", "steps", "created_at", "started_at", "finished_at",
-              "incident_id", "deciding_step", "rerun_of"}  # fmt: skip
+              "incident_id", "deciding_step", "rerun_of", "trigger", "started_by",
+              "forced"}  # fmt: skip
     assert all(set(run) == public for run in summary["runs"])
     assert summary["runs"][0]["deciding_step"] == 0
     if not dry:

@@ -19,6 +19,7 @@ from opsmedic.api import (
     flag_stream,
     incident_actions,
     ingest,
+    manual_runs,
     operate,
     read,
     silences,
@@ -84,7 +85,7 @@ def create_app(
                deployments.reads, deployments.writes, approvals.router,
                # The stream before the flag routes: /flags/{key} would also match /flags/stream.
                flag_stream.router, flag_routes.reads, flag_routes.writes,
-               silences.reads, silences.writes)  # fmt: skip
+               silences.reads, silences.writes, manual_runs.router)  # fmt: skip
     for router in routers:
         app.include_router(router)
     app.add_api_route("/healthz", _healthz, methods=["GET"], tags=["health"],

@@ -79,6 +79,7 @@ def main() -> None:
         incident_actions,
         incidents,
         logs,
+        manual,
         releases,
         replay,
         service,

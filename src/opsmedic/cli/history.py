@@ -102,11 +102,19 @@ def decided_by(run: Run) -> str:
     return "-" if index is None else f"{index + 1} {run.steps[index].action}"
 
 
+def started_by(run: Run) -> str:
+    """Who started a run: "engine" for an event's, else who ran it by hand (and if forced)."""
+    if not run.started_by:
+        return "engine"
+    return f"{run.started_by} (manual{', forced' if run.forced else ''})"
+
+
 def print_runs(runs: list[Run], title: str, *, narrow: bool = False) -> None:
     """Runs as a table. At a terminal under 120 columns (or when `narrow`) it keeps the id's
     tail, which `runs show` accepts, and leaves time and target to `show`: eight columns in
     80 would fold every cell into a tower of four-letter pieces."""
-    columns = ["id", "created (UTC)", "rule", "target", "step", "state", "took", "message"]
+    columns = ["id", "created (UTC)", "rule", "target", "step", "state", "took", "message",
+               "by"]  # fmt: skip
     narrow = narrow or out.width < NARROW_BELOW
     wide = ("created (UTC)", "target") if narrow and not plain() else ()
     rows: list[list[Cell]] = []
@@ -118,6 +126,7 @@ def print_runs(runs: list[Run], title: str, *, narrow: bool = False) -> None:
             "id": run.id[-8:] if wide else run.id, "created (UTC)": when(run.created_at),
             "rule": run.rule, "target": run.target, "step": decided_by(run),
             "state": state_cell(run.state), "took": took, "message": shorten(run.message),
+            "by": started_by(run),
         }  # fmt: skip
         rows.append([cells[c] for c in columns if c not in wide])
     print_table(title, [c for c in columns if c not in wide], rows, empty="no runs")
@@ -179,7 +188,8 @@ def show(
     event = store.get_event(run.event_id)
     print_fields(f"run {run.id}", [
         ("id", run.id), ("rule", run.rule), ("state", state_cell(run.state)), ("queue", run.queue),
-        ("dry_run", "yes" if run.dry_run else "no"), ("target", run.target),
+        ("dry_run", "yes" if run.dry_run else "no"), ("trigger", run.trigger),
+        ("started by", started_by(run)), ("target", run.target),
         ("created", when(run.created_at)), ("started", when(run.started_at)),
         ("finished", when(run.finished_at)), ("message", run.message),
         ("event", f"{event.id}: {event.source}/{event.kind} {event.status} "

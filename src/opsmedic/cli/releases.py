@@ -38,7 +38,7 @@ def deploy(
     when promoted). Progress goes to stderr."""
 
     async def act(controller: ReleaseController) -> Deployment:
-        return await controller.deploy(service, version, env, requested_by=_who(), force=force)
+        return await controller.deploy(service, version, env, requested_by=who(), force=force)
 
     _finish(_drive(config, act), as_json, "promoted")
 
@@ -66,7 +66,7 @@ def rollback(
 
     async def act(controller: ReleaseController) -> Deployment:
         why = reason or "emergency rollback"
-        return await controller.rollback(service, env, to=to, reason=why, requested_by=_who(),
+        return await controller.rollback(service, env, to=to, reason=why, requested_by=who(),
                                          traceback=error)  # fmt: skip
 
     _finish(_drive(config, act), as_json, "rolled_back")
@@ -141,7 +141,7 @@ def _read_traceback(source: str) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-def _who() -> str:
+def who() -> str:
     try:
         return f"cli {getpass.getuser()}"
     except (KeyError, OSError):  # a uid with no name (containers)

@@ -62,6 +62,8 @@ class Executor:
         # A dry run cannot know outcomes and assumes success; `replay --dry-run
         # --assume-failed` sets this to show each run's on_failure steps instead.
         self.assume_failed = False
+        # Runs whose steps someone watches as each one ends (a run by hand): run id → callback.
+        self.watchers: dict[str, Callable[[StepRecord], None]] = {}
 
     async def execute(
         self, run: Run, rule: Rule, event: Event, variables: Mapping[str, Any] | None = None,
@@ -86,7 +88,7 @@ class Executor:
                 run.message = f"waiting for approval of step {i + 1} ({step.action})"
                 return run
             record = await self._step(step, run, context)
-            run.steps.append(record)
+            self._record(run, record)
             steps_seen.append(_step_vars(record))
             if record.state in _FAILED and not step.continue_on_failure:
                 state = record.state
@@ -97,13 +99,19 @@ class Executor:
             for step in rule.on_failure:
                 record = await self._step(step, run, context)
                 record.on_failure = True
-                run.steps.append(record)
+                self._record(run, record)
         if run.dry_run:
             state = RunState.SKIPPED
         run.state = state
         run.finished_at = self._clock.now()
         run.message = _summary(run)
         return run
+
+    def _record(self, run: Run, record: StepRecord) -> None:
+        run.steps.append(record)
+        watcher = self.watchers.get(run.id)
+        if watcher is not None:
+            watcher(record)
 
     async def _step(self, step: Step, run: Run, context: dict[str, Any]) -> StepRecord:
         spec = self.registry.action(step.action)

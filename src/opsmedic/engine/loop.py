@@ -19,6 +19,7 @@ from opsmedic.engine.executor import Executor
 from opsmedic.engine.holds import Hold, Holds
 from opsmedic.engine.incidents import Grouping, IncidentTracker, Reopening
 from opsmedic.engine.journal import Journal, isolable
+from opsmedic.engine.manual import ManualRuns
 from opsmedic.engine.muting import Muting
 from opsmedic.engine.planner import Planner
 from opsmedic.engine.pools import Pool, Pools
@@ -101,6 +102,8 @@ class Engine:
                                  probe_once=probe_once)  # fmt: skip
         self.executor.announce = self._announce
         self.store = store
+        # Runs by hand (engine/manual.py), under this engine's in-flight lock and limits.
+        self.manual = ManualRuns(self.planner, self.executor, store, clock) if store else None
         self._grouping = Grouping(config.incidents.group_by)
         flapping = config.incidents.flapping
         self._reopening = Reopening(config.incidents.reopen_within, flapping.flaps,
@@ -210,6 +213,8 @@ class Engine:
             await self._idle.wait()
 
     async def close(self) -> None:
+        if self.manual is not None:
+            await self.manual.drain()
         await self.drain()
         await self.approvals.close()
         if self._loop_task is not None:
@@ -504,7 +509,8 @@ class Engine:
                    fingerprint=old.fingerprint, actions=rule.actions, queue=rule.queue,
                    dry_run=old.dry_run, created_at=self._clock.now(),
                    message=f"re-run of interrupted run {old.id}",
-                   incident_id=old.incident_id, rerun_of=old.id)  # fmt: skip
+                   incident_id=old.incident_id, rerun_of=old.id, started_by=old.started_by,
+                   forced=old.forced)  # fmt: skip
 
     def stats(self) -> dict[str, Any]:
         return {"finished": dict(self.finished), **dataclasses.asdict(self.planner.stats)}

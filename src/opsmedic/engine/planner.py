@@ -7,8 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from opsmedic.engine.decisions import Outcome, RuleOutcome, clock
+from opsmedic.errors import RunRefused
 from opsmedic.model import Event, Run, RunState, Status
-from opsmedic.rules.model import Rule, key_of
+from opsmedic.rules.model import LimitSpec, Rule, key_of
 from opsmedic.rules.ruleset import RuleSet
 
 _GC_EVERY = 10_000  # events between sweeps of expired throttle and limit state
@@ -197,19 +198,57 @@ class Planner:
             return
         if rule.throttle is not None:
             self._last_fired[(rule.name, key_of(event, rule.throttle.per))] = event.time
-        self._in_flight.add(lock)
-        self._flying[event.fingerprint] = self._flying.get(event.fingerprint, 0) + 1
+        self._lock(lock)
         self.stats.planned += 1
         run = self._run(rule, event)
         decision.runs.append((run, rule))
         decision.outcomes.append(RuleOutcome(rule.name, Outcome.PLANNED, f"run {run.id}"))
 
+    def by_hand(self, rule: Rule, event: Event, *, dry_run: bool) -> Run:
+        """The run of a rule started by hand (engine/manual.py): no match, `for:` or throttle
+        decides it, but it takes the in-flight lock and a place in the rule's limit as a live
+        run does (a dry run acts on nothing and takes neither). Raises RunRefused."""
+        run = self._run(rule, event)
+        run.dry_run = run.dry_run or dry_run
+        if run.dry_run:
+            return run
+        lock = (rule.name, event.fingerprint)
+        if lock in self._in_flight:
+            raise RunRefused(f"a run of {rule.name} for this alert ({event.target}) is in flight")
+        if rule.limit is not None:
+            key, window = self._window(rule, rule.limit, event)
+            if len(window) >= rule.limit.max_runs:
+                raise RunRefused(_limit_reached(rule.limit, key[1]))
+            window.append(event.time)
+        self._lock(lock)
+        return run
+
+    def give_back(self, run: Run, rule: Rule, event: Event) -> None:
+        """Undo `by_hand` for a run that was never started: its lock and its limit place."""
+        self.done(run)
+        if rule.limit is None or run.dry_run:
+            return
+        window = self._windows.get((rule.name, key_of(event, rule.limit.per)))
+        if window and event.time in window:
+            window.remove(event.time)
+
+    def _lock(self, lock: tuple[str, str]) -> None:
+        self._in_flight.add(lock)
+        self._flying[lock[1]] = self._flying.get(lock[1], 0) + 1
+
+    def _window(
+        self, rule: Rule, limit: LimitSpec, event: Event
+    ) -> tuple[tuple[str, tuple[str, ...]], deque[float]]:
+        """The limit key of `event` and its window, emptied of the times it no longer holds."""
+        key = (rule.name, key_of(event, limit.per))
+        window = self._windows.setdefault(key, deque())
+        while window and window[0] <= event.time - limit.within:
+            window.popleft()
+        return key, window
+
     def _within_limit(self, rule: Rule, event: Event, decision: Decision) -> bool:
         assert rule.limit is not None
-        key = (rule.name, key_of(event, rule.limit.per))
-        window = self._windows.setdefault(key, deque())
-        while window and window[0] <= event.time - rule.limit.within:
-            window.popleft()
+        key, window = self._window(rule, rule.limit, event)
         if len(window) < rule.limit.max_runs:
             window.append(event.time)
             self._escalated.discard(key)
@@ -224,10 +263,7 @@ class Planner:
             run = self._run(rule, event)
             run.state = RunState.SKIPPED
             run.finished_at = run.created_at
-            run.message = (
-                f"limit reached: {rule.limit.max_runs} runs within {rule.limit.within:g}s for "
-                f"{'/'.join(key[1])}; paused and escalated"
-            )
+            run.message = f"{_limit_reached(rule.limit, key[1])}; paused and escalated"
             decision.recorded.append(run)
             decision.escalations.append(self._escalation(rule, event, run))
         return False
@@ -260,6 +296,10 @@ class Planner:
         self._windows = {
             k: w for k, w in self._windows.items() if w and now - w[-1] < _horizon(rules, k[0])
         }
+
+
+def _limit_reached(limit: LimitSpec, key: tuple[str, ...]) -> str:
+    return f"limit reached: {limit.max_runs} runs within {limit.within:g}s for {'/'.join(key)}"
 
 
 def _horizon(rules: dict[str, Rule], name: str) -> float:

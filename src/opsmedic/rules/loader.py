@@ -36,6 +36,7 @@ def load_rules(path: Path, registry: Registry, names: ConfigNames | None = None)
     if not path.exists():
         raise ConfigError([Problem(str(path), 1, 1, "", "rules path does not exist")])
     rules: list[Rule] = []
+    disabled: list[Rule] = []  # kept for runs by hand with --force (engine/manual.py)
     problems: list[Problem] = []
     seen: dict[str, str] = {}
     files = rule_files(path)
@@ -65,10 +66,10 @@ def load_rules(path: Path, registry: Registry, names: ConfigNames | None = None)
             if name is not None:
                 seen[name] = f"{located.file}:{located.where((i,))[0]}"
             if rule is not None:
-                rules.append(rule)
+                (rules if rule.enabled else disabled).append(rule)
     if problems:
         raise ConfigError(problems)
-    return RuleSet(rules, [str(f) for f in files])
+    return RuleSet(rules, [str(f) for f in files], disabled=disabled)
 
 
 def _written_name(item: Any) -> str | None:
@@ -139,13 +140,13 @@ def _load_rule(item: Any, i: int, located: Located, checks: _Checks, index: int)
             if name not in PER_FIELDS and not name.startswith("labels."):
                 msg = f"unknown field {name!r} (use {', '.join(PER_FIELDS)} or labels.NAME)"
                 problems.append(located.problem((i, section, "per", j), msg))
-    if not spec.enabled or len(problems) > before:
+    if len(problems) > before:
         return None
     return Rule(
         name=spec.name, index=index, condition=condition, steps=steps, for_s=for_s,
         on_failure=on_failure, throttle=spec.throttle, limit=spec.limit, queue=spec.queue,
         dry_run=spec.dry_run, description=spec.description, file=located.file,
-        line=located.where((i,))[0], on_acknowledge=spec.on_acknowledge,
+        line=located.where((i,))[0], on_acknowledge=spec.on_acknowledge, enabled=spec.enabled,
     )  # fmt: skip
 
 

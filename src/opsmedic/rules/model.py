@@ -80,6 +80,7 @@ class Rule:
     file: str = ""
     line: int = 0
     on_acknowledge: str = "continue"
+    enabled: bool = True  # false: never matched; run only by hand with --force
 
     @property
     def actions(self) -> list[str]:

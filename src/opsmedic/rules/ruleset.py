@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from operator import attrgetter
 
 from opsmedic.model import Event
@@ -50,10 +50,14 @@ def _key_function(fields: tuple[str, ...]) -> Getter:
 class RuleSet:
     """Rules in file order; `match` returns the rules an event fires, in that order."""
 
-    def __init__(self, rules: list[Rule], files: list[str] | None = None) -> None:
+    def __init__(
+        self, rules: list[Rule], files: list[str] | None = None, *, disabled: Sequence[Rule] = ()
+    ) -> None:
         self.rules = rules
         self.files = files or []
         self._by_name = {r.name: r for r in rules}
+        # `enabled: false` rules: never matched, only found by name for a forced run by hand.
+        self.disabled = {r.name: r for r in reversed(disabled)}  # the first of a name wins
         groups: dict[tuple[str, ...], _Group] = {}
         for rule in rules:
             exact = rule.condition.exact

@@ -164,6 +164,8 @@ def run_row(r: Run) -> dict[str, Any]:
         "finished_at": r.finished_at,
         "incident_id": r.incident_id or None,
         "rerun_of": r.rerun_of or None,
+        "started_by": text(r.started_by),
+        "forced": r.forced,
     }
 
 
@@ -187,4 +189,6 @@ def run_from_row(row: RowMapping) -> Run:
         finished_at=row["finished_at"],
         incident_id=row["incident_id"] or "",
         rerun_of=row["rerun_of"] or "",
+        started_by=row["started_by"],
+        forced=row["forced"],
     )

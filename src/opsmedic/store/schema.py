@@ -60,6 +60,9 @@ runs = sa.Table(
     sa.Column("incident_id", sa.String, nullable=True, index=True),
     # The interrupted run this one re-runs; unique: recovery re-runs a run at most once.
     sa.Column("rerun_of", sa.String, nullable=True, index=True, unique=True),
+    # Who started a manual run (engine/manual.py); "" for the engine's runs.
+    sa.Column("started_by", sa.String, nullable=False, server_default=""),
+    sa.Column("forced", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Index(None, "rule", "created_at"),
 )
 

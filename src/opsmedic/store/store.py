@@ -26,7 +26,8 @@ from opsmedic.model import (
     TimelineEntry,
     TokenRecord,
 )
-from opsmedic.store import deployment_rows, incident_rows, sqlite_writes, token_rows
+from opsmedic.rules.model import LimitSpec
+from opsmedic.store import deployment_rows, incident_rows, manual_rows, sqlite_writes, token_rows
 from opsmedic.store import migrate as migrations
 from opsmedic.store.approval_rows import ApprovalTable
 from opsmedic.store.codec import EncodedEvent, event_from_row, event_row, run_from_row, run_row
@@ -233,6 +234,11 @@ class Store:
             raise store_error(self._url, e) from e
         finally:
             raw.close()  # back to the pool
+
+    def start_manual(self, event: EncodedEvent, run: Run, limit: LimitSpec | None) -> None:
+        """Record a run by hand and its event, checked against every process's runs."""
+        with self._transaction(write=True) as conn:
+            manual_rows.start(conn, event, run, limit)
 
     def claim(self, run_ids: Sequence[str], started_at: float) -> list[str]:
         """Move planned runs to running; returns the ids this call won, in the order given."""
@@ -527,7 +533,12 @@ class Store:
         stmt = (
             sa.select(run_table.c.rule, event_table)
             .join(event_table, event_table.c.id == run_table.c.event_id)
-            .where(run_table.c.created_at >= since, run_table.c.state != RunState.SKIPPED.value)
+            # A run by hand sets no throttle (engine/manual.py).
+            .where(
+                run_table.c.created_at >= since,
+                run_table.c.state != RunState.SKIPPED.value,
+                run_table.c.started_by == "",
+            )
             .order_by(run_table.c.created_at, run_table.c.id)
         )
         with self._transaction() as conn:
