@@ -146,6 +146,8 @@ class Planner:
                 self.stats.stopped_acknowledged += 1
                 continue
             self._decide_rule(rule, event, decision, held)
+        for rule in self.ruleset.match_disabled(event):
+            decision.outcomes.append(RuleOutcome(rule.name, Outcome.DISABLED, "enabled: false"))
         self.stats.events += 1
         if self.stats.events % _GC_EVERY == 0:
             self._gc(event.time)

@@ -58,6 +58,8 @@ class RuleSet:
         self._by_name = {r.name: r for r in rules}
         # `enabled: false` rules: never matched, only found by name for a forced run by hand.
         self.disabled = {r.name: r for r in reversed(disabled)}  # the first of a name wins
+        # Matched only to say so (a `disabled` decision, engine/decisions.py), never to run.
+        self._off = RuleSet(list(self.disabled.values())) if self.disabled else None
         groups: dict[tuple[str, ...], _Group] = {}
         for rule in rules:
             exact = rule.condition.exact
@@ -90,6 +92,10 @@ class RuleSet:
 
     def match(self, event: Event) -> list[Rule]:
         return [rule for rule in self.candidates(event) if rule.condition.rest_holds(event)]
+
+    def match_disabled(self, event: Event) -> list[Rule]:
+        """The `enabled: false` rules the event would fire, were they enabled."""
+        return self._off.match(event) if self._off is not None else []
 
     def explain(self, event: Event) -> list[tuple[Rule, Check | None]]:
         """Every rule with the first check that failed for this event (None: it matches)."""

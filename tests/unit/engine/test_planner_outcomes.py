@@ -55,3 +55,15 @@ def test_a_held_match_is_held_and_no_match_has_no_outcome(tmp_path: Path) -> Non
         ("a", Outcome.HELD), ("b", Outcome.WAITING_FOR)
     ]  # fmt: skip
     assert p.decide(Event(source="web", resource="/", time=T0)).outcomes == []
+
+
+def test_a_match_of_a_disabled_rule_is_said_and_never_runs(tmp_path: Path) -> None:
+    (tmp_path / "r.yaml").write_text(
+        RULES + "- {name: paused, when: {source: disk}, do: [noop], enabled: false}\n"
+        "- {name: off_dns, when: {source: dns}, do: [noop], enabled: false}\n"
+    )
+    p = Planner(load_rules(tmp_path, build_registry()), lambda: 0.0)
+    found = p.decide(disk(0))
+    assert [r.rule for r, _ in found.runs] == ["a"]
+    assert found.outcomes[-1] == RuleOutcome("paused", Outcome.DISABLED, "enabled: false")
+    assert [o.rule for o in found.outcomes] == ["a", "b", "paused"]  # off_dns: not matched
