@@ -39,6 +39,8 @@ RULES: list[dict[str, Any]] = [
                               "start_time": "{{ event.labels.start_time }}", "cpu_percent": 0}}]},
     {"name": "touch", "when": {"source": "touch"},
      "do": [{"run_command": {"argv": ["touch", "{{ event.labels.file }}"]}}]},
+    {"name": "asks", "when": {"source": "asks"},
+     "do": ["noop", {"noop": {}, "approve": {"timeout": "10m"}}]},
 ]  # fmt: skip
 
 
@@ -167,12 +169,26 @@ async def test_the_api_shares_the_live_engines_lock_and_limit(tmp_path: Path) ->
         path = "/api/v1/rules/slow/runs"
         reply = await operate.post(path, json={"event": {**alert, "host": "web1"}})
         assert reply.status_code == 409 and "in flight" in reply.json()["detail"]
+        # A dry run by hand of that alert takes no lock, so it must not free the live one.
+        dry = {"event": {**alert, "host": "web1"}, "dry_run": True, "wait": True}
+        assert (await operate.post(path, json=dry)).status_code == 200
+        repeat = await ingest.post("/api/v1/events", json={**alert, "host": "web1"})
+        assert repeat.json()["events"][0]["run_ids"] == []  # still in flight
+        assert [d["outcome"] for d in repeat.json()["events"][0]["decisions"]] == ["in_flight"]
         # A run by hand in flight holds the live engine back in turn.
         mine = await operate.post(path, json={"event": {**alert, "host": "web2"}})
         assert mine.status_code == 202
         again = await ingest.post("/api/v1/events", json={**alert, "host": "web2"})
         assert again.json()["events"][0]["run_ids"] == []
         gate.touch()
+        # A rule that waits for approval is refused by hand (nothing could park it), and
+        # nothing is recorded; a dry run of it shows it.
+        asks = await operate.post("/api/v1/rules/asks/runs", json={"event": {"host": "a1"}})
+        assert asks.status_code == 409 and "approval" in asks.json()["detail"]
+        seen = await operate.post(
+            "/api/v1/rules/asks/runs", json={"event": {"host": "a1"}, "dry_run": True, "wait": True}
+        )
+        assert seen.status_code == 200 and seen.json()["dry_run"] is True
         # Live runs count in the limit of a run by hand (clean: 2 an hour per target).
         disk = {"source": "disk", "host": "web9", "kind": "run_by_hand"}
         planned = (await ingest.post("/api/v1/events", json=disk)).json()["events"][0]

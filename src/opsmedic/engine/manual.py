@@ -11,7 +11,7 @@ from opsmedic.clock import Clock
 from opsmedic.config.located import unknown_name
 from opsmedic.engine.executor import Executor
 from opsmedic.engine.planner import Planner
-from opsmedic.errors import RuleDisabled, UnknownRule
+from opsmedic.errors import RuleDisabled, RunRefused, UnknownRule
 from opsmedic.logs import get_logger
 from opsmedic.model import Event, Run, RunState, StepRecord
 from opsmedic.rules.model import Rule
@@ -92,6 +92,13 @@ class ManualRuns:
         step as it ends. Raises UnknownRule, RuleDisabled, RunRefused (in flight, over the
         limit) or StoreError, and then nothing is recorded."""
         rule, event = self.rule(ask.rule, force=ask.force), ask.event
+        waits = [i + 1 for i, step in enumerate(rule.steps) if step.approve is not None]
+        if waits and not ask.dry_run:
+            # A run by hand has its human at hand, and nothing here parks a run to wait.
+            raise RunRefused(
+                f"rule {rule.name!r} waits for approval before step {waits[0]} (approve:): a run "
+                "by hand cannot wait; let a live run ask, or run it with --dry-run to see it"
+            )
         encoded = encode_event(event)  # StoreRefused before the planner takes anything
         run = self._planner.by_hand(rule, event, dry_run=ask.dry_run)
         run.started_by, run.forced = ask.started_by, not rule.enabled
@@ -117,7 +124,8 @@ class ManualRuns:
             await asyncio.to_thread(self._store.finish, [run])
         finally:
             self._executor.watchers.pop(run.id, None)
-            self._planner.done(run)
+            if not run.dry_run:  # a dry run took no lock: another run's must stay
+                self._planner.done(run)
         self.log.info("run.finished", run_id=run.id, rule=run.rule, target=run.target,
                       outcome=str(run.state), message=run.message)  # fmt: skip
         return run

@@ -227,8 +227,10 @@ class Planner:
 
     def give_back(self, run: Run, rule: Rule, event: Event) -> None:
         """Undo `by_hand` for a run that was never started: its lock and its limit place."""
+        if run.dry_run:
+            return  # it took neither: the lock may be a live run's
         self.done(run)
-        if rule.limit is None or run.dry_run:
+        if rule.limit is None:
             return
         window = self._windows.get((rule.name, key_of(event, rule.limit.per)))
         if window and event.time in window:
