@@ -47,7 +47,7 @@ async def _run(box: Path, event: Event) -> Run:
 
 @pytest.mark.parametrize(
     ("host", "app", "where"),
-    [("web-1", "../victim", "dir.0"), ("../escaped", "web", "to"), ("..", "..", "dir.0")],
+    [("web-1", "../victim", "dir[0]"), ("../escaped", "web", "to"), ("..", "..", "dir[0]")],
 )
 async def test_a_hostile_label_fails_the_run_before_anything_is_touched(
     box: Path, host: str, app: str, where: str
@@ -75,7 +75,7 @@ async def test_the_same_rule_archives_its_own_directory(box: Path) -> None:
 
 @pytest.mark.parametrize(
     ("host", "app", "where"),
-    [("web-1", "link", "dir.0"), ("web-1", "link/sub", "dir.0"), ("lnk", "web", "to"),
+    [("web-1", "link", "dir[0]"), ("web-1", "link/sub", "dir[0]"), ("lnk", "web", "to"),
      ("lnk/deeper", "web", "to")],
 )  # fmt: skip
 async def test_a_label_naming_a_symlink_fails_the_run_before_anything_is_touched(
