@@ -147,6 +147,7 @@ async def test_bad_input_is_a_4xx_naming_the_field_and_writes_nothing(
                 ("ack", {"as": "a" * (WHO_MAX + 1)}, 422, "as"),
                 ("ack", {"as": ""}, 422, "as"),
                 ("ack", {"reason": "x" * (NOTE_MAX + 1)}, 422, "reason"),
+                ("resolve", {"reason": "x\ny"}, 422, "reason"),  # one line; a note may break
                 ("ack", {"who": "alice"}, 422, "who"),
                 ("ack", [1], 422, "body"),
                 ("reopen", {}, 409, "the incident is open: cannot reopen it"),
@@ -202,6 +203,9 @@ async def test_on_acknowledge_stop_ends_a_rules_runs_for_that_incident(tmp_path:
             assert (await op.post(f"/api/v1/incidents/{incident.id}/ack")).status_code == 200
         assert await ruled(api, "b") == ["collect"]  # acknowledged: paging stops, collecting not
         assert api.rt.engine.planner.stats.stopped_acknowledged == 1
+        # …and says so, like every decision that starts no run.
+        (row,) = api.store.suppressed.list(rule="page")
+        assert (row.outcome, row.count, row.detail) == ("acknowledged", 1, "on_acknowledge: stop")
 
 
 async def test_the_engine_catches_up_with_an_action_taken_outside_its_api(

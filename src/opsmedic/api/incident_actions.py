@@ -20,7 +20,8 @@ from opsmedic.views import IncidentActionView
 router = APIRouter(prefix="/api/v1", tags=["operate"], route_class=StrictJSONRoute)
 
 Who = Annotated[str, AfterValidator(lambda v: clean(v, WHO_MAX))]
-Reason = Annotated[str, AfterValidator(lambda v: clean(v, NOTE_MAX, multiline=True))]
+Reason = Annotated[str, AfterValidator(lambda v: clean(v, NOTE_MAX))]  # one line
+Note = Annotated[str, AfterValidator(lambda v: clean(v, NOTE_MAX, multiline=True))]
 
 
 class _By(BaseModel):
@@ -33,7 +34,7 @@ class ActIn(_By):
 
 
 class NoteIn(_By):
-    note: Reason
+    note: Note
 
 
 class AssignIn(_By):

@@ -45,7 +45,7 @@ def _act(ref: str, action: Action, who: str | None, text: str, as_json: bool,
 def _with_reason(action: Action) -> Callable[..., None]:
     def command(incident_id: IdArg, who: AsOpt = None, reason: ReasonOpt = None,
                 as_json: JsonOpt = False, config: ConfigOpt = None) -> None:  # fmt: skip
-        text = "" if reason is None else _checked(reason, NOTE_MAX, "--reason", multiline=True)
+        text = "" if reason is None else _checked(reason, NOTE_MAX, "--reason")
         _act(incident_id, action, who, text, as_json, config)
 
     return command

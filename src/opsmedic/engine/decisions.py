@@ -24,11 +24,11 @@ class Outcome(StrEnum):
     INHIBITED = "inhibited"  # held by an inhibition rule
     HELD = "held"  # held while a service it depends on fails (engine/holds.py)
     DISABLED = "disabled"  # the rule is written with `enabled: false`
+    ACKNOWLEDGED = "acknowledged"  # `on_acknowledge: stop` and its incident is acknowledged
 
 
-# A hold's reason text opens with the word of its outcome ("held: …", "silenced: …",
-# "inhibited: …"): every hold goes through the planner's one held path, and its reason is
-# what the reply, the timeline and `runs --suppressed` show.
+# Every hold goes through the planner's one held path and says its own outcome; its reason
+# is what the reply, the timeline and `runs --suppressed` show.
 # Held matches already have their line on the timeline (engine/holds.py): not a second one.
 _OWN_LINE = frozenset({Outcome.SILENCED, Outcome.INHIBITED, Outcome.HELD})
 _NOTED_MAX = 10_000  # coalesced timeline lines kept in memory; past it a new line starts

@@ -144,6 +144,8 @@ class Planner:
             self.stats.matched += 1
             if acknowledged and rule.on_acknowledge == "stop":
                 self.stats.stopped_acknowledged += 1
+                decision.outcomes.append(RuleOutcome(rule.name, Outcome.ACKNOWLEDGED,
+                                                     "on_acknowledge: stop"))  # fmt: skip
                 continue
             self._decide_rule(rule, event, decision, held)
         for rule in self.ruleset.match_disabled(event):
