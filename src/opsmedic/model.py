@@ -216,6 +216,9 @@ class Approval:
     decided_by: str = ""
     decided_at: float | None = None
     comment: str = ""
+    # What the run would do once resumed, when it parked: a digest of the rule's steps, each
+    # with its parameters (engine/approvals.py); "" for a wait recorded before it was kept.
+    digest: str = ""
 
 
 class DeploymentState(StrEnum):

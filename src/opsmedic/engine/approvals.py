@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,7 +14,7 @@ from opsmedic.clock import Clock
 from opsmedic.engine.journal import Journal
 from opsmedic.errors import ApprovalConflict
 from opsmedic.model import Approval, Event, IncidentChanges, Run, RunState, Status, TimelineEntry
-from opsmedic.rules.model import Rule
+from opsmedic.rules.model import Rule, Step
 from opsmedic.store.approval_rows import APPROVED, TIMED_OUT, describe
 from opsmedic.store.incident_rows import IncidentRows
 from opsmedic.store.store import Store
@@ -23,13 +25,31 @@ POLL_S = 1.0
 TIMEOUT_BY = "opsmedic (timeout)"
 
 
-def how_to(run_id: str) -> dict[str, str]:
-    """The ways to decide a wait, as the notification and the log carry them."""
+def how_to(run_id: str, step: int) -> dict[str, str]:
+    """The ways to decide the wait before `step` (from 1), as the notification and the log
+    carry them: naming the step, so that a command run again cannot decide a later wait."""
+    body = f'{{"step": {step}}}'
     return {
-        "approve": f"opsmedic runs approve {run_id}",
-        "reject": f"opsmedic runs reject {run_id}",
-        "api": f"POST /api/v1/runs/{run_id}/approve (or /reject), scope operate",
+        "approve": f"opsmedic runs approve {run_id} --step {step}",
+        "reject": f"opsmedic runs reject {run_id} --step {step}",
+        "api": f"POST /api/v1/runs/{run_id}/approve (or /reject) {body}, scope operate",
     }
+
+
+def steps_digest(rule: Rule) -> str:
+    """A digest of what `rule`'s runs do: every step of `do:` and `on_failure`, with its
+    parameters and options (not where it is written: a line moved is no change)."""
+
+    def spec(step: Step) -> list[Any]:
+        approve = step.approve
+        return [step.action, step.raw, step.continue_on_failure, step.timeout,
+                step.max_attempts, approve and [approve.timeout, approve.on_timeout]]  # fmt: skip
+
+    steps = [[spec(s) for s in rule.steps], [spec(s) for s in rule.on_failure]]
+    # Keys in the order written (not sorted: a mapping may mix int and str keys), so a
+    # reordering counts as a change, the safe side; default=str: a YAML date by its text.
+    encoded = json.dumps(steps, default=str, ensure_ascii=False)
+    return hashlib.sha256(encoded.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 class Approvals:
@@ -59,6 +79,10 @@ class Approvals:
             for wait in await self._journal.call(store.approvals.waits):
                 self._deadlines[wait.run_id] = wait.deadline
                 waiting.append(await self._journal.call(store.get_run, wait.run_id))
+            # A deadline that passed while the service was down is applied now, before
+            # anything else: its on_timeout decides (a late yes is refused by the store).
+            await self._expire(store)
+            self._wake.set()
         self._task = asyncio.create_task(self._loop(), name="opsmedic-approvals")
         return waiting
 
@@ -80,8 +104,9 @@ class Approvals:
         assert step.approve is not None
         now = self._clock.now()
         wait = Approval(run.id, step_index, step.action, now, now + step.approve.timeout,
-                        step.approve.on_timeout, run.incident_id)  # fmt: skip
-        ways = how_to(run.id)
+                        step.approve.on_timeout, run.incident_id,
+                        digest=steps_digest(rule))  # fmt: skip
+        ways = how_to(run.id, step_index + 1)
         run.message += (f", {step.approve.timeout:g}s at most (then {step.approve.on_timeout}): "
                         f"{ways['approve']}")  # fmt: skip
         changes = IncidentChanges()
@@ -153,7 +178,7 @@ class Approvals:
         self._log.warning("run.approval_decided", run_id=run.id, rule=run.rule,
                           decision=wait.decision, by=wait.decided_by, comment=wait.comment,
                           step=wait.step + 1)  # fmt: skip
-        if go and rule is not None and rule.actions == run.actions:
+        if go and rule is not None and _unchanged(rule, run, wait):
             event = await self._journal.call(store.get_event, run.event_id)
             await self._resume(run, rule, event)
             return
@@ -167,6 +192,14 @@ class Approvals:
             event = await self._journal.call(store.get_event, run.event_id)
             self._announce([_escalation(run, event, wait)])
         await self._end(run)
+
+
+def _unchanged(rule: Rule, run: Run, wait: Approval) -> bool:
+    """Whether `rule` still does what the run was parked to do: its steps, parameters
+    included (an edited argv is another command than the one approved)."""
+    if not wait.digest:  # parked before the digest was kept: the action names, as then
+        return rule.actions == run.actions
+    return steps_digest(rule) == wait.digest
 
 
 def _escalation(run: Run, event: Event, wait: Approval) -> Event:

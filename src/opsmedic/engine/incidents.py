@@ -135,8 +135,10 @@ class IncidentTracker:
 
     def observe(self, event: Event, changes: IncidentChanges) -> None:
         """Attach `event` to its incident (opening one on a first firing event)."""
-        if event.source == "opsmedic" and event.kind == "escalation":
-            return  # about a rule's limit, not the world: it has no resolution to wait for
+        if event.source == "opsmedic" and event.kind in ("escalation", "approval_requested"):
+            # About a rule's limit or a run's wait, not the world: no resolution to wait for
+            # (grouped, they opened an incident that never resolved, of unrelated hosts).
+            return
         firing = event.status is Status.FIRING
         self._observed += 1
         incident = self._by_fp.get(event.fingerprint)

@@ -195,6 +195,10 @@ class Muting:
         self._checked = float("-inf")
 
     def check(self, event: Event) -> Hold | None:
+        if event.source == "opsmedic" and event.kind == "approval_requested":
+            # Never held: the request is how a person hears a run waits for them. Held, it
+            # would reach nobody, and `on_timeout: run` would run the step with nobody asked.
+            return None
         hold = self._inhibitor.observe(event) if self._inhibitor is not None else None
         if hold is None and self._windows.size:
             hold = self._windows.find(event)

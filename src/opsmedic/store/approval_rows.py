@@ -53,8 +53,9 @@ class ApprovalTable:
         self, ref: str, decision: str, by: str, comment: str, now: float, step: int | None = None
     ) -> Approval:
         """Decide the wait run `ref` is in (`step`: only if it waits before that step). Raises
-        UnknownRun, or ApprovalConflict when the run waits for nothing (or for another step)
-        or someone decided first; the decision and its timeline line commit together."""
+        UnknownRun, or ApprovalConflict when the run waits for nothing (or for another step),
+        someone decided first, or (a person's decision) the deadline passed; the decision and
+        its timeline line commit together."""
         with self._transaction(write=True) as conn:
             try:
                 found = self._find(conn, runs, ref, "run")
@@ -68,21 +69,39 @@ class ApprovalTable:
                     f"run {wait.run_id} waits for approval of step {wait.step + 1} "
                     f"({wait.action}), not step {step + 1}; nothing changed"
                 )
+            person = decision != TIMED_OUT
+            if person and step is None and wait.step > 0 and _decided_before(conn, wait):
+                # `runs approve RUN` run again (a shell's history, a retried script) would
+                # approve the run's next wait, which nobody read: that one must be named.
+                raise ApprovalConflict(
+                    f"name the step: run {wait.run_id} had a wait decided already and now "
+                    f"waits for approval of step {wait.step + 1} ({wait.action}); decide it "
+                    f'with --step {wait.step + 1} (API: "step": {wait.step + 1}); '
+                    "nothing changed"
+                )
+            # A person's yes or no counts only before the deadline: after it, the wait's
+            # on_timeout decides (the engine's timeout may not have run yet, or the service
+            # may be down), so a late approval cannot run a step on_timeout: skip would not.
+            # The timeout, in turn, decides only a wait whose deadline passed (not a later
+            # wait of the same run another engine parked meanwhile).
+            in_time = approvals.c.deadline > now if person else approvals.c.deadline <= now
             won = conn.execute(
                 sa.update(approvals)
                 .where(
                     approvals.c.run_id == wait.run_id,
                     approvals.c.step == wait.step,
                     approvals.c.decision.is_(None),
+                    in_time,
                 )
                 .values(
                     decision=decision, decided_by=text(by), decided_at=now, comment=text(comment)
                 )
             ).rowcount
-            if won != 1:  # another decider committed between the read and this update
-                raise ApprovalConflict(
-                    _not_waiting(wait.run_id, _WAITING, _latest(conn, wait.run_id))
-                )
+            if won != 1:  # the deadline passed, or another decider committed since the read
+                now_wait = _latest(conn, wait.run_id)
+                if person and now_wait is not None and not now_wait.decision:
+                    raise ApprovalConflict(_timed_out(now_wait))
+                raise ApprovalConflict(_not_waiting(wait.run_id, _WAITING, now_wait))
             wait.decision, wait.decided_by, wait.decided_at = decision, by, now
             wait.comment = comment
             if wait.incident_id:
@@ -154,6 +173,22 @@ def _not_waiting(run_id: str, state: str, wait: Approval | None) -> str:
     return f"run {run_id} is {state}, not waiting for approval{why}; nothing changed"
 
 
+def _timed_out(wait: Approval) -> str:
+    at = datetime.fromtimestamp(wait.deadline, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return (
+        f"run {wait.run_id}: the wait timed out at {at} UTC; its on_timeout "
+        f"({wait.on_timeout}) decides; nothing changed"
+    )
+
+
+def _decided_before(conn: Connection, wait: Approval) -> bool:
+    """Whether the run had a wait before `wait` (each one decided: the run went on)."""
+    earlier = sa.select(approvals.c.step).where(
+        approvals.c.run_id == wait.run_id, approvals.c.step < wait.step
+    )
+    return conn.execute(earlier.limit(1)).first() is not None
+
+
 def _latest(conn: Connection, run_id: str) -> Approval | None:
     stmt = (
         sa.select(approvals)
@@ -170,7 +205,7 @@ def _row(a: Approval) -> dict[str, object]:
         "run_id": a.run_id, "step": a.step, "action": a.action, "requested_at": a.requested_at,
         "deadline": a.deadline, "on_timeout": a.on_timeout, "incident_id": a.incident_id,
         "decision": a.decision or None, "decided_by": text(a.decided_by),
-        "decided_at": a.decided_at, "comment": text(a.comment),
+        "decided_at": a.decided_at, "comment": text(a.comment), "digest": a.digest or None,
     }  # fmt: skip
 
 
@@ -180,5 +215,5 @@ def _approval(row: sa.RowMapping) -> Approval:
         requested_at=row["requested_at"], deadline=row["deadline"],
         on_timeout=row["on_timeout"], incident_id=row["incident_id"],
         decision=row["decision"] or "", decided_by=row["decided_by"],
-        decided_at=row["decided_at"], comment=row["comment"],
+        decided_at=row["decided_at"], comment=row["comment"], digest=row["digest"] or "",
     )  # fmt: skip

@@ -14,7 +14,8 @@ from opsmedic.store.codec import EncodedEvent, event_from_row, event_row, run_ro
 from opsmedic.store.schema import events as event_table
 from opsmedic.store.schema import runs as run_table
 
-_UNFINISHED = (RunState.PLANNED.value, RunState.RUNNING.value)
+# A run waiting for approval has not finished either: it goes on when someone approves.
+_UNFINISHED = (RunState.PLANNED.value, RunState.RUNNING.value, RunState.WAITING_APPROVAL.value)
 
 
 def start(conn: Connection, event: EncodedEvent, run: Run, limit: LimitSpec | None) -> None:

@@ -230,6 +230,9 @@ approvals = sa.Table(
     sa.Column("decided_by", sa.String, nullable=False),
     sa.Column("decided_at", Time, nullable=True),
     sa.Column("comment", sa.Text, nullable=False),
+    # A digest of the rule's steps when the run parked: an approval resumes only the steps it
+    # was asked for (NULL: parked before revision 0014, only the action names are compared).
+    sa.Column("digest", sa.String, nullable=True),
 )
 
 # Silences (store/silence_rows.py): expiring one moves `ends_at` to that moment; `updated_at`

@@ -123,7 +123,7 @@ async def test_an_approved_run_goes_on_at_the_step_it_waited_before(
     assert kinds["approval_decided"] == "step 2 (mark) approved by cli alice: go ahead"
     # The notification: an event rules can match (source opsmedic, kind approval_requested).
     (asked,) = store.list_events(source="opsmedic", kind="approval_requested")
-    assert asked.payload["approve"] == f"opsmedic runs approve {run.id}"
+    assert asked.payload["approve"] == f"opsmedic runs approve {run.id} --step 2"
     assert asked.payload["api"].startswith(f"POST /api/v1/runs/{run.id}/approve")
 
 
@@ -235,3 +235,111 @@ async def test_a_dry_run_does_not_wait(make_engine: Any, store: Store) -> None:
     await engine.drain()
     assert state(store, accepted.run_ids[0]) is RunState.SKIPPED
     assert ran == [] and store.approvals.waits() == []
+
+
+async def test_a_decision_after_the_deadline_is_refused_and_on_timeout_decides(
+    make_engine: Any, store: Store
+) -> None:
+    """With the service up, a reject just past the deadline (before the engine's poll applied
+    the timeout) is refused; nothing is decided until the timeout is."""
+    clock = ManualClock()
+    engine = await make_engine(WAITS % ("3s", "run"), clock)
+    run = await waiting_run(engine, store)
+    (wait,) = store.approvals.waits()
+    for decision in ("approved", "rejected"):
+        with pytest.raises(ApprovalConflict, match=r"timed out at .* on_timeout \(run\) decides"):
+            store.approvals.decide(run.id, decision, "cli late", "", wait.deadline + 0.2)
+    assert store.approvals.waits()[0].decision == ""
+    clock.advance(3)
+    engine.approvals.wake()
+    await until(lambda: state(store, run.id) is RunState.SUCCEEDED)
+    (decided,) = store.approvals.of_run(run.id)
+    assert (decided.decision, decided.decided_by) == ("timed_out", "opsmedic (timeout)")
+
+
+async def test_a_deadline_passed_while_the_service_was_down_is_applied_at_start(
+    make_engine: Any, store: Store
+) -> None:
+    """The reviewer's case: the service killed, an approval 8 s after a 3 s deadline with
+    on_timeout: skip. It is refused, and the restarted engine ends the run skipped."""
+    clock = ManualClock()
+    first = await make_engine(WAITS % ("3s", "skip"), clock)
+    run = await waiting_run(first, store)
+    await first.close()
+    clock.advance(8)
+    with pytest.raises(ApprovalConflict, match="the wait timed out at"):
+        store.approvals.decide(run.id, "approved", "cli alice", "", clock.now())
+    second = await make_engine(WAITS % ("3s", "skip"), clock)
+    # Applied by start itself, before any poll.
+    assert store.approvals.of_run(run.id)[0].decision == "timed_out"
+    await until(lambda: state(store, run.id) is RunState.SKIPPED)
+    await second.drain()
+    assert [m for _, m in ran] == ["before"]
+
+
+TWO_WAITS = """
+- name: wipe
+  when: {source: disk}
+  do:
+    - mark: {mark: first}
+      approve: {timeout: 10m, on_timeout: skip}
+    - mark: {mark: second}
+      approve: {timeout: 10m, on_timeout: skip}
+"""
+
+
+async def test_an_approval_replayed_cannot_approve_the_next_wait(
+    make_engine: Any, store: Store
+) -> None:
+    clock = ManualClock()
+    engine = await make_engine(TWO_WAITS, clock)
+    run = await waiting_run(engine, store)
+    (asked,) = store.list_events(source="opsmedic", kind="approval_requested")
+    assert asked.payload["step"] == 1
+    assert asked.payload["approve"] == f"opsmedic runs approve {run.id} --step 1"
+    assert '{"step": 1}' in asked.payload["api"]
+    assert f"opsmedic runs approve {run.id} --step 1" in run.message
+    store.approvals.decide(run.id, "approved", "cli alice", "", clock.now())  # the first: fine
+    engine.approvals.wake()
+    await until(lambda: len(store.approvals.of_run(run.id)) == 2)
+    await engine.drain()
+    assert state(store, run.id) is RunState.WAITING_APPROVAL
+    # `runs approve RUN` again (its shell history): refused, the second step does not run.
+    with pytest.raises(ApprovalConflict, match=r"name the step: .* step 2 \(mark\).*--step 2"):
+        store.approvals.decide(run.id, "approved", "cli alice", "", clock.now())
+    assert [m for _, m in ran] == ["first"]
+    second = [e for e in store.list_events(source="opsmedic", kind="approval_requested")
+              if e.payload["step"] == 2]  # fmt: skip
+    assert second[0].payload["approve"] == f"opsmedic runs approve {run.id} --step 2"
+    store.approvals.decide(run.id, "approved", "cli bob", "", clock.now(), step=1)
+    engine.approvals.wake()
+    await until(lambda: state(store, run.id) is RunState.SUCCEEDED)
+    assert [m for _, m in ran] == ["first", "second"]
+
+
+async def test_an_approval_does_not_run_a_step_whose_parameters_changed(
+    make_engine: Any, store: Store, tmp_path: Path
+) -> None:
+    """Same actions, another parameter (as an edited argv): the run ends skipped."""
+    clock = ManualClock()
+    engine = await make_engine(WAITS % ("10m", "skip"), clock)
+    run = await waiting_run(engine, store)
+    edited = (WAITS % ("10m", "skip")).replace("mark: destroy", "mark: destroy-all")
+    (tmp_path / "rules.yaml").write_text(edited)
+    engine.reload(load_rules(tmp_path / "rules.yaml", engine.executor.registry))
+    await decide(engine, store, run, "approved", "cli alice", RunState.SKIPPED)
+    assert store.get_run(run.id).message == (
+        "rule wipe changed while the run waited; not resumed")  # fmt: skip
+    assert [m for _, m in ran] == ["before"]
+
+
+async def test_an_approval_resumes_a_rule_only_moved_in_its_file(
+    make_engine: Any, store: Store, tmp_path: Path
+) -> None:
+    clock = ManualClock()
+    engine = await make_engine(WAITS % ("10m", "skip"), clock)
+    run = await waiting_run(engine, store)
+    (tmp_path / "rules.yaml").write_text("# a comment moves every line\n" + WAITS % ("10m", "skip"))
+    engine.reload(load_rules(tmp_path / "rules.yaml", engine.executor.registry))
+    await decide(engine, store, run, "approved", "cli alice", RunState.SUCCEEDED)
+    assert [m for _, m in ran] == ["before", "destroy", "after"]

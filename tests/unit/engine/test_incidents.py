@@ -263,3 +263,13 @@ def test_a_new_incident_of_the_same_key_is_joined_not_the_resolved_one() -> None
     again.time = resolved.time + 2
     observe(tracker, again)
     assert again.incident_id == other.incident_id != first.incident_id
+
+
+def test_an_approval_request_joins_no_incident() -> None:
+    """Grouped, requests about unrelated hosts opened one incident that never resolved."""
+    tracker = IncidentTracker(Grouping({}))
+    requests = [Event(source="opsmedic", kind="approval_requested", resource="/data", host=h,
+                      labels={"rule": "wipe", "run_id": h}) for h in ("web-1", "db-1")]  # fmt: skip
+    changes = observe(tracker, *requests)
+    assert not changes and len(tracker) == 0
+    assert not any(r.incident_id for r in requests)

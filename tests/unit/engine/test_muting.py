@@ -259,3 +259,23 @@ def test_a_window_needs_dates_or_a_schedule_not_both() -> None:
         MaintenanceWindow(name="a", hosts=["x"], schedule="* * * * *", duration=60.0,
                           start=datetime(2026, 1, 1), end=datetime(2026, 1, 2), timezone="UTC")  # fmt: skip
     assert parse_matchers(["host=a"])[0].name == "host"
+
+
+def test_an_approval_request_is_never_silenced_nor_inhibited() -> None:
+    """The request is how a person hears a run waits for them: held, a step with
+    on_timeout: run would run with nobody asked."""
+    config = Config.model_validate({
+        "maintenance": [{"name": "web work", "hosts": ["web-1"],
+                         "start": "2026-12-06T11:00:00", "end": "2026-12-06T14:00:00"}],
+        "inhibit": [{"name": "all", "source_matchers": ["kind=NodeDown"],
+                     "target_matchers": ["host=~web-.*"], "equal": ["host"]}],
+    })  # fmt: skip
+    request = ev(source="opsmedic", kind="approval_requested", severity="warning",
+                 labels={"rule": "wipe", "run_id": "r1"})  # fmt: skip
+    muting = Muting(config)
+    assert muting.check(ev(host="web-1")) is not None  # the window holds the host's alerts
+    assert muting.check(request) is None
+    muting = Muting(config.model_copy(update={"maintenance": []}))
+    assert muting.check(ev(kind="NodeDown", severity="critical")) is None  # the source fires
+    assert muting.check(ev(kind="DiskFull")) is not None  # it inhibits the host's alerts
+    assert muting.check(request) is None
