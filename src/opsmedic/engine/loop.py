@@ -282,7 +282,9 @@ class Engine:
         event = encoded.event
         self.incidents.observe(event, changes)
         hold = self.holds.observe(event) if self.holds is not None else None
-        muted = self.muting.check(event)  # always: an inhibit rule learns its sources here
+        # Always: an inhibit rule learns its sources here. Live, silences and windows are judged
+        # now (docs/silences.md); a replay (in event order) judges at each event's own time.
+        muted = self.muting.check(event, None if self._in_event_order else self._clock.now())
         hold = hold or muted
         decision = self.planner.decide(event, hold is not None,
                                        self.incidents.acknowledged(event.incident_id))  # fmt: skip

@@ -88,23 +88,27 @@ class MuteIndex:
             else:
                 self._by_regex.append((name, joined, group))
 
-    def find(self, event: Event) -> Hold | None:
-        mute = self._find(event)
+    def find(self, event: Event, at: float) -> Hold | None:
+        """The hold of the first mute that matches the event and is active at `at`."""
+        mute = self._find(event, at)
         return mute.hold if mute is not None else None
 
-    def _find(self, event: Event) -> Mute | None:
+    def _find(self, event: Event, at: float) -> Mute | None:
         for name, values in self._by_field.items():
             found = values.get(value_of(event, name))
             if found is not None:
-                mute = found._find(event) if isinstance(found, MuteIndex) else _first(found, event)
+                if isinstance(found, MuteIndex):
+                    mute = found._find(event, at)
+                else:
+                    mute = _first(found, event, at)
                 if mute is not None:
                     return mute
         for name, joined, group in self._by_regex:
             if joined.fullmatch(value_of(event, name)) is not None:
-                mute = _first(group, event)
+                mute = _first(group, event, at)
                 if mute is not None:
                     return mute
-        return _first(self._scan, event) if self._scan else None
+        return _first(self._scan, event, at) if self._scan else None
 
 
 def _first_regex(entry: _Entry, name: str) -> str:
@@ -112,9 +116,9 @@ def _first_regex(entry: _Entry, name: str) -> str:
     return next(m.value for m in entry[0] if m.op == "=~" and m.name == name)
 
 
-def _first(entries: list[_Entry], event: Event) -> Mute | None:
+def _first(entries: list[_Entry], event: Event, at: float) -> Mute | None:
     for left, mute in entries:
-        if mute.active(event.time) and matches_all(left, event):
+        if mute.active(at) and matches_all(left, event):
             return mute
     return None
 
@@ -194,12 +198,16 @@ class Muting:
         self._version: tuple[int, float] | None = None
         self._checked = float("-inf")
 
-    def check(self, event: Event) -> Hold | None:
+    def check(self, event: Event, at: float | None = None) -> Hold | None:
+        """The hold on the event, silences and windows judged at `at`: live, the moment the
+        engine received it (an alert's repeats keep its old time, and a sender chooses its
+        time); a replay leaves it out, judging at the event's time as the live engine did."""
+        when = event.time if at is None else at
         hold = self._inhibitor.observe(event) if self._inhibitor is not None else None
         if hold is None and self._windows.size:
-            hold = self._windows.find(event)
+            hold = self._windows.find(event, when)
         if hold is None and self._silences.size:
-            hold = self._silences.find(event)
+            hold = self._silences.find(event, when)
         return hold
 
     def changed(self) -> None:

@@ -177,3 +177,36 @@ async def test_a_maintenance_window_and_an_inhibit_rule_hold_through_the_engine(
 
 def _iso(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).isoformat()
+
+
+async def test_live_a_silence_is_judged_when_the_event_arrives_not_at_its_own_time(
+    engine: Engine, store: Store
+) -> None:
+    """An Alertmanager repeat keeps its alert's old startsAt as its time, and an ingest sender
+    chooses its time: live, what holds is what is in force now."""
+    now = time.time()
+    made = silence(store, "host=web-1")  # made after the alert started firing
+    engine.muting.changed()
+    repeat = await one(engine, probe(time=now - 3600))  # startsAt an hour ago
+    assert repeat.run_ids == [] and made.id in repeat.held[0][1]
+    backdated = await one(engine, probe(time=now - 25 * 3600))  # past the silences horizon
+    assert backdated.run_ids == [] and made.id in backdated.held[0][1]
+    # A silence that was in force at the repeat's startsAt but has ended holds it no more.
+    silence(store, "host=web-2", now=now - 7200, duration=3600.0)
+    engine.muting.changed()
+    ended = await one(engine, probe("web-2", time=now - 5400))
+    assert ended.held == () and ended.run_ids
+
+
+async def test_a_replay_judges_silences_at_each_events_own_time(
+    engine: Engine, store: Store
+) -> None:
+    now = time.time()
+    engine.in_event_order = True  # what `opsmedic replay` sets
+    past = silence(store, "host=web-2", now=now - 7200, duration=3600.0)
+    silence(store, "host=web-1")
+    engine.muting.changed()
+    then_silenced = await one(engine, probe("web-2", time=now - 5400))
+    assert then_silenced.run_ids == [] and past.id in then_silenced.held[0][1]
+    before_silence = await one(engine, probe(time=now - 3600))
+    assert before_silence.held == () and before_silence.run_ids

@@ -125,7 +125,7 @@ def test_the_index_finds_what_a_scan_of_every_silence_finds() -> None:
         e = ev(host=rng.choice(hosts), kind=rng.choice(kinds), labels={"env": rng.choice(envs)})
         expected = {s.id for s in silences
                     if s.active(e.time) and matches_all(s.matchers, e)}  # fmt: skip
-        found = index.find(e)
+        found = index.find(e, e.time)
         assert (found is not None) == bool(expected)
         if found is not None:
             hits += 1
