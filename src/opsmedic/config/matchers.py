@@ -86,6 +86,12 @@ def selective(matchers: Sequence[Matcher], what: str = "a silence") -> None:
         )
 
 
+# How far ahead a silence may start, and how long it may last: a bound far inside what a
+# datetime can show (year 9999), which a start or end past would make unreadable everywhere.
+SILENCE_MAX_AHEAD = 365 * 86400.0
+SILENCE_MAX_SPAN = 365 * 86400.0
+
+
 @dataclass(frozen=True, slots=True)
 class Silence:
     """Matches held from `starts_at` until `ends_at` (epoch seconds, active while
@@ -127,8 +133,14 @@ def new_silence(
     if duration is not None and duration <= 0:
         raise ValueError(f"the duration must be positive, got {duration:g}s")
     start = now if starts_at is None else starts_at
+    # Written as `not ≤`: a NaN fails them too.
+    if not start <= now + SILENCE_MAX_AHEAD:
+        raise ValueError("the start is more than a year from now")
     end = start + duration if duration is not None else ends_at
     assert end is not None
+    if not end <= start + SILENCE_MAX_SPAN:
+        what = "the duration" if duration is not None else "the end"
+        raise ValueError(f"{what} would make the silence last more than a year")
     if end <= now:
         raise ValueError("the end is in the past: that silence would never hold anything")
     if end <= start:

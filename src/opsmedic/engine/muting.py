@@ -13,6 +13,7 @@ from opsmedic.config.matchers import Matcher, Silence, matches_all, parse_matche
 from opsmedic.config.muting import Cron, InhibitRule, MaintenanceWindow, dated
 from opsmedic.config.schema import Config
 from opsmedic.engine.holds import Hold, Inhibition, Inhibitor
+from opsmedic.logs import get_logger
 from opsmedic.model import Event
 from opsmedic.store.store import Store
 
@@ -223,5 +224,20 @@ class Muting:
         version = store.silences.version()
         if version != self._version:
             found = store.silences.list(ending_after=now - SILENCE_HORIZON)
-            self._silences, self._version = MuteIndex([silence_mute(s) for s in found]), version
+            self._silences, self._version = MuteIndex(_usable(found)), version
         return self._silences.size
+
+
+def _usable(silences: Sequence[Silence]) -> list[Mute]:
+    """The silences' mutes, without those the engine cannot use (a row written before starts
+    and ends were bounded, ending past what a datetime shows): one such row must not keep
+    every other silence from holding."""
+    mutes = []
+    for silence in silences:
+        try:
+            mutes.append(silence_mute(silence))
+        except (OverflowError, ValueError, OSError) as exc:
+            get_logger(component="engine").error(
+                "engine.silence_skipped", silence_id=silence.id, error=str(exc)
+            )
+    return mutes

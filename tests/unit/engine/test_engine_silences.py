@@ -210,3 +210,21 @@ async def test_a_replay_judges_silences_at_each_events_own_time(
     assert then_silenced.run_ids == [] and past.id in then_silenced.held[0][1]
     before_silence = await one(engine, probe(time=now - 3600))
     assert before_silence.held == () and before_silence.run_ids
+
+
+async def test_a_silence_row_the_engine_cannot_use_is_skipped_not_fatal_to_the_others(
+    engine: Engine, store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A row written before starts and ends were bounded, ending past year 9999: the others
+    still hold, and the skipped one is logged."""
+    made = silence(store, "host=web-1")
+    now = time.time()
+    store.silences.add(Silence(id="0" * 24, matchers=made.matchers, starts_at=now,
+                               ends_at=now + 99999999 * 86400.0, created_by="cli old",
+                               comment="forever", created_at=now))  # fmt: skip
+    engine.muting.changed()
+    held = await one(engine, probe())
+    assert held.run_ids == [] and made.id in held.held[0][1]
+    logged = capsys.readouterr()
+    assert "engine.silence_skipped" in logged.out + logged.err
+    assert "engine.silences_unread" not in logged.out + logged.err

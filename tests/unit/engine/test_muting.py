@@ -90,11 +90,23 @@ def new(matchers: list[str], **kw: object) -> Silence:
         (["host=a"], {"duration": None, "starts_at": T + 60, "ends_at": T + 30}, "not after"),
         (["host=a"], {"duration": None, "ends_at": T - 1}, "in the past"),
         (["host=a"], {"comment": "  "}, "comment"),
+        # Past a year ahead or a year long: year 9999 is near, and no datetime shows beyond.
+        (["host=a"], {"duration": 99999999 * 86400.0}, "the duration would make .* a year"),
+        (["host=a"], {"duration": 1e308}, "the duration would make .* a year"),
+        (["host=a"], {"duration": float("nan")}, "the duration would make .* a year"),
+        (["host=a"], {"duration": None, "ends_at": 253402387199.0}, "the end would make"),
+        (["host=a"], {"starts_at": 253370764800.0}, "the start is more than a year from now"),
+        (["host=a"], {"starts_at": T + 366 * 86400}, "the start is more than a year from now"),
     ],
 )
 def test_bad_silences_are_refused(matchers: list[str], kw: dict[str, object], says: str) -> None:
     with pytest.raises(ValueError, match=says):
         new(matchers, **kw)
+
+
+def test_a_silence_a_year_ahead_lasting_a_year_is_accepted() -> None:
+    made = new(["host=a"], starts_at=T + 365 * 86400, duration=365 * 86400.0)
+    assert made.ends_at == T + 730 * 86400
 
 
 def test_a_silence_is_pending_active_then_expired() -> None:
