@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from opsmedic.config.matchers import Matcher, Silence, matches_all, parse_matchers, value_of
+import regex
+
+from opsmedic.config.matchers import (
+    REGEX_TIMEOUT_S,
+    Matcher,
+    Silence,
+    matches_all,
+    parse_matchers,
+    value_of,
+)
 from opsmedic.config.muting import Cron, InhibitRule, MaintenanceWindow, dated
 from opsmedic.config.schema import Config
 from opsmedic.engine.holds import Hold, Inhibition, Inhibitor
@@ -70,21 +78,22 @@ class MuteIndex:
                 values = by_value.setdefault(exact.name, {})
                 values.setdefault(exact.value, []).append((rest, mute))
                 continue
-            regex = next((m for m in left if m.op == "=~"), None)
+            first = next((m for m in left if m.op == "=~"), None)
             # Joined only without groups: a backreference's number would change in the join.
-            if regex is not None and regex.regex is not None and not regex.regex.groups:
-                by_regex.setdefault(regex.name, []).append((left, mute))
+            if first is not None and first.regex is not None and not first.regex.groups:
+                by_regex.setdefault(first.name, []).append((left, mute))
             else:
                 self._scan.append((left, mute))
         self._by_field: dict[str, dict[str, list[_Entry] | MuteIndex]] = {
             name: {v: MuteIndex._nested(e) if len(e) > _NEST else e for v, e in values.items()}
             for name, values in by_value.items()
         }
-        self._by_regex: list[tuple[str, re.Pattern[str], list[_Entry]]] = []
+        self._by_regex: list[tuple[str, regex.Pattern[str], list[_Entry]]] = []
         for name, group in by_regex.items():
             try:
-                joined = re.compile("|".join(f"(?:{_first_regex(e, name)})" for e in group))
-            except re.error:  # a flag such as (?i) in the middle of the join: one by one
+                # A flag such as (?i) stays within its group in the `regex` module's join.
+                joined = regex.compile("|".join(f"(?:{_first_regex(e, name)})" for e in group))
+            except regex.error:  # a join the module refuses (too large): one by one
                 self._scan.extend(group)
             else:
                 self._by_regex.append((name, joined, group))
@@ -105,7 +114,11 @@ class MuteIndex:
                 if mute is not None:
                     return mute
         for name, joined, group in self._by_regex:
-            if joined.fullmatch(value_of(event, name)) is not None:
+            try:
+                hit = joined.fullmatch(value_of(event, name), timeout=REGEX_TIMEOUT_S) is not None
+            except TimeoutError:  # one of them backtracks: each is tried (and logged) alone
+                hit = True
+            if hit:
                 mute = _first(group, event, at)
                 if mute is not None:
                     return mute

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import re
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -271,3 +272,25 @@ def test_a_window_needs_dates_or_a_schedule_not_both() -> None:
         MaintenanceWindow(name="a", hosts=["x"], schedule="* * * * *", duration=60.0,
                           start=datetime(2026, 1, 1), end=datetime(2026, 1, 2), timezone="UTC")  # fmt: skip
     assert parse_matchers(["host=a"])[0].name == "host"
+
+
+# Scanned one by one (it has a group), and joined with the index's other regexes (no group).
+@pytest.mark.parametrize("pattern", ["(a|aa)+b", "(?:a|aa)+b"])
+def test_a_backtracking_regex_gives_up_on_a_crafted_value_instead_of_freezing(
+    pattern: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """38 times "a" took `re` 4.8 s on the event loop; the `regex` module stops at the timeout and
+    the value counts as not matched, for `=~` and `!~` alike (a crafted value holds nothing)."""
+    crafted = ev(labels={"path": "a" * 38})
+    index = MuteIndex([silence_mute(new([f"labels.path=~{pattern}"])),
+                       silence_mute(new(["labels.path=~x+"]))])  # fmt: skip
+    negated = parse_matcher(f"labels.path!~{pattern}")
+    started = time.perf_counter()
+    assert index.find(crafted, T) is None
+    assert index.find(crafted, T) is None
+    assert not negated.matches(crafted)
+    assert time.perf_counter() - started < 1.0
+    assert index.find(ev(labels={"path": "aab"}), T) is not None  # still anchored and matching
+    assert index.find(ev(labels={"path": "aabc"}), T) is None
+    logged = capsys.readouterr()
+    assert (logged.out + logged.err).count("matcher.regex_timeout") == 1  # once, not per event
