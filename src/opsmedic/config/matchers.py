@@ -35,7 +35,9 @@ class Matcher:
     regex: regex.Pattern[str] | None = field(default=None, compare=False, repr=False)
 
     def matches(self, event: Event) -> bool:
-        actual = value_of(event, self.name)
+        return self.matches_value(value_of(event, self.name))
+
+    def matches_value(self, actual: str) -> bool:
         if self.regex is not None:
             found = full_match(self.regex, actual)
             # Timed out: neither `=~` nor `!~` holds, so a value crafted to time out cannot
@@ -101,15 +103,28 @@ def parse_matchers(texts: Sequence[str]) -> tuple[Matcher, ...]:
     return tuple(parse_matcher(t) for t in texts)
 
 
+# A value no sender uses: a matcher that matches it too (`source=~.+`, `host=~[^/]+`,
+# `kind!=`) matches whatever value a field has.
+_ANY_VALUE = "opsmedic-any-value-7"
+
+
 def selective(matchers: Sequence[Matcher], what: str = "a silence") -> None:
-    """Refuse matchers that would all match an event without the fields they name: as in
-    Alertmanager, one matcher must not match the empty value, or `host!=x` mutes the world."""
-    empty = Event(source="", fingerprint="-", id="-", time=1.0)
-    if all(m.matches(empty) for m in matchers):
+    """Refuse matchers that would all match nearly every event: as in Alertmanager, one must
+    not match the empty value, or `host!=x` mutes the world. Judged on the values themselves,
+    not on an event's defaults (severity `info`, which `severity!=info` escaped), and for the
+    fields every event has, on any value too (`source=~.+`). A label may be absent: `labels.env=~.+`
+    selects the events that carry it, as in Alertmanager."""
+    if all(_broad(m) for m in matchers):
         raise ValueError(
-            f"{what} needs one matcher that does not match an empty value "
+            f"{what} needs one matcher that does not match an empty value or just any value "
             "(e.g. source=disk or host=~web-.+); these would match nearly every event"
         )
+
+
+def _broad(matcher: Matcher) -> bool:
+    if matcher.matches_value(""):
+        return True
+    return not matcher.name.startswith(_LABEL) and matcher.matches_value(_ANY_VALUE)
 
 
 # How far ahead a silence may start, and how long it may last: a bound far inside what a

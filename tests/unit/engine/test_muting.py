@@ -84,6 +84,11 @@ def new(matchers: list[str], **kw: object) -> Silence:
         ([], {}, "at least one matcher"),
         (["host!=x"], {}, "does not match an empty value"),
         (["labels.env=~.*"], {}, "does not match an empty value"),
+        # Not judged on an event's defaults (severity info), nor only on the empty value.
+        (["severity!=info"], {}, "does not match an empty value or just any value"),
+        (["source=~.+"], {}, "does not match an empty value or just any value"),
+        (["host=~[^/]+", "kind!~Disk.*"], {}, "does not match an empty value or just any value"),
+        (["kind!=", "labels.env=~.*"], {}, "does not match an empty value or just any value"),
         (["host=a"], {"duration": 0.0}, "must be positive"),
         (["host=a"], {"duration": -60.0}, "must be positive"),
         (["host=a"], {"duration": None}, "either a duration or an end"),
@@ -126,7 +131,7 @@ def test_the_index_finds_what_a_scan_of_every_silence_finds() -> None:
         [f"host=~web-1{rng.randint(0, 9)}", f"labels.env!~{rng.choice(envs)}"],
         [f"labels.env={rng.choice(envs)}", f"kind!={rng.choice(kinds)}", "source=prometheus"],
         ["host=~(web)-1\\1?", "kind!=A"],  # a group: not joined with the others
-        ["host=~(?i)WEB-2"],  # a flag: the join fails to compile, so one by one
+        ["host=~(?i)WEB-2"],  # a flag: it stays within its group in the join
         ["labels.env!=", "host!=web-3"],  # neither = nor =~: checked one by one
     ]
     # Made an hour ago, active, or pending: expired, active or pending at T.
