@@ -110,9 +110,10 @@ class Engine:
                                     flapping.within)  # fmt: skip
         self.incidents = IncidentTracker(self._grouping, reopening=self._reopening)
         self.holds = Holds.of(config.services)
-        # Silences, maintenance windows, inhibit rules: held through the same path (a Hold).
-        self.muting = Muting(config)
         self._noted = self.holds or Holds({})  # which holds have their timeline line
+        # Silences, maintenance windows, inhibit rules: held through the same path (a Hold).
+        # An inhibit rule's source resolving makes its next hold news, as a dependency's does.
+        self.muting = Muting(config, on_lift=self._noted.forget)
         self.suppressions = SuppressionLog(config.record_suppressed)
         self._clock = clock
         self._inbox: list[_Submission] = []

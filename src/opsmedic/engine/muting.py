@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -41,6 +41,9 @@ class Mute:
     matchers: tuple[Matcher, ...]
     active: Callable[[float], bool]
     hold: Hold
+    # A cron window's start of the opening last found active: each night's opening is a cause
+    # of its own, so it gets its own timeline line.
+    opening: Callable[[], float] | None = None
 
 
 _NEST = 8  # mutes sharing one exact value past which they get an index of their own
@@ -101,7 +104,9 @@ class MuteIndex:
     def find(self, event: Event, at: float) -> Hold | None:
         """The hold of the first mute that matches the event and is active at `at`."""
         mute = self._find(event, at)
-        return mute.hold if mute is not None else None
+        if mute is None or mute.opening is None:
+            return mute.hold if mute is not None else None
+        return replace(mute.hold, cause=f"{mute.hold.cause} opened {mute.opening():.0f}")
 
     def _find(self, event: Event, at: float) -> Mute | None:
         for name, values in self._by_field.items():
@@ -156,7 +161,8 @@ def window_mute(window: MaintenanceWindow) -> Mute:
         return Mute(matchers, lambda t: start <= t < end, hold)
     assert window.schedule is not None
     assert window.duration is not None
-    return Mute(matchers, Schedule(window.schedule, window.duration, window.timezone), hold)
+    schedule = Schedule(window.schedule, window.duration, window.timezone)
+    return Mute(matchers, schedule, hold, opening=schedule.opened)
 
 
 class Schedule:
@@ -175,6 +181,10 @@ class Schedule:
         if minute != self._minute:
             self._minute, self._opened = minute, self._last_start(minute)
         return self._opened <= at < self._opened + self._duration
+
+    def opened(self) -> float:
+        """The start of the opening the last call found (epoch seconds)."""
+        return self._opened
 
     def _last_start(self, minute: int) -> float:
         local = datetime.fromtimestamp(minute * 60, self._zone)
@@ -205,8 +215,10 @@ class Muting:
     Alertmanager's order. Silences are read from the store; `refresh` re-reads them when their
     count or newest change differs (checked at most every REFRESH_EVERY seconds)."""
 
-    def __init__(self, config: Config) -> None:
-        self._inhibitor = Inhibitor(inhibit_rules(config.inhibit)) if config.inhibit else None
+    def __init__(self, config: Config, on_lift: Callable[[], None] | None = None) -> None:
+        """`on_lift` is told when an inhibit rule's source stops firing (Inhibitor)."""
+        rules = inhibit_rules(config.inhibit)
+        self._inhibitor = Inhibitor(rules, on_lift=on_lift) if rules else None
         self._windows = MuteIndex([window_mute(w) for w in config.maintenance])
         self._silences = MuteIndex([])
         self._version: tuple[int, float] | None = None

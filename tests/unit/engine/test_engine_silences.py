@@ -228,3 +228,26 @@ async def test_a_silence_row_the_engine_cannot_use_is_skipped_not_fatal_to_the_o
     logged = capsys.readouterr()
     assert "engine.silence_skipped" in logged.out + logged.err
     assert "engine.silences_unread" not in logged.out + logged.err
+
+
+async def test_an_inhibit_rules_hold_is_on_the_timeline_again_after_its_source_fired_again(
+    store: Store, tmp_path: Path
+) -> None:
+    engine = new_engine(store, tmp_path, inhibit=[{
+        "name": "node-down", "source_matchers": ["kind=NodeDown"],
+        "target_matchers": ["kind=web"], "equal": ["host"]}])  # fmt: skip
+    await engine.start()
+    try:
+        await one(engine, probe("web-3", kind="NodeDown"))
+        first = await one(engine, probe("web-3"))
+        await one(engine, probe("web-3"))  # a repeat: no line of its own
+        await one(engine, probe("web-3", kind="NodeDown", status=Status.RESOLVED))
+        await one(engine, probe("web-3", kind="NodeDown"))  # the node goes down again
+        again = await one(engine, probe("web-3"))
+    finally:
+        await engine.close()
+    assert first.held and again.held
+    incident = store.get_event(again.event_id).incident_id
+    _, _, timeline = store.get_incident(incident)
+    held = [t.ref for t in timeline if t.kind == "rule_held"]
+    assert held == [first.event_id] * 2 + [again.event_id] * 2  # two rules, each time

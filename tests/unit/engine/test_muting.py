@@ -20,10 +20,10 @@ from opsmedic.config.matchers import (
 )
 from opsmedic.config.muting import InhibitRule, MaintenanceWindow
 from opsmedic.config.schema import Config
-from opsmedic.engine.holds import Inhibitor
+from opsmedic.engine.holds import Holds, Inhibitor
 from opsmedic.engine.muting import MuteIndex, Muting, Schedule, inhibit_rules, silence_mute
 from opsmedic.errors import ConfigError
-from opsmedic.model import Event, Status
+from opsmedic.model import Event, IncidentChanges, Status
 from opsmedic.runtime import build_registry
 
 T = datetime(2026, 12, 6, 12, 0, tzinfo=UTC).timestamp()  # a Sunday, noon UTC
@@ -299,3 +299,20 @@ def test_a_backtracking_regex_gives_up_on_a_crafted_value_instead_of_freezing(
     assert index.find(ev(labels={"path": "aabc"}), T) is None
     logged = capsys.readouterr()
     assert (logged.out + logged.err).count("matcher.regex_timeout") == 1  # once, not per event
+
+
+def test_each_opening_of_a_cron_window_is_news_on_the_timeline() -> None:
+    """The same window the next night is a hold of its own: its first match gets a line."""
+    config = Config.model_validate({"maintenance": [{
+        "name": "nightly", "hosts": ["web-1"], "schedule": "0 13 * * *", "duration": "2h",
+        "timezone": "Europe/Paris",
+    }]})  # fmt: skip
+    muting, noted = Muting(config), Holds({})
+    news = []
+    for at in (T, T + 600, T + 86400, T + 86400 + 600):
+        event = ev(time=at, incident_id="inc-1")
+        hold = muting.check(event)
+        assert hold is not None
+        ((_, _, _, new_),) = noted.held(["r"], event, hold, IncidentChanges())
+        news.append(new_)
+    assert news == [True, False, True, False]
