@@ -7,6 +7,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import regex
+
+from opsmedic.logs import get_logger
 from opsmedic.model import Event, new_id
 
 FIELDS = ("source", "kind", "resource", "host", "severity")
@@ -14,6 +17,11 @@ OPS = ("=~", "!~", "!=", "=")  # longest first: `!=` is not `!` then `=`
 _LABEL = "labels."
 # A field name, then the first operator; the value is the rest, as written (quotes optional).
 _SHAPE = re.compile(r"\s*(labels\.[^=!~\s]+|[a-z_]+)\s*(=~|!~|!=|=)\s*(.*?)\s*", re.DOTALL)
+# A matcher's regex meets values that senders choose: a backtracking pattern such as (a|aa)+b
+# on a long value would hold the event loop for seconds. The `regex` module stops a match at
+# this timeout, as opsmedic.flags.operators does; the value then counts as not matched.
+REGEX_TIMEOUT_S = 0.01
+_timed_out: set[str] = set()  # patterns whose timeout was logged: once each, not per event
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,16 +32,36 @@ class Matcher:
     name: str
     op: str
     value: str
-    regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    regex: regex.Pattern[str] | None = field(default=None, compare=False, repr=False)
 
     def matches(self, event: Event) -> bool:
-        actual = value_of(event, self.name)
+        return self.matches_value(value_of(event, self.name))
+
+    def matches_value(self, actual: str) -> bool:
         if self.regex is not None:
-            return (self.regex.fullmatch(actual) is not None) == (self.op == "=~")
+            found = full_match(self.regex, actual)
+            # Timed out: neither `=~` nor `!~` holds, so a value crafted to time out cannot
+            # make a silence hold (nor a window, nor an inhibit rule).
+            return found is not None and found == (self.op == "=~")
         return (actual == self.value) == (self.op == "=")
 
     def __str__(self) -> str:
         return f"{self.name}{self.op}{self.value}"
+
+
+def full_match(pattern: regex.Pattern[str], value: str) -> bool | None:
+    """Whether the pattern matches all of the value (anchored, as in Alertmanager); None when
+    it ran past REGEX_TIMEOUT_S, logged the first time for each pattern."""
+    try:
+        return pattern.fullmatch(value, timeout=REGEX_TIMEOUT_S) is not None
+    except TimeoutError:
+        if pattern.pattern not in _timed_out:
+            _timed_out.add(pattern.pattern)
+            get_logger(component="matchers").warning(
+                "matcher.regex_timeout", pattern=pattern.pattern, timeout_s=REGEX_TIMEOUT_S,
+                value_length=len(value),
+            )  # fmt: skip
+        return None
 
 
 def value_of(event: Event, name: str) -> str:
@@ -59,13 +87,13 @@ def parse_matcher(text: str) -> Matcher:
         raise ValueError(f"{text!r}: unknown field {name!r} (use {known})")
     if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
         value = value[1:-1]
-    regex = None
+    compiled = None
     if op in ("=~", "!~"):
         try:
-            regex = re.compile(value)
-        except re.error as exc:
+            compiled = regex.compile(value)
+        except regex.error as exc:
             raise ValueError(f"{text!r}: invalid regular expression: {exc}") from None
-    return Matcher(name, op, value, regex)
+    return Matcher(name, op, value, compiled)
 
 
 def parse_matchers(texts: Sequence[str]) -> tuple[Matcher, ...]:
@@ -75,15 +103,34 @@ def parse_matchers(texts: Sequence[str]) -> tuple[Matcher, ...]:
     return tuple(parse_matcher(t) for t in texts)
 
 
+# A value no sender uses: a matcher that matches it too (`source=~.+`, `host=~[^/]+`,
+# `kind!=`) matches whatever value a field has.
+_ANY_VALUE = "opsmedic-any-value-7"
+
+
 def selective(matchers: Sequence[Matcher], what: str = "a silence") -> None:
-    """Refuse matchers that would all match an event without the fields they name: as in
-    Alertmanager, one matcher must not match the empty value, or `host!=x` mutes the world."""
-    empty = Event(source="", fingerprint="-", id="-", time=1.0)
-    if all(m.matches(empty) for m in matchers):
+    """Refuse matchers that would all match nearly every event: as in Alertmanager, one must
+    not match the empty value, or `host!=x` mutes the world. Judged on the values themselves,
+    not on an event's defaults (severity `info`, which `severity!=info` escaped), and for the
+    fields every event has, on any value too (`source=~.+`). A label may be absent: `labels.env=~.+`
+    selects the events that carry it, as in Alertmanager."""
+    if all(_broad(m) for m in matchers):
         raise ValueError(
-            f"{what} needs one matcher that does not match an empty value "
+            f"{what} needs one matcher that does not match an empty value or just any value "
             "(e.g. source=disk or host=~web-.+); these would match nearly every event"
         )
+
+
+def _broad(matcher: Matcher) -> bool:
+    if matcher.matches_value(""):
+        return True
+    return not matcher.name.startswith(_LABEL) and matcher.matches_value(_ANY_VALUE)
+
+
+# How far ahead a silence may start, and how long it may last: a bound far inside what a
+# datetime can show (year 9999), which a start or end past would make unreadable everywhere.
+SILENCE_MAX_AHEAD = 365 * 86400.0
+SILENCE_MAX_SPAN = 365 * 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,8 +174,14 @@ def new_silence(
     if duration is not None and duration <= 0:
         raise ValueError(f"the duration must be positive, got {duration:g}s")
     start = now if starts_at is None else starts_at
+    # Written as `not ≤`: a NaN fails them too.
+    if not start <= now + SILENCE_MAX_AHEAD:
+        raise ValueError("the start is more than a year from now")
     end = start + duration if duration is not None else ends_at
     assert end is not None
+    if not end <= start + SILENCE_MAX_SPAN:
+        what = "the duration" if duration is not None else "the end"
+        raise ValueError(f"{what} would make the silence last more than a year")
     if end <= now:
         raise ValueError("the end is in the past: that silence would never hold anything")
     if end <= start:

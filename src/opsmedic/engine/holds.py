@@ -124,7 +124,7 @@ class Holds:
         self._wrong: dict[str, dict[str, tuple[float, str, str]]] = {n: {} for n in watched}
         self._noted: set[tuple[str, str, str]] = set()
         # A recovery: the next hold of its dependents is news again.
-        self._alerts = Inhibitor(dependency_rules(services), on_lift=self._noted.clear)
+        self._alerts = Inhibitor(dependency_rules(services), on_lift=self.forget)
 
     @staticmethod
     def of(services: Mapping[str, ServiceConfig]) -> Holds | None:
@@ -159,6 +159,11 @@ class Holds:
         """Learn from the deployments `stored` read as if from their last events."""
         for d in deployments:
             self._deploy(d.service, str(d.state), d.env, d.finished_at or d.updated_at, d.id)
+
+    def forget(self) -> None:
+        """A hold lifted (a dependency or an inhibit rule's source recovered): the next hold
+        of every cause is news again, with its line, when the source fails again."""
+        self._noted.clear()
 
     def held(
         self, rules: list[str], event: Event, hold: Hold, changes: IncidentChanges

@@ -110,9 +110,10 @@ class Engine:
                                     flapping.within)  # fmt: skip
         self.incidents = IncidentTracker(self._grouping, reopening=self._reopening)
         self.holds = Holds.of(config.services)
-        # Silences, maintenance windows, inhibit rules: held through the same path (a Hold).
-        self.muting = Muting(config)
         self._noted = self.holds or Holds({})  # which holds have their timeline line
+        # Silences, maintenance windows, inhibit rules: held through the same path (a Hold).
+        # An inhibit rule's source resolving makes its next hold news, as a dependency's does.
+        self.muting = Muting(config, on_lift=self._noted.forget)
         self.suppressions = SuppressionLog(config.record_suppressed)
         self._clock = clock
         self._inbox: list[_Submission] = []
@@ -282,7 +283,9 @@ class Engine:
         event = encoded.event
         self.incidents.observe(event, changes)
         hold = self.holds.observe(event) if self.holds is not None else None
-        muted = self.muting.check(event)  # always: an inhibit rule learns its sources here
+        # Always: an inhibit rule learns its sources here. Live, silences and windows are judged
+        # now (docs/silences.md); a replay (in event order) judges at each event's own time.
+        muted = self.muting.check(event, None if self._in_event_order else self._clock.now())
         hold = hold or muted
         decision = self.planner.decide(event, hold is not None,
                                        self.incidents.acknowledged(event.incident_id))  # fmt: skip

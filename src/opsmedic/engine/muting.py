@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from opsmedic.config.matchers import Matcher, Silence, matches_all, parse_matchers, value_of
+import regex
+
+from opsmedic.config.matchers import (
+    REGEX_TIMEOUT_S,
+    Matcher,
+    Silence,
+    matches_all,
+    parse_matchers,
+    value_of,
+)
 from opsmedic.config.muting import Cron, InhibitRule, MaintenanceWindow, dated
 from opsmedic.config.schema import Config
 from opsmedic.engine.holds import Hold, Inhibition, Inhibitor
+from opsmedic.logs import get_logger
 from opsmedic.model import Event
 from opsmedic.store.store import Store
 
@@ -32,6 +41,9 @@ class Mute:
     matchers: tuple[Matcher, ...]
     active: Callable[[float], bool]
     hold: Hold
+    # A cron window's start of the opening last found active: each night's opening is a cause
+    # of its own, so it gets its own timeline line.
+    opening: Callable[[], float] | None = None
 
 
 _NEST = 8  # mutes sharing one exact value past which they get an index of their own
@@ -69,42 +81,53 @@ class MuteIndex:
                 values = by_value.setdefault(exact.name, {})
                 values.setdefault(exact.value, []).append((rest, mute))
                 continue
-            regex = next((m for m in left if m.op == "=~"), None)
+            first = next((m for m in left if m.op == "=~"), None)
             # Joined only without groups: a backreference's number would change in the join.
-            if regex is not None and regex.regex is not None and not regex.regex.groups:
-                by_regex.setdefault(regex.name, []).append((left, mute))
+            if first is not None and first.regex is not None and not first.regex.groups:
+                by_regex.setdefault(first.name, []).append((left, mute))
             else:
                 self._scan.append((left, mute))
         self._by_field: dict[str, dict[str, list[_Entry] | MuteIndex]] = {
             name: {v: MuteIndex._nested(e) if len(e) > _NEST else e for v, e in values.items()}
             for name, values in by_value.items()
         }
-        self._by_regex: list[tuple[str, re.Pattern[str], list[_Entry]]] = []
+        self._by_regex: list[tuple[str, regex.Pattern[str], list[_Entry]]] = []
         for name, group in by_regex.items():
             try:
-                joined = re.compile("|".join(f"(?:{_first_regex(e, name)})" for e in group))
-            except re.error:  # a flag such as (?i) in the middle of the join: one by one
+                # A flag such as (?i) stays within its group in the `regex` module's join.
+                joined = regex.compile("|".join(f"(?:{_first_regex(e, name)})" for e in group))
+            except regex.error:  # a join the module refuses (too large): one by one
                 self._scan.extend(group)
             else:
                 self._by_regex.append((name, joined, group))
 
-    def find(self, event: Event) -> Hold | None:
-        mute = self._find(event)
-        return mute.hold if mute is not None else None
+    def find(self, event: Event, at: float) -> Hold | None:
+        """The hold of the first mute that matches the event and is active at `at`."""
+        mute = self._find(event, at)
+        if mute is None or mute.opening is None:
+            return mute.hold if mute is not None else None
+        return replace(mute.hold, cause=f"{mute.hold.cause} opened {mute.opening():.0f}")
 
-    def _find(self, event: Event) -> Mute | None:
+    def _find(self, event: Event, at: float) -> Mute | None:
         for name, values in self._by_field.items():
             found = values.get(value_of(event, name))
             if found is not None:
-                mute = found._find(event) if isinstance(found, MuteIndex) else _first(found, event)
+                if isinstance(found, MuteIndex):
+                    mute = found._find(event, at)
+                else:
+                    mute = _first(found, event, at)
                 if mute is not None:
                     return mute
         for name, joined, group in self._by_regex:
-            if joined.fullmatch(value_of(event, name)) is not None:
-                mute = _first(group, event)
+            try:
+                hit = joined.fullmatch(value_of(event, name), timeout=REGEX_TIMEOUT_S) is not None
+            except TimeoutError:  # one of them backtracks: each is tried (and logged) alone
+                hit = True
+            if hit:
+                mute = _first(group, event, at)
                 if mute is not None:
                     return mute
-        return _first(self._scan, event) if self._scan else None
+        return _first(self._scan, event, at) if self._scan else None
 
 
 def _first_regex(entry: _Entry, name: str) -> str:
@@ -112,9 +135,9 @@ def _first_regex(entry: _Entry, name: str) -> str:
     return next(m.value for m in entry[0] if m.op == "=~" and m.name == name)
 
 
-def _first(entries: list[_Entry], event: Event) -> Mute | None:
+def _first(entries: list[_Entry], event: Event, at: float) -> Mute | None:
     for left, mute in entries:
-        if mute.active(event.time) and matches_all(left, event):
+        if mute.active(at) and matches_all(left, event):
             return mute
     return None
 
@@ -138,7 +161,8 @@ def window_mute(window: MaintenanceWindow) -> Mute:
         return Mute(matchers, lambda t: start <= t < end, hold)
     assert window.schedule is not None
     assert window.duration is not None
-    return Mute(matchers, Schedule(window.schedule, window.duration, window.timezone), hold)
+    schedule = Schedule(window.schedule, window.duration, window.timezone)
+    return Mute(matchers, schedule, hold, opening=schedule.opened)
 
 
 class Schedule:
@@ -157,6 +181,10 @@ class Schedule:
         if minute != self._minute:
             self._minute, self._opened = minute, self._last_start(minute)
         return self._opened <= at < self._opened + self._duration
+
+    def opened(self) -> float:
+        """The start of the opening the last call found (epoch seconds)."""
+        return self._opened
 
     def _last_start(self, minute: int) -> float:
         local = datetime.fromtimestamp(minute * 60, self._zone)
@@ -187,23 +215,29 @@ class Muting:
     Alertmanager's order. Silences are read from the store; `refresh` re-reads them when their
     count or newest change differs (checked at most every REFRESH_EVERY seconds)."""
 
-    def __init__(self, config: Config) -> None:
-        self._inhibitor = Inhibitor(inhibit_rules(config.inhibit)) if config.inhibit else None
+    def __init__(self, config: Config, on_lift: Callable[[], None] | None = None) -> None:
+        """`on_lift` is told when an inhibit rule's source stops firing (Inhibitor)."""
+        rules = inhibit_rules(config.inhibit)
+        self._inhibitor = Inhibitor(rules, on_lift=on_lift) if rules else None
         self._windows = MuteIndex([window_mute(w) for w in config.maintenance])
         self._silences = MuteIndex([])
         self._version: tuple[int, float] | None = None
         self._checked = float("-inf")
 
-    def check(self, event: Event) -> Hold | None:
+    def check(self, event: Event, at: float | None = None) -> Hold | None:
+        """The hold on the event, silences and windows judged at `at`: live, the moment the
+        engine received it (an alert's repeats keep its old time, and a sender chooses its
+        time); a replay leaves it out, judging at the event's time as the live engine did."""
+        when = event.time if at is None else at
         if event.source == "opsmedic" and event.kind == "approval_requested":
             # Never held: the request is how a person hears a run waits for them. Held, it
             # would reach nobody, and `on_timeout: run` would run the step with nobody asked.
             return None
         hold = self._inhibitor.observe(event) if self._inhibitor is not None else None
         if hold is None and self._windows.size:
-            hold = self._windows.find(event)
+            hold = self._windows.find(event, when)
         if hold is None and self._silences.size:
-            hold = self._silences.find(event)
+            hold = self._silences.find(event, when)
         return hold
 
     def changed(self) -> None:
@@ -219,5 +253,20 @@ class Muting:
         version = store.silences.version()
         if version != self._version:
             found = store.silences.list(ending_after=now - SILENCE_HORIZON)
-            self._silences, self._version = MuteIndex([silence_mute(s) for s in found]), version
+            self._silences, self._version = MuteIndex(_usable(found)), version
         return self._silences.size
+
+
+def _usable(silences: Sequence[Silence]) -> list[Mute]:
+    """The silences' mutes, without those the engine cannot use (a row written before starts
+    and ends were bounded, ending past what a datetime shows): one such row must not keep
+    every other silence from holding."""
+    mutes = []
+    for silence in silences:
+        try:
+            mutes.append(silence_mute(silence))
+        except (OverflowError, ValueError, OSError) as exc:
+            get_logger(component="engine").error(
+                "engine.silence_skipped", silence_id=silence.id, error=str(exc)
+            )
+    return mutes

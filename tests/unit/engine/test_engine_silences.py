@@ -177,3 +177,77 @@ async def test_a_maintenance_window_and_an_inhibit_rule_hold_through_the_engine(
 
 def _iso(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).isoformat()
+
+
+async def test_live_a_silence_is_judged_when_the_event_arrives_not_at_its_own_time(
+    engine: Engine, store: Store
+) -> None:
+    """An Alertmanager repeat keeps its alert's old startsAt as its time, and an ingest sender
+    chooses its time: live, what holds is what is in force now."""
+    now = time.time()
+    made = silence(store, "host=web-1")  # made after the alert started firing
+    engine.muting.changed()
+    repeat = await one(engine, probe(time=now - 3600))  # startsAt an hour ago
+    assert repeat.run_ids == [] and made.id in repeat.held[0][1]
+    backdated = await one(engine, probe(time=now - 25 * 3600))  # past the silences horizon
+    assert backdated.run_ids == [] and made.id in backdated.held[0][1]
+    # A silence that was in force at the repeat's startsAt but has ended holds it no more.
+    silence(store, "host=web-2", now=now - 7200, duration=3600.0)
+    engine.muting.changed()
+    ended = await one(engine, probe("web-2", time=now - 5400))
+    assert ended.held == () and ended.run_ids
+
+
+async def test_a_replay_judges_silences_at_each_events_own_time(
+    engine: Engine, store: Store
+) -> None:
+    now = time.time()
+    engine.in_event_order = True  # what `opsmedic replay` sets
+    past = silence(store, "host=web-2", now=now - 7200, duration=3600.0)
+    silence(store, "host=web-1")
+    engine.muting.changed()
+    then_silenced = await one(engine, probe("web-2", time=now - 5400))
+    assert then_silenced.run_ids == [] and past.id in then_silenced.held[0][1]
+    before_silence = await one(engine, probe(time=now - 3600))
+    assert before_silence.held == () and before_silence.run_ids
+
+
+async def test_a_silence_row_the_engine_cannot_use_is_skipped_not_fatal_to_the_others(
+    engine: Engine, store: Store, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A row written before starts and ends were bounded, ending past year 9999: the others
+    still hold, and the skipped one is logged."""
+    made = silence(store, "host=web-1")
+    now = time.time()
+    store.silences.add(Silence(id="0" * 24, matchers=made.matchers, starts_at=now,
+                               ends_at=now + 99999999 * 86400.0, created_by="cli old",
+                               comment="forever", created_at=now))  # fmt: skip
+    engine.muting.changed()
+    held = await one(engine, probe())
+    assert held.run_ids == [] and made.id in held.held[0][1]
+    logged = capsys.readouterr()
+    assert "engine.silence_skipped" in logged.out + logged.err
+    assert "engine.silences_unread" not in logged.out + logged.err
+
+
+async def test_an_inhibit_rules_hold_is_on_the_timeline_again_after_its_source_fired_again(
+    store: Store, tmp_path: Path
+) -> None:
+    engine = new_engine(store, tmp_path, inhibit=[{
+        "name": "node-down", "source_matchers": ["kind=NodeDown"],
+        "target_matchers": ["kind=web"], "equal": ["host"]}])  # fmt: skip
+    await engine.start()
+    try:
+        await one(engine, probe("web-3", kind="NodeDown"))
+        first = await one(engine, probe("web-3"))
+        await one(engine, probe("web-3"))  # a repeat: no line of its own
+        await one(engine, probe("web-3", kind="NodeDown", status=Status.RESOLVED))
+        await one(engine, probe("web-3", kind="NodeDown"))  # the node goes down again
+        again = await one(engine, probe("web-3"))
+    finally:
+        await engine.close()
+    assert first.held and again.held
+    incident = store.get_event(again.event_id).incident_id
+    _, _, timeline = store.get_incident(incident)
+    held = [t.ref for t in timeline if t.kind == "rule_held"]
+    assert held == [first.event_id] * 2 + [again.event_id] * 2  # two rules, each time

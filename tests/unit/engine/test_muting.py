@@ -19,10 +19,10 @@ from opsmedic.config.matchers import (
 )
 from opsmedic.config.muting import InhibitRule, MaintenanceWindow
 from opsmedic.config.schema import Config
-from opsmedic.engine.holds import Inhibitor
+from opsmedic.engine.holds import Holds, Inhibitor
 from opsmedic.engine.muting import MuteIndex, Muting, Schedule, inhibit_rules, silence_mute
 from opsmedic.errors import ConfigError
-from opsmedic.model import Event, Status
+from opsmedic.model import Event, IncidentChanges, Status
 from opsmedic.runtime import build_registry
 
 T = datetime(2026, 12, 6, 12, 0, tzinfo=UTC).timestamp()  # a Sunday, noon UTC
@@ -83,6 +83,11 @@ def new(matchers: list[str], **kw: object) -> Silence:
         ([], {}, "at least one matcher"),
         (["host!=x"], {}, "does not match an empty value"),
         (["labels.env=~.*"], {}, "does not match an empty value"),
+        # Not judged on an event's defaults (severity info), nor only on the empty value.
+        (["severity!=info"], {}, "does not match an empty value or just any value"),
+        (["source=~.+"], {}, "does not match an empty value or just any value"),
+        (["host=~[^/]+", "kind!~Disk.*"], {}, "does not match an empty value or just any value"),
+        (["kind!=", "labels.env=~.*"], {}, "does not match an empty value or just any value"),
         (["host=a"], {"duration": 0.0}, "must be positive"),
         (["host=a"], {"duration": -60.0}, "must be positive"),
         (["host=a"], {"duration": None}, "either a duration or an end"),
@@ -90,11 +95,23 @@ def new(matchers: list[str], **kw: object) -> Silence:
         (["host=a"], {"duration": None, "starts_at": T + 60, "ends_at": T + 30}, "not after"),
         (["host=a"], {"duration": None, "ends_at": T - 1}, "in the past"),
         (["host=a"], {"comment": "  "}, "comment"),
+        # Past a year ahead or a year long: year 9999 is near, and no datetime shows beyond.
+        (["host=a"], {"duration": 99999999 * 86400.0}, "the duration would make .* a year"),
+        (["host=a"], {"duration": 1e308}, "the duration would make .* a year"),
+        (["host=a"], {"duration": float("nan")}, "the duration would make .* a year"),
+        (["host=a"], {"duration": None, "ends_at": 253402387199.0}, "the end would make"),
+        (["host=a"], {"starts_at": 253370764800.0}, "the start is more than a year from now"),
+        (["host=a"], {"starts_at": T + 366 * 86400}, "the start is more than a year from now"),
     ],
 )
 def test_bad_silences_are_refused(matchers: list[str], kw: dict[str, object], says: str) -> None:
     with pytest.raises(ValueError, match=says):
         new(matchers, **kw)
+
+
+def test_a_silence_a_year_ahead_lasting_a_year_is_accepted() -> None:
+    made = new(["host=a"], starts_at=T + 365 * 86400, duration=365 * 86400.0)
+    assert made.ends_at == T + 730 * 86400
 
 
 def test_a_silence_is_pending_active_then_expired() -> None:
@@ -113,7 +130,7 @@ def test_the_index_finds_what_a_scan_of_every_silence_finds() -> None:
         [f"host=~web-1{rng.randint(0, 9)}", f"labels.env!~{rng.choice(envs)}"],
         [f"labels.env={rng.choice(envs)}", f"kind!={rng.choice(kinds)}", "source=prometheus"],
         ["host=~(web)-1\\1?", "kind!=A"],  # a group: not joined with the others
-        ["host=~(?i)WEB-2"],  # a flag: the join fails to compile, so one by one
+        ["host=~(?i)WEB-2"],  # a flag: it stays within its group in the join
         ["labels.env!=", "host!=web-3"],  # neither = nor =~: checked one by one
     ]
     # Made an hour ago, active, or pending: expired, active or pending at T.
@@ -125,7 +142,7 @@ def test_the_index_finds_what_a_scan_of_every_silence_finds() -> None:
         e = ev(host=rng.choice(hosts), kind=rng.choice(kinds), labels={"env": rng.choice(envs)})
         expected = {s.id for s in silences
                     if s.active(e.time) and matches_all(s.matchers, e)}  # fmt: skip
-        found = index.find(e)
+        found = index.find(e, e.time)
         assert (found is not None) == bool(expected)
         if found is not None:
             hits += 1
@@ -279,3 +296,40 @@ def test_an_approval_request_is_never_silenced_nor_inhibited() -> None:
     assert muting.check(ev(kind="NodeDown", severity="critical")) is None  # the source fires
     assert muting.check(ev(kind="DiskFull")) is not None  # it inhibits the host's alerts
     assert muting.check(request) is None
+
+
+# Scanned one by one (it has a group), and joined with the index's other regexes (no group).
+@pytest.mark.parametrize("pattern", ["(a|aa)+b", "(?:a|aa)+b"])
+def test_a_backtracking_regex_gives_up_on_a_crafted_value_instead_of_freezing(
+    pattern: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """38 times "a" took `re` 4.8 s on the event loop; the `regex` module stops at the timeout and
+    the value counts as not matched, for `=~` and `!~` alike (a crafted value holds nothing)."""
+    crafted = ev(labels={"path": "a" * 38})
+    index = MuteIndex([silence_mute(new([f"labels.path=~{pattern}"])),
+                       silence_mute(new(["labels.path=~x+"]))])  # fmt: skip
+    negated = parse_matcher(f"labels.path!~{pattern}")
+    assert index.find(crafted, T) is None
+    assert index.find(crafted, T) is None
+    assert not negated.matches(crafted)
+    assert index.find(ev(labels={"path": "aab"}), T) is not None  # still anchored and matching
+    assert index.find(ev(labels={"path": "aabc"}), T) is None
+    logged = capsys.readouterr()
+    assert (logged.out + logged.err).count("matcher.regex_timeout") == 1  # once, not per event
+
+
+def test_each_opening_of_a_cron_window_is_news_on_the_timeline() -> None:
+    """The same window the next night is a hold of its own: its first match gets a line."""
+    config = Config.model_validate({"maintenance": [{
+        "name": "nightly", "hosts": ["web-1"], "schedule": "0 13 * * *", "duration": "2h",
+        "timezone": "Europe/Paris",
+    }]})  # fmt: skip
+    muting, noted = Muting(config), Holds({})
+    news = []
+    for at in (T, T + 600, T + 86400, T + 86400 + 600):
+        event = ev(time=at, incident_id="inc-1")
+        hold = muting.check(event)
+        assert hold is not None
+        ((_, _, _, new_),) = noted.held(["r"], event, hold, IncidentChanges())
+        news.append(new_)
+    assert news == [True, False, True, False]
