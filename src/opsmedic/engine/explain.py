@@ -8,13 +8,12 @@ from enum import StrEnum
 from typing import Any
 
 from opsmedic.engine.decisions import Outcome, RuleOutcome, clock
+from opsmedic.engine.planner import LIMIT_REACHED
 from opsmedic.model import Event, Run, RunState
 from opsmedic.rules.model import Rule, key_of
 from opsmedic.rules.ruleset import RuleSet
 from opsmedic.store.decision_rows import Suppression
 from opsmedic.store.store import Store
-
-_LIMIT_MESSAGE = "limit reached"  # how a limit's skipped run opens its message (planner.py)
 
 
 @dataclass(slots=True)
@@ -122,7 +121,7 @@ class _Reasoning:
                     f"to {clock(row.last_seen)}: {row.detail}"
                 )
         if run is not None:
-            limited = run.state is RunState.SKIPPED and run.message.startswith(_LIMIT_MESSAGE)
+            limited = run.state is RunState.SKIPPED and run.message.startswith(LIMIT_REACHED)
             self._say(Outcome.OVER_LIMIT if limited else Outcome.PLANNED,
                       run.message if limited else f"run {run.id} ({run.state})")  # fmt: skip
         elif exact is not None:  # what the engine itself recorded for this very event

@@ -304,8 +304,12 @@ class Planner:
         }
 
 
+# How a limit's refusal opens its message (a skipped run's too): explain.py reads it back.
+LIMIT_REACHED = "limit reached"
+
+
 def _limit_reached(limit: LimitSpec, key: tuple[str, ...]) -> str:
-    return f"limit reached: {limit.max_runs} runs within {limit.within:g}s for {'/'.join(key)}"
+    return f"{LIMIT_REACHED}: {limit.max_runs} runs within {limit.within:g}s for {'/'.join(key)}"
 
 
 def _horizon(rules: dict[str, Rule], name: str) -> float:
