@@ -48,7 +48,7 @@ def host_world(stage: Stage, rules: Path) -> list[dict[str, Any]]:
         "throttle": {"once_within": "1m"},
     }, {
         "name": "stop-demo-hog",
-        "description": "a process above 50 % CPU for 2 s: stop it (unleashed for the demo)",
+        "description": "a process above 20 % CPU for 2 s: stop it (unleashed for the demo)",
         "when": {"source": "process", "kind": "runaway", "for": "2s"},
         "do": [{"kill_process": {"pid": "{{ event.labels.pid }}", "grace": "2s", "enforce": True,
                                  "start_time": "{{ event.labels.start_time }}"}}],
@@ -60,8 +60,10 @@ def host_world(stage: Stage, rules: Path) -> list[dict[str, Any]]:
         {"name": "demo-disk", "type": "disk", "interval": "0.5s", "jitter": 0,
          "params": {"paths": [str(logs)], "min_free_bytes": 1,  # set by the scene
                     "max_used_percent": 100, "max_inodes_used_percent": 100}},
+        # 20 %, not 50: the hog burns a whole core, but on a busy 2-core machine (a CI run)
+        # the scheduler may give it only a third of one, and the scene must still play.
         {"name": "runaway", "type": "process", "interval": "0.5s", "jitter": 0,
-         "params": {"max_cpu_percent": 50, "window": "2s", "names": [HOG_NAME]}},
+         "params": {"max_cpu_percent": 20, "window": "2s", "names": [HOG_NAME]}},
     ]  # fmt: skip
 
 
