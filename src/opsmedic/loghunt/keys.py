@@ -9,10 +9,15 @@ the same rule as a few numpy passes over a whole block's events runs at hundreds
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from opsmedic.loghunt.model import Mode
+
+if TYPE_CHECKING:
+    from opsmedic.loghunt.drain import Drain
+    from opsmedic.loghunt.scanner import Found
 
 MARKER = 0x1A  # one byte per masked token; a control byte, so no unmasked token holds it
 SHOWN_MARKER = b"<*>"
@@ -27,14 +32,25 @@ _VARIABLE[[b for b in (*range(32), 127) if b not in _SEPARATORS]] = True
 
 
 class Keyer:
-    """The keys of events' texts in one mode, a block of events at a time."""
+    """The keys of events in one mode, a block of events at a time. Template mode: the
+    cluster `templates` puts the event's masked matching line in (its id: a template widens
+    as lines come, so the id, not the text, keeps the count)."""
 
-    def __init__(self, mode: Mode) -> None:
+    def __init__(self, mode: Mode, templates: Drain | None = None) -> None:
         self.mode = mode
+        self.templates = templates
+        if mode == "template" and templates is None:
+            from opsmedic.loghunt.drain import Drain
 
-    def keys(self, texts: Sequence[bytes]) -> list[bytes]:
+            self.templates = Drain()
+
+    def keys(self, found: Sequence[Found]) -> list[bytes]:
+        if self.templates is not None:
+            heads = mask_all([f.buf[f.start : f.head_end] for f in found])
+            return [b"%d" % self.templates.add(head).id for head in heads]
+        texts = [f.buf[f.start : f.end] for f in found]
         if self.mode == "exact" or not texts:
-            return list(texts)
+            return texts
         return mask_all(texts)
 
 
