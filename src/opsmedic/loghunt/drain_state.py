@@ -134,6 +134,9 @@ def _check_cluster(
     c: _Cluster, template: tuple[bytes, ...], path: tuple[bytes, ...], drain: Drain, at: str
 ) -> None:
     """The path must be the one a line of this template's length could have taken."""
+    for k, token in enumerate(template):
+        if not token or token != token.strip() or len(token.split()) != 1:
+            raise HuntInputError(f"{at}.template[{k}]: {c.template[k]!r} is not one token")
     n = len(template)
     if path[0] != b"%d" % n:
         raise HuntInputError(f"{at}.path[0]: {c.path[0]!r} is not the template's length ({n})")
@@ -146,9 +149,6 @@ def _check_cluster(
                 f"{at}.path[{k}]: {c.path[k]!r} is neither the template's token "
                 f"{c.template[k - 1]!r} nor the wildcard"
             )
-    for k, token in enumerate(template):
-        if not token or token != token.strip() or len(token.split()) != 1:
-            raise HuntInputError(f"{at}.template[{k}]: {c.template[k]!r} is not one token")
 
 
 def _field(loc: tuple[int | str, ...]) -> str:

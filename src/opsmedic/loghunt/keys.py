@@ -8,7 +8,7 @@ the same rule as a few numpy passes over a whole block's events runs at hundreds
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -44,10 +44,13 @@ class Keyer:
 
             self.templates = Drain()
 
-    def keys(self, found: Sequence[Found]) -> list[bytes]:
+    def keys(self, found: Sequence[Found]) -> Iterable[bytes]:
+        """The events' keys in order; template mode's lazily, so that each event is tallied
+        before the next is clustered (an eviction must see which clusters are reported)."""
         if self.templates is not None:
+            drain = self.templates
             heads = mask_all([f.buf[f.start : f.head_end] for f in found])
-            return [b"%d" % self.templates.add(head).id for head in heads]
+            return (b"%d" % drain.add(head).id for head in heads)
         texts = [f.buf[f.start : f.end] for f in found]
         if self.mode == "exact" or not texts:
             return texts
