@@ -37,12 +37,10 @@ class Keyer:
     as lines come, so the id, not the text, keeps the count)."""
 
     def __init__(self, mode: Mode, templates: Drain | None = None) -> None:
+        if (mode == "template") != (templates is not None):
+            raise ValueError("template mode, and it alone, clusters into a Drain (templates)")
         self.mode = mode
         self.templates = templates
-        if mode == "template" and templates is None:
-            from opsmedic.loghunt.drain import Drain
-
-            self.templates = Drain()
 
     def keys(self, found: Sequence[Found]) -> Iterable[bytes]:
         """The events' keys in order; template mode's lazily, so that each event is tallied
