@@ -7,7 +7,8 @@ token holding a digit, or a masked variable, takes the wildcard branch; a node h
 template shares the most tokens with the line takes it if that share reaches `sim_th`, and
 its template's differing tokens become wildcards; else the line opens a cluster. At most
 `max_clusters` are kept, the least recently used evicted first. Unlike drain3, the tree
-nodes an evicted cluster leaves empty are pruned, so the tree stays bounded as well.
+nodes an evicted cluster leaves empty are pruned, so the tree stays bounded as well (a line
+with the evicted token then reaches the wildcard branch instead of an empty one).
 """
 
 from __future__ import annotations

@@ -91,6 +91,34 @@ def test_a_full_node_sends_new_tokens_to_the_wildcard_branch() -> None:
         (b"2", b"\x1a"), (b"2", b"a"), (b"2", b"b")]  # fmt: skip
 
 
+# Lines drawn at random and the templates drain3 (its drain.py at logpai/Drain3@0fb6d6e) gave
+# them with depth=5, sim_th=0.5, max_children=3: its nodes fill at both levels.
+FULL_NODES = [
+    ("x1 ok get failed", "x1 ok get failed"), ("get user put", "get user put"),
+    ("failed cart y22 ok", "failed cart y22 ok"), ("cart get cart", "cart get cart"),
+    ("db user y22 user", "db user y22 user"), ("user failed user", "user failed user"),
+    ("get get cart", "get get cart"), ("user user db", "user user db"),
+    ("cart ok cart user", "cart ok cart user"), ("y22 db get", "y22 db get"),
+    ("y22 user user db", "y22 user user db"), ("x1 db get", "<*> db get"),
+    ("put db x1 db", "put db x1 db"), ("x1 user failed failed", "x1 user failed failed"),
+    ("get db get", "get db get"), ("y22 get ok y22", "y22 get ok y22"),
+    ("y22 get failed get", "y22 get <*> <*>"), ("cart put cart", "cart put cart"),
+    ("x1 ok x1 ok", "x1 ok <*> <*>"), ("failed put x1 db", "failed put x1 db"),
+    ("y22 put cart", "y22 put cart"), ("ok x1 user x1", "ok x1 user x1"),
+    ("ok put db x1", "ok <*> <*> x1"), ("user put user db", "user put user db"),
+]  # fmt: skip
+
+
+def test_lines_down_full_nodes_cluster_as_drain3_clusters_them() -> None:
+    drain = Drain(DrainParams(sim_th=0.5, depth=5, max_children=3))
+    assert _templates(drain, [line for line, _ in FULL_NODES]) == [t for _, t in FULL_NODES]
+    assert len(drain.clusters) == 20
+    paths = {shown(c.text()): c.path for c in drain.clusters.values()}
+    assert paths["ok <*> <*> x1"] == (b"4", b"\x1a", b"\x1a")
+    assert paths["failed put x1 db"] == (b"4", b"failed", b"put")
+    assert paths["<*> db get"] == (b"3", b"\x1a", b"\x1a")
+
+
 def test_evicted_clusters_leave_no_empty_nodes() -> None:
     drain = Drain(DrainParams(max_clusters=1))
     for i in range(50):
