@@ -119,6 +119,14 @@ def test_lines_down_full_nodes_cluster_as_drain3_clusters_them() -> None:
     assert paths["<*> db get"] == (b"3", b"\x1a", b"\x1a")
 
 
+def test_a_long_line_is_clustered_on_its_first_2_kib_and_128_tokens() -> None:
+    drain = Drain()
+    many = drain.add(b" ".join(b"w%d" % i for i in range(300)))
+    assert len(many.template) == 128 and many.template[-1] == b"w127"
+    wide = drain.add(b"ERROR " + b"y" * 5000)
+    assert wide.template == (b"ERROR", b"y" * 2042)
+
+
 def test_evicted_clusters_leave_no_empty_nodes() -> None:
     drain = Drain(DrainParams(max_clusters=1))
     for i in range(50):
