@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -13,6 +14,7 @@ from opsmedic.cli.output import JsonOpt, print_json
 
 if TYPE_CHECKING:
     from opsmedic.loghunt import FileSource, HuntOptions, HuntReport
+    from opsmedic.loghunt.drain import Drain
 
 logs_app = typer.Typer(help="Search logs (docs/loghunt.md).", no_args_is_help=True)
 app.add_typer(logs_app, name="logs")
@@ -33,8 +35,16 @@ def hunt_command(
     until: Annotated[str | None, typer.Option(help="up to this time, as --since")] = None,
     context: Annotated[int, typer.Option("--context", "-C", help="lines around each event")] = 3,
     mode: Annotated[
-        str, typer.Option(help="masked: duplicates judged with variables masked; exact")
+        str,
+        typer.Option(
+            help="masked: duplicates judged with variables masked; exact; template: the "
+            "matching lines clustered into templates (Drain)"
+        ),
     ] = "masked",
+    state: Annotated[
+        Path | None,
+        typer.Option(help="--mode template: the templates learned, read before and saved after"),
+    ] = None,
     pattern: Annotated[
         str, typer.Option(help="regex of the levels, matched on word boundaries")
     ] = DEFAULT_PATTERN,
@@ -72,21 +82,51 @@ def hunt_command(
         ripgrep=ripgrep,
     )
     check(options)
+    templates = _templates(options, state)
     sources, notes = open_files(paths)
     try:
         total = sum(s.size or 0 for s in sources)
         if quiet or total < PROGRESS_BYTES or not err.is_terminal:
-            report = hunt(sources, options)
+            report = hunt(sources, options, templates=templates)
         else:
-            report = _with_bar(sources, options, total)
+            report = _with_bar(sources, options, total, templates)
     finally:
         for source in sources:
             source.close()
     report.stats.notes[:0] = notes
+    if state is not None and templates is not None:
+        _save(state, templates, report)
     _print(report, options, as_json)
 
 
-def _with_bar(sources: list[FileSource], options: HuntOptions, total: int) -> HuntReport:
+def _templates(options: HuntOptions, state: Path | None) -> Drain | None:
+    """The templates learned before (--state), or None: new ones, or not template mode."""
+    from opsmedic.errors import HuntInputError
+    from opsmedic.loghunt.drain_state import load_state
+
+    if state is None:
+        return None
+    if options.mode != "template":
+        raise HuntInputError(f"--state {state}: only with --mode template")
+    return load_state(state)
+
+
+def _save(state: Path, templates: Drain, report: HuntReport) -> None:
+    from opsmedic.errors import HuntInputError
+    from opsmedic.files import NotDurable
+    from opsmedic.loghunt.drain_state import save_state
+
+    try:
+        save_state(state, templates)
+    except NotDurable as exc:
+        report.stats.notes.append(f"--state {state}: saved, but not synced to disk: {exc}")
+    except OSError as exc:
+        raise HuntInputError(f"--state {state}: cannot write: {exc.strerror or exc}") from exc
+
+
+def _with_bar(
+    sources: list[FileSource], options: HuntOptions, total: int, templates: Drain | None
+) -> HuntReport:
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
     from opsmedic.loghunt import hunt
@@ -96,7 +136,7 @@ def _with_bar(sources: list[FileSource], options: HuntOptions, total: int) -> Hu
         TransferSpeedColumn(), console=err, transient=True,
     ) as bar:  # fmt: skip
         task = bar.add_task("hunting", total=total)
-        return hunt(sources, options, progress=lambda n: bar.advance(task, n))
+        return hunt(sources, options, progress=lambda n: bar.advance(task, n), templates=templates)
 
 
 def _print(report: HuntReport, options: HuntOptions, as_json: bool) -> None:

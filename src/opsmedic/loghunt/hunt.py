@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from opsmedic.errors import HuntInputError
+from opsmedic.loghunt.drain import Cluster, Drain
 from opsmedic.loghunt.keys import shown
 from opsmedic.loghunt.levels import LevelMatcher
 from opsmedic.loghunt.model import MODES, HuntEvent, HuntOptions, HuntReport, HuntStats, Sighting
@@ -26,12 +27,13 @@ def hunt_paths(
     *,
     progress: Callable[[int], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
+    templates: Drain | None = None,
 ) -> HuntReport:
     """Hunt the files and globs in `paths` (see sources.open_files)."""
     check(options)
     sources, notes = open_files(paths)
     try:
-        report = hunt(sources, options, progress=progress, clock=clock)
+        report = hunt(sources, options, progress=progress, clock=clock, templates=templates)
     finally:
         for source in sources:
             source.close()
@@ -59,15 +61,63 @@ def hunt(
     *,
     progress: Callable[[int], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
+    templates: Drain | None = None,
 ) -> HuntReport:
     """Read every source once, in order, and report its distinct events in order of first
     occurrence; deterministic for the same input (the clock only bounds the time spent).
-    A big plain file is read by several processes at once (parallel.py), with the same result."""
+    A big plain file is read by several processes at once (parallel.py), with the same result.
+    Template mode clusters into `templates` (learning: a state to save), or into new ones."""
     check(options)
     stats = HuntStats(sources=[s.name for s in sources])
     tally = Tally(options, stats.sources, stats)
     started = clock()
-    pass_ = Pass(options, tally, stats, progress, clock, started)
+    if options.mode != "template":
+        pass_ = _read(sources, options, Pass(options, tally, stats, progress, clock, started))
+        shown_as = {k: k for k in tally.reported}
+    else:
+        drain = Drain() if templates is None else templates
+        with _Templates(drain, tally) as named:
+            pass_ = _read(sources, options, Pass(options, tally, stats, progress, clock, started,
+                                                 drain))  # fmt: skip
+        stats.evicted_templates = named.evicted
+        shown_as = named.texts()
+    stats.seconds = clock() - started
+    events = tuple(
+        _event(shown_as[k], e, stats.sources, pass_.year) for k, e in tally.reported.items()
+    )
+    return HuntReport(events=events, stats=stats, options=options)
+
+
+class _Templates:
+    """While a hunt runs: the last template of each reported cluster Drain evicts, so that the
+    report still shows it; after: every reported key's final template, and evictions."""
+
+    def __init__(self, drain: Drain, tally: Tally) -> None:
+        self.drain, self.tally = drain, tally
+        self.retired: dict[bytes, bytes] = {}
+        self.before = drain.evicted
+        self.evicted = 0
+
+    def __enter__(self) -> _Templates:
+        self.drain.on_evict = self._retire
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.drain.on_evict = None
+        self.evicted = self.drain.evicted - self.before
+
+    def _retire(self, cluster: Cluster) -> None:
+        key = b"%d" % cluster.id
+        if key in self.tally.reported:
+            self.retired[key] = cluster.text()
+
+    def texts(self) -> dict[bytes, bytes]:
+        live = self.drain.clusters
+        return {k: self.retired.get(k) or live[int(k)].text() for k in self.tally.reported}
+
+
+def _read(sources: Sequence[Source], options: HuntOptions, pass_: Pass) -> Pass:
+    stats = pass_.stats
     for index, source in enumerate(sources):
         if not hunt_in_parallel(source, index, pass_):
             finder = ripgrep_hits(source, pass_.matcher) if options.ripgrep else None
@@ -80,9 +130,7 @@ def hunt(
         stats.notes.extend(source.notes)
         if stats.stopped:
             break
-    stats.seconds = clock() - started
-    events = tuple(_event(k, e, stats.sources, pass_.year) for k, e in tally.reported.items())
-    return HuntReport(events=events, stats=stats, options=options)
+    return pass_
 
 
 def _event(key: bytes, entry: Entry, names: list[str], year: int) -> HuntEvent:

@@ -8,11 +8,16 @@ the same rule as a few numpy passes over a whole block's events runs at hundreds
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from opsmedic.loghunt.model import Mode
+
+if TYPE_CHECKING:
+    from opsmedic.loghunt.drain import Drain
+    from opsmedic.loghunt.scanner import Found
 
 MARKER = 0x1A  # one byte per masked token; a control byte, so no unmasked token holds it
 SHOWN_MARKER = b"<*>"
@@ -27,14 +32,26 @@ _VARIABLE[[b for b in (*range(32), 127) if b not in _SEPARATORS]] = True
 
 
 class Keyer:
-    """The keys of events' texts in one mode, a block of events at a time."""
+    """The keys of events in one mode, a block of events at a time. Template mode: the
+    cluster `templates` puts the event's masked matching line in (its id: a template widens
+    as lines come, so the id, not the text, keeps the count)."""
 
-    def __init__(self, mode: Mode) -> None:
+    def __init__(self, mode: Mode, templates: Drain | None = None) -> None:
+        if (mode == "template") != (templates is not None):
+            raise ValueError("template mode, and it alone, clusters into a Drain (templates)")
         self.mode = mode
+        self.templates = templates
 
-    def keys(self, texts: Sequence[bytes]) -> list[bytes]:
+    def keys(self, found: Sequence[Found]) -> Iterable[bytes]:
+        """The events' keys in order; template mode's lazily, so that each event is tallied
+        before the next is clustered (an eviction must see which clusters are reported)."""
+        if self.templates is not None:
+            drain = self.templates
+            heads = mask_all([f.buf[f.start : f.head_end] for f in found])
+            return (b"%d" % drain.add(head).id for head in heads)
+        texts = [f.buf[f.start : f.end] for f in found]
         if self.mode == "exact" or not texts:
-            return list(texts)
+            return texts
         return mask_all(texts)
 
 

@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-Mode = Literal["exact", "masked"]
-MODES: tuple[Mode, ...] = ("exact", "masked")
+Mode = Literal["exact", "masked", "template"]
+MODES: tuple[Mode, ...] = ("exact", "masked", "template")
 DEFAULT_PATTERN = "ERROR|FATAL|CRITICAL|Traceback|panic"
 LineKind = Literal["match", "event", "context"]
 
@@ -59,7 +59,8 @@ class Sighting:
 class HuntEvent:
     """One distinct event: its first occurrence whole, with context, and how often it came."""
 
-    key: str  # the normalized text duplicates are judged on (masked: variables as <*>)
+    key: str  # the normalized text duplicates are judged on (masked: variables as <*>;
+    # template: the final template of the matching line's cluster)
     count: int
     first: Sighting
     last: Sighting
@@ -79,6 +80,7 @@ class HuntStats:
     unreported_events: int = 0  # distinct events past max_events / max_lines (counted only)
     unreported_occurrences: int = 0
     evicted_keys: int = 0  # keys dropped from the full table: their later duplicates recount
+    evicted_templates: int = 0  # template mode: clusters dropped (drain.py), as evicted_keys
     split_lines: int = 0  # lines longer than 1 MiB without a newline, split to stay bounded
     notes: list[str] = field(default_factory=list)  # truncated, rotated, unreadable, corrupt
     stopped: str | None = None  # why the hunt stopped early (time budget), None if complete

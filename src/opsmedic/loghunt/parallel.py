@@ -50,7 +50,9 @@ def hunt_in_parallel(source: object, index: int, pass_: Pass) -> bool:
     if not isinstance(source, FileSource) or source.path.suffix in (".gz", ".zst"):
         return False
     size = source.size or 0
-    if workers < 2 or size < options.parallel_bytes:
+    # Drain is not mergeable: where a line goes depends on every line before it (templates
+    # widen, clusters are evicted), so template mode reads in one process.
+    if workers < 2 or size < options.parallel_bytes or options.mode == "template":
         return False
     fd = source.raw.fileno()
     bounds = plan(fd, size, workers)

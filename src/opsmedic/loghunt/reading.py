@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
+from opsmedic.loghunt.drain import Drain
 from opsmedic.loghunt.keys import Keyer
 from opsmedic.loghunt.levels import LevelMatcher
 from opsmedic.loghunt.model import HuntOptions, HuntStats
@@ -27,10 +28,11 @@ class Pass:
         progress: Callable[[int], None] | None,
         clock: Callable[[], float],
         started: float,
+        templates: Drain | None = None,
     ) -> None:
         self.options = options
         self.matcher = LevelMatcher(options.pattern)
-        self.keyer = Keyer(options.mode)
+        self.keyer = Keyer(options.mode, templates)
         self.tally = tally
         self.stats = stats
         self.progress = progress
@@ -57,7 +59,7 @@ class Pass:
                 stats.outside_window += len(found) - len(inside)
                 found = inside
             stats.occurrences += len(found)
-            keys = self.keyer.keys([f.buf[f.start : f.end] for f in found])
+            keys = self.keyer.keys(found)
             for key, f in zip(keys, found, strict=True):
                 self.tally.add(key, f, index)
             if self.deadline is not None and self.clock() > self.deadline:

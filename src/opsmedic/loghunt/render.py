@@ -23,6 +23,8 @@ def text_lines(report: HuntReport) -> Iterator[str]:
         yield f"== {times}, first {_seen(event.first)} last {_seen(event.last)}" + (
             " (cut: longer than --max-event-lines)" if event.cut else ""
         )
+        if report.options.mode == "template":
+            yield f"== template {event.key.translate(_CONTROLS)}"
         for line in event.lines:
             if line.source == shown[0] and line.number <= shown[1]:
                 continue
@@ -47,6 +49,8 @@ def summary(report: HuntReport) -> str:
         parts.append(f"{s.unreported_events} more distinct events not shown (limits)")
     if s.evicted_keys:
         parts.append(f"{s.evicted_keys} keys evicted (their counts may be split)")
+    if s.evicted_templates:
+        parts.append(f"{s.evicted_templates} templates evicted (their counts may be split)")
     if s.outside_window:
         parts.append(f"{s.outside_window} outside the time window")
     if s.split_lines:

@@ -39,7 +39,7 @@ def _same(a: HuntReport, b: HuntReport) -> None:
     data=LOGS,
     piece=st.integers(1, 40),
     context=st.integers(0, 4),
-    mode=st.sampled_from(["exact", "masked"]),
+    mode=st.sampled_from(["exact", "masked", "template"]),
 )
 def test_the_answer_does_not_depend_on_where_blocks_end(
     data: bytes, piece: int, context: int, mode: str
@@ -78,12 +78,12 @@ def test_output_is_the_input_in_order_and_every_match_is_in_an_event(
 
 @settings(max_examples=12, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
-@given(data=LOGS, repeat=st.integers(1, 30))
+@given(data=LOGS, repeat=st.integers(1, 30), mode=st.sampled_from(["masked", "template"]))
 def test_processes_splitting_a_file_find_what_one_finds(
-    tmp_path: Path, data: bytes, repeat: int
+    tmp_path: Path, data: bytes, repeat: int, mode: str
 ) -> None:
     path = tmp_path / "big.log"
     path.write_bytes((data + b"\n") * repeat)
-    one = hunt_paths([str(path)], HuntOptions(workers=1))
-    three = hunt_paths([str(path)], HuntOptions(workers=3, parallel_bytes=1))
+    one = hunt_paths([str(path)], HuntOptions(workers=1, mode=mode))  # type: ignore[arg-type]
+    three = hunt_paths([str(path)], HuntOptions(workers=3, parallel_bytes=1, mode=mode))  # type: ignore[arg-type]
     _same(one, three)
