@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from opsmedic.model import Outcome
 
 if TYPE_CHECKING:
-    from opsmedic.loghunt import HuntEvent, HuntReport
+    from opsmedic.loghunt import HuntReport
 
 # What a run keeps of a hunt in its details (the store's JSON): enough for the incident's
 # "Log hunt" section and a notification; the whole report is the step's output.
@@ -55,7 +55,7 @@ def summary(report: HuntReport, top: int) -> str:
     # Most frequent first; among equals, the first seen first (the report's order).
     ranked = sorted(report.events, key=lambda e: -e.count)[:top]
     lines = [f"{distinct} distinct errors, {s.occurrences} occurrences in {files}:"]
-    lines += [f"{e.count}x {headline(e)}" for e in ranked]
+    lines += [f"{e.count}x {headline(e.key)}" for e in ranked]
     if distinct > len(ranked):
         lines.append(f"… and {distinct - len(ranked)} more distinct errors")
     if s.stopped:
@@ -63,10 +63,10 @@ def summary(report: HuntReport, top: int) -> str:
     return "\n".join(lines)
 
 
-def headline(event: HuntEvent) -> str:
-    """An event in one line: its key's first line without the leading variables (a masked
+def headline(key: str) -> str:
+    """An event's key in one line: its first line without the leading variables (a masked
     timestamp), and for a multi-line event its last line (a traceback's root cause)."""
-    lines = [ln for ln in event.key.split("\n") if ln.strip()] or [event.key]
+    lines = [ln for ln in key.split("\n") if ln.strip()] or [key]
     words = lines[0].split(" ")
     while len(words) > 1 and words[0] in ("<*>", ""):
         words.pop(0)
@@ -105,7 +105,7 @@ def _message(report: HuntReport, binary: list[str]) -> str:
         best = max(report.events, key=lambda e: e.count)
         distinct = len(report.events) + s.unreported_events
         found = (f"{distinct} distinct errors ({s.occurrences} occurrences); top: "
-                 f"{best.count}x {headline(best)}")  # fmt: skip
+                 f"{best.count}x {headline(best.key)}")  # fmt: skip
     parts = [f"{found} in {_files(len(s.sources))} ({s.bytes_read:,} bytes)"]
     if s.stopped:
         parts.append(f"stopped early: {s.stopped}")
@@ -115,6 +115,7 @@ def _message(report: HuntReport, binary: list[str]) -> str:
 
 def _bounded_event(event: dict[str, Any]) -> dict[str, Any]:
     lines = event["lines"]
+    event["headline"] = headline(event["key"])
     event["key"] = _cut(event["key"])
     event["lines"] = [{**ln, "text": _cut(ln["text"])} for ln in lines[:DETAIL_LINES]]
     event["lines_cut"] = max(len(lines) - DETAIL_LINES, 0)
