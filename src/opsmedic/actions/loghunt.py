@@ -97,6 +97,13 @@ def window_start(params: Params, ctx: ActionContext) -> datetime | None:
     return datetime.fromtimestamp(start - params.before, UTC)
 
 
+def budget(params: Params, ctx: ActionContext) -> float:
+    """The hunt's time budget: `time_budget`, never more than the step's timeout, so that it
+    stops itself and reports what it found before the engine gives up on the step (a
+    worker thread cannot be cancelled)."""
+    return min(params.time_budget or ctx.timeout, ctx.timeout)
+
+
 def options_of(params: Params, since: datetime | None, budget: float) -> HuntOptions:
     from opsmedic.loghunt import HuntOptions
 
@@ -172,11 +179,9 @@ async def run(params: Params, ctx: ActionContext) -> Outcome:
                 message=f"dry-run: would hunt {len(found)} file(s) ({total:,} bytes) for "
                         f"{params.pattern!r} since {window['since'] or 'their start'}",
             )  # fmt: skip
-        # Within the step's timeout: the hunt stops itself there and reports what it found,
-        # before the engine gives up on the step (a thread cannot be cancelled).
-        budget = min(params.time_budget or ctx.timeout, ctx.timeout)
         started = time.monotonic()
-        report, binary = await asyncio.to_thread(_hunt, paths, options_of(params, since, budget))
+        options = options_of(params, since, budget(params, ctx))
+        report, binary = await asyncio.to_thread(_hunt, paths, options)
     except HuntInputError as exc:  # a missing file, a glob that matches nothing
         return Outcome(ok=False, message=f"files: {exc}", details={"window": window})
     except OSError as exc:

@@ -231,3 +231,29 @@ async def test_a_templated_glob_inside_its_directory_is_hunted(tmp_path: Path) -
     (step,) = run.steps
     assert step.state is RunState.SUCCEEDED, step.message
     assert step.details["summary"].endswith("1x ERROR web broke")
+
+
+@pytest.mark.parametrize(("time_budget", "timeout", "expected"),
+                         [(None, 30.0, 30.0), ("5s", 30.0, 5.0), ("2m", 30.0, 30.0)])  # fmt: skip
+def test_the_time_budget_never_outlasts_the_step_timeout(
+    tmp_path: Path, time_budget: str | None, timeout: float, expected: float
+) -> None:
+    ctx = ctx_at(tmp_path)
+    ctx.timeout = timeout
+    params = loghunt.Params.model_validate({"files": ["a.log"], "time_budget": time_budget})
+    assert loghunt.budget(params, ctx) == expected
+
+
+async def test_a_later_step_finds_the_hunt_by_its_action_name(tmp_path: Path) -> None:
+    """Steps have no names; `selectattr` finds the hunt wherever it stands in the rule."""
+    (tmp_path / "a.log").write_text("ERROR one\nERROR one\n")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(
+        "- name: hunt\n  when: {source: alert}\n  do:\n"
+        f"    - loghunt: {{files: ['{tmp_path}/a.log']}}\n"
+        "    - noop: {message: \"{{ (steps | selectattr('action', 'eq', 'loghunt') | first)"
+        '.details.summary }}"}\n'
+    )
+    run = await execute_rule(rules, Event(source="alert"), tmp_path / "s")
+    assert run.state is RunState.SUCCEEDED, run.message
+    assert run.steps[1].message.endswith("2x ERROR one")
