@@ -120,6 +120,14 @@ def confine_on_disk(
             raise ValueError(f"rendered path {rendered!r}: {str(here)!r} is not a {wanted}")
 
 
+def not_blank(values: list[str]) -> list[str]:
+    """A list of paths without an empty one or a NUL byte (a field validator's body)."""
+    for i, value in enumerate(values):
+        if not value.strip() or "\0" in value:
+            raise ValueError(f"item {i} is empty or holds a NUL byte: {value!r}")
+    return values
+
+
 def validation_context(base_dir: Path) -> dict[str, Any]:
     """What model_validate needs to check rendered paths on disk: the config's directory."""
     return {_BASE_DIR: base_dir}

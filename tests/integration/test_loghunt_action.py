@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_actions_notify import text_of
 from test_cli import opsmedic
 from test_cli_incidents import project
 
@@ -63,16 +64,6 @@ def _rules(mail: str, notes: str) -> list[dict[str, Any]]:
     }]  # fmt: skip
 
 
-def _text_of(smtp: SMTPServer, tag: str) -> str:
-    (message,) = [m for m in smtp.messages() if str(m["Subject"]).startswith(tag)]
-    for part in message.walk():
-        if part.get_content_type() == "text/plain":
-            payload = part.get_payload(decode=True)
-            assert isinstance(payload, bytes)
-            return payload.decode(part.get_content_charset() or "utf-8")
-    raise AssertionError("no text/plain part")
-
-
 @pytest.mark.smtp
 async def test_an_alert_hunts_its_logs_and_says_the_top_error_everywhere(
     tmp_path: Path, store_url: str, smtp_server: SMTPServer
@@ -121,7 +112,8 @@ async def test_an_alert_hunts_its_logs_and_says_the_top_error_everywhere(
     assert hunt["summary"].splitlines()[:2] == [
         "3 distinct errors, 6 occurrences in 1 file:", top,
     ]  # fmt: skip
-    mailed = _text_of(smtp_server, tag)
+    (message,) = [m for m in smtp_server.messages() if str(m["Subject"]).startswith(tag)]
+    mailed = text_of(message)
     assert top in mailed and "1x ERROR payment <*> failed … ValueError: card <*>" in mailed
     assert "ancient" not in mailed
     assert top in note and note.startswith("opsmedic hunt-checkout found:\n")

@@ -15,7 +15,7 @@ from opsmedic.actions.loghunt_result import hunt_outcome
 from opsmedic.config.types import Duration, PositiveDuration
 from opsmedic.errors import HuntInputError
 from opsmedic.model import Outcome
-from opsmedic.paths import TemplatedFileGlob
+from opsmedic.paths import TemplatedFileGlob, not_blank
 from opsmedic.plugins import ActionContext, ActionSpec
 from opsmedic.templating import UnsafeTemplate, is_template
 
@@ -58,10 +58,7 @@ class Params(BaseModel):
     @field_validator("files")
     @classmethod
     def _not_blank(cls, values: list[str]) -> list[str]:
-        for i, value in enumerate(values):
-            if not value.strip() or "\0" in value:
-                raise ValueError(f"item {i} is empty or holds a NUL byte: {value!r}")
-        return values
+        return not_blank(values)
 
     @field_validator("pattern", mode="before")
     @classmethod
