@@ -129,7 +129,10 @@ def _binary_notes(sources: list[FileSource]) -> list[str]:
     for source in sources:
         if source.path.suffix in (".gz", ".zst"):
             continue
-        head = os.pread(source.raw.fileno(), SNIFF_BYTES, 0)
+        try:
+            head = os.pread(source.raw.fileno(), SNIFF_BYTES, 0)
+        except OSError:  # not a file one can seek in (a FIFO): the hunt says what it reads
+            continue
         if b"\0" in head:
             notes.append(f"{source.name}: binary data (NUL bytes in its first {SNIFF_BYTES:,} "
                          "bytes), read as bytes")  # fmt: skip

@@ -15,6 +15,7 @@ DETAIL_EVENTS = 20
 DETAIL_LINES = 40  # of one event, context included
 TEXT_CHARS = 500  # of one line, and of one key
 DETAIL_NOTES = 20
+DETAIL_SOURCES = 50  # file names listed (a glob may match thousands)
 HEADLINE_CHARS = 160  # of one error in the summary
 
 
@@ -31,6 +32,8 @@ def hunt_outcome(
     notes = binary + stats["notes"]
     stats["notes"] = [_cut(n) for n in notes[:DETAIL_NOTES]]
     stats["notes_cut"] = max(len(notes) - DETAIL_NOTES, 0)
+    stats["sources_cut"] = max(len(stats["sources"]) - DETAIL_SOURCES, 0)
+    stats["sources"] = stats["sources"][:DETAIL_SOURCES]
     text = summary(report, top)
     details: dict[str, Any] = {
         "summary": text,

@@ -111,11 +111,22 @@ async def test_details_and_output_are_bounded_and_every_cut_is_marked(tmp_path: 
     assert len(details["events"]) == DETAIL_EVENTS
     assert details["events_cut"] == 61 - DETAIL_EVENTS
     assert details["distinct"] == 61
+    assert details["stats"]["sources"] == [str(tmp_path / "a.log")]
+    assert details["stats"]["sources_cut"] == 0
     assert len(details["events"][0]["lines"]) == DETAIL_LINES
     assert details["events"][0]["lines_cut"] > 0
     assert len(outcome.output) <= 2000
     assert "more lines cut: actions.output_limit]" in outcome.output
     assert outcome.output.rstrip("\n").splitlines()[-1].startswith("61 events reported")
+
+
+async def test_a_glob_of_many_files_lists_some_and_counts_the_rest(tmp_path: Path) -> None:
+    for n in range(60):
+        (tmp_path / f"{n:02d}.log").write_text("ERROR same\n")
+    outcome = await hunt(ctx_at(tmp_path, event=None), files=["*.log"])
+    stats = outcome.details["stats"]
+    assert len(stats["sources"]) == 50 and stats["sources_cut"] == 10
+    assert outcome.details["events"][0]["count"] == 60
 
 
 async def test_no_errors_is_a_success_that_says_so(tmp_path: Path) -> None:
