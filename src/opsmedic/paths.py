@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import re
 import stat
@@ -119,6 +120,14 @@ def confine_on_disk(
             raise ValueError(f"rendered path {rendered!r}: {str(here)!r} is not a {wanted}")
 
 
+def not_blank(values: list[str]) -> list[str]:
+    """A list of paths without an empty one or a NUL byte (a field validator's body)."""
+    for i, value in enumerate(values):
+        if not value.strip() or "\0" in value:
+            raise ValueError(f"item {i} is empty or holds a NUL byte: {value!r}")
+    return values
+
+
 def validation_context(base_dir: Path) -> dict[str, Any]:
     """What model_validate needs to check rendered paths on disk: the config's directory."""
     return {_BASE_DIR: base_dir}
@@ -160,6 +169,25 @@ def _checked_relative(value: Any, info: ValidationInfo) -> Any:
     return value
 
 
+def _matches_inside(value: Any, info: ValidationInfo) -> Any:
+    """A rendered glob's matches, links resolved, stay inside the directory the rule wrote."""
+    # confine() keeps the text inside; a glob can still match a link planted there that
+    # leads out (app/*.log → /etc/shadow), which the lstat walk never reaches.
+    if not (isinstance(value, Rendered) and is_template(value.source) and _GLOB.search(value)):
+        return value
+    base = _base(info, value)
+    prefix = static_prefix(value.source)
+    root = os.path.realpath(base / Path(prefix).expanduser())
+    for match in sorted(glob.glob(str(base / Path(value).expanduser()))):
+        real = os.path.realpath(match)
+        if os.path.commonpath([root, real]) != root:
+            raise ValueError(
+                f"rendered path {value!r}: {match!r} leads to {real!r}, outside {prefix!r}, "
+                "the directory written in the rule"
+            )
+    return value
+
+
 # On a parameter that names a directory (a file, for FILE_CONFINED): a templated value stays
 # under its prefix, and no component the event chose is a symlink.
 CONFINED = BeforeValidator(partial(_checked, leaf="dir"))
@@ -167,3 +195,6 @@ FILE_CONFINED = BeforeValidator(partial(_checked, leaf="file"))
 TemplatedPath = Annotated[str, CONFINED]
 # Likewise, for a glob taken inside `dir` (an archive include): no prefix needed.
 TemplatedRelativePath = Annotated[str, BeforeValidator(_checked_relative)]
+# A file or a glob of files (the loghunt action's `files`): confined as a file, and each
+# match of a templated glob checked with its links resolved (validators run last first).
+TemplatedFileGlob = Annotated[str, BeforeValidator(_matches_inside), FILE_CONFINED]

@@ -117,6 +117,11 @@ class ActionContext:
     releases: ReleaseControl | None = None
     # The flag service, for `set_flag`; None where no store is wired.
     flags: FlagControl | None = None
+    # When what the run is about began (epoch seconds): the triggering event's time, and its
+    # incident's first event's when the engine knows it (None: no incident). The loghunt
+    # action's window starts before them.
+    event_time: float | None = None
+    incident_opened_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,6 +67,7 @@ def build_registry(load_entry_points: bool = True) -> Registry:
         dns_failover,
         http_request,
         kill_process,
+        loghunt,
         noop,
         notify,
         recheck,
@@ -78,7 +79,7 @@ def build_registry(load_entry_points: bool = True) -> Registry:
     from opsmedic.sources.webhooks import BUILTIN_WEBHOOKS
 
     actions = (noop, run_command, http_request, notify, kill_process, archive_logs, dns_failover,
-               recheck, annotate, deploy, rollback, set_flag)  # fmt: skip
+               recheck, annotate, deploy, rollback, set_flag, loghunt)  # fmt: skip
     reg = Registry(
         actions={module.ACTION.name: module.ACTION for module in actions},
         probes={spec.name: spec for spec in BUILTIN_PROBES},

@@ -26,6 +26,7 @@ from opsmedic.model import (
     Run,
     RunState,
     Status,
+    StepRecord,
     TimelineEntry,
     TokenRecord,
 )
@@ -234,6 +235,48 @@ class TimelineView(View):
     evidence: EvidenceView | None = None  # on `evidence` lines only
 
 
+class LogHuntEventView(BaseModel):
+    """One distinct error of a hunt: its key, how often it came, where it was first and last
+    seen (`{source, line, time}`); its lines are in the run's step."""
+
+    key: str
+    headline: str = ""  # the key in one line: its first (without a masked time) … its last
+    count: int
+    first: dict[str, Any]
+    last: dict[str, Any]
+
+
+class LogHuntView(BaseModel):
+    """The latest `loghunt` step of an incident's runs, from its stored details
+    (actions/loghunt_result.py): the top events, the summary, what was left out."""
+
+    run_id: str
+    rule: str
+    finished_at: Number | None
+    message: str
+    summary: str
+    since: str | None  # the window's start; null: the whole files
+    distinct: int
+    occurrences: int
+    events: list[LogHuntEventView]  # the first of the report (most: 20), in order of first seen
+    events_cut: int  # reported events not kept on the run
+    notes: list[str]
+    stopped: str | None  # why the hunt stopped early (its time budget), null if it did not
+
+    @classmethod
+    def of(cls, run: Run, step: StepRecord) -> LogHuntView:
+        d = step.details
+        stats = d.get("stats") or {}
+        return cls(
+            run_id=run.id, rule=run.rule, finished_at=run.finished_at, message=step.message,
+            summary=str(d.get("summary", "")), since=(d.get("window") or {}).get("since"),
+            distinct=int(d.get("distinct", 0)), occurrences=int(stats.get("occurrences", 0)),
+            events=[LogHuntEventView.model_validate(e) for e in d.get("events", [])],
+            events_cut=int(d.get("events_cut", 0)), notes=list(stats.get("notes", [])),
+            stopped=stats.get("stopped"),
+        )  # fmt: skip
+
+
 class IncidentDetailView(IncidentView):
     """An incident with its member alerts (and their times) and its timeline in order."""
 
@@ -244,6 +287,8 @@ class IncidentDetailView(IncidentView):
     tta: Number | None
     ttm: Number | None
     ttr: Number | None
+    # The latest log hunt of the incident's runs (the `loghunt` action); null: none ran.
+    loghunt: LogHuntView | None = None
 
     @classmethod
     def of(
@@ -251,11 +296,12 @@ class IncidentDetailView(IncidentView):
         incident: Incident,
         alerts: Sequence[IncidentAlert],
         timeline: Sequence[TimelineEntry],
+        loghunt: tuple[Run, StepRecord] | None = None,
     ) -> IncidentDetailView:
         summary = dict(IncidentView.model_validate(incident))
         times = durations(incident.opened_at, list(timeline))
         found = {"alerts": alerts, "timeline": timeline, "tta": times.tta, "ttm": times.ttm,
-                 "ttr": times.ttr}  # fmt: skip
+                 "ttr": times.ttr, "loghunt": loghunt and LogHuntView.of(*loghunt)}  # fmt: skip
         return cls.model_validate({**summary, **found})
 
 

@@ -155,6 +155,7 @@ def _rules(sandbox: Path, url: str) -> str:
             },
         },
         "recheck": {"probe": v},
+        "loghunt": {"files": [f"{sandbox}/hunt/{v}/*.log"], "context": 1},
     }
     rules = []
     for kind, params in steps.items():
@@ -169,6 +170,8 @@ async def engine(tmp_path: Path, receiver: str, store: Store) -> AsyncIterator[E
     for d in ("logs/app", "archive/app", "resolv"):
         (sandbox / d).mkdir(parents=True)
     (sandbox / "resolv" / "app").write_text("nameserver 127.0.0.1\nnameserver 127.0.0.2\n")
+    (sandbox / "hunt" / "app").mkdir(parents=True)
+    (sandbox / "hunt" / "app" / "x.log").write_text("ERROR one\nok\nERROR one\n")
     _odd_logs(sandbox / "logs" / "app")
     (tmp_path / "rules.yaml").write_text(_rules(sandbox, receiver))
     registry = build_registry(load_entry_points=False)
@@ -256,7 +259,7 @@ async def test_every_action_handles_hostile_event_values_or_fails_alone(
         for item in accepted[len(events) :]
     }
     for rule in ("noop", "run_command", "run_command_shell", "http_request", "notify",
-                 "annotate", "archive_logs", "dns_failover"):  # fmt: skip
+                 "annotate", "archive_logs", "dns_failover", "loghunt"):  # fmt: skip
         assert canary_states[rule] is RunState.SUCCEEDED, rule
     logs = tmp_path / "sandbox" / "logs" / "app"
     # Archived and deleted: the plain names; kept, each with its reason: the zip-unsafe name

@@ -147,7 +147,7 @@ async def test_cli_json_is_the_api_json(tmp_path: Path, store_url: str) -> None:
                                  "opened_at", "updated_at", "mitigated_at", "resolved_at",
                                  "events", "flaps", "flapping", "acknowledged_at",
                                  "acknowledged_by", "assignee", "closed_at"}  # fmt: skip
-    assert set(detail) == {*incidents[0], "alerts", "timeline", "tta", "ttm", "ttr"}
+    assert set(detail) == {*incidents[0], "alerts", "timeline", "tta", "ttm", "ttr", "loghunt"}
     assert set(detail["timeline"][0]) == {"time", "kind", "message", "ref", "evidence"}
     assert set(tokens[0]) == {"id", "name", "scopes", "created_at", "revoked_at"}
 

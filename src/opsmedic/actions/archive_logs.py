@@ -39,7 +39,7 @@ from opsmedic.config.types import Duration
 from opsmedic.errors import OpsmedicError
 from opsmedic.logs import get_logger
 from opsmedic.model import Outcome
-from opsmedic.paths import TemplatedPath, TemplatedRelativePath
+from opsmedic.paths import TemplatedPath, TemplatedRelativePath, not_blank
 from opsmedic.plugins import ActionContext, ActionSpec
 
 _LEVELS: dict[str, tuple[int, int]] = {"tar.zst": (1, 22), "tar.gz": (0, 9), "zip": (0, 9)}
@@ -81,10 +81,7 @@ class Params(BaseModel):
     @field_validator("dir", "include", "exclude")
     @classmethod
     def _not_blank(cls, values: list[str]) -> list[str]:
-        for i, value in enumerate(values):
-            if not value.strip() or "\0" in value:
-                raise ValueError(f"item {i} is empty or holds a NUL byte: {value!r}")
-        return values
+        return not_blank(values)
 
     @field_validator("level")
     @classmethod

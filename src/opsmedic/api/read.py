@@ -97,10 +97,14 @@ async def list_incidents(
     return [IncidentView.model_validate(i) for i in found]
 
 
-@router.get("/incidents/{ref}", summary="One incident with its alerts and timeline")
+@router.get(
+    "/incidents/{ref}", summary="One incident with its alerts, timeline and latest log hunt"
+)
 async def get_incident(request: Request, ref: str) -> IncidentDetailView:
     store = _store(request)
-    return IncidentDetailView.of(*await _read(lambda: store.get_incident(ref), ref))
+    incident, alerts, timeline = await _read(lambda: store.get_incident(ref), ref)
+    hunt = await _read(lambda: store.loghunts.latest(incident.id))
+    return IncidentDetailView.of(incident, alerts, timeline, hunt)
 
 
 @router.get("/rules", summary="The rules in force and the problems of the last reload")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.text import Text
@@ -12,6 +12,9 @@ from opsmedic.cli import ConfigOpt, app, out
 from opsmedic.cli.history import open_store, print_fields, since_epoch, state_cell, when
 from opsmedic.cli.output import Cell, JsonOpt, plain, print_json, print_table
 from opsmedic.model import Incident, IncidentStatus
+
+if TYPE_CHECKING:
+    from opsmedic.views import LogHuntView
 
 incidents_app = typer.Typer(help="Read incidents and their timelines.", invoke_without_command=True)
 app.add_typer(incidents_app, name="incidents")
@@ -70,8 +73,9 @@ def show(
     """One incident: status, member alerts, and its timeline in order."""
     from opsmedic.views import IncidentDetailView
 
-    incident, alerts, timeline = open_store(config).get_incident(incident_id)
-    view = IncidentDetailView.of(incident, alerts, timeline)
+    store = open_store(config)
+    incident, alerts, timeline = store.get_incident(incident_id)
+    view = IncidentDetailView.of(incident, alerts, timeline, store.loghunts.latest(incident.id))
     if as_json:
         print_json(view.model_dump())
         return
@@ -93,6 +97,8 @@ def show(
     print_table("timeline", ["time (UTC)", "what", "message", "ref"],
                 [[when(t.time), t.kind, t.message, t.ref] for t in timeline])  # fmt: skip
     _print_evidence([t.evidence for t in timeline if t.evidence is not None])
+    if view.loghunt is not None:
+        _print_loghunt(view.loghunt)
 
 
 def _print_evidence(found: list[dict[str, Any]]) -> None:
@@ -121,3 +127,28 @@ def _print_evidence(found: list[dict[str, Any]]) -> None:
         )
         body.append(f": {step.message}\n\n", style="bold").append(step.output)
         out.print(Panel(body, title=f"evidence, step {n}: {step.action}", title_align="left"))
+
+
+def _print_loghunt(hunt: LogHuntView) -> None:
+    """The latest log hunt: what it read, then its top events with counts and sightings."""
+    if plain():
+        sys.stdout.write("\n")
+    shown = f"{len(hunt.events)} shown" + (
+        f", {hunt.distinct - len(hunt.events)} more in the run (opsmedic runs show {hunt.run_id})"
+        if hunt.distinct > len(hunt.events) else ""
+    )  # fmt: skip
+    print_fields("Log hunt", [
+        ("log hunt", f"run {hunt.run_id} of {hunt.rule}"), ("finished", when(hunt.finished_at)),
+        ("since", hunt.since or "the files' start"),
+        ("found", f"{hunt.distinct} distinct errors, {hunt.occurrences} occurrences; {shown}"),
+        *[("note", note) for note in hunt.notes],
+        *([("stopped early", hunt.stopped)] if hunt.stopped else []),
+    ])  # fmt: skip
+    print_table("Log hunt: top events", ["count", "first seen", "last seen", "event"],
+                [[str(e.count), _sighting(e.first), _sighting(e.last), e.headline or e.key]
+                 for e in hunt.events], empty="no errors found")  # fmt: skip
+
+
+def _sighting(seen: dict[str, Any]) -> str:
+    time = f" {seen['time']}" if seen.get("time") else ""
+    return f"{seen.get('source')}:{seen.get('line')}{time}"

@@ -57,6 +57,8 @@ class Executor:
         # The release controller the deploy and rollback actions reach (runtime.py sets it).
         self.releases: ReleaseControl | None = None
         self.flags: FlagControl | None = None  # the flag service, for set_flag
+        # An incident's first event's time by id, where the engine knows it (loop.py sets it).
+        self.opened_at: Callable[[str], float | None] = lambda incident_id: None
         # Where events an action announces go (the engine's inbox); None: they are dropped.
         self.announce: Callable[[list[Event]], None] | None = None
         # A dry run cannot know outcomes and assumes success; `replay --dry-run
@@ -87,7 +89,7 @@ class Executor:
                 run.state = RunState.WAITING_APPROVAL
                 run.message = f"waiting for approval of step {i + 1} ({step.action})"
                 return run
-            record = await self._step(step, run, context)
+            record = await self._step(step, run, context, event)
             self._record(run, record)
             steps_seen.append(_step_vars(record))
             if record.state in _FAILED and not step.continue_on_failure:
@@ -97,7 +99,7 @@ class Executor:
                 state = RunState.FAILED
         if state in _FAILED or (run.dry_run and self.assume_failed):
             for step in rule.on_failure:
-                record = await self._step(step, run, context)
+                record = await self._step(step, run, context, event)
                 record.on_failure = True
                 self._record(run, record)
         if run.dry_run:
@@ -113,7 +115,9 @@ class Executor:
         if watcher is not None:
             watcher(record)
 
-    async def _step(self, step: Step, run: Run, context: dict[str, Any]) -> StepRecord:
+    async def _step(
+        self, step: Step, run: Run, context: dict[str, Any], event: Event
+    ) -> StepRecord:
         spec = self.registry.action(step.action)
         record = StepRecord(action=step.action, params={}, started_at=self._clock.now())
         log = self._log.bind(run_id=run.id, rule=run.rule, action=step.action, target=run.target)
@@ -133,7 +137,7 @@ class Executor:
             if run.dry_run:
                 record.state, record.message = RunState.SKIPPED, "dry-run: not executed"
             else:
-                await self._attempts(step, spec, params, run, record, log)
+                await self._attempts(step, spec, params, run, record, log, event)
         record.duration_ms = round((time.perf_counter() - t0) * 1000, 3)
         _as_valid_utf8(record)
         log.info("action", outcome=str(record.state), duration_ms=record.duration_ms,
@@ -141,8 +145,9 @@ class Executor:
         return record
 
     async def _attempts(
-        self, step: Step, spec: Any, params: Any, run: Run, record: StepRecord, log: Any
-    ) -> None:
+        self, step: Step, spec: Any, params: Any, run: Run, record: StepRecord, log: Any,
+        event: Event,
+    ) -> None:  # fmt: skip
         policy = self._config.actions.retry
         attempts = step.max_attempts or policy.max_attempts
         # An action's own `timeout` parameter (run_command's) sets the budget when the step
@@ -157,7 +162,8 @@ class Executor:
             base_dir=config.base_dir,
             state_dir=config.state_dir, output_limit=config.actions.output_limit,
             ssh_hosts=config.ssh_hosts, probe_once=self._probe_once, releases=self.releases,
-            flags=self.flags,
+            flags=self.flags, event_time=event.time,
+            incident_opened_at=self.opened_at(run.incident_id) if run.incident_id else None,
             settings=spec.settings.pick(self._settings) if spec.settings else None,
         )  # fmt: skip
         for attempt in range(1, attempts + 1):

@@ -208,6 +208,11 @@ class IncidentTracker:
             if self._resolved.get(fp) is incident:
                 del self._resolved[fp]
 
+    def opened_at(self, incident_id: str) -> float | None:
+        """When an active incident's first event came; None for one not active here."""
+        incident = self._by_id.get(incident_id)
+        return None if incident is None else incident.opened_at
+
     def acknowledged(self, incident_id: str) -> bool:
         """Whether someone acknowledged this incident since it (re)opened."""
         incident = self._by_id.get(incident_id)

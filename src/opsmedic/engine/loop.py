@@ -101,6 +101,7 @@ class Engine:
         self.executor = Executor(registry, config, clock, get_logger(), settings=settings,
                                  probe_once=probe_once)  # fmt: skip
         self.executor.announce = self._announce
+        self.executor.opened_at = lambda incident_id: self.incidents.opened_at(incident_id)
         self.store = store
         # Runs by hand (engine/manual.py), under this engine's in-flight lock and limits.
         self.manual = ManualRuns(self.planner, self.executor, store, clock) if store else None

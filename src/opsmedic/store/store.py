@@ -37,6 +37,7 @@ from opsmedic.store.flag_rows import FlagTable
 from opsmedic.store.history_rows import HistoryReads
 from opsmedic.store.incident_actions import apply_action, changed_since
 from opsmedic.store.incident_rows import IncidentRows
+from opsmedic.store.loghunt_rows import LogHuntReads
 from opsmedic.store.schema import deployments as deployment_table
 from opsmedic.store.schema import events as event_table
 from opsmedic.store.schema import incidents as incident_table
@@ -486,6 +487,11 @@ class Store:
     def history(self) -> HistoryReads:
         """An alert's and a rule's past, for `explain` (store/history_rows.py)."""
         return HistoryReads(self._transaction)
+
+    @property
+    def loghunts(self) -> LogHuntReads:
+        """The latest log hunt on an incident (store/loghunt_rows.py)."""
+        return LogHuntReads(self._transaction)
 
     @property
     def suppressed(self) -> SuppressedTable:
