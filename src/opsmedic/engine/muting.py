@@ -20,7 +20,8 @@ from opsmedic.config.matchers import (
 )
 from opsmedic.config.muting import Cron, InhibitRule, MaintenanceWindow, dated
 from opsmedic.config.schema import Config
-from opsmedic.engine.holds import Hold, Inhibition, Inhibitor
+from opsmedic.engine.holds import Hold
+from opsmedic.engine.inhibitor import Inhibition, Inhibitor
 from opsmedic.logs import get_logger
 from opsmedic.model import Event
 from opsmedic.store.store import Store
@@ -197,7 +198,7 @@ class Schedule:
 
 
 def inhibit_rules(rules: Sequence[InhibitRule]) -> list[Inhibition]:
-    """The config's `inhibit:` rules for the Inhibitor (engine/holds.py)."""
+    """The config's `inhibit:` rules for the Inhibitor (engine/inhibitor.py)."""
     return [_inhibition(r, r.name or f"#{i + 1}") for i, r in enumerate(rules)]
 
 
@@ -207,7 +208,7 @@ def _inhibition(rule: InhibitRule, name: str) -> Inhibition:
         return Hold("inhibit", f"inhibit {name} {fingerprint}", reason, "inhibited")
 
     source, target = parse_matchers(rule.source_matchers), parse_matchers(rule.target_matchers)
-    return Inhibition(source, target, tuple(rule.equal), hold)
+    return Inhibition(source, target, tuple(rule.equal), hold, name, rule.resolve_timeout)
 
 
 class Muting:
@@ -225,7 +226,8 @@ class Muting:
         self._checked = float("-inf")
 
     def check(self, event: Event, at: float | None = None) -> Hold | None:
-        """The hold on the event, silences and windows judged at `at`: live, the moment the
+        """The hold on the event, silences, windows and inhibit sources' freshness judged at
+        `at`: live, the moment the
         engine received it (an alert's repeats keep its old time, and a sender chooses its
         time); a replay leaves it out, judging at the event's time as the live engine did."""
         when = event.time if at is None else at
@@ -233,12 +235,21 @@ class Muting:
             # Never held: the request is how a person hears a run waits for them. Held, it
             # would reach nobody, and `on_timeout: run` would run the step with nobody asked.
             return None
-        hold = self._inhibitor.observe(event) if self._inhibitor is not None else None
+        hold = self._inhibitor.observe(event, when) if self._inhibitor is not None else None
         if hold is None and self._windows.size:
             hold = self._windows.find(event, when)
         if hold is None and self._silences.size:
             hold = self._silences.find(event, when)
         return hold
+
+    def ended(self, incident_id: str, at: float) -> None:
+        """An incident was resolved or closed at `at`: its source alerts stop inhibiting."""
+        if self._inhibitor is not None:
+            self._inhibitor.ended(incident_id, at)
+
+    def evicted(self) -> dict[str, int]:
+        """Inhibit sources dropped at the cap, by rule (the metrics)."""
+        return self._inhibitor.evicted() if self._inhibitor is not None else {}
 
     def changed(self) -> None:
         """Silences changed in this process: the next batch re-reads them first."""

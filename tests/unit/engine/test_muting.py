@@ -19,7 +19,8 @@ from opsmedic.config.matchers import (
 )
 from opsmedic.config.muting import InhibitRule, MaintenanceWindow
 from opsmedic.config.schema import Config
-from opsmedic.engine.holds import Holds, Inhibitor
+from opsmedic.engine.holds import Holds
+from opsmedic.engine.inhibitor import Inhibitor
 from opsmedic.engine.muting import MuteIndex, Muting, Schedule, inhibit_rules, silence_mute
 from opsmedic.errors import ConfigError
 from opsmedic.model import Event, IncidentChanges, Status
@@ -253,6 +254,11 @@ def test_an_alert_matching_both_sides_does_not_inhibit_itself() -> None:
         (
             "inhibit:\n  - {source_matchers: ['host!=a'], target_matchers: [kind=B]}\n",
             "inhibit[0]: Value error, source_matchers needs one matcher",
+        ),
+        (
+            "inhibit:\n  - {source_matchers: [kind=A], target_matchers: [kind=B],\n"
+            "     resolve_timeout: 0s}\n",
+            "opsmedic.yaml:3:23: inhibit[0].resolve_timeout: Input should be greater than 0",
         ),
         (
             "inhibit:\n  - {source_matchers: [], target_matchers: [kind=B]}\n",
