@@ -57,8 +57,10 @@ class MuteIndex:
     only against the mutes whose exact matcher it meets: with 1,000 silences, one dict lookup
     per indexed field. Mutes without one are grouped by a `=~` matcher, whose patterns are
     joined into one regex per field: one call tells that none of them can match, the usual
-    answer. Many mutes under one value (a hundred silences on `kind=DiskFull`) get an index of
-    their own over their other matchers. Only mutes with neither kind are checked one by one."""
+    answer (a `(?i)` keeps to its own pattern there, and groups are kept unless referred to
+    by number or name). Many mutes under one value (a hundred silences on `kind=DiskFull`)
+    get an index of their own over their other matchers. Only mutes with neither kind are
+    checked one by one."""
 
     def __init__(self, mutes: Sequence[Mute]) -> None:
         self.size = len(mutes)
@@ -83,8 +85,7 @@ class MuteIndex:
                 values.setdefault(exact.value, []).append((rest, mute))
                 continue
             first = next((m for m in left if m.op == "=~"), None)
-            # Joined only without groups: a backreference's number would change in the join.
-            if first is not None and first.regex is not None and not first.regex.groups:
+            if first is not None and first.regex is not None and _joinable(first.regex):
                 by_regex.setdefault(first.name, []).append((left, mute))
             else:
                 self._scan.append((left, mute))
@@ -129,6 +130,19 @@ class MuteIndex:
                 if mute is not None:
                     return mute
         return _first(self._scan, event, at) if self._scan else None
+
+
+# What refers to a group by number or name, which the join shifts (the second pattern's
+# group 1 becomes group 2) or shares: backreferences (\1, \g<1>, \k<n>, (?P=n)), recursion
+# ((?R), (?1), (?&n), (?P>n)), conditionals ((?(1)…)). Found in the pattern's text, erring
+# on the side of not joining (an escaped backslash before a digit counts too).
+_BY_GROUP = regex.compile(r"\\(?:[1-9]|g|k)|\(\?(?:P[=>]|&|R|[-+]?\d|\()")
+
+
+def _joinable(pattern: regex.Pattern[str]) -> bool:
+    """Whether the pattern can go into a field's joined regex unchanged in meaning: one
+    without groups, or whose groups (`(?i)(web|api)-.+`) nothing refers to."""
+    return not pattern.groups or _BY_GROUP.search(pattern.pattern) is None
 
 
 def _first_regex(entry: _Entry, name: str) -> str:
