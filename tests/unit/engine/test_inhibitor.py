@@ -11,7 +11,7 @@ from test_holds import service
 from opsmedic.config.muting import InhibitRule
 from opsmedic.config.schema import Config
 from opsmedic.engine.holds import Holds
-from opsmedic.engine.inhibitor import Inhibitor
+from opsmedic.engine.inhibitor import Inhibition, Inhibitor
 from opsmedic.engine.muting import Muting, inhibit_rules
 from opsmedic.model import Event, Status
 
@@ -27,25 +27,22 @@ def down(**kw: Any) -> Event:
     return ev(**{"kind": "NodeDown", "severity": "critical", "incident_id": "inc-1", **kw})
 
 
-class Lifts:
-    def __init__(self) -> None:
-        self.count = 0
+class Counting(Inhibitor):
+    """An Inhibitor that counts the lifts it tells (`on_lift`)."""
 
-    def __call__(self) -> None:
-        self.count += 1
+    def __init__(self, rules: list[Inhibition], cap: int) -> None:
+        super().__init__(rules, on_lift=self._lifted, cap=cap)
+        self.lifts = 0
+
+    def _lifted(self) -> None:
+        self.lifts += 1
 
 
-def inhibitor(*, equal: tuple[str, ...] = ("host",), cap: int = 10_000, **rule: Any) -> Inhibitor:
+def inhibitor(*, equal: tuple[str, ...] = ("host",), cap: int = 10_000, **rule: Any) -> Counting:
     made = InhibitRule(**{"name": "node-down", "source_matchers": ["kind=NodeDown"],
                           "target_matchers": ["severity=~warning|info"], "equal": list(equal),
                           **rule})  # fmt: skip
-    return Inhibitor(inhibit_rules([made]), on_lift=Lifts(), cap=cap)
-
-
-def lifts(inh: Inhibitor) -> int:
-    counter = inh._on_lift
-    assert isinstance(counter, Lifts)
-    return counter.count
+    return Counting(inhibit_rules([made]), cap)
 
 
 def test_a_source_not_repeated_within_resolve_timeout_stops_inhibiting() -> None:
@@ -54,7 +51,7 @@ def test_a_source_not_repeated_within_resolve_timeout_stops_inhibiting() -> None
     assert inh.observe(ev(), at=T + 299.9) is not None
     with capture_logs() as logs:
         assert inh.observe(ev(), at=T + 300) is None  # five minutes without a repeat
-    assert lifts(inh) == 1  # the next hold of a new episode is news again
+    assert inh.lifts == 1  # the next hold of a new episode is news again
     assert [e["event"] for e in logs] == ["inhibit.sources_expired"]
     assert logs[0]["rule"] == "node-down" and logs[0]["sources"] == 1
 
@@ -67,7 +64,7 @@ def test_a_repeat_keeps_the_source_firing_and_its_own_time_does_not_count() -> N
     assert inh.observe(ev(), at=T + 500) is not None
     assert inh.observe(ev(), at=T + 549.9) is not None
     assert inh.observe(ev(), at=T + 550) is None
-    assert lifts(inh) == 1
+    assert inh.lifts == 1
 
 
 def test_resolve_timeout_is_per_rule_and_a_replay_uses_event_times() -> None:
@@ -80,7 +77,9 @@ def test_resolve_timeout_is_per_rule_and_a_replay_uses_event_times() -> None:
 
 
 def test_resolve_timeout_is_five_minutes_by_default() -> None:
-    rule = InhibitRule(source_matchers=["kind=A"], target_matchers=["kind=B"])
+    rule = InhibitRule.model_validate(
+        {"source_matchers": ["kind=A"], "target_matchers": ["kind=B"]}
+    )
     assert rule.resolve_timeout == 300.0
 
 
@@ -99,14 +98,14 @@ def test_an_ended_incident_lifts_its_sources_but_not_a_later_repeat() -> None:
         inh.ended("inc-1", T + 10)  # closed by hand at T + 10
     assert inh.observe(ev(), at=T + 11) is None
     assert inh.observe(ev(host="web-2"), at=T + 11) is not None  # another incident's source
-    assert lifts(inh) == 1 and logs[0]["event"] == "inhibit.sources_ended"
+    assert inh.lifts == 1 and logs[0]["event"] == "inhibit.sources_ended"
     inh.observe(down(incident_id="inc-3"), at=T + 20)  # still down: fires into a new one
     inh.observe(down(host="web-2"), at=T + 20)  # a repeat after its incident ended…
     inh.ended("inc-2", T + 15)  # …is not lifted by an action older than it
     assert inh.observe(ev(), at=T + 21) is not None
     assert inh.observe(ev(host="web-2"), at=T + 21) is not None
     inh.ended("unknown", T + 30)
-    assert lifts(inh) == 1
+    assert inh.lifts == 1
 
 
 def test_the_sources_of_a_rule_are_capped_the_oldest_evicted_and_lookups_stay_right() -> None:
@@ -115,7 +114,7 @@ def test_the_sources_of_a_rule_are_capped_the_oldest_evicted_and_lookups_stay_ri
         inh.observe(down(host=f"web-{n}", fingerprint=f"fp-{n}", incident_id=f"inc-{n}"), at=T + n)
     inh.observe(down(host="web-2", fingerprint="fp-2", incident_id="inc-2"), at=T + 5)  # repeat
     assert inh.evicted() == {"node-down": 2}
-    assert lifts(inh) == 2
+    assert inh.lifts == 2
     assert inh.observe(ev(host="web-0"), at=T + 6) is None  # evicted
     assert inh.observe(ev(host="web-1"), at=T + 6) is None
     for n in (2, 3, 4):
@@ -175,4 +174,4 @@ def test_muting_passes_the_arrival_time_and_an_ended_incident() -> None:
     assert muting.check(ev(), T + 3) is None
     muting.check(down(), T + 4)
     assert muting.check(ev(), T + 304) is None
-    assert muting.evicted() == {} and Muting(Config()).evicted() == {}
+    assert muting.evicted() == {} and Muting(Config.model_validate({})).evicted() == {}
