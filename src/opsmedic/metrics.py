@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter as Tally
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from opsmedic.clock import Clock
 from opsmedic.model import Event, Run, Status
@@ -110,5 +112,26 @@ class Metrics:
               "unreachable (readers may be behind the store); 0 while up",
               registry=self.registry).set_function(stale)  # fmt: skip
 
+    def watch_evictions(self, evicted: Callable[[], Mapping[str, int]]) -> None:
+        """Inhibit rules' source alerts dropped at their cap (engine/inhibitor.py), by rule:
+        counted by the inhibitor, read at each scrape."""
+        self.registry.register(_Evictions(evicted))
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _Evictions(Collector):
+    def __init__(self, evicted: Callable[[], Mapping[str, int]]) -> None:
+        self._evicted = evicted
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "opsmedic_inhibit_sources_evicted",
+            "Firing source alerts an inhibit rule (or depends_on) forgot at its cap of "
+            "10,000, the least recently fired first; by rule",
+            labels=["rule"],
+        )
+        for rule, count in sorted(self._evicted().items()):
+            family.add_metric([rule], count)
+        yield family

@@ -375,6 +375,8 @@ async def run_forever(rt: Runtime, stop: asyncio.Event, service: Service | None 
     metrics = service.metrics
     rt.engine.on_finished = metrics.finished
     rt.engine.on_held = metrics.hold
+    holds = rt.engine.holds
+    metrics.watch_evictions(lambda: rt.engine.muting.evicted() | (holds.evicted() if holds else {}))
     metrics.watch_queues(rt.engine.pools)
     await rt.engine.start()
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from opsmedic.config.muting import InhibitRule
+from opsmedic.engine.inhibitor import Inhibitor
+from opsmedic.engine.muting import inhibit_rules
 from opsmedic.metrics import Metrics
 from opsmedic.model import Event, Run, RunState, Status
 
@@ -36,3 +39,15 @@ def test_a_run_counts_once_per_action_and_its_duration() -> None:
     metrics.finished(skipped)  # never started: counted, no duration
     assert sample(metrics, "opsmedic_run_duration_seconds_count", rule="fix") == 1
     assert b"opsmedic_rule_reload_errors_total 0.0" in metrics.exposition()
+
+
+def test_inhibit_sources_evicted_at_the_cap_are_counted_by_rule() -> None:
+    rule = InhibitRule(name="node-down", source_matchers=["kind=NodeDown"],
+                       target_matchers=["kind=web"])  # fmt: skip
+    inhibitor = Inhibitor(inhibit_rules([rule]), cap=2)
+    metrics = Metrics()
+    metrics.watch_evictions(inhibitor.evicted)
+    assert b"opsmedic_inhibit_sources_evicted_total{" not in metrics.exposition()
+    for n in range(5):
+        inhibitor.observe(Event(source="am", kind="NodeDown", fingerprint=f"fp-{n}"), at=0.0)
+    assert b'opsmedic_inhibit_sources_evicted_total{rule="node-down"} 3.0' in (metrics.exposition())

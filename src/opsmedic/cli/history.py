@@ -299,11 +299,13 @@ def prune(
     older_than: Annotated[str, typer.Option(help="delete history older than this, e.g. 30d")],
     config: ConfigOpt = None,
 ) -> None:
-    """Delete old events, runs and resolved incidents; unfinished runs and open incidents stay."""
+    """Delete old events, runs, resolved incidents and ended silences; unfinished runs and open
+    incidents stay."""
     age = seconds(older_than, "--older-than")
     if age <= 0:
         raise typer.BadParameter("must be more than 0", param_hint="--older-than")
     store = open_store(config)
     result = store.prune(datetime.now(UTC).timestamp() - age)
-    out.print(f"pruned {result.events} events, {result.runs} runs and {result.incidents} "
-              f"resolved incidents older than {older_than}")  # fmt: skip
+    out.print(f"pruned {result.events} events, {result.runs} runs, {result.incidents} "
+              f"resolved incidents and {result.silences} ended silences older than "
+              f"{older_than}")  # fmt: skip

@@ -16,6 +16,9 @@ from opsmedic.config.types import PositiveDuration, Strict
 _CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12),
                 ("day of week", 0, 7))  # fmt: skip
 _CRON_PART = re.compile(r"(\*|\d+(?:-\d+)?)(?:/(\d+))?")
+# How long a firing source alert holds without a repeat: Alertmanager's resolve_timeout
+# (default 5m). Also what `depends_on`'s rules use.
+RESOLVE_TIMEOUT = 300.0
 
 
 def _matcher(text: str) -> str:
@@ -131,6 +134,11 @@ class InhibitRule(Strict):
     source_matchers: list[MatcherText] = Field(min_length=1)
     target_matchers: list[MatcherText] = Field(min_length=1)
     equal: list[str] = Field(default_factory=list, description="fields both must share")
+    resolve_timeout: PositiveDuration = Field(
+        RESOLVE_TIMEOUT,
+        description="a firing source not repeated within this time stops holding "
+        "(Alertmanager's resolve_timeout); set it above the source's repeat interval",
+    )
 
     @field_validator("equal")
     @classmethod

@@ -3,12 +3,13 @@ inhibitor behind them is the one that runs the config's `inhibit:` rules too."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 
-from opsmedic.config.matchers import Matcher, matches_all, parse_matcher, value_of
+from opsmedic.config.matchers import parse_matcher
 from opsmedic.config.services import ServiceConfig
-from opsmedic.model import Deployment, Event, IncidentChanges, Status, TimelineEntry
+from opsmedic.engine.inhibitor import Inhibition, Inhibitor
+from opsmedic.model import Deployment, Event, IncidentChanges, TimelineEntry
 from opsmedic.store.store import Store
 
 # The release controller's state-change events (releases/events.py, which the engine may not
@@ -34,54 +35,6 @@ class Hold:
     outcome: str = "held"  # held (a dependency), silenced (a silence or window) or inhibited
 
 
-@dataclass(slots=True)
-class Inhibition:
-    """One inhibit rule: while an alert matching `source` fires, alerts matching `target`
-    with the same values of the `equal` fields are held, with the Hold `hold` makes of (the
-    source's incident or alert, its fingerprint)."""
-
-    source: tuple[Matcher, ...]
-    target: tuple[Matcher, ...]
-    equal: tuple[str, ...]
-    hold: Callable[[str, str], Hold]
-    # Firing source alerts: fingerprint → (their `equal` values, "incident <id>" or "alert <fp>").
-    firing: dict[str, tuple[tuple[str, ...], str]] = field(default_factory=dict)
-
-
-class Inhibitor:
-    """Alertmanager's inhibition: a firing source alert holds the target alerts that share its
-    `equal` values (a missing label is empty); it lifts as soon as the source resolves or no
-    longer matches (a severity dropping). An alert never inhibits itself. `on_lift` is told
-    when a source lifts (the next hold it makes is news again)."""
-
-    def __init__(self, rules: Sequence[Inhibition], on_lift: Callable[[], None] | None = None):
-        self._rules = list(rules)
-        self._on_lift = on_lift
-
-    def observe(self, event: Event) -> Hold | None:
-        """Learn whether `event` is a firing source; the hold of its runs, if it is a target
-        (the first rule, in order, with a source firing)."""
-        found = None
-        for rule in self._rules:
-            if event.status is Status.FIRING and matches_all(rule.source, event):
-                values = tuple(value_of(event, f) for f in rule.equal)
-                what = f"incident {event.incident_id}" if event.incident_id else ""
-                rule.firing[event.fingerprint] = (values, what or f"alert {event.fingerprint}")
-            elif rule.firing.pop(event.fingerprint, None) is not None and self._on_lift:
-                self._on_lift()
-            if found is None and rule.firing and matches_all(rule.target, event):
-                found = _inhibited(rule, event)
-        return found
-
-
-def _inhibited(rule: Inhibition, event: Event) -> Hold | None:
-    values = tuple(value_of(event, f) for f in rule.equal)
-    for fingerprint, (theirs, what) in rule.firing.items():
-        if theirs == values and fingerprint != event.fingerprint:
-            return rule.hold(what, fingerprint)
-    return None
-
-
 def dependency_rules(services: Mapping[str, ServiceConfig]) -> list[Inhibition]:
     """`depends_on` as inhibit rules: for a service and each service it depends on (declared,
     directly first, then theirs), an alert about the dependency firing at warning or worse
@@ -98,7 +51,15 @@ def dependency_rules(services: Mapping[str, ServiceConfig]) -> list[Inhibition]:
             source = (parse_matcher(f"labels.service={dep}"), _FAILING)
             deployment = f"source={_DEPLOYMENT[0]}", f"kind={_DEPLOYMENT[1]}", f"resource={name}"
             for target in ((f"labels.service={name}",), deployment):
-                rules.append(Inhibition(source, tuple(map(parse_matcher, target)), (), hold))
+                rules.append(
+                    Inhibition(
+                        source,
+                        tuple(map(parse_matcher, target)),
+                        (),
+                        hold,
+                        name=f"{name} depends_on {dep}",
+                    )
+                )
     return rules
 
 
@@ -110,7 +71,8 @@ class Holds:
 
     An event is about a service when its `labels.service` names a declared one, or when it is
     a deployment event of the release controller (its resource). A dependency is failing while
-    an alert about it fires with severity warning or worse (its incident is open), or for its
+    an alert about it fires with severity warning or worse (until it resolves, its incident is
+    resolved or closed, or it goes 5 minutes without a repeat: the Inhibitor), or for its
     `hold_dependents` after one of its deployments rolled back or failed (until a later one is
     promoted in that environment). Times are event times, as the planner's windows are.
     """
@@ -131,9 +93,10 @@ class Holds:
         """None when no service depends on another: the engine then never asks."""
         return Holds(services) if any(s.depends_on for s in services.values()) else None
 
-    def observe(self, event: Event) -> Hold | None:
-        """Learn from `event` (once it joined its incident); the hold of its rule runs, if any."""
-        alerted = self._alerts.observe(event)
+    def observe(self, event: Event, at: float | None = None) -> Hold | None:
+        """Learn from `event` (once it joined its incident); the hold of its rule runs, if any.
+        `at` is when it arrived (Inhibitor): the event's time when not given."""
+        alerted = self._alerts.observe(event, at)
         deployment = event.kind == _DEPLOYMENT[1] and event.source == _DEPLOYMENT[0]
         service = event.resource if deployment else event.labels.get("service")
         if service is None:
@@ -159,6 +122,14 @@ class Holds:
         """Learn from the deployments `stored` read as if from their last events."""
         for d in deployments:
             self._deploy(d.service, str(d.state), d.env, d.finished_at or d.updated_at, d.id)
+
+    def ended(self, incident_id: str, at: float) -> None:
+        """An incident was resolved or closed: its alerts no longer make a service failing."""
+        self._alerts.ended(incident_id, at)
+
+    def evicted(self) -> dict[str, int]:
+        """Alerts about dependencies dropped at the Inhibitor's cap, by rule (the metrics)."""
+        return self._alerts.evicted()
 
     def forget(self) -> None:
         """A hold lifted (a dependency or an inhibit rule's source recovered): the next hold

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-from collections.abc import Callable, Mapping
+import math
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +26,7 @@ from opsmedic.engine.planner import Planner
 from opsmedic.engine.pools import Pool, Pools
 from opsmedic.errors import StoreRefused
 from opsmedic.logs import get_logger
-from opsmedic.model import Event, IncidentChanges, Run, RunState
+from opsmedic.model import Event, Incident, IncidentChanges, IncidentStatus, Run, RunState
 from opsmedic.plugins import ProbeOnce, Registry
 from opsmedic.rules.model import Rule
 from opsmedic.rules.ruleset import RuleSet
@@ -273,6 +274,7 @@ class Engine:
             if planned.partial is not None:
                 break
             planned.replies.append((sub, sub.accepted))
+        self._lift_ended(changes.incidents.values(), math.inf)  # resolved by the engine
         # Rows now, not at the commit: the next batch may change these incidents before then.
         planned.incidents = IncidentRows.of(changes)
         planned.decisions = self.suppressions.take()
@@ -283,10 +285,11 @@ class Engine:
     ) -> Accepted:
         event = encoded.event
         self.incidents.observe(event, changes)
-        hold = self.holds.observe(event) if self.holds is not None else None
-        # Always: an inhibit rule learns its sources here. Live, silences and windows are judged
-        # now (docs/silences.md); a replay (in event order) judges at each event's own time.
-        muted = self.muting.check(event, None if self._in_event_order else self._clock.now())
+        # Live, silences, windows and inhibit sources' freshness are judged now
+        # (docs/silences.md); a replay (in event order) judges at each event's own time.
+        at = None if self._in_event_order else self._clock.now()
+        hold = self.holds.observe(event, at) if self.holds is not None else None
+        muted = self.muting.check(event, at)  # always: an inhibit rule learns its sources here
         hold = hold or muted
         decision = self.planner.decide(event, hold is not None,
                                        self.incidents.acknowledged(event.incident_id))  # fmt: skip
@@ -402,6 +405,17 @@ class Engine:
             return
         for incident in found:
             self.incidents.adopt(incident)
+        self._lift_ended(found)
+
+    def _lift_ended(self, incidents: Iterable[Incident], at: float | None = None) -> None:
+        """Inhibit sources (and `depends_on` alerts) whose incident is resolved or closed stop
+        holding: those that fired by `at`, or by the person's action (a later repeat holds)."""
+        for incident in incidents:
+            if incident.status in (IncidentStatus.RESOLVED, IncidentStatus.CLOSED):
+                when = at if at is not None else incident.human_at or 0.0
+                self.muting.ended(incident.id, when)
+                if self.holds is not None:
+                    self.holds.ended(incident.id, when)
 
     async def _reload_state(self) -> None:
         """Incidents, limit windows and throttles as the store has them: at start, and after

@@ -20,7 +20,8 @@ from opsmedic.config.matchers import (
 )
 from opsmedic.config.muting import Cron, InhibitRule, MaintenanceWindow, dated
 from opsmedic.config.schema import Config
-from opsmedic.engine.holds import Hold, Inhibition, Inhibitor
+from opsmedic.engine.holds import Hold
+from opsmedic.engine.inhibitor import Inhibition, Inhibitor
 from opsmedic.logs import get_logger
 from opsmedic.model import Event
 from opsmedic.store.store import Store
@@ -56,8 +57,10 @@ class MuteIndex:
     only against the mutes whose exact matcher it meets: with 1,000 silences, one dict lookup
     per indexed field. Mutes without one are grouped by a `=~` matcher, whose patterns are
     joined into one regex per field: one call tells that none of them can match, the usual
-    answer. Many mutes under one value (a hundred silences on `kind=DiskFull`) get an index of
-    their own over their other matchers. Only mutes with neither kind are checked one by one."""
+    answer (a `(?i)` keeps to its own pattern there, and groups are kept unless referred to
+    by number or name). Many mutes under one value (a hundred silences on `kind=DiskFull`)
+    get an index of their own over their other matchers. Only mutes with neither kind are
+    checked one by one."""
 
     def __init__(self, mutes: Sequence[Mute]) -> None:
         self.size = len(mutes)
@@ -82,8 +85,7 @@ class MuteIndex:
                 values.setdefault(exact.value, []).append((rest, mute))
                 continue
             first = next((m for m in left if m.op == "=~"), None)
-            # Joined only without groups: a backreference's number would change in the join.
-            if first is not None and first.regex is not None and not first.regex.groups:
+            if first is not None and first.regex is not None and _joinable(first.regex):
                 by_regex.setdefault(first.name, []).append((left, mute))
             else:
                 self._scan.append((left, mute))
@@ -128,6 +130,19 @@ class MuteIndex:
                 if mute is not None:
                     return mute
         return _first(self._scan, event, at) if self._scan else None
+
+
+# What refers to a group by number or name, which the join shifts (the second pattern's
+# group 1 becomes group 2) or shares: backreferences (\1, \g<1>, \k<n>, (?P=n)), recursion
+# ((?R), (?1), (?&n), (?P>n)), conditionals ((?(1)…)). Found in the pattern's text, erring
+# on the side of not joining (an escaped backslash before a digit counts too).
+_BY_GROUP = regex.compile(r"\\(?:[1-9]|g|k)|\(\?(?:P[=>]|&|R|[-+]?\d|\()")
+
+
+def _joinable(pattern: regex.Pattern[str]) -> bool:
+    """Whether the pattern can go into a field's joined regex unchanged in meaning: one
+    without groups, or whose groups (`(?i)(web|api)-.+`) nothing refers to."""
+    return not pattern.groups or _BY_GROUP.search(pattern.pattern) is None
 
 
 def _first_regex(entry: _Entry, name: str) -> str:
@@ -197,7 +212,7 @@ class Schedule:
 
 
 def inhibit_rules(rules: Sequence[InhibitRule]) -> list[Inhibition]:
-    """The config's `inhibit:` rules for the Inhibitor (engine/holds.py)."""
+    """The config's `inhibit:` rules for the Inhibitor (engine/inhibitor.py)."""
     return [_inhibition(r, r.name or f"#{i + 1}") for i, r in enumerate(rules)]
 
 
@@ -207,7 +222,7 @@ def _inhibition(rule: InhibitRule, name: str) -> Inhibition:
         return Hold("inhibit", f"inhibit {name} {fingerprint}", reason, "inhibited")
 
     source, target = parse_matchers(rule.source_matchers), parse_matchers(rule.target_matchers)
-    return Inhibition(source, target, tuple(rule.equal), hold)
+    return Inhibition(source, target, tuple(rule.equal), hold, name, rule.resolve_timeout)
 
 
 class Muting:
@@ -225,7 +240,8 @@ class Muting:
         self._checked = float("-inf")
 
     def check(self, event: Event, at: float | None = None) -> Hold | None:
-        """The hold on the event, silences and windows judged at `at`: live, the moment the
+        """The hold on the event, silences, windows and inhibit sources' freshness judged at
+        `at`: live, the moment the
         engine received it (an alert's repeats keep its old time, and a sender chooses its
         time); a replay leaves it out, judging at the event's time as the live engine did."""
         when = event.time if at is None else at
@@ -233,12 +249,21 @@ class Muting:
             # Never held: the request is how a person hears a run waits for them. Held, it
             # would reach nobody, and `on_timeout: run` would run the step with nobody asked.
             return None
-        hold = self._inhibitor.observe(event) if self._inhibitor is not None else None
+        hold = self._inhibitor.observe(event, when) if self._inhibitor is not None else None
         if hold is None and self._windows.size:
             hold = self._windows.find(event, when)
         if hold is None and self._silences.size:
             hold = self._silences.find(event, when)
         return hold
+
+    def ended(self, incident_id: str, at: float) -> None:
+        """An incident was resolved or closed at `at`: its source alerts stop inhibiting."""
+        if self._inhibitor is not None:
+            self._inhibitor.ended(incident_id, at)
+
+    def evicted(self) -> dict[str, int]:
+        """Inhibit sources dropped at the cap, by rule (the metrics)."""
+        return self._inhibitor.evicted() if self._inhibitor is not None else {}
 
     def changed(self) -> None:
         """Silences changed in this process: the next batch re-reads them first."""

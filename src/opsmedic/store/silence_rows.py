@@ -27,8 +27,9 @@ class Finder(Protocol):
 
 
 class SilenceTable:
-    """The silences in the store. Nothing deletes them when they end: an expired silence
-    stays listed (`--all`) so that a held match on a timeline can still be explained."""
+    """The silences in the store. Ending does not delete one: an expired silence stays
+    listed (`--all`) so that a held match on a timeline can still be explained, until
+    `opsmedic prune` deletes the history of its time (Store.prune)."""
 
     def __init__(self, transaction: Transactions, find: Finder) -> None:
         self._transaction, self._find = transaction, find
@@ -67,6 +68,13 @@ class SilenceTable:
                 .values(ends_at=now, starts_at=ended["starts_at"], updated_at=now)
             )  # fmt: skip
             return _silence(ended)
+
+    def prune(self, older_than: float) -> int:
+        """Delete the silences that ended before `older_than`; returns how many. One
+        statement: silences are made by people, a few a day."""
+        with self._transaction(write=True) as conn:
+            return int(conn.execute(silences.delete().where(silences.c.ends_at < older_than))
+                       .rowcount)  # fmt: skip
 
     def version(self) -> tuple[int, float]:
         """(count, sum of change times): what the engine compares to know whether to re-read.

@@ -93,6 +93,7 @@ class PruneResult:
     runs: int
     incidents: int = 0
     suppressed: int = 0
+    silences: int = 0
 
 
 def _check_final(runs: Sequence[Run]) -> None:
@@ -580,7 +581,8 @@ class Store:
         self.approvals.prune()
         events = self._delete_in_batches(event_table, old_events)
         return PruneResult(events=events, runs=runs, incidents=self._prune_incidents(older_than),
-                           suppressed=self.suppressed.prune(older_than))  # fmt: skip
+                           suppressed=self.suppressed.prune(older_than),
+                           silences=self.silences.prune(older_than))  # fmt: skip
 
     def _prune_incidents(self, older_than: float) -> int:
         """Incidents resolved or closed before `older_than`, with their alerts and timeline;

@@ -19,7 +19,8 @@ from opsmedic.config.matchers import (
 )
 from opsmedic.config.muting import InhibitRule, MaintenanceWindow
 from opsmedic.config.schema import Config
-from opsmedic.engine.holds import Holds, Inhibitor
+from opsmedic.engine.holds import Holds
+from opsmedic.engine.inhibitor import Inhibitor
 from opsmedic.engine.muting import MuteIndex, Muting, Schedule, inhibit_rules, silence_mute
 from opsmedic.errors import ConfigError
 from opsmedic.model import Event, IncidentChanges, Status
@@ -120,6 +121,19 @@ def test_a_silence_is_pending_active_then_expired() -> None:
         "pending", "active", "active", "expired"]  # fmt: skip
 
 
+def test_case_insensitive_regexes_with_groups_stay_in_the_joined_index() -> None:
+    """`(?i)(web|api)-1` is joined with the others (one call rules them all out), keeps its
+    flag to itself and stays anchored; a pattern referring to a group is checked alone."""
+    texts = [["host=~(?i)(web|api)-1"], ["host=~db-(1|2)"], ["host=~(?i)cache-\\d+"],
+             ["host=~(x)\\1"]]  # fmt: skip
+    index = MuteIndex([silence_mute(new(t)) for t in texts])
+    assert [name for name, _, _ in index._by_regex] == ["host"]
+    assert [str(left[0]) for left, _ in index._scan] == ["host=~(x)\\1"]
+    held = [h for h in ("WEB-1", "Api-1", "web-10", "x-web-1", "DB-1", "db-2", "CACHE-7", "xx")
+            if index.find(ev(host=h), T) is not None]  # fmt: skip
+    assert held == ["WEB-1", "Api-1", "db-2", "CACHE-7", "xx"]
+
+
 def test_the_index_finds_what_a_scan_of_every_silence_finds() -> None:
     """Exact matchers are indexed, the rest scanned: the same answers as checking each one."""
     rng = random.Random(7)
@@ -131,6 +145,8 @@ def test_the_index_finds_what_a_scan_of_every_silence_finds() -> None:
         [f"labels.env={rng.choice(envs)}", f"kind!={rng.choice(kinds)}", "source=prometheus"],
         ["host=~(web)-1\\1?", "kind!=A"],  # a group: not joined with the others
         ["host=~(?i)WEB-2"],  # a flag: it stays within its group in the join
+        ["host=~(?i)(WEB|api)-1[0-4]"],  # a group nothing refers to: joined too
+        ["labels.env=~(?i)(?P<e>D)(?P=e)?r"],  # referred to by name: not joined
         ["labels.env!=", "host!=web-3"],  # neither = nor =~: checked one by one
     ]
     # Made an hour ago, active, or pending: expired, active or pending at T.
@@ -253,6 +269,11 @@ def test_an_alert_matching_both_sides_does_not_inhibit_itself() -> None:
         (
             "inhibit:\n  - {source_matchers: ['host!=a'], target_matchers: [kind=B]}\n",
             "inhibit[0]: Value error, source_matchers needs one matcher",
+        ),
+        (
+            "inhibit:\n  - {source_matchers: [kind=A], target_matchers: [kind=B],\n"
+            "     resolve_timeout: 0s}\n",
+            "opsmedic.yaml:3:23: inhibit[0].resolve_timeout: Input should be greater than 0",
         ),
         (
             "inhibit:\n  - {source_matchers: [], target_matchers: [kind=B]}\n",

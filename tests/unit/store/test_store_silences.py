@@ -55,3 +55,17 @@ def test_the_version_moves_with_every_change_even_from_a_clock_behind(store: Sto
     second = store.silences.version()
     store.silences.expire(a.id, T0 + 50)  # one behind it: the newest change stays T0 + 100
     assert len({first, second, store.silences.version()}) == 3
+
+
+def test_prune_deletes_the_silences_that_ended_before_the_cutoff(store: Store) -> None:
+    ended, ends_later = made("host=web-1", duration=60.0), made("host=web-2", duration=7200.0)
+    expired = made("host=web-3", duration=86400.0)
+    for silence in (ended, ends_later, expired):
+        store.silences.add(silence)
+    store.silences.expire(expired.id, T0 + 30)
+    before = store.silences.version()
+    assert store.prune(T0 + 60).silences == 1  # expired at T0 + 30; ended at T0 + 60 stays
+    assert [s.id for s in store.silences.list()] == [ended.id, ends_later.id]
+    assert store.silences.version() != before  # the engine re-reads what is left
+    assert store.prune(T0 + 7200).silences == 1
+    assert [s.id for s in store.silences.list()] == [ends_later.id]
