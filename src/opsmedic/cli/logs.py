@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated
 
@@ -12,7 +13,8 @@ from opsmedic.cli import app, err
 from opsmedic.cli.output import JsonOpt, print_json
 
 if TYPE_CHECKING:
-    from opsmedic.loghunt import FileSource, HuntOptions, HuntReport
+    from opsmedic.loghunt import HuntOptions, HuntReport, Source
+    from opsmedic.loghunt.archives import ArchiveSource
 
 logs_app = typer.Typer(help="Search logs (docs/loghunt.md).", no_args_is_help=True)
 app.add_typer(logs_app, name="logs")
@@ -86,7 +88,9 @@ def hunt_command(
     _print(report, options, as_json)
 
 
-def _with_bar(sources: list[FileSource], options: HuntOptions, total: int) -> HuntReport:
+def _with_bar(
+    sources: Sequence[Source | ArchiveSource], options: HuntOptions, total: int
+) -> HuntReport:
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
     from opsmedic.loghunt import hunt
