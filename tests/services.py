@@ -239,6 +239,15 @@ def postgres_url() -> Iterator[str]:
 # --- OpenSSH -------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A directory the SSH login user can write to (pytest's own tmp is private to us)."""
+    path = Path(tempfile.mkdtemp(prefix="opsmedic-ssh-test-", dir="/tmp"))
+    path.chmod(0o777)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 def _ssh_login_user() -> pwd.struct_passwd:
     """The account the tests log in as: a dedicated unprivileged one when we are root.
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -66,15 +64,6 @@ def stdout_of(outcome: Outcome) -> str:
     assert outcome.output.startswith("[stdout]\n"), outcome.output
     assert "[stderr]" not in outcome.output, outcome.output
     return outcome.output.removeprefix("[stdout]\n")
-
-
-@pytest.fixture
-def shared_dir() -> Iterator[Path]:
-    """A directory the SSH login user can write to (pytest's own tmp is private to us)."""
-    path = Path(tempfile.mkdtemp(prefix="opsmedic-ssh-test-", dir="/tmp"))
-    path.chmod(0o777)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
