@@ -69,15 +69,13 @@ class JournalSource:
         self.name = self.command.name
         self.size: int | None = None
         self.notes = self.command.notes
+        self.position = 0  # bytes of JSON read
         self.skipped = 0
-
-    @property
-    def position(self) -> int:
-        return self.command.position
 
     def chunks(self) -> Iterator[bytes]:
         pending = b""
         for data in self.command.chunks():
+            self.position = self.command.position
             *entries, pending = (pending + data).split(b"\n")
             yield b"".join(self._line(entry) for entry in entries)
         yield self._line(pending)
