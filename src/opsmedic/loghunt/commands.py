@@ -4,6 +4,7 @@ locally or over SSH, its stdout spooled to an unnamed file and read as it is wri
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shlex
 import tempfile
@@ -167,8 +168,10 @@ class CommandSource:
         if thread is None:
             return
         if thread.is_alive() and loop is not None and task is not None:
-            # Cancelled, run_local and run_remote kill the group at once.
-            loop.call_soon_threadsafe(task.cancel)
+            # Cancelled, run_local and run_remote kill the group at once. The loop may be
+            # closing already (the command just ended): then there is nothing to stop.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(task.cancel)
         thread.join()
 
     def _say(self, outcome: BaseException | Captured) -> None:
