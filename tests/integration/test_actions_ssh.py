@@ -31,16 +31,7 @@ PRINT_ARGV = "import json, sys; print(json.dumps(sys.argv[1:]))"
 
 
 def make_ctx(sshd: SSHServer, **host: Any) -> ActionContext:
-    settings = {
-        "host": sshd.host,
-        "port": sshd.port,
-        "user": sshd.user,
-        "key_file": str(sshd.key_file),
-        "known_hosts": str(sshd.known_hosts),
-        "connect_timeout": 10,
-    }
-    settings.update(host)
-    config = Config.model_validate({"ssh_hosts": {"box": settings}})
+    config = Config.model_validate({"ssh_hosts": {"box": sshd.host_entry(**host)}})
     return ActionContext(
         clock=SystemClock(),
         log=structlog.get_logger(),

@@ -14,15 +14,7 @@ from services import SSHServer
 
 
 def host_of(sshd: SSHServer, **changes: Any) -> SSHHost:
-    settings: dict[str, Any] = {
-        "host": sshd.host,
-        "port": sshd.port,
-        "user": sshd.user,
-        "key_file": str(sshd.key_file),
-        "known_hosts": str(sshd.known_hosts),
-        "connect_timeout": 10,
-    }
-    return SSHHost.model_validate(settings | changes)
+    return SSHHost.model_validate(sshd.host_entry(**changes))
 
 
 def hunted(source: CommandSource | JournalSource, **options: Any) -> HuntReport:
