@@ -21,7 +21,8 @@ _ROTATED = re.compile(r"^(?P<family>.+?)(?:\.(?P<n>\d+))?(?:\.(?:gz|zst))?$")
 
 class Source(Protocol):
     """A stream of log bytes in order. The hunt cuts it into lines and numbers them, so a
-    source only reads: a file, later a journal, a command's output or an archive member."""
+    source only reads: a file, an archive member (archives.py), a command's output, locally
+    or over SSH (commands.py), a unit's journal (journal.py)."""
 
     name: str
     size: int | None  # raw bytes it will read, for a progress bar; None when unknown
