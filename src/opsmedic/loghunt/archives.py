@@ -22,6 +22,10 @@ _ARCHIVE_ERRORS: tuple[type[Exception], ...] = (
     *DECODE_ERRORS,
     tarfile.TarError,
     zipfile.BadZipFile,
+    # zipfile's words for an encrypted member (RuntimeError) and a compression method it
+    # cannot read (NotImplementedError): that member is skipped, with a note.
+    RuntimeError,
+    NotImplementedError,
 )
 
 
@@ -75,10 +79,11 @@ class ArchiveSource:
 
     def _zip_members(self) -> Iterator[MemberSource]:
         with zipfile.ZipFile(self.raw) as archive:
-            infos = archive.infolist()
-            regular = [i for i in infos if _zip_regular(i)]
-            for info in infos:
-                if info not in regular:
+            regular = []
+            for info in archive.infolist():
+                if _zip_regular(info):
+                    regular.append(info)
+                else:
                     self.notes.append(f"{self.name}:{info.filename}: not a regular file, skipped")
             if not regular:
                 self.notes.append(f"{self.name}: holds no regular file")

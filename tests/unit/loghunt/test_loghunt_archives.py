@@ -113,3 +113,23 @@ def test_a_cut_archive_keeps_what_came_before_the_cut(tmp_path: Path, fmt: Forma
         assert report.stats.occurrences == 20_001
     assert len(report.stats.notes) == 1
     assert "unreadable after" in report.stats.notes[0]
+
+
+def test_an_encrypted_or_unreadable_zip_member_is_a_note_the_next_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("secret.log", b"ERROR hidden\n")
+        zf.writestr("odd.log", b"ERROR odd method\n")
+        zf.writestr("plain.log", b"ERROR plain\n")
+    data = bytearray(path.read_bytes())
+    first = data.index(b"PK\x01\x02")  # central directory entries, in member order
+    second = data.index(b"PK\x01\x02", first + 1)
+    data[first + 8] |= 1  # general purpose flags: encrypted
+    data[second + 10 : second + 12] = (93).to_bytes(2, "little")  # method: zstd, unknown here
+    path.write_bytes(bytes(data))
+    report = hunt_paths([str(path)], HuntOptions(context=0))
+    assert [e.lines[0].text for e in report.events] == ["ERROR plain"]
+    assert [n.split(": ", 1)[0] for n in report.stats.notes] == [
+        f"{path}:secret.log",
+        f"{path}:odd.log",
+    ]
