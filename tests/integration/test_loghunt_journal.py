@@ -18,7 +18,7 @@ import pytest
 
 from opsmedic.errors import HuntInputError
 from opsmedic.loghunt import HuntOptions, hunt
-from opsmedic.loghunt.journal import JournalSource, entry_line, journal_argv
+from opsmedic.loghunt.journal import MAX_ENTRY_BYTES, JournalSource, entry_line, journal_argv
 
 TRACE = (
     "charge failed\nTraceback (most recent call last):\n"
@@ -143,6 +143,27 @@ def test_a_hunt_over_the_journal_keeps_tracebacks_whole_and_the_window(
     assert report.stats.outside_window == 1  # the FATAL of 11:00
     assert report.stats.notes == [
         "journal:pay.service: 1 line of its output not a journal entry, skipped"
+    ]
+
+
+def test_an_entry_too_long_to_hold_is_skipped_with_a_note(tmp_path: Path) -> None:
+    big = {"__REALTIME_TIMESTAMP": "1714557601000000", "MESSAGE": "ERROR " + "x" * (9 << 20)}
+    small = {"__REALTIME_TIMESTAMP": "1714557602000000", "MESSAGE": "ERROR small"}
+    output = tmp_path / "journal.json"
+    output.write_text(json.dumps(big) + "\n" + json.dumps(small) + "\n")
+    program = tmp_path / "journalctl"
+    program.write_text(f"#!/bin/sh\nexec cat {output}\n")
+    program.chmod(0o755)
+    source = JournalSource("pay.service", program=str(program))
+    try:
+        report = hunt([source], HuntOptions(context=0))
+    finally:
+        source.close()
+    assert [e.lines[0].text for e in report.events] == [
+        "2024-05-01T10:00:02.000000Z pay.service: ERROR small"
+    ]
+    assert report.stats.notes == [
+        f"journal:pay.service: 1 entry over {MAX_ENTRY_BYTES} bytes skipped"
     ]
 
 

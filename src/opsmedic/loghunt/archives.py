@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from opsmedic.loghunt.sources import Source
 
 ARCHIVE_SUFFIXES = (".tar.zst", ".tar.gz", ".tgz", ".zip")
+SKIPPED_NOTES = 20  # members named as skipped; past that, only counted (notes stay short)
 # A member that is not what it claims (a bad CRC, a cut tar) ends that member, or the rest
 # of the archive, with a note: never the hunt.
 _ARCHIVE_ERRORS: tuple[type[Exception], ...] = (
@@ -45,6 +46,7 @@ class ArchiveSource:
         self.raw = raw
         self.size: int | None = size
         self.notes: list[str] = []
+        self.skipped = 0
 
     def members(self) -> Iterator[MemberSource]:
         """The regular-file members, as sources named `archive:member/path`."""
@@ -55,6 +57,14 @@ class ArchiveSource:
                 yield from self._tar_members()
         except _ARCHIVE_ERRORS as exc:
             self.notes.append(f"{self.name}: unreadable after {self.raw.tell()} bytes: {exc}")
+        if self.skipped > SKIPPED_NOTES:
+            more = self.skipped - SKIPPED_NOTES
+            self.notes.append(f"{self.name}: {more} more members not regular files, skipped")
+
+    def _skip(self, member: str) -> None:
+        self.skipped += 1
+        if self.skipped <= SKIPPED_NOTES:
+            self.notes.append(f"{self.name}:{member}: not a regular file, skipped")
 
     def _tar_members(self) -> Iterator[MemberSource]:
         # .tgz is a .tar.gz by another name; "r|" reads the tar as a stream, never seeking.
@@ -65,7 +75,7 @@ class ArchiveSource:
             found = False
             for info in tar:
                 if not info.isreg():
-                    self.notes.append(f"{self.name}:{info.name}: not a regular file, skipped")
+                    self._skip(info.name)
                     continue
                 found = True
                 content = tar.extractfile(info)
@@ -84,7 +94,7 @@ class ArchiveSource:
                 if _zip_regular(info):
                     regular.append(info)
                 else:
-                    self.notes.append(f"{self.name}:{info.filename}: not a regular file, skipped")
+                    self._skip(info.filename)
             if not regular:
                 self.notes.append(f"{self.name}: holds no regular file")
             for info in regular:

@@ -19,6 +19,7 @@ from opsmedic.loghunt.commands import (
 )
 
 JOURNALCTL = "journalctl"
+MAX_ENTRY_BYTES = 8 << 20  # of one entry's JSON; --all lets a MESSAGE be any size
 
 
 def journal_argv(
@@ -70,18 +71,30 @@ class JournalSource:
         self.size: int | None = None
         self.notes = self.command.notes
         self.position = 0  # bytes of JSON read
-        self.skipped = 0
+        self.skipped = 0  # lines that are no JSON object
+        self.too_long = 0
 
     def chunks(self) -> Iterator[bytes]:
-        pending = b""
+        pending, dropping = b"", False
         for data in self.command.chunks():
             self.position = self.command.position
             *entries, pending = (pending + data).split(b"\n")
+            if dropping and entries:
+                entries, dropping = entries[1:], False  # the end of an entry too long
+            if len(pending) > MAX_ENTRY_BYTES:
+                # Held whole until its newline otherwise: memory would follow the entry.
+                if not dropping:
+                    self.too_long += 1
+                pending, dropping = b"", True
             yield b"".join(self._line(entry) for entry in entries)
-        yield self._line(pending)
+        if not dropping:
+            yield self._line(pending)
         if self.skipped:
             lines = "1 line" if self.skipped == 1 else f"{self.skipped} lines"
             self.notes.append(f"{self.name}: {lines} of its output not a journal entry, skipped")
+        if self.too_long:
+            many = "1 entry" if self.too_long == 1 else f"{self.too_long} entries"
+            self.notes.append(f"{self.name}: {many} over {MAX_ENTRY_BYTES} bytes skipped")
 
     def _line(self, raw: bytes) -> bytes:
         if not raw.strip():

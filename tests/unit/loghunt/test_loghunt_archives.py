@@ -14,6 +14,7 @@ import zstandard
 
 from opsmedic.archive.formats import Format, open_writer
 from opsmedic.loghunt import HuntOptions, hunt_paths
+from opsmedic.loghunt.archives import SKIPPED_NOTES
 
 MEMBERS = {
     "logs/app.log": b"INFO a\nERROR plain 1\n",
@@ -132,4 +133,19 @@ def test_an_encrypted_or_unreadable_zip_member_is_a_note_the_next_is_read(tmp_pa
     assert [n.split(": ", 1)[0] for n in report.stats.notes] == [
         f"{path}:secret.log",
         f"{path}:odd.log",
+    ]
+
+
+def test_thousands_of_skipped_members_make_a_few_notes(tmp_path: Path) -> None:
+    path = tmp_path / "dirs.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        for n in range(1000):
+            directory = tarfile.TarInfo(f"d{n}")
+            directory.type = tarfile.DIRTYPE
+            tar.addfile(directory)
+    notes = hunt_paths([str(path)], HuntOptions()).stats.notes
+    assert len(notes) == SKIPPED_NOTES + 2
+    assert notes[-2:] == [
+        f"{path}: holds no regular file",
+        f"{path}: 980 more members not regular files, skipped",
     ]
