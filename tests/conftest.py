@@ -6,7 +6,7 @@ import pytest
 
 # tests/ is a plain directory on sys.path unless someone makes it a package.
 if __package__:
-    from .services import postgres_url, smtp_server, sshd
+    from .services import postgres_url, shared_dir, smtp_server, sshd
     from .services_bluegreen import bluegreen_rig
     from .services_dns import dns_pair, dns_pair_session
     from .services_nginx import canary_rig
@@ -15,7 +15,7 @@ if __package__:
     from .services_tls import tls_server
     from .store_fixtures import store, store_url
 else:
-    from services import postgres_url, smtp_server, sshd
+    from services import postgres_url, shared_dir, smtp_server, sshd
     from services_bluegreen import bluegreen_rig
     from services_dns import dns_pair, dns_pair_session
     from services_nginx import canary_rig
@@ -32,6 +32,7 @@ __all__ = [
     "postgres_url",
     "redis_server",
     "rolling_rig",
+    "shared_dir",
     "smtp_server",
     "sshd",
     "store",

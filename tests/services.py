@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from email.message import Message
 from mailbox import Maildir
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 
@@ -42,6 +42,18 @@ class SSHServer:
     user: str
     key_file: Path  # the client's private key, authorized for `user`
     known_hosts: Path  # holds the server's host key as `[host]:port`
+
+    def host_entry(self, **changes: Any) -> dict[str, Any]:
+        """An `ssh_hosts` entry for this server, with `changes` over it."""
+        entry: dict[str, Any] = {
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "key_file": str(self.key_file),
+            "known_hosts": str(self.known_hosts),
+            "connect_timeout": 10,
+        }
+        return entry | changes
 
 
 @dataclass(frozen=True)
@@ -237,6 +249,15 @@ def postgres_url() -> Iterator[str]:
 
 
 # --- OpenSSH -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def shared_dir() -> Iterator[Path]:
+    """A directory the SSH login user can write to (pytest's own tmp is private to us)."""
+    path = Path(tempfile.mkdtemp(prefix="opsmedic-ssh-test-", dir="/tmp"))
+    path.chmod(0o777)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _ssh_login_user() -> pwd.struct_passwd:

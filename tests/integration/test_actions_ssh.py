@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -33,16 +31,7 @@ PRINT_ARGV = "import json, sys; print(json.dumps(sys.argv[1:]))"
 
 
 def make_ctx(sshd: SSHServer, **host: Any) -> ActionContext:
-    settings = {
-        "host": sshd.host,
-        "port": sshd.port,
-        "user": sshd.user,
-        "key_file": str(sshd.key_file),
-        "known_hosts": str(sshd.known_hosts),
-        "connect_timeout": 10,
-    }
-    settings.update(host)
-    config = Config.model_validate({"ssh_hosts": {"box": settings}})
+    config = Config.model_validate({"ssh_hosts": {"box": sshd.host_entry(**host)}})
     return ActionContext(
         clock=SystemClock(),
         log=structlog.get_logger(),
@@ -66,15 +55,6 @@ def stdout_of(outcome: Outcome) -> str:
     assert outcome.output.startswith("[stdout]\n"), outcome.output
     assert "[stderr]" not in outcome.output, outcome.output
     return outcome.output.removeprefix("[stdout]\n")
-
-
-@pytest.fixture
-def shared_dir() -> Iterator[Path]:
-    """A directory the SSH login user can write to (pytest's own tmp is private to us)."""
-    path = Path(tempfile.mkdtemp(prefix="opsmedic-ssh-test-", dir="/tmp"))
-    path.chmod(0o777)
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

@@ -28,20 +28,8 @@ from opsmedic.transport.ssh import HostRefused
 from services import SSHServer, free_port
 
 
-def host_entry(sshd: SSHServer, **changes: Any) -> dict[str, Any]:
-    entry = {
-        "host": sshd.host,
-        "port": sshd.port,
-        "user": sshd.user,
-        "key_file": str(sshd.key_file),
-        "known_hosts": str(sshd.known_hosts),
-        "connect_timeout": 10,
-    }
-    return {**entry, **changes}
-
-
 def config_for(sshd: SSHServer, **changes: Any) -> Config:
-    return Config.model_validate({"ssh_hosts": {"backup": host_entry(sshd, **changes)}})
+    return Config.model_validate({"ssh_hosts": {"backup": sshd.host_entry(**changes)}})
 
 
 def payload(size: int) -> bytes:
@@ -335,7 +323,7 @@ async def test_a_url_must_name_exactly_one_ssh_host(
     sshd: SSHServer, url: str, message: str
 ) -> None:
     config = Config.model_validate(
-        {"ssh_hosts": {"a": host_entry(sshd), "b": host_entry(sshd, user="someone-else")}}
+        {"ssh_hosts": {"a": sshd.host_entry(), "b": sshd.host_entry(user="someone-else")}}
     )
     with pytest.raises(ActionError, match=message):
         await open_sftp_destination(url, config, asyncio.get_running_loop())

@@ -20,7 +20,10 @@ from opsmedic.plugins import ActionContext, ActionSpec
 from opsmedic.templating import UnsafeTemplate, is_template
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from opsmedic.loghunt import FileSource, HuntOptions
+    from opsmedic.loghunt.archives import ArchiveSource
 
 # The hunt's own default (loghunt.DEFAULT_PATTERN, tested equal): the machinery, with numpy,
 # is imported only when a hunt is validated or runs, not by every registry build.
@@ -122,12 +125,15 @@ def _paths(params: Params, base_dir: Path) -> list[str]:
     return [str(base_dir / Path(f).expanduser()) for f in params.files]
 
 
-def _binary_notes(sources: list[FileSource]) -> list[str]:
+def _binary_notes(sources: Sequence[FileSource | ArchiveSource]) -> list[str]:
     """A note for each plain file whose first bytes hold NUL: it is hunted all the same (a
-    log with garbage in it is still a log), and the step's message says so."""
+    log with garbage in it is still a log), and the step's message says so. Archives and
+    compressed files are binary by nature: their members are what is read."""
+    from opsmedic.loghunt import FileSource
+
     notes = []
     for source in sources:
-        if source.path.suffix in (".gz", ".zst"):
+        if not isinstance(source, FileSource) or source.path.suffix in (".gz", ".zst"):
             continue
         try:
             head = os.pread(source.raw.fileno(), SNIFF_BYTES, 0)

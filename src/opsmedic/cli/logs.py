@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from opsmedic.cli import app, err
+from opsmedic.cli import ConfigOpt, app, err
+from opsmedic.cli.logsources import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_S, Wanted
 from opsmedic.cli.output import JsonOpt, print_json
+from opsmedic.errors import HuntInputError
 
 if TYPE_CHECKING:
-    from opsmedic.loghunt import FileSource, HuntOptions, HuntReport
+    from opsmedic.loghunt import HuntOptions, HuntReport, Source
+    from opsmedic.loghunt.archives import ArchiveSource
     from opsmedic.loghunt.drain import Drain
 
 logs_app = typer.Typer(help="Search logs (docs/loghunt.md).", no_args_is_help=True)
@@ -27,8 +31,11 @@ DEFAULT_PATTERN = "ERROR|FATAL|CRITICAL|Traceback|panic"  # = loghunt.DEFAULT_PA
 @logs_app.command("hunt")
 def hunt_command(
     paths: Annotated[
-        list[str], typer.Argument(help="log files or globs (rotated .1, .gz, .zst included)")
-    ],
+        list[str] | None,
+        typer.Argument(
+            help="log files or globs (rotated .1, .gz, .zst; archives .tar.zst, .tar.gz, .zip)"
+        ),
+    ] = None,
     since: Annotated[
         str | None, typer.Option(help="from this time: ISO 8601 (no zone: UTC) or an age: 15m, 2h")
     ] = None,
@@ -60,6 +67,24 @@ def hunt_command(
         bool, typer.Option(help="use rg (if installed) to find the level words faster")
     ] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar")] = False,
+    command: Annotated[
+        list[str] | None,
+        typer.Option(help="a command whose output to hunt: 'kubectl logs web-1' (no shell)"),
+    ] = None,
+    journal: Annotated[
+        list[str] | None, typer.Option(help="a systemd unit whose journal to hunt")
+    ] = None,
+    ssh: Annotated[
+        str | None,
+        typer.Option(help="run --command and --journal on this host of the config's ssh_hosts"),
+    ] = None,
+    command_timeout: Annotated[
+        float, typer.Option(help="seconds a --command or --journal may run")
+    ] = DEFAULT_TIMEOUT_S,
+    command_max_bytes: Annotated[
+        int, typer.Option(help="bytes of a command's output hunted at most")
+    ] = DEFAULT_MAX_BYTES,
+    config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Find error events (tracebacks whole), each once at its first occurrence, with context,
@@ -83,8 +108,14 @@ def hunt_command(
     )
     check(options)
     templates = _templates(options, state)
-    sources, notes = open_files(paths)
+    wanted = Wanted(command or [], journal or [], ssh, command_timeout, command_max_bytes)
+    if not (paths or wanted.commands or wanted.units):
+        raise HuntInputError("name what to hunt: PATH…, --command or --journal")
+    runs = wanted.checked()
+    opened, notes = open_files(paths or [])
+    sources: list[Source | ArchiveSource] = [*opened]
     try:
+        sources.extend(wanted.sources(runs, options, config))
         total = sum(s.size or 0 for s in sources)
         if quiet or total < PROGRESS_BYTES or not err.is_terminal:
             report = hunt(sources, options, templates=templates)
@@ -101,7 +132,6 @@ def hunt_command(
 
 def _templates(options: HuntOptions, state: Path | None) -> Drain | None:
     """The templates learned before (--state), or None: new ones, or not template mode."""
-    from opsmedic.errors import HuntInputError
     from opsmedic.loghunt.drain_state import load_state
 
     if state is None:
@@ -112,7 +142,6 @@ def _templates(options: HuntOptions, state: Path | None) -> Drain | None:
 
 
 def _save(state: Path, templates: Drain, report: HuntReport) -> None:
-    from opsmedic.errors import HuntInputError
     from opsmedic.files import NotDurable
     from opsmedic.loghunt.drain_state import save_state
 
@@ -125,7 +154,10 @@ def _save(state: Path, templates: Drain, report: HuntReport) -> None:
 
 
 def _with_bar(
-    sources: list[FileSource], options: HuntOptions, total: int, templates: Drain | None
+    sources: Sequence[Source | ArchiveSource],
+    options: HuntOptions,
+    total: int,
+    templates: Drain | None,
 ) -> HuntReport:
     from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 

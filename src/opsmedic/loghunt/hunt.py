@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from opsmedic.errors import HuntInputError
+from opsmedic.loghunt.archives import ArchiveSource, each_source
 from opsmedic.loghunt.drain import Cluster, Drain
 from opsmedic.loghunt.keys import shown
 from opsmedic.loghunt.levels import LevelMatcher
@@ -56,19 +57,20 @@ def check(options: HuntOptions) -> None:
 
 
 def hunt(
-    sources: Sequence[Source],
+    sources: Sequence[Source | ArchiveSource],
     options: HuntOptions,
     *,
     progress: Callable[[int], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
     templates: Drain | None = None,
 ) -> HuntReport:
-    """Read every source once, in order, and report its distinct events in order of first
-    occurrence; deterministic for the same input (the clock only bounds the time spent).
+    """Read every source (an archive: each member) once, in order, and report its distinct
+    events in order of first occurrence; deterministic for the same input (the clock only
+    bounds the time spent).
     A big plain file is read by several processes at once (parallel.py), with the same result.
     Template mode clusters into `templates` (learning: a state to save), or into new ones."""
     check(options)
-    stats = HuntStats(sources=[s.name for s in sources])
+    stats = HuntStats(sources=[])
     tally = Tally(options, stats.sources, stats)
     started = clock()
     if options.mode != "template":
@@ -116,9 +118,12 @@ class _Templates:
         return {k: self.retired.get(k) or live[int(k)].text() for k in self.tally.reported}
 
 
-def _read(sources: Sequence[Source], options: HuntOptions, pass_: Pass) -> Pass:
+def _read(sources: Sequence[Source | ArchiveSource], options: HuntOptions, pass_: Pass) -> Pass:
     stats = pass_.stats
-    for index, source in enumerate(sources):
+    # An archive's members are named as they come (a tar lists them only as it is read).
+    for source in each_source(sources, stats.notes):
+        index = len(stats.sources)
+        stats.sources.append(source.name)
         if not hunt_in_parallel(source, index, pass_):
             finder = ripgrep_hits(source, pass_.matcher) if options.ripgrep else None
             try:

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import glob
-import gzip
 import os
 import re
-import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-import zstandard
-
 from opsmedic.errors import HuntInputError
+from opsmedic.loghunt.archives import ArchiveSource, is_archive
+from opsmedic.loghunt.compressed import DECODE_ERRORS, READ_BYTES, Readable, decompressing
 
-READ_BYTES = 1 << 20  # raw bytes per read: big enough that a read costs nothing per line
+__all__ = ["READ_BYTES", "FileSource", "Source", "open_files", "rotation_order"]
 _GLOB_CHARS = re.compile(r"[*?\[]")
 # app.log.2.gz → family "app.log", generation 2; app.log → generation 0 (the newest).
 _ROTATED = re.compile(r"^(?P<family>.+?)(?:\.(?P<n>\d+))?(?:\.(?:gz|zst))?$")
@@ -23,7 +21,8 @@ _ROTATED = re.compile(r"^(?P<family>.+?)(?:\.(?P<n>\d+))?(?:\.(?:gz|zst))?$")
 
 class Source(Protocol):
     """A stream of log bytes in order. The hunt cuts it into lines and numbers them, so a
-    source only reads: a file, later a journal, a command's output or an archive member."""
+    source only reads: a file, an archive member (archives.py), a command's output, locally
+    or over SSH (commands.py), a unit's journal (journal.py)."""
 
     name: str
     size: int | None  # raw bytes it will read, for a progress bar; None when unknown
@@ -50,18 +49,13 @@ class FileSource:
         self.notes: list[str] = []
 
     def chunks(self) -> Iterator[bytes]:
-        suffix = self.path.suffix
         try:
-            if suffix == ".gz":
-                yield from self._decompressed(gzip.GzipFile(fileobj=self.raw, mode="rb"))
-            elif suffix == ".zst":
-                reader = zstandard.ZstdDecompressor().stream_reader(
-                    self.raw, read_across_frames=True, closefd=False
-                )
-                yield from self._decompressed(reader)
+            stream = decompressing(self.path.name, self.raw)
+            if stream is not None:
+                yield from self._decompressed(stream)
             else:
                 yield from self._plain()
-        except (OSError, EOFError, zlib.error, zstandard.ZstdError) as exc:
+        except DECODE_ERRORS as exc:
             # A corrupt or cut archive ends this source only: the hunt goes on with the rest.
             self.notes.append(f"{self.name}: unreadable after {self.position} bytes: {exc}")
 
@@ -80,9 +74,7 @@ class FileSource:
             self.position += len(data)
             yield data
 
-    def _decompressed(
-        self, stream: gzip.GzipFile | zstandard.ZstdDecompressionReader
-    ) -> Iterator[bytes]:
+    def _decompressed(self, stream: Readable) -> Iterator[bytes]:
         while data := stream.read(READ_BYTES):
             self.position = self.raw.tell()
             yield data
@@ -92,9 +84,10 @@ class FileSource:
         self.raw.close()
 
 
-def open_files(paths: Sequence[str]) -> tuple[list[FileSource], list[str]]:
+def open_files(paths: Sequence[str]) -> tuple[list[FileSource | ArchiveSource], list[str]]:
     """Open every file the paths and globs name, rotated generations oldest first, each file
-    once (by device and inode); the notes say which were skipped. A path that names nothing
+    once (by device and inode); an archive (.tar.zst, .tar.gz, .tgz, .zip) is read member by
+    member (archives.py). The notes say which were skipped. A path that names nothing
     raises HuntInputError naming it."""
     found: list[Path] = []
     for arg in paths:
@@ -110,7 +103,7 @@ def open_files(paths: Sequence[str]) -> tuple[list[FileSource], list[str]]:
             if not path.exists():
                 raise HuntInputError(f"{arg}: no such file")
             found.append(path)
-    sources: list[FileSource] = []
+    sources: list[FileSource | ArchiveSource] = []
     notes: list[str] = []
     seen: dict[tuple[int, int], str] = {}
     try:
@@ -126,7 +119,8 @@ def open_files(paths: Sequence[str]) -> tuple[list[FileSource], list[str]]:
                 notes.append(f"{path}: the same file as {seen[identity]}, read once")
                 continue
             seen[identity] = str(path)
-            sources.append(FileSource(path, raw, st.st_size))
+            kind = ArchiveSource if is_archive(path) else FileSource
+            sources.append(kind(path, raw, st.st_size))
     except BaseException:
         for source in sources:
             source.close()

@@ -92,8 +92,12 @@ async def run_remote(
     stdin: bytes | None,
     time_limit: float,
     output_limit: int,
+    captured: Captured | None = None,
 ) -> Captured:
     """Connect (one connection per call), run, and after `time_limit` kill the remote group.
+
+    The output goes into `captured` when given (the log hunt streams it), else into one
+    keeping `output_limit` bytes of each stream.
 
     Raises RetryableError while the command has not started (refused, unreachable, connect
     timeout) and HostRefused for a host key that does not verify or a failed login.
@@ -111,8 +115,9 @@ async def run_remote(
             )
         except asyncssh.ChannelOpenError as exc:
             raise RetryableError(f"{where} refused a session: {exc.reason}") from None
-        captured = await _supervise(conn, proc, stdin, time_limit, output_limit, where)
-    return captured
+        sink = captured if captured is not None else Captured.bounded(output_limit)
+        sink = await _supervise(conn, proc, stdin, time_limit, sink, where)
+    return sink
 
 
 async def connect(
@@ -149,12 +154,11 @@ async def _supervise(
     proc: asyncssh.SSHClientProcess[bytes],
     stdin: bytes | None,
     time_limit: float,
-    output_limit: int,
+    captured: Captured,
     where: str,
 ) -> Captured:
     import asyncssh
 
-    captured = Captured.bounded(output_limit)
     pid: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
     readers = [
         asyncio.create_task(_pump_stdout(proc.stdout, captured.stdout, pid)),
