@@ -6,8 +6,8 @@ import itertools
 from datetime import UTC, datetime
 
 import pytest
+from hunt_helpers import Hunt, PiecesSource
 
-from conftest import Hunt, PiecesSource
 from opsmedic.errors import HuntInputError
 from opsmedic.loghunt import DEFAULT_PATTERN, HuntOptions, hunt
 from opsmedic.loghunt.timestamps import parse_when

@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
+from hunt_helpers import LOGS, Hunt, PiecesSource
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import LOGS, Hunt, PiecesSource
 from opsmedic.errors import HuntInputError
 from opsmedic.loghunt import HuntOptions, hunt
 from opsmedic.loghunt.drain import Drain, DrainParams

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hunt_helpers import Hunt, PiecesSource, event_lines
 
-from conftest import Hunt, PiecesSource, event_lines
 from opsmedic.loghunt import HuntOptions, hunt
 
 PYTHON_CHAINED = """\

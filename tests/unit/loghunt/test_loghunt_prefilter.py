@@ -6,10 +6,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+from hunt_helpers import LOGS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import LOGS
 from opsmedic.loghunt import HuntOptions, HuntReport, hunt_paths, open_files, prefilter
 from opsmedic.loghunt.levels import LevelMatcher
 

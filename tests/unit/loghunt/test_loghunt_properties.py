@@ -7,10 +7,10 @@ import re
 from dataclasses import asdict
 from pathlib import Path
 
+from hunt_helpers import LOGS, PiecesSource
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import LOGS, PiecesSource
 from opsmedic.loghunt import DEFAULT_PATTERN, HuntOptions, HuntReport, hunt, hunt_paths
 
 MATCH = re.compile(rb"\b(?:" + DEFAULT_PATTERN.encode() + rb")\b")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from conftest import Hunt
+from hunt_helpers import Hunt
+
 from opsmedic.loghunt.render import as_json, text_lines
 
 

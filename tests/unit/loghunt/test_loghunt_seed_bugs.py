@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import Hunt, event_lines, shown
+from hunt_helpers import Hunt, event_lines, shown
 
 
 def test_it_keeps_events_that_share_a_second_word(hunt_text: Hunt) -> None:
