@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from opsmedic.lifecycle import KINDS, milestones
-from opsmedic.model import IncidentStatus, RunState
+from opsmedic.model import IncidentStatus
 from opsmedic.reports.markdown import TO_FILL, Citations, esc, secs, table, when
 from opsmedic.store.report_rows import Line, Story
 
@@ -56,15 +56,15 @@ def _summary(story: Story, cites: Citations, inc: str) -> list[str]:
         f"- Severity {esc(incident.severity)}, source {esc(incident.source)}, "
         f"status {incident.status} {inc}",
         f"- Opened {when(incident.opened_at)} UTC{first} {inc}",
-        f"- Resolution: {_resolution(story, cites)}",
+        f"- Resolution: {_resolution(story, cites, inc)}",
         "",
     ]
 
 
-def _resolution(story: Story, cites: Citations) -> str:
+def _resolution(story: Story, cites: Citations, inc: str) -> str:
     _, _, resolved = milestones(story.lines)
     if resolved is None:
-        return "not resolved"
+        return f"not resolved {inc}"
     who = "automatic (the engine)" if resolved.kind == "status_changed" else "by hand"
     return (f"{who} at {when(resolved.time)} UTC: {esc(resolved.message)} "
             f"{cites.cite('timeline', resolved.id)}")  # fmt: skip
@@ -74,7 +74,7 @@ def _impact(story: Story, cites: Citations, inc: str, budget: BudgetHook | None)
     incident = story.incident
     _, _, resolved = milestones(story.lines)
     if resolved is None:
-        duration = "still open"
+        duration = f"still open {inc}"
     else:
         duration = (f"{secs(resolved.time - incident.opened_at)} from opening to resolution "
                     f"{inc} {cites.cite('timeline', resolved.id)}")  # fmt: skip
@@ -83,7 +83,7 @@ def _impact(story: Story, cites: Citations, inc: str, budget: BudgetHook | None)
     for name, values in _affected(story, cites).items():
         shown = ", ".join(f"{esc(v)} {' '.join(refs)}" for v, refs in values.items())
         out.append(f"- Affected {name}: {shown or 'none named by its events and runs'}")
-    out.append(f"- Alerts ({len(story.alerts)}):")
+    out.append(f"- Alerts {inc}:")
     for alert in story.alerts:
         ref = cites.cite("incident_alerts", f"{incident.id} {alert.fingerprint}")
         seen = f"first {when(alert.first_seen)}, last {when(alert.last_seen)} UTC"
@@ -170,11 +170,9 @@ def _automation(story: Story, cites: Citations) -> list[str]:
                      when(run.started_at), took, esc(run.message), ref])  # fmt: skip
     if not rows:
         return [*out, "No run.", ""]
-    failed = sum(run.state not in (RunState.SUCCEEDED, RunState.SKIPPED) for run in story.runs)
     columns = ["rule", "actions", "outcome", "started by", "started (UTC)", "took", "message",
                "source"]  # fmt: skip
-    return [*out, *table(columns, rows), "", f"{failed} of {len(rows)} runs did not succeed "
-            "(failed, timed out, interrupted, waiting or still running).", ""]  # fmt: skip
+    return [*out, *table(columns, rows), ""]
 
 
 def _people(story: Story, cites: Citations) -> list[str]:
