@@ -4,11 +4,17 @@ day and durations over time. Only dates and numbers are drawn, never store text.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
 import pygal
 from pygal.style import CleanStyle
+
+# Importing pygal appends a legacy finder for its map plugins (unused here) to sys.meta_path;
+# it has no find_spec, so every later import that fails to resolve (an optional dependency
+# probed with try/except) raises ImportWarning. Taken off again.
+sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, pygal.PluginImportFixer)]
 
 DAY = 86_400.0
 MAX_DAYS = 400  # a bar per day: a longer window is drawn for its last MAX_DAYS days

@@ -57,7 +57,7 @@ def _nested(value: Any, depth: int) -> list[str]:
     if isinstance(value, dict):
         items = list(value.items())
     elif isinstance(value, list):
-        items = [(f"{i}.", v) for i, v in enumerate(value, 1)]
+        items = [(f"item {i}:", v) for i, v in enumerate(value, 1)]
     else:
         return [f"{pad}- {_scalar(value)}"]
     if not items:

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from report_scenes import incident_scene
 
 from opsmedic.errors import NotFoundError
 from opsmedic.reports.drafts import draft_due, write_draft
 from opsmedic.reports.markdown import esc, secs, when
 from opsmedic.store import Store
 from opsmedic.store import schema as s
+from report_scenes import incident_scene
 from store_fixtures import T0
 
 _CITE = re.compile(r"\[\^(\d+)\]")
