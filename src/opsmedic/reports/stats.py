@@ -14,6 +14,8 @@ from opsmedic.store.store import Store
 
 PERCENTILES = (50, 95, 99)
 _FAILED = frozenset({RunState.FAILED.value, RunState.TIMED_OUT.value, RunState.INTERRUPTED.value})
+# Plain strings: a tally runs once per run and action, where an enum's .value costs a lookup.
+_SUCCEEDED, _SKIPPED = RunState.SUCCEEDED.value, RunState.SKIPPED.value
 
 
 def percentile(ordered: list[float], p: float) -> float | None:
@@ -38,9 +40,9 @@ class Tally:
 
     def add(self, run: RunRow) -> None:
         self.runs += 1
-        self.succeeded += run.state == RunState.SUCCEEDED.value
+        self.succeeded += run.state == _SUCCEEDED
         self.failed += run.state in _FAILED
-        self.skipped += run.state == RunState.SKIPPED.value
+        self.skipped += run.state == _SKIPPED
         self.dry_runs += run.dry_run
         if run.started_at is not None and run.finished_at is not None:
             self.durations.append(run.finished_at - run.started_at)
