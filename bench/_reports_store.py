@@ -16,8 +16,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
 from opsmedic.model import RunState
 from opsmedic.reports import oncall
 from opsmedic.reports.drafts import write_draft

@@ -4,6 +4,7 @@ from the store (reports/)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -55,9 +56,21 @@ def _write(path: Path, text: str) -> None:
         raise OpsmedicError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-def _no_json(fmt: Format) -> None:
+def _document(
+    fmt: Format, hint: str, read: Callable[[], tuple[str, str]], out_path: Path | None
+) -> None:
+    """Print or write the document `read` returns as (title, Markdown), in md or html; a
+    reference the store does not know is a usage error naming `hint`."""
+    from opsmedic.errors import NotFoundError
+    from opsmedic.reports.html import page
+
     if fmt is Format.JSON:
-        raise typer.BadParameter("use md or html (the draft is a document)", param_hint="--format")
+        raise typer.BadParameter("use md or html (this is a document)", param_hint="--format")
+    try:
+        title, text = read()
+    except NotFoundError as exc:
+        raise typer.BadParameter(str(exc), param_hint=hint) from None
+    _emit(page(title, text, {}) if fmt is Format.HTML else text, out_path)
 
 
 @report_app.command("postmortem")
@@ -69,19 +82,13 @@ def postmortem(
 ) -> None:
     """Draft the incident's post-mortem from the store, keep it with the incident (replacing
     an earlier draft) and print it."""
-    from opsmedic.errors import NotFoundError
     from opsmedic.reports.drafts import write_draft
-    from opsmedic.reports.html import page
 
-    _no_json(fmt)
-    try:
+    def read() -> tuple[str, str]:
         found = write_draft(open_store(config), incident, time.time())
-    except NotFoundError as exc:
-        raise typer.BadParameter(str(exc), param_hint="INCIDENT") from None
-    text = found.markdown
-    if fmt is Format.HTML:
-        text = page(f"Post-mortem draft {found.incident_id}", text, {})
-    _emit(text, out_path)
+        return f"Post-mortem draft {found.incident_id}", found.markdown
+
+    _document(fmt, "INCIDENT", read, out_path)
 
 
 @report_app.command("oncall")
@@ -123,17 +130,13 @@ def release(
 ) -> None:
     """The release record of a deployment: versions, who deployed, gates, verification
     checks and canary analysis with their results, rollbacks."""
-    from opsmedic.errors import NotFoundError
-    from opsmedic.reports.html import page
     from opsmedic.reports.release import record
 
-    _no_json(fmt)
-    try:
+    def read() -> tuple[str, str]:
         found = open_store(config).get_deployment(deployment)
-    except NotFoundError as exc:
-        raise typer.BadParameter(str(exc), param_hint="DEPLOYMENT") from None
-    text = record(found)
-    _emit(page(f"Release record {found.id}", text, {}) if fmt is Format.HTML else text, out_path)
+        return f"Release record {found.id}", record(found)
+
+    _document(fmt, "DEPLOYMENT", read, out_path)
 
 
 def _num(value: float | None, spec: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from opsmedic.clock import Clock
+from opsmedic.clock import Clock, repeat
 from opsmedic.reports.postmortem import BudgetHook, draft
 from opsmedic.store.report_rows import Draft
 from opsmedic.store.store import Store
@@ -38,13 +38,8 @@ async def keep_drafting(
 ) -> None:  # fmt: skip
     """Every `every` seconds until `stop`: draft what is due. A pass that fails (the store is
     away) is reported to `failed` and the next one tried."""
-    while True:
-        try:
-            await asyncio.wait_for(stop.wait(), every)
-            return
-        except TimeoutError:
-            pass
-        try:
-            await asyncio.to_thread(draft_due, store, clock.now(), reopen_within)
-        except Exception as exc:  # drafting must outlive a store that is briefly away
-            failed(exc)
+
+    async def tick() -> None:
+        await asyncio.to_thread(draft_due, store, clock.now(), reopen_within)
+
+    await repeat(every, stop, tick, failed)
