@@ -97,9 +97,11 @@ def _impact(story: Story, cites: Citations, inc: str, budget: BudgetHook | None)
 
 
 def _affected(story: Story, cites: Citations) -> dict[str, dict[str, list[str]]]:
-    """Hosts, services (the `service` label) and resources the incident's cited events and
-    its runs' targets name, each with the rows that name it."""
-    found: dict[str, dict[str, list[str]]] = {"hosts": {}, "services": {}, "resources": {}}
+    """Hosts, services (the `service` label) and resources the incident's cited events name,
+    and its runs' targets, each with the rows that name it."""
+    found: dict[str, dict[str, list[str]]] = {
+        "hosts": {}, "services": {}, "resources": {}, "targets (of its runs)": {},
+    }  # fmt: skip
     for event in story.events.values():
         ref = cites.cite("events", event.id)
         service = event.labels.get("service", "")
@@ -109,7 +111,8 @@ def _affected(story: Story, cites: Citations) -> dict[str, dict[str, list[str]]]
                 found[name][value].append(ref)
     for run in story.runs:
         if run.target:
-            found["hosts"].setdefault(run.target, []).append(cites.cite("runs", run.id))
+            ref = cites.cite("runs", run.id)
+            found["targets (of its runs)"].setdefault(run.target, []).append(ref)
     return found
 
 

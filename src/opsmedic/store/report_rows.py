@@ -239,13 +239,17 @@ class ReportReads:
         return None if row is None else Draft(*row)
 
     def due_for_draft(self, resolved_before: float, limit: int) -> list[str]:
-        """Resolved or closed incidents, resolved before `resolved_before`, without a draft:
-        oldest first, at most `limit`."""
+        """Resolved or closed incidents, resolved before `resolved_before`, without a draft
+        written since they resolved (reopened by hand and resolved again, or drafted while
+        still open): oldest first, at most `limit`."""
         c = incidents.c
         done = (c.status == IncidentStatus.RESOLVED.value) | (
             c.status == IncidentStatus.CLOSED.value
         )
-        drafted = sa.select(postmortems.c.incident_id).where(postmortems.c.incident_id == c.id)
+        p = postmortems.c
+        drafted = sa.select(p.incident_id).where(
+            p.incident_id == c.id, p.generated_at >= c.resolved_at
+        )
         stmt = (
             sa.select(c.id)
             .where(done, c.resolved_at < resolved_before, ~drafted.exists())

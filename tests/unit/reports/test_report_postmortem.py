@@ -135,6 +135,21 @@ def test_one_draft_per_incident_written_once_resolved_past_the_reopen_window(
     assert store.reports.draft(scene.incident_id) == again and again.trigger == "on_demand"
 
 
+def test_a_draft_older_than_the_resolution_is_written_again_once(store: Store) -> None:
+    from opsmedic.lifecycle import Action
+
+    scene = incident_scene(store, resolve=False)
+    write_draft(store, scene.incident_id, T0 + 100)  # on demand, while it was still open
+    store.incident_action(scene.incident_id, Action.RESOLVE, "alice", T0 + 200)
+    (auto,) = draft_due(store, T0 + 200 + 1801, 1800)
+    assert "Still" not in auto.markdown and "by hand at 2023-11-14 22:16:40 UTC" in auto.markdown
+    store.incident_action(scene.incident_id, Action.REOPEN, "alice", T0 + 5000)
+    assert draft_due(store, T0 + 9000, 1800) == []  # open again: nothing due
+    store.incident_action(scene.incident_id, Action.RESOLVE, "bob", T0 + 6000)
+    assert [d.incident_id for d in draft_due(store, T0 + 9000, 1800)] == [scene.incident_id]
+    assert draft_due(store, T0 + 9500, 1800) == []
+
+
 def test_an_unknown_incident_is_named(store: Store) -> None:
     with pytest.raises(NotFoundError, match="no incident id starts or ends with 'zzzzzz'"):
         write_draft(store, "zzzzzz", T0)
