@@ -4,6 +4,7 @@ twice over: as Markdown text, then by the renderer), its SVG charts inline."""
 from __future__ import annotations
 
 import html
+import re
 
 from markdown_it import MarkdownIt
 
@@ -14,9 +15,19 @@ _STYLE = (
 )
 
 
+# CommonMark has no footnotes (GitHub renders them): their definitions become a list, and each
+# marker a link to its definition. Only fixed markup around digits is added to the HTML.
+_DEFINITION = re.compile(r"^(\[\^\d+\]: )", re.MULTILINE)
+_DEFINED = re.compile(r"<li>\[\^(\d+)\]: ")
+_MARKER = re.compile(r"\[\^(\d+)\]")
+
+
 def page(title: str, markdown: str, charts: dict[str, str]) -> str:
     """`markdown` rendered, then each chart (SVG drawn by reports/charts.py, no store text)."""
     renderer = MarkdownIt("commonmark", {"html": False}).enable("table")
+    body = renderer.render(_DEFINITION.sub(r"- \1", markdown))
+    body = _DEFINED.sub(r'<li id="fn-\1">[\1]: ', body)
+    body = _MARKER.sub(r'<a href="#fn-\1">[\1]</a>', body)
     figures = "".join(
         f"<figure>{svg}<figcaption>{html.escape(name)}</figcaption></figure>\n"
         for name, svg in charts.items()
@@ -24,5 +35,5 @@ def page(title: str, markdown: str, charts: dict[str, str]) -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>\n"
-        f"{renderer.render(markdown)}{figures}</body></html>\n"
+        f"{body}{figures}</body></html>\n"
     )

@@ -125,6 +125,7 @@ def test_html_shows_store_text_as_text_and_runs_no_script(store: Store) -> None:
     assert "<script" not in html and "javascript" not in html.lower()
     assert "&lt;script&gt;alert(1)&lt;/script&gt; on checkout" in html
     assert html.count("<svg") == 2 and "<table>" in html
+    assert '<a href="#fn-1">[1]</a>' in html and '<li id="fn-1">[1]: incidents row ' in html
 
 
 def test_per_day_counts_each_utc_day() -> None:
