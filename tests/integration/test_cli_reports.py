@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from pathlib import Path
 
 from test_cli import opsmedic, project
 
+from api_service import running_api
 from opsmedic.store.store import Store
 from report_scenes import incident_scene
 
@@ -72,3 +74,12 @@ def test_stats_and_release(project: Path) -> None:
     assert shown.returncode == 0 and "| rolled back to | v1 |" in shown.stdout
     missing = opsmedic("report", "release", "nope", cwd=project)
     assert missing.returncode == 2 and "DEPLOYMENT" in missing.stderr
+
+
+async def test_opsmedic_run_keeps_drafting_post_mortems(tmp_path: Path) -> None:
+    """The drafting task runs beside the engine in `opsmedic run` (its logic:
+    tests/unit/reports), and stops with it."""
+    async with running_api(tmp_path):
+        names = {task.get_name() for task in asyncio.all_tasks()}
+        assert "postmortem-drafts" in names
+    assert "postmortem-drafts" not in {task.get_name() for task in asyncio.all_tasks()}
