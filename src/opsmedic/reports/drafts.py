@@ -26,20 +26,23 @@ def write_draft(
     return found
 
 
-def draft_due(store: Store, now: float, reopen_within: float) -> list[Draft]:
+def draft_due(
+    store: Store, now: float, reopen_within: float, budget: BudgetHook | None = None
+) -> list[Draft]:
     """Draft the incidents resolved longer than `reopen_within` ago that have none yet."""
     due = store.reports.due_for_draft(now - reopen_within, DRAFTS_PER_PASS)
-    return [write_draft(store, iid, now, trigger="auto") for iid in due]
+    return [write_draft(store, iid, now, trigger="auto", budget=budget) for iid in due]
 
 
 async def keep_drafting(
     store: Store, clock: Clock, reopen_within: float, stop: asyncio.Event,
     *, every: float = DRAFT_EVERY_S, failed: Callable[[Exception], None] = lambda exc: None,
+    budget: BudgetHook | None = None,
 ) -> None:  # fmt: skip
     """Every `every` seconds until `stop`: draft what is due. A pass that fails (the store is
     away) is reported to `failed` and the next one tried."""
 
     async def tick() -> None:
-        await asyncio.to_thread(draft_due, store, clock.now(), reopen_within)
+        await asyncio.to_thread(draft_due, store, clock.now(), reopen_within, budget)
 
     await repeat(every, stop, tick, failed)

@@ -150,6 +150,21 @@ def test_a_draft_older_than_the_resolution_is_written_again_once(store: Store) -
     assert draft_due(store, T0 + 9500, 1800) == []
 
 
+def test_the_slo_work_adds_its_budget_lines_through_the_hook(store: Store) -> None:
+    from opsmedic.reports.markdown import Citations
+    from opsmedic.store.report_rows import Story
+
+    def budget(story: Story, cites: Citations) -> list[str]:
+        ref = cites.cite("incidents", story.incident.id)
+        return [f"- SLO budget consumed: from {story.incident.events} events {ref}"]
+
+    scene = incident_scene(store)
+    markdown = write_draft(store, scene.incident_id, T0 + 1000, budget=budget).markdown
+    trace(store, markdown)
+    assert "- SLO budget consumed: from 2 events [^1]" in markdown
+    assert "not measured" not in markdown
+
+
 def test_an_unknown_incident_is_named(store: Store) -> None:
     with pytest.raises(NotFoundError, match="no incident id starts or ends with 'zzzzzz'"):
         write_draft(store, "zzzzzz", T0)
