@@ -1,9 +1,12 @@
-"""Clocks passed in (tests move time instead of sleeping) and the jittered delay between checks."""
+"""Clocks passed in (tests move time instead of sleeping), the jittered delay between checks,
+and a task repeated on an interval."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 
@@ -50,3 +53,21 @@ def next_delay(interval: float, jitter: float, rng: random.Random) -> float:
     lockstep.
     """
     return interval + rng.uniform(0.0, jitter * interval)
+
+
+async def repeat(
+    seconds: float, stop: asyncio.Event, tick: Callable[[], Awaitable[object]],
+    failed: Callable[[Exception], None],
+) -> None:  # fmt: skip
+    """Await `tick` every `seconds` until `stop` is set. A tick that raises (the store is
+    briefly away) is reported to `failed` and the next one tried: the loop outlives it."""
+    while True:
+        try:
+            await asyncio.wait_for(stop.wait(), seconds)
+            return
+        except TimeoutError:
+            pass
+        try:
+            await tick()
+        except Exception as exc:
+            failed(exc)

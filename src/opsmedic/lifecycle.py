@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol, TypeVar
 
 from opsmedic.errors import IncidentRefused
 from opsmedic.model import Incident, IncidentStatus, TimelineEntry
@@ -141,19 +143,37 @@ class Durations:
     ttr: float | None = None
 
 
-def durations(opened_at: float, timeline: list[TimelineEntry]) -> Durations:
-    """TTA, TTM and TTR of an incident from its timeline (in any order)."""
+class _Line(Protocol):
+    @property
+    def time(self) -> float: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def message(self) -> str: ...
+
+
+_L = TypeVar("_L", bound=_Line)
+
+
+def milestones(timeline: Iterable[_L]) -> tuple[_L | None, _L | None, _L | None]:
+    """The first acknowledgement, mitigation and resolution lines of a timeline (in any
+    order): what TTA, TTM and TTR count from, and what the post-mortem drafts cite."""
     acked = mitigated = resolved = None
     for line in sorted(timeline, key=lambda t: t.time):
         if acked is None and line.kind == KINDS[Action.ACK]:
-            acked = line.time
+            acked = line
         automatic = line.kind == "status_changed"
         if mitigated is None and automatic and line.message.startswith(MITIGATED_LINE):
-            mitigated = line.time
+            mitigated = line
         if resolved is None and (
             (automatic and line.message.startswith(RESOLVED_LINE))
             or line.kind in (KINDS[Action.RESOLVE], KINDS[Action.CLOSE])
         ):
-            resolved = line.time
-    return Durations(*(None if t is None else max(t - opened_at, 0.0)
-                       for t in (acked, mitigated, resolved)))  # fmt: skip
+            resolved = line
+    return acked, mitigated, resolved
+
+
+def durations(opened_at: float, timeline: list[TimelineEntry]) -> Durations:
+    """TTA, TTM and TTR of an incident from its timeline (in any order)."""
+    return Durations(*(None if line is None else max(line.time - opened_at, 0.0)
+                       for line in milestones(timeline)))  # fmt: skip

@@ -427,6 +427,14 @@ async def run_forever(rt: Runtime, stop: asyncio.Event, service: Service | None 
                          config_path=str(rt.config_path or "opsmedic.yaml"))  # fmt: skip
     tasks.append(asyncio.create_task(probes.run(), name="probes"))
     if rt.store is not None:
+        from opsmedic.reports.drafts import keep_drafting
+
+        def draft_failed(exc: Exception) -> None:
+            log.warning("postmortem.draft_failed", error=f"{type(exc).__name__}: {exc}")
+
+        tasks.append(asyncio.create_task(keep_drafting(
+            rt.store, rt.clock, rt.config.incidents.reopen_within, stop, failed=draft_failed),
+            name="postmortem-drafts"))  # fmt: skip
         cursors = StoreCursors(rt.store, rt.clock)
         for poller in rt.config.pollers:
             feed = Poller(poller, emit_polled, cursors, rt.clock, get_logger(component="poller"))

@@ -82,6 +82,7 @@ def main() -> None:
         manual,
         releases,
         replay,
+        reports,
         service,
         setup,
         silences,

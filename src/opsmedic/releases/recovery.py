@@ -9,6 +9,7 @@ import os
 import socket
 from collections.abc import Callable
 
+from opsmedic.clock import repeat
 from opsmedic.model import Deployment, DeploymentState
 from opsmedic.releases.controller import ACTIVE, ReleaseController
 
@@ -67,14 +68,9 @@ async def keep_recovering(
 ) -> None:  # fmt: skip
     """Every `every` seconds until `stop`: recover what died since, `report` each one. A
     sweep that fails (the store is away) is reported to `failed` and the next one tried."""
-    while True:
-        try:
-            await asyncio.wait_for(stop.wait(), every)
-            return
-        except TimeoutError:
-            pass
-        try:
-            for found in await recover(controller, stale_after=stale_after):
-                report(found)
-        except Exception as exc:  # the sweep must outlive a store that is briefly away
-            failed(exc)
+
+    async def sweep() -> None:
+        for found in await recover(controller, stale_after=stale_after):
+            report(found)
+
+    await repeat(every, stop, sweep, failed)

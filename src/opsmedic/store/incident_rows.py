@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 
 from opsmedic.model import Incident, IncidentAlert, IncidentChanges, IncidentStatus, TimelineEntry
 from opsmedic.store.codec import dumps_json
-from opsmedic.store.schema import incident_alerts, incidents, timeline
+from opsmedic.store.schema import incident_alerts, incidents, postmortems, timeline
 from opsmedic.utf8 import text
 
 # ON CONFLICT … DO UPDATE is spelled alike by SQLite (≥ 3.24) and PostgreSQL, so both run the
@@ -219,9 +219,10 @@ def incident_detail(
 
 
 def delete_incidents(conn: Connection, ids: Sequence[str]) -> int:
-    """Delete resolved incidents (with their alerts and timeline) by id; returns how many."""
+    """Delete resolved incidents (with their alerts, timeline and post-mortem draft) by id;
+    returns how many."""
     if not ids:
         return 0
-    for table in (incident_alerts, timeline):
+    for table in (incident_alerts, timeline, postmortems):
         conn.execute(sa.delete(table).where(table.c.incident_id.in_(ids)))
     return conn.execute(sa.delete(incidents).where(incidents.c.id.in_(ids))).rowcount

@@ -269,3 +269,15 @@ suppressed = sa.Table(
     sa.Column("detail", sa.Text, nullable=False),
     sqlite_with_rowid=False,
 )
+
+# Post-mortem drafts (reports/postmortem.py): one per incident, no foreign key (pruning
+# removes it with its incident); `trigger` says who asked: "auto" (resolved past the reopen
+# window) or "on_demand" (`opsmedic report postmortem`), which rewrites it.
+postmortems = sa.Table(
+    "postmortems",
+    metadata,
+    sa.Column("incident_id", sa.String, primary_key=True),
+    sa.Column("markdown", sa.Text, nullable=False),
+    sa.Column("generated_at", Time, nullable=False),
+    sa.Column("trigger", sa.String, nullable=False),
+)

@@ -38,6 +38,7 @@ from opsmedic.store.history_rows import HistoryReads
 from opsmedic.store.incident_actions import apply_action, changed_since
 from opsmedic.store.incident_rows import IncidentRows
 from opsmedic.store.loghunt_rows import LogHuntReads
+from opsmedic.store.report_rows import ReportReads
 from opsmedic.store.schema import deployments as deployment_table
 from opsmedic.store.schema import events as event_table
 from opsmedic.store.schema import incidents as incident_table
@@ -508,6 +509,11 @@ class Store:
     def approvals(self) -> ApprovalTable:
         """Runs' waits for approval and their decisions (store/approval_rows.py)."""
         return ApprovalTable(self._transaction, self._find)
+
+    @property
+    def reports(self) -> ReportReads:
+        """The reports' reads and post-mortem drafts (store/report_rows.py)."""
+        return ReportReads(self._transaction, self._find)
 
     @property
     def silences(self) -> SilenceTable:

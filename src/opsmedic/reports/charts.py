@@ -1,0 +1,76 @@
+"""SVG charts drawn on the server with pygal (the dashboard reuses this module): counts per
+day and durations over time. Only dates and numbers are drawn, never store text."""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+
+import pygal
+from pygal.style import CleanStyle
+
+# Importing pygal appends a legacy finder for its map plugins (unused here) to sys.meta_path;
+# it has no find_spec, so every later import that fails to resolve (an optional dependency
+# probed with try/except) raises ImportWarning. Taken off again.
+sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, pygal.PluginImportFixer)]
+
+DAY = 86_400.0
+MAX_DAYS = 400  # a bar per day: a longer window is drawn for its last MAX_DAYS days
+# pygal always embeds its config as an inline script (for its tooltips, whose JavaScript we
+# do not load): dropped, so a page embedding the SVG runs no script at all. etree escapes
+# text, so the first literal end tag is the script's own.
+_SCRIPT = re.compile(r"<script[^>]*>.*?</script>", re.DOTALL)
+
+
+def _config() -> pygal.Config:
+    config = pygal.Config()
+    config.style = CleanStyle
+    config.js = []  # no script fetched from a CDN: the SVG stands alone, offline, in any page
+    config.disable_xml_declaration = True  # embeddable inline in HTML as it is
+    config.width, config.height = 800, 320
+    config.x_label_rotation = 30
+    config.truncate_label = -1  # labels are dates: never cut
+    config.legend_at_bottom = True
+    return config
+
+
+def day_of(ts: float) -> str:
+    return datetime.fromtimestamp(ts - ts % DAY, UTC).strftime("%Y-%m-%d")
+
+
+def days(since: float, until: float) -> list[str]:
+    """The UTC days from `since` to `until`, at most the last MAX_DAYS."""
+    first = max(since - since % DAY, until - until % DAY - (MAX_DAYS - 1) * DAY)
+    count = int((until - first) // DAY) + 1
+    return [day_of(first + i * DAY) for i in range(max(count, 0))]
+
+
+def per_day(title: str, series: Mapping[str, Iterable[float]], since: float, until: float) -> str:
+    """A bar chart of how many times fall on each UTC day of [since, until), per series."""
+    labels = days(since, until)
+    chart = pygal.Bar(_config(), title=title, x_labels=labels)
+    index = {day: i for i, day in enumerate(labels)}
+    for name, times in series.items():
+        counts = [0] * len(labels)
+        for ts in times:
+            i = index.get(day_of(ts))
+            if i is not None:
+                counts[i] += 1
+        chart.add(name, counts)
+    return _svg(chart)
+
+
+def over_time(title: str, name: str, points: Iterable[tuple[float, float]]) -> str:
+    """A scatter of (time, seconds) points, e.g. each incident's time to mitigate."""
+    chart = pygal.DateTimeLine(
+        _config(), title=title, stroke=False, y_title="seconds",
+        x_value_formatter=lambda d: d.strftime("%Y-%m-%d %H:%M"),
+    )  # fmt: skip
+    chart.add(name, [(datetime.fromtimestamp(t, UTC), v) for t, v in points])
+    return _svg(chart)
+
+
+def _svg(chart: pygal.graph.graph.Graph) -> str:
+    return _SCRIPT.sub("", str(chart.render(is_unicode=True)))
