@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from opsmedic.errors import IncidentRefused
@@ -17,6 +18,7 @@ WHO_MAX = 200
 # may hold line breaks and tabs, a name may not.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
 _BREAK = re.compile(r"[\t\n]")
+_WHEN = "%Y-%m-%d %H:%M:%S"
 
 
 class Action(StrEnum):
@@ -104,6 +106,13 @@ def act(incident: Incident, action: Action, who: str, at: float, text: str = "")
     """
     if action not in HUMAN:
         raise ValueError(f"{action} is the engine's, not a person's")
+    if action is Action.ACK and incident.acknowledged_at is not None and incident.status in (
+        _A, _M):  # fmt: skip
+        # Taken once a round (a reopening clears it): of people acknowledging at once, one
+        # wins and the others hear who has it, as the locked row shows them (store).
+        since = datetime.fromtimestamp(incident.acknowledged_at, UTC).strftime(_WHEN)
+        raise IncidentRefused(f"the incident is {incident.status}: already acknowledged by "
+                              f"{incident.acknowledged_by} at {since} UTC")  # fmt: skip
     status = next_status(incident.status, action)
     if action is Action.ACK:
         incident.acknowledged_at, incident.acknowledged_by = at, who

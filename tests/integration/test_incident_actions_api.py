@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from api_service import Api, running_api
 from opsmedic.clock import ManualClock
@@ -167,12 +168,17 @@ async def test_bad_input_is_a_4xx_naming_the_field_and_writes_nothing(
         assert after["timeline"] == before["timeline"] and after["status"] == "open"
 
 
-async def test_two_people_acknowledging_at_once_make_one_line(
-    tmp_path: Path, store_url: str
+@pytest.mark.parametrize("mitigated", [False, True])
+async def test_people_acknowledging_at_once_make_one_line(
+    tmp_path: Path, store_url: str, mitigated: bool
 ) -> None:
-    async with running_api(tmp_path, store=store_url) as api:
+    """Open or mitigated (where `ack` keeps the state, so only the acknowledgement itself can
+    refuse a second one): one 200, one line; the others a 409 naming who won."""
+    rules = [{"name": "fix", "when": {"source": "alertmanager"}, "do": ["noop"]}]
+    async with running_api(tmp_path, rules if mitigated else None, store=store_url) as api:
         incident_id = await fire(api)
         await settle(api)
+        assert (await detail(api, incident_id))["status"] == ("mitigated" if mitigated else "open")
 
         async def ack(who: str) -> httpx.Response:
             async with api.client(api.tokens["operate"]) as op:
@@ -181,13 +187,15 @@ async def test_two_people_acknowledging_at_once_make_one_line(
         replies = await asyncio.gather(*(ack(f"person{i}") for i in range(8)))
         codes = sorted(r.status_code for r in replies)
         assert codes == [200] + [409] * 7, [r.text for r in replies]
-        assert all("is acknowledged: cannot ack" in r.text for r in replies if r.status_code == 409)
+        (winner,) = [r.json() for r in replies if r.status_code == 200]
+        by = winner["incident"]["acknowledged_by"]
+        assert all(f"already acknowledged by {by} at 20" in r.json()["detail"]
+                   for r in replies if r.status_code == 409)  # fmt: skip
         found = await detail(api, incident_id)
         lines = [t for t in found["timeline"] if t["kind"] == "acknowledged"]
-        (winner,) = [r.json() for r in replies if r.status_code == 200]
         assert len(lines) == 1 and lines[0]["message"] == winner["line"]["message"]
-        assert found["acknowledged_by"] == winner["incident"]["acknowledged_by"]
-        assert found["status"] == "acknowledged"
+        assert found["acknowledged_by"] == by
+        assert found["status"] == ("mitigated" if mitigated else "acknowledged")
 
 
 async def test_on_acknowledge_stop_ends_a_rules_runs_for_that_incident(tmp_path: Path) -> None:
