@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
 from opsmedic.errors import IncidentRefused
 from opsmedic.model import Incident, IncidentStatus, TimelineEntry
+from opsmedic.utf8 import hiding
 
 # Bounds of what people write: a note is a paragraph, a name is a name (API and CLI refuse
 # longer ones, naming the field, before anything is stored).
 NOTE_MAX = 4000
 WHO_MAX = 200
-# Control characters (NUL, which PostgreSQL refuses, among them) and lone surrogates; a note
-# may hold line breaks and tabs, a name may not.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
-_BREAK = re.compile(r"[\t\n]")
 _WHEN = "%Y-%m-%d %H:%M:%S"
 
 
@@ -87,15 +83,16 @@ def _allowed(status: IncidentStatus) -> str:
 
 def clean(value: str, limit: int, *, multiline: bool = False) -> str:
     """`value` without its outer blanks, or ValueError: empty, over `limit` characters, or
-    holding a control character (a line break only where `multiline`)."""
+    holding a character that would not show as written (utf8.hiding: a control, a bidi
+    override; a line break or tab only where `multiline`)."""
     value = value.strip()
     if not value:
         raise ValueError("must not be empty")
     if len(value) > limit:
         raise ValueError(f"at most {limit} characters (got {len(value)})")
-    found = _CONTROL.search(value) or (None if multiline else _BREAK.search(value))
-    if found:
-        raise ValueError(f"control character {found.group()!r} at position {found.start()}")
+    problem = hiding(value, breaks=multiline)  # NUL (refused by PostgreSQL), bidi overrides…
+    if problem is not None:
+        raise ValueError(problem)
     return value
 
 

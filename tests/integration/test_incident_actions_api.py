@@ -150,6 +150,12 @@ async def test_bad_input_is_a_4xx_naming_the_field_and_writes_nothing(
                 ("ack", {"reason": "x" * (NOTE_MAX + 1)}, 422, "reason"),
                 ("resolve", {"reason": "x\ny"}, 422, "reason"),  # one line; a note may break
                 ("ack", {"who": "alice"}, 422, "who"),
+                # Would make a line lie when shown (a bidi override reorders what follows).
+                ("ack", {"as": "alice\u202e"}, 422, "as"),
+                ("note", {"note": "fixed \u2066it"}, 422, "bidi control"),
+                ("assign", {"to": "bob\u202a"}, 422, "to"),
+                ("resolve", {"reason": "\u2069done"}, 422, "reason"),
+                ("note", {"note": "a\x1b[2Jb"}, 422, "control character"),
                 ("ack", [1], 422, "body"),
                 ("reopen", {}, 409, "the incident is open: cannot reopen it"),
             ]

@@ -149,7 +149,9 @@ def test_the_engines_actions_are_not_a_persons() -> None:
     [("", False, "must not be empty"), ("   ", True, "must not be empty"),
      ("x" * (NOTE_MAX + 1), True, f"at most {NOTE_MAX} characters"),
      ("a\x00b", True, "control character"), ("a\nb", False, "control character"),
-     ("a\rb", True, "control character"), ("\ud800", True, "control character")],
+     ("a\rb", True, "control character"), ("\ud800", True, "control character"),
+     ("alice\u202e", False, r"bidi control '\\u202e' at position 5"),
+     ("x\u2066y\u2069", True, "bidi control"), ("a\x85b", True, "control character")],
 )  # fmt: skip
 def test_clean_refuses(value: str, multiline: bool, error: str) -> None:
     with pytest.raises(ValueError, match=error):
