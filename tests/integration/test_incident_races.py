@@ -10,13 +10,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from test_incident_actions_api import ALERT, detail
+
 from api_service import Api, running_api
 from opsmedic.clock import ManualClock
 from opsmedic.lifecycle import Action
 from opsmedic.model import RunState
-
-ALERT = {"source": "alertmanager", "kind": "DiskFull", "resource": "db1",
-         "labels": {"alertname": "DiskFull", "service": "db"}}  # fmt: skip
 
 
 async def fire(api: Api, at: float, fingerprint: str = "a") -> dict[str, Any]:
@@ -30,42 +29,17 @@ async def fire(api: Api, at: float, fingerprint: str = "a") -> dict[str, Any]:
     return found
 
 
-async def detail(api: Api, incident_id: str) -> dict[str, Any]:
-    async with api.client(api.tokens["read"]) as read:
-        reply = await read.get(f"/api/v1/incidents/{incident_id}")
-    assert reply.status_code == 200, reply.text
-    found: dict[str, Any] = reply.json()
-    return found
-
-
 async def by_hand(api: Api, incident_id: str, action: Action, at: float) -> None:
-    """As `opsmedic incidents ACTION` does: on the store, the engine not told."""
+    """As `opsmedic incidents ACTION` takes it: on the store, the engine not told."""
     await asyncio.to_thread(api.store.incident_action, incident_id, action, "alice", at)
 
 
-async def test_an_alert_never_joins_an_incident_closed_outside_the_engine(
+async def test_an_alert_after_a_resolve_or_close_outside_the_engine_follows_the_state_machine(
     tmp_path: Path, store_url: str
 ) -> None:
+    """Resolved by hand: its alert firing reopens it. Closed by hand: its alerts never join
+    it again, a new incident opens."""
     # The clock stands still: the engine's periodic look at people's actions never comes.
-    clock = ManualClock(time.time())
-    async with running_api(tmp_path, clock=clock, store=store_url) as api:
-        closed = (await fire(api, clock.now()))["incident_id"]
-        await by_hand(api, closed, Action.CLOSE, clock.now())
-        before = await detail(api, closed)
-        for fingerprint in ("a", "b"):  # its own alert, and a new one of its group
-            event = await fire(api, clock.now(), fingerprint)
-            assert event["incident_id"] != closed
-        after = await detail(api, closed)
-        assert (after["status"], after["events"], after["timeline"]) == (
-            "closed", before["events"], before["timeline"])  # fmt: skip
-        assert [a["fingerprint"] for a in after["alerts"]] == ["a"]
-        new = await detail(api, event["incident_id"])
-        assert new["status"] == "open" and new["events"] == 2
-
-
-async def test_an_alert_of_an_incident_resolved_outside_the_engine_reopens_it(
-    tmp_path: Path, store_url: str
-) -> None:
     clock = ManualClock(time.time())
     async with running_api(tmp_path, clock=clock, store=store_url) as api:
         incident_id = (await fire(api, clock.now()))["incident_id"]
@@ -77,6 +51,18 @@ async def test_an_alert_of_an_incident_resolved_outside_the_engine_reopens_it(
         reopened = [t["message"] for t in found["timeline"] if t["message"].startswith("reopen")]
         assert kinds.index("resolved") < kinds.index("status_changed", 1), kinds
         assert reopened and "fired again" in reopened[0], found["timeline"]
+
+        await by_hand(api, incident_id, Action.CLOSE, clock.now())
+        before = await detail(api, incident_id)
+        for fingerprint in ("a", "b"):  # its own alert, and a new one of its group
+            event = await fire(api, clock.now(), fingerprint)
+            assert event["incident_id"] != incident_id
+        after = await detail(api, incident_id)
+        assert (after["status"], after["events"], after["timeline"]) == (
+            "closed", before["events"], before["timeline"])  # fmt: skip
+        assert [a["fingerprint"] for a in after["alerts"]] == ["a"]
+        new = await detail(api, event["incident_id"])
+        assert new["status"] == "open" and new["events"] == 2
 
 
 async def test_a_run_succeeding_after_a_resolve_by_hand_does_not_mitigate(
