@@ -343,9 +343,11 @@ class Engine:
             if isinstance(exc, IncidentMoved) or (len(subs) > 1 and isolable(exc)):
                 # Perhaps one submission's data: plan and commit each again on its own
                 # (next, in order), on the state the store has, so only that one fails.
-                # IncidentMoved: people acted on an incident meanwhile; planned again on it.
-                self.log.warning("engine.batch_retried_alone", submissions=len(subs),
-                                 error=f"{type(exc).__name__}: {exc}")  # fmt: skip
+                # IncidentMoved: people acted on an incident meanwhile (an ack, a close): no
+                # fault, planned again on the incident as they left it.
+                say = self.log.info if isinstance(exc, IncidentMoved) else self.log.warning
+                say("engine.batch_retried_alone", submissions=len(subs),
+                    error=f"{type(exc).__name__}: {exc}")  # fmt: skip
                 for sub, start, replied in planned.begun:  # as before this batch was planned
                     sub.start, sub.alone = start, True
                     del sub.accepted[replied:]
