@@ -113,7 +113,7 @@ def test_two_stores_acknowledging_at_once_make_one_line(store: Store, store_url:
     for other in others:
         other.close()
     assert sorted(results)[0] == "acked" and results.count("acked") == 1, results
-    assert all("is acknowledged: cannot ack" in r for r in results if r != "acked")
+    assert all("is acknowledged: already acknowledged by p" in r for r in results if r != "acked")
     found, _, timeline = store.get_incident(incident.id)
     assert [t.kind for t in timeline].count("acknowledged") == 1
     assert found.human_actions == 1 and found.status is S.ACKNOWLEDGED
