@@ -103,11 +103,11 @@ def act(incident: Incident, action: Action, who: str, at: float, text: str = "")
     """
     if action not in HUMAN:
         raise ValueError(f"{action} is the engine's, not a person's")
-    if action is Action.ACK and incident.acknowledged_at is not None and incident.status in (
-        _A, _M):  # fmt: skip
+    acked = incident.acknowledged_at
+    if action is Action.ACK and acked is not None and incident.status in (_A, _M):
         # Taken once a round (a reopening clears it): of people acknowledging at once, one
         # wins and the others hear who has it, as the locked row shows them (store).
-        since = datetime.fromtimestamp(incident.acknowledged_at, UTC).strftime(_WHEN)
+        since = datetime.fromtimestamp(acked, UTC).strftime(_WHEN)
         raise IncidentRefused(f"the incident is {incident.status}: already acknowledged by "
                               f"{incident.acknowledged_by} at {since} UTC")  # fmt: skip
     status = next_status(incident.status, action)

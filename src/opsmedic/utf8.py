@@ -1,5 +1,4 @@
-"""Text that every JSON encoder, strict decoder and database accepts (valid UTF-8, no NUL),
-and that shows people what it says."""
+"""Text every JSON encoder, strict decoder and database accepts, and that shows what it says."""
 
 from __future__ import annotations
 
