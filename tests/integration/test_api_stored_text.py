@@ -15,8 +15,17 @@ from api_service import running_api
 from cli_process import opsmedic
 from store_fixtures import refuse_value
 
-CONTROLS = ["a\x00b", "line\nbreak", "tab\there", "\x1b[31mred", "del\x7f", "c1\x85", "cr\r",
-            "rlo\u202eevil", "isolate\u2066"]  # bidi: reorder what follows on screen
+CONTROLS = [
+    "a\x00b",
+    "line\nbreak",
+    "tab\there",
+    "\x1b[31mred",
+    "del\x7f",
+    "c1\x85",
+    "cr\r",
+    "rlo\u202eevil",
+    "isolate\u2066",
+]  # bidi: reorder what follows on screen
 
 
 HIDING = "(control character|bidi control) "
