@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import getpass
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,3 +17,8 @@ def opsmedic(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env["COLUMNS"] = "200"  # rich wraps at the terminal's width; tests match whole lines
     return subprocess.run([*OPSMEDIC, *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=120, check=False)  # fmt: skip
+
+
+def via(name: str) -> str:
+    """How the CLI records `--as NAME` given by the login running these tests."""
+    return f"{name} (via {getpass.getuser()}@{socket.gethostname()})"

@@ -12,6 +12,7 @@ OpsmedicError
 │   │   ├── UnknownSilence  no silence with that id: 404, exit 2
 │   │   └── UnknownIncident  no incident with that id: 404, exit 2
 │   └── StoreRefused     one request's data cannot be encoded or is refused by the database
+│       └── IncidentMoved  people acted on an incident since the engine read it: plan again
 ├── TemplateError        a template failed to render (sandbox violation, undefined value)
 ├── FileChanged          a file shrank while it was being archived (archive/members.py)
 ├── VerifyError          an archive read back does not hold what was written (ditto)
@@ -126,6 +127,17 @@ class StoreRefused(StoreError):
     """The data, not the store, is at fault: a value that cannot be encoded as JSON, or one
     the database refuses (an integrity or data error). The request that brought it fails
     alone (422); the store is fine for everyone else."""
+
+
+class IncidentMoved(StoreRefused):
+    """The engine's write of incidents it read before people acted on them (acknowledged,
+    resolved, closed …): refused whole, nothing written; the engine reads them again and
+    decides again (an alert must not join an incident closed meanwhile)."""
+
+    def __init__(self, ids: list[str]) -> None:
+        self.ids = ids
+        super().__init__(f"people acted on incident(s) {', '.join(ids)} since the engine read "
+                         "them")  # fmt: skip
 
 
 class TemplateError(OpsmedicError):

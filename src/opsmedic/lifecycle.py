@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Protocol, TypeVar
 
 from opsmedic.errors import IncidentRefused
 from opsmedic.model import Incident, IncidentStatus, TimelineEntry
+from opsmedic.utf8 import hiding
 
 # Bounds of what people write: a note is a paragraph, a name is a name (API and CLI refuse
 # longer ones, naming the field, before anything is stored).
 NOTE_MAX = 4000
 WHO_MAX = 200
-# Control characters (NUL, which PostgreSQL refuses, among them) and lone surrogates; a note
-# may hold line breaks and tabs, a name may not.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
-_BREAK = re.compile(r"[\t\n]")
+_WHEN = "%Y-%m-%d %H:%M:%S"
 
 
 class Action(StrEnum):
@@ -87,15 +85,16 @@ def _allowed(status: IncidentStatus) -> str:
 
 def clean(value: str, limit: int, *, multiline: bool = False) -> str:
     """`value` without its outer blanks, or ValueError: empty, over `limit` characters, or
-    holding a control character (a line break only where `multiline`)."""
+    holding a character that would not show as written (utf8.hiding: a control, a bidi
+    override; a line break or tab only where `multiline`)."""
     value = value.strip()
     if not value:
         raise ValueError("must not be empty")
     if len(value) > limit:
         raise ValueError(f"at most {limit} characters (got {len(value)})")
-    found = _CONTROL.search(value) or (None if multiline else _BREAK.search(value))
-    if found:
-        raise ValueError(f"control character {found.group()!r} at position {found.start()}")
+    problem = hiding(value, breaks=multiline)  # NUL (refused by PostgreSQL), bidi overrides…
+    if problem is not None:
+        raise ValueError(problem)
     return value
 
 
@@ -106,6 +105,13 @@ def act(incident: Incident, action: Action, who: str, at: float, text: str = "")
     """
     if action not in HUMAN:
         raise ValueError(f"{action} is the engine's, not a person's")
+    acked = incident.acknowledged_at
+    if action is Action.ACK and acked is not None and incident.status in (_A, _M):
+        # Taken once a round (a reopening clears it): of people acknowledging at once, one
+        # wins and the others hear who has it, as the locked row shows them (store).
+        since = datetime.fromtimestamp(acked, UTC).strftime(_WHEN)
+        raise IncidentRefused(f"the incident is {incident.status}: already acknowledged by "
+                              f"{incident.acknowledged_by} at {since} UTC")  # fmt: skip
     status = next_status(incident.status, action)
     if action is Action.ACK:
         incident.acknowledged_at, incident.acknowledged_by = at, who

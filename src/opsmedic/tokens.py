@@ -7,6 +7,7 @@ import secrets
 from enum import StrEnum
 
 from opsmedic.model import TokenRecord, new_id
+from opsmedic.utf8 import hiding
 
 PREFIX = "om_"  # recognisable in a leaked-secret scan, like GitHub's ghp_
 
@@ -29,6 +30,8 @@ def mint(name: str, scopes: list[Scope], now: float) -> tuple[TokenRecord, str]:
     """A new token record and its secret (to be shown to the user once)."""
     if not name.strip():
         raise ValueError("a token needs a name")
+    if (problem := hiding(name)) is not None:  # its name is who acts over the API
+        raise ValueError(f"the name holds a {problem}")
     if not scopes:
         raise ValueError("a token needs at least one scope")
     secret = PREFIX + secrets.token_urlsafe(32)

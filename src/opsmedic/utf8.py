@@ -1,8 +1,28 @@
-"""Text that every JSON encoder, strict decoder and database accepts: valid UTF-8, no NUL."""
+"""Text every JSON encoder, strict decoder and database accepts, and that shows what it says."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+# What makes text shown to people lie: C0 and C1 controls (ESC moves a terminal's cursor, CR
+# overwrites a line), DEL, lone surrogates, and the bidi embeddings, overrides and isolates
+# (U+202A-U+202E, U+2066-U+2069) that reorder what follows them on screen ("Trojan Source"):
+# `alice\u202e` before "resolved by hand" would show a different sentence.
+_HIDING = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+_BREAKS = "\t\n"
+
+
+def hiding(value: str, *, breaks: bool = False) -> str | None:
+    """What in `value` would not show as written (the first such character, as "control
+    character '\\x1b' at position 3"), or None; with `breaks`, tabs and line feeds pass."""
+    for found in _HIDING.finditer(value):
+        char = found.group()
+        if breaks and char in _BREAKS:
+            continue
+        kind = "bidi control" if "\u202a" <= char <= "\u2069" else "control character"
+        return f"{kind} {char!r} at position {found.start()}"
+    return None
 
 
 def text(value: str) -> str:

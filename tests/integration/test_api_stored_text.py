@@ -5,6 +5,7 @@ characters in names are a 422 naming the field, a value the database refuses is 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import orjson
@@ -14,7 +15,20 @@ from api_service import running_api
 from cli_process import opsmedic
 from store_fixtures import refuse_value
 
-CONTROLS = ["a\x00b", "line\nbreak", "tab\there", "\x1b[31mred", "del\x7f", "c1\x85", "cr\r"]
+CONTROLS = [
+    "a\x00b",
+    "line\nbreak",
+    "tab\there",
+    "\x1b[31mred",
+    "del\x7f",
+    "c1\x85",
+    "cr\r",
+    "rlo\u202eevil",
+    "isolate\u2066",
+]  # bidi: reorder what follows on screen
+
+
+HIDING = "(control character|bidi control) "
 
 
 @pytest.mark.parametrize("text", CONTROLS, ids=repr)
@@ -26,14 +40,14 @@ async def test_a_name_with_a_control_character_is_a_422_naming_its_field(
         admin, sender = api.client(api.tokens["admin"]), api.client(api.tokens["ingest"])
         reply = await admin.post("/api/v1/tokens", json={"name": text, "scopes": ["read"]})
         assert reply.status_code == 422, reply.text
-        assert "name" in reply.json()["detail"] and "control character" in reply.text
+        assert "name" in reply.json()["detail"] and re.search(HIDING, reply.text)
         assert text not in {t["name"] for t in (await admin.get("/api/v1/tokens")).json()}
         fine = await admin.post("/api/v1/tokens", json={"name": "fine", "scopes": ["read"]})
         assert fine.status_code == 201, fine.text
         for field in ("source", "host", "severity", "fingerprint"):
             reply = await sender.post("/api/v1/events", json={"source": "app", field: text})
             assert reply.status_code == 422, reply.text
-            assert reply.json()["detail"].startswith(f"body: {field}: Value error, control char")
+            assert re.match(f"body: {field}: Value error, {HIDING}", reply.json()["detail"])
         await admin.aclose()
         await sender.aclose()
 

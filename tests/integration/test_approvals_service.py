@@ -16,7 +16,7 @@ import yaml
 from test_run_service import write_config
 
 from api_service import Api, running_api
-from cli_process import opsmedic
+from cli_process import opsmedic, via
 from opsmedic.model import RunState
 from opsmedic.store.store import Store
 
@@ -57,9 +57,11 @@ async def test_the_api_approves_once_and_refuses_what_it_cannot_decide(tmp_path:
             unknown = await op.post("/api/v1/runs/ffffffffffffffff/approve")
             assert unknown.status_code == 404 and "no run" in unknown.json()["detail"]
             for body in ({"comment": 5}, {"extra": 1}, {"step": 0}, {"comment": "a\x07b"},
-                         {"comment": "x" * 2001}):  # fmt: skip
+                         {"comment": "x" * 2001}, {"comment": "ok\u202e"}):  # fmt: skip
                 bad = await op.post(f"{url}/approve", json=body)
                 assert bad.status_code == 422, (body, bad.text)
+            bidi = await op.post(f"{url}/approve", json={"comment": "ok\u202e"})
+            assert "comment" in bidi.text and "bidi control" in bidi.text
             other = await op.post(f"{url}/reject", json={"step": 1})
             assert other.status_code == 409 and "not step 1" in other.json()["detail"]
             assert not marker.exists()  # nothing decided by any of those
@@ -91,20 +93,23 @@ async def test_the_cli_decides_and_says_why_it_cannot(tmp_path: Path) -> None:
         listed = await cli("--state", "waiting_approval", "--json")
         assert [r["id"] for r in json.loads(listed.stdout)] == [run_id]
         for args in (("approve", "nosuchrun"), ("approve", run_id, "--as", ""),
-                     ("approve", run_id, "--step", "0"), ("reject", run_id, "--comment", "\x1b[2J")):  # fmt: skip
+                     ("approve", run_id, "--step", "0"), ("reject", run_id, "--comment", "\x1b[2J"),
+                     ("approve", run_id, "--as", "bob\u202e"),
+                     ("approve", run_id, "--comment", "ok \u2067x")):  # fmt: skip
             bad = await cli(*args)
             assert bad.returncode == 2, (args, bad.stdout, bad.stderr)
         done = await cli("reject", run_id[-8:], "--as", "bob", "--comment", "not in business hours")
         assert done.returncode == 0, done.stderr
-        assert "step 2 (run_command) rejected by cli bob: not in business hours" in done.stdout
+        bob = f"cli {via('bob')}"  # the name given, and who gave it
+        assert f"step 2 (run_command) rejected by {bob}: not in business hours" in done.stdout
         await until_state(api.store, run_id, RunState.SKIPPED)  # the service polled the store
         late = await cli("approve", run_id, "--json")
         assert late.returncode == 1
-        assert "is skipped, not waiting for approval (step 2 (run_command) rejected by cli bob" in (
+        assert f"is skipped, not waiting for approval (step 2 (run_command) rejected by {bob}" in (
             " ".join(late.stderr.split()))  # fmt: skip
         shown = await cli("show", run_id, "--json")
         (decided,) = json.loads(shown.stdout)["approvals"]
-        assert (decided["decision"], decided["decided_by"]) == ("rejected", "cli bob")
+        assert (decided["decision"], decided["decided_by"]) == ("rejected", bob)
     assert not marker.exists()
 
 

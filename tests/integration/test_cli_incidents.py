@@ -32,6 +32,8 @@ def test_token_create_list_revoke(project: Path) -> None:
     assert found is not None and found.scopes == ("operate", "read")
     bad = opsmedic("token", "create", "--name", "x", "--scope", "root", cwd=project)
     assert bad.returncode != 0 and "ingest, read, operate or admin" in bad.stderr
+    lying = opsmedic("token", "create", "--name", "ops\u202e", "--scope", "read", cwd=project)
+    assert lying.returncode == 2 and "--name" in lying.stderr and "bidi control" in lying.stderr
     revoked = opsmedic("token", "revoke", "alertmanager", cwd=project)
     assert revoked.returncode == 0 and "revoked token 'alertmanager'" in revoked.stdout
     assert store.find_token(digest(secret)) is None

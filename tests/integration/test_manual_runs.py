@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from api_service import running_api, write_config
-from cli_process import OPSMEDIC, opsmedic
+from cli_process import OPSMEDIC, opsmedic, via
 from opsmedic.engine.manual import ManualRuns, RunAsk, event_by_hand
 from opsmedic.errors import RunRefused
 from opsmedic.model import RunState
@@ -218,7 +218,7 @@ def test_the_cli_runs_a_rule_by_hand_and_streams_its_steps(site: Path) -> None:
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].startswith("run ") and lines[0].endswith(
-        "of clean on web1: started by cli alice"
+        f"of clean on web1: started by cli {via('alice')}"
     )
     assert "succeeded run_command" in lines[1] and "cleaned web1" in done.stdout
     assert lines[-1].startswith("succeeded 2 step(s) succeeded")
@@ -247,6 +247,7 @@ def test_the_cli_refuses_what_it_must(site: Path) -> None:
         (["clean", "--event", str(site / "missing.json")], "cannot read"),
         (["clean", "--event", str(event)], f"{event}:4:13: status: "),
         (["clean", "--as", ""], "--as"),
+        (["clean", "--as", "alice\u2066"], "bidi control"),
     ):
         found = opsmedic("rules", "run", *args, cwd=site)
         assert found.returncode == 2, (args, found.stderr)

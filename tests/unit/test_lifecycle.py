@@ -91,6 +91,22 @@ def test_ack_records_who_and_when_and_counts_the_action() -> None:
     assert (line.kind, line.message, line.time) == ("acknowledged", "acknowledged by alice", 160.0)
 
 
+@pytest.mark.parametrize("before_mitigation", [True, False])
+def test_a_mitigated_incident_is_acknowledged_once(before_mitigation: bool) -> None:
+    found = incident(S.OPEN if before_mitigation else S.MITIGATED)
+    act(found, Action.ACK, "alice", 1_800_000_000.0)
+    if before_mitigation:
+        found.status = next_status(found.status, Action.RUN_SUCCEEDED)
+    assert found.status is S.MITIGATED
+    with pytest.raises(IncidentRefused, match=r"the incident is mitigated: already acknowledged "
+                       r"by alice at 2027-01-15 08:00:00 UTC$"):  # fmt: skip
+        act(found, Action.ACK, "bob", 1_800_000_060.0)
+    assert (found.acknowledged_by, found.human_actions) == ("alice", 1)
+    act(found, Action.REOPEN, "bob", 1_800_000_120.0)  # a new round: to acknowledge again
+    act(found, Action.ACK, "bob", 1_800_000_180.0)
+    assert found.acknowledged_by == "bob"
+
+
 def test_note_assign_resolve_close_in_order() -> None:
     found = incident()
     lines = [
@@ -133,7 +149,9 @@ def test_the_engines_actions_are_not_a_persons() -> None:
     [("", False, "must not be empty"), ("   ", True, "must not be empty"),
      ("x" * (NOTE_MAX + 1), True, f"at most {NOTE_MAX} characters"),
      ("a\x00b", True, "control character"), ("a\nb", False, "control character"),
-     ("a\rb", True, "control character"), ("\ud800", True, "control character")],
+     ("a\rb", True, "control character"), ("\ud800", True, "control character"),
+     ("alice\u202e", False, r"bidi control '\\u202e' at position 5"),
+     ("x\u2066y\u2069", True, "bidi control"), ("a\x85b", True, "control character")],
 )  # fmt: skip
 def test_clean_refuses(value: str, multiline: bool, error: str) -> None:
     with pytest.raises(ValueError, match=error):

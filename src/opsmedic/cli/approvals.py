@@ -16,7 +16,10 @@ if TYPE_CHECKING:
 
 MAX_COMMENT = 2000  # as the API's
 RunArg = Annotated[str, typer.Argument(help="a run id or a unique part of it (≥ 4 chars)")]
-AsOpt = Annotated[str | None, typer.Option("--as", help="who decides (default: your login name)")]
+AsOpt = Annotated[
+    str | None,
+    typer.Option("--as", help="who decides (recorded with your login name; default: that)"),
+]
 CommentOpt = Annotated[str, typer.Option(help="why, for the run and the incident's timeline")]
 StepOpt = Annotated[
     int | None,
@@ -45,24 +48,16 @@ def _decide(
     decision: str, run_id: str, who: str | None, comment: str, step: int | None,
     as_json: bool, config: ConfigOpt,
 ) -> None:  # fmt: skip
-    import getpass
     import time
 
-    from opsmedic.config.types import plain_text
+    from opsmedic.cli.actor import actor, checked
     from opsmedic.engine.approvals import POLL_S
     from opsmedic.store.approval_rows import describe
     from opsmedic.views import ApprovalView
 
-    name = getpass.getuser() if who is None else who.strip()
-    for option, value in (("--as", name), ("--comment", comment)):
-        try:
-            plain_text(value)
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc), param_hint=option) from None
-    if not name or len(name) > 200:
-        raise typer.BadParameter("give a name of 1 to 200 characters", param_hint="--as")
-    if len(comment) > MAX_COMMENT:
-        raise typer.BadParameter(f"at most {MAX_COMMENT} characters", param_hint="--comment")
+    name = actor(who)
+    if comment:
+        comment = checked(comment, MAX_COMMENT, "--comment")
     store = open_store(config)
     wait = store.approvals.decide(run_id, decision, f"cli {name}", comment, time.time(),
                                   None if step is None else step - 1)  # fmt: skip

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import time
 from collections.abc import Callable
 from typing import Annotated
@@ -10,32 +9,28 @@ from typing import Annotated
 import typer
 
 from opsmedic.cli import ConfigOpt, out
+from opsmedic.cli.actor import actor, checked
 from opsmedic.cli.history import open_store
 from opsmedic.cli.incidents import incidents_app
 from opsmedic.cli.output import JsonOpt, print_json
-from opsmedic.lifecycle import NOTE_MAX, WHO_MAX, Action, clean
+from opsmedic.lifecycle import NOTE_MAX, WHO_MAX, Action
 
 IdArg = Annotated[str, typer.Argument(help="an incident id or a unique part (≥ 4)")]
-AsOpt = Annotated[str | None, typer.Option("--as", help="who acts (default: your login name)")]
+AsOpt = Annotated[
+    str | None,
+    typer.Option("--as", help="who acts (recorded with your login name; default: that name)"),
+]
 ReasonOpt = Annotated[str | None, typer.Option("--reason", help="why, on the timeline")]
-
-
-def _checked(value: str, limit: int, param: str, *, multiline: bool = False) -> str:
-    try:
-        return clean(value, limit, multiline=multiline)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint=param) from None
 
 
 def _act(ref: str, action: Action, who: str | None, text: str, as_json: bool,
          config: ConfigOpt) -> None:  # fmt: skip
     """Act through the store: the running engine catches up within a second while events
-    flow (Engine._catch_up), and the store keeps the state meanwhile."""
+    flow (Engine._catch_up), and its writes of the incident are refused until it has."""
     from opsmedic.views import IncidentActionView
 
-    who = _checked(who if who is not None else getpass.getuser(), WHO_MAX, "--as")
-    store = open_store(config)
-    incident, line = store.incident_action(ref, action, who, time.time(), text)
+    name = actor(who)
+    incident, line = open_store(config).incident_action(ref, action, name, time.time(), text)
     if as_json:
         print_json(IncidentActionView.of(incident, line).model_dump())
         return
@@ -45,7 +40,7 @@ def _act(ref: str, action: Action, who: str | None, text: str, as_json: bool,
 def _with_reason(action: Action) -> Callable[..., None]:
     def command(incident_id: IdArg, who: AsOpt = None, reason: ReasonOpt = None,
                 as_json: JsonOpt = False, config: ConfigOpt = None) -> None:  # fmt: skip
-        text = "" if reason is None else _checked(reason, NOTE_MAX, "--reason")
+        text = "" if reason is None else checked(reason, NOTE_MAX, "--reason")
         _act(incident_id, action, who, text, as_json, config)
 
     return command
@@ -69,7 +64,7 @@ def note(
     config: ConfigOpt = None,
 ) -> None:
     """Add a note to an incident's timeline."""
-    _act(incident_id, Action.NOTE, who, _checked(text, NOTE_MAX, "TEXT", multiline=True),
+    _act(incident_id, Action.NOTE, who, checked(text, NOTE_MAX, "TEXT", multiline=True),
          as_json, config)  # fmt: skip
 
 
@@ -82,4 +77,4 @@ def assign(
     config: ConfigOpt = None,
 ) -> None:
     """Assign an incident to someone."""
-    _act(incident_id, Action.ASSIGN, who, _checked(to, WHO_MAX, "TO"), as_json, config)
+    _act(incident_id, Action.ASSIGN, who, checked(to, WHO_MAX, "TO"), as_json, config)

@@ -9,9 +9,9 @@ import typer
 from rich.text import Text
 
 from opsmedic.cli import ConfigOpt, err, out
+from opsmedic.cli.actor import actor
 from opsmedic.cli.history import state_cell
 from opsmedic.cli.output import JsonOpt, print_json
-from opsmedic.cli.releases import who
 from opsmedic.cli.setup import rules_app
 from opsmedic.errors import ConfigError, Problem
 
@@ -43,7 +43,7 @@ def run_rule(
     ),
     force: Annotated[bool, typer.Option(help="run a disabled rule; recorded as forced")] = False,
     as_user: Annotated[
-        str | None, typer.Option("--as", help="who to record (default: your user name)")
+        str | None, typer.Option("--as", help="who to record (with your user name; default: that)")
     ] = None,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
@@ -62,9 +62,7 @@ def run_rule(
         event = event_by_hand(data, time.time())
     except ValueError as exc:
         raise _bad_event(event_file, exc) from None
-    if as_user is not None and not (0 < len(as_user.strip()) <= 200 and as_user.isprintable()):
-        raise typer.BadParameter("a name of 1 to 200 printable characters", param_hint="--as")
-    started_by = who() if as_user is None else f"cli {as_user.strip()}"
+    started_by = f"cli {actor(as_user)}"
     # Direct on the store, as `deploy` and `rollback` are: no engine loop is started here, so
     # no crash recovery runs against the runs of a service that may be running (see docs).
     rt = build(find_config(config), registry=build_registry())

@@ -11,6 +11,7 @@ import regex
 
 from opsmedic.logs import get_logger
 from opsmedic.model import Event, new_id
+from opsmedic.utf8 import hiding
 
 FIELDS = ("source", "kind", "resource", "host", "severity")
 OPS = ("=~", "!~", "!=", "=")  # longest first: `!=` is not `!` then `=`
@@ -188,6 +189,8 @@ def new_silence(
         raise ValueError("the end is not after the start")
     if not comment.strip():
         raise ValueError("say why in a comment: the timeline of what it holds shows it")
+    if (problem := hiding(comment)) is not None:  # the API's PlainText says so first
+        raise ValueError(f"comment: {problem}")
     return Silence(new_id(), parsed, start, end, created_by, comment, now)
 
 

@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from opsmedic.utf8 import hiding
+
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 # A plain number of seconds; not float()'s syntax, which also takes "nan", "inf" and "1e3".
@@ -76,16 +78,12 @@ HttpUrlText = Annotated[str, AfterValidator(http_url)]
 IPAddressText = Annotated[str, AfterValidator(_ip_address)]
 
 
-# C0 and C1 controls (NUL among them, which PostgreSQL's text refuses), DEL, and the lone
-# surrogates that JSON's \u escapes can spell but UTF-8 cannot hold.
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-
-
 def plain_text(value: str) -> str:
-    """`value` unchanged if it holds no control character or lone surrogate; else ValueError."""
-    found = _UNPRINTABLE.search(value)
-    if found:
-        raise ValueError(f"control character {found.group()!r} at position {found.start()}")
+    """`value` unchanged if it shows as written: no control character, lone surrogate or bidi
+    override (utf8.hiding); else ValueError."""
+    problem = hiding(value)
+    if problem is not None:
+        raise ValueError(problem)
     return value
 
 

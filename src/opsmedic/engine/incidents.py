@@ -335,11 +335,12 @@ class IncidentTracker:
             and run.state is RunState.SUCCEEDED
             and not run.dry_run
             and run.queue != Queue.INVESTIGATION  # diagnostics collected change nothing
-            and incident.status in (IncidentStatus.OPEN, IncidentStatus.ACKNOWLEDGED)
+            # As the state machine says: mitigated already, nothing new (a resolved or closed
+            # incident is not followed here; the store refuses a write made before it was).
+            and (status := next_status(incident.status, Action.RUN_SUCCEEDED)) != incident.status
         ):
             incident.mitigated_at = at
-            self._status(changes, incident, next_status(incident.status, Action.RUN_SUCCEEDED),
-                         at, f"mitigated: run of {run.rule} succeeded")  # fmt: skip
+            self._status(changes, incident, status, at, f"mitigated: run of {run.rule} succeeded")
             if seen is not None and self._fired.get(incident.id, 0) > seen:
                 self._refired(changes, incident, at)
         return changes

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from opsmedic.errors import StoreError, StoreRefused
+from opsmedic.errors import IncidentMoved, StoreError, StoreRefused
 from opsmedic.logs import get_logger
 from opsmedic.model import Event, Run, StepRecord
 from opsmedic.store.codec import EncodedEvent
@@ -177,7 +177,8 @@ class Journal:
                 await self._enqueue(batch)
                 return
             except Exception as exc:
-                if not isolable(exc) or batch is tries[-1]:
+                # IncidentMoved: the rows are not wrong but stale; the engine makes them again.
+                if not isolable(exc) or isinstance(exc, IncidentMoved) or batch is tries[-1]:
                     raise
                 self._log.error("journal.finish_refused", run_id=run.id,
                                 error=f"{type(exc).__name__}: {exc}")  # fmt: skip

@@ -24,7 +24,7 @@ from opsmedic.engine.manual import ManualRuns
 from opsmedic.engine.muting import Muting
 from opsmedic.engine.planner import Planner
 from opsmedic.engine.pools import Pool, Pools
-from opsmedic.errors import StoreRefused
+from opsmedic.errors import IncidentMoved, StoreRefused
 from opsmedic.logs import get_logger
 from opsmedic.model import Event, Incident, IncidentChanges, IncidentStatus, Run, RunState
 from opsmedic.plugins import ProbeOnce, Registry
@@ -39,6 +39,9 @@ _MAX_BATCH = 2000  # events planned and committed together at most
 # People's actions on incidents: looked for at most this often (seconds) while events flow,
 # back this far before the last look (a commit that took its time, another host's clock).
 _LOOK_EVERY, _LOOK_SLACK = 1.0, 300.0
+# A run's end is recorded with its incident's change made again this often at most when
+# people keep acting on the incident meanwhile (IncidentMoved); then without the change.
+_MOVED_RETRIES = 5
 
 
 @dataclass(slots=True)
@@ -341,11 +344,14 @@ class Engine:
             subs = [sub for sub, _ in planned.replies]
             if planned.partial is not None:
                 subs.append(planned.partial)
-            if len(subs) > 1 and isolable(exc):
+            if isinstance(exc, IncidentMoved) or (len(subs) > 1 and isolable(exc)):
                 # Perhaps one submission's data: plan and commit each again on its own
                 # (next, in order), on the state the store has, so only that one fails.
-                self.log.warning("engine.batch_retried_alone", submissions=len(subs),
-                                 error=f"{type(exc).__name__}: {exc}")  # fmt: skip
+                # IncidentMoved: people acted on an incident meanwhile (an ack, a close): no
+                # fault, planned again on the incident as they left it.
+                say = self.log.info if isinstance(exc, IncidentMoved) else self.log.warning
+                say("engine.batch_retried_alone", submissions=len(subs),
+                    error=f"{type(exc).__name__}: {exc}")  # fmt: skip
                 for sub, start, replied in planned.begun:  # as before this batch was planned
                     sub.start, sub.alone = start, True
                     del sub.accepted[replied:]
@@ -487,8 +493,17 @@ class Engine:
             pool.release()
 
     async def _record_end(self, run: Run) -> None:
-        ended = self.incidents.finished(run, self._clock.now())
-        await self.journal.finish(run, IncidentRows.of(ended))
+        for _ in range(_MOVED_RETRIES):
+            ended = self.incidents.finished(run, self._clock.now())
+            try:
+                await self.journal.finish(run, IncidentRows.of(ended))
+                break
+            except IncidentMoved as exc:  # resolved or closed by hand meanwhile: as it is now
+                assert self.store is not None
+                for incident in await self.journal.call(self.store.incidents_by_id, exc.ids):
+                    self.incidents.adopt(incident)
+        else:
+            await self.journal.finish(run)  # acted on again and again: the run's end at least
         self._count(run)
         self.log.info("run.finished", run_id=run.id, rule=run.rule, target=run.target,
                       outcome=str(run.state), message=run.message)  # fmt: skip

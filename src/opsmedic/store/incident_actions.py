@@ -3,6 +3,8 @@ they changed, for the engine to catch up with."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -78,3 +80,8 @@ def _status(conn: Connection, incident_id: str) -> str:
 def changed_since(conn: Connection, since: float) -> list[Incident]:
     """Incidents people acted on at or after `since`, with their member alerts."""
     return with_alerts(conn, sa.select(incidents).where(incidents.c.human_at >= since))
+
+
+def by_id(conn: Connection, ids: Sequence[str]) -> list[Incident]:
+    """The incidents of these ids, with their member alerts."""
+    return with_alerts(conn, sa.select(incidents).where(incidents.c.id.in_(list(ids))))

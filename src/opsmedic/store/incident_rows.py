@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from opsmedic.errors import IncidentMoved
 from opsmedic.model import Incident, IncidentAlert, IncidentChanges, IncidentStatus, TimelineEntry
 from opsmedic.store.codec import dumps_json
 from opsmedic.store.schema import incident_alerts, incidents, postmortems, timeline
@@ -21,24 +22,23 @@ _INCIDENT_COLUMNS = ("id", "key", "title", "source", "severity", "status", "open
                      "updated_at", "mitigated_at", "resolved_at", "events", "flaps",
                      "flapping", "acknowledged_at", "acknowledged_by", "assignee", "closed_at",
                      "human_actions")  # fmt: skip
-# The engine's copy of an incident sets its state only if it has seen every action people
-# took on it (lifecycle.py): a batch planned before an acknowledgement and committed after
-# it must not put the incident back to open. The engine learns of the action soon after
-# (Engine.sync_incidents) and its next write sets the state again.
-_GUARDED = ("status", "mitigated_at", "resolved_at", "acknowledged_at", "acknowledged_by",
-            "assignee", "closed_at")  # fmt: skip
-_GUARD = ", ".join(
-    f"{c} = CASE WHEN incidents.human_actions = excluded.human_actions THEN excluded.{c} "
-    f"ELSE incidents.{c} END"
-    for c in _GUARDED
-)
+# The engine writes an incident's state only if it has seen every action people took on it
+# (lifecycle.py; `human_actions` counts them): checked in the write's own transaction, the
+# rows locked, so that an alert never joins an incident closed since the engine read it, nor
+# a run's success marks mitigated one resolved meanwhile. Otherwise IncidentMoved: nothing is
+# written and the engine reads the incidents again and plans again (Engine._commit).
+_SET = ", ".join(f"{c} = excluded.{c}" for c in (
+    "status", "mitigated_at", "resolved_at", "acknowledged_at", "acknowledged_by", "assignee",
+    "closed_at"))  # fmt: skip
+_HUMAN_ACTIONS = _INCIDENT_COLUMNS.index("human_actions")
+_CHUNK = 500  # ids per check, far below SQLite's 32,766 parameters
 _ALERT_COLUMNS = ("incident_id", "fingerprint", "status", "first_seen", "last_seen", "events")
 _TIMELINE_COLUMNS = ("incident_id", "time", "kind", "message", "ref", "evidence")
 _UPSERT_INCIDENT = """
 INSERT INTO incidents ({columns}) VALUES ({marks})
 ON CONFLICT (id) DO UPDATE SET severity = excluded.severity,
     updated_at = excluded.updated_at, events = excluded.events, flaps = excluded.flaps,
-    flapping = excluded.flapping, {guard}
+    flapping = excluded.flapping, {set}
 """
 _MERGE_ALERT = """
 INSERT INTO incident_alerts ({columns}) VALUES ({marks})
@@ -50,7 +50,7 @@ _APPEND_TIMELINE = "INSERT INTO timeline ({columns}) VALUES ({marks})"
 
 def _statement(template: str, columns: tuple[str, ...], named: bool) -> str:
     marks = ", ".join(f":{c}" for c in columns) if named else ", ".join("?" * len(columns))
-    return template.format(columns=", ".join(columns), marks=marks, guard=_GUARD)
+    return template.format(columns=", ".join(columns), marks=marks, set=_SET)
 
 
 _STATEMENTS = [
@@ -118,16 +118,43 @@ class IncidentRows:
         )
 
     def write_sqlite(self, cursor: Any) -> None:
-        """On the caller's sqlite3 cursor, inside its transaction."""
+        """On the caller's sqlite3 cursor, inside its transaction (BEGIN IMMEDIATE: no one
+        acts on an incident between the check and the write)."""
+        ids = self._ids()
+        for start in range(0, len(ids), _CHUNK):
+            chunk = ids[start : start + _CHUNK]
+            marks = ", ".join("?" * len(chunk))  # only marks: the ids are bound
+            sql = f"SELECT id, human_actions FROM incidents WHERE id IN ({marks})"  # noqa: S608
+            cursor.execute(sql, chunk)
+            self._check(cursor.fetchall())
         for (sql, _), rows in zip(_POSITIONAL, self._tables(), strict=True):
             if rows:
                 cursor.executemany(sql, rows)
 
     def write(self, conn: Connection) -> None:
-        """Through SQLAlchemy (PostgreSQL), inside the caller's transaction."""
+        """Through SQLAlchemy (PostgreSQL), inside the caller's transaction; the incidents'
+        rows are locked first, as a person's action locks its one (incident_actions.py)."""
+        ids = self._ids()
+        for start in range(0, len(ids), _CHUNK):
+            check = (sa.select(incidents.c.id, incidents.c.human_actions)
+                     .where(incidents.c.id.in_(ids[start : start + _CHUNK]))
+                     .order_by(incidents.c.id).with_for_update())  # fmt: skip
+            self._check([tuple(r) for r in conn.execute(check)])
         for (sql, columns), rows in zip(_NAMED, self._tables(), strict=True):
             if rows:
                 conn.execute(sa.text(sql), [dict(zip(columns, r, strict=True)) for r in rows])
+
+    def _ids(self) -> list[str]:
+        return sorted({row[0] for row in self.incidents})
+
+    def _check(self, stored: Sequence[Row]) -> None:
+        """IncidentMoved if people acted on one of these incidents after the engine read it
+        (each row carries the count of actions the engine had seen when it was made)."""
+        acted: dict[str, int] = dict(stored)
+        moved = sorted({row[0] for row in self.incidents
+                        if acted.get(row[0], 0) > row[_HUMAN_ACTIONS]})  # fmt: skip
+        if moved:
+            raise IncidentMoved(moved)
 
     def _tables(self) -> tuple[list[Row], list[Row], list[Row]]:
         return self.incidents, self.alerts, self.timeline

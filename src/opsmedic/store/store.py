@@ -35,7 +35,7 @@ from opsmedic.store.database import WRITE, describe, make_engine, parse_url, sho
 from opsmedic.store.decision_rows import DecisionRows, SuppressedTable
 from opsmedic.store.flag_rows import FlagTable
 from opsmedic.store.history_rows import HistoryReads
-from opsmedic.store.incident_actions import apply_action, changed_since
+from opsmedic.store.incident_actions import apply_action, by_id, changed_since
 from opsmedic.store.incident_rows import IncidentRows
 from opsmedic.store.loghunt_rows import LogHuntReads
 from opsmedic.store.report_rows import ReportReads
@@ -415,6 +415,11 @@ class Store:
         """Incidents people acted on at or after `since` (the engine catches up with them)."""
         with self._transaction() as conn:
             return changed_since(conn, since)
+
+    def incidents_by_id(self, ids: Sequence[str]) -> list[Incident]:
+        """These incidents as they are now, with their member alerts (after IncidentMoved)."""
+        with self._transaction() as conn:
+            return by_id(conn, ids)
 
     def add_token(self, record: TokenRecord, digest: str) -> None:
         """Store a new token by the hash of its secret; a name in use is a ValueError."""

@@ -1,5 +1,5 @@
 """People's actions on incidents in the store, on SQLite and PostgreSQL: one transaction each,
-the engine's stale copy never overwriting them, two stores acting at once, and what the
+the engine's stale copy refused whole (IncidentMoved), two stores acting at once, and what the
 engine reads back (closed incidents are not active)."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import threading
 import pytest
 
 from opsmedic.engine.incidents import Grouping, IncidentTracker
-from opsmedic.errors import IncidentRefused, UnknownIncident
+from opsmedic.errors import IncidentMoved, IncidentRefused, UnknownIncident
 from opsmedic.lifecycle import Action
-from opsmedic.model import Incident, IncidentChanges, IncidentStatus, Status
+from opsmedic.model import Incident, IncidentChanges, IncidentStatus, Status, TimelineEntry
 from opsmedic.store import Store
 from opsmedic.store.incident_rows import IncidentRows
 from store_fixtures import T0, make_event
@@ -31,17 +31,23 @@ def opened(store: Store) -> tuple[IncidentTracker, Incident]:
     return tracker, incident
 
 
-def test_the_engines_stale_copy_does_not_undo_a_persons_action(store: Store) -> None:
+def test_the_engines_stale_copy_is_refused_whole(store: Store) -> None:
     _, incident = opened(store)
     acked, line = store.incident_action(incident.id[:8], Action.ACK, "alice", T0 + 60)
     assert (acked.status, acked.human_actions, line.kind) == (S.ACKNOWLEDGED, 1, "acknowledged")
     stale = copy.deepcopy(incident)  # the engine's copy, planned before the ack
     stale.status, stale.mitigated_at, stale.events = S.MITIGATED, T0 + 70, 5
-    store.record([], [], incidents=IncidentRows.of(IncidentChanges({stale.id: stale})))
+    changes = IncidentChanges({stale.id: stale})
+    changes.timeline.append(TimelineEntry(stale.id, T0 + 70, "status_changed", "mitigated: x"))
+    event = make_event(kind="full")
+    with pytest.raises(IncidentMoved, match=incident.id) as refused:
+        store.record([event], [], incidents=IncidentRows.of(changes))
+    assert refused.value.ids == [incident.id]
     found, _, timeline = store.get_incident(incident.id)
-    assert (found.status, found.acknowledged_by, found.mitigated_at) == (S.ACKNOWLEDGED, "alice",
-                                                                        None)  # fmt: skip
-    assert found.events == 5  # the counts are the engine's, always
+    assert (found.status, found.acknowledged_by, found.mitigated_at, found.events) == (
+        S.ACKNOWLEDGED, "alice", None, 1)  # fmt: skip
+    assert [t.kind for t in timeline] == ["status_changed", "event_received", "acknowledged"]
+    assert store.stored_event_ids([event.id]) == set()  # nothing of it: the engine plans again
     # Once the engine has adopted the action, its writes set the state again.
     (seen,) = store.incidents_acted_on(T0)
     assert seen.human_actions == 1 and seen.alerts == incident.alerts
@@ -107,7 +113,7 @@ def test_two_stores_acknowledging_at_once_make_one_line(store: Store, store_url:
     for other in others:
         other.close()
     assert sorted(results)[0] == "acked" and results.count("acked") == 1, results
-    assert all("is acknowledged: cannot ack" in r for r in results if r != "acked")
+    assert all("is acknowledged: already acknowledged by p" in r for r in results if r != "acked")
     found, _, timeline = store.get_incident(incident.id)
     assert [t.kind for t in timeline].count("acknowledged") == 1
     assert found.human_actions == 1 and found.status is S.ACKNOWLEDGED
