@@ -20,6 +20,7 @@ class Outcome(StrEnum):
     WAITING_FOR = "waiting_for"  # its `for:` has not held long enough yet
     IN_FLIGHT = "in_flight"  # a run of the rule for the same alert is still running
     OVER_LIMIT = "over_limit"  # `limit.max_runs` reached within `limit.within`
+    QUEUE_FULL = "queue_full"  # the investigation pool's slots and backlog are all taken
     SILENCED = "silenced"  # held by a silence or a maintenance window
     INHIBITED = "inhibited"  # held by an inhibition rule
     HELD = "held"  # held while a service it depends on fails (engine/holds.py)

@@ -121,6 +121,7 @@ class Engine:
         self._idle = asyncio.Event()
         self._idle.set()
         self.pools = Pools(config.actions.concurrency)
+        self.planner.pools = self.pools
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._busy = False
@@ -173,6 +174,7 @@ class Engine:
     @in_event_order.setter
     def in_event_order(self, on: bool) -> None:
         self._in_event_order = self.incidents.in_event_order = on
+        self.planner.pools = None if on else self.pools  # a replay's file waits, never refused
 
     def reload(self, ruleset: RuleSet) -> None:
         self.planner.reload(ruleset)
@@ -256,6 +258,7 @@ class Engine:
         """Decide for every event of the batch: its incident, its runs, the replies."""
         planned = _Planned()
         changes = IncidentChanges()
+        self.pools.new_batch()
         for n, sub in enumerate(batch):
             planned.begun.append((sub, sub.start, len(sub.accepted)))
             for i in range(sub.start, len(sub.events)):

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from opsmedic.engine.decisions import Outcome, RuleOutcome, clock
+from opsmedic.engine.pools import Pools
 from opsmedic.errors import RunRefused
 from opsmedic.model import Event, Run, RunState, Status
 from opsmedic.rules.model import LimitSpec, Rule, key_of
@@ -38,6 +39,7 @@ class PlannerStats:
     limited: int = 0
     held: int = 0
     stopped_acknowledged: int = 0  # matches of `on_acknowledge: stop` rules, not acted on
+    queue_full: int = 0  # investigations refused: their pool's backlog was full
 
 
 class Planner:
@@ -64,6 +66,9 @@ class Planner:
         self._last_fired: dict[tuple[str, tuple[str, ...]], float] = {}
         self._windows: dict[tuple[str, tuple[str, ...]], deque[float]] = {}
         self._escalated: set[tuple[str, tuple[str, ...]]] = set()
+        # The engine's pools, asked before a run is planned (a full investigation queue
+        # refuses); None plans regardless (a replay in event order waits for room instead).
+        self.pools: Pools | None = None
 
     def reload(self, ruleset: RuleSet) -> None:
         """Swap rules; state of rules that still exist is kept, the rest dropped."""
@@ -198,11 +203,18 @@ class Planner:
                 why = f"once_within {rule.throttle.once_within:g}s; last run at {clock(last)}"
                 decision.outcomes.append(RuleOutcome(rule.name, Outcome.THROTTLED, why))
                 return
+        # Before the limit, which a refused run must not use up.
+        if self.pools is not None and (full := self.pools.refusal(rule.queue)):
+            self.stats.queue_full += 1
+            decision.outcomes.append(RuleOutcome(rule.name, Outcome.QUEUE_FULL, full))
+            return
         if rule.limit is not None and not self._within_limit(rule, event, decision):
             return
         if rule.throttle is not None:
             self._last_fired[(rule.name, key_of(event, rule.throttle.per))] = event.time
         self._lock(lock)
+        if self.pools is not None:
+            self.pools.book(rule.queue)
         self.stats.planned += 1
         run = self._run(rule, event)
         decision.runs.append((run, rule))
