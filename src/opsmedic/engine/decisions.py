@@ -82,12 +82,14 @@ class SuppressionLog:
         self._lines: dict[tuple[str, str, Outcome], _Line] = {}
         self._dirty: set[tuple[str, str, Outcome]] = set()
 
-    def add(self, event: Event, found: RuleOutcome, changes: IncidentChanges) -> None:
-        """Record one suppressed decision (anything but `planned`)."""
+    def add(self, event: Event, found: RuleOutcome, changes: IncidentChanges, at: float) -> None:
+        """Record one suppressed decision (anything but `planned`), decided at `at`: when
+        opsmedic received the event (its own time may be old: a long-firing alert's repeats
+        keep their start), which the row's seen times, its prune and its line go by."""
         # Made storable (utf8.text) once per row as it is written, not once per event here.
         self._rows.suppress(
-            (found.rule, event.fingerprint, found.outcome.value),
-            event.target, event.incident_id or None, event.time, event.id, found.detail,
+            (found.rule, event.fingerprint, found.outcome.value), event.target,
+            event.incident_id or None, at, event.id, found.detail, event.time,
         )  # fmt: skip
         if not event.incident_id or found.outcome in _OWN_LINE:
             return
@@ -95,17 +97,17 @@ class SuppressionLog:
         line = self._lines.get(key)
         if line is not None:
             line.count += 1
-            line.last, line.last_at = found, event.time
+            line.last, line.last_at = found, at
             self._dirty.add(key)
             return
         if len(self._lines) >= _NOTED_MAX:
             self._count_up()  # the counts of this batch are kept; the memory starts afresh
             self._lines.clear()
         line = self._lines[key] = _Line(
-            f"{found.rule}:{found.outcome}:{event.id}", 1, event.time, found, event.time
+            f"{found.rule}:{found.outcome}:{event.id}", 1, at, found, at
         )
         changes.timeline.append(TimelineEntry(
-            event.incident_id, event.time, TIMELINE_KIND, line.message(), line.ref
+            event.incident_id, at, TIMELINE_KIND, line.message(), line.ref
         ))  # fmt: skip
 
     def take(self) -> DecisionRows:

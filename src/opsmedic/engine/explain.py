@@ -113,19 +113,29 @@ class _Reasoning:
         waiting = self._for_clock()
         throttled = self._throttle()
         over = self._limit()
-        exact = next((r for r in recorded if r.last_event_id == self.event.id), None)
-        for row in recorded:
-            if row.first_seen <= self.event.time <= row.last_seen:
-                self.verdict.history.append(
-                    f"recorded: {row.outcome} \u00d7{row.count} from {clock(row.first_seen)} "
-                    f"to {clock(row.last_seen)}: {row.detail}"
-                )
+        event_id = self.event.id
+        exact = next((r for r in recorded if r.last_event_id == event_id), None)
+        # The rows this event was counted into: its id (ids order by receipt) lies between
+        # their first and last event's. A row from before revision 0015 knows its last only.
+        among = [r for r in recorded if r.first_event_id <= event_id <= r.last_event_id
+                 and (r.first_event_id or r is exact)]  # fmt: skip
+        for row in among:
+            self.verdict.history.append(
+                f"recorded: {row.outcome} \u00d7{row.count} from {clock(row.first_seen)} "
+                f"to {clock(row.last_seen)}: {row.detail}"
+            )
         if run is not None:
             limited = run.state is RunState.SKIPPED and run.message.startswith(LIMIT_REACHED)
             self._say(Outcome.OVER_LIMIT if limited else Outcome.PLANNED,
                       run.message if limited else f"run {run.id} ({run.state})")  # fmt: skip
         elif exact is not None:  # what the engine itself recorded for this very event
             self._say(Outcome(exact.outcome), exact.detail)
+        elif len(among) == 1:  # coalesced into a row a later event of its alert last set
+            row = among[0]
+            self._say(Outcome(row.outcome),
+                      f"suppressed {row.count} times between {clock(row.first_seen)} and "
+                      f"{clock(row.last_seen)} (this event among them); the last: "
+                      f"{row.detail}")  # fmt: skip
         elif waiting:
             self._say(Outcome.WAITING_FOR, waiting)
         elif throttled:

@@ -80,6 +80,7 @@ class _Planned:
     # Each submission this batch planned, with its `start` and replies before: a failed
     # commit puts them back as they were.
     begun: list[tuple[_Submission, int, int]] = field(default_factory=list)
+    at: float = 0.0  # when it was planned: when its suppressed decisions were recorded
 
 
 class Engine:
@@ -256,7 +257,7 @@ class Engine:
 
     def _plan(self, batch: list[_Submission]) -> _Planned:
         """Decide for every event of the batch: its incident, its runs, the replies."""
-        planned = _Planned()
+        planned = _Planned(at=self._clock.now())
         changes = IncidentChanges()
         self.pools.new_batch()
         for n, sub in enumerate(batch):
@@ -311,9 +312,10 @@ class Engine:
             outcomes = [o if o.outcome is not Outcome.HELD else RuleOutcome(o.rule, kind,
                         hold.reason) for o in outcomes]  # fmt: skip
         if self.suppressions.enabled:
+            at = event.time if self._in_event_order else planned.at  # a replay: its own time
             for found in outcomes:
                 if found.outcome is not Outcome.PLANNED:
-                    self.suppressions.add(event, found, changes)
+                    self.suppressions.add(event, found, changes, at)
         if not decision.held:
             return Accepted(event.id, ids, decisions=outcomes)
         assert hold is not None
