@@ -15,6 +15,7 @@ from opsmedic.clock import Clock
 from opsmedic.config.schema import Config
 from opsmedic.engine.approvals import Approvals
 from opsmedic.engine.decisions import Outcome, RuleOutcome, SuppressionLog
+from opsmedic.engine.evidence import evidence_of_interrupted
 from opsmedic.engine.executor import Executor
 from opsmedic.engine.holds import Hold, Holds
 from opsmedic.engine.incidents import Grouping, IncidentTracker, Reopening
@@ -147,7 +148,8 @@ class Engine:
         recovery = Recovery([], [])
         if self.store is not None:
             now = self._clock.now()
-            recovery = await self.journal.call(self.store.interrupt_running, now, self._rerun_of)
+            recovery = await self.journal.call(self.store.interrupt_running, now, self._rerun_of,
+                                               evidence_of_interrupted)  # fmt: skip
             await self._reload_state()
             if self.holds is not None:  # a rollback before the restart still holds dependents
                 self.holds.restore(await self.journal.call(self.holds.stored, self.store))

@@ -217,6 +217,34 @@ async def test_investigation_outputs_are_evidence_on_the_incident_and_do_not_mit
     )
 
 
+async def test_an_investigation_a_crash_stopped_gets_its_evidence_line_at_recovery(
+    make_engine: Any, store: Store
+) -> None:
+    """A run of an investigation left `running` by a crash: the next start marks it
+    interrupted and its incident's evidence says so, in the recovery's own commit."""
+    rules = (
+        "- {name: diagnose, when: {kind: disk}, do: [{step: {output: top}}], queue: investigation}"
+    )
+    engine, _ = await make_engine(rules, config())
+    (first,) = await engine.submit([ev("disk")])
+    await engine.drain()
+    incident_id = store.get_run(first.run_ids[0]).incident_id
+    event = ev("disk")
+    crashed = Run(rule="diagnose", event_id=event.id, target=event.target,
+                  fingerprint=event.fingerprint, actions=["step"], queue="investigation",
+                  incident_id=incident_id, state=RunState.PLANNED, created_at=event.time)  # fmt: skip
+    store.record([event], [crashed])
+    assert store.claim([crashed.id], event.time) == [crashed.id]  # then the process died
+    await make_engine(rules, config())  # the next start
+    assert store.get_run(crashed.id).state is RunState.INTERRUPTED
+    _, _, timeline = store.get_incident(incident_id)
+    (line,) = [t for t in timeline if t.kind == "evidence" and t.ref == crashed.id]
+    assert line.message == (
+        "evidence from run of diagnose (interrupted): 0 step(s), 0 characters of output"
+    )
+    assert line.evidence is not None and line.evidence["state"] == "interrupted"
+
+
 async def test_a_remediation_still_mitigates_beside_an_investigation(
     make_engine: Any, store: Store
 ) -> None:
