@@ -252,9 +252,7 @@ def test_a_replay_leaves_no_run_waiting_for_approval_and_counts_those_it_ended(
     result = opsmedic("replay", "events.jsonl", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "runs 1 skipped;" in result.stdout
-    assert result.stdout.rstrip().endswith(
-        "; 1 ended before a step that needs approval (skipped)"
-    )
+    assert result.stdout.rstrip().endswith("; 1 ended before a step that needs approval (skipped)")
     store = Store(f"sqlite:///{tmp_path / 'opsmedic.db'}")
     (run,) = store.list_runs()
     assert run.state.value == "skipped" and [s.action for s in run.steps] == ["run_command"]
