@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from opsmedic.clock import Clock
+from opsmedic.engine.decisions import secs
 from opsmedic.engine.journal import Journal
 from opsmedic.errors import ApprovalConflict
 from opsmedic.model import Approval, Event, IncidentChanges, Run, RunState, Status, TimelineEntry
@@ -118,8 +119,8 @@ class Approvals:
                         step.approve.on_timeout, run.incident_id,
                         digest=steps_digest(rule))  # fmt: skip
         ways = how_to(run.id, step_index + 1)
-        run.message += (f", {step.approve.timeout:g}s at most (then {step.approve.on_timeout}): "
-                        f"{ways['approve']}")  # fmt: skip
+        run.message += (f", {secs(step.approve.timeout)}s at most (then "
+                        f"{step.approve.on_timeout}): {ways['approve']}")  # fmt: skip
         changes = IncidentChanges()
         if run.incident_id:
             changes.timeline.append(TimelineEntry(run.incident_id, now, "approval_requested",

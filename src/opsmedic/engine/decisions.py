@@ -44,6 +44,13 @@ class RuleOutcome(NamedTuple):
     detail: str = ""
 
 
+def secs(seconds: float) -> str:
+    """Seconds as people read them in a detail: to the millisecond at most, never in exponent
+    notation (12.3, not 12.300000000000001; 1209600, not 1.2096e+06)."""
+    shown = f"{seconds:.3f}"
+    return shown.rstrip("0").rstrip(".") if "." in shown else shown
+
+
 def clock(ts: float) -> str:
     """An event time as the timeline's lines say it: HH:MM:SS UTC."""
     try:

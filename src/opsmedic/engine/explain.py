@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from opsmedic.engine.decisions import Outcome, RuleOutcome, clock
+from opsmedic.engine.decisions import Outcome, RuleOutcome, clock, secs
 from opsmedic.engine.planner import LIMIT_REACHED
 from opsmedic.model import Event, Run, RunState
 from opsmedic.rules.model import Rule, key_of
@@ -174,9 +174,9 @@ class _Reasoning:
         start = t if since is None else since
         held = t - start
         self.verdict.history.append(
-            f"matching since {clock(start)}: {held:g}s of for: {rule.for_s:g}s"
+            f"matching since {clock(start)}: {secs(held)}s of for: {secs(rule.for_s)}s"
         )
-        return "" if held >= rule.for_s else f"for: {rule.for_s:g}s; matching for {held:g}s"
+        return "" if held >= rule.for_s else f"for: {secs(rule.for_s)}s; matching for {secs(held)}s"
 
     def _throttle(self) -> str:
         spec = self.rule.throttle
@@ -185,11 +185,11 @@ class _Reasoning:
         prior = self._runs_before(spec.once_within, spec.per)
         if not prior:
             self.verdict.history.append(
-                f"throttle: no run within once_within {spec.once_within:g}s before"
+                f"throttle: no run within once_within {secs(spec.once_within)}s before"
             )
             return ""
         run, other = prior[0]
-        line = f"last run {run.id} at {clock(other.time)}, once_within {spec.once_within:g}s"
+        line = f"last run {run.id} at {clock(other.time)}, once_within {secs(spec.once_within)}s"
         self.verdict.history.append(f"throttle: {line}")
         return line
 
@@ -199,7 +199,7 @@ class _Reasoning:
             return ""
         counted = self._runs_before(spec.within, spec.per)
         key = "/".join(key_of(self.event, spec.per))
-        line = f"{len(counted)} runs within {spec.within:g}s for {key} (limit {spec.max_runs})"
+        line = f"{len(counted)} runs within {secs(spec.within)}s for {key} (limit {spec.max_runs})"
         self.verdict.history.append(f"limit: {line}")
         return line if len(counted) >= spec.max_runs else ""
 

@@ -6,7 +6,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from opsmedic.engine.decisions import Outcome, RuleOutcome, clock
+from opsmedic.engine.decisions import Outcome, RuleOutcome, clock, secs
 from opsmedic.engine.pools import Pools
 from opsmedic.errors import RunRefused
 from opsmedic.model import Event, Run, RunState, Status
@@ -178,8 +178,8 @@ class Planner:
             self._pending_by_fp[event.fingerprint].add(rule.name)
             if event.time - since < rule.for_s:
                 self.stats.pending_for += 1
-                decision.outcomes.append(RuleOutcome(rule.name, Outcome.WAITING_FOR,
-                    f"for: {rule.for_s:g}s; matching for {event.time - since:g}s"))  # fmt: skip
+                why = f"for: {secs(rule.for_s)}s; matching for {secs(event.time - since)}s"
+                decision.outcomes.append(RuleOutcome(rule.name, Outcome.WAITING_FOR, why))
                 return
         lock = (rule.name, event.fingerprint)
         if lock in self._in_flight:
@@ -200,7 +200,7 @@ class Planner:
             last = self._last_fired.get(tkey)
             if last is not None and event.time - last < rule.throttle.once_within:
                 self.stats.suppressed_throttle += 1
-                why = f"once_within {rule.throttle.once_within:g}s; last run at {clock(last)}"
+                why = f"once_within {secs(rule.throttle.once_within)}s; last run at {clock(last)}"
                 decision.outcomes.append(RuleOutcome(rule.name, Outcome.THROTTLED, why))
                 return
         # Before the limit, which a refused run must not use up.
@@ -273,7 +273,7 @@ class Planner:
             return True
         self.stats.limited += 1
         decision.outcomes.append(RuleOutcome(rule.name, Outcome.OVER_LIMIT,
-            f"limit: {rule.limit.max_runs} runs within {rule.limit.within:g}s for "
+            f"limit: {rule.limit.max_runs} runs within {secs(rule.limit.within)}s for "
             f"{'/'.join(key[1])}"))  # fmt: skip
         if key not in self._escalated:
             # Escalate once per pause: a flapping alert must not become a notification storm.
@@ -321,7 +321,9 @@ LIMIT_REACHED = "limit reached"
 
 
 def _limit_reached(limit: LimitSpec, key: tuple[str, ...]) -> str:
-    return f"{LIMIT_REACHED}: {limit.max_runs} runs within {limit.within:g}s for {'/'.join(key)}"
+    return (
+        f"{LIMIT_REACHED}: {limit.max_runs} runs within {secs(limit.within)}s for {'/'.join(key)}"
+    )
 
 
 def _horizon(rules: dict[str, Rule], name: str) -> float:
