@@ -236,3 +236,7 @@ class ApprovalConflict(OpsmedicError):
     step, or decided already (the message names who decided, and when)."""
 
     status = 409
+
+
+class ListenError(OpsmedicError, OSError):
+    """A server opsmedic runs (the API) cannot listen on its address: one line naming it."""

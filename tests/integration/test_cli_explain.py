@@ -57,9 +57,17 @@ def test_explain_says_per_rule_per_condition_why_with_the_history(replayed: Path
     assert rules["dns"]["match"] is False and rules["dns"]["outcome"] is None
     assert rules["dns"]["detail"] == "source == 'dns' does not hold (actual: 'disk')"
     assert [c["holds"] for c in rules["archive"]["conditions"]] == [True, True, True]
+    # Coalesced into the row that ev-0005 last set (throttled at 10, 26, 40 and 70 s).
     assert rules["archive"]["outcome"] == "throttled"
-    assert rules["archive"]["detail"].startswith("last run ")
-    assert rules["archive"]["detail"].endswith(" at 08:00:00, once_within 600s")
+    assert rules["archive"]["detail"] == (
+        "suppressed 4 times between 08:00:10 and 08:01:10 (this event among them); the last: "
+        "once_within 600s; last run at 08:00:00"
+    )
+    assert rules["archive"]["history"][-2].startswith("throttle: last run ")
+    assert rules["archive"]["history"][-1] == (
+        "recorded: throttled \u00d74 from 08:00:10 to 08:01:10: once_within 600s; last run at "
+        "08:00:00"
+    )
     slow = rules["slow"]
     assert slow["outcome"] == "waiting_for" and slow["detail"] == "for: 30s; matching for 14s"
     assert slow["history"][:2] == [
@@ -67,6 +75,10 @@ def test_explain_says_per_rule_per_condition_why_with_the_history(replayed: Path
         "status == 'firing' (implicit) did not hold",
         "matching since 08:00:26: 14s of for: 30s",
     ]
+    first = rules_of(json.loads(opsmedic("explain", "ev-0001", "--json", cwd=replayed).stdout))
+    assert first["archive"]["detail"] == rules["archive"]["detail"]  # the row's first event
+    assert first["slow"]["outcome"] == "waiting_for"
+    assert first["slow"]["detail"].startswith("suppressed 4 times between 08:00:00 and 08:00:40")
     ran = rules_of(json.loads(opsmedic("explain", "ev-0005", "--json", cwd=replayed).stdout))
     assert ran["slow"]["outcome"] == "planned" and ran["slow"]["detail"].endswith("(succeeded)")
     table = opsmedic("explain", "ev-0004", cwd=replayed)

@@ -234,3 +234,33 @@ def test_json_summary_with_runs_in_the_api_shape(tmp_path: Path, dry: bool) -> N
             assert set(stored) == {*run, "approvals"} and stored["approvals"] == []
             assert [stored[k] for k in ("state", "deciding_step", "steps")] == [
                 run[k] for k in ("state", "deciding_step", "steps")]  # fmt: skip
+
+
+def test_a_replay_leaves_no_run_waiting_for_approval_and_counts_those_it_ended(
+    tmp_path: Path,
+) -> None:
+    """The step before the wait runs, the one that needs a yes does not: the run ends
+    skipped (no wait stored for the next `opsmedic run` to take up), and the summary says
+    how many ended so."""
+    marker = tmp_path / "destroyed"
+    project(tmp_path, [
+        {"name": "fix-app", "when": {"source": "app", "kind": "broken"},
+         "do": [{"run_command": {"argv": ["echo", "looked"]}},
+                {"run_command": {"argv": ["touch", str(marker)]}, "approve": {"timeout": "10m"}}]},
+    ])  # fmt: skip
+    write_events(tmp_path / "events.jsonl", failing(1, 70))
+    result = opsmedic("replay", "events.jsonl", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "runs 1 skipped;" in result.stdout
+    assert result.stdout.rstrip().endswith("; 1 ended before a step that needs approval (skipped)")
+    store = Store(f"sqlite:///{tmp_path / 'opsmedic.db'}")
+    (run,) = store.list_runs()
+    assert run.state.value == "skipped" and [s.action for s in run.steps] == ["run_command"]
+    assert run.message == (
+        "step 2 (run_command) needs approval and a replay waits for nobody; the run ends here"
+    )
+    assert store.approvals.waits() == [] and not marker.exists()
+    write_events(tmp_path / "more.jsonl", [{**failing(1, 70)[0], "time": T0 + 1}])
+    again = opsmedic("replay", "--json", "more.jsonl", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["needs_approval"] == 1

@@ -113,3 +113,27 @@ def test_a_run_killed_mid_action_is_marked_interrupted_at_the_next_start(tmp_pat
     assert result.returncode == 0, result.stderr
     assert "run.interrupted" in result.stderr and run.id in result.stderr
     assert store.get_run(run.id).state.value == "interrupted"
+
+
+def test_a_port_in_use_is_one_error_line_naming_the_address(tmp_path: Path) -> None:
+    """Another process holds the API's port: exit 1 with one line, not a traceback."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        (tmp_path / "rules").mkdir()
+        (tmp_path / "rules" / "r.yaml").write_text("[]\n")
+        config = tmp_path / "opsmedic.yaml"
+        config.write_text(yaml.safe_dump({
+            "store": f"sqlite:///{tmp_path / 'o.db'}", "rules_dir": "rules",
+            "api": {"host": "127.0.0.1", "port": port},
+        }))  # fmt: skip
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OPSMEDIC_")}
+        done = subprocess.run([sys.executable, "-m", "opsmedic", "run", "-c", str(config)],
+                              env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error ")]
+    assert errors == [f"error the API cannot listen on 127.0.0.1:{port}: address already in use"]

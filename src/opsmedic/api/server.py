@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import Callable, Generator
 
 import uvicorn
 from starlette.types import ASGIApp
+
+from opsmedic.errors import ListenError
 
 SHUTDOWN_GRACE_S = 10  # seconds
 
@@ -44,7 +47,7 @@ class ApiServer:
         while not self._server.started:
             if self._task.done():
                 host, port = self._server.config.host, self._server.config.port
-                raise OSError(f"the API cannot listen on {host}:{port} (see the log above)")
+                raise ListenError(f"the API cannot listen on {host}:{port}: {_why(host, port)}")
             await asyncio.sleep(0.01)
 
     async def _serve(self) -> None:
@@ -66,3 +69,20 @@ class ApiServer:
         if self._on_stop is not None:
             self._on_stop()
         await asyncio.gather(self._task, return_exceptions=True)
+
+
+def _why(host: str, port: int) -> str:
+    """Why uvicorn could not bind (it logs it, then exits): the same bind tried again, so
+    the one error line says it ("Address already in use") rather than a traceback."""
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        return f"{host}: {exc.strerror or exc}"
+    for family, kind, proto, _, address in found:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                return (exc.strerror or str(exc)).lower()
+    return "see the log above"

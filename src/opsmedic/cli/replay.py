@@ -127,6 +127,8 @@ def _summary(
                        "in_flight": stats["suppressed_in_flight"],
                        "for": stats["pending_for"], "limit": stats["limited"],
                        "held": stats["held"]},
+        # Runs that stopped before a step with `approve:` (ended skipped, not left waiting).
+        "needs_approval": rt.engine.approvals.not_waited,
     }  # fmt: skip
 
 
@@ -140,6 +142,8 @@ def _summary_line(s: dict[str, Any]) -> str:
     )
     if sup["held"]:  # a failing dependency (docs/rules.md), a silence, window or inhibit rule
         line += f", {sup['held']} held"
+    if s["needs_approval"]:
+        line += f"; {s['needs_approval']} ended before a step that needs approval (skipped)"
     if s["assumed"] is not None:  # a dry run cannot know outcomes: say which one it assumed
         line += f"; dry-run: every run assumed to have {s['assumed']}"
     return line
@@ -185,6 +189,7 @@ async def _replay(
     # Each event is planned once the runs of earlier events for its alert have finished, as
     # they would have live by its time: replay and `run` decide the same (docs/cli.md#replay).
     rt.engine.in_event_order = True
+    rt.engine.approvals.unattended = True  # no run left waiting for a human after the replay
     await rt.engine.start()
     read = Replayed()
     chunk: list[Numbered] = []

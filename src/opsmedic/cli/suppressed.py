@@ -21,11 +21,13 @@ def print_suppressed(
     if as_json:
         print_json([dataclasses.asdict(s) for s in found])
         return
+    # Seen: when opsmedic recorded the decisions; the last event's own time is apart (a
+    # long-firing alert's repeats keep their start).
     columns = ["rule", "outcome", "count", "first seen (UTC)", "last seen (UTC)", "target",
-               "last event", "incident", "why"]  # fmt: skip
+               "last event", "its time (UTC)", "incident", "why"]  # fmt: skip
     rows: list[list[Cell]] = [
         [s.rule, s.outcome, str(s.count), when(s.first_seen), when(s.last_seen), s.target,
-         s.last_event_id, s.incident_id or "", shorten(s.detail)]
+         s.last_event_id, when(s.last_event_time), s.incident_id or "", shorten(s.detail)]
         for s in found
     ]  # fmt: skip
     title = f"suppressed decisions since {since}" + (f" for rule {rule}" if rule else "")

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from opsmedic.clock import Clock
+from opsmedic.engine.decisions import secs
 from opsmedic.engine.journal import Journal
 from opsmedic.errors import ApprovalConflict
 from opsmedic.model import Approval, Event, IncidentChanges, Run, RunState, Status, TimelineEntry
@@ -69,6 +70,10 @@ class Approvals:
         self._deadlines: dict[str, float] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # A replay: nobody is there to answer, and a wait it left would look live to the
+        # next `opsmedic run` (a yes to last night's event). Its runs end before the step.
+        self.unattended = False
+        self.not_waited = 0  # runs ended so, unattended: replay's summary counts them
 
     async def start(self) -> list[Run]:
         """Take up the waits the store holds; returns their runs (the engine keeps their
@@ -98,17 +103,24 @@ class Approvals:
     async def park(self, run: Run, rule: Rule, event: Event) -> bool:
         """Record the run waiting before its next step and say so (timeline, log, an
         `approval_requested` event that rules can notify on). False when that could not be
-        recorded: the run is then failed, to be finished by the caller."""
+        recorded (the run is then failed) or nobody can answer (`unattended`: the run is
+        skipped): the caller finishes it."""
         step_index = len(run.steps)
         step = rule.steps[step_index]
         assert step.approve is not None
         now = self._clock.now()
+        if self.unattended:
+            self.not_waited += 1
+            run.state, run.finished_at = RunState.SKIPPED, now
+            run.message = (f"step {step_index + 1} ({step.action}) needs approval and a replay "
+                           "waits for nobody; the run ends here")  # fmt: skip
+            return False
         wait = Approval(run.id, step_index, step.action, now, now + step.approve.timeout,
                         step.approve.on_timeout, run.incident_id,
                         digest=steps_digest(rule))  # fmt: skip
         ways = how_to(run.id, step_index + 1)
-        run.message += (f", {step.approve.timeout:g}s at most (then {step.approve.on_timeout}): "
-                        f"{ways['approve']}")  # fmt: skip
+        run.message += (f", {secs(step.approve.timeout)}s at most (then "
+                        f"{step.approve.on_timeout}): {ways['approve']}")  # fmt: skip
         changes = IncidentChanges()
         if run.incident_id:
             changes.timeline.append(TimelineEntry(run.incident_id, now, "approval_requested",

@@ -20,6 +20,7 @@ class Outcome(StrEnum):
     WAITING_FOR = "waiting_for"  # its `for:` has not held long enough yet
     IN_FLIGHT = "in_flight"  # a run of the rule for the same alert is still running
     OVER_LIMIT = "over_limit"  # `limit.max_runs` reached within `limit.within`
+    QUEUE_FULL = "queue_full"  # the investigation pool's slots and backlog are all taken
     SILENCED = "silenced"  # held by a silence or a maintenance window
     INHIBITED = "inhibited"  # held by an inhibition rule
     HELD = "held"  # held while a service it depends on fails (engine/holds.py)
@@ -41,6 +42,13 @@ class RuleOutcome(NamedTuple):
     rule: str
     outcome: Outcome
     detail: str = ""
+
+
+def secs(seconds: float) -> str:
+    """Seconds as people read them in a detail: to the millisecond at most, never in exponent
+    notation (12.3, not 12.300000000000001; 1209600, not 1.2096e+06)."""
+    shown = f"{seconds:.3f}"
+    return shown.rstrip("0").rstrip(".") if "." in shown else shown
 
 
 def clock(ts: float) -> str:
@@ -81,12 +89,14 @@ class SuppressionLog:
         self._lines: dict[tuple[str, str, Outcome], _Line] = {}
         self._dirty: set[tuple[str, str, Outcome]] = set()
 
-    def add(self, event: Event, found: RuleOutcome, changes: IncidentChanges) -> None:
-        """Record one suppressed decision (anything but `planned`)."""
+    def add(self, event: Event, found: RuleOutcome, changes: IncidentChanges, at: float) -> None:
+        """Record one suppressed decision (anything but `planned`), decided at `at`: when
+        opsmedic received the event (its own time may be old: a long-firing alert's repeats
+        keep their start), which the row's seen times, its prune and its line go by."""
         # Made storable (utf8.text) once per row as it is written, not once per event here.
         self._rows.suppress(
-            (found.rule, event.fingerprint, found.outcome.value),
-            event.target, event.incident_id or None, event.time, event.id, found.detail,
+            (found.rule, event.fingerprint, found.outcome.value), event.target,
+            event.incident_id or None, at, event.id, found.detail, event.time,
         )  # fmt: skip
         if not event.incident_id or found.outcome in _OWN_LINE:
             return
@@ -94,17 +104,17 @@ class SuppressionLog:
         line = self._lines.get(key)
         if line is not None:
             line.count += 1
-            line.last, line.last_at = found, event.time
+            line.last, line.last_at = found, at
             self._dirty.add(key)
             return
         if len(self._lines) >= _NOTED_MAX:
             self._count_up()  # the counts of this batch are kept; the memory starts afresh
             self._lines.clear()
         line = self._lines[key] = _Line(
-            f"{found.rule}:{found.outcome}:{event.id}", 1, event.time, found, event.time
+            f"{found.rule}:{found.outcome}:{event.id}", 1, at, found, at
         )
         changes.timeline.append(TimelineEntry(
-            event.incident_id, event.time, TIMELINE_KIND, line.message(), line.ref
+            event.incident_id, at, TIMELINE_KIND, line.message(), line.ref
         ))  # fmt: skip
 
     def take(self) -> DecisionRows:

@@ -3,7 +3,8 @@ cut marked."""
 
 from __future__ import annotations
 
-from opsmedic.model import JSON, Queue, Run, TimelineEntry
+from opsmedic.model import JSON, IncidentChanges, Queue, Run, TimelineEntry
+from opsmedic.store.incident_rows import IncidentRows
 
 # Output characters of one run kept on its incident, all its steps together: enough for a
 # page of diagnostics, small enough that an incident read with many investigations stays
@@ -25,6 +26,14 @@ def evidence_line(run: Run, at: float) -> TimelineEntry | None:
         f"{total:,} characters of output" + (f", {cut:,} cut (whole in the run)" if cut else "")
     )
     return TimelineEntry(run.incident_id, at, "evidence", message, run.id, found)
+
+
+def evidence_of_interrupted(runs: list[Run]) -> IncidentRows:
+    """The evidence lines of the investigation runs a crash stopped, marked interrupted at
+    start-up: written in the recovery's own transaction (store.interrupt_running), so that
+    their incidents say so, with whatever steps were recorded, as a finished run's would."""
+    found = [line for run in runs if (line := evidence_line(run, run.finished_at or 0.0))]
+    return IncidentRows.of(IncidentChanges(timeline=found))
 
 
 def evidence_of(run: Run) -> JSON:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from opsmedic.engine.decisions import Outcome, RuleOutcome, clock
+from opsmedic.engine.decisions import Outcome, RuleOutcome, clock, secs
 from opsmedic.engine.planner import LIMIT_REACHED
 from opsmedic.model import Event, Run, RunState
 from opsmedic.rules.model import Rule, key_of
@@ -113,19 +113,29 @@ class _Reasoning:
         waiting = self._for_clock()
         throttled = self._throttle()
         over = self._limit()
-        exact = next((r for r in recorded if r.last_event_id == self.event.id), None)
-        for row in recorded:
-            if row.first_seen <= self.event.time <= row.last_seen:
-                self.verdict.history.append(
-                    f"recorded: {row.outcome} \u00d7{row.count} from {clock(row.first_seen)} "
-                    f"to {clock(row.last_seen)}: {row.detail}"
-                )
+        event_id = self.event.id
+        exact = next((r for r in recorded if r.last_event_id == event_id), None)
+        # The rows this event was counted into: its id (ids order by receipt) lies between
+        # their first and last event's. A row from before revision 0015 knows its last only.
+        among = [r for r in recorded if r.first_event_id <= event_id <= r.last_event_id
+                 and (r.first_event_id or r is exact)]  # fmt: skip
+        for row in among:
+            self.verdict.history.append(
+                f"recorded: {row.outcome} \u00d7{row.count} from {clock(row.first_seen)} "
+                f"to {clock(row.last_seen)}: {row.detail}"
+            )
         if run is not None:
             limited = run.state is RunState.SKIPPED and run.message.startswith(LIMIT_REACHED)
             self._say(Outcome.OVER_LIMIT if limited else Outcome.PLANNED,
                       run.message if limited else f"run {run.id} ({run.state})")  # fmt: skip
         elif exact is not None:  # what the engine itself recorded for this very event
             self._say(Outcome(exact.outcome), exact.detail)
+        elif len(among) == 1:  # coalesced into a row a later event of its alert last set
+            row = among[0]
+            self._say(Outcome(row.outcome),
+                      f"suppressed {row.count} times between {clock(row.first_seen)} and "
+                      f"{clock(row.last_seen)} (this event among them); the last: "
+                      f"{row.detail}")  # fmt: skip
         elif waiting:
             self._say(Outcome.WAITING_FOR, waiting)
         elif throttled:
@@ -164,9 +174,9 @@ class _Reasoning:
         start = t if since is None else since
         held = t - start
         self.verdict.history.append(
-            f"matching since {clock(start)}: {held:g}s of for: {rule.for_s:g}s"
+            f"matching since {clock(start)}: {secs(held)}s of for: {secs(rule.for_s)}s"
         )
-        return "" if held >= rule.for_s else f"for: {rule.for_s:g}s; matching for {held:g}s"
+        return "" if held >= rule.for_s else f"for: {secs(rule.for_s)}s; matching for {secs(held)}s"
 
     def _throttle(self) -> str:
         spec = self.rule.throttle
@@ -175,11 +185,11 @@ class _Reasoning:
         prior = self._runs_before(spec.once_within, spec.per)
         if not prior:
             self.verdict.history.append(
-                f"throttle: no run within once_within {spec.once_within:g}s before"
+                f"throttle: no run within once_within {secs(spec.once_within)}s before"
             )
             return ""
         run, other = prior[0]
-        line = f"last run {run.id} at {clock(other.time)}, once_within {spec.once_within:g}s"
+        line = f"last run {run.id} at {clock(other.time)}, once_within {secs(spec.once_within)}s"
         self.verdict.history.append(f"throttle: {line}")
         return line
 
@@ -189,7 +199,7 @@ class _Reasoning:
             return ""
         counted = self._runs_before(spec.within, spec.per)
         key = "/".join(key_of(self.event, spec.per))
-        line = f"{len(counted)} runs within {spec.within:g}s for {key} (limit {spec.max_runs})"
+        line = f"{len(counted)} runs within {secs(spec.within)}s for {key} (limit {spec.max_runs})"
         self.verdict.history.append(f"limit: {line}")
         return line if len(counted) >= spec.max_runs else ""
 

@@ -16,6 +16,7 @@ from opsmedic.clock import Clock
 from opsmedic.config.schema import Config
 from opsmedic.engine.approvals import Approvals
 from opsmedic.engine.decisions import Outcome, RuleOutcome, SuppressionLog
+from opsmedic.engine.evidence import evidence_of_interrupted
 from opsmedic.engine.executor import Executor
 from opsmedic.engine.holds import Hold, Holds
 from opsmedic.engine.incidents import Grouping, IncidentTracker, Reopening
@@ -84,6 +85,7 @@ class _Planned:
     # Each submission this batch planned, with its `start` and replies before: a failed
     # commit puts them back as they were.
     begun: list[tuple[_Submission, int, int]] = field(default_factory=list)
+    at: float = 0.0  # when it was planned: when its suppressed decisions were recorded
 
 
 class Engine:
@@ -126,6 +128,7 @@ class Engine:
         self._idle = asyncio.Event()
         self._idle.set()
         self.pools = Pools(config.actions.concurrency)
+        self.planner.pools = self.pools
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._busy = False
@@ -150,7 +153,8 @@ class Engine:
         recovery = Recovery([], [])
         if self.store is not None:
             now = self._clock.now()
-            recovery = await self.journal.call(self.store.interrupt_running, now, self._rerun_of)
+            recovery = await self.journal.call(self.store.interrupt_running, now, self._rerun_of,
+                                               evidence_of_interrupted)  # fmt: skip
             await self._reload_state()
             if self.holds is not None:  # a rollback before the restart still holds dependents
                 self.holds.restore(await self.journal.call(self.holds.stored, self.store))
@@ -178,6 +182,7 @@ class Engine:
     @in_event_order.setter
     def in_event_order(self, on: bool) -> None:
         self._in_event_order = self.incidents.in_event_order = on
+        self.planner.pools = None if on else self.pools  # a replay's file waits, never refused
 
     def reload(self, ruleset: RuleSet) -> None:
         self.planner.reload(ruleset)
@@ -259,8 +264,9 @@ class Engine:
 
     def _plan(self, batch: list[_Submission]) -> _Planned:
         """Decide for every event of the batch: its incident, its runs, the replies."""
-        planned = _Planned()
+        planned = _Planned(at=self._clock.now())
         changes = IncidentChanges()
+        self.pools.new_batch()
         for n, sub in enumerate(batch):
             planned.begun.append((sub, sub.start, len(sub.accepted)))
             for i in range(sub.start, len(sub.events)):
@@ -315,9 +321,10 @@ class Engine:
             outcomes = [o if o.outcome is not Outcome.HELD else RuleOutcome(o.rule, kind,
                         hold.reason) for o in outcomes]  # fmt: skip
         if self.suppressions.enabled:
+            at = event.time if self._in_event_order else planned.at  # a replay: its own time
             for found in outcomes:
                 if found.outcome is not Outcome.PLANNED:
-                    self.suppressions.add(event, found, changes)
+                    self.suppressions.add(event, found, changes, at)
         if not decision.held:
             return Accepted(event.id, ids, decisions=outcomes)
         assert hold is not None

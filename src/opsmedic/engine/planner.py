@@ -6,7 +6,8 @@ from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from opsmedic.engine.decisions import Outcome, RuleOutcome, clock
+from opsmedic.engine.decisions import Outcome, RuleOutcome, clock, secs
+from opsmedic.engine.pools import Pools
 from opsmedic.errors import RunRefused
 from opsmedic.model import Event, Run, RunState, Status
 from opsmedic.rules.model import LimitSpec, Rule, key_of
@@ -38,6 +39,7 @@ class PlannerStats:
     limited: int = 0
     held: int = 0
     stopped_acknowledged: int = 0  # matches of `on_acknowledge: stop` rules, not acted on
+    queue_full: int = 0  # investigations refused: their pool's backlog was full
 
 
 class Planner:
@@ -64,6 +66,9 @@ class Planner:
         self._last_fired: dict[tuple[str, tuple[str, ...]], float] = {}
         self._windows: dict[tuple[str, tuple[str, ...]], deque[float]] = {}
         self._escalated: set[tuple[str, tuple[str, ...]]] = set()
+        # The engine's pools, asked before a run is planned (a full investigation queue
+        # refuses); None plans regardless (a replay in event order waits for room instead).
+        self.pools: Pools | None = None
 
     def reload(self, ruleset: RuleSet) -> None:
         """Swap rules; state of rules that still exist is kept, the rest dropped."""
@@ -173,8 +178,8 @@ class Planner:
             self._pending_by_fp[event.fingerprint].add(rule.name)
             if event.time - since < rule.for_s:
                 self.stats.pending_for += 1
-                decision.outcomes.append(RuleOutcome(rule.name, Outcome.WAITING_FOR,
-                    f"for: {rule.for_s:g}s; matching for {event.time - since:g}s"))  # fmt: skip
+                why = f"for: {secs(rule.for_s)}s; matching for {secs(event.time - since)}s"
+                decision.outcomes.append(RuleOutcome(rule.name, Outcome.WAITING_FOR, why))
                 return
         lock = (rule.name, event.fingerprint)
         if lock in self._in_flight:
@@ -195,14 +200,21 @@ class Planner:
             last = self._last_fired.get(tkey)
             if last is not None and event.time - last < rule.throttle.once_within:
                 self.stats.suppressed_throttle += 1
-                why = f"once_within {rule.throttle.once_within:g}s; last run at {clock(last)}"
+                why = f"once_within {secs(rule.throttle.once_within)}s; last run at {clock(last)}"
                 decision.outcomes.append(RuleOutcome(rule.name, Outcome.THROTTLED, why))
                 return
+        # Before the limit, which a refused run must not use up.
+        if self.pools is not None and (full := self.pools.refusal(rule.queue)):
+            self.stats.queue_full += 1
+            decision.outcomes.append(RuleOutcome(rule.name, Outcome.QUEUE_FULL, full))
+            return
         if rule.limit is not None and not self._within_limit(rule, event, decision):
             return
         if rule.throttle is not None:
             self._last_fired[(rule.name, key_of(event, rule.throttle.per))] = event.time
         self._lock(lock)
+        if self.pools is not None:
+            self.pools.book(rule.queue)
         self.stats.planned += 1
         run = self._run(rule, event)
         decision.runs.append((run, rule))
@@ -261,7 +273,7 @@ class Planner:
             return True
         self.stats.limited += 1
         decision.outcomes.append(RuleOutcome(rule.name, Outcome.OVER_LIMIT,
-            f"limit: {rule.limit.max_runs} runs within {rule.limit.within:g}s for "
+            f"limit: {rule.limit.max_runs} runs within {secs(rule.limit.within)}s for "
             f"{'/'.join(key[1])}"))  # fmt: skip
         if key not in self._escalated:
             # Escalate once per pause: a flapping alert must not become a notification storm.
@@ -309,7 +321,9 @@ LIMIT_REACHED = "limit reached"
 
 
 def _limit_reached(limit: LimitSpec, key: tuple[str, ...]) -> str:
-    return f"{LIMIT_REACHED}: {limit.max_runs} runs within {limit.within:g}s for {'/'.join(key)}"
+    return (
+        f"{LIMIT_REACHED}: {limit.max_runs} runs within {secs(limit.within)}s for {'/'.join(key)}"
+    )
 
 
 def _horizon(rules: dict[str, Rule], name: str) -> float:

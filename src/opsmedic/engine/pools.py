@@ -14,17 +14,24 @@ class Pool:
 
     A claimed run is admitted first (`admit`, on the planning loop), then waits for a slot
     in its own task (`acquire`), so a full pool holds up its own runs only. Admission is
-    bounded at as many waiting runs as there are slots: past that, `admit` waits, and with
-    it the planning of further events (backpressure on the sources, as before queues had
-    pools), rather than claimed runs piling up in memory without end.
+    bounded at as many waiting runs as there are slots: past that, `admit` waits. The
+    planner asks `full` first (Pools.refusal) so that only a remediation's admission ever
+    waits, and with it the planning of further events (backpressure on the sources); an
+    investigation past its backlog is refused instead, so a flood of investigations never
+    delays a remediation.
     """
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.running = 0  # runs holding a slot
         self.waiting = 0  # runs admitted, waiting for a slot
+        self.booked = 0  # runs planned in the batch being planned, admitted at its commit
         self._slots = asyncio.Semaphore(size)
         self._places = asyncio.Semaphore(2 * size)  # the slots and as many waiting places
+
+    def full(self) -> bool:
+        """Whether one more run planned now would have to wait for its admission."""
+        return self.running + self.waiting + self.booked >= 2 * self.size
 
     async def admit(self) -> None:
         await self._places.acquire()
@@ -57,6 +64,24 @@ class Pools(Mapping[str, Pool]):
             Queue.REMEDIATION.value: Pool(concurrency.total),
             Queue.INVESTIGATION.value: Pool(concurrency.investigation),
         }
+
+    def new_batch(self) -> None:
+        """Before a batch is planned: the last batch's runs are admitted (or dropped) by now."""
+        for pool in self._pools.values():
+            pool.booked = 0
+
+    def refusal(self, queue: str) -> str:
+        """Why a run of `queue` is not planned now ("" when it is): an investigation pool
+        past its backlog refuses, where a remediation waits for its admission (and holds up
+        planning: acting matters more than looking)."""
+        pool = self._pools[queue]
+        if queue != Queue.INVESTIGATION or not pool.full():
+            return ""
+        return f"{queue} queue full: {pool.running} running, {pool.waiting} waiting"
+
+    def book(self, queue: str) -> None:
+        """A run of `queue` was planned in this batch: it takes a place at the commit."""
+        self._pools[queue].booked += 1
 
     def __getitem__(self, queue: str) -> Pool:
         return self._pools[queue]

@@ -14,14 +14,15 @@ from opsmedic.store.schema import suppressed
 from opsmedic.utf8 import text
 
 _COLUMNS = ("rule", "fingerprint", "outcome", "target", "incident_id", "count", "first_seen",
-            "last_seen", "last_event_id", "detail")  # fmt: skip
+            "last_seen", "last_event_id", "detail", "first_event_id",
+            "last_event_time")  # fmt: skip
 # The same statement on SQLite (≥ 3.24) and PostgreSQL: a repeat adds to the count in place.
 _UPSERT = """
 INSERT INTO suppressed ({columns}) VALUES ({marks})
 ON CONFLICT (rule, fingerprint, outcome) DO UPDATE SET target = excluded.target,
     incident_id = excluded.incident_id, count = suppressed.count + excluded.count,
     last_seen = excluded.last_seen, last_event_id = excluded.last_event_id,
-    detail = excluded.detail
+    detail = excluded.detail, last_event_time = excluded.last_event_time
 """
 # A coalesced timeline line counted up, found by its ref (unique) through the partial index
 # ix_timeline_suppressed_ref, which the kind spelled as a literal lets both databases use.
@@ -48,7 +49,8 @@ class DecisionRows:
     """One batch's suppressed decisions, already coalesced: a row per key, counted, and the
     new text of the timeline lines that count them."""
 
-    # key → [target, incident_id, count, first_seen, last_seen, last_event_id, detail]
+    # key → [target, incident_id, count, first_seen, last_seen, last_event_id, detail,
+    #        first_event_id, last_event_time]; seen: when recorded, the event's time apart
     suppressed: dict[Key, list[Any]] = field(default_factory=dict)
     relabels: list[tuple[str, str]] = field(default_factory=list)  # (ref, message)
 
@@ -57,13 +59,16 @@ class DecisionRows:
 
     def suppress(
         self, key: Key, target: str, incident_id: str | None, at: float, event_id: str,
-        detail: str,
+        detail: str, event_time: float,
     ) -> None:  # fmt: skip
+        """`at`: when the decision was recorded; `event_time`: the event's own time."""
         row = self.suppressed.get(key)
         if row is None:
-            self.suppressed[key] = [target, incident_id, 1, at, at, event_id, detail]
+            self.suppressed[key] = [target, incident_id, 1, at, at, event_id, detail, event_id,
+                                    event_time]  # fmt: skip
         else:
             row[0], row[1], row[4], row[5], row[6] = target, incident_id, at, event_id, detail
+            row[8] = event_time
             row[2] += 1
 
     def relabel(self, ref: str, message: str) -> None:
@@ -78,6 +83,7 @@ class DecisionRows:
                 self.suppressed[key] = list(row)
             else:
                 mine[0], mine[1], mine[4], mine[5], mine[6] = row[0], row[1], row[4], row[5], row[6]
+                mine[8] = row[8]
                 mine[2] += row[2]
         self.relabels += later.relabels
 
@@ -85,8 +91,9 @@ class DecisionRows:
         # In key order: two PostgreSQL workers upserting the same keys lock them in one order.
         return [
             (rule, text(fp), outcome, text(target), incident, count, first, last, event_id,
-             text(detail[:DETAIL_MAX]))
-            for (rule, fp, outcome), (target, incident, count, first, last, event_id, detail)
+             text(detail[:DETAIL_MAX]), first_id, event_time)
+            for (rule, fp, outcome), (target, incident, count, first, last, event_id, detail,
+                                      first_id, event_time)
             in sorted(self.suppressed.items())
         ]  # fmt: skip
 
@@ -117,10 +124,12 @@ class Suppression:
     target: str
     incident_id: str | None
     count: int
-    first_seen: float
-    last_seen: float
+    first_seen: float  # when opsmedic recorded the first decision
+    last_seen: float  # ... and the last: what `--since` and prune go by
     last_event_id: str
     detail: str
+    first_event_id: str  # "" in a row recorded before revision 0015
+    last_event_time: float  # the last event's own time (a repeat may keep an old one)
 
 
 Transactions = Callable[..., AbstractContextManager[Connection]]

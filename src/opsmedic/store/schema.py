@@ -261,11 +261,17 @@ suppressed = sa.Table(
     sa.Column("target", sa.String, nullable=False),
     sa.Column("incident_id", sa.String, nullable=True),
     sa.Column("count", sa.BigInteger, nullable=False),  # a flood can pass 2**31
+    # When opsmedic recorded the first and the last decision (not the events' own times: a
+    # long-firing alert's repeats keep their old start time); `--since` and prune read these.
     sa.Column("first_seen", Time, nullable=False),
     # Not indexed: every repeat moves it (an index entry rewritten per upsert, ~a quarter of
     # its cost); the rows are few, so listing and pruning read them all.
     sa.Column("last_seen", Time, nullable=False),
     sa.Column("last_event_id", sa.String, nullable=False),
+    # The first event counted ("" in a row older than revision 0015): with the last one, the
+    # span of event ids (ordered by receipt) that `explain` finds an earlier event in.
+    sa.Column("first_event_id", sa.String, nullable=False, server_default=""),
+    sa.Column("last_event_time", Time, nullable=False),  # the last event's own time
     sa.Column("detail", sa.Text, nullable=False),
     sqlite_with_rowid=False,
 )

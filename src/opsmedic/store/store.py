@@ -282,11 +282,13 @@ class Store:
             raise StoreError(describe(self._url, e)) from e
 
     def interrupt_running(
-        self, now: float, rerun: Callable[[Run], Run | None] | None = None
-    ) -> Recovery:
+        self, now: float, rerun: Callable[[Run], Run | None] | None = None,
+        ended: Callable[[list[Run]], IncidentRows] | None = None,
+    ) -> Recovery:  # fmt: skip
         """Crash recovery at start-up, as one transaction: every run left running becomes
-        interrupted, and the re-run that `rerun` plans for one (None: none) is inserted
-        already claimed (running, started `now`).
+        interrupted, with the incident rows `ended` makes of them (evidence lines), and the
+        re-run that `rerun` plans for one (None: none) is inserted already claimed (running,
+        started `now`).
 
         One transaction, because a crash between marking and re-running (two commits) left
         runs `interrupted` that no later start looked at again: now a crash leaves both or
@@ -301,6 +303,8 @@ class Store:
         with self._transaction(write=True) as conn:
             found = [run_from_row(row) for row in conn.execute(stmt).mappings()]
             found.sort(key=lambda r: (r.created_at, r.id))
+            if ended is not None and found:
+                ended(found).write(conn)
             reruns = [run for run in map(rerun, found) if run is not None] if rerun else []
             for run in reruns:
                 run.state, run.started_at = RunState.RUNNING, now

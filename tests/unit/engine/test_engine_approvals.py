@@ -81,10 +81,13 @@ async def decide(
     engine: Engine, store: Store, run: Run, decision: str, by: str, final: RunState,
     comment: str = "",
 ) -> None:  # fmt: skip
-    """Decide `run`'s wait as the CLI does (in the store), wake the engine, see it end."""
+    """Decide `run`'s wait as the CLI does (in the store), wake the engine, see it end: in
+    the store, then its in-flight lock released (just after the store has the end)."""
     store.approvals.decide(run.id, decision, by, comment, 1_700_000_000.0)
     engine.approvals.wake()
     await until(lambda: state(store, run.id) is final)
+    alert = Event(source="disk", resource="/data")
+    await until(lambda: not engine.planner.in_flight_for(alert))
 
 
 def state(store: Store, run_id: str) -> RunState:

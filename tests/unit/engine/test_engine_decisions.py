@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from opsmedic.clock import SystemClock
+from opsmedic.clock import Clock, ManualClock, SystemClock
 from opsmedic.config.schema import Config
 from opsmedic.engine.decisions import Outcome, RuleOutcome
 from opsmedic.engine.loop import Engine
@@ -42,13 +42,13 @@ T0 = 1_800_000_000.0  # event times: the throttles and `for:` count on these
 async def make_engine(store: Store, tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     engines: list[Engine] = []
 
-    async def make(record: bool = True) -> Engine:
+    async def make(record: bool = True, clock: Clock | None = None) -> Engine:
         (tmp_path / "rules.yaml").write_text(RULES)
         registry = build_registry(load_entry_points=False)
         config = Config(record_suppressed=record)
         engine = Engine(settings={}, probe_once=None, registry=registry, config=config,
                         store=store, ruleset=load_rules(tmp_path / "rules.yaml", registry),
-                        clock=SystemClock())  # fmt: skip
+                        clock=clock or SystemClock())  # fmt: skip
         await engine.start()
         engines.append(engine)
         return engine
@@ -94,24 +94,33 @@ async def test_each_matched_rule_gets_its_outcome_and_unmatched_rules_none(
 async def test_a_flood_of_throttled_events_is_one_counted_row_and_one_timeline_line(
     make_engine: Callable[..., Any], store: Store
 ) -> None:
-    """An ingest sender repeating one alert grows the events, never the decision rows."""
-    engine = await make_engine()
+    """An ingest sender repeating one alert grows the events, never the decision rows. Seen
+    times are when opsmedic recorded the decisions (its clock), the event's time apart."""
+    clock = ManualClock(T0 + 5000)
+    engine = await make_engine(clock=clock)
     first = (await engine.submit([disk(0)]))[0]
     await engine.drain()
+    batches = []
     for chunk in range(3):  # several batches: the line is counted up in place across them
-        await engine.submit([disk(40 + chunk * 100 + i) for i in range(100)])
+        clock.advance(60)
+        batches.append(await engine.submit([disk(40 + chunk * 100 + i) for i in range(100)]))
     await engine.drain()
     rows = {(r.rule, r.outcome): r for r in store.suppressed.list()}
     assert set(rows) == {("archive", "throttled")}
     throttled = rows[("archive", "throttled")]
     assert throttled.count == 300
-    assert throttled.first_seen == T0 + 40 and throttled.last_seen == T0 + 339
+    assert (throttled.first_seen, throttled.last_seen) == (T0 + 5060, T0 + 5180)
+    assert throttled.last_event_time == T0 + 339
+    assert throttled.first_event_id == batches[0][0].event_id
+    assert throttled.last_event_id == batches[-1][-1].event_id
     assert throttled.incident_id and throttled.target == "h1:/var"
     _, _, lines = store.get_incident(throttled.incident_id)
     suppressed = [line for line in lines if line.kind == "suppressed"]
     (line,) = suppressed
-    assert line.message.startswith("rule archive throttled \u00d7300 since ")
-    assert ", last " in line.message and "once_within 600s" in line.message
+    assert line.message.startswith(
+        "rule archive throttled \u00d7300 since 09:24:20, last 09:26:20: once_within 600s"
+    )
+    assert line.time == T0 + 5060
     assert first.run_ids
 
 
@@ -130,15 +139,22 @@ async def test_recording_off_stores_no_decision_but_the_reply_still_has_them(
 async def test_suppressed_rows_are_pruned_with_the_rest(
     make_engine: Callable[..., Any], store: Store
 ) -> None:
-    engine = await make_engine()
+    """By when the decisions were recorded: an alert firing for long (its repeats keep their
+    old start as event time) is still listed by `--since` and kept by a prune while it is
+    suppressed."""
+    clock = ManualClock(T0 + 100)
+    engine = await make_engine(clock=clock)
     await engine.submit([disk(0, kind="slow")])
     await engine.drain()
-    await engine.submit([disk(40, kind="slow")])
+    clock.advance(900)
+    await engine.submit([disk(40, kind="slow")])  # received at T0 + 1000
     await engine.drain()
     assert len(store.suppressed.list()) == 2
-    assert store.prune(T0 + 10).suppressed == 1  # the `for:` wait at 0; the throttle at 40 stays
+    (recent,) = store.suppressed.list(since=T0 + 500)
+    assert (recent.outcome, recent.last_event_time) == ("throttled", T0 + 40)
+    assert store.prune(T0 + 500).suppressed == 1  # the `for:` wait recorded at T0 + 100
     assert [r.outcome for r in store.suppressed.list()] == ["throttled"]
-    assert store.prune(T0 + 1000).suppressed == 1
+    assert store.prune(T0 + 1001).suppressed == 1
 
 
 async def test_a_failed_commit_counts_nothing_and_the_timeline_starts_a_new_line(

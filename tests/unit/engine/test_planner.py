@@ -178,3 +178,17 @@ def test_reload_keeps_state_of_rules_that_remain(tmp_path: Path) -> None:
     assert planned(p, ev(0)) == 1
     p.reload(ruleset(tmp_path, rules))
     assert planned(p, ev(10)) == 0
+
+
+def test_details_say_seconds_as_people_read_them(tmp_path: Path) -> None:
+    """To the millisecond at most, never in exponent notation: `for: 2w` is 1209600s, not
+    1.2096e+06s; 12.299999952316284 (a float difference of event times) is 12.3."""
+    p = Planner(ruleset(tmp_path, """
+- {name: r, when: {value: '> 85', for: 2w}, do: [noop], limit: {max_runs: 1, within: 2w}}
+"""), lambda: 0.0)  # fmt: skip
+    p.decide(ev(0))
+    (waiting,) = p.decide(ev(12.3)).outcomes
+    assert waiting.detail == "for: 1209600s; matching for 12.3s"
+    assert planned(p, ev(1_209_600)) == 1
+    (over,) = p.decide(ev(1_209_601)).outcomes
+    assert over.detail == "limit: 1 runs within 1209600s for h1:/var/log"

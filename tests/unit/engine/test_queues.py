@@ -14,6 +14,8 @@ from pydantic import BaseModel
 
 from opsmedic.clock import SystemClock
 from opsmedic.config.schema import Concurrency, Config
+from opsmedic.engine.decisions import Outcome as Decided
+from opsmedic.engine.decisions import RuleOutcome
 from opsmedic.engine.evidence import EVIDENCE_CHARS, MESSAGE_CHARS, _shares, evidence_line
 from opsmedic.engine.loop import Engine
 from opsmedic.engine.pools import Pool, Pools
@@ -137,6 +139,41 @@ async def test_a_full_pool_never_holds_up_the_other_queue(
     assert all(p.running == p.waiting == 0 for p in engine.pools.values())
 
 
+async def test_a_full_investigation_backlog_refuses_investigations_and_remediations_still_run(
+    make_engine: Any, store: Store
+) -> None:
+    """One slot and one waiting place: a third investigation is refused with a recorded
+    decision (no limit or throttle used up), and the planning of a remediation after it is
+    not held up: it runs while both investigations still wait."""
+    rules = """
+- {name: look, when: {kind: look}, do: [{step: {wait: true}}], queue: investigation,
+   limit: {max_runs: 5, within: 1h}}
+- {name: fix, when: {kind: fix}, do: [{step: {output: freed}}]}
+"""
+    engine, actions = await make_engine(rules, config(total=2, investigation=1))
+    fixed = asyncio.Event()
+    engine.on_finished = lambda run: fixed.set() if run.rule == "fix" else None
+    async with asyncio.timeout(BOUND):
+        looks = await engine.submit([ev("look", n) for n in range(2)])
+        await actions.until(lambda: len(actions.started) == 1)
+        (refused,) = await engine.submit([ev("look", 9)])
+        (fix,) = await engine.submit([ev("fix")])
+        await fixed.wait()
+    assert refused.run_ids == []
+    assert refused.decisions == [RuleOutcome("look", Decided.QUEUE_FULL,
+                                             "investigation queue full: 1 running, 1 waiting")]  # fmt: skip
+    assert store.get_run(fix.run_ids[0]).state is RunState.SUCCEEDED
+    assert {store.get_run(a.run_ids[0]).state for a in looks} == {RunState.RUNNING}
+    (row,) = store.suppressed.list(rule="look")
+    assert (row.outcome, row.count, row.last_event_id) == ("queue_full", 1, refused.event_id)
+    assert engine.planner.stats.queue_full == 1
+    actions.gate.set()
+    await engine.drain()
+    (again,) = await engine.submit([ev("look", 9)])  # room again; the limit counts 3 of 5
+    await engine.drain()
+    assert store.get_run(again.run_ids[0]).state is RunState.SUCCEEDED
+
+
 async def test_investigation_outputs_are_evidence_on_the_incident_and_do_not_mitigate_it(
     make_engine: Any, store: Store
 ) -> None:
@@ -178,6 +215,34 @@ async def test_investigation_outputs_are_evidence_on_the_incident_and_do_not_mit
     assert [t.kind for t in timeline].index("evidence") > [t.kind for t in timeline].index(
         "run_finished"
     )
+
+
+async def test_an_investigation_a_crash_stopped_gets_its_evidence_line_at_recovery(
+    make_engine: Any, store: Store
+) -> None:
+    """A run of an investigation left `running` by a crash: the next start marks it
+    interrupted and its incident's evidence says so, in the recovery's own commit."""
+    rules = (
+        "- {name: diagnose, when: {kind: disk}, do: [{step: {output: top}}], queue: investigation}"
+    )
+    engine, _ = await make_engine(rules, config())
+    (first,) = await engine.submit([ev("disk")])
+    await engine.drain()
+    incident_id = store.get_run(first.run_ids[0]).incident_id
+    event = ev("disk")
+    crashed = Run(rule="diagnose", event_id=event.id, target=event.target,
+                  fingerprint=event.fingerprint, actions=["step"], queue="investigation",
+                  incident_id=incident_id, state=RunState.PLANNED, created_at=event.time)  # fmt: skip
+    store.record([event], [crashed])
+    assert store.claim([crashed.id], event.time) == [crashed.id]  # then the process died
+    await make_engine(rules, config())  # the next start
+    assert store.get_run(crashed.id).state is RunState.INTERRUPTED
+    _, _, timeline = store.get_incident(incident_id)
+    (line,) = [t for t in timeline if t.kind == "evidence" and t.ref == crashed.id]
+    assert line.message == (
+        "evidence from run of diagnose (interrupted): 0 step(s), 0 characters of output"
+    )
+    assert line.evidence is not None and line.evidence["state"] == "interrupted"
 
 
 async def test_a_remediation_still_mitigates_beside_an_investigation(
