@@ -116,7 +116,7 @@ class _Reasoning:
         event_id = self.event.id
         exact = next((r for r in recorded if r.last_event_id == event_id), None)
         # The rows this event was counted into: its id (ids order by receipt) lies between
-        # their first and last event's. A row from before revision 0015 knows its last only.
+        # their first and last event's. A row from before revision 0016 knows its last only.
         among = [r for r in recorded if r.first_event_id <= event_id <= r.last_event_id
                  and (r.first_event_id or r is exact)]  # fmt: skip
         for row in among:

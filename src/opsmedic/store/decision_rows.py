@@ -128,7 +128,7 @@ class Suppression:
     last_seen: float  # ... and the last: what `--since` and prune go by
     last_event_id: str
     detail: str
-    first_event_id: str  # "" in a row recorded before revision 0015
+    first_event_id: str  # "" in a row recorded before revision 0016
     last_event_time: float  # the last event's own time (a repeat may keep an old one)
 
 

@@ -268,7 +268,7 @@ suppressed = sa.Table(
     # its cost); the rows are few, so listing and pruning read them all.
     sa.Column("last_seen", Time, nullable=False),
     sa.Column("last_event_id", sa.String, nullable=False),
-    # The first event counted ("" in a row older than revision 0015): with the last one, the
+    # The first event counted ("" in a row older than revision 0016): with the last one, the
     # span of event ids (ordered by receipt) that `explain` finds an earlier event in.
     sa.Column("first_event_id", sa.String, nullable=False, server_default=""),
     sa.Column("last_event_time", Time, nullable=False),  # the last event's own time

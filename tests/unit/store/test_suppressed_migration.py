@@ -1,4 +1,4 @@
-"""Revision 0015 on a store with suppressed rows (SQLite and PostgreSQL): a row recorded
+"""Revision 0016 on a store with suppressed rows (SQLite and PostgreSQL): a row recorded
 before it keeps its counts, its last event's time is its old last seen, its first event
 unknown."""
 
@@ -14,7 +14,7 @@ from opsmedic.store.database import make_engine, parse_url
 T0 = 1_800_000_000.0
 
 
-def test_a_row_from_before_0015_is_kept_with_its_event_time(store_url: str) -> None:
+def test_a_row_from_before_0016_is_kept_with_its_event_time(store_url: str) -> None:
     engine = make_engine(parse_url(store_url))
     try:
         with engine.begin() as conn:
