@@ -188,9 +188,11 @@ def test_a_hand_edited_row_fails_alone_and_a_valid_document_repairs_it(
     store.flags.set(_flag("zebra"), ALICE, 1.0)
     overwrite_flag(store_url, "new_checkout", BAD_DOC)
     records, [bad] = store.flags.listing()
-    assert [r.flag.key for r in records] == ["dark_mode", "zebra"] == [
-        r.flag.key for r in store.flags.list()
-    ]
+    assert (
+        [r.flag.key for r in records]
+        == ["dark_mode", "zebra"]
+        == [r.flag.key for r in store.flags.list()]
+    )
     assert (bad.key, bad.version, bad.updated_by, bad.problem) == (
         "new_checkout", 1, "cli alice", BAD_PROBLEM
     )  # fmt: skip
