@@ -62,6 +62,18 @@ def store(store_url: str) -> Iterator[Store]:
 T0 = 1_700_000_000.0  # a fixed epoch for records, so that tests never read the clock
 
 
+def overwrite_flag(url: str, key: str, doc: str, updated_by: str = "cli alice") -> None:
+    """Write the JSON `doc` over the stored document of flag `key` with raw SQL, as a hand edit
+    (or an older opsmedic) would: nothing validates it."""
+    engine = sa.create_engine(url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE flags SET doc = :doc, updated_by = :by WHERE key = :key"),
+                         {"doc": doc, "by": updated_by, "key": key})  # fmt: skip
+    finally:
+        engine.dispose()
+
+
 def make_event(**fields: Any) -> Event:
     """An event at T0 unless told otherwise."""
     return Event(**{"source": "disk", "resource": "/var/log/app", "time": T0, **fields})

@@ -24,6 +24,7 @@ OpsmedicError
 ├── FlagStoreError       the flags' Redis unreachable, timed out or refusing (names its URL)
 ├── FlagConflict         a flag write's expected version is not the flag's version: 409
 ├── FlagRefused          a flag key or document that cannot be stored (too big, not JSON): 422
+├── FlagUnreadable       a flag the store holds is not a valid flag (edited by hand): 409, exit 3
 ├── HuntInputError       a log hunt's path, pattern or time window that cannot be used: exit 2
 ├── ApprovalConflict     a run not waiting for that approval, or decided already (by whom): 409
 ├── IncidentRefused      an action an incident's state does not allow (names the state): 409
@@ -222,6 +223,26 @@ class FlagRefused(OpsmedicError, ValueError):
 
     status = 422
     exit_code = 2  # bad input, as the CLI's usage errors
+
+
+class FlagUnreadable(OpsmedicError):
+    """A flag row whose document is not a valid flag: edited by hand, or written by another
+    version of opsmedic. It fails alone (the other flags are listed and served); writing a
+    valid document over it repairs it. Its own exit code, 3: the command was right, the
+    store's data is not."""
+
+    status = 409
+    exit_code = 3
+
+    def __init__(self, key: str, version: int, problem: str) -> None:
+        super().__init__(
+            f"flag {key!r} (version {version}) in the store is not a valid flag: {problem}; "
+            f"write a valid one over it (opsmedic flags set {key} --file FILE, or PUT "
+            f"/api/v1/flags/{key})"
+        )
+        self.key = key
+        self.version = version
+        self.problem = problem
 
 
 class HuntInputError(OpsmedicError):

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import pytest
 
 from cli_process import opsmedic
+from opsmedic.config.refs import SECTIONS
+from opsmedic.flags.changes import Author
+from opsmedic.flags.model import Flag
+from opsmedic.rules.loader import load_rules
+from opsmedic.runtime import build_registry
+from opsmedic.store.store import Store
 
 OPSMEDIC = [sys.executable, "-m", "opsmedic"]
 
@@ -149,3 +156,71 @@ def test_check_counts_the_flags_and_says_what_each_serves(project: Path) -> None
         "targetingKey get on",
         "flag color (string): disabled (serves red), default red, 1 rule",
     ]
+
+
+FLAG_RULES = """\
+- name: kill
+  when: {source: http}
+  do:
+    - set_flag: {flag: new_chekout, enabled: false}
+    - set_flag: {flag: dark_mode, enabled: false}
+    - set_flag: {flag: "{{ event.labels.feature }}", enabled: false}
+  on_failure:
+    - set_flag: {flag: new_checkout, rollout: 0}
+"""
+
+
+def test_a_set_flag_of_a_flag_nobody_declares_is_a_warning(
+    project: Path, store: Store, store_url: str
+) -> None:
+    (project / "opsmedic.yaml").write_text(f"store: {store_url}\nflags:\n  new_checkout: {{}}\n")
+    (project / "rules" / "web.yaml").write_text(FLAG_RULES)
+    store.flags.set(Flag.model_validate({"key": "dark_mode"}), Author("cli", "alice"), 1.0)
+    rules = project / "rules" / "web.yaml"
+    warning = (
+        f"{rules}:4:24: warning: [0].do[0].set_flag.flag: unknown flag 'new_chekout' (did you "
+        "mean new_checkout?): neither the config's flags nor the store has it, so the step "
+        "fails when it runs unless it is made first"
+    )
+    result = opsmedic("check", cwd=project)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1].endswith("rules: 1 rules in 1 files: ok")
+    assert result.stderr.splitlines() == [
+        warning,
+        f"1 warning (flags: the config's and the 1 in {store.url}; --strict would fail the check)",
+    ]
+    strict = opsmedic("check", "--strict", cwd=project)
+    assert (strict.returncode, strict.stderr.splitlines()[0]) == (2, warning)
+    as_json = opsmedic("check", "--json", cwd=project)
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout) == {"errors": [], "warnings": [{
+        "file": str(rules), "line": 4, "col": 24, "field": "[0].do[0].set_flag.flag",
+        "message": warning.split("set_flag.flag: ")[1],
+    }]}  # fmt: skip
+    # A rules directory alone is judged against the config beside it, and its store.
+    assert opsmedic("check", "rules", "--strict", cwd=project).returncode == 2
+    # The engine loads the rule as it is: a flag may be made after the rule is written.
+    names = {"flags": ["new_checkout"], **{k: [] for k in SECTIONS if k != "flags"}}
+    assert len(load_rules(project / "rules", build_registry(), names)) == 1
+
+
+def test_warnings_beside_errors_and_a_store_that_is_not_there(project: Path) -> None:
+    (project / "opsmedic.yaml").write_text("store: sqlite:///nowhere.db\n")
+    (project / "rules" / "web.yaml").write_text(
+        FLAG_RULES + "    - notify: {to: oncall, title: t}\n"
+    )
+    result = opsmedic("check", "--json", cwd=project)
+    assert result.returncode == 2 and not (project / "nowhere.db").exists()
+    found = json.loads(result.stdout)
+    assert [e["message"] for e in found["errors"]] == [
+        "unknown notify target 'oncall': the config has no notify entries"
+    ]
+    assert [w["line"] for w in found["warnings"]] == [4, 5, 8]  # every flag: none declared
+    assert "(known: none)" in found["warnings"][0]["message"]
+    plain = opsmedic("check", cwd=project)
+    assert plain.returncode == 2
+    assert (
+        "3 warnings (flags: the config's only (no database at "
+        f"{project / 'nowhere.db'} yet); --strict would fail the check)"
+    ) in plain.stderr.splitlines()
+    assert "error " in plain.stderr.splitlines()[-1]

@@ -16,9 +16,11 @@ from opsmedic.tokens import Scope
 if __package__:
     from ..api_service import Api, running_api
     from ..services_redis import RedisServer
+    from ..store_fixtures import overwrite_flag
 else:
     from api_service import Api, running_api
     from services_redis import RedisServer
+    from store_fixtures import overwrite_flag
 
 FLAGS = {
     "new_checkout": {"description": "the one-page checkout", "default": "on",
@@ -75,9 +77,10 @@ async def test_changes_reach_the_store_redis_and_the_timeline(
             incidents = (await client.get("/api/v1/incidents")).json()
             flagged = next(i for i in incidents if i["title"] == "flag on new_checkout")
             detail = (await client.get(f"/api/v1/incidents/{flagged['id']}")).json()
-    assert [f["key"] for f in listed] == ["limit", "new_checkout", "theme"]
+    assert [f["key"] for f in listed["flags"]] == ["limit", "new_checkout", "theme"]
+    assert listed["problems"] == []
     # Redis holds what the store holds, flag by flag.
-    assert redis_docs(redis_server) == {f["key"]: f["flag"] for f in listed}
+    assert redis_docs(redis_server) == {f["key"]: f["flag"] for f in listed["flags"]}
     assert [c["version"] for c in history] == [4, 3, 2, 1]
     assert history[0]["by"] == undone.json()["updated_by"] and history[-1]["before"] is None
     assert history[2]["before"]["enabled"] is True and history[2]["after"]["enabled"] is False
@@ -259,3 +262,38 @@ async def test_a_redis_that_lost_its_data_gets_the_stores_flags_back(
         }
         assert redis_server.cli("GET", "opsmedic:flags:epoch") not in ("", epoch)
         assert await flags.sync() == 0  # in agreement: nothing to put
+
+
+async def test_a_hand_edited_flag_fails_alone_and_a_put_repairs_it(
+    tmp_path: Path, redis_server: RedisServer, store_url: str
+) -> None:
+    async with running_api(tmp_path, store=store_url, **_config(redis_server)) as api:
+        await _synced(api, redis_server)
+        served = redis_docs(redis_server)["theme"]
+        overwrite_flag(store_url, "theme", '{"key": "theme", "rollout": 7}')
+        problem = "rollout: Input should be a valid dictionary or instance of Rollout"
+        assert api.rt.flags is not None
+        assert await api.rt.flags.sync() == 0  # the valid ones are in agreement; it is skipped
+        assert redis_docs(redis_server)["theme"] == served
+        async with api.client(api.token(Scope.READ, Scope.OPERATE)) as client:
+            listed = await client.get("/api/v1/flags")
+            shown = await client.get("/api/v1/flags/theme")
+            switched = await client.post("/api/v1/flags/theme/enabled", json={"enabled": False})
+            doc = {"type": "string", "variants": {"dark": "#000"}, "default": "dark"}
+            repaired = await client.put("/api/v1/flags/theme", json=doc,
+                                        params={"expected_version": 1})  # fmt: skip
+            history = (await client.get("/api/v1/flags/theme/history")).json()
+            after = (await client.get("/api/v1/flags")).json()
+    assert listed.status_code == 200, listed.text
+    assert [f["key"] for f in listed.json()["flags"]] == ["new_checkout"]
+    [bad] = listed.json()["problems"]
+    assert (bad["key"], bad["version"], bad["problem"]) == ("theme", 1, problem)
+    assert bad["doc"] == {"key": "theme", "rollout": 7}
+    for reply in (shown, switched):
+        assert reply.status_code == 409, reply.text
+        assert (f"flag 'theme' (version 1) in the store is not a valid flag: {problem}; write a "
+                "valid one over it") in reply.json()["detail"]  # fmt: skip
+    assert repaired.status_code == 200, repaired.text
+    assert (repaired.json()["version"], after["problems"]) == (2, [])
+    assert (history[0]["before"], history[0]["before_problem"]) == (None, problem)
+    assert redis_docs(redis_server)["theme"] == repaired.json()["flag"]

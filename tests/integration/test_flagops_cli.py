@@ -15,9 +15,11 @@ from opsmedic.store.store import Store
 if __package__:
     from ..cli_process import opsmedic
     from ..services_redis import RedisServer
+    from ..store_fixtures import overwrite_flag
 else:
     from cli_process import opsmedic
     from services_redis import RedisServer
+    from store_fixtures import overwrite_flag
 
 
 @pytest.fixture
@@ -143,3 +145,48 @@ def test_redis_down_fails_the_change_and_writes_nothing(
     assert f"flags at {redis_server.url}" in done.stderr
     shown = json.loads(opsmedic("flags", "show", "new_checkout", "--json", cwd=site).stdout)
     assert (shown["version"], shown["flag"]["enabled"]) == (1, True)
+
+
+def test_a_hand_edited_flag_is_listed_apart_named_and_repaired(
+    tmp_path: Path, store: Store, store_url: str
+) -> None:
+    from opsmedic.flags.changes import Author
+    from opsmedic.flags.model import Flag
+
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "opsmedic.yaml").write_text(yaml.safe_dump({"store": store_url}))
+    for key in ("dark_mode", "new_checkout", "zebra"):
+        store.flags.set(Flag.model_validate({"key": key}), Author("cli", "alice"), 1.0)
+    overwrite_flag(store_url, "new_checkout", '{"key": "new_checkout", "rollout": 7}')
+    problem = "rollout: Input should be a valid dictionary or instance of Rollout"
+    named = f"error flag 'new_checkout' (version 1) in the store is not a valid flag: {problem}"
+
+    listed = opsmedic("flags", "list", cwd=tmp_path)
+    assert listed.returncode == 3, listed.stderr
+    assert [line.split("\t")[:3] for line in listed.stdout.splitlines()[1:]] == [
+        ["dark_mode", "boolean", "on"], ["new_checkout", "-", "invalid"], ["zebra", "boolean", "on"]
+    ]  # fmt: skip
+    assert named in listed.stderr
+    as_json = opsmedic("flags", "list", "--json", cwd=tmp_path)
+    assert as_json.returncode == 3
+    found = json.loads(as_json.stdout)
+    assert [f["key"] for f in found["flags"]] == ["dark_mode", "zebra"]
+    assert found["problems"] == [{
+        "key": "new_checkout", "version": 1, "updated_at": 1.0, "updated_by": "cli alice",
+        "problem": problem, "doc": {"key": "new_checkout", "rollout": 7},
+    }]  # fmt: skip
+    shown = opsmedic("flags", "show", "new_checkout", cwd=tmp_path)
+    assert (shown.returncode, shown.stdout) == (3, "")
+    assert named in shown.stderr and "Traceback" not in shown.stderr
+    switched = opsmedic("flags", "set", "new_checkout", "off", cwd=tmp_path)
+    assert switched.returncode == 3 and named in switched.stderr
+
+    (tmp_path / "good.yaml").write_text("enabled: false\n")
+    repaired = opsmedic("flags", "set", "new_checkout", "--file", "good.yaml", "--expect", "1",
+                        cwd=tmp_path)  # fmt: skip
+    assert repaired.returncode == 0, repaired.stderr
+    assert repaired.stdout.startswith("new_checkout version 2: off")
+    after = opsmedic("flags", "list", "--json", cwd=tmp_path)
+    assert after.returncode == 0 and json.loads(after.stdout)["problems"] == []
+    history = opsmedic("flags", "history", "new_checkout", cwd=tmp_path).stdout.splitlines()
+    assert history[1].endswith(f"replaced a document that was not a valid flag ({problem})")

@@ -6,8 +6,15 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
+from opsmedic.config.refs import ConfigRef
 from opsmedic.config.types import Strict
-from opsmedic.errors import FlagRefused, FlagStoreError, NotFoundError, RetryableError
+from opsmedic.errors import (
+    FlagRefused,
+    FlagStoreError,
+    FlagUnreadable,
+    NotFoundError,
+    RetryableError,
+)
 from opsmedic.flags.changes import Author, FlagRecord
 from opsmedic.flags.model import FLAG_KEY_PATTERN, VariantName
 from opsmedic.model import Outcome
@@ -17,7 +24,10 @@ from opsmedic.plugins import ActionContext, ActionSpec
 class Params(Strict):
     # Checked after templating: a value from an event can name a flag, never smuggle in text
     # that is not one (a space, a newline, a second key).
-    flag: str = Field(pattern=FLAG_KEY_PATTERN, description="the flag's key")
+    # A flag made with `flags set` is in the store alone: an unknown name is `check`'s warning.
+    flag: Annotated[str, ConfigRef("flags", warn=True)] = Field(
+        pattern=FLAG_KEY_PATTERN, description="the flag's key"
+    )
     enabled: bool | None = Field(None, description="false: serve the off variant to everyone")
     variant: VariantName | None = Field(None, description="the default variant to serve")
     rollout: Annotated[int, Field(ge=0, le=100)] | None = Field(
@@ -46,7 +56,7 @@ async def run(params: Params, ctx: ActionContext) -> Outcome:
         else:
             assert params.rollout is not None  # exactly one is given (Params)
             after = await ctx.flags.rollout(key, params.rollout, by)
-    except (NotFoundError, FlagRefused) as exc:
+    except (NotFoundError, FlagRefused, FlagUnreadable) as exc:  # retrying would not help
         return Outcome(ok=False, message=str(exc))
     except FlagStoreError as exc:  # Redis away: nothing was written, worth the retries
         raise RetryableError(str(exc)) from None

@@ -11,11 +11,18 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 from opsmedic.api.auth import require
 from opsmedic.api.read import Limit
 from opsmedic.api.strict import StrictJSONRoute
-from opsmedic.errors import FlagConflict, FlagRefused, FlagStoreError, NotFoundError, UnknownFlag
-from opsmedic.flagops.service import FlagService, refusals
-from opsmedic.flagops.views import FlagChangeView, FlagView
+from opsmedic.errors import (
+    FlagConflict,
+    FlagRefused,
+    FlagStoreError,
+    FlagUnreadable,
+    NotFoundError,
+    UnknownFlag,
+)
+from opsmedic.flagops.service import FlagService
+from opsmedic.flagops.views import FlagChangeView, FlagListView, FlagView
 from opsmedic.flags.changes import Author, FlagRecord
-from opsmedic.flags.model import FLAG_KEY_PATTERN, Flag, VariantName
+from opsmedic.flags.model import FLAG_KEY_PATTERN, Flag, VariantName, refusals
 from opsmedic.model import TokenRecord
 from opsmedic.tokens import Scope
 
@@ -61,7 +68,9 @@ async def _answer(change: Awaitable[FlagRecord]) -> FlagRecord:
         found = await change
     except UnknownFlag as exc:
         raise HTTPException(404, str(exc)) from None
-    except (FlagConflict, NotFoundError) as exc:  # the latter: an undo with nothing before it
+    # NotFoundError: an undo with nothing before it; FlagUnreadable: a stored document that
+    # is not a valid flag (a PUT of a valid one repairs it).
+    except (FlagConflict, NotFoundError, FlagUnreadable) as exc:
         raise HTTPException(409, str(exc)) from None
     except FlagRefused as exc:
         raise HTTPException(422, str(exc)) from None
@@ -74,9 +83,9 @@ async def _answer(change: Awaitable[FlagRecord]) -> FlagRecord:
     return found
 
 
-@reads.get("/flags", summary="Every flag, by key")
-async def list_flags(request: Request) -> list[FlagView]:
-    return [FlagView.of(r) for r in await _flags(request).list()]
+@reads.get("/flags", summary="Every flag, by key; apart, the rows that are not valid flags")
+async def list_flags(request: Request) -> FlagListView:
+    return FlagListView.of(await _flags(request).listing())
 
 
 @reads.get("/flags/{key}", summary="One flag with its version")
@@ -90,6 +99,8 @@ async def flag_history(request: Request, key: Key, limit: Limit = 100) -> list[F
         found = await _flags(request).history(key, limit)
     except NotFoundError as exc:
         raise HTTPException(404, str(exc)) from None
+    except FlagUnreadable as exc:
+        raise HTTPException(409, str(exc)) from None
     return [FlagChangeView.of(c) for c in found]
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.text import Text
 
-from opsmedic.cli import ConfigOpt, app, out
+from opsmedic.cli import ConfigOpt, app, err, out
 from opsmedic.cli.history import open_store, when
 from opsmedic.cli.output import Cell, JsonOpt, print_json, print_table
 
@@ -32,21 +32,37 @@ ExpectOpt = Annotated[
 
 @flags_app.command("list")
 def list_flags(as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
-    """Every flag: its switch, default, rollout, version and who changed it last."""
-    from opsmedic.flagops.views import FlagView
+    """Every flag: its switch, default, rollout, version and who changed it last. A flag whose
+    stored document is not valid is listed as `invalid`, named on stderr, and the command
+    exits 3 after listing every other flag."""
+    from opsmedic.errors import FlagUnreadable
+    from opsmedic.flagops.views import FlagListView
 
-    found = open_store(config).flags.list()
+    listing = open_store(config).flags.listing()
     if as_json:
-        print_json([FlagView.of(r).model_dump(mode="json") for r in found])
-        return
-    columns = ["key", "type", "state", "default", "rollout", "rules", "version", "updated by",
-               "updated (UTC)"]  # fmt: skip
-    rows: list[list[Cell]] = [
-        [r.flag.key, str(r.flag.type), _state(r.flag), r.flag.default, _rollout(r.flag),
-         str(len(r.flag.rules)), str(r.version), str(r.updated_by), when(r.updated_at)]
-        for r in found
-    ]  # fmt: skip
-    print_table("flags", columns, rows, empty="no flags")
+        print_json(FlagListView.of(listing).model_dump(mode="json"))
+    else:
+        columns = ["key", "type", "state", "default", "rollout", "rules", "version",
+                   "updated by", "updated (UTC)"]  # fmt: skip
+        rows: list[list[Cell]] = [
+            [r.flag.key, str(r.flag.type), _state(r.flag), r.flag.default, _rollout(r.flag),
+             str(len(r.flag.rules)), str(r.version), str(r.updated_by), when(r.updated_at)]
+            for r in listing.records
+        ]  # fmt: skip
+        rows += [
+            [u.key, "-", Text("invalid", "bold red"), "-", "-", "-", str(u.version),
+             u.updated_by, when(u.updated_at)]
+            for u in listing.unreadable
+        ]  # fmt: skip
+        rows.sort(key=lambda row: str(row[0]))
+        print_table("flags", columns, rows, empty="no flags")
+    for bad in listing.unreadable:
+        err.print(Text.assemble(("error ", "red"), str(FlagUnreadable(bad.key, bad.version,
+                                                                      bad.problem))))  # fmt: skip
+    if listing.unreadable:
+        # Not 0: a script must not take a partial list for the whole; not 1 or 2 either:
+        # every valid flag was listed, and only the store's data is wrong.
+        raise typer.Exit(FlagUnreadable.exit_code)
 
 
 @flags_app.command("show")
@@ -137,7 +153,7 @@ def history(
         return
     rows: list[list[Cell]] = [
         [str(c.version), when(c.at), str(c.by), c.by.run_id or "-", _state(c.after),
-         _what_changed(c.before, c.after)]
+         _what_changed(c.before, c.after, c.before_problem)]
         for c in found
     ]  # fmt: skip
     columns = ["version", "at (UTC)", "by", "run", "state", "changed"]
@@ -230,8 +246,10 @@ def _json(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
 
 
-def _what_changed(before: Flag | None, after: Flag) -> str:
+def _what_changed(before: Flag | None, after: Flag, before_problem: str | None = None) -> str:
     """The fields a change moved, e.g. `enabled: true → false`; `created` for the first."""
+    if before_problem is not None:
+        return f"replaced a document that was not a valid flag ({before_problem})"
     if before is None:
         return "created"
     old, new = before.model_dump(mode="json"), after.model_dump(mode="json")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -73,47 +74,66 @@ def check(
         Path | None,
         typer.Option(help="a systemd unit: report remediations it would forbid (docs/deploy.md)"),
     ] = None,
+    strict: Annotated[bool, typer.Option(help="warnings fail the check too (exit 2)")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="print the errors and warnings as one JSON document")
+    ] = False,
 ) -> None:
-    """Validate config and rules: exit 0 when valid, 2 with every problem at file:line:col."""
+    """Validate config and rules: exit 0 when valid, 2 with every problem at file:line:col.
+    Warnings (a set_flag naming a flag neither the config nor the store has) do not fail it
+    unless --strict."""
+    from opsmedic.cli.check_report import report, with_stored_flags
     from opsmedic.config.loader import read_config
     from opsmedic.config.refs import ConfigNames
     from opsmedic.rules.loader import load_rules
     from opsmedic.runtime import build_registry, check_config, find_config
 
+    def say(line: str) -> None:
+        if not as_json:  # one JSON document, nothing else
+            out.print(line)
+
     registry = build_registry()
     problems: list[Problem] = []
+    warnings: list[Problem] = []
     names: ConfigNames | None = None  # None: no config to check the names rules use against
+    looked = ""  # where flags were looked for, said beside a warning about one
     rules_path = path if path is not None and (path.is_dir() or _is_rule_file(path)) else None
     config_path = find_config(None) if rules_path is not None else (path or find_config(None))
     if rules_path is None or config_path is not None:
         read = read_config(config_path, registry.settings())
         names = read.names
+        if names is not None:
+            store = read.config.store if read.config is not None else None
+            names, looked = with_stored_flags(names, store)
         if rules_path is not None:
-            out.print(f"config {config_path}: read for the names rules refer to")
+            say(f"config {config_path}: read for the names rules refer to")
         else:
             problems += read.problems + check_config(read.data, read.located, registry)
             if not problems:
-                out.print(f"config {config_path or '(defaults)'}: ok")
+                say(f"config {config_path or '(defaults)'}: ok")
                 for line in _service_lines(read.config) + _flag_lines(read.config):
-                    out.print(line)
+                    say(line)
             # The rules are read even when the config has problems, so one run of `check`
             # shows all there is to fix; only a config file that is not there names none.
             if config_path is None or config_path.exists():
                 rules_path = read.rules_dir
     if rules_path is not None:
         try:
-            ruleset = load_rules(rules_path, registry, names)
+            ruleset = load_rules(rules_path, registry, names, warnings)
         except ConfigError as exc:
             problems.extend(exc.problems)
         else:
             count = f"{len(ruleset)} rules in {len(ruleset.files)} files"
-            out.print(f"rules {rules_path}: {count}: ok")
+            say(f"rules {rules_path}: {count}: ok")
             if unit is not None and not problems:  # a unit is judged against a valid config
-                problems += _unit_problems(unit, path, rules_path, ruleset, registry)
+                problems += _unit_problems(unit, path, rules_path, ruleset, registry, say)
+    failed_strictly = report(problems, warnings, looked, as_json=as_json, strict=strict)
     if problems:
         # File by file as they were read, each from top to bottom: the order of an editor.
         files = {p.file: n for n, p in reversed(list(enumerate(problems)))}
         raise ConfigError(sorted(problems, key=lambda p: (files[p.file], p.line, p.col)))
+    if failed_strictly:
+        raise typer.Exit(2)
 
 
 def _flag_lines(config: Config | None) -> list[str]:
@@ -186,8 +206,9 @@ def _analysed(analysis: AnalysisConfig) -> str:
 
 
 def _unit_problems(
-    unit: Path, path: Path | None, rules_path: Path, ruleset: RuleSet, registry: Registry
-) -> list[Problem]:
+    unit: Path, path: Path | None, rules_path: Path, ruleset: RuleSet, registry: Registry,
+    say: Callable[[str], None],
+) -> list[Problem]:  # fmt: skip
     """What the systemd unit would forbid of the remediations these rules ask for."""
     import os
 
@@ -208,7 +229,7 @@ def _unit_problems(
     found = unit_problems(read.config, str(unit_config or "(defaults)"), ruleset, unit,
                           read.located, settings=read.settings)  # fmt: skip
     if not found:
-        out.print(f"unit {unit}: allows every remediation: ok")
+        say(f"unit {unit}: allows every remediation: ok")
     return found
 
 

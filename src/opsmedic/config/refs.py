@@ -13,6 +13,7 @@ SECTIONS = {
     "tsig_keys": "TSIG key",
     "annotate.webhooks": "annotate webhook",
     "services": "service",
+    "flags": "flag",
 }
 
 ConfigNames = dict[str, list[str]]
@@ -28,6 +29,10 @@ class ConfigRef:
     # Set for a value that is a URL or a local path: only a `scheme://` URL refers to an
     # entry, through its host part (`ConfigRef("ssh_hosts", scheme="sftp")`).
     scheme: str | None = None
+    # Set for a name that may be defined outside the config too (a flag made with `flags set`
+    # lives in the store alone): one the config lacks is a warning of `check`, which also asks
+    # the store, and never an error that would refuse the rule.
+    warn: bool = False
 
     def __post_init__(self) -> None:
         if self.section not in SECTIONS:

@@ -15,8 +15,8 @@ from opsmedic.errors import FlagRefused, FlagStoreError, OpsmedicError
 from opsmedic.flagops.events import flag_event
 from opsmedic.flagops.health import FlagStoreHealth
 from opsmedic.flagops.mirror import RedisMirror
-from opsmedic.flags.changes import Author, FlagChange, FlagRecord
-from opsmedic.flags.model import Flag
+from opsmedic.flags.changes import Author, FlagChange, FlagListing, FlagRecord
+from opsmedic.flags.model import Flag, refusals
 from opsmedic.logs import get_logger
 from opsmedic.model import Event
 from opsmedic.store.store import Store
@@ -48,10 +48,16 @@ class FlagService:
         return self._redis.url if self._redis is not None else None
 
     async def list(self) -> builtins.list[FlagRecord]:
+        """The valid flags (listing() also gives the rows that are not)."""
         return await asyncio.to_thread(self._store.flags.list)
 
+    async def listing(self) -> FlagListing:
+        """Every flag row: the valid flags and, apart, those whose document is not one."""
+        return await asyncio.to_thread(self._store.flags.listing)
+
     async def get(self, key: str) -> FlagRecord:
-        """NotFoundError with close matches for an unknown key."""
+        """NotFoundError with close matches for an unknown key; FlagUnreadable for a row
+        whose document is not a valid flag."""
         return await asyncio.to_thread(self._store.flags.get, key)
 
     async def history(self, key: str, limit: int = 100) -> builtins.list[FlagChange]:
@@ -235,15 +241,6 @@ def changed(flag: Flag, fields: dict[str, Any]) -> Flag:
         return Flag.model_validate(doc)
     except ValidationError as exc:
         raise FlagRefused(f"flag {flag.key!r}: {refusals(exc)}") from None
-
-
-def refusals(exc: ValidationError, prefix: str = "") -> str:
-    """Every problem of a flag document, as `field: message` joined by "; "."""
-    found = []
-    for error in exc.errors(include_url=False):
-        where = ".".join(str(part) for part in (prefix, *error["loc"]) if part != "")
-        found.append(f"{where}: {error['msg']}" if where else str(error["msg"]))
-    return "; ".join(found)
 
 
 def _doc(flag: Flag) -> dict[str, Any]:

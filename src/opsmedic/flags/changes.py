@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Any, Literal, NamedTuple, get_args
 
 from opsmedic.flags.model import Flag
 
@@ -52,8 +52,29 @@ class FlagRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class UnreadableFlag:
+    """A flag row whose document is not a valid flag (edited by hand, or written by another
+    opsmedic version): listed apart from the flags, with why, until a valid one replaces it."""
+
+    key: str
+    version: int
+    updated_at: float
+    updated_by: str  # as stored: a hand-edited row may not name an Author
+    problem: str  # every field that is wrong, `field: message; …`
+    doc: Any  # the stored document, as it is
+
+
+class FlagListing(NamedTuple):
+    """Every flag row of the store, by key: the valid flags and, apart, the unreadable ones."""
+
+    records: list[FlagRecord]
+    unreadable: list[UnreadableFlag]
+
+
+@dataclass(frozen=True, slots=True)
 class FlagChange:
-    """One change of one flag: the document before (None: the change created it) and after."""
+    """One change of one flag: the document before (None: the change created it, or it
+    replaced one that was not a valid flag, then `before_problem` says why) and after."""
 
     key: str
     version: int  # the version the change made
@@ -61,3 +82,4 @@ class FlagChange:
     after: Flag
     by: Author
     at: float
+    before_problem: str | None = None

@@ -252,3 +252,12 @@ def _non_finite(value: object, at: Loc = ()) -> list[tuple[Loc, float]]:
     if isinstance(value, list):
         return [found for i, v in enumerate(value) for found in _non_finite(v, (*at, i))]
     return []
+
+
+def refusals(exc: ValidationError, prefix: str = "") -> str:
+    """Every problem of a flag document, as `field: message` joined by "; "."""
+    found = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(part) for part in (prefix, *error["loc"]) if part != "")
+        found.append(f"{where}: {error['msg']}" if where else str(error["msg"]))
+    return "; ".join(found)

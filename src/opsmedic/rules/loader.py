@@ -27,11 +27,16 @@ def rule_files(path: Path) -> list[Path]:
     return [path]
 
 
-def load_rules(path: Path, registry: Registry, names: ConfigNames | None = None) -> RuleSet:
+def load_rules(
+    path: Path, registry: Registry, names: ConfigNames | None = None,
+    warnings: list[Problem] | None = None,
+) -> RuleSet:  # fmt: skip
     """A RuleSet from every file under `path`; any problem anywhere raises one ConfigError.
 
     With `names` (the config's notify targets, ssh hosts, probes…), parameters that name a
     config entry are checked against them; without, they are judged when the step runs.
+    `warnings`, where given, gets what is valid but likely to fail (`check` prints them): a
+    flag `names` does not have.
     """
     if not path.exists():
         raise ConfigError([Problem(str(path), 1, 1, "", "rules path does not exist")])
@@ -54,7 +59,8 @@ def load_rules(path: Path, registry: Registry, names: ConfigNames | None = None)
             problems.append(located.problem((), "a rule file holds a list of rules (- name: ...)"))
             continue
         for i, item in enumerate(data):
-            rule = _load_rule(item, i, located, _Checks(registry, names, problems), len(rules))
+            checks = _Checks(registry, names, problems, warnings=warnings)
+            rule = _load_rule(item, i, located, checks, len(rules))
             # Judged on the name as written, so a rule with other problems still claims its
             # name: otherwise fixing those would reveal the duplicate only in the next round.
             name = _written_name(item)
@@ -89,6 +95,7 @@ class _Checks:
     problems: list[Problem]
     # Template variables beyond a rule's own (a service's switch steps get `version`…).
     variables: tuple[str, ...] = ()
+    warnings: list[Problem] | None = None  # None: nobody reads them, so none are sought
 
 
 def load_steps(
@@ -188,6 +195,7 @@ def _steps(items: list[Any], loc: Loc, located: Located, checks: _Checks) -> lis
                 located,
                 checks.names,
                 checks.variables,
+                checks.warnings,
             )
         )
         step = Step(action=action, raw=raw, path=f"{located.file}:{located.where(here)[0]}")

@@ -21,13 +21,15 @@ def param_problems(
     located: Located,
     names: ConfigNames | None,
     variables: Collection[str] = (),
+    warnings: list[Problem] | None = None,
 ) -> list[Problem]:
     """Every problem of one step's raw params; `names` None: no config to check names against;
-    `variables`: template variables the caller adds to the usual ones."""
+    `variables`: template variables the caller adds to the usual ones; `warnings`, where
+    given, gets the names of `ConfigRef(warn=True)` fields that `names` lacks."""
     problems = _model_problems(model, raw, loc, located)
     problems += _template_problems(raw, loc, located, variables)
     if names is not None:
-        problems += _reference_problems(model, raw, loc, located, names)
+        problems += _reference_problems(model, raw, loc, located, names, warnings)
     return problems
 
 
@@ -79,8 +81,9 @@ def _template_problems(
 
 
 def _reference_problems(
-    model: type[BaseModel], raw: Any, loc: Loc, located: Located, names: ConfigNames
-) -> list[Problem]:
+    model: type[BaseModel], raw: Any, loc: Loc, located: Located, names: ConfigNames,
+    warnings: list[Problem] | None,
+) -> list[Problem]:  # fmt: skip
     """Values of fields marked ConfigRef that name no entry of their config section."""
     if not isinstance(raw, dict):
         return []
@@ -92,12 +95,15 @@ def _reference_problems(
         value, here = raw[key], (*loc, key)
         ref = next((m for m in fld.metadata if isinstance(m, ConfigRef)), None)
         nested = unwrap(fld.annotation)
-        if ref is not None and ref.scheme is not None:
+        if ref is not None and ref.warn:
+            if warnings is not None:
+                warnings += _unknown(ref, value, here, located, names[ref.section])
+        elif ref is not None and ref.scheme is not None:
             problems += _unknown_url_host(ref, value, here, located, names)
         elif ref is not None:
             problems += _unknown(ref, value, here, located, names[ref.section])
         elif isinstance(nested, type) and issubclass(nested, BaseModel):
-            problems += _reference_problems(nested, value, here, located, names)
+            problems += _reference_problems(nested, value, here, located, names, warnings)
     return problems
 
 
@@ -141,10 +147,13 @@ def _unknown(
     for i, item in enumerate(value if listed else [value]):
         # A templated name is only known once rendered; a wrong type is the model's error.
         if isinstance(item, str) and not is_template(item) and item not in known:
-            message = (
-                unknown_name(ref.kind, item, known)
-                if known
-                else f"unknown {ref.kind} {item!r}: the config has no {ref.section} entries"
-            )
+            if ref.warn:
+                message = (f"{unknown_name(ref.kind, item, known)}: neither the config's "
+                           f"{ref.section} nor the store has it, so the step fails when it "
+                           "runs unless it is made first")  # fmt: skip
+            elif known:
+                message = unknown_name(ref.kind, item, known)
+            else:
+                message = f"unknown {ref.kind} {item!r}: the config has no {ref.section} entries"
             problems.append(located.problem((*loc, i) if listed else loc, message))
     return problems

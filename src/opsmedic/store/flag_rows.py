@@ -12,9 +12,9 @@ import sqlalchemy as sa
 from pydantic import ValidationError
 from sqlalchemy.engine import Connection
 
-from opsmedic.errors import FlagConflict, FlagRefused, NotFoundError, StoreError, UnknownFlag
-from opsmedic.flags.changes import Author, FlagChange, FlagRecord
-from opsmedic.flags.model import MAX_FLAGS, Flag
+from opsmedic.errors import FlagConflict, FlagRefused, FlagUnreadable, NotFoundError, UnknownFlag
+from opsmedic.flags.changes import Author, FlagChange, FlagListing, FlagRecord, UnreadableFlag
+from opsmedic.flags.model import MAX_FLAGS, Flag, refusals
 from opsmedic.store.schema import flag_changes, flags
 
 # Without an expected version a writer takes whatever version it reads (the row locked), so
@@ -40,13 +40,28 @@ class FlagTable:
         self._transaction = transaction
 
     def list(self) -> list[FlagRecord]:
-        """Every flag, by key."""
+        """Every valid flag, by key (listing() also gives the rows that are not)."""
+        return self.listing().records
+
+    def listing(self) -> FlagListing:
+        """Every flag row, by key: the valid flags, and apart from them the rows whose document
+        is not a valid flag, each with why: one such row must not hide every other flag."""
         with self._transaction() as conn:
             rows = conn.execute(sa.select(flags).order_by(flags.c.key)).mappings().all()
-        return [_record(row) for row in rows]
+        listing = FlagListing([], [])
+        for row in rows:
+            try:
+                listing.records.append(_record(row))
+            except FlagUnreadable as exc:
+                listing.unreadable.append(UnreadableFlag(
+                    row["key"], row["version"], row["updated_at"], row["updated_by"],
+                    exc.problem, row["doc"],
+                ))  # fmt: skip
+        return listing
 
     def get(self, key: str) -> FlagRecord:
-        """The flag `key`; NotFoundError (with close matches) when there is none."""
+        """The flag `key`; NotFoundError (with close matches) when there is none,
+        FlagUnreadable when its document is not a valid flag."""
         with self._transaction() as conn:
             row = _current(conn, key)
             if row is None:
@@ -97,7 +112,7 @@ class FlagTable:
         What `change` raises (an invalid result) leaves the flag as it was."""
         with self._transaction(write=True) as conn:
             row, version = _locked(conn, key, expected_version)
-            return _write(conn, change(_flag(key, row["doc"])), by, now, version, then)
+            return _write(conn, change(_flag(key, row["doc"], version)), by, now, version, then)
 
     def history(self, key: str, limit: int = 100) -> builtins.list[FlagChange]:
         """The changes of `key`, newest first; NotFoundError if it never had one."""
@@ -129,7 +144,7 @@ class FlagTable:
             if before is None:
                 raise NotFoundError(f"flag {key!r}: version {version} created it; there is no "
                                     "version before it to go back to")  # fmt: skip
-            return _write(conn, _flag(key, before), by, now, version, then)
+            return _write(conn, _flag(key, before, version - 1), by, now, version, then)
 
     def resend(self, key: str, send: Callable[[FlagRecord], None]) -> FlagRecord | None:
         """Call `send` with the flag `key` while its row is locked, so that no writer can
@@ -149,14 +164,14 @@ class FlagTable:
         """Bring the flags a config declares into the store, in one transaction; returns the
         ones written. The config declares each flag; the store keeps its switch (`enabled`),
         which a person or a rule may have turned since: a restart must not undo a kill switch.
-        Flags the config does not name are left as they are."""
+        Flags the config does not name are left as they are; one whose stored document is not
+        a valid flag is replaced by the declared one, keeping its switch if it has one."""
         written = []
         with self._transaction(write=True) as conn:
             for key, flag in declared.items():
                 row = _current(conn, key, lock=True)
                 if row is not None:
-                    enabled = _flag(key, row["doc"]).enabled
-                    flag = flag.model_copy(update={"enabled": enabled})
+                    flag = flag.model_copy(update={"enabled": _switch(row, flag.enabled)})
                     if _doc(flag) == row["doc"]:
                         continue
                 version = row["version"] if row is not None else 0
@@ -195,8 +210,8 @@ def _write(
         # and its insert made version 1.
         raise FlagConflict(flag.key, version, version + 1) from None
     if then is not None:
-        before = _flag(flag.key, row["doc"]) if row is not None else None
-        then(FlagChange(flag.key, version + 1, before, flag, by, now))
+        before, problem = _before(flag.key, row["doc"] if row is not None else None, version)
+        then(FlagChange(flag.key, version + 1, before, flag, by, now, problem))
     # The record names the author, the history row also the run (FlagRecord.updated_by).
     return FlagRecord(flag, version + 1, now, Author(by.kind, by.name))
 
@@ -240,23 +255,48 @@ def _doc(flag: Flag) -> dict[str, Any]:
     return flag.model_dump(mode="json")
 
 
-def _flag(key: str, doc: Any) -> Flag:
+def _flag(key: str, doc: Any, version: int) -> Flag:
+    """The document of `key` at `version` as a Flag; FlagUnreadable when it is not a valid one:
+    written by this model, so only a hand-edited row or another opsmedic version gets there."""
+    if isinstance(doc, dict) and doc.get("key", key) != key:
+        raise FlagUnreadable(key, version, f"key: the document names the flag {doc['key']!r}")
     try:
         return Flag.model_validate(doc)
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        where = ".".join(str(part) for part in first["loc"])
-        # Written by this model, so only a hand-edited row or a newer opsmedic gets here.
-        raise StoreError(f"flag {key!r} in the store is not a valid flag: {where}: "
-                         f"{first['msg']}") from None  # fmt: skip
+        raise FlagUnreadable(key, version, refusals(exc)) from None
+
+
+def _before(key: str, doc: Any, version: int) -> tuple[Flag | None, str | None]:
+    """The document a change replaced, or None with why when it was not a valid flag: the
+    change that repairs such a row is recorded (and readable) like any other."""
+    if doc is None:
+        return None, None
+    try:
+        return _flag(key, doc, version), None
+    except FlagUnreadable as exc:
+        return None, exc.problem
+
+
+def _switch(row: sa.RowMapping, declared: bool) -> bool:
+    """The stored switch of a flag row, even when its document is not otherwise valid."""
+    enabled = row["doc"].get("enabled") if isinstance(row["doc"], dict) else None
+    return enabled if isinstance(enabled, bool) else declared
+
+
+def _author(row: sa.RowMapping, column: str, run_id: str | None = None) -> Author:
+    try:
+        return Author.parse(row[column], run_id)
+    except ValueError as exc:
+        raise FlagUnreadable(row["key"], row["version"], f"{column}: {exc}") from None
 
 
 def _record(row: sa.RowMapping) -> FlagRecord:
-    return FlagRecord(_flag(row["key"], row["doc"]), row["version"], row["updated_at"],
-                      Author.parse(row["updated_by"]))  # fmt: skip
+    return FlagRecord(_flag(row["key"], row["doc"], row["version"]), row["version"],
+                      row["updated_at"], _author(row, "updated_by"))  # fmt: skip
 
 
 def _change(row: sa.RowMapping) -> FlagChange:
-    before = _flag(row["key"], row["before"]) if row["before"] is not None else None
-    return FlagChange(row["key"], row["version"], before, _flag(row["key"], row["after"]),
-                      Author.parse(row["by"], row["run_id"]), row["at"])  # fmt: skip
+    before, problem = _before(row["key"], row["before"], row["version"] - 1)
+    return FlagChange(row["key"], row["version"], before,
+                      _flag(row["key"], row["after"], row["version"]),
+                      _author(row, "by", row["run_id"]), row["at"], problem)  # fmt: skip

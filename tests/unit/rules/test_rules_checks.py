@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from opsmedic.config.refs import ConfigRef, config_names
-from opsmedic.errors import ConfigError
+from opsmedic.errors import ConfigError, Problem
 from opsmedic.rules.loader import load_rules
 from opsmedic.runtime import build_registry
 
@@ -17,6 +17,7 @@ CONFIG = {
     "probes": [{"name": "web", "type": "http"}, {"name": "api"}],
     "tsig_keys": {"ddns": {"secret": {"env": "K"}}},
     "annotate": {"webhooks": {"status-page": {"url": "http://127.0.0.1:1/"}}},
+    "flags": {"new_checkout": {}},
 }
 NAMES = config_names(CONFIG)
 
@@ -35,10 +36,26 @@ def loads(tmp_path: Path, steps: str, when: str = "{source: x}") -> None:
     assert len(load_rules(path, build_registry(), NAMES)) == 1
 
 
+def test_an_unknown_flag_is_a_warning_only_where_warnings_are_asked_for(tmp_path: Path) -> None:
+    path = tmp_path / "r.yaml"
+    path.write_text("- name: a\n  when: {source: x}\n  do:\n"
+                    "    - set_flag: {flag: new_chekout, enabled: false}\n"
+                    "    - set_flag: {flag: new_checkout, enabled: false}\n")  # fmt: skip
+    warnings: list[Problem] = []
+    assert len(load_rules(path, build_registry(), NAMES, warnings)) == 1
+    assert [str(w).removeprefix(f"{path}:") for w in warnings] == [
+        "4:24: [0].do[0].set_flag.flag: unknown flag 'new_chekout' (did you mean new_checkout?)"
+        ": neither the config's flags nor the store has it, so the step fails when it runs "
+        "unless it is made first"
+    ]
+    loads(tmp_path, "    - set_flag: {flag: new_chekout, enabled: false}\n")
+
+
 def test_config_names_are_read_from_every_section_that_holds_entries() -> None:
     assert NAMES == {"notify": ["oncall"], "ssh_hosts": ["web1"], "probes": ["web", "api"],
                      "tsig_keys": ["ddns"], "annotate.webhooks": ["status-page"],
-                     "services": [], "ssh_hosts.host": ["10.0.0.5"]}  # fmt: skip
+                     "services": [], "flags": ["new_checkout"],
+                     "ssh_hosts.host": ["10.0.0.5"]}  # fmt: skip
     assert config_names("not a mapping") == {section: [] for section in NAMES}
     with pytest.raises(ValueError, match="no config section 'notfy'"):
         ConfigRef("notfy")

@@ -4,6 +4,7 @@ transaction, optimistic concurrency, undo, and the config's flags seeded at star
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from typing import Any
 
@@ -11,12 +12,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.pool import NullPool
 
-from opsmedic.errors import FlagConflict, FlagRefused, NotFoundError, StoreError
-from opsmedic.flags.changes import Author
+from opsmedic.errors import FlagConflict, FlagRefused, FlagUnreadable, NotFoundError
+from opsmedic.flags.changes import Author, FlagChange
 from opsmedic.flags.model import MAX_FLAGS, Flag
 from opsmedic.store import Store
 from opsmedic.store.schema import flags as flags_table
-from store_fixtures import at_once
+from store_fixtures import at_once, overwrite_flag
 
 ALICE = Author("cli", "alice")
 RULE = Author("rule", "kill-checkout", run_id="r-123")
@@ -175,21 +176,74 @@ def test_seeding_declares_flags_but_keeps_the_switch_the_store_has(store: Store)
     assert store.flags.get("ops_only").version == 1
 
 
-def test_a_hand_edited_row_is_a_clear_store_error(store: Store, store_url: str) -> None:
+BAD_DOC = '{"key": "new_checkout", "enabled": false, "rollout": {"percentage": 300}}'
+BAD_PROBLEM = "rollout.percentage: Input should be less than or equal to 100"
+
+
+def test_a_hand_edited_row_fails_alone_and_a_valid_document_repairs_it(
+    store: Store, store_url: str
+) -> None:
+    store.flags.set(_flag("dark_mode"), ALICE, 1.0)
     store.flags.set(_flag(), ALICE, 1.0)
-    engine = sa.create_engine(store_url, poolclass=NullPool)
-    try:
-        with engine.begin() as conn:
-            conn.execute(sa.text("UPDATE flags SET doc = :doc"), {"doc": '{"key": "new_checkout"'
-                         ', "rollout": {"percentage": 300}}'})  # fmt: skip
-    finally:
-        engine.dispose()
-    message = (
-        "flag 'new_checkout' in the store is not a valid flag: "
-        "rollout.percentage: Input should be less than or equal to 100"
+    store.flags.set(_flag("zebra"), ALICE, 1.0)
+    overwrite_flag(store_url, "new_checkout", BAD_DOC)
+    records, [bad] = store.flags.listing()
+    assert (
+        [r.flag.key for r in records]
+        == ["dark_mode", "zebra"]
+        == [r.flag.key for r in store.flags.list()]
     )
-    with pytest.raises(StoreError, match=re.escape(message)):
+    assert (bad.key, bad.version, bad.updated_by, bad.problem) == (
+        "new_checkout", 1, "cli alice", BAD_PROBLEM
+    )  # fmt: skip
+    assert bad.doc == json.loads(BAD_DOC)
+    message = f"flag 'new_checkout' (version 1) in the store is not a valid flag: {BAD_PROBLEM}"
+    with pytest.raises(FlagUnreadable, match=re.escape(message)):
         store.flags.get("new_checkout")
+    with pytest.raises(FlagUnreadable, match="opsmedic flags set new_checkout --file FILE"):
+        store.flags.update("new_checkout", lambda f: f, ALICE, 2.0)
+    # The repair: a whole valid document written over it, as the next version.
+    changes: list[FlagChange] = []
+    repaired = store.flags.set(_flag(), RULE, 3.0, expected_version=1, then=changes.append)
+    assert (repaired.version, store.flags.get("new_checkout")) == (2, repaired)
+    assert store.flags.listing().unreadable == []
+    [change] = changes
+    assert (change.before, change.before_problem) == (None, BAD_PROBLEM)
+    latest, first = store.flags.history("new_checkout")
+    assert (latest.version, latest.before, latest.before_problem, latest.after) == (
+        2, None, BAD_PROBLEM, repaired.flag
+    )  # fmt: skip
+    assert (first.before, first.before_problem) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("doc", "by", "problem"),
+    [
+        ('{"key": "dark_mode", "variants": {"on": true}, "default": "on", "off_variant": "on"}',
+         "cli alice", "key: the document names the flag 'dark_mode'"),
+        ('"just text"', "cli alice", "Input should be a valid dictionary or instance of Flag"),
+        (json.dumps(_flag().model_dump(mode="json")), "robot x",
+         "updated_by: not an author: 'robot x'"),
+    ],
+)  # fmt: skip
+def test_every_kind_of_unreadable_row_is_named(
+    store: Store, store_url: str, doc: str, by: str, problem: str
+) -> None:
+    store.flags.set(_flag(), ALICE, 1.0)
+    overwrite_flag(store_url, "new_checkout", doc, by)
+    assert [u.problem for u in store.flags.listing().unreadable] == [problem]
+    with pytest.raises(FlagUnreadable, match=re.escape(problem)):
+        store.flags.get("new_checkout")
+
+
+def test_seeding_replaces_an_unreadable_row_keeping_its_switch(
+    store: Store, store_url: str
+) -> None:
+    store.flags.set(_flag(), ALICE, 1.0)
+    overwrite_flag(store_url, "new_checkout", BAD_DOC)
+    [written] = store.flags.seed({"new_checkout": _flag()}, CONFIG, 2.0)
+    assert (written.version, written.flag.enabled) == (2, False)  # the hand edit's switch
+    assert store.flags.get("new_checkout") == written
 
 
 def test_a_flag_past_max_flags_is_refused_and_the_others_still_change(
