@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from opsmedic.metrics import Metrics
     from opsmedic.releases.controller import ReleaseController
     from opsmedic.rules.ruleset import RuleSet
+    from opsmedic.slo.watch import SloWatch
     from opsmedic.store.store import Store
 
 DEFAULT_CONFIG = Path("opsmedic.yaml")
@@ -419,6 +420,8 @@ async def run_forever(rt: Runtime, stop: asyncio.Event, service: Service | None 
     if rt.flags is not None and rt.flags.redis_url is not None:
         metrics.watch_flag_store(rt.flags.health, rt.clock)
         tasks.append(asyncio.create_task(rt.flags.watch(stop), name="flags-watch"))
+    if rt.store is not None and rt.config.slos:
+        tasks.append(asyncio.create_task(_watch_slos(rt, rt.store, metrics).run(), name="slos"))
     probes = ProbeRunner(rt.config.probes, rt.registry, rt.config.base_dir, rt.clock,
                          emit_probed, log, settings=rt.settings,
                          config_path=str(rt.config_path or "opsmedic.yaml"))  # fmt: skip
@@ -484,6 +487,18 @@ async def run_forever(rt: Runtime, stop: asyncio.Event, service: Service | None 
         log.info("stopped")
 
 
+def _watch_slos(rt: Runtime, store: Store, metrics: Metrics) -> SloWatch:
+    """The SLOs' samples from every committed event, their alerts into the engine."""
+    from opsmedic.slo.watch import SloWatch
+
+    watch = SloWatch(rt.config.slos, rt.config.probes, store, now=rt.clock.now,
+                     call=rt.engine.journal.call, emit=rt.engine.submit,
+                     log=get_logger(component="slo"), gauges=metrics.slos)  # fmt: skip
+    rt.engine.on_committed = watch.observe
+    metrics.watch_cost(lambda: watch.spent_s)
+    return watch
+
+
 async def _start_api(rt: Runtime, metrics: Metrics, log: Any) -> ApiServer | None:
     if not rt.config.api.enabled or rt.store is None:
         return None
@@ -508,7 +523,7 @@ def api_app(rt: Runtime, metrics: Metrics) -> IngestFastPath:
     }
     return create_app(engine=rt.engine, store=rt.store, clock=rt.clock, settings=rt.config.api,
                       metrics=metrics, rules=rt, webhooks=webhooks,
-                      releases=rt.releases, flags=rt.flags)  # fmt: skip
+                      releases=rt.releases, flags=rt.flags, slos=rt.config.slos)  # fmt: skip
 
 
 def _url(address: tuple[str, int] | None) -> str:

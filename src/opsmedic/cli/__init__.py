@@ -85,6 +85,7 @@ def main() -> None:
         service,
         setup,
         silences,
+        slo,
         systemd,
         tokens,
     )

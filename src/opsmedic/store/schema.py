@@ -269,3 +269,17 @@ suppressed = sa.Table(
     sa.Column("detail", sa.Text, nullable=False),
     sqlite_with_rowid=False,
 )
+
+# SLI samples, per SLO and minute (store/slo_rows.py): counted up in place, so a month of one
+# SLO is at most 44,640 small rows however many probes and events fed it (docs/slo.md).
+slo_samples = sa.Table(
+    "slo_samples",
+    metadata,
+    sa.Column("slo", sa.String, primary_key=True),
+    sa.Column("minute", sa.BigInteger, primary_key=True),  # epoch seconds // 60
+    sa.Column("good", sa.BigInteger, nullable=False),
+    sa.Column("total", sa.BigInteger, nullable=False),
+    # Samples whose time was too far from the clock (a clock jump), counted at arrival.
+    sa.Column("skewed", sa.BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
