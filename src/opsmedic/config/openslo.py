@@ -44,7 +44,8 @@ def check_slos(config: Config, located: Located) -> list[Problem]:
             text = full.read_text(encoding="utf-8")
             documents = load_yaml_documents(text, str(full))
         except (OSError, UnicodeDecodeError) as exc:
-            problems.append(located.problem(("openslo", n), f"cannot read {full}: {exc}"))
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            problems.append(located.problem(("openslo", n), f"cannot read {full}: {reason}"))
             continue
         except ConfigError as exc:
             problems += exc.problems
