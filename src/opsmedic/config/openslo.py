@@ -118,7 +118,8 @@ def _get(doc: Located, loc: Loc, kind: type | tuple[type, ...] = dict, needed: b
     if node is None and not needed:
         return None
     if not isinstance(node, kind):
-        expected = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        expected = " or ".join(k.__name__ for k in kinds)
         what = "required field is missing" if node is None else f"expected {expected}"
         raise _Refused(loc, what)
     return node

@@ -15,8 +15,8 @@ from store_fixtures import T0
 
 M = int(T0 // 60)
 PROBES = {
-    "data": ProbeConfig(name="data", type="http", params={"url": "http://x/data"}),
-    "disk": ProbeConfig(name="disk", type="disk", params={"path": "/"}),
+    "data": ProbeConfig.model_validate({"name": "data", "type": "http", "params": {"url": "x"}}),
+    "disk": ProbeConfig.model_validate({"name": "disk", "type": "disk", "params": {"path": "/"}}),
 }
 
 
