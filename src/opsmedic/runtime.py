@@ -362,6 +362,7 @@ class Service:
     metrics: Metrics
     api_address: tuple[str, int] | None = None
     started: asyncio.Event = field(default_factory=asyncio.Event)
+    slos: SloWatch | None = None  # with SLOs in the config and a store
 
 
 async def run_forever(rt: Runtime, stop: asyncio.Event, service: Service | None = None) -> None:
@@ -421,7 +422,8 @@ async def run_forever(rt: Runtime, stop: asyncio.Event, service: Service | None 
         metrics.watch_flag_store(rt.flags.health, rt.clock)
         tasks.append(asyncio.create_task(rt.flags.watch(stop), name="flags-watch"))
     if rt.store is not None and rt.config.slos:
-        tasks.append(asyncio.create_task(_watch_slos(rt, rt.store, metrics).run(), name="slos"))
+        service.slos = _watch_slos(rt, rt.store, metrics)
+        tasks.append(asyncio.create_task(service.slos.run(), name="slos"))
     probes = ProbeRunner(rt.config.probes, rt.registry, rt.config.base_dir, rt.clock,
                          emit_probed, log, settings=rt.settings,
                          config_path=str(rt.config_path or "opsmedic.yaml"))  # fmt: skip
