@@ -169,7 +169,7 @@ def test_prune_keeps_recent_history(project: Path) -> None:
     opsmedic("replay", "events.jsonl", cwd=project)
     result = opsmedic("prune", "--older-than", "30d", cwd=project)
     assert result.returncode == 0, result.stderr
-    assert "pruned 0 events, 0 runs and 0 resolved incidents" in result.stdout
+    assert "pruned 0 events, 0 runs, 0 resolved incidents and 0 SLO sample minutes" in result.stdout
     bad = opsmedic("prune", "--older-than", "soon", cwd=project)
     assert bad.returncode == 2 and "not a duration" in bad.stderr
     assert opsmedic("prune", "--older-than", "0s", cwd=project).returncode == 2

@@ -38,7 +38,9 @@ async def test_a_burn_pages_through_a_rule_and_shows_everywhere(tmp_path: Path) 
         assert {e.labels["service"] for e in burns} == {"shop"}
         # The two pages matched the rule like any other event; the ticket did not.
         runs = api.store.list_runs(rule="page-oncall")
-        assert sorted(r.event_id for r in runs) == sorted(e.id for e in burns if e.severity == "page")
+        assert sorted(r.event_id for r in runs) == sorted(
+            e.id for e in burns if e.severity == "page"
+        )
 
         async with api.client(api.tokens["read"]) as client:
             slos = (await client.get("/api/v1/slos")).json()
