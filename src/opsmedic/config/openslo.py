@@ -25,9 +25,10 @@ _BUDGETING = {"Occurrences": "occurrences", "Timeslices": "timeslices"}
 class _Refused(Exception):
     """A problem with one SLO document: where it is and what is wrong."""
 
-    def __init__(self, loc: Loc, message: str) -> None:
+    def __init__(self, loc: Loc, message: str, doc: Located | None = None) -> None:
         super().__init__(message)
         self.loc, self.message = loc, message
+        self.doc = doc  # the document it is in, when not the SLO's own (an SLI it refers to)
 
 
 def check_slos(config: Config, located: Located) -> list[Problem]:
@@ -86,7 +87,7 @@ def read_openslo(
             if sli_problem is not None:
                 raise _Refused(("spec",), sli_problem)
         except _Refused as exc:
-            problems.append(doc.problem(exc.loc, exc.message))
+            problems.append((exc.doc or doc).problem(exc.loc, exc.message))
             continue
         except ValidationError as exc:
             problems += [doc.problem(_place(err["loc"]), _message(err)) for err in exc.errors()]
@@ -217,9 +218,9 @@ def _sli(sli_doc: Located, at: Loc, objective: dict[str, Any], where: Loc,
     except _Refused as exc:
         if sli_doc is doc:
             raise
-        # The indicator lives in another document of the file: point there.
-        raise _Refused(exc.loc, f"{exc.message} (in {sli_doc.file}:"
-                       f"{':'.join(map(str, sli_doc.where(exc.loc)))})") from None  # fmt: skip
+        # The indicator is a kind: SLI of its own: the problem is there, for this SLO.
+        name = _text(doc, ("metadata", "name"))
+        raise _Refused(exc.loc, f"{exc.message} (the indicator of SLO {name!r})", sli_doc) from None
 
 
 def _source(doc: Located, loc: Loc) -> dict[str, Any]:

@@ -5,31 +5,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Annotated, Literal
+from typing import Literal
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from opsmedic.config.located import unknown_name
-from opsmedic.config.matchers import parse_matcher
+from opsmedic.config.muting import MatcherText
 from opsmedic.config.types import Duration, PositiveDuration, Strict, parse_duration
 
 # Samples are kept per minute: every length an SLO names is a whole number of minutes.
 MINUTE = 60.0
-# The SRE Workbook's longest alert window (3 days): a window shorter than it cannot ticket.
-LONGEST_ALERT_WINDOW = 3 * 86400.0
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 # What `window:` may say besides a rolling duration: the calendar period, in UTC.
 CALENDAR = ("month",)
 # Probe types whose reading's value is a latency in milliseconds.
 LATENCY_PROBES = ("http",)
-
-
-def _matcher(text: str) -> str:
-    parse_matcher(text)
-    return text
-
-
-MatcherText = Annotated[str, AfterValidator(_matcher)]
 
 
 def whole_minutes(seconds: float, what: str) -> float:
@@ -162,11 +152,6 @@ class SloConfig(Strict):
         if self.budgeting == "occurrences" and self.timeslices is not None:
             raise ValueError("timeslices is for budgeting: timeslices")
         return self
-
-    @property
-    def target(self) -> float:
-        """The objective as a fraction (99.9 → 0.999)."""
-        return self.objective / 100.0
 
     @property
     def rolling_s(self) -> float | None:

@@ -6,12 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 
-# Exact: 99.9 is 999/10, not 99.900000000000006; a burn of exactly 14.4 fires.
-Ratio = Fraction
-
 
 def exact(value: float) -> Fraction:
-    """A config number as the decimal it was written as (repr gives its shortest spelling)."""
+    """A config number as the decimal it was written as (repr gives its shortest spelling):
+    99.9 is 999/10, not 99.900000000000006, so a burn of exactly 14.4 fires."""
     return Fraction(repr(value))
 
 

@@ -23,9 +23,6 @@ class SampleBuffer:
         self._slis = list(slis)
         self._counts: Taken = {}
 
-    def __bool__(self) -> bool:
-        return bool(self._counts)
-
     def observe(self, events: Iterable[Event], now: float) -> None:
         if not self._slis:
             return

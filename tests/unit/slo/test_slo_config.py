@@ -206,3 +206,14 @@ def test_a_missing_openslo_file_is_named(tmp_path: Path) -> None:
         f"{tmp_path}/opsmedic.yaml:4:11: openslo[0]: cannot read "
         f"{tmp_path}/gone.yaml: No such file or directory"
     )
+
+
+def test_a_refused_indicator_of_another_document_names_where_it_is(tmp_path: Path) -> None:
+    datadog = "metricSource: {type: datadog, spec: {}}\n---"
+    text = OPENSLO.replace("metricSource: {type: opsmedic, spec: {probe: data}}\n---", datadog, 1)
+    found = [p.replace(str(tmp_path) + "/", "") for p in problems(write(tmp_path, PROBES, text))]
+    assert found == [
+        "slo.yaml:6:26: spec.thresholdMetric.metricSource.type: metricSource type 'datadog' is not "
+        "read: opsmedic measures its own probes and events (type: opsmedic) (the indicator of SLO "
+        "'info-latency')"
+    ], found
