@@ -4,6 +4,7 @@ re-summed now and then, alerts turned into slo_burn events when they start and s
 from __future__ import annotations
 
 from collections.abc import Sequence
+from fractions import Fraction
 
 from opsmedic.config.slos import SloConfig
 from opsmedic.model import OWN_SOURCE, Event, Status
@@ -69,6 +70,8 @@ class Evaluator:
             status = status_of(slo, now, self._recent[slo.name], self._sums[slo.name],
                                self._ahead.get(slo.name, 0))  # fmt: skip
             self.statuses[slo.name] = status
+            if not slo.alerts:  # shown burning, never announced
+                continue
             firing = {t.long_min for t in status.firing}
             for tier in TIERS:
                 key = (slo.name, tier.long_min)
@@ -85,6 +88,7 @@ def burn_event(status: SloStatus, tier: Tier, firing: bool) -> Event:
     rates = f"{_x(long)} over {tier.window}, {_x(short)} over {minutes_label(tier.short_min)}"
     verb = "burning" if firing else "no longer burning"
     message = f"SLO {slo.name} {verb} its error budget at ≥ {float(tier.burn):g}x: {rates}"
+    shown = status.as_dict()
     return Event(
         source=OWN_SOURCE, kind=KIND, resource=slo.name,
         labels={"slo": slo.name, "service": slo.service, "window": tier.window},
@@ -92,10 +96,9 @@ def burn_event(status: SloStatus, tier: Tier, firing: bool) -> Event:
         status=Status.FIRING if firing else Status.RESOLVED, time=status.at,
         payload={"message": message, "objective": slo.objective,
                  "short_window": minutes_label(tier.short_min), "threshold": float(tier.burn),
-                 "budget_remaining": status.as_dict()["budget_remaining"],
-                 "burn_rates": status.as_dict()["burn_rates"]},
+                 "budget_remaining": shown["budget_remaining"], "burn_rates": shown["burn_rates"]},
     )  # fmt: skip
 
 
-def _x(rate: object) -> str:
-    return "no data" if rate is None else f"{float(rate):.2f}x"  # type: ignore[arg-type]
+def _x(rate: Fraction | None) -> str:
+    return "no data" if rate is None else f"{float(rate):.2f}x"

@@ -140,8 +140,8 @@ def status_of(
     burn = {length: burn_rate(c, target) for length, c in recent_sums.items()}
     firing = [
         tier for tier in TIERS
-        if slo.alerts and fires(tier, recent_sums[tier.long_min], recent_sums[tier.short_min],
-                                target, slo.min_requests)
+        if fires(tier, recent_sums[tier.long_min], recent_sums[tier.short_min], target,
+                 slo.min_requests)
     ]  # fmt: skip
     counts = Counts(sums.good, sums.total)
     slices = None

@@ -119,3 +119,12 @@ def test_a_calendar_month_is_its_own_length() -> None:
     assert december.length == 31 * 1440
     rolling = window_of(slo(window="28d"), at)
     assert (rolling.length, rolling.last - rolling.first + 1) == (28 * 1440, 28 * 1440)
+
+
+def test_an_slo_without_alerts_shows_its_burn_and_announces_nothing(store: Store) -> None:
+    store.slo_samples.add({("api", m): [0, 100, 0] for m in range(M - 59, M + 1)})
+    evaluator = Evaluator([slo(alerts=False)], store.slo_samples)
+    evaluator.refresh(T0)
+    assert evaluator.evaluate(T0) == []
+    assert evaluator.statuses["api"].state == "exhausted"
+    assert [t.window for t in evaluator.statuses["api"].firing] == ["1h", "6h", "3d"]
