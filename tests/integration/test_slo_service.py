@@ -79,3 +79,33 @@ async def test_a_burn_pages_through_a_rule_and_shows_everywhere(tmp_path: Path) 
 def _cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "opsmedic", *args], capture_output=True,
                           text=True, check=check, timeout=60)  # fmt: skip
+
+
+def _alert(name: str, severity: str) -> dict[str, object]:
+    return {"status": "firing", "labels": {"alertname": name, "service": "checkout",
+                                           "severity": severity},
+            # Alertmanager re-sends a firing alert with the time it started: long ago here.
+            "annotations": {}, "startsAt": "2026-11-22T02:01:16Z",
+            "endsAt": "0001-01-01T00:00:00Z", "fingerprint": name}  # fmt: skip
+
+
+async def test_webhook_alerts_are_samples_of_an_events_sli(tmp_path: Path) -> None:
+    slos = [{"name": "checkout-alerts", "objective": 90,
+             "sli": {"events": {"total": ["source=alertmanager", "labels.service=checkout"],
+                                "bad": ["labels.severity=critical"]}}}]  # fmt: skip
+    body = {"receiver": "opsmedic", "status": "firing", "version": "4", "groupKey": "{}",
+            "alerts": [_alert("Slow", "warning"), _alert("Down", "critical"),
+                       _alert("Busy", "warning"), _alert("Full", "warning")]}  # fmt: skip
+    async with running_api(tmp_path, slos=slos) as api:
+        async with api.client(api.tokens["ingest"]) as client:
+            reply = await client.post("/api/v1/webhooks/alertmanager", json=body)
+            assert reply.status_code == 202, reply.text
+        watch = api.service.slos
+        assert watch is not None
+        await watch.flush()
+        await watch.evaluate()
+        status = watch.evaluator.statuses["checkout-alerts"]
+        assert (status.counts.good, status.counts.total) == (3, 4)
+        assert status.burn[5] == 2.5  # 25 % bad where 10 % is allowed
+        # Counted when they arrived, and shown as off the clock.
+        assert status.as_dict()["skewed_samples"] == 4

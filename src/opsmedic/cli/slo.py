@@ -68,7 +68,7 @@ def _notes(d: dict[str, Any]) -> str:
     if d["measured_since"] is not None:
         notes.append(f"measured since {when(d['measured_since'])} UTC")
     if d["skewed_samples"]:
-        notes.append(f"{d['skewed_samples']} samples off the clock (counted apart)")
+        notes.append(f"{d['skewed_samples']} samples off the clock (counted at arrival)")
     if d["samples_ahead"]:
         notes.append(f"{d['samples_ahead']} samples stored ahead of now (clock jumped back?)")
     slices = d["timeslices"]

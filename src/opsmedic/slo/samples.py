@@ -8,8 +8,9 @@ from opsmedic.model import Event
 from opsmedic.slo.sli import CompiledSli
 
 # A sample is binned at its own time when that is near the clock. Further off (a sender's
-# clock, or ours jumping) it is not binned where it claims: it is counted as skewed at the
-# minute it arrived, which `opsmedic slo` shows. Late: older than the evaluator re-reads.
+# clock, ours jumping, an alert re-sent with the time it started) it is counted in the minute
+# it arrived, and as skewed there, which `opsmedic slo` shows. Late: older than the
+# evaluator re-reads (a minute it has summed must not change behind its back).
 AHEAD_S = 60.0
 LATE_S = 3600.0
 
@@ -31,12 +32,11 @@ class SampleBuffer:
                 good = sli.judge(event)
                 if good is None:
                     continue
-                if now - LATE_S <= event.time <= now + AHEAD_S:
-                    row = self._row(sli.slo, int(event.time // 60))
-                    row[0] += good
-                    row[1] += 1
-                else:
-                    self._row(sli.slo, int(now // 60))[2] += 1
+                near = now - LATE_S <= event.time <= now + AHEAD_S
+                row = self._row(sli.slo, int((event.time if near else now) // 60))
+                row[0] += good
+                row[1] += 1
+                row[2] += not near
 
     def _row(self, slo: str, minute: int) -> list[int]:
         row = self._counts.get((slo, minute))

@@ -279,7 +279,8 @@ slo_samples = sa.Table(
     sa.Column("minute", sa.BigInteger, primary_key=True),  # epoch seconds // 60
     sa.Column("good", sa.BigInteger, nullable=False),
     sa.Column("total", sa.BigInteger, nullable=False),
-    # Samples whose time was too far from the clock (a clock jump), counted at arrival.
+    # Of them, samples whose time was too far from the clock (a jump, an alert re-sent with its
+    # start time): counted in the minute they arrived instead.
     sa.Column("skewed", sa.BigInteger, nullable=False),
     sqlite_with_rowid=False,
 )

@@ -79,12 +79,14 @@ def test_samples_are_counted_per_slo_and_minute() -> None:
     assert buffer.take() == {}  # taken: it starts again empty
 
 
-def test_samples_far_from_the_clock_are_counted_apart_at_arrival() -> None:
+def test_samples_far_from_the_clock_count_at_arrival_and_as_skewed() -> None:
     buffer = SampleBuffer([compile_sli(slo({"availability": {"probe": "data"}}), PROBES)])
-    now = T0 + 7200  # the reading claims two hours ago: late, or the clock jumped
-    buffer.observe([reading(True), reading(True, time_shift=7200 + 120)], now=now)
+    now = T0 + 7200  # the first claims two hours ago (late, or the clock jumped), the second
+    # two minutes ahead; the third is within the hour: in its own minute
+    events = [reading(True), reading(False, time_shift=7200 + 120), reading(True, time_shift=3700)]
+    buffer.observe(events, now=now)
     arrival = int(now // 60)
-    assert buffer.take() == {("s", arrival): [0, 0, 2]}
+    assert buffer.take() == {("s", arrival): [1, 2, 2], ("s", int((T0 + 3700) // 60)): [1, 1, 0]}
 
 
 def test_a_failed_flush_is_put_back_and_adds_up() -> None:
