@@ -395,7 +395,10 @@ async def run_forever(rt: Runtime, stop: asyncio.Event, service: Service | None 
 
     async def emit_probed(events: list[Event]) -> object:
         metrics.probed(events)
-        return await emit(events)
+        accepted = await emit(events)
+        if service.slos is not None:  # readings only from here: the API cannot forge them
+            service.slos.observe_probed(events)
+        return accepted
 
     async def emit_polled(events: list[Event]) -> object:
         metrics.received(events)

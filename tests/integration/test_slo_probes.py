@@ -65,6 +65,11 @@ async def test_probe_readings_become_latency_and_availability_samples(
             if all(kinds.count(name) >= 3 for name in ("data", "info", "down")):
                 break
             await asyncio.sleep(0.1)
+        # An ingest token holder posts "readings" of the failing probe: they are not its.
+        forged = [{"source": "http", "kind": "down", "resource": f"{service}/down",
+                   "status": "resolved", "value": 1.0}] * 50  # fmt: skip
+        async with api.client(api.tokens["ingest"]) as client:
+            assert (await client.post("/api/v1/events", json=forged)).status_code == 202
         await watch.flush()
         await watch.evaluate()
         found = {s.slo.name: s for s in watch.evaluator.statuses.values()}

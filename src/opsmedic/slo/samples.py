@@ -21,14 +21,17 @@ class SampleBuffer:
     """Counts per SLO and minute since the last `take`: a flood of events is a few rows."""
 
     def __init__(self, slis: Sequence[CompiledSli]) -> None:
-        self._slis = list(slis)
+        self._slis = {True: [s for s in slis if s.probed], False: [s for s in slis if not s.probed]}
         self._counts: Taken = {}
 
-    def observe(self, events: Iterable[Event], now: float) -> None:
-        if not self._slis:
+    def observe(self, events: Iterable[Event], now: float, *, probed: bool = False) -> None:
+        """Committed events (the events SLIs), or the probe runner's readings (`probed`: the
+        probe SLIs)."""
+        slis = self._slis[probed]
+        if not slis:
             return
         for event in events:
-            for sli in self._slis:
+            for sli in slis:
                 good = sli.judge(event)
                 if good is None:
                     continue

@@ -16,10 +16,13 @@ Judge = Callable[[Event], bool | None]
 
 @dataclass(frozen=True, slots=True)
 class CompiledSli:
-    """An SLO's name and how it judges an event."""
+    """An SLO's name and how it judges an event; `probed`: it reads opsmedic's own probe
+    readings, which only the probe runner hands it (slo/watch.py): an event posted to the API
+    with a probe's source and name is not one of its readings."""
 
     slo: str
     judge: Judge
+    probed: bool = False
 
 
 def compile_sli(slo: SloConfig, probes: Mapping[str, ProbeConfig]) -> CompiledSli:
@@ -38,9 +41,9 @@ def compile_sli(slo: SloConfig, probes: Mapping[str, ProbeConfig]) -> CompiledSl
         raise ValueError(f"SLO {slo.name}: {problem}")
     source, kind = probes[ref.probe].type, ref.probe
     if sli.latency is None:
-        return CompiledSli(slo.name, lambda e: _reading(e, source, kind))
+        return CompiledSli(slo.name, lambda e: _reading(e, source, kind), probed=True)
     limit_ms = sli.latency.threshold * 1000.0
-    return CompiledSli(slo.name, lambda e: _fast(e, source, kind, limit_ms))
+    return CompiledSli(slo.name, lambda e: _fast(e, source, kind, limit_ms), probed=True)
 
 
 def _reading(event: Event, source: str, kind: str) -> bool | None:

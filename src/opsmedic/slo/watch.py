@@ -51,8 +51,12 @@ class SloWatch:
         self.evaluations = 0
 
     def observe(self, events: list[Event]) -> None:
-        """Events just committed (engine.on_committed)."""
+        """Events just committed (engine.on_committed): the events SLIs' samples."""
         self.buffer.observe(events, self._now())
+
+    def observe_probed(self, events: list[Event]) -> None:
+        """The probe runner's readings, once committed: the probe SLIs' samples."""
+        self.buffer.observe(events, self._now(), probed=True)
 
     async def run(self) -> None:
         """Until cancelled; a store that fails is logged and tried again next time."""

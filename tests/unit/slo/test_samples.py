@@ -73,7 +73,7 @@ def test_samples_are_counted_per_slo_and_minute() -> None:
                         PROBES)]  # fmt: skip
     buffer = SampleBuffer(both)
     events = [reading(True), reading(False), reading(True, time_shift=60.0)]
-    buffer.observe(events, now=T0 + 60)
+    buffer.observe(events, now=T0 + 60, probed=True)
     assert buffer.take() == {("s", M): [1, 2, 0], ("s", M + 1): [1, 1, 0],
                              ("fast", M): [0, 2, 0], ("fast", M + 1): [0, 1, 0]}  # fmt: skip
     assert buffer.take() == {}  # taken: it starts again empty
@@ -84,15 +84,27 @@ def test_samples_far_from_the_clock_count_at_arrival_and_as_skewed() -> None:
     now = T0 + 7200  # the first claims two hours ago (late, or the clock jumped), the second
     # two minutes ahead; the third is within the hour: in its own minute
     events = [reading(True), reading(False, time_shift=7200 + 120), reading(True, time_shift=3700)]
-    buffer.observe(events, now=now)
+    buffer.observe(events, now=now, probed=True)
     arrival = int(now // 60)
     assert buffer.take() == {("s", arrival): [1, 2, 2], ("s", int((T0 + 3700) // 60)): [1, 1, 0]}
 
 
 def test_a_failed_flush_is_put_back_and_adds_up() -> None:
     buffer = SampleBuffer([compile_sli(slo({"availability": {"probe": "data"}}), PROBES)])
-    buffer.observe([reading(True)], now=T0)
+    buffer.observe([reading(True)], now=T0, probed=True)
     taken = buffer.take()
-    buffer.observe([reading(False)], now=T0)
+    buffer.observe([reading(False)], now=T0, probed=True)
     buffer.put_back(taken)
     assert buffer.take() == {("s", M): [1, 2, 0]}
+
+
+def test_probe_slis_read_only_what_the_probe_runner_hands_them() -> None:
+    probe = compile_sli(slo({"availability": {"probe": "data"}}), PROBES)
+    events = compile_sli(slo({"events": {"total": ["source=http"], "bad": ["kind=x"]}},
+                             name="e"), PROBES)  # fmt: skip
+    buffer = SampleBuffer([probe, events])
+    # Posted to the API with a probe's source and name: not a reading of that probe.
+    buffer.observe([reading(True)], now=T0)
+    assert buffer.take() == {("e", M): [1, 1, 0]}
+    buffer.observe([reading(True)], now=T0, probed=True)
+    assert buffer.take() == {("s", M): [1, 1, 0]}
