@@ -59,6 +59,9 @@ class Metrics:
         self.in_flight = Gauge("opsmedic_runs_in_flight",
                                "Runs executing now, by queue (each queue has its own slots)",
                                ["queue"], registry=r)  # fmt: skip
+        # Made by the first `slos` call: a process without SLOs shows none of their series.
+        self._slo_budget: Gauge | None = None
+        self._slo_burn: Gauge | None = None
         self.waiting = Gauge("opsmedic_runs_waiting",
                              "Runs claimed and waiting for a slot of their queue, by queue",
                              ["queue"], registry=r)  # fmt: skip
@@ -82,6 +85,26 @@ class Metrics:
             self.runs.labels(run.rule, action, str(run.state)).inc()
         if run.started_at is not None and run.finished_at is not None:
             self.run_seconds.labels(run.rule).observe(max(0.0, run.finished_at - run.started_at))
+
+    def slos(self, budgets: Mapping[str, float | None],
+             burns: Mapping[str, Mapping[str, float | None]]) -> None:  # fmt: skip
+        """Each SLO's budget remaining (a fraction) and burn rate per window; NaN: no data,
+        never a number that reads as healthy."""
+        if self._slo_budget is None:
+            r = self.registry
+            self._slo_budget = Gauge("opsmedic_slo_budget_remaining",
+                                     "Error budget left over the SLO's window (1 = untouched, "
+                                     "below 0 = overspent; NaN: no data)", ["slo"],
+                                     registry=r)  # fmt: skip
+            self._slo_burn = Gauge("opsmedic_slo_burn_rate",
+                                   "Error ratio over the allowed one, per window (NaN: no data)",
+                                   ["slo", "window"], registry=r)  # fmt: skip
+        assert self._slo_burn is not None
+        for name, left in budgets.items():
+            self._slo_budget.labels(name).set(_nan(left))
+        for name, rates in burns.items():
+            for window, rate in rates.items():
+                self._slo_burn.labels(name, window).set(_nan(rate))
 
     def hold(self, rule: str, dependency: str) -> None:
         self.held.labels(rule, dependency).inc()
@@ -117,6 +140,11 @@ class Metrics:
         counted by the inhibitor, read at each scrape."""
         self.registry.register(_Evictions(evicted))
 
+    def watch_cost(self, spent: Callable[[], float]) -> None:
+        """The CPU seconds SLO evaluation has cost this process, read at each scrape."""
+        Gauge("opsmedic_slo_evaluation_cpu_seconds", "CPU time spent evaluating SLOs since "
+              "start", registry=self.registry).set_function(spent)  # fmt: skip
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -135,3 +163,7 @@ class _Evictions(Collector):
         for rule, count in sorted(self._evicted().items()):
             family.add_metric([rule], count)
         yield family
+
+
+def _nan(value: float | None) -> float:
+    return float("nan") if value is None else value

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from opsmedic.metrics import Metrics
     from opsmedic.releases.controller import ReleaseController
     from opsmedic.rules.ruleset import RuleSet
+    from opsmedic.slo.watch import SloWatch
     from opsmedic.store.store import Store
 
 DEFAULT_CONFIG = Path("opsmedic.yaml")
@@ -362,6 +363,7 @@ class Service:
     metrics: Metrics
     api_address: tuple[str, int] | None = None
     started: asyncio.Event = field(default_factory=asyncio.Event)
+    slos: SloWatch | None = None  # with SLOs in the config and a store
 
 
 async def run_forever(rt: Runtime, stop: asyncio.Event, service: Service | None = None) -> None:
@@ -396,7 +398,10 @@ async def run_forever(rt: Runtime, stop: asyncio.Event, service: Service | None 
 
     async def emit_probed(events: list[Event]) -> object:
         metrics.probed(events)
-        return await emit(events)
+        accepted = await emit(events)
+        if service.slos is not None:  # readings only from here: the API cannot forge them
+            service.slos.observe_probed(events)
+        return accepted
 
     async def emit_polled(events: list[Event]) -> object:
         metrics.received(events)
@@ -422,6 +427,9 @@ async def run_forever(rt: Runtime, stop: asyncio.Event, service: Service | None 
     if rt.flags is not None and rt.flags.redis_url is not None:
         metrics.watch_flag_store(rt.flags.health, rt.clock)
         tasks.append(asyncio.create_task(rt.flags.watch(stop), name="flags-watch"))
+    if rt.store is not None and rt.config.slos:
+        service.slos = _watch_slos(rt, rt.store, metrics)
+        tasks.append(asyncio.create_task(service.slos.run(), name="slos"))
     probes = ProbeRunner(rt.config.probes, rt.registry, rt.config.base_dir, rt.clock,
                          emit_probed, log, settings=rt.settings,
                          config_path=str(rt.config_path or "opsmedic.yaml"))  # fmt: skip
@@ -495,6 +503,18 @@ async def run_forever(rt: Runtime, stop: asyncio.Event, service: Service | None 
         log.info("stopped")
 
 
+def _watch_slos(rt: Runtime, store: Store, metrics: Metrics) -> SloWatch:
+    """The SLOs' samples from every committed event, their alerts into the engine."""
+    from opsmedic.slo.watch import SloWatch
+
+    watch = SloWatch(rt.config.slos, rt.config.probes, store, now=rt.clock.now,
+                     call=rt.engine.journal.call, emit=rt.engine.submit,
+                     log=get_logger(component="slo"), gauges=metrics.slos)  # fmt: skip
+    rt.engine.on_committed = watch.observe
+    metrics.watch_cost(lambda: watch.spent_s)
+    return watch
+
+
 async def _start_api(rt: Runtime, metrics: Metrics, log: Any) -> ApiServer | None:
     if not rt.config.api.enabled or rt.store is None:
         return None
@@ -519,7 +539,7 @@ def api_app(rt: Runtime, metrics: Metrics) -> IngestFastPath:
     }
     return create_app(engine=rt.engine, store=rt.store, clock=rt.clock, settings=rt.config.api,
                       metrics=metrics, rules=rt, webhooks=webhooks,
-                      releases=rt.releases, flags=rt.flags)  # fmt: skip
+                      releases=rt.releases, flags=rt.flags, slos=rt.config.slos)  # fmt: skip
 
 
 def _url(address: tuple[str, int] | None) -> str:

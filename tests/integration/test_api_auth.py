@@ -29,6 +29,7 @@ async def test_every_route_refuses_missing_wrong_and_unscoped_tokens(tmp_path: P
         ]
         assert len(routes) >= 18, routes  # events, 6 webhooks, reads, operate, admin, health
         assert ("POST", "/api/v1/rules/x/runs", "operate") in routes  # a run by hand
+        assert ("GET", "/api/v1/slos", "read") in routes
         checked = 0
         for method, path, tag in routes:
             if path in PUBLIC_PATHS:

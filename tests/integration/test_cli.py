@@ -170,8 +170,8 @@ def test_prune_keeps_recent_history(project: Path) -> None:
     result = opsmedic("prune", "--older-than", "30d", cwd=project)
     assert result.returncode == 0, result.stderr
     assert (
-        "pruned 0 events, 0 runs, 0 resolved incidents and 0 ended silences older than 30d"
-        in result.stdout
+        "pruned 0 events, 0 runs, 0 resolved incidents, 0 ended silences and 0 SLO sample "
+        "minutes older than 30d" in result.stdout
     )
     bad = opsmedic("prune", "--older-than", "soon", cwd=project)
     assert bad.returncode == 2 and "not a duration" in bad.stderr

@@ -78,9 +78,9 @@ def test_a_bad_environment_override_is_named(tmp_path: Path) -> None:
         (
             "xyz: 1\n",  # base_dir is set by opsmedic and refused in a file: never suggested
             "opsmedic.yaml:1:1: xyz: unknown field 'xyz' (known: actions, annotate, api, dry_run,"
-            " flag_store, flags, incidents, inhibit, log, maintenance, notify, pollers, probes,"
-            " processes, record_suppressed, rules_dir, services, ssh_hosts, state_dir, store,"
-            " tsig_keys, webhooks)",
+            " flag_store, flags, incidents, inhibit, log, maintenance, notify, openslo, pollers,"
+            " probes, processes, record_suppressed, rules_dir, services, slos, ssh_hosts,"
+            " state_dir, store, tsig_keys, webhooks)",
         ),
         (
             "actions:\n  timeout: soon\n",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import Any
 
@@ -25,6 +25,7 @@ from opsmedic.api import (
     silences,
 )
 from opsmedic.api import flags as flag_routes
+from opsmedic.api import slos as slo_routes
 from opsmedic.api.auth import Authenticator, require
 from opsmedic.api.docs import add_docs
 from opsmedic.api.fastpath import IngestFastPath
@@ -32,6 +33,7 @@ from opsmedic.api.ingest import STORE_DOWN
 from opsmedic.api.live_rules import LiveRules
 from opsmedic.clock import Clock
 from opsmedic.config.schema import ApiConfig
+from opsmedic.config.slos import SloConfig
 from opsmedic.engine.loop import Engine
 from opsmedic.errors import StoreError, StoreRefused
 from opsmedic.flagops.service import FlagService
@@ -60,6 +62,7 @@ def create_app(
     webhooks: Mapping[str, tuple[WebhookSpec[Any], BaseModel | None]],
     releases: ReleaseControl | None = None,
     flags: FlagService | None = None,
+    slos: Sequence[SloConfig] = (),
 ) -> IngestFastPath:
     """The API of one running opsmedic, ingest fast path in front; `webhooks`: each webhook
     source by name with its validated settings (None for a source without any)."""
@@ -69,6 +72,7 @@ def create_app(
     state = app.state
     state.rules, state.metrics, state.store = rules, metrics, store
     state.engine, state.clock, state.releases = engine, clock, releases
+    state.slos = list(slos)
     state.flags = flags or FlagService(store, clock)  # without one given: the store only
     state.max_body, state.json_limits = settings.max_body, settings.limits
     state.auth = Authenticator(store, allow_query_token=settings.allow_query_token)
@@ -85,7 +89,7 @@ def create_app(
                deployments.reads, deployments.writes, approvals.router,
                # The stream before the flag routes: /flags/{key} would also match /flags/stream.
                flag_stream.router, flag_routes.reads, flag_routes.writes,
-               silences.reads, silences.writes, manual_runs.router)  # fmt: skip
+               silences.reads, silences.writes, manual_runs.router, slo_routes.router)  # fmt: skip
     for router in routers:
         app.include_router(router)
     app.add_api_route("/healthz", _healthz, methods=["GET"], tags=["health"],

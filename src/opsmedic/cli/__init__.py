@@ -86,6 +86,7 @@ def main() -> None:
         service,
         setup,
         silences,
+        slo,
         systemd,
         tokens,
     )

@@ -25,6 +25,7 @@ from opsmedic.errors import StoreError
 from opsmedic.model import OWN_SOURCE, Queue, Run, RunState, StepRecord
 
 if TYPE_CHECKING:
+    from opsmedic.config.schema import Config
     from opsmedic.store.store import Store
 
 # Config, the store (SQLAlchemy) and rich's tables are imported by the commands that use
@@ -44,13 +45,19 @@ def open_store(config: ConfigOpt, *, create: bool = False) -> Store:
     """The config's store, migrated; where there is none it says so instead of leaving an
     empty database behind (only `run`, `init`, `replay` and `demo` create one, and with
     `create` a command that writes, where an opsmedic.yaml names the store)."""
+    return open_config_store(config, create=create)[1]
+
+
+def open_config_store(config: ConfigOpt, *, create: bool = False) -> tuple[Config, Store]:
+    """The config and its store (open_store)."""
     from opsmedic.config.loader import load_config
     from opsmedic.runtime import DEFAULT_CONFIG, find_config, plugin_sections
     from opsmedic.store.store import Store
 
     path = find_config(config)
     # The plugins' sections are validated with the rest: a config `run` accepts, read accepts.
-    store = Store(load_config(path, plugin_sections())[0].store)
+    loaded = load_config(path, plugin_sections())[0]
+    store = Store(loaded.store)
     try:
         store.migrate(create=create and path is not None)
     except StoreError as exc:
@@ -60,7 +67,7 @@ def open_store(config: ConfigOpt, *, create: bool = False) -> Store:
             f"nothing to read: no {DEFAULT_CONFIG} in {DEFAULT_CONFIG.resolve().parent}, and "
             f"{exc}; run `opsmedic init` to start one, or pass --config"
         ) from None
-    return store
+    return loaded, store
 
 
 def when(ts: float | None) -> str:
@@ -307,5 +314,6 @@ def prune(
     store = open_store(config)
     result = store.prune(datetime.now(UTC).timestamp() - age)
     out.print(f"pruned {result.events} events, {result.runs} runs, {result.incidents} "
-              f"resolved incidents and {result.silences} ended silences older than "
+              f"resolved incidents, {result.silences} ended silences and {result.slo_minutes} "
+              f"SLO sample minutes older than "
               f"{older_than}")  # fmt: skip

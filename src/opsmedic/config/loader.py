@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from opsmedic.config.located import Located, load_yaml_file, unknown_name, validation_problems
+from opsmedic.config.openslo import check_slos
 from opsmedic.config.refs import ConfigNames, config_names
 from opsmedic.config.routers import RouterConfig
 from opsmedic.config.schema import Config
@@ -108,6 +109,8 @@ def read_config(
         return read
     read.problems += [_blame_env(p, from_env) for p in in_sections + unknown]
     _place(config, base)
+    # After _place: OpenSLO files are found beside the config, like every path in it.
+    read.problems += check_slos(config, located)
     read.config = config
     return read
 

@@ -82,16 +82,37 @@ def load_yaml(text: str, file: str) -> Located:
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        msg = f"invalid YAML: {exc.problem or exc.context}{_syntax_hint(exc, text, line)}"
-        raise ConfigError([Problem(file, line, col, "", msg)]) from None
+        raise _syntax_error(exc, text, file) from None
     finally:
         loader.dispose()
     located = Located(file, None)
     if node is not None:
         located.data = _build(node, (), located, loader)
     return located
+
+
+def load_yaml_documents(text: str, file: str) -> list[Located]:
+    """Every document of a `---`-separated stream (OpenSLO files hold several), as load_yaml."""
+    loader = _Loader(text)
+    found = []
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            located = Located(file, None)
+            located.data = _build(node, (), located, loader)
+            found.append(located)
+    except yaml.MarkedYAMLError as exc:
+        raise _syntax_error(exc, text, file) from None
+    finally:
+        loader.dispose()
+    return found
+
+
+def _syntax_error(exc: yaml.MarkedYAMLError, text: str, file: str) -> ConfigError:
+    mark = exc.problem_mark or exc.context_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    msg = f"invalid YAML: {exc.problem or exc.context}{_syntax_hint(exc, text, line)}"
+    return ConfigError([Problem(file, line, col, "", msg)])
 
 
 def load_yaml_file(path: Path) -> Located:

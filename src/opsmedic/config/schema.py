@@ -13,6 +13,7 @@ from opsmedic.config.flags import Flags
 from opsmedic.config.muting import InhibitRule, MaintenanceWindow
 from opsmedic.config.poller import Pollers
 from opsmedic.config.services import ServiceConfig
+from opsmedic.config.slos import SloConfig, duplicate_names
 from opsmedic.config.types import Duration, PositiveDuration, Secret, Strict
 
 
@@ -172,7 +173,18 @@ class Config(Strict):
     inhibit: list[InhibitRule] = Field(
         default_factory=list, description="alerts that hold others while they fire (ditto)"
     )
+    slos: list[SloConfig] = Field(default_factory=list, description="objectives (docs/slo.md)")
+    openslo: list[Path] = Field(
+        default_factory=list, description="OpenSLO v1 files of `kind: SLO` (and SLI) to import"
+    )
     base_dir: Path = Field(Path("."), exclude=True, description="directory of the config file")
+
+    @field_validator("slos")
+    @classmethod
+    def _unique_slos(cls, value: list[SloConfig]) -> list[SloConfig]:
+        for i, message in duplicate_names(value):
+            raise ValueError(f"slos[{i}]: {message}")
+        return value
 
     @field_validator("store")
     @classmethod

@@ -138,6 +138,8 @@ class Engine:
         self.on_finished: Callable[[Run], None] | None = None
         # Called with (rule, dependency) for every match held: the metrics.
         self.on_held: Callable[[str, str], None] | None = None
+        # Called with each batch's events once committed: the SLIs' samples (slo/watch.py).
+        self.on_committed: Callable[[list[Event]], None] | None = None
         self.approvals = Approvals(store=store, journal=self.journal, clock=clock, log=self.log,
                                    rules=lambda name: self.planner.ruleset.get(name),
                                    resume=functools.partial(self._spawn, approved=True),
@@ -374,6 +376,8 @@ class Engine:
         for sub, accepted in planned.replies:
             if sub.done is not None and not sub.done.done():
                 sub.done.set_result(accepted)
+        if self.on_committed is not None:
+            self.on_committed([e.event for e in planned.events])
         for run in planned.recorded:
             self._count(run)
             self.log.warning("run.limited", run_id=run.id, rule=run.rule, target=run.target,

@@ -287,3 +287,18 @@ postmortems = sa.Table(
     sa.Column("generated_at", Time, nullable=False),
     sa.Column("trigger", sa.String, nullable=False),
 )
+
+# SLI samples, per SLO and minute (store/slo_rows.py): counted up in place, so a month of one
+# SLO is at most 44,640 small rows however many probes and events fed it (docs/slo.md).
+slo_samples = sa.Table(
+    "slo_samples",
+    metadata,
+    sa.Column("slo", sa.String, primary_key=True),
+    sa.Column("minute", sa.BigInteger, primary_key=True),  # epoch seconds // 60
+    sa.Column("good", sa.BigInteger, nullable=False),
+    sa.Column("total", sa.BigInteger, nullable=False),
+    # Of them, samples whose time was too far from the clock (a jump, an alert re-sent with its
+    # start time): counted in the minute they arrived instead.
+    sa.Column("skewed", sa.BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)

@@ -44,6 +44,7 @@ from opsmedic.store.schema import events as event_table
 from opsmedic.store.schema import incidents as incident_table
 from opsmedic.store.schema import runs as run_table
 from opsmedic.store.silence_rows import SilenceTable
+from opsmedic.store.slo_rows import SloSampleTable
 
 INTERRUPTED_MESSAGE = "interrupted: opsmedic stopped while this run was running"
 MIN_REF = 4  # shortest id prefix or suffix accepted by get_run / get_event
@@ -95,6 +96,7 @@ class PruneResult:
     incidents: int = 0
     suppressed: int = 0
     silences: int = 0
+    slo_minutes: int = 0
 
 
 def _check_final(runs: Sequence[Run]) -> None:
@@ -529,6 +531,11 @@ class Store:
         """Silences (store/silence_rows.py)."""
         return SilenceTable(self._transaction, self._find)
 
+    @property
+    def slo_samples(self) -> SloSampleTable:
+        """Per-minute SLI samples (store/slo_rows.py)."""
+        return SloSampleTable(self._transaction)
+
     def load_cursor(self, name: str) -> str | None:
         """Where poller `name` stopped reading, if it ever read."""
         with self._transaction() as conn:
@@ -597,7 +604,8 @@ class Store:
         events = self._delete_in_batches(event_table, old_events)
         return PruneResult(events=events, runs=runs, incidents=self._prune_incidents(older_than),
                            suppressed=self.suppressed.prune(older_than),
-                           silences=self.silences.prune(older_than))  # fmt: skip
+                           silences=self.silences.prune(older_than),
+                           slo_minutes=self.slo_samples.prune(older_than))  # fmt: skip
 
     def _prune_incidents(self, older_than: float) -> int:
         """Incidents resolved or closed before `older_than`, with their alerts and timeline;

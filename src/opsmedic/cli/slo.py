@@ -1,0 +1,77 @@
+"""`opsmedic slo`: each SLO's budget remaining, burn rates and firing alerts, from the store."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from opsmedic.cli import ConfigOpt, app
+from opsmedic.cli.history import open_config_store, when
+from opsmedic.cli.output import JsonOpt, print_json, print_table
+
+if TYPE_CHECKING:
+    from opsmedic.slo.status import SloStatus
+
+
+@app.command()
+def slo(
+    names: Annotated[list[str] | None, typer.Argument(help="only these SLOs")] = None,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """SLOs: budget remaining over the window, burn rates per window, alerts firing."""
+    from opsmedic.config.located import unknown_name
+    from opsmedic.slo.watch import statuses
+
+    loaded, store = open_config_store(config)
+    chosen = loaded.slos
+    if names:
+        known = {s.name: s for s in loaded.slos}
+        for name in names:
+            if name not in known:
+                raise typer.BadParameter(unknown_name("SLO", name, known), param_hint="NAMES")
+        chosen = [known[n] for n in dict.fromkeys(names)]
+    found = statuses(chosen, store, time.time())
+    if as_json:
+        print_json([s.as_dict() for s in found])
+        return
+    windows = list(found[0].as_dict()["burn_rates"]) if found else []
+    columns = ["slo", "service", "objective", "window", "state", "budget left", "good/total",
+               *(f"burn {w}" for w in windows), "firing", "coverage", "notes"]  # fmt: skip
+    empty = "no SLOs (declare them under slos: in opsmedic.yaml, docs/slo.md)"
+    print_table("SLOs", columns, [_row(s, windows) for s in found], empty=empty)
+
+
+def _row(status: SloStatus, windows: list[str]) -> list[str]:
+    d = status.as_dict()
+    burns = [_rate(d["burn_rates"][w]) for w in windows]
+    firing = ", ".join(f"{f['severity']} {f['window']}/{f['short_window']}" for f in d["firing"])
+    return [d["name"], d["service"] or "-", f"{d['objective']:g} %",
+            f"{d['window']} {d['budgeting']}", d["state"], _percent(d["budget_remaining"]),
+            f"{d['good']}/{d['total']}", *burns, firing or "-", _percent(d["coverage"]),
+            _notes(d)]  # fmt: skip
+
+
+def _percent(value: float | None) -> str:
+    return "no data" if value is None else f"{value * 100:.2f} %"
+
+
+def _rate(value: float | None) -> str:
+    return "no data" if value is None else f"{value:.2f}x"
+
+
+def _notes(d: dict[str, Any]) -> str:
+    """What makes the numbers less than plain: since when, skew, clock, empty slices."""
+    notes = []
+    if d["measured_since"] is not None:
+        notes.append(f"measured since {when(d['measured_since'])} UTC")
+    if d["skewed_samples"]:
+        notes.append(f"{d['skewed_samples']} samples off the clock (counted at arrival)")
+    if d["samples_ahead"]:
+        notes.append(f"{d['samples_ahead']} samples stored ahead of now (clock jumped back?)")
+    slices = d["timeslices"]
+    if slices is not None and slices["empty"]:
+        notes.append(f"{slices['empty']} empty slices counted {slices['empty_policy']}")
+    return "; ".join(notes) or "-"

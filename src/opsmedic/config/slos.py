@@ -1,0 +1,170 @@
+"""The `slos:` section: service level objectives over opsmedic's own probe readings or over
+events (docs/slo.md); OpenSLO files are turned into the same models (config/openslo.py)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from opsmedic.config.located import unknown_name
+from opsmedic.config.muting import MatcherText
+from opsmedic.config.types import Duration, PositiveDuration, Strict, parse_duration
+
+# Samples are kept per minute: every length an SLO names is a whole number of minutes.
+MINUTE = 60.0
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+# What `window:` may say besides a rolling duration: the calendar period, in UTC.
+CALENDAR = ("month",)
+# Probe types whose reading's value is a latency in milliseconds.
+LATENCY_PROBES = ("http",)
+
+
+def whole_minutes(seconds: float, what: str) -> float:
+    if seconds < MINUTE or seconds % MINUTE:
+        raise ValueError(f"{what} must be a whole number of minutes (samples are per minute)")
+    return seconds
+
+
+class ProbeSli(Strict):
+    """Readings of one configured probe: good when the reading is ok."""
+
+    probe: str = Field(min_length=1, description="a name from `probes:`")
+
+
+class LatencySli(ProbeSli):
+    """Readings of one http probe: good when ok and answered within `threshold`."""
+
+    threshold: PositiveDuration = Field(description="e.g. 200ms: the probe's latency limit")
+
+
+class EventsSli(Strict):
+    """Events: those matching every `total` matcher count; of them, those also matching every
+    `bad` matcher are bad (or, with `good`, those not matching every `good` matcher)."""
+
+    total: list[MatcherText] = Field(min_length=1)
+    bad: list[MatcherText] | None = Field(None, min_length=1)
+    good: list[MatcherText] | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_side(self) -> EventsSli:
+        if (self.bad is None) == (self.good is None):
+            raise ValueError("give either bad or good matchers (not both)")
+        return self
+
+
+class Sli(Strict):
+    """Exactly one kind of indicator."""
+
+    availability: ProbeSli | None = None
+    latency: LatencySli | None = None
+    events: EventsSli | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Sli:
+        given = [k for k in ("availability", "latency", "events") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of availability, latency, events")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """availability | latency | events."""
+        return "availability" if self.availability else "latency" if self.latency else "events"
+
+    def probe_problem(self, probe_types: Mapping[str, str]) -> str | None:
+        """Why its probe (name → type of the configured ones) cannot feed it; None if it can."""
+        ref = self.availability or self.latency
+        if ref is None:
+            return None
+        kind = probe_types.get(ref.probe)
+        if kind is None:
+            return unknown_name("probe", ref.probe, probe_types)
+        if self.latency is not None and kind not in LATENCY_PROBES:
+            return (f"probe {ref.probe!r} is a {kind} probe: latency needs one whose value is "
+                    f"milliseconds ({', '.join(LATENCY_PROBES)})")  # fmt: skip
+        return None
+
+
+class Timeslices(Strict):
+    """Time-slice budgeting: a slice is good when its good ratio reaches `good_ratio`."""
+
+    slice: Duration = Field(default=60.0, description="slice length, whole minutes")
+    good_ratio: float = Field(default=0.99, gt=0, le=1, description="of a slice's samples")
+    # A slice without samples (probing stopped, the host was down) is not silently good.
+    empty: Literal["good", "bad", "skip"] = Field(
+        default="skip", description="how a slice with no samples counts: good, bad, or not at all"
+    )
+
+    @field_validator("slice")
+    @classmethod
+    def _whole(cls, value: float) -> float:
+        return whole_minutes(value, "slice")
+
+
+class SloConfig(Strict):
+    name: str = Field(description="letters, digits, _ . - ; labels its alerts and metrics")
+    service: str = ""
+    description: str = ""
+    sli: Sli
+    objective: float = Field(description="percent good, e.g. 99.9; strictly between 0 and 100")
+    window: str = Field(default="30d", description="rolling (e.g. 30d, 28d) or `month` (UTC)")
+    budgeting: Literal["occurrences", "timeslices"] = "occurrences"
+    timeslices: Timeslices | None = None
+    min_requests: int = Field(
+        default=10, ge=1, description="samples the long window needs before an alert fires"
+    )
+    alerts: bool = Field(default=True, description="emit slo_burn events")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.fullmatch(value):
+            raise ValueError(f"{value!r}: use letters, digits and _ . - (a letter or digit first)")
+        return value
+
+    @field_validator("objective")
+    @classmethod
+    def _objective(cls, value: float) -> float:
+        if value >= 100:
+            raise ValueError(
+                f"objective {value:g} %: 100 % or more leaves no error budget "
+                "(every failure breaks it); use e.g. 99.9"
+            )
+        if value <= 0:
+            raise ValueError(f"objective {value:g} %: give a percentage above 0, e.g. 99.9")
+        return value
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, value: str) -> str:
+        if value in CALENDAR:
+            return value
+        whole_minutes(parse_duration(value), "window")
+        return value
+
+    @model_validator(mode="after")
+    def _budgeting(self) -> SloConfig:
+        if self.budgeting == "timeslices" and self.timeslices is None:
+            self.timeslices = Timeslices()
+        if self.budgeting == "occurrences" and self.timeslices is not None:
+            raise ValueError("timeslices is for budgeting: timeslices")
+        return self
+
+    @property
+    def rolling_s(self) -> float | None:
+        """The rolling window in seconds; None for a calendar window."""
+        return None if self.window in CALENDAR else parse_duration(self.window)
+
+
+def duplicate_names(slos: list[SloConfig]) -> list[tuple[int, str]]:
+    """(index, message) of each SLO whose name an earlier one has."""
+    seen: set[str] = set()
+    found = []
+    for i, slo in enumerate(slos):
+        if slo.name in seen:
+            found.append((i, f"duplicate SLO name {slo.name!r}"))
+        seen.add(slo.name)
+    return found

@@ -1,0 +1,1 @@
+"""Service level objectives: SLIs from events, per-minute samples, burn rates and budgets."""
