@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from opsmedic.dns.switch import Backend, Direction, SwitchFailed
-from opsmedic.model import Event, Outcome, Status
+from opsmedic.model import OWN_SOURCE, Event, Outcome, Status
 from opsmedic.plugins import ActionContext
 
 
@@ -49,7 +49,7 @@ def _announcement(
     """
     failover = direction is Direction.FAILOVER
     return Event(
-        source="opsmedic",
+        source=OWN_SOURCE,
         kind="dns_failover",
         resource=subject,
         host=socket.gethostname(),

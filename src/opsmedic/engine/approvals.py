@@ -14,7 +14,16 @@ from opsmedic.clock import Clock
 from opsmedic.engine.decisions import secs
 from opsmedic.engine.journal import Journal
 from opsmedic.errors import ApprovalConflict
-from opsmedic.model import Approval, Event, IncidentChanges, Run, RunState, Status, TimelineEntry
+from opsmedic.model import (
+    OWN_SOURCE,
+    Approval,
+    Event,
+    IncidentChanges,
+    Run,
+    RunState,
+    Status,
+    TimelineEntry,
+)
 from opsmedic.rules.model import Rule, Step
 from opsmedic.store.approval_rows import APPROVED, TIMED_OUT, describe
 from opsmedic.store.incident_rows import IncidentRows
@@ -144,7 +153,7 @@ class Approvals:
                           timeout_s=step.approve.timeout, on_timeout=step.approve.on_timeout,
                           **ways)  # fmt: skip
         self._announce([Event(
-            source="opsmedic", kind="approval_requested", resource=event.resource,
+            source=OWN_SOURCE, kind="approval_requested", resource=event.resource,
             host=event.host, severity="warning", status=Status.FIRING, time=now,
             labels={"rule": run.rule, "target": run.target, "run_id": run.id},
             payload={"message": run.message, "run_id": run.id, "event_id": event.id,
@@ -217,7 +226,7 @@ def _unchanged(rule: Rule, run: Run, wait: Approval) -> bool:
 def _escalation(run: Run, event: Event, wait: Approval) -> Event:
     """Like the planner's limit escalation, with its own reason."""
     return Event(
-        source="opsmedic", kind="escalation", resource=event.resource, host=event.host,
+        source=OWN_SOURCE, kind="escalation", resource=event.resource, host=event.host,
         labels={"rule": run.rule, "reason": "approval_timeout", "target": run.target},
         severity="critical", status=Status.FIRING, time=wait.decided_at or run.created_at,
         payload={"message": run.message, "event_id": event.id, "run_id": run.id,

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from opsmedic.config.matchers import parse_matcher
 from opsmedic.config.services import ServiceConfig
 from opsmedic.engine.inhibitor import Inhibition, Inhibitor
-from opsmedic.model import Deployment, Event, IncidentChanges, TimelineEntry
+from opsmedic.model import OWN_SOURCE, Deployment, Event, IncidentChanges, TimelineEntry
 from opsmedic.store.store import Store
 
 # The release controller's state-change events (releases/events.py, which the engine may not
 # import): they are about their resource, the service deployed.
-_DEPLOYMENT = ("opsmedic", "deployment")
+_DEPLOYMENT = (OWN_SOURCE, "deployment")
 _WENT_WRONG = frozenset({"rolled_back", "failed"})
 # Severities that make a service failing, as a matcher of the alerts about it.
 _FAILING = parse_matcher("severity=~(?i)warning|error|critical")

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from opsmedic.engine.evidence import evidence_line
 from opsmedic.lifecycle import Action, next_status
 from opsmedic.model import (
+    OWN_SOURCE,
     AlertDelta,
     Event,
     Incident,
@@ -135,7 +136,7 @@ class IncidentTracker:
 
     def observe(self, event: Event, changes: IncidentChanges) -> None:
         """Attach `event` to its incident (opening one on a first firing event)."""
-        if event.source == "opsmedic" and event.kind in ("escalation", "approval_requested"):
+        if event.source == OWN_SOURCE and event.kind in ("escalation", "approval_requested"):
             # About a rule's limit or a run's wait, not the world: no resolution to wait for
             # (grouped, they opened an incident that never resolved, of unrelated hosts).
             return

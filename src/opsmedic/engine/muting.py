@@ -23,7 +23,7 @@ from opsmedic.config.schema import Config
 from opsmedic.engine.holds import Hold
 from opsmedic.engine.inhibitor import Inhibition, Inhibitor
 from opsmedic.logs import get_logger
-from opsmedic.model import Event
+from opsmedic.model import OWN_SOURCE, Event
 from opsmedic.store.store import Store
 
 # Silences that ended longer ago than this are not read back: a replay of the last day still
@@ -245,7 +245,7 @@ class Muting:
         engine received it (an alert's repeats keep its old time, and a sender chooses its
         time); a replay leaves it out, judging at the event's time as the live engine did."""
         when = event.time if at is None else at
-        if event.source == "opsmedic" and event.kind == "approval_requested":
+        if event.source == OWN_SOURCE and event.kind == "approval_requested":
             # Never held: the request is how a person hears a run waits for them. Held, it
             # would reach nobody, and `on_timeout: run` would run the step with nobody asked.
             return None

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from opsmedic.engine.decisions import Outcome, RuleOutcome, clock, secs
 from opsmedic.engine.pools import Pools
 from opsmedic.errors import RunRefused
-from opsmedic.model import Event, Run, RunState, Status
+from opsmedic.model import OWN_SOURCE, Event, Run, RunState, Status
 from opsmedic.rules.model import LimitSpec, Rule, key_of
 from opsmedic.rules.ruleset import RuleSet
 
@@ -296,7 +296,7 @@ class Planner:
     @staticmethod
     def _escalation(rule: Rule, event: Event, run: Run) -> Event:
         return Event(
-            source="opsmedic", kind="escalation", resource=event.resource, host=event.host,
+            source=OWN_SOURCE, kind="escalation", resource=event.resource, host=event.host,
             labels={"rule": rule.name, "reason": "limit", "target": event.target},
             value=rule.limit.max_runs if rule.limit else None, severity="critical",
             status=Status.FIRING, time=event.time,

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 
 from opsmedic.clock import Clock
 from opsmedic.engine.executor import Executor
-from opsmedic.model import Event, Run
+from opsmedic.model import OWN_SOURCE, Event, Run
 from opsmedic.rules.conditions import Condition
 from opsmedic.rules.model import Rule, Step
 
@@ -23,7 +23,7 @@ class ExecutorSteps:
         self, label: str, steps: Sequence[Step], variables: Mapping[str, str]
     ) -> Run:
         labels = {k: v for k, v in variables.items() if k in ("env", "version")}
-        event = Event(source="opsmedic", kind="switch", resource=variables.get("service", ""),
+        event = Event(source=OWN_SOURCE, kind="switch", resource=variables.get("service", ""),
                       labels=labels, time=self._clock.now())  # fmt: skip
         rule = Rule(name=label, index=-1, condition=Condition([]), steps=list(steps))
         run = Run(rule=label, event_id=event.id, target=event.target,

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 from opsmedic.errors import NotFoundError, ReleaseRefused, StoreError, UnknownIncident
 from opsmedic.lifecycle import Action
 from opsmedic.model import (
+    OWN_SOURCE,
     Deployment,
     DeploymentState,
     Event,
@@ -580,7 +581,7 @@ class Store:
             sa.select(event_table)
             .where(
                 event_table.c.time >= since,
-                event_table.c.source == "opsmedic",
+                event_table.c.source == OWN_SOURCE,
                 event_table.c.kind == "escalation",
             )
             .order_by(event_table.c.time, event_table.c.id)
