@@ -26,7 +26,7 @@ import yaml
 
 from opsmedic.model import Run
 from opsmedic.runtime import Runtime, build, build_registry, run_forever
-from processes import all_gone, gone
+from processes import all_gone, gone, ready_processes
 from services import SMTPServer
 
 DOC = Path(__file__).parents[2] / "docs" / "probes.md"
@@ -61,8 +61,7 @@ class Culprit:
 @pytest.fixture
 def culprits() -> Iterator[Callable[[str], Culprit]]:
     """start(script) → that script running as `nobody` under a name unique to this test."""
-    started: list[subprocess.Popen[bytes]] = []
-    with tempfile.TemporaryDirectory() as where:
+    with tempfile.TemporaryDirectory() as where, ready_processes() as ready:
         Path(where).chmod(0o755)  # pytest's own tmp_path is closed to other users
 
         def start(script: str) -> Culprit:
@@ -70,19 +69,9 @@ def culprits() -> Iterator[Callable[[str], Culprit]]:
             path = Path(where) / name
             path.write_text(script)
             path.chmod(0o755)
-            proc = subprocess.Popen([path], user=USER, stdout=subprocess.PIPE)
-            started.append(proc)
-            assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
-            return Culprit(proc, name)
+            return Culprit(ready([path], USER), name)
 
-        try:
-            yield start
-        finally:
-            for proc in started:
-                proc.kill()
-                proc.wait()
-                assert proc.stdout is not None
-                proc.stdout.close()
+        yield start
 
 
 @pytest.fixture
