@@ -146,7 +146,7 @@ async def test_memory_pressure_mails_the_largest_process_and_a_cpu_spike_stops_t
         "the mail",
     )
     assert f"Largest process: {allocator.name} (pid {allocator.proc.pid}," in text
-    assert "available < " in text  # the probe's message: the threshold that fired
+    assert "available_bytes " in text  # the probe's message: the threshold that fired
     assert re.search(r"\b2\d\d\.\d MiB resident", text), text
 
     [stop] = await until(lambda: finished(rt, "cpu-spike-stop-the-top-process"), "the stop")

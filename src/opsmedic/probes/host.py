@@ -158,15 +158,20 @@ def cpu_figures(before: Any, after: Any, cores: int) -> dict[str, Any]:
 
     span = total(after) - total(before)
 
-    def share(name: str) -> float:
+    def share(name: str) -> float | None:
+        # No tick between the two readings: nothing measured, rather than a made-up 0 or 100.
+        if span <= 0:
+            return None
         spent = getattr(after, name, 0.0) - getattr(before, name, 0.0)
-        return round(100.0 * spent / span, 2) if span > 0 else 0.0
+        return round(100.0 * spent / span, 2)
 
-    idle = share("idle") + share("iowait")
+    idle, iowait = share("idle"), share("iowait")
     load1, load5, load15 = os.getloadavg()
     return {
-        "percent": round(max(0.0, 100.0 - idle), 2),
-        "iowait_percent": share("iowait"),
+        "percent": None
+        if idle is None or iowait is None
+        else round(max(0.0, 100 - idle - iowait), 2),
+        "iowait_percent": iowait,
         "steal_percent": share("steal"),
         "cores": cores,
         "load1": load1,
@@ -285,7 +290,8 @@ def _observe(
     over: list[dict[str, Any]] = []
     unknown: list[str] = []
     for limit in limits:
-        bound = float(getattr(params, limit.name))
+        bound = getattr(params, limit.name)
+        bound = int(bound) if limit.unit == " bytes" else float(bound)
         value = limit.figure(figures)
         if value is None:
             unknown.append(limit.name)
@@ -317,7 +323,7 @@ def _reason(over: dict[str, Any], limit: Limit) -> str:
     sign = "<" if limit.below else ">"
     value, bound = over["value"], over["limit"]
     if limit.unit == " bytes":
-        shown = f"{_size(value)} available {sign} {_size(bound)}"
+        shown = f"{_size(value)} {sign} {_size(bound)}"
     else:
         shown = f"{value:g}{limit.unit} {sign} {bound:g}{limit.unit}"
     return f"{limit.name.removeprefix('max_').removeprefix('min_')} {shown}"
@@ -326,7 +332,8 @@ def _reason(over: dict[str, Any], limit: Limit) -> str:
 def _summary(resource: str, f: Figures) -> str:
     if resource == "cpu":
         c = f.cpu
-        return f"CPU {c['percent']:g}% of {c['cores']} cores, load {c['load_per_core']:g} per core"
+        busy = "not measured" if c["percent"] is None else f"{c['percent']:g}%"
+        return f"CPU {busy} of {c['cores']} cores, load {c['load_per_core']:g} per core"
     if resource == "memory":
         m = f.memory
         return (f"{_size(m['available_bytes'])} available ({m['available_percent']:g}%),"
