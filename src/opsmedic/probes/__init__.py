@@ -1,4 +1,4 @@
-"""Built-in probes (http, command, disk, process, dns, …) and the runner that makes Events."""
+"""Built-in probes (http, command, disk, process, host, dns, …) and the runner that makes Events."""
 
 from __future__ import annotations
 
