@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
 import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import psutil
@@ -30,3 +33,29 @@ def all_gone(pids: list[int], within: float = 10.0) -> bool:
 def pids_in(path: Path) -> list[int]:
     assert path.exists(), "the command did not get to write its pids before the timeout"
     return [int(word) for word in path.read_text().split()]
+
+
+Starter = Callable[[Sequence[str | Path], str | None], "subprocess.Popen[bytes]"]
+
+
+@contextlib.contextmanager
+def ready_processes() -> Iterator[Starter]:
+    """start(argv, user) → a process that has printed `ready` (so a test never signals it
+    before its traps are set), run as `user` (None: as us); all killed on leaving."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(argv: Sequence[str | Path], user: str | None) -> subprocess.Popen[bytes]:
+        proc = subprocess.Popen(argv, user=user, cwd="/", stdout=subprocess.PIPE)
+        started.append(proc)
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == b"ready\n"
+        return proc
+
+    try:
+        yield start
+    finally:
+        for proc in started:
+            proc.kill()
+            proc.wait()
+            assert proc.stdout is not None
+            proc.stdout.close()

@@ -26,7 +26,7 @@ from opsmedic.model import Event, Outcome
 from opsmedic.plugins import ActionContext, Registry
 from opsmedic.probes import BUILTIN_PROBES, ProbeRunner
 from opsmedic.templating import Templates, template_context
-from processes import all_gone, gone
+from processes import all_gone, gone, ready_processes
 
 HOG_USER = "opsmedic-hog"
 # A shell spinning on builtins: no child processes, and it says when its traps are set, so
@@ -60,25 +60,12 @@ def hog_user() -> pwd.struct_passwd:
 @pytest.fixture
 def hog(hog_user: pwd.struct_passwd) -> Iterator[Hog]:
     """hog(script=HOG, user=HOG_USER) → a spinning process, ready; all killed afterwards."""
-    started: list[subprocess.Popen[bytes]] = []
+    with ready_processes() as start:
 
-    def start(script: str = HOG, user: str | None = HOG_USER) -> psutil.Process:
-        proc = subprocess.Popen(
-            ["/bin/sh", "-c", script], user=user, cwd="/", stdout=subprocess.PIPE
-        )
-        started.append(proc)
-        assert proc.stdout is not None
-        assert proc.stdout.readline() == b"ready\n"
-        return psutil.Process(proc.pid)
+        def hog(script: str = HOG, user: str | None = HOG_USER) -> psutil.Process:
+            return psutil.Process(start(["/bin/sh", "-c", script], user).pid)
 
-    try:
-        yield start
-    finally:
-        for proc in started:
-            proc.kill()
-            proc.wait()
-            assert proc.stdout is not None
-            proc.stdout.close()
+        yield hog
 
 
 async def kill(ctx: ActionContext, target: psutil.Process | int, **params: Any) -> Outcome:

@@ -93,11 +93,23 @@ def _describe(err: Any, model: type[BaseModel]) -> tuple[str, str]:
     loc = ".".join(str(part) for part in err["loc"])
     if err["type"] == "extra_forbidden":
         # Unknown keys are usually typos; naming the close match saves a trip to the docs.
+        model = _nested(model, err["loc"][:-1])
         close = difflib.get_close_matches(str(err["loc"][-1]), list(model.model_fields), n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         return loc, f"unknown key{hint}; known: {', '.join(model.model_fields)}"
     msg = str(err["msg"]).removeprefix("Value error, ")
     return loc, msg
+
+
+def _nested(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel]:
+    """The model of a nested section at `loc` (the host probe's `culprits`), else `model`."""
+    for part in loc:
+        field = model.model_fields.get(str(part))
+        inner = field.annotation if field is not None else None
+        if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
+            return model
+        model = inner
+    return model
 
 
 def default_resource(config: ProbeConfig, params: BaseModel) -> str:
