@@ -89,3 +89,48 @@ async def test_a_run_succeeding_after_a_resolve_by_hand_does_not_mitigate(
         assert not [m for _, m in lines if m.startswith("mitigated")], lines
         assert ("run_finished", "run of fix succeeded: ok") in lines or any(
             k == "run_finished" and "succeeded" in m for k, m in lines), lines  # fmt: skip
+
+
+async def _outcomes(api: Api, body: dict[str, Any]) -> list[str]:
+    async with api.client(api.tokens["ingest"]) as ingest:
+        reply = await ingest.post("/api/v1/events", json=body)
+    assert reply.status_code == 202, reply.text
+    await api.rt.engine.drain()
+    return [d["outcome"] for d in reply.json()["events"][0]["decisions"]]
+
+
+async def test_a_commit_refused_because_people_acted_keeps_limits_and_hold_lines(
+    tmp_path: Path, store_url: str
+) -> None:
+    """The engine plans again on the store's state after people acted (IncidentMoved): a
+    limit counted `per` a label keeps its window (not only `per: target`), and a hold the
+    refused commit had noted still gets its timeline line."""
+    clock = ManualClock(time.time())
+    rules = [{"name": "fix", "when": {"kind": "Lim"}, "do": [{"noop": {}}],
+              "limit": {"max_runs": 2, "within": "1h", "per": ["labels.worker"]}},
+             {"name": "tend", "when": {"kind": "Target"}, "do": [{"noop": {}}]}]  # fmt: skip
+    inhibit = [{"name": "node-down", "source_matchers": ["kind=NodeDown"],
+                "target_matchers": ["kind=Target"], "equal": ["host"]}]  # fmt: skip
+    lim = {"source": "t", "kind": "Lim", "host": "L", "labels": {"worker": "w1"}}
+    async with running_api(tmp_path, rules, clock=clock, store=store_url, inhibit=inhibit) as api:
+        seen = [await _outcomes(api, {**lim, "fingerprint": f"l{i}", "time": clock.now()})
+                for i in range(3)]  # fmt: skip
+        assert seen == [["planned"], ["planned"], ["over_limit"]]
+        incident_id = api.store.list_incidents()[0].id
+        await by_hand(api, incident_id, Action.NOTE, clock.now())
+        seen = [await _outcomes(api, {**lim, "fingerprint": f"l{i}", "time": clock.now()})
+                for i in range(3, 5)]  # fmt: skip
+        assert seen == [["over_limit"], ["over_limit"]]  # the window survived the replanning
+
+        node = {"source": "t", "kind": "NodeDown", "host": "n1", "time": clock.now()}
+        await _outcomes(api, node)
+        target = {"source": "t", "kind": "Target", "host": "n1", "time": clock.now()}
+        await _outcomes(api, {**target, "fingerprint": "t0"})
+        held_on = {i.id for i in api.store.list_incidents() if i.id != incident_id}
+        for other in held_on:
+            await by_hand(api, other, Action.NOTE, clock.now())
+        assert await _outcomes(api, {**target, "fingerprint": "t1"}) == ["inhibited"]
+        lines = [(t["kind"], t["message"]) for i in held_on
+                 for t in (await detail(api, i))["timeline"]]  # fmt: skip
+        held = [m for kind, m in lines if kind == "rule_held"]
+        assert len(held) == 2 and all("node-down" in m for m in held), lines

@@ -136,6 +136,13 @@ class Holds:
         of every cause is news again, with its line, when the source fails again."""
         self._noted.clear()
 
+    def unnote(self, held: list[tuple[str, Event, Hold, bool]]) -> None:
+        """The batch that gave these holds their lines was not committed (the lines went with
+        it): the next hold of each is news again, so the replanned batch writes the line."""
+        for rule, event, hold, news in held:
+            if news:
+                self._noted.discard((rule, event.fingerprint, hold.cause))
+
     def held(
         self, rules: list[str], event: Event, hold: Hold, changes: IncidentChanges
     ) -> list[tuple[str, Event, Hold, bool]]:

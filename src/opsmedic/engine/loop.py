@@ -347,6 +347,7 @@ class Engine:
             )
         except Exception as exc:  # the callers hear of it; the engine keeps serving
             self.suppressions.forget()
+            self._noted.unnote(planned.held)
             for run, _, _ in to_run:
                 self.planner.done(run)
             await self._reload_state()

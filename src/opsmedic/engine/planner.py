@@ -84,12 +84,22 @@ class Planner:
         self._windows.clear()
         self._escalated.clear()
 
-    def restore(self, recent: list[tuple[str, str, float]]) -> None:
-        """Refill limit windows from runs the store recorded before a restart."""
-        for rule_name, target, created_at in sorted(recent, key=lambda r: r[2]):
+    def restore(self, recent: list[tuple[str, str, float, Event | None]]) -> None:
+        """Refill limit windows from runs the store recorded (before a restart, or before a
+        commit that failed): keyed by the run's target, or by its event's `per` fields."""
+        for rule_name, target, created_at, event in sorted(recent, key=lambda r: r[2]):
             rule = self.ruleset.get(rule_name)
-            if rule is not None and rule.limit is not None and rule.limit.per == ["target"]:
-                self._windows.setdefault((rule_name, (target,)), deque()).append(created_at)
+            if rule is None or rule.limit is None:
+                continue
+            per = rule.limit.per
+            key: tuple[str, tuple[str, ...]]
+            if per == ["target"]:
+                key = (rule_name, (target,))
+            elif event is not None:
+                key = (rule_name, key_of(event, per))
+            else:
+                continue
+            self._windows.setdefault(key, deque()).append(created_at)
 
     def restore_throttles(self, fired: list[tuple[str, Event]]) -> None:
         """Refill throttles from the runs (and their events) recorded before a restart, so a

@@ -546,16 +546,21 @@ class Store:
         with self._transaction(write=True) as conn:
             token_rows.save_cursor(conn, name, value, now)
 
-    def recent_runs(self, since: float) -> list[tuple[str, str, float]]:
-        """(rule, target, created_at) of the runs created since `since` that were not
-        skipped, oldest first: what the engine needs to rebuild its limit windows."""
+    def recent_runs(self, since: float) -> list[tuple[str, str, float, Event]]:
+        """(rule, target, created_at, event) of the runs created since `since` that were not
+        skipped, oldest first: what the engine needs to rebuild its limit windows (the event,
+        for a limit `per` its labels or fields)."""
         stmt = (
-            sa.select(run_table.c.rule, run_table.c.target, run_table.c.created_at)
+            sa.select(run_table.c.rule, run_table.c.target, run_table.c.created_at, event_table)
+            .join(event_table, event_table.c.id == run_table.c.event_id)
             .where(run_table.c.created_at >= since, run_table.c.state != RunState.SKIPPED.value)
             .order_by(run_table.c.created_at, run_table.c.id)
         )
         with self._transaction() as conn:
-            return [(rule, target, at) for rule, target, at in conn.execute(stmt)]
+            return [
+                (row["rule"], row["target"], row["created_at"], event_from_row(row))
+                for row in conn.execute(stmt).mappings()
+            ]
 
     def recent_fired(self, since: float) -> list[tuple[str, Event]]:
         """(rule, event) of the runs created since `since` that were not skipped, oldest

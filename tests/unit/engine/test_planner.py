@@ -105,13 +105,13 @@ def test_a_pause_escalated_before_a_restart_is_not_escalated_again(tmp_path: Pat
     (escalation,) = first.decide(ev(20)).escalations
 
     restarted = Planner(first.ruleset, lambda: 0.0)
-    restarted.restore([("r", "h1:/var/log", T0), ("r", "h1:/var/log", T0 + 10)])
+    restarted.restore([("r", "h1:/var/log", T0, None), ("r", "h1:/var/log", T0 + 10, None)])
     restarted.restore_escalations([escalation])
     again = restarted.decide(ev(30))
     assert again.runs == again.recorded == again.escalations == []
 
     earlier = Planner(first.ruleset, lambda: 0.0)
-    earlier.restore([("r", "h1:/var/log", T0), ("r", "h1:/var/log", T0 + 25)])
+    earlier.restore([("r", "h1:/var/log", T0, None), ("r", "h1:/var/log", T0 + 25, None)])
     earlier.restore_escalations([escalation])  # from before the run at 25: an older pause
     assert len(earlier.decide(ev(30)).escalations) == 1
 
@@ -167,9 +167,21 @@ def test_limit_windows_survive_a_restart(tmp_path: Path) -> None:
     """Runs recorded before a restart still count against the limit."""
     rules = "- {name: r, when: {source: disk}, do: [noop], limit: {max_runs: 1, within: 1h}}"
     p = Planner(ruleset(tmp_path, rules), lambda: 0.0)
-    p.restore([("r", "h1:/var/log", T0 + 100.0)])
+    p.restore([("r", "h1:/var/log", T0 + 100.0, None)])
     assert planned(p, ev(200)) == 0
     assert planned(p, ev(100 + 3600)) == 1
+
+
+def test_limit_windows_per_a_label_survive_a_restart(tmp_path: Path) -> None:
+    """A limit counted per a label is rebuilt from the runs' events, each in its own window."""
+    rules = ("- {name: r, when: {source: disk}, do: [noop],\n"
+             "   limit: {max_runs: 1, within: 1h, per: [labels.worker]}}")  # fmt: skip
+    p = Planner(ruleset(tmp_path, rules), lambda: 0.0)
+    w1, w2 = ev(0, labels={"worker": "w1"}), ev(0, labels={"worker": "w2"})
+    p.restore([("r", w1.target, T0, w1)])
+    assert planned(p, ev(10, labels={"worker": "w1"})) == 0  # its window is full
+    assert planned(p, ev(10, labels={"worker": "w2"})) == 1  # another worker's is not
+    assert w2.labels == {"worker": "w2"}
 
 
 def test_reload_keeps_state_of_rules_that_remain(tmp_path: Path) -> None:

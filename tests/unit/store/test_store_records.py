@@ -235,10 +235,12 @@ def test_recent_runs_are_the_unskipped_runs_since_oldest_first(store: Store) -> 
             make_run(event, target="a", created_at=T0),
         ],
     )
-    assert store.recent_runs(T0) == [
+    recent = store.recent_runs(T0)
+    assert [(rule, target, at) for rule, target, at, _ in recent] == [
         ("archive-app-logs", "a", T0),
         ("archive-app-logs", "b", T0 + 2),
     ]
+    assert [e.id for *_, e in recent] == [event.id, event.id]  # for a limit's `per` fields
 
 
 def test_counts(store: Store) -> None:
