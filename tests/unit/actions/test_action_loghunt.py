@@ -186,7 +186,7 @@ async def test_a_dry_run_names_what_it_would_read_and_reads_nothing(logs: Path) 
         ("loghunt: {files: [a.log], mode: fuzzy}", "mode", "unknown mode 'fuzzy'"),
         ("loghunt: {files: [a.log], pattern: '{{ event.labels.p }}'}", "pattern",
          "never taken from an event"),
-        ("loghunt: {files: []}", "files", "at least 1"),
+        ("loghunt: {files: []}", "files", "at least one source: files, commands or journal"),
         ("loghunt: {files: ['{{ event.labels.f }}']}", "files", "must start with a directory"),
         ("loghunt: {files: [a.log], context: -1}", "context", "greater than or equal to 0"),
         ("loghunt: {files: [a.log], before: soon}", "before", "soon"),
