@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -158,6 +160,23 @@ async def test_a_directory_fails_the_step_naming_it(tmp_path: Path) -> None:
     outcome = await hunt(ctx_at(tmp_path), files=["logs"])
     assert not outcome.ok
     assert outcome.message.startswith(f"files: {tmp_path / 'logs'}: is a directory")
+
+
+async def test_a_fifo_fails_the_step_by_name_and_is_skipped_in_a_glob(tmp_path: Path) -> None:
+    """Never opened blocking: a FIFO waits for a writer for ever (wait_for fails the test)."""
+    os.mkfifo(tmp_path / "pipe.log")
+    (tmp_path / "app.log").write_text("ERROR read\n")
+    named = await asyncio.wait_for(hunt(ctx_at(tmp_path), files=["pipe.log"]), 30)
+    assert not named.ok
+    assert (
+        named.message == f"files: {tmp_path / 'pipe.log'}: a FIFO (named pipe), not a regular file"
+    )
+    globbed = await asyncio.wait_for(hunt(ctx_at(tmp_path, event=None), files=["*.log"]), 30)
+    assert globbed.ok, globbed.message
+    assert globbed.details["stats"]["notes"] == [
+        f"{tmp_path / 'pipe.log'}: a FIFO (named pipe), not a regular file, skipped"
+    ]
+    assert globbed.details["events"][0]["key"] == "ERROR read"
 
 
 async def test_a_binary_file_is_hunted_and_the_message_says_it_is_binary(tmp_path: Path) -> None:
