@@ -17,7 +17,6 @@ from opsmedic.loghunt import commands
 from opsmedic.model import Event, Outcome, RunState
 from opsmedic.plugins import ActionContext
 from processes import all_gone, pids_in, wait_written
-from rule_steps import load_problem
 
 # Prints each argument it was given as one line, "ERROR arg=<repr>": what argv the program
 # received, word for word.
@@ -209,38 +208,6 @@ async def test_a_templated_unit_that_is_a_unit_name_is_hunted(
     (step,) = run.steps
     assert step.state is RunState.SUCCEEDED, step.message
     assert "--unit=pay.service" in (given(journalctl) or [])
-
-
-@pytest.mark.parametrize(
-    ("step", "where", "says"),
-    [
-        ("loghunt: {}", "loghunt", "at least one source: files, commands or journal"),
-        ("loghunt: {commands: [{argv: []}]}", "commands[0].argv", "at least 1"),
-        ("loghunt: {commands: [{argv: [x], shell: y}]}", "commands[0].shell",
-         "unknown field 'shell'"),
-        ("loghunt: {commands: [{argv: [x], max_bytes: 0}]}", "commands[0].max_bytes",
-         "greater than or equal to 1"),
-        ("loghunt: {commands: [{argv: [x], timeout: never}]}", "commands[0].timeout", "never"),
-        ("loghunt: {commands: [{argv: ['{{ event.labels.p }}', a]}]}", "commands[0].argv",
-         "the program is written in the rule"),
-        ("loghunt: {commands: [{argv: '{{ event.labels.argv }}'}]}", "commands[0].argv",
-         "a list written in the rule"),
-        ("loghunt: {commands: [{argv: [x, \"a\\0b\"]}]}", "commands[0].argv",
-         "argv[1] contains a NUL byte"),
-        ("loghunt: {commands: uptime}", "commands", "valid list"),
-        ("loghunt: {journal: [{unit: -f}]}", "journal[0].unit", "not a unit name"),
-        ("loghunt: {journal: [{unit: 'a b'}]}", "journal[0].unit", "not a unit name"),
-        ("loghunt: {journal: [{}]}", "journal[0].unit", "required"),
-        ("loghunt: {files: [a.log], ssh: web1}", "loghunt", "ssh runs commands and journal"),
-    ],
-)  # fmt: skip
-def test_bad_sources_are_refused_at_load_naming_the_field(
-    tmp_path: Path, step: str, where: str, says: str
-) -> None:
-    problem = load_problem(tmp_path, step)
-    assert problem.line == 4, problem
-    assert problem.field.endswith(where), problem
-    assert says in problem.message, problem
 
 
 async def test_a_templated_ssh_host_no_entry_names_fails_the_step_naming_it(
