@@ -249,7 +249,10 @@ async def run(params: Params, ctx: ActionContext) -> Outcome:
             for source in running:
                 source.close()  # never started: only their spool files to close
     ctx.log.info("loghunt.done", events=len(report.events), seconds=time.monotonic() - started)
-    return hunt_outcome(report, window, binary, top=params.top, output_limit=ctx.output_limit)
+    noun = "source" if running else "file"  # a command's output is no file
+    return hunt_outcome(
+        report, window, binary, top=params.top, output_limit=ctx.output_limit, noun=noun
+    )
 
 
 ACTION = ActionSpec(

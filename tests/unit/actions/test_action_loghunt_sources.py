@@ -53,6 +53,7 @@ async def test_a_command_beside_files_is_hunted_after_them(tmp_path: Path) -> No
     argv = ["printf", "%s\\n", "INFO a", "ERROR from the command 1", "ERROR from the command 2"]
     outcome = await hunt(ctx_in(tmp_path), files=["app.log"], commands=[{"argv": argv}])
     assert outcome.ok, outcome.message
+    assert outcome.details["summary"].startswith("2 distinct errors, 3 occurrences in 2 sources:")
     assert [(e["count"], e["first"]["source"]) for e in outcome.details["events"]] == [
         (1, str(tmp_path / "app.log")),
         (2, "printf '%s\\n' 'INFO a' 'ERROR from the command 1' 'ERROR from the command 2'"),
