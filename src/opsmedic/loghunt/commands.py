@@ -194,7 +194,9 @@ class CommandSource:
 
     def _say(self, outcome: BaseException | Captured) -> None:
         name = self.name
-        if self._capped:
+        if self._aborted:  # its caller gave up on the hunt: the cancellation is no error here
+            self.notes.append(f"{name}: killed: the hunt was stopped")
+        elif self._capped:
             self.notes.append(
                 f"{name}: more than {self.max_bytes} bytes of output: the first {self.max_bytes}"
                 " hunted, the command stopped there"
