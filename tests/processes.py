@@ -30,6 +30,13 @@ def all_gone(pids: list[int], within: float = 10.0) -> bool:
     return True
 
 
+def wait_written(path: Path, within: float = 30.0) -> None:
+    """Wait until a command has written its pids to `path` (pids_in then asserts it did)."""
+    deadline = time.monotonic() + within
+    while not (path.exists() and path.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def pids_in(path: Path) -> list[int]:
     assert path.exists(), "the command did not get to write its pids before the timeout"
     return [int(word) for word in path.read_text().split()]

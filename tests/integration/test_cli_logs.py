@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,19 @@ def test_bad_input_exits_2_naming_the_option_or_path(
     assert done.returncode == 2
     assert named in done.stderr
     assert done.stdout == ""
+
+
+def test_a_fifo_is_refused_by_name_and_skipped_in_a_glob_never_waited_on(log: Path) -> None:
+    """Opening a FIFO for reading would wait for a writer for ever (the helper's timeout
+    fails the test if it does)."""
+    os.mkfifo(log.parent / "pipe.log")
+    named = opsmedic("logs", "hunt", "pipe.log", cwd=log.parent)
+    assert named.returncode == 2
+    assert "pipe.log: a FIFO (named pipe), not a regular file" in named.stderr
+    globbed = opsmedic("logs", "hunt", "*.log", "--json", cwd=log.parent)
+    assert globbed.returncode == 0, globbed.stderr
+    report = json.loads(globbed.stdout)
+    assert report["stats"]["notes"] == [
+        "pipe.log: a FIFO (named pipe), not a regular file, skipped"
+    ]
+    assert report["stats"]["sources"] == ["app.log"]

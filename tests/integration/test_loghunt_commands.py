@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
+import threading
+import time
 from pathlib import Path
 
 from opsmedic.loghunt import HuntOptions, hunt
 from opsmedic.loghunt.commands import CommandSource
-from processes import all_gone, pids_in
+from processes import all_gone, pids_in, wait_written
 
 TRACEBACK = """
 import sys
@@ -112,3 +114,37 @@ def test_a_hunt_stopped_early_stops_the_command(tmp_path: Path) -> None:
     source.close()
     assert report.stats.stopped is not None
     assert all_gone(pids_in(pids))
+
+
+def test_an_aborted_command_is_killed_and_its_hunt_ends_with_a_note(tmp_path: Path) -> None:
+    """abort() from another thread (a step given up on): the group killed at once, the hunt
+    reading it ends, and says why; a command aborted before it started never starts."""
+    pids = tmp_path / "pids"
+    script = (
+        "import os; print('ERROR before', flush=True)\n"
+        f"open({str(pids)!r}, 'w').write(str(os.getpid())); os.execvp('sleep', ['sleep', '600'])\n"
+    )
+    source = CommandSource([sys.executable, "-c", script], 600, 1 << 20, name="s")
+    marker = tmp_path / "ran"
+    never = CommandSource(["touch", str(marker)], 600, 1000, name="t")
+    threading.Thread(target=_abort_once_written, args=(pids, [source, never])).start()
+    try:
+        report = hunt([source, never], HuntOptions(context=0))
+    finally:
+        source.close()
+        never.close()
+    assert [e.lines[0].text for e in report.events] == ["ERROR before"]
+    assert report.stats.notes == ["s: killed: the hunt was stopped",
+                                  "t: not run: the hunt was stopped first"]  # fmt: skip
+    assert all_gone(pids_in(pids))
+    assert not marker.exists()
+
+
+def _abort_once_written(pids: Path, sources: list[CommandSource]) -> None:
+    """Once the command runs and the hunt has read its first line."""
+    wait_written(pids)
+    deadline = time.monotonic() + 30
+    while sources[0].position == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    for source in sources:
+        source.abort()

@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import os
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from opsmedic.actions.loghunt_result import hunt_outcome
+from opsmedic.actions.loghunt_sources import (
+    CommandParams,
+    JournalParams,
+    in_thread,
+    running_sources,
+)
+from opsmedic.config.refs import ConfigRef
 from opsmedic.config.types import Duration, PositiveDuration
 from opsmedic.errors import HuntInputError
 from opsmedic.model import Outcome
@@ -22,6 +31,7 @@ from opsmedic.templating import UnsafeTemplate, is_template
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from opsmedic.actions.loghunt_sources import Running
     from opsmedic.loghunt import FileSource, HuntOptions
     from opsmedic.loghunt.archives import ArchiveSource
 
@@ -32,13 +42,23 @@ SNIFF_BYTES = 8192  # of a plain file, looked at for NUL bytes (as grep judges "
 
 
 class Params(BaseModel):
-    """Which logs (`files`; later `journal:`, `command:`, `ssh:` beside it), what to look for,
-    the window before the alert and the bounds of the report."""
+    """Which logs (`files`, `commands`, `journal`, at least one; `ssh` runs the commands and
+    the journal on a host), what to look for, the window before the alert and the bounds of
+    the report."""
 
     model_config = ConfigDict(extra="forbid")
 
     files: list[TemplatedFileGlob] = Field(
-        min_length=1, description="log files or globs (rotated .1, .gz, .zst included)"
+        default_factory=list, description="log files or globs (rotated .1, .gz, .zst included)"
+    )
+    commands: list[CommandParams] = Field(
+        default_factory=list, description="commands whose stdout is a log (argv, no shell)"
+    )
+    journal: list[JournalParams] = Field(
+        default_factory=list, description="units whose systemd journal is a log"
+    )
+    ssh: Annotated[str | None, ConfigRef("ssh_hosts")] = Field(
+        None, description="an ssh_hosts entry: commands and journal run there (files stay local)"
     )
     pattern: str = Field(DEFAULT_PATTERN, description="regex of the levels, on word boundaries")
     context: int = Field(3, ge=0, le=100, description="lines before and after each event")
@@ -86,6 +106,15 @@ class Params(BaseModel):
         if value not in MODES:
             raise ValueError(f"unknown mode {value!r}: use {' or '.join(MODES)}")
         return value
+
+    @model_validator(mode="after")
+    def _some_source(self) -> Params:
+        if not (self.files or self.commands or self.journal):
+            raise ValueError("give at least one source: files, commands or journal")
+        if self.ssh is not None and not (self.commands or self.journal):
+            raise ValueError("ssh runs commands and journal on a host (files stay local): "
+                             "give one of them")  # fmt: skip
+        return self
 
 
 def window_start(params: Params, ctx: ActionContext) -> datetime | None:
@@ -137,7 +166,7 @@ def _binary_notes(sources: Sequence[FileSource | ArchiveSource]) -> list[str]:
             continue
         try:
             head = os.pread(source.raw.fileno(), SNIFF_BYTES, 0)
-        except OSError:  # not a file one can seek in (a FIFO): the hunt says what it reads
+        except OSError:  # an I/O error: the hunt itself says what it could not read
             continue
         if b"\0" in head:
             notes.append(f"{source.name}: binary data (NUL bytes in its first {SNIFF_BYTES:,} "
@@ -145,25 +174,39 @@ def _binary_notes(sources: Sequence[FileSource | ArchiveSource]) -> list[str]:
     return notes
 
 
-def _hunt(paths: list[str], options: HuntOptions) -> tuple[Any, list[str]]:
-    """Open and hunt (blocking, on a worker thread): the report and the binary-file notes."""
+def _hunt(
+    paths: list[str], running: Sequence[Running], options: HuntOptions, stop: threading.Event
+) -> tuple[Any, list[str]]:
+    """Open and hunt (blocking, on a worker thread): the report and the binary-file notes.
+    Every source is closed at the end whatever happens (a command's process group killed);
+    `stop` set (the step given up on) ends the hunt at its next block."""
     from opsmedic.loghunt import hunt, open_files
 
-    sources, notes = open_files(paths)
+    files: list[FileSource | ArchiveSource] = []
+    notes: list[str] = []
     try:
-        binary = _binary_notes(sources)
-        report = hunt(sources, options)
+        if paths:
+            files, notes = open_files(paths)
+        binary = _binary_notes(files)
+        report = hunt([*files, *running], options, clock=lambda: _now(stop))
     finally:
-        for source in sources:
+        for source in [*files, *running]:
             source.close()
     report.stats.notes[:0] = notes
     return report, binary
+
+
+def _now(stop: threading.Event) -> float:
+    """The hunt's clock: past any budget once `stop` is set, so it stops where it is."""
+    return math.inf if stop.is_set() else time.monotonic()
 
 
 def _would_read(paths: list[str]) -> list[dict[str, Any]]:
     """What a dry run names: each file the paths and globs match, with its size."""
     from opsmedic.loghunt import open_files
 
+    if not paths:
+        return []
     sources, _ = open_files(paths)
     try:
         return [{"path": s.name, "bytes": s.size} for s in sources]
@@ -176,26 +219,40 @@ async def run(params: Params, ctx: ActionContext) -> Outcome:
     since = window_start(params, ctx)
     paths = _paths(params, ctx.base_dir)
     window = {"since": since.isoformat() if since else None, "until": None}
+    limit = budget(params, ctx)
+    try:
+        running = running_sources(params.commands, params.journal, params.ssh, ctx, since, limit)
+    except HuntInputError as exc:  # an ssh host no entry names (a templated one)
+        return Outcome(ok=False, message=str(exc), details={"window": window})
     try:
         if ctx.dry_run:
             found = await asyncio.to_thread(_would_read, paths)
             total = sum(f["bytes"] or 0 for f in found)
-            return Outcome(
-                ok=True, details={"dry_run": True, "would_read": found, "window": window},
-                message=f"dry-run: would hunt {len(found)} file(s) ({total:,} bytes) for "
-                        f"{params.pattern!r} since {window['since'] or 'their start'}",
-            )  # fmt: skip
+            would_run = [source.name for source in running]
+            runs = f" and {len(would_run)} command(s)" if would_run else ""
+            message = (f"dry-run: would hunt {len(found)} file(s) ({total:,} bytes){runs} for "
+                       f"{params.pattern!r} since {window['since'] or 'their start'}")  # fmt: skip
+            details = {"dry_run": True, "would_read": found, "would_run": would_run,
+                       "window": window}  # fmt: skip
+            return Outcome(ok=True, message=message, details=details)
         started = time.monotonic()
-        options = options_of(params, since, budget(params, ctx))
-        report, binary = await asyncio.to_thread(_hunt, paths, options)
+        options = options_of(params, since, limit)
+        report, binary = await in_thread(lambda stop: _hunt(paths, running, options, stop), running)
     except HuntInputError as exc:  # a missing file, a glob that matches nothing
         return Outcome(ok=False, message=f"files: {exc}", details={"window": window})
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
         return Outcome(ok=False, message=f"files: {where}{exc.strerror or exc}",
                        details={"window": window})  # fmt: skip
+    finally:
+        if ctx.dry_run:
+            for source in running:
+                source.close()  # never started: only their spool files to close
     ctx.log.info("loghunt.done", events=len(report.events), seconds=time.monotonic() - started)
-    return hunt_outcome(report, window, binary, top=params.top, output_limit=ctx.output_limit)
+    noun = "source" if running else "file"  # a command's output is no file
+    return hunt_outcome(
+        report, window, binary, top=params.top, output_limit=ctx.output_limit, noun=noun
+    )
 
 
 ACTION = ActionSpec(

@@ -20,10 +20,17 @@ HEADLINE_CHARS = 160  # of one error in the summary
 
 
 def hunt_outcome(
-    report: HuntReport, window: dict[str, Any], binary: list[str], *, top: int, output_limit: int
+    report: HuntReport,
+    window: dict[str, Any],
+    binary: list[str],
+    *,
+    top: int,
+    output_limit: int,
+    noun: str = "file",
 ) -> Outcome:
     """ok whatever the hunt found (finding errors is its job); `details` the bounded JSON
-    with `summary`, `output` the rendered report cut at `output_limit` characters."""
+    with `summary`, `output` the rendered report cut at `output_limit` characters. `noun`
+    is what the sources are counted as: files, or sources when commands are among them."""
     from opsmedic.loghunt.render import as_json
 
     full = as_json(report)
@@ -34,7 +41,7 @@ def hunt_outcome(
     stats["notes_cut"] = max(len(notes) - DETAIL_NOTES, 0)
     stats["sources_cut"] = max(len(stats["sources"]) - DETAIL_SOURCES, 0)
     stats["sources"] = stats["sources"][:DETAIL_SOURCES]
-    text = summary(report, top)
+    text = summary(report, top, noun)
     details: dict[str, Any] = {
         "summary": text,
         "events": events,
@@ -44,14 +51,14 @@ def hunt_outcome(
         "window": window,
         "options": full["options"],
     }
-    return Outcome(ok=True, message=_message(report, binary), details=details,
+    return Outcome(ok=True, message=_message(report, binary, noun), details=details,
                    output=rendered(report, output_limit))  # fmt: skip
 
 
-def summary(report: HuntReport, top: int) -> str:
+def summary(report: HuntReport, top: int, noun: str = "file") -> str:
     """`top` distinct errors, most frequent first, one a line: `4x ERROR db down host=a`."""
     s = report.stats
-    files = _files(len(s.sources))
+    files = _count(len(s.sources), noun)
     distinct = len(report.events) + s.unreported_events
     if not report.events:
         return f"no errors in {files}" + (f" (stopped early: {s.stopped})" if s.stopped else "")
@@ -100,7 +107,7 @@ def rendered(report: HuntReport, limit: int) -> str:
     return "\n".join(kept + tail) + "\n"
 
 
-def _message(report: HuntReport, binary: list[str]) -> str:
+def _message(report: HuntReport, binary: list[str], noun: str) -> str:
     s = report.stats
     if not report.events:
         found = "no errors found"
@@ -109,7 +116,7 @@ def _message(report: HuntReport, binary: list[str]) -> str:
         distinct = len(report.events) + s.unreported_events
         found = (f"{distinct} distinct errors ({s.occurrences} occurrences); top: "
                  f"{best.count}x {headline(best.key)}")  # fmt: skip
-    parts = [f"{found} in {_files(len(s.sources))} ({s.bytes_read:,} bytes)"]
+    parts = [f"{found} in {_count(len(s.sources), noun)} ({s.bytes_read:,} bytes)"]
     if s.stopped:
         parts.append(f"stopped early: {s.stopped}")
     parts += binary[:2]
@@ -131,5 +138,5 @@ def _cut(text: str) -> str:
     return f"{text[:TEXT_CHARS]}… [{len(text) - TEXT_CHARS:,} more characters cut]"
 
 
-def _files(n: int) -> str:
-    return f"{n} file" + ("" if n == 1 else "s")
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")

@@ -67,10 +67,7 @@ class Params(BaseModel):
     @field_validator("argv")
     @classmethod
     def _no_nul(cls, argv: list[str] | None) -> list[str] | None:
-        for i, word in enumerate(argv or ()):
-            if "\0" in word:
-                raise ValueError(f"argv[{i}] contains a NUL byte, which no program can receive")
-        return argv
+        return no_nul(argv)
 
     @field_validator("env")
     @classmethod
@@ -103,15 +100,28 @@ class Params(BaseModel):
         return ["/bin/sh", "-c", self.shell]
 
 
+def no_nul(argv: list[str] | None) -> list[str] | None:
+    """`argv` unless a word holds a NUL byte (ValueError naming it)."""
+    for i, word in enumerate(argv or ()):
+        if "\0" in word:
+            raise ValueError(f"argv[{i}] contains a NUL byte, which no program can receive")
+    return argv
+
+
 def command_env(params: Params, ctx: ActionContext, local: bool) -> dict[str, str]:
     """The command's environment: a short pass-through list (local only), run facts, `env`."""
+    return run_env(ctx, local) | params.env
+
+
+def run_env(ctx: ActionContext, local: bool) -> dict[str, str]:
+    """What any command an action runs gets: a short pass-through list of the daemon's
+    environment (local only) and the run's facts."""
     env: dict[str, str] = {}
     if local:
         env = {key: value for key, value in os.environ.items() if key in _PASSED_ENV}
         env.update((key, value) for key, value in os.environ.items() if key.startswith("LC_"))
         env.setdefault("PATH", _DEFAULT_PATH)
     env.update(OPSMEDIC_RUN_ID=ctx.run_id, OPSMEDIC_RULE=ctx.rule, OPSMEDIC_TARGET=ctx.target)
-    env.update(params.env)
     return env
 
 
@@ -145,11 +155,7 @@ async def run(params: Params, ctx: ActionContext) -> Outcome:
     else:
         host = ctx.ssh_hosts.get(params.host)
         if host is None:
-            known = ctx.ssh_hosts
-            why = (
-                unknown_name("ssh host", params.host, known) if known else "no ssh_hosts configured"
-            )
-            return Outcome(ok=False, message=why, details=details)
+            return Outcome(ok=False, message=unknown_host(params.host, ctx), details=details)
         try:
             captured = await run_remote(
                 host,
@@ -166,6 +172,12 @@ async def run(params: Params, ctx: ActionContext) -> Outcome:
         except ActionError as exc:  # HostRefused, or the connection lost mid-command
             return Outcome(ok=False, message=str(exc), details=details)
     return _outcome(captured, params, timeout, details)
+
+
+def unknown_host(name: str, ctx: ActionContext) -> str:
+    """Why `name` (rendered: a templated host is only known now) is no `ssh_hosts` entry."""
+    known = ctx.ssh_hosts
+    return unknown_name("ssh host", name, known) if known else "no ssh_hosts configured"
 
 
 def _outcome(

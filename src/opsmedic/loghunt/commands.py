@@ -113,6 +113,7 @@ class CommandSource:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[Any] | None = None
         self._capped = False
+        self._aborted = False
 
     def _run(self, captured: Captured) -> Coroutine[Any, Any, Captured]:
         return run_local(
@@ -121,6 +122,9 @@ class CommandSource:
         )  # fmt: skip
 
     def chunks(self) -> Iterator[bytes]:
+        if self._aborted:
+            self.notes.append(f"{self.name}: not run: the hunt was stopped first")
+            return
         captured = Captured(stdout=self._spool, stderr=OutputBuffer(STDERR_BYTES))
         outcome: list[BaseException | Captured] = []
         ready = threading.Event()
@@ -132,6 +136,8 @@ class CommandSource:
         )  # fmt: skip
         self._thread.start()
         ready.wait()
+        if self._aborted:  # abort() came while the loop was starting: its task is known now
+            self._cancel()
         try:
             for data in self._spool.read():
                 self.position += len(data)
@@ -163,20 +169,34 @@ class CommandSource:
         if self._task is not None:
             self._task.cancel()
 
-    def _stop(self) -> None:
-        thread, loop, task = self._thread, self._loop, self._task
-        if thread is None:
-            return
-        if thread.is_alive() and loop is not None and task is not None:
+    def abort(self) -> None:
+        """Stop from any thread, without waiting: a running command is killed (its process
+        group, by its own thread), one not started yet never starts. For a caller that
+        gives up on the hunt (a step's timeout) while another thread still reads."""
+        self._aborted = True
+        self._cancel()
+
+    def _cancel(self) -> None:
+        loop, task = self._loop, self._task
+        if loop is not None and task is not None:
             # Cancelled, run_local and run_remote kill the group at once. The loop may be
             # closing already (the command just ended): then there is nothing to stop.
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(task.cancel)
+
+    def _stop(self) -> None:
+        thread = self._thread
+        if thread is None:
+            return
+        if thread.is_alive():
+            self._cancel()
         thread.join()
 
     def _say(self, outcome: BaseException | Captured) -> None:
         name = self.name
-        if self._capped:
+        if self._aborted:  # its caller gave up on the hunt: the cancellation is no error here
+            self.notes.append(f"{name}: killed: the hunt was stopped")
+        elif self._capped:
             self.notes.append(
                 f"{name}: more than {self.max_bytes} bytes of output: the first {self.max_bytes}"
                 " hunted, the command stopped there"
@@ -213,7 +233,8 @@ def _problems(captured: Captured, timeout: float) -> list[str]:
 class SshCommandSource(CommandSource):
     """The same, run on an SSH host through the SSH transport: its connection, its host-key
     rules (known_hosts, never a key accepted unseen) and its remote process-group kill.
-    `base_dir` resolves the host's relative key_file and known_hosts (the config's dir)."""
+    `base_dir` resolves the host's relative key_file and known_hosts (the config's dir);
+    `env` is exported on the host (None: nothing, never this process's environment)."""
 
     def __init__(
         self,
@@ -225,16 +246,17 @@ class SshCommandSource(CommandSource):
         base_dir: Path = Path(),
         label: str | None = None,
         name: str | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         where = label or host.host
         super().__init__(
-            argv, timeout, max_bytes, env={}, name=name or f"{where}:{shlex.join(argv)}"
+            argv, timeout, max_bytes, env=env or {}, name=name or f"{where}:{shlex.join(argv)}"
         )
         self.host = host
         self.base_dir = base_dir
 
     def _run(self, captured: Captured) -> Coroutine[Any, Any, Captured]:
         return run_remote(
-            self.host, self.argv, base_dir=self.base_dir, env={}, cwd=None, stdin=None,
+            self.host, self.argv, base_dir=self.base_dir, env=self.env, cwd=None, stdin=None,
             time_limit=self.timeout, output_limit=STDERR_BYTES, captured=captured,
         )  # fmt: skip

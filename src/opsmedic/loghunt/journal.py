@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,8 +41,9 @@ def journal_argv(
 class JournalSource:
     """A unit's journal entries between `since` and `until` as lines `<ISO time>
     <unit>[pid]: MESSAGE`, so the time window and multi-line events work as on a file (a
-    MESSAGE of several lines keeps them). Run locally, or on `host` over SSH; the command's
-    notes (exit, stderr, timeout, output cap) are this source's."""
+    MESSAGE of several lines keeps them). Run locally, or on `host` over SSH, with `env` as
+    CommandSource's; the command's notes (exit, stderr, timeout, output cap) are this
+    source's."""
 
     def __init__(
         self,
@@ -56,16 +57,23 @@ class JournalSource:
         label: str | None = None,
         base_dir: Path = Path(),
         program: str = JOURNALCTL,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         argv = journal_argv(unit, since, until, program)
         self.unit = unit
         self.command: CommandSource
         if host is None:
-            self.command = CommandSource(argv, timeout, max_bytes, name=f"journal:{unit}")
+            self.command = CommandSource(argv, timeout, max_bytes, env=env, name=f"journal:{unit}")
         else:
             where = label or host.host
             self.command = SshCommandSource(
-                host, argv, timeout, max_bytes, base_dir=base_dir, name=f"{where}:journal:{unit}"
+                host,
+                argv,
+                timeout,
+                max_bytes,
+                base_dir=base_dir,
+                name=f"{where}:journal:{unit}",
+                env=env,
             )
         self.name = self.command.name
         self.size: int | None = None
@@ -107,6 +115,10 @@ class JournalSource:
             self.skipped += 1
             return b""
         return entry_line(entry, self.unit)
+
+    def abort(self) -> None:
+        """See CommandSource.abort."""
+        self.command.abort()
 
     def close(self) -> None:
         self.command.close()

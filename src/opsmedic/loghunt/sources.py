@@ -5,6 +5,7 @@ from __future__ import annotations
 import glob
 import os
 import re
+import stat
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -90,6 +91,7 @@ def open_files(paths: Sequence[str]) -> tuple[list[FileSource | ArchiveSource], 
     member (archives.py). The notes say which were skipped. A path that names nothing
     raises HuntInputError naming it."""
     found: list[Path] = []
+    named: set[Path] = set()  # given by name, not matched by a glob: refused, not skipped
     for arg in paths:
         if _GLOB_CHARS.search(arg):
             matched = [Path(p) for p in sorted(glob.glob(arg)) if not os.path.isdir(p)]
@@ -103,16 +105,19 @@ def open_files(paths: Sequence[str]) -> tuple[list[FileSource | ArchiveSource], 
             if not path.exists():
                 raise HuntInputError(f"{arg}: no such file")
             found.append(path)
+            named.add(path)
     sources: list[FileSource | ArchiveSource] = []
     notes: list[str] = []
     seen: dict[tuple[int, int], str] = {}
     try:
         for path in rotation_order(found):
-            try:
-                raw = path.open("rb")
-            except OSError as exc:
-                raise HuntInputError(f"{path}: {exc.strerror or exc}") from None
-            st = os.fstat(raw.fileno())
+            opened = _open_regular(path)
+            if isinstance(opened, str):
+                if path in named:
+                    raise HuntInputError(f"{path}: {opened}")
+                notes.append(f"{path}: {opened}, skipped")
+                continue
+            raw, st = opened
             identity = (st.st_dev, st.st_ino)
             if identity in seen:
                 raw.close()
@@ -126,6 +131,43 @@ def open_files(paths: Sequence[str]) -> tuple[list[FileSource | ArchiveSource], 
             source.close()
         raise
     return sources, notes
+
+
+def _open_regular(path: Path) -> tuple[BinaryIO, os.stat_result] | str:
+    """The file opened for reading, or why it is not a regular file (a FIFO, a socket, a
+    device): opening a FIFO waits for a writer and a device may never end, so neither is
+    read. Opened without blocking, judged by fstat (what was opened, not what the name
+    said a moment before), then blocking again for the reads."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        # A socket cannot be opened at all (ENXIO): say what it is rather than the errno.
+        kind = _kind(path)
+        if kind is not None:
+            return kind
+        raise HuntInputError(f"{path}: {exc.strerror or exc}") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        return _KINDS.get(stat.S_IFMT(st.st_mode), "not a regular file")
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb"), st
+
+
+_KINDS = {
+    stat.S_IFIFO: "a FIFO (named pipe), not a regular file",
+    stat.S_IFSOCK: "a socket, not a regular file",
+    stat.S_IFCHR: "a character device, not a regular file",
+    stat.S_IFBLK: "a block device, not a regular file",
+}
+
+
+def _kind(path: Path) -> str | None:
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    return None if stat.S_ISREG(mode) else _KINDS.get(stat.S_IFMT(mode), "not a regular file")
 
 
 def rotation_order(paths: Sequence[Path]) -> list[Path]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -160,6 +162,23 @@ async def test_a_directory_fails_the_step_naming_it(tmp_path: Path) -> None:
     assert outcome.message.startswith(f"files: {tmp_path / 'logs'}: is a directory")
 
 
+async def test_a_fifo_fails_the_step_by_name_and_is_skipped_in_a_glob(tmp_path: Path) -> None:
+    """Never opened blocking: a FIFO waits for a writer for ever (wait_for fails the test)."""
+    os.mkfifo(tmp_path / "pipe.log")
+    (tmp_path / "app.log").write_text("ERROR read\n")
+    named = await asyncio.wait_for(hunt(ctx_at(tmp_path), files=["pipe.log"]), 30)
+    assert not named.ok
+    assert (
+        named.message == f"files: {tmp_path / 'pipe.log'}: a FIFO (named pipe), not a regular file"
+    )
+    globbed = await asyncio.wait_for(hunt(ctx_at(tmp_path, event=None), files=["*.log"]), 30)
+    assert globbed.ok, globbed.message
+    assert globbed.details["stats"]["notes"] == [
+        f"{tmp_path / 'pipe.log'}: a FIFO (named pipe), not a regular file, skipped"
+    ]
+    assert globbed.details["events"][0]["key"] == "ERROR read"
+
+
 async def test_a_binary_file_is_hunted_and_the_message_says_it_is_binary(tmp_path: Path) -> None:
     (tmp_path / "a.log").write_bytes(b"\0\0\x01\xff garbage\nERROR after the garbage\n")
     outcome = await hunt(ctx_at(tmp_path, event=None), files=["a.log"])
@@ -186,10 +205,28 @@ async def test_a_dry_run_names_what_it_would_read_and_reads_nothing(logs: Path) 
         ("loghunt: {files: [a.log], mode: fuzzy}", "mode", "unknown mode 'fuzzy'"),
         ("loghunt: {files: [a.log], pattern: '{{ event.labels.p }}'}", "pattern",
          "never taken from an event"),
-        ("loghunt: {files: []}", "files", "at least 1"),
+        ("loghunt: {files: []}", "files", "at least one source: files, commands or journal"),
         ("loghunt: {files: ['{{ event.labels.f }}']}", "files", "must start with a directory"),
         ("loghunt: {files: [a.log], context: -1}", "context", "greater than or equal to 0"),
         ("loghunt: {files: [a.log], before: soon}", "before", "soon"),
+        ("loghunt: {}", "loghunt", "at least one source: files, commands or journal"),
+        ("loghunt: {commands: [{argv: []}]}", "commands[0].argv", "at least 1"),
+        ("loghunt: {commands: [{argv: [x], shell: y}]}", "commands[0].shell",
+         "unknown field 'shell'"),
+        ("loghunt: {commands: [{argv: [x], max_bytes: 0}]}", "commands[0].max_bytes",
+         "greater than or equal to 1"),
+        ("loghunt: {commands: [{argv: [x], timeout: never}]}", "commands[0].timeout", "never"),
+        ("loghunt: {commands: [{argv: ['{{ event.labels.p }}', a]}]}", "commands[0].argv",
+         "the program is written in the rule"),
+        ("loghunt: {commands: [{argv: '{{ event.labels.argv }}'}]}", "commands[0].argv",
+         "a list written in the rule"),
+        ("loghunt: {commands: [{argv: [x, \"a\\0b\"]}]}", "commands[0].argv",
+         "argv[1] contains a NUL byte"),
+        ("loghunt: {commands: uptime}", "commands", "valid list"),
+        ("loghunt: {journal: [{unit: -f}]}", "journal[0].unit", "not a unit name"),
+        ("loghunt: {journal: [{unit: 'a b'}]}", "journal[0].unit", "not a unit name"),
+        ("loghunt: {journal: [{}]}", "journal[0].unit", "required"),
+        ("loghunt: {files: [a.log], ssh: web1}", "loghunt", "ssh runs commands and journal"),
     ],
 )  # fmt: skip
 def test_bad_params_are_refused_at_load_naming_the_field(

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import gzip
 import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 import zstandard
 
 from opsmedic.errors import HuntInputError
 from opsmedic.loghunt import HuntOptions, hunt, hunt_paths, open_files
+
+T = TypeVar("T")
 
 
 def _write(path: Path, *lines: str) -> Path:
@@ -119,3 +124,58 @@ def test_a_line_without_end_is_split_so_memory_stays_flat(tmp_path: Path) -> Non
     report = hunt_paths([str(log)], HuntOptions(context=0, chunk_bytes=1 << 20))
     assert report.stats.split_lines >= 2
     assert [e.lines[0].text for e in report.events][-1] == "ERROR next"
+
+
+def _within(seconds: float, work: Callable[[], T]) -> T:
+    """`work()` on a daemon thread, failing the test (not hanging it) if it blocks: opening a
+    FIFO for reading waits for a writer for ever."""
+    done: list[T] = []
+    failed: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            done.append(work())
+        except BaseException as exc:
+            failed.append(exc)
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still blocked after {seconds} s"
+    if failed:
+        raise failed[0]
+    return done[0]
+
+
+def test_a_fifo_named_as_a_path_is_refused_naming_it(tmp_path: Path) -> None:
+    fifo = tmp_path / "app.log"
+    os.mkfifo(fifo)
+    with pytest.raises(HuntInputError, match=r"app\.log: a FIFO \(named pipe\), not a regular"):
+        _within(30, lambda: hunt_paths([str(fifo)], HuntOptions()))
+
+
+def test_a_fifo_or_a_device_a_glob_matches_is_skipped_with_a_note(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.log")
+    (tmp_path / "null.log").symlink_to("/dev/null")
+    _write(tmp_path / "app.log", "ERROR still read")
+    report = _within(30, lambda: hunt_paths([str(tmp_path / "*.log")], HuntOptions(context=0)))
+    assert [e.lines[0].text for e in report.events] == ["ERROR still read"]
+    assert report.stats.notes == [
+        f"{tmp_path / 'null.log'}: a character device, not a regular file, skipped",
+        f"{tmp_path / 'pipe.log'}: a FIFO (named pipe), not a regular file, skipped",
+    ]
+
+
+def test_a_fifo_named_like_an_archive_is_refused_too(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "old.tar.zst")
+    with pytest.raises(HuntInputError, match=r"old\.tar\.zst: a FIFO"):
+        _within(30, lambda: open_files([str(tmp_path / "old.tar.zst")]))
+
+
+def test_a_regular_file_is_read_blocking_after_the_non_blocking_open(tmp_path: Path) -> None:
+    log = _write(tmp_path / "app.log", "ERROR x")
+    (source,), _ = open_files([str(log)])
+    try:
+        assert os.get_blocking(source.raw.fileno())
+    finally:
+        source.close()
