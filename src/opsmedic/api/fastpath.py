@@ -23,6 +23,16 @@ from opsmedic.logs import get_logger
 _JSON = [(b"content-type", b"application/json")]
 
 
+def _as_json(scope: Scope) -> Scope:
+    """Every body this API takes is JSON (docs/api.md): one sent without saying so (`curl
+    -d` says form-urlencoded) is read as JSON, as the ingest routes read theirs, instead of
+    FastAPI's 422 "Input should be a valid dictionary"."""
+    if scope["method"] not in ("POST", "PUT", "PATCH"):
+        return scope
+    headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+    return {**scope, "headers": [*headers, *_JSON]}
+
+
 class IngestFastPath:
     """An ASGI app in front of FastAPI: ingest POSTs here, everything else there."""
 
@@ -47,7 +57,7 @@ class IngestFastPath:
         elif ingest:
             await self._ingest(scope, receive, send, path)
         else:
-            await self.app(scope, receive, send)
+            await self.app(_as_json(scope), receive, send)
 
     async def _ingest(self, scope: Scope, receive: Receive, send: Send, path: str) -> None:
         scope["app"] = self.app  # what request.app.state is read from
