@@ -97,6 +97,8 @@ class StoreError(OpsmedicError):
 class NotFoundError(StoreError):
     """No record has the id asked for, or a short id matches several."""
 
+    exit_code = 2  # the id given names nothing: bad input, as an unknown flag or service
+
 
 class UnknownFlag(NotFoundError):
     """No flag has that key; the message names the close matches."""

@@ -131,7 +131,7 @@ def test_replay_skips_bad_lines_processes_the_rest_and_records_history(project: 
     assert shown.returncode == 0, shown.stderr
     assert "archiving /var/log/app on web" in shown.stdout
     missing = opsmedic("runs", "show", "zzzzzzzz", cwd=project)
-    assert missing.returncode == 1 and "zzzzzzzz" in missing.stderr
+    assert missing.returncode == 2 and "zzzzzzzz" in missing.stderr
 
 
 def test_replay_dry_run_prints_what_would_run_and_touches_nothing(project: Path) -> None:

@@ -64,7 +64,7 @@ def test_incidents_list_and_show(project: Path) -> None:
         assert words in shown.stdout, shown.stdout
     assert opsmedic("incidents", "--status", "open", cwd=project).stdout.count("checkout") == 0
     unknown = opsmedic("incidents", "show", "ffffffff", cwd=project)
-    assert unknown.returncode == 1 and "no incident" in unknown.stderr
+    assert unknown.returncode == 2 and "no incident" in unknown.stderr
 
 
 def test_a_flapping_incident_says_so_in_one_line(project: Path) -> None:
