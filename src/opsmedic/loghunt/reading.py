@@ -9,12 +9,10 @@ from opsmedic.loghunt.drain import Drain
 from opsmedic.loghunt.keys import Keyer
 from opsmedic.loghunt.levels import LevelMatcher
 from opsmedic.loghunt.model import HuntOptions, HuntStats
-from opsmedic.loghunt.scanner import SPLIT_BYTES, Found, Scanner
+from opsmedic.loghunt.scanner import LOOK_BACK_LINES, SPLIT_BYTES, Found, Scanner
 from opsmedic.loghunt.sources import Source
 from opsmedic.loghunt.tally import Tally
 from opsmedic.loghunt.timestamps import Near, line_time, near
-
-LOOK_BACK_LINES = 20  # a matching line without a timestamp takes the one of a line above it
 
 
 class Pass:

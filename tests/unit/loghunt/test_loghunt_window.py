@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from hunt_helpers import Hunt
+from hunt_helpers import Hunt, PiecesSource
 
 from opsmedic.errors import HuntInputError
+from opsmedic.loghunt import HuntOptions, hunt
 from opsmedic.loghunt.timestamps import line_time, near, parse_when
 
 MAY = near(datetime(2024, 5, 1, tzinfo=UTC), None, datetime(2030, 1, 1, tzinfo=UTC))
@@ -83,3 +84,16 @@ def test_feb_29_without_a_year_is_placed_in_a_leap_year() -> None:
 def test_an_age_too_old_for_a_date_is_refused_naming_the_option(value: str) -> None:
     with pytest.raises(HuntInputError, match=f"--since '{value}'"):
         parse_when(value, "--since", datetime(2024, 5, 1, tzinfo=UTC))
+
+
+@pytest.mark.parametrize("context", [0, 3])
+def test_an_undated_line_takes_the_time_above_it_across_a_block_edge(context: int) -> None:
+    before = b"2024-05-01T09:00:00Z INFO filler\n" * 30 + b"INFO undated\n" * 3
+    data = before + b"ERROR no time\n"
+    window = datetime(2024, 5, 1, 10, tzinfo=UTC)
+    for piece in (len(before), len(data)):  # a block ends just before the ERROR line, or not
+        report = hunt(
+            [PiecesSource(data, piece)],
+            HuntOptions(context=context, chunk_bytes=len(before), since=window),
+        )
+        assert (report.events, report.stats.outside_window) == ((), 1)
