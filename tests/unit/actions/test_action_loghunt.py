@@ -190,6 +190,7 @@ async def test_a_dry_run_names_what_it_would_read_and_reads_nothing(logs: Path) 
         ("loghunt: {files: ['{{ event.labels.f }}']}", "files", "must start with a directory"),
         ("loghunt: {files: [a.log], context: -1}", "context", "greater than or equal to 0"),
         ("loghunt: {files: [a.log], before: soon}", "before", "soon"),
+        ("loghunt: {files: [a.log], before: 1000000d}", "before", "less than or equal to"),
     ],
 )  # fmt: skip
 def test_bad_params_are_refused_at_load_naming_the_field(
