@@ -125,3 +125,9 @@ def test_crlf_lines_are_shown_without_their_cr(hunt_text: Hunt) -> None:
     (event,) = report.events
     assert event.count == 2
     assert [ln.text for ln in event.lines] == ["INFO a", "ERROR b 12", "ERROR b 13"]
+
+
+@pytest.mark.parametrize("mode", ["exact", "masked", "template"])
+def test_crlf_and_lf_copies_of_an_event_are_one(hunt_text: Hunt, mode: str) -> None:
+    report = hunt_text(b"ERROR x\r\n  at y\r\nERROR x\n  at y\n", mode=mode)
+    assert [e.count for e in report.events] == [2]
