@@ -67,6 +67,8 @@ def test_the_window_options_take_times_and_ages(log: Path) -> None:
         (["*.nothing"], "*.nothing: no file matches"),
         (["app.log", "--pattern", "(x"], "--pattern '(x'"),
         (["app.log", "--since", "yesterday"], "--since 'yesterday'"),
+        (["app.log", "--since", "1000000d"], "--since '1000000d'"),
+        (["app.log", "--until", "99999999999d"], "--until '99999999999d'"),
         (["app.log", "--mode", "fuzzy"], "--mode 'fuzzy'"),
         (["app.log", "--context", "-1"], "--context -1"),
     ],

@@ -64,7 +64,10 @@ class Params(BaseModel):
     context: int = Field(3, ge=0, le=100, description="lines before and after each event")
     mode: str = Field("masked", description="how duplicates are judged: masked or exact")
     before: Duration = Field(
-        900.0, ge=0, description="the window opens this long before the incident's first event"
+        900.0,
+        ge=0,
+        le=3650 * 86400,  # 10 years; unbounded, 1000000d (before year 1) crashed the step
+        description="the window opens this long before the incident's first event",
     )
     max_events: int = Field(1000, ge=1, le=100_000, description="distinct events reported")
     max_lines: int = Field(20_000, ge=1, le=1_000_000, description="lines of the report at most")

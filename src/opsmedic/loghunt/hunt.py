@@ -17,7 +17,7 @@ from opsmedic.loghunt.reading import Pass
 from opsmedic.loghunt.scanner import Scanner
 from opsmedic.loghunt.sources import Source, open_files
 from opsmedic.loghunt.tally import Entry, Seen, Tally
-from opsmedic.loghunt.timestamps import line_time
+from opsmedic.loghunt.timestamps import Near, line_time
 
 KEY_CHARS = 400  # of a key, in the report
 
@@ -85,7 +85,7 @@ def hunt(
         shown_as = named.texts()
     stats.seconds = clock() - started
     events = tuple(
-        _event(shown_as[k], e, stats.sources, pass_.year) for k, e in tally.reported.items()
+        _event(shown_as[k], e, stats.sources, pass_.near) for k, e in tally.reported.items()
     )
     return HuntReport(events=events, stats=stats, options=options)
 
@@ -138,19 +138,19 @@ def _read(sources: Sequence[Source | ArchiveSource], options: HuntOptions, pass_
     return pass_
 
 
-def _event(key: bytes, entry: Entry, names: list[str], year: int) -> HuntEvent:
+def _event(key: bytes, entry: Entry, names: list[str], around: Near) -> HuntEvent:
     assert entry.lines is not None
     text = shown(key).rstrip("\n")
     return HuntEvent(
         key=text if len(text) <= KEY_CHARS else text[:KEY_CHARS] + "…",
         count=entry.count,
-        first=_sighting(entry.first, names, year),
-        last=_sighting(entry.last, names, year),
+        first=_sighting(entry.first, names, around),
+        last=_sighting(entry.last, names, around),
         lines=entry.lines,
         cut=entry.cut,
     )
 
 
-def _sighting(seen: Seen, names: list[str], year: int) -> Sighting:
+def _sighting(seen: Seen, names: list[str], around: Near) -> Sighting:
     source, line, head = seen
-    return Sighting(names[source], line, line_time(head, year))
+    return Sighting(names[source], line, line_time(head, around))

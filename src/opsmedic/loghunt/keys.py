@@ -49,7 +49,7 @@ class Keyer:
             drain = self.templates
             heads = mask_all([f.buf[f.start : f.head_end] for f in found])
             return (b"%d" % drain.add(head).id for head in heads)
-        texts = [f.buf[f.start : f.end] for f in found]
+        texts = [f.buf[f.start : f.end].replace(b"\r\n", b"\n") for f in found]  # CRLF as LF
         if self.mode == "exact" or not texts:
             return texts
         return mask_all(texts)

@@ -12,6 +12,8 @@ _WORD = bytes(
     1 if (chr(b).isascii() and (chr(b).isalnum() or b == ord("_"))) else 0 for b in range(256)
 )
 _PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_ :.\-]*")
+# Flags for the whole pattern, such as (?i): Python takes them only at the very start.
+_GLOBAL_FLAGS = re.compile(r"\A(?:\(\?[aiLmsux]+\))*")
 
 
 class HitFinder(Protocol):
@@ -37,7 +39,9 @@ class LevelMatcher:
     def __init__(self, pattern: str) -> None:
         try:
             bare = re.compile(pattern.encode())
-            self.regex = re.compile(rb"\b(?:" + pattern.encode() + rb")\b")
+            body = _GLOBAL_FLAGS.sub("", pattern, count=1)
+            flags = pattern[: len(pattern) - len(body)]
+            self.regex = re.compile(f"{flags}\\b(?:{body})\\b".encode())
         except (re.error, UnicodeEncodeError, OverflowError) as exc:
             raise HuntInputError(f"--pattern {pattern!r}: {exc}") from None
         if bare.fullmatch(b"") is not None:

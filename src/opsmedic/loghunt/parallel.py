@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from opsmedic.loghunt.continuation import opens_record
 from opsmedic.loghunt.model import HuntOptions, HuntStats
-from opsmedic.loghunt.scanner import Scanner, back
+from opsmedic.loghunt.scanner import LOOK_BACK_LINES, Scanner, back
 from opsmedic.loghunt.sources import READ_BYTES, FileSource
 from opsmedic.loghunt.tally import Entry, Tally
 
@@ -139,7 +139,7 @@ def hunt_range(
     stats = HuntStats(sources=[name])
     tally = Tally(options, [name], stats)
     pass_ = Pass(options, tally, stats, _count_read, time.monotonic, time.monotonic())
-    before = _lines_before(fd, start, options.context)
+    before = _lines_before(fd, start, max(options.context, LOOK_BACK_LINES))
     scanner = Scanner(pass_.matcher, options.context, options.max_event_lines, before=before)
     pass_.scan(source, 0, scanner, limit=stop - start)
     stats.notes.extend(source.notes)

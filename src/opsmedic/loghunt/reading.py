@@ -9,12 +9,10 @@ from opsmedic.loghunt.drain import Drain
 from opsmedic.loghunt.keys import Keyer
 from opsmedic.loghunt.levels import LevelMatcher
 from opsmedic.loghunt.model import HuntOptions, HuntStats
-from opsmedic.loghunt.scanner import SPLIT_BYTES, Found, Scanner
+from opsmedic.loghunt.scanner import LOOK_BACK_LINES, SPLIT_BYTES, Found, Scanner
 from opsmedic.loghunt.sources import Source
 from opsmedic.loghunt.tally import Tally
-from opsmedic.loghunt.timestamps import line_time
-
-LOOK_BACK_LINES = 20  # a matching line without a timestamp takes the one of a line above it
+from opsmedic.loghunt.timestamps import Near, line_time, near
 
 
 class Pass:
@@ -38,7 +36,7 @@ class Pass:
         self.progress = progress
         self.clock = clock
         self.windowed = options.since is not None or options.until is not None
-        self.year = (options.since or options.until or datetime.now(UTC)).year
+        self.near = near(options.since, options.until, datetime.now(UTC))
         budget = options.time_budget_s
         self.deadline = None if budget is None else started + budget
 
@@ -55,7 +53,7 @@ class Pass:
             if limit is not None:
                 found = [f for f in found if f.at < limit]
             if self.windowed:
-                inside = [f for f in found if _inside(f, options, self.year)]
+                inside = [f for f in found if _inside(f, options, self.near)]
                 stats.outside_window += len(found) - len(inside)
                 found = inside
             stats.occurrences += len(found)
@@ -99,16 +97,16 @@ def whole_lines(source: Source, size: int, stats: HuntStats) -> Iterator[tuple[b
     yield (data if not data or data.endswith(b"\n") else data + b"\n"), True
 
 
-def _inside(found: Found, options: HuntOptions, year: int) -> bool:
+def _inside(found: Found, options: HuntOptions, around: Near) -> bool:
     """Whether the event's time (its line's, else the nearest line's above) is in the window;
     an event with no time anywhere near is kept: it cannot be judged, and recall comes first."""
     buf, start = found.buf, found.start
-    when = line_time(buf[start : found.head_end], year)
+    when = line_time(buf[start : found.head_end], around)
     for _ in range(LOOK_BACK_LINES):
         if when is not None or start == 0:
             break
         end, start = start, buf.rfind(b"\n", 0, start - 1) + 1
-        when = line_time(buf[start:end], year)
+        when = line_time(buf[start:end], around)
     if when is None:
         return True
     if options.since is not None and when < options.since:

@@ -61,12 +61,32 @@ def summary(report: HuntReport) -> str:
 
 
 def as_json(report: HuntReport) -> dict[str, Any]:
-    """The report as plain data: times in ISO 8601, the options it ran with."""
-    return {
-        "events": [_event(e) for e in report.events],
-        "stats": asdict(report.stats),
-        "options": {k: _plain(v) for k, v in asdict(report.options).items()},
-    }
+    """The report as plain data: times in ISO 8601, the options it ran with; text valid
+    Unicode (a file name's bytes that are not UTF-8 as U+FFFD)."""
+    document: dict[str, Any] = _unicode(
+        {
+            "events": [_event(e) for e in report.events],
+            "stats": asdict(report.stats),
+            "options": {k: _plain(v) for k, v in asdict(report.options).items()},
+        }
+    )
+    return document
+
+
+def _unicode(value: Any) -> Any:
+    """`value` with each string's lone surrogates (a non-UTF-8 file name, as Python decodes
+    it) as U+FFFD: strict JSON parsers refuse them."""
+    if isinstance(value, str):
+        try:
+            raw = value.encode("utf-8", "surrogateescape")  # a name's byte: one U+FFFD
+        except UnicodeEncodeError:
+            raw = value.encode("utf-8", "surrogatepass")
+        return raw.decode("utf-8", "replace")
+    if isinstance(value, dict):
+        return {k: _unicode(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_unicode(v) for v in value]
+    return value
 
 
 def _event(event: HuntEvent) -> dict[str, Any]:

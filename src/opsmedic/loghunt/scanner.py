@@ -15,6 +15,10 @@ from opsmedic.loghunt.continuation import CUT, END, MORE, event_end
 from opsmedic.loghunt.levels import HitFinder
 
 SPLIT_BYTES = 1 << 20  # a "line" this long without a newline is split: memory stays flat
+# A matching line without a timestamp takes the one of a line this far above it at most;
+# blocks carry that many lines (as a range starts with them), so where the input is cut
+# never changes an event's time.
+LOOK_BACK_LINES = 20
 
 
 @dataclass(slots=True)
@@ -53,6 +57,7 @@ class Scanner:
         from 1 - their count so that the first line fed is line 1; searched for nothing."""
         self.matcher = matcher
         self.context = context
+        self.kept = max(context, LOOK_BACK_LINES)  # lines carried before the next block
         self.max_event_lines = max_event_lines
         self.state = ScanState(before, 1 - before.count(b"\n"), -len(before), len(before))
 
@@ -89,7 +94,7 @@ class Scanner:
                 buf, head_end, start, end, final=final, max_lines=self.max_event_lines - 1
             )
             if how == MORE or (how == END and stop > complete):
-                keep, resume = back(buf, start, n), start  # finish it with the next block
+                keep, resume = back(buf, start, self.kept), start  # finish it with the next block
                 break
             counted_line += buf.count(b"\n", counted_at, start)
             counted_at = start
@@ -101,7 +106,7 @@ class Scanner:
                     self._swallow(buf, consumed, prev)
                     return
         if keep < 0:
-            keep = back(buf, end, n)
+            keep = back(buf, end, self.kept)
         if keep >= counted_at:
             st.carry_line = counted_line + buf.count(b"\n", counted_at, keep)
         else:

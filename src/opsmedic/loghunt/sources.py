@@ -16,8 +16,12 @@ from opsmedic.loghunt.compressed import DECODE_ERRORS, READ_BYTES, Readable, dec
 
 __all__ = ["READ_BYTES", "FileSource", "Source", "open_files", "rotation_order"]
 _GLOB_CHARS = re.compile(r"[*?\[]")
-# app.log.2.gz → family "app.log", generation 2; app.log → generation 0 (the newest).
-_ROTATED = re.compile(r"^(?P<family>.+?)(?:\.(?P<n>\d+))?(?:\.(?:gz|zst))?$")
+# app.log.2.gz → family "app.log", generation 2; app.log → generation 0 (the newest);
+# logrotate's dateext: app.log-20240501.gz (or -2024050110, -2024-05-01, .20240501) → dated.
+_ROTATED = re.compile(
+    r"^(?P<family>.+?)(?:[.-](?P<date>\d{4}-?\d\d-?\d\d(?:-?\d\d)?)|\.(?P<n>\d{1,7}))?"
+    r"(?:\.(?:gz|zst))?$"
+)
 
 
 class Source(Protocol):
@@ -171,15 +175,17 @@ def _kind(path: Path) -> str | None:
 
 
 def rotation_order(paths: Sequence[Path]) -> list[Path]:
-    """Families (app.log with app.log.1, app.log.2.gz) in the order first named, each oldest
-    generation first, so events come in the order they were written."""
-    families: dict[tuple[Path, str], list[tuple[int, Path]]] = {}
+    """Families (app.log with app.log.1, app.log.2.gz, or app.log-20240501.gz) in the order
+    first named, each oldest generation first (dated ones by date, before numbered ones, the
+    live log last), so events come in the order they were written."""
+    families: dict[tuple[Path, str], list[tuple[tuple[int, str, int], Path]]] = {}
     for path in dict.fromkeys(paths):
         m = _ROTATED.match(path.name)
         assert m is not None  # the pattern matches every non-empty name
-        key = (path.parent, m["family"])
-        families.setdefault(key, []).append((int(m["n"] or 0), path))
+        date = (m["date"] or "").replace("-", "").ljust(10, "0")
+        age = (0, date, 0) if m["date"] else (1, "", -int(m["n"] or 0))
+        families.setdefault((path.parent, m["family"]), []).append((age, path))
     ordered: list[Path] = []
     for members in families.values():
-        ordered.extend(p for _, p in sorted(members, key=lambda m: (-m[0], m[1].name)))
+        ordered.extend(p for _, p in sorted(members, key=lambda m: (m[0], m[1].name)))
     return ordered

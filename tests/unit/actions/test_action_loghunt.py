@@ -227,6 +227,7 @@ async def test_a_dry_run_names_what_it_would_read_and_reads_nothing(logs: Path) 
         ("loghunt: {journal: [{unit: 'a b'}]}", "journal[0].unit", "not a unit name"),
         ("loghunt: {journal: [{}]}", "journal[0].unit", "required"),
         ("loghunt: {files: [a.log], ssh: web1}", "loghunt", "ssh runs commands and journal"),
+        ("loghunt: {files: [a.log], before: 1000000d}", "before", "less than or equal to"),
     ],
 )  # fmt: skip
 def test_bad_params_are_refused_at_load_naming_the_field(

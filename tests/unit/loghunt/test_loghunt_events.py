@@ -114,8 +114,20 @@ def test_the_last_line_without_a_newline_is_read(hunt_text: Hunt) -> None:
     assert report.stats.lines_read == 2
 
 
+@pytest.mark.parametrize("pattern", ["(?i)error", "(?i)(?x) error | fatal ", "(?i:error)"])
+def test_a_pattern_may_start_with_global_flags(hunt_text: Hunt, pattern: str) -> None:
+    report = hunt_text("error a\nINFO 0 errors\nError b\nINFO terror\n", pattern=pattern)
+    assert [e.first.line for e in report.events] == [1, 3]
+
+
 def test_crlf_lines_are_shown_without_their_cr(hunt_text: Hunt) -> None:
     report = hunt_text("INFO a\r\nERROR b 12\r\nERROR b 13\r\n", context=1)
     (event,) = report.events
     assert event.count == 2
     assert [ln.text for ln in event.lines] == ["INFO a", "ERROR b 12", "ERROR b 13"]
+
+
+@pytest.mark.parametrize("mode", ["exact", "masked", "template"])
+def test_crlf_and_lf_copies_of_an_event_are_one(hunt_text: Hunt, mode: str) -> None:
+    report = hunt_text(b"ERROR x\r\n  at y\r\nERROR x\n  at y\n", mode=mode)
+    assert [e.count for e in report.events] == [2]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 
 from hunt_helpers import LOGS, PiecesSource
@@ -14,6 +15,9 @@ from hypothesis import strategies as st
 from opsmedic.loghunt import DEFAULT_PATTERN, HuntOptions, HuntReport, hunt, hunt_paths
 
 MATCH = re.compile(rb"\b(?:" + DEFAULT_PATTERN.encode() + rb")\b")
+# No window, or one that cuts the generated lines' times (10:00:00 to 10:00:59): an undated
+# matching line takes the time of a line above it, wherever blocks or ranges begin.
+SINCE = st.sampled_from([None, datetime(2024, 5, 1, 10, 0, 30, tzinfo=UTC)])
 SETTINGS = settings(max_examples=60, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
 
@@ -40,12 +44,15 @@ def _same(a: HuntReport, b: HuntReport) -> None:
     piece=st.integers(1, 40),
     context=st.integers(0, 4),
     mode=st.sampled_from(["exact", "masked", "template"]),
+    since=SINCE,
 )
 def test_the_answer_does_not_depend_on_where_blocks_end(
-    data: bytes, piece: int, context: int, mode: str
+    data: bytes, piece: int, context: int, mode: str, since: datetime | None
 ) -> None:
-    whole = _report(data, len(data) or 1, context=context, mode=mode)
-    cut = _report(data, piece, context=context, mode=mode, chunk_bytes=piece, max_event_lines=7)
+    whole = _report(data, len(data) or 1, context=context, mode=mode, since=since)
+    cut = _report(
+        data, piece, context=context, mode=mode, chunk_bytes=piece, max_event_lines=7, since=since
+    )
     if not any(e.cut for e in whole.events) and not any(e.cut for e in cut.events):
         _same(whole, cut)
     assert whole.stats.lines_read == (
@@ -78,12 +85,19 @@ def test_output_is_the_input_in_order_and_every_match_is_in_an_event(
 
 @settings(max_examples=12, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
-@given(data=LOGS, repeat=st.integers(1, 30), mode=st.sampled_from(["masked", "template"]))
+@given(
+    data=LOGS,
+    repeat=st.integers(1, 30),
+    mode=st.sampled_from(["masked", "template"]),
+    since=SINCE,
+    context=st.integers(0, 2),
+)
 def test_processes_splitting_a_file_find_what_one_finds(
-    tmp_path: Path, data: bytes, repeat: int, mode: str
+    tmp_path: Path, data: bytes, repeat: int, mode: str, since: datetime | None, context: int
 ) -> None:
     path = tmp_path / "big.log"
     path.write_bytes((data + b"\n") * repeat)
-    one = hunt_paths([str(path)], HuntOptions(workers=1, mode=mode))  # type: ignore[arg-type]
-    three = hunt_paths([str(path)], HuntOptions(workers=3, parallel_bytes=1, mode=mode))  # type: ignore[arg-type]
+    common: dict[str, object] = {"mode": mode, "since": since, "context": context}
+    one = hunt_paths([str(path)], HuntOptions(workers=1, **common))  # type: ignore[arg-type]
+    three = hunt_paths([str(path)], HuntOptions(workers=3, parallel_bytes=1, **common))  # type: ignore[arg-type]
     _same(one, three)

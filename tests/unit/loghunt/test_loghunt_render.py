@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 from hunt_helpers import Hunt
 
+from opsmedic.loghunt import HuntOptions, hunt_paths
 from opsmedic.loghunt.render import as_json, text_lines
 
 
@@ -33,3 +38,12 @@ def test_control_bytes_never_reach_the_terminal(hunt_text: Hunt) -> None:
 def test_what_was_left_out_is_in_the_summary(hunt_text: Hunt) -> None:
     report = hunt_text("ERROR a\nERROR b\nERROR c\n", max_events=1)
     assert "2 more distinct events not shown (limits)" in list(text_lines(report))[-1]
+
+
+def test_json_text_is_valid_unicode_for_a_file_name_that_is_not_utf8(tmp_path: Path) -> None:
+    path = Path(os.fsdecode(bytes(tmp_path) + b"/\xffbad.log"))
+    path.write_bytes(b"ERROR x\n")
+    report = hunt_paths([str(path)], HuntOptions())
+    document = json.dumps(as_json(report), ensure_ascii=False)
+    document.encode("utf-8")  # strict: a lone surrogate would raise here
+    assert json.loads(document)["events"][0]["first"]["source"].endswith("/\ufffdbad.log")

@@ -39,6 +39,26 @@ def test_rotated_generations_are_read_oldest_first_compressed_or_not(tmp_path: P
     ]
 
 
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["app.log-20240429.gz", "app.log-20240430", "app.log-20240501", "app.log"],
+        ["app.log-2024043023.gz", "app.log-2024050100", "app.log-2024050101", "app.log"],
+        ["app.log-2024-04-30.zst", "app.log-2024-05-01", "app.log"],
+        ["app.log.20240430", "app.log.20240501", "app.log"],
+    ],
+)
+def test_date_suffixed_generations_are_read_oldest_first(tmp_path: Path, names: list[str]) -> None:
+    for name in names:
+        data = f"ERROR in {name}\n".encode()
+        compress = {".gz": gzip.compress, ".zst": zstandard.compress}.get(Path(name).suffix)
+        (tmp_path / name).write_bytes(compress(data) if compress else data)
+    sources, _ = open_files([str(tmp_path / "app.log*")])
+    for source in sources:
+        source.close()
+    assert [Path(s.name).name for s in sources] == names
+
+
 def test_a_file_named_twice_or_by_a_link_is_read_once(tmp_path: Path) -> None:
     log = _write(tmp_path / "app.log", "ERROR once")
     os.link(log, tmp_path / "hard.log")
