@@ -41,15 +41,16 @@ def _emit(text: str, out_path: Path | None) -> None:
     if out_path is None:
         out.file.write(text)
         return
-    _write(out_path, text)
+    write_file(out_path, text)
     err.print(f"wrote {out_path}")
 
 
-def _write(path: Path, text: str) -> None:
+def write_file(path: Path, text: str, hint: str = "--out") -> None:
+    """Write `text` whole to `path` (option `hint`), or nothing."""
     from opsmedic.files import write_atomic
 
     if not path.parent.is_dir():
-        raise typer.BadParameter(f"no directory {str(path.parent)!r}", param_hint="--out")
+        raise typer.BadParameter(f"no directory {str(path.parent)!r}", param_hint=hint)
     try:
         write_atomic(path, text)
     except OSError as exc:
@@ -122,7 +123,7 @@ def oncall(
     if out_path is not None:  # the SVGs beside the Markdown, which links them
         for n, (title, svg) in enumerate(charts.items(), 1):
             chart = out_path.with_name(f"{out_path.stem}-chart{n}.svg")
-            _write(chart, svg)
+            write_file(chart, svg)
             links[title] = chart.name
     _emit(report.markdown(summary, links), out_path)
 
