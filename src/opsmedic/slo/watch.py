@@ -11,6 +11,7 @@ from opsmedic.config.schema import ProbeConfig
 from opsmedic.config.slos import SloConfig
 from opsmedic.model import Event
 from opsmedic.slo.evaluator import Evaluator
+from opsmedic.slo.prometheus_sli import PrometheusSlis
 from opsmedic.slo.samples import SampleBuffer
 from opsmedic.slo.sli import compile_sli
 from opsmedic.slo.status import SloStatus
@@ -42,7 +43,10 @@ class SloWatch:
         gauges: Callable[[Gauges, Burns], None] | None = None,
     ) -> None:  # fmt: skip
         by_name = {p.name: p for p in probes}
-        self.buffer = SampleBuffer([compile_sli(s, by_name) for s in slos])
+        self.buffer = SampleBuffer(
+            [compile_sli(s, by_name) for s in slos if s.sli.prometheus is None]
+        )
+        self.prometheus = PrometheusSlis(slos, store.slo_samples, log)
         self.evaluator = Evaluator(slos, store.slo_samples)
         self._store, self._now, self._call, self._emit = store, now, call, emit
         self._log, self._gauges = log, gauges
@@ -65,6 +69,8 @@ class SloWatch:
         try:
             while True:
                 await self.flush()
+                if self.prometheus.slos:
+                    await self.read_prometheus()
                 if loop.time() >= next_evaluation:
                     next_evaluation = loop.time() + EVALUATE_EVERY_S
                     await self.evaluate()
@@ -81,6 +87,12 @@ class SloWatch:
         except Exception as exc:  # kept for the next flush: the counts add up in the store
             self.buffer.put_back(taken)
             self._log.error("slo.flush_failed", error=f"{type(exc).__name__}: {exc}")
+
+    async def read_prometheus(self) -> None:
+        try:
+            await self.prometheus.poll(self._now(), self._call)
+        except Exception as exc:  # the store is away: the minutes are read again next time
+            self._log.error("slo.prometheus_failed", error=f"{type(exc).__name__}: {exc}")
 
     async def evaluate(self) -> None:
         now = self._now()

@@ -23,6 +23,11 @@ _UPSERT = sa.text(
     "total = slo_samples.total + excluded.total, skewed = slo_samples.skewed + excluded.skewed"
 )
 
+_PUT = sa.text(
+    "INSERT INTO slo_samples (slo, minute, good, total, skewed) "
+    "VALUES (:slo, :minute, :good, :total, :skewed) ON CONFLICT (slo, minute) DO NOTHING"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class WindowSums:
@@ -55,6 +60,18 @@ class SloSampleTable:
         ]
         with self._transaction(write=True) as conn:
             conn.execute(_UPSERT, rows)
+
+    def put(self, samples: Samples) -> None:
+        """Store whole minutes measured elsewhere (Prometheus): a minute already stored, by
+        another worker or before a restart, is kept as it is, never counted twice."""
+        if not samples:
+            return
+        rows = [
+            {"slo": slo, "minute": minute, "good": g, "total": t, "skewed": s}
+            for (slo, minute), (g, t, s) in sorted(samples.items())
+        ]
+        with self._transaction(write=True) as conn:
+            conn.execute(_PUT, rows)
 
     def minutes(self, slo: str, first: int, last: int) -> dict[int, tuple[int, int]]:
         """minute → (good, total) of `slo` for first ≤ minute ≤ last."""
