@@ -52,18 +52,14 @@ class SloSampleTable:
 
     def add(self, samples: Samples) -> None:
         """Add counts in one transaction; in key order, so two workers lock rows alike."""
-        if not samples:
-            return
-        rows = [
-            {"slo": slo, "minute": minute, "good": g, "total": t, "skewed": s}
-            for (slo, minute), (g, t, s) in sorted(samples.items())
-        ]
-        with self._transaction(write=True) as conn:
-            conn.execute(_UPSERT, rows)
+        self._write(_UPSERT, samples)
 
     def put(self, samples: Samples) -> None:
         """Store whole minutes measured elsewhere (Prometheus): a minute already stored, by
         another worker or before a restart, is kept as it is, never counted twice."""
+        self._write(_PUT, samples)
+
+    def _write(self, statement: sa.TextClause, samples: Samples) -> None:
         if not samples:
             return
         rows = [
@@ -71,7 +67,7 @@ class SloSampleTable:
             for (slo, minute), (g, t, s) in sorted(samples.items())
         ]
         with self._transaction(write=True) as conn:
-            conn.execute(_PUT, rows)
+            conn.execute(statement, rows)
 
     def minutes(self, slo: str, first: int, last: int) -> dict[int, tuple[int, int]]:
         """minute → (good, total) of `slo` for first ≤ minute ≤ last."""
