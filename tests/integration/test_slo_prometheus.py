@@ -4,6 +4,8 @@ NaN and an unreachable server are gaps (logged, counted, seen in the coverage), 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from pathlib import Path
 from typing import Any
@@ -57,25 +59,34 @@ async def test_minutes_read_from_a_real_prometheus_and_gaps_never_good(tmp_path:
             slo("empty", url, total="sum(increase(nope_total[{{.window}}]))", bad=ERRORS),
             slo("nan", url, total=f"{REQUESTS} * 0 / 0", bad=ERRORS),
             slo("away", "http://127.0.0.1:9", bad=ERRORS),
+            slo("broken", url, total="sum(increase(slo_requests_total[{{.window}}])", bad=ERRORS),
         ]
         reader = PrometheusSlis(slos, store.slo_samples, log)
         now = (last + 1) * 60 + LAG_S
         await reader.poll(now, call)
         await reader.poll(now + 20, call)  # nothing new ended: nothing read
+        assert reader.gaps["away"] == 0  # away: asked again next time, within the hour
+        await reader.poll(now + 7200, call)  # two hours later, still away: gaps
+        assert reader.gaps["away"] == 120
         # A restart reads the last hour again: minutes stored are kept, never counted twice.
         await PrometheusSlis(slos, store.slo_samples, Log()).poll(now, call)
     read = range(last - CATCH_UP_MIN + 1, last + 1)
     expected = {m: rows[m] for m in read if m not in (missing, missing + 1)}
     assert store.slo_samples.minutes("api", read[0] - 30, last + 5) == expected
     assert store.slo_samples.minutes("api-good", read[0] - 30, last + 5) == expected
-    for name in ("empty", "nan", "away"):
+    for name in ("empty", "nan", "away", "broken"):
         assert store.slo_samples.minutes(name, read[0], last) == {}
-    assert reader.gaps == {"api": 2, "api-good": 2, "empty": 60, "nan": 60, "away": 60}
-    said = {(f["slo"], f["minute"] // 60): f["error"] for _, f in log.lines}
-    assert "no series (empty vector)" in said[("api", missing)]
-    assert "nan, not a count" in said[("nan", last)]
-    assert said[("away", last)].startswith("query failed: ConnectError")
-    shown = {s.slo.name: s.as_dict() for s in statuses(slos, store, now)}
+    # Two hours later every SLO read 120 more minutes, past the backfill: empty vectors.
+    assert reader.gaps == {"api": 2 + 120, "api-good": 2 + 120, "empty": 180, "nan": 60 + 120,
+                           "away": 120, "broken": 180}  # fmt: skip
+    said = {(event, f["slo"], f["minute"] // 60): f["error"] for event, f in log.lines}
+    assert "no series (empty vector)" in said[("slo.prometheus_gap", "api", missing)]
+    assert "nan, not a count" in said[("slo.prometheus_gap", "nan", last)]
+    assert "query failed: 400 " in said[("slo.prometheus_gap", "broken", last)]
+    first = read[0]
+    assert said[("slo.prometheus_away", "away", first)].startswith("query failed: ConnectError")
+    assert said[("slo.prometheus_gap", "away", first)] == "not read within an hour"
+    shown = {s.slo.name: s.as_dict() for s in statuses(slos[:-1], store, now)}
     # The gap shows: 58 minutes of the 61 since the first (the current one not yet read).
     assert shown["api"]["coverage"] == 58 / 61
     assert shown["api"]["good"] == sum(rows[m][0] for m in expected)
@@ -92,6 +103,14 @@ async def test_opsmedic_runs_prometheus_slis_beside_the_event_ones(tmp_path: Pat
     log = Log()
     watch = SloWatch([slo("away", "http://127.0.0.1:9", bad=ERRORS), events], [], store,
                      now=lambda: 1_700_000_000.0, call=call, emit=call, log=log)  # fmt: skip
-    await watch.read_prometheus()
-    assert watch.prometheus.gaps == {"away": CATCH_UP_MIN}
-    assert {f["slo"] for event, f in log.lines if event == "slo.prometheus_gap"} == {"away"}
+    running = asyncio.create_task(watch.run())
+    for _ in range(200):
+        if log.lines:
+            break
+        await asyncio.sleep(0.05)
+    running.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await running
+    assert [(event, f["slo"]) for event, f in log.lines] == [("slo.prometheus_away", "away")]
+    assert watch.prometheus.gaps == {"away": 0}  # asked again at the next poll
+    assert watch.evaluations == 1  # and the evaluation went on beside it

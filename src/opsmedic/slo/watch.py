@@ -66,17 +66,24 @@ class SloWatch:
         """Until cancelled; a store that fails is logged and tried again next time."""
         next_evaluation = 0.0
         loop = asyncio.get_running_loop()
+        # Prometheus is read beside, so that a slow one never delays the alerts of the others.
+        reading = asyncio.create_task(self._keep_reading()) if self.prometheus.slos else None
         try:
             while True:
                 await self.flush()
-                if self.prometheus.slos:
-                    await self.read_prometheus()
                 if loop.time() >= next_evaluation:
                     next_evaluation = loop.time() + EVALUATE_EVERY_S
                     await self.evaluate()
                 await asyncio.sleep(FLUSH_EVERY_S)
         finally:  # stopping: the samples gathered since the last flush are kept too
+            if reading is not None:
+                reading.cancel()
             await self.flush()
+
+    async def _keep_reading(self) -> None:
+        while True:
+            await self.read_prometheus()
+            await asyncio.sleep(FLUSH_EVERY_S)
 
     async def flush(self) -> None:
         taken = self.buffer.take()

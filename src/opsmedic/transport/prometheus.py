@@ -13,6 +13,10 @@ class QueryFailed(Exception):
     """The query could not be run or its answer read: a failed measurement, never a value."""
 
 
+class Unreachable(QueryFailed):
+    """Prometheus did not answer, or failed on its side (5xx): asking again later may work."""
+
+
 async def instant_values(
     client: httpx.AsyncClient, url: str, query: str, *, wait: float, at: float | None = None
 ) -> list[float]:
@@ -25,12 +29,17 @@ async def instant_values(
         params["time"] = f"{at:.3f}"
     try:
         response = await client.get(url.rstrip("/") + "/api/v1/query", params=params, timeout=wait)
+    except httpx.HTTPError as exc:
+        raise Unreachable(f"query failed: {type(exc).__name__}: {exc}"[:300]) from None
+    try:
         body: Any = response.json()
-    except (httpx.HTTPError, ValueError) as exc:
-        raise QueryFailed(f"query failed: {type(exc).__name__}: {exc}"[:300]) from None
+    except ValueError:  # e.g. a proxy's error page
+        body = None
     if response.status_code != 200 or not isinstance(body, dict) or body.get("status") != "success":
         error = body.get("error") if isinstance(body, dict) else None
-        raise QueryFailed(f"query failed: {response.status_code} {error or ''}")
+        # Prometheus answers 400 and 422 for a query it cannot run, 503 when it is busy.
+        failed = Unreachable if response.status_code >= 500 else QueryFailed
+        raise failed(f"query failed: {response.status_code} {error or ''}")
     return _values(body.get("data"))
 
 
