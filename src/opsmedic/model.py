@@ -421,5 +421,3 @@ class BudgetUse:
     window_last: int
     # What the period's budget allows, in `unit`: None when the period has no samples.
     allowed: float | None
-    # (time, budget left: 1 untouched, 0 spent) over the period, for the burn-down chart.
-    burndown: tuple[tuple[float, float], ...] = ()

@@ -275,11 +275,12 @@ def slo_budget(config: Config, store: Store, now: Callable[[], float]) -> SloBud
     from functools import partial
 
     from opsmedic.reports.budget import SloBudget
-    from opsmedic.slo.budget_use import budget_uses
+    from opsmedic.slo.budget_use import budget_uses, use_burndown
 
     if not config.slos:
         return None
-    return SloBudget(partial(budget_uses, config.slos, store.slo_samples), now)
+    slos, samples = config.slos, store.slo_samples
+    return SloBudget(partial(budget_uses, slos, samples), partial(use_burndown, slos, samples), now)
 
 
 def _seed_flags(store: Store, config: Config, config_path: Path | None, clock: Clock) -> None:

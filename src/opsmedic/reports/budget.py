@@ -16,6 +16,9 @@ from opsmedic.store.report_rows import Story
 # slo/budget_use.py's budget_uses, with the SLOs and the store bound: (the services and
 # resources an incident names, from, to) → the budget each SLO of them spent.
 Measure = Callable[[Collection[str], float, float], Sequence[BudgetUse]]
+# slo/budget_use.py's use_burndown, bound likewise: the (time, budget left) series of the
+# period a use was measured against; read only for charts (a month of minutes to sum).
+Series = Callable[[BudgetUse], Sequence[tuple[float, float]]]
 _LEAD = "- SLO budget consumed"
 
 
@@ -34,8 +37,8 @@ class SloBudget:
     measured over the incident (opening to resolution, or `now()` while open); `uses` keeps
     what the last draft showed, for its charts."""
 
-    def __init__(self, measure: Measure, now: Callable[[], float]) -> None:
-        self._measure, self._now = measure, now
+    def __init__(self, measure: Measure, series: Series, now: Callable[[], float]) -> None:
+        self._measure, self._series, self._now = measure, series, now
         self.uses: list[BudgetUse] = []
 
     def __call__(self, story: Story, cites: Citations) -> list[str]:
@@ -55,8 +58,9 @@ class SloBudget:
 
     def charts(self) -> dict[str, str]:
         """A burn-down per SLO shown with data, titled by the SLO's name."""
-        return {f"Error budget left: {use.slo}": burndown_svg(use.slo, use.burndown)
-                for use in self.uses if use.burndown}  # fmt: skip
+        found = {use.slo: self._series(use) for use in self.uses if use.allowed is not None}
+        return {f"Error budget left: {slo}": burndown_svg(slo, points)
+                for slo, points in found.items() if points}  # fmt: skip
 
 
 def burndown_svg(slo: str, points: Sequence[tuple[float, float]]) -> str:

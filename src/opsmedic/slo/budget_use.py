@@ -35,6 +35,14 @@ def burndown(slo: SloConfig, samples: SloSampleTable, at: float) -> list[tuple[f
     return _series(slo, status, samples.minutes(slo.name, window.first, window.last))
 
 
+def use_burndown(
+    slos: Sequence[SloConfig], samples: SloSampleTable, use: BudgetUse
+) -> list[tuple[float, float]]:
+    """The burn-down of the period a BudgetUse was measured against (for its chart)."""
+    by_name = {s.name: s for s in slos}
+    return burndown(by_name[use.slo], samples, use.window_last * 60.0)
+
+
 def budget_uses(
     slos: Sequence[SloConfig], samples: SloSampleTable, named: Collection[str],
     first_s: float, last_s: float,
@@ -53,7 +61,6 @@ def _use(slo: SloConfig, samples: SloSampleTable, first_s: float, last_s: float)
     if slo.timeslices is not None:  # the slices the span touches, read whole
         first, last = first - first % k, last - last % k + k - 1
     span = samples.minutes(slo.name, first, last)
-    series = tuple(_series(slo, status, samples.minutes(slo.name, window.first, window.last)))
     allowed = _allowed(slo, status)
     if slo.timeslices is None:
         bad = sum(t - g for g, t in span.values())
@@ -67,7 +74,7 @@ def _use(slo: SloConfig, samples: SloSampleTable, first_s: float, last_s: float)
         unit = "minutes"
     return BudgetUse(slo.name, slo.service, slo.objective, slo.window, unit, first, last, bad,
                      total, window.first, window.last,
-                     None if allowed is None else float(allowed), series)  # fmt: skip
+                     None if allowed is None else float(allowed))  # fmt: skip
 
 
 def _allowed(slo: SloConfig, status: SloStatus) -> Fraction | None:
@@ -126,11 +133,12 @@ def _series(slo: SloConfig, status: SloStatus, minutes: Minutes) -> list[tuple[f
             spent += k if verdict in ("bad", "empty bad") else 0
             steps.append((max(index * k, window.first), spent))
     # allowed > 0: the objective is below 100 % and a budget exists only with samples.
-    return _thin([(m * 60.0, float(1 - spent / allowed)) for m, spent in steps])
+    return [(m * 60.0, float(1 - spent / allowed)) for m, spent in _thin(steps)]
 
 
-def _thin(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """At most about MAX_POINTS points, evenly spaced, always the last."""
+def _thin(points: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """At most about MAX_POINTS points, evenly spaced, always the last (thinned before the
+    exact arithmetic: a month of minutes in fractions would take seconds)."""
     step = max(1, -(-len(points) // MAX_POINTS))
     kept = points[step - 1 :: step]
     if points and (not kept or kept[-1] != points[-1]):

@@ -18,7 +18,7 @@ from opsmedic.errors import NotFoundError
 from opsmedic.reports.budget import SloBudget
 from opsmedic.reports.drafts import draft_due, write_draft
 from opsmedic.reports.markdown import esc, secs, when
-from opsmedic.slo.budget_use import budget_uses
+from opsmedic.slo.budget_use import budget_uses, use_burndown
 from opsmedic.store import Store
 from opsmedic.store import schema as s
 from report_scenes import incident_scene
@@ -215,6 +215,11 @@ def _slo(name: str, service: str, **more: Any) -> SloConfig:
     return SloConfig.model_validate(data)
 
 
+def _budget(slos: list[SloConfig], store: Store) -> SloBudget:
+    return SloBudget(partial(budget_uses, slos, store.slo_samples),
+                     partial(use_burndown, slos, store.slo_samples), lambda: T0 + 1000)  # fmt: skip
+
+
 def test_the_budget_an_incident_consumed_traces_to_the_sample_minutes(store: Store) -> None:
     """The incident's events name the service checkout: its SLOs' lines say the requests
     spent in the incident's minutes against the day's budget, each number traced to the
@@ -227,7 +232,7 @@ def test_the_budget_an_incident_consumed_traces_to_the_sample_minutes(store: Sto
     store.slo_samples.add({("other", minute): [0, 10, 0] for minute in range(m, m + 5)})
     slos = [_slo("checkout_avail", "checkout"), _slo("checkout-empty", "checkout"),
             _slo("other", "payments")]  # fmt: skip
-    budget = SloBudget(partial(budget_uses, slos, store.slo_samples), lambda: T0 + 1000)
+    budget = _budget(slos, store)
     scene = incident_scene(store)
     markdown = write_draft(store, scene.incident_id, T0 + 1000, budget=budget).markdown
     assert trace(store, markdown) >= 29
@@ -246,8 +251,7 @@ def test_the_budget_an_incident_consumed_traces_to_the_sample_minutes(store: Sto
 
 
 def test_a_service_without_an_slo_says_the_budget_is_not_measured(store: Store) -> None:
-    budget = SloBudget(partial(budget_uses, [_slo("pay", "payments")], store.slo_samples),
-                       lambda: T0 + 1000)  # fmt: skip
+    budget = _budget([_slo("pay", "payments")], store)
     scene = incident_scene(store)
     markdown = write_draft(store, scene.incident_id, T0 + 1000, budget=budget).markdown
     trace(store, markdown)
@@ -259,8 +263,7 @@ def test_a_gap_during_the_incident_is_no_good_time(store: Store) -> None:
     m = int(T0 // 60)
     store.slo_samples.add({("checkout_avail", minute): [100, 100, 0]
                            for minute in range(m - 100, m)})  # fmt: skip
-    budget = SloBudget(partial(budget_uses, [_slo("checkout_avail", "checkout")],
-                               store.slo_samples), lambda: T0 + 1000)  # fmt: skip
+    budget = _budget([_slo("checkout_avail", "checkout")], store)
     scene = incident_scene(store)
     markdown = write_draft(store, scene.incident_id, T0 + 1000, budget=budget).markdown
     trace(store, markdown)

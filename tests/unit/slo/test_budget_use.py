@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import pytest
@@ -14,7 +15,13 @@ import pytest
 from opsmedic.config.slos import SloConfig
 from opsmedic.reports.budget import SloBudget, burndown_svg
 from opsmedic.reports.html import page
-from opsmedic.slo.budget_use import MAX_POINTS, budget_uses, burndown, period_status
+from opsmedic.slo.budget_use import (
+    MAX_POINTS,
+    budget_uses,
+    burndown,
+    period_status,
+    use_burndown,
+)
 from opsmedic.store import Store
 from store_fixtures import T0
 
@@ -54,7 +61,8 @@ def test_a_month_of_minutes_is_thinned_to_at_most_max_points(store: Store) -> No
 def test_no_samples_is_no_series_and_no_data_in_a_post_mortem_line(store: Store) -> None:
     assert burndown(slo(), store.slo_samples, T0) == []
     (use,) = budget_uses([slo()], store.slo_samples, {"shop"}, T0 - 600, T0)
-    assert (use.allowed, use.bad, use.total, use.burndown) == (None, 0, 0, ())
+    assert (use.allowed, use.bad, use.total) == (None, 0, 0)
+    assert use_burndown([slo()], store.slo_samples, use) == []
 
 
 @pytest.mark.parametrize(("policy", "bad_minutes", "left"), [
@@ -78,9 +86,10 @@ def test_time_slices_spend_minutes_as_the_empty_policy_says(
                 timeslices={"slice": "5m", "good_ratio": 0.99, "empty": policy})  # fmt: skip
     (use,) = budget_uses([found], store.slo_samples, {"api"}, start * 60.0, T0)
     assert (use.unit, use.bad, use.total) == ("minutes", bad_minutes, 11 * k)
-    assert use.burndown[-1][1] == pytest.approx(left)
+    points = use_burndown([found], store.slo_samples, use)
+    assert points[-1][1] == pytest.approx(left)
     status = period_status(found, store.slo_samples, T0).as_dict()
-    assert use.burndown[-1][1] == status["budget_remaining"]
+    assert points[-1][1] == status["budget_remaining"]
 
 
 def _drawn(svg: str) -> list[tuple[str, float]]:
@@ -105,8 +114,8 @@ def test_the_chart_draws_the_series_and_the_page_escapes_store_text(store: Store
         assert label == datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M")
         assert value == pytest.approx(left * 100, abs=1e-3)
     assert "<script" not in svg
-    budget = SloBudget(lambda named, a, b: budget_uses([slo()], store.slo_samples, named, a, b),
-                       lambda: T0)  # fmt: skip
+    budget = SloBudget(partial(budget_uses, [slo()], store.slo_samples),
+                       partial(use_burndown, [slo()], store.slo_samples), lambda: T0)  # fmt: skip
     budget.uses = budget_uses([slo()], store.slo_samples, {"shop"}, T0 - 600, T0)
     html = page("<b>x</b>", "- label \\<script\\>alert(1)\\</script\\>", budget.charts())
     assert html.count("<svg") == 1 and "<script" not in html
