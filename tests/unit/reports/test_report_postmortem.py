@@ -258,6 +258,19 @@ def test_a_service_without_an_slo_says_the_budget_is_not_measured(store: Store) 
     assert ("- SLO budget consumed: not measured: no SLO is declared for checkout [^") in markdown
 
 
+def test_an_open_incident_is_measured_until_the_draft_is_read(store: Store) -> None:
+    m = int(T0 // 60)
+    store.slo_samples.add({("checkout_avail", minute): [99, 100, 0]
+                           for minute in range(m - 10, m + 20)})  # fmt: skip
+    scene = incident_scene(store, resolve=False)
+    budget = _budget([_slo("checkout_avail", "checkout")], store)  # read at T0 + 1000
+    markdown = write_draft(store, scene.incident_id, T0 + 1000, budget=budget).markdown
+    assert trace(store, markdown) > 0
+    # From its opening (22:13:20) to the minute it was read (22:30:00), not the samples after.
+    assert ("18 bad of 1800 requests in the minutes 2023-11-14 22:13:00 to 2023-11-14 "
+            "22:30:00 UTC") in markdown  # fmt: skip
+
+
 def test_a_gap_during_the_incident_is_no_good_time(store: Store) -> None:
     """Samples before the incident and none during it: the line says so, and spends nothing."""
     m = int(T0 // 60)
