@@ -27,8 +27,6 @@ import argparse
 import json
 import random
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +37,9 @@ from pathlib import Path
 from opsmedic.config.slos import SloConfig
 from opsmedic.slo.watch import statuses
 from opsmedic.store.store import Store
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from services_prometheus import openmetrics, running_prometheus
 
 DAYS = 31
 OBJECTIVE = 99.9
@@ -71,34 +72,8 @@ def _samples(last: int, instants: list[int]) -> tuple[dict[int, tuple[int, int]]
     return rows, gap
 
 
-def _openmetrics(rows: dict[int, tuple[int, int]], reset_at: int, path: Path) -> None:
-    """Cumulative counters, a sample at the end of each minute with samples; reset once."""
-    requests = errors = 0
-    lines = ["# TYPE slo_requests counter", "# TYPE slo_errors counter"]
-    req_lines, err_lines = [], []
-    for m in sorted(rows):
-        good, total = rows[m]
-        if m == reset_at:
-            requests = errors = 0  # the exporter restarted: its counters start again
-        requests += total
-        errors += total - good
-        at = (m + 1) * 60
-        req_lines.append(f'slo_requests_total{{slo="api"}} {requests} {at}')
-        err_lines.append(f'slo_errors_total{{slo="api"}} {errors} {at}')
-    lines = ["# TYPE slo_requests counter", *req_lines, "# TYPE slo_errors counter", *err_lines]
-    path.write_text("\n".join(lines) + "\n# EOF\n")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _query(port: int, expr: str, at: float) -> float | None:
-    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode(
-        {"query": expr, "time": at}
-    )
+def _query(base: str, expr: str, at: float) -> float | None:
+    url = f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": expr, "time": at})
     with urllib.request.urlopen(url, timeout=30) as reply:
         result = json.load(reply)["data"]["result"]
     if not result:
@@ -128,27 +103,10 @@ def main() -> None:
     store.migrate()
     store.slo_samples.add({("api", m): [g, t, 0] for m, (g, t) in rows.items()})
     metrics = work / "samples.om"
-    _openmetrics(rows, reset_at=last - 3 * 1440 + 17, path=metrics)
-    blocks = work / "tsdb"
+    openmetrics(rows, metrics, reset_at=last - 3 * 1440 + 17)
     started = time.perf_counter()
-    backfill = ["promtool", "tsdb", "create-blocks-from", "openmetrics", str(metrics), str(blocks)]
-    subprocess.run(backfill,
-                   check=True, capture_output=True, timeout=600)  # fmt: skip
-    print(f"backfilled in {time.perf_counter() - started:.1f} s", file=sys.stderr)
-    (work / "prometheus.yml").write_text("global: {}\n")
-    port = _free_port()
-    prom = subprocess.Popen(
-        ["prometheus", f"--config.file={work / 'prometheus.yml'}", f"--storage.tsdb.path={blocks}",
-         "--storage.tsdb.retention.time=100y", f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL, stderr=(work / "prometheus.log").open("w"),
-    )  # fmt: skip
-    try:
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
+    with running_prometheus(work, metrics) as url:
+        print(f"backfilled and started in {time.perf_counter() - started:.1f} s", file=sys.stderr)
         compared = agreed = at_gap = 0
         worst = 0.0
         disagreements = []
@@ -166,7 +124,7 @@ def main() -> None:
             for label in WINDOWS:
                 expr = (f"sum(increase(slo_errors_total[{label}])) / "
                         f"sum(increase(slo_requests_total[{label}])) / {ALLOWED}")  # fmt: skip
-                theirs = _query(port, expr, (minute + 1) * 60)
+                theirs = _query(url, expr, (minute + 1) * 60)
                 mine = None if ours[label] is None else float(ours[label])
                 at_gap += touches_gap[label]
                 compared += 1
@@ -181,12 +139,9 @@ def main() -> None:
                 else:
                     disagreements.append({"minute": minute, "window": label, "opsmedic": mine,
                                           "prometheus": theirs})  # fmt: skip
-    finally:
-        prom.terminate()
-        prom.wait(30)
-        store.close()
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
+    store.close()
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
     print(f"{agreed}/{compared} burn rates within {TOLERANCE}; worst difference {worst:.6f}",
           file=sys.stderr)  # fmt: skip
     print(json.dumps({

@@ -23,6 +23,7 @@ OS_PACKAGES=(
   bind9-dnsutils   # dig, nsupdate: the tests read records back with them
   nginx            # the real TLS server for tls_cert (tests/services_tls.py)
   prometheus-alertmanager # the real Alertmanager that posts webhooks (tests/services_alertmanager.py)
+  prometheus       # prometheus and promtool: Prometheus SLIs against a real one (tests/services_prometheus.py)
   redis-server     # flags shared between processes (tests/services_redis.py); brings redis-cli
   systemd          # systemd-analyze verify checks the generated units (tests/integration/test_systemd_unit.py)
   ripgrep          # rg, the log hunt's optional prefilter (tests/unit/loghunt/test_loghunt_prefilter.py)

@@ -401,3 +401,23 @@ class IncidentChanges:
             entry.message = f"{noun} {entry.message}: {shown}{more}"
         self.received.clear()
         return self.timeline
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetUse:
+    """The error budget one SLO's samples spent over a span of minutes (an incident's), and
+    its period's budget: what slo/ measures for the post-mortems reports/ writes."""
+
+    slo: str
+    service: str
+    objective: float  # percent
+    window: str  # as configured: 30d, month…
+    unit: str  # "requests" (occurrences) or "minutes" (of bad time slices)
+    first_minute: int  # the span read (epoch minutes, both ends included)
+    last_minute: int
+    bad: int  # in the span, in `unit`
+    total: int  # in the span: requests, or minutes of slices with samples
+    window_first: int  # the period read (the SLO's window ending at the span's end)
+    window_last: int
+    # What the period's budget allows, in `unit`: None when the period has no samples.
+    allowed: float | None

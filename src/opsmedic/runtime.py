@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from opsmedic.flagops.service import FlagService
     from opsmedic.metrics import Metrics
     from opsmedic.releases.controller import ReleaseController
+    from opsmedic.reports.budget import SloBudget
     from opsmedic.rules.ruleset import RuleSet
     from opsmedic.slo.watch import SloWatch
     from opsmedic.store.store import Store
@@ -268,6 +269,20 @@ def build(
     return rt
 
 
+def slo_budget(config: Config, store: Store, now: Callable[[], float]) -> SloBudget | None:
+    """The post-mortems' SLO budget lines (reports/budget.py) measured by slo/; None without
+    SLOs (the draft then says the budget is not measured)."""
+    from functools import partial
+
+    from opsmedic.reports.budget import SloBudget
+    from opsmedic.slo.budget_use import budget_uses, use_burndown
+
+    if not config.slos:
+        return None
+    slos, samples = config.slos, store.slo_samples
+    return SloBudget(partial(budget_uses, slos, samples), partial(use_burndown, slos, samples), now)
+
+
 def _seed_flags(store: Store, config: Config, config_path: Path | None, clock: Clock) -> None:
     """The config's flags into the store, which keeps each one's switch (docs/flags.md)."""
     from opsmedic.flags.changes import Author
@@ -441,7 +456,8 @@ async def run_forever(rt: Runtime, stop: asyncio.Event, service: Service | None 
             log.warning("postmortem.draft_failed", error=f"{type(exc).__name__}: {exc}")
 
         tasks.append(asyncio.create_task(keep_drafting(
-            rt.store, rt.clock, rt.config.incidents.reopen_within, stop, failed=draft_failed),
+            rt.store, rt.clock, rt.config.incidents.reopen_within, stop, failed=draft_failed,
+            budget=slo_budget(rt.config, rt.store, rt.clock.now)),
             name="postmortem-drafts"))  # fmt: skip
         cursors = StoreCursors(rt.store, rt.clock)
         for poller in rt.config.pollers:

@@ -12,6 +12,7 @@ from test_cli import opsmedic, project
 from api_service import running_api
 from opsmedic.store.store import Store
 from report_scenes import incident_scene
+from store_fixtures import T0
 
 __all__ = ["project"]  # the fixture, used by name
 
@@ -83,3 +84,44 @@ async def test_opsmedic_run_keeps_drafting_post_mortems(tmp_path: Path) -> None:
         names = {task.get_name() for task in asyncio.all_tasks()}
         assert "postmortem-drafts" in names
     assert "postmortem-drafts" not in {task.get_name() for task in asyncio.all_tasks()}
+
+
+_SLOS = """
+slos:
+  - name: checkout_avail
+    service: checkout
+    objective: 99
+    window: 1d
+    sli: {events: {total: ["source=lb"], bad: ["severity=critical"]}}
+  - {name: idle, objective: 99, sli: {events: {total: ["source=none"], bad: ["severity=critical"]}}}
+"""
+
+
+def test_slo_budget_in_the_post_mortem_and_its_burn_down_chart(project: Path) -> None:
+    """The draft of an incident of service checkout says the budget its SLO spent, and its
+    HTML embeds the burn-down; `opsmedic slo NAME --chart` writes the burn-down up to now."""
+    config = project / "opsmedic.yaml"
+    config.write_text(config.read_text().replace("\nslos: []\n", _SLOS))
+    store, incident, _ = _scene(project)
+    opened, now = int(T0 // 60), int(time.time() // 60)
+    store.slo_samples.add({("checkout_avail", m): [90, 100, 0]
+                           for m in [*range(opened - 30, opened + 10), *range(now - 30, now)]})  # fmt: skip
+    draft = opsmedic("report", "postmortem", incident, cwd=project)
+    assert draft.returncode == 0, draft.stderr
+    assert "SLO checkout\\_avail (service checkout, objective 99 %, window 1d): 60 bad of 600 " in (
+        draft.stdout
+    )
+    page = opsmedic("report", "postmortem", incident, "-f", "html", cwd=project)
+    assert page.stdout.count("<svg") == 1 and "<script" not in page.stdout
+    assert "<figcaption>Error budget left: checkout_avail</figcaption>" in page.stdout
+    drawn = opsmedic("slo", "checkout_avail", "--chart", "burn.svg", cwd=project)
+    assert drawn.returncode == 0, drawn.stderr
+    assert (project / "burn.svg").read_text().startswith("<svg")
+    for args, code, said in (
+        (["--chart", "x.svg"], 2, "name one SLO to draw"),  # two SLOs: which one?
+        (["checkout_avail", "--chart", "no/such/x.svg"], 2, "no directory"),
+        (["idle", "--chart", "x.svg"], 1, "SLO idle: no data in its window"),
+    ):
+        refused = opsmedic("slo", *args, cwd=project)
+        assert refused.returncode == code and said in refused.stderr, refused.stderr
+    assert not (project / "x.svg").exists()

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from opsmedic.cli import ConfigOpt, app, err, out
-from opsmedic.cli.history import open_store, since_epoch
+from opsmedic.cli.history import open_config_store, open_store, since_epoch
 from opsmedic.cli.output import Cell, JsonOpt, json_line, print_json, print_table
 from opsmedic.errors import OpsmedicError
 
@@ -41,15 +41,16 @@ def _emit(text: str, out_path: Path | None) -> None:
     if out_path is None:
         out.file.write(text)
         return
-    _write(out_path, text)
+    write_file(out_path, text)
     err.print(f"wrote {out_path}")
 
 
-def _write(path: Path, text: str) -> None:
+def write_file(path: Path, text: str, hint: str = "--out") -> None:
+    """Write `text` whole to `path` (option `hint`), or nothing."""
     from opsmedic.files import write_atomic
 
     if not path.parent.is_dir():
-        raise typer.BadParameter(f"no directory {str(path.parent)!r}", param_hint="--out")
+        raise typer.BadParameter(f"no directory {str(path.parent)!r}", param_hint=hint)
     try:
         write_atomic(path, text)
     except OSError as exc:
@@ -57,10 +58,12 @@ def _write(path: Path, text: str) -> None:
 
 
 def _document(
-    fmt: Format, hint: str, read: Callable[[], tuple[str, str]], out_path: Path | None
-) -> None:
-    """Print or write the document `read` returns as (title, Markdown), in md or html; a
-    reference the store does not know is a usage error naming `hint`."""
+    fmt: Format, hint: str, read: Callable[[], tuple[str, str]], out_path: Path | None,
+    charts: Callable[[], dict[str, str]] = dict,
+) -> None:  # fmt: skip
+    """Print or write the document `read` returns as (title, Markdown), in md or html (with
+    `charts()` inline, read after it); a reference the store does not know is a usage error
+    naming `hint`."""
     from opsmedic.errors import NotFoundError
     from opsmedic.reports.html import page
 
@@ -70,7 +73,7 @@ def _document(
         title, text = read()
     except NotFoundError as exc:
         raise typer.BadParameter(str(exc), param_hint=hint) from None
-    _emit(page(title, text, {}) if fmt is Format.HTML else text, out_path)
+    _emit(page(title, text, charts()) if fmt is Format.HTML else text, out_path)
 
 
 @report_app.command("postmortem")
@@ -83,12 +86,16 @@ def postmortem(
     """Draft the incident's post-mortem from the store, keep it with the incident (replacing
     an earlier draft) and print it."""
     from opsmedic.reports.drafts import write_draft
+    from opsmedic.runtime import slo_budget
+
+    loaded, store = open_config_store(config)
+    budget = slo_budget(loaded, store, time.time)
 
     def read() -> tuple[str, str]:
-        found = write_draft(open_store(config), incident, time.time())
+        found = write_draft(store, incident, time.time(), budget=budget)
         return f"Post-mortem draft {found.incident_id}", found.markdown
 
-    _document(fmt, "INCIDENT", read, out_path)
+    _document(fmt, "INCIDENT", read, out_path, budget.charts if budget else dict)
 
 
 @report_app.command("oncall")
@@ -116,7 +123,7 @@ def oncall(
     if out_path is not None:  # the SVGs beside the Markdown, which links them
         for n, (title, svg) in enumerate(charts.items(), 1):
             chart = out_path.with_name(f"{out_path.stem}-chart{n}.svg")
-            _write(chart, svg)
+            write_file(chart, svg)
             links[title] = chart.name
     _emit(report.markdown(summary, links), out_path)
 

@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from opsmedic.cli import ConfigOpt, app
+from opsmedic.cli import ConfigOpt, app, err
 from opsmedic.cli.history import open_config_store, when
 from opsmedic.cli.output import JsonOpt, print_json, print_table
+from opsmedic.errors import OpsmedicError
 
 if TYPE_CHECKING:
+    from opsmedic.config.slos import SloConfig
     from opsmedic.slo.status import SloStatus
+    from opsmedic.store.store import Store
 
 
 @app.command()
 def slo(
     names: Annotated[list[str] | None, typer.Argument(help="only these SLOs")] = None,
     as_json: JsonOpt = False,
+    chart: Annotated[
+        Path | None,
+        typer.Option(help="write the one SLO named's budget burn-down over its window (SVG)"),
+    ] = None,
     config: ConfigOpt = None,
 ) -> None:
     """SLOs: budget remaining over the window, burn rates per window, alerts firing."""
@@ -33,7 +41,12 @@ def slo(
             if name not in known:
                 raise typer.BadParameter(unknown_name("SLO", name, known), param_hint="NAMES")
         chosen = [known[n] for n in dict.fromkeys(names)]
-    found = statuses(chosen, store, time.time())
+    now = time.time()
+    if chart is not None:
+        if len(chosen) != 1:
+            raise typer.BadParameter("name one SLO to draw", param_hint="--chart")
+        _chart(chosen[0], store, now, chart)
+    found = statuses(chosen, store, now)
     if as_json:
         print_json([s.as_dict() for s in found])
         return
@@ -42,6 +55,19 @@ def slo(
                *(f"burn {w}" for w in windows), "firing", "coverage", "notes"]  # fmt: skip
     empty = "no SLOs (declare them under slos: in opsmedic.yaml, docs/slo.md)"
     print_table("SLOs", columns, [_row(s, windows) for s in found], empty=empty)
+
+
+def _chart(slo: SloConfig, store: Store, now: float, path: Path) -> None:
+    """The SLO's burn-down written to `path` whole; without samples there is none to draw."""
+    from opsmedic.cli.reports import write_file
+    from opsmedic.reports.budget import burndown_svg
+    from opsmedic.slo.budget_use import burndown
+
+    points = burndown(slo, store.slo_samples, now)
+    if not points:
+        raise OpsmedicError(f"SLO {slo.name}: no data in its window, no burn-down to draw")
+    write_file(path, burndown_svg(slo.name, points), "--chart")
+    err.print(f"wrote {path}")
 
 
 def _row(status: SloStatus, windows: list[str]) -> list[str]:

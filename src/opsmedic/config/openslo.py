@@ -96,6 +96,10 @@ def read_openslo(
     return found
 
 
+# Marks a metric source of type prometheus (a key no OpenSLO spec has).
+PROMETHEUS = " prometheus"
+
+
 def _kind(doc: Located) -> str:
     if not isinstance(doc.data, dict):
         raise _Refused((), "an OpenSLO document is a mapping (apiVersion, kind, metadata, spec)")
@@ -198,6 +202,9 @@ def _sli(sli_doc: Located, at: Loc, objective: dict[str, Any], where: Loc,
     try:
         if sli_doc.data and _get(sli_doc, (*at, "thresholdMetric"), needed=False) is not None:
             probe = _source(sli_doc, (*at, "thresholdMetric"))
+            if PROMETHEUS in probe:
+                raise _Refused((*at, "thresholdMetric"), "a Prometheus SLI is a ratioMetric "
+                               "(good or bad, and total queries)")  # fmt: skip
             op = objective.get("op")
             if op not in ("lt", "lte") or not isinstance(objective.get("value"), int | float):
                 raise _Refused(where, "a thresholdMetric objective needs op lt or lte and a value "
@@ -211,6 +218,11 @@ def _sli(sli_doc: Located, at: Loc, objective: dict[str, Any], where: Loc,
             if _get(sli_doc, (*ratio, side), needed=False) is None:
                 continue
             chosen = _source(sli_doc, (*ratio, side))
+            if (PROMETHEUS in total) != (PROMETHEUS in chosen):
+                raise _Refused(ratio, f"{side} and total: both type prometheus, or neither")
+            if PROMETHEUS in total:
+                return {"prometheus": {"url": total.get("url"), "total": total.get("query"),
+                                       side: chosen.get("query")}}  # fmt: skip
             if "probe" in total and side == "good" and chosen.get("probe") == total["probe"]:
                 return {"availability": {"probe": _probe(total, at)}}
             return {"events": {"total": total.get("matchers"), side: chosen.get("matchers")}}
@@ -224,13 +236,19 @@ def _sli(sli_doc: Located, at: Loc, objective: dict[str, Any], where: Loc,
 
 
 def _source(doc: Located, loc: Loc) -> dict[str, Any]:
+    """The metric source's spec; a Prometheus one (`spec: {url, query}`) marked PROMETHEUS."""
     source: Loc = (*loc, "metricSource")
     kind = _get(doc, (*source, "type"), str)
-    if kind != "opsmedic":
+    if kind.lower() not in ("opsmedic", "prometheus"):
         raise _Refused((*source, "type"), f"metricSource type {kind!r} is not read: opsmedic "
-                       "measures its own probes and events (type: opsmedic)")  # fmt: skip
+                       "measures its own probes and events (type: opsmedic) and Prometheus "
+                       "counters (type: prometheus)")  # fmt: skip
     spec: dict[str, Any] = _get(doc, (*source, "spec"))
-    return spec
+    if kind.lower() != "prometheus":
+        return spec
+    if not all(isinstance(spec.get(key), str) for key in ("url", "query")):
+        raise _Refused(loc, "a prometheus metricSource spec needs url and query")
+    return {**spec, PROMETHEUS: True}
 
 
 def _probe(spec: dict[str, Any], at: Loc) -> str:

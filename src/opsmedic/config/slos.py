@@ -1,5 +1,5 @@
-"""The `slos:` section: service level objectives over opsmedic's own probe readings or over
-events (docs/slo.md); OpenSLO files are turned into the same models (config/openslo.py)."""
+"""The `slos:` section: service level objectives over opsmedic's probe readings, events or
+Prometheus counters (docs/slo.md); OpenSLO files become the same models (config/openslo.py)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,22 @@ from pydantic import Field, field_validator, model_validator
 
 from opsmedic.config.located import unknown_name
 from opsmedic.config.muting import MatcherText
-from opsmedic.config.types import Duration, PositiveDuration, Strict, parse_duration
+from opsmedic.config.types import (
+    Duration,
+    HttpUrlText,
+    PositiveDuration,
+    Strict,
+    parse_duration,
+)
 
 # Samples are kept per minute: every length an SLO names is a whole number of minutes.
 MINUTE = 60.0
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 # What `window:` may say besides a rolling duration: the calendar period, in UTC.
 CALENDAR = ("month",)
+_KINDS = ("availability", "latency", "events", "prometheus")
+# Sloth's placeholder for a query's range: a Prometheus SLI's queries are evaluated over 1m.
+WINDOW = "{{.window}}"
 # Probe types whose reading's value is a latency in milliseconds.
 LATENCY_PROBES = ("http",)
 
@@ -55,24 +64,50 @@ class EventsSli(Strict):
         return self
 
 
+class PrometheusSli(Strict):
+    """Counters in Prometheus, Sloth-style: each query holds `{{.window}}`, which opsmedic
+    makes `1m` and evaluates at the end of each minute (docs/slo.md#prometheus)."""
+
+    url: HttpUrlText = Field(description="Prometheus' base URL, e.g. http://127.0.0.1:9090")
+    total: str = Field(description="e.g. sum(increase(http_requests_total[{{.window}}]))")
+    bad: str | None = None
+    good: str | None = None
+    timeout: PositiveDuration = Field(5.0, description="one query's bound; past it, a gap")
+
+    @field_validator("total", "bad", "good")
+    @classmethod
+    def _window(cls, value: str | None) -> str | None:
+        if value is not None and WINDOW not in value:
+            raise ValueError(f"the query needs {WINDOW} where its range goes, e.g. "
+                             f"sum(increase(http_requests_total[{WINDOW}]))")  # fmt: skip
+        return value
+
+    @model_validator(mode="after")
+    def _one_side(self) -> PrometheusSli:
+        if (self.bad is None) == (self.good is None):
+            raise ValueError("give either a bad or a good query (not both)")
+        return self
+
+
 class Sli(Strict):
     """Exactly one kind of indicator."""
 
     availability: ProbeSli | None = None
     latency: LatencySli | None = None
     events: EventsSli | None = None
+    prometheus: PrometheusSli | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Sli:
-        given = [k for k in ("availability", "latency", "events") if getattr(self, k) is not None]
+        given = [k for k in _KINDS if getattr(self, k) is not None]
         if len(given) != 1:
-            raise ValueError("give exactly one of availability, latency, events")
+            raise ValueError(f"give exactly one of {', '.join(_KINDS)}")
         return self
 
     @property
     def kind(self) -> str:
-        """availability | latency | events."""
-        return "availability" if self.availability else "latency" if self.latency else "events"
+        """availability | latency | events | prometheus."""
+        return next(k for k in _KINDS if getattr(self, k) is not None)
 
     def probe_problem(self, probe_types: Mapping[str, str]) -> str | None:
         """Why its probe (name → type of the configured ones) cannot feed it; None if it can."""

@@ -7,10 +7,11 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from opsmedic.config.services import HttpCheck, PrometheusCheck, VerifyCheck
 from opsmedic.transport.http import http_client
+from opsmedic.transport.prometheus import QueryFailed, instant_values
 
 if TYPE_CHECKING:
     import httpx
@@ -72,36 +73,12 @@ async def _http(check: HttpCheck, client: httpx.AsyncClient) -> Sample:
 
 
 async def _prometheus(check: PrometheusCheck, client: httpx.AsyncClient) -> Sample:
-    import httpx
-
-    url = check.url.rstrip("/") + "/api/v1/query"
+    """The worst series of the query's instant vector (or its scalar) against the thresholds."""
     try:
-        response = await client.get(url, params={"query": check.query}, timeout=check.timeout)
-        body: Any = response.json()
-    except (httpx.HTTPError, ValueError) as exc:
-        return Sample(Verdict.ERRORED, None, f"query failed: {type(exc).__name__}: {exc}"[:300])
-    if response.status_code != 200 or not isinstance(body, dict) or body.get("status") != "success":
-        error = body.get("error") if isinstance(body, dict) else None
-        return Sample(Verdict.ERRORED, None, f"query failed: {response.status_code} {error or ''}")
-    return _judge_vector(check, body.get("data"))
-
-
-def _judge_vector(check: PrometheusCheck, data: Any) -> Sample:
-    """The worst series of an instant vector (or a scalar) against the thresholds."""
-    if not isinstance(data, dict):
-        return Sample(Verdict.ERRORED, None, "query answer without data")
-    result = data.get("result")
-    if data.get("resultType") == "scalar":
-        result = [{"value": result}]
-    if not isinstance(result, list):
-        return Sample(Verdict.ERRORED, None, f"unsupported result type {data.get('resultType')}")
-    values = []
-    for series in result:
-        try:
-            values.append(float(series["value"][1]))
-        except (KeyError, IndexError, TypeError, ValueError):
-            return Sample(Verdict.ERRORED, None, "query answer with an unreadable value")
-    values = [v for v in values if not math.isnan(v)]
+        found = await instant_values(client, check.url, check.query, wait=check.timeout)
+    except QueryFailed as exc:
+        return Sample(Verdict.ERRORED, None, str(exc))
+    values = [v for v in found if not math.isnan(v)]
     if not values:
         return Sample(Verdict.NO_DATA, None, "the query returned no series")
     high, low = max(values), min(values)

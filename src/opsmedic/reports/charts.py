@@ -62,10 +62,14 @@ def per_day(title: str, series: Mapping[str, Iterable[float]], since: float, unt
     return _svg(chart)
 
 
-def over_time(title: str, name: str, points: Iterable[tuple[float, float]]) -> str:
-    """A scatter of (time, seconds) points, e.g. each incident's time to mitigate."""
+def over_time(
+    title: str, name: str, points: Iterable[tuple[float, float]], *, y_title: str = "seconds",
+    line: bool = False,
+) -> str:  # fmt: skip
+    """A scatter of (time, value) points, e.g. each incident's time to mitigate; with `line`,
+    joined (a budget's burn-down)."""
     chart = pygal.DateTimeLine(
-        _config(), title=title, stroke=False, y_title="seconds",
+        _config(), title=title, stroke=line, y_title=y_title,
         x_value_formatter=lambda d: d.strftime("%Y-%m-%d %H:%M"),
     )  # fmt: skip
     chart.add(name, [(datetime.fromtimestamp(t, UTC), v) for t, v in points])

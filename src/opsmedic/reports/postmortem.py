@@ -80,7 +80,7 @@ def _impact(story: Story, cites: Citations, inc: str, budget: BudgetHook | None)
                     f"{inc} {cites.cite('timeline', resolved.id)}")  # fmt: skip
     out = ["## Impact", "", f"- Duration: {duration}",
            f"- {incident.events} events, {incident.flaps} flaps {inc}"]  # fmt: skip
-    for name, values in _affected(story, cites).items():
+    for name, values in affected(story, cites).items():
         shown = ", ".join(f"{esc(v)} {' '.join(refs)}" for v, refs in values.items())
         out.append(f"- Affected {name}: {shown or 'none named by its events and runs'}")
     out.append(f"- Alerts {inc}:")
@@ -96,7 +96,7 @@ def _impact(story: Story, cites: Citations, inc: str, budget: BudgetHook | None)
     return [*out, ""]
 
 
-def _affected(story: Story, cites: Citations) -> dict[str, dict[str, list[str]]]:
+def affected(story: Story, cites: Citations) -> dict[str, dict[str, list[str]]]:
     """Hosts, services (the `service` label) and resources the incident's cited events name,
     and its runs' targets, each with the rows that name it."""
     found: dict[str, dict[str, list[str]]] = {

@@ -11,6 +11,7 @@ from opsmedic.config.schema import ProbeConfig
 from opsmedic.config.slos import SloConfig
 from opsmedic.model import Event
 from opsmedic.slo.evaluator import Evaluator
+from opsmedic.slo.prometheus_sli import PrometheusSlis
 from opsmedic.slo.samples import SampleBuffer
 from opsmedic.slo.sli import compile_sli
 from opsmedic.slo.status import SloStatus
@@ -42,7 +43,10 @@ class SloWatch:
         gauges: Callable[[Gauges, Burns], None] | None = None,
     ) -> None:  # fmt: skip
         by_name = {p.name: p for p in probes}
-        self.buffer = SampleBuffer([compile_sli(s, by_name) for s in slos])
+        self.buffer = SampleBuffer(
+            [compile_sli(s, by_name) for s in slos if s.sli.prometheus is None]
+        )
+        self.prometheus = PrometheusSlis(slos, store.slo_samples, log)
         self.evaluator = Evaluator(slos, store.slo_samples)
         self._store, self._now, self._call, self._emit = store, now, call, emit
         self._log, self._gauges = log, gauges
@@ -62,6 +66,8 @@ class SloWatch:
         """Until cancelled; a store that fails is logged and tried again next time."""
         next_evaluation = 0.0
         loop = asyncio.get_running_loop()
+        # Prometheus is read beside, so that a slow one never delays the alerts of the others.
+        reading = asyncio.create_task(self._keep_reading()) if self.prometheus.slos else None
         try:
             while True:
                 await self.flush()
@@ -70,7 +76,14 @@ class SloWatch:
                     await self.evaluate()
                 await asyncio.sleep(FLUSH_EVERY_S)
         finally:  # stopping: the samples gathered since the last flush are kept too
+            if reading is not None:
+                reading.cancel()
             await self.flush()
+
+    async def _keep_reading(self) -> None:
+        while True:
+            await self.read_prometheus()
+            await asyncio.sleep(FLUSH_EVERY_S)
 
     async def flush(self) -> None:
         taken = self.buffer.take()
@@ -81,6 +94,12 @@ class SloWatch:
         except Exception as exc:  # kept for the next flush: the counts add up in the store
             self.buffer.put_back(taken)
             self._log.error("slo.flush_failed", error=f"{type(exc).__name__}: {exc}")
+
+    async def read_prometheus(self) -> None:
+        try:
+            await self.prometheus.poll(self._now(), self._call)
+        except Exception as exc:  # the store is away: the minutes are read again next time
+            self._log.error("slo.prometheus_failed", error=f"{type(exc).__name__}: {exc}")
 
     async def evaluate(self) -> None:
         now = self._now()

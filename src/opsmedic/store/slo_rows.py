@@ -23,6 +23,11 @@ _UPSERT = sa.text(
     "total = slo_samples.total + excluded.total, skewed = slo_samples.skewed + excluded.skewed"
 )
 
+_PUT = sa.text(
+    "INSERT INTO slo_samples (slo, minute, good, total, skewed) "
+    "VALUES (:slo, :minute, :good, :total, :skewed) ON CONFLICT (slo, minute) DO NOTHING"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class WindowSums:
@@ -47,6 +52,14 @@ class SloSampleTable:
 
     def add(self, samples: Samples) -> None:
         """Add counts in one transaction; in key order, so two workers lock rows alike."""
+        self._write(_UPSERT, samples)
+
+    def put(self, samples: Samples) -> None:
+        """Store whole minutes measured elsewhere (Prometheus): a minute already stored, by
+        another worker or before a restart, is kept as it is, never counted twice."""
+        self._write(_PUT, samples)
+
+    def _write(self, statement: sa.TextClause, samples: Samples) -> None:
         if not samples:
             return
         rows = [
@@ -54,7 +67,7 @@ class SloSampleTable:
             for (slo, minute), (g, t, s) in sorted(samples.items())
         ]
         with self._transaction(write=True) as conn:
-            conn.execute(_UPSERT, rows)
+            conn.execute(statement, rows)
 
     def minutes(self, slo: str, first: int, last: int) -> dict[int, tuple[int, int]]:
         """minute → (good, total) of `slo` for first ≤ minute ≤ last."""

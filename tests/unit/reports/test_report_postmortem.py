@@ -4,15 +4,21 @@ an open incident said to be open, store text that stays text, one draft per inci
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
+from fractions import Fraction
+from functools import partial
 from itertools import permutations
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
+from opsmedic.config.slos import SloConfig
 from opsmedic.errors import NotFoundError
+from opsmedic.reports.budget import SloBudget
 from opsmedic.reports.drafts import draft_due, write_draft
 from opsmedic.reports.markdown import esc, secs, when
+from opsmedic.slo.budget_use import budget_uses, use_burndown
 from opsmedic.store import Store
 from opsmedic.store import schema as s
 from report_scenes import incident_scene
@@ -24,6 +30,9 @@ _STAMP = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
 _DURATION = re.compile(r"(?<![\d.])(\d+\.\d) s\b")
 _COUNT = re.compile(r"(?<![\w.])(\d+) (events|flaps)\b")
 _UNESCAPE = re.compile(r"\\(.)")
+_SPENT = re.compile(r"(?P<bad>\d+) bad of (?P<total>\d+) requests .*: (?P<share>[\d.]+) % of the "
+                    r"period's budget, (?P<allowed>[\d.]+) bad requests allowed")  # fmt: skip
+_OBJECTIVE = re.compile(r"objective ([\d.]+) %")
 _KEYS: dict[str, tuple[sa.Table, tuple[str, ...]]] = {
     "incidents": (s.incidents, ("id",)), "timeline": (s.timeline, ("id",)),
     "events": (s.events, ("id",)), "runs": (s.runs, ("id",)),
@@ -33,8 +42,26 @@ _KEYS: dict[str, tuple[sa.Table, tuple[str, ...]]] = {
 }  # fmt: skip
 
 
+def _samples(store: Store, key: str) -> dict[str, Any]:
+    """The sample minutes a footnote names ("SLO FROM to TO", both minutes included), summed
+    straight from slo_samples."""
+    slo, span = key.split(" ", 1)
+    first, last = (int(datetime.strptime(m, "%Y-%m-%d %H:%M").replace(tzinfo=UTC).timestamp())
+                   // 60 for m in span.split(" to "))  # fmt: skip
+    c = s.slo_samples.c
+    stmt = sa.select(sa.func.coalesce(sa.func.sum(c.good), 0),
+                     sa.func.coalesce(sa.func.sum(c.total), 0)).where(
+        c.slo == slo, c.minute >= first, c.minute <= last)  # fmt: skip
+    with store._engine.connect() as conn:
+        good, total = conn.execute(stmt).one()
+    return {"first": first * 60.0, "last": last * 60.0, "good": int(good), "total": int(total),
+            "bad": int(total) - int(good)}  # fmt: skip
+
+
 def _row(store: Store, table_name: str, key: str) -> dict[str, Any]:
     """The stored row a footnote names, read straight from its table (not by the reports)."""
+    if table_name == "slo_samples":
+        return _samples(store, key)
     table, columns = _KEYS[table_name]
     values: list[Any] = key.split(" version ") if table_name == "flag_changes" else key.split()
     if table_name == "timeline":
@@ -77,11 +104,28 @@ def trace(store: Store, markdown: str) -> int:
             assert f"{duration} s" in {secs(b - a) for a, b in permutations(times, 2)}, line
         for count, column in _COUNT.findall(line):
             assert any(row.get(column) == int(count) for row in cited_rows), line
+        traced += _trace_budget(line, [row for name, row in cited if name == "slo_samples"])
         for table_name, row in cited:  # a timeline row is quoted whole, as stored
             if table_name == "timeline" and line.startswith("| 2"):
                 assert f"| {esc(row['kind'])}: {esc(row['message'])} |" in line
         traced += len(values)
     return traced
+
+
+def _trace_budget(line: str, samples: list[dict[str, Any]]) -> int:
+    """An SLO's budget line (occurrences): its bad and total requests are the sums of the
+    first sample minutes it cites, what is allowed the objective's share of the second's
+    total (its window), and the percent their ratio. Returns how many numbers it checked."""
+    spent = _SPENT.search(line)
+    if spent is None:
+        return 0
+    span, period = samples
+    objective = float(_OBJECTIVE.search(line).group(1))  # type: ignore[union-attr]
+    assert (int(spent["bad"]), int(spent["total"])) == (span["bad"], span["total"]), line
+    allowed = (1 - Fraction(repr(objective)) / 100) * period["total"]
+    assert spent["allowed"] == f"{float(allowed):.1f}", line
+    assert spent["share"] == f"{float(100 * span['bad'] / allowed):.2f}", line
+    return 4
 
 
 def test_every_timestamp_and_number_of_a_draft_traces_to_its_row(store: Store) -> None:
@@ -163,6 +207,83 @@ def test_the_slo_work_adds_its_budget_lines_through_the_hook(store: Store) -> No
     trace(store, markdown)
     assert "- SLO budget consumed: from 2 events [^1]" in markdown
     assert "not measured" not in markdown
+
+
+def _slo(name: str, service: str, **more: Any) -> SloConfig:
+    data = {"name": name, "service": service, "objective": 99.5, "window": "1d",
+            "sli": {"events": {"total": ["source=lb"], "bad": ["severity=critical"]}}, **more}  # fmt: skip
+    return SloConfig.model_validate(data)
+
+
+def _budget(slos: list[SloConfig], store: Store) -> SloBudget:
+    return SloBudget(partial(budget_uses, slos, store.slo_samples),
+                     partial(use_burndown, slos, store.slo_samples), lambda: T0 + 1000)  # fmt: skip
+
+
+def test_the_budget_an_incident_consumed_traces_to_the_sample_minutes(store: Store) -> None:
+    """The incident's events name the service checkout: its SLOs' lines say the requests
+    spent in the incident's minutes against the day's budget, each number traced to the
+    sample rows; an SLO of checkout with no samples says no data; another service's SLO is
+    not shown."""
+    m = int(T0 // 60)
+    store.slo_samples.add({("checkout_avail", minute): [98 if m <= minute <= m + 5 else 100,
+                                                        100, 0]
+                           for minute in range(m - 600, m + 30)})  # fmt: skip
+    store.slo_samples.add({("other", minute): [0, 10, 0] for minute in range(m, m + 5)})
+    slos = [_slo("checkout_avail", "checkout"), _slo("checkout-empty", "checkout"),
+            _slo("other", "payments")]  # fmt: skip
+    budget = _budget(slos, store)
+    scene = incident_scene(store)
+    markdown = write_draft(store, scene.incident_id, T0 + 1000, budget=budget).markdown
+    assert trace(store, markdown) >= 29
+    impact = markdown.split("## Impact")[1].split("## Timeline")[0]
+    # Opened T0 (22:13:20), resolved T0 + 300 (22:18:20): the minutes 22:13 to 22:18, each
+    # with 2 bad of 100; the day to 22:18 has 600 + 6 minutes of 100 requests: 0.5 % of them.
+    assert (
+        "checkout\\_avail (service checkout, objective 99.5 %, window 1d): 12 bad of 600 "
+        "requests in the minutes 2023-11-14 22:13:00 to 2023-11-14 22:18:00 UTC"
+    ) in impact
+    assert "3.96 % of the period's budget, 303.0 bad requests allowed in its window to " in impact
+    assert "SLO checkout-empty (service checkout, objective 99.5 %, window 1d): no data" in impact
+    assert "other" not in impact and "not measured" not in impact
+    assert [u.slo for u in budget.uses] == ["checkout_avail", "checkout-empty"]
+    assert list(budget.charts()) == ["Error budget left: checkout_avail"]
+
+
+def test_a_service_without_an_slo_says_the_budget_is_not_measured(store: Store) -> None:
+    budget = _budget([_slo("pay", "payments")], store)
+    scene = incident_scene(store)
+    markdown = write_draft(store, scene.incident_id, T0 + 1000, budget=budget).markdown
+    trace(store, markdown)
+    assert ("- SLO budget consumed: not measured: no SLO is declared for checkout [^") in markdown
+
+
+def test_an_open_incident_is_measured_until_the_draft_is_read(store: Store) -> None:
+    m = int(T0 // 60)
+    store.slo_samples.add({("checkout_avail", minute): [99, 100, 0]
+                           for minute in range(m - 10, m + 20)})  # fmt: skip
+    scene = incident_scene(store, resolve=False)
+    budget = _budget([_slo("checkout_avail", "checkout")], store)  # read at T0 + 1000
+    markdown = write_draft(store, scene.incident_id, T0 + 1000, budget=budget).markdown
+    assert trace(store, markdown) > 0
+    # From its opening (22:13:20) to the minute it was read (22:30:00), not the samples after.
+    assert ("18 bad of 1800 requests in the minutes 2023-11-14 22:13:00 to 2023-11-14 "
+            "22:30:00 UTC") in markdown  # fmt: skip
+
+
+def test_a_gap_during_the_incident_is_no_good_time(store: Store) -> None:
+    """Samples before the incident and none during it: the line says so, and spends nothing."""
+    m = int(T0 // 60)
+    store.slo_samples.add({("checkout_avail", minute): [100, 100, 0]
+                           for minute in range(m - 100, m)})  # fmt: skip
+    budget = _budget([_slo("checkout_avail", "checkout")], store)
+    scene = incident_scene(store)
+    markdown = write_draft(store, scene.incident_id, T0 + 1000, budget=budget).markdown
+    trace(store, markdown)
+    assert ("no samples in the minutes 2023-11-14 22:13:00 to 2023-11-14 22:18:00 UTC [^") in (
+        markdown
+    )
+    assert "(a gap in its measuring, not counted as good); 50.0 bad requests allowed" in markdown
 
 
 def test_an_unknown_incident_is_named(store: Store) -> None:

@@ -130,6 +130,12 @@ def test_an_objective_outside_0_to_100_is_refused_where_it_is(
      ("sli: {availability: {probe: data}, events: {total: [source=lb], bad: [severity=critical]}}",
       "slos[0].sli: Value error, give exactly one of availability, latency, events"),
      ("sli: {events: {total: [source=lb]}}", "give either bad or good matchers"),
+     ("sli: {prometheus: {url: 'http://p:9090', total: 'sum(increase(r[5m]))', bad: 'x[{{.window}}]'}}",
+      "opsmedic.yaml:7:53: slos[0].sli.prometheus.total: Value error, the query needs {{.window}}"),
+     ("sli: {prometheus: {url: 'http://p:9090', total: 'r[{{.window}}]'}}",
+      "slos[0].sli.prometheus: Value error, give either a bad or a good query"),
+     ("sli: {prometheus: {url: 'ftp://p', total: 'r[{{.window}}]', bad: 'x[{{.window}}]'}}",
+      "slos[0].sli.prometheus.url"),
      ("sli: {events: {total: [nonsense], bad: [severity=critical]}}", "slos[0].sli.events.total[0]"),
      ("sli: {availability: {probe: data}}\n    budgeting: timeslices\n    timeslices: {slice: 90s}",
       "slice must be a whole number of minutes"),
@@ -149,6 +155,23 @@ def test_two_slos_with_one_name_are_refused(tmp_path: Path) -> None:
     text = PROBES + GOOD + "  - {name: alerts, objective: 90, sli: {availability: {probe: data}}}\n"
     (found,) = problems(write(tmp_path, text))
     assert "slos: Value error, slos[3]: duplicate SLO name 'alerts'" in found
+
+
+_PROM = ("{spec: {ratioMetric: {"
+         "bad: {metricSource: {type: Prometheus, spec: {url: 'http://127.0.0.1:9090', "
+         "query: 'sum(increase(errors_total[{{.window}}]))'}}}, "
+         "total: {metricSource: {type: prometheus, spec: {url: 'http://127.0.0.1:9090', "
+         "query: 'sum(increase(requests_total[{{.window}}]))'}}}}}}")  # fmt: skip
+
+
+def test_an_openslo_prometheus_source_is_a_prometheus_sli(tmp_path: Path) -> None:
+    path = write(tmp_path, PROBES, _openslo(indicator=_PROM))
+    (found,) = load_config(path, SECTIONS, environ={})[0].slos
+    sli = found.sli.prometheus
+    assert sli is not None and found.sli.kind == "prometheus"
+    assert (sli.url, sli.total, sli.bad, sli.good) == (
+        "http://127.0.0.1:9090", "sum(increase(requests_total[{{.window}}]))",
+        "sum(increase(errors_total[{{.window}}]))", None)  # fmt: skip
 
 
 def _openslo(**spec: str) -> str:
@@ -178,8 +201,16 @@ def _openslo(**spec: str) -> str:
      (_openslo(timeWindow="[{duration: 1w, isRolling: false}]"), "a calendar window is read as a month: 1M"),
      (_openslo(budgetingMethod="RatioTimeslices"), "budgetingMethod 'RatioTimeslices' is not read"),
      (_openslo(budgetingMethod="Timeslices"), "spec.objectives[0].timeSliceWindow: required field is missing"),
-     (_openslo(indicator="{spec: {ratioMetric: {good: {metricSource: {type: prometheus, spec: {query: up}}}, total: {metricSource: {type: opsmedic, spec: {probe: data}}}}}}"),
-      "metricSource type 'prometheus' is not read"),
+     (_openslo(indicator="{spec: {ratioMetric: {good: {metricSource: {type: datadog, spec: {query: up}}}, total: {metricSource: {type: opsmedic, spec: {probe: data}}}}}}"),
+      "metricSource type 'datadog' is not read"),
+     (_openslo(indicator="{spec: {ratioMetric: {good: {metricSource: {type: prometheus, spec: {url: 'http://p', query: up}}}, total: {metricSource: {type: opsmedic, spec: {probe: data}}}}}}"),
+      "good and total: both type prometheus, or neither"),
+     (_openslo(indicator=_PROM.replace("[{{.window}}]", "[5m]")),
+      "the query needs {{.window}} where its range goes"),
+     (_openslo(indicator=_PROM.replace("url: 'http://127.0.0.1:9090', ", "")),
+      "slo.yaml:5:143: spec.indicator.spec.ratioMetric.total: a prometheus metricSource spec needs url and query"),
+     (_openslo(indicator="{spec: {thresholdMetric: {metricSource: {type: Prometheus, spec: {url: 'http://p', query: up}}}}}"),
+      "a Prometheus SLI is a ratioMetric"),
      (_openslo(indicator="{spec: {ratioMetric: {good: {metricSource: {type: opsmedic, spec: {probe: dat}}}, total: {metricSource: {type: opsmedic, spec: {probe: dat}}}}}}"),
       "unknown probe 'dat' (did you mean data?)"),
      (_openslo(indicator="", indicatorRef="nowhere"), "no kind: SLI named 'nowhere' in this file"),
@@ -214,6 +245,6 @@ def test_a_refused_indicator_of_another_document_names_where_it_is(tmp_path: Pat
     found = [p.replace(str(tmp_path) + "/", "") for p in problems(write(tmp_path, PROBES, text))]
     assert found == [
         "slo.yaml:6:26: spec.thresholdMetric.metricSource.type: metricSource type 'datadog' is not "
-        "read: opsmedic measures its own probes and events (type: opsmedic) (the indicator of SLO "
-        "'info-latency')"
+        "read: opsmedic measures its own probes and events (type: opsmedic) and Prometheus counters "
+        "(type: prometheus) (the indicator of SLO 'info-latency')"
     ], found
