@@ -104,6 +104,14 @@ class ScaleConfig(Strict):
             raise ValueError(f"base_port {self.base_port} + max {self.max} is past port 65535")
         return self
 
+    def describe(self) -> str:
+        """One line for `opsmedic check`: everything the scale action will do, written out."""
+        how = (f"systemd {self.systemd.unit}@N.service" if self.systemd is not None
+               else f"command {self.command.argv[0] if self.command else '?'}")  # fmt: skip
+        return (f"scale {self.min}..{self.max} instances at {self.host}:{self.base_port}+N "
+                f"({how}), cooldown {self.cooldown:g}s, health {self.health.path} within "
+                f"{self.health.timeout:g}s, drain_timeout {self.drain_timeout:g}s")  # fmt: skip
+
     def address(self, n: int) -> str:
         return f"{self.host}:{self.base_port + n}"
 
