@@ -35,7 +35,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,9 +47,9 @@ sys.path[:0] = [str(HERE), str(ROOT / "tests")]
 from _proc import log, percentile, rounded  # noqa: E402
 
 from opsmedic.releases.nginx import NginxRouter  # noqa: E402
-from services import HOST, _stop, wait_for_port  # noqa: E402
+from services import HOST, _stop, serving  # noqa: E402
 from services_nginx import Front, nginx_front  # noqa: E402
-from services_scale import UPSTREAM, free_base, instance_argv  # noqa: E402
+from services_scale import UPSTREAM, free_base, instance_argv, instance_at  # noqa: E402
 from services_tls import _free_ports  # noqa: E402
 
 PROBE_INTERVAL_S = 1.0
@@ -130,29 +129,24 @@ class Load:
             thread.join()
 
 
-@contextlib.contextmanager
-def _instance(port: int, delay_file: Path, out: Path) -> Iterator[subprocess.Popen[bytes]]:
-    argv = [a.replace("{{ port }}", str(port)) for a in instance_argv(delay_file)]
+def _instance_start(port: int, delay_file: Path, out: Path) -> float:
+    """Seconds from starting the instance to its /health answering 200."""
+    argv = instance_at(port, delay_file)
+    began = time.monotonic()
     with out.open("ab") as log_file:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_file,
                                 stderr=subprocess.STDOUT)  # fmt: skip
     try:
-        yield proc
+        with httpx.Client(timeout=2) as client:
+            while True:
+                with contextlib.suppress(httpx.HTTPError):
+                    if client.get(f"http://{HOST}:{port}/health").status_code == 200:
+                        return time.monotonic() - began
+                if time.monotonic() - began > TRIAL_TIMEOUT_S:
+                    raise TimeoutError(f"instance on {port} never healthy")
+                time.sleep(0.005)
     finally:
         _stop(proc)
-
-
-def _instance_start(port: int, delay_file: Path, out: Path) -> float:
-    """Seconds from starting the instance to its /health answering 200."""
-    began = time.monotonic()
-    with _instance(port, delay_file, out), httpx.Client(timeout=2) as client:
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if client.get(f"http://{HOST}:{port}/health").status_code == 200:
-                    return time.monotonic() - began
-            if time.monotonic() - began > TRIAL_TIMEOUT_S:
-                raise TimeoutError(f"instance on {port} never healthy")
-            time.sleep(0.005)
 
 
 def _probed(db: Path, deadline: float) -> None:
@@ -225,10 +219,9 @@ def measure_scale_out(trials: int) -> dict[str, Any]:
         locations = [f"location / {{ proxy_pass http://{UPSTREAM}; }}"]
         first = {f"{HOST}:{base + 1}": 1}
         with (
-            _instance(base + 1, delay_file, root / "instance-1.log") as one,
+            serving(instance_at(base + 1, delay_file), base + 1, root / "instance-1.log"),
             nginx_front(nginx_root, port, first, locations, None, UPSTREAM) as front,
         ):
-            wait_for_port(HOST, base + 1, time.monotonic() + TRIAL_TIMEOUT_S, one)
             (site / "opsmedic.yaml").write_text(_config(site, front, base, delay_file))
             (site / "rules" / "scale.yaml").write_text(json.dumps(RULE))
             times, phase = [], random.Random(19)

@@ -12,9 +12,7 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,11 +26,11 @@ from opsmedic.releases.nginx import NginxSettings
 from opsmedic.releases.scale_instances import Launcher
 
 if __package__:
-    from .services import HOST, START_TIMEOUT, _stop, wait_for_port
+    from .services import HOST, serving
     from .services_nginx import Front, nginx_front
     from .services_tls import _free_ports
 else:
-    from services import HOST, START_TIMEOUT, _stop, wait_for_port
+    from services import HOST, serving
     from services_nginx import Front, nginx_front
     from services_tls import _free_ports
 
@@ -60,6 +58,11 @@ def instance_argv(delay_file: Path, *, unhealthy: bool = False) -> list[str]:
     extra = ["--unhealthy"] if unhealthy else []
     return [sys.executable, str(INSTANCE), "--port", "{{ port }}", "--delay-file",
             str(delay_file), *extra]  # fmt: skip
+
+
+def instance_at(port: int, delay_file: Path) -> list[str]:
+    """The instance command for `port`, as started by hand."""
+    return [a.replace("{{ port }}", str(port)) for a in instance_argv(delay_file)]
 
 
 @dataclass(frozen=True)
@@ -113,15 +116,8 @@ class ScaleRig:
 
 @contextlib.contextmanager
 def _first_instance(rig_root: Path, port: int, delay_file: Path) -> Iterator[None]:
-    argv = [a.replace("{{ port }}", str(port)) for a in instance_argv(delay_file)]
-    with (rig_root / "instance-1.log").open("wb") as out:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT)  # fmt: skip
-    try:
-        wait_for_port(HOST, port, time.monotonic() + START_TIMEOUT, proc)
+    with serving(instance_at(port, delay_file), port, rig_root / "instance-1.log"):
         yield
-    finally:
-        _stop(proc)
 
 
 @pytest.fixture

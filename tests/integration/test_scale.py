@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sys
 import threading
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -202,3 +203,38 @@ async def test_a_rule_scaling_out_onto_unhealthy_instances_escalates_after_its_l
     assert len(escalations) == 1
     assert _record(rig, "site/state")["unhealthy"] == 2  # state_dir: beside the config
     assert rig.address(2) not in rig.upstream()
+
+
+async def test_nginx_refusing_the_new_upstream_stops_the_new_instance(
+    scale_rig: ScaleRig,
+) -> None:
+    """A scale-out whose router change nginx refuses: the healthy new instance is stopped and
+    forgotten, the upstream keeps instance 1 alone; without a record, a router that cannot be
+    read refuses the scale before anything starts."""
+    rig = scale_rig
+    refusing = rig.root / "nginx-refusing"
+    refusing.write_text(
+        f"#!{sys.executable}\nimport os, sys\n"
+        "if '-t' in sys.argv:\n    sys.exit('nginx: [emerg] refused by the test')\n"
+        f"os.execv({rig.settings.program!r}, [{rig.settings.program!r}, *sys.argv[1:]])\n"
+    )
+    refusing.chmod(0o755)
+    router = rig.router()
+    router["nginx"]["program"] = str(refusing)
+    async with _scaler(rig, router=router) as scaler:
+        before = rig.upstream()
+        failed = await scaler.scale("app", by=1)
+        assert not failed.ok
+        assert "scale-out failed: upstream app: nginx -t refused" in failed.message, failed.message
+        assert "refused by the test" in failed.message
+        assert rig.upstream() == before
+        assert _record(rig)["instances"].keys() == {"1"}
+        assert not any(_alive(pid) for pid in scaler.launchers["app"].children)
+    router["nginx"]["program"] = str(rig.root / "no-such-nginx")
+    (rig.root / "state" / "scale" / "app.json").unlink()
+    async with _scaler(rig, router=router) as scaler:
+        with pytest.raises(
+            ScaleRefused, match=r"^app: no record of its instances, and cannot run .*no-such-nginx"
+        ):
+            await scaler.scale("app", by=1)
+        assert not scaler.launchers["app"].children  # no instance was started

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import fcntl
 import json
-import os
-import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from opsmedic.errors import ScaleRefused
-from opsmedic.files import write_atomic
+from opsmedic.files import flocked, write_atomic
 
 _VERSION = 1
 _LOCK_POLL_S = 0.05
@@ -81,19 +77,11 @@ class FleetFile:
 
     @contextlib.asynccontextmanager
     async def locked(self, deadline: float) -> AsyncIterator[None]:
-        """Hold the service's scale lock; polled, so a cancelled waiter leaves no lock taken."""
-        self.dir.mkdir(parents=True, exist_ok=True)
+        """Hold the service's scale lock (ScaleRefused once `deadline` passes)."""
         lock = self.dir / f".{self.path.stem}.lock"
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise ScaleRefused(f"another scale holds {lock}; try again later") from None
-                    await asyncio.sleep(_LOCK_POLL_S)
+
+        def busy() -> ScaleRefused:
+            return ScaleRefused(f"another scale holds {lock}; try again later")
+
+        async with flocked(lock, deadline, busy):
             yield
-        finally:
-            os.close(fd)  # closing releases the lock
