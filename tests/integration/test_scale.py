@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 import sys
 import threading
 from collections import Counter
@@ -238,3 +239,19 @@ async def test_nginx_refusing_the_new_upstream_stops_the_new_instance(
         ):
             await scaler.scale("app", by=1)
         assert not scaler.launchers["app"].children  # no instance was started
+
+
+async def test_a_connection_left_open_is_waited_for_up_to_drain_timeout(
+    scale_rig: ScaleRig,
+) -> None:
+    rig = scale_rig
+    async with _scaler(rig, drain_timeout="1s", stop_timeout="1s") as scaler:
+        assert (await scaler.scale("app", by=1)).ok
+        host, port = rig.address(2).rsplit(":", 1)
+        with socket.create_connection((host, int(port))):  # a client that never sends
+            back = await scaler.scale("app", by=-1)
+    assert back.ok, back.message
+    assert (
+        f"{rig.address(2)} drained and stopped (1 connection(s) still open after " in back.message
+    )
+    assert "drain_timeout 1s); 1 serve" in back.message

@@ -147,10 +147,17 @@ async def drained(config: ScaleConfig, instance: Instance) -> str | None:
     """Wait, up to `drain_timeout`, until no connection to the instance is left open (the
     requests nginx's old workers still had in flight): None, or what was left."""
     deadline = time.monotonic() + config.drain_timeout
-    while (left := await asyncio.to_thread(_connections, instance.address)) > 0:
-        if time.monotonic() >= deadline:
-            return f"{left} connection(s) still open after drain_timeout {config.drain_timeout:g}s"
-        await asyncio.sleep(_POLL_S)
+    try:
+        while (left := await asyncio.to_thread(_connections, instance.address)) > 0:
+            if time.monotonic() >= deadline:
+                return (
+                    f"{left} connection(s) still open after drain_timeout {config.drain_timeout:g}s"
+                )
+            await asyncio.sleep(_POLL_S)
+    except (psutil.Error, OSError) as exc:
+        # The table cannot be read here: the whole drain_timeout is the only safe wait.
+        await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+        return f"connections unreadable ({exc}): waited drain_timeout {config.drain_timeout:g}s"
     return None
 
 

@@ -11,30 +11,26 @@ from opsmedic.config.scale import ScaleConfig, SystemdUnit
 from opsmedic.releases.scale_instances import systemd_argv
 
 if __package__:
-    from ...cli_process import opsmedic
+    from ...cli_process import ROUTER_YAML, opsmedic, service_site
     from ...rule_steps import load_problem
 else:
-    from cli_process import opsmedic
+    from cli_process import ROUTER_YAML, opsmedic, service_site
     from rule_steps import load_problem
 
-ROUTER = (
-    "      router:\n        nginx: {upstream: app, include: up.conf, access_log: a.log, "
-    "prefix: ., conf: n.conf, pid_file: n.pid}\n"
-)
 BAD = f"""\
 services:
   api:
     versions: releases
     switch: [noop]
     scale:
-{ROUTER}      command: {{argv: [serve, --port, "{{{{ prot }}}}"]}}
+{ROUTER_YAML}      command: {{argv: [serve, --port, "{{{{ prot }}}}"]}}
       base_port: 8100
       max: 2
   both:
     versions: releases
     switch: [noop]
     scale:
-{ROUTER}      command: {{argv: [serve]}}
+{ROUTER_YAML}      command: {{argv: [serve]}}
       systemd: {{unit: both}}
       base_port: 8100
       max: 2
@@ -42,7 +38,7 @@ services:
     versions: releases
     switch: [noop]
     scale:
-{ROUTER}      systemd: {{unit: inverted}}
+{ROUTER_YAML}      systemd: {{unit: inverted}}
       base_port: 8100
       min: 3
       max: 2
@@ -51,17 +47,17 @@ services:
     switch: [noop]
     strategy: canary
     canary:
-{ROUTER}      backends: {{v1: "127.0.0.1:8001"}}
+{ROUTER_YAML}      backends: {{v1: "127.0.0.1:8001"}}
       analysis: {{on_no_data: fail}}
     scale:
-{ROUTER}      systemd: {{unit: rolled}}
+{ROUTER_YAML}      systemd: {{unit: rolled}}
       base_port: 8100
       max: 2
   unit:
     versions: releases
     switch: [noop]
     scale:
-{ROUTER}      systemd: {{unit: "api@"}}
+{ROUTER_YAML}      systemd: {{unit: "api@"}}
       base_port: 8100
       max: 2
 """
@@ -71,7 +67,7 @@ services:
     versions: releases
     switch: [noop]
     scale:
-{ROUTER}      systemd: {{unit: api}}
+{ROUTER_YAML}      systemd: {{unit: api}}
       base_port: 8100
       max: 4
       cooldown: 2m
@@ -79,15 +75,8 @@ services:
 """
 
 
-def _site(root: Path, text: str) -> Path:
-    (root / "rules").mkdir()
-    (root / "releases").mkdir()
-    (root / "opsmedic.yaml").write_text(text)
-    return root
-
-
 def test_bad_scale_settings_are_named_at_their_place(tmp_path: Path) -> None:
-    found = opsmedic("check", cwd=_site(tmp_path, BAD))
+    found = opsmedic("check", cwd=service_site(tmp_path, BAD))
     assert found.returncode == 2
     for expected in (
         "opsmedic.yaml:8:23: services.api.scale.command.argv: Value error, {{ prot }} is not "
@@ -95,8 +84,8 @@ def test_bad_scale_settings_are_named_at_their_place(tmp_path: Path) -> None:
         "opsmedic.yaml:15:7: services.both.scale: Value error, give exactly one of command or "
         "systemd",
         "opsmedic.yaml:25:7: services.inverted.scale: Value error, min 3 is above max 2",
-        "opsmedic.yaml:32:5: services.rolled: Value error, scale: goes with strategy switch, not canary: both "
-        "would write the router's upstream",
+        "opsmedic.yaml:32:5: services.rolled: Value error, scale: goes with strategy switch, "
+        "not canary: both would write the router's upstream",
         "opsmedic.yaml:52:23: services.unit.scale.systemd.unit: Value error, unit 'api@': a "
         "template's name without '@' or '.service'",
     ):
@@ -104,7 +93,7 @@ def test_bad_scale_settings_are_named_at_their_place(tmp_path: Path) -> None:
 
 
 def test_check_shows_what_scaling_does(tmp_path: Path) -> None:
-    found = opsmedic("check", cwd=_site(tmp_path, GOOD))
+    found = opsmedic("check", cwd=service_site(tmp_path, GOOD))
     assert found.returncode == 0, found.stderr
     assert (
         "service api: scale 1..4 instances at 127.0.0.1:8100+N (systemd api@N.service), "
