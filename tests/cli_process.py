@@ -22,3 +22,19 @@ def opsmedic(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def via(name: str) -> str:
     """How the CLI records `--as NAME` given by the login running these tests."""
     return f"{name} (via {getpass.getuser()}@{socket.gethostname()})"
+
+
+# A router's settings in a service's YAML (indented under its strategy's section), for the
+# config tests of the strategies that move traffic and of scaling.
+ROUTER_YAML = (
+    "      router:\n        nginx: {upstream: app, include: up.conf, access_log: a.log, "
+    "prefix: ., conf: n.conf, pid_file: n.pid}\n"
+)
+
+
+def service_site(root: Path, text: str) -> Path:
+    """A directory holding opsmedic.yaml (`text`), an empty rules/ and a releases/ directory."""
+    (root / "rules").mkdir()
+    (root / "releases").mkdir()
+    (root / "opsmedic.yaml").write_text(text)
+    return root

@@ -12,6 +12,7 @@ if __package__:
     from .services_nginx import canary_rig
     from .services_redis import redis_server
     from .services_rolling import rolling_rig
+    from .services_scale import scale_rig
     from .services_tls import tls_server
     from .store_fixtures import store, store_url
 else:
@@ -21,6 +22,7 @@ else:
     from services_nginx import canary_rig
     from services_redis import redis_server
     from services_rolling import rolling_rig
+    from services_scale import scale_rig
     from services_tls import tls_server
     from store_fixtures import store, store_url
 
@@ -32,6 +34,7 @@ __all__ = [
     "postgres_url",
     "redis_server",
     "rolling_rig",
+    "scale_rig",
     "shared_dir",
     "smtp_server",
     "sshd",
@@ -52,6 +55,7 @@ _MARKER_OF_FIXTURE = {
     "redis_server": "redis",
     "rolling_rig": "nginx",
     "bluegreen_rig": "nginx",
+    "scale_rig": "nginx",
 }
 
 
@@ -61,7 +65,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "tls: needs the nginx TLS server of tests/services_tls.py")
     config.addinivalue_line(
         "markers",
-        "nginx: needs the nginx rigs of tests/services_nginx.py (and _rolling, _bluegreen)",
+        "nginx: needs the nginx rigs of tests/services_nginx.py (and _rolling, _bluegreen, _scale)",
     )
     config.addinivalue_line("markers", "redis: needs the redis-server of tests/services_redis.py")
     config.addinivalue_line(

@@ -101,6 +101,20 @@ def wait_for_port(
         time.sleep(0.05)
 
 
+@contextlib.contextmanager
+def serving(argv: list[str], port: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`argv` running (its output in `log`) once it accepts connections on HOST:port; stopped
+    on the way out."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=subprocess.STDOUT)  # fmt: skip
+    try:
+        wait_for_port(HOST, port, time.monotonic() + START_TIMEOUT, proc)
+        yield proc
+    finally:
+        _stop(proc)
+
+
 def _fail(message: str, log: Path | None = None) -> NoReturn:
     if log is not None and log.exists():
         tail = log.read_text(errors="replace").splitlines()[-30:]

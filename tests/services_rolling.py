@@ -10,9 +10,7 @@ switch step does for `{{ instance }}`. nginx logs in the `opsmedic` format and p
 from __future__ import annotations
 
 import contextlib
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +22,11 @@ from opsmedic.cli.demo import shortener
 from opsmedic.releases.nginx import NginxSettings
 
 if __package__:
-    from .services import HOST, START_TIMEOUT, _stop, wait_for_port
+    from .services import HOST, serving
     from .services_nginx import nginx_front
     from .services_tls import _free_ports
 else:
-    from services import HOST, START_TIMEOUT, _stop, wait_for_port
+    from services import HOST, serving
     from services_nginx import nginx_front
     from services_tls import _free_ports
 
@@ -79,17 +77,10 @@ def _install(root: Path) -> None:
 @contextlib.contextmanager
 def _instance(root: Path, port: int) -> Iterator[None]:
     _install(root)
-    with (root / "stdout.log").open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", shortener.MARKER, "serve", "--root", str(root), "--port",
-             str(port)],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-        wait_for_port(HOST, port, time.monotonic() + START_TIMEOUT, proc)
+    argv = [sys.executable, "-m", shortener.MARKER, "serve", "--root", str(root), "--port",
+            str(port)]  # fmt: skip
+    with serving(argv, port, root / "stdout.log"):
         yield
-    finally:
-        _stop(proc)
 
 
 @pytest.fixture

@@ -156,3 +156,16 @@ async def test_the_team_hears_how_each_release_ended_and_nothing_in_between() ->
     latency = {name: [c.http.max_latency for c in service.verify if c.http]
                for name, service in rt.config.services.items()}  # fmt: skip
     assert latency == {"shortener": [0.2], "data": [0.2], "info": [0.05]}
+
+
+async def test_the_api_scales_out_twice_while_slow_and_back_in_twice_after_calm() -> None:
+    """6 minutes slow, 30 calm: out at 30 s and 5m30, in at 16 m and 26 m."""
+    example = _example("12-scale-out-on-latency")
+    would = await _dry_replay(example)
+    assert [r.rule for r in would] == ["scale-out-api"] * 2 + ["scale-in-api"] * 2
+    assert [r.steps[0].params for r in would] == [{"service": "api", "by": 1}] * 2 + [
+        {"service": "api", "by": -1}
+    ] * 2
+    rt = build(example / "opsmedic.yaml", with_store=False, registry=build_registry())
+    scale = rt.config.services["api"].scale
+    assert scale is not None and (scale.min, scale.max, scale.cooldown) == (2, 6, 300.0)

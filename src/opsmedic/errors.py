@@ -169,6 +169,13 @@ class UnknownRelease(ReleaseRefused):
     status = 404
 
 
+class ScaleRefused(OpsmedicError):
+    """A scale that cannot be done as asked: below min, above max, inside the cooldown, an
+    unknown service or one without `scale:`; nothing was started or stopped."""
+
+    status = 409
+
+
 class RunRefused(OpsmedicError):
     """A run by hand (engine/manual.py) that would break a safety rule of live runs: a run of
     the rule for the same alert is in flight, or the rule's limit is reached (409)."""

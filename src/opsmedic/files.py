@@ -1,10 +1,18 @@
-"""Writing files the crash-safe way: temporary name, fsync, rename, fsync the directory."""
+"""Writing files the crash-safe way: temporary name, fsync, rename, fsync the directory; and
+holding a lock file across processes."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import fcntl
 import os
 import tempfile
+import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+
+_LOCK_POLL_S = 0.05  # between two tries of a lock another process holds
 
 
 class NotDurable(OSError):
@@ -42,3 +50,26 @@ def write_atomic(path: Path, text: str, *, like: os.stat_result | None = None) -
     except OSError as exc:
         # Callers that report what they changed must know the rename already happened.
         raise NotDurable(exc.errno, exc.strerror) from exc
+
+
+@contextlib.asynccontextmanager
+async def flocked(
+    path: Path, deadline: float, busy: Callable[[], Exception]
+) -> AsyncIterator[None]:
+    """Hold an exclusive `flock` on `path` (created if need be), across processes; `busy()` is
+    raised once `deadline` (time.monotonic) passes with another holder. Polled without
+    blocking, so a cancelled waiter never leaves a lock taken behind it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise busy() from None
+                await asyncio.sleep(_LOCK_POLL_S)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock

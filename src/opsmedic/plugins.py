@@ -62,6 +62,16 @@ class ReleaseControl(Protocol):
         ...
 
 
+class ScaleControl(Protocol):
+    """The scaler as the `scale` action reaches it (never by import). Refusals (an unknown
+    service, below min, above max, inside the cooldown) raise ScaleRefused; an instance that
+    failed its health check, or a router error, is an Outcome that is not ok."""
+
+    async def scale(
+        self, service: str, *, by: int | None = None, to: int | None = None, dry_run: bool = False
+    ) -> Outcome: ...
+
+
 class FlagControl(Protocol):
     """The flag service as the `set_flag` action reaches it (never by import). An unknown
     flag raises NotFoundError (with close matches), a change that leaves an invalid flag
@@ -115,6 +125,8 @@ class ActionContext:
     probe_once: ProbeOnce | None = None
     # The release controller, for `deploy` and `rollback`; None where no services are wired.
     releases: ReleaseControl | None = None
+    # The scaler, for `scale`; None where no service declares `scale:`.
+    scaling: ScaleControl | None = None
     # The flag service, for `set_flag`; None where no store is wired.
     flags: FlagControl | None = None
     # When what the run is about began (epoch seconds): the triggering event's time, and its

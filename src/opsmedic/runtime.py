@@ -75,13 +75,14 @@ def build_registry(load_entry_points: bool = True) -> Registry:
         recheck,
         rollback,
         run_command,
+        scale,
         set_flag,
     )
     from opsmedic.probes import BUILTIN_PROBES
     from opsmedic.sources.webhooks import BUILTIN_WEBHOOKS
 
     actions = (noop, run_command, http_request, notify, kill_process, archive_logs, dns_failover,
-               recheck, annotate, deploy, rollback, set_flag, loghunt)  # fmt: skip
+               recheck, annotate, deploy, rollback, set_flag, loghunt, scale)  # fmt: skip
     reg = Registry(
         actions={module.ACTION.name: module.ACTION for module in actions},
         probes={spec.name: spec for spec in BUILTIN_PROBES},
@@ -266,6 +267,10 @@ def build(
     rt = Runtime(config, config_path, registry, settings, ruleset, clock, store, engine, names)
     rt.releases = _release_controller(rt, read, dry_run)
     rt.flags = _flag_service(rt)
+    if any(service.scale is not None for service in config.services.values()):
+        from opsmedic.releases.scale import Scaler
+
+        rt.engine.executor.scaling = Scaler(config.services, config.state_dir, clock)
     return rt
 
 

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import fcntl
 import json
-import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -17,7 +14,7 @@ from opsmedic.archive.formats import EXTENSIONS, Format, Member
 from opsmedic.archive.local import fsync_dir
 from opsmedic.archive.select import Candidate, Identity
 from opsmedic.errors import ActionError
-from opsmedic.files import write_atomic
+from opsmedic.files import flocked, write_atomic
 
 _SUFFIX = ".intent.json"
 _VERSION = 1
@@ -77,22 +74,13 @@ class IntentJournal:
         Without it a second run's recovery would undo the first run's live intent. Polled
         without blocking, so a cancelled waiter never leaves a lock taken behind it.
         """
-        self.dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise ActionError(
-                            f"another archive run holds {self.dir / '.lock'}; try again later"
-                        ) from None
-                    await asyncio.sleep(_LOCK_POLL_S)
+        lock = self.dir / ".lock"
+
+        def busy() -> ActionError:
+            return ActionError(f"another archive run holds {lock}; try again later")
+
+        async with flocked(lock, deadline, busy):
             yield
-        finally:
-            os.close(fd)  # closing releases the lock
 
 
 def _encode(intent: Intent) -> dict[str, Any]:

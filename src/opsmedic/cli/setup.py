@@ -196,6 +196,8 @@ def _service_lines(config: Config | None) -> list[str]:
                          f"start step(s), warm_timeout {blue_green.warm_timeout:g}s; the idle "
                          "slot previewed with the http checks, every check on live "
                          "traffic")  # fmt: skip
+        if service.scale is not None:
+            lines.append(f"service {name}: {service.scale.describe()}")
     return lines
 
 

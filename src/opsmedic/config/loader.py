@@ -146,9 +146,12 @@ def _place(config: Config, base: Path) -> None:
             env.current = base / env.current if env.current is not None else None
         if service.git is not None:
             service.git = base / service.git
-        for moving in (service.canary, service.rolling, service.blue_green):
+        for moving in (service.canary, service.rolling, service.blue_green, service.scale):
             if moving is not None:
                 _place_router(moving.router, base)
+        if service.scale is not None and service.scale.command is not None:
+            found = service.scale.command
+            found.cwd = base / found.cwd if found.cwd is not None else base
         for checks in [service.verify, *(e.verify or [] for e in service.environments.values())]:
             for check in checks:
                 if check.traffic is not None:

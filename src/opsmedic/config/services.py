@@ -13,6 +13,7 @@ from opsmedic.config.canary import CanaryConfig
 from opsmedic.config.gates import Gate
 from opsmedic.config.rolling import RollingConfig
 from opsmedic.config.routers import check_backend
+from opsmedic.config.scale import ScaleConfig
 from opsmedic.config.types import Duration, HttpMethod, HttpUrlText, PositiveDuration, Strict
 
 # A service, environment or version name: it goes into paths, templates and labels as it is.
@@ -123,6 +124,7 @@ class ServiceConfig(Strict):
     canary: CanaryConfig | None = Field(None, description="strategy canary's settings")
     rolling: RollingConfig | None = Field(None, description="strategy rolling's settings")
     blue_green: BlueGreenConfig | None = Field(None, description="strategy blue_green's settings")
+    scale: ScaleConfig | None = Field(None, description="what the scale action starts and stops")
     # Required for `switch`, where they are the switch; after a router moved the traffic
     # (blue_green) they are optional extras.
     switch: list[Any] = Field(
@@ -162,6 +164,10 @@ class ServiceConfig(Strict):
             raise ValueError(f"strategy {self.strategy} moves one upstream's traffic, the same "
                              "in every environment: declare one environment, or a service per "
                              "environment (e.g. shop-staging)")  # fmt: skip
+        if self.scale is not None and self.strategy != "switch":
+            # Both would write the upstream's file, each from its own list of instances.
+            raise ValueError(f"scale: goes with strategy switch, not {self.strategy}: both "
+                             "would write the router's upstream")  # fmt: skip
         places: list[ServiceConfig | Environment] = [self, *self.environments.values()]
         if self.rolling is not None and any(p.current or p.version_url for p in places):
             raise ValueError("strategy rolling checks each instance at rolling.version_path: "

@@ -71,7 +71,7 @@ def derive(
         return Need(kind, value, why, config_file, line, dotted(loc), col)
 
     needs = list(_config_needs(config, settings, at_config))
-    archives = False
+    archives = scales = False
     for rule in ruleset:
         for i, step in enumerate([*rule.steps, *rule.on_failure]):
             section = "do" if i < len(rule.steps) else "on_failure"
@@ -79,12 +79,12 @@ def derive(
             at = _At(rule, step, f"{rule.name}: {section}[{index}].{step.action}")
             needs.extend(_step_needs(step, at, config))
             archives = archives or step.action == "archive_logs"
-    if archives:  # the intent journal that makes a killed archive recoverable
-        needs.append(
-            at_config(
-                Kind.WRITE, str(config.state_dir), "state_dir (archive intents)", ("state_dir",)
-            )
-        )
+            scales = scales or step.action == "scale"
+    # The intent journal that makes a killed archive recoverable; the instances a scale started.
+    uses = [why for why, used in (("archive intents", archives), ("scale records", scales)) if used]
+    if uses:
+        why = f"state_dir ({', '.join(uses)})"
+        needs.append(at_config(Kind.WRITE, str(config.state_dir), why, ("state_dir",)))
     return needs
 
 

@@ -17,7 +17,14 @@ from opsmedic.config.schema import Config
 from opsmedic.errors import ActionError, RetryableError, TemplateError
 from opsmedic.model import Event, Outcome, Queue, Run, RunState, StepRecord
 from opsmedic.paths import validation_context
-from opsmedic.plugins import ActionContext, FlagControl, ProbeOnce, Registry, ReleaseControl
+from opsmedic.plugins import (
+    ActionContext,
+    FlagControl,
+    ProbeOnce,
+    Registry,
+    ReleaseControl,
+    ScaleControl,
+)
 from opsmedic.rules.model import Rule, Step
 from opsmedic.templating import StepVars, Templates, template_context
 from opsmedic.utf8 import valid_utf8
@@ -57,6 +64,7 @@ class Executor:
         # The release controller the deploy and rollback actions reach (runtime.py sets it).
         self.releases: ReleaseControl | None = None
         self.flags: FlagControl | None = None  # the flag service, for set_flag
+        self.scaling: ScaleControl | None = None  # the scaler, for scale (runtime.py sets it)
         # An incident's first event's time by id, where the engine knows it (loop.py sets it).
         self.opened_at: Callable[[str], float | None] = lambda incident_id: None
         # Where events an action announces go (the engine's inbox); None: they are dropped.
@@ -162,7 +170,7 @@ class Executor:
             base_dir=config.base_dir,
             state_dir=config.state_dir, output_limit=config.actions.output_limit,
             ssh_hosts=config.ssh_hosts, probe_once=self._probe_once, releases=self.releases,
-            flags=self.flags, event_time=event.time,
+            flags=self.flags, scaling=self.scaling, event_time=event.time,
             incident_opened_at=self.opened_at(run.incident_id) if run.incident_id else None,
             settings=spec.settings.pick(self._settings) if spec.settings else None,
         )  # fmt: skip

@@ -352,3 +352,9 @@ def test_the_stop_timeout_covers_the_longest_step_timeout_and_is_bounded(tmp_pat
     unit = unit_for(world(tmp_path, step % "2h", config))
     assert directive(unit, "TimeoutStopSec") == ["3600s"]
     assert len(unit.warnings) == 1 and "outlasts TimeoutStopSec=3600s" in unit.warnings[0]
+
+
+def test_a_scale_step_gets_the_state_dir_where_its_records_live(tmp_path: Path) -> None:
+    rules = "- name: s\n  when: {source: http}\n  do:\n    - scale: {service: api, by: 1}\n"
+    unit = unit_for(world(tmp_path, rules, "api: {enabled: false}\nstate_dir: /srv/state\n"))
+    assert directive(unit, "ReadWritePaths") == ["-/srv/state"]

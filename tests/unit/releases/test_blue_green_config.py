@@ -5,21 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 if __package__:
-    from ...cli_process import opsmedic
+    from ...cli_process import ROUTER_YAML, opsmedic, service_site
 else:
-    from cli_process import opsmedic
+    from cli_process import ROUTER_YAML, opsmedic, service_site
 
-ROUTER = (
-    "      router:\n        nginx: {upstream: app, include: up.conf, access_log: a.log, "
-    "prefix: ., conf: n.conf, pid_file: n.pid}\n"
-)
 BAD = f"""\
 services:
   shop:
     versions: releases
     strategy: blue_green
     blue_green:
-{ROUTER}      slots: {{blue: "127.0.0.1:8001", green: "127.0.0.1"}}
+{ROUTER_YAML}      slots: {{blue: "127.0.0.1:8001", green: "127.0.0.1"}}
       start: [{{run_comand: {{argv: ["true"]}}}}]
       warm_timeout: 0s
       version_path: version
@@ -27,19 +23,19 @@ services:
     versions: releases
     strategy: blue_green
     blue_green:
-{ROUTER}      slots: {{blue: "127.0.0.1:8001", green: "127.0.0.1:8001"}}
+{ROUTER_YAML}      slots: {{blue: "127.0.0.1:8001", green: "127.0.0.1:8001"}}
       start: []
   three:
     versions: releases
     strategy: blue_green
     blue_green:
-{ROUTER}      slots: {{blue: "127.0.0.1:8001", green: "127.0.0.1:8002", red: "127.0.0.1:8003"}}
+{ROUTER_YAML}      slots: {{blue: "127.0.0.1:8001", green: "127.0.0.1:8002", red: "127.0.0.1:8003"}}
       start: [{{run_command: {{argv: ["true"]}}}}]
   unasked:
     versions: releases
     strategy: blue_green
     blue_green:
-{ROUTER}      slots: {{blue: "127.0.0.1:8001", green: "127.0.0.1:8002"}}
+{ROUTER_YAML}      slots: {{blue: "127.0.0.1:8001", green: "127.0.0.1:8002"}}
       start: [{{run_command: {{argv: ["true", "{{{{ slott }}}}"]}}}}]
   cart:
     versions: releases
@@ -56,21 +52,14 @@ services:
     verify:
       - {{name: home, http: {{url: "http://127.0.0.1:8080/"}}, on_no_data: fail}}
     blue_green:
-{ROUTER}      slots: {{blue: "127.0.0.1:8001", green: "127.0.0.1:8002"}}
+{ROUTER_YAML}      slots: {{blue: "127.0.0.1:8001", green: "127.0.0.1:8002"}}
       start: [{{run_command: {{argv: [start-slot, "{{{{ slot }}}}", "{{{{ version }}}}"]}}}}]
       warm_timeout: 20s
 """
 
 
-def _site(root: Path, text: str) -> Path:
-    (root / "rules").mkdir()
-    (root / "releases").mkdir()
-    (root / "opsmedic.yaml").write_text(text)
-    return root
-
-
 def test_bad_blue_green_settings_are_named_at_their_place(tmp_path: Path) -> None:
-    found = opsmedic("check", cwd=_site(tmp_path, BAD))
+    found = opsmedic("check", cwd=service_site(tmp_path, BAD))
     assert found.returncode == 2
     for expected in (
         "opsmedic.yaml:8:14: services.shop.blue_green.slots: Value error, slot 'green': "
@@ -99,7 +88,7 @@ def test_bad_blue_green_settings_are_named_at_their_place(tmp_path: Path) -> Non
 
 
 def test_check_shows_the_slots_and_what_the_preview_checks(tmp_path: Path) -> None:
-    found = opsmedic("check", cwd=_site(tmp_path, GOOD))
+    found = opsmedic("check", cwd=service_site(tmp_path, GOOD))
     assert found.returncode == 0, found.stderr
     assert "service shop (production): blue_green, bake 30s, verify_timeout 600s; home every " in (
         found.stdout

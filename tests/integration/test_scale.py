@@ -1,0 +1,257 @@
+"""The `scale` action against a real nginx and real instance processes on loopback
+(tests/services_scale.py): scale-out routes a new instance only once healthy, scale-in drains
+one under load with no request failing, bounds and cooldown refuse, the record survives a
+restart, an instance that never becomes healthy is stopped and counted, and a rule's limit
+escalates after repeated failures."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import sys
+import threading
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+import yaml
+
+from opsmedic.clock import SystemClock
+from opsmedic.errors import ScaleRefused
+from opsmedic.model import Event
+from opsmedic.releases.scale import Scaler
+from opsmedic.runtime import build, build_registry
+
+if __package__:
+    from ..services_scale import ScaleRig
+else:
+    from services_scale import ScaleRig
+
+MAX_REQUESTS = 3000  # the bound of every load a test sends
+PAUSE_S = 0.005  # between two requests of the load: at most 200 requests/s
+
+
+@contextlib.asynccontextmanager
+async def _scaler(rig: ScaleRig, **changes: Any) -> AsyncIterator[Scaler]:
+    scaler = Scaler(rig.services(**changes), rig.root / "state", SystemClock())
+    # Like opsmedic stopping, leaving the block leaves the instances running; the rig keeps
+    # the scaler (its processes' handles) and stops what is left at the end of the test.
+    rig.children.append(scaler.launchers)
+    yield scaler
+
+
+def _answers(rig: ScaleRig, count: int) -> Counter[str]:
+    """Who answered `count` requests sent through nginx (status: body)."""
+    with httpx.Client(timeout=10) as client:
+        return Counter(
+            f"{r.status_code}: {r.text}" for r in (client.get(rig.url) for _ in range(count))
+        )
+
+
+def _record(rig: ScaleRig, state: str = "state") -> dict[str, Any]:
+    return json.loads((rig.root / state / "scale" / "app.json").read_text())
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+async def test_scale_out_serves_through_nginx_and_scale_in_drains_under_load(
+    scale_rig: ScaleRig,
+) -> None:
+    rig = scale_rig
+    async with _scaler(rig) as scaler:
+        out = await scaler.scale("app", by=1)
+        assert out.ok, out.message
+        assert out.details["instances"] == [rig.address(1), rig.address(2)]
+        assert rig.address(2) in rig.upstream()
+        port2 = rig.base_port + 2
+        assert _answers(rig, 10) == {f"200: instance {rig.base_port + 1}": 5,
+                                     f"200: instance {port2}": 5}  # fmt: skip
+        pid = _record(rig)["instances"]["2"]["pid"]
+        assert _alive(pid)
+
+        # Scale in while a bounded load runs through nginx, each request slow enough that
+        # some are in flight on instance 2 when it leaves the upstream.
+        rig.delay_file.write_text("0.02")
+        statuses: list[int | str] = []
+        stop = threading.Event()
+
+        def load() -> None:
+            with httpx.Client(timeout=10) as client:
+                while not stop.is_set() and len(statuses) < MAX_REQUESTS:
+                    try:
+                        statuses.append(client.get(rig.url).status_code)
+                    except httpx.HTTPError as exc:
+                        statuses.append(type(exc).__name__)
+                    stop.wait(PAUSE_S)
+
+        loader = threading.Thread(target=load)
+        loader.start()
+        try:
+            await asyncio.sleep(0.3)
+            back = await scaler.scale("app", by=-1)
+            await asyncio.sleep(0.3)
+        finally:
+            stop.set()
+            loader.join()
+        assert back.ok, back.message
+        assert "drained and stopped" in back.message
+        assert back.details["instances"] == [rig.address(1)]
+        assert Counter(statuses).keys() == {200}, Counter(statuses)
+        assert not _alive(pid)
+        assert rig.address(2) not in rig.upstream()
+        assert _record(rig)["instances"].keys() == {"1"}
+
+
+async def test_bounds_cooldown_and_a_restart_that_knows_the_instances(
+    scale_rig: ScaleRig,
+) -> None:
+    rig = scale_rig
+    async with _scaler(rig) as scaler:
+        with pytest.raises(ScaleRefused, match=r"^app: scaling to 0 instance\(s\) is below "
+                           r"min 1 \(1 serve\)$"):  # fmt: skip
+            await scaler.scale("app", by=-1)
+        with pytest.raises(ScaleRefused, match=r"to 4 instance\(s\) is above max 3 \(1 serve"):
+            await scaler.scale("app", to=4)
+        assert rig.address(1) in rig.upstream()  # nothing changed
+        dry = await scaler.scale("app", to=3, dry_run=True)
+        assert dry.ok and dry.message == "app: would scale from 1 to 3 instance(s)"
+        assert (await scaler.scale("app", to=2)).ok
+        pid = _record(rig)["instances"]["2"]["pid"]
+
+    # A new process (a restarted opsmedic) reads the record: instance 2 is its to stop, and
+    # the cooldown it recorded holds.
+    async with _scaler(rig, cooldown="1h") as again:
+        with pytest.raises(ScaleRefused, match="inside its cooldown of 3600s"):
+            await again.scale("app", by=1)
+    async with _scaler(rig) as again:
+        assert _alive(pid)
+        back = await again.scale("app", to=1)
+        assert back.ok, back.message
+        assert not _alive(pid)
+        assert rig.address(2) not in rig.upstream()
+
+
+async def test_an_instance_never_healthy_is_stopped_and_counted(scale_rig: ScaleRig) -> None:
+    rig = scale_rig
+    async with _scaler(rig, unhealthy=True, health={"path": "/health", "timeout": "1s"}) as scaler:
+        before = rig.upstream()
+        failed = await scaler.scale("app", by=1)
+        assert not failed.ok
+        assert failed.message.startswith("app: scale-out failed: instance 2: http://")
+        assert "not healthy within 1s (last: status 503)" in failed.message
+        assert failed.message.endswith("stopped 1 new instance(s), 1 serve")
+        assert failed.details == {"instances": [rig.address(1)], "unhealthy": 1}
+        assert rig.upstream() == before  # it never got traffic
+        assert not any(_alive(pid) for pid in scaler.launchers["app"].children)
+        assert _record(rig)["unhealthy"] == 1
+        assert _record(rig)["instances"].keys() == {"1"}
+
+
+async def test_an_instance_that_exits_is_reported_at_once(scale_rig: ScaleRig) -> None:
+    rig = scale_rig
+    broken = rig.scale()
+    broken["command"]["argv"] = [*broken["command"]["argv"], "--no-such-flag"]
+    async with _scaler(rig, command=broken["command"]) as scaler:
+        failed = await scaler.scale("app", by=1)
+    assert not failed.ok
+    assert "exited before http://" in failed.message, failed.message
+    log = (rig.root / "state" / "scale" / "app" / "2.log").read_text()
+    assert "unrecognized arguments: --no-such-flag" in log
+
+
+async def test_a_rule_scaling_out_onto_unhealthy_instances_escalates_after_its_limit(
+    scale_rig: ScaleRig,
+) -> None:
+    rig = scale_rig
+    site = rig.root / "site"
+    (site / "rules").mkdir(parents=True)
+    service = rig.service(unhealthy=True, health={"path": "/health", "timeout": "500ms"})
+    config = {"store": f"sqlite:///{site}/opsmedic.db", "api": {"enabled": False},
+              "services": {"app": service}}  # fmt: skip
+    (site / "opsmedic.yaml").write_text(yaml.safe_dump(config))
+    rules = [
+        {"name": "scale-out-on-latency", "when": {"source": "http", "resource": "app"},
+         "do": [{"scale": {"service": "app", "by": 1}}],
+         "limit": {"max_runs": 2, "within": "1h"}},
+        {"name": "page", "when": {"source": "opsmedic", "kind": "escalation"}, "do": ["noop"]},
+    ]  # fmt: skip
+    (site / "rules" / "scale.yaml").write_text(yaml.safe_dump(rules))
+    rt = build(site / "opsmedic.yaml", registry=build_registry())
+    await rt.engine.start()
+    try:
+        for value in (900.0, 950.0, 990.0):
+            await rt.engine.submit([Event(source="http", resource="app", value=value)])
+            await rt.engine.drain()
+        assert rt.store is not None
+        runs = rt.store.list_runs(rule="scale-out-on-latency")
+        escalations = rt.store.list_events(kind="escalation")
+    finally:
+        await rt.engine.close()
+    # Newest first: two failed scale-outs, then the limit: skipped, paused and escalated.
+    assert [str(r.state) for r in runs] == ["skipped", "failed", "failed"]
+    assert "limit reached: 2 runs within 3600s" in runs[0].message
+    assert "not healthy within 0.5s" in runs[1].steps[0].message
+    assert len(escalations) == 1
+    assert _record(rig, "site/state")["unhealthy"] == 2  # state_dir: beside the config
+    assert rig.address(2) not in rig.upstream()
+
+
+async def test_nginx_refusing_the_new_upstream_stops_the_new_instance(
+    scale_rig: ScaleRig,
+) -> None:
+    """A scale-out whose router change nginx refuses: the healthy new instance is stopped and
+    forgotten, the upstream keeps instance 1 alone; without a record, a router that cannot be
+    read refuses the scale before anything starts."""
+    rig = scale_rig
+    refusing = rig.root / "nginx-refusing"
+    refusing.write_text(
+        f"#!{sys.executable}\nimport os, sys\n"
+        "if '-t' in sys.argv:\n    sys.exit('nginx: [emerg] refused by the test')\n"
+        f"os.execv({rig.settings.program!r}, [{rig.settings.program!r}, *sys.argv[1:]])\n"
+    )
+    refusing.chmod(0o755)
+    router = rig.router()
+    router["nginx"]["program"] = str(refusing)
+    async with _scaler(rig, router=router) as scaler:
+        before = rig.upstream()
+        failed = await scaler.scale("app", by=1)
+        assert not failed.ok
+        assert "scale-out failed: upstream app: nginx -t refused" in failed.message, failed.message
+        assert "refused by the test" in failed.message
+        assert rig.upstream() == before
+        assert _record(rig)["instances"].keys() == {"1"}
+        assert not any(_alive(pid) for pid in scaler.launchers["app"].children)
+    router["nginx"]["program"] = str(rig.root / "no-such-nginx")
+    (rig.root / "state" / "scale" / "app.json").unlink()
+    async with _scaler(rig, router=router) as scaler:
+        with pytest.raises(
+            ScaleRefused, match=r"^app: no record of its instances, and cannot run .*no-such-nginx"
+        ):
+            await scaler.scale("app", by=1)
+        assert not scaler.launchers["app"].children  # no instance was started
+
+
+async def test_a_connection_left_open_is_waited_for_up_to_drain_timeout(
+    scale_rig: ScaleRig,
+) -> None:
+    rig = scale_rig
+    async with _scaler(rig, drain_timeout="1s", stop_timeout="1s") as scaler:
+        assert (await scaler.scale("app", by=1)).ok
+        host, port = rig.address(2).rsplit(":", 1)
+        with socket.create_connection((host, int(port))):  # a client that never sends
+            back = await scaler.scale("app", by=-1)
+    assert back.ok, back.message
+    assert (
+        f"{rig.address(2)} drained and stopped (1 connection(s) still open after " in back.message
+    )
+    assert "drain_timeout 1s); 1 serve" in back.message
