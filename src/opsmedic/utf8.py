@@ -8,8 +8,13 @@ from typing import Any
 # What makes text shown to people lie: C0 and C1 controls (ESC moves a terminal's cursor, CR
 # overwrites a line), DEL, lone surrogates, and the bidi embeddings, overrides and isolates
 # (U+202A-U+202E, U+2066-U+2069) that reorder what follows them on screen ("Trojan Source"):
-# `alice\u202e` before "resolved by hand" would show a different sentence.
-_HIDING = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+# `alice\u202e` before "resolved by hand" would show a different sentence; the invisible bidi
+# marks (U+061C, U+200E, U+200F) that flip neutral characters around them; and the line and
+# paragraph separators (U+2028, U+2029) that break a line no log or terminal shows as one.
+_HIDING = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]"
+)
+_BIDI = re.compile(r"[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _BREAKS = "\t\n"
 
 
@@ -20,7 +25,7 @@ def hiding(value: str, *, breaks: bool = False) -> str | None:
         char = found.group()
         if breaks and char in _BREAKS:
             continue
-        kind = "bidi control" if "\u202a" <= char <= "\u2069" else "control character"
+        kind = "bidi control" if _BIDI.match(char) else "control character"
         return f"{kind} {char!r} at position {found.start()}"
     return None
 
