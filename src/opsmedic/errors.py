@@ -100,6 +100,12 @@ class NotFoundError(StoreError):
     exit_code = 2  # the id given names nothing: bad input, as an unknown flag or service
 
 
+class AmbiguousRef(NotFoundError):
+    """A short id matches several records: say more of it."""
+
+    status = 409
+
+
 class UnknownFlag(NotFoundError):
     """No flag has that key; the message names the close matches."""
 

@@ -256,6 +256,27 @@ async def test_nul_in_a_filter_is_a_4xx(tmp_path: Path) -> None:
             assert (await client.get(url)).status_code == 422, url
 
 
+async def test_an_ambiguous_short_id_is_a_409_and_a_time_that_is_no_number_a_422(
+    tmp_path: Path,
+) -> None:
+    async with running_api(tmp_path) as api, \
+            api.client(api.tokens["ingest"]) as ingest, \
+            api.client(api.tokens["read"]) as client:  # fmt: skip
+        sent = [{"source": "t", "kind": "K", "resource": f"r{i}"} for i in range(2)]
+        reply = await ingest.post("/api/v1/events", json=sent)
+        assert reply.status_code == 202, reply.text
+        await api.rt.engine.drain()
+        a, b = (e["id"] for e in reply.json()["events"])
+        common = next(i for i, (x, y) in enumerate(zip(a, b, strict=True)) if x != y)
+        assert common >= 4  # ids made in the same moment share their start
+        found = await client.get(f"/api/v1/events/{a[:common]}")
+        assert found.status_code == 409 and "matches several" in found.text, found.text
+        assert (await client.get(f"/api/v1/events/{a[: common + 1]}")).status_code == 200
+        for url in ("/api/v1/incidents?since=nan", "/api/v1/runs?since=1e400",
+                    "/api/v1/events?since=-inf"):  # fmt: skip
+            assert (await client.get(url)).status_code == 422, url
+
+
 async def test_health_readiness_and_metrics(tmp_path: Path) -> None:
     rules = [{"name": "n", "when": {"source": "disk"}, "do": ["noop"]}]
     async with running_api(tmp_path, rules) as api:

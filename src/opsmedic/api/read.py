@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from opsmedic.api.auth import require
 from opsmedic.api.live_rules import LiveRules
-from opsmedic.errors import NotFoundError
+from opsmedic.errors import AmbiguousRef, NotFoundError
 from opsmedic.model import IncidentStatus, Queue, RunState
 from opsmedic.store.store import Store
 from opsmedic.tokens import Scope
@@ -25,18 +25,21 @@ from opsmedic.views import (
 
 router = APIRouter(prefix="/api/v1", tags=["read"], dependencies=[Depends(require(Scope.READ))])
 Limit = Annotated[int, Query(ge=1, le=1000, description="at most this many, newest first")]
-Since = Annotated[float | None, Query(description="epoch seconds")]
+Since = Annotated[float | None, Query(description="epoch seconds", allow_inf_nan=False)]
 T = TypeVar("T")
 
 
 async def _read(call: Callable[[], T], *texts: str | None) -> T:
     """`call` on a worker thread, `texts` being the ids and filters it reads by; an unknown
-    id is a 404. Reads run on threads: SQLite's WAL lets them go on while the engine writes."""
+    id is a 404, a short one several ids share a 409. Reads run on threads: SQLite's WAL
+    lets them go on while the engine writes."""
     if any(t is not None and "\x00" in t for t in texts):
         # PostgreSQL cannot even compare text with NUL; no stored value holds one anyway.
         raise HTTPException(422, "a NUL character cannot be in an id or a filter")
     try:
         return await asyncio.to_thread(call)
+    except AmbiguousRef as exc:
+        raise HTTPException(409, str(exc)) from None
     except NotFoundError as exc:
         raise HTTPException(404, str(exc)) from None
 

@@ -12,7 +12,13 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from opsmedic.errors import NotFoundError, ReleaseRefused, StoreError, UnknownIncident
+from opsmedic.errors import (
+    AmbiguousRef,
+    NotFoundError,
+    ReleaseRefused,
+    StoreError,
+    UnknownIncident,
+)
 from opsmedic.lifecycle import Action
 from opsmedic.model import (
     OWN_SOURCE,
@@ -701,7 +707,7 @@ class Store:
         if len(found) > 1:
             shown_ids = ", ".join(row["id"] for row in found[:5])
             more = ", ..." if len(found) > 5 else ""
-            raise NotFoundError(
+            raise AmbiguousRef(
                 f"{ref!r} matches several {noun}s ({shown_ids}{more}); give more characters"
             )
         return found[0]
