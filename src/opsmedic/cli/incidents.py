@@ -34,7 +34,9 @@ def _status(incident: Incident) -> Text:
 
 
 def _took(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{seconds:g} s"
+    from opsmedic.engine.decisions import secs
+
+    return "-" if seconds is None else f"{secs(seconds)} s"
 
 
 @incidents_app.callback()
