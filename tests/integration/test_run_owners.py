@@ -62,6 +62,16 @@ def _the_run(store: Store, state: RunState) -> Run | None:
     return runs[0] if len(runs) == 1 and runs[0].state is state else None
 
 
+def _replay(config: Path, lines: str) -> None:
+    """`opsmedic replay` of `lines` in another process, on the config's store."""
+    events = config.parent / "n.jsonl"
+    events.write_text(lines)
+    replayed = subprocess.run([*OPSMEDIC, "replay", str(events), "-c", str(config)],
+                              env=_env(), capture_output=True, text=True, timeout=BOUND,
+                              check=False)  # fmt: skip
+    assert replayed.returncode == 0, replayed.stderr
+
+
 def _serve(config: Path, log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as err:
         return subprocess.Popen([*OPSMEDIC, "--log-level", "info", "run", "-c", str(config)],
@@ -81,11 +91,7 @@ def test_a_live_services_run_survives_a_replay_and_a_second_run_on_its_port(
         running = _until(lambda: _the_run(store, RunState.RUNNING), "the live run started")
         port = _until(lambda: re.search(r"event=api\.listening .*url=http://[\d.]+:(\d+)",
                                         log.read_text()), "the API listened")[1]  # fmt: skip
-        (tmp_path / "n.jsonl").write_text('{"source": "elsewhere", "kind": "unrelated"}\n')
-        replayed = subprocess.run([*OPSMEDIC, "replay", "n.jsonl", "-c", str(config)],
-                                  cwd=tmp_path, env=_env(), capture_output=True, text=True,
-                                  timeout=BOUND, check=False)  # fmt: skip
-        assert replayed.returncode == 0, replayed.stderr
+        _replay(config, '{"source": "elsewhere", "kind": "unrelated"}\n')
         assert store.get_run(running.id).state is RunState.RUNNING
         marker = tmp_path / "probe-ran"
         second = _config(tmp_path, store_url, "second.yaml",
@@ -128,11 +134,7 @@ def test_a_killed_services_run_is_interrupted_at_the_next_start_at_once(
     for orphan in orphans:  # the command the killed service left behind (its sleeps end)
         with contextlib.suppress(psutil.NoSuchProcess):
             orphan.kill()
-    (tmp_path / "empty.jsonl").write_text("")
-    replayed = subprocess.run([*OPSMEDIC, "replay", "empty.jsonl", "-c", str(config)],
-                              cwd=tmp_path, env=_env(), capture_output=True, text=True,
-                              timeout=BOUND, check=False)  # fmt: skip
-    assert replayed.returncode == 0, replayed.stderr
+    _replay(config, "")
     assert store.get_run(running.id).state is RunState.RUNNING
     log = tmp_path / "next.log"
     (tmp_path / "RELEASE").touch()  # a re-run, if any, ends at once
