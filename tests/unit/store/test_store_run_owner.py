@@ -10,9 +10,10 @@ from dataclasses import replace
 import pytest
 import sqlalchemy as sa
 
-from opsmedic.model import Run, RunState
+from opsmedic.model import Approval, Run, RunState
 from opsmedic.store import Store
 from opsmedic.store.codec import encode_event
+from opsmedic.store.incident_rows import IncidentRows
 from opsmedic.store.run_owner import RunOwner, this_node
 from opsmedic.store.schema import runs as run_table
 
@@ -87,6 +88,13 @@ def test_a_claim_records_its_owner_and_lease(store: Store, store_url: str, clock
     assert _owned(store_url, planned.id) == (owner.id, T0 + 5 + LEASE)
     store.start_manual(encode_event(alone), by_hand, None)
     assert _owned(store_url, by_hand.id) == (owner.id, T0 + 5 + LEASE)
+    # A run that waited for approval goes on under the engine that resumes it.
+    wait = Approval(run.id, 0, "noop", requested_at=T0, deadline=T0 + 60, on_timeout="skip")
+    assert store.approvals.wait(run, wait, IncidentRows())
+    resumer = RunOwner(clock.now, LEASE, token="resumer")
+    store.owner, clock.at = resumer, T0 + 9
+    assert store.approvals.resume(run.id) is not None
+    assert _owned(store_url, run.id) == (resumer.id, T0 + 9 + LEASE)
 
 
 def test_a_live_owners_run_is_left_until_its_lease_runs_out(
