@@ -73,12 +73,12 @@ class RunOwner:
         return int(pid) == self.pid or not _alive(int(pid))
 
 
-UNOWNED: dict[str, object] = {"owner": None, "lease_until": None}
+_UNOWNED: dict[str, object] = {"owner": None, "lease_until": None}
 
 
 def stamp(owner: RunOwner | None) -> dict[str, object]:
     """The owner columns of a run moved to `running` by `owner` (None: no engine's)."""
-    return owner.stamp() if owner is not None else dict(UNOWNED)
+    return owner.stamp() if owner is not None else dict(_UNOWNED)
 
 
 def lapsed(conn: Connection, owner: RunOwner | None, now: float) -> sa.ColumnElement[bool]:
