@@ -6,6 +6,7 @@ import asyncio
 import gc
 import os
 import signal
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -400,7 +401,17 @@ async def run_forever(rt: Runtime, stop: asyncio.Event, service: Service | None 
     holds = rt.engine.holds
     metrics.watch_evictions(lambda: rt.engine.muting.evicted() | (holds.evicted() if holds else {}))
     metrics.watch_queues(rt.engine.pools)
-    await rt.engine.start()
+    # The port first: a start that cannot listen (another `opsmedic run` holds it) stops
+    # here with one line, before its recovery could touch the live service's runs, and
+    # before any probe. Recovery only in `run`: a replay or a CLI command beside a live
+    # service never takes its runs (docs/engine.md#crash-recovery).
+    listener = _bind_api(rt)
+    try:
+        await rt.engine.start(recover=True)
+    except BaseException:
+        if listener is not None:
+            listener.close()
+        raise
 
     def recovered(found: Deployment) -> None:
         log.warning("deployment.recovered", service=found.service, env=found.env,
@@ -485,9 +496,9 @@ async def run_forever(rt: Runtime, stop: asyncio.Event, service: Service | None 
         loop.add_signal_handler(signal.SIGHUP, on_hup)
     api: ApiServer | None = None
     try:
-        # After the probes: importing FastAPI and binding take ~0.3 s, which the first
-        # probe need not wait for.
-        api = await _start_api(rt, metrics, log)
+        # Served after the probes start: importing FastAPI takes ~0.3 s, which the first
+        # probe need not wait for (the port is bound already, above).
+        api = await _start_api(rt, metrics, log, listener)
         service.api_address = api.address if api else None
         # Start-up objects (modules, rules, config) live as long as the process: frozen, the
         # collector's full passes stop re-scanning them, which keeps tail latency low.
@@ -516,6 +527,8 @@ async def run_forever(rt: Runtime, stop: asyncio.Event, service: Service | None 
         # their events committed and their answer.
         if api is not None:
             await api.stop()
+        elif listener is not None:
+            listener.close()
         if rt.releases is not None:
             await rt.releases.close()
         await rt.engine.close()
@@ -536,13 +549,24 @@ def _watch_slos(rt: Runtime, store: Store, metrics: Metrics) -> SloWatch:
     return watch
 
 
-async def _start_api(rt: Runtime, metrics: Metrics, log: Any) -> ApiServer | None:
+def _bind_api(rt: Runtime) -> socket.socket | None:
+    """The API's socket, bound (raises ListenError), when `run` serves the API."""
     if not rt.config.api.enabled or rt.store is None:
+        return None
+    from opsmedic.api.listen import bind
+
+    return bind(rt.config.api.host, rt.config.api.port)
+
+
+async def _start_api(
+    rt: Runtime, metrics: Metrics, log: Any, listener: socket.socket | None
+) -> ApiServer | None:
+    if listener is None:
         return None
     from opsmedic.api.server import ApiServer
 
     app = api_app(rt, metrics)
-    api = ApiServer(app, rt.config.api.host, rt.config.api.port, on_stop=app.close_streams)
+    api = ApiServer(app, listener, on_stop=app.close_streams)
     await api.start()  # a failure stops what run_forever started, in its finally
     log.info("api.listening", url=_url(api.address))
     return api

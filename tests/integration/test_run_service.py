@@ -7,10 +7,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import psutil
 import yaml
 
 from opsmedic.rules.ruleset import RuleSet
@@ -80,41 +78,6 @@ async def test_rule_edits_reload_and_a_bad_edit_keeps_the_last_good_set(tmp_path
         await asyncio.gather(task, return_exceptions=True)
 
 
-def test_a_run_killed_mid_action_is_marked_interrupted_at_the_next_start(tmp_path: Path) -> None:
-    """SIGKILL while an action runs; the next start marks that run `interrupted`, not lost."""
-    config = write_config(tmp_path, tmp_path / "marker")
-    (tmp_path / "rules" / "tick.yaml").write_text(yaml.safe_dump([{
-        "name": "slow", "when": {"source": "command", "kind": "tick", "status": "resolved"},
-        "do": [{"run_command": {"argv": ["sleep", "60"]}}], "throttle": {"once_within": "1h"},
-    }]))  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPSMEDIC_")}
-    store = Store(f"sqlite:///{tmp_path / 'o.db'}")
-    store.migrate()  # the service migrates too; this lets the poll below start at once
-    with subprocess.Popen([sys.executable, "-m", "opsmedic", "run", "-c", str(config)],
-                          env=env, stderr=subprocess.DEVNULL) as proc:  # fmt: skip
-        try:
-            # Bounded poll of the store for the real signal: the run was claimed (running).
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and not store.list_runs():
-                time.sleep(0.05)
-            orphans = psutil.Process(proc.pid).children(recursive=True)
-            proc.kill()  # SIGKILL mid-action: no chance to clean up
-            proc.wait(timeout=10)
-        finally:
-            proc.kill()
-    for orphan in orphans:  # the `sleep` the killed service left behind
-        orphan.kill()
-    (run,) = store.list_runs()
-    assert run.state.value == "running"
-    (tmp_path / "empty.jsonl").write_text("")
-    result = subprocess.run([sys.executable, "-m", "opsmedic", "--log-level", "warning", "replay",
-                             "empty.jsonl", "-c", str(config)], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert "run.interrupted" in result.stderr and run.id in result.stderr
-    assert store.get_run(run.id).state.value == "interrupted"
-
-
 def test_a_port_in_use_is_one_error_line_naming_the_address(tmp_path: Path) -> None:
     """Another process holds the API's port: exit 1 with one line, not a traceback."""
     import socket
@@ -134,6 +97,7 @@ def test_a_port_in_use_is_one_error_line_naming_the_address(tmp_path: Path) -> N
         done = subprocess.run([sys.executable, "-m", "opsmedic", "run", "-c", str(config)],
                               env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 1, done.stderr
-    assert "Traceback" not in done.stderr
-    errors = [line for line in done.stderr.splitlines() if line.startswith("error ")]
-    assert errors == [f"error the API cannot listen on 127.0.0.1:{port}: address already in use"]
+    # The one line: uvicorn's own bind error is not printed (opsmedic binds the port itself).
+    assert done.stderr.splitlines() == [
+        f"error the API cannot listen on 127.0.0.1:{port}: address already in use"
+    ]

@@ -106,6 +106,15 @@ def test_a_bad_environment_override_is_named(tmp_path: Path) -> None:
             "opsmedic.yaml:3:31: actions.concurrency.per_action.run_command: Input should be greater than or equal to 1",
         ),
         ("store: [\n", "invalid YAML"),
+        (
+            "actions:\n  lease: {duration: 10s, renew_every: 10s}\n",
+            "opsmedic.yaml:2:10: actions.lease: Value error, renew_every (10s) must be shorter"
+            " than duration (10s), or a live engine's runs lapse between renewals",
+        ),
+        (
+            "actions:\n  lease: {duration: 0s}\n",
+            "opsmedic.yaml:2:21: actions.lease.duration: Input should be greater than 0",
+        ),
     ],
 )
 def test_each_config_error_names_file_line_column_and_field(

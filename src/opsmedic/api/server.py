@@ -23,14 +23,17 @@ class _Server(uvicorn.Server):
 
 
 class ApiServer:
-    """Start, learn the bound port (port 0 picks a free one), stop."""
+    """Serve on a bound socket (api/listen.py bind; port 0 picks a free one), learn its
+    address, stop."""
 
     def __init__(
-        self, app: ASGIApp, host: str, port: int, *, on_stop: Callable[[], None] | None = None
+        self, app: ASGIApp, sock: socket.socket, *, on_stop: Callable[[], None] | None = None
     ) -> None:
         """`on_stop` ends the app's long-lived responses (the flag streams): uvicorn waits
         for every open response before it stops, and a stream never ends by itself."""
         self._on_stop = on_stop
+        self._sock = sock
+        host, port = sock.getsockname()[:2]
         # No proxy-header rewriting: opsmedic listens on loopback or behind a proxy that the
         # operator configures; trusting X-Forwarded-For by default would let clients lie.
         config = uvicorn.Config(
@@ -47,14 +50,14 @@ class ApiServer:
         while not self._server.started:
             if self._task.done():
                 host, port = self._server.config.host, self._server.config.port
-                raise ListenError(f"the API cannot listen on {host}:{port}: {_why(host, port)}")
+                raise ListenError(f"the API cannot listen on {host}:{port}: see the log above")
             await asyncio.sleep(0.01)
 
     async def _serve(self) -> None:
-        # uvicorn exits the process when it cannot bind (it logged why); a SystemExit from a
-        # task would leave the event loop itself, so it ends here and start() reports it.
+        # uvicorn exits the process when it cannot listen (it logged why); a SystemExit from
+        # a task would leave the event loop itself, so it ends here and start() reports it.
         with contextlib.suppress(SystemExit):
-            await self._server.serve()
+            await self._server.serve(sockets=[self._sock])
 
     @property
     def address(self) -> tuple[str, int]:
@@ -64,25 +67,9 @@ class ApiServer:
 
     async def stop(self) -> None:
         if self._task is None:
+            self._sock.close()
             return
         self._server.should_exit = True
         if self._on_stop is not None:
             self._on_stop()
         await asyncio.gather(self._task, return_exceptions=True)
-
-
-def _why(host: str, port: int) -> str:
-    """Why uvicorn could not bind (it logs it, then exits): the same bind tried again, so
-    the one error line says it ("Address already in use") rather than a traceback."""
-    try:
-        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except OSError as exc:
-        return f"{host}: {exc.strerror or exc}"
-    for family, kind, proto, _, address in found:
-        with socket.socket(family, kind, proto) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
-            try:
-                sock.bind(address)
-            except OSError as exc:
-                return (exc.strerror or str(exc)).lower()
-    return "see the log above"

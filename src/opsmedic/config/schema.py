@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from opsmedic.config.flag_store import FlagStoreConfig
 from opsmedic.config.flags import Flags
@@ -33,11 +33,30 @@ class Concurrency(Strict):
     per_action: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
 
 
+class RunLease(Strict):
+    """How long an engine's claim on its running runs holds unrenewed (docs/engine.md)."""
+
+    duration: PositiveDuration = Field(
+        default=30.0, description="another process's start interrupts a run only after this"
+    )
+    renew_every: PositiveDuration = Field(default=10.0, description="well under `duration`")
+
+    @model_validator(mode="after")
+    def _renewed_in_time(self) -> RunLease:
+        if self.renew_every >= self.duration:
+            raise ValueError(
+                f"renew_every ({self.renew_every:g}s) must be shorter than duration "
+                f"({self.duration:g}s), or a live engine's runs lapse between renewals"
+            )
+        return self
+
+
 class ActionDefaults(Strict):
     timeout: Duration = 60.0
     output_limit: int = Field(default=65536, ge=256, description="bytes kept per stream and step")
     retry: RetryPolicy = Field(default_factory=lambda: RetryPolicy())
     concurrency: Concurrency = Field(default_factory=lambda: Concurrency())
+    lease: RunLease = Field(default_factory=lambda: RunLease())
 
 
 class SSHHost(Strict):

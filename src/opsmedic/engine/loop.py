@@ -21,6 +21,7 @@ from opsmedic.engine.executor import Executor
 from opsmedic.engine.holds import Hold, Holds
 from opsmedic.engine.incidents import Grouping, IncidentTracker, Reopening
 from opsmedic.engine.journal import Journal, isolable
+from opsmedic.engine.leases import Leases
 from opsmedic.engine.manual import ManualRuns
 from opsmedic.engine.muting import Muting
 from opsmedic.engine.planner import Planner
@@ -109,6 +110,8 @@ class Engine:
         self.executor.announce = self._announce
         self.executor.opened_at = lambda incident_id: self.incidents.opened_at(incident_id)
         self.store = store
+        lease = config.actions.lease
+        self.leases = Leases(store, self.journal, clock, lease, self.log) if store else None
         # Runs by hand (engine/manual.py), under this engine's in-flight lock and limits.
         self.manual = ManualRuns(self.planner, self.executor, store, clock) if store else None
         self._grouping = Grouping(config.incidents.group_by)
@@ -149,14 +152,20 @@ class Engine:
         # saw one since (acted_on_incidents): see _catch_up.
         self._looked, self._acted = clock.now(), False
 
-    async def start(self) -> list[Run]:
-        """Start the loop; returns runs a crash left `running`, now marked `interrupted`."""
+    async def start(self, *, recover: bool = False) -> list[Run]:
+        """Start the loop; with `recover` (`opsmedic run` only: never a replay or a CLI
+        command beside a live service) returns the runs whose engine is gone (a crash left
+        them `running`), now marked `interrupted`."""
         self.journal.start()
         recovery = Recovery([], [])
+        if self.leases is not None:
+            self.leases.start()  # before recovery: its re-runs are this engine's runs
         if self.store is not None:
-            now = self._clock.now()
-            recovery = await self.journal.call(self.store.interrupt_running, now, self._rerun_of,
-                                               evidence_of_interrupted)  # fmt: skip
+            if recover:
+                recovery = await self.journal.call(
+                    self.store.interrupt_running, self._clock.now(), self._rerun_of,
+                    evidence_of_interrupted,
+                )  # fmt: skip
             await self._reload_state()
             if self.holds is not None:  # a rollback before the restart still holds dependents
                 self.holds.restore(await self.journal.call(self.holds.stored, self.store))
@@ -233,6 +242,8 @@ class Engine:
         if self._loop_task is not None:
             self._loop_task.cancel()
             await asyncio.gather(self._loop_task, return_exceptions=True)
+        if self.leases is not None:
+            await self.leases.close()
         await self.journal.close()
 
     async def _loop(self) -> None:

@@ -28,8 +28,11 @@ class ApprovalTable:
     decision is taken once, by a conditional update, so that of concurrent deciders (an
     approve, a reject, the engine's timeout, in any processes) exactly one wins."""
 
-    def __init__(self, transaction: Transactions, find: Find) -> None:
-        self._transaction, self._find = transaction, find
+    def __init__(
+        self, transaction: Transactions, find: Find, owned: Callable[[], dict[str, object]]
+    ) -> None:
+        """`owned`: the owner columns a resumed run gets (store/run_owner.py stamp)."""
+        self._transaction, self._find, self._owned = transaction, find, owned
 
     def wait(self, run: Run, approval: Approval, incidents: IncidentRows) -> bool:
         """Park a running run before `approval.step`: its steps so far and its state, the wait
@@ -117,7 +120,7 @@ class ApprovalTable:
         stmt = (
             sa.update(runs)
             .where(runs.c.id == run_id, runs.c.state == _WAITING)
-            .values(state=RunState.RUNNING.value)
+            .values(state=RunState.RUNNING.value, **self._owned())
             .returning(*runs.c)
         )
         with self._transaction(write=True) as conn:

@@ -166,6 +166,9 @@ def run_row(r: Run) -> dict[str, Any]:
         "rerun_of": r.rerun_of or None,
         "started_by": text(r.started_by),
         "forced": r.forced,
+        # Set by whoever moves it to `running` (store/run_owner.py stamp), never by the run.
+        "owner": None,
+        "lease_until": None,
     }
 
 

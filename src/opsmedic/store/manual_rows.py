@@ -18,8 +18,12 @@ from opsmedic.store.schema import runs as run_table
 _UNFINISHED = (RunState.PLANNED.value, RunState.RUNNING.value, RunState.WAITING_APPROVAL.value)
 
 
-def start(conn: Connection, event: EncodedEvent, run: Run, limit: LimitSpec | None) -> None:
-    """Insert the run's event and the run (already `running`) in the caller's write
+def start(
+    conn: Connection, event: EncodedEvent, run: Run, limit: LimitSpec | None,
+    owned: dict[str, object],
+) -> None:  # fmt: skip
+    """Insert the run's event and the run (already `running`, with the `owned` columns of
+    store/run_owner.py stamp) in the caller's write
     transaction, unless the store holds a run of the rule for the same alert that has not
     finished, or the rule's `limit` is reached by the runs the store counts: those of every
     process, the live service's and other runs by hand alike. A dry run is not checked: it
@@ -47,7 +51,7 @@ def start(conn: Connection, event: EncodedEvent, run: Run, limit: LimitSpec | No
                 f"limit reached: {limit.max_runs} runs within {limit.within:g}s for {key}"
             )
     conn.execute(event_table.insert(), [event_row(event)])
-    conn.execute(run_table.insert(), [run_row(run)])
+    conn.execute(run_table.insert(), [{**run_row(run), **owned}])
 
 
 def _counted(conn: Connection, rule: str, event: Event, limit: LimitSpec) -> int:

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 MIGRATIONS = Path(__file__).with_name("migrations")
 #: The newest revision in MIGRATIONS/versions; a test checks that it is Alembic's head. Bump it
 #: with every new revision: a store already there is then recognised without Alembic.
-HEAD_REVISION = "0017"
+HEAD_REVISION = "0018"
 _VERSION_TABLE = "alembic_version"  # Alembic's default; env.py does not change it
 
 # Several workers may start at once against one PostgreSQL; this lock makes them take turns.

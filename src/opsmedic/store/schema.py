@@ -63,6 +63,10 @@ runs = sa.Table(
     # Who started a manual run (engine/manual.py); "" for the engine's runs.
     sa.Column("started_by", sa.String, nullable=False, server_default=""),
     sa.Column("forced", sa.Boolean, nullable=False, server_default=sa.false()),
+    # The engine running it, and until when its claim holds unrenewed (store/run_owner.py):
+    # recovery takes only runs whose owner is gone. NULL: claimed before owners were kept.
+    sa.Column("owner", sa.String, nullable=True),
+    sa.Column("lease_until", Time, nullable=True),
     sa.Index(None, "rule", "created_at"),
 )
 

@@ -57,8 +57,10 @@ def write(
     claim: Sequence[str],
     started_at: float,
     finished: Sequence[Run],
+    owned: dict[str, object],
 ) -> list[str]:
-    """Insert, claim (conditional update), finish, on a cursor inside the caller's transaction."""
+    """Insert, claim (conditional update), finish, on a cursor inside the caller's transaction;
+    a claimed run gets the `owned` columns (store/run_owner.py stamp)."""
     if events:
         cursor.executemany(_EVENTS.sql, [_EVENTS.params(event_row(e)) for e in events])
     if runs:
@@ -68,8 +70,9 @@ def write(
     for i in range(0, len(wanted), _CHUNK):
         chunk = wanted[i : i + _CHUNK]
         marks = ", ".join("?" * len(chunk))  # one ? per id: values never enter the SQL text
-        sql = f"UPDATE runs SET state = ?, started_at = ? WHERE id IN ({marks}) AND state = ? RETURNING id"  # noqa: S608, E501
-        params = (RunState.RUNNING.value, started_at, *chunk, RunState.PLANNED.value)
+        sql = f"UPDATE runs SET state = ?, started_at = ?, owner = ?, lease_until = ? WHERE id IN ({marks}) AND state = ? RETURNING id"  # noqa: S608, E501
+        params = (RunState.RUNNING.value, started_at, owned["owner"], owned["lease_until"],
+                  *chunk, RunState.PLANNED.value)  # fmt: skip
         won.update(row[0] for row in cursor.execute(sql, params).fetchall())
     if finished:
         rows = [run_row(r) for r in finished]

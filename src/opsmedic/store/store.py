@@ -46,6 +46,7 @@ from opsmedic.store.incident_actions import apply_action, by_id, changed_since
 from opsmedic.store.incident_rows import IncidentRows
 from opsmedic.store.loghunt_rows import LogHuntReads
 from opsmedic.store.report_rows import ReportReads
+from opsmedic.store.run_owner import RunOwner, lapsed, renew, stamp
 from opsmedic.store.schema import deployments as deployment_table
 from opsmedic.store.schema import events as event_table
 from opsmedic.store.schema import incidents as incident_table
@@ -67,7 +68,12 @@ _CLAIM = (
         run_table.c.id.in_(sa.bindparam("ids", expanding=True)),
         run_table.c.state == RunState.PLANNED.value,
     )
-    .values(state=RunState.RUNNING.value, started_at=sa.bindparam("started_at"))
+    .values(
+        state=RunState.RUNNING.value,
+        started_at=sa.bindparam("started_at"),
+        owner=sa.bindparam("owner"),
+        lease_until=sa.bindparam("lease_until"),
+    )
     .returning(run_table.c.id)
 )
 _FINISH = (
@@ -130,6 +136,8 @@ class Store:
         self._url = parse_url(url)
         self._engine = make_engine(self._url)
         self._sqlite = self._url.get_backend_name() == "sqlite"
+        # The engine whose runs this process claims (engine/leases.py): None, unowned.
+        self.owner: RunOwner | None = None
 
     @property
     def local(self) -> bool:
@@ -232,7 +240,9 @@ class Store:
             cursor = raw.cursor()
             cursor.execute("BEGIN IMMEDIATE")
             try:
-                won = sqlite_writes.write(cursor, events, runs, claim, started_at, finished)
+                won = sqlite_writes.write(
+                    cursor, events, runs, claim, started_at, finished, stamp(self.owner)
+                )
                 if incidents:
                     incidents.write_sqlite(cursor)
                 if decisions:
@@ -250,7 +260,7 @@ class Store:
     def start_manual(self, event: EncodedEvent, run: Run, limit: LimitSpec | None) -> None:
         """Record a run by hand and its event, checked against every process's runs."""
         with self._transaction(write=True) as conn:
-            manual_rows.start(conn, event, run, limit)
+            manual_rows.start(conn, event, run, limit, stamp(self.owner))
 
     def claim(self, run_ids: Sequence[str], started_at: float) -> list[str]:
         """Move planned runs to running; returns the ids this call won, in the order given."""
@@ -259,13 +269,13 @@ class Store:
         with self._transaction(write=True) as conn:
             return self._claim(conn, run_ids, started_at)
 
-    @staticmethod
-    def _claim(conn: Connection, run_ids: Sequence[str], started_at: float) -> list[str]:
+    def _claim(self, conn: Connection, run_ids: Sequence[str], started_at: float) -> list[str]:
         """The conditional update that makes a claim exclusive, on SQLite and PostgreSQL."""
         wanted = list(dict.fromkeys(run_ids))
         won: set[str] = set()
+        owned = stamp(self.owner)
         for i in range(0, len(wanted), CLAIM_CHUNK):
-            chunk = {"ids": wanted[i : i + CLAIM_CHUNK], "started_at": started_at}
+            chunk = {"ids": wanted[i : i + CLAIM_CHUNK], "started_at": started_at, **owned}
             won.update(conn.execute(_CLAIM, chunk).scalars())
         return [run_id for run_id in wanted if run_id in won]
 
@@ -294,22 +304,25 @@ class Store:
         self, now: float, rerun: Callable[[Run], Run | None] | None = None,
         ended: Callable[[list[Run]], IncidentRows] | None = None,
     ) -> Recovery:  # fmt: skip
-        """Crash recovery at start-up, as one transaction: every run left running becomes
+        """Crash recovery at start-up, as one transaction: every run left running by an
+        engine that is gone (store/run_owner.py `lapsed`: never a live one's) becomes
         interrupted, with the incident rows `ended` makes of them (evidence lines), and the
         re-run that `rerun` plans for one (None: none) is inserted already claimed (running,
-        started `now`).
+        started `now`, owned by `self.owner`).
 
         One transaction, because a crash between marking and re-running (two commits) left
         runs `interrupted` that no later start looked at again: now a crash leaves both or
         neither, and a re-run that a crash stops in its turn is itself interrupted and re-run.
         """
-        stmt = (
-            sa.update(run_table)
-            .where(run_table.c.state == RunState.RUNNING.value)
-            .values(state=RunState.INTERRUPTED.value, message=INTERRUPTED_MESSAGE, finished_at=now)
-            .returning(*run_table.c)
-        )
         with self._transaction(write=True) as conn:
+            stmt = (
+                sa.update(run_table)
+                .where(run_table.c.state == RunState.RUNNING.value,
+                       lapsed(conn, self.owner, now))
+                .values(state=RunState.INTERRUPTED.value, message=INTERRUPTED_MESSAGE,
+                        finished_at=now)
+                .returning(*run_table.c)
+            )  # fmt: skip
             found = [run_from_row(row) for row in conn.execute(stmt).mappings()]
             found.sort(key=lambda r: (r.created_at, r.id))
             if ended is not None and found:
@@ -318,8 +331,16 @@ class Store:
             for run in reruns:
                 run.state, run.started_at = RunState.RUNNING, now
             if reruns:
-                conn.execute(run_table.insert(), [run_row(r) for r in reruns])
+                owned = stamp(self.owner)
+                conn.execute(run_table.insert(), [{**run_row(r), **owned} for r in reruns])
         return Recovery(found, reruns)
+
+    def renew_leases(self) -> int:
+        """Extend this process's engine's lease on its running runs; how many it holds."""
+        if self.owner is None:
+            return 0
+        with self._transaction(write=True) as conn:
+            return renew(conn, self.owner)
 
     def get_run(self, ref: str) -> Run:
         """The run whose id is `ref`, or starts or ends with it (at least 4 characters)."""
@@ -526,7 +547,7 @@ class Store:
     @property
     def approvals(self) -> ApprovalTable:
         """Runs' waits for approval and their decisions (store/approval_rows.py)."""
-        return ApprovalTable(self._transaction, self._find)
+        return ApprovalTable(self._transaction, self._find, lambda: stamp(self.owner))
 
     @property
     def reports(self) -> ReportReads:

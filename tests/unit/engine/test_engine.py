@@ -313,7 +313,7 @@ async def test_runs_left_running_by_a_crash_are_interrupted_and_idempotent_ones_
     assert store.claim([crashed.id], event.time) == [crashed.id]
     engine = Engine(settings={}, probe_once=None, ruleset=load_rules(tmp_path, reg), registry=reg, config=config(), store=store,
                     clock=SystemClock())  # fmt: skip
-    interrupted = await engine.start()
+    interrupted = await engine.start(recover=True)
     await engine.drain()
     await engine.close()
     assert [r.id for r in interrupted] == [crashed.id]

@@ -60,7 +60,7 @@ async def make_engine(store: Store, tmp_path: Path) -> AsyncIterator[Any]:
         config.actions.concurrency.total = total
         engine = Engine(settings={}, probe_once=None, registry=reg, config=config, store=store,
                         ruleset=load_rules(tmp_path / "rules.yaml", reg), clock=clock)  # fmt: skip
-        await engine.start()
+        await engine.start(recover=True)  # as `opsmedic run` starts
         engines.append(engine)
         return engine
 

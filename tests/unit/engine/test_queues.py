@@ -82,7 +82,7 @@ async def make_engine(store: Store, tmp_path: Path) -> AsyncIterator[Any]:
         reg = actions.registry()
         engine = Engine(settings={}, probe_once=None, registry=reg, config=cfg, store=store,
                         ruleset=load_rules(tmp_path / "rules.yaml", reg), clock=SystemClock())  # fmt: skip
-        await engine.start()
+        await engine.start(recover=True)  # as `opsmedic run` starts
         engines.append((engine, actions))
         return engine, actions
 

@@ -52,6 +52,7 @@ class _Served:
 async def killswitch_scene(stage: Stage, rt: Runtime) -> None:
     """The new checkout fails; the probe fires; the rule turns the flag off; the shop serves
     the old checkout without a restart; mended, a person turns the flag back on."""
+    from opsmedic.api.listen import bind
     from opsmedic.api.server import ApiServer
     from opsmedic.metrics import Metrics
     from opsmedic.runtime import api_app
@@ -63,7 +64,7 @@ async def killswitch_scene(stage: Stage, rt: Runtime) -> None:
     record, secret = mint("demo-shop", [Scope.READ], rt.clock.now())
     rt.store.add_token(record, digest(secret))
     app = api_app(rt, Metrics())
-    api = ApiServer(app, "127.0.0.1", 0, on_stop=app.close_streams)
+    api = ApiServer(app, bind("127.0.0.1", 0), on_stop=app.close_streams)
     await api.start()
     shop: subprocess.Popen[bytes] | None = None
     try:
