@@ -125,7 +125,11 @@ def _read(sources: Sequence[Source | ArchiveSource], options: HuntOptions, pass_
         index = len(stats.sources)
         stats.sources.append(source.name)
         if not hunt_in_parallel(source, index, pass_):
-            finder = ripgrep_hits(source, pass_.matcher) if options.ripgrep else None
+            finder = (
+                ripgrep_hits(source, pass_.matcher, pass_.deadline, pass_.clock)
+                if options.ripgrep
+                else None
+            )
             try:
                 pass_.scan(source, index, Scanner(finder or pass_.matcher, options.context,
                                                   options.max_event_lines))  # fmt: skip
