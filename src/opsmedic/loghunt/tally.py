@@ -7,10 +7,15 @@ from dataclasses import dataclass
 
 from opsmedic.loghunt.model import HuntOptions, HuntStats, Line, LineKind
 from opsmedic.loghunt.scanner import Found, back, forward
+from opsmedic.loghunt.timestamps import LOOK_BYTES
 
-# (source index, line number, the matching line's bytes): its time is read only at the end.
+# (source index, line number, the matching line's first LOOK_BYTES): its time is read only at
+# the end, and from no further into the line.
 Seen = tuple[int, int, bytes]
 ELLIPSIS = "…"
+# What a counted key costs beside its bytes: the Entry, its two Seen and their heads, the
+# table's slot (sys.getsizeof of each, rounded up). Keys are at most keys.KEY_BYTES + 16.
+ENTRY_BYTES = 400
 
 
 @dataclass(slots=True)
@@ -27,7 +32,8 @@ class Entry:
 class Tally:
     """Every key counted; the first `max_events` (and `max_lines` of output) are reported with
     the lines of their first occurrence, the rest only counted. The keys counted but not
-    reported are bounded by `max_keys`: past it the oldest goes, and stats say how many went."""
+    reported are bounded by `max_keys` and by `max_key_bytes` (their bytes and ENTRY_BYTES
+    each): past either the oldest goes, and stats say how many went."""
 
     def __init__(self, options: HuntOptions, names: list[str], stats: HuntStats) -> None:
         self.options = options
@@ -36,9 +42,11 @@ class Tally:
         self.reported: dict[bytes, Entry] = {}
         self.counted: OrderedDict[bytes, Entry] = OrderedDict()
         self.lines_used = 0
+        self.counted_bytes = 0  # of the keys counted, not reported: held to max_key_bytes
 
     def add(self, key: bytes, found: Found, source: int) -> None:
-        seen = (source, found.line, found.buf[found.start : found.head_end])
+        head_end = min(found.head_end, found.start + LOOK_BYTES)
+        seen = (source, found.line, found.buf[found.start : head_end])
         entry = self.reported.get(key)
         if entry is not None:
             entry.count += 1
@@ -84,10 +92,15 @@ class Tally:
             return
         entry.lines = None
         self.counted[key] = entry
+        self.counted_bytes += len(key) + ENTRY_BYTES
         self.stats.unreported_events += 1
         self.stats.unreported_occurrences += entry.count
-        if len(self.counted) + len(self.reported) > opts.max_keys:
-            self.counted.popitem(last=False)
+        while self.counted and (
+            len(self.counted) + len(self.reported) > opts.max_keys
+            or self.counted_bytes > opts.max_key_bytes
+        ):
+            old, _ = self.counted.popitem(last=False)
+            self.counted_bytes -= len(old) + ENTRY_BYTES
             self.stats.evicted_keys += 1
 
     def _lines(self, found: Found, source: int) -> tuple[Line, ...]:

@@ -9,7 +9,11 @@ import pytest
 from hunt_helpers import Hunt, PiecesSource
 
 from opsmedic.errors import HuntInputError
-from opsmedic.loghunt import DEFAULT_PATTERN, HuntOptions, hunt
+from opsmedic.loghunt import DEFAULT_PATTERN, HuntOptions, HuntStats, hunt
+from opsmedic.loghunt.keys import DIGEST_BYTES, KEY_BYTES, Keyer
+from opsmedic.loghunt.levels import LevelMatcher
+from opsmedic.loghunt.scanner import Scanner
+from opsmedic.loghunt.tally import ENTRY_BYTES, Tally
 from opsmedic.loghunt.timestamps import parse_when
 
 DISTINCT = "".join(f"ERROR kind {chr(97 + i % 26)}{chr(97 + i // 26)}\n" for i in range(100))
@@ -36,6 +40,51 @@ def test_a_full_key_table_evicts_the_oldest_unreported_and_says_so(hunt_text: Hu
     assert [e.count for e in report.events] == [2] * 5  # reported keys are never evicted
     assert report.stats.evicted_keys > 0
     assert report.stats.occurrences == 200
+
+
+def _big_event(tag: int, tail: str) -> str:
+    """An event of four 3,000-byte lines, told apart by `tag` (a letter) and its very end."""
+    frames = "".join(f"  at {chr(97 + tag % 26) * 3000}\n" for _ in range(3))
+    return f"ERROR boom\n{frames}  at end {tail}\n"
+
+
+@pytest.mark.parametrize("mode", ["exact", "masked"])
+def test_a_long_events_key_is_bounded_and_still_tells_events_apart(
+    hunt_text: Hunt, mode: str
+) -> None:
+    """Two 9 KB events equal but for their last line are two events; their keys keep
+    KEY_BYTES of text and a digest, and the shown key is cut with an ellipsis."""
+    events = Keyer(mode)  # type: ignore[arg-type]
+    text = (_big_event(0, "x") + _big_event(0, "x") + _big_event(0, "y")).encode()
+    scanner = Scanner(LevelMatcher("ERROR"), 0, 500)
+    keys = list(events.keys(list(scanner.feed(text, True))))
+    assert [len(k) for k in keys] == [KEY_BYTES + DIGEST_BYTES] * 3
+    assert keys[0] == keys[1] != keys[2]
+    report = hunt_text(text, mode=mode, context=0)
+    assert [e.count for e in report.events] == [2, 1]
+    assert report.events[0].key.endswith("…")
+    assert len(report.events[0].key) == 401  # KEY_CHARS and the ellipsis
+
+
+def test_the_key_tables_bytes_stay_within_max_key_bytes(hunt_text: Hunt) -> None:
+    """max_keys bounds the count; max_key_bytes the bytes: past it the oldest unreported key
+    goes and evicted_keys says so, whatever the size of the events."""
+    budget = 5 * (KEY_BYTES + DIGEST_BYTES + ENTRY_BYTES)
+    options = HuntOptions(max_events=1, max_key_bytes=budget, context=0)
+    stats = HuntStats(sources=["app.log"])
+    tally = Tally(options, ["app.log"], stats)
+    scanner = Scanner(LevelMatcher("ERROR"), 0, 500)
+    text = "".join(_big_event(i, chr(97 + i // 26)) for i in range(40)).encode()
+    found = list(scanner.feed(text, True))
+    for key, f in zip(Keyer("masked").keys(found), found, strict=True):
+        tally.add(key, f, 0)
+        assert tally.counted_bytes <= budget
+    assert tally.counted_bytes == sum(len(k) + ENTRY_BYTES for k in tally.counted)
+    assert len(tally.counted) == 5
+    assert stats.evicted_keys == 40 - 1 - 5
+    report = hunt_text(text, max_events=1, max_key_bytes=budget, context=0)
+    assert report.stats.evicted_keys == 34
+    assert report.stats.occurrences == 40
 
 
 def test_the_time_budget_stops_the_hunt_and_says_where() -> None:
