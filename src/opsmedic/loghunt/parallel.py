@@ -118,14 +118,15 @@ def plan(fd: int, size: int, parts: int) -> list[int]:
 
 def _record_start(fd: int, at: int, size: int) -> int | None:
     data = os.pread(fd, min(LOOK_BYTES, size - at), at)
-    pos = data.find(b"\n") + 1
-    while 0 < pos < len(data):
+    prev = data.find(b"\n") + 1  # the first whole line: only the line before a cut
+    pos = data.find(b"\n", prev) + 1
+    while 0 < prev < pos < len(data):
         end = data.find(b"\n", pos) + 1
         if end == 0:
             return None
-        if opens_record(data, pos, end):
+        if opens_record(data, pos, end, prev):
             return at + pos
-        pos = end
+        prev, pos = pos, end
     return None
 
 
