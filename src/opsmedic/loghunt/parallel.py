@@ -62,11 +62,20 @@ def hunt_in_parallel(source: object, index: int, pass_: Pass) -> bool:
     job_options = replace(options, time_budget_s=left, max_lines=sys.maxsize)
     results = _run(fd, source.name, bounds, size, job_options, pass_)
     offset = 0
-    for result in results:
+    for start, result in zip(bounds, results, strict=False):
         for key, entry in result.entries:
             pass_.tally.merge(key, entry, index, offset)
         _add_stats(pass_.stats, result.stats)
         offset += result.lines
+        if result.stats.stopped:
+            # As one pass would: the file up to where this range stopped, and no further
+            # (the ranges after it were read from elsewhere: a gap, and unknown line numbers).
+            pass_.stats.stopped = (
+                f"time budget of {options.time_budget_s:g} s spent in {source.name}, "
+                f"after line {offset}"
+            )
+            source.position = start + result.stats.bytes_read
+            return True
     source.position = size
     return True
 
@@ -216,5 +225,3 @@ def _add_stats(total: HuntStats, part: HuntStats) -> None:
     total.evicted_keys += part.evicted_keys
     total.split_lines += part.split_lines
     total.notes.extend(part.notes)
-    if part.stopped and not total.stopped:
-        total.stopped = part.stopped

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from hunt_helpers import Hunt, PiecesSource
 
 from opsmedic.errors import HuntInputError
-from opsmedic.loghunt import DEFAULT_PATTERN, HuntOptions, HuntStats, hunt
+from opsmedic.loghunt import DEFAULT_PATTERN, HuntOptions, HuntStats, hunt, hunt_paths
 from opsmedic.loghunt.keys import DIGEST_BYTES, KEY_BYTES, Keyer
 from opsmedic.loghunt.levels import LevelMatcher
 from opsmedic.loghunt.scanner import Scanner
@@ -96,6 +97,27 @@ def test_the_time_budget_stops_the_hunt_and_says_where() -> None:
     )
     assert report.stats.stopped is not None and "time budget of 25 s" in report.stats.stopped
     assert 0 < report.stats.bytes_read < len(DISTINCT) * 20
+
+
+def test_workers_stopped_by_the_budget_report_the_file_up_to_where_the_first_stopped(
+    tmp_path: Path,
+) -> None:
+    """With no time left every range (2 MB) stops after its first block (a 1 MiB read): the
+    report is what one pass would give (a prefix, right line numbers), never later ranges
+    after a gap."""
+    path = tmp_path / "app.log"
+    path.write_text("".join(f"INFO {i}\n" if i % 100 else f"ERROR at {i}\n"
+                            for i in range(1, 500_001)))  # fmt: skip
+    options = HuntOptions(workers=3, parallel_bytes=1, chunk_bytes=4096, context=0,
+                          mode="exact", time_budget_s=0)  # fmt: skip
+    report = hunt_paths([str(path)], options, clock=lambda: 0.0)
+    numbers = [e.first.line for e in report.events]
+    assert [int(e.key.split()[-1]) for e in report.events] == numbers
+    assert numbers == list(range(100, 100 * len(numbers) + 1, 100))
+    assert report.stats.stopped == (
+        f"time budget of 0 s spent in {path}, after line {report.stats.lines_read}"
+    )
+    assert 0 < report.stats.lines_read < 500_000 // 3
 
 
 WINDOWED = """\
