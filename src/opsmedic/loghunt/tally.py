@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from opsmedic.loghunt.model import HuntOptions, HuntStats, Line, LineKind
@@ -20,13 +21,17 @@ ENTRY_BYTES = 400
 
 @dataclass(slots=True)
 class Entry:
-    """One distinct key: how often it came and where; `lines` None when not reported."""
+    """One distinct key: how often it came and where; `lines` None when not reported, then
+    `size` says how many it would have and `at` where the first occurrence starts (the
+    offset in the stream fed), so that a merge can read them when it reports it."""
 
     count: int
     first: Seen
     last: Seen
     lines: tuple[Line, ...] | None
     cut: bool
+    size: int = 0
+    at: int = 0
 
 
 class Tally:
@@ -59,13 +64,22 @@ class Tally:
             self.stats.unreported_occurrences += 1
             return
         full = len(self.reported) >= self.options.max_events
-        self._new(
-            key, Entry(1, seen, seen, None if full else self._lines(found, source), found.cut)
-        )
+        lines = None if full else self.lines_of(found, source)
+        size = _size(found, self.options.context) if lines is None else len(lines)
+        self._new(key, Entry(1, seen, seen, lines, found.cut, size, found.at))
 
-    def merge(self, key: bytes, entry: Entry, source: int, offset: int) -> None:
+    def merge(
+        self,
+        key: bytes,
+        entry: Entry,
+        source: int,
+        offset: int,
+        read_lines: Callable[[Entry], tuple[Line, ...] | None],
+    ) -> None:
         """Add what a range of a source counted (its lines numbered from 1) as if tallied here:
-        ranges merged in order give what one pass over the source would have."""
+        ranges merged in order give what one pass over the source would have. An event the
+        range counted without its lines (past its max_events) that is reported here has them
+        read by `read_lines` (numbered as the range would have)."""
         first, last = _moved(entry.first, source, offset), _moved(entry.last, source, offset)
         known = self.reported.get(key) or self.counted.get(key)
         if known is not None:
@@ -74,22 +88,24 @@ class Tally:
             if key in self.counted:
                 self.stats.unreported_occurrences += entry.count
             return
+        if entry.lines is None and self._room(entry.size):
+            entry.lines = read_lines(entry)
         lines = None if entry.lines is None else tuple(
             Line(ln.source, ln.number + offset, ln.text, ln.kind) for ln in entry.lines
         )  # fmt: skip
-        self._new(key, Entry(entry.count, first, last, lines, entry.cut))
+        self._new(key, Entry(entry.count, first, last, lines, entry.cut, entry.size))
+
+    def _room(self, size: int) -> bool:
+        opts = self.options
+        return len(self.reported) < opts.max_events and self.lines_used + size <= opts.max_lines
 
     def _new(self, key: bytes, entry: Entry) -> None:
-        opts = self.options
         lines = entry.lines
-        if (
-            lines is not None
-            and len(self.reported) < opts.max_events
-            and self.lines_used + len(lines) <= opts.max_lines
-        ):
+        if lines is not None and self._room(len(lines)):
             self.reported[key] = entry
             self.lines_used += len(lines)
             return
+        opts = self.options
         entry.lines = None
         self.counted[key] = entry
         self.counted_bytes += len(key) + ENTRY_BYTES
@@ -103,7 +119,7 @@ class Tally:
             self.counted_bytes -= len(old) + ENTRY_BYTES
             self.stats.evicted_keys += 1
 
-    def _lines(self, found: Found, source: int) -> tuple[Line, ...]:
+    def lines_of(self, found: Found, source: int) -> tuple[Line, ...]:
         """The event's lines with their context, numbered, as text."""
         buf, n, name = found.buf, self.options.context, self.names[source]
         begin = back(buf, found.start, n)
@@ -124,6 +140,14 @@ class Tally:
         cut = len(raw) > limit
         text = raw[:limit].rstrip(b"\r").decode("utf-8", "replace")
         return text + ELLIPSIS if cut else text
+
+
+def _size(found: Found, context: int) -> int:
+    """How many lines Tally.lines_of gives for the event."""
+    buf = found.buf
+    begin = back(buf, found.start, context)
+    stop = found.end if found.cut else forward(buf, found.end, context)
+    return buf.count(b"\n", begin, stop)
 
 
 def _moved(seen: Seen, source: int, offset: int) -> Seen:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -118,6 +119,25 @@ def test_workers_stopped_by_the_budget_report_the_file_up_to_where_the_first_sto
         f"time budget of 0 s spent in {path}, after line {report.stats.lines_read}"
     )
     assert 0 < report.stats.lines_read < 500_000 // 3
+
+
+def test_a_range_past_its_max_events_still_gives_the_next_events_lines(
+    tmp_path: Path,
+) -> None:
+    """The second range spends its max_events on four 5-line tracebacks the merge cannot
+    show (max_lines 3): the one-line event after them is shown, as one process shows it."""
+    traces = "".join(
+        f"ERROR job {name}\nTraceback (most recent call last):\n  File x\n    y()\nE: {name}\n"
+        for name in "abcd"
+    )
+    path = tmp_path / "app.log"
+    path.write_text("INFO filler\n" * 2000 + traces + "ERROR small one\n")
+    options = HuntOptions(max_events=4, max_lines=3, context=0)
+    one = hunt_paths([str(path)], options)
+    two = hunt_paths([str(path)], replace(options, workers=2, parallel_bytes=1))
+    assert [e.key for e in one.events] == ["ERROR small one"]
+    assert two.events == one.events
+    assert two.stats.unreported_events == one.stats.unreported_events == 4
 
 
 WINDOWED = """\
