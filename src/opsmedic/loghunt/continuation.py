@@ -34,6 +34,10 @@ _CHAIN_LINK = re.compile(rb"(?:During handling of the above|The above exception 
 _TRACEBACK = re.compile(rb"Traceback \(most recent call last\):")
 _BLANK = re.compile(rb"\r?\n")
 _INDENTED = re.compile(rb"[ \t]")
+# An exception as Python prints it under its frames: a (dotted) name, then ": message" or
+# nothing ("psycopg2.errors.UniqueViolation: …", "KeyboardInterrupt"); not a log record
+# ("ERROR next", a timestamp), should a traceback come without its exception line.
+_RAISED = re.compile(rb"[A-Za-z_][\w.]*(?::[^\n]*)?\r?\n")
 
 
 def opens_record(buf: bytes, pos: int, end: int, prev: int) -> bool:
@@ -51,7 +55,8 @@ def opens_record(buf: bytes, pos: int, end: int, prev: int) -> bool:
 # How event_end stopped: at the event's end, for want of input, or at the line limit.
 END, MORE, CUT = 0, 1, 2
 # Where a Python traceback is, for event_end: outside one, at its "Traceback" line, in its
-# frames (the next unindented line is its exception: the root cause, part of the event).
+# frames (the next unindented line, when it names an exception, is the root cause: part of
+# the event).
 OUTSIDE, OPENED, FRAMES = 0, 1, 2
 
 
@@ -85,7 +90,7 @@ def event_end(
                 traceback = FRAMES if traceback else OUTSIDE
             else:
                 traceback = OUTSIDE
-        elif traceback == FRAMES and not _BLANK.fullmatch(buf, pos, nxt):
+        elif traceback == FRAMES and _RAISED.fullmatch(buf, pos, nxt):
             traceback = OUTSIDE  # the exception after the frames, whatever its name
         else:
             if not _BLANK.fullmatch(buf, pos, nxt):

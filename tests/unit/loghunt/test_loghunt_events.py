@@ -138,6 +138,12 @@ def test_a_tracebacks_exception_ends_it_whatever_its_name(hunt_text: Hunt) -> No
     assert event_lines(alone) == [
         ["Traceback (most recent call last):", "  File x", "not.Named: y"]
     ]
+    # A traceback cut short (no exception line): the next record is not taken for one.
+    cut_short = hunt_text("Traceback (most recent call last):\n  File x\nERROR next\n")
+    assert event_lines(cut_short) == [
+        ["Traceback (most recent call last):", "  File x"],
+        ["ERROR next"],
+    ]
     # Indented lines outside a traceback (a wrapped message) take no next line with them.
     wrapped = hunt_text("ERROR a\n  more of a\nINFO b\n", context=0)
     assert event_lines(wrapped) == [["ERROR a", "  more of a"]]
