@@ -47,6 +47,7 @@ class ArchiveSource:
         self.size: int | None = size
         self.notes: list[str] = []
         self.skipped = 0
+        self.counted = 0  # raw bytes the members so far were credited with (a tar's stream)
 
     def members(self) -> Iterator[MemberSource]:
         """The regular-file members, as sources named `archive:member/path`."""
@@ -80,7 +81,7 @@ class ArchiveSource:
                 found = True
                 content = tar.extractfile(info)
                 assert content is not None  # a regular file always has content to read
-                member = MemberSource(self, info.name, functools.partial(_same, content))
+                member = MemberSource(self, info.name, functools.partial(_same, content), None)
                 yield member
                 if member.broken:
                     return  # a tar is one stream: what broke the member broke the rest
@@ -99,7 +100,8 @@ class ArchiveSource:
                 self.notes.append(f"{self.name}: holds no regular file")
             for info in regular:
                 # Opened when read: a bad local header then ends that member only.
-                yield MemberSource(self, info.filename, functools.partial(archive.open, info))
+                opened = functools.partial(archive.open, info)
+                yield MemberSource(self, info.filename, opened, info.header_offset)
 
     def close(self) -> None:
         self.raw.close()
@@ -116,32 +118,43 @@ def _zip_regular(info: zipfile.ZipInfo) -> bool:
 
 class MemberSource:
     """One member's bytes, decompressed when it is itself a .gz or .zst; its position is
-    the archive's raw bytes read since it began (what a progress bar over archives counts)."""
+    the archive's raw bytes read for it (what a progress bar over archives and the bytes
+    read count): a zip member's from its header at `start`; a tar member's from where the
+    one before ended (`start` None), since a tar's stream reads ahead of its members."""
 
     def __init__(
-        self, archive: ArchiveSource, member: str, open_content: Callable[[], IO[bytes]]
+        self,
+        archive: ArchiveSource,
+        member: str,
+        open_content: Callable[[], IO[bytes]],
+        start: int | None,
     ) -> None:
         self.name = f"{archive.name}:{member}"
         self.member = member
         self.archive = archive
         self.open_content = open_content
+        self.start = start
         self.size: int | None = None
         self.position = 0
         self.notes: list[str] = []
         self.broken = False
 
     def chunks(self) -> Iterator[bytes]:
-        raw = self.archive.raw
-        start = raw.tell()
+        raw, archive = self.archive.raw, self.archive
+        # A zip's raw file is where its central directory ended until the member is read.
+        start = archive.counted if self.start is None else self.start
         try:
             content = cast(BinaryIO, self.open_content())
             stream = decompressing(self.member, content) or content
             while data := stream.read(READ_BYTES):
                 self.position = max(0, raw.tell() - start)
                 yield data
+            self.position = max(0, raw.tell() - start)
         except _ARCHIVE_ERRORS as exc:
             self.broken = True
             self.notes.append(f"{self.name}: unreadable after {self.position} bytes: {exc}")
+        finally:
+            archive.counted = max(archive.counted, raw.tell())
 
     def close(self) -> None:
         """The archive holds the file: closed with it."""

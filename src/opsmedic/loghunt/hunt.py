@@ -46,7 +46,8 @@ def check(options: HuntOptions) -> None:
     """Refuse options that cannot be hunted with, naming the option (HuntInputError)."""
     if options.mode not in MODES:
         raise HuntInputError(f"--mode {options.mode!r}: use {' or '.join(MODES)}")
-    for name in ("context", "max_events", "max_lines", "max_keys", "max_event_lines"):
+    counts = ("max_events", "max_lines", "max_keys", "max_key_bytes", "max_event_lines")
+    for name in ("context", *counts):
         value = getattr(options, name)
         floor = 0 if name == "context" else 1
         if value < floor:
@@ -125,7 +126,11 @@ def _read(sources: Sequence[Source | ArchiveSource], options: HuntOptions, pass_
         index = len(stats.sources)
         stats.sources.append(source.name)
         if not hunt_in_parallel(source, index, pass_):
-            finder = ripgrep_hits(source, pass_.matcher) if options.ripgrep else None
+            finder = (
+                ripgrep_hits(source, pass_.matcher, pass_.deadline, pass_.clock)
+                if options.ripgrep
+                else None
+            )
             try:
                 pass_.scan(source, index, Scanner(finder or pass_.matcher, options.context,
                                                   options.max_event_lines))  # fmt: skip

@@ -4,11 +4,15 @@ Masked: every token (bytes between separators) holding a digit is a variable —
 a number, a duration, an IP and port, a hex id, a UUID, a path with an id in it — and becomes
 one marker. Python's re does this at 8 to 30 MB/s here (its cost is per position and per match);
 the same rule as a few numpy passes over a whole block's events runs at hundreds of MB/s.
+A key longer than KEY_BYTES (a traceback of long lines: up to 500 lines of 1 MiB) keeps
+that much of its text, for display, and a digest of all of it, for identity: its bytes are
+bounded whatever the event's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import hashlib
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -21,6 +25,10 @@ if TYPE_CHECKING:
 
 MARKER = 0x1A  # one byte per masked token; a control byte, so no unmasked token holds it
 SHOWN_MARKER = b"<*>"
+# Of a key kept as text: enough for the 400 characters shown (4 bytes each at most in UTF-8).
+KEY_BYTES = 1604
+DIGEST_BYTES = 16  # a long key's identity: a collision would take ~2**64 distinct keys
+MASK_BYTES = 1 << 20  # of events masked at once: numpy's arrays take ~20 bytes per byte
 _SEPARATORS = b" \t\n\r=,;()[]\"'<>{}"
 _SEPARATOR = np.zeros(256, dtype=bool)
 _SEPARATOR[list(_SEPARATORS)] = True
@@ -47,12 +55,34 @@ class Keyer:
         before the next is clustered (an eviction must see which clusters are reported)."""
         if self.templates is not None:
             drain = self.templates
-            heads = mask_all([f.buf[f.start : f.head_end] for f in found])
+            heads = _masked([f.buf[f.start : f.head_end] for f in found])
             return (b"%d" % drain.add(head).id for head in heads)
         texts = [f.buf[f.start : f.end].replace(b"\r\n", b"\n") for f in found]  # CRLF as LF
         if self.mode == "exact" or not texts:
-            return texts
-        return mask_all(texts)
+            return [bounded(t) for t in texts]
+        return [bounded(t) for t in _masked(texts)]
+
+
+def bounded(key: bytes) -> bytes:
+    """The key itself, or when longer than KEY_BYTES its first KEY_BYTES and a digest of it
+    whole (longer than any key kept whole, so the two kinds never meet)."""
+    if len(key) <= KEY_BYTES:
+        return key
+    return key[:KEY_BYTES] + hashlib.blake2b(key, digest_size=DIGEST_BYTES).digest()
+
+
+def _masked(texts: Sequence[bytes]) -> Iterator[bytes]:
+    """mask_all over groups of about MASK_BYTES, so that its arrays stay bounded."""
+    group: list[bytes] = []
+    held = 0
+    for text in texts:
+        group.append(text)
+        held += len(text)
+        if held >= MASK_BYTES:
+            yield from mask_all(group)
+            group, held = [], 0
+    if group:
+        yield from mask_all(group)
 
 
 def mask_all(texts: Sequence[bytes]) -> list[bytes]:
@@ -62,7 +92,9 @@ def mask_all(texts: Sequence[bytes]) -> list[bytes]:
         return list(texts)
     raw = np.frombuffer(joined, dtype=np.uint8)
     sep = _SEPARATOR[raw]
-    token = np.cumsum(sep)  # a token's bytes share the number of the separator before them
+    token = np.cumsum(
+        sep, dtype=np.int32
+    )  # a token's bytes share the number of the separator before them
     variable_token = np.zeros(int(token[-1]) + 1, dtype=bool)
     variable_token[token[_VARIABLE[raw]]] = True
     masked = variable_token[token] & ~sep
@@ -73,10 +105,13 @@ def mask_all(texts: Sequence[bytes]) -> list[bytes]:
     out[first] = MARKER
     result = out[keep].tobytes()
     ends = np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=len(texts)))
-    kept = np.concatenate(([0], np.cumsum(keep)))[np.concatenate(([0], ends))].tolist()
+    kept = np.concatenate(([0], np.cumsum(keep, dtype=np.int32)))[
+        np.concatenate(([0], ends))
+    ].tolist()
     return [result[kept[i] : kept[i + 1]] for i in range(len(texts))]
 
 
 def shown(key: bytes) -> str:
-    """A key as people read it: each masked token as <*>."""
-    return key.replace(bytes([MARKER]), SHOWN_MARKER).decode("utf-8", "replace")
+    """A key as people read it: each masked token as <*>; a digested key's text then "…"."""
+    text = key[:KEY_BYTES].replace(bytes([MARKER]), SHOWN_MARKER).decode("utf-8", "replace")
+    return text + "…" if len(key) > KEY_BYTES else text

@@ -24,6 +24,7 @@ class HuntOptions:
     max_events: int = 1000  # distinct events reported with their lines; the rest only counted
     max_lines: int = 20_000  # lines of output over all reported events
     max_keys: int = 100_000  # distinct keys counted at once; past it the oldest unreported go
+    max_key_bytes: int = 48 << 20  # and their bytes (tally.py): a key is at most ~1.6 KB
     max_event_lines: int = 500  # a longer traceback is cut there (and still counted once)
     max_line_bytes: int = 8192  # a longer line is shown cut; a line without \n is split at 1 MiB
     time_budget_s: float | None = None

@@ -9,6 +9,7 @@ which the stats report either way.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import multiprocessing
 import os
@@ -21,7 +22,7 @@ from multiprocessing.sharedctypes import Synchronized
 from typing import TYPE_CHECKING
 
 from opsmedic.loghunt.continuation import opens_record
-from opsmedic.loghunt.model import HuntOptions, HuntStats
+from opsmedic.loghunt.model import HuntOptions, HuntStats, Line
 from opsmedic.loghunt.scanner import LOOK_BACK_LINES, Scanner, back
 from opsmedic.loghunt.sources import READ_BYTES, FileSource
 from opsmedic.loghunt.tally import Entry, Tally
@@ -62,11 +63,21 @@ def hunt_in_parallel(source: object, index: int, pass_: Pass) -> bool:
     job_options = replace(options, time_budget_s=left, max_lines=sys.maxsize)
     results = _run(fd, source.name, bounds, size, job_options, pass_)
     offset = 0
-    for result in results:
+    for start, result in zip(bounds, results, strict=False):
+        read = functools.partial(_lines_at, fd, start, size, pass_, index)
         for key, entry in result.entries:
-            pass_.tally.merge(key, entry, index, offset)
+            pass_.tally.merge(key, entry, index, offset, read)
         _add_stats(pass_.stats, result.stats)
         offset += result.lines
+        if result.stats.stopped:
+            # As one pass would: the file up to where this range stopped, and no further
+            # (the ranges after it were read from elsewhere: a gap, and unknown line numbers).
+            pass_.stats.stopped = (
+                f"time budget of {options.time_budget_s:g} s spent in {source.name}, "
+                f"after line {offset}"
+            )
+            source.position = start + result.stats.bytes_read
+            return True
     source.position = size
     return True
 
@@ -118,14 +129,15 @@ def plan(fd: int, size: int, parts: int) -> list[int]:
 
 def _record_start(fd: int, at: int, size: int) -> int | None:
     data = os.pread(fd, min(LOOK_BYTES, size - at), at)
-    pos = data.find(b"\n") + 1
-    while 0 < pos < len(data):
+    prev = data.find(b"\n") + 1  # the first whole line: only the line before a cut
+    pos = data.find(b"\n", prev) + 1
+    while 0 < prev < pos < len(data):
         end = data.find(b"\n", pos) + 1
         if end == 0:
             return None
-        if opens_record(data, pos, end):
+        if opens_record(data, pos, end, prev):
             return at + pos
-        pos = end
+        prev, pos = pos, end
     return None
 
 
@@ -147,6 +159,28 @@ def hunt_range(
     stats.lines_read = lines
     entries = sorted([*tally.reported.items(), *tally.counted.items()], key=lambda e: e[1].first[1])
     return RangeResult(entries, lines, stats)
+
+
+def _lines_at(
+    fd: int, start: int, size: int, pass_: Pass, index: int, entry: Entry
+) -> tuple[Line, ...] | None:
+    """The lines of an event that the range from `start` counted without them (past its
+    max_events), read again from where it found it, numbered as it would have (None: the
+    file no longer has it there)."""
+    from opsmedic.loghunt.reading import whole_lines
+
+    options, at = pass_.options, start + entry.at
+    n = options.context
+    scanner = Scanner(pass_.matcher, n, options.max_event_lines, before=_lines_before(fd, at, n))
+    source = RangeSource(fd, "", at, size, size, 0)
+    for lines, final in whole_lines(source, options.chunk_bytes, HuntStats()):
+        for found in scanner.feed(lines, final):
+            shift = entry.first[1] - 1  # the range's number of the line at `at`, less 1
+            return tuple(
+                Line(ln.source, ln.number + shift, ln.text, ln.kind)
+                for ln in pass_.tally.lines_of(found, index)
+            )
+    return None
 
 
 def _lines_before(fd: int, start: int, n: int) -> bytes:
@@ -215,5 +249,3 @@ def _add_stats(total: HuntStats, part: HuntStats) -> None:
     total.evicted_keys += part.evicted_keys
     total.split_lines += part.split_lines
     total.notes.extend(part.notes)
-    if part.stopped and not total.stopped:
-        total.stopped = part.stopped

@@ -45,6 +45,7 @@ class ScanState:
     scan_from: int = 0  # offset in carry from which matches are still to be handled
     swallowing: bool = False  # inside the tail of a cut event, whose lines are not kept
     prev: int = -1  # then: the offset of the line before scan_from (-1: none)
+    traceback: int = 0  # then: where line scan_from is in a traceback (continuation.py)
 
 
 class Scanner:
@@ -75,9 +76,11 @@ class Scanner:
         n = self.context
         pos = st.scan_from
         if st.swallowing:
-            pos, prev, how = event_end(buf, pos, st.prev, end, final=final, max_lines=_ALL)
+            pos, prev, how, tb = event_end(
+                buf, pos, st.prev, end, final=final, max_lines=_ALL, traceback=st.traceback
+            )
             if how == MORE:
-                self._swallow(buf, pos, prev)
+                self._swallow(buf, pos, prev, tb)
                 return
             st.swallowing = False
         consumed, keep, resume = pos, -1, end
@@ -90,7 +93,7 @@ class Scanner:
                 continue  # inside the event before: one of its lines
             start = buf.rfind(b"\n", 0, hit) + 1
             head_end = buf.find(b"\n", hit) + 1
-            stop, prev, how = event_end(
+            stop, prev, how, tb = event_end(
                 buf, head_end, start, end, final=final, max_lines=self.max_event_lines - 1
             )
             if how == MORE or (how == END and stop > complete):
@@ -101,9 +104,11 @@ class Scanner:
             yield Found(buf, counted_line, st.carry_at + start, start, head_end, stop, how == CUT)
             consumed = stop
             if how == CUT:
-                consumed, prev, how = event_end(buf, stop, prev, end, final=final, max_lines=_ALL)
+                consumed, prev, how, tb = event_end(
+                    buf, stop, prev, end, final=final, max_lines=_ALL, traceback=tb
+                )
                 if how == MORE:
-                    self._swallow(buf, consumed, prev)
+                    self._swallow(buf, consumed, prev, tb)
                     return
         if keep < 0:
             keep = back(buf, end, self.kept)
@@ -115,7 +120,7 @@ class Scanner:
         st.carry = buf[keep:]
         st.scan_from = resume - keep
 
-    def _swallow(self, buf: bytes, pos: int, prev: int) -> None:
+    def _swallow(self, buf: bytes, pos: int, prev: int, traceback: int) -> None:
         """Go on, next block, swallowing the rest of an overlong event from line `pos`."""
         st = self.state
         keep = prev if prev >= 0 else pos
@@ -124,6 +129,7 @@ class Scanner:
         st.carry = buf[keep:]
         st.scan_from = pos - keep
         st.swallowing, st.prev = True, (prev - keep if prev >= 0 else -1)
+        st.traceback = traceback
 
 
 _ALL = 1 << 62  # no line limit: swallowing a cut event's tail keeps nothing

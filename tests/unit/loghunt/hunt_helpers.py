@@ -16,6 +16,7 @@ FIXED = [
     b"Caused by: java.io.IOException: gone", b"Traceback (most recent call last):",
     b"ValueError: bad 3", b"During handling of the above exception, another exception occurred:",
     b"goroutine 1 [running]:", b"INFO 0 errors", b"INFO ErrorBoundary", b"\t... 3 more",
+    b"pq.errors.UniqueViolation: dup",
 ]  # fmt: skip
 STAMPED = st.builds(
     lambda level, n, word: b"2024-05-01T10:00:%02dZ %s %s %d" % (n, level, word, n % 3),

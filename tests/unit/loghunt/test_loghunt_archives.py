@@ -48,6 +48,19 @@ def test_members_compressed_themselves_are_decompressed(tmp_path: Path, fmt: For
     ]
 
 
+@pytest.mark.parametrize("fmt", ["tar.zst", "tar.gz", "zip"])
+def test_the_bytes_read_of_an_archive_are_its_raw_bytes(tmp_path: Path, fmt: Format) -> None:
+    """Each member is credited with the archive's bytes read for it (a zip's were 0: its
+    file stood at the central directory's end when the member began)."""
+    noise = random.Random(17).randbytes(300_000).hex().encode()  # incompressible enough
+    members = {"a.log": noise + b"\nERROR a\n", "b.log": noise[::-1] + b"\nERROR b\n"}
+    archive = _opsmedic_archive(tmp_path / f"a.{fmt}", fmt, members)
+    report = hunt_paths([str(archive)], HuntOptions(context=0))
+    assert [e.key for e in report.events] == ["ERROR a", "ERROR b"]
+    size = archive.stat().st_size
+    assert size * 0.9 <= report.stats.bytes_read <= size
+
+
 def test_a_tgz_is_a_tar_gz(tmp_path: Path) -> None:
     archive = _opsmedic_archive(tmp_path / "a.tgz", "tar.gz", {"x.log": b"ERROR tgz\n"})
     assert _found(archive) == [(f"{archive}:x.log", "ERROR tgz")]

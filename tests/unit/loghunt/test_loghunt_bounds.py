@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from hunt_helpers import Hunt, PiecesSource
 
 from opsmedic.errors import HuntInputError
-from opsmedic.loghunt import DEFAULT_PATTERN, HuntOptions, hunt
+from opsmedic.loghunt import DEFAULT_PATTERN, HuntOptions, HuntStats, hunt, hunt_paths
+from opsmedic.loghunt.keys import DIGEST_BYTES, KEY_BYTES, Keyer
+from opsmedic.loghunt.levels import LevelMatcher
+from opsmedic.loghunt.scanner import Scanner
+from opsmedic.loghunt.tally import ENTRY_BYTES, Tally
 from opsmedic.loghunt.timestamps import parse_when
 
 DISTINCT = "".join(f"ERROR kind {chr(97 + i % 26)}{chr(97 + i // 26)}\n" for i in range(100))
@@ -38,6 +44,51 @@ def test_a_full_key_table_evicts_the_oldest_unreported_and_says_so(hunt_text: Hu
     assert report.stats.occurrences == 200
 
 
+def _big_event(tag: int, tail: str) -> str:
+    """An event of four 3,000-byte lines, told apart by `tag` (a letter) and its very end."""
+    frames = "".join(f"  at {chr(97 + tag % 26) * 3000}\n" for _ in range(3))
+    return f"ERROR boom\n{frames}  at end {tail}\n"
+
+
+@pytest.mark.parametrize("mode", ["exact", "masked"])
+def test_a_long_events_key_is_bounded_and_still_tells_events_apart(
+    hunt_text: Hunt, mode: str
+) -> None:
+    """Two 9 KB events equal but for their last line are two events; their keys keep
+    KEY_BYTES of text and a digest, and the shown key is cut with an ellipsis."""
+    events = Keyer(mode)  # type: ignore[arg-type]
+    text = (_big_event(0, "x") + _big_event(0, "x") + _big_event(0, "y")).encode()
+    scanner = Scanner(LevelMatcher("ERROR"), 0, 500)
+    keys = list(events.keys(list(scanner.feed(text, True))))
+    assert [len(k) for k in keys] == [KEY_BYTES + DIGEST_BYTES] * 3
+    assert keys[0] == keys[1] != keys[2]
+    report = hunt_text(text, mode=mode, context=0)
+    assert [e.count for e in report.events] == [2, 1]
+    assert report.events[0].key.endswith("…")
+    assert len(report.events[0].key) == 401  # KEY_CHARS and the ellipsis
+
+
+def test_the_key_tables_bytes_stay_within_max_key_bytes(hunt_text: Hunt) -> None:
+    """max_keys bounds the count; max_key_bytes the bytes: past it the oldest unreported key
+    goes and evicted_keys says so, whatever the size of the events."""
+    budget = 5 * (KEY_BYTES + DIGEST_BYTES + ENTRY_BYTES)
+    options = HuntOptions(max_events=1, max_key_bytes=budget, context=0)
+    stats = HuntStats(sources=["app.log"])
+    tally = Tally(options, ["app.log"], stats)
+    scanner = Scanner(LevelMatcher("ERROR"), 0, 500)
+    text = "".join(_big_event(i, chr(97 + i // 26)) for i in range(40)).encode()
+    found = list(scanner.feed(text, True))
+    for key, f in zip(Keyer("masked").keys(found), found, strict=True):
+        tally.add(key, f, 0)
+        assert tally.counted_bytes <= budget
+    assert tally.counted_bytes == sum(len(k) + ENTRY_BYTES for k in tally.counted)
+    assert len(tally.counted) == 5
+    assert stats.evicted_keys == 40 - 1 - 5
+    report = hunt_text(text, max_events=1, max_key_bytes=budget, context=0)
+    assert report.stats.evicted_keys == 34
+    assert report.stats.occurrences == 40
+
+
 def test_the_time_budget_stops_the_hunt_and_says_where() -> None:
     ticks = itertools.count(0, 10)  # each look at the clock: 10 s later
     report = hunt(
@@ -47,6 +98,46 @@ def test_the_time_budget_stops_the_hunt_and_says_where() -> None:
     )
     assert report.stats.stopped is not None and "time budget of 25 s" in report.stats.stopped
     assert 0 < report.stats.bytes_read < len(DISTINCT) * 20
+
+
+def test_workers_stopped_by_the_budget_report_the_file_up_to_where_the_first_stopped(
+    tmp_path: Path,
+) -> None:
+    """With no time left every range (2 MB) stops after its first block (a 1 MiB read): the
+    report is what one pass would give (a prefix, right line numbers), never later ranges
+    after a gap."""
+    path = tmp_path / "app.log"
+    path.write_text("".join(f"INFO {i}\n" if i % 100 else f"ERROR at {i}\n"
+                            for i in range(1, 500_001)))  # fmt: skip
+    options = HuntOptions(workers=3, parallel_bytes=1, chunk_bytes=4096, context=0,
+                          mode="exact", time_budget_s=0)  # fmt: skip
+    report = hunt_paths([str(path)], options, clock=lambda: 0.0)
+    numbers = [e.first.line for e in report.events]
+    assert [int(e.key.split()[-1]) for e in report.events] == numbers
+    assert numbers == list(range(100, 100 * len(numbers) + 1, 100))
+    assert report.stats.stopped == (
+        f"time budget of 0 s spent in {path}, after line {report.stats.lines_read}"
+    )
+    assert 0 < report.stats.lines_read < 500_000 // 3
+
+
+def test_a_range_past_its_max_events_still_gives_the_next_events_lines(
+    tmp_path: Path,
+) -> None:
+    """The second range spends its max_events on four 5-line tracebacks the merge cannot
+    show (max_lines 3): the one-line event after them is shown, as one process shows it."""
+    traces = "".join(
+        f"ERROR job {name}\nTraceback (most recent call last):\n  File x\n    y()\nE: {name}\n"
+        for name in "abcd"
+    )
+    path = tmp_path / "app.log"
+    path.write_text("INFO filler\n" * 2000 + traces + "ERROR small one\n")
+    options = HuntOptions(max_events=4, max_lines=3, context=0)
+    one = hunt_paths([str(path)], options)
+    two = hunt_paths([str(path)], replace(options, workers=2, parallel_bytes=1))
+    assert [e.key for e in one.events] == ["ERROR small one"]
+    assert two.events == one.events
+    assert two.stats.unreported_events == one.stats.unreported_events == 4
 
 
 WINDOWED = """\

@@ -6,6 +6,7 @@ import pytest
 from hunt_helpers import Hunt, PiecesSource, event_lines
 
 from opsmedic.loghunt import HuntOptions, hunt
+from opsmedic.loghunt.continuation import opens_record
 
 PYTHON_CHAINED = """\
 2024-05-01 10:00:00 INFO start
@@ -101,6 +102,68 @@ def test_events_and_context_survive_every_block_edge() -> None:
         )
         assert split.events == whole.events
     assert [e.count for e in whole.events] == [2, 2, 2]
+
+
+ROOT_CAUSES = "".join(
+    f"""\
+2024-05-01T10:00:00Z ERROR db write failed
+Traceback (most recent call last):
+  File "/srv/db.py", line 3, in write
+    cur.execute(sql)
+{cause}
+2024-05-01T10:00:01Z INFO next
+"""
+    for cause in (
+        'psycopg2.errors.UniqueViolation: duplicate key value violates "users_pkey"',
+        "psycopg2.errors.ForeignKeyViolation: insert or update violates foreign key",
+        "psycopg2.OperationalError: server closed the connection unexpectedly",
+        "KeyboardInterrupt",
+    )
+)
+
+
+def test_a_tracebacks_exception_ends_it_whatever_its_name(hunt_text: Hunt) -> None:
+    """The first unindented line after a traceback's frames is its root cause: part of the
+    event, so tracebacks from the same frame with different exceptions are apart."""
+    report = hunt_text(ROOT_CAUSES, context=0, mode="exact")
+    assert [e.count for e in report.events] == [1, 1, 1, 1]
+    assert [lines[-1].split(":")[0] for lines in event_lines(report)] == [
+        "psycopg2.errors.UniqueViolation",
+        "psycopg2.errors.ForeignKeyViolation",
+        "psycopg2.OperationalError",
+        "KeyboardInterrupt",
+    ]
+    # A Traceback line that is itself the match, with no ERROR line above it.
+    alone = hunt_text("Traceback (most recent call last):\n  File x\nnot.Named: y\nINFO\n")
+    assert event_lines(alone) == [
+        ["Traceback (most recent call last):", "  File x", "not.Named: y"]
+    ]
+    # A traceback cut short (no exception line): the next record is not taken for one.
+    cut_short = hunt_text("Traceback (most recent call last):\n  File x\nERROR next\n")
+    assert event_lines(cut_short) == [
+        ["Traceback (most recent call last):", "  File x"],
+        ["ERROR next"],
+    ]
+    # Indented lines outside a traceback (a wrapped message) take no next line with them.
+    wrapped = hunt_text("ERROR a\n  more of a\nINFO b\n", context=0)
+    assert event_lines(wrapped) == [["ERROR a", "  more of a"]]
+
+
+def test_a_root_cause_is_kept_across_block_edges_and_range_cuts() -> None:
+    """Where a block or a cut swallowing an overlong event falls does not change the event;
+    no worker's range starts at a line after an indented one (it may be a root cause)."""
+    text = ("INFO a\n" + ROOT_CAUSES) * 2
+    whole = hunt([PiecesSource(text.encode(), len(text))], HuntOptions(context=1))
+    for piece in (1, 3, 17, 100):
+        for cut in (2, 500):
+            options = HuntOptions(context=1, chunk_bytes=piece * 2, max_event_lines=cut)
+            split = hunt([PiecesSource(text.encode(), piece)], options)
+            alone = hunt([PiecesSource(text.encode(), len(text))], options)
+            assert split.events == alone.events
+    assert [e.count for e in whole.events] == [2, 2, 2, 2]
+    line = b"  File x\npsycopg2.errors.UniqueViolation: y\n"
+    assert not opens_record(line, 9, len(line), 0)
+    assert opens_record(b"INFO x\n" + line[9:], 7, len(line) - 2, 0)
 
 
 def test_a_blank_line_ends_an_event_unless_a_chain_goes_on(hunt_text: Hunt) -> None:

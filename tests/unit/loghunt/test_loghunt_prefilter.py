@@ -64,3 +64,35 @@ def test_a_failing_rg_hands_over_to_the_literal_search(
     assert any("ripgrep failed (exit 2)" in note for note in report.stats.notes)
     assert report.events == hunt_paths([str(path)], HuntOptions(chunk_bytes=4096, context=1,
                                                                 ripgrep=False)).events  # fmt: skip
+
+
+def test_a_line_too_long_for_rg_memory_hands_over(tmp_path: Path) -> None:
+    """A crash-left hole of NULs is one "line" rg would hold whole: past its memory cap it
+    aborts, and the literal search (which splits such lines) finds what follows."""
+    path = tmp_path / "app.log"
+    with path.open("wb") as f:
+        f.write(b"ERROR before the hole\n")
+        f.truncate(4 * prefilter.RG_MEMORY_BYTES)  # sparse: no disk, no page cache
+    with path.open("ab") as f:
+        f.write(b"\nERROR after the hole\n")
+    report = hunt_paths([str(path)], HuntOptions(context=0))
+    assert [e.key for e in report.events] == ["ERROR before the hole", "ERROR after the hole"]
+    assert any("ripgrep failed (exit -6)" in note for note in report.stats.notes)
+
+
+def test_waiting_on_rg_ends_at_the_time_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An rg that says nothing (a long line still being read) does not hold the hunt past its
+    budget: it is stopped and the literal search takes over."""
+    fake = tmp_path / "rg"
+    fake.write_text("#!/bin/sh\nexec sleep 60\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(prefilter, "RG", str(fake))
+    path = tmp_path / "app.log"
+    path.write_text("INFO x\nERROR y\n")
+    ticks = iter(range(1000))
+    report = hunt_paths([str(path)], HuntOptions(context=0, time_budget_s=1.5),
+                        clock=lambda: float(next(ticks)))  # fmt: skip
+    assert [e.key for e in report.events] == ["ERROR y"]
+    assert any("had not answered when the time budget ran out" in n for n in report.stats.notes)

@@ -4,7 +4,7 @@ the input is cut into blocks or split between processes."""
 from __future__ import annotations
 
 import re
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -100,4 +100,21 @@ def test_processes_splitting_a_file_find_what_one_finds(
     common: dict[str, object] = {"mode": mode, "since": since, "context": context}
     one = hunt_paths([str(path)], HuntOptions(workers=1, **common))  # type: ignore[arg-type]
     three = hunt_paths([str(path)], HuntOptions(workers=3, parallel_bytes=1, **common))  # type: ignore[arg-type]
+    _same(one, three)
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(data=LOGS, repeat=st.integers(1, 30), events=st.integers(1, 3), lines=st.integers(1, 12),
+       context=st.integers(0, 2))  # fmt: skip
+def test_processes_report_what_one_reports_under_tight_limits(
+    tmp_path: Path, data: bytes, repeat: int, events: int, lines: int, context: int
+) -> None:
+    """A range that spent its max_events on events the merge cannot show (over max_lines)
+    still gives the merge the lines of the next ones: the same events as one process."""
+    path = tmp_path / "big.log"
+    path.write_bytes((data + b"\n") * repeat + data.upper())
+    options = HuntOptions(max_events=events, max_lines=lines, context=context)
+    one = hunt_paths([str(path)], options)
+    three = hunt_paths([str(path)], replace(options, workers=3, parallel_bytes=1))
     _same(one, three)
