@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from opsmedic.archive.destination import Destination, Places, open_destination
 from opsmedic.archive.formats import Format
 from opsmedic.archive.intents import Intent, IntentJournal
-from opsmedic.archive.openfiles import scan_open
+from opsmedic.archive.openfiles import held_open, scan_open
 from opsmedic.archive.pipeline import (
     ArchiveFailed,
     Cancelled,
@@ -243,18 +243,14 @@ def _archive_batches(
 
 def _held_open(archives: list[Written]) -> list[dict[str, Any]]:
     """Deleted files whose space a process still holds (it keeps writing to the old inode)."""
-    deleted = {
-        (c.identity.dev, c.identity.ino): str(c.path)
-        for w in archives
-        if w.deletion
-        for c in w.deletion.deleted
-    }
-    holders = scan_open(set(deleted)) if deleted else {}
-    return [
-        {"path": deleted[key], "pid": h.pid, "command": h.command}
-        for key, found in holders.items()
-        for h in found
-    ]
+    return held_open(
+        {
+            (c.identity.dev, c.identity.ino): str(c.path)
+            for w in archives
+            if w.deletion
+            for c in w.deletion.deleted
+        }
+    )
 
 
 async def _rotate(

@@ -38,6 +38,16 @@ def scan_open(identities: set[tuple[int, int]]) -> dict[tuple[int, int], list[Ho
     return found
 
 
+def held_open(deleted: dict[tuple[int, int], str]) -> list[dict[str, object]]:
+    """Deleted files (st_dev, st_ino → path) whose space a process still holds by an fd."""
+    holders = scan_open(set(deleted)) if deleted else {}
+    return [
+        {"path": deleted[key], "pid": h.pid, "command": h.command}
+        for key, found in holders.items()
+        for h in found
+    ]
+
+
 def _fds_on(pid: int, identities: set[tuple[int, int]]) -> list[tuple[int, tuple[int, int]]]:
     fd_dir = f"{_PROC}/{pid}/fd"
     try:
