@@ -6,9 +6,11 @@ import errno
 import heapq
 import os
 import stat
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from stat import S_ISDIR
 
 # Each directory is opened relative to its parent's descriptor with O_NOFOLLOW and checked
 # against the inode its parent listed: a directory swapped for a symlink (or for another
@@ -176,33 +178,68 @@ class _Walk:
 
     def _list(self, frame: _Frame) -> None:
         """Count every entry of `frame`'s directory; its subdirectories are left to enter."""
+        if not self._within_bounds():
+            return
         try:
             entries = os.scandir(frame.fd)
         except OSError as exc:
             self.error(frame.path, exc)
             return
-        with entries:
-            for entry in entries:
-                try:
-                    st = entry.stat(follow_symlinks=False)
-                except OSError as exc:
-                    if exc.errno != errno.ENOENT:  # gone since listed: nothing to count
-                        self.error(f"{frame.path.rstrip('/')}/{entry.name}", exc)
-                    continue
-                is_dir = stat.S_ISDIR(st.st_mode)
-                # Subtotals are kept for the walked directory's subdirectories only.
-                top = frame.top or (entry.name if is_dir else None)
-                if is_dir and st.st_dev != self.dev:
-                    self._other_filesystem(f"{frame.path.rstrip('/')}/{entry.name}")
-                    continue
-                self.count(st, top, frame.path, entry.name)
-                if is_dir:
-                    frame.subdirs.append((entry.name, st.st_ino))
-                if self.size.entries % _CLOCK_EVERY == 0 and not self._within_bounds():
-                    return
+        # The common case (a file with one link, too small for the largest-files list) is
+        # summed in locals: the walk's cost is this loop, once per entry of the tree.
+        plain_bytes = plain_files = 0
+        floor = self._floor()
+        try:
+            with entries:
+                for entry in entries:
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except OSError as exc:
+                        if exc.errno != errno.ENOENT:  # gone since listed: nothing to count
+                            self.error(f"{frame.path.rstrip('/')}/{entry.name}", exc)
+                        continue
+                    mode = st.st_mode
+                    if not S_ISDIR(mode) and st.st_nlink == 1 and st.st_size <= floor:
+                        plain_bytes += st.st_size
+                        plain_files += 1
+                        if plain_files & (_CLOCK_EVERY - 1) == 0 and not self._within_bounds(
+                            plain_files
+                        ):
+                            return
+                        continue
+                    self._other(frame, entry.name, st)
+                    floor = self._floor()
+                    if self.size.entries & (_CLOCK_EVERY - 1) == 0 and not self._within_bounds(
+                        plain_files
+                    ):
+                        return
+        finally:
+            self.size.bytes += plain_bytes
+            self.size.files += plain_files
+            if frame.top is not None:
+                self.under[frame.top] = self.under.get(frame.top, 0) + plain_bytes
 
-    def _within_bounds(self) -> bool:
-        if self.size.entries >= self.max_entries:
+    def _floor(self) -> int:
+        """The size a file must exceed to enter the largest-files list (-1: it is not full)."""
+        if not self.top:
+            return sys.maxsize
+        return self.files[0][0] if len(self.files) >= self.top else -1
+
+    def _other(self, frame: _Frame, name: str, st: os.stat_result) -> None:
+        """Count a directory, a hard-linked file or one of the largest files."""
+        is_dir = S_ISDIR(st.st_mode)
+        # Subtotals are kept for the walked directory's subdirectories only.
+        top = frame.top or (name if is_dir else None)
+        if is_dir and st.st_dev != self.dev:
+            self._other_filesystem(f"{frame.path.rstrip('/')}/{name}")
+            return
+        self.count(st, top, frame.path, name)
+        if is_dir:
+            frame.subdirs.append((name, st.st_ino))
+
+    def _within_bounds(self, pending: int = 0) -> bool:
+        """Whether the walk may go on; `pending`: entries counted but not yet in the totals."""
+        if self.size.entries + pending >= self.max_entries:
             self.stop(f"max_entries ({self.max_entries})")
         elif self.clock() >= self.deadline:
             self.stop("time")
