@@ -22,6 +22,7 @@ from opsmedic.config.sections import validate_sections
 from opsmedic.model import Event, Outcome, RunState
 from opsmedic.runtime import plugin_sections
 from processes import file_holders
+from tmpfs import tmpfs
 
 OLD = time.time() - 7200
 PAGE = 4096
@@ -53,14 +54,8 @@ async def clean(root: Path, dry_run: bool = False, config: dict[str, Any] | None
 @pytest.fixture
 def root(tmp_path: Path) -> Iterator[Path]:
     """A 1 MiB tmpfs of our own, so the free space measured moves only with our deletions."""
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "cap1", str(tmp_path)],
-                             capture_output=True, text=True)  # fmt: skip
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
-        yield tmp_path
-    finally:
-        subprocess.run(["umount", "--lazy", str(tmp_path)], check=True)
+    with tmpfs(tmp_path, "size=1m") as mnt:
+        yield mnt
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from opsmedic.clock import SystemClock
 from opsmedic.model import Observation
 from opsmedic.plugins import ProbeContext
 from opsmedic.probes.path_size import Params, check, walk_all
+from tmpfs import tmpfs
 
 NOBODY = 65534
 
@@ -82,7 +83,7 @@ async def test_a_symlinked_path_is_never_followed(logs: Path) -> None:
     os.symlink("/usr", logs)
     obs = await size_of(logs)
     assert not obs.ok and obs.value is None
-    assert obs.message == f"cannot measure {logs}: is a symlink (never followed)"
+    assert obs.message == f"cannot check {logs}: is a symlink (never followed)"
     assert obs.labels == {"error": "ELOOP"}
     missing = await size_of(logs.parent / "nowhere")
     assert missing.labels == {"error": "ENOENT"}
@@ -112,15 +113,9 @@ def test_a_subdirectory_swapped_for_a_symlink_during_the_walk_is_not_entered(
 def test_another_filesystem_is_not_crossed(tmp_path: Path) -> None:
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "cap1", str(mnt)],
-                             capture_output=True, text=True)  # fmt: skip
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
+    with tmpfs(mnt, "size=1m"):
         (mnt / "inside").write_bytes(b"i" * 100_000)
         size = measure(str(tmp_path), max_entries=1000, max_seconds=60)
-    finally:
-        subprocess.run(["umount", "--lazy", str(mnt)], check=True)
     assert size.other_filesystems == 1 and size.other_filesystems_named == [str(mnt)]
     assert size.bytes < 100_000
 

@@ -9,48 +9,28 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field
 
 from opsmedic.actions import cleanup_settings
 from opsmedic.actions.cleanup_settings import CleanupConfig, system_dir_of
-from opsmedic.archive.openfiles import held_open, scan_open
-from opsmedic.archive.select import Candidate, Rules, Selection, Skip, select
-from opsmedic.archive.space import free_by_device, freed
+from opsmedic.archive.openfiles import held_open, held_open_notes, scan_open
+from opsmedic.archive.select import Candidate, FileSelection, Rules, Selection, Skip, listed, select
+from opsmedic.archive.space import free_by_device, freed, megabytes
 from opsmedic.archive.sweep import Guard, Sweep, delete
 from opsmedic.config.types import Duration
 from opsmedic.model import Outcome
-from opsmedic.paths import TemplatedPath, TemplatedRelativePath, not_blank
 from opsmedic.plugins import ActionContext, ActionSpec
 
 _LISTED = 50  # paths listed per kind in an outcome; the counts are always complete
 
 
-class Params(BaseModel):
-    """Which files (dir, include, exclude, min_age), how many, and whether to act (enforce)."""
+class Params(FileSelection):
+    """Which files (dir inside cleanup.roots, include, exclude, min_age), how many, and whether
+    to act (enforce)."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    dir: list[TemplatedPath] = Field(
-        min_length=1, description="a directory, or a list of them, inside cleanup.roots"
-    )
-    include: list[TemplatedRelativePath] = Field(
-        min_length=1, description="globs on the name relative to dir"
-    )
-    exclude: list[TemplatedRelativePath] = Field(default_factory=list)
-    recursive: bool = False
     min_age: Duration = Field(3600.0, description="skip files modified more recently")
     max_files: int = Field(1000, ge=1, le=100_000, description="files deleted per run at most")
     enforce: bool = Field(False, description="false (leashed): report what would be deleted")
-
-    @field_validator("dir", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: Any) -> Any:
-        return [value] if isinstance(value, str) else value
-
-    @field_validator("dir", "include", "exclude")
-    @classmethod
-    def _not_blank(cls, values: list[str]) -> list[str]:
-        return not_blank(values)
 
 
 @dataclass(slots=True)
@@ -143,17 +123,13 @@ async def run(params: Params, ctx: ActionContext) -> Outcome:
     return outcome_of(report, params, ctx.dry_run)
 
 
-def _skips(skips: list[Skip]) -> list[dict[str, str]]:
-    return [{"path": s.path, "reason": s.reason} for s in skips[:_LISTED]]
-
-
 def outcome_of(report: Report, params: Params, dry_run: bool) -> Outcome:
     sel = report.selection
     details: dict[str, Any] = {
         "dirs": [str(d) for d in report.dirs],
         "enforce": params.enforce,
         "files_skipped_count": len(sel.skipped),
-        "files_skipped": _skips(sel.skipped),
+        "files_skipped": listed(sel.skipped, _LISTED),
     }
     if report.problems:
         return Outcome(ok=False, message="refused: " + "; ".join(report.problems), details=details)
@@ -161,14 +137,9 @@ def outcome_of(report: Report, params: Params, dry_run: bool) -> Outcome:
     if dry_run or not params.enforce:
         why = "dry-run" if dry_run else "leashed"
         hint = "" if dry_run else " — set enforce: true to act"
-        details.update(
-            skipped=why,
-            would_delete_count=len(sel.candidates),
-            would_delete_bytes=sel.total_bytes,
-            would_delete=[str(c.path) for c in sel.candidates[:_LISTED]],
-        )
+        details.update(skipped=why, **sel.would("delete", _LISTED))
         message = (
-            f"{why}: would delete {len(sel.candidates)} files ({_mb(sel.total_bytes)}){hint}"
+            f"{why}: would delete {len(sel.candidates)} files ({megabytes(sel.total_bytes)}){hint}"
             f"{skipped}"
         )
         return Outcome(ok=True, message=message, details=details)
@@ -178,25 +149,18 @@ def outcome_of(report: Report, params: Params, dry_run: bool) -> Outcome:
         bytes_deleted=report.bytes_deleted,
         bytes_freed=report.bytes_freed,
         deleted=[str(c.path) for c in done.deleted[:_LISTED]],
-        kept=_skips(done.kept),
-        failed=_skips(done.failed),
+        kept=listed(done.kept, _LISTED),
+        failed=listed(done.failed, _LISTED),
         held_open=report.held_open,
     )
     message = (
-        f"deleted {len(done.deleted)} files ({_mb(report.bytes_deleted)}); freed "
-        f"{_mb(report.bytes_freed)}{skipped}"
+        f"deleted {len(done.deleted)} files ({megabytes(report.bytes_deleted)}); freed "
+        f"{megabytes(report.bytes_freed)}{skipped}"
     )
     extras = [f"{len(done.kept)} changed since selected, left"] if done.kept else []
     extras += [f"{s.path}: {s.reason}" for s in done.failed[:3]]
-    extras += [
-        f"{h['path']} still open by pid {h['pid']} ({h['command']}): space not freed"
-        for h in report.held_open[:3]
-    ]
+    extras += held_open_notes(report.held_open)
     return Outcome(ok=not done.failed, message="; ".join([message, *extras]), details=details)
-
-
-def _mb(n: int) -> str:
-    return f"{n / 1e6:,.1f} MB"
 
 
 ACTION = ActionSpec(

@@ -48,6 +48,14 @@ def held_open(deleted: dict[tuple[int, int], str]) -> list[dict[str, object]]:
     ]
 
 
+def held_open_notes(held: list[dict[str, object]], limit: int = 3) -> list[str]:
+    """The first `limit` of held_open's findings as an outcome's message says them."""
+    return [
+        f"{h['path']} still open by pid {h['pid']} ({h['command']}): space not freed"
+        for h in held[:limit]
+    ]
+
+
 def _fds_on(pid: int, identities: set[tuple[int, int]]) -> list[tuple[int, tuple[int, int]]]:
     fd_dir = f"{_PROC}/{pid}/fd"
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import errno
 import time
 from typing import Any
 
@@ -13,6 +12,7 @@ from opsmedic.archive.tree import NotWalkable, TreeSize, measure
 from opsmedic.config.types import PositiveDuration, Strict
 from opsmedic.model import Observation
 from opsmedic.plugins import ProbeContext, ProbeSpec
+from opsmedic.probes.disk import failed
 
 # Walking a big tree costs disk reads: once a minute is often enough to see a directory grow.
 DEFAULT_INTERVAL = 60.0
@@ -97,20 +97,6 @@ def observe(params: Params, size: TreeSize) -> Observation:
         resource=size.path,
         labels={**labels, "bytes": str(size.bytes), "files": str(size.files)},
         details=details,
-    )
-
-
-def failed(path: str, exc: OSError) -> Observation:
-    """The path itself cannot be walked: a firing observation that says why."""
-    code = errno.errorcode.get(exc.errno or 0, "OSError")
-    reason = exc.strerror or str(exc)
-    return Observation(
-        ok=False,
-        value=None,
-        message=f"cannot measure {path}: {reason}",
-        resource=path,
-        labels={"error": code},
-        details={"path": path, "error": reason},
     )
 
 
