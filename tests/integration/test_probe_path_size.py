@@ -213,3 +213,11 @@ def test_unreadable_directories_inside_are_counted_and_named(shared: Path) -> No
 def test_bad_params_are_refused(params: dict[str, Any], error: str) -> None:
     with pytest.raises(ValidationError, match=error.replace("[", r"\[").replace("(", r"\(")):
         Params.model_validate(params)
+
+
+async def test_a_fifo_or_a_device_is_looked_at_never_opened(tmp_path: Path) -> None:
+    """A path naming a fifo (nobody writing) or a device is one file; no read blocks on it."""
+    os.mkfifo(tmp_path / "pipe")
+    for path in (tmp_path / "pipe", Path("/dev/null")):
+        obs = await size_of(path)
+        assert obs.ok and obs.details["files"] == 1 and obs.value == 0

@@ -74,23 +74,27 @@ def measure(
 ) -> TreeSize:
     """Walk `path` (a directory or a single file); raises NotWalkable for the path itself."""
     started = clock()
+    # O_PATH opens nothing for reading: a device or a fifo named by mistake is only looked
+    # at, never opened (a tape would rewind). With O_NOFOLLOW it names a symlink itself.
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+        where = os.open(path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise NotWalkable(exc.errno, "is a symlink (never followed)") from None
         raise NotWalkable(exc.errno, exc.strerror or str(exc)) from None
     walk = _Walk(path, max_entries, started + max_seconds, top, clock)
     try:
-        st = os.fstat(fd)
+        st = os.fstat(where)
+        if stat.S_ISLNK(st.st_mode):
+            raise NotWalkable(errno.ELOOP, "is a symlink (never followed)")
         if not stat.S_ISDIR(st.st_mode):
             walk.count(st, None, path)
         else:
-            walk.tree(fd, st)
-            fd = -1  # the walk closes it
+            try:
+                fd = os.open(".", _OPEN_DIR, dir_fd=where)
+            except OSError as exc:
+                raise NotWalkable(exc.errno, exc.strerror or str(exc)) from None
+            walk.tree(fd, st)  # closes fd
     finally:
-        if fd >= 0:
-            os.close(fd)
+        os.close(where)
     return walk.result(clock() - started)
 
 
