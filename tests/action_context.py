@@ -3,10 +3,12 @@ or a one-rule file run through the real Executor."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import structlog
+from pydantic import BaseModel
 
 from opsmedic.clock import SystemClock
 from opsmedic.config.located import Located
@@ -49,14 +51,17 @@ def make_action_context(action: str, dry_run: bool = False, **config: Any) -> Ac
     )
 
 
-async def execute_rule(rules: Path, event: Event, state_dir: Path) -> Run:
-    """Run the one rule in `rules` for `event` through the Executor, as the engine would."""
+async def execute_rule(
+    rules: Path, event: Event, state_dir: Path, settings: Mapping[str, BaseModel] | None = None
+) -> Run:
+    """Run the one rule in `rules` for `event` through the Executor, as the engine would;
+    `settings`: the plugins' validated sections (`{"cleanup": CleanupConfig(...)}`)."""
     registry = build_registry(load_entry_points=False)
     (rule,) = load_rules(rules, registry)
     config = Config.model_validate({"state_dir": str(state_dir)})
     run = Run(rule=rule.name, event_id=event.id, target=event.target,
               fingerprint=event.fingerprint, actions=rule.actions)  # fmt: skip
-    executor = Executor(registry, config, SystemClock(), structlog.get_logger(), settings={},
+    executor = Executor(registry, config, SystemClock(), structlog.get_logger(), settings=settings or {},
                         probe_once=None)  # fmt: skip
     await executor.execute(run, rule, event)
     return run

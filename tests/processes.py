@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -66,3 +67,30 @@ def ready_processes() -> Iterator[Starter]:
             proc.wait()
             assert proc.stdout is not None
             proc.stdout.close()
+
+
+@contextlib.contextmanager
+def file_holders() -> Iterator[Callable[[Path, str], subprocess.Popen[str]]]:
+    """Starts children that each hold a file open (mode 'a' or 'r') until the block ends."""
+    children: list[subprocess.Popen[str]] = []
+    code = "import sys; f = open(sys.argv[1], sys.argv[2]); print('ready', flush=True); sys.stdin.read()"
+
+    def start(path: Path, mode: str) -> subprocess.Popen[str]:
+        child = subprocess.Popen(
+            [sys.executable, "-c", code, str(path), mode],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        children.append(child)
+        assert child.stdout is not None
+        assert child.stdout.readline() == "ready\n"
+        return child
+
+    try:
+        yield start
+    finally:
+        for child in children:
+            assert child.stdin is not None
+            child.stdin.close()
+            child.wait(timeout=30)
+            assert child.stdout is not None
+            child.stdout.close()

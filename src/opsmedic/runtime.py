@@ -66,6 +66,7 @@ def build_registry(load_entry_points: bool = True) -> Registry:
     from opsmedic.actions import (
         annotate,
         archive_logs,
+        cleanup,
         deploy,
         dns_failover,
         http_request,
@@ -83,7 +84,7 @@ def build_registry(load_entry_points: bool = True) -> Registry:
     from opsmedic.sources.webhooks import BUILTIN_WEBHOOKS
 
     actions = (noop, run_command, http_request, notify, kill_process, archive_logs, dns_failover,
-               recheck, annotate, deploy, rollback, set_flag, loghunt, scale)  # fmt: skip
+               recheck, annotate, deploy, rollback, set_flag, loghunt, scale, cleanup)  # fmt: skip
     reg = Registry(
         actions={module.ACTION.name: module.ACTION for module in actions},
         probes={spec.name: spec for spec in BUILTIN_PROBES},
@@ -109,7 +110,7 @@ def plugin_sections(load_entry_points: bool = True) -> list[SettingsSpec[Any]]:
     that read the config but run no plugin (`runs`, `incidents`, `token`…): the built-ins'
     come from their small settings modules, so those commands do not build every plugin's
     models (about 0.1 s); a test keeps the two lists equal."""
-    from opsmedic.actions import annotate_accounts, notify_targets, protection
+    from opsmedic.actions import annotate_accounts, cleanup_settings, notify_targets, protection
     from opsmedic.dns import rfc2136
     from opsmedic.sources.webhooks import pagerduty
 
@@ -117,6 +118,7 @@ def plugin_sections(load_entry_points: bool = True) -> list[SettingsSpec[Any]]:
         notify_targets.SETTINGS,
         annotate_accounts.SETTINGS,
         protection.SETTINGS,
+        cleanup_settings.SETTINGS,
         rfc2136.SETTINGS,
         pagerduty.SETTINGS,
     ]

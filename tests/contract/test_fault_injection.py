@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 import pytest
 
+from opsmedic.actions.cleanup_settings import CleanupConfig
 from opsmedic.clock import SystemClock
 from opsmedic.config.schema import Config
 from opsmedic.engine.loop import Engine
@@ -146,6 +147,13 @@ def _rules(sandbox: Path, url: str) -> str:
             "to": f"{sandbox}/archive/{v}",
         },
         "kill_process": {"pid": v, "start_time": v},
+        # Everything not protected in its directory: an escape would delete the victim's logs.
+        "cleanup": {
+            "dir": f"{sandbox}/tmp/{v}",
+            "include": ["*"],
+            "min_age": "0s",
+            "enforce": True,
+        },
         "dns_failover": {
             "direction": "failover",
             "resolv_conf": {
@@ -173,6 +181,7 @@ async def engine(tmp_path: Path, receiver: str, store: Store) -> AsyncIterator[E
     (sandbox / "hunt" / "app").mkdir(parents=True)
     (sandbox / "hunt" / "app" / "x.log").write_text("ERROR one\nok\nERROR one\n")
     _odd_logs(sandbox / "logs" / "app")
+    _throwaway(sandbox / "tmp" / "app")
     (tmp_path / "rules.yaml").write_text(_rules(sandbox, receiver))
     registry = build_registry(load_entry_points=False)
     config = Config()
@@ -180,7 +189,8 @@ async def engine(tmp_path: Path, receiver: str, store: Store) -> AsyncIterator[E
     config.actions.retry.backoff = 0.001
     config.actions.retry.max_backoff = 0.002
     config.state_dir = tmp_path / "state"
-    engine = Engine(settings={}, probe_once=None, ruleset=load_rules(tmp_path / "rules.yaml", registry), registry=registry,
+    cleanup = CleanupConfig(roots=[str(sandbox / "tmp")])
+    engine = Engine(settings={"cleanup": cleanup}, probe_once=None, ruleset=load_rules(tmp_path / "rules.yaml", registry), registry=registry,
                     config=config, store=store, clock=SystemClock())  # fmt: skip
     await engine.start()
     yield engine
@@ -195,6 +205,14 @@ def _odd_logs(logs: Path) -> None:
             f.write(b"old line\n" * 50)
         os.utime(path, (1, 1))
     os.link(logs / "linked.log.1", logs.parent / "linked-elsewhere")
+
+
+def _throwaway(tmp: Path) -> None:
+    """The cleanup canary's directory: two old throwaway files and a database it must keep."""
+    tmp.mkdir(parents=True)
+    for name in ("a.tmp", "core.123", "app.db"):
+        (tmp / name).write_bytes(b"x" * 100)
+        os.utime(tmp / name, (1, 1))
 
 
 def _victim(tmp_path: Path) -> dict[str, bytes]:
@@ -259,10 +277,11 @@ async def test_every_action_handles_hostile_event_values_or_fails_alone(
         for item in accepted[len(events) :]
     }
     for rule in ("noop", "run_command", "run_command_shell", "http_request", "notify",
-                 "annotate", "archive_logs", "dns_failover", "loghunt"):  # fmt: skip
+                 "annotate", "archive_logs", "dns_failover", "loghunt", "cleanup"):  # fmt: skip
         assert canary_states[rule] is RunState.SUCCEEDED, rule
     logs = tmp_path / "sandbox" / "logs" / "app"
     # Archived and deleted: the plain names; kept, each with its reason: the zip-unsafe name
     # and the hard-linked file (its other name keeps the data).
     assert sorted(os.listdir(os.fsencode(logs))) == [b"bad\xff.log.1", b"linked.log.1"]
+    assert os.listdir(tmp_path / "sandbox" / "tmp" / "app") == ["app.db"]
     assert not any("x-evil" in {k.lower() for k in h} for _, h, _ in Receiver.seen)

@@ -10,7 +10,6 @@ import pwd
 import re
 import shutil
 import subprocess
-import sys
 import tarfile
 import time
 import uuid
@@ -31,6 +30,7 @@ from opsmedic.archive.local import LocalDestination
 from opsmedic.archive.select import Rules, select
 from opsmedic.model import Outcome
 from opsmedic.plugins import ActionContext
+from processes import file_holders
 from services import SSHServer, free_port
 
 OLD = time.time() - 3600
@@ -217,27 +217,8 @@ async def test_a_symlinked_directory_is_not_followed(box: Path) -> None:
 
 @pytest.fixture
 def holder() -> Iterator[Callable[[Path, str], subprocess.Popen[str]]]:
-    """Starts a child that holds a file open (mode 'a' or 'r') until the test ends."""
-    children: list[subprocess.Popen[str]] = []
-    code = "import sys; f = open(sys.argv[1], sys.argv[2]); print('ready', flush=True); sys.stdin.read()"
-
-    def start(path: Path, mode: str) -> subprocess.Popen[str]:
-        child = subprocess.Popen(
-            [sys.executable, "-c", code, str(path), mode],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        children.append(child)
-        assert child.stdout is not None
-        assert child.stdout.readline() == "ready\n"
-        return child
-
-    yield start
-    for child in children:
-        assert child.stdin is not None
-        child.stdin.close()
-        child.wait(timeout=30)
-        assert child.stdout is not None
-        child.stdout.close()
+    with file_holders() as start:
+        yield start
 
 
 async def test_a_file_open_for_writing_is_skipped_and_its_writer_named(

@@ -77,9 +77,9 @@ def test_a_bad_environment_override_is_named(tmp_path: Path) -> None:
         ("store: opsmedic.db\n", "opsmedic.yaml:1:8: store: Value error, not a database URL"),
         (
             "xyz: 1\n",  # base_dir is set by opsmedic and refused in a file: never suggested
-            "opsmedic.yaml:1:1: xyz: unknown field 'xyz' (known: actions, annotate, api, dry_run,"
-            " flag_store, flags, incidents, inhibit, log, maintenance, notify, openslo, pollers,"
-            " probes, processes, record_suppressed, rules_dir, services, slos, ssh_hosts,"
+            "opsmedic.yaml:1:1: xyz: unknown field 'xyz' (known: actions, annotate, api, cleanup,"
+            " dry_run, flag_store, flags, incidents, inhibit, log, maintenance, notify, openslo,"
+            " pollers, probes, processes, record_suppressed, rules_dir, services, slos, ssh_hosts,"
             " state_dir, store, tsig_keys, webhooks)",
         ),
         (

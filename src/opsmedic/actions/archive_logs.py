@@ -13,12 +13,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from opsmedic.archive.destination import Destination, Places, open_destination
 from opsmedic.archive.formats import Format
 from opsmedic.archive.intents import Intent, IntentJournal
-from opsmedic.archive.openfiles import scan_open
+from opsmedic.archive.openfiles import held_open, held_open_notes, scan_open
 from opsmedic.archive.pipeline import (
     ArchiveFailed,
     Cancelled,
@@ -32,31 +32,23 @@ from opsmedic.archive.pipeline import (
     write_archive,
 )
 from opsmedic.archive.rotate import RotateParams, rotate
-from opsmedic.archive.select import Candidate, Rules, Selection, Skip, select
-from opsmedic.archive.space import free_by_device, freed
+from opsmedic.archive.select import Candidate, FileSelection, Rules, Selection, Skip, listed, select
+from opsmedic.archive.space import free_by_device, freed, megabytes
 from opsmedic.config.refs import ConfigRef
 from opsmedic.config.types import Duration
 from opsmedic.errors import OpsmedicError
 from opsmedic.logs import get_logger
 from opsmedic.model import Outcome
-from opsmedic.paths import TemplatedPath, TemplatedRelativePath, not_blank
+from opsmedic.paths import TemplatedPath
 from opsmedic.plugins import ActionContext, ActionSpec
 
 _LEVELS: dict[str, tuple[int, int]] = {"tar.zst": (1, 22), "tar.gz": (0, 9), "zip": (0, 9)}
 _LISTED = 50  # paths listed per kind in an outcome; the counts are always complete
 
 
-class Params(BaseModel):
+class Params(FileSelection):
     """Which files (dir, include, exclude…), how (format, per, level), where (`to`)."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    dir: list[TemplatedPath] = Field(min_length=1, description="a directory, or a list of them")
-    include: list[TemplatedRelativePath] = Field(
-        min_length=1, description="globs on the name relative to dir"
-    )
-    exclude: list[TemplatedRelativePath] = Field(default_factory=list)
-    recursive: bool = False
     min_age: Duration = Field(300.0, description="skip files modified more recently")
     skip_open_for_writing: bool = True
     include_hardlinked: bool = Field(
@@ -72,16 +64,6 @@ class Params(BaseModel):
     max_files: int = Field(10_000, ge=1)
     max_bytes: int | None = Field(None, ge=1)
     rotate: RotateParams | None = None
-
-    @field_validator("dir", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: Any) -> Any:
-        return [value] if isinstance(value, str) else value
-
-    @field_validator("dir", "include", "exclude")
-    @classmethod
-    def _not_blank(cls, values: list[str]) -> list[str]:
-        return not_blank(values)
 
     @field_validator("level")
     @classmethod
@@ -243,18 +225,14 @@ def _archive_batches(
 
 def _held_open(archives: list[Written]) -> list[dict[str, Any]]:
     """Deleted files whose space a process still holds (it keeps writing to the old inode)."""
-    deleted = {
-        (c.identity.dev, c.identity.ino): str(c.path)
-        for w in archives
-        if w.deletion
-        for c in w.deletion.deleted
-    }
-    holders = scan_open(set(deleted)) if deleted else {}
-    return [
-        {"path": deleted[key], "pid": h.pid, "command": h.command}
-        for key, found in holders.items()
-        for h in found
-    ]
+    return held_open(
+        {
+            (c.identity.dev, c.identity.ino): str(c.path)
+            for w in archives
+            if w.deletion
+            for c in w.deletion.deleted
+        }
+    )
 
 
 async def _rotate(
@@ -310,7 +288,7 @@ def outcome_of(report: ArchiveReport) -> Outcome:
     details: dict[str, Any] = {
         "destination": report.destination,
         "files_skipped_count": len(sel.skipped),
-        "files_skipped": [{"path": s.path, "reason": s.reason} for s in sel.skipped[:_LISTED]],
+        "files_skipped": listed(sel.skipped, _LISTED),
         "recovered": [
             {"archive": r.name, "action": r.action, "message": r.message} for r in report.recovered
         ],
@@ -321,14 +299,9 @@ def outcome_of(report: ArchiveReport) -> Outcome:
     if sel.problems:
         return Outcome(ok=False, message="; ".join(sel.problems), details=details)
     if report.dry_run:
-        details.update(
-            dry_run=True,
-            would_archive_count=len(sel.candidates),
-            would_archive_bytes=sel.total_bytes,
-            would_archive=[str(c.path) for c in sel.candidates[:_LISTED]],
-        )
+        details.update(dry_run=True, **sel.would("archive", _LISTED))
         message = (
-            f"dry-run: would archive {len(sel.candidates)} files ({_mb(sel.total_bytes)}) "
+            f"dry-run: would archive {len(sel.candidates)} files ({megabytes(sel.total_bytes)}) "
             f"to {report.destination}; {len(sel.skipped)} skipped"
         )
         return Outcome(ok=True, message=message, details=details)
@@ -345,7 +318,7 @@ def outcome_of(report: ArchiveReport) -> Outcome:
         bytes_out=report.bytes_out,
         ratio=round(report.bytes_in / report.bytes_out, 2) if report.bytes_out else None,
         files_deleted=len(report.deleted),
-        kept=[{"path": s.path, "reason": s.reason} for s in kept[:_LISTED]],
+        kept=listed(kept, _LISTED),
         bytes_freed=report.bytes_freed,
         held_open=report.held_open,
         durations_ms=report.durations_ms,
@@ -355,15 +328,13 @@ def outcome_of(report: ArchiveReport) -> Outcome:
         done = f" ({len(report.archives)} archives done before it)" if report.archives else ""
         return Outcome(ok=False, message=report.error + done, details=details)
     message = (
-        f"archived {details['files_archived']} files ({_mb(report.bytes_in)} → "
-        f"{_mb(report.bytes_out)}) to {report.destination}; freed {_mb(report.bytes_freed)}"
+        f"archived {details['files_archived']} files ({megabytes(report.bytes_in)} → "
+        f"{megabytes(report.bytes_out)}) to {report.destination}; "
+        f"freed {megabytes(report.bytes_freed)}"
     )
     extras = [f"{len(kept)} kept (changed while read)"] if kept else []
     extras += [f"{len(sel.skipped)} skipped"] if sel.skipped else []
-    extras += [
-        f"{h['path']} still open by pid {h['pid']} ({h['command']}): space not freed"
-        for h in report.held_open[:3]
-    ]
+    extras += held_open_notes(report.held_open)
     extras += ["copytruncate rotation is lossy"] if report.lossy else []
     extras += [f"warning: {w}" for w in report.warnings[:2]]
     return Outcome(ok=True, message="; ".join([message, *extras]), details=details)
@@ -375,10 +346,6 @@ def _nothing_to_do(report: ArchiveReport) -> str:
         return f"no file in {', '.join(report.dirs)} matches include"
     reasons = "; ".join(f"{Path(s.path).name}: {s.reason}" for s in sel.skipped[:3])
     return f"{sel.matched} files match, none can be archived now ({reasons})"
-
-
-def _mb(n: int) -> str:
-    return f"{n / 1e6:,.1f} MB"
 
 
 ACTION = ActionSpec(

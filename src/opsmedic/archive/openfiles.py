@@ -38,6 +38,24 @@ def scan_open(identities: set[tuple[int, int]]) -> dict[tuple[int, int], list[Ho
     return found
 
 
+def held_open(deleted: dict[tuple[int, int], str]) -> list[dict[str, object]]:
+    """Deleted files (st_dev, st_ino → path) whose space a process still holds by an fd."""
+    holders = scan_open(set(deleted)) if deleted else {}
+    return [
+        {"path": deleted[key], "pid": h.pid, "command": h.command}
+        for key, found in holders.items()
+        for h in found
+    ]
+
+
+def held_open_notes(held: list[dict[str, object]], limit: int = 3) -> list[str]:
+    """The first `limit` of held_open's findings as an outcome's message says them."""
+    return [
+        f"{h['path']} still open by pid {h['pid']} ({h['command']}): space not freed"
+        for h in held[:limit]
+    ]
+
+
 def _fds_on(pid: int, identities: set[tuple[int, int]]) -> list[tuple[int, tuple[int, int]]]:
     fd_dir = f"{_PROC}/{pid}/fd"
     try:

@@ -9,14 +9,41 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from opsmedic.archive.openfiles import Holder
+from opsmedic.paths import TemplatedPath, TemplatedRelativePath, not_blank
 
 # Names this module's pipeline gives archives (host-label-UTC[-run].ext[.part]): a log
 # directory that is also the destination must never feed its own archives back in.
 OUR_ARCHIVE = re.compile(r"-\d{8}T\d{6}Z-[0-9a-f]{8}\.(?:tar\.zst|tar\.gz|zip)(?:\.part)?$")
 # openfiles.scan_open, or a stand-in: (st_dev, st_ino) → the processes holding that file.
 OpenScanner = Callable[[set[tuple[int, int]]], Mapping[tuple[int, int], Sequence[Holder]]]
+
+
+class FileSelection(BaseModel):
+    """The parameters that name files in directories, shared by archive_logs and cleanup."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dir: list[TemplatedPath] = Field(min_length=1, description="a directory, or a list of them")
+    include: list[TemplatedRelativePath] = Field(
+        min_length=1, description="globs on the name relative to dir"
+    )
+    exclude: list[TemplatedRelativePath] = Field(default_factory=list)
+    recursive: bool = False
+
+    @field_validator("dir", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("dir", "include", "exclude")
+    @classmethod
+    def _not_blank(cls, values: list[str]) -> list[str]:
+        return not_blank(values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +89,19 @@ class Selection:
     @property
     def total_bytes(self) -> int:
         return sum(c.identity.size for c in self.candidates)
+
+    def would(self, verb: str, limit: int) -> dict[str, object]:
+        """The plan as an outcome's details: would_<verb>_count, _bytes, the first paths."""
+        return {
+            f"would_{verb}_count": len(self.candidates),
+            f"would_{verb}_bytes": self.total_bytes,
+            f"would_{verb}": [str(c.path) for c in self.candidates[:limit]],
+        }
+
+
+def listed(skips: Sequence[Skip], limit: int) -> list[dict[str, str]]:
+    """The first `limit` files left alone, with their reasons, as an outcome lists them."""
+    return [{"path": s.path, "reason": s.reason} for s in skips[:limit]]
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,3 +30,8 @@ def freed(before: Mapping[int, int], after: Mapping[int, int]) -> dict[int, int]
     of the deleted sizes, is what the disk gained.
     """
     return {dev: after[dev] - before[dev] for dev in before.keys() & after.keys()}
+
+
+def megabytes(n: int) -> str:
+    """A byte count as outcomes say it: `1,234.5 MB` (decimal megabytes)."""
+    return f"{n / 1e6:,.1f} MB"

@@ -159,10 +159,11 @@ class _At:
 
 def _step_needs(step: Step, at: _At, config: Config) -> Iterator[Need]:
     raw: dict[str, Any] = step.raw if isinstance(step.raw, dict) else {}
-    if step.action == "archive_logs":
+    if step.action in ("archive_logs", "cleanup"):  # both delete files in their `dir`s
         dirs = raw.get("dir", [])
         for d in [dirs] if isinstance(dirs, str) else dirs:
             yield from _write(at, config, str(d), "dir")
+    if step.action == "archive_logs":
         to = str(raw.get("to", ""))
         if to.startswith("sftp://"):
             yield at.need(Kind.NETWORK, "inet", "to (sftp)")

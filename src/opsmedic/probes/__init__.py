@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from opsmedic.plugins import ProbeSpec
-from opsmedic.probes import command, disk, dns, host, http, process, tls_cert
+from opsmedic.probes import command, disk, dns, host, http, path_size, process, tls_cert
 from opsmedic.probes.runner import ProbeRunner, validate_probe_params
 
 # Each probe module exports its spec as PROBE, its params model as Params, its entry point
@@ -18,6 +18,7 @@ BUILTIN_PROBES: tuple[ProbeSpec[Any], ...] = (
     dns.PROBE,
     tls_cert.PROBE,
     host.PROBE,
+    path_size.PROBE,
 )
 
 __all__ = ["BUILTIN_PROBES", "ProbeRunner", "validate_probe_params"]

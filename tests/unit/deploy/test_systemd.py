@@ -102,6 +102,19 @@ def test_archive_dirs_and_destination_become_read_write_paths(tmp_path: Path) ->
     assert unit.warnings == []
 
 
+def test_cleanup_dirs_become_read_write_paths(tmp_path: Path) -> None:
+    rules = """\
+- name: clean
+  when: {source: disk}
+  do:
+    - cleanup: {dir: ["/var/tmp/app", "/srv/cache/{{ event.labels.app }}"], include: ["*"]}
+"""
+    unit = unit_for(world(tmp_path, rules))
+    # Its unlinks under ProtectSystem=strict need the directories writable; a templated
+    # one grants its fixed leading part.
+    assert directive(unit, "ReadWritePaths") == ["-/var/tmp/app", "-/srv/cache"]
+
+
 def test_a_resolv_conf_rewrite_gets_its_directory_and_dac_override_only(tmp_path: Path) -> None:
     rules = """\
 - name: failover

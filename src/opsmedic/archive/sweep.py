@@ -1,0 +1,141 @@
+"""Deleting selected files for cleanup: what is never touched, and unlink by directory fd."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from pathlib import Path
+
+from opsmedic.archive.select import Candidate, Identity, Skip
+
+# Application and database files, whatever a rule includes (matched on the lower-cased
+# name): SQLite and its journals, write-ahead logs, LMDB, MySQL/MariaDB tables, Redis
+# snapshots and append-only files, shared libraries and Java archives, lock and pid files.
+BUILTIN_PROTECTED = (
+    "*.db", "*.db-*", "*.sqlite", "*.sqlite-*", "*.sqlite3", "*.sqlite3-*", "*.wal", "*.mdb",
+    "*.ibd", "*.frm", "*.myd", "*.myi", "*.rdb", "*.aof", "*.so", "*.so.*", "*.jar",
+    "*.lock", "*.pid",
+)  # fmt: skip
+# A directory holding one of these is a database's data directory (PostgreSQL's cluster or
+# tablespace, MySQL/MariaDB's datadir): nothing in it or below it is deleted.
+DATA_DIR_MARKERS = ("PG_VERSION", "ibdata1", "mysql.ibd")
+_OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_EXECUTABLE = stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
+
+
+@dataclass(slots=True)
+class Guard:
+    """Why a file may never be deleted: built-in rules, then the configured `protected`."""
+
+    protected: Sequence[str]
+    state_dir: Path  # opsmedic's own files (archive intents), resolved
+    _data_dirs: dict[Path, str | None] = field(default_factory=dict)
+
+    def why(self, path: Path, mode: int) -> str | None:
+        name = path.name.lower()
+        for pattern in BUILTIN_PROTECTED:
+            if fnmatchcase(name, pattern):
+                return f"protected: an application or database file ({pattern}, built in)"
+        if mode & _EXECUTABLE:
+            return "protected: executable (built in)"
+        if path.is_relative_to(self.state_dir):
+            return f"protected: opsmedic's state_dir {self.state_dir} (built in)"
+        for parent in path.parents:
+            marker = self._marker(parent)
+            if marker is not None:
+                return f"protected: inside a database data directory ({parent}/{marker}, built in)"
+        for pattern in self.protected:
+            if "/" not in pattern and fnmatchcase(path.name, pattern):
+                return f"protected: {pattern} (cleanup.protected)"
+            if "/" in pattern and any(fnmatchcase(str(p), pattern) for p in (path, *path.parents)):
+                return f"protected: {pattern} (cleanup.protected)"
+        return None
+
+    def _marker(self, directory: Path) -> str | None:
+        if directory not in self._data_dirs:
+            found = (m for m in DATA_DIR_MARKERS if os.path.lexists(directory / m))
+            self._data_dirs[directory] = next(found, None)
+        return self._data_dirs[directory]
+
+
+@dataclass(slots=True)
+class Sweep:
+    """What deleting did: each file deleted, left (changed since selected), or failed."""
+
+    deleted: list[Candidate] = field(default_factory=list)
+    kept: list[Skip] = field(default_factory=list)
+    failed: list[Skip] = field(default_factory=list)
+
+
+def delete(root: Path, candidates: Sequence[Candidate]) -> Sweep:
+    """Unlink each candidate (all below `root`, a real path); blocking, so run in a thread.
+
+    Each parent directory is reached from `root` one component at a time with O_NOFOLLOW,
+    and each file is looked at (lstat by that directory's fd) right before its unlink by the
+    same fd: a directory swapped for a symlink is never entered, and a file replaced since
+    it was selected (another inode, a symlink, a new size or mtime) is left in place.
+    """
+    sweep = Sweep()
+    by_dir: dict[Path, list[Candidate]] = {}
+    for c in candidates:
+        by_dir.setdefault(c.path.parent, []).append(c)
+    for directory, files in by_dir.items():
+        try:
+            fd = _open_beneath(root, directory)
+        except OSError as exc:
+            why = _changed(exc)
+            sweep.kept.extend(Skip(str(c.path), why) for c in files)
+            continue
+        try:
+            for c in files:
+                _unlink(fd, c, sweep)
+        finally:
+            os.close(fd)
+    return sweep
+
+
+def _open_beneath(root: Path, directory: Path) -> int:
+    fd = os.open(root, _OPEN_DIR)
+    try:
+        for part in directory.relative_to(root).parts:
+            child = os.open(part, _OPEN_DIR, dir_fd=fd)
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _changed(exc: OSError) -> str:
+    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+        return "changed since selected: its directory is now a symlink or not a directory"
+    if exc.errno == errno.ENOENT:
+        return "changed since selected: its directory is gone"
+    return f"cannot open its directory: {exc.strerror or exc}"
+
+
+def _unlink(fd: int, c: Candidate, sweep: Sweep) -> None:
+    name = c.path.name
+    try:
+        st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+    except FileNotFoundError:
+        sweep.kept.append(Skip(str(c.path), "gone since selected"))
+        return
+    if stat.S_ISLNK(st.st_mode):
+        sweep.kept.append(Skip(str(c.path), "changed since selected: now a symlink"))
+        return
+    if not stat.S_ISREG(st.st_mode) or Identity.of(st) != c.identity:
+        sweep.kept.append(Skip(str(c.path), "changed since selected (another file, size or mtime)"))
+        return
+    try:
+        # By name in the directory held open: never follows a link, never leaves `root`.
+        os.unlink(name, dir_fd=fd)
+    except OSError as exc:
+        sweep.failed.append(Skip(str(c.path), f"cannot delete: {exc.strerror or exc}"))
+        return
+    sweep.deleted.append(c)
