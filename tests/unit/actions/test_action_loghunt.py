@@ -281,6 +281,34 @@ async def test_a_templated_glob_inside_its_directory_is_hunted(tmp_path: Path) -
     assert step.details["summary"].endswith("1x ERROR web broke")
 
 
+@pytest.mark.parametrize("app", ["*", "**", "[!w]*", "w?b"])
+async def test_glob_characters_from_an_event_name_one_directory_literally(
+    tmp_path: Path, app: str
+) -> None:
+    """Only the rule's own `*` is a glob: an event's `*`, `**` or `[!w]*` names the directory
+    called exactly that, never every service's logs beside it."""
+    for name in ("web", "db", app):
+        (tmp_path / "apps" / name).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "apps" / name / "a.log").write_text(f"ERROR in {name}\n")
+    rules = _rule(tmp_path, f"{tmp_path}/apps/{{{{ event.labels.app }}}}/*.log")
+    run = await execute_rule(rules, Event(source="alert", labels={"app": app}), tmp_path / "s")
+    (step,) = run.steps
+    assert step.state is RunState.SUCCEEDED, step.message
+    assert step.details["summary"].splitlines()[1:] == [f"1x ERROR in {app}"]
+    assert "ERROR in web" not in step.output and "ERROR in db" not in step.output
+
+
+async def test_glob_characters_from_an_event_match_no_other_file(tmp_path: Path) -> None:
+    """With no directory called `*`, the event's `*` matches nothing: the step says so."""
+    (tmp_path / "apps" / "web").mkdir(parents=True)
+    (tmp_path / "apps" / "web" / "a.log").write_text("ERROR in web\n")
+    rules = _rule(tmp_path, f"{tmp_path}/apps/{{{{ event.labels.app }}}}/*.log")
+    run = await execute_rule(rules, Event(source="alert", labels={"app": "*"}), tmp_path / "s")
+    (step,) = run.steps
+    assert step.state is RunState.FAILED and "no file matches" in step.message, step.message
+    assert "ERROR in web" not in step.output
+
+
 @pytest.mark.parametrize(("time_budget", "timeout", "expected"),
                          [(None, 30.0, 30.0), ("5s", 30.0, 5.0), ("2m", 30.0, 30.0)])  # fmt: skip
 def test_the_time_budget_never_outlasts_the_step_timeout(
