@@ -7,14 +7,12 @@ from __future__ import annotations
 import io
 import json
 import os
-import pty
 import re
-import subprocess
 import tarfile
 from pathlib import Path
 
 from api_service import running_api
-from cli_process import OPSMEDIC, opsmedic
+from cli_process import on_a_terminal, opsmedic
 
 # An OSC window title, a clear screen, a colour, BEL, CR, backspace, and a right-to-left override.
 HOSTILE = "\x1b]0;pwned\x07\x1b[2J\x1b[31m\rX\x08\u202eevil\u2066[bold]b[/bold]"
@@ -37,29 +35,6 @@ def raw_controls(output: str) -> list[str]:
     """The controls in `output` no terminal should get from data (a pty's \\r\\n is its own)."""
     rest = RICH_SGR.sub("", output).replace("\r\n", "\n")
     return re.findall(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", rest)
-
-
-def on_a_tty(*args: str, cwd: Path) -> str:
-    """`opsmedic ARGS` with stdout a terminal (a pty), as the on-call runs it."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPSMEDIC_")}
-    env.update(COLUMNS="400", TERM="xterm-256color")
-    env.pop("NO_COLOR", None)
-    main, side = pty.openpty()
-    with subprocess.Popen([*OPSMEDIC, *args], cwd=cwd, env=env, stdout=side,
-                          stderr=subprocess.PIPE) as proc:  # fmt: skip
-        os.close(side)
-        chunks = []
-        while True:
-            try:
-                chunk = os.read(main, 65536)
-            except OSError:  # EIO: the child closed its side
-                break
-            if not chunk:
-                break
-            chunks.append(chunk)
-        assert proc.wait(timeout=120) == 0, proc.stderr.read() if proc.stderr else ""
-    os.close(main)
-    return b"".join(chunks).decode()
 
 
 async def test_an_ingest_senders_text_never_drives_the_terminal(tmp_path: Path) -> None:
@@ -90,13 +65,13 @@ async def test_an_ingest_senders_text_never_drives_the_terminal(tmp_path: Path) 
         piped = opsmedic(*command, cwd=tmp_path)
         assert piped.returncode == 0, piped.stderr
         assert raw_controls(piped.stdout) == [], (command, piped.stdout)
-        at_terminal = on_a_tty(*command, cwd=tmp_path)
+        at_terminal = on_a_terminal(*command, cwd=tmp_path, columns=400)
         assert raw_controls(at_terminal) == [], (command, at_terminal)
         assert "pwned" in at_terminal, (command, at_terminal)
     # Shown whole, as escapes: a table at a terminal folds the value, a pipe has it on one line.
     shown = opsmedic("runs", "show", run.id, cwd=tmp_path).stdout
     assert SHOWN in shown and "[bold]b[/bold]" in shown
-    timeline = on_a_tty("incidents", "show", incident.id, cwd=tmp_path)
+    timeline = on_a_terminal("incidents", "show", incident.id, cwd=tmp_path, columns=400)
     assert "\\u202eevil" in timeline and "[bold]b[/bold]" in timeline  # markup stays text
     assert (
         "Log hunt: top events" in timeline and r"logs/app\x1b]0;pwned\x07\u202e.log:1" in timeline
@@ -119,8 +94,9 @@ def test_hostile_file_and_member_names_and_lines_show_as_escapes(tmp_path: Path)
     member.size = len(line + b" in a member\n")
     with tarfile.open(logs / "old.tar.gz", "w:gz") as archive:
         archive.addfile(member, io.BytesIO(line + b" in a member\n"))
-    for output in (opsmedic("logs", "hunt", "nm/*", "--mode", "exact", cwd=tmp_path).stdout,
-                   on_a_tty("logs", "hunt", "nm/*", "--mode", "exact", cwd=tmp_path)):  # fmt: skip
+    hunt = ("logs", "hunt", "nm/*", "--mode", "exact")
+    piped = opsmedic(*hunt, cwd=tmp_path).stdout
+    for output in (piped, on_a_terminal(*hunt, cwd=tmp_path, columns=400)):
         assert raw_controls(output) == [], output
         assert r"nm/\xff\x1b[2Jbad.log:1:" in output, output
         assert r"\x1b[2J\x1b]0;pwned\x07x.log:1:" in output, output
