@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import getpass
 import os
+import pty
 import socket
+import struct
 import subprocess
 import sys
+import termios
 from pathlib import Path
 
 OPSMEDIC = [sys.executable, "-m", "opsmedic"]
@@ -38,3 +42,26 @@ def service_site(root: Path, text: str) -> Path:
     (root / "releases").mkdir()
     (root / "opsmedic.yaml").write_text(text)
     return root
+
+
+def on_a_terminal(*args: str, cwd: Path, columns: int = 60) -> str:
+    """The command's output in a real terminal (a pty) `columns` wide, as it was written."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPSMEDIC_", "COLUMNS"))}
+    env.update(TERM="xterm-256color", COLUMNS=str(columns))
+    proc = subprocess.Popen([*OPSMEDIC, *args], cwd=cwd, env=env, stdin=slave, stdout=slave,
+                            stderr=slave)  # fmt: skip
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    assert proc.wait(timeout=120) == 0, b"".join(chunks).decode(errors="replace")
+    return b"".join(chunks).decode()

@@ -158,22 +158,28 @@ def _checked(value: Any, info: ValidationInfo, *, leaf: Leaf) -> Any:
 
 
 def _checked_relative(value: Any, info: ValidationInfo) -> Any:
-    """A glob inside each of `dir`: judged like a path, on disk below each directory."""
+    """A glob inside each of `dir`: judged like a path, on disk below each directory; then
+    as its pattern, in which an event's `*` or `[` is literal (Rendered.pattern)."""
     if isinstance(value, Rendered) and is_template(value.source):
         confine(value, value.source, relative=True)
         for top in (info.data or {}).get("dir", []):
             full = _base(info, top) / Path(top).expanduser() / value
             confine_on_disk(full, value, value.source, leaf="any", relative=True)
+        return Rendered(value.pattern, value.source)
     elif isinstance(value, str) and is_template(value):
         check_source(value, relative=True)
     return value
 
 
 def _matches_inside(value: Any, info: ValidationInfo) -> Any:
-    """A rendered glob's matches, links resolved, stay inside the directory the rule wrote."""
+    """A rendered glob as its pattern (an event's `*` is a literal `*`), whose matches, links
+    resolved, stay inside the directory the rule wrote."""
     # confine() keeps the text inside; a glob can still match a link planted there that
     # leads out (app/*.log → /etc/shadow), which the lstat walk never reaches.
-    if not (isinstance(value, Rendered) and is_template(value.source) and _GLOB.search(value)):
+    if not (isinstance(value, Rendered) and is_template(value.source)):
+        return value
+    value = Rendered(value.pattern, value.source)
+    if not _GLOB.search(value):
         return value
     base = _base(info, value)
     prefix = static_prefix(value.source)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import glob
+import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -17,6 +19,7 @@ from opsmedic.model import Event
 
 # `{#` counts too: Jinja would strip a comment, so a string holding one is a template.
 MARKERS = ("{{", "{%", "{#")
+_GLOB = re.compile(r"[*?\[]")  # fnmatch's special characters
 
 
 class Rendered(str):
@@ -24,17 +27,21 @@ class Rendered(str):
 
     Parameter models that vet templates (run_command's `shell`) check `source`, not the
     text: the text is data (an event value may hold `{{`), the source is what was written.
+    `pattern` is the text as a glob: each value the template inserted escaped (glob.escape),
+    so only the glob characters written in the rule match more than themselves.
     """
 
     source: str
+    pattern: str
 
-    def __new__(cls, text: str, source: str) -> Rendered:
+    def __new__(cls, text: str, source: str, pattern: str | None = None) -> Rendered:
         self = super().__new__(cls, text)
         self.source = source
+        self.pattern = text if pattern is None else pattern
         return self
 
-    def __getnewargs__(self) -> tuple[str, str]:  # type: ignore[override]  # copy and pickle
-        return str(self), self.source
+    def __getnewargs__(self) -> tuple[str, str, str]:  # type: ignore[override]  # copy, pickle
+        return str(self), self.source, self.pattern
 
 
 class _MissingValue(UndefinedError):
@@ -96,10 +103,11 @@ def is_template(text: str) -> bool:
     return any(marker in text for marker in MARKERS)
 
 
-def new_environment() -> ImmutableSandboxedEnvironment:
-    """The one environment configuration: sandboxed, immutable, strict, no autoescape."""
+def new_environment(finalize: Callable[[Any], Any] | None = None) -> ImmutableSandboxedEnvironment:
+    """The one environment configuration: sandboxed, immutable, strict, no autoescape
+    (`finalize`: what each `{{ }}` output goes through, for Rendered.pattern)."""
     env = ImmutableSandboxedEnvironment(
-        undefined=_Undefined, autoescape=False, keep_trailing_newline=True
+        undefined=_Undefined, autoescape=False, keep_trailing_newline=True, finalize=finalize
     )
     env.filters["shquote"] = shell_word
     return env
@@ -246,6 +254,10 @@ class Templates:
     def __init__(self) -> None:
         self._env = new_environment()
         self._compiled: dict[str, Callable[[dict[str, Any]], Any]] = {}
+        # Whole templates (not one `{{ expression }}`), compiled again with each output
+        # glob-escaped: rendered so only when the text holds a glob character.
+        self._globs = new_environment(finalize=lambda value: glob.escape(str(value)))
+        self._as_glob: dict[str, Template] = {}
 
     def render(self, raw: Any, context: dict[str, Any], where: str = "") -> Any:
         """Render every string in `raw` (dict keys excepted); `where` prefixes error paths.
@@ -274,6 +286,9 @@ class Templates:
                 self._compiled[source] = fn
             value = fn(context)
             _check_defined(value)
+            as_glob = self._as_glob.get(source)
+            if as_glob is not None and isinstance(value, str) and _GLOB.search(value):
+                return Rendered(value, source, as_glob.render(context))
         except _MissingValue as exc:
             raise TemplateError(f"{where}: {_missing_message(exc, context)}") from None
         except SecurityError as exc:
@@ -294,6 +309,7 @@ class Templates:
             compiled = self._env.compile_expression(expression, undefined_to_none=False)
             return lambda context: compiled(**context)
         template: Template = self._env.from_string(source)
+        self._as_glob[source] = self._globs.from_string(source)
         return template.render
 
 
@@ -312,9 +328,11 @@ def _single_expression(env: ImmutableSandboxedEnvironment, source: str) -> str |
 
 def _marked(value: Any, source: str) -> Any:
     """Every string in a rendered value as Rendered: `{{ payload.dirs }}`'s items came from
-    an event just as much as a whole rendered string, and validators must be able to tell."""
+    an event just as much as a whole rendered string, and validators must be able to tell.
+    A whole template's text without a glob character, or one `{{ expression }}`'s value:
+    as a glob, every character of it is literal."""
     if isinstance(value, str):
-        return Rendered(value, source)
+        return Rendered(value, source, glob.escape(value))
     if isinstance(value, list):
         return [_marked(item, source) for item in value]
     if isinstance(value, tuple):

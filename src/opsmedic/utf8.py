@@ -30,6 +30,23 @@ def hiding(value: str, *, breaks: bool = False) -> str | None:
     return None
 
 
+def visible(value: str, *, keep: str = "") -> str:
+    """`value` with each character `hiding` names written out as its escape, as `repr` would
+    (ESC as `\\x1b`, RLO as `\\u202e`, an undecodable byte as `\\xff`), except those in `keep`
+    (a multi-line output's tabs and line feeds): shown to a terminal, never obeyed by it."""
+    if value.isprintable() and value.isascii():
+        return value  # the common case, without a regex pass
+    return _HIDING.sub(lambda found: _shown(found.group(), keep), value)
+
+
+def _shown(char: str, keep: str) -> str:
+    if char in keep:
+        return char
+    if "\ud800" <= char <= "\udfff":
+        return _SURROGATE_ESCAPES[char]
+    return repr(char)[1:-1]  # every character _HIDING finds is one repr writes as an escape
+
+
 def text(value: str) -> str:
     """A string a text column can hold on every backend: NUL bytes (refused by PostgreSQL)
     and lone surrogates (not encodable as UTF-8) become U+FFFD."""

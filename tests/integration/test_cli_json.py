@@ -4,21 +4,16 @@ read commands that never create a store."""
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-import pty
 import re
-import struct
-import subprocess
-import termios
 from pathlib import Path
 from typing import Any
 
 import pytest
-from test_cli import OPSMEDIC, opsmedic, project
+from test_cli import opsmedic, project
 
 from api_service import running_api
+from cli_process import on_a_terminal
 from opsmedic.errors import StoreError
 from opsmedic.sources.events import parse_event_json
 from opsmedic.store.store import Store
@@ -57,25 +52,7 @@ def tsv(text: str) -> list[dict[str, str]]:
 
 def at_terminal(*args: str, cwd: Path, columns: int = 60) -> str:
     """The command's output in a real terminal (a pty) `columns` wide, colours removed."""
-    master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, columns, 0, 0))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPSMEDIC_", "COLUMNS"))}
-    env.update(TERM="xterm-256color", COLUMNS=str(columns))
-    proc = subprocess.Popen([*OPSMEDIC, *args], cwd=cwd, env=env, stdin=slave, stdout=slave,
-                            stderr=slave)  # fmt: skip
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:  # EIO: the child closed the terminal
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(master)
-    assert proc.wait(timeout=120) == 0, b"".join(chunks).decode(errors="replace")
-    return _ANSI.sub("", b"".join(chunks).decode()).replace("\r", "")
+    return _ANSI.sub("", on_a_terminal(*args, cwd=cwd, columns=columns)).replace("\r", "")
 
 
 def column(table: str, name: str) -> str:

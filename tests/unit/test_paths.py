@@ -185,12 +185,13 @@ def test_an_sftp_path_template_needs_a_directory_on_its_host() -> None:
 
 
 def test_items_of_a_native_list_from_an_event_are_judged_too() -> None:
-    """`{{ event.payload.globs }}` yields a list: each item came from the event."""
+    """`{{ event.payload.globs }}` yields a list: each item came from the event, so each is
+    judged, and matches itself only (an event names files, it does not widen the glob)."""
     raw = {"dir": "/l", "include": "{{ event.payload.globs }}", "to": "/a"}
     with pytest.raises(ValidationError, match=r"include\.1"):
         archive_logs.Params.model_validate(_render(raw, payload={"globs": ["*.log", "/etc/*"]}))
     fine = _render(raw, payload={"globs": ["*.log", "sub/*.gz"]})
-    assert archive_logs.Params.model_validate(fine).include == ["*.log", "sub/*.gz"]
+    assert archive_logs.Params.model_validate(fine).include == ["[*].log", "sub/[*].gz"]
 
 
 def test_run_command_cwd_and_resolv_conf_path_are_confined() -> None:

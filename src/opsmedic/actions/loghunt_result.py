@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from opsmedic.model import Outcome
+from opsmedic.utf8 import visible
 
 if TYPE_CHECKING:
     from opsmedic.loghunt import HuntReport
@@ -83,6 +84,8 @@ def headline(key: str) -> str:
     text = " ".join(words)
     if len(lines) > 1:
         text += " … " + lines[-1].strip()
+    # Read in mails, chat and the CLI: a log line's ESC or bidi override shows as its escape.
+    text = visible(text)
     return text if len(text) <= HEADLINE_CHARS else text[: HEADLINE_CHARS - 1] + "…"
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.text import Text
 
+from opsmedic.cli.terminal import InertConsole
 from opsmedic.errors import ConfigError, OpsmedicError
 from opsmedic.logs import configure_logging
 
@@ -24,8 +24,9 @@ app = typer.Typer(
     # CPU that put `opsmedic --help` past its 0.3 s budget on a busy 2-core machine (bench/idle.py).
     rich_markup_mode=None,
 )
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# Inert: a control or bidi character in a printed value shows as its escape (docs/security.md).
+out = InertConsole(highlight=False, soft_wrap=True)
+err = InertConsole(stderr=True, highlight=False, soft_wrap=True)
 
 ConfigOpt = Annotated[
     Path | None,

@@ -65,7 +65,7 @@ def _decide(
         print_json(ApprovalView.of(wait).model_dump())
         return
     out.print(f"run {wait.run_id}: {describe(wait)}; a running service acts on it within "
-              f"{POLL_S:g}s")  # fmt: skip
+              f"{POLL_S:g}s", markup=False)  # fmt: skip
 
 
 def print_waits(waits: list[Approval]) -> None:

@@ -14,6 +14,7 @@ from opsmedic.cli import ConfigOpt, app, out
 from opsmedic.cli.output import (
     Cell,
     JsonOpt,
+    cell,
     json_line,
     plain,
     print_json,
@@ -237,8 +238,8 @@ def print_fields(title: str, fields: list[tuple[str, Cell]]) -> None:
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")  # a long value wraps inside the panel, never cut off
     for name, value in fields:
-        grid.add_row(name, value if isinstance(value, Text) else Text(value))
-    out.print(Panel(grid, title=title))
+        grid.add_row(name, cell(value))
+    out.print(Panel(grid, title=Text(title)))  # Text: a rule's or action's name is no markup
 
 
 @app.command()

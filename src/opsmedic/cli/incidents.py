@@ -10,7 +10,7 @@ from rich.text import Text
 
 from opsmedic.cli import ConfigOpt, app, out
 from opsmedic.cli.history import open_store, print_fields, since_epoch, state_cell, when
-from opsmedic.cli.output import Cell, JsonOpt, plain, print_json, print_table
+from opsmedic.cli.output import Cell, JsonOpt, cell, plain, print_json, print_table
 from opsmedic.model import Incident, IncidentStatus
 
 if TYPE_CHECKING:
@@ -127,8 +127,9 @@ def _print_evidence(found: list[dict[str, Any]]) -> None:
         body = Text(f"run {evidence.run_id} of {evidence.rule}: ").append_text(
             state_cell(step.state)
         )
-        body.append(f": {step.message}\n\n", style="bold").append(step.output)
-        out.print(Panel(body, title=f"evidence, step {n}: {step.action}", title_align="left"))
+        body.append(f": {step.message}\n\n", style="bold").append_text(cell(step.output))
+        title = Text(f"evidence, step {n}: {step.action}")  # Text: an action's name is no markup
+        out.print(Panel(body, title=title, title_align="left"))
 
 
 def _print_loghunt(hunt: LogHuntView) -> None:

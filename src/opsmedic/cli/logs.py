@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,7 +11,7 @@ import typer
 
 from opsmedic.cli import ConfigOpt, app, err
 from opsmedic.cli.logsources import DEFAULT_MAX_BYTES, DEFAULT_TIMEOUT_S, Wanted
-from opsmedic.cli.output import JsonOpt, print_json
+from opsmedic.cli.output import JsonOpt, print_json, print_lines
 from opsmedic.errors import HuntInputError
 
 if TYPE_CHECKING:
@@ -178,4 +177,4 @@ def _print(report: HuntReport, options: HuntOptions, as_json: bool) -> None:
     if as_json:
         print_json(report_json(report))
         return
-    sys.stdout.write("".join(line + "\n" for line in text_lines(report)))
+    print_lines(text_lines(report))

@@ -11,7 +11,7 @@ from rich.text import Text
 from opsmedic.cli import ConfigOpt, err, out
 from opsmedic.cli.actor import actor
 from opsmedic.cli.history import state_cell
-from opsmedic.cli.output import JsonOpt, print_json
+from opsmedic.cli.output import JsonOpt, cell, print_json
 from opsmedic.cli.setup import rules_app
 from opsmedic.errors import ConfigError, Problem
 
@@ -104,7 +104,7 @@ def _print_step(stream: Any, step: StepRecord) -> None:
     )  # fmt: skip
     stream.print(line)
     if step.output:
-        stream.print(Text(step.output.rstrip("\n")), style="dim")
+        stream.print(cell(step.output.rstrip("\n")), style="dim")
 
 
 def _event_data(event_file: Path | None, sets: list[str]) -> dict[str, Any]:

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Annotated, Any
 
 import typer
 from rich.text import Text
 
 from opsmedic.cli import out
+from opsmedic.cli.terminal import LAYOUT, inert_text
 from opsmedic.errors import OpsmedicError
+from opsmedic.utf8 import visible
 
 JsonOpt = Annotated[
     bool, typer.Option("--json", help="print JSON (the shape of docs/api.md) instead of a table")
 ]
 Cell = str | Text
 # Tabs and line breaks inside a value would split a field or a row: escaped as \t, \n, \r
-# (and the backslash itself as \\), so every row stays one line that `cut -f` can take apart.
+# (and the backslash itself as \\), so every row stays one line that `cut -f` can take apart;
+# any other control or bidi character then as its escape too (\x1b, \u202e: utf8.visible).
 _TSV_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 MESSAGE_WIDTH = 120  # a message longer than this ends in "…" in a table; `show` has it whole
 
@@ -54,7 +57,19 @@ def shorten(message: str) -> str:
 
 
 def tsv_line(cells: Sequence[Cell]) -> str:
-    return "\t".join(_text(c).translate(_TSV_ESCAPES) for c in cells)
+    return "\t".join(visible(_text(c).translate(_TSV_ESCAPES)) for c in cells)
+
+
+def print_lines(lines: Iterable[str]) -> None:
+    """Text lines as they are (`logs hunt`), tabs kept, any other control shown as its escape:
+    a line of a log or a file's name never moves the cursor or fakes a line of its own."""
+    sys.stdout.write("".join(visible(line, keep="\t") + "\n" for line in lines))
+
+
+def cell(value: Cell) -> Text:
+    """A value as a rich cell: never read as markup ("[red]" in a message stays), its
+    controls shown as escapes (before rich's Text drops BEL and CR unseen), lines kept."""
+    return inert_text(value) if isinstance(value, Text) else Text(visible(value, keep=LAYOUT))
 
 
 def print_table(
@@ -72,8 +87,7 @@ def print_table(
         # fold: a value wider than its column breaks across lines; nothing is ever cut off.
         shown.add_column(column, overflow="fold")
     for row in rows:
-        # Text, not str: a value is never read as rich markup ("[red]" in a message stays).
-        shown.add_row(*(c if isinstance(c, Text) else Text(c) for c in row))
+        shown.add_row(*map(cell, row))
     out.print(shown)
     if empty and not rows:
         out.print(empty)

@@ -14,7 +14,9 @@ import typer
 from opsmedic.cli import ConfigOpt, app, err, out
 from opsmedic.cli.history import open_config_store, open_store, since_epoch
 from opsmedic.cli.output import Cell, JsonOpt, json_line, print_json, print_table
+from opsmedic.cli.terminal import LAYOUT
 from opsmedic.errors import OpsmedicError
+from opsmedic.utf8 import visible
 
 report_app = typer.Typer(
     help="Reports from the store: post-mortem drafts, on-call summaries, release records.",
@@ -39,10 +41,11 @@ FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="md, html or j
 def _emit(text: str, out_path: Path | None) -> None:
     """Print `text`, or write it whole to `out_path` (never half a file)."""
     if out_path is None:
-        out.file.write(text)
+        # A report holds event data: its controls show as escapes (JSON's are escaped anyway).
+        out.file.write(visible(text, keep=LAYOUT))
         return
     write_file(out_path, text)
-    err.print(f"wrote {out_path}")
+    err.print(f"wrote {out_path}", markup=False)
 
 
 def write_file(path: Path, text: str, hint: str = "--out") -> None:
@@ -186,4 +189,4 @@ def stats(
                     empty=f"No run since {since}.")  # fmt: skip
     if answer:
         err.print(f"{action} ran {found.ran(str(action))} times against {target} in the last "
-                  f"{since} (skipped and dry runs not counted)")  # fmt: skip
+                  f"{since} (skipped and dry runs not counted)", markup=False)  # fmt: skip

@@ -53,7 +53,7 @@ def init(
         except OSError as exc:  # a directory that cannot be made or written (/proc, read-only)
             where = f" ({exc.filename})" if exc.filename else ""
             raise OpsmedicError(f"cannot write {path}: {exc.strerror or exc}{where}") from None
-        out.print(f"wrote {path}")
+        out.print(f"wrote {path}", markup=False)
     # The store too: read commands and `token create` never create one, so `init` then
     # `token create` must find it.
     store = Store(load_config(config_path, plugin_sections())[0].store)
@@ -61,8 +61,8 @@ def init(
         store.migrate(create=True)
     finally:
         store.close()
-    out.print(f"store {store.url}: ready")
-    out.print(f"next: opsmedic check {config_path}")
+    out.print(f"store {store.url}: ready", markup=False)
+    out.print(f"next: opsmedic check {config_path}", markup=False)
 
 
 @app.command()
@@ -90,7 +90,7 @@ def check(
 
     def say(line: str) -> None:
         if not as_json:  # one JSON document, nothing else
-            out.print(line)
+            out.print(line, markup=False)
 
     registry = build_registry()
     problems: list[Problem] = []

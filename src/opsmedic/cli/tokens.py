@@ -56,7 +56,7 @@ def token_revoke(
         record = store.revoke_token(name, datetime.now(UTC).timestamp())
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="NAME") from None
-    out.print(f"revoked token {record.name!r} ({record.id})")
+    out.print(f"revoked token {record.name!r} ({record.id})", markup=False)
 
 
 @token_app.command("list")

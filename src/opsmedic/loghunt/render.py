@@ -15,8 +15,9 @@ _MARK = {"match": ":", "event": ":", "context": "-"}
 
 def text_lines(report: HuntReport) -> Iterator[str]:
     """A header per event (count, first and last seen), then its lines as `file:N: text` for
-    the event and `file-N- text` for context; a line already shown for the event before is
-    not shown again, so the output is the input's lines in order."""
+    the event and `file-N- text` for context. A context line already shown for the event
+    before is not shown again; an event's own lines always are, marked `:` (as grep marks a
+    match), even when the event above showed one of them as its context."""
     shown: tuple[str, int] = ("", 0)
     for event in report.events:
         times = "once" if event.count == 1 else f"{event.count} times"
@@ -26,9 +27,11 @@ def text_lines(report: HuntReport) -> Iterator[str]:
         if report.options.mode == "template":
             yield f"== template {event.key.translate(_CONTROLS)}"
         for line in event.lines:
-            if line.source == shown[0] and line.number <= shown[1]:
+            again = line.source == shown[0] and line.number <= shown[1]
+            if again and line.kind == "context":
                 continue
-            shown = (line.source, line.number)
+            if not again:
+                shown = (line.source, line.number)
             yield f"{line.source}{_MARK[line.kind]}{line.number}{_MARK[line.kind]} " + (
                 line.text.translate(_CONTROLS)
             )

@@ -15,7 +15,7 @@ from action_context import execute_rule, make_action_context
 from opsmedic.actions import loghunt
 from opsmedic.actions.loghunt_result import DETAIL_EVENTS, DETAIL_LINES
 from opsmedic.loghunt import DEFAULT_PATTERN
-from opsmedic.model import Event, Outcome, RunState
+from opsmedic.model import Event, Outcome, RunState, StepRecord
 from opsmedic.plugins import ActionContext
 from rule_steps import load_problem
 
@@ -272,14 +272,41 @@ async def test_a_templated_path_never_leaves_the_directory_written_in_the_rule(
     assert "secret" not in step.output
 
 
-async def test_a_templated_glob_inside_its_directory_is_hunted(tmp_path: Path) -> None:
-    (tmp_path / "apps" / "web").mkdir(parents=True)
-    (tmp_path / "apps" / "web" / "a.log").write_text("ERROR web broke\n")
+async def _hunt_app(tmp_path: Path, app: str, *logs: str) -> StepRecord:
+    """`apps/{{ event.labels.app }}/*.log` hunted for `app`, each of `logs` (directories
+    under apps/) holding `ERROR in NAME`."""
+    for name in logs:
+        (tmp_path / "apps" / name).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "apps" / name / "a.log").write_text(f"ERROR in {name}\n")
     rules = _rule(tmp_path, f"{tmp_path}/apps/{{{{ event.labels.app }}}}/*.log")
-    run = await execute_rule(rules, Event(source="alert", labels={"app": "web"}), tmp_path / "s")
+    run = await execute_rule(rules, Event(source="alert", labels={"app": app}), tmp_path / "s")
     (step,) = run.steps
+    return step
+
+
+async def test_a_templated_glob_inside_its_directory_is_hunted(tmp_path: Path) -> None:
+    step = await _hunt_app(tmp_path, "web", "web")
     assert step.state is RunState.SUCCEEDED, step.message
-    assert step.details["summary"].endswith("1x ERROR web broke")
+    assert step.details["summary"].endswith("1x ERROR in web")
+
+
+@pytest.mark.parametrize("app", ["*", "**", "[!w]*", "w?b"])
+async def test_glob_characters_from_an_event_name_one_directory_literally(
+    tmp_path: Path, app: str
+) -> None:
+    """Only the rule's own `*` is a glob: an event's `*`, `**` or `[!w]*` names the directory
+    called exactly that, never every service's logs beside it."""
+    step = await _hunt_app(tmp_path, app, "web", "db", app)
+    assert step.state is RunState.SUCCEEDED, step.message
+    assert step.details["summary"].splitlines()[1:] == [f"1x ERROR in {app}"]
+    assert "ERROR in web" not in step.output and "ERROR in db" not in step.output
+
+
+async def test_glob_characters_from_an_event_match_no_other_file(tmp_path: Path) -> None:
+    """With no directory called `*`, the event's `*` matches nothing: the step says so."""
+    step = await _hunt_app(tmp_path, "*", "web")
+    assert step.state is RunState.FAILED and "no file matches" in step.message, step.message
+    assert "ERROR in web" not in step.output
 
 
 @pytest.mark.parametrize(("time_budget", "timeout", "expected"),

@@ -28,6 +28,26 @@ def test_overlapping_context_is_printed_once_in_order(hunt_text: Hunt) -> None:
     assert lines[7].startswith("2 events reported; 2 occurrences; 5 lines")
 
 
+def test_an_events_own_line_shown_before_as_context_is_shown_again_as_its_own(
+    hunt_text: Hunt,
+) -> None:
+    """As grep marks a matching line `:`: the second event's first line, context of the
+    first event above, is printed again under the second's header; its context only once."""
+    report = hunt_text("ERROR one\nb\nERROR two\nd\n", context=2, mode="exact")
+    name = report.stats.sources[0]
+    lines = list(text_lines(report))
+    assert lines[:7] == [
+        f"== once, first {name}:1 last {name}:1",
+        f"{name}:1: ERROR one",
+        f"{name}-2- b",
+        f"{name}-3- ERROR two",
+        f"== once, first {name}:3 last {name}:3",
+        f"{name}:3: ERROR two",
+        f"{name}-4- d",
+    ]
+    assert lines[7].startswith("2 events reported; 2 occurrences; 4 lines")
+
+
 def test_control_bytes_never_reach_the_terminal(hunt_text: Hunt) -> None:
     report = hunt_text(b"ERROR \x1b[31mred\x07 bell\ttab\n", context=0)
     shown = list(text_lines(report))[1]
