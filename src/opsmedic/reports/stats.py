@@ -4,12 +4,11 @@ how long they took (p50/p95/p99), and how many times an action ran against one t
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from opsmedic.model import RunState
-from opsmedic.store.report_rows import RunRow
+from opsmedic.store.run_counts import RunGroup, RunTallies
 from opsmedic.store.store import Store
 
 PERCENTILES = (50, 95, 99)
@@ -20,7 +19,8 @@ _SUCCEEDED, _SKIPPED = RunState.SUCCEEDED.value, RunState.SKIPPED.value
 
 def percentile(ordered: list[float], p: float) -> float | None:
     """The nearest-rank percentile of sorted values: a value that was measured, never one
-    interpolated between two; None without values."""
+    interpolated between two; None without values. (The store ranks stats' durations in SQL,
+    store/run_counts.py, to the same rank.)"""
     if not ordered:
         return None
     return ordered[max(math.ceil(p / 100 * len(ordered)) - 1, 0)]
@@ -36,16 +36,16 @@ class Tally:
     failed: int = 0  # failed, timed out or interrupted
     skipped: int = 0  # a limit's record: the run never started
     dry_runs: int = 0
-    durations: list[float] = field(default_factory=list)  # started → finished, seconds
+    # Percentile → duration (started → finished, seconds), nearest rank, ranked by the store.
+    durations: dict[int, float] = field(default_factory=dict)
 
-    def add(self, run: RunRow) -> None:
-        self.runs += 1
-        self.succeeded += run.state == _SUCCEEDED
-        self.failed += run.state in _FAILED
-        self.skipped += run.state == _SKIPPED
-        self.dry_runs += run.dry_run
-        if run.started_at is not None and run.finished_at is not None:
-            self.durations.append(run.finished_at - run.started_at)
+    def add(self, group: RunGroup) -> None:
+        n = group.runs
+        self.runs += n
+        self.succeeded += n * (group.state == _SUCCEEDED)
+        self.failed += n * (group.state in _FAILED)
+        self.skipped += n * (group.state == _SKIPPED)
+        self.dry_runs += n * group.dry_run
 
     @property
     def success_rate(self) -> float | None:
@@ -54,8 +54,7 @@ class Tally:
         return None if done == 0 else self.succeeded / done
 
     def percentiles(self) -> dict[str, float | None]:
-        ordered = sorted(self.durations)
-        return {f"p{p}": percentile(ordered, p) for p in PERCENTILES}
+        return {f"p{p}": self.durations.get(p) for p in PERCENTILES}
 
     def as_json(self) -> dict[str, Any]:
         return {"name": self.name, "runs": self.runs, "succeeded": self.succeeded,
@@ -84,29 +83,35 @@ class Stats:
                 "actions": [t.as_json() for t in self.actions.values()]}  # fmt: skip
 
 
-def count(runs: Iterable[RunRow], since: float, until: float, action: str | None = None) -> Stats:
-    """Tally `runs` by rule and by action (a run counts once for each action it holds); with
-    `action`, only the runs holding it."""
+def count(tallies: RunTallies, since: float, until: float, action: str | None = None) -> Stats:
+    """Tally grouped runs by rule and by action (a run counts once for each action it holds);
+    with `action` (the store kept only the runs holding it), that action alone."""
     found = Stats(since, until)
-    for run in runs:
-        if action is not None and action not in run.actions:
-            continue
-        found.first = run.created_at if found.first is None else found.first
-        found.last = run.created_at
-        found.rules.setdefault(run.rule, Tally(run.rule)).add(run)
-        for name in dict.fromkeys(run.actions):
-            if action is None or name == action:
-                found.actions.setdefault(name, Tally(name)).add(run)
-    for tallies in (found.rules, found.actions):
-        ordered = sorted(tallies.values(), key=lambda t: (-t.runs, t.name))
-        tallies.clear()
-        tallies.update((t.name, t) for t in ordered)
+    for group in tallies.groups:
+        found.first = group.first if found.first is None else min(found.first, group.first)
+        found.last = group.last if found.last is None else max(found.last, group.last)
+        found.rules.setdefault(group.rule, Tally(group.rule)).add(group)
+        for name in _held(group.actions, action):
+            found.actions.setdefault(name, Tally(name)).add(group)
+    for by_name, ranked in ((found.rules, tallies.by_rule), (found.actions, tallies.by_action)):
+        ordered = sorted(by_name.values(), key=lambda t: (-t.runs, t.name))
+        by_name.clear()
+        for tally in ordered:
+            tally.durations = ranked.get(tally.name, {})
+            by_name[tally.name] = tally
     return found
+
+
+def _held(actions: tuple[str, ...], action: str | None) -> list[str]:
+    """The actions a run holding `actions` counts for: each once, or only `action`."""
+    return [name for name in dict.fromkeys(actions) if action is None or name == action]
 
 
 def stats(
     store: Store, since: float, until: float, *, rule: str | None = None,
     action: str | None = None, target: str | None = None,
 ) -> Stats:  # fmt: skip
-    """The runs created in [since, until), streamed from the store and tallied."""
-    return count(store.reports.runs(since, until, rule=rule, target=target), since, until, action)
+    """The runs created in [since, until), counted and timed in the store, then tallied."""
+    found = store.reports.run_tallies(since, until, PERCENTILES, rule=rule, target=target,
+                                      action=action)  # fmt: skip
+    return count(found, since, until, action)
