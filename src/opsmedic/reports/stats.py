@@ -19,8 +19,7 @@ _SUCCEEDED, _SKIPPED = RunState.SUCCEEDED.value, RunState.SKIPPED.value
 
 def percentile(ordered: list[float], p: float) -> float | None:
     """The nearest-rank percentile of sorted values: a value that was measured, never one
-    interpolated between two; None without values. (The store ranks stats' durations in SQL,
-    store/run_counts.py, to the same rank.)"""
+    interpolated between two; None without values."""
     if not ordered:
         return None
     return ordered[max(math.ceil(p / 100 * len(ordered)) - 1, 0)]
@@ -36,8 +35,7 @@ class Tally:
     failed: int = 0  # failed, timed out or interrupted
     skipped: int = 0  # a limit's record: the run never started
     dry_runs: int = 0
-    # Percentile → duration (started → finished, seconds), nearest rank, ranked by the store.
-    durations: dict[int, float] = field(default_factory=dict)
+    durations: list[float] = field(default_factory=list)  # started → finished, seconds
 
     def add(self, group: RunGroup) -> None:
         n = group.runs
@@ -54,7 +52,8 @@ class Tally:
         return None if done == 0 else self.succeeded / done
 
     def percentiles(self) -> dict[str, float | None]:
-        return {f"p{p}": self.durations.get(p) for p in PERCENTILES}
+        ordered = sorted(self.durations)
+        return {f"p{p}": percentile(ordered, p) for p in PERCENTILES}
 
     def as_json(self) -> dict[str, Any]:
         return {"name": self.name, "runs": self.runs, "succeeded": self.succeeded,
@@ -93,12 +92,15 @@ def count(tallies: RunTallies, since: float, until: float, action: str | None = 
         found.rules.setdefault(group.rule, Tally(group.rule)).add(group)
         for name in _held(group.actions, action):
             found.actions.setdefault(name, Tally(name)).add(group)
-    for by_name, ranked in ((found.rules, tallies.by_rule), (found.actions, tallies.by_action)):
+    for (rule, actions), durations in tallies.durations.items():
+        # setdefault: on PostgreSQL a run committed between the two reads may be timed only.
+        found.rules.setdefault(rule, Tally(rule)).durations += durations
+        for name in _held(actions, action):
+            found.actions.setdefault(name, Tally(name)).durations += durations
+    for by_name in (found.rules, found.actions):
         ordered = sorted(by_name.values(), key=lambda t: (-t.runs, t.name))
         by_name.clear()
-        for tally in ordered:
-            tally.durations = ranked.get(tally.name, {})
-            by_name[tally.name] = tally
+        by_name.update((t.name, t) for t in ordered)
     return found
 
 
@@ -112,6 +114,5 @@ def stats(
     action: str | None = None, target: str | None = None,
 ) -> Stats:  # fmt: skip
     """The runs created in [since, until), counted and timed in the store, then tallied."""
-    found = store.reports.run_tallies(since, until, PERCENTILES, rule=rule, target=target,
-                                      action=action)  # fmt: skip
+    found = store.reports.run_tallies(since, until, rule=rule, target=target, action=action)
     return count(found, since, until, action)

@@ -174,13 +174,12 @@ class ReportReads:
             return window_runs(conn, since, until, failed_states, max_failed)
 
     def run_tallies(
-        self, since: float, until: float, percentiles: Sequence[int], *,
+        self, since: float, until: float, *,
         rule: str | None = None, target: str | None = None, action: str | None = None,
     ) -> RunTallies:  # fmt: skip
-        """The runs created in [since, until), grouped, with their durations' percentiles."""
+        """The runs created in [since, until), grouped, with their durations."""
         with self._transaction() as conn:
-            return run_tallies(conn, since, until, percentiles, rule=rule, target=target,
-                               action=action)  # fmt: skip
+            return run_tallies(conn, since, until, rule=rule, target=target, action=action)
 
     def noisiest_alerts(self, since: float, until: float, limit: int) -> list[tuple[Event, int]]:
         """The alerts with the most events in [since, until) (opsmedic's own left out): one

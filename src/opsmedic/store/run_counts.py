@@ -1,19 +1,16 @@
-"""The runs of a window counted in SQL for the on-call summary and stats: grouped counts,
-per-group durations, and only the few rows a report lists; run JSON decoded once per group."""
+"""A window's runs counted in SQL for the on-call summary and stats: grouped, few columns."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from opsmedic.model import Queue, RunState
 from opsmedic.store.schema import runs
-
-_SKIPPED = "skipped"
-_REMEDIATION = "remediation"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,12 +60,11 @@ class RunGroup:
 
 @dataclass(slots=True)
 class RunTallies:
-    """Grouped counts of a window's runs, and the nearest-rank percentiles of their durations
-    (started → finished, seconds) per rule and per action: percentile → duration."""
+    """Grouped counts of a window's runs, and their durations (started → finished, seconds)
+    by rule and list of actions, unsorted."""
 
     groups: list[RunGroup]
-    by_rule: dict[str, dict[int, float]] = field(default_factory=dict)
-    by_action: dict[str, dict[int, float]] = field(default_factory=dict)
+    durations: dict[tuple[str, tuple[str, ...]], list[float]] = field(default_factory=dict)
 
 
 def _window(since: float, until: float) -> sa.ColumnElement[bool]:
@@ -107,7 +103,12 @@ def window_runs(
     )
     started = (
         sa.select(c.created_at)
-        .where(window, c.queue == _REMEDIATION, c.dry_run == sa.false(), c.state != _SKIPPED)
+        .where(
+            window,
+            c.queue == Queue.REMEDIATION.value,
+            c.dry_run == sa.false(),
+            c.state != RunState.SKIPPED.value,
+        )
         .order_by(c.created_at, c.id)
     )
     return WindowRuns(
@@ -122,18 +123,16 @@ def run_tallies(
     conn: Connection,
     since: float,
     until: float,
-    percentiles: Sequence[int],
     *,
     rule: str | None,
     target: str | None,
     action: str | None,
 ) -> RunTallies:
-    """The window's runs (of `rule`, against `target`) grouped by rule, actions, state and
-    dry run; the `percentiles` of their durations per rule and per action (with `action`, of
-    the runs holding it alone)."""
+    """The window's runs (of `rule`, against `target`, holding `action`) grouped by rule,
+    actions, state and dry run, and their durations: three columns a run, no JSON decoded."""
     c = runs.c
     # The actions as their stored text (PostgreSQL's json has no equality to group by):
-    # decoded once per distinct list, not once per run.
+    # decoded once per group, not once per run.
     actions = sa.cast(c.actions, sa.Text)
     where = [_window(since, until)]
     if rule is not None:
@@ -146,54 +145,22 @@ def run_tallies(
         .where(*where)
         .group_by(c.rule, actions, c.state, c.dry_run)
     )  # fmt: skip
-    held: dict[str, list[str]] = {}  # action → the stored lists holding it
+    lists: dict[str, tuple[str, ...]] = {}
     groups = []
     for r, text, state, dry_run, n, first, last in conn.execute(grouped):
-        names = tuple(json.loads(text))
-        for name in dict.fromkeys(names):
-            if text not in held.setdefault(name, []):
-                held[name].append(text)
-        groups.append(RunGroup(r, names, state, bool(dry_run), n, first, last))
+        names = lists.setdefault(text, tuple(json.loads(text)))
+        if action is None or action in names:
+            groups.append(RunGroup(r, names, state, bool(dry_run), n, first, last))
     if action is not None:
-        held = {action: held.get(action, [])}
-        groups = [g for g in groups if action in g.actions]
-        where.append(actions.in_(held[action]))
-    found = RunTallies(groups, _ranks(conn, where, c.rule, percentiles))
-    for name, texts in held.items():
-        ranks = _ranks(conn, [*where, actions.in_(texts)], None, percentiles)
-        if ranks:
-            found.by_action[name] = ranks[""]
-    return found
-
-
-def _ranks(
-    conn: Connection,
-    where: list[sa.ColumnElement[bool]],
-    by: sa.ColumnElement[str] | None,
-    percentiles: Sequence[int],
-) -> dict[str, dict[int, float]]:
-    """Nearest-rank `percentiles` of the durations of the runs matching `where`, per value of
-    `by` ("" for all): ranked in SQL, only the rows at the wanted ranks come back."""
-    c = runs.c
-    took = c.finished_at - c.started_at
-    part = [] if by is None else [by]
-    key = sa.literal("") if by is None else by
-    ranked = (
-        sa.select(key.label("key"), took.label("took"),
-                  sa.func.row_number().over(partition_by=part, order_by=took).label("rank"),
-                  sa.func.count().over(partition_by=part).label("n"))
-        .where(*where, c.started_at.is_not(None), c.finished_at.is_not(None))
-        .subquery()
-    )  # fmt: skip
-    # ceil(p/100 * n) in integers: the nearest rank, equal to reports.stats.percentile's.
-    wanted = {p: (p * ranked.c.n + 99) // 100 for p in percentiles}
-    stmt = sa.select(ranked.c.key, ranked.c.took, ranked.c.rank, *wanted.values()).where(
-        sa.or_(*(ranked.c.rank == at for at in wanted.values()))
+        where.append(actions.in_([text for text, names in lists.items() if action in names]))
+    timed = sa.select(c.rule, actions, c.finished_at - c.started_at).where(
+        *where, c.started_at.is_not(None), c.finished_at.is_not(None)
     )
-    found: dict[str, dict[int, float]] = {}
-    for key_value, seconds, rank, *ats in conn.execute(stmt):
-        at_rank = found.setdefault(key_value, {})
-        for p, at in zip(percentiles, ats, strict=True):
-            if rank == at:
-                at_rank[p] = seconds
+    by_text: dict[tuple[str, str], list[float]] = {}
+    for r, text, seconds in conn.execute(timed).all():  # one fetch: far cheaper than row by row
+        by_text.setdefault((r, text), []).append(seconds)
+    found = RunTallies(groups)
+    for (r, text), seconds_list in by_text.items():
+        names = lists.setdefault(text, tuple(json.loads(text)))  # committed since: decode it
+        found.durations.setdefault((r, names), []).extend(seconds_list)
     return found
