@@ -82,6 +82,8 @@ def _reports(work: Path, args: argparse.Namespace) -> tuple[dict[str, Any], dict
 
 
 def _time_to_page(work: Path, args: argparse.Namespace) -> dict[str, Any]:
+    if args.trials == 0:
+        return {"opsmedic": None, "prometheus": None, "skipped": True}
     if (why := _reports_page.missing()) is not None:
         log(f"time-to-page: {why}")
         return {"opsmedic": None, "prometheus": None, "not_installed": why}
@@ -112,8 +114,8 @@ def main() -> int:
     parser.add_argument("--url", help="a PostgreSQL URL for the reports' store (default: SQLite)")
     parser.add_argument("--timeout", type=float, default=600.0, help="per report command, s")
     parser.add_argument("--slo-minutes", type=int, default=30, help="of `run` simulated")
-    parser.add_argument("--instants", type=int, default=40, help="compared with Prometheus")
-    parser.add_argument("--trials", type=int, default=3, help="time-to-page spikes")
+    parser.add_argument("--instants", type=int, default=40, help="Prometheus instants; 0: skip")
+    parser.add_argument("--trials", type=int, default=3, help="time-to-page spikes; 0: skip")
     parser.add_argument("--warmup", type=float, default=110.0, help="healthy s before a spike")
     parser.add_argument("--page-timeout", type=float, default=300.0, help="s after a spike")
     parser.add_argument("--seed", type=int, default=18)
@@ -129,9 +131,11 @@ def main() -> int:
         slo_store.migrate()
         evaluation = _slo_eval.measure(slo_store, args.slo_minutes)
         slo_store.close()
-        if (why := _slo_prometheus.missing()) is not None:
+        if args.instants == 0:
+            agreement: dict[str, Any] = {"prometheus_agrees": None, "skipped": True}
+        elif (why := _slo_prometheus.missing()) is not None:
             log(f"Prometheus agreement: {why}")
-            agreement: dict[str, Any] = {"prometheus_agrees": None, "not_installed": why}
+            agreement = {"prometheus_agrees": None, "not_installed": why}
         else:
             agreement = _slo_prometheus.compare(args.instants, keep=False)
             log(f"Prometheus agreement: {agreement['agreed']}/{agreement['compared']}")
