@@ -30,15 +30,21 @@ _STATES = [RunState.SUCCEEDED.value] * 8 + [RunState.FAILED.value, RunState.SKIP
 
 
 def build(store: Store, events: int, runs: int, incidents: int, days: int, end: float) -> str:
-    """Fill `store` (seeded, so every run is the same); returns one incident's id."""
+    """Fill `store` (seeded, so every run is the same); returns one incident's id. Rows go in
+    in time order, as a live store fills: SQLite then finds a window's rows in few pages."""
     rng = random.Random(7)
     start = end - days * DAY
+
+    def times(n: int) -> list[float]:
+        return sorted(start + rng.random() * days * DAY for _ in range(n))
+
+    opened_at, event_times, created_at = times(incidents), times(events), times(runs)
     engine = store._engine
     incident_ids = [f"inc{i:08d}" for i in range(incidents)]
     with engine.begin() as conn:
         rows = []
         for n, iid in enumerate(incident_ids):
-            opened = start + rng.random() * days * DAY
+            opened = opened_at[n]
             rows.append({"id": iid, "key": f"k{n}", "title": f"HighErrorRate on svc{n % 40}",
                          "source": "alertmanager", "severity": "page", "status": "resolved",
                          "opened_at": opened, "updated_at": opened + 900,
@@ -63,7 +69,7 @@ def build(store: Store, events: int, runs: int, incidents: int, days: int, end: 
                   "resource": f"svc{n % 40}", "host": f"web-{n % 25}",
                   "labels": {"alertname": "HighErrorRate", "service": f"svc{n % 40}"},
                   "value": 1.0, "severity": "page", "status": "firing",
-                  "fingerprint": f"fp{n % 300}", "time": start + rng.random() * days * DAY,
+                  "fingerprint": f"fp{n % 300}", "time": event_times[n],
                   "payload": {}, "incident_id": incident_ids[n % incidents]}
                  for n in range(i, min(i + BATCH, events))]  # fmt: skip
         with engine.begin() as conn:
@@ -71,7 +77,7 @@ def build(store: Store, events: int, runs: int, incidents: int, days: int, end: 
     for i in range(0, runs, BATCH):
         batch = []
         for n in range(i, min(i + BATCH, runs)):
-            created = start + rng.random() * days * DAY
+            created = created_at[n]
             batch.append({"id": f"run{n:09d}", "rule": f"rule-{n % 30}", "event_id": f"ev{n:09d}",
                           "target": f"web-{n % 25}", "fingerprint": f"fp{n % 300}",
                           "actions": ["restart_service", "notify"], "queue": "remediation",

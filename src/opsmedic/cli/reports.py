@@ -118,13 +118,12 @@ def oncall(
     if fmt is Format.JSON:
         _emit(json_line(report.as_json(summary)) + "\n", out_path)
         return
-    charts = report.charts(summary)
     if fmt is Format.HTML:
-        _emit(page("On-call summary", report.markdown(summary), charts), out_path)
+        _emit(page("On-call summary", report.markdown(summary), report.charts(summary)), out_path)
         return
     links: dict[str, str] = {}
-    if out_path is not None:  # the SVGs beside the Markdown, which links them
-        for n, (title, svg) in enumerate(charts.items(), 1):
+    if out_path is not None:  # the SVGs beside the Markdown, which links them (only then drawn)
+        for n, (title, svg) in enumerate(report.charts(summary).items(), 1):
             chart = out_path.with_name(f"{out_path.stem}-chart{n}.svg")
             write_file(chart, svg)
             links[title] = chart.name

@@ -1,5 +1,6 @@
 """The on-call summary of a window: each incident and how it ended, counts, the noisiest rules
-and alerts, the remediations that failed or escalated; read from the store, runs streamed."""
+and alerts, the remediations that failed or escalated; read from the store, runs counted in
+SQL."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from opsmedic.model import Event, Incident, Queue, RunState
-from opsmedic.reports.charts import over_time, per_day
+from opsmedic.model import Event, Incident, RunState
 from opsmedic.reports.markdown import Citations, esc, secs, table, when
-from opsmedic.store.report_rows import Ending, RunRow
+from opsmedic.store.report_rows import Ending
+from opsmedic.store.run_counts import FailedRun
 from opsmedic.store.store import Store
 
 NOISIEST = 10  # rules and alerts shown as the noisiest
@@ -30,7 +31,7 @@ class Oncall:
     rules: Counter[str] = field(default_factory=Counter)  # runs by rule
     rule_failures: Counter[str] = field(default_factory=Counter)
     runs_of: Counter[str] = field(default_factory=Counter)  # runs by incident id
-    failed: list[RunRow] = field(default_factory=list)
+    failed: list[FailedRun] = field(default_factory=list)
     alerts: list[tuple[Event, int]] = field(default_factory=list)
     escalations: list[Event] = field(default_factory=list)
     remediation_times: list[float] = field(default_factory=list)  # for the chart
@@ -41,21 +42,19 @@ class Oncall:
 
 def summarize(store: Store, since: float, until: float) -> Oncall:
     """Read the window [since, until): its incidents (at most MAX_INCIDENTS, counted all),
-    its runs (streamed, never all in memory), its noisiest alerts and its escalations."""
+    its runs (counted in SQL, never all in memory), its noisiest alerts and its escalations."""
     found, total = store.reports.incidents(since, until)
     endings = store.reports.endings([i.id for i in found])
     summary = Oncall(since, until, [(i, endings[i.id]) for i in found], total)
-    for run in store.reports.runs(since, until):
-        summary.runs[run.state] += 1
-        summary.rules[run.rule] += 1
-        if run.incident_id:
-            summary.runs_of[run.incident_id] += 1
-        if run.state in _FAILED:
-            summary.rule_failures[run.rule] += 1
-            if len(summary.failed) < MAX_FAILED:
-                summary.failed.append(run)
-        if run.queue == Queue.REMEDIATION and not run.dry_run and run.state != "skipped":
-            summary.remediation_times.append(run.created_at)
+    counted = store.reports.window_runs(since, until, _FAILED, MAX_FAILED)
+    for group in counted.states:  # in the order they first appear: the counters keep it
+        summary.runs[group.state] += group.runs
+        summary.rules[group.rule] += group.runs
+        if group.state in _FAILED:
+            summary.rule_failures[group.rule] += group.runs
+    summary.runs_of.update(counted.by_incident)
+    summary.failed = counted.failed
+    summary.remediation_times = counted.remediation_times
     summary.alerts = store.reports.noisiest_alerts(since, until, NOISIEST)
     summary.escalations = [e for e in store.escalations(since) if e.time < until]
     return summary
@@ -126,6 +125,9 @@ def _name(event: Event) -> str:
 
 def charts(summary: Oncall) -> dict[str, str]:
     """The summary's charts as SVG, by title."""
+    # Here, not at the top: the plotting library costs a Markdown summary, which has none.
+    from opsmedic.reports.charts import over_time, per_day
+
     opened = [incident.opened_at for incident, _ in summary.incidents]
     ttm = [(i.opened_at, t) for i, e in summary.incidents if (t := summary.ttm(i, e)) is not None]
     window = (summary.since, summary.until)

@@ -4,12 +4,11 @@ how long they took (p50/p95/p99), and how many times an action ran against one t
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from opsmedic.model import RunState
-from opsmedic.store.report_rows import RunRow
+from opsmedic.store.run_counts import RunGroup, RunTallies
 from opsmedic.store.store import Store
 
 PERCENTILES = (50, 95, 99)
@@ -38,14 +37,13 @@ class Tally:
     dry_runs: int = 0
     durations: list[float] = field(default_factory=list)  # started → finished, seconds
 
-    def add(self, run: RunRow) -> None:
-        self.runs += 1
-        self.succeeded += run.state == _SUCCEEDED
-        self.failed += run.state in _FAILED
-        self.skipped += run.state == _SKIPPED
-        self.dry_runs += run.dry_run
-        if run.started_at is not None and run.finished_at is not None:
-            self.durations.append(run.finished_at - run.started_at)
+    def add(self, group: RunGroup) -> None:
+        n = group.runs
+        self.runs += n
+        self.succeeded += n * (group.state == _SUCCEEDED)
+        self.failed += n * (group.state in _FAILED)
+        self.skipped += n * (group.state == _SKIPPED)
+        self.dry_runs += n * group.dry_run
 
     @property
     def success_rate(self) -> float | None:
@@ -84,29 +82,37 @@ class Stats:
                 "actions": [t.as_json() for t in self.actions.values()]}  # fmt: skip
 
 
-def count(runs: Iterable[RunRow], since: float, until: float, action: str | None = None) -> Stats:
-    """Tally `runs` by rule and by action (a run counts once for each action it holds); with
-    `action`, only the runs holding it."""
+def count(tallies: RunTallies, since: float, until: float, action: str | None = None) -> Stats:
+    """Tally grouped runs by rule and by action (a run counts once for each action it holds);
+    with `action` (the store kept only the runs holding it), that action alone."""
     found = Stats(since, until)
-    for run in runs:
-        if action is not None and action not in run.actions:
-            continue
-        found.first = run.created_at if found.first is None else found.first
-        found.last = run.created_at
-        found.rules.setdefault(run.rule, Tally(run.rule)).add(run)
-        for name in dict.fromkeys(run.actions):
-            if action is None or name == action:
-                found.actions.setdefault(name, Tally(name)).add(run)
-    for tallies in (found.rules, found.actions):
-        ordered = sorted(tallies.values(), key=lambda t: (-t.runs, t.name))
-        tallies.clear()
-        tallies.update((t.name, t) for t in ordered)
+    for group in tallies.groups:
+        found.first = group.first if found.first is None else min(found.first, group.first)
+        found.last = group.last if found.last is None else max(found.last, group.last)
+        found.rules.setdefault(group.rule, Tally(group.rule)).add(group)
+        for name in _held(group.actions, action):
+            found.actions.setdefault(name, Tally(name)).add(group)
+    for (rule, actions), durations in tallies.durations.items():
+        # setdefault: on PostgreSQL a run committed between the two reads may be timed only.
+        found.rules.setdefault(rule, Tally(rule)).durations += durations
+        for name in _held(actions, action):
+            found.actions.setdefault(name, Tally(name)).durations += durations
+    for by_name in (found.rules, found.actions):
+        ordered = sorted(by_name.values(), key=lambda t: (-t.runs, t.name))
+        by_name.clear()
+        by_name.update((t.name, t) for t in ordered)
     return found
+
+
+def _held(actions: tuple[str, ...], action: str | None) -> list[str]:
+    """The actions a run holding `actions` counts for: each once, or only `action`."""
+    return [name for name in dict.fromkeys(actions) if action is None or name == action]
 
 
 def stats(
     store: Store, since: float, until: float, *, rule: str | None = None,
     action: str | None = None, target: str | None = None,
 ) -> Stats:  # fmt: skip
-    """The runs created in [since, until), streamed from the store and tallied."""
-    return count(store.reports.runs(since, until, rule=rule, target=target), since, until, action)
+    """The runs created in [since, until), counted and timed in the store, then tallied."""
+    found = store.reports.run_tallies(since, until, rule=rule, target=target, action=action)
+    return count(found, since, until, action)

@@ -15,7 +15,7 @@ from opsmedic.store.slo_rows import SloSampleTable, WindowSums
 
 KIND = "slo_burn"
 # The budget window (a month of minutes) is summed in the store at most this often: 10 SLOs
-# over 30 days of minutes cost ~0.3 s of CPU to sum on SQLite (bench/slo_eval.py), too much
+# over 30 days of minutes cost ~0.3 s of CPU to sum on SQLite (bench/_slo_eval.py), too much
 # every 30 s; the alert windows (3 days at most) are kept in memory and only their last hour
 # re-read each time (~15 ms for the ten).
 BUDGET_EVERY_S = 300.0

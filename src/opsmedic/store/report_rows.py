@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -14,6 +14,7 @@ from opsmedic.store.codec import event_from_row, run_from_row
 from opsmedic.store.deployment_rows import deployment_from_row
 from opsmedic.store.flag_rows import Transactions
 from opsmedic.store.incident_rows import incident_detail, incident_from_row
+from opsmedic.store.run_counts import RunTallies, WindowRuns, run_tallies, window_runs
 from opsmedic.store.schema import deployments, events, flag_changes, incidents, postmortems, runs
 from opsmedic.store.schema import timeline as timeline_table
 from opsmedic.utf8 import text
@@ -24,7 +25,6 @@ Find = Callable[[Connection, sa.Table, str, str], sa.RowMapping]
 MAX_LINES = 2000
 MAX_ROWS = 500
 MAX_INCIDENTS = 2000  # incidents one on-call summary lists at most (it says when cut)
-STREAM = 5000  # rows per round trip when a report streams a window of runs
 _RESOLUTION = (KINDS[Action.RESOLVE], KINDS[Action.CLOSE])
 
 
@@ -72,23 +72,6 @@ class Draft:
     markdown: str
     generated_at: float
     trigger: str  # "auto" | "on_demand"
-
-
-@dataclass(frozen=True, slots=True)
-class RunRow:
-    """The columns of a run that stats and summaries count (no steps, no message)."""
-
-    id: str
-    rule: str
-    target: str
-    actions: list[str]
-    state: str
-    queue: str
-    dry_run: bool
-    created_at: float
-    started_at: float | None
-    finished_at: float | None
-    incident_id: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,24 +166,20 @@ class ReportReads:
                     first.setdefault(iid, line)
         return {i: Ending(mitigated.get(i), resolved.get(i)) for i in ids}
 
-    def runs(
-        self, since: float, until: float, *, rule: str | None = None, target: str | None = None
-    ) -> Iterator[RunRow]:
-        """The runs created in [since, until), oldest first, streamed STREAM rows at a time."""
-        c = runs.c
-        stmt = (
-            sa.select(c.id, c.rule, c.target, c.actions, c.state, c.queue, c.dry_run,
-                      c.created_at, c.started_at, c.finished_at, c.incident_id)
-            .where(c.created_at >= since, c.created_at < until)
-            .order_by(c.created_at, c.id)
-        )  # fmt: skip
-        if rule is not None:
-            stmt = stmt.where(c.rule == rule)
-        if target is not None:
-            stmt = stmt.where(c.target == target)
+    def window_runs(
+        self, since: float, until: float, failed_states: Collection[str], max_failed: int
+    ) -> WindowRuns:
+        """The runs created in [since, until) as the on-call summary counts them."""
         with self._transaction() as conn:
-            for row in conn.execution_options(yield_per=STREAM).execute(stmt):
-                yield RunRow(*row)
+            return window_runs(conn, since, until, failed_states, max_failed)
+
+    def run_tallies(
+        self, since: float, until: float, *,
+        rule: str | None = None, target: str | None = None, action: str | None = None,
+    ) -> RunTallies:  # fmt: skip
+        """The runs created in [since, until), grouped, with their durations."""
+        with self._transaction() as conn:
+            return run_tallies(conn, since, until, rule=rule, target=target, action=action)
 
     def noisiest_alerts(self, since: float, until: float, limit: int) -> list[tuple[Event, int]]:
         """The alerts with the most events in [since, until) (opsmedic's own left out): one

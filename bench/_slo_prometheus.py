@@ -1,5 +1,5 @@
-"""Benchmark: opsmedic's burn rates and budget against a real Prometheus over the same samples
-(the SLO part of issue 18's bench; the reports' parts are not here).
+"""Part of bench/reports.py (its `prometheus_agrees`): opsmedic's burn rates and budget against
+a real Prometheus over the same samples.
 
 One SLO (99.9 %, occurrences) gets 31 days of per-minute samples: about 100 requests a minute
 with 0.05 % errors, error bursts ending exactly at and just past the evaluation times (window
@@ -16,9 +16,9 @@ Agreement: each burn rate within 0.001 (0.1 % of the budget's rate). A window th
 ends in the gap makes Prometheus extrapolate both counters where opsmedic sums what it has; the
 ratio cancels the extrapolation, and those windows are compared too (`at_gap_edge` counts
 them). Needs Debian's `prometheus` (prometheus and promtool on PATH). Progress on stderr;
-the last line of stdout is JSON.
+alone, the last line of stdout is JSON.
 
-    .venv/bin/python bench/slo_prometheus.py [--instants 40] [--keep]
+    .venv/bin/python bench/_slo_prometheus.py [--instants 40] [--keep]
 """
 
 from __future__ import annotations
@@ -27,19 +27,19 @@ import argparse
 import json
 import random
 import shutil
+import socket
+import subprocess
 import sys
 import tempfile
 import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from opsmedic.config.slos import SloConfig
 from opsmedic.slo.watch import statuses
 from opsmedic.store.store import Store
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from services_prometheus import openmetrics, running_prometheus
 
 DAYS = 31
 OBJECTIVE = 99.9
@@ -72,8 +72,48 @@ def _samples(last: int, instants: list[int]) -> tuple[dict[int, tuple[int, int]]
     return rows, gap
 
 
-def _query(base: str, expr: str, at: float) -> float | None:
-    url = f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": expr, "time": at})
+def _openmetrics(rows: dict[int, tuple[int, int]], reset_at: int, path: Path) -> None:
+    """Cumulative counters, a sample at the end of each minute with samples; reset once."""
+    requests = errors = 0
+    lines = ["# TYPE slo_requests counter", "# TYPE slo_errors counter"]
+    req_lines, err_lines = [], []
+    for m in sorted(rows):
+        good, total = rows[m]
+        if m == reset_at:
+            requests = errors = 0  # the exporter restarted: its counters start again
+        requests += total
+        errors += total - good
+        at = (m + 1) * 60
+        req_lines.append(f'slo_requests_total{{slo="api"}} {requests} {at}')
+        err_lines.append(f'slo_errors_total{{slo="api"}} {errors} {at}')
+    lines = ["# TYPE slo_requests counter", *req_lines, "# TYPE slo_errors counter", *err_lines]
+    path.write_text("\n".join(lines) + "\n# EOF\n")
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_ready(url: str, timeout_s: float = 60.0) -> None:
+    """Poll `url` until it answers 2xx (Prometheus' and Alertmanager's /-/ready)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def _query(port: int, expr: str, at: float) -> float | None:
+    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode(
+        {"query": expr, "time": at}
+    )
     with urllib.request.urlopen(url, timeout=30) as reply:
         result = json.load(reply)["data"]["result"]
     if not result:
@@ -82,19 +122,21 @@ def _query(base: str, expr: str, at: float) -> float | None:
     return None if value != value else value  # NaN: 0/0, no data
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--instants", type=int, default=40, help="evaluation times compared")
-    parser.add_argument("--keep", action="store_true", help="keep the working directory")
-    args = parser.parse_args()
+def missing() -> str | None:
+    """What is not installed for this part (None: all is)."""
     for tool in ("prometheus", "promtool"):
         if shutil.which(tool) is None:
-            sys.exit(f"{tool} not found: apt-get install prometheus")
+            return f"{tool} not installed (apt-get install prometheus)"
+    return None
+
+
+def compare(n_instants: int, keep: bool) -> dict[str, Any]:
+    """Ask opsmedic and Prometheus the same burn rates at `n_instants` evaluation times."""
     work = Path(tempfile.mkdtemp(prefix="slo-prom-"))
     # Ending a day ago, in whole minutes: blocks in the past, nothing in Prometheus' head.
     last = int(time.time() // 60) - 1440
     rng = random.Random(7)
-    instants = sorted({last - rng.randrange(0, 4 * 1440) for _ in range(args.instants)})
+    instants = sorted({last - rng.randrange(0, 4 * 1440) for _ in range(n_instants)})
     gap_start = last - 2 * 1440  # _samples' gap: two hours without samples
     instants = sorted({*instants, gap_start + 10, gap_start + 100})  # in it, and an hour past
     rows, gap = _samples(last, instants)
@@ -103,10 +145,22 @@ def main() -> None:
     store.migrate()
     store.slo_samples.add({("api", m): [g, t, 0] for m, (g, t) in rows.items()})
     metrics = work / "samples.om"
-    openmetrics(rows, metrics, reset_at=last - 3 * 1440 + 17)
+    _openmetrics(rows, reset_at=last - 3 * 1440 + 17, path=metrics)
+    blocks = work / "tsdb"
     started = time.perf_counter()
-    with running_prometheus(work, metrics) as url:
-        print(f"backfilled and started in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    backfill = ["promtool", "tsdb", "create-blocks-from", "openmetrics", str(metrics), str(blocks)]
+    subprocess.run(backfill,
+                   check=True, capture_output=True, timeout=600)  # fmt: skip
+    print(f"backfilled in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+    (work / "prometheus.yml").write_text("global: {}\n")
+    port = free_port()
+    prom = subprocess.Popen(
+        ["prometheus", f"--config.file={work / 'prometheus.yml'}", f"--storage.tsdb.path={blocks}",
+         "--storage.tsdb.retention.time=100y", f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=(work / "prometheus.log").open("w"),
+    )  # fmt: skip
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/-/ready")
         compared = agreed = at_gap = 0
         worst = 0.0
         disagreements = []
@@ -124,7 +178,7 @@ def main() -> None:
             for label in WINDOWS:
                 expr = (f"sum(increase(slo_errors_total[{label}])) / "
                         f"sum(increase(slo_requests_total[{label}])) / {ALLOWED}")  # fmt: skip
-                theirs = _query(url, expr, (minute + 1) * 60)
+                theirs = _query(port, expr, (minute + 1) * 60)
                 mine = None if ours[label] is None else float(ours[label])
                 at_gap += touches_gap[label]
                 compared += 1
@@ -139,18 +193,31 @@ def main() -> None:
                 else:
                     disagreements.append({"minute": minute, "window": label, "opsmedic": mine,
                                           "prometheus": theirs})  # fmt: skip
-    store.close()
-    if not args.keep:
-        shutil.rmtree(work, ignore_errors=True)
+    finally:
+        prom.terminate()
+        prom.wait(30)
+        store.close()
+        if not keep:
+            shutil.rmtree(work, ignore_errors=True)
     print(f"{agreed}/{compared} burn rates within {TOLERANCE}; worst difference {worst:.6f}",
           file=sys.stderr)  # fmt: skip
-    print(json.dumps({
+    return {
         "samples_minutes": len(rows), "instants": len(instants), "compared": compared,
         "agreed": agreed, "at_gap_edge": at_gap, "tolerance": TOLERANCE,
         "worst_difference": worst,
         "prometheus_agrees": agreed == compared and compared > 0,
-        "disagreements": disagreements[:10], "work": str(work) if args.keep else None,
-    }))  # fmt: skip
+        "disagreements": disagreements[:10], "work": str(work) if keep else None,
+    }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--instants", type=int, default=40, help="evaluation times compared")
+    parser.add_argument("--keep", action="store_true", help="keep the working directory")
+    args = parser.parse_args()
+    if (why := missing()) is not None:
+        sys.exit(why)
+    print(json.dumps(compare(args.instants, args.keep)))
 
 
 if __name__ == "__main__":
