@@ -143,7 +143,9 @@ async def test_labels_are_escaped_and_the_now_fragment_follows_events(
 async def test_every_ui_route_is_guarded_by_its_scope(tmp_path: Path) -> None:
     async with running_api(tmp_path) as api:
         # Every route of the dashboard's router says what it needs (none added around _route).
-        routes = {(m, r.path) for r in router.routes if isinstance(r, APIRoute) for m in r.methods}
+        routes = {
+            (m, r.path) for r in router.routes if isinstance(r, APIRoute) for m in r.methods or ()
+        }
         assert routes == set(ROUTE_SCOPES) and len(routes) >= 9
         incident = await fire(api)
         for (method, path), scope in sorted(ROUTE_SCOPES.items()):

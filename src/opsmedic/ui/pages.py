@@ -240,13 +240,16 @@ async def incident_page(request: Request, ref: str) -> HTMLResponse:
         raise UiRefused(422, "a NUL character cannot be in an id")
     try:
         incident, alerts, timeline = await asyncio.to_thread(store.get_incident, ref)
-    except (NotFoundError, AmbiguousRef) as exc:
-        raise UiRefused(404 if isinstance(exc, NotFoundError) else 409, str(exc)) from None
+    except NotFoundError as exc:  # a short id several share: 409, as the API says
+        raise UiRefused(409 if isinstance(exc, AmbiguousRef) else 404, str(exc)) from None
     hunt = await asyncio.to_thread(store.loghunts.latest, incident.id)
-    runs = await asyncio.to_thread(store.list_runs, limit=500)
+    # The incident's own runs, bounded, as its post-mortem draft reads them.
+    story = await asyncio.to_thread(store.reports.story, incident.id, _clock(request))
+    draft = await asyncio.to_thread(store.reports.draft, incident.id)
     detail = IncidentDetailView.of(incident, alerts, timeline, hunt)
-    mine = [RunView.of(r) for r in runs if r.incident_id == incident.id]
+    mine = [RunView.of(r) for r in story.runs]
     return _render("incident.html", request, session=session, incident=detail, runs=mine,
+                   runs_total=story.runs_total, draft=draft,
                    can_operate=_held(session, Scope.OPERATE))  # fmt: skip
 
 
