@@ -12,6 +12,8 @@ import pytest
 from fastapi.routing import APIRoute
 
 from api_service import Api, running_api
+from opsmedic.metrics import Metrics
+from opsmedic.runtime import api_app
 from opsmedic.tokens import Scope
 from opsmedic.ui.pages import HEADERS, ROUTE_SCOPES, router
 
@@ -167,3 +169,33 @@ async def test_every_ui_route_is_guarded_by_its_scope(tmp_path: Path) -> None:
             async with browser(api) as anon:
                 reply = await anon.request(method, url)
                 assert reply.status_code == (303 if method == "GET" else 403), (method, url)
+
+
+async def test_secure_cookie_over_https_only_and_forwarded_proto_not_believed(
+    tmp_path: Path,
+) -> None:
+    async with running_api(tmp_path) as api:
+        transport = httpx.ASGITransport(app=api_app(api.rt, Metrics()))
+        for base, forwarded, secure in (("https://ops", {}, True),
+                                        ("http://ops", {"X-Forwarded-Proto": "https"}, False)):  # fmt: skip
+            async with httpx.AsyncClient(transport=transport, base_url=base,
+                                         headers=forwarded) as client:  # fmt: skip
+                reply = await sign_in(client, api.tokens["read"])
+            cookie = next(c for c in reply.headers.get_list("set-cookie") if "om_session=" in c)
+            assert ("; secure" in cookie.lower()) is secure, (base, cookie)
+
+
+async def test_bad_requests_get_a_4xx_page(tmp_path: Path) -> None:
+    async with running_api(tmp_path) as api, browser(api) as client:
+        await sign_in(client, api.token(Scope.READ, Scope.OPERATE))
+        page = await client.get("/ui/")
+        big = await client.post("/ui/signout", data={"csrf": csrf_of(page.text), "x": "y" * 20000})
+        assert big.status_code == 413 and "over" in big.text
+        assert (await client.get("/ui/incidents/a%00b")).status_code == 422
+        assert (await client.post("/ui/incidents/nope/ack",
+                                  data={"csrf": csrf_of(page.text)})).status_code == 404  # fmt: skip
+        css = await client.get("/ui/static/ui.css")
+        assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+        assert (await client.get("/ui/static/..%2Fpages.py")).status_code == 404
+        assert (await client.get("/ui/static/pages.py")).status_code == 404
+        assert (await client.get("/ui/")).status_code == 200  # still signed in
