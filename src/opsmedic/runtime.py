@@ -577,6 +577,7 @@ async def _start_api(
 def api_app(rt: Runtime, metrics: Metrics) -> IngestFastPath:
     """The API of `rt` (which must have a store), given the parts of it that the API uses."""
     from opsmedic.api.app import create_app
+    from opsmedic.ui.pages import mount
 
     if rt.store is None:
         raise ValueError("the API needs a store")
@@ -584,9 +585,11 @@ def api_app(rt: Runtime, metrics: Metrics) -> IngestFastPath:
         name: (spec, rt.settings[spec.settings.key] if spec.settings else None)
         for name, spec in rt.registry.webhooks.items()
     }
-    return create_app(engine=rt.engine, store=rt.store, clock=rt.clock, settings=rt.config.api,
-                      metrics=metrics, rules=rt, webhooks=webhooks,
-                      releases=rt.releases, flags=rt.flags, slos=rt.config.slos)  # fmt: skip
+    api = create_app(engine=rt.engine, store=rt.store, clock=rt.clock, settings=rt.config.api,
+                     metrics=metrics, rules=rt, webhooks=webhooks,
+                     releases=rt.releases, flags=rt.flags, slos=rt.config.slos)  # fmt: skip
+    mount(api.app)  # the dashboard: same app, same port, under /ui
+    return api
 
 
 def _url(address: tuple[str, int] | None) -> str:

@@ -34,6 +34,9 @@ PACKAGE_DATA = [
     "opsmedic/store/migrations/versions/v0001_initial.py",
     "opsmedic/cli/demo/webapp.py",
     "opsmedic/py.typed",
+    "opsmedic/ui/templates/now.html",  # the dashboard's pages and static files
+    "opsmedic/ui/static/ui.css",
+    "opsmedic/ui/static/ui.js",
     f"opsmedic-{VERSION}.dist-info/licenses/LICENSE",
 ]
 
