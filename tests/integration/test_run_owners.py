@@ -147,3 +147,34 @@ def test_a_killed_services_run_is_interrupted_at_the_next_start_at_once(
         restarted.kill()
     assert "event=run.interrupted" in log.read_text()
     assert store.get_run(running.id).state is RunState.INTERRUPTED
+
+
+def test_a_run_by_hand_from_the_cli_is_not_taken_by_a_service_starting(
+    tmp_path: Path, store: Store, store_url: str
+) -> None:
+    """`opsmedic rules run` works on the store without an engine loop; its run still carries
+    the CLI as owner with a renewed lease, so a service starting meanwhile leaves it alone
+    (it was taken at once, as an ownerless row, and run a second time)."""
+    config = _config(tmp_path, store_url, probes=[])
+    by_hand = subprocess.Popen([*OPSMEDIC, "rules", "run", "slow", "--set", "host=h1", "-c",
+                                str(config)], env=_env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)  # fmt: skip
+    log = tmp_path / "service.log"
+    service = None
+    try:
+        running = _until(lambda: _the_run(store, RunState.RUNNING), "the run by hand started")
+        service = _serve(config, log)
+        _until(lambda: "api.listening" in log.read_text(), "the service listened")
+        assert store.get_run(running.id).state is RunState.RUNNING
+        (tmp_path / "RELEASE").touch()
+        out, err = by_hand.communicate(timeout=BOUND)
+        assert by_hand.returncode == 0, out + err
+        assert store.get_run(running.id).state is RunState.SUCCEEDED
+        assert len(store.list_runs(rule="slow")) == 1  # never run a second time
+        service.send_signal(signal.SIGTERM)
+        assert service.wait(timeout=BOUND) == 0
+    finally:
+        by_hand.kill()
+        if service is not None:
+            service.kill()
+    assert "run.interrupted" not in log.read_text()

@@ -80,10 +80,19 @@ def run_rule(
     ask = RunAsk(name, event, started_by, force=force, dry_run=dry_run)
 
     async def main() -> Run:
-        run, task = await manual.start(ask, lambda step: _print_step(stream, step))
-        stream.print(Text(f"run {run.id} of {run.rule} on {run.target}: started by "
-                          f"{run.started_by}{' (forced)' if run.forced else ''}"))  # fmt: skip
-        return await task
+        # The run carries this process as its owner, its lease renewed while it runs: a
+        # service starting meanwhile leaves it alone (docs/engine.md, crash recovery).
+        leases = rt.engine.leases
+        if leases is not None:
+            leases.start()
+        try:
+            run, task = await manual.start(ask, lambda step: _print_step(stream, step))
+            stream.print(Text(f"run {run.id} of {run.rule} on {run.target}: started by "
+                              f"{run.started_by}{' (forced)' if run.forced else ''}"))  # fmt: skip
+            return await task
+        finally:
+            if leases is not None:
+                await leases.close()
 
     run = asyncio.run(main())
     if as_json:
