@@ -272,6 +272,12 @@ async def test_an_ambiguous_short_id_is_a_409_and_a_time_that_is_no_number_a_422
         found = await client.get(f"/api/v1/events/{a[:common]}")
         assert found.status_code == 409 and "matches several" in found.text, found.text
         assert (await client.get(f"/api/v1/events/{a[: common + 1]}")).status_code == 200
+        first, second = (i.id for i in api.store.list_incidents())
+        same = next(i for i, (x, y) in enumerate(zip(first, second, strict=True)) if x != y)
+        assert same >= 4
+        async with api.client(api.tokens["operate"]) as op:  # a write route: the same answer
+            acked = await op.post(f"/api/v1/incidents/{first[:same]}/ack", json={})
+        assert acked.status_code == 409 and "matches several" in acked.text, acked.text
         for url in ("/api/v1/incidents?since=nan", "/api/v1/runs?since=1e400",
                     "/api/v1/events?since=-inf"):  # fmt: skip
             assert (await client.get(url)).status_code == 422, url

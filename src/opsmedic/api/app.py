@@ -35,7 +35,7 @@ from opsmedic.clock import Clock
 from opsmedic.config.schema import ApiConfig
 from opsmedic.config.slos import SloConfig
 from opsmedic.engine.loop import Engine
-from opsmedic.errors import StoreError, StoreRefused
+from opsmedic.errors import NotFoundError, StoreError, StoreRefused
 from opsmedic.flagops.service import FlagService
 from opsmedic.logs import get_logger
 from opsmedic.metrics import Metrics
@@ -103,6 +103,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(StoreError, _store_down)
     app.add_exception_handler(StoreRefused, _refused)  # the more specific: it wins
+    app.add_exception_handler(NotFoundError, _not_found)  # so does this: an id, not the store
     return IngestFastPath(app)
 
 
@@ -169,6 +170,12 @@ async def _refused(request: Request, exc: Exception) -> JSONResponse:
     _log.warning("api.store_refused", path=request.url.path, error=str(exc),
                  cause=repr(exc.__cause__))  # fmt: skip
     return JSONResponse({"detail": f"{exc}; nothing was stored"}, status_code=422)
+
+
+async def _not_found(request: Request, exc: Exception) -> JSONResponse:
+    # An id that names nothing (404), or a short one several ids share (409, AmbiguousRef):
+    # the caller's to fix, whichever route the store raised it under.
+    return JSONResponse({"detail": str(exc)}, status_code=getattr(exc, "status", 404))
 
 
 async def _store_down(request: Request, exc: Exception) -> JSONResponse:

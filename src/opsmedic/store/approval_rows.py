@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from opsmedic.errors import ApprovalConflict, NotFoundError, UnknownRun
+from opsmedic.errors import AmbiguousRef, ApprovalConflict, NotFoundError, UnknownRun
 from opsmedic.model import Approval, Run, RunState
 from opsmedic.store.codec import run_from_row, run_row
 from opsmedic.store.flag_rows import Transactions
@@ -62,6 +62,8 @@ class ApprovalTable:
         with self._transaction(write=True) as conn:
             try:
                 found = self._find(conn, runs, ref, "run")
+            except AmbiguousRef:
+                raise  # a short id several share: a 409 that names them
             except NotFoundError as exc:
                 raise UnknownRun(str(exc)) from None
             wait = _latest(conn, found["id"])

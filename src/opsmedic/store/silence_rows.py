@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from opsmedic.config.matchers import Silence, parse_matchers
-from opsmedic.errors import NotFoundError, UnknownSilence
+from opsmedic.errors import AmbiguousRef, NotFoundError, UnknownSilence
 from opsmedic.store.schema import silences
 
 
@@ -57,6 +57,8 @@ class SilenceTable:
         with self._transaction(write=True) as conn:
             try:
                 row = self._find(conn, silences, ref, "silence")
+            except AmbiguousRef:
+                raise  # a short id several share: a 409 that names them
             except NotFoundError as exc:
                 raise UnknownSilence(str(exc)) from None
             if row["ends_at"] <= now:

@@ -441,6 +441,8 @@ class Store:
         with self._transaction(write=True) as conn:
             try:
                 row = self._find(conn, incident_table, ref, "incident")
+            except AmbiguousRef:
+                raise  # a short id several share: a 409 that names them
             except NotFoundError as exc:
                 raise UnknownIncident(str(exc)) from None
             return apply_action(conn, row["id"], action, who, at, note)
