@@ -10,9 +10,13 @@ from typing import Any
 # (U+202A-U+202E, U+2066-U+2069) that reorder what follows them on screen ("Trojan Source"):
 # `alice\u202e` before "resolved by hand" would show a different sentence; the invisible bidi
 # marks (U+061C, U+200E, U+200F) that flip neutral characters around them; and the line and
-# paragraph separators (U+2028, U+2029) that break a line no log or terminal shows as one.
+# paragraph separators (U+2028, U+2029) that break a line no log or terminal shows as one; and
+# the invisible ones that make two names look alike (`bob` and `bob` + U+200B): the soft hyphen,
+# the combining grapheme joiner, the zero-width space, the word joiner and invisible operators,
+# the byte order mark. (The zero-width joiners U+200C/D stay: emoji and scripts need them.)
 _HIDING = re.compile(
-    r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]"
+    r"[\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u200b\u200e\u200f\u2028-\u202e\u2060-\u2064"
+    r"\u2066-\u2069\ufeff\ud800-\udfff]"
 )
 _BIDI = re.compile(r"[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _BREAKS = "\t\n"
@@ -25,7 +29,7 @@ def hiding(value: str, *, breaks: bool = False) -> str | None:
         char = found.group()
         if breaks and char in _BREAKS:
             continue
-        kind = "bidi control" if _BIDI.match(char) else "control character"
+        kind = "bidi control" if _BIDI.match(char) else "invisible or control character"
         return f"{kind} {char!r} at position {found.start()}"
     return None
 

@@ -153,7 +153,8 @@ def test_the_engines_actions_are_not_a_persons() -> None:
      ("alice\u202e", False, r"bidi control '\\u202e' at position 5"),
      ("x\u2066y\u2069", True, "bidi control"), ("a\x85b", True, "control character"),
      ("a\u061cc", False, "bidi control"), ("a\u200eb", True, "bidi control"),
-     ("a\u200fb", True, "bidi control"), ("a\u2028b", True, "control character")],
+     ("a\u200fb", True, "bidi control"), ("a\u2028b", True, "control character"),
+     ("bob\u200b", False, "invisible"), ("a\u00adb", True, "invisible"), ("\ufeffa", True, "invisible")],
 )  # fmt: skip
 def test_clean_refuses(value: str, multiline: bool, error: str) -> None:
     with pytest.raises(ValueError, match=error):
