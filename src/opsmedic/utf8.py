@@ -18,6 +18,7 @@ _HIDING = re.compile(
     r"[\x00-\x1f\x7f-\x9f\u00ad\u034f\u061c\u200b\u200e\u200f\u2028-\u202e\u2060-\u2064"
     r"\u2066-\u2069\ufeff\ud800-\udfff]"
 )
+_INVISIBLE = re.compile(r"[\u00ad\u034f\u200b\u2060-\u2064\ufeff]")
 _BIDI = re.compile(r"[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _BREAKS = "\t\n"
 
@@ -29,7 +30,12 @@ def hiding(value: str, *, breaks: bool = False) -> str | None:
         char = found.group()
         if breaks and char in _BREAKS:
             continue
-        kind = "bidi control" if _BIDI.match(char) else "invisible or control character"
+        if _BIDI.match(char):
+            kind = "bidi control"
+        elif _INVISIBLE.match(char):
+            kind = "invisible character"
+        else:
+            kind = "control character"
         return f"{kind} {char!r} at position {found.start()}"
     return None
 
