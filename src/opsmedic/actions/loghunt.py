@@ -129,11 +129,17 @@ def window_start(params: Params, ctx: ActionContext) -> datetime | None:
     return datetime.fromtimestamp(start - params.before, UTC)
 
 
+# Of the step's timeout, what the hunt may spend: the rest is for reading its report out
+# (rendering a large one takes a while) before the engine gives up on the step.
+BUDGET_SHARE = 0.8
+
+
 def budget(params: Params, ctx: ActionContext) -> float:
-    """The hunt's time budget: `time_budget`, never more than the step's timeout, so that it
-    stops itself and reports what it found before the engine gives up on the step (a
-    worker thread cannot be cancelled)."""
-    return min(params.time_budget or ctx.timeout, ctx.timeout)
+    """The hunt's time budget: `time_budget`, never more than 80 % of the step's timeout, so
+    that it stops itself and reports what it found before the engine gives up on the step
+    (a worker thread cannot be cancelled)."""
+    cap = ctx.timeout * BUDGET_SHARE
+    return min(params.time_budget or cap, cap)
 
 
 def options_of(params: Params, since: datetime | None, budget: float) -> HuntOptions:

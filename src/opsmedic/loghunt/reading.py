@@ -56,10 +56,15 @@ class Pass:
             # A block of one-line events holds ~500,000 of them: handled a batch at a time.
             while found := list(itertools.islice(events, BATCH_EVENTS)):
                 self._tally(found, index, limit)
-            if self.deadline is not None and self.clock() > self.deadline:
+                if self._spent():  # a block of nothing but errors alone can take seconds
+                    break
+            if self._spent():
                 stats.stopped = f"time budget of {options.time_budget_s:g} s spent in {source.name}"
                 break
         stats.lines_read += scanner.lines
+
+    def _spent(self) -> bool:
+        return self.deadline is not None and self.clock() > self.deadline
 
     def _tally(self, found: list[Found], index: int, limit: int | None) -> None:
         stats, options = self.stats, self.options

@@ -100,6 +100,23 @@ def test_the_time_budget_stops_the_hunt_and_says_where() -> None:
     assert 0 < report.stats.bytes_read < len(DISTINCT) * 20
 
 
+def test_the_time_budget_stops_the_hunt_inside_a_block_of_nothing_but_errors() -> None:
+    """One block holding 20,000 error lines (a log flooded by one error): the budget is looked
+    at after each batch of events, not only between blocks, so the hunt stops inside it."""
+    from opsmedic.loghunt.reading import BATCH_EVENTS
+
+    looks = itertools.count(0, 10)  # each look at the clock: 10 s later
+    lines = b"".join(b"ERROR x %d\n" % i for i in range(20_000))
+    report = hunt(
+        [PiecesSource(lines, len(lines))],
+        HuntOptions(time_budget_s=15, chunk_bytes=len(lines) + 1),
+        clock=lambda: next(looks),
+    )
+    assert report.stats.stopped is not None
+    assert report.stats.occurrences < 20_000  # it did not finish the block
+    assert report.stats.occurrences % BATCH_EVENTS == 0
+
+
 def test_workers_stopped_by_the_budget_report_the_file_up_to_where_the_first_stopped(
     tmp_path: Path,
 ) -> None:
