@@ -32,6 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _proc import log, rounded, run_measured
 
+from opsmedic.archive.tree import default_workers
+
 PER_DIR = 1000
 DROP_CACHES = Path("/proc/sys/vm/drop_caches")
 
@@ -56,11 +58,11 @@ def generate(top: Path, files: int, seed: int = 19) -> float:
     return time.perf_counter() - started
 
 
-def walk(path: str) -> None:
+def walk(path: str, workers: int) -> None:
     """The measured child: walk `path` as the probe does and print the result as JSON."""
     from opsmedic.archive.tree import measure
 
-    size = measure(path, max_entries=10**8, max_seconds=3600)
+    size = measure(path, max_entries=10**8, max_seconds=3600, workers=workers)
     print(json.dumps({"bytes": size.bytes, "files": size.files, "complete": size.complete,
                       "walk_s": size.elapsed_s, "errors": size.errors}))  # fmt: skip
 
@@ -84,9 +86,9 @@ def timed(cmd: list[str], work: Path, name: str) -> tuple[float, float, str]:
     return result.wall_s, result.peak_rss_mib, result.stdout()
 
 
-def measure_both(tree: Path, work: Path, runs: int, cold: bool) -> dict[str, Any]:
+def measure_both(tree: Path, work: Path, runs: int, cold: bool, workers: int) -> dict[str, Any]:
     """Alternate opsmedic and du `runs` times each; medians, the byte counts checked equal."""
-    ours_cmd = [sys.executable, __file__, "--walk", str(tree)]
+    ours_cmd = [sys.executable, __file__, "--walk", str(tree), "--workers", str(workers)]
     du_cmd = ["du", "-sb", str(tree)]
     ours: list[float] = []
     theirs: list[float] = []
@@ -123,10 +125,12 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--keep", action="store_true", help="keep the tree (and reuse it)")
+    parser.add_argument("--workers", type=int, default=default_workers(),
+                        help="the walk's processes (default: the probe's)")  # fmt: skip
     parser.add_argument("--walk", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.walk:
-        walk(args.walk)
+        walk(args.walk, args.workers)
         return 0
     tree = Path(tempfile.gettempdir()) / f"opsmedic-bench-tree-{args.files}"
     work = Path(tempfile.mkdtemp(prefix="opsmedic-bench-capacity-"))
@@ -139,8 +143,8 @@ def main() -> int:
         complete.touch()
         log(f"generated in {generated_s:.1f}s")
     try:
-        warm = measure_both(tree, work, args.runs, cold=False)
-        cold = measure_both(tree, work, args.runs, cold=True)
+        warm = measure_both(tree, work, args.runs, cold=False, workers=args.workers)
+        cold = measure_both(tree, work, args.runs, cold=True, workers=args.workers)
     finally:
         shutil.rmtree(work)
         if not args.keep:
@@ -155,6 +159,7 @@ def main() -> int:
             "tree_files": args.files,
             "generated_s": rounded(generated_s, 1),
             "runs": args.runs,
+            "workers": args.workers,
             "cpus": os.cpu_count(),
         },
         "scale_out_s": None,
