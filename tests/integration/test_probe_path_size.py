@@ -307,23 +307,26 @@ def test_the_entry_bound_is_shared_by_parallel_workers(tmp_path: Path) -> None:
     assert 2500 <= size.entries < 9004
 
 
+def _raise(self: tree._Walk, root: tree._Frame) -> None:
+    raise MemoryError
+
+
+def _die(self: tree._Walk, root: tree._Frame) -> None:
+    os._exit(3)
+
+
+@pytest.mark.parametrize(("failure", "why"), [(_raise, "MemoryError()"), (_die, "exit status 768")])
 def test_a_failed_worker_makes_the_walk_incomplete(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: Any, why: str
 ) -> None:
-    """Never a silent partial number: a walker that dies is reported, the walk incomplete."""
+    """Never a silent partial number: a walker that fails or dies is reported, the walk
+    incomplete."""
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
-
-    def broken(self: tree._Walk, root: tree._Frame) -> None:
-        raise MemoryError
-
-    monkeypatch.setattr(tree._Walk, "descend", broken)
+    monkeypatch.setattr(tree._Walk, "descend", failure)
     size = measure(str(tmp_path), max_entries=1000, max_seconds=60, workers=2)
     assert not size.complete and size.stopped == "a walker failed"
-    assert size.errors_named[0] == {
-        "path": str(tmp_path),
-        "error": "a walker failed: MemoryError()",
-    }
+    assert size.errors_named[0] == {"path": str(tmp_path), "error": f"a walker failed: {why}"}
 
 
 def test_workers_default_to_two_at_most() -> None:

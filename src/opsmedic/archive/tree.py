@@ -6,14 +6,15 @@ import errno
 import heapq
 import multiprocessing
 import os
+import pickle
 import stat
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 from multiprocessing.sharedctypes import Synchronized
 from stat import S_ISDIR
+from typing import NoReturn
 
 # Each directory is opened relative to its parent's descriptor with O_NOFOLLOW and checked
 # against the inode its parent listed: a directory swapped for a symlink (or for another
@@ -58,6 +59,12 @@ class TreeSize:
     @property
     def entries(self) -> int:
         return self.files + self.dirs
+
+
+# Hard-linked files by inode: (size, the walked directory's child it is under, its path).
+_Linked = dict[int, tuple[int, str | None, str | None]]
+# What a worker sends back: its totals, largest files, bytes per child, hard-linked files.
+_Part = tuple[TreeSize, list[tuple[int, str]], dict[str, int], _Linked]
 
 
 class NotWalkable(OSError):
@@ -125,7 +132,7 @@ class _Walk:
         # Files with several links, counted once (as du does): inode -> (size, the walked
         # directory's child it is under, its path if it may be one of the largest). Their
         # bytes are added once all walkers are merged, so a link seen by two is one file.
-        self.linked: dict[int, tuple[int, str | None, str | None]] = {}
+        self.linked: _Linked = {}
         self.dev = 0
         # In a worker: the entries counted by every walker, and how many of ours it holds.
         self.shared: Synchronized[int] | None = None
@@ -208,29 +215,31 @@ class _Walk:
     def _parallel(self, root: _Frame, workers: int) -> None:
         """Share `root`'s subdirectories among forked workers (they inherit its descriptor,
         so each opens its subtrees as this process would), then merge what they found."""
-        ctx = multiprocessing.get_context("fork")
         tasks, root.subdirs = root.subdirs, []
-        claimed: Synchronized[int] = ctx.Value("q", len(tasks))  # tasks are taken from the end
-        seen: Synchronized[int] = ctx.Value("q", self.size.entries)
+        # Tasks are claimed from the end; `seen` holds every walker's entries, for the bound.
+        forked = multiprocessing.get_context("fork")  # shared memory, no helper process
+        claimed = forked.Value("q", len(tasks))
+        seen = forked.Value("q", self.size.entries)
         running = []
         for _ in range(min(workers, len(tasks))):
-            reader, writer = ctx.Pipe(duplex=False)
-            worker = ctx.Process(target=self._worker, args=(root, tasks, claimed, seen, writer))
-            worker.start()
-            writer.close()
-            running.append((reader, worker))
-        for reader, worker in running:
-            try:
-                part: _Walk | str = reader.recv()
-            except EOFError:
-                part = f"exit code {worker.exitcode}"
-            worker.join()
-            reader.close()
+            reader, writer = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the worker, measured through its parent
+                os.close(reader)
+                self._worker(root, tasks, claimed, seen, writer)  # never returns
+            os.close(writer)
+            running.append((reader, pid))
+        for reader, pid in running:
+            with os.fdopen(reader, "rb") as answer:
+                data = answer.read()
+            _, status = os.waitpid(pid, 0)
+            # Our own forked child wrote it, nothing a tree holds: safe to unpickle.
+            part: _Part | str = pickle.loads(data) if data else f"exit status {status}"  # noqa: S301
             if isinstance(part, str):  # never a silent partial number: the walk is incomplete
                 self.error(self.size.path, f"a walker failed: {part}")
                 self.stop("a walker failed")
             else:
-                self._merge(part)
+                self._merge(*part)
 
     def _worker(
         self,
@@ -238,9 +247,12 @@ class _Walk:
         tasks: list[tuple[str, int]],
         claimed: Synchronized[int],
         seen: Synchronized[int],
-        out: Connection,
-    ) -> None:
-        """In a forked worker: walk the subtrees claimed one by one, send back the totals."""
+        out: int,
+    ) -> NoReturn:
+        """In a forked worker: walk the subtrees claimed one by one, send back the totals.
+
+        It leaves by os._exit: nothing of the parent's (its threads' locks, buffers, atexit
+        handlers) is run or flushed here."""
         part = _Walk(self.size.path, self.max_entries, self.deadline, self.top, self.clock)
         part.dev, part.shared = self.dev, seen
         try:
@@ -252,22 +264,19 @@ class _Walk:
                     task = tasks[claimed.value]
                 root.subdirs = [task]
                 part.descend(root)
-            out.send(part)
+            found: _Part | str = (part.size, part.files, part.under, part.linked)
         except BaseException as exc:  # whatever it is, the parent reports the walk incomplete
-            out.send(repr(exc))
+            found = repr(exc)
+        try:
+            with os.fdopen(out, "wb") as pipe:
+                pipe.write(pickle.dumps(found))
         finally:
-            out.close()
+            os._exit(0)
 
-    def __getstate__(self) -> dict[str, object]:
-        """What a worker sends back: its totals (not the clock or the shared counter)."""
-        return {"size": self.size, "files": self.files, "under": self.under, "linked": self.linked}
-
-    def __setstate__(self, state: dict[str, object]) -> None:
-        self.__dict__.update(state)
-
-    def _merge(self, part: _Walk) -> None:
+    def _merge(
+        self, got: TreeSize, files: list[tuple[int, str]], under: dict[str, int], linked: _Linked
+    ) -> None:
         """Add a worker's totals; a hard-linked file already seen elsewhere is one file."""
-        got = part.size
         self.size.bytes += got.bytes
         self.size.files += got.files
         self.size.dirs += got.dirs
@@ -279,15 +288,15 @@ class _Walk:
         self.size.other_filesystems_named = (
             self.size.other_filesystems_named + got.other_filesystems_named
         )[:_NAMED]
-        for size, path in part.files:
+        for size, path in files:
             self._heap(size, path)
-        for top, n in part.under.items():
+        for top, n in under.items():
             self.under[top] = self.under.get(top, 0) + n
-        for ino, linked in part.linked.items():
+        for ino, one in linked.items():
             if ino in self.linked:
                 self.size.files -= 1
             else:
-                self.linked[ino] = linked
+                self.linked[ino] = one
 
     def _enter(self, parent: _Frame, name: str, ino: int) -> _Frame | None:
         path = f"{parent.path.rstrip('/')}/{name}"
