@@ -148,12 +148,21 @@ class _Walk:
         self.size.files += 1
         if st.st_nlink == 1:
             self._add(st.st_size, top, path)
-        elif st.st_ino in self.linked:
-            self.size.files -= 1
         else:
             # Below this walker's floor it cannot be one of the largest: no path kept.
             named = path if st.st_size > self._floor() else None
-            self.linked[st.st_ino] = (st.st_size, top, named)
+            self._link(st.st_ino, (st.st_size, top, named))
+
+    def _link(self, ino: int, link: tuple[int, str | None, str | None]) -> None:
+        """Count a hard-linked file once, under the first by name of the walked directory's
+        children it is seen under: the same whichever order (or worker) sees it first."""
+        seen = self.linked.get(ino)
+        if seen is None:
+            self.linked[ino] = link
+            return
+        self.size.files -= 1
+        if (link[1] or "") < (seen[1] or ""):
+            self.linked[ino] = (seen[0], link[1], seen[2] or link[2])
 
     def _add(self, size: int, top: str | None, path: str | None) -> None:
         """Bytes of one counted entry; `path` when it is a file that may be of the largest."""
@@ -292,11 +301,8 @@ class _Walk:
             self._heap(size, path)
         for top, n in under.items():
             self.under[top] = self.under.get(top, 0) + n
-        for ino, one in linked.items():
-            if ino in self.linked:
-                self.size.files -= 1
-            else:
-                self.linked[ino] = one
+        for ino, link in linked.items():
+            self._link(ino, link)
 
     def _enter(self, parent: _Frame, name: str, ino: int) -> _Frame | None:
         path = f"{parent.path.rstrip('/')}/{name}"
