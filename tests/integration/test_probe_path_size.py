@@ -334,3 +334,14 @@ def test_workers_default_to_two_at_most() -> None:
     assert params.workers == min(2, os.cpu_count() or 1)
     with pytest.raises(ValidationError, match="workers"):
         Params(paths=["/a"], max_files=1, workers=0)
+
+
+def test_the_time_bound_holds_in_parallel_workers(tmp_path: Path) -> None:
+    for d in range(2):
+        (tmp_path / str(d)).mkdir()
+        for i in range(2100):
+            (tmp_path / str(d) / str(i)).touch()
+    ticks = iter(range(10_000))
+    size = measure(str(tmp_path), max_entries=10**6, max_seconds=1.5, workers=2,
+                   clock=lambda: float(next(ticks)))  # fmt: skip
+    assert not size.complete and size.stopped == "time" and size.files < 4200
