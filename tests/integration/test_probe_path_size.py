@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import pickle
+import random
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -156,6 +157,14 @@ def shared() -> Iterator[Path]:
 
 def _as_nobody(path: Path) -> Observation:
     """walk_all in a child that has become `nobody`, so permissions bite as for a real user."""
+    obs: Observation = _nobody_does(
+        lambda: walk_all(Params(paths=[str(path)], max_bytes="1GiB"), "/", 60)[0]
+    )
+    return obs
+
+
+def _nobody_does(work: Callable[[], object]) -> Any:
+    """`work()`'s result, run in a child that has become `nobody`."""
     reader, writer = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
@@ -164,16 +173,14 @@ def _as_nobody(path: Path) -> Observation:
             os.setgroups([])
             os.setgid(NOBODY)
             os.setuid(NOBODY)
-            [obs] = walk_all(Params(paths=[str(path)], max_bytes="1GiB"), "/", 60)
-            os.write(writer, pickle.dumps(obs))
+            os.write(writer, pickle.dumps(work()))
         finally:
             os._exit(0)
     os.close(writer)
     with os.fdopen(reader, "rb") as answer:
         data = answer.read()
     os.waitpid(pid, 0)
-    obs: Observation = pickle.loads(data)
-    return obs
+    return pickle.loads(data)
 
 
 def test_unreadable_directories_inside_are_counted_and_named(shared: Path) -> None:
@@ -221,3 +228,120 @@ async def test_a_fifo_or_a_device_is_looked_at_never_opened(tmp_path: Path) -> N
     for path in (tmp_path / "pipe", Path("/dev/null")):
         obs = await size_of(path)
         assert obs.ok and obs.details["files"] == 1 and obs.value == 0
+
+
+def random_tree(root: Path, seed: int) -> None:
+    """Nested directories of files of random sizes, hard links within and across the walked
+    directory's subdirectories, symlinks to / and to files, an empty directory."""
+    rng = random.Random(seed)
+    files: list[Path] = []
+    dirs = [root]
+    for i in range(rng.randrange(2, 7)):
+        parent = rng.choice(dirs)
+        if len(parent.relative_to(root).parts) < 3:
+            (parent / f"d{i}").mkdir()
+            dirs.append(parent / f"d{i}")
+    for i in range(rng.randrange(20, 120)):
+        where = rng.choice(dirs) / f"f{i}"
+        where.write_bytes(b"x" * rng.choice([0, 1, rng.randrange(5000), rng.randrange(10**6)]))
+        files.append(where)
+    for i in range(rng.randrange(0, 8)):
+        os.link(rng.choice(files), rng.choice(dirs) / f"h{i}")
+    (rng.choice(dirs) / "up").symlink_to("/")
+    (rng.choice(dirs) / "sibling").symlink_to(rng.choice(files))
+
+
+def summary(size: tree.TreeSize) -> tuple[Any, ...]:
+    """What two walks of one tree must agree on (a hard link's path depends on the order)."""
+    return (
+        size.bytes, size.files, size.dirs, size.complete, size.errors,
+        sorted((e["path"], e["error"]) for e in size.errors_named),
+        [e.bytes for e in size.largest_files],
+        [(e.path, e.bytes) for e in size.largest_dirs],
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_parallel_workers_count_exactly_as_one_walk_and_du(tmp_path: Path, seed: int) -> None:
+    random_tree(tmp_path, seed)
+    one = measure(str(tmp_path), max_entries=10**6, max_seconds=60, workers=1)
+    for workers in (2, 3, 8):
+        many = measure(str(tmp_path), max_entries=10**6, max_seconds=60, workers=workers)
+        assert summary(many) == summary(one)
+    assert one.bytes == du(tmp_path) and one.complete and one.errors == 0
+
+
+def test_a_file_linked_under_two_workers_subtrees_is_counted_once(tmp_path: Path) -> None:
+    for name in ("a", "b", "c"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "a/big").write_bytes(b"x" * 100_000)
+    os.link(tmp_path / "a/big", tmp_path / "b/big")
+    os.link(tmp_path / "a/big", tmp_path / "c/big")
+    size = measure(str(tmp_path), max_entries=1000, max_seconds=60, workers=3)
+    assert size.files == 1 and size.bytes == du(tmp_path)
+    [largest] = size.largest_files
+    assert largest.bytes == 100_000 and largest.path in {f"{tmp_path}/{n}/big" for n in "abc"}
+
+
+def test_unreadable_directories_are_counted_alike_by_parallel_workers(shared: Path) -> None:
+    for name in ("a/in", "secret", "b/hidden", "c"):
+        (shared / name).mkdir(parents=True)
+        (shared / name / "f").write_bytes(b"f" * 10)
+    (shared / "secret").chmod(0o700)
+    (shared / "b/hidden").chmod(0o000)
+    one, two = (
+        _nobody_does(lambda w=w: measure(str(shared), max_entries=100, max_seconds=60, workers=w))
+        for w in (1, 2)
+    )
+    assert summary(two) == summary(one)
+    assert one.errors == 2 and one.files == 2
+
+
+def test_the_entry_bound_is_shared_by_parallel_workers(tmp_path: Path) -> None:
+    for d in range(3):
+        (tmp_path / str(d)).mkdir()
+        for i in range(3000):
+            (tmp_path / str(d) / str(i)).touch()
+    size = measure(str(tmp_path), max_entries=2500, max_seconds=60, workers=2)
+    assert not size.complete and size.stopped == "max_entries (2500)"
+    assert 2500 <= size.entries < 9004
+
+
+def _raise(self: tree._Walk, root: tree._Frame) -> None:
+    raise MemoryError
+
+
+def _die(self: tree._Walk, root: tree._Frame) -> None:
+    os._exit(3)
+
+
+@pytest.mark.parametrize(("failure", "why"), [(_raise, "MemoryError()"), (_die, "exit status 768")])
+def test_a_failed_worker_makes_the_walk_incomplete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: Any, why: str
+) -> None:
+    """Never a silent partial number: a walker that fails or dies is reported, the walk
+    incomplete."""
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    monkeypatch.setattr(tree._Walk, "descend", failure)
+    size = measure(str(tmp_path), max_entries=1000, max_seconds=60, workers=2)
+    assert not size.complete and size.stopped == "a walker failed"
+    assert size.errors_named[0] == {"path": str(tmp_path), "error": f"a walker failed: {why}"}
+
+
+def test_workers_default_to_two_at_most() -> None:
+    params = Params(paths=["/a"], max_files=1)
+    assert params.workers == min(2, os.cpu_count() or 1)
+    with pytest.raises(ValidationError, match="workers"):
+        Params(paths=["/a"], max_files=1, workers=0)
+
+
+def test_the_time_bound_holds_in_parallel_workers(tmp_path: Path) -> None:
+    for d in range(2):
+        (tmp_path / str(d)).mkdir()
+        for i in range(2100):
+            (tmp_path / str(d) / str(i)).touch()
+    ticks = iter(range(10_000))
+    size = measure(str(tmp_path), max_entries=10**6, max_seconds=1.5, workers=2,
+                   clock=lambda: float(next(ticks)))  # fmt: skip
+    assert not size.complete and size.stopped == "time" and size.files < 4200

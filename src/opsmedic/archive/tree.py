@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import errno
 import heapq
+import multiprocessing
 import os
+import pickle
 import stat
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from multiprocessing.sharedctypes import Synchronized
 from stat import S_ISDIR
+from typing import NoReturn
 
 # Each directory is opened relative to its parent's descriptor with O_NOFOLLOW and checked
 # against the inode its parent listed: a directory swapped for a symlink (or for another
@@ -19,7 +23,13 @@ _OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 # One descriptor is held per level being walked; deeper than this is reported, not entered.
 MAX_DEPTH = 256
 _NAMED = 5  # unreadable entries and other filesystems named; their counts are complete
-_CLOCK_EVERY = 1024  # entries between two looks at the clock
+_CLOCK_EVERY = 1024  # entries between two looks at the clock and the shared entry count
+
+
+def default_workers() -> int:
+    """Processes walking one tree at once: Python's per-entry cost, not the disk, is the
+    bottleneck of a cached tree, so a second core nearly halves the walk."""
+    return min(2, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +61,12 @@ class TreeSize:
         return self.files + self.dirs
 
 
+# Hard-linked files by inode: (size, the walked directory's child it is under, its path).
+_Linked = dict[int, tuple[int, str | None, str | None]]
+# What a worker sends back: its totals, largest files, bytes per child, hard-linked files.
+_Part = tuple[TreeSize, list[tuple[int, str]], dict[str, int], _Linked]
+
+
 class NotWalkable(OSError):
     """The path itself cannot be measured (missing, a symlink, unreadable)."""
 
@@ -71,8 +87,13 @@ def measure(
     max_seconds: float,
     top: int = 5,
     clock: Callable[[], float] = time.monotonic,
+    workers: int = 1,
 ) -> TreeSize:
-    """Walk `path` (a directory or a single file); raises NotWalkable for the path itself."""
+    """Walk `path` (a directory or a single file); raises NotWalkable for the path itself.
+
+    With `workers` > 1 the walked directory's subdirectories are shared among that many
+    forked processes, each walking whole subtrees with the same checks and shared bounds.
+    """
     started = clock()
     # O_PATH opens nothing for reading: a device or a fifo named by mistake is only looked
     # at, never opened (a tape would rewind). With O_NOFOLLOW it names a symlink itself.
@@ -92,7 +113,7 @@ def measure(
                 fd = os.open(".", _OPEN_DIR, dir_fd=where)
             except OSError as exc:
                 raise NotWalkable(exc.errno, exc.strerror or str(exc)) from None
-            walk.tree(fd, st)  # closes fd
+            walk.tree(fd, st, workers)  # closes fd
     finally:
         os.close(where)
     return walk.result(clock() - started)
@@ -108,29 +129,55 @@ class _Walk:
         self.max_entries, self.deadline, self.top, self.clock = max_entries, deadline, top, clock
         self.files: list[tuple[int, str]] = []  # a min-heap of the `top` largest
         self.under: dict[str, int] = {}  # bytes below each child of the walked directory
-        self.linked: set[int] = set()  # inodes with several links, counted once (as du does)
+        # Files with several links, counted once (as du does): inode -> (size, the walked
+        # directory's child it is under, its path if it may be one of the largest). Their
+        # bytes are added once all walkers are merged, so a link seen by two is one file.
+        self.linked: _Linked = {}
         self.dev = 0
+        # In a worker: the entries counted by every walker, and how many of ours it holds.
+        self.shared: Synchronized[int] | None = None
+        self.reported = 0
 
     def count(self, st: os.stat_result, top: str | None, where: str, name: str = "") -> None:
         """Add one entry: `where` is its path, or its directory's when `name` is given."""
-        if st.st_nlink > 1 and not stat.S_ISDIR(st.st_mode):
-            if st.st_ino in self.linked:
-                return
-            self.linked.add(st.st_ino)
-        self.size.bytes += st.st_size
-        if top is not None:
-            self.under[top] = self.under.get(top, 0) + st.st_size
-        if stat.S_ISDIR(st.st_mode):
+        path = f"{where.rstrip('/')}/{name}" if name else where
+        if S_ISDIR(st.st_mode):
             self.size.dirs += 1
+            self._add(st.st_size, top, None)
             return
         self.size.files += 1
-        if self.top and (len(self.files) < self.top or st.st_size > self.files[0][0]):
-            # The path is only made for the few that enter the list.
-            item = (st.st_size, f"{where.rstrip('/')}/{name}" if name else where)
-            if len(self.files) < self.top:
-                heapq.heappush(self.files, item)
-            else:
-                heapq.heapreplace(self.files, item)
+        if st.st_nlink == 1:
+            self._add(st.st_size, top, path)
+        else:
+            # Below this walker's floor it cannot be one of the largest: no path kept.
+            named = path if st.st_size > self._floor() else None
+            self._link(st.st_ino, (st.st_size, top, named))
+
+    def _link(self, ino: int, link: tuple[int, str | None, str | None]) -> None:
+        """Count a hard-linked file once, under the first by name of the walked directory's
+        children it is seen under: the same whichever order (or worker) sees it first."""
+        seen = self.linked.get(ino)
+        if seen is None:
+            self.linked[ino] = link
+            return
+        self.size.files -= 1
+        if (link[1] or "") < (seen[1] or ""):
+            self.linked[ino] = (seen[0], link[1], seen[2] or link[2])
+
+    def _add(self, size: int, top: str | None, path: str | None) -> None:
+        """Bytes of one counted entry; `path` when it is a file that may be of the largest."""
+        self.size.bytes += size
+        if top is not None:
+            self.under[top] = self.under.get(top, 0) + size
+        if path is not None:
+            self._heap(size, path)
+
+    def _heap(self, size: int, path: str) -> None:
+        """Keep `path` if it is one of the `top` largest files so far."""
+        if len(self.files) < self.top:
+            heapq.heappush(self.files, (size, path))
+        elif self.top and size > self.files[0][0]:
+            heapq.heapreplace(self.files, (size, path))
 
     def error(self, path: str, exc: OSError | str) -> None:
         self.size.errors += 1
@@ -141,17 +188,29 @@ class _Walk:
     def stop(self, why: str) -> None:
         self.size.complete, self.size.stopped = False, why
 
-    def tree(self, fd: int, st: os.stat_result) -> None:
-        """Walk the open directory `fd` (whose lstat is `st`); closes every descriptor."""
+    def tree(self, fd: int, st: os.stat_result, workers: int = 1) -> None:
+        """Walk the open directory `fd` (whose lstat is `st`); closes it."""
         self.dev = st.st_dev
         self.count(st, None, self.size.path)
-        stack = [_Frame(fd, self.size.path, 0, None, [])]
+        root = _Frame(fd, self.size.path, 0, None, [])
         try:
-            self._list(stack[0])
+            self._list(root)
+            if workers > 1 and len(root.subdirs) > 1 and self.size.complete:
+                self._parallel(root, workers)
+            else:
+                self.descend(root)
+        finally:
+            os.close(fd)
+
+    def descend(self, root: _Frame) -> None:
+        """Enter the subdirectories left in `root`, depth first; `root.fd` is left open."""
+        stack = [root]
+        try:
             while stack and self.size.complete:
                 frame = stack[-1]
                 if not frame.subdirs:
-                    os.close(stack.pop().fd)
+                    if stack.pop() is not root:
+                        os.close(frame.fd)
                     continue
                 name, ino = frame.subdirs.pop()
                 child = self._enter(frame, name, ino)
@@ -159,8 +218,91 @@ class _Walk:
                     stack.append(child)
                     self._list(child)
         finally:
-            for frame in stack:
+            for frame in stack[1:]:
                 os.close(frame.fd)
+
+    def _parallel(self, root: _Frame, workers: int) -> None:
+        """Share `root`'s subdirectories among forked workers (they inherit its descriptor,
+        so each opens its subtrees as this process would), then merge what they found."""
+        tasks, root.subdirs = root.subdirs, []
+        # Tasks are claimed from the end; `seen` holds every walker's entries, for the bound.
+        forked = multiprocessing.get_context("fork")  # shared memory, no helper process
+        claimed = forked.Value("q", len(tasks))
+        seen = forked.Value("q", self.size.entries)
+        running = []
+        for _ in range(min(workers, len(tasks))):
+            reader, writer = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the worker, measured through its parent
+                os.close(reader)
+                self._worker(root, tasks, claimed, seen, writer)  # never returns
+            os.close(writer)
+            running.append((reader, pid))
+        for reader, pid in running:
+            with os.fdopen(reader, "rb") as answer:
+                data = answer.read()
+            _, status = os.waitpid(pid, 0)
+            # Our own forked child wrote it, nothing a tree holds: safe to unpickle.
+            part: _Part | str = pickle.loads(data) if data else f"exit status {status}"  # noqa: S301
+            if isinstance(part, str):  # never a silent partial number: the walk is incomplete
+                self.error(self.size.path, f"a walker failed: {part}")
+                self.stop("a walker failed")
+            else:
+                self._merge(*part)
+
+    def _worker(
+        self,
+        root: _Frame,
+        tasks: list[tuple[str, int]],
+        claimed: Synchronized[int],
+        seen: Synchronized[int],
+        out: int,
+    ) -> NoReturn:
+        """In a forked worker: walk the subtrees claimed one by one, send back the totals.
+
+        It leaves by os._exit: nothing of the parent's (its threads' locks, buffers, atexit
+        handlers) is run or flushed here."""
+        part = _Walk(self.size.path, self.max_entries, self.deadline, self.top, self.clock)
+        part.dev, part.shared = self.dev, seen
+        try:
+            while part.size.complete:
+                with claimed.get_lock():
+                    if claimed.value == 0:
+                        break
+                    claimed.value -= 1
+                    task = tasks[claimed.value]
+                root.subdirs = [task]
+                part.descend(root)
+            found: _Part | str = (part.size, part.files, part.under, part.linked)
+        except BaseException as exc:  # whatever it is, the parent reports the walk incomplete
+            found = repr(exc)
+        try:
+            with os.fdopen(out, "wb") as pipe:
+                pipe.write(pickle.dumps(found))
+        finally:
+            os._exit(0)
+
+    def _merge(
+        self, got: TreeSize, files: list[tuple[int, str]], under: dict[str, int], linked: _Linked
+    ) -> None:
+        """Add a worker's totals; a hard-linked file already seen elsewhere is one file."""
+        self.size.bytes += got.bytes
+        self.size.files += got.files
+        self.size.dirs += got.dirs
+        if not got.complete and self.size.complete:
+            self.stop(got.stopped or "")
+        self.size.errors += got.errors
+        self.size.errors_named = (self.size.errors_named + got.errors_named)[:_NAMED]
+        self.size.other_filesystems += got.other_filesystems
+        self.size.other_filesystems_named = (
+            self.size.other_filesystems_named + got.other_filesystems_named
+        )[:_NAMED]
+        for size, path in files:
+            self._heap(size, path)
+        for top, n in under.items():
+            self.under[top] = self.under.get(top, 0) + n
+        for ino, link in linked.items():
+            self._link(ino, link)
 
     def _enter(self, parent: _Frame, name: str, ino: int) -> _Frame | None:
         path = f"{parent.path.rstrip('/')}/{name}"
@@ -243,7 +385,12 @@ class _Walk:
 
     def _within_bounds(self, pending: int = 0) -> bool:
         """Whether the walk may go on; `pending`: entries counted but not yet in the totals."""
-        if self.size.entries + pending >= self.max_entries:
+        entries = self.size.entries + pending
+        if self.shared is not None:  # a worker: the bound is on all walkers' entries
+            with self.shared.get_lock():
+                self.shared.value += entries - self.reported
+                self.reported, entries = entries, self.shared.value
+        if entries >= self.max_entries:
             self.stop(f"max_entries ({self.max_entries})")
         elif self.clock() >= self.deadline:
             self.stop("time")
@@ -256,6 +403,8 @@ class _Walk:
 
     def result(self, elapsed: float) -> TreeSize:
         self.size.elapsed_s = round(elapsed, 3)
+        for size, top, path in self.linked.values():
+            self._add(size, top, path)
         self.size.largest_files = [Entry(p, n) for n, p in sorted(self.files, reverse=True)]
         dirs = heapq.nlargest(self.top, self.under.items(), key=lambda kv: kv[1])
         base = self.size.path.rstrip("/")

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import ByteSize, Field, field_validator, model_validator
 
-from opsmedic.archive.tree import NotWalkable, TreeSize, measure
+from opsmedic.archive.tree import NotWalkable, TreeSize, default_workers, measure
 from opsmedic.config.types import PositiveDuration, Strict
 from opsmedic.model import Observation
 from opsmedic.plugins import ProbeContext, ProbeSpec
@@ -32,6 +32,12 @@ class Params(Strict):
         None, description="time per check for all paths (default: 80% of the probe's timeout)"
     )
     top: int = Field(5, ge=0, le=50, description="largest files and subdirectories listed")
+    workers: int = Field(
+        default_factory=default_workers,
+        ge=1,
+        le=64,
+        description="processes walking a tree at once (default: 2, or 1 on a single CPU)",
+    )
 
     @field_validator("paths")
     @classmethod
@@ -112,6 +118,7 @@ def walk_all(params: Params, base: str, budget: float) -> list[Observation]:
                 max_entries=params.max_entries,
                 max_seconds=max(0.0, deadline - time.monotonic()),
                 top=params.top,
+                workers=params.workers,
             )
         except NotWalkable as exc:
             observations.append(failed(path, exc))
