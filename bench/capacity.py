@@ -7,10 +7,12 @@ tree as a whole command (a process of its own, start-up included): opsmedic's wa
 times with a warm page cache and, where /proc/sys/vm/drop_caches may be written, as many
 times cold (caches dropped before each run; otherwise the cold figures say "warm only").
 Both must report the same byte count. Peak RSS is opsmedic's walk process's. The last line
-of stdout is one JSON object; `scale_out_s` (part b, scaling out through nginx) is filled
-by bench/_scale_out.py where that part exists.
+of stdout is one JSON object. Part (b), `scale_out_s`, is bench/_scale_out.py: scaling out
+through a real nginx under a bounded load, from the latency breach to the new instance
+serving, `--trials` times, with the instance's own start time measured alone in the same run
+(`--trials 0` leaves it out; it needs Debian's nginx, and says so when absent).
 
-    .venv/bin/python bench/capacity.py [--files 1000000] [--runs 3] [--keep]
+    .venv/bin/python bench/capacity.py [--files 1000000] [--runs 3] [--keep] [--trials 10]
 """
 
 from __future__ import annotations
@@ -136,6 +138,7 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the tree (and reuse it)")
     parser.add_argument("--workers", type=int, default=default_workers(),
                         help="the walk's processes (default: the probe's)")  # fmt: skip
+    parser.add_argument("--trials", type=int, default=10, help="scale-outs (0: none)")
     parser.add_argument("--walk", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.walk:
@@ -173,6 +176,15 @@ def main() -> int:
         },
         "scale_out_s": None,
     }
+    if args.trials > 0:
+        if shutil.which("nginx") is None:
+            log("scale-out: nginx is not installed (apt-get install nginx): left out")
+        else:
+            from _scale_out import measure_scale_out
+
+            scaled = measure_scale_out(args.trials)
+            result["scale_out_s"] = scaled.pop("scale_out_s")
+            result["scale_out"] = scaled  # instance start alone, probe interval, goal
     print(json.dumps(result))
     return 0
 
