@@ -127,7 +127,9 @@ class Timeslices(Strict):
     """Time-slice budgeting: a slice is good when its good ratio reaches `good_ratio`."""
 
     slice: Duration = Field(default=60.0, description="slice length, whole minutes")
-    good_ratio: float = Field(default=0.99, gt=0, le=1, description="of a slice's samples")
+    good_ratio: float = Field(
+        default=0.99, gt=0, le=1, allow_inf_nan=False, description="of a slice's samples"
+    )
     # A slice without samples (probing stopped, the host was down) is not silently good.
     empty: Literal["good", "bad", "skip"] = Field(
         default="skip", description="how a slice with no samples counts: good, bad, or not at all"
@@ -144,7 +146,9 @@ class SloConfig(Strict):
     service: str = ""
     description: str = ""
     sli: Sli
-    objective: float = Field(description="percent good, e.g. 99.9; strictly between 0 and 100")
+    objective: float = Field(
+        allow_inf_nan=False, description="percent good, e.g. 99.9; strictly between 0 and 100"
+    )
     window: str = Field(default="30d", description="rolling (e.g. 30d, 28d) or `month` (UTC)")
     budgeting: Literal["occurrences", "timeslices"] = "occurrences"
     timeslices: Timeslices | None = None
