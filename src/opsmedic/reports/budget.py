@@ -3,7 +3,7 @@ minutes it summed, and the SLOs' burn-down charts (reports.postmortem.BudgetHook
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 
 from opsmedic.lifecycle import milestones
@@ -33,17 +33,28 @@ def samples_key(slo: str, first: int, last: int) -> str:
 
 
 class SloBudget:
-    """A BudgetHook: the SLOs of the services (or resources) an incident's events name,
-    measured over the incident (opening to resolution, or `now()` while open); `uses` keeps
-    what the last draft showed, for its charts."""
+    """A BudgetHook: the SLOs of the services (or resources) an incident's events name, and
+    those reading a probe whose readings are among its events (`readers`: a reading's source
+    and kind, its probe's type and name → those SLOs' names), measured over the incident
+    (opening to resolution, or `now()` while open); `uses` keeps what the last draft showed,
+    for its charts."""
 
-    def __init__(self, measure: Measure, series: Series, now: Callable[[], float]) -> None:
+    def __init__(
+        self, measure: Measure, series: Series, now: Callable[[], float],
+        readers: Mapping[tuple[str, str], Sequence[str]] | None = None,
+    ) -> None:  # fmt: skip
         self._measure, self._series, self._now = measure, series, now
+        self._readers = readers or {}
         self.uses: list[BudgetUse] = []
 
     def __call__(self, story: Story, cites: Citations) -> list[str]:
         found = affected(story, cites)
         named = {**found["resources"], **found["services"]}
+        for event in story.events.values():
+            for slo in self._readers.get((event.source, event.kind), ()):
+                cited = named.setdefault(slo, [])
+                if (ref := cites.cite("events", event.id)) not in cited:
+                    cited.append(ref)
         refs = " ".join(dict.fromkeys(r for refs in named.values() for r in refs))
         inc = cites.cite("incidents", story.incident.id)
         if not named:

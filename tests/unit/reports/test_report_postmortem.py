@@ -18,10 +18,10 @@ from opsmedic.errors import NotFoundError
 from opsmedic.reports.budget import SloBudget
 from opsmedic.reports.drafts import draft_due, write_draft
 from opsmedic.reports.markdown import esc, secs, when
-from opsmedic.slo.budget_use import budget_uses, use_burndown
+from opsmedic.slo.budget_use import budget_uses, probe_readers, use_burndown
 from opsmedic.store import Store
 from opsmedic.store import schema as s
-from report_scenes import incident_scene
+from report_scenes import incident_scene, probe_incident
 from store_fixtures import T0
 
 _CITE = re.compile(r"\[\^(\d+)\]")
@@ -92,6 +92,8 @@ def trace(store: Store, markdown: str) -> int:
         if line.startswith(("> **Still", "|---", "| time |", "| metric |", "| rule |",
                             "- SLO budget consumed: not measured")):  # fmt: skip
             continue  # the banner says when it was read; table heads; no figure
+        if line.endswith(": none named by its events and runs"):
+            continue  # no figure, nothing to cite
         cited = [rows[n] for n in _CITE.findall(line)]
         values = _STAMP.findall(line) + _DURATION.findall(line) + _COUNT.findall(line)
         if line.startswith(("- ", "| ", "  - ")) or values:
@@ -284,6 +286,32 @@ def test_a_gap_during_the_incident_is_no_good_time(store: Store) -> None:
         markdown
     )
     assert "(a gap in its measuring, not counted as good); 50.0 bad requests allowed" in markdown
+
+
+def test_a_probes_own_incident_is_measured_by_the_slos_reading_that_probe(store: Store) -> None:
+    """The readings of probe info name no service: the SLO whose SLI reads info measures
+    the incident all the same, its line traced to the readings and the sample minutes; an SLO
+    of another probe is not shown."""
+    m = int(T0 // 60)
+    store.slo_samples.add({("info-fast", minute): [90 if m <= minute <= m + 5 else 100, 100, 0]
+                           for minute in range(m - 600, m + 30)})  # fmt: skip
+    slos = [SloConfig.model_validate({"name": name, "objective": 99.5, "window": "1d",
+                                      "sli": {"latency": {"probe": probe, "threshold": "50ms"}}})
+            for name, probe in (("info-fast", "info"), ("data-fast", "data"))]  # fmt: skip
+    readers = probe_readers(slos, {"info": "http", "data": "http"})
+    budget = SloBudget(partial(budget_uses, slos, store.slo_samples),
+                       partial(use_burndown, slos, store.slo_samples), lambda: T0 + 1000,
+                       readers)  # fmt: skip
+    markdown = write_draft(store, probe_incident(store), T0 + 1000, budget=budget).markdown
+    assert trace(store, markdown) > 0
+    impact = markdown.split("## Impact")[1].split("## Timeline")[0]
+    assert "not measured" not in impact
+    assert (
+        "SLO info-fast (service -, objective 99.5 %, window 1d): 60 bad of 600 requests "
+        "in the minutes 2023-11-14 22:13:00 to 2023-11-14 22:18:00 UTC"
+    ) in impact
+    assert "data-fast" not in impact
+    assert [u.slo for u in budget.uses] == ["info-fast"]
 
 
 def test_an_unknown_incident_is_named(store: Store) -> None:
