@@ -96,7 +96,7 @@ def markdown(summary: Oncall, charts: dict[str, str] | None = None) -> str:
     out += ["## Noisiest alerts", ""]
     alerts = [[esc(_name(event)), esc(event.host), esc(event.fingerprint), str(count),
                cites.cite("events", event.id)] for event, count in summary.alerts]  # fmt: skip
-    columns = ["alert", "host", "fingerprint", "events", "example"]
+    columns = ["alert", "host", "fingerprint", "fired", "example"]
     out += [*table(columns, alerts), ""] if alerts else ["No alert.", ""]
     out += ["## Remediations that failed or escalated", ""]
     cut_failed = sum(summary.rule_failures.values())
@@ -153,7 +153,7 @@ def as_json(summary: Oncall) -> dict[str, Any]:
         "noisiest_rules": [{"rule": r, "runs": n, "failed": summary.rule_failures[r]}
                            for r, n in summary.rules.most_common(NOISIEST)],
         "noisiest_alerts": [{"alert": _name(e), "host": e.host, "fingerprint": e.fingerprint,
-                             "events": n, "example_event": e.id} for e, n in summary.alerts],
+                             "fired": n, "example_event": e.id} for e, n in summary.alerts],
         "failed_runs": [{"id": r.id, "rule": r.rule, "target": r.target, "state": r.state,
                          "created_at": r.created_at} for r in summary.failed],
         "escalations": [{"id": e.id, "time": e.time, "rule": e.labels.get("rule", ""),
