@@ -3,6 +3,7 @@ minutes it summed, and the SLOs' burn-down charts (reports.postmortem.BudgetHook
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 
@@ -94,11 +95,19 @@ def _line(use: BudgetUse, cites: Citations) -> str:
     to = f"its window to {when(use.window_last * 60)} UTC"
     if use.allowed is None:
         return f"{what}: no data: no samples in {to} {period}, nor in {minutes} {span}"
+    allowed = f"{_amount(use.allowed)} bad {use.unit} allowed in {to} {period}"
     if use.total == 0 and use.bad == 0:
         return (f"{what}: no samples in {minutes} {span} (a gap in its measuring, not counted "
-                f"as good); {use.allowed:.1f} bad {use.unit} allowed in {to} {period}")  # fmt: skip
+                f"as good); {allowed}")  # fmt: skip
     share = 100 * use.bad / use.allowed
     noun = "requests" if use.unit == "requests" else "minutes (in bad time slices)"
     spent = f"{use.bad} bad of {use.total} {noun} in {minutes} {span}"
-    allowed = f"{use.allowed:.1f} bad {use.unit} allowed in {to} {period}"
     return f"{what}: {spent}: {share:.2f} % of the period's budget, {allowed}"
+
+
+def _amount(allowed: float) -> str:
+    """The bad requests (or minutes) allowed, with the digits to re-derive the percent shown
+    from it (six significant digits, never an exponent): 0.162, not 0.2; 303, not 303.0."""
+    digits = 5 - math.floor(math.log10(abs(allowed))) if allowed else 0
+    shown = f"{allowed:.{max(digits, 0)}f}"
+    return shown.rstrip("0").rstrip(".") if "." in shown else shown

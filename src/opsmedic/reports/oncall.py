@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opsmedic.model import Event, Incident, RunState
-from opsmedic.reports.markdown import Citations, esc, secs, table, when
+from opsmedic.reports.markdown import Citations, count, esc, secs, table, when
 from opsmedic.store.report_rows import Ending
 from opsmedic.store.run_counts import FailedRun
 from opsmedic.store.store import Store
@@ -72,10 +72,10 @@ def markdown(summary: Oncall, charts: dict[str, str] | None = None) -> str:
     n = len(summary.incidents)
     cut = f" (the first {n} of {summary.incidents_total})" if n < summary.incidents_total else ""
     out = [f"# On-call summary, {when(summary.since)} to {when(summary.until)} UTC", "",
-           f"{summary.incidents_total} incidents{cut}, "
-           f"{sum(summary.runs.values())} runs ("
+           f"{count(summary.incidents_total, 'incident')}{cut}, "
+           f"{count(sum(summary.runs.values()), 'run')} ("
            + (", ".join(f"{c} {s}" for s, c in sorted(summary.runs.items())) or "none") + "), "
-           f"{len(summary.escalations)} escalations.", "", "## Incidents", ""]  # fmt: skip
+           f"{count(len(summary.escalations), 'escalation')}.", "", "## Incidents", ""]  # fmt: skip
     rows = []
     for i, (incident, ending) in enumerate(summary.incidents, 1):
         ttm = summary.ttm(incident, ending)

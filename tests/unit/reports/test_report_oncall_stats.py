@@ -54,6 +54,7 @@ def test_oncall_summary_of_a_window(store: Store) -> None:
         in text
     )
     assert "escalated (limit)" in text and "| restart-app | web-1 | failed |" in text
+    assert "1 incident, 2 runs (1 failed, 1 succeeded), 1 escalation." in text
     assert oncall.summarize(store, T0 + 3600, T0 + 7200).incidents == []  # window honoured
 
 
