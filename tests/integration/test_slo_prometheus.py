@@ -8,30 +8,16 @@ import asyncio
 import contextlib
 import time
 from pathlib import Path
-from typing import Any
 
 from opsmedic.config.slos import SloConfig
 from opsmedic.slo.prometheus_sli import CATCH_UP_MIN, LAG_S, PrometheusSlis
 from opsmedic.slo.watch import SloWatch, statuses
 from opsmedic.store.store import Store
 from services_prometheus import openmetrics, running_prometheus
+from slo_helpers import Log, call
 
 REQUESTS = "sum(increase(slo_requests_total[{{.window}}]))"
 ERRORS = "sum(increase(slo_errors_total[{{.window}}]))"
-
-
-class Log:
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, dict[str, Any]]] = []
-
-    def warning(self, event: str, **fields: Any) -> None:
-        self.lines.append((event, fields))
-
-    error = warning
-
-
-async def call(fn: Any, *args: Any) -> Any:
-    return fn(*args)
 
 
 def slo(name: str, url: str, **queries: str) -> SloConfig:

@@ -10,25 +10,12 @@ from opsmedic.errors import StoreError
 from opsmedic.model import Event, Status
 from opsmedic.slo.watch import SloWatch
 from opsmedic.store import Store
+from slo_helpers import Log, call
 from store_fixtures import T0
 
 M = int(T0 // 60)
 # An hour of nothing but errors pages on both page tiers.
 PAGED = [("1h", Status.FIRING), ("6h", Status.FIRING)]
-
-
-class Log:
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, dict[str, Any]]] = []
-
-    def warning(self, event: str, **fields: Any) -> None:
-        self.lines.append((event, fields))
-
-    error = warning
-
-
-async def call(fn: Any, *args: Any) -> Any:
-    return fn(*args)
 
 
 class RefusingOnce:
