@@ -84,3 +84,19 @@ def incident_scene(store: Store, *, resolve: bool = True, **labels: str) -> Scen
         tracker.observe(resolved, changes)
         store.record([resolved], [], incidents=IncidentRows.of(changes))
     return Scene(fired.incident_id, fired, fix, failed, deployment)
+
+
+def probe_incident(store: Store, probe: str = "info", *, resolve: bool = True) -> str:
+    """An http probe's own incident (its readings: source http, kind the probe's name), slow
+    from T0, answering in time again at T0 + 300 (unless `resolve`); never acknowledged; its
+    id."""
+    tracker = IncidentTracker(Grouping({}))
+    readings = [(Status.FIRING, T0), (Status.RESOLVED, T0 + 300)][: 2 if resolve else 1]
+    for status, at in readings:
+        reading = Event(source="http", kind=probe, resource=f"http://127.0.0.1:8000/{probe}",
+                        host="web-1", status=status, time=at, value=900.0)  # fmt: skip
+        changes = IncidentChanges()
+        tracker.observe(reading, changes)
+        store.record([reading], [], incidents=IncidentRows.of(changes))
+    assert reading.incident_id is not None
+    return reading.incident_id

@@ -283,12 +283,14 @@ def slo_budget(config: Config, store: Store, now: Callable[[], float]) -> SloBud
     from functools import partial
 
     from opsmedic.reports.budget import SloBudget
-    from opsmedic.slo.budget_use import budget_uses, use_burndown
+    from opsmedic.slo.budget_use import budget_uses, probe_readers, use_burndown
 
     if not config.slos:
         return None
     slos, samples = config.slos, store.slo_samples
-    return SloBudget(partial(budget_uses, slos, samples), partial(use_burndown, slos, samples), now)
+    readers = probe_readers(slos, {p.name: p.type for p in config.probes})
+    return SloBudget(partial(budget_uses, slos, samples), partial(use_burndown, slos, samples),
+                     now, readers)  # fmt: skip
 
 
 def _seed_flags(store: Store, config: Config, config_path: Path | None, clock: Clock) -> None:

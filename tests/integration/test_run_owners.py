@@ -94,8 +94,16 @@ def test_a_live_services_run_survives_a_replay_and_a_second_run_on_its_port(
         _replay(config, '{"source": "elsewhere", "kind": "unrelated"}\n')
         assert store.get_run(running.id).state is RunState.RUNNING
         marker = tmp_path / "probe-ran"
+        # An SLO of the second run's burning its whole budget: started, its watch would page.
+        now = int(time.time() // 60)
+        store.slo_samples.add({("burning", m): [0, 100, 0] for m in range(now - 59, now + 1)})
+        burning = {
+            "name": "burning",
+            "objective": 99,
+            "sli": {"events": {"total": ["source=lb"], "bad": ["severity=critical"]}},
+        }
         second = _config(tmp_path, store_url, "second.yaml",
-                         api={"host": "127.0.0.1", "port": int(port)},
+                         api={"host": "127.0.0.1", "port": int(port)}, slos=[burning],
                          probes=[{"name": "mark", "type": "command", "interval": "0.2s",
                                   "params": {"argv": ["touch", str(marker)]}}])  # fmt: skip
         busy = subprocess.run([*OPSMEDIC, "run", "-c", str(second)], env=_env(),
@@ -105,6 +113,7 @@ def test_a_live_services_run_survives_a_replay_and_a_second_run_on_its_port(
             f"error the API cannot listen on 127.0.0.1:{port}: address already in use"
         ]
         assert not marker.exists()
+        assert store.list_events(kind="slo_burn") == []
         assert store.get_run(running.id).state is RunState.RUNNING
         (tmp_path / "RELEASE").touch()
         done = _until(lambda: _the_run(store, RunState.SUCCEEDED), "the live run succeeded")

@@ -8,30 +8,16 @@ import asyncio
 import contextlib
 import time
 from pathlib import Path
-from typing import Any
 
 from opsmedic.config.slos import SloConfig
 from opsmedic.slo.prometheus_sli import CATCH_UP_MIN, LAG_S, PrometheusSlis
 from opsmedic.slo.watch import SloWatch, statuses
 from opsmedic.store.store import Store
 from services_prometheus import openmetrics, running_prometheus
+from slo_helpers import Log, call
 
 REQUESTS = "sum(increase(slo_requests_total[{{.window}}]))"
 ERRORS = "sum(increase(slo_errors_total[{{.window}}]))"
-
-
-class Log:
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, dict[str, Any]]] = []
-
-    def warning(self, event: str, **fields: Any) -> None:
-        self.lines.append((event, fields))
-
-    error = warning
-
-
-async def call(fn: Any, *args: Any) -> Any:
-    return fn(*args)
 
 
 def slo(name: str, url: str, **queries: str) -> SloConfig:
@@ -58,6 +44,8 @@ async def test_minutes_read_from_a_real_prometheus_and_gaps_never_good(tmp_path:
             slo("api-good", url, good=f"{REQUESTS} - {ERRORS}"),
             slo("empty", url, total="sum(increase(nope_total[{{.window}}]))", bad=ERRORS),
             slo("nan", url, total=f"{REQUESTS} * 0 / 0", bad=ERRORS),
+            slo("inf", url, total=f"{REQUESTS} / 0", bad=ERRORS),
+            slo("huge", url, total=f"{REQUESTS} * 1e300", bad=ERRORS),
             slo("away", "http://127.0.0.1:9", bad=ERRORS),
             slo("broken", url, total="sum(increase(slo_requests_total[{{.window}}])", bad=ERRORS),
         ]
@@ -74,14 +62,16 @@ async def test_minutes_read_from_a_real_prometheus_and_gaps_never_good(tmp_path:
     expected = {m: rows[m] for m in read if m not in (missing, missing + 1)}
     assert store.slo_samples.minutes("api", read[0] - 30, last + 5) == expected
     assert store.slo_samples.minutes("api-good", read[0] - 30, last + 5) == expected
-    for name in ("empty", "nan", "away", "broken"):
+    for name in ("empty", "nan", "inf", "huge", "away", "broken"):
         assert store.slo_samples.minutes(name, read[0], last) == {}
     # Two hours later every SLO read 120 more minutes, past the backfill: empty vectors.
     assert reader.gaps == {"api": 2 + 120, "api-good": 2 + 120, "empty": 180, "nan": 60 + 120,
-                           "away": 120, "broken": 180}  # fmt: skip
+                           "inf": 60 + 120, "huge": 60 + 120, "away": 120, "broken": 180}  # fmt: skip
     said = {(event, f["slo"], f["minute"] // 60): f["error"] for event, f in log.lines}
     assert "no series (empty vector)" in said[("slo.prometheus_gap", "api", missing)]
     assert "nan, not a count" in said[("slo.prometheus_gap", "nan", last)]
+    assert "inf, not a count" in said[("slo.prometheus_gap", "inf", last)]
+    assert "more than a minute's count may be (1e+12)" in said[("slo.prometheus_gap", "huge", last)]
     assert "query failed: 400 " in said[("slo.prometheus_gap", "broken", last)]
     first = read[0]
     assert said[("slo.prometheus_away", "away", first)].startswith("query failed: ConnectError")

@@ -52,7 +52,14 @@ def check_slos(config: Config, located: Located) -> list[Problem]:
             problems += exc.problems
             continue
         names = {s.name for s in config.slos}
-        for slo, where in read_openslo(documents, probe_types, problems):
+        before = len(problems)
+        found = read_openslo(documents, probe_types, problems)
+        if len(problems) == before and not any(
+            isinstance(d.data, dict) and d.data.get("kind") == "SLO" for d in documents
+        ):  # a file of nothing, or of Services only, is a mistake: say so
+            problems.append(located.problem(("openslo", n), f"{full}: no kind: SLO document "
+                                            "(the file declares no SLO)"))  # fmt: skip
+        for slo, where in found:
             if slo.name in names:
                 problems.append(where.problem(("metadata", "name"),
                                               f"duplicate SLO name {slo.name!r}"))  # fmt: skip

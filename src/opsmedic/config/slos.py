@@ -27,6 +27,11 @@ CALENDAR = ("month",)
 _KINDS = ("availability", "latency", "events", "prometheus")
 # Sloth's placeholder for a query's range: a Prometheus SLI's queries are evaluated over 1m.
 WINDOW = "{{.window}}"
+# The longest rolling window: its minutes are summed at each budget read (and 400 days of the
+# largest minute counts still sum within a 64-bit integer: slo/prometheus_sli.py).
+MAX_WINDOW_S = 400 * 86400.0
+# The smallest objective, in percent: below it an SLO asks next to nothing.
+MIN_OBJECTIVE = 0.001
 # Probe types whose reading's value is a latency in milliseconds.
 LATENCY_PROBES = ("http",)
 
@@ -127,7 +132,9 @@ class Timeslices(Strict):
     """Time-slice budgeting: a slice is good when its good ratio reaches `good_ratio`."""
 
     slice: Duration = Field(default=60.0, description="slice length, whole minutes")
-    good_ratio: float = Field(default=0.99, gt=0, le=1, description="of a slice's samples")
+    good_ratio: float = Field(
+        default=0.99, gt=0, le=1, allow_inf_nan=False, description="of a slice's samples"
+    )
     # A slice without samples (probing stopped, the host was down) is not silently good.
     empty: Literal["good", "bad", "skip"] = Field(
         default="skip", description="how a slice with no samples counts: good, bad, or not at all"
@@ -144,7 +151,9 @@ class SloConfig(Strict):
     service: str = ""
     description: str = ""
     sli: Sli
-    objective: float = Field(description="percent good, e.g. 99.9; strictly between 0 and 100")
+    objective: float = Field(
+        allow_inf_nan=False, description="percent good, e.g. 99.9; strictly between 0 and 100"
+    )
     window: str = Field(default="30d", description="rolling (e.g. 30d, 28d) or `month` (UTC)")
     budgeting: Literal["occurrences", "timeslices"] = "occurrences"
     timeslices: Timeslices | None = None
@@ -170,6 +179,9 @@ class SloConfig(Strict):
             )
         if value <= 0:
             raise ValueError(f"objective {value:g} %: give a percentage above 0, e.g. 99.9")
+        if value < MIN_OBJECTIVE:
+            raise ValueError(f"objective {value:g} %: below {MIN_OBJECTIVE:g} %, which asks "
+                             "next to nothing; give at least that, e.g. 90")  # fmt: skip
         return value
 
     @field_validator("window")
@@ -177,7 +189,10 @@ class SloConfig(Strict):
     def _window(cls, value: str) -> str:
         if value in CALENDAR:
             return value
-        whole_minutes(parse_duration(value), "window")
+        seconds = whole_minutes(parse_duration(value), "window")
+        if seconds > MAX_WINDOW_S:
+            raise ValueError(f"window {value}: at most 400d (its minutes are summed "
+                             "at every budget read)")  # fmt: skip
         return value
 
     @model_validator(mode="after")
@@ -186,6 +201,13 @@ class SloConfig(Strict):
             self.timeslices = Timeslices()
         if self.budgeting == "occurrences" and self.timeslices is not None:
             raise ValueError("timeslices is for budgeting: timeslices")
+        if self.timeslices is not None:
+            # A month is whole days: a slice that divides a day divides every month.
+            length = self.rolling_s or 86400.0
+            if length % self.timeslices.slice:
+                whole = f"window {self.window}" if self.rolling_s else "day (of a month window)"
+                raise ValueError(f"timeslices.slice {self.timeslices.slice / MINUTE:g}m does "
+                                 f"not divide the {whole} into whole slices")  # fmt: skip
         return self
 
     @property

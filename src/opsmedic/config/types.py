@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 from pathlib import Path
@@ -24,6 +25,8 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(f"expected a duration like 30s, 10m, 1h, got {value!r}")
     if isinstance(value, int | float):
+        if not math.isfinite(value):  # YAML's .nan and .inf are floats
+            raise ValueError(f"a duration is a finite number: {value!r}")
         if value < 0:
             raise ValueError(f"a duration cannot be negative: {value!r}")
         return float(value)

@@ -3,7 +3,8 @@ minutes it summed, and the SLOs' burn-down charts (reports.postmortem.BudgetHook
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+import math
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime
 
 from opsmedic.lifecycle import milestones
@@ -33,17 +34,28 @@ def samples_key(slo: str, first: int, last: int) -> str:
 
 
 class SloBudget:
-    """A BudgetHook: the SLOs of the services (or resources) an incident's events name,
-    measured over the incident (opening to resolution, or `now()` while open); `uses` keeps
-    what the last draft showed, for its charts."""
+    """A BudgetHook: the SLOs of the services (or resources) an incident's events name, and
+    those reading a probe whose readings are among its events (`readers`: a reading's source
+    and kind, its probe's type and name → those SLOs' names), measured over the incident
+    (opening to resolution, or `now()` while open); `uses` keeps what the last draft showed,
+    for its charts."""
 
-    def __init__(self, measure: Measure, series: Series, now: Callable[[], float]) -> None:
+    def __init__(
+        self, measure: Measure, series: Series, now: Callable[[], float],
+        readers: Mapping[tuple[str, str], Sequence[str]] | None = None,
+    ) -> None:  # fmt: skip
         self._measure, self._series, self._now = measure, series, now
+        self._readers = readers or {}
         self.uses: list[BudgetUse] = []
 
     def __call__(self, story: Story, cites: Citations) -> list[str]:
         found = affected(story, cites)
         named = {**found["resources"], **found["services"]}
+        for event in story.events.values():
+            for slo in self._readers.get((event.source, event.kind), ()):
+                cited = named.setdefault(slo, [])
+                if (ref := cites.cite("events", event.id)) not in cited:
+                    cited.append(ref)
         refs = " ".join(dict.fromkeys(r for refs in named.values() for r in refs))
         inc = cites.cite("incidents", story.incident.id)
         if not named:
@@ -83,11 +95,19 @@ def _line(use: BudgetUse, cites: Citations) -> str:
     to = f"its window to {when(use.window_last * 60)} UTC"
     if use.allowed is None:
         return f"{what}: no data: no samples in {to} {period}, nor in {minutes} {span}"
+    allowed = f"{_amount(use.allowed)} bad {use.unit} allowed in {to} {period}"
     if use.total == 0 and use.bad == 0:
         return (f"{what}: no samples in {minutes} {span} (a gap in its measuring, not counted "
-                f"as good); {use.allowed:.1f} bad {use.unit} allowed in {to} {period}")  # fmt: skip
+                f"as good); {allowed}")  # fmt: skip
     share = 100 * use.bad / use.allowed
     noun = "requests" if use.unit == "requests" else "minutes (in bad time slices)"
     spent = f"{use.bad} bad of {use.total} {noun} in {minutes} {span}"
-    allowed = f"{use.allowed:.1f} bad {use.unit} allowed in {to} {period}"
     return f"{what}: {spent}: {share:.2f} % of the period's budget, {allowed}"
+
+
+def _amount(allowed: float) -> str:
+    """The bad requests (or minutes) allowed, with the digits to re-derive the percent shown
+    from it (six significant digits, never an exponent): 0.162, not 0.2; 303, not 303.0."""
+    digits = 5 - math.floor(math.log10(abs(allowed))) if allowed else 0
+    shown = f"{allowed:.{max(digits, 0)}f}"
+    return shown.rstrip("0").rstrip(".") if "." in shown else shown

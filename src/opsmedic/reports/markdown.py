@@ -29,6 +29,11 @@ def when(ts: float | None) -> str:
         return f"{ts:g}"
 
 
+def count(n: int, noun: str) -> str:
+    """`n` and the noun, plural unless one: 1 event, 2 events, 0 flaps."""
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def secs(value: float) -> str:
     """A duration in seconds, to a tenth (the reports' one spelling of a duration)."""
     return f"{value:.1f} s"

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from opsmedic.model import Event, Incident, RunState
-from opsmedic.reports.markdown import Citations, esc, secs, table, when
+from opsmedic.reports.markdown import Citations, count, esc, secs, table, when
 from opsmedic.store.report_rows import Ending
 from opsmedic.store.run_counts import FailedRun
 from opsmedic.store.store import Store
@@ -72,10 +72,10 @@ def markdown(summary: Oncall, charts: dict[str, str] | None = None) -> str:
     n = len(summary.incidents)
     cut = f" (the first {n} of {summary.incidents_total})" if n < summary.incidents_total else ""
     out = [f"# On-call summary, {when(summary.since)} to {when(summary.until)} UTC", "",
-           f"{summary.incidents_total} incidents{cut}, "
-           f"{sum(summary.runs.values())} runs ("
+           f"{count(summary.incidents_total, 'incident')}{cut}, "
+           f"{count(sum(summary.runs.values()), 'run')} ("
            + (", ".join(f"{c} {s}" for s, c in sorted(summary.runs.items())) or "none") + "), "
-           f"{len(summary.escalations)} escalations.", "", "## Incidents", ""]  # fmt: skip
+           f"{count(len(summary.escalations), 'escalation')}.", "", "## Incidents", ""]  # fmt: skip
     rows = []
     for i, (incident, ending) in enumerate(summary.incidents, 1):
         ttm = summary.ttm(incident, ending)
@@ -96,7 +96,7 @@ def markdown(summary: Oncall, charts: dict[str, str] | None = None) -> str:
     out += ["## Noisiest alerts", ""]
     alerts = [[esc(_name(event)), esc(event.host), esc(event.fingerprint), str(count),
                cites.cite("events", event.id)] for event, count in summary.alerts]  # fmt: skip
-    columns = ["alert", "host", "fingerprint", "events", "example"]
+    columns = ["alert", "host", "fingerprint", "fired", "example"]
     out += [*table(columns, alerts), ""] if alerts else ["No alert.", ""]
     out += ["## Remediations that failed or escalated", ""]
     cut_failed = sum(summary.rule_failures.values())
@@ -153,7 +153,7 @@ def as_json(summary: Oncall) -> dict[str, Any]:
         "noisiest_rules": [{"rule": r, "runs": n, "failed": summary.rule_failures[r]}
                            for r, n in summary.rules.most_common(NOISIEST)],
         "noisiest_alerts": [{"alert": _name(e), "host": e.host, "fingerprint": e.fingerprint,
-                             "events": n, "example_event": e.id} for e, n in summary.alerts],
+                             "fired": n, "example_event": e.id} for e, n in summary.alerts],
         "failed_runs": [{"id": r.id, "rule": r.rule, "target": r.target, "state": r.state,
                          "created_at": r.created_at} for r in summary.failed],
         "escalations": [{"id": e.id, "time": e.time, "rule": e.labels.get("rule", ""),

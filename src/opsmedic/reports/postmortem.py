@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from opsmedic.lifecycle import KINDS, milestones
 from opsmedic.model import IncidentStatus
-from opsmedic.reports.markdown import TO_FILL, Citations, esc, secs, table, when
+from opsmedic.reports.markdown import TO_FILL, Citations, count, esc, secs, table, when
 from opsmedic.store.report_rows import Line, Story
 
 # Where the SLO work (issue 18's SLOs, branch `slo`) puts the budget an incident consumed:
@@ -78,8 +78,8 @@ def _impact(story: Story, cites: Citations, inc: str, budget: BudgetHook | None)
     else:
         duration = (f"{secs(resolved.time - incident.opened_at)} from opening to resolution "
                     f"{inc} {cites.cite('timeline', resolved.id)}")  # fmt: skip
-    out = ["## Impact", "", f"- Duration: {duration}",
-           f"- {incident.events} events, {incident.flaps} flaps {inc}"]  # fmt: skip
+    counts = f"{count(incident.events, 'event')}, {count(incident.flaps, 'flap')}"
+    out = ["## Impact", "", f"- Duration: {duration}", f"- {counts} {inc}"]
     for name, values in affected(story, cites).items():
         shown = ", ".join(f"{esc(v)} {' '.join(refs)}" for v, refs in values.items())
         out.append(f"- Affected {name}: {shown or 'none named by its events and runs'}")
@@ -87,8 +87,8 @@ def _impact(story: Story, cites: Citations, inc: str, budget: BudgetHook | None)
     for alert in story.alerts:
         ref = cites.cite("incident_alerts", f"{incident.id} {alert.fingerprint}")
         seen = f"first {when(alert.first_seen)}, last {when(alert.last_seen)} UTC"
-        out.append(f"  - {esc(alert.fingerprint)}: {esc(alert.status)}, {alert.events} events, "
-                   f"{seen} {ref}")  # fmt: skip
+        events = count(alert.events, "event")
+        out.append(f"  - {esc(alert.fingerprint)}: {esc(alert.status)}, {events}, {seen} {ref}")
     if budget is None:
         out.append("- SLO budget consumed: not measured (no SLO is defined for this report yet)")
     else:
@@ -147,9 +147,11 @@ def _metrics(story: Story, cites: Citations) -> list[str]:
              f"detected at {when(opened)} UTC", inc]]  # fmt: skip
     names = ("TTA (detection to acknowledgement)", "TTM (detection to mitigation)",
              "TTR (detection to resolution)")  # fmt: skip
-    for name, line in zip(names, milestones(story.lines), strict=True):
-        if line is None:
-            rows.append([name, "not yet", inc])
+    found = milestones(story.lines)
+    resolved = found[2] is not None
+    for name, line in zip(names, found, strict=True):
+        if line is None:  # an incident resolved without being acknowledged has none, ever
+            rows.append([name, "none recorded" if resolved else "not yet", inc])
         else:
             rows.append(
                 [name, secs(line.time - opened), f"{inc} {cites.cite('timeline', line.id)}"]

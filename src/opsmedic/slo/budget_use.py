@@ -53,6 +53,18 @@ def budget_uses(
             if slo.service in named or slo.name in named]  # fmt: skip
 
 
+def probe_readers(
+    slos: Sequence[SloConfig], probe_types: Mapping[str, str]
+) -> dict[tuple[str, str], list[str]]:
+    """(source, kind) of a probe's readings, i.e. its type and name → the SLOs reading it."""
+    found: dict[tuple[str, str], list[str]] = {}
+    for slo in slos:
+        ref = slo.sli.availability or slo.sli.latency
+        if ref is not None and ref.probe in probe_types:
+            found.setdefault((probe_types[ref.probe], ref.probe), []).append(slo.name)
+    return found
+
+
 def _use(slo: SloConfig, samples: SloSampleTable, first_s: float, last_s: float) -> BudgetUse:
     status = period_status(slo, samples, last_s)
     window = status.window

@@ -34,7 +34,9 @@ class Evaluator:
         self._loaded: int | None = None  # the last minute read, for the next read's start
         self._summed_at: float | None = None
         self._firing: set[tuple[str, int]] = set()  # (slo, tier's long window)
+        self._changed: set[tuple[str, int]] = set()  # the alerts the last evaluate turned
         self.statuses: dict[str, SloStatus] = {}
+        self.failures: dict[str, str] = {}  # SLO → why its last evaluation failed
 
     def refresh(self, now: float) -> None:
         """Read what changed: the last hour's minutes (late samples still land there), all of
@@ -64,20 +66,37 @@ class Evaluator:
             self._summed_at = now
 
     def evaluate(self, now: float) -> list[Event]:
-        """Every SLO's status at `now`; an event for each alert that started or stopped."""
-        events = []
+        """Every SLO's status at `now`; an event for each alert that started or stopped. An
+        SLO whose evaluation fails is left out (its error in `failures`), the others go on."""
+        events: list[Event] = []
+        self.failures, self._changed = {}, set()
         for slo in self.slos:
-            status = status_of(slo, now, self._recent[slo.name], self._sums[slo.name],
-                               self._ahead.get(slo.name, 0))  # fmt: skip
-            self.statuses[slo.name] = status
-            if not slo.alerts:  # shown burning, never announced
-                continue
-            firing = {t.long_min for t in status.firing}
-            for tier in TIERS:
-                key = (slo.name, tier.long_min)
-                if (tier.long_min in firing) != (key in self._firing):
-                    events.append(burn_event(status, tier, tier.long_min in firing))
-                    self._firing.symmetric_difference_update({key})
+            try:
+                events += self._evaluate(slo, now)
+            except Exception as exc:  # one SLO's bad arithmetic must not silence the others
+                self.failures[slo.name] = f"{type(exc).__name__}: {exc}"
+        return events
+
+    def unsent(self) -> None:
+        """The last `evaluate`'s events were not stored: their alerts go back to their state
+        before it, so that the next evaluation announces them again."""
+        self._firing.symmetric_difference_update(self._changed)
+        self._changed = set()
+
+    def _evaluate(self, slo: SloConfig, now: float) -> list[Event]:
+        status = status_of(slo, now, self._recent[slo.name], self._sums[slo.name],
+                           self._ahead.get(slo.name, 0))  # fmt: skip
+        self.statuses[slo.name] = status
+        if not slo.alerts:  # shown burning, never announced
+            return []
+        events = []
+        firing = {t.long_min for t in status.firing}
+        for tier in TIERS:
+            key = (slo.name, tier.long_min)
+            if (tier.long_min in firing) != (key in self._firing):
+                events.append(burn_event(status, tier, tier.long_min in firing))
+                self._firing.symmetric_difference_update({key})
+                self._changed.add(key)
         return events
 
 

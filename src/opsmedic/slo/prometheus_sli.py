@@ -1,6 +1,7 @@
 """Prometheus SLIs: each minute's bad and total requests read from Prometheus (the queries'
 `{{.window}}` made `1m`, at the minute's end) and stored as that minute's samples; a query
-refused, answering nothing or NaN leaves the minute a gap, never a good one."""
+refused, answering nothing, NaN, infinity or more than a count may be leaves the minute a gap,
+never a good one."""
 
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
 # last CATCH_UP_MIN minutes are read (Prometheus kept them; minutes stored stay as they are).
 LAG_S = 30.0
 CATCH_UP_MIN = 60
+# The most requests a minute may count: the counts are 64-bit integers in the store, and the
+# longest window (400 days, 576,000 minutes) of such minutes still sums within them.
+MAX_COUNT = 10**12
 
 
 def minute_query(query: str) -> str:
@@ -48,8 +52,11 @@ async def _one(client: httpx.AsyncClient, sli: PrometheusSli, query: str, at: fl
     if len(values) > 1:
         raise QueryFailed(f"{query!r}: {len(values)} series, sum() them into one")
     (value,) = values
-    if math.isnan(value) or value < 0:
+    if math.isnan(value) or value < 0 or value == math.inf:
         raise QueryFailed(f"{query!r}: {value:g}, not a count")
+    if value > MAX_COUNT:
+        raise QueryFailed(f"{query!r}: {value:g}, more than a minute's count may be "
+                          f"({MAX_COUNT:.0e})")  # fmt: skip
     return value
 
 

@@ -112,13 +112,16 @@ class SloWatch:
         events = self.evaluator.evaluate(now)
         self.spent_s += time.thread_time() - started + read_s
         self.evaluations += 1
+        for name, error in self.evaluator.failures.items():
+            self._log.error("slo.evaluation_failed", slo=name, error=error)
         for event in events:
             self._log.warning("slo.burn", slo=event.labels["slo"], window=event.labels["window"],
                               status=str(event.status), severity=event.severity)  # fmt: skip
         if events:
             try:
                 await self._emit(events)
-            except Exception as exc:  # the store is down: the log above still says it
+            except Exception as exc:  # the store is down: announced again at the next evaluation
+                self.evaluator.unsent()
                 self._log.error("slo.emit_failed", error=f"{type(exc).__name__}: {exc}")
         if self._gauges is not None:
             found = self.evaluator.statuses.values()

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from opsmedic.lifecycle import KINDS, MITIGATED_LINE, RESOLVED_LINE, Action
-from opsmedic.model import Deployment, Event, Incident, IncidentAlert, IncidentStatus, Run
+from opsmedic.model import Deployment, Event, Incident, IncidentAlert, IncidentStatus, Run, Status
 from opsmedic.store.codec import event_from_row, run_from_row
 from opsmedic.store.deployment_rows import deployment_from_row
 from opsmedic.store.flag_rows import Transactions
@@ -182,12 +182,18 @@ class ReportReads:
             return run_tallies(conn, since, until, rule=rule, target=target, action=action)
 
     def noisiest_alerts(self, since: float, until: float, limit: int) -> list[tuple[Event, int]]:
-        """The alerts with the most events in [since, until) (opsmedic's own left out): one
-        event of each (its labels name it) with their count, most first; counted in SQL."""
+        """The alerts that fired most often in [since, until) (opsmedic's own left out): one
+        firing event of each (its labels name it) with their count, most first; counted in
+        SQL. Resolved events are not counted: a healthy probe reading is one every interval."""
         c = events.c
         counted = (
             sa.select(c.fingerprint, sa.func.count().label("n"), sa.func.max(c.id).label("last"))
-            .where(c.time >= since, c.time < until, c.source != "opsmedic")
+            .where(
+                c.time >= since,
+                c.time < until,
+                c.source != "opsmedic",
+                c.status == Status.FIRING.value,
+            )
             .group_by(c.fingerprint)
             .order_by(sa.desc("n"), c.fingerprint)
             .limit(limit)

@@ -42,7 +42,8 @@ def test_oncall_summary_of_a_window(store: Store) -> None:
     assert data["runs"] == {"failed": 1, "succeeded": 1}
     assert data["noisiest_rules"][0] == {"rule": "restart-app", "runs": 1, "failed": 1}
     (noisy,) = data["noisiest_alerts"]
-    assert (noisy["alert"], noisy["events"]) == ("HighErrorRate", 2)  # opsmedic's own left out
+    # It fired once (its resolve is not a firing); opsmedic's own escalation is left out.
+    assert (noisy["alert"], noisy["fired"]) == ("HighErrorRate", 1)
     assert [r["id"] for r in data["failed_runs"]] == [scene.failed.id]
     assert [(e["rule"], e["reason"], e["target"]) for e in data["escalations"]] == [
         ("restart-app", "limit", "web-1")
@@ -53,6 +54,7 @@ def test_oncall_summary_of_a_window(store: Store) -> None:
         in text
     )
     assert "escalated (limit)" in text and "| restart-app | web-1 | failed |" in text
+    assert "1 incident, 2 runs (1 failed, 1 succeeded), 1 escalation." in text
     assert oncall.summarize(store, T0 + 3600, T0 + 7200).incidents == []  # window honoured
 
 
@@ -164,3 +166,19 @@ async def test_opsmedic_run_drafts_an_incident_resolved_past_its_reopen_window(
 def test_an_alert_of_another_window_is_not_counted(store: Store) -> None:
     store.record([alert(at=T0 - 7200)], [])
     assert oncall.summarize(store, *WINDOW).alerts == []
+
+
+def test_the_noisiest_alerts_count_firings_not_healthy_readings(store: Store) -> None:
+    """A probe healthy every interval (resolved readings) is not noisy; one that fired three
+    times is, counted by its firing events."""
+
+    def reading(kind: str, status: Status, at: float) -> Event:
+        return Event(source="http", kind=kind, resource=f"http://127.0.0.1:8000/{kind}",
+                     host="web-1", status=status, time=at)  # fmt: skip
+
+    store.record([reading("healthy", Status.RESOLVED, T0 + i) for i in range(50)], [])
+    store.record([reading("flaky", s, T0 + 100 + i)
+                  for i, s in enumerate([Status.FIRING, Status.RESOLVED] * 3)], [])  # fmt: skip
+    alerts = oncall.summarize(store, *WINDOW).alerts
+    assert [(e.kind, e.status, n) for e, n in alerts] == [("flaky", Status.FIRING, 3)]
+    assert "| flaky | web-1 |" in oncall.markdown(oncall.summarize(store, *WINDOW))

@@ -110,7 +110,10 @@ def test_slos_load_from_the_config_and_from_openslo(tmp_path: Path) -> None:
     [("100", "objective 100 %: 100 % or more leaves no error budget"),
      ("120", "objective 120 %: 100 % or more leaves no error budget"),
      ("0", "objective 0 %: give a percentage above 0"),
-     ("-5", "objective -5 %: give a percentage above 0")],
+     ("-5", "objective -5 %: give a percentage above 0"),
+     ("0.0009", "objective 0.0009 %: below 0.001 %, which asks next to nothing"),
+     (".nan", "Input should be a finite number"),
+     (".inf", "Input should be a finite number")],
 )  # fmt: skip
 def test_an_objective_outside_0_to_100_is_refused_where_it_is(
     tmp_path: Path, objective: str, message: str
@@ -142,6 +145,18 @@ def test_an_objective_outside_0_to_100_is_refused_where_it_is(
      ("sli: {availability: {probe: data}}\n    window: 1d12h30s", "window must be a whole"),
      ("sli: {availability: {probe: data}}\n    window: quarter", "not a duration: 'quarter'"),
      ("sli: {availability: {probe: data}}\n    timeslices: {}", "timeslices is for budgeting"),
+     ("sli: {availability: {probe: data}}\n    window: 401d",
+      "opsmedic.yaml:8:13: slos[0].window: Value error, window 401d: at most 400d"),
+     ("sli: {availability: {probe: data}}\n    window: 1d\n    budgeting: timeslices\n    timeslices: {slice: 7m}",
+      "slos[0]: Value error, timeslices.slice 7m does not divide the window 1d into whole slices"),
+     ("sli: {availability: {probe: data}}\n    window: month\n    budgeting: timeslices\n    timeslices: {slice: 7m}",
+      "timeslices.slice 7m does not divide the day (of a month window) into whole slices"),
+     ("sli: {availability: {probe: data}}\n    budgeting: timeslices\n    timeslices: {good_ratio: .nan}",
+      "opsmedic.yaml:9:30: slos[0].timeslices.good_ratio: Input should be a finite number"),
+     ("sli: {availability: {probe: data}}\n    budgeting: timeslices\n    timeslices: {slice: .inf}",
+      "slos[0].timeslices.slice: Value error, a duration is a finite number: inf"),
+     ("sli: {prometheus: {url: 'http://p:9090', total: 'r[{{.window}}]', bad: 'x[{{.window}}]', timeout: .nan}}",
+      "slos[0].sli.prometheus.timeout: Value error, a duration is a finite number: nan"),
      ("sli: {availability: {probe: data}}\n    name: 'a b'", "duplicate key"),
     ],
 )  # fmt: skip
@@ -194,6 +209,12 @@ def _openslo(**spec: str) -> str:
      (_openslo().replace("kind: SLO", "kind: Budget"), "slo.yaml:2:7: kind: kind 'Budget' is not read"),
      (_openslo(objectives="[{target: 1}]"), "slo.yaml:8:16: spec.objectives[0]: objective: objective 100 %"),
      (_openslo(objectives="[{targetPercent: 120}]"), "objective 120 %: 100 % or more"),
+     (_openslo(objectives="[{target: .nan}]"), "slo.yaml:8:16: spec.objectives[0]: objective: Input should be a finite number"),
+     (_openslo(objectives="[{targetPercent: .inf}]"), "spec.objectives[0]: objective: Input should be a finite number"),
+     (_openslo(budgetingMethod="Timeslices", objectives="[{target: 0.99, timeSliceWindow: 1m, timeSliceTarget: .nan}]"),
+      "spec.objectives[0]: timeslices.good_ratio: Input should be a finite number"),
+     (_openslo(indicator="{spec: {thresholdMetric: {metricSource: {type: opsmedic, spec: {probe: data}}}}}", objectives="[{target: 0.99, op: lt, value: .nan}]"),
+      "not a duration: 'nanms'"),
      (_openslo(objectives="[{target: 0.9}, {target: 0.99}]"), "slo.yaml:8:15: spec.objectives: give exactly one objective"),
      (_openslo(objectives="[{op: lt}]"), "give target (e.g. 0.999) or targetPercent"),
      (_openslo(timeWindow=""), "slo.yaml:5:3: spec.timeWindow: required field is missing"),
@@ -218,6 +239,8 @@ def _openslo(**spec: str) -> str:
      (_openslo() + "---\n" + _openslo(), "slo.yaml:12:18: metadata.name: duplicate SLO name 'up'"),
      ("apiVersion: openslo/v1\nkind: [SLO\n", "slo.yaml:3:1: invalid YAML"),
      ("- just a list\n", "slo.yaml:1:1: an OpenSLO document is a mapping"),
+     (_openslo().replace("kind: SLO", "kind: Service"), "slo.yaml: no kind: SLO document (the file declares no SLO)"),
+     ("", "slo.yaml: no kind: SLO document"),
     ],
 )  # fmt: skip
 def test_each_bad_openslo_file_is_refused_where_it_is(
