@@ -22,7 +22,7 @@ from opsmedic.config.sections import validate_sections
 from opsmedic.model import Event, Outcome, RunState
 from opsmedic.runtime import plugin_sections
 from processes import file_holders
-from tmpfs import tmpfs
+from tmpfs import bind_mount, tmpfs
 
 OLD = time.time() - 7200
 PAGE = 4096
@@ -292,3 +292,25 @@ def test_a_bad_cleanup_section_is_an_error_naming_where(
 def test_bad_params_are_refused(params: dict[str, Any], error: str) -> None:
     with pytest.raises(ValidationError, match=error):
         cleanup.Params.model_validate(params)
+
+
+@pytest.mark.parametrize("same_fs", [True, False], ids=["bind-same-fs", "other-fs"])
+async def test_a_mount_point_inside_a_root_is_never_entered(
+    root: Path, tmp_path: Path, same_fs: bool
+) -> None:
+    # A bind mount of the same tmpfs has the same st_dev: only the mount table tells.
+    elsewhere = root / "P" if same_fs else tmp_path.parent / f"{tmp_path.name}-P"
+    precious = put(elsewhere / "important.conf")
+    put(root / "tmp/a.tmp")
+    try:
+        with bind_mount(elsewhere, root / "tmp/mnt"):
+            outcome = await clean(root, recursive=True, enforce=True)
+            assert outcome.ok, outcome.message
+            assert outcome.details["deleted"] == [str(root / "tmp/a.tmp")]
+            assert {"path": str(root / "tmp/mnt"), "reason": (
+                "a mount point (another filesystem or a bind mount): never entered or taken"
+            )} in outcome.details["files_skipped"]  # fmt: skip
+        assert precious.exists()
+    finally:
+        if not same_fs:
+            shutil.rmtree(elsewhere)

@@ -19,6 +19,7 @@ from opsmedic.paths import TemplatedPath, TemplatedRelativePath, not_blank
 # Names this module's pipeline gives archives (host-label-UTC[-run].ext[.part]): a log
 # directory that is also the destination must never feed its own archives back in.
 OUR_ARCHIVE = re.compile(r"-\d{8}T\d{6}Z-[0-9a-f]{8}\.(?:tar\.zst|tar\.gz|zip)(?:\.part)?$")
+_MOUNT_POINT = "a mount point (another filesystem or a bind mount): never entered or taken"
 # openfiles.scan_open, or a stand-in: (st_dev, st_ino) → the processes holding that file.
 OpenScanner = Callable[[set[tuple[int, int]]], Mapping[tuple[int, int], Sequence[Holder]]]
 
@@ -175,10 +176,31 @@ def _resolved_dir(top: Path, problems: list[str]) -> Path | None:
     return real
 
 
+def mount_points() -> frozenset[str]:
+    """Every mount point on this host (/proc/self/mountinfo), bind mounts included."""
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+            # Field 5 is the mount point, with space, tab, newline and backslash as \ooo.
+            return frozenset(
+                re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), line.split()[4])
+                for line in f
+                if len(line.split()) > 4
+            )
+    except OSError:
+        return frozenset()
+
+
 def _walk(
     root: Path, top: Path, recursive: bool, sel: Selection
 ) -> Iterator[tuple[str, Path, os.stat_result]]:
-    """(name relative to root, path, lstat) of every entry; symlinked dirs are never entered."""
+    """(name relative to root, path, lstat) of every entry on root's own filesystem.
+
+    Symlinked dirs are never entered, and neither is a mount point: another filesystem, or
+    a bind mount of the same one (same st_dev, so only the mount table tells), would let a
+    file outside the root be taken through a path inside it.
+    """
+    mounts = mount_points()
+    dev = os.stat(root).st_dev
     pending = [root]
     while pending:
         here = pending.pop()
@@ -197,6 +219,9 @@ def _walk(
                 st = entry.stat(follow_symlinks=False)
             except OSError:
                 continue  # gone since listing: nothing to archive
+            if st.st_dev != dev or entry.path in mounts:
+                sel.skipped.append(Skip(entry.path, _MOUNT_POINT))
+                continue
             if recursive and stat.S_ISDIR(st.st_mode):
                 pending.append(path)
                 continue
