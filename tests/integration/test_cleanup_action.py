@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -16,7 +17,8 @@ from pydantic import ValidationError
 from action_context import execute_rule, make_action_context
 from opsmedic.actions import cleanup
 from opsmedic.actions.cleanup_settings import CleanupConfig
-from opsmedic.archive.sweep import Guard
+from opsmedic.archive.pipeline import Control
+from opsmedic.archive.sweep import Guard, delete
 from opsmedic.config.located import Located
 from opsmedic.config.sections import validate_sections
 from opsmedic.model import Event, Outcome, RunState
@@ -196,8 +198,12 @@ def _planned(root: Path) -> cleanup.Report:
     params = cleanup.Params(dir=[str(root / "tmp")], include=["*", "d/*"], recursive=True,
                             enforce=True)  # fmt: skip
     report = cleanup.confined(params, CleanupConfig(roots=[str(root)]), root)
-    cleanup.plan(report, params, Guard([], root / "state"), time.time())
+    cleanup.plan(report, params, Guard([], root / "state"), time.time(), ample())
     return report
+
+
+def ample() -> Control:
+    return Control(time.monotonic() + 3600)
 
 
 def test_a_file_replaced_by_a_symlink_after_selection_is_left(root: Path) -> None:
@@ -210,7 +216,7 @@ def test_a_file_replaced_by_a_symlink_after_selection_is_left(root: Path) -> Non
     victim.symlink_to(target)
     with grown.open("ab") as f:
         f.write(b"more")
-    cleanup.sweep(report)
+    cleanup.sweep(report, ample())
     assert report.sweep.deleted == []
     assert {s.reason for s in report.sweep.kept} == {
         "changed since selected: now a symlink",
@@ -227,7 +233,7 @@ def test_a_directory_replaced_by_a_symlink_after_selection_is_not_entered(root: 
     shutil.move(root / "tmp/d", root / "moved")
     (root / "tmp/d").symlink_to(root / "elsewhere")
     os.utime(twin, ns=(candidate.identity.mtime_ns, candidate.identity.mtime_ns))
-    cleanup.sweep(report)
+    cleanup.sweep(report, ample())
     assert report.sweep.deleted == [] and twin.exists()
     (kept,) = report.sweep.kept
     assert (
@@ -314,3 +320,50 @@ async def test_a_mount_point_inside_a_root_is_never_entered(
     finally:
         if not same_fs:
             shutil.rmtree(elsewhere)
+
+
+def test_deleting_stops_between_files_once_told_and_counts_what_it_did(root: Path) -> None:
+    for i in range(5):
+        put(root / f"tmp/{i}.tmp", PAGE)
+    candidates = _planned(root).selection.candidates
+    asked = iter([None, None, None, "timed out"])
+    done = delete(root, candidates, lambda: next(asked))
+    assert [c.path.name for c in done.deleted] == ["0.tmp", "1.tmp", "2.tmp"]
+    assert done.stopped == "timed out" and names(root / "tmp") == ["3.tmp", "4.tmp"]
+
+
+def test_a_sweep_past_its_timeout_deletes_nothing_more_and_the_outcome_says_timed_out(
+    root: Path,
+) -> None:
+    put(root / "tmp/a.tmp")
+    put(root / "tmp/b.tmp")
+    report = _planned(root)
+    cleanup.sweep(report, Control(time.monotonic() - 1))
+    outcome = cleanup.outcome_of(report, cleanup.Params(dir=str(root / "tmp"), include=["*"],
+                                                        enforce=True), dry_run=False)  # fmt: skip
+    assert not outcome.ok and outcome.details["timed_out"] is True
+    assert outcome.details["files_deleted"] == 0 and outcome.details["files_not_reached"] == 2
+    assert outcome.message.startswith("timed out: deleted 0 files"), outcome.message
+    assert names(root / "tmp") == ["a.tmp", "b.tmp"]
+
+
+async def test_a_step_out_of_time_stops_its_walk_and_is_recorded_timed_out(root: Path) -> None:
+    for i in range(3):
+        put(root / f"tmp/{i}.tmp", PAGE)
+    ctx = make_action_context("cleanup", cleanup={"roots": [str(root)]},
+                              state_dir=str(root / "state"))  # fmt: skip
+    params = cleanup.Params(dir=str(root / "tmp"), include=["*"], enforce=True)
+    outcome = await cleanup.run(params, dataclasses.replace(ctx, timeout=0.0))
+    assert not outcome.ok and outcome.details["timed_out"] is True, outcome.message
+    assert outcome.details["walk_incomplete"] == "walk timed out after 0 entries"
+    assert names(root / "tmp") == ["0.tmp", "1.tmp", "2.tmp"]
+
+
+async def test_the_walk_stops_at_max_entries_and_cleans_the_oldest_it_saw(root: Path) -> None:
+    for i in range(5):
+        put(root / f"tmp/{i}.tmp", PAGE, mtime=OLD - i)
+    outcome = await clean(root, enforce=True, max_entries=3)
+    assert outcome.ok, outcome.message
+    assert outcome.details["walk_incomplete"] == "walk stopped at max_entries (3)"
+    assert names(root / "tmp") == ["3.tmp", "4.tmp"]
+    assert "walk stopped at max_entries (3): the oldest of what it saw chosen" in outcome.message

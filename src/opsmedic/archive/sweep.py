@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -69,10 +69,16 @@ class Sweep:
     deleted: list[Candidate] = field(default_factory=list)
     kept: list[Skip] = field(default_factory=list)
     failed: list[Skip] = field(default_factory=list)
+    stopped: str | None = None  # why deleting stopped before the end ("timed out"), if it did
 
 
-def delete(root: Path, candidates: Sequence[Candidate]) -> Sweep:
+def delete(
+    root: Path, candidates: Sequence[Candidate], stop: Callable[[], str | None] = lambda: None
+) -> Sweep:
     """Unlink each candidate (all below `root`, a real path); blocking, so run in a thread.
+
+    `stop` is asked before each file: a step that timed out or was cancelled must not go on
+    deleting in its thread after the run was recorded as over.
 
     Each parent directory is reached from `root` one component at a time with O_NOFOLLOW,
     and each file is looked at (lstat by that directory's fd) right before its unlink by the
@@ -92,6 +98,9 @@ def delete(root: Path, candidates: Sequence[Candidate]) -> Sweep:
             continue
         try:
             for c in files:
+                sweep.stopped = stop()
+                if sweep.stopped is not None:
+                    return sweep
                 _unlink(fd, c, sweep)
         finally:
             os.close(fd)
