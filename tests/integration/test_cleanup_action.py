@@ -6,6 +6,7 @@ import dataclasses
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -273,7 +274,9 @@ async def test_a_hostile_label_in_a_templated_dir_fails_before_anything_is_delet
         ({"roots": ["/etc/app"]}, "lies inside /etc"),
         ({"roots": ["tmp"]}, "roots[0] 'tmp' is not an absolute path"),
         ({"roots": ["/srv/../etc"]}, "has a '..' segment"),
-        ({"protected": [" "]}, "protected[0] is empty"),
+        ({"protected": [" "]}, "protected[0]: Value error, empty"),
+        ({"protected": ["keep/x"]}, "protected[0]: Value error, 'keep/x' holds a '/' but is not"),
+        ({"protected": ["/srv/../etc"]}, "protected[0]: Value error, '/srv/../etc' has a '..'"),
         ({"roots": ["/srv/tmp"], "rootz": []}, "rootz"),
     ],
 )
@@ -367,3 +370,31 @@ async def test_the_walk_stops_at_max_entries_and_cleans_the_oldest_it_saw(root: 
     assert outcome.details["walk_incomplete"] == "walk stopped at max_entries (3)"
     assert names(root / "tmp") == ["3.tmp", "4.tmp"]
     assert "walk stopped at max_entries (3): the oldest of what it saw chosen" in outcome.message
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["{root}/tmp/keep/", "{root}//tmp//keep", "{root}/link/keep", "{root}/link/k*", "*.KEEP"],
+    ids=["trailing-slash", "double-slash", "symlinked-dir", "symlinked-dir-glob", "case"],
+)
+async def test_a_protected_pattern_written_loosely_still_protects(root: Path, pattern: str) -> None:
+    kept = put(root / "tmp/keep/a.keep")
+    (root / "link").symlink_to(root / "tmp")
+    put(root / "tmp/b.tmp")
+    config = {"roots": [str(root)], "protected": [pattern.format(root=root)]}
+    outcome = await clean(root, config=config, recursive=True, enforce=True)
+    assert outcome.ok, outcome.message
+    assert outcome.details["deleted"] == [str(root / "tmp/b.tmp")]
+    assert kept.exists()
+
+
+def test_check_refuses_a_relative_protected_path_at_file_line_col(tmp_path: Path) -> None:
+    (tmp_path / "opsmedic.yaml").write_text(
+        "cleanup:\n  roots: [/srv/tmp]\n  protected: [a.keep, keep/x]\n"
+    )
+    result = subprocess.run([sys.executable, "-m", "opsmedic", "check"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert (
+        "opsmedic.yaml:3:23: cleanup.protected[1]: Value error, 'keep/x' holds" in result.stderr
+    ), result.stderr

@@ -27,13 +27,41 @@ _OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _EXECUTABLE = stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
 
 
+def real_pattern(pattern: str) -> str:
+    """An absolute glob with its literal directory part resolved, as roots are resolved.
+
+    Files are matched by their real path, so `/srv/link/keep` (link → /data) must become
+    `/data/keep` to protect anything.
+    """
+    parts = pattern.split("/")
+    literal = next((i for i, p in enumerate(parts) if any(c in p for c in "*?[")), len(parts))
+    if literal <= 1:
+        return pattern
+    head = os.path.realpath("/".join(parts[:literal]))
+    return "/".join([head.rstrip("/"), *parts[literal:]]) or "/"
+
+
 @dataclass(slots=True)
 class Guard:
-    """Why a file may never be deleted: built-in rules, then the configured `protected`."""
+    """Why a file may never be deleted: built-in rules, then the configured `protected`.
+
+    `protected` is matched case-insensitively, like the built-in names; a pattern with a
+    `/` is matched as written and with its directory part resolved (real_pattern).
+    """
 
     protected: Sequence[str]
     state_dir: Path  # opsmedic's own files (archive intents), resolved
     _data_dirs: dict[Path, str | None] = field(default_factory=dict)
+    _paths: list[tuple[str, str]] = field(default_factory=list)  # (as matched, as configured)
+    _names: list[tuple[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for pattern in self.protected:
+            if "/" not in pattern:
+                self._names.append((pattern.lower(), pattern))
+                continue
+            for form in dict.fromkeys((pattern, real_pattern(pattern))):
+                self._paths.append((form.lower(), pattern))
 
     def why(self, path: Path, mode: int) -> str | None:
         name = path.name.lower()
@@ -48,10 +76,12 @@ class Guard:
             marker = self._marker(parent)
             if marker is not None:
                 return f"protected: inside a database data directory ({parent}/{marker}, built in)"
-        for pattern in self.protected:
-            if "/" not in pattern and fnmatchcase(path.name, pattern):
+        for lowered, pattern in self._names:
+            if fnmatchcase(name, lowered):
                 return f"protected: {pattern} (cleanup.protected)"
-            if "/" in pattern and any(fnmatchcase(str(p), pattern) for p in (path, *path.parents)):
+        paths = [str(p).lower() for p in (path, *path.parents)]
+        for lowered, pattern in self._paths:
+            if any(fnmatchcase(p, lowered) for p in paths):
                 return f"protected: {pattern} (cleanup.protected)"
         return None
 
