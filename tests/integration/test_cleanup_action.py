@@ -398,3 +398,35 @@ def test_check_refuses_a_relative_protected_path_at_file_line_col(tmp_path: Path
     assert (
         "opsmedic.yaml:3:23: cleanup.protected[1]: Value error, 'keep/x' holds" in result.stderr
     ), result.stderr
+
+
+@pytest.mark.parametrize(
+    ("victim", "markers", "reason"),
+    [
+        ("mongo/diagnostic.data/metrics.interim", ["mongo/WiredTiger"], "mongo/WiredTiger"),
+        ("mongo/collection-0-1.wt", [], "(*.wt"),
+        ("mongo/WiredTiger.turtle", [], "(wiredtiger*"),
+        ("etcd/member/snap/0000-0001.snap", ["etcd/member/wal/0.wal"], "etcd/member/wal"),
+        ("etcd/member/snap/db", [], "etcd/member/snap/db"),
+        ("prom/wal/00000001", ["prom/chunks_head/000001"], "prom/wal+chunks_head"),
+        ("prom/01HBLOCK/chunks/000001", ["prom/01HBLOCK/meta.json", "prom/01HBLOCK/index"],
+         "prom/01HBLOCK/meta.json+index+chunks"),
+        ("es/nodes/0/indices/x/0/index/_0.cfs", ["es/nodes/0/_state/state-1.st"],
+         "es/nodes/0/_state+indices"),
+        ("app.sqlite3.tmp", [], "(*.sqlite3*"),
+        ("app.DB.bak", [], "(*.db"),
+        ("orders.ibd.bak.bak", [], "(*.ibd"),
+    ],
+)  # fmt: skip
+async def test_common_datastores_are_protected_built_in(
+    root: Path, victim: str, markers: list[str], reason: str
+) -> None:
+    for marker in markers:
+        put(root / "tmp" / marker, 64)
+    kept = put(root / "tmp" / victim, 64)
+    put(root / "tmp/gone.tmp", 64)
+    outcome = await clean(root, enforce=True, recursive=True, include=["**"])
+    assert outcome.ok, outcome.message
+    assert kept.exists() and not (root / "tmp/gone.tmp").exists()
+    why = {s["path"]: s["reason"] for s in outcome.details["files_skipped"]}[str(kept)]
+    assert why.startswith("protected: ") and why.endswith(f"{reason}, built in)"), why

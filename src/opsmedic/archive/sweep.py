@@ -13,16 +13,23 @@ from pathlib import Path
 from opsmedic.archive.select import Candidate, Identity, Skip
 
 # Application and database files, whatever a rule includes (matched on the lower-cased
-# name): SQLite and its journals, write-ahead logs, LMDB, MySQL/MariaDB tables, Redis
+# name, and on it less any `.bak` suffixes: a backup of one is kept too): SQLite and its
+# journals, write-ahead logs, LMDB, MySQL/MariaDB tables, MongoDB's WiredTiger files, Redis
 # snapshots and append-only files, shared libraries and Java archives, lock and pid files.
 BUILTIN_PROTECTED = (
-    "*.db", "*.db-*", "*.sqlite", "*.sqlite-*", "*.sqlite3", "*.sqlite3-*", "*.wal", "*.mdb",
-    "*.ibd", "*.frm", "*.myd", "*.myi", "*.rdb", "*.aof", "*.so", "*.so.*", "*.jar",
-    "*.lock", "*.pid",
+    "*.db", "*.db-*", "*.sqlite", "*.sqlite-*", "*.sqlite3*", "*.wal", "*.mdb",
+    "*.ibd", "*.frm", "*.myd", "*.myi", "*.wt", "wiredtiger*", "*.rdb", "*.aof", "*.so",
+    "*.so.*", "*.jar", "*.lock", "*.pid",
 )  # fmt: skip
-# A directory holding one of these is a database's data directory (PostgreSQL's cluster or
-# tablespace, MySQL/MariaDB's datadir): nothing in it or below it is deleted.
-DATA_DIR_MARKERS = ("PG_VERSION", "ibdata1", "mysql.ibd")
+# A directory holding all the paths of one of these is a data directory: nothing in it or
+# below it is deleted. PostgreSQL's cluster or tablespace, MySQL/MariaDB's datadir,
+# MongoDB's dbpath (its journal/ too), etcd's data dir (bbolt's member/snap/db and the
+# WAL), Prometheus's TSDB (head and blocks), Elasticsearch's data path.
+DATA_DIR_MARKERS: tuple[tuple[str, ...], ...] = (
+    ("PG_VERSION",), ("ibdata1",), ("mysql.ibd",), ("WiredTiger",), ("member/wal",),
+    ("member/snap/db",), ("wal", "chunks_head"), ("meta.json", "index", "chunks"),
+    ("nodes/0/_state",), ("_state", "indices"),
+)  # fmt: skip
 _OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _EXECUTABLE = stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
 
@@ -65,8 +72,11 @@ class Guard:
 
     def why(self, path: Path, mode: int) -> str | None:
         name = path.name.lower()
+        unbacked = name
+        while unbacked.endswith(".bak"):
+            unbacked = unbacked.removesuffix(".bak")
         for pattern in BUILTIN_PROTECTED:
-            if fnmatchcase(name, pattern):
+            if fnmatchcase(name, pattern) or fnmatchcase(unbacked, pattern):
                 return f"protected: an application or database file ({pattern}, built in)"
         if mode & _EXECUTABLE:
             return "protected: executable (built in)"
@@ -87,7 +97,11 @@ class Guard:
 
     def _marker(self, directory: Path) -> str | None:
         if directory not in self._data_dirs:
-            found = (m for m in DATA_DIR_MARKERS if os.path.lexists(directory / m))
+            found = (
+                "+".join(paths)
+                for paths in DATA_DIR_MARKERS
+                if all(os.path.lexists(directory / p) for p in paths)
+            )
             self._data_dirs[directory] = next(found, None)
         return self._data_dirs[directory]
 
