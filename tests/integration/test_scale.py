@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shlex
 import socket
 import sys
 import threading
@@ -28,9 +29,11 @@ from opsmedic.releases.scale import Scaler
 from opsmedic.runtime import build, build_registry
 
 if __package__:
-    from ..services_scale import ScaleRig
+    from ..services import serving
+    from ..services_scale import ScaleRig, instance_argv, instance_at
 else:
-    from services_scale import ScaleRig
+    from services import serving
+    from services_scale import ScaleRig, instance_argv, instance_at
 
 MAX_REQUESTS = 3000  # the bound of every load a test sends
 PAUSE_S = 0.005  # between two requests of the load: at most 200 requests/s
@@ -255,3 +258,48 @@ async def test_a_connection_left_open_is_waited_for_up_to_drain_timeout(
         f"{rig.address(2)} drained and stopped (1 connection(s) still open after " in back.message
     )
     assert "drain_timeout 1s); 1 serve" in back.message
+
+
+async def test_a_port_another_process_listens_on_is_refused_before_starting(
+    scale_rig: ScaleRig,
+) -> None:
+    rig = scale_rig
+    port = rig.base_port + 2
+    foreign_log = rig.root / "foreign.log"
+    with serving(instance_at(port, rig.delay_file), port, foreign_log) as foreign:
+        async with _scaler(rig) as scaler:
+            before = rig.upstream()
+            failed = await scaler.scale("app", by=1)
+            assert not failed.ok
+            assert (
+                f"instance 2: {rig.address(2)} is already listened on by pid {foreign.pid} "
+                "(python" in failed.message
+            ), failed.message
+            assert rig.upstream() == before  # the foreign server never got traffic
+            assert not scaler.launchers["app"].children  # nothing was started
+            assert _record(rig)["instances"].keys() == {"1"}
+        assert foreign.poll() is None  # and it was left alone
+
+
+async def test_a_healthy_answer_from_a_process_not_the_instances_is_not_routed(
+    scale_rig: ScaleRig,
+) -> None:
+    """The instance hands its port to a process outside its tree (another session, reparented):
+    the health check is answered, but not by the instance, so it is never routed."""
+    rig = scale_rig
+    detached = " ".join(shlex.quote(a) for a in instance_argv(rig.delay_file))
+    command = {"argv": ["sh", "-c", f"setsid -f {detached}; exec sleep 60"]}
+    try:
+        async with _scaler(rig, command=command) as scaler:
+            before = rig.upstream()
+            failed = await scaler.scale("app", by=1)
+            assert not failed.ok
+            assert f"{rig.address(2)} is served by pid " in failed.message, failed.message
+            assert "not by the instance's process" in failed.message
+            assert rig.upstream() == before
+            assert not any(_alive(pid) for pid in scaler.launchers["app"].children)
+    finally:
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.laddr and conn.laddr.port == rig.base_port + 2 and conn.pid:
+                with contextlib.suppress(psutil.Error):
+                    psutil.Process(conn.pid).kill()

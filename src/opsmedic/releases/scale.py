@@ -134,6 +134,9 @@ class _Job:
             self.file.save(self.fleet)
         problems = await asyncio.gather(*(self.launcher.healthy(i) for i in started))
         bad = [f"instance {i.n}: {p}" for i, p in zip(started, problems, strict=True) if p]
+        bad += [f"instance {i.n}: its process {i.pid} exited after its health check"
+                for i, p in zip(started, problems, strict=True)
+                if not p and not self.launcher.alive(i)]  # fmt: skip
         if bad:
             self.fleet.unhealthy += len(bad)
             return await self.undo(started, "; ".join(bad))
