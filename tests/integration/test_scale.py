@@ -303,3 +303,36 @@ async def test_a_healthy_answer_from_a_process_not_the_instances_is_not_routed(
             if conn.laddr and conn.laddr.port == rig.base_port + 2 and conn.pid:
                 with contextlib.suppress(psutil.Error):
                     psutil.Process(conn.pid).kill()
+
+
+async def test_a_step_timeout_mid_scale_out_stops_the_new_instance_and_counts_it(
+    scale_rig: ScaleRig,
+) -> None:
+    """The real engine cancels the step while the new instance waits for its health check:
+    the instance is stopped, forgotten and counted unhealthy, not left `starting`."""
+    rig = scale_rig
+    site = rig.root / "site"
+    (site / "rules").mkdir(parents=True)
+    service = rig.service(unhealthy=True, health={"path": "/health", "timeout": "1m"})
+    config = {"store": f"sqlite:///{site}/opsmedic.db", "api": {"enabled": False},
+              "services": {"app": service}}  # fmt: skip
+    (site / "opsmedic.yaml").write_text(yaml.safe_dump(config))
+    rules = [{"name": "scale-out", "when": {"source": "http", "resource": "app"},
+              "do": [{"scale": {"service": "app", "by": 1}, "timeout": "500ms"}]}]  # fmt: skip
+    (site / "rules" / "scale.yaml").write_text(yaml.safe_dump(rules))
+    rt = build(site / "opsmedic.yaml", registry=build_registry())
+    await rt.engine.start()
+    try:
+        await rt.engine.submit([Event(source="http", resource="app", value=900.0)])
+        await rt.engine.drain()
+        assert rt.store is not None
+        (run,) = rt.store.list_runs(rule="scale-out")
+    finally:
+        await rt.engine.close()
+    assert str(run.steps[0].state) == "timed_out", run.steps[0].message
+    record = _record(rig, "site/state")
+    assert record["instances"].keys() == {"1"} and record["unhealthy"] == 1
+    assert rig.address(2) not in rig.upstream()
+    port = str(rig.base_port + 2)
+    instance_2 = [p for p in psutil.process_iter(["cmdline"]) if port in (p.info["cmdline"] or [])]
+    assert not [p.pid for p in instance_2 if _alive(p.pid)]
