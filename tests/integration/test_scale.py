@@ -11,6 +11,7 @@ import contextlib
 import json
 import shlex
 import socket
+import subprocess
 import sys
 import threading
 from collections import Counter
@@ -336,3 +337,25 @@ async def test_a_step_timeout_mid_scale_out_stops_the_new_instance_and_counts_it
     port = str(rig.base_port + 2)
     instance_2 = [p for p in psutil.process_iter(["cmdline"]) if port in (p.info["cmdline"] or [])]
     assert not [p.pid for p in instance_2 if _alive(p.pid)]
+
+
+def test_check_warns_of_a_scale_step_timeout_below_health_and_drain(scale_rig: ScaleRig) -> None:
+    site = scale_rig.root / "site"
+    (site / "rules").mkdir(parents=True)
+    service = scale_rig.service(health={"path": "/health", "timeout": "40s"}, drain_timeout="30s")
+    (site / "opsmedic.yaml").write_text(yaml.safe_dump({"services": {"app": service}}))
+    (site / "rules" / "scale.yaml").write_text(
+        "- name: out\n  when: {source: http}\n  do:\n    - scale: {service: app, by: 1}\n"
+        "      timeout: 1m\n- name: fine\n  when: {source: http}\n  do:\n"
+        "    - scale: {service: app, by: 1}\n      timeout: 71s\n"
+    )
+    result = subprocess.run([sys.executable, "-m", "opsmedic", "check"], cwd=site,
+                            capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    warning = (
+        f"{site / 'rules' / 'scale.yaml'}:4:1: warning: out.scale: timeout 60s is below service "
+        "app's health.timeout 40s + drain_timeout 30s (70s): a scale waiting as configured "
+        "would be cancelled; give the step timeout: 70s or more"
+    )
+    assert warning in result.stderr, result.stderr
+    assert "fine.scale" not in result.stderr
