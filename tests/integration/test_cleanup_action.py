@@ -430,3 +430,30 @@ async def test_common_datastores_are_protected_built_in(
     assert kept.exists() and not (root / "tmp/gone.tmp").exists()
     why = {s["path"]: s["reason"] for s in outcome.details["files_skipped"]}[str(kept)]
     assert why.startswith("protected: ") and why.endswith(f"{reason}, built in)"), why
+
+
+def _mapping_writer(path: Path) -> subprocess.Popen[str]:
+    """A process that maps `path` shared and writable, then closes every fd it had on it."""
+    code = (
+        "import mmap, os, sys, time\n"
+        "f = open(sys.argv[1], 'r+b'); m = mmap.mmap(f.fileno(), 0); f.close()\n"
+        "os.closerange(3, 4096)  # mmap keeps a dup of the fd: gone too, the mapping stays\n"
+        "print('ready', flush=True); time.sleep(60)"
+    )
+    return subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE,
+                            text=True)  # fmt: skip
+
+
+async def test_a_file_mapped_shared_and_writable_with_its_fd_closed_is_skipped(root: Path) -> None:
+    mapped = put(root / "tmp/shm.tmp", PAGE)
+    with _mapping_writer(mapped) as writer:
+        try:
+            assert writer.stdout is not None and writer.stdout.readline() == "ready\n"
+            assert not [f for f in os.listdir(f"/proc/{writer.pid}/fd") if int(f) > 2]
+            outcome = await clean(root, enforce=True)
+            assert outcome.ok, outcome.message
+            reason = f"open for writing by pid {writer.pid} (python3)"
+            assert outcome.details["files_skipped"] == [{"path": str(mapped), "reason": reason}]
+            assert mapped.exists()
+        finally:
+            writer.kill()
