@@ -27,7 +27,7 @@ from opsmedic.clock import SystemClock
 from opsmedic.errors import ScaleRefused
 from opsmedic.model import Event
 from opsmedic.releases.scale import Scaler
-from opsmedic.runtime import build, build_registry
+from opsmedic.runtime import Runtime, build, build_registry
 
 if __package__:
     from ..services import serving
@@ -173,24 +173,30 @@ async def test_an_instance_that_exits_is_reported_at_once(scale_rig: ScaleRig) -
     assert "unrecognized arguments: --no-such-flag" in log
 
 
+def _unhealthy_site(rig: ScaleRig, health_timeout: str, rules: list[Any]) -> Runtime:
+    """An opsmedic site (config, store, `rules`) whose service `app` starts instances that
+    never become healthy within `health_timeout`."""
+    site = rig.root / "site"
+    (site / "rules").mkdir(parents=True)
+    service = rig.service(unhealthy=True, health={"path": "/health", "timeout": health_timeout})
+    config = {"store": f"sqlite:///{site}/opsmedic.db", "api": {"enabled": False},
+              "services": {"app": service}}  # fmt: skip
+    (site / "opsmedic.yaml").write_text(yaml.safe_dump(config))
+    (site / "rules" / "scale.yaml").write_text(yaml.safe_dump(rules))
+    return build(site / "opsmedic.yaml", registry=build_registry())
+
+
 async def test_a_rule_scaling_out_onto_unhealthy_instances_escalates_after_its_limit(
     scale_rig: ScaleRig,
 ) -> None:
     rig = scale_rig
-    site = rig.root / "site"
-    (site / "rules").mkdir(parents=True)
-    service = rig.service(unhealthy=True, health={"path": "/health", "timeout": "500ms"})
-    config = {"store": f"sqlite:///{site}/opsmedic.db", "api": {"enabled": False},
-              "services": {"app": service}}  # fmt: skip
-    (site / "opsmedic.yaml").write_text(yaml.safe_dump(config))
     rules = [
         {"name": "scale-out-on-latency", "when": {"source": "http", "resource": "app"},
          "do": [{"scale": {"service": "app", "by": 1}}],
          "limit": {"max_runs": 2, "within": "1h"}},
         {"name": "page", "when": {"source": "opsmedic", "kind": "escalation"}, "do": ["noop"]},
     ]  # fmt: skip
-    (site / "rules" / "scale.yaml").write_text(yaml.safe_dump(rules))
-    rt = build(site / "opsmedic.yaml", registry=build_registry())
+    rt = _unhealthy_site(rig, "500ms", rules)
     await rt.engine.start()
     try:
         for value in (900.0, 950.0, 990.0):
@@ -312,16 +318,9 @@ async def test_a_step_timeout_mid_scale_out_stops_the_new_instance_and_counts_it
     """The real engine cancels the step while the new instance waits for its health check:
     the instance is stopped, forgotten and counted unhealthy, not left `starting`."""
     rig = scale_rig
-    site = rig.root / "site"
-    (site / "rules").mkdir(parents=True)
-    service = rig.service(unhealthy=True, health={"path": "/health", "timeout": "1m"})
-    config = {"store": f"sqlite:///{site}/opsmedic.db", "api": {"enabled": False},
-              "services": {"app": service}}  # fmt: skip
-    (site / "opsmedic.yaml").write_text(yaml.safe_dump(config))
     rules = [{"name": "scale-out", "when": {"source": "http", "resource": "app"},
               "do": [{"scale": {"service": "app", "by": 1}, "timeout": "500ms"}]}]  # fmt: skip
-    (site / "rules" / "scale.yaml").write_text(yaml.safe_dump(rules))
-    rt = build(site / "opsmedic.yaml", registry=build_registry())
+    rt = _unhealthy_site(rig, "1m", rules)
     await rt.engine.start()
     try:
         await rt.engine.submit([Event(source="http", resource="app", value=900.0)])
