@@ -55,6 +55,15 @@ def check_source(source: str, *, relative: bool = False) -> None:
         )
 
 
+SHOWN_CHARS = 200  # of a value an event chose, in a message: enough to recognise it
+
+
+def shown(value: str) -> str:
+    """`value` quoted as repr() does, cut at SHOWN_CHARS with "…": an event's value may be
+    any length, and a message that echoes it whole buries what went wrong."""
+    return repr(value) if len(value) <= SHOWN_CHARS else f"{value[:SHOWN_CHARS]!r}…"
+
+
 def confine(rendered: str, source: str, *, relative: bool = False) -> None:
     """Raise ValueError unless `rendered` (from template `source`) stays inside its prefix.
 
@@ -65,16 +74,16 @@ def confine(rendered: str, source: str, *, relative: bool = False) -> None:
     prefix = static_prefix(source)
     where = f"{prefix!r}, the directory written in the rule" if prefix else "its directory"
     if "\0" in rendered:
-        raise ValueError(f"rendered path {rendered!r} holds a NUL byte")
+        raise ValueError(f"rendered path {shown(rendered)} holds a NUL byte")
     if not rendered.startswith(prefix):
-        raise ValueError(f"rendered path {rendered!r} does not start with {where}")
+        raise ValueError(f"rendered path {shown(rendered)} does not start with {where}")
     rest = rendered[len(prefix) :]
     if prefix.startswith(SFTP):
         # The sftp destination percent-decodes its path: judge what it will use, else `%2e`
         # or `%2F%2F` from an event passes here and becomes `.` or `//` there.
         rest = unquote(rest)
         if "\0" in rest:
-            raise ValueError(f"rendered path {rendered!r} holds a NUL byte (percent-encoded)")
+            raise ValueError(f"rendered path {shown(rendered)} holds a NUL byte (percent-encoded)")
     # One trailing `/` is how a rule says "a directory" (`to: /srv/archive/{{ host }}/`).
     segments = (rest[:-1] if rest.endswith("/") else rest).split("/")
     # `.` and an empty segment would collapse the templated directory into the prefix,
@@ -82,7 +91,8 @@ def confine(rendered: str, source: str, *, relative: bool = False) -> None:
     for bad, name in (("..", "a '..' segment"), (".", "a '.' segment"), ("", "an empty segment")):
         if bad in segments:
             raise ValueError(
-                f"rendered path {rendered!r} has {name}: a templated path must stay inside {where}"
+                f"rendered path {shown(rendered)} has {name}: a templated path must stay "
+                f"inside {where}"
             )
 
 
@@ -107,24 +117,26 @@ def confine_on_disk(
         except FileNotFoundError:
             return  # nothing below exists either; the action creates it or reports it
         except OSError as exc:
-            raise ValueError(f"rendered path {rendered!r}: cannot check {str(here)!r}: "
+            raise ValueError(f"rendered path {shown(rendered)}: cannot check {shown(str(here))}: "
                              f"{exc.strerror}") from None  # fmt: skip
         if stat.S_ISLNK(st.st_mode):
             raise ValueError(
-                f"rendered path {rendered!r}: {str(here)!r} is a symlink, and a templated "
-                "path is never followed through one"
+                f"rendered path {shown(rendered)}: {shown(str(here))} is a symlink, and a "
+                "templated path is never followed through one"
             )
         wanted = "directory" if not last or leaf == "dir" else "regular file"
         fits = stat.S_ISDIR(st.st_mode) if wanted == "directory" else stat.S_ISREG(st.st_mode)
         if not fits and (not last or leaf != "any"):
-            raise ValueError(f"rendered path {rendered!r}: {str(here)!r} is not a {wanted}")
+            raise ValueError(
+                f"rendered path {shown(rendered)}: {shown(str(here))} is not a {wanted}"
+            )
 
 
 def not_blank(values: list[str]) -> list[str]:
     """A list of paths without an empty one or a NUL byte (a field validator's body)."""
     for i, value in enumerate(values):
         if not value.strip() or "\0" in value:
-            raise ValueError(f"item {i} is empty or holds a NUL byte: {value!r}")
+            raise ValueError(f"item {i} is empty or holds a NUL byte: {shown(value)}")
     return values
 
 
@@ -139,7 +151,7 @@ def _base(info: ValidationInfo, rendered: str) -> Path:
     base = context.get(_BASE_DIR)
     if base is None and not Path(rendered).expanduser().is_absolute():
         # Checking the process's cwd instead would check the wrong tree, silently.
-        raise ValueError(f"rendered path {rendered!r}: no config directory to check it in")
+        raise ValueError(f"rendered path {shown(rendered)}: no config directory to check it in")
     return Path(base or "/")
 
 
@@ -188,8 +200,8 @@ def _matches_inside(value: Any, info: ValidationInfo) -> Any:
         real = os.path.realpath(match)
         if os.path.commonpath([root, real]) != root:
             raise ValueError(
-                f"rendered path {value!r}: {match!r} leads to {real!r}, outside {prefix!r}, "
-                "the directory written in the rule"
+                f"rendered path {shown(value)}: {shown(match)} leads to {shown(real)}, outside "
+                f"{prefix!r}, the directory written in the rule"
             )
     return value
 

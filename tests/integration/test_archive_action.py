@@ -32,6 +32,7 @@ from opsmedic.model import Outcome
 from opsmedic.plugins import ActionContext
 from processes import file_holders
 from services import SSHServer, free_port
+from tmpfs import bind_mount
 
 OLD = time.time() - 3600
 
@@ -542,3 +543,14 @@ async def test_two_runs_at_once_take_turns(box: Path) -> None:
     assert first.details["files_archived"] + second.details["files_archived"] == 4
     assert len(archives(box)) == 2
     assert names(box / "logs") == []
+
+
+async def test_a_bind_mount_inside_the_logs_is_not_entered(box: Path) -> None:
+    outside = write(box / "elsewhere" / "other.log.1", "outside\n")
+    write(box / "logs" / "inner.log.1", "inside\n")
+    with bind_mount(outside.parent, box / "logs" / "mnt"):
+        outcome = await run(box, recursive=True)
+        assert outcome.ok, outcome.message
+        (archive,) = archives(box)
+        assert list(contents(archive)) == [str(box / "logs" / "inner.log.1").lstrip("/")]
+    assert outside.read_text() == "outside\n"

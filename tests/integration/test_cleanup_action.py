@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,13 +18,14 @@ from pydantic import ValidationError
 from action_context import execute_rule, make_action_context
 from opsmedic.actions import cleanup
 from opsmedic.actions.cleanup_settings import CleanupConfig
-from opsmedic.archive.sweep import Guard
+from opsmedic.archive.pipeline import Control
+from opsmedic.archive.sweep import Guard, delete
 from opsmedic.config.located import Located
 from opsmedic.config.sections import validate_sections
 from opsmedic.model import Event, Outcome, RunState
 from opsmedic.runtime import plugin_sections
 from processes import file_holders
-from tmpfs import tmpfs
+from tmpfs import bind_mount, tmpfs
 
 OLD = time.time() - 7200
 PAGE = 4096
@@ -196,8 +199,12 @@ def _planned(root: Path) -> cleanup.Report:
     params = cleanup.Params(dir=[str(root / "tmp")], include=["*", "d/*"], recursive=True,
                             enforce=True)  # fmt: skip
     report = cleanup.confined(params, CleanupConfig(roots=[str(root)]), root)
-    cleanup.plan(report, params, Guard([], root / "state"), time.time())
+    cleanup.plan(report, params, Guard([], root / "state"), time.time(), ample())
     return report
+
+
+def ample() -> Control:
+    return Control(time.monotonic() + 3600)
 
 
 def test_a_file_replaced_by_a_symlink_after_selection_is_left(root: Path) -> None:
@@ -210,7 +217,7 @@ def test_a_file_replaced_by_a_symlink_after_selection_is_left(root: Path) -> Non
     victim.symlink_to(target)
     with grown.open("ab") as f:
         f.write(b"more")
-    cleanup.sweep(report)
+    cleanup.sweep(report, ample())
     assert report.sweep.deleted == []
     assert {s.reason for s in report.sweep.kept} == {
         "changed since selected: now a symlink",
@@ -227,7 +234,7 @@ def test_a_directory_replaced_by_a_symlink_after_selection_is_not_entered(root: 
     shutil.move(root / "tmp/d", root / "moved")
     (root / "tmp/d").symlink_to(root / "elsewhere")
     os.utime(twin, ns=(candidate.identity.mtime_ns, candidate.identity.mtime_ns))
-    cleanup.sweep(report)
+    cleanup.sweep(report, ample())
     assert report.sweep.deleted == [] and twin.exists()
     (kept,) = report.sweep.kept
     assert (
@@ -267,7 +274,9 @@ async def test_a_hostile_label_in_a_templated_dir_fails_before_anything_is_delet
         ({"roots": ["/etc/app"]}, "lies inside /etc"),
         ({"roots": ["tmp"]}, "roots[0] 'tmp' is not an absolute path"),
         ({"roots": ["/srv/../etc"]}, "has a '..' segment"),
-        ({"protected": [" "]}, "protected[0] is empty"),
+        ({"protected": [" "]}, "protected[0]: Value error, empty"),
+        ({"protected": ["keep/x"]}, "protected[0]: Value error, 'keep/x' holds a '/' but is not"),
+        ({"protected": ["/srv/../etc"]}, "protected[0]: Value error, '/srv/../etc' has a '..'"),
         ({"roots": ["/srv/tmp"], "rootz": []}, "rootz"),
     ],
 )
@@ -292,3 +301,159 @@ def test_a_bad_cleanup_section_is_an_error_naming_where(
 def test_bad_params_are_refused(params: dict[str, Any], error: str) -> None:
     with pytest.raises(ValidationError, match=error):
         cleanup.Params.model_validate(params)
+
+
+@pytest.mark.parametrize("same_fs", [True, False], ids=["bind-same-fs", "other-fs"])
+async def test_a_mount_point_inside_a_root_is_never_entered(
+    root: Path, tmp_path: Path, same_fs: bool
+) -> None:
+    # A bind mount of the same tmpfs has the same st_dev: only the mount table tells.
+    elsewhere = root / "P" if same_fs else tmp_path.parent / f"{tmp_path.name}-P"
+    precious = put(elsewhere / "important.conf")
+    put(root / "tmp/a.tmp")
+    try:
+        with bind_mount(elsewhere, root / "tmp/mnt"):
+            outcome = await clean(root, recursive=True, enforce=True)
+            assert outcome.ok, outcome.message
+            assert outcome.details["deleted"] == [str(root / "tmp/a.tmp")]
+            assert {"path": str(root / "tmp/mnt"), "reason": (
+                "a mount point (another filesystem or a bind mount): never entered or taken"
+            )} in outcome.details["files_skipped"]  # fmt: skip
+        assert precious.exists()
+    finally:
+        if not same_fs:
+            shutil.rmtree(elsewhere)
+
+
+def test_deleting_stops_between_files_once_told_and_counts_what_it_did(root: Path) -> None:
+    for i in range(5):
+        put(root / f"tmp/{i}.tmp", PAGE)
+    candidates = _planned(root).selection.candidates
+    asked = iter([None, None, None, "timed out"])
+    done = delete(root, candidates, lambda: next(asked))
+    assert [c.path.name for c in done.deleted] == ["0.tmp", "1.tmp", "2.tmp"]
+    assert done.stopped == "timed out" and names(root / "tmp") == ["3.tmp", "4.tmp"]
+
+
+def test_a_sweep_past_its_timeout_deletes_nothing_more_and_the_outcome_says_timed_out(
+    root: Path,
+) -> None:
+    put(root / "tmp/a.tmp")
+    put(root / "tmp/b.tmp")
+    report = _planned(root)
+    cleanup.sweep(report, Control(time.monotonic() - 1))
+    outcome = cleanup.outcome_of(report, cleanup.Params(dir=str(root / "tmp"), include=["*"],
+                                                        enforce=True), dry_run=False)  # fmt: skip
+    assert not outcome.ok and outcome.details["timed_out"] is True
+    assert outcome.details["files_deleted"] == 0 and outcome.details["files_not_reached"] == 2
+    assert outcome.message.startswith("timed out: deleted 0 files"), outcome.message
+    assert names(root / "tmp") == ["a.tmp", "b.tmp"]
+
+
+async def test_a_step_out_of_time_stops_its_walk_and_is_recorded_timed_out(root: Path) -> None:
+    for i in range(3):
+        put(root / f"tmp/{i}.tmp", PAGE)
+    ctx = make_action_context("cleanup", cleanup={"roots": [str(root)]},
+                              state_dir=str(root / "state"))  # fmt: skip
+    params = cleanup.Params(dir=str(root / "tmp"), include=["*"], enforce=True)
+    outcome = await cleanup.run(params, dataclasses.replace(ctx, timeout=0.0))
+    assert not outcome.ok and outcome.details["timed_out"] is True, outcome.message
+    assert outcome.details["walk_incomplete"] == "walk timed out after 0 entries"
+    assert names(root / "tmp") == ["0.tmp", "1.tmp", "2.tmp"]
+
+
+async def test_the_walk_stops_at_max_entries_and_cleans_the_oldest_it_saw(root: Path) -> None:
+    for i in range(5):
+        put(root / f"tmp/{i}.tmp", PAGE, mtime=OLD - i)
+    outcome = await clean(root, enforce=True, max_entries=3)
+    assert outcome.ok, outcome.message
+    assert outcome.details["walk_incomplete"] == "walk stopped at max_entries (3)"
+    assert names(root / "tmp") == ["3.tmp", "4.tmp"]
+    assert "walk stopped at max_entries (3): the oldest of what it saw chosen" in outcome.message
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    ["{root}/tmp/keep/", "{root}//tmp//keep", "{root}/link/keep", "{root}/link/k*", "*.KEEP"],
+    ids=["trailing-slash", "double-slash", "symlinked-dir", "symlinked-dir-glob", "case"],
+)
+async def test_a_protected_pattern_written_loosely_still_protects(root: Path, pattern: str) -> None:
+    kept = put(root / "tmp/keep/a.keep")
+    (root / "link").symlink_to(root / "tmp")
+    put(root / "tmp/b.tmp")
+    config = {"roots": [str(root)], "protected": [pattern.format(root=root)]}
+    outcome = await clean(root, config=config, recursive=True, enforce=True)
+    assert outcome.ok, outcome.message
+    assert outcome.details["deleted"] == [str(root / "tmp/b.tmp")]
+    assert kept.exists()
+
+
+def test_check_refuses_a_relative_protected_path_at_file_line_col(tmp_path: Path) -> None:
+    (tmp_path / "opsmedic.yaml").write_text(
+        "cleanup:\n  roots: [/srv/tmp]\n  protected: [a.keep, keep/x]\n"
+    )
+    result = subprocess.run([sys.executable, "-m", "opsmedic", "check"], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert (
+        "opsmedic.yaml:3:23: cleanup.protected[1]: Value error, 'keep/x' holds" in result.stderr
+    ), result.stderr
+
+
+@pytest.mark.parametrize(
+    ("victim", "markers", "reason"),
+    [
+        ("mongo/diagnostic.data/metrics.interim", ["mongo/WiredTiger"], "mongo/WiredTiger"),
+        ("mongo/collection-0-1.wt", [], "(*.wt"),
+        ("mongo/WiredTiger.turtle", [], "(wiredtiger*"),
+        ("etcd/member/snap/0000-0001.snap", ["etcd/member/wal/0.wal"], "etcd/member/wal"),
+        ("etcd/member/snap/db", [], "etcd/member/snap/db"),
+        ("prom/wal/00000001", ["prom/chunks_head/000001"], "prom/wal+chunks_head"),
+        ("prom/01HBLOCK/chunks/000001", ["prom/01HBLOCK/meta.json", "prom/01HBLOCK/index"],
+         "prom/01HBLOCK/meta.json+index+chunks"),
+        ("es/nodes/0/indices/x/0/index/_0.cfs", ["es/nodes/0/_state/state-1.st"],
+         "es/nodes/0/_state+indices"),
+        ("app.sqlite3.tmp", [], "(*.sqlite3*"),
+        ("app.DB.bak", [], "(*.db"),
+        ("orders.ibd.bak.bak", [], "(*.ibd"),
+    ],
+)  # fmt: skip
+async def test_common_datastores_are_protected_built_in(
+    root: Path, victim: str, markers: list[str], reason: str
+) -> None:
+    for marker in markers:
+        put(root / "tmp" / marker, 64)
+    kept = put(root / "tmp" / victim, 64)
+    put(root / "tmp/gone.tmp", 64)
+    outcome = await clean(root, enforce=True, recursive=True, include=["**"])
+    assert outcome.ok, outcome.message
+    assert kept.exists() and not (root / "tmp/gone.tmp").exists()
+    why = {s["path"]: s["reason"] for s in outcome.details["files_skipped"]}[str(kept)]
+    assert why.startswith("protected: ") and why.endswith(f"{reason}, built in)"), why
+
+
+def _mapping_writer(path: Path) -> subprocess.Popen[str]:
+    """A process that maps `path` shared and writable, then closes every fd it had on it."""
+    code = (
+        "import mmap, os, sys, time\n"
+        "f = open(sys.argv[1], 'r+b'); m = mmap.mmap(f.fileno(), 0); f.close()\n"
+        "os.closerange(3, 4096)  # mmap keeps a dup of the fd: gone too, the mapping stays\n"
+        "print('ready', flush=True); time.sleep(60)"
+    )
+    return subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE,
+                            text=True)  # fmt: skip
+
+
+async def test_a_file_mapped_shared_and_writable_with_its_fd_closed_is_skipped(root: Path) -> None:
+    mapped = put(root / "tmp/shm.tmp", PAGE)
+    with _mapping_writer(mapped) as writer:
+        try:
+            assert writer.stdout is not None and writer.stdout.readline() == "ready\n"
+            assert not [f for f in os.listdir(f"/proc/{writer.pid}/fd") if int(f) > 2]
+            outcome = await clean(root, enforce=True)
+            assert outcome.ok, outcome.message
+            reason = f"open for writing by pid {writer.pid} (python3)"
+            assert outcome.details["files_skipped"] == [{"path": str(mapped), "reason": reason}]
+            assert mapped.exists()
+        finally:
+            writer.kill()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from opsmedic.probes.disk import Params as DiskParams
 from opsmedic.probes.disk import check as check_disk
 from opsmedic.probes.process import Params as ProcessParams
 from opsmedic.probes.process import check as check_processes
+from tmpfs import tmpfs as mount_tmpfs
 
 MiB = 1024 * 1024
 
@@ -26,17 +26,8 @@ def tmpfs(tmp_path: Path) -> Iterator[Path]:
     """A 4 MiB tmpfs with 64 inodes, mounted for this test only (skipped where not allowed)."""
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m,nr_inodes=64,mode=0755", "opsmedic-test", str(mnt)],
-        capture_output=True, text=True,
-    )  # fmt: skip
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    try:
+    with mount_tmpfs(mnt, "size=4m,nr_inodes=64,mode=0755"):
         yield mnt
-    finally:
-        # Lazy: a file still open in a failed test must not keep the mount (and us) stuck.
-        subprocess.run(["umount", "--lazy", str(mnt)], check=True)
 
 
 def context() -> ProbeContext:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shlex
 import socket
+import subprocess
 import sys
 import threading
 from collections import Counter
@@ -25,12 +27,14 @@ from opsmedic.clock import SystemClock
 from opsmedic.errors import ScaleRefused
 from opsmedic.model import Event
 from opsmedic.releases.scale import Scaler
-from opsmedic.runtime import build, build_registry
+from opsmedic.runtime import Runtime, build, build_registry
 
 if __package__:
-    from ..services_scale import ScaleRig
+    from ..services import serving
+    from ..services_scale import ScaleRig, instance_argv, instance_at
 else:
-    from services_scale import ScaleRig
+    from services import serving
+    from services_scale import ScaleRig, instance_argv, instance_at
 
 MAX_REQUESTS = 3000  # the bound of every load a test sends
 PAUSE_S = 0.005  # between two requests of the load: at most 200 requests/s
@@ -169,24 +173,30 @@ async def test_an_instance_that_exits_is_reported_at_once(scale_rig: ScaleRig) -
     assert "unrecognized arguments: --no-such-flag" in log
 
 
+def _unhealthy_site(rig: ScaleRig, health_timeout: str, rules: list[Any]) -> Runtime:
+    """An opsmedic site (config, store, `rules`) whose service `app` starts instances that
+    never become healthy within `health_timeout`."""
+    site = rig.root / "site"
+    (site / "rules").mkdir(parents=True)
+    service = rig.service(unhealthy=True, health={"path": "/health", "timeout": health_timeout})
+    config = {"store": f"sqlite:///{site}/opsmedic.db", "api": {"enabled": False},
+              "services": {"app": service}}  # fmt: skip
+    (site / "opsmedic.yaml").write_text(yaml.safe_dump(config))
+    (site / "rules" / "scale.yaml").write_text(yaml.safe_dump(rules))
+    return build(site / "opsmedic.yaml", registry=build_registry())
+
+
 async def test_a_rule_scaling_out_onto_unhealthy_instances_escalates_after_its_limit(
     scale_rig: ScaleRig,
 ) -> None:
     rig = scale_rig
-    site = rig.root / "site"
-    (site / "rules").mkdir(parents=True)
-    service = rig.service(unhealthy=True, health={"path": "/health", "timeout": "500ms"})
-    config = {"store": f"sqlite:///{site}/opsmedic.db", "api": {"enabled": False},
-              "services": {"app": service}}  # fmt: skip
-    (site / "opsmedic.yaml").write_text(yaml.safe_dump(config))
     rules = [
         {"name": "scale-out-on-latency", "when": {"source": "http", "resource": "app"},
          "do": [{"scale": {"service": "app", "by": 1}}],
          "limit": {"max_runs": 2, "within": "1h"}},
         {"name": "page", "when": {"source": "opsmedic", "kind": "escalation"}, "do": ["noop"]},
     ]  # fmt: skip
-    (site / "rules" / "scale.yaml").write_text(yaml.safe_dump(rules))
-    rt = build(site / "opsmedic.yaml", registry=build_registry())
+    rt = _unhealthy_site(rig, "500ms", rules)
     await rt.engine.start()
     try:
         for value in (900.0, 950.0, 990.0):
@@ -255,3 +265,96 @@ async def test_a_connection_left_open_is_waited_for_up_to_drain_timeout(
         f"{rig.address(2)} drained and stopped (1 connection(s) still open after " in back.message
     )
     assert "drain_timeout 1s); 1 serve" in back.message
+
+
+async def test_a_port_another_process_listens_on_is_refused_before_starting(
+    scale_rig: ScaleRig,
+) -> None:
+    rig = scale_rig
+    port = rig.base_port + 2
+    foreign_log = rig.root / "foreign.log"
+    with serving(instance_at(port, rig.delay_file), port, foreign_log) as foreign:
+        async with _scaler(rig) as scaler:
+            before = rig.upstream()
+            failed = await scaler.scale("app", by=1)
+            assert not failed.ok
+            assert (
+                f"instance 2: {rig.address(2)} is already listened on by pid {foreign.pid} "
+                "(python" in failed.message
+            ), failed.message
+            assert rig.upstream() == before  # the foreign server never got traffic
+            assert not scaler.launchers["app"].children  # nothing was started
+            assert _record(rig)["instances"].keys() == {"1"}
+        assert foreign.poll() is None  # and it was left alone
+
+
+async def test_a_healthy_answer_from_a_process_not_the_instances_is_not_routed(
+    scale_rig: ScaleRig,
+) -> None:
+    """The instance hands its port to a process outside its tree (another session, reparented):
+    the health check is answered, but not by the instance, so it is never routed."""
+    rig = scale_rig
+    detached = " ".join(shlex.quote(a) for a in instance_argv(rig.delay_file))
+    command = {"argv": ["sh", "-c", f"setsid -f {detached}; exec sleep 60"]}
+    try:
+        async with _scaler(rig, command=command) as scaler:
+            before = rig.upstream()
+            failed = await scaler.scale("app", by=1)
+            assert not failed.ok
+            assert f"{rig.address(2)} is served by pid " in failed.message, failed.message
+            assert "not by the instance's process" in failed.message
+            assert rig.upstream() == before
+            assert not any(_alive(pid) for pid in scaler.launchers["app"].children)
+    finally:
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.laddr and conn.laddr.port == rig.base_port + 2 and conn.pid:
+                with contextlib.suppress(psutil.Error):
+                    psutil.Process(conn.pid).kill()
+
+
+async def test_a_step_timeout_mid_scale_out_stops_the_new_instance_and_counts_it(
+    scale_rig: ScaleRig,
+) -> None:
+    """The real engine cancels the step while the new instance waits for its health check:
+    the instance is stopped, forgotten and counted unhealthy, not left `starting`."""
+    rig = scale_rig
+    rules = [{"name": "scale-out", "when": {"source": "http", "resource": "app"},
+              "do": [{"scale": {"service": "app", "by": 1}, "timeout": "500ms"}]}]  # fmt: skip
+    rt = _unhealthy_site(rig, "1m", rules)
+    await rt.engine.start()
+    try:
+        await rt.engine.submit([Event(source="http", resource="app", value=900.0)])
+        await rt.engine.drain()
+        assert rt.store is not None
+        (run,) = rt.store.list_runs(rule="scale-out")
+    finally:
+        await rt.engine.close()
+    assert str(run.steps[0].state) == "timed_out", run.steps[0].message
+    record = _record(rig, "site/state")
+    assert record["instances"].keys() == {"1"} and record["unhealthy"] == 1
+    assert rig.address(2) not in rig.upstream()
+    port = str(rig.base_port + 2)
+    instance_2 = [p for p in psutil.process_iter(["cmdline"]) if port in (p.info["cmdline"] or [])]
+    assert not [p.pid for p in instance_2 if _alive(p.pid)]
+
+
+def test_check_warns_of_a_scale_step_timeout_below_health_and_drain(scale_rig: ScaleRig) -> None:
+    site = scale_rig.root / "site"
+    (site / "rules").mkdir(parents=True)
+    service = scale_rig.service(health={"path": "/health", "timeout": "40s"}, drain_timeout="30s")
+    (site / "opsmedic.yaml").write_text(yaml.safe_dump({"services": {"app": service}}))
+    (site / "rules" / "scale.yaml").write_text(
+        "- name: out\n  when: {source: http}\n  do:\n    - scale: {service: app, by: 1}\n"
+        "      timeout: 1m\n- name: fine\n  when: {source: http}\n  do:\n"
+        "    - scale: {service: app, by: 1}\n      timeout: 71s\n"
+    )
+    result = subprocess.run([sys.executable, "-m", "opsmedic", "check"], cwd=site,
+                            capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    warning = (
+        f"{site / 'rules' / 'scale.yaml'}:4:1: warning: out.scale: timeout 60s is below service "
+        "app's health.timeout 40s + drain_timeout 30s (70s): a scale waiting as configured "
+        "would be cancelled; give the step timeout: 70s or more"
+    )
+    assert warning in result.stderr, result.stderr
+    assert "fine.scale" not in result.stderr

@@ -285,3 +285,10 @@ def test_a_relative_rendered_path_needs_the_config_directory() -> None:
     cwd = {"argv": ["true"], "cwd": "srv/{{ event.labels.app }}"}
     with pytest.raises(ValidationError, match="no config directory"):
         run_command.Params.model_validate(_render(cwd, labels={"app": "a"}))
+
+
+@pytest.mark.parametrize("label", ["../" + "y" * 5000, "x" * 5000 + "/\0"])
+def test_a_long_value_an_event_chose_is_cut_in_the_error(label: str) -> None:
+    with pytest.raises(ValueError, match="…") as caught:
+        confine(f"/srv/logs/{label}", "/srv/logs/{{ event.labels.app }}")
+    assert len(str(caught.value)) < 400, str(caught.value)

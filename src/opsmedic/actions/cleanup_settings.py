@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import posixpath
+import re
+from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
 from opsmedic.config.types import Strict
 from opsmedic.plugins import SettingsSpec
@@ -28,6 +30,23 @@ def system_dir_of(path: str) -> str | None:
     return None
 
 
+def _protected(pattern: str) -> str:
+    """A pattern normalised (`/srv//keep/` → `/srv/keep`), or refused: as written it could
+    never equal a real path, so it would protect nothing, silently."""
+    if not pattern.strip() or "\0" in pattern:
+        raise ValueError(f"empty or holds a NUL byte: {pattern!r}")
+    if "/" not in pattern:
+        return pattern
+    if not pattern.startswith("/"):
+        raise ValueError(
+            f"{pattern!r} holds a '/' but is not an absolute path: it is matched on real paths "
+            "(write /srv/cache/keep), or give a bare name (keep)"
+        )
+    if ".." in pattern.split("/"):
+        raise ValueError(f"{pattern!r} has a '..' segment")
+    return posixpath.normpath(re.sub("/+", "/", pattern))
+
+
 class CleanupConfig(Strict):
     """The config's `cleanup:` section: where cleanup may delete, and what it never touches."""
 
@@ -35,9 +54,10 @@ class CleanupConfig(Strict):
         default_factory=list,
         description="absolute directories cleanup may delete in; none: every run is refused",
     )
-    protected: list[str] = Field(
+    protected: list[Annotated[str, AfterValidator(_protected)]] = Field(
         default_factory=list,
-        description="globs never deleted: with a '/', on the path and its parents; else the name",
+        description="globs never deleted (case-insensitive): with a '/', an absolute path "
+        "matched on the file's real path and its parents; else the name",
     )
 
     @field_validator("roots")
@@ -55,14 +75,6 @@ class CleanupConfig(Strict):
                     "deletes there"
                 )
         return roots
-
-    @field_validator("protected")
-    @classmethod
-    def _not_blank(cls, patterns: list[str]) -> list[str]:
-        for i, pattern in enumerate(patterns):
-            if not pattern.strip() or "\0" in pattern:
-                raise ValueError(f"protected[{i}] is empty or holds a NUL byte: {pattern!r}")
-        return patterns
 
 
 # cleanup's section of opsmedic.yaml (`cleanup:`).

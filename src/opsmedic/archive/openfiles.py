@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass
 
 _PROC = "/proc"
+MAPPED = -1  # a Holder's fd when the file is held by a shared writable mapping, not an fd
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,12 +31,38 @@ def scan_open(identities: set[tuple[int, int]]) -> dict[tuple[int, int], list[Ho
         return found
     with os.scandir(_PROC) as entries:
         pids = [int(e.name) for e in entries if e.name.isdigit()]
+    mapped = {(os.major(dev), os.minor(dev), ino): (dev, ino) for dev, ino in identities}
     for pid in pids:
         for fd, key in _fds_on(pid, identities):
             writing = _opened_for_writing(pid, fd)
             if writing is not None:
                 found.setdefault(key, []).append(Holder(pid, fd, writing, _command(pid)))
+        for key in _shared_writable_maps(pid, mapped):
+            holders = found.setdefault(key, [])
+            if not any(h.pid == pid and h.writing for h in holders):  # said once per process
+                holders.append(Holder(pid, MAPPED, True, _command(pid)))
     return found
+
+
+def _shared_writable_maps(
+    pid: int, mapped: dict[tuple[int, int, int], tuple[int, int]]
+) -> set[tuple[int, int]]:
+    """Files of interest `pid` maps shared and writable (`rw-s`): it may write them with no fd
+    left open, so they are being written as surely as through one."""
+    hits: set[tuple[int, int]] = set()
+    try:
+        with open(f"{_PROC}/{pid}/maps", encoding="utf-8", errors="replace") as maps:
+            for line in maps:
+                fields = line.split(maxsplit=5)
+                if len(fields) < 5 or not fields[1].startswith("rw") or fields[1][3] != "s":
+                    continue
+                major, minor = (int(x, 16) for x in fields[3].split(":"))
+                key = mapped.get((major, minor, int(fields[4])))
+                if key is not None:
+                    hits.add(key)
+    except (OSError, ValueError):  # gone, not ours to read, or a line we do not know
+        return set()
+    return hits
 
 
 def held_open(deleted: dict[tuple[int, int], str]) -> list[dict[str, object]]:

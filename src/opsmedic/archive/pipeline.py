@@ -49,11 +49,16 @@ class Control:
     cancel: threading.Event = field(default_factory=threading.Event)
     progress: Callable[[int], None] | None = None
 
-    def check(self) -> None:
+    def stopped(self) -> str | None:
+        """Why the work must stop now ("cancelled", "timed out"), or None."""
         if self.cancel.is_set():
-            raise Cancelled("cancelled before the archive was committed; nothing deleted")
-        if time.monotonic() > self.deadline:
-            raise Cancelled("timed out before the archive was committed; nothing deleted")
+            return "cancelled"
+        return "timed out" if time.monotonic() > self.deadline else None
+
+    def check(self) -> None:
+        why = self.stopped()
+        if why is not None:
+            raise Cancelled(f"{why} before the archive was committed; nothing deleted")
 
     def tick(self, n: int) -> None:
         """Progress of `n` bytes; also where a long write or verify notices it must stop."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import os
 import re
 import stat
@@ -19,6 +20,7 @@ from opsmedic.paths import TemplatedPath, TemplatedRelativePath, not_blank
 # Names this module's pipeline gives archives (host-label-UTC[-run].ext[.part]): a log
 # directory that is also the destination must never feed its own archives back in.
 OUR_ARCHIVE = re.compile(r"-\d{8}T\d{6}Z-[0-9a-f]{8}\.(?:tar\.zst|tar\.gz|zip)(?:\.part)?$")
+_MOUNT_POINT = "a mount point (another filesystem or a bind mount): never entered or taken"
 # openfiles.scan_open, or a stand-in: (st_dev, st_ino) → the processes holding that file.
 OpenScanner = Callable[[set[tuple[int, int]]], Mapping[tuple[int, int], Sequence[Holder]]]
 
@@ -85,6 +87,8 @@ class Selection:
     # Directories that cannot be read at all; the run fails on any of them.
     problems: list[str] = field(default_factory=list)
     matched: int = 0  # files an include named, before age, open-file and bound checks
+    entries: int = 0  # entries the walk looked at
+    incomplete: str | None = None  # why the walk stopped before the end, if it did
 
     @property
     def total_bytes(self) -> int:
@@ -118,6 +122,9 @@ class Rules:
     # zip stores names as UTF-8 only; tar's PAX headers keep any bytes.
     utf8_names: bool = False
     include_hardlinked: bool = False
+    max_entries: int | None = None  # entries walked at most; the walk stops there, incomplete
+    # A last say on each file that passed the rest (cleanup's protection), before the bound.
+    veto: Callable[[Path, int], str | None] | None = None
 
 
 def select(
@@ -126,20 +133,23 @@ def select(
     now: float,
     fresh: frozenset[Path] = frozenset(),
     scan_open: OpenScanner | None = None,
+    stop: Callable[[], str | None] = lambda: None,
 ) -> Selection:
     """Walk `dirs` (absolute) and choose files; blocking (lstat, /proc), so run in a thread.
 
     `fresh` are files just rotated: they skip `min_age` but not the open-for-writing check.
     `scan_open` maps (st_dev, st_ino) to the processes holding them (openfiles.scan_open).
+    `stop` (asked as the walk goes) says why to stop now (a deadline, a cancel), or None.
+    Only the oldest `max_files` are held while walking (a heap), however many match.
     """
     sel = Selection()
-    found: list[Candidate] = []
+    found = _Oldest(rules.max_files, sel.skipped)
     seen: set[Path] = set()  # a directory listed twice, or inside another with recursive
     for top in dirs:
-        real = _resolved_dir(top, sel.problems)
+        real = _resolved_dir(top, sel.problems) if sel.incomplete is None else None
         if real is None:
             continue
-        for rel, path, st in _walk(real, top, rules.recursive, sel):
+        for rel, path, st in _walk(real, top, rules, sel, stop):
             if path in seen or not _included(rel, rules):
                 continue
             seen.add(path)
@@ -147,15 +157,51 @@ def select(
             why = _refusal(path, st, real) or _unfit(path, st, rules)
             if why is None and path not in fresh and now - st.st_mtime < rules.min_age:
                 why = f"modified {max(now - st.st_mtime, 0):.0f}s ago (min_age {rules.min_age:g}s)"
+            if why is None and rules.veto is not None:
+                why = rules.veto(path, st.st_mode)
             if why is not None:
                 sel.skipped.append(Skip(str(path), why))
                 continue
-            found.append(Candidate(path, str(path).lstrip("/"), Identity.of(st), st.st_mode))
-    if rules.skip_open_for_writing and found and scan_open is not None:
-        found = _not_open_for_writing(found, scan_open, sel.skipped)
-    found.sort(key=lambda c: (c.identity.mtime_ns, str(c.path)))
-    _bounded(found, rules, sel)
+            found.add(Candidate(path, str(path).lstrip("/"), Identity.of(st), st.st_mode))
+    chosen = found.oldest_first()
+    if rules.skip_open_for_writing and chosen and scan_open is not None:
+        chosen = _not_open_for_writing(chosen, scan_open, sel.skipped)
+    _bounded(chosen, rules, sel)
     return sel
+
+
+@dataclass(slots=True)
+class _Newest:
+    """A heap item ordered newest first, so the heap's top is the one to drop."""
+
+    key: tuple[int, str]
+    candidate: Candidate
+
+    def __lt__(self, other: _Newest) -> bool:
+        return self.key > other.key
+
+
+@dataclass(slots=True)
+class _Oldest:
+    """The oldest `limit` candidates seen; each one pushed out is skipped with why."""
+
+    limit: int
+    skipped: list[Skip]
+    heap: list[_Newest] = field(default_factory=list)
+
+    def add(self, c: Candidate) -> None:
+        item = _Newest((c.identity.mtime_ns, str(c.path)), c)
+        if len(self.heap) < self.limit:
+            heapq.heappush(self.heap, item)
+            return
+        if self.heap and item.key < self.heap[0].key:
+            item = heapq.heapreplace(self.heap, item)
+        self.skipped.append(
+            Skip(str(item.candidate.path), f"over max_files ({self.limit}) this run")
+        )
+
+    def oldest_first(self) -> list[Candidate]:
+        return [item.candidate for item in sorted(self.heap, key=lambda i: i.key)]
 
 
 def _resolved_dir(top: Path, problems: list[str]) -> Path | None:
@@ -175,10 +221,31 @@ def _resolved_dir(top: Path, problems: list[str]) -> Path | None:
     return real
 
 
+def mount_points() -> frozenset[str]:
+    """Every mount point on this host (/proc/self/mountinfo), bind mounts included."""
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+            # Field 5 is the mount point, with space, tab, newline and backslash as \ooo.
+            return frozenset(
+                re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), line.split()[4])
+                for line in f
+                if len(line.split()) > 4
+            )
+    except OSError:
+        return frozenset()
+
+
 def _walk(
-    root: Path, top: Path, recursive: bool, sel: Selection
+    root: Path, top: Path, rules: Rules, sel: Selection, stop: Callable[[], str | None]
 ) -> Iterator[tuple[str, Path, os.stat_result]]:
-    """(name relative to root, path, lstat) of every entry; symlinked dirs are never entered."""
+    """(name relative to root, path, lstat) of every entry on root's own filesystem.
+
+    Symlinked dirs are never entered, and neither is a mount point: another filesystem, or
+    a bind mount of the same one (same st_dev, so only the mount table tells), would let a
+    file outside the root be taken through a path inside it.
+    """
+    mounts = mount_points()
+    dev = os.stat(root).st_dev
     pending = [root]
     while pending:
         here = pending.pop()
@@ -192,12 +259,23 @@ def _walk(
                 sel.skipped.append(Skip(str(here), f"cannot list: {exc.strerror or exc}"))
             continue
         for entry in listed:
+            sel.entries += 1
+            if rules.max_entries is not None and sel.entries > rules.max_entries:
+                sel.incomplete = f"walk stopped at max_entries ({rules.max_entries})"
+                return
+            why = stop()
+            if why is not None:
+                sel.incomplete = f"walk {why} after {sel.entries - 1} entries"
+                return
             path = Path(entry.path)
             try:
                 st = entry.stat(follow_symlinks=False)
             except OSError:
                 continue  # gone since listing: nothing to archive
-            if recursive and stat.S_ISDIR(st.st_mode):
+            if st.st_dev != dev or entry.path in mounts:
+                sel.skipped.append(Skip(entry.path, _MOUNT_POINT))
+                continue
+            if rules.recursive and stat.S_ISDIR(st.st_mode):
                 pending.append(path)
                 continue
             yield str(path.relative_to(root)), path, st

@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -13,32 +13,70 @@ from pathlib import Path
 from opsmedic.archive.select import Candidate, Identity, Skip
 
 # Application and database files, whatever a rule includes (matched on the lower-cased
-# name): SQLite and its journals, write-ahead logs, LMDB, MySQL/MariaDB tables, Redis
+# name, and on it less any `.bak` suffixes: a backup of one is kept too): SQLite and its
+# journals, write-ahead logs, LMDB, MySQL/MariaDB tables, MongoDB's WiredTiger files, Redis
 # snapshots and append-only files, shared libraries and Java archives, lock and pid files.
 BUILTIN_PROTECTED = (
-    "*.db", "*.db-*", "*.sqlite", "*.sqlite-*", "*.sqlite3", "*.sqlite3-*", "*.wal", "*.mdb",
-    "*.ibd", "*.frm", "*.myd", "*.myi", "*.rdb", "*.aof", "*.so", "*.so.*", "*.jar",
-    "*.lock", "*.pid",
+    "*.db", "*.db-*", "*.sqlite", "*.sqlite-*", "*.sqlite3*", "*.wal", "*.mdb",
+    "*.ibd", "*.frm", "*.myd", "*.myi", "*.wt", "wiredtiger*", "*.rdb", "*.aof", "*.so",
+    "*.so.*", "*.jar", "*.lock", "*.pid",
 )  # fmt: skip
-# A directory holding one of these is a database's data directory (PostgreSQL's cluster or
-# tablespace, MySQL/MariaDB's datadir): nothing in it or below it is deleted.
-DATA_DIR_MARKERS = ("PG_VERSION", "ibdata1", "mysql.ibd")
+# A directory holding all the paths of one of these is a data directory: nothing in it or
+# below it is deleted. PostgreSQL's cluster or tablespace, MySQL/MariaDB's datadir,
+# MongoDB's dbpath (its journal/ too), etcd's data dir (bbolt's member/snap/db and the
+# WAL), Prometheus's TSDB (head and blocks), Elasticsearch's data path.
+DATA_DIR_MARKERS: tuple[tuple[str, ...], ...] = (
+    ("PG_VERSION",), ("ibdata1",), ("mysql.ibd",), ("WiredTiger",), ("member/wal",),
+    ("member/snap/db",), ("wal", "chunks_head"), ("meta.json", "index", "chunks"),
+    ("nodes/0/_state",), ("_state", "indices"),
+)  # fmt: skip
 _OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _EXECUTABLE = stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH
 
 
+def real_pattern(pattern: str) -> str:
+    """An absolute glob with its literal directory part resolved, as roots are resolved.
+
+    Files are matched by their real path, so `/srv/link/keep` (link → /data) must become
+    `/data/keep` to protect anything.
+    """
+    parts = pattern.split("/")
+    literal = next((i for i, p in enumerate(parts) if any(c in p for c in "*?[")), len(parts))
+    if literal <= 1:
+        return pattern
+    head = os.path.realpath("/".join(parts[:literal]))
+    return "/".join([head.rstrip("/"), *parts[literal:]]) or "/"
+
+
 @dataclass(slots=True)
 class Guard:
-    """Why a file may never be deleted: built-in rules, then the configured `protected`."""
+    """Why a file may never be deleted: built-in rules, then the configured `protected`.
+
+    `protected` is matched case-insensitively, like the built-in names; a pattern with a
+    `/` is matched as written and with its directory part resolved (real_pattern).
+    """
 
     protected: Sequence[str]
     state_dir: Path  # opsmedic's own files (archive intents), resolved
     _data_dirs: dict[Path, str | None] = field(default_factory=dict)
+    _paths: list[tuple[str, str]] = field(default_factory=list)  # (as matched, as configured)
+    _names: list[tuple[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for pattern in self.protected:
+            if "/" not in pattern:
+                self._names.append((pattern.lower(), pattern))
+                continue
+            for form in dict.fromkeys((pattern, real_pattern(pattern))):
+                self._paths.append((form.lower(), pattern))
 
     def why(self, path: Path, mode: int) -> str | None:
         name = path.name.lower()
+        unbacked = name
+        while unbacked.endswith(".bak"):
+            unbacked = unbacked.removesuffix(".bak")
         for pattern in BUILTIN_PROTECTED:
-            if fnmatchcase(name, pattern):
+            if fnmatchcase(name, pattern) or fnmatchcase(unbacked, pattern):
                 return f"protected: an application or database file ({pattern}, built in)"
         if mode & _EXECUTABLE:
             return "protected: executable (built in)"
@@ -48,16 +86,22 @@ class Guard:
             marker = self._marker(parent)
             if marker is not None:
                 return f"protected: inside a database data directory ({parent}/{marker}, built in)"
-        for pattern in self.protected:
-            if "/" not in pattern and fnmatchcase(path.name, pattern):
+        for lowered, pattern in self._names:
+            if fnmatchcase(name, lowered):
                 return f"protected: {pattern} (cleanup.protected)"
-            if "/" in pattern and any(fnmatchcase(str(p), pattern) for p in (path, *path.parents)):
+        paths = [str(p).lower() for p in (path, *path.parents)]
+        for lowered, pattern in self._paths:
+            if any(fnmatchcase(p, lowered) for p in paths):
                 return f"protected: {pattern} (cleanup.protected)"
         return None
 
     def _marker(self, directory: Path) -> str | None:
         if directory not in self._data_dirs:
-            found = (m for m in DATA_DIR_MARKERS if os.path.lexists(directory / m))
+            found = (
+                "+".join(paths)
+                for paths in DATA_DIR_MARKERS
+                if all(os.path.lexists(directory / p) for p in paths)
+            )
             self._data_dirs[directory] = next(found, None)
         return self._data_dirs[directory]
 
@@ -69,10 +113,16 @@ class Sweep:
     deleted: list[Candidate] = field(default_factory=list)
     kept: list[Skip] = field(default_factory=list)
     failed: list[Skip] = field(default_factory=list)
+    stopped: str | None = None  # why deleting stopped before the end ("timed out"), if it did
 
 
-def delete(root: Path, candidates: Sequence[Candidate]) -> Sweep:
+def delete(
+    root: Path, candidates: Sequence[Candidate], stop: Callable[[], str | None] = lambda: None
+) -> Sweep:
     """Unlink each candidate (all below `root`, a real path); blocking, so run in a thread.
+
+    `stop` is asked before each file: a step that timed out or was cancelled must not go on
+    deleting in its thread after the run was recorded as over.
 
     Each parent directory is reached from `root` one component at a time with O_NOFOLLOW,
     and each file is looked at (lstat by that directory's fd) right before its unlink by the
@@ -92,6 +142,9 @@ def delete(root: Path, candidates: Sequence[Candidate]) -> Sweep:
             continue
         try:
             for c in files:
+                sweep.stopped = stop()
+                if sweep.stopped is not None:
+                    return sweep
                 _unlink(fd, c, sweep)
         finally:
             os.close(fd)

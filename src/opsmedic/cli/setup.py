@@ -83,6 +83,7 @@ def check(
     Warnings (a set_flag naming a flag neither the config nor the store has) do not fail it
     unless --strict."""
     from opsmedic.cli.check_report import report, with_stored_flags
+    from opsmedic.cli.scale_budget import scale_budget_warnings
     from opsmedic.config.loader import read_config
     from opsmedic.config.refs import ConfigNames
     from opsmedic.rules.loader import load_rules
@@ -97,6 +98,7 @@ def check(
     warnings: list[Problem] = []
     names: ConfigNames | None = None  # None: no config to check the names rules use against
     looked = ""  # where flags were looked for, said beside a warning about one
+    read = None
     rules_path = path if path is not None and (path.is_dir() or _is_rule_file(path)) else None
     config_path = find_config(None) if rules_path is not None else (path or find_config(None))
     if rules_path is None or config_path is not None:
@@ -125,6 +127,8 @@ def check(
         else:
             count = f"{len(ruleset)} rules in {len(ruleset.files)} files"
             say(f"rules {rules_path}: {count}: ok")
+            if read is not None and read.config is not None:
+                warnings += scale_budget_warnings(ruleset, read.config)
             if unit is not None and not problems:  # a unit is judged against a valid config
                 problems += _unit_problems(unit, path, rules_path, ruleset, registry, say)
     failed_strictly = report(problems, warnings, looked, as_json=as_json, strict=strict)

@@ -4,6 +4,7 @@ new one health-checked before the router sends it traffic, each old one drained 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,8 @@ from opsmedic.releases.scale_instances import Launcher, drained
 from opsmedic.releases.scale_state import FleetFile, Instance, ScaledFleet
 
 LOCK_WAIT_S = 30.0  # the longest a scale waits for another scale of the same service
+# Beyond stop_timeout, what a cancelled scale-out may take to stop its new instances.
+CANCEL_GRACE_S = 2.0
 
 
 @dataclass(slots=True)
@@ -122,8 +125,24 @@ class _Job:
                 self.file.save(self.fleet)
 
     async def out(self, numbers: list[int]) -> Outcome:
-        """Start `numbers`, wait for each to be healthy, then route to them in one change."""
+        """Start `numbers`, wait for each to be healthy, then route to them in one change.
+
+        Cancelled (the step's timeout) before routing, the new instances are stopped and
+        counted unhealthy, within a bound, before the cancellation goes on: never left
+        running and recorded `starting` until the next scale tidies them.
+        """
         started: list[Instance] = []
+        try:
+            return await self._out(numbers, started)
+        except asyncio.CancelledError:
+            if any(i.state == "starting" for i in started):
+                undo = asyncio.ensure_future(self.undo(started, "cancelled", unhealthy=True))
+                bound = self.config.stop_timeout + CANCEL_GRACE_S
+                with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                    await asyncio.wait_for(asyncio.shield(undo), bound)
+            raise
+
+    async def _out(self, numbers: list[int], started: list[Instance]) -> Outcome:
         for n in numbers:
             try:
                 instance = await self.launcher.start(n)
@@ -134,6 +153,9 @@ class _Job:
             self.file.save(self.fleet)
         problems = await asyncio.gather(*(self.launcher.healthy(i) for i in started))
         bad = [f"instance {i.n}: {p}" for i, p in zip(started, problems, strict=True) if p]
+        bad += [f"instance {i.n}: its process {i.pid} exited after its health check"
+                for i, p in zip(started, problems, strict=True)
+                if not p and not self.launcher.alive(i)]  # fmt: skip
         if bad:
             self.fleet.unhealthy += len(bad)
             return await self.undo(started, "; ".join(bad))
@@ -147,8 +169,13 @@ class _Job:
         return self.said(True, f"{added} healthy and routed; {len(self.fleet.serving())} "
                          "instance(s) serve")  # fmt: skip
 
-    async def undo(self, started: list[Instance], problem: str) -> Outcome:
-        """New instances that must not serve: stopped and forgotten; the outcome fails."""
+    async def undo(
+        self, started: list[Instance], problem: str, *, unhealthy: bool = False
+    ) -> Outcome:
+        """New instances that must not serve: stopped and forgotten (counted `unhealthy`
+        too when asked); the outcome fails."""
+        if unhealthy:
+            self.fleet.unhealthy += len(started)
         for instance in started:
             await self.launcher.stop(instance)
             del self.fleet.instances[instance.n]

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -52,11 +53,19 @@ class Launcher:
     def reap(self, instance: Instance) -> None:
         _reap(self.children, instance)
 
+    def alive(self, instance: Instance) -> bool:
+        """Its process still runs (a systemd instance: assumed, systemd restarts it)."""
+        return instance.pid is None or _process(instance) is not None
+
 
 async def _start(launcher: Launcher, n: int) -> Instance:
-    """Instance `n` started, as a record with state `starting`; ActionError when it cannot be."""
+    """Instance `n` started, as a record with state `starting`; ActionError when it cannot be,
+    or when another process already listens on its port (it would answer its health check)."""
     config, service, logs = launcher.config, launcher.service, launcher.logs
     instance = Instance(n, config.address(n), "starting", started_at=time.time())
+    taken = await asyncio.to_thread(_port_taken, instance.address)
+    if taken is not None:
+        raise ActionError(f"instance {n}: {taken}: not started")
     if config.systemd is not None:
         await _systemctl(config, "start", n)
         return instance
@@ -86,6 +95,64 @@ def _spawn(argv: list[str], cwd: Path | None, log: Path) -> subprocess.Popen[byt
             )
         except OSError as exc:
             raise ActionError(f"{argv[0]} cannot be started: {exc}") from None
+
+
+def _listeners(port: int) -> set[int]:
+    """The pids listening on TCP `port` (those this process may see)."""
+    return {
+        c.pid
+        for c in psutil.net_connections(kind="tcp")
+        if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid
+    }
+
+
+def _named(pids: set[int]) -> str:
+    names = []
+    for pid in sorted(pids):
+        try:
+            names.append(f"pid {pid} ({psutil.Process(pid).name()})")
+        except psutil.Error:
+            names.append(f"pid {pid}")
+    return ", ".join(names)
+
+
+def _port_taken(address: str) -> str | None:
+    """Why `address` is already in use (a bind to it fails), naming its listener; or None."""
+    host, port = address.rsplit(":", 1)
+    try:
+        family, kind, _, _, where = socket.getaddrinfo(
+            host.strip("[]"), int(port), type=socket.SOCK_STREAM
+        )[0]
+        with socket.socket(family, kind) as probe:
+            # As a server binds: a port left in TIME_WAIT is free, one listened on is not.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(where)
+    except OSError as exc:
+        with contextlib.suppress(psutil.Error, OSError):
+            pids = _listeners(int(port))
+            if pids:
+                return f"{address} is already listened on by {_named(pids)}"
+        return f"{address} cannot be bound: {exc.strerror or exc}"
+    return None
+
+
+def _foreign_listener(instance: Instance) -> str | None:
+    """Who else serves the instance's port, when a process outside its own tree does."""
+    found = _process(instance)
+    if found is None:
+        return None
+    try:
+        ours = {found.pid, *(c.pid for c in found.children(recursive=True))}
+        pids = _listeners(int(instance.address.rsplit(":", 1)[1]))
+    except (psutil.Error, OSError):
+        return None  # the table cannot be read here: the health check is all there is
+    others = pids - ours
+    if others and not pids & ours:
+        return (
+            f"{instance.address} is served by {_named(others)}, not by the instance's "
+            f"process {instance.pid}"
+        )
+    return None
 
 
 def _process(instance: Instance) -> psutil.Process | None:
@@ -123,7 +190,8 @@ async def healthy(launcher: Launcher, instance: Instance) -> str | None:
                 seen = f"{type(exc).__name__}: {exc}"[:200]
             else:
                 if response.status_code in check.expect_status:
-                    return None
+                    # A foreign server on the port answers too: only our process may pass.
+                    return await asyncio.to_thread(_foreign_listener, instance)
                 seen = f"status {response.status_code}"
             if time.monotonic() >= deadline:
                 return f"{url} not healthy within {check.timeout:g}s (last: {seen})"
