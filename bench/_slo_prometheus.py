@@ -28,7 +28,6 @@ import json
 import random
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,6 +39,9 @@ from typing import Any
 from opsmedic.config.slos import SloConfig
 from opsmedic.slo.watch import statuses
 from opsmedic.store.store import Store
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from services_prometheus import openmetrics, running_prometheus  # the SLI tests' Prometheus
 
 DAYS = 31
 OBJECTIVE = 99.9
@@ -72,24 +74,6 @@ def _samples(last: int, instants: list[int]) -> tuple[dict[int, tuple[int, int]]
     return rows, gap
 
 
-def _openmetrics(rows: dict[int, tuple[int, int]], reset_at: int, path: Path) -> None:
-    """Cumulative counters, a sample at the end of each minute with samples; reset once."""
-    requests = errors = 0
-    lines = ["# TYPE slo_requests counter", "# TYPE slo_errors counter"]
-    req_lines, err_lines = [], []
-    for m in sorted(rows):
-        good, total = rows[m]
-        if m == reset_at:
-            requests = errors = 0  # the exporter restarted: its counters start again
-        requests += total
-        errors += total - good
-        at = (m + 1) * 60
-        req_lines.append(f'slo_requests_total{{slo="api"}} {requests} {at}')
-        err_lines.append(f'slo_errors_total{{slo="api"}} {errors} {at}')
-    lines = ["# TYPE slo_requests counter", *req_lines, "# TYPE slo_errors counter", *err_lines]
-    path.write_text("\n".join(lines) + "\n# EOF\n")
-
-
 def free_port() -> int:
     """A TCP port free on loopback now."""
     with socket.socket() as sock:
@@ -110,10 +94,8 @@ def wait_ready(url: str, timeout_s: float = 60.0) -> None:
             time.sleep(0.2)
 
 
-def _query(port: int, expr: str, at: float) -> float | None:
-    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode(
-        {"query": expr, "time": at}
-    )
+def _query(base: str, expr: str, at: float) -> float | None:
+    url = f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": expr, "time": at})
     with urllib.request.urlopen(url, timeout=30) as reply:
         result = json.load(reply)["data"]["result"]
     if not result:
@@ -145,57 +127,45 @@ def compare(n_instants: int, keep: bool) -> dict[str, Any]:
     store.migrate()
     store.slo_samples.add({("api", m): [g, t, 0] for m, (g, t) in rows.items()})
     metrics = work / "samples.om"
-    _openmetrics(rows, reset_at=last - 3 * 1440 + 17, path=metrics)
-    blocks = work / "tsdb"
+    openmetrics(rows, metrics, reset_at=last - 3 * 1440 + 17)
     started = time.perf_counter()
-    backfill = ["promtool", "tsdb", "create-blocks-from", "openmetrics", str(metrics), str(blocks)]
-    subprocess.run(backfill,
-                   check=True, capture_output=True, timeout=600)  # fmt: skip
-    print(f"backfilled in {time.perf_counter() - started:.1f} s", file=sys.stderr)
-    (work / "prometheus.yml").write_text("global: {}\n")
-    port = free_port()
-    prom = subprocess.Popen(
-        ["prometheus", f"--config.file={work / 'prometheus.yml'}", f"--storage.tsdb.path={blocks}",
-         "--storage.tsdb.retention.time=100y", f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=subprocess.DEVNULL, stderr=(work / "prometheus.log").open("w"),
-    )  # fmt: skip
     try:
-        wait_ready(f"http://127.0.0.1:{port}/-/ready")
-        compared = agreed = at_gap = 0
-        worst = 0.0
-        disagreements = []
-        for minute in instants:
-            # opsmedic at any moment in the minute; Prometheus at its end, where the window
-            # [T - W, T] holds the samples of exactly the W minutes up to this one.
-            (status,) = statuses([SLO], store, minute * 60 + 30.0)
-            ours = {label: status.burn.get(length) for label, length in WINDOWS.items()}
-            left = status.budget_left
-            ours["30d"] = None if left is None else 1 - left
-            # Prometheus' delta runs from the sample before the window's first minute to the
-            # one of its last: with either in the gap it extrapolates.
-            touches_gap = {label: (minute - length) in gap or minute in gap
-                           for label, length in WINDOWS.items()}  # fmt: skip
-            for label in WINDOWS:
-                expr = (f"sum(increase(slo_errors_total[{label}])) / "
-                        f"sum(increase(slo_requests_total[{label}])) / {ALLOWED}")  # fmt: skip
-                theirs = _query(port, expr, (minute + 1) * 60)
-                mine = None if ours[label] is None else float(ours[label])
-                at_gap += touches_gap[label]
-                compared += 1
-                if mine is None or theirs is None:
-                    same = mine is None and theirs is None
-                    diff = 0.0 if same else float("inf")
-                else:
-                    diff = abs(mine - theirs)
-                worst = max(worst, diff)
-                if diff <= TOLERANCE:
-                    agreed += 1
-                else:
-                    disagreements.append({"minute": minute, "window": label, "opsmedic": mine,
-                                          "prometheus": theirs})  # fmt: skip
+        with running_prometheus(work, metrics) as url:
+            print(f"backfilled and started in {time.perf_counter() - started:.1f} s",
+                  file=sys.stderr)  # fmt: skip
+            compared = agreed = at_gap = 0
+            worst = 0.0
+            disagreements = []
+            for minute in instants:
+                # opsmedic at any moment in the minute; Prometheus at its end, where the window
+                # [T - W, T] holds the samples of exactly the W minutes up to this one.
+                (status,) = statuses([SLO], store, minute * 60 + 30.0)
+                ours = {label: status.burn.get(length) for label, length in WINDOWS.items()}
+                left = status.budget_left
+                ours["30d"] = None if left is None else 1 - left
+                # Prometheus' delta runs from the sample before the window's first minute to the
+                # one of its last: with either in the gap it extrapolates.
+                touches_gap = {label: (minute - length) in gap or minute in gap
+                               for label, length in WINDOWS.items()}  # fmt: skip
+                for label in WINDOWS:
+                    expr = (f"sum(increase(slo_errors_total[{label}])) / "
+                            f"sum(increase(slo_requests_total[{label}])) / {ALLOWED}")  # fmt: skip
+                    theirs = _query(url, expr, (minute + 1) * 60)
+                    mine = None if ours[label] is None else float(ours[label])
+                    at_gap += touches_gap[label]
+                    compared += 1
+                    if mine is None or theirs is None:
+                        same = mine is None and theirs is None
+                        diff = 0.0 if same else float("inf")
+                    else:
+                        diff = abs(mine - theirs)
+                    worst = max(worst, diff)
+                    if diff <= TOLERANCE:
+                        agreed += 1
+                    else:
+                        disagreements.append({"minute": minute, "window": label, "opsmedic": mine,
+                                              "prometheus": theirs})  # fmt: skip
     finally:
-        prom.terminate()
-        prom.wait(30)
         store.close()
         if not keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -1,5 +1,5 @@
 """A real Prometheus (Debian's prometheus) on loopback in a temp dir, its TSDB backfilled with
-per-minute counters by promtool (the SLI tests and bench/slo_prometheus.py share it)."""
+per-minute counters by promtool (the SLI tests and bench/_slo_prometheus.py share it)."""
 
 from __future__ import annotations
 
