@@ -3,7 +3,6 @@ holding a lock file across processes."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import os
@@ -59,6 +58,8 @@ async def flocked(
     """Hold an exclusive `flock` on `path` (created if need be), across processes; `busy()` is
     raised once `deadline` (time.monotonic) passes with another holder. Polled without
     blocking, so a cancelled waiter never leaves a lock taken behind it."""
+    import asyncio  # here: the CLI imports this module, and `--help` stays light
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
