@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from pydantic import ValidationError
 
@@ -452,7 +453,8 @@ async def test_a_file_mapped_shared_and_writable_with_its_fd_closed_is_skipped(r
             assert not [f for f in os.listdir(f"/proc/{writer.pid}/fd") if int(f) > 2]
             outcome = await clean(root, enforce=True)
             assert outcome.ok, outcome.message
-            reason = f"open for writing by pid {writer.pid} (python3)"
+            name = psutil.Process(writer.pid).name()  # python or python3: how it was started
+            reason = f"open for writing by pid {writer.pid} ({name})"
             assert outcome.details["files_skipped"] == [{"path": str(mapped), "reason": reason}]
             assert mapped.exists()
         finally:
