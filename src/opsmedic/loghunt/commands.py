@@ -11,14 +11,15 @@ import tempfile
 import threading
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from opsmedic.config.schema import SSHHost
 from opsmedic.errors import OpsmedicError
 from opsmedic.loghunt.compressed import READ_BYTES
 from opsmedic.transport.output import Captured, OutputBuffer
 from opsmedic.transport.process import run_local
-from opsmedic.transport.ssh import run_remote
+
+if TYPE_CHECKING:  # the SSH stack (asyncssh, the config's models) loads only when used
+    from opsmedic.config.schema import SSHHost
 
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MAX_BYTES = 256 << 20
@@ -256,6 +257,8 @@ class SshCommandSource(CommandSource):
         self.base_dir = base_dir
 
     def _run(self, captured: Captured) -> Coroutine[Any, Any, Captured]:
+        from opsmedic.transport.ssh import run_remote
+
         return run_remote(
             self.host, self.argv, base_dir=self.base_dir, env=self.env, cwd=None, stdin=None,
             time_limit=self.timeout, output_limit=STDERR_BYTES, captured=captured,

@@ -7,9 +7,8 @@ import math
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from opsmedic.config.schema import SSHHost
 from opsmedic.errors import HuntInputError
 from opsmedic.loghunt.commands import (
     DEFAULT_MAX_BYTES,
@@ -20,6 +19,9 @@ from opsmedic.loghunt.commands import (
 
 JOURNALCTL = "journalctl"
 MAX_ENTRY_BYTES = 8 << 20  # of one entry's JSON; --all lets a MESSAGE be any size
+
+if TYPE_CHECKING:  # only in annotations: `logs hunt` of files never loads the config's models
+    from opsmedic.config.schema import SSHHost
 
 
 def journal_argv(
