@@ -15,7 +15,8 @@ from api_service import Api, running_api
 from opsmedic.metrics import Metrics
 from opsmedic.runtime import api_app
 from opsmedic.tokens import Scope
-from opsmedic.ui.pages import HEADERS, ROUTE_SCOPES, router
+from opsmedic.ui import pages  # noqa: F401  (mounting imports every page module: all routes registered)
+from opsmedic.ui.kit import HEADERS, ROUTE_SCOPES, router
 
 XSS = "<script>alert(1)</script>"
 

@@ -1,0 +1,155 @@
+"""The dashboard's kit: the router, scope-checked sessions, CSRF forms, rendering and headers."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, PackageLoader
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Send
+from starlette.types import Scope as Scope_
+
+from opsmedic.tokens import Scope, allows
+from opsmedic.ui.sessions import Session, Sessions
+
+COOKIE = "om_session"
+PRE_COOKIE = "om_signin"  # the sign-in form's own CSRF pair (double-submit), before a session
+FORM_MAX = 16 * 1024  # bytes of a form body; every form here is a token and a CSRF field
+STATIC = {"ui.css": "text/css", "ui.js": "text/javascript"}
+# Scripts and styles only from this origin (the static files): no inline script, no CDN.
+HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
+    "img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; "
+    "frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+# (method, path) → the scope it needs, None for the public ones: read by the route test.
+ROUTE_SCOPES: dict[tuple[str, str], Scope | None] = {}
+_env = Environment(loader=PackageLoader("opsmedic.ui", "templates"), autoescape=True)
+
+
+def _age(seconds: float) -> str:
+    """A duration as the page shows it: 45s, 12m, 3h 5m, 2d 4h."""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    if s < 86400:
+        return f"{s // 3600}h {s % 3600 // 60}m"
+    return f"{s // 86400}d {s % 86400 // 3600}h"
+
+
+def _utc(epoch: float | None) -> str:
+    return "" if epoch is None else time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
+
+
+_env.filters.update(age=_age, utc=_utc)
+
+
+class UiRefused(Exception):
+    """A request the dashboard turns away: to the sign-in page (`status` 303) or with a page
+    that says why."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def route(method: str, path: str, scope: Scope | None) -> Callable[[Any], Any]:
+    def register(handler: Any) -> Any:
+        ROUTE_SCOPES[(method, "/ui" + path)] = scope
+        router.add_api_route(path, handler, methods=[method])
+        return handler
+
+    return register
+
+
+class SecurityHeaders:
+    """HEADERS on every /ui response, an unknown path's 404 included. Plain ASGI, not
+    BaseHTTPMiddleware: the API's never-ending flag streams pass through untouched."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope_, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path != "/ui" and not path.startswith("/ui/"):
+            await self.app(scope, receive, send)
+            return
+
+        async def secured(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in HEADERS.items():
+                    headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, secured)
+
+
+def render(name: str, request: Request, status: int = 200, **values: Any) -> HTMLResponse:
+    page = _env.get_template(name).render(now=clock(request), **values)
+    return HTMLResponse(page, status_code=status)
+
+
+def clock(request: Request) -> float:
+    now: float = request.app.state.clock.now()
+    return now
+
+
+async def refused(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, UiRefused)
+    if exc.status == 303:
+        return RedirectResponse("/ui/signin", status_code=303)
+    return render("refused.html", request, exc.status, message=str(exc), session=None)
+
+
+async def signed_in(request: Request, scope: Scope) -> Session:
+    """The request's session if its token still holds `scope`; a revoked token ends it."""
+    sessions: Sessions = request.app.state.ui_sessions
+    found = sessions.get(request.cookies.get(COOKIE, ""), time.time())
+    if found is None:
+        if request.method == "GET":
+            raise UiRefused(303, "sign in")
+        raise UiRefused(403, "not signed in (or the session ended): sign in again")
+    record = await asyncio.to_thread(request.app.state.store.find_token, found.token_hash)
+    if record is None:
+        sessions.close(found.id)
+        raise UiRefused(303 if request.method == "GET" else 403, "the token was revoked")
+    if not allows(record, scope) or not held(found, scope):
+        raise UiRefused(403, f"token {found.token_name!r} lacks the {scope.value!r} scope")
+    return found
+
+
+def held(session: Session, scope: Scope) -> bool:
+    return scope.value in session.scopes or Scope.ADMIN.value in session.scopes
+
+
+async def form(request: Request, csrf: str) -> dict[str, str]:
+    """A POSTed form's fields, once its CSRF field matches `csrf`."""
+    body = await request.body()
+    if len(body) > FORM_MAX:
+        raise UiRefused(413, f"a form of {len(body)} bytes is over {FORM_MAX}")
+    fields = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+    if not csrf or not hmac.compare_digest(fields.get("csrf", ""), csrf):
+        raise UiRefused(403, "the form's CSRF token is missing or wrong: reload the page")
+    return fields
+
+
+def secure(request: Request) -> bool:
+    # The API has no trusted-proxy setting, so X-Forwarded-Proto is not believed: Secure
+    # follows the connection opsmedic itself serves.
+    return request.url.scheme == "https"
