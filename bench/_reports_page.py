@@ -38,8 +38,9 @@ from typing import Any
 
 import yaml
 from _proc import log
-from _slo_prometheus import free_port, wait_ready
 from idle import start, stop
+
+from services import free_port, wait_ready  # the tests' (reports.py puts tests/ on sys.path)
 
 HOST = "127.0.0.1"
 PROBE_INTERVAL = "10s"
@@ -219,8 +220,8 @@ def trial(work: Path, opsmedic: str, warmup_s: float, timeout_s: float,
                                 f"--storage.tsdb.path={work / 'tsdb'}",
                                 f"--web.listen-address={HOST}:{prom_port}"],
                                work, "prometheus"))  # fmt: skip
-            wait_ready(f"http://{HOST}:{am_port}/-/ready")
-            wait_ready(f"http://{HOST}:{prom_port}/-/ready")
+            wait_ready(f"http://{HOST}:{am_port}/-/ready", time.monotonic() + 60)
+            wait_ready(f"http://{HOST}:{prom_port}/-/ready", time.monotonic() + 60)
             procs.append(start([opsmedic, "run", "-c", str(work / "opsmedic.yaml")], work,
                                "opsmedic"))  # fmt: skip
             threading.Thread(target=_load, args=(service.url + "/", done), daemon=True).start()

@@ -27,7 +27,6 @@ import argparse
 import json
 import random
 import shutil
-import socket
 import sys
 import tempfile
 import time
@@ -72,26 +71,6 @@ def _samples(last: int, instants: list[int]) -> tuple[dict[int, tuple[int, int]]
                 total = rows[m][1]
                 rows[m] = (total - total // 3, total)
     return rows, gap
-
-
-def free_port() -> int:
-    """A TCP port free on loopback now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_ready(url: str, timeout_s: float = 60.0) -> None:
-    """Poll `url` until it answers 2xx (Prometheus' and Alertmanager's /-/ready)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
 
 
 def _query(base: str, expr: str, at: float) -> float | None:

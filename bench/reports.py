@@ -35,6 +35,7 @@ from typing import Any
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the tests' services
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _reports_page

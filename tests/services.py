@@ -25,6 +25,7 @@ from mailbox import Maildir
 from pathlib import Path
 from typing import Any, NoReturn
 
+import httpx
 import pytest
 
 HOST = "127.0.0.1"
@@ -99,6 +100,20 @@ def wait_for_port(
             if time.monotonic() >= deadline:
                 raise TimeoutError(f"nothing accepted connections on {host}:{port}") from exc
         time.sleep(0.05)
+
+
+def wait_ready(url: str, deadline: float, log: Path | None = None) -> None:
+    """Return once `url` answers 200 (a server's readiness page, such as Prometheus'
+    `/-/ready` while its blocks load); past `deadline` (monotonic) raise TimeoutError."""
+    while True:
+        try:
+            if httpx.get(url, timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} not ready" + (f": {log}" if log else ""))
+        time.sleep(0.2)
 
 
 @contextlib.contextmanager

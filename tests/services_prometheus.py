@@ -9,9 +9,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-
-from services import HOST, START_TIMEOUT, _program, _stop, free_port, wait_for_port
+from services import HOST, START_TIMEOUT, _program, _stop, free_port, wait_for_port, wait_ready
 
 Rows = Mapping[int, tuple[int, int]]  # minute → (good, total)
 
@@ -57,10 +55,7 @@ def running_prometheus(tmp: Path, metrics: Path) -> Iterator[str]:
         deadline = time.monotonic() + START_TIMEOUT
         wait_for_port(HOST, port, deadline, proc)
         url = f"http://{HOST}:{port}"
-        while httpx.get(f"{url}/-/ready", timeout=5).status_code != 200:  # its blocks loading
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"Prometheus not ready: {tmp / 'prometheus.log'}")
-            time.sleep(0.2)
+        wait_ready(f"{url}/-/ready", deadline, tmp / "prometheus.log")  # its blocks loading
         yield url
     finally:
         _stop(proc)

@@ -5,14 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 import structlog
 
+from http_receiver import receiving
 from opsmedic.clock import SystemClock
 from opsmedic.config.schema import Config, ProbeConfig
 from opsmedic.model import Event, Status
@@ -20,28 +18,10 @@ from opsmedic.plugins import Registry
 from opsmedic.probes import BUILTIN_PROBES, ProbeRunner
 
 
-class Health(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def health_url() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Health)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with receiving() as url:  # answers 200 to every request
+        yield url + "/"
 
 
 async def test_every_probe_runs_on_its_own_schedule(health_url: str) -> None:
