@@ -42,6 +42,27 @@ class PlannerStats:
     queue_full: int = 0  # investigations refused: their pool's backlog was full
 
 
+@dataclass(frozen=True, slots=True)
+class WindowState:
+    """One key's throttle or limit as the planner holds it now: `used` of `allowed` runs in
+    the window; no run for this key before `held_until` (event time; None: not held)."""
+
+    key: tuple[str, ...]
+    used: int
+    allowed: int
+    held_until: float | None
+
+
+@dataclass(slots=True)
+class RuleWindows:
+    """A rule's throttles and limits by key (the first `shown` of each, newest first)."""
+
+    throttles: list[WindowState] = field(default_factory=list)
+    throttles_total: int = 0
+    limits: list[WindowState] = field(default_factory=list)
+    limits_total: int = 0
+
+
 class Planner:
     """The engine's decisions, kept apart from I/O so they are fast and easy to test.
 
@@ -169,6 +190,32 @@ class Planner:
         if self.stats.events % _GC_EVERY == 0:
             self._gc(event.time)
         return decision
+
+    def windows(self, rule: Rule, now: float, shown: int = 20) -> RuleWindows:
+        """`rule`'s throttle and limit state at `now`, for people (the dashboard): a read that
+        changes nothing (expired entries stay until the next sweep, shown as not held)."""
+        found = RuleWindows()
+        if rule.throttle is not None:
+            within = rule.throttle.once_within
+            fired = [(k[1], t) for k, t in self._last_fired.items() if k[0] == rule.name]
+            fired = [(key, t) for key, t in fired if now - t < within]
+            fired.sort(key=lambda kt: kt[1], reverse=True)
+            found.throttles_total = len(fired)
+            found.throttles = [WindowState(key, 1, 1, t + within) for key, t in fired[:shown]]
+        if rule.limit is not None:
+            limit = rule.limit
+            counted = []
+            for (name, key), times in self._windows.items():
+                inside = [t for t in times if t > now - limit.within] if name == rule.name else []
+                if inside:
+                    full = len(inside) >= limit.max_runs
+                    # Held until the oldest counted run leaves the window.
+                    until = inside[-limit.max_runs] + limit.within if full else None
+                    counted.append(WindowState(key, len(inside), limit.max_runs, until))
+            counted.sort(key=lambda w: (w.held_until is None, -w.used))
+            found.limits_total = len(counted)
+            found.limits = counted[:shown]
+        return found
 
     def _reset_pending(self, event: Event, matched: list[Rule]) -> None:
         """A `for:` must hold continuously: a non-matching event for the same alert resets it."""
