@@ -22,7 +22,8 @@ from ui_client import browser, csrf_of, sign_in
 XSS = "<script>alert(1)</script>"
 RULES: list[dict[str, Any]] = [
     {"name": "clean", "description": f"archive {XSS}", "when": {"source": "disk"},
-     "do": [{"noop": {"message": "clean {{ event.host }} at {{ event.resource }}"}}],
+     "do": [{"noop": {"message": "clean {{ event.host }} at {{ event.resource }}"}},
+            {"noop": {"message": "then {{ steps[0].message }}"}}],
      "throttle": {"once_within": "1h", "per": ["host"]},
      "limit": {"max_runs": 2, "within": "1h", "per": ["resource"]}},
     {"name": "quiet", "enabled": False, "when": {"source": "disk"}, "do": ["noop"]},
@@ -127,6 +128,8 @@ async def test_the_test_box_gives_rules_tests_verdicts_with_rendered_steps(
         text = html.unescape(page.text)
         assert page.status_code == 200 and XSS not in page.text
         assert f"clean {XSS} at /var/log/app" in text  # the noop step's message, rendered
+        # What an earlier step reports is known only once it has run: said, not guessed.
+        assert "bad parameters: " in text and "steps" in text
         assert "echo" in text and "source == 'alertmanager'" in text  # echo's failed condition
         keep(page, "rules-test", artifacts)
         assert api.store.list_runs(limit=5) == []  # nothing ran

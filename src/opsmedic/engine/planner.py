@@ -191,31 +191,31 @@ class Planner:
             self._gc(event.time)
         return decision
 
-    def windows(self, rule: Rule, now: float, shown: int = 20) -> RuleWindows:
-        """`rule`'s throttle and limit state at `now`, for people (the dashboard): a read that
-        changes nothing (expired entries stay until the next sweep, shown as not held)."""
-        found = RuleWindows()
-        if rule.throttle is not None:
-            within = rule.throttle.once_within
-            fired = [(k[1], t) for k, t in self._last_fired.items() if k[0] == rule.name]
-            fired = [(key, t) for key, t in fired if now - t < within]
-            fired.sort(key=lambda kt: kt[1], reverse=True)
-            found.throttles_total = len(fired)
-            found.throttles = [WindowState(key, 1, 1, t + within) for key, t in fired[:shown]]
-        if rule.limit is not None:
-            limit = rule.limit
-            counted = []
-            for (name, key), times in self._windows.items():
-                inside = [t for t in times if t > now - limit.within] if name == rule.name else []
-                if inside:
-                    full = len(inside) >= limit.max_runs
-                    # Held until the oldest counted run leaves the window.
-                    until = inside[-limit.max_runs] + limit.within if full else None
-                    counted.append(WindowState(key, len(inside), limit.max_runs, until))
-            counted.sort(key=lambda w: (w.held_until is None, -w.used))
-            found.limits_total = len(counted)
-            found.limits = counted[:shown]
-        return found
+    def windows(self, now: float, shown: int = 20) -> dict[str, RuleWindows]:
+        """Each rule's throttles and limits at `now` (rules holding none left out), for people
+        (the dashboard): one pass over the state, changing nothing (expired entries wait for
+        the next sweep, and are not shown)."""
+        # Disabled rules too: a forced run by hand takes a place in its rule's limit.
+        rules = {r.name: r for r in (*self.ruleset, *self.ruleset.disabled.values())}
+        found: dict[str, RuleWindows] = defaultdict(RuleWindows)
+        for (name, key), last in self._last_fired.items():
+            throttle = rules[name].throttle if name in rules else None
+            if throttle is not None and now - last < throttle.once_within:
+                found[name].throttles.append(WindowState(key, 1, 1, last + throttle.once_within))
+        for (name, key), times in self._windows.items():
+            limit = rules[name].limit if name in rules else None
+            inside = [t for t in times if t > now - limit.within] if limit is not None else []
+            if limit is not None and inside:
+                full = len(inside) >= limit.max_runs
+                # Held until enough of the oldest runs leave the window for one more.
+                until = inside[-limit.max_runs] + limit.within if full else None
+                found[name].limits.append(WindowState(key, len(inside), limit.max_runs, until))
+        for state in found.values():
+            state.throttles.sort(key=lambda w: w.held_until or 0.0, reverse=True)
+            state.limits.sort(key=lambda w: (w.held_until is None, -w.used))
+            state.throttles_total, state.limits_total = len(state.throttles), len(state.limits)
+            del state.throttles[shown:], state.limits[shown:]
+        return dict(found)
 
     def _reset_pending(self, event: Event, matched: list[Rule]) -> None:
         """A `for:` must hold continuously: a non-matching event for the same alert resets it."""

@@ -69,8 +69,9 @@ async def rules_page(request: Request) -> HTMLResponse:
     last = await asyncio.to_thread(store.history.last_runs, [r.name for r in shown])
     # The planner's state is the engine's own, read here on the event loop it runs on.
     planner: Planner = request.app.state.engine.planner
-    now = clock(request)
-    rows = [RuleRow(r, _conditions(r), last.get(r.name), planner.windows(r, now)) for r in shown]
+    held = planner.windows(clock(request))
+    rows = [RuleRow(r, _conditions(r), last.get(r.name), held.get(r.name, RuleWindows()))
+            for r in shown]  # fmt: skip
     return render("rules.html", request, session=session, page="rules", rows=rows,
                   total=len(chosen), every=len(every), errors=errors[:ERRORS_SHOWN],
                   errors_total=len(errors), q=q, enabled=request.query_params.get("enabled", ""),
