@@ -144,6 +144,8 @@ async def test_the_test_box_gives_rules_tests_verdicts_with_rendered_steps(
         )
         unknown = await test(json.dumps(event), rule="claen")
         assert unknown.status_code == 422 and "did you mean clean" in unknown.text
+        off = await test(json.dumps(event), rule="quiet")
+        assert off.status_code == 422 and "disabled" in off.text
         big = await test(json.dumps({**event, "payload": {"x": "y" * 70_000}}))
         assert big.status_code == 413
         forged = await client.post("/ui/rules/test", data={"csrf": "x", "event": "{}"})

@@ -52,8 +52,10 @@ async def test_event(request: Request) -> HTMLResponse:
     asked = {"session": session, "rule": rule, "event": text}
     ruleset = _ruleset(request)
     if rule and ruleset.get(rule) is None:
-        why = f"rule: {unknown_name('rule', rule, [r.name for r in ruleset])}"
-        return _page(request, 422, problems=[why], **asked)
+        known = [r.name for r in ruleset]
+        why = (f"{rule!r} is disabled (enabled: false): it matches no event"
+               if rule in ruleset.disabled else unknown_name("rule", rule, known))  # fmt: skip
+        return _page(request, 422, problems=[f"rule: {why}"], **asked)
     try:
         # orjson, as the API and `rules test` decode (its nesting limit included).
         data: Any = orjson.loads(text)
