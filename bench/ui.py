@@ -45,6 +45,11 @@ async def _measure(client: httpx.AsyncClient, url: str, rounds: int) -> dict[str
 
 async def _run(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
     (tmp / "rules").mkdir()
+    # The filler's 30 rule names, each with a throttle and a limit: the Rules page's last runs.
+    (tmp / "rules" / "bench.yaml").write_text(yaml.safe_dump([
+        {"name": f"rule-{n}", "when": {"source": f"bench-{n}"}, "do": ["noop"],
+         "throttle": {"once_within": "10m"}, "limit": {"max_runs": 3, "within": "1h"}}
+        for n in range(30)]))  # fmt: skip
     config = tmp / "opsmedic.yaml"
     config.write_text(yaml.safe_dump({"store": f"sqlite:///{tmp / 'opsmedic.db'}",
                                       "rules_dir": "rules", "api": {"port": 0}}))  # fmt: skip
@@ -63,14 +68,14 @@ async def _run(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
         assert csrf is not None
         await ui.post("/ui/signin", data={"token": secret, "csrf": csrf.group(1)})
         urls = {"now": "/ui/", "now_fragment": "/ui/now/fragment",
-                "incident": f"/ui/incidents/{incident}"}  # fmt: skip
+                "incident": f"/ui/incidents/{incident}", "rules": "/ui/rules"}  # fmt: skip
         pages = {name: await _measure(ui, url, args.rounds) for name, url in urls.items()}
     headers = {"Authorization": f"Bearer {secret}"}
     async with httpx.AsyncClient(transport=transport, base_url="http://bench",
                                  headers=headers) as api:  # fmt: skip
         reads = {"incidents": "/api/v1/incidents?status=open&limit=100",
                  "runs": "/api/v1/runs?limit=500",
-                 "incident": f"/api/v1/incidents/{incident}"}  # fmt: skip
+                 "incident": f"/api/v1/incidents/{incident}", "rules": "/api/v1/rules"}  # fmt: skip
         api_figures = {n: {"p95_ms": (await _measure(api, u, args.rounds))["p95_ms"]}
                        for n, u in reads.items()}  # fmt: skip
     rt.store.close()

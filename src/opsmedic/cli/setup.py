@@ -260,6 +260,7 @@ def rules_test(
     import orjson
 
     from opsmedic.config.loader import load_config
+    from opsmedic.engine.trial import event_problems, try_event
     from opsmedic.rules.loader import load_rules
     from opsmedic.runtime import build_registry, find_config
 
@@ -277,35 +278,14 @@ def rules_test(
         raise OpsmedicError(f"{event_file}: cannot read JSON: {exc}") from None
     text = raw.decode()  # orjson accepted it: valid UTF-8
     listed = isinstance(data, list)
-    results = [_explain(ruleset, item) for item in (data if listed else [data])]
-    problems = _event_problems(results, text, str(event_file), listed)
+    results = [try_event(ruleset, item) for item in (data if listed else [data])]
+    problems = event_problems(results, text, str(event_file), listed)
     if as_json:
         print_json(results)
     elif len(problems) < len(results):  # no empty table when no event was valid
         _print_verdicts(results, event_file)
     if problems:
         raise ConfigError(problems)
-
-
-def _event_problems(
-    results: list[dict[str, Any]], text: str, file: str, listed: bool
-) -> list[Problem]:
-    """Each invalid event as an error at the file:line:col where it begins."""
-    from opsmedic.config.located import Located, load_yaml
-
-    if not any("error" in result for result in results):
-        return []
-    try:
-        # JSON is YAML's flow style: the YAML reader gives each value's place.
-        located = load_yaml(text, file)
-    except ConfigError:
-        located = Located(file, None)  # JSON that YAML does not read: the file's start
-    problems = []
-    for n, result in enumerate(results, start=1):
-        if "error" in result:
-            line, col = located.where((n - 1,) if listed else ())
-            problems.append(Problem(file, line, col, "", f"event {n}: {result['error']}"))
-    return problems
 
 
 def _print_verdicts(results: list[dict[str, Any]], event_file: Path) -> None:
@@ -317,27 +297,6 @@ def _print_verdicts(results: list[dict[str, Any]], event_file: Path) -> None:
     ]  # fmt: skip
     columns = ["event", "rule", "match", "why not (first failed condition)", "actual value"]
     print_table(f"rules test: {event_file}", columns, rows)
-
-
-def _explain(ruleset: RuleSet, item: Any) -> dict[str, Any]:
-    """One event's verdicts as plain data: the `rules test --json` shape (docs/cli.md)."""
-    from opsmedic.engine.explain import plain_value
-    from opsmedic.sources.events import parse_event
-    from opsmedic.views import EventView
-
-    try:
-        event = parse_event(item)
-    except ValueError as exc:
-        return {"error": str(exc)}
-    verdicts = []
-    for rule, failed in ruleset.explain(event):
-        verdicts.append({
-            "rule": rule.name, "match": failed is None,
-            "waits_for_s": (rule.for_s or None) if failed is None else None,
-            "failed_condition": None if failed is None else failed.describe,
-            "actual": None if failed is None else plain_value(failed.actual(event)),
-        })  # fmt: skip
-    return {"event": EventView.of(event).model_dump(), "target": event.target, "rules": verdicts}
 
 
 def _why_not(verdict: dict[str, Any]) -> str:

@@ -130,18 +130,8 @@ class Executor:
         record = StepRecord(action=step.action, params={}, started_at=self._clock.now())
         log = self._log.bind(run_id=run.id, rule=run.rule, action=step.action, target=run.target)
         t0 = time.perf_counter()
-        try:
-            rendered = self._templates.render(step.raw, context, f"{step.path}: {step.action}")
-            record.params = rendered if isinstance(rendered, dict) else {"value": rendered}
-            # The config's directory: a rendered path is checked on disk where it will be used.
-            params = spec.params.model_validate(
-                rendered, context=validation_context(self._config.base_dir)
-            )
-        except TemplateError as exc:
-            record.state, record.message = RunState.FAILED, f"bad parameters: {_one_line(exc)}"
-        except ValidationError as exc:
-            record.state, record.message = RunState.FAILED, f"bad parameters: {_fields(exc)}"
-        else:
+        params = self._prepare(step, spec, context, record)
+        if params is not None:
             if run.dry_run:
                 record.state, record.message = RunState.SKIPPED, "dry-run: not executed"
             else:
@@ -151,6 +141,42 @@ class Executor:
         log.info("action", outcome=str(record.state), duration_ms=record.duration_ms,
                  attempts=record.attempts, message=record.message)  # fmt: skip
         return record
+
+    def _prepare(
+        self, step: Step, spec: Any, context: dict[str, Any], record: StepRecord
+    ) -> BaseModel | None:
+        """The step's params rendered into `record` and validated as its action takes them;
+        None when they cannot be (`record` failed, saying why)."""
+        try:
+            rendered = self._templates.render(step.raw, context, f"{step.path}: {step.action}")
+            record.params = rendered if isinstance(rendered, dict) else {"value": rendered}
+            # The config's directory: a rendered path is checked on disk where it will be used.
+            params: BaseModel = spec.params.model_validate(
+                rendered, context=validation_context(self._config.base_dir)
+            )
+        except TemplateError as exc:
+            record.state, record.message = RunState.FAILED, f"bad parameters: {_one_line(exc)}"
+        except ValidationError as exc:
+            record.state, record.message = RunState.FAILED, f"bad parameters: {_fields(exc)}"
+        else:
+            return params
+        return None
+
+    def preview(self, rule: Rule, event: Event) -> list[StepRecord]:
+        """`rule`'s main steps as a run for `event` would start them, rendered and validated
+        as a run's are and acted on by nothing (the dashboard's rule test): skipped, or failed
+        with the parameter error. A template reading an earlier step's outcome (`steps[0]`)
+        cannot render before that step runs, and fails here."""
+        context = template_context(event, rule.name, "", [])
+        records = []
+        for step in rule.steps:
+            record = StepRecord(action=step.action, params={})
+            spec = self.registry.action(step.action)
+            if self._prepare(step, spec, context, record) is not None:
+                record.state, record.message = RunState.SKIPPED, "a test: not executed"
+            _as_valid_utf8(record)
+            records.append(record)
+        return records
 
     async def _attempts(
         self, step: Step, spec: Any, params: Any, run: Run, record: StepRecord, log: Any,

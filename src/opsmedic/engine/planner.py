@@ -42,6 +42,27 @@ class PlannerStats:
     queue_full: int = 0  # investigations refused: their pool's backlog was full
 
 
+@dataclass(frozen=True, slots=True)
+class WindowState:
+    """One key's throttle or limit as the planner holds it now: `used` of `allowed` runs in
+    the window; no run for this key before `held_until` (event time; None: not held)."""
+
+    key: tuple[str, ...]
+    used: int
+    allowed: int
+    held_until: float | None
+
+
+@dataclass(slots=True)
+class RuleWindows:
+    """A rule's throttles and limits by key (the first `shown` of each, newest first)."""
+
+    throttles: list[WindowState] = field(default_factory=list)
+    throttles_total: int = 0
+    limits: list[WindowState] = field(default_factory=list)
+    limits_total: int = 0
+
+
 class Planner:
     """The engine's decisions, kept apart from I/O so they are fast and easy to test.
 
@@ -169,6 +190,32 @@ class Planner:
         if self.stats.events % _GC_EVERY == 0:
             self._gc(event.time)
         return decision
+
+    def windows(self, now: float, shown: int = 20) -> dict[str, RuleWindows]:
+        """Each rule's throttles and limits at `now` (rules holding none left out), for people
+        (the dashboard): one pass over the state, changing nothing (expired entries wait for
+        the next sweep, and are not shown)."""
+        # Disabled rules too: a forced run by hand takes a place in its rule's limit.
+        rules = {r.name: r for r in (*self.ruleset, *self.ruleset.disabled.values())}
+        found: dict[str, RuleWindows] = defaultdict(RuleWindows)
+        for (name, key), last in self._last_fired.items():
+            throttle = rules[name].throttle if name in rules else None
+            if throttle is not None and now - last < throttle.once_within:
+                found[name].throttles.append(WindowState(key, 1, 1, last + throttle.once_within))
+        for (name, key), times in self._windows.items():
+            limit = rules[name].limit if name in rules else None
+            inside = [t for t in times if t > now - limit.within] if limit is not None else []
+            if limit is not None and inside:
+                full = len(inside) >= limit.max_runs
+                # Held until enough of the oldest runs leave the window for one more.
+                until = inside[-limit.max_runs] + limit.within if full else None
+                found[name].limits.append(WindowState(key, len(inside), limit.max_runs, until))
+        for state in found.values():
+            state.throttles.sort(key=lambda w: w.held_until or 0.0, reverse=True)
+            state.limits.sort(key=lambda w: (w.held_until is None, -w.used))
+            state.throttles_total, state.limits_total = len(state.throttles), len(state.limits)
+            del state.throttles[shown:], state.limits[shown:]
+        return dict(found)
 
     def _reset_pending(self, event: Event, matched: list[Rule]) -> None:
         """A `for:` must hold continuously: a non-matching event for the same alert resets it."""

@@ -138,11 +138,11 @@ def held(session: Session, scope: Scope) -> bool:
     return scope.value in session.scopes or Scope.ADMIN.value in session.scopes
 
 
-async def form(request: Request, csrf: str) -> dict[str, str]:
-    """A POSTed form's fields, once its CSRF field matches `csrf`."""
+async def form(request: Request, csrf: str, limit: int = FORM_MAX) -> dict[str, str]:
+    """A POSTed form's fields (at most `limit` bytes), once its CSRF field matches `csrf`."""
     body = await request.body()
-    if len(body) > FORM_MAX:
-        raise UiRefused(413, f"a form of {len(body)} bytes is over {FORM_MAX}")
+    if len(body) > limit:
+        raise UiRefused(413, f"a form of {len(body)} bytes is over {limit}")
     fields = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
     if not csrf or not hmac.compare_digest(fields.get("csrf", ""), csrf):
         raise UiRefused(403, "the form's CSRF token is missing or wrong: reload the page")
