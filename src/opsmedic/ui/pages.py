@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from opsmedic.errors import AmbiguousRef, IncidentRefused, NotFoundError, UnknownIncident
 from opsmedic.lifecycle import Action
 from opsmedic.tokens import Scope, allows, digest
+from opsmedic.ui import silences, slos  # noqa: F401  (page modules: importing adds their routes)
 from opsmedic.ui.kit import (
     COOKIE,
     PRE_COOKIE,
