@@ -50,14 +50,14 @@ async def test_slos_with_and_without_data_and_the_burn_down_chart(
         checkout, quiet = parts["checkout"], parts["quiet"]
         # The API's numbers: exhausted at -4900 %, the three alerts firing (page and ticket).
         assert expected["checkout"]["state"] == "exhausted"
-        assert "-4900.00 % of the budget left" in checkout
+        assert "budget left -4900.00 % · exhausted" in checkout
         for window in ("page 1h/5m", "page 6h/30m", "ticket 3d/6h"):
             assert window in html
         assert "50.00\u00d7" in html and "10 / 20" in html
         assert 'src="/ui/slos/checkout/chart.svg"' in checkout
         # Without samples: "no data", never a full budget, and no chart to draw.
         assert expected["quiet"]["budget_remaining"] is None
-        assert "no data of the budget left" in quiet and "100.00 %" not in quiet
+        assert "budget left no data · no data" in quiet and "100.00 %" not in quiet
         assert "chart.svg" not in quiet and "No data: nothing was measured" in quiet
 
         chart = await client.get("/ui/slos/checkout/chart.svg")
