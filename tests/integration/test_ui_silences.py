@@ -93,8 +93,10 @@ async def test_a_silence_from_an_incidents_labels_holds_then_expires(
             (artifacts / f"{name}-{backend}.html").write_text(page.text)
 
 
-async def test_bad_input_is_a_422_page_naming_the_field_and_makes_nothing(tmp_path: Path) -> None:
-    async with running_api(tmp_path, RULES) as api, browser(api) as client:
+async def test_bad_input_is_a_422_page_naming_the_field_and_makes_nothing(
+    tmp_path: Path, store_url: str
+) -> None:
+    async with running_api(tmp_path, RULES, store=store_url) as api, browser(api) as client:
         csrf = await operator(api, client)
         ok = {"csrf": csrf, "matchers": "host=web-1", "duration": "1h", "comment": "why"}
         cases = [
@@ -118,6 +120,10 @@ async def test_bad_input_is_a_422_page_naming_the_field_and_makes_nothing(tmp_pa
         assert (await client.get("/ui/silences/new", params={"incident": "nope"})).status_code \
             == 404  # fmt: skip
         assert (await client.get("/ui/silences/nosuch/expire")).status_code == 404
+        nul = await client.get("/ui/silences/new", params={"incident": "a\x00b"})
+        assert nul.status_code == 422 and "NUL" in nul.text
+        assert (await client.post("/ui/silences/a%00b/expire", data={"csrf": csrf})).status_code \
+            == 422  # fmt: skip
         missing = await client.post("/ui/silences/nosuch/expire", data={"csrf": csrf})
         assert missing.status_code == 404 and "no silence" in missing.text
 

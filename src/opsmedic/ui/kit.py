@@ -138,6 +138,14 @@ async def signed_in(request: Request, scope: Scope) -> Session:
     return found
 
 
+def checked_ref(ref: str) -> str:
+    """An id (or its start or end) from a URL; one with a NUL is refused (422): PostgreSQL
+    cannot compare text with it."""
+    if "\x00" in ref:
+        raise UiRefused(422, "a NUL character cannot be in an id")
+    return ref
+
+
 def held(session: Session, scope: Scope) -> bool:
     return scope.value in session.scopes or Scope.ADMIN.value in session.scopes
 
