@@ -15,8 +15,10 @@ import pytest
 from test_ui import XSS, browser, csrf_of, fire, sign_in
 
 from api_service import Api, running_api
+from opsmedic.config.matchers import new_silence
 from opsmedic.model import Event
 from opsmedic.tokens import Scope
+from opsmedic.ui import silences
 from opsmedic.ui.silences import prefill
 
 RULES = [{"name": "page-db", "when": {"kind": "DiskFull"}, "do": ["noop"]}]
@@ -170,3 +172,24 @@ def test_prefill_says_each_label_on_one_line_or_names_it() -> None:
     assert skipped == ["labels.a b", "labels.multi", "labels.sep"]
     bare = Event(source="disk", kind="usage", resource="/var", host="web-1")
     assert prefill(bare) == (["source=disk", "kind=usage", "resource=/var", "host=web-1"], [])
+
+
+async def test_the_listing_is_bounded_and_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(silences, "SHOWN", 2)
+    async with running_api(tmp_path, RULES) as api, browser(api) as client:
+        now = time.time()
+        made = [new_silence([f"host=web-{n}"], now=now, starts_at=None, ends_at=None,
+                            duration=3600.0 * (n + 1), created_by="cli t", comment=f"c{n}")
+                for n in range(3)]  # fmt: skip
+        for silence in made:
+            api.store.silences.add(silence)
+        api.store.silences.expire(made[0].id, now)
+        await sign_in(client, api.tokens["read"])
+        active = (await client.get("/ui/silences")).text
+        assert "(the first" not in active  # two active: both shown
+        every = (await client.get("/ui/silences", params={"all": "1"})).text
+        assert "(the first 2 shown, latest end first)" in every
+        # What still holds is listed; the one that ended is the one left out.
+        assert made[2].id in every and made[1].id in every and made[0].id not in every

@@ -30,6 +30,8 @@ async def silences_page(request: Request, all: str = "") -> HTMLResponse:
     found = await asyncio.to_thread(
         request.app.state.store.silences.list, ending_after=None if all == "1" else now
     )
+    if all == "1":  # latest end first: what still holds, then what ended last; old ones cut
+        found.reverse()
     return render("silences.html", request, session=session, page="silences", all=all == "1",
                   silences=[s.as_dict(now) for s in found[:SHOWN]], total=len(found),
                   can_operate=held(session, Scope.OPERATE))  # fmt: skip
