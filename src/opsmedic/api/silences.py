@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from opsmedic.api.auth import require
 from opsmedic.api.strict import StrictJSONRoute
-from opsmedic.config.matchers import Silence, new_silence
-from opsmedic.config.types import Duration, PlainText
+from opsmedic.config.matchers import Silence, SilenceIn
 from opsmedic.errors import UnknownSilence
 from opsmedic.model import TokenRecord
 from opsmedic.tokens import Scope
@@ -20,22 +17,6 @@ from opsmedic.tokens import Scope
 reads = APIRouter(prefix="/api/v1", tags=["read"], dependencies=[Depends(require(Scope.READ))])
 writes = APIRouter(prefix="/api/v1", tags=["operate"], route_class=StrictJSONRoute)
 Operator = Annotated[TokenRecord, Depends(require(Scope.OPERATE))]
-
-
-class SilenceIn(BaseModel):
-    """A new silence: matchers, and a duration or an end (ISO 8601 with its zone)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    matchers: list[Annotated[str, Field(max_length=1000)]] = Field(min_length=1, max_length=100)
-    comment: PlainText = Field(min_length=1, max_length=2000)
-    duration: Duration | None = Field(None, description="e.g. 2h; or give ends_at")
-    starts_at: AwareDatetime | None = Field(None, description="default: now")
-    ends_at: AwareDatetime | None = None
-
-
-def _epoch(value: datetime | None) -> float | None:
-    return None if value is None else value.timestamp()
 
 
 @reads.get("/silences", summary="Silences that have not ended; all of them with ?all=true")
@@ -53,11 +34,7 @@ async def list_silences(
 async def add_silence(request: Request, body: SilenceIn, token: Operator) -> dict[str, Any]:
     now = request.app.state.clock.now()
     try:
-        silence = new_silence(
-            body.matchers, now=now, starts_at=_epoch(body.starts_at),
-            ends_at=_epoch(body.ends_at), duration=body.duration,
-            created_by=f"api {token.name}", comment=body.comment,
-        )  # fmt: skip
+        silence = body.silence(now, f"api {token.name}")
     except ValueError as exc:
         raise HTTPException(422, f"silence: {exc}") from None
     await asyncio.to_thread(request.app.state.store.silences.add, silence)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from opsmedic.cli import ConfigOpt, app, err
-from opsmedic.cli.history import open_config_store, when
+from opsmedic.cli.history import open_config_store
 from opsmedic.cli.output import JsonOpt, print_json, print_table
 from opsmedic.errors import OpsmedicError
 
@@ -77,7 +77,7 @@ def _row(status: SloStatus, windows: list[str]) -> list[str]:
     return [d["name"], d["service"] or "-", f"{d['objective']:g} %",
             f"{d['window']} {d['budgeting']}", d["state"], _percent(d["budget_remaining"]),
             f"{d['good']}/{d['total']}", *burns, firing or "-", _percent(d["coverage"]),
-            _notes(d)]  # fmt: skip
+            "; ".join(status.notes()) or "-"]  # fmt: skip
 
 
 def _percent(value: float | None) -> str:
@@ -86,18 +86,3 @@ def _percent(value: float | None) -> str:
 
 def _rate(value: float | None) -> str:
     return "no data" if value is None else f"{value:.2f}x"
-
-
-def _notes(d: dict[str, Any]) -> str:
-    """What makes the numbers less than plain: since when, skew, clock, empty slices."""
-    notes = []
-    if d["measured_since"] is not None:
-        notes.append(f"measured since {when(d['measured_since'])} UTC")
-    if d["skewed_samples"]:
-        notes.append(f"{d['skewed_samples']} samples off the clock (counted at arrival)")
-    if d["samples_ahead"]:
-        notes.append(f"{d['samples_ahead']} samples stored ahead of now (clock jumped back?)")
-    slices = d["timeslices"]
-    if slices is not None and slices["empty"]:
-        notes.append(f"{slices['empty']} empty slices counted {slices['empty_policy']}")
-    return "; ".join(notes) or "-"

@@ -6,9 +6,13 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated
 
 import regex
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from opsmedic.config.types import Duration, PlainText
 from opsmedic.logs import get_logger
 from opsmedic.model import Event, new_id
 from opsmedic.utf8 import hiding
@@ -192,6 +196,37 @@ def new_silence(
     if (problem := hiding(comment)) is not None:  # the API's PlainText says so first
         raise ValueError(f"comment: {problem}")
     return Silence(new_id(), parsed, start, end, created_by, comment, now)
+
+
+class SilenceIn(BaseModel):
+    """A new silence: matchers, and a duration or an end (ISO 8601 with its zone). The body of
+    `POST /api/v1/silences` and the dashboard's form: one set of bounds for both."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    matchers: list[Annotated[str, Field(max_length=1000)]] = Field(min_length=1, max_length=100)
+    comment: PlainText = Field(min_length=1, max_length=2000)
+    duration: Duration | None = Field(None, description="e.g. 2h; or give ends_at")
+    starts_at: AwareDatetime | None = Field(None, description="default: now")
+    ends_at: AwareDatetime | None = None
+
+    @field_validator("matchers")
+    @classmethod
+    def _selective(cls, texts: list[str]) -> list[str]:
+        # Here, not only in new_silence: a bad matcher is then named as the field it is in.
+        selective(parse_matchers(texts))
+        return texts
+
+    def silence(self, now: float, created_by: str) -> Silence:
+        """The silence asked for, checked by new_silence (ValueError naming what is wrong)."""
+        return new_silence(
+            self.matchers, now=now, starts_at=_epoch(self.starts_at), ends_at=_epoch(self.ends_at),
+            duration=self.duration, created_by=created_by, comment=self.comment,
+        )  # fmt: skip
+
+
+def _epoch(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
 
 
 def matches_all(matchers: Sequence[Matcher], event: Event) -> bool:

@@ -102,6 +102,22 @@ class SloStatus:
         measured = self.window.last - max(self.window.first, began) + 1
         return min(1.0, self.sums.minutes_with_data / measured) if measured > 0 else None
 
+    def notes(self) -> list[str]:
+        """What makes the numbers less than plain: since when, skew, clock, empty slices (the
+        notes `opsmedic slo` and the dashboard show)."""
+        found = []
+        if self.sums.first_minute is not None:
+            since = datetime.fromtimestamp(self.sums.first_minute * 60, UTC)
+            found.append(f"measured since {since:%Y-%m-%d %H:%M:%S} UTC")
+        if self.sums.skewed:
+            found.append(f"{self.sums.skewed} samples off the clock (counted at arrival)")
+        if self.ahead:
+            found.append(f"{self.ahead} samples stored ahead of now (clock jumped back?)")
+        if self.slices is not None and self.slices.empty and self.slo.timeslices is not None:
+            policy = self.slo.timeslices.empty
+            found.append(f"{self.slices.empty} empty slices counted {policy}")
+        return found
+
     def as_dict(self) -> dict[str, Any]:
         slo = self.slo
         return {

@@ -78,7 +78,8 @@ def route(method: str, path: str, scope: Scope | None) -> Callable[[Any], Any]:
 
 
 class SecurityHeaders:
-    """HEADERS on every /ui response, an unknown path's 404 included. Plain ASGI, not
+    """HEADERS on every /ui response, an unknown path's 404 included; a route that serves a
+    document other than a page (an SVG image) keeps the CSP it set. Plain ASGI, not
     BaseHTTPMiddleware: the API's never-ending flag streams pass through untouched."""
 
     def __init__(self, app: ASGIApp) -> None:
@@ -93,8 +94,11 @@ class SecurityHeaders:
         async def secured(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
+                own = headers.get("content-security-policy")  # an SVG chart's: ui/slos.py
                 for name, value in HEADERS.items():
                     headers[name] = value
+                if own is not None:
+                    headers["content-security-policy"] = own
             await send(message)
 
         await self.app(scope, receive, secured)
@@ -132,6 +136,14 @@ async def signed_in(request: Request, scope: Scope) -> Session:
     if not allows(record, scope) or not held(found, scope):
         raise UiRefused(403, f"token {found.token_name!r} lacks the {scope.value!r} scope")
     return found
+
+
+def checked_ref(ref: str) -> str:
+    """An id (or its start or end) from a URL; one with a NUL is refused (422): PostgreSQL
+    cannot compare text with it."""
+    if "\x00" in ref:
+        raise UiRefused(422, "a NUL character cannot be in an id")
+    return ref
 
 
 def held(session: Session, scope: Scope) -> bool:

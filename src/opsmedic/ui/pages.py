@@ -16,13 +16,19 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from opsmedic.errors import AmbiguousRef, IncidentRefused, NotFoundError, UnknownIncident
 from opsmedic.lifecycle import Action
 from opsmedic.tokens import Scope, allows, digest
-from opsmedic.ui import rule_trial, rules  # noqa: F401 - page modules: importing registers
+from opsmedic.ui import (  # noqa: F401  (the page modules: importing one adds its routes)
+    rule_trial,
+    rules,
+    silences,
+    slos,
+)
 from opsmedic.ui.kit import (
     COOKIE,
     PRE_COOKIE,
     STATIC,
     SecurityHeaders,
     UiRefused,
+    checked_ref,
     clock,
     form,
     held,
@@ -112,10 +118,8 @@ async def now_fragment(request: Request) -> HTMLResponse:
 async def incident_page(request: Request, ref: str) -> HTMLResponse:
     session = await signed_in(request, Scope.READ)
     store = request.app.state.store
-    if "\x00" in ref:
-        raise UiRefused(422, "a NUL character cannot be in an id")
     try:
-        incident, alerts, timeline = await asyncio.to_thread(store.get_incident, ref)
+        incident, alerts, timeline = await asyncio.to_thread(store.get_incident, checked_ref(ref))
     except NotFoundError as exc:  # a short id several share: 409, as the API says
         raise UiRefused(409 if isinstance(exc, AmbiguousRef) else 404, str(exc)) from None
     hunt = await asyncio.to_thread(store.loghunts.latest, incident.id)

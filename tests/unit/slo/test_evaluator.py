@@ -108,6 +108,10 @@ def test_samples_ahead_of_a_clock_that_jumped_back_are_shown_not_counted(store: 
     (found,) = statuses([slo()], store, T0)
     assert found.ahead == 50
     assert found.counts.total == 1100 and found.state == "ok"
+    # The notes `opsmedic slo` and the dashboard show beside the numbers.
+    since = datetime.fromtimestamp((M - 10) * 60, UTC).strftime("%Y-%m-%d %H:%M:%S")
+    assert found.notes() == [f"measured since {since} UTC",
+                             "50 samples stored ahead of now (clock jumped back?)"]  # fmt: skip
 
 
 def test_a_calendar_month_is_its_own_length() -> None:
