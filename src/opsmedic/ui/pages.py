@@ -13,6 +13,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+# The page modules: importing one registers its routes.
+import opsmedic.ui.deployments  # noqa: F401
 from opsmedic.errors import AmbiguousRef, IncidentRefused, NotFoundError, UnknownIncident
 from opsmedic.lifecycle import Action
 from opsmedic.tokens import Scope, allows, digest
