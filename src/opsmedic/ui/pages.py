@@ -14,7 +14,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 # The page modules: importing one registers its routes.
-import opsmedic.ui.deployments  # noqa: F401
+import opsmedic.ui.deployments
+import opsmedic.ui.flags  # noqa: F401
 from opsmedic.errors import AmbiguousRef, IncidentRefused, NotFoundError, UnknownIncident
 from opsmedic.lifecycle import Action
 from opsmedic.tokens import Scope, allows, digest
