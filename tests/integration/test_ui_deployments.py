@@ -4,6 +4,7 @@ to end (and refused), scopes, CSRF, bad input and escaping."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,32 @@ async def test_list_filter_and_roll_back_from_the_page(
             assert "Already rolled back to v1" in after.text and 'name="to"' not in after.text
             keep(tmp_path_factory, f"deployments-{store_url.split(':')[0]}", listed)
             keep(tmp_path_factory, f"deployment-{store_url.split(':')[0]}", after)
+
+
+async def test_a_deployment_in_flight_is_on_now_and_rolled_back_from_its_page(site: Site) -> None:
+    async with running_api(site.root, services=site_services(site)) as api:
+        assert api.rt.releases is not None
+        assert (await api.rt.releases.deploy("shortener", "v1")).state == "promoted"
+        service = api.rt.releases.services["shortener"]
+        service.verify.clear()  # v2 (answering 500) bakes on with nothing to fail it
+        service.bake = 30.0
+        flying = await api.rt.releases.start("shortener", "v2")
+        async with browser(api) as client:
+            await sign_in(client, api.token(Scope.READ, Scope.OPERATE))
+            for _ in range(200):  # bounded: the switch takes a moment
+                if api.store.get_deployment(flying.id).state is DeploymentState.VERIFYING:
+                    break
+                await asyncio.sleep(0.05)
+            fragment = await client.get("/ui/now/fragment")
+            assert f'href="/ui/deployments/{flying.id}">shortener/production</a>' in fragment.text
+            page = await client.get(f"/ui/deployments/{flying.id}")
+            assert "verifying" in page.text and "back to <strong>v1</strong>" in page.text
+            done = await client.post(f"/ui/deployments/{flying.id}/rollback",
+                                     data=_rollback_form(page.text))  # fmt: skip
+            assert done.status_code == 303
+        rolled = api.store.get_deployment(flying.id)
+        assert rolled.state is DeploymentState.ROLLED_BACK and rolled.rolled_back_to == "v1"
+        assert site.version() == "v1"
 
 
 async def test_a_refused_rollback_is_a_page_with_its_status(site: Site) -> None:
