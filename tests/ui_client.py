@@ -1,12 +1,17 @@
-"""A browser's side of the dashboard for httpx tests: a client, sign-in, the page's CSRF value."""
+"""Test helper: the dashboard as a browser uses it (sign-in with a token, the CSRF value of
+a page's forms), and each rendered page kept as a test artifact."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import httpx
+import pytest
 
 from api_service import Api
+
+XSS = "<script>alert(1)</script>"
 
 
 def browser(api: Api) -> httpx.AsyncClient:
@@ -23,3 +28,12 @@ async def sign_in(client: httpx.AsyncClient, token: str) -> httpx.Response:
     form = await client.get("/ui/signin")
     assert form.status_code == 200
     return await client.post("/ui/signin", data={"token": token, "csrf": csrf_of(form.text)})
+
+
+def keep(factory: pytest.TempPathFactory, name: str, page: httpx.Response) -> Path:
+    """Save a rendered page under the test session's base temp dir, ui-pages/NAME.html."""
+    artifacts = factory.getbasetemp() / "ui-pages"
+    artifacts.mkdir(exist_ok=True)
+    path = artifacts / f"{name}.html"
+    path.write_text(page.text)
+    return path

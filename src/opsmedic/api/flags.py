@@ -11,14 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 from opsmedic.api.auth import require
 from opsmedic.api.read import Limit
 from opsmedic.api.strict import StrictJSONRoute
-from opsmedic.errors import (
-    FlagConflict,
-    FlagRefused,
-    FlagStoreError,
-    FlagUnreadable,
-    NotFoundError,
-    UnknownFlag,
-)
+from opsmedic.errors import FlagUnreadable, NotFoundError
+from opsmedic.flagops.refusals import REFUSALS, refusal
 from opsmedic.flagops.service import FlagService
 from opsmedic.flagops.views import FlagChangeView, FlagListView, FlagView
 from opsmedic.flags.changes import Author, FlagRecord
@@ -65,22 +59,10 @@ def _flags(request: Request) -> FlagService:
 async def _answer(change: Awaitable[FlagRecord]) -> FlagRecord:
     """Await a service call, its refusals as HTTP answers: nothing was written for any."""
     try:
-        found = await change
-    except UnknownFlag as exc:
-        raise HTTPException(404, str(exc)) from None
-    # NotFoundError: an undo with nothing before it; FlagUnreadable: a stored document that
-    # is not a valid flag (a PUT of a valid one repairs it).
-    except (FlagConflict, NotFoundError, FlagUnreadable) as exc:
-        raise HTTPException(409, str(exc)) from None
-    except FlagRefused as exc:
-        raise HTTPException(422, str(exc)) from None
-    except FlagStoreError as exc:
-        # When Redis's answer never came it may hold the change: the store's value is put
-        # back there (now, or by the next check once it answers), so the two agree again.
-        done = ("the store was not changed, and Redis gets the store's value back"
-                if exc.outcome_unknown else "nothing was changed")  # fmt: skip
-        raise HTTPException(503, f"{exc}; {done}") from None
-    return found
+        return await change
+    except REFUSALS as exc:
+        status, message = refusal(exc)
+        raise HTTPException(status, message) from None
 
 
 @reads.get("/flags", summary="Every flag, by key; apart, the rows that are not valid flags")

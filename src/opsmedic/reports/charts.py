@@ -22,6 +22,10 @@ MAX_DAYS = 400  # a bar per day: a longer window is drawn for its last MAX_DAYS 
 # do not load): dropped, so a page embedding the SVG runs no script at all. etree escapes
 # text, so the first literal end tag is the script's own.
 _SCRIPT = re.compile(r"<script[^>]*>.*?</script>", re.DOTALL)
+# pygal's own CSS, an inline <style> element: a page whose CSP says `style-src 'self'` would
+# refuse it (and log the refusal), so for_page drops it and the page's stylesheet styles
+# pygal's classes instead.
+_STYLE = re.compile(r"<style[^>]*>.*?</style>", re.DOTALL)
 
 
 def _config() -> pygal.Config:
@@ -74,6 +78,22 @@ def over_time(
     )  # fmt: skip
     chart.add(name, [(datetime.fromtimestamp(t, UTC), v) for t, v in points])
     return _svg(chart)
+
+
+def per_step(title: str, labels: list[str], series: Mapping[str, list[float]], y_title: str) -> str:
+    """A line chart of values at successive steps (a canary's weights), one line a series."""
+    chart = pygal.Line(_config(), title=title, x_labels=labels, y_title=y_title,
+                       range=(0, 100), include_x_axis=True)  # fmt: skip
+    for name, values in series.items():
+        chart.add(name, values)
+    return _svg(chart)
+
+
+def for_page(svg: str) -> str:
+    """A chart to inline in a page under a CSP without 'unsafe-inline': no <style> element,
+    and the tooltip's `style="opacity: 0"` as the SVG attribute `opacity="0"` (CSP lets
+    presentation attributes be)."""
+    return _STYLE.sub("", svg).replace('style="opacity: 0"', 'opacity="0"')
 
 
 def _svg(chart: pygal.graph.graph.Graph) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -73,15 +74,27 @@ def listing(
     conn: Connection, service: str | None, env: str | None, states: Sequence[str], limit: int
 ) -> list[Deployment]:
     """Newest first."""
-    stmt = sa.select(deployments)
+    stmt = _filtered(sa.select(deployments), service, env, states)
+    stmt = stmt.order_by(deployments.c.created_at.desc(), deployments.c.id.desc()).limit(limit)
+    return [deployment_from_row(r) for r in conn.execute(stmt).mappings()]
+
+
+def count(conn: Connection, service: str | None, env: str | None) -> int:
+    """How many `listing` would give without its limit (the dashboard says "N of M")."""
+    stmt = sa.select(sa.func.count()).select_from(deployments)
+    return int(conn.execute(_filtered(stmt, service, env, ())).scalar_one())
+
+
+def _filtered(
+    stmt: sa.Select[Any], service: str | None, env: str | None, states: Sequence[str]
+) -> sa.Select[Any]:
     if service is not None:
         stmt = stmt.where(deployments.c.service == service)
     if env is not None:
         stmt = stmt.where(deployments.c.env == env)
     if states:
         stmt = stmt.where(deployments.c.state.in_(list(states)))
-    stmt = stmt.order_by(deployments.c.created_at.desc(), deployments.c.id.desc()).limit(limit)
-    return [deployment_from_row(r) for r in conn.execute(stmt).mappings()]
+    return stmt
 
 
 def last_known_good(

@@ -515,6 +515,10 @@ class Store:
         with self._transaction() as conn:
             return deployment_rows.listing(conn, service, env, states, limit)
 
+    def count_deployments(self, service: str | None = None, env: str | None = None) -> int:
+        with self._transaction() as conn:
+            return deployment_rows.count(conn, service, env)
+
     def get_deployment(self, ref: str) -> Deployment:
         with self._transaction() as conn:
             found = self._find(conn, deployment_table, ref, "deployment")

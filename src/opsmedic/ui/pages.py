@@ -17,6 +17,8 @@ from opsmedic.errors import AmbiguousRef, IncidentRefused, NotFoundError, Unknow
 from opsmedic.lifecycle import Action
 from opsmedic.tokens import Scope, allows, digest
 from opsmedic.ui import (  # noqa: F401  (the page modules: importing one adds its routes)
+    deployments,
+    flags,
     rule_trial,
     rules,
     silences,
