@@ -86,6 +86,10 @@ async def test_each_filter_of_the_runs_page_and_a_runs_page(
         monkeypatch.setattr(runs_page, "SHOWN", 2)
         cut = (await client.get("/ui/runs")).text
         assert "the first 2 of 3 shown" in cut and listed(cut, made) == {"b", "x"}
+        monkeypatch.setattr(runs_page, "SHOWN", 1)
+        monkeypatch.setattr(runs_page, "COUNTED", 2)  # a count stops there: "more than"
+        cut = (await client.get("/ui/runs")).text
+        assert "the first 1 of more than 2 shown" in cut and listed(cut, made) == {"x"}
         for query, field in (({"since": "yesterday"}, "since"), ({"until": "nan"}, "until"),
                              ({"since": "1e400"}, "since"), ({"state": "lost"}, "state"),
                              ({"rule": "a\x00b"}, "rule")):  # fmt: skip

@@ -96,9 +96,11 @@ class RunReads:
         with self._transaction() as conn:
             return [run_from_row(row) for row in conn.execute(_newest(where, limit)).mappings()]
 
-    def page(self, where: RunFilter, limit: int) -> tuple[list[Run], int]:
-        """The newest `limit` runs that match and how many match in all, read together."""
-        count = sa.select(sa.func.count()).select_from(runs).where(*where.clauses())
+    def page(self, where: RunFilter, limit: int, upto: int) -> tuple[list[Run], int]:
+        """The newest `limit` runs that match and how many match, counted up to `upto + 1`
+        (a count of millions of rows would take longer than the page), read together."""
+        matching = sa.select(runs.c.id).where(*where.clauses()).limit(upto + 1).subquery()
+        count = sa.select(sa.func.count()).select_from(matching)
         with self._transaction() as conn:
             total = int(conn.execute(count).scalar_one())
             found = conn.execute(_newest(where, limit)).mappings()

@@ -33,6 +33,7 @@ from opsmedic.ui.kit import (
     route,
     signed_in,
 )
+from opsmedic.ui.runs import COUNTED
 from opsmedic.views import ApprovalView, RunView
 
 SHOWN = 100  # waiting runs on the page, the newest; the page says how many wait in all
@@ -52,7 +53,7 @@ class Asked:
 
 def _asked(store: Store, executor: Executor, rules: RuleSet) -> tuple[list[Asked], int]:
     """The waiting runs, newest first, each with its step rendered as it would run now."""
-    found, total = store.run_reads.page(WAITING, SHOWN)
+    found, total = store.run_reads.page(WAITING, SHOWN, COUNTED)
     waits = {w.run_id: w for w in store.approvals.waits([r.id for r in found])}
     shown: list[Asked] = []
     for run in found:
@@ -90,7 +91,7 @@ async def approvals_page(request: Request) -> HTMLResponse:
                                            state.rules.ruleset)  # fmt: skip
     decided = await asyncio.to_thread(state.store.approvals.decided, DECIDED_SHOWN)
     return render("approvals.html", request, session=session, page="approvals", asked=asked,
-                  total=total, decided=[ApprovalView.of(w) for w in decided],
+                  total=total, counted=COUNTED, decided=[ApprovalView.of(w) for w in decided],
                   can_operate=held(session, Scope.OPERATE))  # fmt: skip
 
 

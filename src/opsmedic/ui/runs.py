@@ -17,6 +17,7 @@ from opsmedic.ui.kit import invalid, lookup, render, route, signed_in
 from opsmedic.views import EventView, RunDetailView, RunView
 
 SHOWN = 100  # runs on one page, the newest; the page says how many match in all
+COUNTED = 10_000  # matching runs counted at most: past that the page says "more than"
 FILTERS = tuple(RunFilter.model_fields)
 
 
@@ -35,10 +36,10 @@ async def runs_page(request: Request) -> HTMLResponse:
     session = await signed_in(request, Scope.READ)
     where = run_filter(request)
     store: Store = request.app.state.store
-    found, total = await asyncio.to_thread(store.run_reads.page, where, SHOWN)
+    found, total = await asyncio.to_thread(store.run_reads.page, where, SHOWN, COUNTED)
     rules = sorted(rule.name for rule in request.app.state.rules.ruleset)
     given = {k: request.query_params.get(k, "") for k in FILTERS}
-    return render("runs.html", request, session=session, page="runs", total=total,
+    return render("runs.html", request, session=session, page="runs", total=total, counted=COUNTED,
                   runs=[RunView.of(r) for r in found], given=given, rules=rules,
                   states=[s.value for s in RunState])  # fmt: skip
 
