@@ -107,6 +107,9 @@ async def _run(args: argparse.Namespace, tmp: Path) -> dict[str, object]:
                 "deployments": "/ui/deployments",
                 "deployment": f"/ui/deployments/{deployment}", "flags": "/ui/flags",
                 "flag": "/ui/flags/flag0"}  # fmt: skip
+        run = rt.store.list_runs(limit=1)[0].id
+        urls |= {"runs": "/ui/runs", "runs_failed": "/ui/runs?state=failed&action=run_command",
+                 "run": f"/ui/runs/{run}", "approvals": "/ui/approvals"}  # fmt: skip
         pages = {name: await _measure(ui, url, args.rounds) for name, url in urls.items()}
     headers = {"Authorization": f"Bearer {secret}"}
     async with httpx.AsyncClient(transport=transport, base_url="http://bench",

@@ -11,7 +11,8 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from opsmedic.api.auth import require
 from opsmedic.api.live_rules import LiveRules
 from opsmedic.errors import AmbiguousRef, NotFoundError
-from opsmedic.model import IncidentStatus, Queue, RunState
+from opsmedic.model import IncidentStatus
+from opsmedic.store.run_query import RunFilter
 from opsmedic.store.store import Store
 from opsmedic.tokens import Scope
 from opsmedic.views import (
@@ -71,16 +72,10 @@ async def get_event(request: Request, ref: str) -> EventView:
 
 @router.get("/runs", summary="Runs, newest first")
 async def list_runs(
-    request: Request,
-    limit: Limit = 100,
-    since: Since = None,
-    rule: str | None = None,
-    state: RunState | None = None,
-    queue: Queue | None = None,
+    request: Request, where: Annotated[RunFilter, Query()], limit: Limit = 100
 ) -> list[RunView]:
     store = _store(request)
-    found = await _read(lambda: store.list_runs(rule=rule, since=since, state=state, limit=limit,
-                                                queue=queue), rule)  # fmt: skip
+    found = await _read(lambda: store.run_reads.find(where, limit))
     return [RunView.of(r) for r in found]
 
 

@@ -10,7 +10,10 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from opsmedic.clock import Clock
+from opsmedic.config.types import PlainText
 from opsmedic.engine.decisions import secs
 from opsmedic.engine.journal import Journal
 from opsmedic.errors import ApprovalConflict
@@ -62,6 +65,16 @@ def steps_digest(rule: Rule) -> str:
     return hashlib.sha256(encoded.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+class Decision(BaseModel):
+    """A person's approve or reject, as the API's body and the dashboard's form give it."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    comment: PlainText = Field(default="", max_length=2000)
+    step: int | None = Field(default=None, ge=1, description="only if the run waits before "
+                             "this step (from 1); another: 409, nothing decided")  # fmt: skip
+
+
 class Approvals:
     """The engine's side of approvals. A waiting run holds no task and no concurrency slot:
     only its deadline is kept here (rebuilt from the store at start), so a restart leaves it
@@ -106,8 +119,20 @@ class Approvals:
             await asyncio.gather(self._task, return_exceptions=True)
 
     def wake(self) -> None:
-        """Look for decisions now (the API calls this after one: no wait for the poll)."""
+        """Look for decisions now (after a person's: no wait for the poll)."""
         self._wake.set()
+
+    async def decide(
+        self, store: Store, ref: str, decision: str, by: str, asked: Decision, now: float
+    ) -> Approval:
+        """A person's decision on run `ref`'s wait (the API's and the dashboard's): taken
+        once in the store (UnknownRun, ApprovalConflict as ApprovalTable.decide says), then
+        acted on by this engine at once."""
+        step = None if asked.step is None else asked.step - 1
+        wait = await asyncio.to_thread(store.approvals.decide, ref, decision, by,
+                                       asked.comment, now, step)  # fmt: skip
+        self.wake()
+        return wait
 
     async def park(self, run: Run, rule: Rule, event: Event) -> bool:
         """Record the run waiting before its next step and say so (timeline, log, an
@@ -199,7 +224,7 @@ class Approvals:
         self._log.warning("run.approval_decided", run_id=run.id, rule=run.rule,
                           decision=wait.decision, by=wait.decided_by, comment=wait.comment,
                           step=wait.step + 1)  # fmt: skip
-        if go and rule is not None and _unchanged(rule, run, wait):
+        if go and rule is not None and unchanged(rule, run, wait):
             event = await self._journal.call(store.get_event, run.event_id)
             await self._resume(run, rule, event)
             return
@@ -215,7 +240,7 @@ class Approvals:
         await self._end(run)
 
 
-def _unchanged(rule: Rule, run: Run, wait: Approval) -> bool:
+def unchanged(rule: Rule, run: Run, wait: Approval) -> bool:
     """Whether `rule` still does what the run was parked to do: its steps, parameters
     included (an edited argv is another command than the one approved)."""
     if not wait.digest:  # parked before the digest was kept: the action names, as then

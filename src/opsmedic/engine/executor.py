@@ -85,10 +85,8 @@ class Executor:
         A step with `approve:` stops the run before it, `waiting_approval` (not in a dry run);
         it goes on from there, the steps already in `run.steps` kept, when called again with
         `approved` (engine/approvals.py)."""
-        # Later steps see what earlier ones reported (a kill's victim, an archive's size), so a
-        # notify step can tell people exactly what was done: `{{ steps[0].details.pid }}`.
         steps_seen: list[StepVars] = [_step_vars(r) for r in run.steps]
-        context = {**(variables or {}), **template_context(event, rule.name, run.id, steps_seen)}
+        context = _context(run, rule, event, variables, steps_seen)
         failed = any(r.state in _FAILED for r in run.steps)  # before a wait, continue_on_failure
         state = RunState.FAILED if failed else RunState.SUCCEEDED
         first = len(run.steps)  # a waiting run has one record per main step before its wait
@@ -116,6 +114,14 @@ class Executor:
         run.finished_at = self._clock.now()
         run.message = _summary(run)
         return run
+
+    def waiting_params(self, run: Run, rule: Rule, event: Event) -> Any:
+        """The parameters the step a waiting run stops before would get if it ran now (for
+        the person asked to approve it): rendered as `execute` renders them, from the run's
+        steps so far. Raises TemplateError."""
+        step = rule.steps[len(run.steps)]
+        context = _context(run, rule, event, None, [_step_vars(r) for r in run.steps])
+        return self._templates.render(step.raw, context, f"{step.path}: {step.action}")
 
     def _record(self, run: Run, record: StepRecord) -> None:
         run.steps.append(record)
@@ -282,3 +288,12 @@ def _summary(run: Run) -> str:
     # No steps at all: a blue/green service's optional switch steps, left out.
     last = main[-1].message if main else ""
     return f"{len(main)} step(s) succeeded" + (f": {last}" if last else "")
+
+
+def _context(
+    run: Run, rule: Rule, event: Event, variables: Mapping[str, Any] | None,
+    steps_seen: list[StepVars],
+) -> dict[str, Any]:  # fmt: skip
+    # Later steps see what earlier ones reported (a kill's victim, an archive's size), so a
+    # notify step can tell people exactly what was done: `{{ steps[0].details.pid }}`.
+    return {**(variables or {}), **template_context(event, rule.name, run.id, steps_seen)}

@@ -145,6 +145,17 @@ class ApprovalTable:
                 latest[row["run_id"]] = _approval(row)  # ordered by step: the last one stays
         return list(latest.values())
 
+    def decided(self, limit: int) -> list[Approval]:
+        """The latest decisions (a person's or the timeout's), newest first."""
+        stmt = (
+            sa.select(approvals)
+            .where(approvals.c.decision.is_not(None))
+            .order_by(approvals.c.decided_at.desc(), approvals.c.run_id)
+            .limit(limit)
+        )
+        with self._transaction() as conn:
+            return [_approval(row) for row in conn.execute(stmt).mappings()]
+
     def prune(self) -> int:
         """Delete the waits whose run is gone (Store.prune deleted it)."""
         orphan = ~sa.select(runs.c.id).where(runs.c.id == approvals.c.run_id).exists()

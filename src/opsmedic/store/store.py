@@ -28,6 +28,7 @@ from opsmedic.model import (
     Incident,
     IncidentAlert,
     IncidentStatus,
+    Queue,
     Run,
     RunState,
     TimelineEntry,
@@ -47,6 +48,7 @@ from opsmedic.store.incident_rows import IncidentRows
 from opsmedic.store.loghunt_rows import LogHuntReads
 from opsmedic.store.report_rows import ReportReads
 from opsmedic.store.run_owner import RunOwner, lapsed, renew, stamp
+from opsmedic.store.run_query import RunFilter, RunReads
 from opsmedic.store.schema import deployments as deployment_table
 from opsmedic.store.schema import events as event_table
 from opsmedic.store.schema import incidents as incident_table
@@ -356,22 +358,11 @@ class Store:
         limit: int = 100,
         queue: str | None = None,
     ) -> list[Run]:
-        """Runs, newest first."""
-        stmt = (
-            sa.select(run_table)
-            .order_by(run_table.c.created_at.desc(), run_table.c.id.desc())
-            .limit(limit)
+        """Runs, newest first (run_reads for every filter and a count)."""
+        where = RunFilter(
+            rule=rule, since=since, state=state, queue=None if queue is None else Queue(queue)
         )
-        if rule is not None:
-            stmt = stmt.where(run_table.c.rule == rule)
-        if since is not None:
-            stmt = stmt.where(run_table.c.created_at >= since)
-        if state is not None:
-            stmt = stmt.where(run_table.c.state == state.value)
-        if queue is not None:
-            stmt = stmt.where(run_table.c.queue == str(queue))  # a Queue too, as its text
-        with self._transaction() as conn:
-            return [run_from_row(row) for row in conn.execute(stmt).mappings()]
+        return self.run_reads.find(where, limit)
 
     def get_event(self, ref: str) -> Event:
         """The event whose id is `ref`, or starts or ends with it (at least 4 characters)."""
@@ -534,6 +525,11 @@ class Store:
     def history(self) -> HistoryReads:
         """An alert's and a rule's past, for `explain` (store/history_rows.py)."""
         return HistoryReads(self._transaction)
+
+    @property
+    def run_reads(self) -> RunReads:
+        """Runs by every filter of a listing, and how many match (store/run_query.py)."""
+        return RunReads(self._transaction)
 
     @property
     def loghunts(self) -> LogHuntReads:

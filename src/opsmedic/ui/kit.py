@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader
+from pydantic import ValidationError
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Send
 from starlette.types import Scope as Scope_
 
+from opsmedic.errors import AmbiguousRef, NotFoundError
 from opsmedic.tokens import Scope, allows
 from opsmedic.ui.sessions import Session, Sessions
 
@@ -37,6 +40,7 @@ HEADERS = {
 router = APIRouter(prefix="/ui", include_in_schema=False)
 # (method, path) → the scope it needs, None for the public ones: read by the route test.
 ROUTE_SCOPES: dict[tuple[str, str], Scope | None] = {}
+T = TypeVar("T")
 _env = Environment(loader=PackageLoader("opsmedic.ui", "templates"), autoescape=True)
 
 
@@ -56,7 +60,12 @@ def _utc(epoch: float | None) -> str:
     return "" if epoch is None else time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
 
 
-_env.filters.update(age=_age, utc=_utc)
+def _data(value: Any) -> str:
+    """A parameter, output detail or payload as readable JSON (text as is); escaped later."""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+
+
+_env.filters.update(age=_age, utc=_utc, data=_data)
 
 
 class UiRefused(Exception):
@@ -138,12 +147,29 @@ async def signed_in(request: Request, scope: Scope) -> Session:
     return found
 
 
-def checked_ref(ref: str) -> str:
+async def lookup(call: Callable[[], T], ref: str) -> T:
+    """`call` (a store read of the thing `ref` names) on a worker thread; an unknown id is a
+    404 page, a short one several share a 409 (as the API says), a NUL a 422."""
+    checked(ref)
+    try:
+        return await asyncio.to_thread(call)
+    except NotFoundError as exc:
+        raise UiRefused(409 if isinstance(exc, AmbiguousRef) else 404, str(exc)) from None
+
+
+def checked(ref: str) -> str:
     """An id (or its start or end) from a URL; one with a NUL is refused (422): PostgreSQL
-    cannot compare text with it."""
+    cannot even compare text with it, and no stored id holds one."""
     if "\x00" in ref:
         raise UiRefused(422, "a NUL character cannot be in an id")
     return ref
+
+
+def invalid(exc: ValidationError) -> UiRefused:
+    """A 422 page naming each field that is wrong and why, as the API's 422 does."""
+    said = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}"
+                     for e in exc.errors())  # fmt: skip
+    return UiRefused(422, said)
 
 
 def held(session: Session, scope: Scope) -> bool:

@@ -13,14 +13,16 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from opsmedic.errors import AmbiguousRef, IncidentRefused, NotFoundError, UnknownIncident
+from opsmedic.errors import IncidentRefused, UnknownIncident
 from opsmedic.lifecycle import Action
 from opsmedic.tokens import Scope, allows, digest
 from opsmedic.ui import (  # noqa: F401  (the page modules: importing one adds its routes)
+    approvals,
     deployments,
     flags,
     rule_trial,
     rules,
+    runs,
     silences,
     slos,
 )
@@ -30,10 +32,10 @@ from opsmedic.ui.kit import (
     STATIC,
     SecurityHeaders,
     UiRefused,
-    checked_ref,
     clock,
     form,
     held,
+    lookup,
     refused,
     render,
     route,
@@ -120,10 +122,7 @@ async def now_fragment(request: Request) -> HTMLResponse:
 async def incident_page(request: Request, ref: str) -> HTMLResponse:
     session = await signed_in(request, Scope.READ)
     store = request.app.state.store
-    try:
-        incident, alerts, timeline = await asyncio.to_thread(store.get_incident, checked_ref(ref))
-    except NotFoundError as exc:  # a short id several share: 409, as the API says
-        raise UiRefused(409 if isinstance(exc, AmbiguousRef) else 404, str(exc)) from None
+    incident, alerts, timeline = await lookup(lambda: store.get_incident(ref), ref)
     hunt = await asyncio.to_thread(store.loghunts.latest, incident.id)
     # The incident's own runs, bounded, as its post-mortem draft reads them.
     story = await asyncio.to_thread(store.reports.story, incident.id, clock(request))

@@ -14,7 +14,7 @@ from opsmedic.errors import AmbiguousRef, NotFoundError
 from opsmedic.model import Event
 from opsmedic.store.store import Store
 from opsmedic.tokens import Scope
-from opsmedic.ui.kit import UiRefused, checked_ref, clock, form, held, render, route, signed_in
+from opsmedic.ui.kit import UiRefused, checked, clock, form, held, render, route, signed_in
 from opsmedic.ui.sessions import Session
 
 SHOWN = 200  # silences listed; the page says when there are more
@@ -45,7 +45,7 @@ async def new_silence_page(request: Request, incident: str = "") -> HTMLResponse
     if incident:
         store = request.app.state.store
         try:
-            found, event = await asyncio.to_thread(_latest_event, store, checked_ref(incident))
+            found, event = await asyncio.to_thread(_latest_event, store, checked(incident))
         except NotFoundError as exc:
             raise UiRefused(409 if isinstance(exc, AmbiguousRef) else 404, str(exc)) from None
         lines, skipped = prefill(event) if event is not None else ([], [])
@@ -103,7 +103,7 @@ async def expire(request: Request, ref: str) -> Response:
     await form(request, session.csrf)
     store = request.app.state.store
     try:
-        silence = await asyncio.to_thread(store.silences.expire, checked_ref(ref), clock(request))
+        silence = await asyncio.to_thread(store.silences.expire, checked(ref), clock(request))
     except NotFoundError as exc:
         raise UiRefused(409 if isinstance(exc, AmbiguousRef) else 404, str(exc)) from None
     request.app.state.engine.muting.changed()
