@@ -1,5 +1,6 @@
 """A real `opsmedic run` in a process of its own, serving its API and dashboard on a loopback
-port it picks, for the browser tests and bench/ui.py; and API tokens for it."""
+port it picks, for the browser tests and bench/ui.py; API tokens for it; a browser tab
+signed in to its dashboard."""
 
 from __future__ import annotations
 
@@ -12,9 +13,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from opsmedic.store.store import Store
 from opsmedic.tokens import Scope, digest, mint
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
 
 OPSMEDIC = [sys.executable, "-m", "opsmedic"]
 # Generous: it bounds a wait for a real signal on a loaded CI machine, it is no test timing.
@@ -63,3 +68,11 @@ def serving(config: Path, log: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def sign_in(page: Page, url: str, secret: str) -> None:
+    """Types the token into the dashboard's sign-in form and submits it, as a person does."""
+    page.goto(f"{url}/ui/signin")
+    page.get_by_label("API token").fill(secret)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{url}/ui/")

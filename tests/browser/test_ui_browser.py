@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 from fetch_axe import SHIPPED, VERSION
 from playwright.sync_api import Browser, BrowserContext, Page, expect
-from ui_site import CHROMIUM, Site, launchable, sign_in
+from ui_site import CHROMIUM, Site, launchable
+
+from served import sign_in
 
 # Every page of the dashboard: (name, path); the path may name the site's ids ({incident},
 # {run}, {event}: ui_site.py). A new page is one line here.
@@ -45,7 +47,7 @@ XSS = "<script>alert(1)</script>"
 def operator_state(browser: Browser, site: Site) -> dict[str, Any]:
     """The cookies of an operator signed in through the form, for every look's context."""
     context = browser.new_context()
-    sign_in(context.new_page(), site, "alice")
+    sign_in(context.new_page(), site.url, site.tokens["alice"])
     state: dict[str, Any] = context.storage_state()  # type: ignore[assignment]
     context.close()
     return state
@@ -100,7 +102,7 @@ def test_sign_in_by_typing_the_token(browser: Browser, site: Site) -> None:
     page.get_by_label("API token").fill("om_not-a-token")
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("alert")).to_contain_text("unknown or revoked token")
-    sign_in(page, site, "alice")
+    sign_in(page, site.url, site.tokens["alice"])
     expect(page.get_by_role("heading", name="Now", exact=True)).to_be_visible()
     expect(page.locator(".who")).to_contain_text("alice · operate, read")
     page.get_by_role("button", name="Sign out").click()
@@ -198,7 +200,7 @@ def test_a_read_only_session_has_no_buttons_and_its_post_is_refused(
 ) -> None:
     context = browser.new_context()
     page = context.new_page()
-    sign_in(page, site, "viewer")
+    sign_in(page, site.url, site.tokens["viewer"])
     url = f"{site.url}/ui/incidents/{site.ids['incident']}"
     page.goto(url)
     expect(page.get_by_role("heading", level=1)).to_contain_text("DiskFull")

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, sync_playwright
 
 from opsmedic.tokens import Scope
 from served import BOUND, serving, tokens
@@ -132,11 +132,3 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             labels={"alertname": "DiskFull", "service": "orders-db", "mount": "/var"})  # fmt: skip
         found.ids.update(incident=disk["incident_id"], run=disk["run_ids"][0], event=disk["id"])
         yield found
-
-
-def sign_in(page: Page, site: Site, who: str) -> None:
-    """Types `who`'s token into the sign-in form and submits it, as a person does."""
-    page.goto(f"{site.url}/ui/signin")
-    page.get_by_label("API token").fill(site.tokens[who])
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"{site.url}/ui/")
