@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from playwright.sync_api import Page
 
 OPSMEDIC = [sys.executable, "-m", "opsmedic"]
+# Debian's browser, never one Playwright downloads (`playwright install` is never run).
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Generous: it bounds a wait for a real signal on a loaded CI machine, it is no test timing.
 BOUND = 60.0
 # The line `opsmedic run` logs once everything (engine, API) has started.

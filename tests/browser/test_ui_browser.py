@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from fetch_axe import SHIPPED, VERSION
 from playwright.sync_api import Browser, BrowserContext, Page, StorageState, expect
-from ui_site import CHROMIUM, Site, launchable
+from ui_site import Site, launchable
 
-from served import sign_in
+from served import CHROMIUM, sign_in
 
 # Every page of the dashboard: (name, path); the path may name the site's ids ({incident},
 # {run}, {event}: ui_site.py). A new page is one line here.

@@ -4,7 +4,6 @@ module), a real `opsmedic run` with data from real runs, and the artifacts direc
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,10 +17,8 @@ import yaml
 from playwright.sync_api import Browser, sync_playwright
 
 from opsmedic.tokens import Scope
-from served import BOUND, serving, tokens
+from served import BOUND, CHROMIUM, serving, tokens
 
-# Debian's browser, never one Playwright downloads (`playwright install` is never run).
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Where this session's artifacts went, for the summary line (conftest.py).
 ARTIFACTS: list[Path] = []
 
