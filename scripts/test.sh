@@ -27,6 +27,7 @@ OS_PACKAGES=(
   redis-server     # flags shared between processes (tests/services_redis.py); brings redis-cli
   systemd          # systemd-analyze verify checks the generated units (tests/integration/test_systemd_unit.py)
   ripgrep          # rg, the log hunt's optional prefilter (tests/unit/loghunt/test_loghunt_prefilter.py)
+  chromium         # the dashboard in a real browser, driven by Playwright (tests/browser)
 )
 
 timed() {
