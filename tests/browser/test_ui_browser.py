@@ -24,6 +24,16 @@ PAGES: list[tuple[str, str]] = [
     ("signin", "/ui/signin"),
     ("now", "/ui/"),
     ("incident", "/ui/incidents/{incident}"),
+    ("runs", "/ui/runs"),
+    ("run", "/ui/runs/{run}"),
+    ("approvals", "/ui/approvals"),
+    ("rules", "/ui/rules"),
+    ("rules-test", "/ui/rules/test"),
+    ("deployments", "/ui/deployments"),
+    ("flags", "/ui/flags"),
+    ("slos", "/ui/slos"),
+    ("silences", "/ui/silences"),
+    ("silence-new", "/ui/silences/new?incident={incident}"),
 ]
 # How each page is looked at: a desktop in light and dark mode, and a phone.
 LOOKS: dict[str, dict[str, Any]] = {
