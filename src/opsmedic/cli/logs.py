@@ -23,7 +23,7 @@ logs_app = typer.Typer(help="Search logs (docs/loghunt.md).", no_args_is_help=Tr
 app.add_typer(logs_app, name="logs")
 
 PROGRESS_BYTES = 32 << 20  # below this a hunt takes well under a second: no bar
-# The machinery (numpy) is imported inside the command: `opsmedic --help` must stay fast.
+# The machinery is imported inside the command: `opsmedic --help` must stay fast.
 DEFAULT_PATTERN = "ERROR|FATAL|CRITICAL|Traceback|panic"  # = loghunt.DEFAULT_PATTERN (tested)
 
 
@@ -131,12 +131,12 @@ def hunt_command(
 
 def _templates(options: HuntOptions, state: Path | None) -> Drain | None:
     """The templates learned before (--state), or None: new ones, or not template mode."""
-    from opsmedic.loghunt.drain_state import load_state
-
     if state is None:
         return None
     if options.mode != "template":
         raise HuntInputError(f"--state {state}: only with --mode template")
+    from opsmedic.loghunt.drain_state import load_state  # pydantic: only for a state file
+
     return load_state(state)
 
 
