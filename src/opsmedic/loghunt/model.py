@@ -66,6 +66,9 @@ class HuntEvent:
     last: Sighting
     lines: tuple[Line, ...]
     cut: bool  # the event was longer than max_event_lines: its first lines only
+    # Lines of the first occurrence (with its context) not shown for max_lines: the first
+    # event reported alone can be longer than them, and is shown cut to them, from its match.
+    lines_left_out: int = 0
 
 
 @dataclass(slots=True)
