@@ -92,6 +92,7 @@ def run_opsmedic(ours: list[str], path: Path, truth: dict[str, Any] | None, work
         "occurrences": stats["occurrences"],
         "counted": sum(e["count"] for e in report["events"]),
         "lines_out": sum(len(e["lines"]) for e in report["events"]),
+        "workers": report["options"]["workers"],  # by default: as the machine's load chose
         "hunt_s": rounded(stats["seconds"], 2),  # inside the process: no start-up, no JSON
         "hunt_mb_per_s": rounded(size / MB / stats["seconds"]) if stats["seconds"] else None,
     }
