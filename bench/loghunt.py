@@ -1,6 +1,7 @@
 """Log hunt on a ≥ 200 MB generated log: opsmedic against the fixed coreutils pipeline and rg.
 
     .venv/bin/python bench/loghunt.py [--size-mb 200] [--runs 3] [--seed 17] [--keep]
+                                      [--error-share 0.05] [--quick] [--opsmedic CMD]
 
 bench/_loghunt_corpus.py writes a seeded application log (timestamped lines, variables
 everywhere, Python tracebacks with chained exceptions, Java traces with `Caused by:`, a Go
@@ -31,6 +32,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import shutil
 import statistics
 import sys
@@ -75,12 +77,12 @@ def figures(results: list[ProcResult], size: int) -> dict[str, Any]:
     }
 
 
-def run_opsmedic(path: Path, truth: dict[str, Any] | None, work: Path, runs: int, size: int,
-                 *extra: str) -> dict[str, Any]:  # fmt: skip
+def run_opsmedic(ours: list[str], path: Path, truth: dict[str, Any] | None, work: Path,
+                 runs: int, size: int, *extra: str) -> dict[str, Any]:  # fmt: skip
     """One opsmedic configuration; judged against the truth unless `truth` is None (template
     mode groups by Drain's clusters, which the truth's events are not)."""
     name = "opsmedic" + "".join(extra)
-    cmd = [OPSMEDIC, "logs", "hunt", str(path), "--json", "--quiet", "--context", "3",
+    cmd = [*ours, "logs", "hunt", str(path), "--json", "--quiet", "--context", "3",
            "--max-events", "100000", *extra]  # fmt: skip
     results = measured(name, cmd, work, runs)
     report = json.loads(results[-1].stdout())
@@ -90,6 +92,7 @@ def run_opsmedic(path: Path, truth: dict[str, Any] | None, work: Path, runs: int
         "occurrences": stats["occurrences"],
         "counted": sum(e["count"] for e in report["events"]),
         "lines_out": sum(len(e["lines"]) for e in report["events"]),
+        "workers": report["options"]["workers"],  # by default: as the machine's load chose
         "hunt_s": rounded(stats["seconds"], 2),  # inside the process: no start-up, no JSON
         "hunt_mb_per_s": rounded(size / MB / stats["seconds"]) if stats["seconds"] else None,
     }
@@ -129,37 +132,63 @@ def run_ripgrep(path: Path, work: Path, runs: int, size: int) -> dict[str, Any]:
     return out
 
 
+def _every_tool(ours: list[str], path: Path, truth: dict[str, Any], work: Path, runs: int,
+                size: int) -> dict[str, Any]:  # fmt: skip
+    return {
+        "opsmedic": run_opsmedic(ours, path, truth, work, runs, size),
+        "opsmedic_no_ripgrep": run_opsmedic(ours, path, truth, work, runs, size, "--no-ripgrep"),
+        "opsmedic_2_workers": run_opsmedic(ours, path, truth, work, runs, size, "--workers", "2"),
+        # Drain's clusters of the masked matching lines (one process): speed and events only.
+        "opsmedic_template": run_opsmedic(ours, path, None, work, runs, size, "--mode", "template"),
+        "coreutils": run_coreutils(path, work, runs, size),
+        "ripgrep": run_ripgrep(path, work, runs, size),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size-mb", type=int, default=200)
     parser.add_argument("--runs", type=int, default=3, help="runs per tool; the median counts")
     parser.add_argument("--seed", type=int, default=17)
     parser.add_argument("--keep", action="store_true", help="keep the log and the outputs")
+    parser.add_argument(
+        "--error-share",
+        type=float,
+        default=0.05,
+        help="share of records that are errors (0.95: nearly nothing else)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="only opsmedic as it runs by default, and rg (for the ratio)",
+    )
+    parser.add_argument(
+        "--opsmedic",
+        default=OPSMEDIC,
+        help="the command to run as opsmedic, such as 'env PYTHONPATH=/tmp/old/src "
+        ".venv/bin/python -m opsmedic' for another version of the code (A/B)",
+    )
     args = parser.parse_args()
     (REPO / ".bench").mkdir(exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="opsmedic-bench-loghunt-", dir=REPO / ".bench"))
     try:
         path = work / "app.log"
         log(f"generating {args.size_mb} MB in {path}")
-        truth = generate(path, args.size_mb * 1_000_000, seed=args.seed)
+        truth = generate(path, args.size_mb * 1_000_000, seed=args.seed,
+                         error_share=args.error_share)  # fmt: skip
         size = truth["bytes"]
         counts = [e["count"] for e in truth["events"].values()]
         log(f"{size / MB:.0f} MB, {truth['lines']:,} lines, {len(counts)} distinct events, "
             f"{sum(counts):,} occurrences")  # fmt: skip
         path.read_bytes()  # warm the page cache for everyone
-        results = {
-            "opsmedic": run_opsmedic(path, truth, work, args.runs, size),
-            "opsmedic_no_ripgrep": run_opsmedic(path, truth, work, args.runs, size, "--no-ripgrep"),
-            "opsmedic_2_workers": run_opsmedic(
-                path, truth, work, args.runs, size, "--workers", "2"
-            ),
-            # Drain's clusters of the masked matching lines (one process): speed and events only.
-            "opsmedic_template": run_opsmedic(
-                path, None, work, args.runs, size, "--mode", "template"
-            ),
-            "coreutils": run_coreutils(path, work, args.runs, size),
-            "ripgrep": run_ripgrep(path, work, args.runs, size),
-        }
+        command = shlex.split(args.opsmedic)
+        if args.quick:
+            results = {
+                "opsmedic": run_opsmedic(command, path, truth, work, args.runs, size),
+                "ripgrep": run_ripgrep(path, work, args.runs, size),
+            }
+        else:
+            results = _every_tool(command, path, truth, work, args.runs, size)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)

@@ -8,12 +8,26 @@ from typing import Any, TextIO
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
            "error": logging.ERROR}  # fmt: skip
+# The configuration asked for and not applied yet: structlog (with the rich modules it
+# imports, ≈60 ms) is imported when something first logs, not by a command that never does
+# (`opsmedic --help`, `opsmedic logs hunt`).
+_pending: tuple[str, TextIO | None] | None = None
 
 
 def configure_logging(level: str = "info", stream: TextIO | None = None) -> None:
     """logfmt lines (`ts=… level=info event=run.step run_id=… rule=…`) on stderr by default."""
-    # structlog is imported by the functions that use it, not at the top: with the rich
-    # modules it imports it costs ≈60 ms, and `opsmedic --help` never logs.
+    global _pending
+    _pending = (level, stream)
+    if "structlog" in sys.modules:  # loggers may exist already: they follow it at once
+        _apply()
+
+
+def _apply() -> None:
+    global _pending
+    if _pending is None:
+        return
+    level, stream = _pending
+    _pending = None
     import structlog
 
     structlog.configure(
@@ -35,4 +49,5 @@ def get_logger(**bound: Any) -> Any:
     """A structlog logger with `bound` key/values on every line."""
     import structlog
 
+    _apply()
     return structlog.get_logger().bind(**bound)

@@ -91,3 +91,35 @@ def test_asyncssh_deprecation_warnings_stay_off_stderr(tmp_path: Path) -> None:
     assert result.returncode == 1 and "no ssh_hosts entry is 'nohost'" in result.stdout
     assert "DSA is deprecated" not in result.stderr
     assert "Warning" not in result.stderr.replace("import time", "")
+
+
+def test_a_log_hunt_imports_its_own_command_alone(tmp_path: Path) -> None:
+    """`opsmedic logs hunt` starts without the other commands' modules, structlog or numpy
+    (start-up is a share of every hunt's time: docs/loghunt.md#speed), and still works."""
+    log = tmp_path / "app.log"
+    log.write_text("2024-05-01T10:00:00Z INFO start\n2024-05-01T10:00:01Z ERROR db down\n")
+    result = run(sys.executable, "-X", "importtime", "-m", "opsmedic", "--log-level", "info",
+                 "logs", "hunt", str(log))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "ERROR db down" in result.stdout
+    imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()}
+    others = sorted(m for m in imported if m.startswith("opsmedic.cli.") and "logs" not in m)
+    assert others == ["opsmedic.cli.output", "opsmedic.cli.terminal"]
+    assert [m for m in ("structlog", "numpy", "asyncssh", "sqlalchemy") if m in imported] == []
+
+
+@pytest.mark.parametrize(
+    ("argv", "word"),
+    [(["logs", "hunt", "x"], "logs"), (["--log-level", "info", "logs"], "logs"),
+     (["--log-level=info", "logs"], "logs"), (["--help"], None), ([], None),
+     (["--log-level", "logs"], None)],
+)  # fmt: skip
+def test_the_command_word_skips_the_roots_options(argv: list[str], word: str | None) -> None:
+    from opsmedic.cli import command_word
+
+    assert command_word(argv) == word
+
+
+def test_logs_help_run_alone_lists_its_commands() -> None:
+    result = run(str(SCRIPT), "logs", "--help")
+    assert result.returncode == 0 and "hunt" in result.stdout

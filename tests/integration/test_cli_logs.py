@@ -96,3 +96,10 @@ def test_a_fifo_is_refused_by_name_and_skipped_in_a_glob_never_waited_on(log: Pa
         "pipe.log: a FIFO (named pipe), not a regular file, skipped"
     ]
     assert report["stats"]["sources"] == ["app.log"]
+
+
+def test_workers_default_to_what_the_machine_can_spare(log: Path) -> None:
+    auto = opsmedic("logs", "hunt", str(log), "--json", cwd=log.parent)
+    given = opsmedic("logs", "hunt", str(log), "--json", "--workers", "3", cwd=log.parent)
+    assert json.loads(auto.stdout)["options"]["workers"] in (1, 2)  # parallel.auto_workers
+    assert json.loads(given.stdout)["options"]["workers"] == 3

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from opsmedic.loghunt import FileSource, HuntOptions
     from opsmedic.loghunt.archives import ArchiveSource
 
-# The hunt's own default (loghunt.DEFAULT_PATTERN, tested equal): the machinery, with numpy,
+# The hunt's own default (loghunt.DEFAULT_PATTERN, tested equal): the machinery
 # is imported only when a hunt is validated or runs, not by every registry build.
 DEFAULT_PATTERN = "ERROR|FATAL|CRITICAL|Traceback|panic"
 SNIFF_BYTES = 8192  # of a plain file, looked at for NUL bytes (as grep judges "binary")

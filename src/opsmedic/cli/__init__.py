@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -68,8 +69,34 @@ def _root(
     configure_logging(log_level or "warning")
 
 
+# A command group whose commands all live in one module: run as `opsmedic logs …`, only that
+# module is imported, not the other ~20 (stores, pydantic models, ~0.1 s of start-up that a
+# log hunt would wait for). --help and anything else import them all.
+ALONE = {"logs": "opsmedic.cli.logs"}
+
+
+def command_word(argv: list[str]) -> str | None:
+    """The command named first in `argv` (after the root's options), or None."""
+    args = iter(argv)
+    for arg in args:
+        if arg == "--log-level":
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
 def main() -> None:
     """Entry point of the console script."""
+    alone = ALONE.get(command_word(sys.argv[1:]) or "")
+    if alone is not None:
+        importlib.import_module(alone)
+    else:
+        _import_all()
+    _run()
+
+
+def _import_all() -> None:
     from opsmedic.cli import (  # noqa: F401
         approvals,
         archive,
@@ -92,6 +119,8 @@ def main() -> None:
         tokens,
     )
 
+
+def _run() -> None:
     try:
         code = app(standalone_mode=False)
     except ConfigError as exc:

@@ -23,7 +23,7 @@ logs_app = typer.Typer(help="Search logs (docs/loghunt.md).", no_args_is_help=Tr
 app.add_typer(logs_app, name="logs")
 
 PROGRESS_BYTES = 32 << 20  # below this a hunt takes well under a second: no bar
-# The machinery (numpy) is imported inside the command: `opsmedic --help` must stay fast.
+# The machinery is imported inside the command: `opsmedic --help` must stay fast.
 DEFAULT_PATTERN = "ERROR|FATAL|CRITICAL|Traceback|panic"  # = loghunt.DEFAULT_PATTERN (tested)
 
 
@@ -60,8 +60,13 @@ def hunt_command(
         float | None, typer.Option(help="seconds at most; stops early and says so")
     ] = None,
     workers: Annotated[
-        int, typer.Option(help="processes for a big plain file (≥ 64 MiB); 0: one per CPU")
-    ] = 1,
+        int | None,
+        typer.Option(
+            help="processes for a big plain file (≥ 64 MiB); 0: one per CPU; default: 2 when "
+            "the machine has a core to spare, else 1",
+            show_default=False,
+        ),
+    ] = None,
     ripgrep: Annotated[
         bool, typer.Option(help="use rg (if installed) to find the level words faster")
     ] = True,
@@ -90,6 +95,7 @@ def hunt_command(
     its count and where it was first and last seen."""
     from opsmedic.loghunt import HuntOptions, hunt, open_files
     from opsmedic.loghunt.hunt import check
+    from opsmedic.loghunt.parallel import auto_workers
     from opsmedic.loghunt.timestamps import parse_when
 
     now = datetime.now(UTC)
@@ -102,7 +108,7 @@ def hunt_command(
         max_events=max_events,
         max_lines=max_lines,
         time_budget_s=time_budget,
-        workers=workers,
+        workers=auto_workers() if workers is None else workers,
         ripgrep=ripgrep,
     )
     check(options)
@@ -131,12 +137,12 @@ def hunt_command(
 
 def _templates(options: HuntOptions, state: Path | None) -> Drain | None:
     """The templates learned before (--state), or None: new ones, or not template mode."""
-    from opsmedic.loghunt.drain_state import load_state
-
     if state is None:
         return None
     if options.mode != "template":
         raise HuntInputError(f"--state {state}: only with --mode template")
+    from opsmedic.loghunt.drain_state import load_state  # pydantic: only for a state file
+
     return load_state(state)
 
 

@@ -10,10 +10,10 @@ import re
 #   "Caused by:", Go's signal line, goroutine header, frames and "created by");
 # - an exception's name with its message, the last line of a Python traceback and the first
 #   of a Java one ("java.lang.IllegalStateException: …", "ValueError: bad").
-_CONTINUES = re.compile(
-    rb"[ \t]+\S"
-    rb"|Traceback \(most recent call last\):"
-    rb"|Caused by: "
+_INDENTED_LINE = rb"[ \t]+\S"
+_TRACEBACK_LINE = rb"Traceback \(most recent call last\):"
+_OTHER_LINKS = (
+    rb"Caused by: "
     rb"|Exception in thread "
     rb"|During handling of the above exception"
     rb"|The above exception was the direct cause"
@@ -24,6 +24,14 @@ _CONTINUES = re.compile(
     rb"|[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*"
     rb"(?:Error|Exception|Throwable|Exit|Interrupt|Fault|Failure)(?::|\r?\n)"
 )
+_CONTINUES = re.compile(b"|".join((_INDENTED_LINE, _TRACEBACK_LINE, _OTHER_LINKS)))
+# What event_end asks of each line, in one match (the alternatives are disjoint): its
+# lastgroup is "ind" (indented), "tb" (a Traceback line), "link" (another continuation) or
+# "blank"; no match: a line that is none of these.
+_LINE = re.compile(
+    b"(?P<ind>%s)|(?P<tb>%s)|(?P<link>%s)|(?P<blank>\r?\n)"
+    % (_INDENTED_LINE, _TRACEBACK_LINE, _OTHER_LINKS)
+)
 # A blank line inside a chain: Python puts one around "During handling of the above
 # exception…" and before the next Traceback; Go one before its goroutine dump.
 _AFTER_BLANK = re.compile(
@@ -31,7 +39,7 @@ _AFTER_BLANK = re.compile(
     rb"|goroutine \d+ \["
 )
 _CHAIN_LINK = re.compile(rb"(?:During handling of the above|The above exception was)[^\n]*:\r?\n")
-_TRACEBACK = re.compile(rb"Traceback \(most recent call last\):")
+_TRACEBACK = re.compile(_TRACEBACK_LINE)
 _BLANK = re.compile(rb"\r?\n")
 _INDENTED = re.compile(rb"[ \t]")
 # An exception as Python prints it under its frames: a (dotted) name, then ": message" or
@@ -83,17 +91,18 @@ def event_end(
         if taken >= max_lines:
             return pos, prev, CUT, traceback
         nxt = buf.find(b"\n", pos, end) + 1
-        if _CONTINUES.match(buf, pos, nxt):
-            if _TRACEBACK.match(buf, pos, nxt):
-                traceback = OPENED
-            elif _INDENTED.match(buf, pos, nxt):
-                traceback = FRAMES if traceback else OUTSIDE
-            else:
-                traceback = OUTSIDE
+        line = _LINE.match(buf, pos, nxt)
+        kind = None if line is None else line.lastgroup
+        if kind == "tb":
+            traceback = OPENED
+        elif kind == "ind":
+            traceback = FRAMES if traceback else OUTSIDE
+        elif kind == "link":
+            traceback = OUTSIDE
         elif traceback == FRAMES and _RAISED.fullmatch(buf, pos, nxt):
             traceback = OUTSIDE  # the exception after the frames, whatever its name
         else:
-            if not _BLANK.fullmatch(buf, pos, nxt):
+            if kind != "blank":
                 return pos, prev, END, traceback
             if nxt >= end:
                 break

@@ -153,6 +153,7 @@ def _event(key: bytes, entry: Entry, names: list[str], around: Near) -> HuntEven
         last=_sighting(entry.last, names, around),
         lines=entry.lines,
         cut=entry.cut,
+        lines_left_out=entry.left_out,
     )
 
 

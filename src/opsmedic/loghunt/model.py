@@ -29,9 +29,8 @@ class HuntOptions:
     max_line_bytes: int = 8192  # a longer line is shown cut; a line without \n is split at 1 MiB
     time_budget_s: float | None = None
     chunk_bytes: int = 4 << 20
-    # Processes for one big plain file (0: one per CPU). One by default: on a loaded machine
-    # a second process bought no time, and forked workers count the parent's memory again
-    # (bench/loghunt.py: 197 MiB of RSS with two against 87 with one).
+    # Processes for one big plain file (0: one per CPU). One here (the loghunt action runs in
+    # the daemon: it never forks); the CLI takes two when a core is idle (parallel.auto_workers).
     workers: int = 1
     ripgrep: bool = True  # use rg as a prefilter where installed and it can serve (prefilter.py)
     parallel_bytes: int = 64 << 20  # a plain file this big is split between the workers
@@ -67,6 +66,9 @@ class HuntEvent:
     last: Sighting
     lines: tuple[Line, ...]
     cut: bool  # the event was longer than max_event_lines: its first lines only
+    # Lines of the first occurrence (with its context) not shown for max_lines: the first
+    # event reported alone can be longer than them, and is shown cut to them, from its match.
+    lines_left_out: int = 0
 
 
 @dataclass(slots=True)

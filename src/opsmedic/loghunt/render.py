@@ -21,8 +21,13 @@ def text_lines(report: HuntReport) -> Iterator[str]:
     shown: tuple[str, int] = ("", 0)
     for event in report.events:
         times = "once" if event.count == 1 else f"{event.count} times"
-        yield f"== {times}, first {_seen(event.first)} last {_seen(event.last)}" + (
-            " (cut: longer than --max-event-lines)" if event.cut else ""
+        yield (
+            f"== {times}, first {_seen(event.first)} last {_seen(event.last)}"
+            + (" (cut: longer than --max-event-lines)" if event.cut else "")
+            + (
+                f" ({event.lines_left_out} lines not shown: --max-lines)"
+                * bool(event.lines_left_out)
+            )
         )
         if report.options.mode == "template":
             yield f"== template {event.key.translate(_CONTROLS)}"
@@ -99,6 +104,7 @@ def _event(event: HuntEvent) -> dict[str, Any]:
         "first": _sighting(event.first),
         "last": _sighting(event.last),
         "cut": event.cut,
+        "lines_left_out": event.lines_left_out,
         "lines": [
             {"source": ln.source, "line": ln.number, "kind": ln.kind, "text": ln.text}
             for ln in event.lines

@@ -32,6 +32,7 @@ class Entry:
     cut: bool
     size: int = 0
     at: int = 0
+    left_out: int = 0  # lines not shown: see HuntEvent.lines_left_out
 
 
 class Tally:
@@ -97,13 +98,22 @@ class Tally:
 
     def _room(self, size: int) -> bool:
         opts = self.options
-        return len(self.reported) < opts.max_events and self.lines_used + size <= opts.max_lines
+        if len(self.reported) >= opts.max_events:
+            return False
+        # The first event is reported even when longer than max_lines: cut to them (_new), it
+        # still says what was found first, where an empty report would say nothing.
+        return not self.reported or self.lines_used + size <= opts.max_lines
 
     def _new(self, key: bytes, entry: Entry) -> None:
         lines = entry.lines
         if lines is not None and self._room(len(lines)):
+            limit = self.options.max_lines
+            if len(lines) > limit:
+                match = next(i for i, line in enumerate(lines) if line.kind == "match")
+                start = min(match, len(lines) - limit)
+                entry.lines, entry.left_out = lines[start : start + limit], len(lines) - limit
             self.reported[key] = entry
-            self.lines_used += len(lines)
+            self.lines_used += len(entry.lines or ())
             return
         opts = self.options
         entry.lines = None

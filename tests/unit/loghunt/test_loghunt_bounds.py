@@ -14,6 +14,7 @@ from opsmedic.errors import HuntInputError
 from opsmedic.loghunt import DEFAULT_PATTERN, HuntOptions, HuntStats, hunt, hunt_paths
 from opsmedic.loghunt.keys import DIGEST_BYTES, KEY_BYTES, Keyer
 from opsmedic.loghunt.levels import LevelMatcher
+from opsmedic.loghunt.render import as_json, text_lines
 from opsmedic.loghunt.scanner import Scanner
 from opsmedic.loghunt.tally import ENTRY_BYTES, Tally
 from opsmedic.loghunt.timestamps import parse_when
@@ -34,6 +35,48 @@ def test_max_lines_bounds_the_output(hunt_text: Hunt) -> None:
     report = hunt_text(DISTINCT, max_lines=25, context=2)
     assert sum(len(e.lines) for e in report.events) <= 25
     assert report.stats.unreported_events == 100 - len(report.events)
+
+
+TRACE = """\
+INFO before 1
+INFO before 2
+ERROR job failed
+Traceback (most recent call last):
+  File "/srv/job.py", line 3, in run
+    go()
+ValueError: bad
+INFO after 1
+INFO after 2
+ERROR small one
+"""
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_first_event_longer_than_max_lines_is_shown_cut_to_them(
+    tmp_path: Path, workers: int
+) -> None:
+    """--max-lines 3 under a first event of 9 lines (context 2): that event is reported,
+    from its match, 3 lines and 6 left out (said in its header and JSON), not unreported;
+    the output is full, so the next event is counted only. Two processes agree."""
+    path = tmp_path / "app.log"
+    path.write_text("INFO filler\n" * 50 + TRACE)
+    options = HuntOptions(max_lines=3, context=2, workers=workers, parallel_bytes=1)
+    report = hunt_paths([str(path)], options)
+    (event,) = report.events
+    assert [(ln.number, ln.kind) for ln in event.lines] == [(53, "match"), (54, "event"),
+                                                            (55, "event")]  # fmt: skip
+    assert event.lines_left_out == 6
+    assert report.stats.unreported_events == 1
+    assert "(6 lines not shown: --max-lines)" in next(text_lines(report))
+    assert as_json(report)["events"][0]["lines_left_out"] == 6
+
+
+def test_a_first_event_cut_to_max_lines_keeps_context_before_when_its_end_comes_first(
+    hunt_text: Hunt,
+) -> None:
+    report = hunt_text("INFO a\nINFO b\nERROR last line\nINFO c\n", max_lines=3, context=2)
+    assert [ln.text for ln in report.events[0].lines] == ["INFO b", "ERROR last line", "INFO c"]
+    assert report.events[0].lines_left_out == 1
 
 
 def test_a_full_key_table_evicts_the_oldest_unreported_and_says_so(hunt_text: Hunt) -> None:
@@ -142,17 +185,18 @@ def test_a_range_past_its_max_events_still_gives_the_next_events_lines(
     tmp_path: Path,
 ) -> None:
     """The second range spends its max_events on four 5-line tracebacks the merge cannot
-    show (max_lines 3): the one-line event after them is shown, as one process shows it."""
+    show (max_lines 3, one taken by the first event): the one-line event after them is
+    shown, as one process shows it."""
     traces = "".join(
         f"ERROR job {name}\nTraceback (most recent call last):\n  File x\n    y()\nE: {name}\n"
         for name in "abcd"
     )
     path = tmp_path / "app.log"
-    path.write_text("INFO filler\n" * 2000 + traces + "ERROR small one\n")
+    path.write_text("ERROR first\n" + "INFO filler\n" * 2000 + traces + "ERROR small one\n")
     options = HuntOptions(max_events=4, max_lines=3, context=0)
     one = hunt_paths([str(path)], options)
     two = hunt_paths([str(path)], replace(options, workers=2, parallel_bytes=1))
-    assert [e.key for e in one.events] == ["ERROR small one"]
+    assert [e.key for e in one.events] == ["ERROR first", "ERROR small one"]
     assert two.events == one.events
     assert two.stats.unreported_events == one.stats.unreported_events == 4
 
