@@ -56,7 +56,12 @@ def _utc(epoch: float | None) -> str:
     return "" if epoch is None else time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
 
 
-_env.filters.update(age=_age, utc=_utc)
+def _iso(epoch: float | None) -> str:
+    """A time for <time datetime>: machines (and screen readers) read this one."""
+    return "" if epoch is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+_env.filters.update(age=_age, utc=_utc, iso=_iso)
 
 
 class UiRefused(Exception):
