@@ -3,7 +3,6 @@ revocation, escaping, security headers, the live Now fragment, acting on an inci
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 
@@ -11,41 +10,15 @@ import httpx
 import pytest
 from fastapi.routing import APIRoute
 
-from api_service import Api, running_api
+from api_service import running_api
 from opsmedic.metrics import Metrics
 from opsmedic.runtime import api_app
 from opsmedic.tokens import Scope
 from opsmedic.ui import pages  # noqa: F401  (mounting imports every page module: all routes registered)
 from opsmedic.ui.kit import HEADERS, ROUTE_SCOPES, router
+from ui_client import browser, csrf_of, fire, sign_in
 
 XSS = "<script>alert(1)</script>"
-
-
-async def fire(api: Api, title: str = "DiskFull", fingerprint: str = "a") -> str:
-    body = {"source": "alertmanager", "kind": title, "resource": "db1", "status": "firing",
-            "fingerprint": fingerprint, "time": time.time(),
-            "labels": {"alertname": title, "service": "db"}}  # fmt: skip
-    async with api.client(api.tokens["ingest"]) as ingest:
-        reply = await ingest.post("/api/v1/events", json=body)
-    assert reply.status_code == 202, reply.text
-    await api.rt.engine.drain()
-    return str(reply.json()["events"][0]["incident_id"])
-
-
-def browser(api: Api) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=api.url, timeout=30)
-
-
-def csrf_of(page: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', page)
-    assert found, page
-    return found.group(1)
-
-
-async def sign_in(client: httpx.AsyncClient, token: str) -> httpx.Response:
-    form = await client.get("/ui/signin")
-    assert form.status_code == 200
-    return await client.post("/ui/signin", data={"token": token, "csrf": csrf_of(form.text)})
 
 
 async def test_sign_in_cookie_flags_headers_and_sign_out(tmp_path: Path) -> None:
