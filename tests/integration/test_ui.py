@@ -16,9 +16,7 @@ from opsmedic.runtime import api_app
 from opsmedic.tokens import Scope
 from opsmedic.ui import pages  # noqa: F401  (mounting imports every page module: all routes registered)
 from opsmedic.ui.kit import HEADERS, ROUTE_SCOPES, router
-from ui_client import browser, csrf_of, fire, sign_in
-
-XSS = "<script>alert(1)</script>"
+from ui_client import XSS, browser, csrf_of, fire, keep, sign_in
 
 
 async def test_sign_in_cookie_flags_headers_and_sign_out(tmp_path: Path) -> None:
@@ -109,11 +107,9 @@ async def test_labels_are_escaped_and_the_now_fragment_follows_events(
             signin = await anon.get("/ui/signin")
         pages = {"now": await client.get("/ui/"), "signin": signin,
                  "incident": await client.get(f"/ui/incidents/{incident}")}  # fmt: skip
-        artifacts = tmp_path_factory.getbasetemp() / "ui-pages"
-        artifacts.mkdir(exist_ok=True)
         for name, page in pages.items():
             assert page.status_code == 200 and XSS not in page.text
-            (artifacts / f"{name}-{store_url.split(':')[0]}.html").write_text(page.text)
+            keep(tmp_path_factory, f"{name}-{store_url.split(':')[0]}", page)
 
 
 async def test_every_ui_route_is_guarded_by_its_scope(tmp_path: Path) -> None:

@@ -19,21 +19,14 @@ from opsmedic.model import Deployment, DeploymentState
 from opsmedic.store.report_rows import Draft
 from opsmedic.tokens import Scope
 from services import SMTPServer
-from ui_client import browser, csrf_of, fire, sign_in
+from ui_client import XSS, browser, csrf_of, fire, keep, sign_in
 
-XSS = "<script>alert(1)</script>"
 RULES = [{
     "name": "restart-db",
     "when": {"source": "alertmanager", "labels.alertname": "DiskFull"},
     "do": [{"run_command": {"argv": ["echo", "restarted"]}},
            {"notify": {"to": "log", "title": "restarted {{ event.labels.team }}"}}],
 }]  # fmt: skip
-
-
-def _artifact(factory: pytest.TempPathFactory, name: str, page: str) -> None:
-    folder = factory.getbasetemp() / "ui-pages"
-    folder.mkdir(exist_ok=True)
-    (folder / name).write_text(page)
 
 
 async def _incident_with_everything(api: Api) -> str:
@@ -84,7 +77,7 @@ async def test_every_kind_of_line_is_on_the_timeline_and_text_is_escaped(
         # The notification line shows what the notify step sent: its rendered title.
         assert f"restarted {XSS}" in text and XSS not in page.text
         assert "&lt;script&gt;" in page.text
-        _artifact(tmp_path_factory, f"incident-{store_url.split(':')[0]}.html", page.text)
+        keep(tmp_path_factory, f"incident-timeline-{store_url.split(':')[0]}", page)
 
 
 async def test_the_draft_is_markdown_rendered_with_html_shown_as_text(
@@ -97,13 +90,14 @@ async def test_the_draft_is_markdown_rendered_with_html_shown_as_text(
         api.store.reports.save_draft(Draft(incident, markdown, time.time(), "on_demand"))
         async with browser(api) as client:
             await sign_in(client, api.tokens["read"])
-            page = (await client.get(f"/ui/incidents/{incident}")).text
+            reply = await client.get(f"/ui/incidents/{incident}")
+        page = reply.text
         draft = page[page.index('<div class="draft') :]
         assert "<h1>Draft</h1>" in draft and "<table>" in draft and "<pre>" not in draft
         assert XSS not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in draft
         assert "<img" not in page and "&lt;img src=x onerror=alert(1)&gt;" in draft
         assert 'href="javascript:' not in page
-        _artifact(tmp_path_factory, "incident-draft.html", page)
+        keep(tmp_path_factory, "incident-draft", reply)
 
 
 async def test_people_act_through_the_lifecycle_and_see_only_the_buttons_it_allows(

@@ -14,9 +14,8 @@ from api_service import running_api
 from opsmedic.flags.changes import Author
 from opsmedic.flags.model import Flag
 from opsmedic.model import Deployment
-from ui_client import browser, fire, sign_in
+from ui_client import XSS, browser, fire, keep, sign_in
 
-XSS = "<script>alert(1)</script>"
 RULES = [{
     "name": "restart-db",
     "when": {"source": "alertmanager", "labels.alertname": "DiskFull"},
@@ -52,11 +51,9 @@ async def test_now_shows_automation_canary_weights_and_flag_changes(
         assert "mitigated" in text
         assert "canary step 10 %" in text and "10.0.0.1:80 90" in text and "10.0.0.2:80 10" in text
         assert f"shop{XSS}" in text and XSS not in after
-        assert "checkout</strong> v2 by api bot" in text and "enabled: true → false" in text
-        assert "checkout</strong> v1 by cli alice" in text and "created" in text
+        assert "checkout</strong></a> v2 by api bot" in text and "enabled: true → false" in text
+        assert "checkout</strong></a> v1 by cli alice" in text and "created" in text
         assert "old_flag" not in text  # two hours ago
         page = await client.get("/ui/")
         assert page.status_code == 200 and XSS not in page.text
-        folder = tmp_path_factory.getbasetemp() / "ui-pages"
-        folder.mkdir(exist_ok=True)
-        (folder / f"now-{store_url.split(':')[0]}.html").write_text(page.text)
+        keep(tmp_path_factory, f"now-filled-{store_url.split(':')[0]}", page)

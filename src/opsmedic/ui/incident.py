@@ -13,14 +13,13 @@ from markupsafe import Markup
 
 from opsmedic.engine.acting import REFUSALS, act
 from opsmedic.engine.incidents import NOTIFYING_ACTIONS
-from opsmedic.errors import AmbiguousRef, NotFoundError
 from opsmedic.lifecycle import KINDS, Action, offered
 from opsmedic.model import Event, RunState, TimelineEntry
 from opsmedic.reports.html import body
 from opsmedic.reports.window import changes
 from opsmedic.store.report_rows import Story
 from opsmedic.tokens import Scope
-from opsmedic.ui.kit import UiRefused, clock, form, held, render, route, signed_in
+from opsmedic.ui.kit import UiRefused, clock, form, held, lookup, render, route, signed_in
 from opsmedic.views import EventView, IncidentDetailView, RunView, StepView
 
 # The buttons, in this order, each shown when the lifecycle allows it (lifecycle.offered).
@@ -78,23 +77,13 @@ def _line(
     return Line(at, kind, message, tone, run, sent, EventView.of(event) if event else None)
 
 
-async def _story(request: Request, ref: str) -> Story:
-    if "\x00" in ref:
-        raise UiRefused(422, "a NUL character cannot be in an id")
-    store = request.app.state.store
-    try:
-        return await asyncio.to_thread(store.reports.story, ref, clock(request))
-    except NotFoundError as exc:  # a short id several share: 409, as the API says
-        raise UiRefused(409 if isinstance(exc, AmbiguousRef) else 404, str(exc)) from None
-
-
 @route("GET", "/incidents/{ref}", Scope.READ)
 async def incident_page(request: Request, ref: str) -> HTMLResponse:
     session = await signed_in(request, Scope.READ)
     store = request.app.state.store
     # One read for the incident, its first lines, the events and runs they name, and the
     # deployments and flag changes of its window (the post-mortem draft's own read).
-    story = await _story(request, ref)
+    story = await lookup(lambda: store.reports.story(ref, clock(request)), ref)
     incident = story.incident
     hunt = await asyncio.to_thread(store.loghunts.latest, incident.id)
     draft = await asyncio.to_thread(store.reports.draft, incident.id)

@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader
+from pydantic import ValidationError
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Send
 from starlette.types import Scope as Scope_
 
+from opsmedic.errors import AmbiguousRef, NotFoundError
 from opsmedic.tokens import Scope, allows
 from opsmedic.ui.sessions import Session, Sessions
 
@@ -37,6 +40,7 @@ HEADERS = {
 router = APIRouter(prefix="/ui", include_in_schema=False)
 # (method, path) → the scope it needs, None for the public ones: read by the route test.
 ROUTE_SCOPES: dict[tuple[str, str], Scope | None] = {}
+T = TypeVar("T")
 _env = Environment(loader=PackageLoader("opsmedic.ui", "templates"), autoescape=True)
 
 
@@ -52,16 +56,24 @@ def _age(seconds: float) -> str:
     return f"{s // 86400}d {s % 86400 // 3600}h"
 
 
-def _utc(epoch: float | None) -> str:
-    return "" if epoch is None else time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
-
-
 def _iso(epoch: float | None) -> str:
     """A time for <time datetime>: machines (and screen readers) read this one."""
     return "" if epoch is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
 
 
-_env.filters.update(age=_age, utc=_utc, iso=_iso)
+_env.filters["iso"] = _iso
+
+
+def _utc(epoch: float | None) -> str:
+    return "" if epoch is None else time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
+
+
+def _data(value: Any) -> str:
+    """A parameter, output detail or payload as readable JSON (text as is); escaped later."""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+
+
+_env.filters.update(age=_age, utc=_utc, data=_data)
 
 
 class UiRefused(Exception):
@@ -83,7 +95,8 @@ def route(method: str, path: str, scope: Scope | None) -> Callable[[Any], Any]:
 
 
 class SecurityHeaders:
-    """HEADERS on every /ui response, an unknown path's 404 included. Plain ASGI, not
+    """HEADERS on every /ui response, an unknown path's 404 included; a route that serves a
+    document other than a page (an SVG image) keeps the CSP it set. Plain ASGI, not
     BaseHTTPMiddleware: the API's never-ending flag streams pass through untouched."""
 
     def __init__(self, app: ASGIApp) -> None:
@@ -98,8 +111,11 @@ class SecurityHeaders:
         async def secured(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
+                own = headers.get("content-security-policy")  # an SVG chart's: ui/slos.py
                 for name, value in HEADERS.items():
                     headers[name] = value
+                if own is not None:
+                    headers["content-security-policy"] = own
             await send(message)
 
         await self.app(scope, receive, secured)
@@ -139,15 +155,40 @@ async def signed_in(request: Request, scope: Scope) -> Session:
     return found
 
 
+async def lookup(call: Callable[[], T], ref: str) -> T:
+    """`call` (a store read of the thing `ref` names) on a worker thread; an unknown id is a
+    404 page, a short one several share a 409 (as the API says), a NUL a 422."""
+    checked(ref)
+    try:
+        return await asyncio.to_thread(call)
+    except NotFoundError as exc:
+        raise UiRefused(409 if isinstance(exc, AmbiguousRef) else 404, str(exc)) from None
+
+
+def checked(ref: str) -> str:
+    """An id (or its start or end) from a URL; one with a NUL is refused (422): PostgreSQL
+    cannot even compare text with it, and no stored id holds one."""
+    if "\x00" in ref:
+        raise UiRefused(422, "a NUL character cannot be in an id")
+    return ref
+
+
+def invalid(exc: ValidationError) -> UiRefused:
+    """A 422 page naming each field that is wrong and why, as the API's 422 does."""
+    said = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}"
+                     for e in exc.errors())  # fmt: skip
+    return UiRefused(422, said)
+
+
 def held(session: Session, scope: Scope) -> bool:
     return scope.value in session.scopes or Scope.ADMIN.value in session.scopes
 
 
-async def form(request: Request, csrf: str) -> dict[str, str]:
-    """A POSTed form's fields, once its CSRF field matches `csrf`."""
+async def form(request: Request, csrf: str, limit: int = FORM_MAX) -> dict[str, str]:
+    """A POSTed form's fields (at most `limit` bytes), once its CSRF field matches `csrf`."""
     body = await request.body()
-    if len(body) > FORM_MAX:
-        raise UiRefused(413, f"a form of {len(body)} bytes is over {FORM_MAX}")
+    if len(body) > limit:
+        raise UiRefused(413, f"a form of {len(body)} bytes is over {limit}")
     fields = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
     if not csrf or not hmac.compare_digest(fields.get("csrf", ""), csrf):
         raise UiRefused(403, "the form's CSRF token is missing or wrong: reload the page")

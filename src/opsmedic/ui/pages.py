@@ -13,6 +13,9 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from opsmedic.tokens import Scope, allows, digest
+from opsmedic.ui import (  # noqa: F401  (the page modules: importing one adds its routes)
+    incident,
+)
 from opsmedic.ui.kit import (
     COOKIE,
     PRE_COOKIE,
@@ -30,9 +33,6 @@ from opsmedic.ui.kit import (
 )
 from opsmedic.ui.now import now_data
 from opsmedic.ui.sessions import SESSION_SECONDS, Sessions
-
-# The page modules: importing one registers its routes (kit.route) before mount() runs.
-from opsmedic.ui import incident  # noqa: F401  isort: skip
 
 
 def mount(app: FastAPI) -> None:
