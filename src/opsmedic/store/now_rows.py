@@ -52,9 +52,10 @@ class NowReads:
             .where(ranked.c.n <= per)
             .order_by(ranked.c.incident_id, ranked.c.n)
         )  # fmt: skip
-        found: dict[str, list[RunMark]] = {}
         with self._transaction() as conn:
-            for row in conn.execute(stmt):
-                mark = RunMark(row[0], row[1], row[2], RunState(row[3]), row[4], row[5])
-                found.setdefault(mark.incident_id, []).append(mark)
+            rows = conn.execute(stmt).all()
+        found: dict[str, list[RunMark]] = {}
+        for row in rows:
+            mark = RunMark(row[0], row[1], row[2], RunState(row[3]), row[4], row[5])
+            found.setdefault(mark.incident_id, []).append(mark)
         return found
