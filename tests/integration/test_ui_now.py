@@ -14,6 +14,7 @@ from api_service import running_api
 from opsmedic.flags.changes import Author
 from opsmedic.flags.model import Flag
 from opsmedic.model import Deployment
+from opsmedic.ui import now
 from ui_client import XSS, browser, fire, keep, sign_in
 
 RULES = [{
@@ -57,3 +58,16 @@ async def test_now_shows_automation_canary_weights_and_flag_changes(
         page = await client.get("/ui/")
         assert page.status_code == 200 and XSS not in page.text
         keep(tmp_path_factory, f"now-filled-{store_url.split(':')[0]}", page)
+
+
+async def test_the_incidents_cut_says_of_how_many(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(now, "INCIDENTS_SHOWN", 2)
+    async with running_api(tmp_path) as api, browser(api) as client:
+        await sign_in(client, api.tokens["read"])
+        for i in range(3):
+            await fire(api, title=f"Alert{i}", fingerprint=f"f{i}")
+        page = (await client.get("/ui/now/fragment")).text
+        assert "the newest 2 of 3 shown" in page and '<span class="big">3</span>' in page
+        assert "Alert2" in page and "Alert1" in page and "Alert0" not in page

@@ -1,4 +1,5 @@
-"""What automation did for a page of incidents: their latest runs, read by the incident index."""
+"""The Now page's reads: how many incidents are active, and what automation did for a page of
+them (their latest runs, read by the incident index)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from opsmedic.model import RunState
+from opsmedic.model import IncidentStatus, RunState
 from opsmedic.store.history_rows import Transactions
-from opsmedic.store.schema import runs
+from opsmedic.store.schema import incidents, runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,14 @@ class NowReads:
 
     def __init__(self, transaction: Transactions) -> None:
         self._transaction = transaction
+
+    def count_incidents(self, statuses: Sequence[IncidentStatus]) -> int:
+        """How many incidents are in one of `statuses` (by the status index): the page lists
+        the newest 100 and says of how many."""
+        stmt = sa.select(sa.func.count()).select_from(incidents)
+        stmt = stmt.where(incidents.c.status.in_([s.value for s in statuses]))
+        with self._transaction() as conn:
+            return int(conn.execute(stmt).scalar_one())
 
     def latest_runs(self, incident_ids: Sequence[str], per: int) -> dict[str, list[RunMark]]:
         """The newest `per` runs of each incident (newest first), by incident; an incident

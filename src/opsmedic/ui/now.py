@@ -36,7 +36,7 @@ class Rollout:
 @dataclass
 class NowData:
     incidents: list[IncidentView]
-    more_incidents: bool
+    incidents_total: int  # active ones: more than shown when over INCIDENTS_SHOWN
     runs_by_incident: dict[str, list[RunMark]]
     running: list[RunView]
     deployments: list[Rollout]
@@ -48,8 +48,8 @@ class NowData:
 def now_data(store: Store, slos: Sequence[SloConfig], now: float) -> NowData:
     """The page's data in one call (on a worker thread: these are store reads)."""
     found = [i for s in ACTIVE for i in store.list_incidents(status=s, limit=INCIDENTS_SHOWN + 1)]
-    more = len(found) > INCIDENTS_SHOWN
     found.sort(key=lambda i: i.opened_at, reverse=True)
+    total = store.now.count_incidents(ACTIVE) if len(found) > INCIDENTS_SHOWN else len(found)
     incidents = [IncidentView.model_validate(i) for i in found[:INCIDENTS_SHOWN]]
     by_incident = store.now.latest_runs([i.id for i in incidents], RUNS_PER_INCIDENT)
     running = [RunView.of(r) for r in store.list_runs(state=RunState.RUNNING, limit=RUNNING_SHOWN)]
@@ -59,7 +59,7 @@ def now_data(store: Store, slos: Sequence[SloConfig], now: float) -> NowData:
     ]
     flags, flags_total = store.flags.since(now - FLAG_WINDOW_S, FLAGS_SHOWN)
     burning = [s.as_dict() for s in statuses(slos, store, now) if s.firing] if slos else []
-    return NowData(incidents, more, by_incident, running, rollouts, flags, flags_total, burning)
+    return NowData(incidents, total, by_incident, running, rollouts, flags, flags_total, burning)
 
 
 def rollout(deployment: DeploymentView) -> Rollout:

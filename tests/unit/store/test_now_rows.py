@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from opsmedic.engine.incidents import Grouping, IncidentTracker
 from opsmedic.flags.changes import Author
 from opsmedic.flags.model import Flag
-from opsmedic.model import Deployment, RunState
+from opsmedic.model import Deployment, IncidentChanges, IncidentStatus, RunState, Status
 from opsmedic.store import Store
+from opsmedic.store.incident_rows import IncidentRows
 
 if __package__:
     from ...store_fixtures import T0, make_event, make_run
@@ -34,6 +36,21 @@ def test_latest_runs_are_the_newest_few_of_each_incident_asked_for(store: Store)
     assert [(m.rule, m.dry_run) for m in found["inc-2"]] == [("r11", True), ("r8", False)]
     assert found["inc-1"][0].state is RunState.PLANNED and found["inc-1"][0].created_at == T0 + 10
     assert store.now.latest_runs([], per=5) == {}
+
+
+def test_active_incidents_are_counted(store: Store) -> None:
+    tracker, changes = IncidentTracker(Grouping({})), IncidentChanges()
+    events = [make_event(kind=f"k{i}", fingerprint=f"f{i}") for i in range(3)]
+    for event in events:
+        tracker.observe(event, changes)
+    store.record(events, [], incidents=IncidentRows.of(changes))
+    active = (IncidentStatus.OPEN, IncidentStatus.ACKNOWLEDGED, IncidentStatus.MITIGATED)
+    assert store.now.count_incidents(active) == 3
+    changes = IncidentChanges()
+    tracker.observe(make_event(kind="k0", fingerprint="f0", status=Status.RESOLVED), changes)
+    store.record([], [], incidents=IncidentRows.of(changes))
+    assert store.now.count_incidents(active) == 2
+    assert store.now.count_incidents([IncidentStatus.RESOLVED]) == 1
 
 
 def test_flag_changes_since_are_newest_first_bounded_and_counted(store: Store) -> None:
