@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -53,7 +54,7 @@ def timeline(story: Story, runs: Sequence[RunView]) -> list[Line]:
     lines = [_line(line.time, line.kind, line.message, line.ref, by_id, story.events)
              for line in story.lines]  # fmt: skip
     for c in changes(story):
-        href = f"/ui/deployments/{c.ref}" if c.table == "deployments" else ""
+        href = f"/ui/deployments/{quote(c.ref, safe='')}" if c.table == "deployments" else ""
         lines.append(Line(c.time, c.kind, c.message, "tl-change", href=href))
     lines.sort(key=lambda line: line.time)  # stable: the store's order within a second
     return lines
@@ -66,10 +67,8 @@ def _line(
     run = runs.get(ref)
     event = events.get(ref)
     sent: list[StepView] = []
-    tone = {"status_changed": "tl-status", "run_finished": ""}.get(kind, "")
-    if kind in _PEOPLE:
-        tone = "tl-person"
-    elif run is not None and kind == "notification_sent":  # which steps sent this one
+    tone = "tl-status" if kind == "status_changed" else "tl-person" if kind in _PEOPLE else ""
+    if run is not None and kind == "notification_sent":  # which steps sent this one
         sent = [s for s in run.steps if s.action in NOTIFYING_ACTIONS
                 and f"{s.action}: {s.message}" == message]  # fmt: skip
     elif run is not None and kind == "run_finished":
