@@ -4,6 +4,7 @@ a page's forms), and each rendered page kept as a test artifact."""
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import httpx
@@ -37,3 +38,16 @@ def keep(factory: pytest.TempPathFactory, name: str, page: httpx.Response) -> Pa
     path = artifacts / f"{name}.html"
     path.write_text(page.text)
     return path
+
+
+async def fire(api: Api, title: str = "DiskFull", fingerprint: str = "a", **labels: str) -> str:
+    """An alert (`labels` added to its own) through the API, handled by the engine: its
+    incident's id."""
+    body = {"source": "alertmanager", "kind": title, "resource": "db1", "status": "firing",
+            "fingerprint": fingerprint, "time": time.time(),
+            "labels": {"alertname": title, "service": "db", **labels}}  # fmt: skip
+    async with api.client(api.tokens["ingest"]) as ingest:
+        reply = await ingest.post("/api/v1/events", json=body)
+    assert reply.status_code == 202, reply.text
+    await api.rt.engine.drain()
+    return str(reply.json()["events"][0]["incident_id"])

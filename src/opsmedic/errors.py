@@ -130,12 +130,15 @@ class UnknownIncident(NotFoundError):
     """No incident has that id (or several share the short form given)."""
 
     exit_code = 2
+    status = 404
 
 
 class StoreRefused(StoreError):
     """The data, not the store, is at fault: a value that cannot be encoded as JSON, or one
     the database refuses (an integrity or data error). The request that brought it fails
     alone (422); the store is fine for everyone else."""
+
+    status = 422
 
 
 class IncidentMoved(StoreRefused):
@@ -231,6 +234,7 @@ class IncidentRefused(OpsmedicError):
     """An action the incident's state does not allow; the message names the state."""
 
     exit_code = 2
+    status = 409
 
 
 class FlagRefused(OpsmedicError, ValueError):

@@ -78,6 +78,14 @@ def next_status(
     return target
 
 
+def offered(incident: Incident, actions: Iterable[Action]) -> list[Action]:
+    """Those of `actions` (people's) that `act` takes on `incident` as it is: the dashboard
+    shows a button for each, and `act` still decides when one is pressed."""
+    taken = incident.acknowledged_at is not None and incident.status in (_A, _M)
+    return [a for a in actions
+            if a in TRANSITIONS[incident.status] and not (a is Action.ACK and taken)]  # fmt: skip
+
+
 def _allowed(status: IncidentStatus) -> str:
     allowed = [str(a) for a in HUMAN if a in TRANSITIONS[status]]
     return "allowed: " + ", ".join(allowed)

@@ -10,24 +10,13 @@ import httpx
 import pytest
 from fastapi.routing import APIRoute
 
-from api_service import Api, running_api
+from api_service import running_api
 from opsmedic.metrics import Metrics
 from opsmedic.runtime import api_app
 from opsmedic.tokens import Scope
 from opsmedic.ui import pages  # noqa: F401  (mounting imports every page module: all routes registered)
 from opsmedic.ui.kit import HEADERS, ROUTE_SCOPES, router
-from ui_client import XSS, browser, csrf_of, keep, sign_in
-
-
-async def fire(api: Api, title: str = "DiskFull", fingerprint: str = "a") -> str:
-    body = {"source": "alertmanager", "kind": title, "resource": "db1", "status": "firing",
-            "fingerprint": fingerprint, "time": time.time(),
-            "labels": {"alertname": title, "service": "db"}}  # fmt: skip
-    async with api.client(api.tokens["ingest"]) as ingest:
-        reply = await ingest.post("/api/v1/events", json=body)
-    assert reply.status_code == 202, reply.text
-    await api.rt.engine.drain()
-    return str(reply.json()["events"][0]["incident_id"])
+from ui_client import XSS, browser, csrf_of, fire, keep, sign_in
 
 
 async def test_sign_in_cookie_flags_headers_and_sign_out(tmp_path: Path) -> None:

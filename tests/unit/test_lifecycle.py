@@ -19,6 +19,7 @@ from opsmedic.lifecycle import (
     clean,
     durations,
     next_status,
+    offered,
 )
 from opsmedic.model import Incident, IncidentStatus, TimelineEntry
 
@@ -137,6 +138,29 @@ def test_reopen_starts_a_round_to_acknowledge_again() -> None:
     act(found, Action.REOPEN, "bob", 130.0, "it is back")
     assert (found.status, found.resolved_at, found.acknowledged_at, found.acknowledged_by) == (
         S.OPEN, None, None, "")  # fmt: skip
+
+
+def test_offered_are_the_actions_act_takes_now() -> None:
+    """The dashboard's buttons: every action offered is taken by `act`, every other refused."""
+    buttons = (Action.ACK, Action.RESOLVE, Action.CLOSE, Action.REOPEN)
+    mitigated_taken = incident(S.MITIGATED)
+    mitigated_taken.acknowledged_at, mitigated_taken.acknowledged_by = 150.0, "alice"
+    for found in [incident(s) for s in S] + [mitigated_taken]:
+        shown = offered(found, buttons)
+        for action in buttons:
+            copy = incident(found.status)
+            copy.acknowledged_at, copy.acknowledged_by = (
+                found.acknowledged_at,
+                found.acknowledged_by,
+            )
+            if action in shown:
+                act(copy, action, "bob", 200.0)
+            else:
+                with pytest.raises(IncidentRefused):
+                    act(copy, action, "bob", 200.0)
+    assert offered(incident(S.OPEN), buttons) == [Action.ACK, Action.RESOLVE, Action.CLOSE]
+    assert offered(mitigated_taken, buttons) == [Action.RESOLVE, Action.CLOSE, Action.REOPEN]
+    assert offered(incident(S.CLOSED), buttons) == []
 
 
 def test_the_engines_actions_are_not_a_persons() -> None:

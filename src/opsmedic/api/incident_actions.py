@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Annotated
 
@@ -11,7 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from opsmedic.api.auth import require
 from opsmedic.api.strict import StrictJSONRoute
-from opsmedic.errors import IncidentRefused, UnknownIncident
+from opsmedic.engine.acting import REFUSALS, act
 from opsmedic.lifecycle import NOTE_MAX, WHO_MAX, Action, clean
 from opsmedic.model import TokenRecord
 from opsmedic.tokens import Scope
@@ -44,18 +43,13 @@ class AssignIn(_By):
 async def _act(
     request: Request, ref: str, action: Action, token: TokenRecord, body: _By, text: str
 ) -> IncidentActionView:
-    if "\x00" in ref:  # PostgreSQL cannot compare text with NUL
-        raise HTTPException(422, "a NUL character cannot be in an id")
     who = token.name if body.as_ is None else f"{body.as_} (token {token.name})"
-    store, engine = request.app.state.store, request.app.state.engine
-    at = request.app.state.clock.now()
+    state = request.app.state
     try:
-        incident, line = await asyncio.to_thread(store.incident_action, ref, action, who, at, text)
-    except UnknownIncident as exc:
-        raise HTTPException(404, str(exc)) from None
-    except IncidentRefused as exc:
-        raise HTTPException(409, f"incident {ref}: {exc}") from None
-    engine.acted_on_incidents()
+        incident, line = await act(state.store, state.engine, ref, action, who,
+                                   state.clock.now(), text)  # fmt: skip
+    except REFUSALS as exc:
+        raise HTTPException(exc.status, str(exc)) from None
     return IncidentActionView.of(incident, line)
 
 

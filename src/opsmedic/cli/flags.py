@@ -153,7 +153,7 @@ def history(
         return
     rows: list[list[Cell]] = [
         [str(c.version), when(c.at), str(c.by), c.by.run_id or "-", _state(c.after),
-         _what_changed(c.before, c.after, c.before_problem)]
+         c.what()]
         for c in found
     ]  # fmt: skip
     columns = ["version", "at (UTC)", "by", "run", "state", "changed"]
@@ -244,15 +244,3 @@ def _rollout(flag: Flag) -> str:
 
 def _json(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
-
-
-def _what_changed(before: Flag | None, after: Flag, before_problem: str | None = None) -> str:
-    """The fields a change moved, e.g. `enabled: true → false`; `created` for the first."""
-    if before_problem is not None:
-        return f"replaced a document that was not a valid flag ({before_problem})"
-    if before is None:
-        return "created"
-    old, new = before.model_dump(mode="json"), after.model_dump(mode="json")
-    moved = [f"{name}: {_json(old.get(name))} → {_json(new.get(name))}"
-             for name in new if old.get(name) != new.get(name)]  # fmt: skip
-    return "; ".join(moved) or "no change"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, get_args
 
@@ -83,3 +84,18 @@ class FlagChange:
     by: Author
     at: float
     before_problem: str | None = None
+
+    def what(self) -> str:
+        """The fields the change moved, e.g. `enabled: true → false`; `created` for the first."""
+        if self.before_problem is not None:
+            return f"replaced a document that was not a valid flag ({self.before_problem})"
+        if self.before is None:
+            return "created"
+        old, new = self.before.model_dump(mode="json"), self.after.model_dump(mode="json")
+        moved = [f"{name}: {_json(old.get(name))} → {_json(new.get(name))}"
+                 for name in new if old.get(name) != new.get(name)]  # fmt: skip
+        return "; ".join(moved) or "no change"
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))

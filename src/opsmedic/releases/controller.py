@@ -326,12 +326,14 @@ class ReleaseController:
             raise ReleaseRefused(f"{service} in {env}: {to!r} never passed verification in {env}")
 
     def _beat(self, deployment: Deployment, key: str) -> Beat:
-        """Keep the progress on the deployment and beat its heartbeat: False once taken over."""
+        """Keep the progress on the deployment, in the store with the heartbeat (the dashboard
+        shows a canary's weights while it runs): False once taken over."""
 
         async def beat(progress: dict[str, Any]) -> bool:
             deployment.checks[key] = progress
+            now = self.clock.now()
             return await asyncio.to_thread(
-                self.store.deployment_heartbeat, deployment.id, self.owner, self.clock.now()
+                self.store.deployment_heartbeat, deployment.id, self.owner, now, deployment.checks
             )
 
         return beat

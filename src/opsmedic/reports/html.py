@@ -22,12 +22,17 @@ _DEFINED = re.compile(r"<li>\[\^(\d+)\]: ")
 _MARKER = re.compile(r"\[\^(\d+)\]")
 
 
+def body(markdown: str) -> str:
+    """`markdown` as HTML: raw HTML in it shown as text, footnotes as links to their list (the
+    dashboard's incident page shows a draft so too)."""
+    renderer = MarkdownIt("commonmark", {"html": False}).enable("table")
+    rendered = renderer.render(_DEFINITION.sub(r"- \1", markdown))
+    rendered = _DEFINED.sub(r'<li id="fn-\1">[\1]: ', rendered)
+    return _MARKER.sub(r'<a href="#fn-\1">[\1]</a>', rendered)
+
+
 def page(title: str, markdown: str, charts: dict[str, str]) -> str:
     """`markdown` rendered, then each chart (SVG drawn by reports/charts.py, no store text)."""
-    renderer = MarkdownIt("commonmark", {"html": False}).enable("table")
-    body = renderer.render(_DEFINITION.sub(r"- \1", markdown))
-    body = _DEFINED.sub(r'<li id="fn-\1">[\1]: ', body)
-    body = _MARKER.sub(r'<a href="#fn-\1">[\1]</a>', body)
     figures = "".join(
         f"<figure>{svg}<figcaption>{html.escape(name)}</figcaption></figure>\n"
         for name, svg in charts.items()
@@ -35,5 +40,5 @@ def page(title: str, markdown: str, charts: dict[str, str]) -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>\n"
-        f"{body}{figures}</body></html>\n"
+        f"{body(markdown)}{figures}</body></html>\n"
     )

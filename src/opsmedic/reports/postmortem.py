@@ -7,6 +7,7 @@ from collections.abc import Callable
 from opsmedic.lifecycle import KINDS, milestones
 from opsmedic.model import IncidentStatus
 from opsmedic.reports.markdown import TO_FILL, Citations, count, esc, secs, table, when
+from opsmedic.reports.window import changes
 from opsmedic.store.report_rows import Line, Story
 
 # Where the SLO work (issue 18's SLOs, branch `slo`) puts the budget an incident consumed:
@@ -121,16 +122,8 @@ def _timeline(story: Story, cites: Citations, inc: str) -> list[str]:
         (line.time, when(line.time), f"{esc(line.kind)}: {esc(line.message)}",
          cites.cite("timeline", line.id)) for line in story.lines
     ]  # fmt: skip
-    for d in story.deployments:
-        ref = cites.cite("deployments", d.id)
-        what = f"{esc(d.service)} {esc(d.version)} to {esc(d.env)} by {esc(d.requested_by)}"
-        rows.append((d.created_at, when(d.created_at), f"deployment started: {what}", ref))
-        if d.finished_at is not None:
-            rows.append((d.finished_at, when(d.finished_at),
-                         f"deployment {esc(d.state)}: {what}: {esc(d.reason)}", ref))  # fmt: skip
-    for f in story.flag_changes:
-        ref = cites.cite("flag_changes", f"{f.key} version {f.version}")
-        rows.append((f.at, when(f.at), f"flag {esc(f.key)} changed by {esc(f.by)}", ref))
+    rows += [(c.time, when(c.time), esc(c.message), cites.cite(c.table, c.ref))
+             for c in changes(story)]  # fmt: skip
     rows.sort(key=lambda row: row[0])
     out = ["## Timeline (UTC)", ""]
     if story.lines_total > len(story.lines):

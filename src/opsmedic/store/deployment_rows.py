@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from opsmedic.model import Deployment, DeploymentState
+from opsmedic.model import JSON, Deployment, DeploymentState
 from opsmedic.store.schema import deployments
 
 _ACTIVE = (DeploymentState.STARTED.value, DeploymentState.VERIFYING.value)
@@ -55,9 +55,12 @@ def update(conn: Connection, deployment: Deployment, expected: Sequence[Deployme
 
 
 def take_over(
-    conn: Connection, deployment_id: str, dead_owner: str, owner: str, now: float
-) -> bool:
-    """Claim an active deployment from an owner found dead; False when another process won."""
+    conn: Connection, deployment_id: str, dead_owner: str, owner: str, now: float,
+    checks: JSON | None = None,
+) -> bool:  # fmt: skip
+    """Claim an active deployment from an owner found dead (or beat its heartbeat: `owner`
+    for `dead_owner`, with the progress in `checks` when given); False when another process
+    won."""
     stmt = (
         deployments.update()
         .where(
@@ -67,6 +70,8 @@ def take_over(
         )
         .values(owner=owner, heartbeat_at=now)
     )
+    if checks is not None:
+        stmt = stmt.values(checks=checks)
     return conn.execute(stmt).rowcount == 1
 
 

@@ -128,6 +128,22 @@ class FlagTable:
                 raise UnknownFlag(_unknown(conn, key))
         return [_change(row) for row in rows]
 
+    def since(self, at: float, limit: int) -> tuple[builtins.list[FlagChange], int]:
+        """The changes of every flag at or after `at`, newest first, at most `limit` of them,
+        and how many there were (the Now page lists the last hour's)."""
+        recent = flag_changes.c.at >= at
+        stmt = (
+            sa.select(flag_changes)
+            .where(recent)
+            .order_by(flag_changes.c.at.desc(), flag_changes.c.key, flag_changes.c.version)
+            .limit(limit)
+        )
+        total = sa.select(sa.func.count()).select_from(flag_changes).where(recent)
+        with self._transaction() as conn:
+            rows = conn.execute(stmt).mappings().all()
+            count = conn.execute(total).scalar_one() if len(rows) == limit else len(rows)
+        return [_change(row) for row in rows], count
+
     def undo(
         self, key: str, by: Author, now: float, *, expected_version: int | None = None,
         then: Then | None = None,

@@ -21,6 +21,7 @@ from opsmedic.errors import (
 )
 from opsmedic.lifecycle import Action
 from opsmedic.model import (
+    JSON,
     OWN_SOURCE,
     Deployment,
     DeploymentState,
@@ -46,6 +47,7 @@ from opsmedic.store.history_rows import HistoryReads
 from opsmedic.store.incident_actions import apply_action, by_id, changed_since
 from opsmedic.store.incident_rows import IncidentRows
 from opsmedic.store.loghunt_rows import LogHuntReads
+from opsmedic.store.now_rows import NowReads
 from opsmedic.store.report_rows import ReportReads
 from opsmedic.store.run_owner import RunOwner, lapsed, renew, stamp
 from opsmedic.store.run_query import RunFilter, RunReads
@@ -490,9 +492,12 @@ class Store:
         with self._transaction(write=True) as conn:
             return deployment_rows.update(conn, deployment, expected)
 
-    def deployment_heartbeat(self, deployment_id: str, owner: str, now: float) -> bool:
+    def deployment_heartbeat(
+        self, deployment_id: str, owner: str, now: float, checks: JSON | None = None
+    ) -> bool:
+        """Beat; with `checks`, the analysis so far (a canary's weights) is kept for readers."""
         with self._transaction(write=True) as conn:
-            return deployment_rows.take_over(conn, deployment_id, owner, owner, now)
+            return deployment_rows.take_over(conn, deployment_id, owner, owner, now, checks)
 
     def take_over_deployment(self, deployment_id: str, dead: str, owner: str, now: float) -> bool:
         with self._transaction(write=True) as conn:
@@ -535,6 +540,11 @@ class Store:
     def loghunts(self) -> LogHuntReads:
         """The latest log hunt on an incident (store/loghunt_rows.py)."""
         return LogHuntReads(self._transaction)
+
+    @property
+    def now(self) -> NowReads:
+        """The Now page's reads (store/now_rows.py)."""
+        return NowReads(self._transaction)
 
     @property
     def suppressed(self) -> SuppressedTable:

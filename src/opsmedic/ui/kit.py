@@ -56,6 +56,14 @@ def _age(seconds: float) -> str:
     return f"{s // 86400}d {s % 86400 // 3600}h"
 
 
+def _iso(epoch: float | None) -> str:
+    """A time for <time datetime>: machines (and screen readers) read this one."""
+    return "" if epoch is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+_env.filters["iso"] = _iso
+
+
 def _utc(epoch: float | None) -> str:
     return "" if epoch is None else time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
 

@@ -2,56 +2,75 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from opsmedic.config.slos import SloConfig
+from opsmedic.flags.changes import FlagChange
 from opsmedic.model import DeploymentState, IncidentStatus, RunState
 from opsmedic.slo.watch import statuses
+from opsmedic.store.now_rows import RunMark
 from opsmedic.store.store import Store
 from opsmedic.views import DeploymentView, IncidentView, RunView
 
 ACTIVE = (IncidentStatus.OPEN, IncidentStatus.ACKNOWLEDGED, IncidentStatus.MITIGATED)
 INCIDENTS_SHOWN = 100  # the newest; the page says when there are more
-RECENT_RUNS = 500  # the runs read to tell what automation did for the incidents shown
+RUNS_PER_INCIDENT = 5  # what automation did: each incident's latest runs
+RUNNING_SHOWN = 100
+DEPLOYMENTS_SHOWN = 100
 FLAG_WINDOW_S = 3600.0
+FLAGS_SHOWN = 50
 IN_PROGRESS = (DeploymentState.STARTED.value, DeploymentState.VERIFYING.value)
+
+
+@dataclass(frozen=True, slots=True)
+class Rollout:
+    """A deployment in progress and, for a canary, where its traffic is now."""
+
+    deployment: DeploymentView
+    weights: dict[str, int]  # backend → weight of the canary's current step; {}: none yet
+    step: int | None  # the step's canary percent
 
 
 @dataclass
 class NowData:
     incidents: list[IncidentView]
-    more_incidents: bool
-    runs_by_incident: dict[str, list[RunView]]
+    incidents_total: int  # active ones: more than shown when over INCIDENTS_SHOWN
+    runs_by_incident: dict[str, list[RunMark]]
     running: list[RunView]
-    deployments: list[DeploymentView]
-    flags: list[dict[str, Any]]
+    deployments: list[Rollout]
+    flags: list[FlagChange]
+    flags_total: int
     slos: list[dict[str, Any]] = field(default_factory=list)
 
 
 def now_data(store: Store, slos: Sequence[SloConfig], now: float) -> NowData:
     """The page's data in one call (on a worker thread: these are store reads)."""
     found = [i for s in ACTIVE for i in store.list_incidents(status=s, limit=INCIDENTS_SHOWN + 1)]
-    more = len(found) > INCIDENTS_SHOWN
     found.sort(key=lambda i: i.opened_at, reverse=True)
+    total = store.now.count_incidents(ACTIVE) if len(found) > INCIDENTS_SHOWN else len(found)
     incidents = [IncidentView.model_validate(i) for i in found[:INCIDENTS_SHOWN]]
-    by_incident: dict[str, list[RunView]] = defaultdict(list)
-    shown = {i.id for i in incidents}
-    for run in store.list_runs(limit=RECENT_RUNS):
-        if run.incident_id in shown:
-            by_incident[run.incident_id].append(RunView.of(run))
-    running = [RunView.of(r) for r in store.list_runs(state=RunState.RUNNING, limit=100)]
-    deployments = [
-        DeploymentView.model_validate(d)
-        for d in store.list_deployments(states=IN_PROGRESS, limit=100)
+    by_incident = store.now.latest_runs([i.id for i in incidents], RUNS_PER_INCIDENT)
+    running = [RunView.of(r) for r in store.list_runs(state=RunState.RUNNING, limit=RUNNING_SHOWN)]
+    rollouts = [
+        rollout(DeploymentView.model_validate(d))
+        for d in store.list_deployments(states=IN_PROGRESS, limit=DEPLOYMENTS_SHOWN)
     ]
-    flags = [
-        {"key": r.flag.key, "version": r.version, "updated_at": r.updated_at,
-         "by": f"{r.updated_by.kind} {r.updated_by.name}"}
-        for r in store.flags.listing().records
-        if r.updated_at >= now - FLAG_WINDOW_S
-    ]  # fmt: skip
+    flags, flags_total = store.flags.since(now - FLAG_WINDOW_S, FLAGS_SHOWN)
     burning = [s.as_dict() for s in statuses(slos, store, now) if s.firing] if slos else []
-    return NowData(incidents, more, dict(by_incident), running, deployments, flags, burning)
+    return NowData(incidents, total, by_incident, running, rollouts, flags, flags_total, burning)
+
+
+def rollout(deployment: DeploymentView) -> Rollout:
+    """A deployment with its canary's current weights, from the steps its controller keeps
+    in `checks.canary` (written with each heartbeat while the canary runs)."""
+    canary = deployment.checks.get("canary")
+    steps = canary.get("steps") if isinstance(canary, dict) else None
+    last = steps[-1] if isinstance(steps, list) and steps else {}
+    weights = last.get("weights") if isinstance(last, dict) else None
+    if not isinstance(weights, dict):
+        return Rollout(deployment, {}, None)
+    percent = last.get("canary_percent")
+    return Rollout(deployment, {str(k): int(v) for k, v in weights.items()},
+                   percent if isinstance(percent, int) else None)  # fmt: skip

@@ -1,25 +1,23 @@
-"""The /ui pages: sign-in and out, the Now page and its live fragment, an incident and its
-buttons; `mount` puts every page module's routes on the API's app."""
+"""The /ui pages: sign-in and out, the Now page and its live fragment; `mount` puts every page
+module's routes on the API's app."""
 
 from __future__ import annotations
 
 import asyncio
 import secrets
 import time
-from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from opsmedic.errors import IncidentRefused, UnknownIncident
-from opsmedic.lifecycle import Action
 from opsmedic.tokens import Scope, allows, digest
 from opsmedic.ui import (  # noqa: F401  (the page modules: importing one adds its routes)
     approvals,
     deployments,
     flags,
+    incident,
     rule_trial,
     rules,
     runs,
@@ -34,8 +32,6 @@ from opsmedic.ui.kit import (
     UiRefused,
     clock,
     form,
-    held,
-    lookup,
     refused,
     render,
     route,
@@ -45,7 +41,6 @@ from opsmedic.ui.kit import (
 )
 from opsmedic.ui.now import now_data
 from opsmedic.ui.sessions import SESSION_SECONDS, Sessions
-from opsmedic.views import IncidentDetailView, RunView
 
 
 def mount(app: FastAPI) -> None:
@@ -116,43 +111,3 @@ async def now_page(request: Request) -> HTMLResponse:
 async def now_fragment(request: Request) -> HTMLResponse:
     await signed_in(request, Scope.READ)
     return render("now_fragment.html", request, **await _now(request))
-
-
-@route("GET", "/incidents/{ref}", Scope.READ)
-async def incident_page(request: Request, ref: str) -> HTMLResponse:
-    session = await signed_in(request, Scope.READ)
-    store = request.app.state.store
-    incident, alerts, timeline = await lookup(lambda: store.get_incident(ref), ref)
-    hunt = await asyncio.to_thread(store.loghunts.latest, incident.id)
-    # The incident's own runs, bounded, as its post-mortem draft reads them.
-    story = await asyncio.to_thread(store.reports.story, incident.id, clock(request))
-    draft = await asyncio.to_thread(store.reports.draft, incident.id)
-    detail = IncidentDetailView.of(incident, alerts, timeline, hunt)
-    mine = [RunView.of(r) for r in story.runs]
-    return render("incident.html", request, session=session, incident=detail, runs=mine,
-                   runs_total=story.runs_total, draft=draft,
-                   can_operate=held(session, Scope.OPERATE))  # fmt: skip
-
-
-def _act(action: Action) -> Callable[[Request, str], Awaitable[Response]]:
-    async def route(request: Request, ref: str) -> Response:
-        session = await signed_in(request, Scope.OPERATE)
-        await form(request, session.csrf)
-        store, engine = request.app.state.store, request.app.state.engine
-        who = f"{session.token_name} (dashboard)"
-        try:
-            incident, _ = await asyncio.to_thread(
-                store.incident_action, ref, action, who, clock(request), ""
-            )
-        except UnknownIncident as exc:
-            raise UiRefused(404, str(exc)) from None
-        except IncidentRefused as exc:
-            raise UiRefused(409, f"incident {ref}: {exc}") from None
-        engine.acted_on_incidents()
-        return RedirectResponse(f"/ui/incidents/{incident.id}", status_code=303)
-
-    return route
-
-
-for _action in (Action.ACK, Action.RESOLVE):
-    route("POST", f"/incidents/{{ref}}/{_action}", Scope.OPERATE)(_act(_action))
