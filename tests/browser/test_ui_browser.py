@@ -6,6 +6,7 @@ session refused, and an alert label that tries to run script."""
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -178,10 +179,10 @@ def test_acknowledging_an_incident_by_clicking(operator: BrowserContext, site: S
                                labels={"alertname": "CertExpiring"})["incident_id"]  # fmt: skip
     page = operator.new_page()
     page.goto(f"{site.url}/ui/incidents/{incident}")
-    expect(page.locator("main p.dim").first).to_contain_text("· open ·")
+    expect(page.locator("main ul.meta .st-open")).to_have_text("open")
     page.get_by_role("button", name="Acknowledge").click()
     page.wait_for_url(f"{site.url}/ui/incidents/{incident}")  # post, redirect, get
-    expect(page.locator("main p.dim").first).to_contain_text("acknowledged by alice (dashboard)")
+    expect(page.locator("main ul.meta")).to_contain_text("acknowledged by alice (dashboard)")
     expect(page.locator("ol.timeline")).to_contain_text("alice (dashboard)")
 
 
@@ -198,10 +199,12 @@ def test_the_incident_shows_what_automation_did(operator: BrowserContext, site: 
     expect(cleaned.locator("pre")).to_have_text("[stdout]\nremoved 412 files, freed 1.2G\n")
     # The hunt's headline once (its summary's first line), then each error with its count.
     hunt = page.locator("section", has=page.get_by_role("heading", name="Log hunt"))
-    expect(hunt.locator("p").first).to_have_text("2 distinct errors, 7 occurrences in 1 file:")
-    expect(hunt.locator("li").first).to_have_text(
-        "6\N{MULTIPLICATION SIGN} ERROR write failed: No space left on device (fd <*>)"
+    expect(hunt.locator("p").first).to_have_text(
+        re.compile(r"^2 distinct errors, 7 occurrences in 1 file, since \S+$")
     )
+    top = hunt.locator("tbody tr").first.locator("td")
+    expect(top.nth(0)).to_have_text("6\N{MULTIPLICATION SIGN}")
+    expect(top.nth(1)).to_have_text("ERROR write failed: No space left on device (fd <*>)")
 
 
 def test_a_read_only_session_has_no_buttons_and_its_post_is_refused(
@@ -220,7 +223,7 @@ def test_a_read_only_session_has_no_buttons_and_its_post_is_refused(
     refused = context.request.post(f"{url}/ack", form={"csrf": csrf or ""})
     assert refused.status == 403 and "operate" in refused.text()
     page.goto(url)
-    expect(page.locator("main p.dim").first).not_to_contain_text("acknowledged")
+    expect(page.locator("main ul.meta")).not_to_contain_text("acknowledged")
     context.close()
 
 

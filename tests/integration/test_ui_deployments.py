@@ -103,7 +103,10 @@ async def test_a_deployment_in_flight_is_on_now_and_rolled_back_from_its_page(si
                     break
                 await asyncio.sleep(0.05)
             fragment = await client.get("/ui/now/fragment")
-            assert f'href="/ui/deployments/{flying.id}">shortener/production</a>' in fragment.text
+            assert (
+                f'href="/ui/deployments/{flying.id}"><strong>shortener</strong>/production</a>'
+                in fragment.text
+            )
             page = await client.get(f"/ui/deployments/{flying.id}")
             assert "verifying" in page.text and "back to <strong>v1</strong>" in page.text
             done = await client.post(f"/ui/deployments/{flying.id}/rollback",

@@ -88,7 +88,10 @@ async def test_switch_and_roll_out_reach_the_store_and_redis(
             assert "api oncall (dashboard)" in shown.text and "v3" in shown.text
             assert "<code>enabled</code> true → false" in shown.text
             fragment = await client.get("/ui/now/fragment")  # changed in the last hour: linked
-            assert 'href="/ui/flags/new_checkout">new_checkout</a> v3' in fragment.text
+            assert (
+                'href="/ui/flags/new_checkout"><strong>new_checkout</strong></a> v3'
+                in fragment.text
+            )
             listed = await client.get("/ui/flags", params={"enabled": "off"})
             assert "new_checkout" in listed.text and "/ui/flags/theme" not in listed.text
             backend = store_url.split(":")[0]
