@@ -5,6 +5,7 @@ escaping; acknowledge, resolve, reopen and close through the code the API uses."
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
 import time
@@ -18,6 +19,7 @@ from opsmedic.flags.model import Flag
 from opsmedic.model import Deployment, DeploymentState
 from opsmedic.store.report_rows import Draft
 from opsmedic.tokens import Scope
+from opsmedic.ui.incident import CHANGES_SHOWN
 from services import SMTPServer
 from ui_client import XSS, browser, csrf_of, fire, keep, sign_in
 
@@ -155,3 +157,32 @@ async def test_people_act_through_the_lifecycle_and_see_only_the_buttons_it_allo
                                   data={"csrf": csrf, "confirm": "final"})).status_code == 404  # fmt: skip
             forged = await op.post(f"{url}/reopen", data={"csrf": "x"})
             assert forged.status_code == 403 and "CSRF" in forged.text
+
+
+async def test_a_busy_window_shows_the_changes_nearest_the_opening_and_says_so(
+    tmp_path: Path,
+) -> None:
+    async with running_api(tmp_path) as api:
+        incident = await fire(api)
+        opened = api.store.get_incident(incident)[0].opened_at
+        by = Author("api", "bob")
+        for n in range(CHANGES_SHOWN + 10):  # flag changes a millisecond apart, after it opened
+            flag = Flag.model_validate({"key": f"f{n}", "enabled": n % 2 == 0})
+            api.store.flags.set(flag, by, opened + 0.001 * (n + 1))
+        # The window of an open incident ends now: wait until all of them are inside it.
+        await asyncio.sleep(max(0.0, opened + 0.1 - time.time()))
+        async with browser(api) as client:
+            await sign_in(client, api.tokens["read"])
+            page = await client.get(f"/ui/incidents/{incident}")
+            every = await client.get(f"/ui/incidents/{incident}?lines=all")
+            bad = await client.get(f"/ui/incidents/{incident}?lines=some")
+        assert page.status_code == every.status_code == 200
+        shown = re.findall(r"flag (f\d+) changed by", page.text)
+        # The nearest its opening: the first CHANGES_SHOWN, not the last ten.
+        assert shown == [f"f{n}" for n in range(CHANGES_SHOWN)]
+        said = f"the {CHANGES_SHOWN} deployments and flag changes nearest its opening of "
+        assert said + f"{CHANGES_SHOWN + 10} in its window" in page.text
+        assert f'href="/ui/incidents/{incident}?lines=all"' in page.text
+        assert len(re.findall(r"flag (f\d+) changed by", every.text)) == CHANGES_SHOWN + 10
+        assert "?lines=all" not in every.text.split("Timeline", 1)[1].split("</h2>", 1)[1][:400]
+        assert bad.status_code == 422 and "lines" in bad.text

@@ -18,7 +18,7 @@ from opsmedic.lifecycle import KINDS, Action, offered
 from opsmedic.model import Event, RunState, TimelineEntry
 from opsmedic.reports.html import body
 from opsmedic.reports.window import changes
-from opsmedic.store.report_rows import Story
+from opsmedic.store.report_rows import MAX_ROWS, Story
 from opsmedic.tokens import Scope
 from opsmedic.ui.kit import UiRefused, clock, form, held, lookup, render, route, signed_in
 from opsmedic.views import EventView, IncidentDetailView, RunView, StepView
@@ -29,6 +29,10 @@ BUTTONS = {Action.ACK: "Acknowledge", Action.RESOLVE: "Resolve", Action.CLOSE: "
 # Closing is final (a firing alert opens a new incident): its form asks for a tick first.
 CONFIRMED = {Action.CLOSE: "final"}
 _PEOPLE = frozenset(KINDS.values())
+# What the page shows of the timeline the store reads (up to report_rows.MAX_LINES lines and
+# MAX_ROWS deployments and flag changes each) unless ?lines=all: the page stays small.
+OWN_SHOWN = 300
+CHANGES_SHOWN = 40
 _TONES = {RunState.SUCCEEDED: "tl-good", RunState.FAILED: "tl-bad", RunState.TIMED_OUT: "tl-bad",
           RunState.INTERRUPTED: "tl-bad"}  # fmt: skip
 
@@ -48,16 +52,39 @@ class Line:
     href: str = ""  # a deployment's page
 
 
-def timeline(story: Story, runs: Sequence[RunView]) -> list[Line]:
-    """The incident's lines merged with the changes of its window, in time order."""
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    """The lines the page shows, in time order, and how many of those read it leaves out."""
+
+    lines: list[Line]
+    own_cut: int  # the incident's own lines read but not shown
+    changes_shown: int
+    changes_cut: int  # deployments and flag changes of its window read but not shown
+    changes_capped: bool  # the store read its most of one kind: there may be more
+
+
+def timeline(story: Story, runs: Sequence[RunView], everything: bool = False) -> Timeline:
+    """The incident's lines merged with the changes of its window, in time order. Unless
+    `everything`, its first OWN_SHOWN lines and the CHANGES_SHOWN changes nearest its opening
+    (the likeliest causes): an incident open for days beside a busy deploy pipeline would
+    otherwise be a page of other services' deployments."""
     by_id = {r.id: r for r in runs}
-    lines = [_line(line.time, line.kind, line.message, line.ref, by_id, story.events)
-             for line in story.lines]  # fmt: skip
-    for c in changes(story):
+    own = [_line(line.time, line.kind, line.message, line.ref, by_id, story.events)
+           for line in story.lines]  # fmt: skip
+    found = changes(story)
+    shown_own, shown_changes = own, found
+    if not everything:
+        opened = story.incident.opened_at
+        shown_own = own[:OWN_SHOWN]
+        shown_changes = sorted(found, key=lambda c: abs(c.time - opened))[:CHANGES_SHOWN]
+    lines = list(shown_own)
+    for c in shown_changes:
         href = f"/ui/deployments/{quote(c.ref, safe='')}" if c.table == "deployments" else ""
         lines.append(Line(c.time, c.kind, c.message, "tl-change", href=href))
     lines.sort(key=lambda line: line.time)  # stable: the store's order within a second
-    return lines
+    capped = max(len(story.deployments), len(story.flag_changes)) >= MAX_ROWS
+    return Timeline(lines, len(own) - len(shown_own), len(shown_changes),
+                    len(found) - len(shown_changes), capped)  # fmt: skip
 
 
 def _line(
@@ -79,6 +106,9 @@ def _line(
 @route("GET", "/incidents/{ref}", Scope.READ)
 async def incident_page(request: Request, ref: str) -> HTMLResponse:
     session = await signed_in(request, Scope.READ)
+    everything = request.query_params.get("lines", "")
+    if everything not in ("", "all"):
+        raise UiRefused(422, f"lines: {everything!r} is not 'all' (or left out)")
     store = request.app.state.store
     # One read for the incident, its first lines, the events and runs they name, and the
     # deployments and flag changes of its window (the post-mortem draft's own read).
@@ -95,7 +125,8 @@ async def incident_page(request: Request, ref: str) -> HTMLResponse:
     rendered = Markup(body(draft.markdown)) if draft else None  # noqa: S704
     return render("incident.html", request, session=session, incident=detail, runs=mine,
                   runs_total=story.runs_total, draft=draft, draft_html=rendered,
-                  timeline=timeline(story, mine), lines_total=story.lines_total,
+                  timeline=timeline(story, mine, everything == "all"),
+                  lines_total=story.lines_total,
                   buttons=buttons, confirmed={str(a): w for a, w in CONFIRMED.items()},
                   can_operate=held(session, Scope.OPERATE))  # fmt: skip
 
