@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from typing import Any, TextIO
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
@@ -12,6 +13,9 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARN
 # imports, ≈60 ms) is imported when something first logs, not by a command that never does
 # (`opsmedic --help`, `opsmedic logs hunt`).
 _pending: tuple[str, TextIO | None] | None = None
+# Held while it is applied: a second thread logging for the first time meanwhile waits for
+# the configuration rather than get structlog's default (console lines on stdout, no level).
+_applying = threading.Lock()
 
 
 def configure_logging(level: str = "info", stream: TextIO | None = None) -> None:
@@ -26,8 +30,14 @@ def _apply() -> None:
     global _pending
     if _pending is None:
         return
-    level, stream = _pending
-    _pending = None
+    with _applying:
+        if _pending is None:  # another thread applied it while this one waited
+            return
+        _configure(*_pending)
+        _pending = None
+
+
+def _configure(level: str, stream: TextIO | None) -> None:
     import structlog
 
     structlog.configure(

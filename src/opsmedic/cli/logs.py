@@ -60,13 +60,12 @@ def hunt_command(
         float | None, typer.Option(help="seconds at most; stops early and says so")
     ] = None,
     workers: Annotated[
-        int | None,
+        int,
         typer.Option(
-            help="processes for a big plain file (≥ 64 MiB); 0: one per CPU; default: 2 when "
-            "the machine has a core to spare, else 1",
-            show_default=False,
+            help="processes for a big plain file (≥ 64 MiB); 0: one per CPU (each holds its "
+            "own table of keys: more memory)"
         ),
-    ] = None,
+    ] = 1,
     ripgrep: Annotated[
         bool, typer.Option(help="use rg (if installed) to find the level words faster")
     ] = True,
@@ -95,7 +94,6 @@ def hunt_command(
     its count and where it was first and last seen."""
     from opsmedic.loghunt import HuntOptions, hunt, open_files
     from opsmedic.loghunt.hunt import check
-    from opsmedic.loghunt.parallel import auto_workers
     from opsmedic.loghunt.timestamps import parse_when
 
     now = datetime.now(UTC)
@@ -108,7 +106,7 @@ def hunt_command(
         max_events=max_events,
         max_lines=max_lines,
         time_budget_s=time_budget,
-        workers=auto_workers() if workers is None else workers,
+        workers=workers,
         ripgrep=ripgrep,
     )
     check(options)

@@ -83,6 +83,7 @@ class HuntStats:
     unreported_events: int = 0  # distinct events past max_events / max_lines (counted only)
     unreported_occurrences: int = 0
     evicted_keys: int = 0  # keys dropped from the full table: their later duplicates recount
+    evicted_occurrences: int = 0  # the occurrences those keys had counted when they went
     evicted_templates: int = 0  # template mode: clusters dropped (drain.py), as evicted_keys
     split_lines: int = 0  # lines longer than 1 MiB without a newline, split to stay bounded
     notes: list[str] = field(default_factory=list)  # truncated, rotated, unreadable, corrupt

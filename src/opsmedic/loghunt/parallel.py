@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 
 LOOK_BYTES = 1 << 20  # how far past an even split to look for a line that opens a record
 POLL_S = 0.2  # how often the parent passes the workers' progress on
-IDLE_CPUS = 1.5  # idle cores (CPUs less the 1-minute load average) for auto_workers to take two
 _progress: Synchronized[int] | None = None  # in a worker: bytes read, shared with the parent
 
 
@@ -43,15 +42,6 @@ class RangeResult:
     entries: list[tuple[bytes, Entry]]
     lines: int  # lines in the range, to number the next range's
     stats: HuntStats
-
-
-def auto_workers() -> int:
-    """The CLI's default: two processes when the machine has a core to spare for the second,
-    else one. On an idle 2-core machine two were faster (161 against 134 MB/s); on a busy
-    one a second process bought no time and cost a third more CPU (docs/loghunt.md#speed).
-    Two stay under 150 MiB of RSS with their parent (142 MiB for 200 MB)."""
-    cpus = os.cpu_count() or 1
-    return 2 if cpus >= 2 and cpus - os.getloadavg()[0] >= IDLE_CPUS else 1
 
 
 def hunt_in_parallel(source: object, index: int, pass_: Pass) -> bool:
@@ -257,5 +247,11 @@ def _add_stats(total: HuntStats, part: HuntStats) -> None:
     total.occurrences += part.occurrences
     total.outside_window += part.outside_window
     total.evicted_keys += part.evicted_keys
+    # A key a range evicted was counted there as an event not shown, with its occurrences;
+    # the merge only sees the keys the range kept, so those it dropped are added here, as
+    # one pass over the file would have counted them.
+    total.unreported_events += part.evicted_keys
+    total.unreported_occurrences += part.evicted_occurrences
+    total.evicted_occurrences += part.evicted_occurrences
     total.split_lines += part.split_lines
     total.notes.extend(part.notes)

@@ -125,9 +125,10 @@ class Tally:
             len(self.counted) + len(self.reported) > opts.max_keys
             or self.counted_bytes > opts.max_key_bytes
         ):
-            old, _ = self.counted.popitem(last=False)
+            old, gone = self.counted.popitem(last=False)
             self.counted_bytes -= len(old) + ENTRY_BYTES
             self.stats.evicted_keys += 1
+            self.stats.evicted_occurrences += gone.count
 
     def lines_of(self, found: Found, source: int) -> tuple[Line, ...]:
         """The event's lines with their context, numbered, as text."""

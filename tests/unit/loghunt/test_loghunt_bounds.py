@@ -271,3 +271,17 @@ def test_the_cli_default_pattern_is_the_hunts() -> None:
     from opsmedic.cli.logs import DEFAULT_PATTERN as CLI_PATTERN
 
     assert CLI_PATTERN == DEFAULT_PATTERN
+
+
+def test_keys_a_range_evicted_are_counted_as_one_process_counts_them(tmp_path: Path) -> None:
+    """Every line a distinct error and a table of 50 keys: each range evicts most of its
+    keys, and the events and occurrences not shown are those one pass counts."""
+    path = tmp_path / "app.log"
+    path.write_text("".join(f"ERROR request {i:x}-{i * 7:x} failed\n" for i in range(3000)))
+    options = HuntOptions(mode="exact", max_events=10, max_keys=50, context=0)
+    one = hunt_paths([str(path)], options)
+    two = hunt_paths([str(path)], replace(options, workers=2, parallel_bytes=1))
+    assert two.events == one.events
+    assert one.stats.unreported_events == 2990 == two.stats.unreported_events
+    assert one.stats.unreported_occurrences == 2990 == two.stats.unreported_occurrences
+    assert two.stats.evicted_keys == one.stats.evicted_keys > 0
