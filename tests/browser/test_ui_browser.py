@@ -20,7 +20,7 @@ from ui_site import Site, launchable
 from served import CHROMIUM, sign_in
 
 # Every page of the dashboard: (name, path); the path may name the site's ids ({incident},
-# {run}, {event}: ui_site.py). A new page is one line here.
+# {run}, {event}, {waiting}, {flag}, {deployment}: ui_site.py). A new page is one line here.
 PAGES: list[tuple[str, str]] = [
     ("signin", "/ui/signin"),
     ("now", "/ui/"),
@@ -31,7 +31,9 @@ PAGES: list[tuple[str, str]] = [
     ("rules", "/ui/rules"),
     ("rules-test", "/ui/rules/test"),
     ("deployments", "/ui/deployments"),
+    ("deployment", "/ui/deployments/{deployment}"),
     ("flags", "/ui/flags"),
+    ("flag", "/ui/flags/{flag}"),
     ("slos", "/ui/slos"),
     ("silences", "/ui/silences"),
     ("silence-new", "/ui/silences/new?incident={incident}"),
@@ -244,3 +246,68 @@ def test_an_alert_label_with_script_is_shown_as_text(
     expect(page.locator("script")).to_have_count(1)
     page.screenshot(path=artifacts / "incident-xss.png", full_page=True)
     assert dialogs == []
+
+
+def test_switching_a_flag_off_by_clicking(operator: BrowserContext, site: Site) -> None:
+    key = site.flag(f"kill-{uuid.uuid4().hex[:6]}")  # its own: the pages' flag stays on
+    page = operator.new_page()
+    page.goto(f"{site.url}/ui/flags/{key}")
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"on {key}")
+    switch = page.get_by_role("button", name="Switch off")
+    switch.click()  # the box is not ticked: the browser holds the form back
+    expect(page).to_have_url(f"{site.url}/ui/flags/{key}")
+    assert site.api("GET", f"/api/v1/flags/{key}")["version"] == 1
+    page.get_by_label(f"Switch {key} off (it is at version 1)").check()
+    switch.click()
+    page.wait_for_url(f"{site.url}/ui/flags/{key}")  # post, redirect, get
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"off {key}")
+    expect(page.locator("main p.dim").first).to_contain_text("version 2 · changed by api alice")
+    expect(page.locator("tbody tr").first).to_contain_text("api alice (dashboard)")
+    expect(page.locator("tbody tr").first).to_contain_text("enabled true → false")
+    found = site.api("GET", f"/api/v1/flags/{key}")
+    assert (found["version"], found["flag"]["enabled"]) == (2, False), found
+    assert found["updated_by"] == "api alice (dashboard)"
+
+
+def test_a_read_only_session_cannot_switch_a_flag(browser: Browser, site: Site) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    sign_in(page, site.url, site.tokens["viewer"])
+    url = f"{site.url}/ui/flags/{site.ids['flag']}"
+    page.goto(url)
+    expect(page.get_by_role("heading", level=1)).to_contain_text(site.ids["flag"])
+    expect(page.get_by_role("button", name=re.compile("Switch"))).to_have_count(0)
+    version = site.api("GET", f"/api/v1/flags/{site.ids['flag']}")["version"]
+    csrf = page.locator("input[name=csrf]").first.get_attribute("value")  # sign-out's form
+    refused = context.request.post(f"{url}/enabled", form={
+        "csrf": csrf or "", "enabled": "off", "confirm": "yes", "expected_version": str(version)})  # fmt: skip
+    assert refused.status == 403 and "operate" in refused.text()
+    assert site.api("GET", f"/api/v1/flags/{site.ids['flag']}")["version"] == version
+    context.close()
+
+
+def test_approving_a_waiting_run_by_clicking(operator: BrowserContext, site: Site) -> None:
+    host = f"scratch-{uuid.uuid4().hex[:6]}"
+    run = site.wait_for_approval(host)  # its own: the pages' run stays waiting
+    page = operator.new_page()
+    page.goto(f"{site.url}/ui/approvals")
+    asked = page.locator("article.ask", has=page.get_by_role("link", name=run))
+    expect(asked.get_by_role("heading")).to_contain_text("Step 2: run_command · wipe-scratch")
+    asked.get_by_label("Comment").first.fill("scratch holds nothing we keep")
+    asked.get_by_label("I read what step 2 will do").check()
+    asked.get_by_role("button", name="Approve").click()
+    page.wait_for_url(f"{site.url}/ui/approvals")
+    decided = page.locator("tbody tr", has=page.get_by_role("link", name=run))
+    expect(decided).to_contain_text("approved")
+    expect(decided).to_contain_text("alice (dashboard)")
+    site.settled(f"/api/v1/runs/{run}", lambda found: found["finished_at"])
+    page.reload()
+    expect(page.locator("article.ask", has=page.get_by_role("link", name=run))).to_have_count(0)
+    page.goto(f"{site.url}/ui/runs/{run}")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("succeeded")
+    steps = page.locator("section", has=page.get_by_role("heading", name="Steps")).locator(
+        "tbody tr"
+    )
+    expect(steps).to_have_count(2)
+    expect(steps.nth(1).locator("pre").first).to_have_text(f"[stdout]\nwiped {host}:/scratch\n")
+    expect(page.locator("main")).to_contain_text("approved by alice (dashboard)")
