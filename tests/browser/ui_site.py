@@ -147,8 +147,8 @@ def _service(root: Path) -> dict[str, Any]:
                                                  "{{ version }}"]}}]}  # fmt: skip
 
 
-# The SLO over the alerts the site receives: a critical one is a bad sample (one of the
-# six the site starts with: 5 of its 20 % budget spent).
+# The SLO over the alerts the site receives: a critical one is a bad sample (the site starts
+# with one in six: 5/6 of its 20 % budget spent).
 SLO = {"name": "alert-quality", "service": "orders-db", "objective": 80,
        "sli": {"events": {"total": ["source=alertmanager"], "bad": ["severity=critical"]}}}  # fmt: skip
 
