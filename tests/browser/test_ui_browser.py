@@ -311,3 +311,40 @@ def test_approving_a_waiting_run_by_clicking(operator: BrowserContext, site: Sit
     expect(steps).to_have_count(2)
     expect(steps.nth(1).locator("pre").first).to_have_text(f"[stdout]\nwiped {host}:/scratch\n")
     expect(page.locator("main")).to_contain_text("approved by alice (dashboard)")
+
+
+def boxes(page: Page, selector: str) -> list[dict[str, float]]:
+    """The drawn boxes (top, height, width) of what `selector` finds, in document order."""
+    found: list[dict[str, float]] = page.evaluate(
+        "s => [...document.querySelectorAll(s)].map(e => { const r = e.getBoundingClientRect();"
+        " return {top: r.top, height: r.height, width: r.width}; })",
+        selector,
+    )
+    return found
+
+
+def test_the_pages_look_like_a_product(operator: BrowserContext, site: Site) -> None:
+    """What looking at the screenshots found, kept from coming back."""
+    page = operator.new_page()  # 1280 wide
+    page.goto(f"{site.url}/ui/incidents/{site.ids['incident']}")
+    # The actions are one row of buttons of one height, the link-button (Silence…) too.
+    actions = boxes(page, ".actions button, .actions a.button")
+    assert len(actions) >= 4 and len({(round(b["top"]), round(b["height"])) for b in actions}) == 1
+    expect(page.locator("main ul.meta")).to_contain_text("alertmanager · 1 event")
+    page.goto(f"{site.url}/ui/runs/{site.ids['run']}")
+    # A step's rendered parameters get room: the log path is not broken a few letters a line.
+    (params,) = boxes(page, "td.step-params")
+    assert params["width"] >= 16 * 15, params
+    took = page.locator("section", has_text="Steps").locator("tbody td").nth(3)
+    assert took.evaluate("e => getComputedStyle(e).whiteSpace") == "nowrap"  # "80 ms", one line
+    # Its details are indented JSON, one key a line, not a one-line dump.
+    page.locator("summary", has_text="details").click()
+    expect(page.locator("details pre").first).to_contain_text('{\n  "summary": ')
+    # Every state word is the same pill: a run's, a deployment's, a flag's.
+    pills = []
+    for path, selector in ((f"/ui/runs/{site.ids['run']}", "h1 .run"),
+                           ("/ui/deployments", "td .dep"), ("/ui/flags", "td .flag")):  # fmt: skip
+        page.goto(site.url + path)
+        pills.append(page.locator(selector).first.evaluate(
+            "e => { const s = getComputedStyle(e); return [s.borderRadius, s.fontSize]; }"))  # fmt: skip
+    assert pills[0] == pills[1] == pills[2], pills
