@@ -340,6 +340,13 @@ def test_the_pages_look_like_a_product(operator: BrowserContext, site: Site) -> 
     # Its details are indented JSON, one key a line, not a one-line dump.
     page.locator("summary", has_text="details").click()
     expect(page.locator("details pre").first).to_contain_text('{\n  "summary": ')
+    # A confirmation reads as one sentence on one line, its button as wide as its word.
+    page.goto(f"{site.url}/ui/flags/{site.ids['flag']}")
+    gap = page.locator("form.confirm .check strong").first.evaluate(
+        "s => { const r = document.createRange(); r.selectNode(s.previousSibling);"
+        " return s.getBoundingClientRect().left - r.getBoundingClientRect().right; }")  # fmt: skip
+    assert abs(gap) < 2, gap  # a flex label set its words 8 px apart, as columns on a phone
+    assert {round(b["width"]) < 200 for b in boxes(page, "form.confirm button")} == {True}
     # Every state word is the same pill: a run's, a deployment's, a flag's.
     pills = []
     for path, selector in ((f"/ui/runs/{site.ids['run']}", "h1 .run"),
