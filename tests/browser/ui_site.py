@@ -93,6 +93,11 @@ class Site:
             self.settled(f"/api/v1/runs/{run_id}", lambda run: run["state"] not in UNSETTLED)
         return dict(accepted)
 
+    def slo_measured(self) -> None:
+        """Returns once the SLO's samples are in the store: at its next flush, every 10 s in
+        `opsmedic run`. Waited for by what shows them, not by the start-up of every test."""
+        self.settled("/api/v1/slos", lambda slos: slos[0]["total"] > 0)
+
     def wait_for_approval(self, host: str) -> str:
         """A full scratch disk on `host`: the id of the run that waits for a yes."""
         (run,) = self.post_event(kind="ScratchFull", resource="scratch", host=host,
@@ -195,6 +200,4 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
                   duration="2h", comment="replacing the disk of db2")  # fmt: skip
         for version in ("v1", "v2", "v3"):
             found.ids["deployment"] = found.deploy("shop", version)
-        # The SLO's samples reach the store at its next flush (every 10 s in `opsmedic run`).
-        found.settled("/api/v1/slos", lambda slos: slos[0]["total"] > 0)
         yield found
