@@ -357,3 +357,25 @@ def test_the_pages_look_like_a_product(operator: BrowserContext, site: Site) -> 
         pills.append(page.locator(selector).first.evaluate(
             "e => { const s = getComputedStyle(e); return [s.borderRadius, s.fontSize]; }"))  # fmt: skip
     assert pills[0] == pills[1] == pills[2], pills
+
+
+def test_testing_the_rules_against_an_event(
+    operator: BrowserContext, site: Site, artifacts: Path
+) -> None:
+    """The rules' test box with a real answer (a POST's page: not in PAGES), looked at too."""
+    page = operator.new_page()
+    errors = watch(page)
+    page.goto(f"{site.url}/ui/rules/test")
+    event = {"source": "alertmanager", "host": "db3", "labels": {"alertname": "DiskFull"}}
+    page.get_by_label("The event as JSON").fill(json.dumps(event))
+    page.get_by_role("button", name="Test").click()
+    verdicts = page.locator("section", has=page.get_by_role("heading", name="Verdicts"))
+    expect(verdicts.locator("tbody th")).to_have_text(
+        ["hunt-disk-errors", "clean-tmp", "rotate-logs", "wipe-scratch"]
+    )
+    expect(verdicts.locator("tr", has_text="wipe-scratch").locator(".run")).to_have_text("no")
+    expect(verdicts.locator("tr", has_text="clean-tmp").first.locator(".run")).to_have_text("yes")
+    page.evaluate("document.querySelectorAll('details').forEach(d => { d.open = true; })")
+    page.screenshot(path=artifacts / "rules-test-result.png", full_page=True)
+    blocking = [v["id"] for v in axe_violations(page) if v["impact"] in BLOCKING]
+    assert blocking == [] and errors == []
