@@ -349,6 +349,10 @@ def test_the_pages_look_like_a_product(operator: BrowserContext, site: Site) -> 
         " return s.getBoundingClientRect().left - r.getBoundingClientRect().right; }")  # fmt: skip
     assert abs(gap) < 2, gap  # a flex label set its words 8 px apart, as columns on a phone
     assert {round(b["width"]) < 200 for b in boxes(page, "form.confirm button")} == {True}
+    # A filter's label beside its box sits on the box's middle (the SLOs, flags, deployments).
+    page.goto(f"{site.url}/ui/deployments")
+    label, box = boxes(page, ".filters label[for=dep-service], #dep-service")
+    assert abs((label["top"] + label["height"] / 2) - (box["top"] + box["height"] / 2)) < 2
     # Every state word is the same pill: a run's, a deployment's, a flag's.
     pills = []
     for path, selector in ((f"/ui/runs/{site.ids['run']}", "h1 .run"),
