@@ -333,6 +333,12 @@ def test_the_pages_look_like_a_product(operator: BrowserContext, site: Site) -> 
     actions = boxes(page, ".actions button, .actions a.button")
     assert len(actions) >= 4 and len({(round(b["top"]), round(b["height"])) for b in actions}) == 1
     expect(page.locator("main ul.meta")).to_contain_text("alertmanager · 1 event")
+    expect(page.locator("summary", has_text="1 step and its output")).to_have_count(2)
+    # A rule's file and queue under its name: plain text, only the name bold.
+    page.goto(f"{site.url}/ui/rules")
+    weights = page.locator(".rules-table tbody th").first.evaluate(
+        "th => [...th.children].map(e => getComputedStyle(e).fontWeight)")  # fmt: skip
+    assert weights[0] == "700" and set(weights[1:]) == {"400"}, weights
     page.goto(f"{site.url}/ui/runs/{site.ids['run']}")
     # A step's rendered parameters get room: the log path is not broken a few letters a line.
     (params,) = boxes(page, "td.step-params")
