@@ -20,7 +20,7 @@ from ui_site import Site, launchable
 from served import CHROMIUM, sign_in
 
 # Every page of the dashboard: (name, path); the path may name the site's ids ({incident},
-# {run}, {event}: ui_site.py). A new page is one line here.
+# {run}, {event}, {waiting}, {flag}, {deployment}: ui_site.py). A new page is one line here.
 PAGES: list[tuple[str, str]] = [
     ("signin", "/ui/signin"),
     ("now", "/ui/"),
@@ -31,7 +31,9 @@ PAGES: list[tuple[str, str]] = [
     ("rules", "/ui/rules"),
     ("rules-test", "/ui/rules/test"),
     ("deployments", "/ui/deployments"),
+    ("deployment", "/ui/deployments/{deployment}"),
     ("flags", "/ui/flags"),
+    ("flag", "/ui/flags/{flag}"),
     ("slos", "/ui/slos"),
     ("silences", "/ui/silences"),
     ("silence-new", "/ui/silences/new?incident={incident}"),
@@ -128,6 +130,8 @@ def test_each_page_renders_accessibly(
     browser: Browser, operator_state: StorageState, site: Site, artifacts: Path,
     name: str, path: str, look: str,
 ) -> None:  # fmt: skip
+    if name == "slos":
+        site.slo_measured()  # its budget and chart, not "no data"
     context = browser.new_context(storage_state=operator_state, **LOOKS[look])
     page = context.new_page()
     errors = watch(page)
@@ -244,3 +248,144 @@ def test_an_alert_label_with_script_is_shown_as_text(
     expect(page.locator("script")).to_have_count(1)
     page.screenshot(path=artifacts / "incident-xss.png", full_page=True)
     assert dialogs == []
+
+
+def test_switching_a_flag_off_by_clicking(operator: BrowserContext, site: Site) -> None:
+    key = site.flag(f"kill-{uuid.uuid4().hex[:6]}")  # its own: the pages' flag stays on
+    page = operator.new_page()
+    page.goto(f"{site.url}/ui/flags/{key}")
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"on {key}")
+    switch = page.get_by_role("button", name="Switch off")
+    switch.click()  # the box is not ticked: the browser holds the form back
+    expect(page).to_have_url(f"{site.url}/ui/flags/{key}")
+    assert site.api("GET", f"/api/v1/flags/{key}")["version"] == 1
+    page.get_by_label(f"Switch {key} off (it is at version 1)").check()
+    switch.click()
+    page.wait_for_url(f"{site.url}/ui/flags/{key}")  # post, redirect, get
+    expect(page.get_by_role("heading", level=1)).to_have_text(f"off {key}")
+    expect(page.locator("main p.dim").first).to_contain_text("version 2 · changed by api alice")
+    expect(page.locator("tbody tr").first).to_contain_text("api alice (dashboard)")
+    expect(page.locator("tbody tr").first).to_contain_text("enabled true → false")
+    found = site.api("GET", f"/api/v1/flags/{key}")
+    assert (found["version"], found["flag"]["enabled"]) == (2, False), found
+    assert found["updated_by"] == "api alice (dashboard)"
+
+
+def test_a_read_only_session_cannot_switch_a_flag(browser: Browser, site: Site) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    sign_in(page, site.url, site.tokens["viewer"])
+    url = f"{site.url}/ui/flags/{site.ids['flag']}"
+    page.goto(url)
+    expect(page.get_by_role("heading", level=1)).to_contain_text(site.ids["flag"])
+    expect(page.get_by_role("button", name=re.compile("Switch"))).to_have_count(0)
+    version = site.api("GET", f"/api/v1/flags/{site.ids['flag']}")["version"]
+    csrf = page.locator("input[name=csrf]").first.get_attribute("value")  # sign-out's form
+    refused = context.request.post(f"{url}/enabled", form={
+        "csrf": csrf or "", "enabled": "off", "confirm": "yes", "expected_version": str(version)})  # fmt: skip
+    assert refused.status == 403 and "operate" in refused.text()
+    assert site.api("GET", f"/api/v1/flags/{site.ids['flag']}")["version"] == version
+    context.close()
+
+
+def test_approving_a_waiting_run_by_clicking(operator: BrowserContext, site: Site) -> None:
+    host = f"scratch-{uuid.uuid4().hex[:6]}"
+    run = site.wait_for_approval(host)  # its own: the pages' run stays waiting
+    page = operator.new_page()
+    page.goto(f"{site.url}/ui/approvals")
+    asked = page.locator("article.ask", has=page.get_by_role("link", name=run))
+    expect(asked.get_by_role("heading")).to_contain_text("Step 2: run_command · wipe-scratch")
+    asked.get_by_label("Comment").first.fill("scratch holds nothing we keep")
+    asked.get_by_label("I read what step 2 will do").check()
+    asked.get_by_role("button", name="Approve").click()
+    page.wait_for_url(f"{site.url}/ui/approvals")
+    decided = page.locator("tbody tr", has=page.get_by_role("link", name=run))
+    expect(decided).to_contain_text("approved")
+    expect(decided).to_contain_text("alice (dashboard)")
+    site.settled(f"/api/v1/runs/{run}", lambda found: found["finished_at"])
+    page.reload()
+    expect(page.locator("article.ask", has=page.get_by_role("link", name=run))).to_have_count(0)
+    page.goto(f"{site.url}/ui/runs/{run}")
+    expect(page.get_by_role("heading", level=1)).to_contain_text("succeeded")
+    steps = page.locator("section", has=page.get_by_role("heading", name="Steps")).locator(
+        "tbody tr"
+    )
+    expect(steps).to_have_count(2)
+    expect(steps.nth(1).locator("pre").first).to_have_text(f"[stdout]\nwiped {host}:/scratch\n")
+    expect(page.locator("main")).to_contain_text("approved by alice (dashboard)")
+
+
+def boxes(page: Page, selector: str) -> list[dict[str, float]]:
+    """The drawn boxes (top, height, width) of what `selector` finds, in document order."""
+    found: list[dict[str, float]] = page.evaluate(
+        "s => [...document.querySelectorAll(s)].map(e => { const r = e.getBoundingClientRect();"
+        " return {top: r.top, height: r.height, width: r.width}; })",
+        selector,
+    )
+    return found
+
+
+def test_the_pages_look_like_a_product(operator: BrowserContext, site: Site) -> None:
+    """What looking at the screenshots found, kept from coming back."""
+    page = operator.new_page()  # 1280 wide
+    page.goto(f"{site.url}/ui/incidents/{site.ids['incident']}")
+    # The actions are one row of buttons of one height, the link-button (Silence…) too.
+    actions = boxes(page, ".actions button, .actions a.button")
+    assert len(actions) >= 4 and len({(round(b["top"]), round(b["height"])) for b in actions}) == 1
+    expect(page.locator("main ul.meta")).to_contain_text("alertmanager · 1 event")
+    expect(page.locator("summary", has_text="1 step and its output")).to_have_count(2)
+    # A rule's file and queue under its name: plain text, only the name bold.
+    page.goto(f"{site.url}/ui/rules")
+    weights = page.locator(".rules-table tbody th").first.evaluate(
+        "th => [...th.children].map(e => getComputedStyle(e).fontWeight)")  # fmt: skip
+    assert weights[0] == "700" and set(weights[1:]) == {"400"}, weights
+    page.goto(f"{site.url}/ui/runs/{site.ids['run']}")
+    # A step's rendered parameters get room: the log path is not broken a few letters a line.
+    (params,) = boxes(page, "td.step-params")
+    assert params["width"] >= 16 * 15, params
+    took = page.locator("section", has_text="Steps").locator("tbody td").nth(3)
+    assert took.evaluate("e => getComputedStyle(e).whiteSpace") == "nowrap"  # "80 ms", one line
+    # Its details are indented JSON, one key a line, not a one-line dump.
+    page.locator("summary", has_text="details").click()
+    expect(page.locator("details pre").first).to_contain_text('{\n  "summary": ')
+    # A confirmation reads as one sentence on one line, its button as wide as its word.
+    page.goto(f"{site.url}/ui/flags/{site.ids['flag']}")
+    gap = page.locator("form.confirm .check strong").first.evaluate(
+        "s => { const r = document.createRange(); r.selectNode(s.previousSibling);"
+        " return s.getBoundingClientRect().left - r.getBoundingClientRect().right; }")  # fmt: skip
+    assert abs(gap) < 2, gap  # a flex label set its words 8 px apart, as columns on a phone
+    assert {round(b["width"]) < 200 for b in boxes(page, "form.confirm button")} == {True}
+    # A filter's label beside its box sits on the box's middle (the SLOs, flags, deployments).
+    page.goto(f"{site.url}/ui/deployments")
+    label, box = boxes(page, ".filters label[for=dep-service], #dep-service")
+    assert abs((label["top"] + label["height"] / 2) - (box["top"] + box["height"] / 2)) < 2
+    # Every state word is the same pill: a run's, a deployment's, a flag's.
+    pills = []
+    for path, selector in ((f"/ui/runs/{site.ids['run']}", "h1 .run"),
+                           ("/ui/deployments", "td .dep"), ("/ui/flags", "td .flag")):  # fmt: skip
+        page.goto(site.url + path)
+        pills.append(page.locator(selector).first.evaluate(
+            "e => { const s = getComputedStyle(e); return [s.borderRadius, s.fontSize]; }"))  # fmt: skip
+    assert pills[0] == pills[1] == pills[2], pills
+
+
+def test_testing_the_rules_against_an_event(
+    operator: BrowserContext, site: Site, artifacts: Path
+) -> None:
+    """The rules' test box with a real answer (a POST's page: not in PAGES), looked at too."""
+    page = operator.new_page()
+    errors = watch(page)
+    page.goto(f"{site.url}/ui/rules/test")
+    event = {"source": "alertmanager", "host": "db3", "labels": {"alertname": "DiskFull"}}
+    page.get_by_label("The event as JSON").fill(json.dumps(event))
+    page.get_by_role("button", name="Test").click()
+    verdicts = page.locator("section", has=page.get_by_role("heading", name="Verdicts"))
+    expect(verdicts.locator("tbody th")).to_have_text(
+        ["hunt-disk-errors", "clean-tmp", "rotate-logs", "wipe-scratch"]
+    )
+    expect(verdicts.locator("tr", has_text="wipe-scratch").locator(".run")).to_have_text("no")
+    expect(verdicts.locator("tr", has_text="clean-tmp").first.locator(".run")).to_have_text("yes")
+    page.evaluate("document.querySelectorAll('details').forEach(d => { d.open = true; })")
+    page.screenshot(path=artifacts / "rules-test-result.png", full_page=True)
+    blocking = [v["id"] for v in axe_violations(page) if v["impact"] in BLOCKING]
+    assert blocking == [] and errors == []

@@ -77,13 +77,12 @@ class SloBudget:
 
 def burndown_svg(slo: str, points: Sequence[tuple[float, float]]) -> str:
     """The budget left (percent) over an SLO's window: 100 untouched, 0 spent."""
-    return over_time(
-        f"Error budget left: {slo}",
-        "budget left",
-        [(t, left * 100) for t, left in points],
-        y_title="percent",
-        line=True,
-    )
+    percent = [(t, left * 100) for t, left in points]
+    # 0 to 100 %, and an overspent budget down to the next ten below: round ticks, never one
+    # tick at the value itself (-66.66666667).
+    lowest = min((math.floor(left / 10) * 10 for _, left in percent), default=0)
+    return over_time(f"Error budget left: {slo}", "budget left", percent, y_title="percent",
+                     line=True, y_range=(min(lowest, 0), 100))  # fmt: skip
 
 
 def _line(use: BudgetUse, cites: Citations) -> str:

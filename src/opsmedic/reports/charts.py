@@ -18,6 +18,7 @@ sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, pygal.PluginIm
 
 DAY = 86_400.0
 MAX_DAYS = 400  # a bar per day: a longer window is drawn for its last MAX_DAYS days
+FEW_POINTS = 8  # up to this many points in time, each is a label of the time axis
 # pygal always embeds its config as an inline script (for its tooltips, whose JavaScript we
 # do not load): dropped, so a page embedding the SVG runs no script at all. etree escapes
 # text, so the first literal end tag is the script's own.
@@ -68,15 +69,20 @@ def per_day(title: str, series: Mapping[str, Iterable[float]], since: float, unt
 
 def over_time(
     title: str, name: str, points: Iterable[tuple[float, float]], *, y_title: str = "seconds",
-    line: bool = False,
+    line: bool = False, y_range: tuple[float, float] | None = None,
 ) -> str:  # fmt: skip
     """A scatter of (time, value) points, e.g. each incident's time to mitigate; with `line`,
-    joined (a budget's burn-down)."""
+    joined (a budget's burn-down); `y_range` fixes the value axis (a budget's 0 to 100 %)."""
+    at = [(datetime.fromtimestamp(t, UTC), v) for t, v in points]
     chart = pygal.DateTimeLine(
-        _config(), title=title, stroke=line, y_title=y_title,
+        _config(), title=title, stroke=line, y_title=y_title, range=y_range,
         x_value_formatter=lambda d: d.strftime("%Y-%m-%d %H:%M"),
     )  # fmt: skip
-    chart.add(name, [(datetime.fromtimestamp(t, UTC), v) for t, v in points])
+    # A few points (a budget measured for minutes): labelled at their own times, not at
+    # pygal's evenly spaced ones, which would repeat one minute's label.
+    if len(moments := sorted({d for d, _ in at})) <= FEW_POINTS:
+        chart.x_labels = moments
+    chart.add(name, at)
     return _svg(chart)
 
 

@@ -68,9 +68,12 @@ def _utc(epoch: float | None) -> str:
     return "" if epoch is None else time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
 
 
-def _data(value: Any) -> str:
-    """A parameter, output detail or payload as readable JSON (text as is); escaped later."""
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+def _data(value: Any, indent: int | None = None) -> str:
+    """A parameter, output detail or payload as readable JSON (text as is); escaped later.
+    `indent`: a block of its own (a <pre>), one key a line, as people read nested data."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str, indent=indent)
 
 
 _env.filters.update(age=_age, utc=_utc, data=_data)

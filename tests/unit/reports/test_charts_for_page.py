@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
+from opsmedic.reports.budget import burndown_svg
 from opsmedic.reports.charts import for_page, over_time, per_day, per_step
 
 DAY = 86_400.0
@@ -22,3 +23,22 @@ def test_every_chart_kind_inlines_without_inline_script_or_style() -> None:
         assert "<script" not in svg and "<style" not in svg and "style=" not in svg
         ET.fromstring(svg)
     assert "canary &lt;v2&gt;" in for_page(charts[0])  # a series name is text, escaped
+
+
+def _labels(svg: str, axis: str) -> list[str]:
+    (drawn,) = [
+        g for g in ET.fromstring(svg).iter() if g.get("class", "").startswith(f"axis {axis}")
+    ]
+    return [t.text or "" for t in drawn.iter() if t.tag.endswith("text")]
+
+
+def test_a_budget_measured_for_minutes_reads_plainly() -> None:
+    """Each point's own time labels the axis (not one minute repeated), the axis spans the
+    whole budget (0 to 100 %) and its ticks are round (never one at -66.66666667)."""
+    minute = 1_796_000_040.0
+    svg = for_page(burndown_svg("api", [(minute, 2 / 3), (minute + 60, 2 / 3)]))
+    assert _labels(svg, "x") == ["2026-11-30 00:54", "2026-11-30 00:55"]
+    assert _labels(svg, "y")[0] == "0" and _labels(svg, "y")[-1] == "100"
+    overspent = for_page(burndown_svg("api", [(minute, -2 / 3)]))
+    ticks = _labels(overspent, "y")
+    assert int(ticks[0]) < -50 and ticks[-1] == "100" and all(int(t) % 10 == 0 for t in ticks)
