@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader
 from pydantic import ValidationError
 from starlette.datastructures import MutableHeaders
@@ -95,9 +95,9 @@ def route(method: str, path: str, scope: Scope | None) -> Callable[[Any], Any]:
 
 
 class SecurityHeaders:
-    """HEADERS on every /ui response, an unknown path's 404 included; a route that serves a
-    document other than a page (an SVG image) keeps the CSP it set. Plain ASGI, not
-    BaseHTTPMiddleware: the API's never-ending flag streams pass through untouched."""
+    """HEADERS on every /ui response, an unknown path's 404 and an error's 500 included; a
+    route that serves a document other than a page (an SVG image) keeps the CSP it set. Plain
+    ASGI, not BaseHTTPMiddleware: the API's never-ending flag streams pass through untouched."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -108,8 +108,12 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        started = False
+
         async def secured(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers = MutableHeaders(scope=message)
                 own = headers.get("content-security-policy")  # an SVG chart's: ui/slos.py
                 for name, value in HEADERS.items():
@@ -118,7 +122,14 @@ class SecurityHeaders:
                     headers["content-security-policy"] = own
             await send(message)
 
-        await self.app(scope, receive, secured)
+        try:
+            await self.app(scope, receive, secured)
+        except Exception:
+            # Starlette's 500 is sent outside this middleware, without the headers: this one
+            # is sent inside, and the exception goes on to be logged as before.
+            if not started:
+                await PlainTextResponse("Internal Server Error", 500)(scope, receive, secured)
+            raise
 
 
 def render(name: str, request: Request, status: int = 200, **values: Any) -> HTMLResponse:
