@@ -71,3 +71,23 @@ async def test_the_incidents_cut_says_of_how_many(
         page = (await client.get("/ui/now/fragment")).text
         assert "the newest 2 of 3 shown" in page and '<span class="big">3</span>' in page
         assert "Alert2" in page and "Alert1" in page and "Alert0" not in page
+
+
+async def test_a_stored_severity_goes_into_a_class_only_as_a_known_one(tmp_path: Path) -> None:
+    async with running_api(tmp_path) as api, browser(api) as client:
+        await sign_in(client, api.tokens["read"])
+        sent = []
+        for n, severity in enumerate(("critical x skip", "warning")):
+            body = {"source": "alertmanager", "kind": f"Sev{n}", "status": "firing",
+                    "fingerprint": f"s{n}", "time": time.time(), "severity": severity}  # fmt: skip
+            async with api.client(api.tokens["ingest"]) as ingest:
+                reply = await ingest.post("/api/v1/events", json=body)
+            assert reply.status_code == 202, reply.text
+            sent.append(reply.json()["events"][0]["incident_id"])
+        await api.rt.engine.drain()
+        fragment = (await client.get("/ui/now/fragment")).text
+        incident = (await client.get(f"/ui/incidents/{sent[0]}")).text
+        for page in (fragment, incident):
+            assert 'class="badge sev-other">critical x skip<' in page
+            assert "sev-critical x skip" not in page
+        assert 'class="badge sev-warning">warning<' in fragment

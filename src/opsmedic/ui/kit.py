@@ -73,7 +73,22 @@ def _data(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
 
 
-_env.filters.update(age=_age, utc=_utc, data=_data)
+# The values a stored text may put into a class, per prefix (ui.css styles each): anything
+# else is `PREFIX-other`, so a sender's `critical x skip` cannot add the `skip` class.
+CLASSES = {
+    "sev": ("info", "warning", "error", "critical", "page", "ticket"),
+    "decision": ("approved", "rejected", "timed_out"),
+    "verdict": ("pass", "marginal", "fail", "nodata", "passed", "failed", "pending"),
+    "silence": ("active", "pending", "expired"),
+}
+
+
+def _css(value: Any, prefix: str) -> str:
+    """`{{ i.severity | css("sev") }}`: the class `sev-critical`, or `sev-other`."""
+    return f"{prefix}-{value if value in CLASSES[prefix] else 'other'}"
+
+
+_env.filters.update(age=_age, utc=_utc, data=_data, css=_css)
 
 
 class UiRefused(Exception):
