@@ -39,7 +39,7 @@ from opsmedic.ui.kit import (
     secure,
     signed_in,
 )
-from opsmedic.ui.now import now_data
+from opsmedic.ui.now import RUNNING_COUNTED, now_data
 from opsmedic.ui.sessions import SESSION_SECONDS, Sessions
 
 
@@ -98,7 +98,7 @@ async def static(name: str) -> Response:
 async def _now(request: Request) -> dict[str, Any]:
     state = request.app.state
     data = await asyncio.to_thread(now_data, state.store, state.slos, clock(request))
-    return {"data": data}
+    return {"data": data, "counted": RUNNING_COUNTED}
 
 
 @route("GET", "/", Scope.READ)
