@@ -22,11 +22,12 @@ ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
 
 
 def seed(api: Api) -> dict[str, Run]:
-    """Three finished runs: two rules, three action lists, two targets, three states."""
+    """Three finished runs: two rules, three action lists, three targets on two hosts, three
+    states."""
     made: dict[str, Run] = {}
     for name, rule, actions, target, state, at in (
-        ("a", "disk-a", ["archive_logs"], "web1", RunState.SUCCEEDED, T),
-        ("b", "disk-b", ["run_command", "notify"], "web2", RunState.FAILED, T + 100),
+        ("a", "disk-a", ["archive_logs"], "web1:/var/log", RunState.SUCCEEDED, T),
+        ("b", "disk-b", ["run_command", "notify"], "web2:/b", RunState.FAILED, T + 100),
         ("x", XSS, ["noop"], "web1", RunState.SKIPPED, T + 200),
     ):
         event = make_event(resource=f"/{name}", time=at, labels={"team": XSS})
@@ -66,11 +67,15 @@ async def test_each_filter_of_the_runs_page_and_a_runs_page(
             ({"action": "archive"}, set()),  # a whole action name, not a part of one
             ({"action": "archive%logs"}, set()),  # LIKE's wildcards are literal here
             ({"state": "failed"}, {"b"}),
-            ({"target": "web1"}, {"a", "x"}),
+            ({"target": "web1"}, {"x"}),  # exact: web1:/var/log is another target
+            ({"target": "web1:/var/log"}, {"a"}),
+            ({"host": "web1"}, {"a", "x"}),  # the target's host part: web1, web1:…
+            ({"host": "web"}, set()),
+            ({"host": "web_"}, set()),  # LIKE's wildcards are literal here too
             ({"since": str(T + 50)}, {"b", "x"}),
             ({"until": iso}, {"a", "b"}),
             ({"since": f"{iso}Z", "until": "", "rule": " "}, {"x"}),  # blank boxes filter nothing
-            ({"target": "web1", "state": "succeeded"}, {"a"}),
+            ({"host": "web1", "state": "succeeded"}, {"a"}),
         ):
             page = await client.get("/ui/runs", params=query)
             assert page.status_code == 200, (query, page.text)
