@@ -169,6 +169,7 @@ async def test_read_cannot_roll_back_csrf_and_bad_input(site: Site) -> None:
             bad: list[tuple[str, dict[str, str], int, str]] = [
                 (second, _rollback_form(page.text, to="../v1"), 422, "to:"),
                 (second, _rollback_form(page.text, to=""), 422, "to:"),
+                (second, _rollback_form(page.text, to="v1\n"), 422, "to:"),
                 (second, _rollback_form(page.text, reason="x" * 1001), 422, "reason:"),
                 ("nope", _rollback_form(page.text), 404, "nope"),
             ]
@@ -179,7 +180,8 @@ async def test_read_cannot_roll_back_csrf_and_bad_input(site: Site) -> None:
             for url, status, says in (("/ui/deployments/nope", 404, "nope"),
                                       ("/ui/deployments/a%00b", 422, "NUL"),
                                       (f"/ui/deployments?service={XSS}", 422, "service:"),
-                                      ("/ui/deployments?env=a/b", 422, "env:")):  # fmt: skip
+                                      ("/ui/deployments?env=a/b", 422, "env:"),
+                                      ("/ui/deployments?service=shortener%0A", 422, "service:")):  # fmt: skip
                 reply = await operator.get(url)
                 assert reply.status_code == status and says in reply.text, url
                 assert XSS not in reply.text

@@ -30,7 +30,7 @@ def _name(field: str, value: str | None) -> str | None:
     """A service, env or version from a query or a form: None when empty, else a name."""
     if not value:
         return None
-    if not _NAME.match(value):
+    if not _NAME.fullmatch(value):  # `$` alone would take a trailing newline
         raise UiRefused(422, f"{field}: {value!r} is not a name (letters, digits, _ . -)")
     return value
 

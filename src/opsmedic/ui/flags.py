@@ -31,7 +31,7 @@ def _service(request: Request) -> FlagService:
 
 
 def _key(key: str) -> str:
-    if not _KEY.match(key):
+    if not _KEY.fullmatch(key):  # `$` alone would take a trailing newline
         raise UiRefused(422, f"key: {key!r} is not a flag key (letters, digits, _ . -)")
     return key
 
