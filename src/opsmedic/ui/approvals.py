@@ -29,6 +29,7 @@ from opsmedic.ui.kit import (
     form,
     held,
     invalid,
+    only,
     render,
     route,
     signed_in,
@@ -85,6 +86,7 @@ def _preview(
 @route("GET", "/approvals", Scope.READ)
 async def approvals_page(request: Request) -> HTMLResponse:
     session = await signed_in(request, Scope.READ)
+    only(request)
     state = request.app.state
     engine: Engine = state.engine
     asked, total = await asyncio.to_thread(_asked, state.store, engine.executor,

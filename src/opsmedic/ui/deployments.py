@@ -18,7 +18,7 @@ from opsmedic.plugins import ReleaseControl
 from opsmedic.releases.judge import JudgeSettings
 from opsmedic.reports.charts import for_page, per_step
 from opsmedic.tokens import Scope
-from opsmedic.ui.kit import UiRefused, form, held, render, route, signed_in
+from opsmedic.ui.kit import UiRefused, form, held, only, render, route, signed_in
 from opsmedic.views import DeploymentView
 
 SHOWN = 100  # the newest; the page says how many there are in all
@@ -40,6 +40,7 @@ async def deployments_page(
     request: Request, service: str | None = None, env: str | None = None
 ) -> HTMLResponse:
     session = await signed_in(request, Scope.READ)
+    only(request, "service", "env")
     service, env = _name("service", service), _name("env", env)
     store = request.app.state.store
     found = await asyncio.to_thread(store.list_deployments, service, env, limit=SHOWN)

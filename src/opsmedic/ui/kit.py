@@ -206,6 +206,20 @@ def invalid(exc: ValidationError) -> UiRefused:
     return UiRefused(422, said)
 
 
+def only(request: Request, *names: str) -> None:
+    """A listing's query string: each of `names` at most once and nothing else, or a 422
+    naming the parameter (a misspelt filter would filter nothing, a repeated one would have
+    one of its values dropped unsaid)."""
+    given = [name for name, _ in request.query_params.multi_items()]
+    unknown = sorted({name for name in given if name not in names})
+    if unknown:
+        known = ", ".join(names) or "none"
+        raise UiRefused(422, f"unknown parameter {', '.join(map(repr, unknown))} (known: {known})")
+    repeated = sorted({name for name in given if given.count(name) > 1})
+    if repeated:
+        raise UiRefused(422, f"{', '.join(repeated)}: given more than once")
+
+
 def held(session: Session, scope: Scope) -> bool:
     return scope.value in session.scopes or Scope.ADMIN.value in session.scopes
 
