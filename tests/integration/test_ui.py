@@ -169,3 +169,33 @@ async def test_bad_requests_get_a_4xx_page(tmp_path: Path) -> None:
         assert (await client.get("/ui/static/..%2Fpages.py")).status_code == 404
         assert (await client.get("/ui/static/pages.py")).status_code == 404
         assert (await client.get("/ui/")).status_code == 200  # still signed in
+
+
+async def test_errors_under_ui_are_pages_with_the_nav_and_the_apis_stay_json(
+    tmp_path: Path,
+) -> None:
+    async with running_api(tmp_path) as api, browser(api) as client:
+        await sign_in(client, api.token(Scope.READ, Scope.OPERATE))
+        refused = await client.get("/ui/runs", params={"state": "lost"})
+        assert refused.status_code == 422 and "Sign out" in refused.text  # the nav is there
+        huge = b"csrf=x&token=" + b"a" * (2 * 1024 * 1024)
+        form = {"content-type": "application/x-www-form-urlencoded"}
+        for method, path, status in (("GET", "/ui/nothing-here", 404),
+                                     ("GET", "/ui/signout", 405),
+                                     ("POST", "/ui/signin", 413)):  # fmt: skip
+            body = huge if status == 413 else None
+            page = await client.request(method, path, content=body, headers=form)
+            assert page.status_code == status, (path, page.text[:200])
+            assert page.headers["content-type"].startswith("text/html"), path
+            assert "Not done" in page.text and page.headers["x-frame-options"] == "DENY"
+        assert "POST" in (await client.get("/ui/signout")).headers["allow"]
+        async with api.client(api.tokens["admin"]) as json_api:
+            for method, path, status in (("GET", "/api/v1/nothing-here", 404),
+                                         ("DELETE", "/api/v1/runs", 405),
+                                         ("POST", "/api/v1/rules/reload", 413)):  # fmt: skip
+                body = huge if status == 413 else None
+                reply = await json_api.request(method, path, content=body)
+                assert reply.status_code == status, (path, reply.text[:200])
+                assert (
+                    reply.headers["content-type"] == "application/json" and reply.json()["detail"]
+                )

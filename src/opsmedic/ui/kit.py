@@ -11,10 +11,12 @@ from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader
 from pydantic import ValidationError
 from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Send
 from starlette.types import Scope as Scope_
 
@@ -119,7 +121,7 @@ class SecurityHeaders:
 
     async def __call__(self, scope: Scope_, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
-        if path != "/ui" and not path.startswith("/ui/"):
+        if not _under_ui(path):
             await self.app(scope, receive, send)
             return
 
@@ -161,7 +163,25 @@ async def refused(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, UiRefused)
     if exc.status == 303:
         return RedirectResponse("/ui/signin", status_code=303)
-    return render("refused.html", request, exc.status, message=str(exc), session=None)
+    # The session as it stands (no scope asked): signed in, the page keeps its nav.
+    sessions: Sessions = request.app.state.ui_sessions
+    session = sessions.get(request.cookies.get(COOKIE, ""), time.time())
+    return render("refused.html", request, exc.status, message=str(exc), session=session)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """An HTTP error (an unknown path, a method a route does not take) as the dashboard's
+    page with its status under /ui; elsewhere the API's JSON, as before."""
+    assert isinstance(exc, HTTPException)
+    if not _under_ui(request.url.path):
+        return await http_exception_handler(request, exc)
+    page = await refused(request, UiRefused(exc.status_code, str(exc.detail)))
+    page.headers.update(exc.headers or {})  # a 405's Allow
+    return page
+
+
+def _under_ui(path: str) -> bool:
+    return path == "/ui" or path.startswith("/ui/")
 
 
 async def signed_in(request: Request, scope: Scope) -> Session:
@@ -226,9 +246,12 @@ def held(session: Session, scope: Scope) -> bool:
 
 async def form(request: Request, csrf: str, limit: int = FORM_MAX) -> dict[str, str]:
     """A POSTed form's fields (at most `limit` bytes), once its CSRF field matches `csrf`."""
-    body = await request.body()
-    if len(body) > limit:
-        raise UiRefused(413, f"a form of {len(body)} bytes is over {limit}")
+    # Read with a running count: the API's front door leaves /ui bodies to this limit.
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise UiRefused(413, f"a form of more than {limit} bytes is over the limit")
     fields = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
     if not csrf or not hmac.compare_digest(fields.get("csrf", ""), csrf):
         raise UiRefused(403, "the form's CSRF token is missing or wrong: reload the page")

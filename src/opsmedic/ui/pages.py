@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException
 
 from opsmedic.tokens import Scope, allows, digest
 from opsmedic.ui import (  # noqa: F401  (the page modules: importing one adds its routes)
@@ -32,6 +33,7 @@ from opsmedic.ui.kit import (
     UiRefused,
     clock,
     form,
+    http_error,
     refused,
     render,
     route,
@@ -48,6 +50,8 @@ def mount(app: FastAPI) -> None:
     app.state.ui_sessions = Sessions()
     app.include_router(router)
     app.add_exception_handler(UiRefused, refused)
+    app.add_exception_handler(HTTPException, http_error)  # /ui's 404, 405 as pages
+    app.state.own_body_limits = "/ui/"  # kit.form bounds each form (api/fastpath.py)
     app.add_middleware(SecurityHeaders)
 
 
