@@ -16,6 +16,7 @@ from opsmedic.runtime import api_app
 from opsmedic.tokens import Scope
 from opsmedic.ui import pages  # noqa: F401  (mounting imports every page module: all routes registered)
 from opsmedic.ui.kit import HEADERS, ROUTE_SCOPES, router
+from opsmedic.ui.sessions import PER_TOKEN
 from ui_client import XSS, browser, csrf_of, fire, keep, sign_in
 
 
@@ -199,3 +200,28 @@ async def test_errors_under_ui_are_pages_with_the_nav_and_the_apis_stay_json(
                 assert (
                     reply.headers["content-type"] == "application/json" and reply.json()["detail"]
                 )
+
+
+async def test_signing_in_again_ends_the_old_session_and_a_token_holds_at_most_20(
+    tmp_path: Path,
+) -> None:
+    async with running_api(tmp_path) as api, browser(api) as first:
+        await sign_in(first, api.tokens["read"])
+        old = first.cookies["om_session"]
+        await sign_in(first, api.tokens["read"])  # over the session it has
+        assert first.cookies["om_session"] != old
+        async with browser(api) as stale:
+            stale.cookies.set("om_session", old)
+            assert (await stale.get("/ui/")).status_code == 303  # the old one is closed
+        assert (await first.get("/ui/")).status_code == 200
+        others = [browser(api) for _ in range(PER_TOKEN)]
+        for other in others:  # 20 more sign-ins of the same token: the oldest (first's) goes
+            await sign_in(other, api.tokens["read"])
+        assert (await first.get("/ui/")).status_code == 303
+        assert [(await o.get("/ui/")).status_code for o in others] == [200] * PER_TOKEN
+        async with browser(api) as admin:  # another token's session is not touched
+            await sign_in(admin, api.tokens["admin"])
+            await sign_in(others[0], api.tokens["read"])
+            assert (await admin.get("/ui/")).status_code == 200
+        for other in others:
+            await other.aclose()

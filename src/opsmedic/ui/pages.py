@@ -73,6 +73,7 @@ async def signin(request: Request) -> Response:
         why = "unknown or revoked token" if record is None else "the token lacks the read scope"
         return render("signin.html", request, 401, csrf=fields["csrf"], session=None, error=why)
     sessions: Sessions = request.app.state.ui_sessions
+    sessions.close(request.cookies.get(COOKIE, ""))  # signing in again ends the one before
     session = sessions.open(digest(secret), record.name, record.scopes, time.time())
     response = RedirectResponse("/ui/", status_code=303)
     response.set_cookie(COOKIE, session.id, httponly=True, samesite="strict", path="/ui",
