@@ -145,21 +145,28 @@ async def test_approve_and_reject_a_waiting_run_from_the_approvals_page(
                 ({"csrf": csrf}, 422, "confirm"),
                 ({"csrf": csrf, "confirm": "yes", "step": "two"}, 422, "step"),
                 ({"csrf": csrf, "confirm": "yes", "step": "0"}, 422, "step"),
-                ({"csrf": csrf, "confirm": "yes", "comment": "ok\u202e"}, 422, "comment"),
+                (
+                    {"csrf": csrf, "confirm": "yes", "step": "2", "comment": "ok\u202e"},
+                    422,
+                    "comment",
+                ),
+                ({"csrf": csrf, "confirm": "yes"}, 422, "step: the step this decides is missing"),
                 ({"csrf": csrf, "confirm": "yes", "step": "1"}, 409, "not step 1"),
             ):
                 reply = await operator.post(f"{url}/approve", data=data)
                 assert reply.status_code == status and said in reply.text, (data, reply.text)
             assert not marker.exists()  # nothing decided by any of those
             unknown = await operator.post("/ui/approvals/ffffffffffff/approve",
-                                          data={"csrf": csrf, "confirm": "yes"})  # fmt: skip
+                                          data={"csrf": csrf, "confirm": "yes", "step": "1"})  # fmt: skip
             assert unknown.status_code == 404
+            stepless = await operator.post(f"{url}/reject", data={"csrf": csrf})
+            assert stepless.status_code == 422 and "step:" in stepless.text
             ok = await operator.post(f"{url}/approve", data={"csrf": csrf, "confirm": "yes",
                                      "step": "2", "comment": "checked"})  # fmt: skip
             assert ok.status_code == 303 and ok.headers["location"] == "/ui/approvals"
             await until_state(api.store, approve_me, RunState.SUCCEEDED)
             assert marker.read_text() == "done\n"
-            again = await operator.post(f"{url}/reject", data={"csrf": csrf})
+            again = await operator.post(f"{url}/reject", data={"csrf": csrf, "step": "2"})
             assert again.status_code == 409 and "approved by oncall (dashboard)" in again.text
             no = await operator.post(f"/ui/approvals/{reject_me}/reject",
                                      data={"csrf": csrf, "step": "2", "comment": XSS})  # fmt: skip
