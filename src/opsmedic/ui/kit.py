@@ -7,6 +7,7 @@ import hmac
 import json
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
@@ -66,8 +67,21 @@ def _iso(epoch: float | None) -> str:
 _env.filters["iso"] = _iso
 
 
-def _utc(epoch: float | None) -> str:
+def _utc(epoch: float | str | None) -> str:
+    """A time as every page writes it; an ISO 8601 text (a hunt's window) too, UTC when it
+    names no zone (text that is no time is shown as it is)."""
+    if isinstance(epoch, str):
+        try:
+            when = datetime.fromisoformat(epoch)
+        except ValueError:
+            return epoch
+        epoch = (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
     return "" if epoch is None else time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
+
+
+def _counted(n: int, word: str) -> str:
+    """`{{ n | counted("event") }}`: 1 event, 2 events."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _data(value: Any) -> str:
@@ -90,7 +104,7 @@ def _css(value: Any, prefix: str) -> str:
     return f"{prefix}-{value if value in CLASSES[prefix] else 'other'}"
 
 
-_env.filters.update(age=_age, utc=_utc, data=_data, css=_css)
+_env.filters.update(age=_age, utc=_utc, data=_data, css=_css, counted=_counted)
 
 
 class UiRefused(Exception):
