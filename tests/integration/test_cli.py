@@ -109,6 +109,16 @@ def test_rules_test_on_events_that_are_not_objects_is_a_located_error(project: P
     ]
 
 
+def test_rules_test_on_an_event_nested_too_deep_is_a_located_error(project: Path) -> None:
+    # 600 levels: within orjson's limit, past the recursion a located read would need.
+    (project / "event.json").write_text('{"host": "h",\n "payload": ' + "[" * 600 + "]" * 600 + "}")
+    result = opsmedic("rules", "test", "event.json", cwd=project)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.splitlines() == [
+        "error event.json:1:1: event 1: nested deeper than 100 levels"
+    ]
+
+
 def test_replay_skips_bad_lines_processes_the_rest_and_records_history(project: Path) -> None:
     events = project / "events.jsonl"
     good = {"source": "disk", "resource": "/var/log/app", "value": 91, "host": "web1",

@@ -16,6 +16,7 @@ from opsmedic.runtime import api_app
 from opsmedic.tokens import Scope
 from opsmedic.ui import pages  # noqa: F401  (mounting imports every page module: all routes registered)
 from opsmedic.ui.kit import HEADERS, ROUTE_SCOPES, router
+from opsmedic.ui.sessions import PER_TOKEN
 from ui_client import XSS, browser, csrf_of, fire, keep, sign_in
 
 
@@ -169,3 +170,58 @@ async def test_bad_requests_get_a_4xx_page(tmp_path: Path) -> None:
         assert (await client.get("/ui/static/..%2Fpages.py")).status_code == 404
         assert (await client.get("/ui/static/pages.py")).status_code == 404
         assert (await client.get("/ui/")).status_code == 200  # still signed in
+
+
+async def test_errors_under_ui_are_pages_with_the_nav_and_the_apis_stay_json(
+    tmp_path: Path,
+) -> None:
+    async with running_api(tmp_path) as api, browser(api) as client:
+        await sign_in(client, api.token(Scope.READ, Scope.OPERATE))
+        refused = await client.get("/ui/runs", params={"state": "lost"})
+        assert refused.status_code == 422 and "Sign out" in refused.text  # the nav is there
+        huge = b"csrf=x&token=" + b"a" * (2 * 1024 * 1024)
+        form = {"content-type": "application/x-www-form-urlencoded"}
+        for method, path, status in (("GET", "/ui/nothing-here", 404),
+                                     ("GET", "/ui/signout", 405),
+                                     ("POST", "/ui/signin", 413)):  # fmt: skip
+            body = huge if status == 413 else None
+            page = await client.request(method, path, content=body, headers=form)
+            assert page.status_code == status, (path, page.text[:200])
+            assert page.headers["content-type"].startswith("text/html"), path
+            assert "Not done" in page.text and page.headers["x-frame-options"] == "DENY"
+        assert "POST" in (await client.get("/ui/signout")).headers["allow"]
+        async with api.client(api.tokens["admin"]) as json_api:
+            for method, path, status in (("GET", "/api/v1/nothing-here", 404),
+                                         ("DELETE", "/api/v1/runs", 405),
+                                         ("POST", "/api/v1/rules/reload", 413)):  # fmt: skip
+                body = huge if status == 413 else None
+                reply = await json_api.request(method, path, content=body)
+                assert reply.status_code == status, (path, reply.text[:200])
+                assert (
+                    reply.headers["content-type"] == "application/json" and reply.json()["detail"]
+                )
+
+
+async def test_signing_in_again_ends_the_old_session_and_a_token_holds_at_most_20(
+    tmp_path: Path,
+) -> None:
+    async with running_api(tmp_path) as api, browser(api) as first:
+        await sign_in(first, api.tokens["read"])
+        old = first.cookies["om_session"]
+        await sign_in(first, api.tokens["read"])  # over the session it has
+        assert first.cookies["om_session"] != old
+        async with browser(api) as stale:
+            stale.cookies.set("om_session", old)
+            assert (await stale.get("/ui/")).status_code == 303  # the old one is closed
+        assert (await first.get("/ui/")).status_code == 200
+        others = [browser(api) for _ in range(PER_TOKEN)]
+        for other in others:  # 20 more sign-ins of the same token: the oldest (first's) goes
+            await sign_in(other, api.tokens["read"])
+        assert (await first.get("/ui/")).status_code == 303
+        assert [(await o.get("/ui/")).status_code for o in others] == [200] * PER_TOKEN
+        async with browser(api) as admin:  # another token's session is not touched
+            await sign_in(admin, api.tokens["admin"])
+            await sign_in(others[0], api.tokens["read"])
+            assert (await admin.get("/ui/")).status_code == 200
+        for other in others:
+            await other.aclose()

@@ -123,15 +123,30 @@ async def test_a_refused_rollback_is_a_page_with_its_status(site: Site) -> None:
         async with browser(api) as client:
             await sign_in(client, api.token(Scope.READ, Scope.OPERATE))
             page = await client.get(f"/ui/deployments/{second}")
-            # A version that never passed (the page is stale, or the form forged): the
-            # controller's refusal, nothing switched.
-            for to, status, says in (("v3", 409, "never passed verification"),
-                                     ("v9", 404, "unknown version &#39;v9&#39;")):  # fmt: skip
+            # A version other than the one the page offers (a forged form): refused before
+            # the controller is asked, nothing switched.
+            for to in ("v3", "v9"):
                 reply = await client.post(f"/ui/deployments/{second}/rollback",
                                           data=_rollback_form(page.text, to=to))  # fmt: skip
-                assert reply.status_code == status and says in reply.text, reply.text
+                assert reply.status_code == 409, reply.text
+                assert f"the rollback target is v1, not {to}: reload" in reply.text
             assert api.store.get_deployment(second).state is DeploymentState.PROMOTED
-            assert site.version() == "v2"
+            # The page left open while v1 went out again: its form no longer rolls back.
+            assert api.rt.releases is not None
+            third = await api.rt.releases.deploy("shortener", "v1")
+            assert third.state == "promoted", third.reason
+            stale = await client.post(f"/ui/deployments/{second}/rollback",
+                                      data=_rollback_form(page.text))  # fmt: skip
+            assert stale.status_code == 409 and f"deployment {third.id} (v1) is newer" in stale.text
+            assert api.store.get_deployment(third.id).state is DeploymentState.PROMOTED
+            assert site.version() == "v1"
+            # Rolled back elsewhere (the CLI) meanwhile: the target the page offered is gone.
+            page = await client.get(f"/ui/deployments/{third.id}")
+            await api.rt.releases.rollback("shortener", "production", to="v2",
+                                           reason="cli", requested_by="cli")  # fmt: skip
+            gone = await client.post(f"/ui/deployments/{third.id}/rollback",
+                                     data=_rollback_form(page.text))  # fmt: skip
+            assert gone.status_code == 409 and "target is none" in gone.text, gone.text
 
 
 async def test_read_cannot_roll_back_csrf_and_bad_input(site: Site) -> None:
@@ -154,6 +169,7 @@ async def test_read_cannot_roll_back_csrf_and_bad_input(site: Site) -> None:
             bad: list[tuple[str, dict[str, str], int, str]] = [
                 (second, _rollback_form(page.text, to="../v1"), 422, "to:"),
                 (second, _rollback_form(page.text, to=""), 422, "to:"),
+                (second, _rollback_form(page.text, to="v1\n"), 422, "to:"),
                 (second, _rollback_form(page.text, reason="x" * 1001), 422, "reason:"),
                 ("nope", _rollback_form(page.text), 404, "nope"),
             ]
@@ -164,7 +180,8 @@ async def test_read_cannot_roll_back_csrf_and_bad_input(site: Site) -> None:
             for url, status, says in (("/ui/deployments/nope", 404, "nope"),
                                       ("/ui/deployments/a%00b", 422, "NUL"),
                                       (f"/ui/deployments?service={XSS}", 422, "service:"),
-                                      ("/ui/deployments?env=a/b", 422, "env:")):  # fmt: skip
+                                      ("/ui/deployments?env=a/b", 422, "env:"),
+                                      ("/ui/deployments?service=shortener%0A", 422, "service:")):  # fmt: skip
                 reply = await operator.get(url)
                 assert reply.status_code == status and says in reply.text, url
                 assert XSS not in reply.text

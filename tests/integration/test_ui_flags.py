@@ -128,6 +128,7 @@ async def test_read_cannot_change_csrf_bad_input_and_refusals(
                 (rollout, _form(page, rollout, percentage="101"), 422, "percentage:"),
                 (rollout, _form(page, rollout, percentage="-1"), 422, "percentage:"),
                 ("/ui/flags/-bad/enabled", _form(page, enabled), 422, "key:"),
+                ("/ui/flags/new_checkout%0A/enabled", _form(page, enabled), 422, "key:"),
                 ("/ui/flags/nope/enabled", _form(page, enabled), 404, "nope"),
             ]
             for url, data, status, says in bad:
@@ -142,6 +143,7 @@ async def test_read_cannot_change_csrf_bad_input_and_refusals(
             assert refused.status_code == 422 and "variant" in refused.text
             for url, status, says in (("/ui/flags/nope", 404, "nope"),
                                       ("/ui/flags/-bad", 422, "key:"),
+                                      ("/ui/flags/new_checkout%0A", 422, "key:"),
                                       ("/ui/flags?enabled=maybe", 422, "enabled:"),
                                       (f"/ui/flags?q={'x' * 101}", 422, "q:")):  # fmt: skip
                 reply = await client.get(url)

@@ -17,6 +17,7 @@ import yaml
 from api_service import Api, running_api
 from opsmedic.model import RunState
 from opsmedic.tokens import Scope
+from opsmedic.ui.kit import HEADERS
 from ui_client import browser, csrf_of, sign_in
 
 XSS = "<script>alert(1)</script>"
@@ -150,6 +151,26 @@ async def test_the_test_box_gives_rules_tests_verdicts_with_rendered_steps(
         assert big.status_code == 413
         forged = await client.post("/ui/rules/test", data={"csrf": "x", "event": "{}"})
         assert forged.status_code == 403
+        for depth in (101, 600, 1000):  # a payload nested past the bound: said, not a 500
+            deep = await test('{"source": "disk",\n "payload": ' + "[" * depth + "]" * depth + "}")
+            assert deep.status_code == 422, deep.text
+            assert "event:1:1: event 1: nested deeper than 100 levels" in deep.text
+
+
+async def test_an_exception_escaping_a_page_keeps_the_security_headers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("opsmedic.ui.rule_trial.try_event", broken)
+    async with running_api(tmp_path, RULES) as api, browser(api) as client:
+        await sign_in(client, api.tokens["read"])
+        csrf = csrf_of((await client.get("/ui/rules/test")).text)
+        page = await client.post("/ui/rules/test", data={"csrf": csrf, "event": "{}"})
+        assert page.status_code == 500 and "a bug" not in page.text
+        assert page.headers["content-security-policy"] == HEADERS["Content-Security-Policy"]
+        assert page.headers["x-frame-options"] == "DENY"
 
 
 async def test_rerun_from_the_incident_page(

@@ -22,11 +22,12 @@ ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
 
 
 def seed(api: Api) -> dict[str, Run]:
-    """Three finished runs: two rules, three action lists, two targets, three states."""
+    """Three finished runs: two rules, three action lists, three targets on two hosts, three
+    states."""
     made: dict[str, Run] = {}
     for name, rule, actions, target, state, at in (
-        ("a", "disk-a", ["archive_logs"], "web1", RunState.SUCCEEDED, T),
-        ("b", "disk-b", ["run_command", "notify"], "web2", RunState.FAILED, T + 100),
+        ("a", "disk-a", ["archive_logs"], "web1:/var/log", RunState.SUCCEEDED, T),
+        ("b", "disk-b", ["run_command", "notify"], "web2:/b", RunState.FAILED, T + 100),
         ("x", XSS, ["noop"], "web1", RunState.SKIPPED, T + 200),
     ):
         event = make_event(resource=f"/{name}", time=at, labels={"team": XSS})
@@ -66,11 +67,15 @@ async def test_each_filter_of_the_runs_page_and_a_runs_page(
             ({"action": "archive"}, set()),  # a whole action name, not a part of one
             ({"action": "archive%logs"}, set()),  # LIKE's wildcards are literal here
             ({"state": "failed"}, {"b"}),
-            ({"target": "web1"}, {"a", "x"}),
+            ({"target": "web1"}, {"x"}),  # exact: web1:/var/log is another target
+            ({"target": "web1:/var/log"}, {"a"}),
+            ({"host": "web1"}, {"a", "x"}),  # the target's host part: web1, web1:…
+            ({"host": "web"}, set()),
+            ({"host": "web_"}, set()),  # LIKE's wildcards are literal here too
             ({"since": str(T + 50)}, {"b", "x"}),
             ({"until": iso}, {"a", "b"}),
             ({"since": f"{iso}Z", "until": "", "rule": " "}, {"x"}),  # blank boxes filter nothing
-            ({"target": "web1", "state": "succeeded"}, {"a"}),
+            ({"host": "web1", "state": "succeeded"}, {"a"}),
         ):
             page = await client.get("/ui/runs", params=query)
             assert page.status_code == 200, (query, page.text)
@@ -140,21 +145,28 @@ async def test_approve_and_reject_a_waiting_run_from_the_approvals_page(
                 ({"csrf": csrf}, 422, "confirm"),
                 ({"csrf": csrf, "confirm": "yes", "step": "two"}, 422, "step"),
                 ({"csrf": csrf, "confirm": "yes", "step": "0"}, 422, "step"),
-                ({"csrf": csrf, "confirm": "yes", "comment": "ok\u202e"}, 422, "comment"),
+                (
+                    {"csrf": csrf, "confirm": "yes", "step": "2", "comment": "ok\u202e"},
+                    422,
+                    "comment",
+                ),
+                ({"csrf": csrf, "confirm": "yes"}, 422, "step: the step this decides is missing"),
                 ({"csrf": csrf, "confirm": "yes", "step": "1"}, 409, "not step 1"),
             ):
                 reply = await operator.post(f"{url}/approve", data=data)
                 assert reply.status_code == status and said in reply.text, (data, reply.text)
             assert not marker.exists()  # nothing decided by any of those
             unknown = await operator.post("/ui/approvals/ffffffffffff/approve",
-                                          data={"csrf": csrf, "confirm": "yes"})  # fmt: skip
+                                          data={"csrf": csrf, "confirm": "yes", "step": "1"})  # fmt: skip
             assert unknown.status_code == 404
+            stepless = await operator.post(f"{url}/reject", data={"csrf": csrf})
+            assert stepless.status_code == 422 and "step:" in stepless.text
             ok = await operator.post(f"{url}/approve", data={"csrf": csrf, "confirm": "yes",
                                      "step": "2", "comment": "checked"})  # fmt: skip
             assert ok.status_code == 303 and ok.headers["location"] == "/ui/approvals"
             await until_state(api.store, approve_me, RunState.SUCCEEDED)
             assert marker.read_text() == "done\n"
-            again = await operator.post(f"{url}/reject", data={"csrf": csrf})
+            again = await operator.post(f"{url}/reject", data={"csrf": csrf, "step": "2"})
             assert again.status_code == 409 and "approved by oncall (dashboard)" in again.text
             no = await operator.post(f"/ui/approvals/{reject_me}/reject",
                                      data={"csrf": csrf, "step": "2", "comment": XSS})  # fmt: skip

@@ -52,7 +52,12 @@ class IngestFastPath:
             return
         path = scope.get("path", "")
         ingest = scope["method"] == "POST" and path in self._routes
-        if refusal := _body_refusal(scope, self.app.state.max_body, chunked_ok=ingest):
+        # The dashboard (mounted on this app) reads its forms with a smaller limit of its own
+        # and answers an oversized one with a page rather than this JSON.
+        own = getattr(self.app.state, "own_body_limits", None)
+        if own and path.startswith(own):
+            await self.app(scope, receive, send)
+        elif refusal := _body_refusal(scope, self.app.state.max_body, chunked_ok=ingest):
             await _send(send, *refusal)
         elif ingest:
             await self._ingest(scope, receive, send, path)

@@ -19,6 +19,9 @@ Loc = tuple[str | int, ...]
 
 # The C loader composes ~10x faster; fall back where PyYAML was built without libyaml.
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# Levels of nesting a document may have: far past any config or event, and far short of the
+# recursion limit that building (and anything walking the values after) would hit.
+MAX_DEPTH = 100
 
 
 @dataclass(slots=True)
@@ -123,12 +126,34 @@ def load_yaml_file(path: Path) -> Located:
     return load_yaml(text, str(path))
 
 
+def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether lists and mappings in `value` nest more than `limit` levels (walked without
+    recursion: the point is a value that would exhaust it)."""
+    stack = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            if level >= limit:
+                return True
+            stack.extend(
+                (child, level + 1) for child in (item.values() if isinstance(item, dict) else item)
+            )
+    return False
+
+
 def _build(node: yaml.Node, loc: Loc, out: Located, loader: yaml.SafeLoader) -> Any:
     out.marks[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    if len(loc) >= MAX_DEPTH and isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+        # Not built: the problem says where, and nothing below can recurse into it.
+        out.problems.append(_at(out.file, node, dotted(loc), f"nested deeper than {MAX_DEPTH}"))
+        return None
     if isinstance(node, yaml.MappingNode):
         result: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
+            # A list or mapping as a key is refused unbuilt: building it could recurse as deep.
+            key = (
+                loader.construct_object(key_node) if isinstance(key_node, yaml.ScalarNode) else None
+            )
             if not isinstance(key, str | int | float | bool):
                 out.problems.append(_at(out.file, key_node, dotted(loc), "keys must be scalars"))
                 continue

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from opsmedic.config.located import Located, load_yaml
+from opsmedic.config.located import MAX_DEPTH, Located, load_yaml, too_deep
 from opsmedic.engine.explain import plain_value
 from opsmedic.errors import ConfigError, Problem
 from opsmedic.model import Event, StepRecord
@@ -24,6 +24,8 @@ def try_event(
     """One event's verdicts as plain data, the `rules test --json` shape (docs/cli.md): per
     rule (`only` that one, when given) whether it matches, else its first failed condition;
     with `preview`, a match's `steps` as rendered."""
+    if too_deep(item):  # refused before anything walks it (located reading included)
+        return {"error": f"nested deeper than {MAX_DEPTH} levels"}
     try:
         event = parse_event(item)
     except ValueError as exc:

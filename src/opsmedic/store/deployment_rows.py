@@ -84,10 +84,12 @@ def listing(
     return [deployment_from_row(r) for r in conn.execute(stmt).mappings()]
 
 
-def count(conn: Connection, service: str | None, env: str | None) -> int:
+def count(
+    conn: Connection, service: str | None, env: str | None, states: Sequence[str] = ()
+) -> int:
     """How many `listing` would give without its limit (the dashboard says "N of M")."""
     stmt = sa.select(sa.func.count()).select_from(deployments)
-    return int(conn.execute(_filtered(stmt, service, env, ())).scalar_one())
+    return int(conn.execute(_filtered(stmt, service, env, states)).scalar_one())
 
 
 def _filtered(

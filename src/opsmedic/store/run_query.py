@@ -61,7 +61,12 @@ class RunFilter(BaseModel):
     rule: Name | None = Field(default=None, description="only this rule's runs")
     action: Name | None = Field(default=None, description="only runs whose rule does this action")
     state: RunState | None = Field(default=None, description="only runs in this state")
-    target: Name | None = Field(default=None, description="only runs on this target (host…)")
+    target: Name | None = Field(
+        default=None, description="only runs on exactly this target (host:resource, host…)"
+    )
+    host: Name | None = Field(
+        default=None, description="only runs on this host: its target is it, or HOST:resource"
+    )
     queue: Queue | None = Field(default=None, description="only runs of this queue")
     since: Moment | None = Field(
         default=None, description="created at or after: epoch seconds or ISO 8601 (UTC if no zone)"
@@ -74,6 +79,10 @@ class RunFilter(BaseModel):
                               (runs.c.state, self.state), (runs.c.queue, self.queue)):  # fmt: skip
             if value is not None:
                 found.append(column == str(value))  # an enum as its text
+        if self.host is not None:
+            # A run's target is its event's `host:resource` (or the host alone): Event.target.
+            prefix = runs.c.target.startswith(f"{self.host}:", autoescape=True)
+            found.append(sa.or_(runs.c.target == self.host, prefix))
         if self.action is not None:
             # `actions` is a JSON list of names, written compact by dumps_json: the quoted
             # name is a whole element, on SQLite and PostgreSQL alike.

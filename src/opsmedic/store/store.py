@@ -511,9 +511,11 @@ class Store:
         with self._transaction() as conn:
             return deployment_rows.listing(conn, service, env, states, limit)
 
-    def count_deployments(self, service: str | None = None, env: str | None = None) -> int:
+    def count_deployments(
+        self, service: str | None = None, env: str | None = None, states: Sequence[str] = ()
+    ) -> int:
         with self._transaction() as conn:
-            return deployment_rows.count(conn, service, env)
+            return deployment_rows.count(conn, service, env, states)
 
     def get_deployment(self, ref: str) -> Deployment:
         with self._transaction() as conn:

@@ -29,6 +29,7 @@ from opsmedic.ui.kit import (
     form,
     held,
     invalid,
+    only,
     render,
     route,
     signed_in,
@@ -85,6 +86,7 @@ def _preview(
 @route("GET", "/approvals", Scope.READ)
 async def approvals_page(request: Request) -> HTMLResponse:
     session = await signed_in(request, Scope.READ)
+    only(request)
     state = request.app.state
     engine: Engine = state.engine
     asked, total = await asyncio.to_thread(_asked, state.store, engine.executor,
@@ -102,6 +104,8 @@ def _decide(decision: str) -> Callable[[Request, str], Awaitable[Response]]:
         checked(ref)
         if decision == APPROVED and fields.get("confirm") != "yes":
             raise UiRefused(422, "confirm: tick the box saying you read what the step will do")
+        if not fields.get("step"):  # the step the page showed: a decision on what was read
+            raise UiRefused(422, "step: the step this decides is missing: reload the page")
         try:  # the form's text, validated as the API's JSON body is (a number from its text)
             asked = Decision.model_validate(
                 {k: fields[k] for k in ("comment", "step") if fields.get(k)}, strict=False

@@ -18,7 +18,7 @@ from opsmedic.plugins import ReleaseControl
 from opsmedic.releases.judge import JudgeSettings
 from opsmedic.reports.charts import for_page, per_step
 from opsmedic.tokens import Scope
-from opsmedic.ui.kit import UiRefused, form, held, render, route, signed_in
+from opsmedic.ui.kit import UiRefused, form, held, only, render, route, signed_in
 from opsmedic.views import DeploymentView
 
 SHOWN = 100  # the newest; the page says how many there are in all
@@ -30,7 +30,7 @@ def _name(field: str, value: str | None) -> str | None:
     """A service, env or version from a query or a form: None when empty, else a name."""
     if not value:
         return None
-    if not _NAME.match(value):
+    if not _NAME.fullmatch(value):  # `$` alone would take a trailing newline
         raise UiRefused(422, f"{field}: {value!r} is not a name (letters, digits, _ . -)")
     return value
 
@@ -40,6 +40,7 @@ async def deployments_page(
     request: Request, service: str | None = None, env: str | None = None
 ) -> HTMLResponse:
     session = await signed_in(request, Scope.READ)
+    only(request, "service", "env")
     service, env = _name("service", service), _name("env", env)
     store = request.app.state.store
     found = await asyncio.to_thread(store.list_deployments, service, env, limit=SHOWN)
@@ -59,14 +60,20 @@ async def _deployment(request: Request, ref: str) -> Deployment:
     return found
 
 
+async def _newer(request: Request, deployment: Deployment) -> Deployment | None:
+    """The newest deployment of this one's service and env when it is another one."""
+    store, service, env = request.app.state.store, deployment.service, deployment.env
+    latest = await asyncio.to_thread(store.list_deployments, service, env, limit=1)
+    return latest[0] if latest and latest[0].id != deployment.id else None
+
+
 async def _rollback_target(request: Request, deployment: Deployment) -> str:
     """The version an emergency rollback of this deployment's service and env goes back to,
     by the store call the controller makes (the last known good but the latest); "" when
     this is not the latest deployment there, it is already rolled back, or none passed."""
     store = request.app.state.store
     service, env = deployment.service, deployment.env
-    latest = await asyncio.to_thread(store.list_deployments, service, env, limit=1)
-    if not latest or latest[0].id != deployment.id:
+    if await _newer(request, deployment) is not None:
         return ""
     if deployment.state is DeploymentState.ROLLED_BACK:
         return ""
@@ -114,8 +121,9 @@ async def deployment_page(request: Request, ref: str) -> HTMLResponse:
 @route("POST", "/deployments/{ref}/rollback", Scope.OPERATE)
 async def rollback(request: Request, ref: str) -> Response:
     """The emergency rollback: the controller's own call, as POST /api/v1/deployments/rollback
-    makes it, to the version the confirmation named (a version that has since lost its last
-    known good mark is refused, never replaced by another)."""
+    makes it, to the version the confirmation named: refused (409) when that is no longer the
+    target the page computes, or this is no longer the newest deployment there (a page left
+    open while another deployment went out), never replaced by another."""
     session = await signed_in(request, Scope.OPERATE)
     fields = await form(request, session.csrf)
     deployment = await _deployment(request, ref)
@@ -130,6 +138,14 @@ async def rollback(request: Request, ref: str) -> Response:
     controller: ReleaseControl | None = request.app.state.releases
     if controller is None:
         raise UiRefused(409, "this opsmedic has no services: configured (docs/releases.md)")
+    # The page may be stale: only what it offered, on what is still the newest deployment.
+    if (newer := await _newer(request, deployment)) is not None:
+        raise UiRefused(409, f"deployment {newer.id} ({newer.version}) is newer than "
+                             f"{deployment.id} for {deployment.service}/{deployment.env}: "
+                             "open its page to roll back")  # fmt: skip
+    if (target := await _rollback_target(request, deployment)) != to:
+        now = f"is {target}" if target else "is none (already rolled back, or none passed)"
+        raise UiRefused(409, f"to: the rollback target {now}, not {to}: reload the page")
     try:
         found = await controller.rollback(
             deployment.service, deployment.env, to=to,

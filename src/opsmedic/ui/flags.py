@@ -15,7 +15,7 @@ from opsmedic.flagops.views import FlagChangeView, FlagListView, FlagView
 from opsmedic.flags.changes import Author, FlagRecord
 from opsmedic.flags.model import FLAG_KEY_PATTERN
 from opsmedic.tokens import Scope
-from opsmedic.ui.kit import UiRefused, form, held, render, route, signed_in
+from opsmedic.ui.kit import UiRefused, form, held, only, render, route, signed_in
 
 SHOWN = 500  # flags on the list page; it says how many there are in all
 HISTORY = 50  # a flag's newest changes on its page
@@ -31,7 +31,7 @@ def _service(request: Request) -> FlagService:
 
 
 def _key(key: str) -> str:
-    if not _KEY.match(key):
+    if not _KEY.fullmatch(key):  # `$` alone would take a trailing newline
         raise UiRefused(422, f"key: {key!r} is not a flag key (letters, digits, _ . -)")
     return key
 
@@ -47,6 +47,7 @@ async def _answer(change: Awaitable[FlagRecord]) -> FlagRecord:
 @route("GET", "/flags", Scope.READ)
 async def flags_page(request: Request, q: str = "", enabled: str = "") -> HTMLResponse:
     session = await signed_in(request, Scope.READ)
+    only(request, "q", "enabled")
     if len(q) > QUERY_MAX or "\x00" in q:
         raise UiRefused(422, f"q: at most {QUERY_MAX} characters, no NUL")
     if enabled and enabled not in _ENABLED:

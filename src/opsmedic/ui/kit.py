@@ -7,14 +7,17 @@ import hmac
 import json
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader
 from pydantic import ValidationError
 from starlette.datastructures import MutableHeaders
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Send
 from starlette.types import Scope as Scope_
 
@@ -64,8 +67,21 @@ def _iso(epoch: float | None) -> str:
 _env.filters["iso"] = _iso
 
 
-def _utc(epoch: float | None) -> str:
+def _utc(epoch: float | str | None) -> str:
+    """A time as every page writes it; an ISO 8601 text (a hunt's window) too, UTC when it
+    names no zone (text that is no time is shown as it is)."""
+    if isinstance(epoch, str):
+        try:
+            when = datetime.fromisoformat(epoch)
+        except ValueError:
+            return epoch
+        epoch = (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
     return "" if epoch is None else time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
+
+
+def _counted(n: int, word: str) -> str:
+    """`{{ n | counted("event") }}`: 1 event, 2 events."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _data(value: Any, indent: int | None = None) -> str:
@@ -76,7 +92,22 @@ def _data(value: Any, indent: int | None = None) -> str:
     return json.dumps(value, ensure_ascii=False, default=str, indent=indent)
 
 
-_env.filters.update(age=_age, utc=_utc, data=_data)
+# The values a stored text may put into a class, per prefix (ui.css styles each): anything
+# else is `PREFIX-other`, so a sender's `critical x skip` cannot add the `skip` class.
+CLASSES = {
+    "sev": ("info", "warning", "error", "critical", "page", "ticket"),
+    "decision": ("approved", "rejected", "timed_out"),
+    "verdict": ("pass", "marginal", "fail", "nodata", "passed", "failed", "pending"),
+    "silence": ("active", "pending", "expired"),
+}
+
+
+def _css(value: Any, prefix: str) -> str:
+    """`{{ i.severity | css("sev") }}`: the class `sev-critical`, or `sev-other`."""
+    return f"{prefix}-{value if value in CLASSES[prefix] else 'other'}"
+
+
+_env.filters.update(age=_age, utc=_utc, data=_data, css=_css, counted=_counted)
 
 
 class UiRefused(Exception):
@@ -98,21 +129,25 @@ def route(method: str, path: str, scope: Scope | None) -> Callable[[Any], Any]:
 
 
 class SecurityHeaders:
-    """HEADERS on every /ui response, an unknown path's 404 included; a route that serves a
-    document other than a page (an SVG image) keeps the CSP it set. Plain ASGI, not
-    BaseHTTPMiddleware: the API's never-ending flag streams pass through untouched."""
+    """HEADERS on every /ui response, an unknown path's 404 and an error's 500 included; a
+    route that serves a document other than a page (an SVG image) keeps the CSP it set. Plain
+    ASGI, not BaseHTTPMiddleware: the API's never-ending flag streams pass through untouched."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope_, receive: Receive, send: Send) -> None:
         path = scope.get("path", "") if scope["type"] == "http" else ""
-        if path != "/ui" and not path.startswith("/ui/"):
+        if not _under_ui(path):
             await self.app(scope, receive, send)
             return
 
+        started = False
+
         async def secured(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 headers = MutableHeaders(scope=message)
                 own = headers.get("content-security-policy")  # an SVG chart's: ui/slos.py
                 for name, value in HEADERS.items():
@@ -121,7 +156,14 @@ class SecurityHeaders:
                     headers["content-security-policy"] = own
             await send(message)
 
-        await self.app(scope, receive, secured)
+        try:
+            await self.app(scope, receive, secured)
+        except Exception:
+            # Starlette's 500 is sent outside this middleware, without the headers: this one
+            # is sent inside, and the exception goes on to be logged as before.
+            if not started:
+                await PlainTextResponse("Internal Server Error", 500)(scope, receive, secured)
+            raise
 
 
 def render(name: str, request: Request, status: int = 200, **values: Any) -> HTMLResponse:
@@ -138,7 +180,25 @@ async def refused(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, UiRefused)
     if exc.status == 303:
         return RedirectResponse("/ui/signin", status_code=303)
-    return render("refused.html", request, exc.status, message=str(exc), session=None)
+    # The session as it stands (no scope asked): signed in, the page keeps its nav.
+    sessions: Sessions = request.app.state.ui_sessions
+    session = sessions.get(request.cookies.get(COOKIE, ""), time.time())
+    return render("refused.html", request, exc.status, message=str(exc), session=session)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    """An HTTP error (an unknown path, a method a route does not take) as the dashboard's
+    page with its status under /ui; elsewhere the API's JSON, as before."""
+    assert isinstance(exc, HTTPException)
+    if not _under_ui(request.url.path):
+        return await http_exception_handler(request, exc)
+    page = await refused(request, UiRefused(exc.status_code, str(exc.detail)))
+    page.headers.update(exc.headers or {})  # a 405's Allow
+    return page
+
+
+def _under_ui(path: str) -> bool:
+    return path == "/ui" or path.startswith("/ui/")
 
 
 async def signed_in(request: Request, scope: Scope) -> Session:
@@ -183,15 +243,32 @@ def invalid(exc: ValidationError) -> UiRefused:
     return UiRefused(422, said)
 
 
+def only(request: Request, *names: str) -> None:
+    """A listing's query string: each of `names` at most once and nothing else, or a 422
+    naming the parameter (a misspelt filter would filter nothing, a repeated one would have
+    one of its values dropped unsaid)."""
+    given = [name for name, _ in request.query_params.multi_items()]
+    unknown = sorted({name for name in given if name not in names})
+    if unknown:
+        known = ", ".join(names) or "none"
+        raise UiRefused(422, f"unknown parameter {', '.join(map(repr, unknown))} (known: {known})")
+    repeated = sorted({name for name in given if given.count(name) > 1})
+    if repeated:
+        raise UiRefused(422, f"{', '.join(repeated)}: given more than once")
+
+
 def held(session: Session, scope: Scope) -> bool:
     return scope.value in session.scopes or Scope.ADMIN.value in session.scopes
 
 
 async def form(request: Request, csrf: str, limit: int = FORM_MAX) -> dict[str, str]:
     """A POSTed form's fields (at most `limit` bytes), once its CSRF field matches `csrf`."""
-    body = await request.body()
-    if len(body) > limit:
-        raise UiRefused(413, f"a form of {len(body)} bytes is over {limit}")
+    # Read with a running count: the API's front door leaves /ui bodies to this limit.
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise UiRefused(413, f"a form of more than {limit} bytes is over the limit")
     fields = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
     if not csrf or not hmac.compare_digest(fields.get("csrf", ""), csrf):
         raise UiRefused(403, "the form's CSRF token is missing or wrong: reload the page")

@@ -11,6 +11,7 @@ from opsmedic.flags.changes import FlagChange
 from opsmedic.model import DeploymentState, IncidentStatus, RunState
 from opsmedic.slo.watch import statuses
 from opsmedic.store.now_rows import RunMark
+from opsmedic.store.run_query import RunFilter
 from opsmedic.store.store import Store
 from opsmedic.views import DeploymentView, IncidentView, RunView
 
@@ -18,6 +19,8 @@ ACTIVE = (IncidentStatus.OPEN, IncidentStatus.ACKNOWLEDGED, IncidentStatus.MITIG
 INCIDENTS_SHOWN = 100  # the newest; the page says when there are more
 RUNS_PER_INCIDENT = 5  # what automation did: each incident's latest runs
 RUNNING_SHOWN = 100
+RUNNING_COUNTED = 10_000  # running runs counted at most: past that the page says "more than"
+RUNNING = RunFilter(state=RunState.RUNNING)
 DEPLOYMENTS_SHOWN = 100
 FLAG_WINDOW_S = 3600.0
 FLAGS_SHOWN = 50
@@ -39,7 +42,9 @@ class NowData:
     incidents_total: int  # active ones: more than shown when over INCIDENTS_SHOWN
     runs_by_incident: dict[str, list[RunMark]]
     running: list[RunView]
+    running_total: int  # counted up to RUNNING_COUNTED + 1
     deployments: list[Rollout]
+    deployments_total: int
     flags: list[FlagChange]
     flags_total: int
     slos: list[dict[str, Any]] = field(default_factory=list)
@@ -52,14 +57,19 @@ def now_data(store: Store, slos: Sequence[SloConfig], now: float) -> NowData:
     total = store.now.count_incidents(ACTIVE) if len(found) > INCIDENTS_SHOWN else len(found)
     incidents = [IncidentView.model_validate(i) for i in found[:INCIDENTS_SHOWN]]
     by_incident = store.now.latest_runs([i.id for i in incidents], RUNS_PER_INCIDENT)
-    running = [RunView.of(r) for r in store.list_runs(state=RunState.RUNNING, limit=RUNNING_SHOWN)]
+    runs, running_total = store.run_reads.page(RUNNING, RUNNING_SHOWN, RUNNING_COUNTED)
     rollouts = [
         rollout(DeploymentView.model_validate(d))
-        for d in store.list_deployments(states=IN_PROGRESS, limit=DEPLOYMENTS_SHOWN)
+        for d in store.list_deployments(states=IN_PROGRESS, limit=DEPLOYMENTS_SHOWN + 1)
     ]
+    rolling = len(rollouts)
+    if rolling > DEPLOYMENTS_SHOWN:
+        rolling = store.count_deployments(states=IN_PROGRESS)
     flags, flags_total = store.flags.since(now - FLAG_WINDOW_S, FLAGS_SHOWN)
     burning = [s.as_dict() for s in statuses(slos, store, now) if s.firing] if slos else []
-    return NowData(incidents, total, by_incident, running, rollouts, flags, flags_total, burning)
+    running = [RunView.of(r) for r in runs]
+    return NowData(incidents, total, by_incident, running, running_total,
+                   rollouts[:DEPLOYMENTS_SHOWN], rolling, flags, flags_total, burning)  # fmt: skip
 
 
 def rollout(deployment: DeploymentView) -> Rollout:

@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException
 
 from opsmedic.tokens import Scope, allows, digest
 from opsmedic.ui import (  # noqa: F401  (the page modules: importing one adds its routes)
@@ -32,6 +33,7 @@ from opsmedic.ui.kit import (
     UiRefused,
     clock,
     form,
+    http_error,
     refused,
     render,
     route,
@@ -39,7 +41,7 @@ from opsmedic.ui.kit import (
     secure,
     signed_in,
 )
-from opsmedic.ui.now import now_data
+from opsmedic.ui.now import RUNNING_COUNTED, now_data
 from opsmedic.ui.sessions import SESSION_SECONDS, Sessions
 
 
@@ -48,6 +50,8 @@ def mount(app: FastAPI) -> None:
     app.state.ui_sessions = Sessions()
     app.include_router(router)
     app.add_exception_handler(UiRefused, refused)
+    app.add_exception_handler(HTTPException, http_error)  # /ui's 404, 405 as pages
+    app.state.own_body_limits = "/ui/"  # kit.form bounds each form (api/fastpath.py)
     app.add_middleware(SecurityHeaders)
 
 
@@ -69,6 +73,7 @@ async def signin(request: Request) -> Response:
         why = "unknown or revoked token" if record is None else "the token lacks the read scope"
         return render("signin.html", request, 401, csrf=fields["csrf"], session=None, error=why)
     sessions: Sessions = request.app.state.ui_sessions
+    sessions.close(request.cookies.get(COOKIE, ""))  # signing in again ends the one before
     session = sessions.open(digest(secret), record.name, record.scopes, time.time())
     response = RedirectResponse("/ui/", status_code=303)
     response.set_cookie(COOKIE, session.id, httponly=True, samesite="strict", path="/ui",
@@ -98,7 +103,7 @@ async def static(name: str) -> Response:
 async def _now(request: Request) -> dict[str, Any]:
     state = request.app.state
     data = await asyncio.to_thread(now_data, state.store, state.slos, clock(request))
-    return {"data": data}
+    return {"data": data, "counted": RUNNING_COUNTED}
 
 
 @route("GET", "/", Scope.READ)

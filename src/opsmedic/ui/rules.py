@@ -16,7 +16,7 @@ from opsmedic.rules.model import Rule
 from opsmedic.rules.ruleset import RuleSet
 from opsmedic.store.history_rows import LastRun
 from opsmedic.tokens import Scope
-from opsmedic.ui.kit import UiRefused, clock, form, render, route, signed_in
+from opsmedic.ui.kit import UiRefused, clock, form, only, render, route, signed_in
 
 RULES_SHOWN = 500  # rules listed at most; the page says when a filter would show more
 ERRORS_SHOWN = 100  # load errors listed at most, likewise
@@ -37,9 +37,7 @@ class RuleRow:
 def _filters(request: Request) -> tuple[str, bool | None]:
     """The query string's `q` (a part of the name) and `enabled` (yes, no); 422 naming the
     field otherwise."""
-    unknown = set(request.query_params) - {"q", "enabled"}
-    if unknown:
-        raise UiRefused(422, f"unknown filter {sorted(unknown)[0]!r}: use q or enabled")
+    only(request, "q", "enabled")
     q = request.query_params.get("q", "")
     if len(q) > QUERY_MAX or "\x00" in q:
         raise UiRefused(422, f"q: at most {QUERY_MAX} characters, no NUL")

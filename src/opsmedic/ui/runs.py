@@ -13,7 +13,7 @@ from opsmedic.model import Event, RunState
 from opsmedic.store.run_query import RunFilter
 from opsmedic.store.store import Store
 from opsmedic.tokens import Scope
-from opsmedic.ui.kit import invalid, lookup, render, route, signed_in
+from opsmedic.ui.kit import invalid, lookup, only, render, route, signed_in
 from opsmedic.views import EventView, RunDetailView, RunView
 
 SHOWN = 100  # runs on one page, the newest; the page says how many match in all
@@ -24,6 +24,7 @@ FILTERS = tuple(RunFilter.model_fields)
 def run_filter(request: Request) -> RunFilter:
     """The query string's filters, parsed by the code `GET /api/v1/runs` parses them with
     (an empty field is no filter: what a form sends for a box left blank)."""
+    only(request, *FILTERS)
     given = {k: v for k, v in request.query_params.items() if k in FILTERS and v.strip()}
     try:
         return RunFilter.model_validate(given)

@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 SESSION_SECONDS = 8 * 3600.0  # one shift; the token itself is re-checked on every request
 MAX_SESSIONS = 10_000  # sign-ins are bounded: a flood of them cannot grow memory for ever
+# Sessions of one token: its oldest goes past this, so one token (a read one handed around)
+# cannot fill MAX_SESSIONS and push everyone else's out.
+PER_TOKEN = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +34,9 @@ class Sessions:
     def open(
         self, token_hash: str, token_name: str, scopes: tuple[str, ...], now: float
     ) -> Session:
+        own = [s for s in self._by_id.values() if s.token_hash == token_hash]
+        if len(own) >= PER_TOKEN:
+            del self._by_id[min(own, key=lambda s: s.expires_at).id]
         if len(self._by_id) >= MAX_SESSIONS:
             self._by_id = {k: s for k, s in self._by_id.items() if s.expires_at > now}
             if len(self._by_id) >= MAX_SESSIONS:  # still full: the oldest goes

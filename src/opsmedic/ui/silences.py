@@ -14,7 +14,7 @@ from opsmedic.errors import AmbiguousRef, NotFoundError
 from opsmedic.model import Event
 from opsmedic.store.store import Store
 from opsmedic.tokens import Scope
-from opsmedic.ui.kit import UiRefused, checked, clock, form, held, render, route, signed_in
+from opsmedic.ui.kit import UiRefused, checked, clock, form, held, only, render, route, signed_in
 from opsmedic.ui.sessions import Session
 
 SHOWN = 200  # silences listed; the page says when there are more
@@ -24,6 +24,7 @@ DEFAULT_DURATION = "2h"
 @route("GET", "/silences", Scope.READ)
 async def silences_page(request: Request, all: str = "") -> HTMLResponse:
     session = await signed_in(request, Scope.READ)
+    only(request, "all")
     if all not in ("", "0", "1"):
         raise UiRefused(422, f"all: {all!r} is not 1 (expired ones too) or 0")
     now = clock(request)

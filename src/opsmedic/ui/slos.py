@@ -15,7 +15,7 @@ from opsmedic.reports.budget import burndown_svg
 from opsmedic.slo.budget_use import burndown
 from opsmedic.slo.watch import statuses
 from opsmedic.tokens import Scope
-from opsmedic.ui.kit import UiRefused, clock, render, route, signed_in
+from opsmedic.ui.kit import UiRefused, clock, only, render, route, signed_in
 
 STATES = ("ok", "burning", "exhausted", "no data")  # SloStatus.state's values, the filter's
 # pygal's SVG carries its look as one <style> element and a style attribute or two: the
@@ -27,6 +27,7 @@ _STYLE_ATTRIBUTE = re.compile(r'\sstyle="([^"]*)"')
 @route("GET", "/slos", Scope.READ)
 async def slos_page(request: Request, state: str = "") -> HTMLResponse:
     session = await signed_in(request, Scope.READ)
+    only(request, "state")
     if state and state not in STATES:
         raise UiRefused(422, f"state: {state!r} is not one of {', '.join(STATES)}")
     app = request.app.state

@@ -103,6 +103,13 @@ def test_it_loads_a_good_rule_file(tmp_path: Path) -> None:
             "- name: a\n  when: {source: x}\n  do: [{noop: {}, run_command: {argv: [x]}}]\n",
             "r.yaml:3:8: [0].do[0]: a step names exactly one action",
         ),
+        (  # a value nested past the bound: located, never a RecursionError
+            "- name: a\n  when: {source: x, labels.x: "
+            + "[" * 900
+            + "]" * 900
+            + "}\n  do: [noop]\n",
+            "r.yaml:2:128: [0].when.labels.x" + "[0]" * 97 + ": nested deeper than 100",
+        ),
         ("name: a\n", "r.yaml:1:1: a rule file holds a list of rules"),
         ("- name: a\n  do: [noop]\n", "r.yaml:1:3: [0].when: required field is missing"),
     ],
