@@ -204,7 +204,7 @@ def test_the_incident_shows_what_automation_did(operator: BrowserContext, site: 
     # The hunt's headline once (its summary's first line), then each error with its count.
     hunt = page.locator("section", has=page.get_by_role("heading", name="Log hunt"))
     expect(hunt.locator("p").first).to_have_text(
-        re.compile(r"^2 distinct errors, 7 occurrences in 1 file, since \S+$")
+        re.compile(r"^2 distinct errors, 7 occurrences in 1 file, since [-0-9]+ [:0-9]+ UTC$")
     )
     top = hunt.locator("tbody tr").first.locator("td")
     expect(top.nth(0)).to_have_text("6\N{MULTIPLICATION SIGN}")
