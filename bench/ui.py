@@ -112,6 +112,16 @@ def _releases(store: Store, deployments: int, flags: int, now: float) -> str:
     return last
 
 
+def _slo_samples(store: Store, slos: int, now: float) -> None:
+    """Thirty days of per-minute samples for each SLO (about 100 requests a minute, a few
+    bad): the SLOs page reads their windows."""
+    last = int(now // 60)
+    for n in range(slos):
+        rows = {(f"slo{n}", m): [100 - (m % 97 == 0), 100, 0]
+                for m in range(last - 30 * 1440, last + 1)}  # fmt: skip
+        store.slo_samples.add(rows)
+
+
 async def _in_process(args: argparse.Namespace, config: Path, secret: str, ids: dict[str, str]
                       ) -> tuple[dict[str, object], dict[str, object]]:  # fmt: skip
     rt = build(config, registry=build_registry())
@@ -164,6 +174,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=10_000)
     parser.add_argument("--deployments", type=int, default=1_000)
     parser.add_argument("--flags", type=int, default=200)
+    parser.add_argument("--slos", type=int, default=3, help="each with 30 days of samples")
     parser.add_argument("--rounds", type=int, default=50, help="reads of each page at most")
     parser.add_argument("--paint-rounds", type=int, default=10, help="loads of each page")
     parser.add_argument("--seconds", type=float, default=30, help="at most, per page")
@@ -178,7 +189,10 @@ def main() -> int:
             for n in range(30)]))  # fmt: skip
         store_url = f"sqlite:///{tmp / 'opsmedic.db'}"
         config = tmp / "opsmedic.yaml"
-        config.write_text(yaml.safe_dump({"store": store_url, "rules_dir": "rules",
+        slos = [{"name": f"slo{n}", "service": f"svc{n}", "objective": 99.9,
+                 "sli": {"events": {"total": [f"source=bench-{n}"], "bad": ["severity=critical"]}}}
+                for n in range(args.slos)]  # fmt: skip
+        config.write_text(yaml.safe_dump({"store": store_url, "rules_dir": "rules", "slos": slos,
                                           "api": {"host": "127.0.0.1", "port": 0}}))  # fmt: skip
         rt = build(config, registry=build_registry())  # migrates the new store
         assert rt.store is not None
@@ -187,6 +201,7 @@ def main() -> int:
         with rt.store._engine.begin() as conn:  # the filler resolves them; Now wants them open
             conn.execute(s.incidents.update().values(status="open", resolved_at=None))
         deployment = _releases(rt.store, args.deployments, args.flags, time.time())
+        _slo_samples(rt.store, args.slos, time.time())
         run = rt.store.list_runs(limit=1)[0].id
         fill_s = round(time.perf_counter() - began, 1)
         print(f"filled in {fill_s} s", file=sys.stderr)

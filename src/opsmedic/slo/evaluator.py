@@ -38,9 +38,10 @@ class Evaluator:
         self.statuses: dict[str, SloStatus] = {}
         self.failures: dict[str, str] = {}  # SLO → why its last evaluation failed
 
-    def refresh(self, now: float) -> None:
+    def refresh(self, now: float, sums_every_s: float = BUDGET_EVERY_S) -> None:
         """Read what changed: the last hour's minutes (late samples still land there), all of
-        the alert windows the first time, and the budget sums when they are due."""
+        the alert windows the first time, and the budget sums when they are due (every
+        `sums_every_s`)."""
         last = int(now // 60)
         start = last - LONGEST_MIN + 1
         if self._loaded is not None:
@@ -51,7 +52,7 @@ class Evaluator:
             for minute in [m for m in recent if m <= last - LONGEST_MIN]:
                 del recent[minute]
         self._loaded = last
-        due = self._summed_at is None or not 0 <= now - self._summed_at < BUDGET_EVERY_S
+        due = self._summed_at is None or not 0 <= now - self._summed_at < sums_every_s
         for slo in self.slos:
             known = self._sums.get(slo.name)
             # One without samples yet is cheap to sum, and its first ones must not wait.

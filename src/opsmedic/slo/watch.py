@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -31,6 +32,24 @@ def statuses(slos: Sequence[SloConfig], store: Store, now: float) -> list[SloSta
     evaluator.refresh(now)
     evaluator.evaluate(now)
     return [evaluator.statuses[s.name] for s in slos]
+
+
+class StatusReader:
+    """Every SLO's status for the dashboard's pages, polled every few seconds: one Evaluator
+    kept between reads, so a read costs the last hour's minutes and, at most every
+    FLUSH_EVERY_S, the window's sums (the watch writes samples that often: a fresher sum
+    finds nothing new), not the whole window again. The arithmetic of `statuses`."""
+
+    def __init__(self, slos: Sequence[SloConfig], store: Store) -> None:
+        self._slos = list(slos)
+        self._evaluator = Evaluator(self._slos, store.slo_samples)
+        self._lock = threading.Lock()  # reads come from the server's worker threads
+
+    def read(self, now: float) -> list[SloStatus]:
+        with self._lock:
+            self._evaluator.refresh(now, sums_every_s=FLUSH_EVERY_S)
+            self._evaluator.evaluate(now)  # its alert events are the watch's to send, not these
+            return [self._evaluator.statuses[s.name] for s in self._slos]
 
 
 class SloWatch:

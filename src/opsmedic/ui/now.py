@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from opsmedic.config.slos import SloConfig
 from opsmedic.flags.changes import FlagChange
 from opsmedic.model import DeploymentState, IncidentStatus, RunState
-from opsmedic.slo.watch import statuses
+from opsmedic.slo.watch import StatusReader
 from opsmedic.store.now_rows import RunMark
 from opsmedic.store.run_query import RunFilter
 from opsmedic.store.store import Store
@@ -50,7 +48,7 @@ class NowData:
     slos: list[dict[str, Any]] = field(default_factory=list)
 
 
-def now_data(store: Store, slos: Sequence[SloConfig], now: float) -> NowData:
+def now_data(store: Store, slos: StatusReader, now: float) -> NowData:
     """The page's data in one call (on a worker thread: these are store reads)."""
     found = [i for s in ACTIVE for i in store.list_incidents(status=s, limit=INCIDENTS_SHOWN + 1)]
     found.sort(key=lambda i: i.opened_at, reverse=True)
@@ -66,7 +64,7 @@ def now_data(store: Store, slos: Sequence[SloConfig], now: float) -> NowData:
     if rolling > DEPLOYMENTS_SHOWN:
         rolling = store.count_deployments(states=IN_PROGRESS)
     flags, flags_total = store.flags.since(now - FLAG_WINDOW_S, FLAGS_SHOWN)
-    burning = [s.as_dict() for s in statuses(slos, store, now) if s.firing] if slos else []
+    burning = [s.as_dict() for s in slos.read(now) if s.firing]
     running = [RunView.of(r) for r in runs]
     return NowData(incidents, total, by_incident, running, running_total,
                    rollouts[:DEPLOYMENTS_SHOWN], rolling, flags, flags_total, burning)  # fmt: skip

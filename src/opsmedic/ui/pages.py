@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException
 
+from opsmedic.slo.watch import StatusReader
 from opsmedic.tokens import Scope, allows, digest
 from opsmedic.ui import (  # noqa: F401  (the page modules: importing one adds its routes)
     approvals,
@@ -48,6 +49,7 @@ from opsmedic.ui.sessions import SESSION_SECONDS, Sessions
 def mount(app: FastAPI) -> None:
     """The dashboard on `app` (the API's own app: same process, same port)."""
     app.state.ui_sessions = Sessions()
+    app.state.slo_reader = StatusReader(app.state.slos, app.state.store)
     app.include_router(router)
     app.add_exception_handler(UiRefused, refused)
     app.add_exception_handler(HTTPException, http_error)  # /ui's 404, 405 as pages
@@ -102,7 +104,7 @@ async def static(name: str) -> Response:
 
 async def _now(request: Request) -> dict[str, Any]:
     state = request.app.state
-    data = await asyncio.to_thread(now_data, state.store, state.slos, clock(request))
+    data = await asyncio.to_thread(now_data, state.store, state.slo_reader, clock(request))
     return {"data": data, "counted": RUNNING_COUNTED}
 
 

@@ -13,7 +13,6 @@ from fastapi.responses import HTMLResponse, Response
 
 from opsmedic.reports.budget import burndown_svg
 from opsmedic.slo.budget_use import burndown
-from opsmedic.slo.watch import statuses
 from opsmedic.tokens import Scope
 from opsmedic.ui.kit import UiRefused, clock, only, render, route, signed_in
 
@@ -31,8 +30,9 @@ async def slos_page(request: Request, state: str = "") -> HTMLResponse:
     if state and state not in STATES:
         raise UiRefused(422, f"state: {state!r} is not one of {', '.join(STATES)}")
     app = request.app.state
-    # The status `GET /api/v1/slos` and `opsmedic slo` compute, from the store alone.
-    found = await asyncio.to_thread(statuses, app.slos, app.store, clock(request))
+    # The status `GET /api/v1/slos` and `opsmedic slo` compute, by the same evaluator kept
+    # between reads (its window sums at most FLUSH_EVERY_S old: slo/watch.py).
+    found = await asyncio.to_thread(app.slo_reader.read, clock(request))
     shown = [s for s in found if not state or s.state == state]
     return render("slos.html", request, session=session, page="slos", state=state,
                   states=STATES, total=len(found),

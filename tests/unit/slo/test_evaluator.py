@@ -11,7 +11,7 @@ from opsmedic.config.slos import SloConfig
 from opsmedic.model import OWN_SOURCE, Status
 from opsmedic.slo.evaluator import BUDGET_EVERY_S, Evaluator
 from opsmedic.slo.status import window_of
-from opsmedic.slo.watch import statuses
+from opsmedic.slo.watch import FLUSH_EVERY_S, StatusReader, statuses
 from opsmedic.store import Store
 from store_fixtures import T0
 
@@ -132,3 +132,22 @@ def test_an_slo_without_alerts_shows_its_burn_and_announces_nothing(store: Store
     assert evaluator.evaluate(T0) == []
     assert evaluator.statuses["api"].state == "exhausted"
     assert [t.window for t in evaluator.statuses["api"].firing] == ["1h", "6h", "3d"]
+
+
+def test_the_dashboards_reader_agrees_with_statuses_and_sums_again_after_a_flush(
+    store: Store,
+) -> None:
+    healthy(store, range(M - 2000, M))
+    reader = StatusReader([slo()], store)
+    (kept,) = reader.read(T0)
+    (fresh,) = statuses([slo()], store, T0)
+    assert kept.as_dict() == fresh.as_dict()
+    # Bad minutes in the last hour, as the watch's flushes write them: its burn rates move
+    # at the next read, the budget's window sums once they are due.
+    store.slo_samples.add({("api", m): [0, 100, 0] for m in range(M - 30, M - 10)})
+    (soon,) = reader.read(T0 + 1)  # sums at most FLUSH_EVERY_S old: not read again yet
+    assert soon.as_dict()["budget_remaining"] == kept.as_dict()["budget_remaining"]
+    assert soon.as_dict()["burn_rates"]["1h"] > kept.as_dict()["burn_rates"]["1h"]
+    (later,) = reader.read(T0 + FLUSH_EVERY_S)
+    assert later.as_dict() == statuses([slo()], store, T0 + FLUSH_EVERY_S)[0].as_dict()
+    assert later.as_dict()["budget_remaining"] < kept.as_dict()["budget_remaining"]
