@@ -43,14 +43,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from served import CHROMIUM, serving, sign_in, tokens  # the browser tests' own `opsmedic run`
 
 # The dashboard's pages (name: path; {incident}, {run} and {deployment} name filled rows); a
-# new page is one line here. FRAGMENTS: the parts pages poll (timed, not painted: no one
-# opens them). API: the JSON API's reads of the same information.
+# new page is one line here. FRAGMENTS: what pages fetch (the polled part, the SLO chart they
+# show as an image): timed, not painted. API: the JSON API's reads of the same information.
 PAGES = {"now": "/ui/", "incident": "/ui/incidents/{incident}", "runs": "/ui/runs",
          "runs_failed": "/ui/runs?state=failed&action=run_command", "run": "/ui/runs/{run}",
          "approvals": "/ui/approvals", "rules": "/ui/rules", "deployments": "/ui/deployments",
          "deployment": "/ui/deployments/{deployment}", "flags": "/ui/flags",
          "flag": "/ui/flags/flag0", "slos": "/ui/slos", "silences": "/ui/silences"}  # fmt: skip
-FRAGMENTS = {"now_fragment": "/ui/now/fragment"}
+FRAGMENTS = {"now_fragment": "/ui/now/fragment", "slo_chart": "/ui/slos/slo0/chart.svg"}
 API = {"incidents": "/api/v1/incidents?status=open&limit=100", "runs": "/api/v1/runs?limit=500",
        "incident": "/api/v1/incidents/{incident}", "rules": "/api/v1/rules",
        "deployments": "/api/v1/deployments?limit=100", "flags": "/api/v1/flags",
