@@ -244,17 +244,19 @@ def test_rules_test_json_and_pipe(project: Path) -> None:
 
 
 def test_rules_test_on_deeply_nested_json_is_an_error_line(project: Path) -> None:
-    """100k `[`: past the decoder's nesting limit; 1000 levels in a payload: decoded, but too
-    deep for the JSON printer. Each an `error` line and exit 1, never a traceback."""
+    """100k `[`: past the decoder's nesting limit (exit 1); 1000 levels in a payload: decoded,
+    but an event nested deeper than an event may be (exit 2, as any invalid event). Each an
+    `error` line, never a traceback."""
     (project / "deep.json").write_text("[" * 100_000)
     nested = '{"source": "x", "payload": ' + '{"a": ' * 1000 + "1" + "}" * 1001
     (project / "deep-payload.json").write_text(nested)
-    for name, args, says in [
-        ("deep.json", [], "deep.json: cannot read JSON: depth limit exceeded"),
-        ("deep-payload.json", ["--json"], "nested too deeply (about 1000 levels) to print"),
+    for name, args, code, says in [
+        ("deep.json", [], 1, "deep.json: cannot read JSON: depth limit exceeded"),
+        ("deep-payload.json", ["--json"], 2,
+         "deep-payload.json:1:1: event 1: nested deeper than 100 levels"),
     ]:  # fmt: skip
         result = opsmedic("rules", "test", name, *args, cwd=project)
-        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert result.returncode == code and "Traceback" not in result.stderr, result.stderr
         assert result.stderr.startswith("error ") and says in result.stderr, result.stderr
 
 
